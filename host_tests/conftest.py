@@ -1,0 +1,26 @@
+"""pytest set-up: the same import paths as on the device (firmware/, lib/, the repo root for
+boards/), a `micropython` shim, and plain `async def test_*` support (run with asyncio.run)."""
+
+import asyncio
+import inspect
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"),
+          os.path.join(ROOT, "firmware"), ROOT):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+if not hasattr(asyncio, "sleep_ms"):
+    async def _sleep_ms(ms):
+        await asyncio.sleep(ms / 1000)
+
+    asyncio.sleep_ms = _sleep_ms
+
+
+def pytest_pyfunc_call(pyfuncitem):
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        asyncio.run(pyfuncitem.obj())
+        return True
+    return None

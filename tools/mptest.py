@@ -1,0 +1,49 @@
+# Minimal test runner for the MicroPython unix port.
+# Imports every host_tests/unit/test_*.py, calls each module-level test_* function (running
+# returned coroutines with asyncio.run), prints failures and a closing `N passed, N failed` line,
+# and exits non-zero on any failure. Same test files run under pytest on CPython.
+# Usage: MICROPYPATH=.frozen:firmware:lib:. micropython tools/mptest.py host_tests/unit [name]
+import sys
+import os
+import asyncio
+
+
+def _modules(folder):
+    names = [n[:-3] for n in os.listdir(folder) if n.startswith("test_") and n.endswith(".py")]
+    names.sort()
+    return names
+
+
+def main():
+    folder = sys.argv[1] if len(sys.argv) > 1 else "host_tests/unit"
+    only = sys.argv[2] if len(sys.argv) > 2 else None
+    sys.path.insert(0, folder)
+    passed = failed = 0
+    for name in _modules(folder):
+        if only and only not in name:
+            continue
+        try:
+            mod = __import__(name)
+        except Exception as e:  # an import error fails the whole module
+            failed += 1
+            print("FAIL", name, "(import)")
+            sys.print_exception(e)
+            continue
+        tests = [k for k in sorted(dir(mod)) if k.startswith("test_")]
+        for t in tests:
+            fn = getattr(mod, t)
+            try:
+                r = fn()
+                if r is not None and hasattr(r, "send"):
+                    asyncio.run(r)
+                    asyncio.new_event_loop()
+                passed += 1
+            except Exception as e:
+                failed += 1
+                print("FAIL", name + "." + t)
+                sys.print_exception(e)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+main()
