@@ -7,7 +7,7 @@ receive these objects (``ADE7953(board.ade_spi, board.ade_cs)``) and never const
 Attributes every board provides (None where the board has no such part):
 
 - ``name`` (str), ``serial`` (str, meter serial number, <= 16 printable characters)
-- ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``,
+- ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``, ``ticks_add(a, b)``,
   ``async sleep_ms(ms)`` for metering time, ``time()`` RTC seconds since 2000-01-01 00:00:00 UTC
   and ``set_time(s)``. The virtual board runs this clock faster than real time; protocol timing
   (reaction times, timeouts) uses real ``asyncio.sleep_ms`` instead.
@@ -67,6 +67,9 @@ class MonotonicClock:
 
     def ticks_diff(self, a, b):
         return self._time.ticks_diff(a, b)
+
+    def ticks_add(self, a, b):
+        return self._time.ticks_add(a, b)
 
     async def sleep_ms(self, ms):
         import asyncio

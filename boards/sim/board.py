@@ -1,0 +1,220 @@
+# The virtual board: the firmware's peripherals as register-level models.
+"""Virtual board for the MicroPython unix port (``make sim``).
+
+Options (``make sim ARGS="..."``):
+
+--load FILE       load trace CSV ``t_s,p_w,q_var`` (default: bundled household + PV, 2016)
+--speed N         simulated seconds per wall second (default 1); ``max`` (or 0) runs as fast
+                  as possible in discrete-event time
+--duration S      stop after S simulated seconds (default: run until interrupted)
+--serial ID       meter serial number (default SIM00001)
+--json            on exit print one JSON line: registers (Wh/varh/VAh), sim_s, wall_s,
+                  heap_peak_bytes
+--plain           plain one-line LCD output instead of the redrawn 7-segment picture
+--quiet           no LCD output at all (CI)
+--fault F         ADE7953 fault from power-up: dead0, deadff, misclocked
+--fault-at S      ... or starting at simulated second S
+--voltage V       line voltage (V rms, default 230)
+--period-ms MS    metering read interval (default 1000)
+--start EPOCH     RTC at simulated time 0, seconds since 2000-01-01 UTC (default 2016-01-01)
+"""
+
+import gc
+import sys
+import time
+
+from boards.board import NullWDT, RGBLed
+from boards.sim.ade7953_model import ADE7953Model
+from boards.sim.clock import EPOCH_2016, VirtualClock
+from boards.sim.hw import SimPin, SimSPI
+
+DEFAULT_LOAD = "boards/sim/loads/household_pv_2016.csv"
+
+
+class Options:
+    def __init__(self):
+        self.load = DEFAULT_LOAD
+        self.speed = 1.0
+        self.duration = None
+        self.serial = "SIM00001"
+        self.json = False
+        self.plain = False
+        self.quiet = False
+        self.fault = None
+        self.fault_at = None
+        self.voltage = 230.0
+        self.period_ms = 1000
+        self.start = EPOCH_2016
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_args(argv):
+    """Parse the virtual board's command line into :class:`Options`; UsageError if bad."""
+    o = Options()
+    i = 0
+    flags = {"--json": "json", "--plain": "plain", "--quiet": "quiet"}
+    while i < len(argv):
+        a = argv[i]
+        if a in flags:
+            setattr(o, flags[a], True)
+            i += 1
+            continue
+        if a in ("-h", "--help"):
+            raise UsageError(__doc__)
+        if i + 1 >= len(argv):
+            raise UsageError("option %s needs a value" % a)
+        v = argv[i + 1]
+        i += 2
+        try:
+            if a == "--load":
+                o.load = v
+            elif a == "--speed":
+                o.speed = 0.0 if v == "max" else float(v)
+                if o.speed < 0:
+                    raise ValueError
+            elif a == "--duration":
+                o.duration = float(v)
+                if o.duration < 0:
+                    raise ValueError
+            elif a == "--serial":
+                if not 0 < len(v) <= 16:
+                    raise ValueError
+                o.serial = v
+            elif a == "--fault":
+                if v not in ("dead0", "deadff", "misclocked"):
+                    raise ValueError
+                o.fault = v
+            elif a == "--fault-at":
+                o.fault_at = float(v)
+            elif a == "--voltage":
+                o.voltage = float(v)
+            elif a == "--period-ms":
+                o.period_ms = int(v)
+            elif a == "--start":
+                o.start = int(v)
+            else:
+                raise UsageError("unknown option %s (try --help)" % a)
+        except UsageError:
+            raise
+        except ValueError:
+            raise UsageError("bad value for %s: %r" % (a, v))
+    return o
+
+
+class SimBoard:
+    """The virtual board (attributes as in boards/board.py)."""
+
+    name = "sim"
+
+    def __init__(self, opts=None, trace=None):
+        from boards.sim.load import LoadTrace
+
+        self.opts = o = opts if opts is not None else Options()
+        self.serial = o.serial
+        self.clock = VirtualClock(o.speed, o.start)
+        self.trace = trace if trace is not None else LoadTrace(o.load)
+        self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
+                                fault=None if o.fault_at else o.fault)
+        self.ade_cs = SimPin("ADE_CS", 1, on_change=self.ade.select)
+        self.ade_spi = SimSPI(self.ade)
+        self.ade_irq = SimPin("ADE_IRQ", source=self.ade.irq_pin)
+        self.ade_reset = SimPin("ADE_RESET", 1, on_change=self.ade.reset_pin)
+        self.led_kwh = SimPin("LED_KWH")
+        self.led_kvarh = SimPin("LED_KVARH")
+        self.status_leds = (RGBLed(SimPin("S1R"), SimPin("S1G"), SimPin("S1B")),
+                            RGBLed(SimPin("S2R"), SimPin("S2G"), SimPin("S2B")))
+        self.relay = SimPin("RELAY", 1)
+        self.relay_feedback = SimPin("RELAY_FB", source=self.relay.value)
+        self.btn_scroll = SimPin("BTN_SCROLL")
+        self.btn_demand_reset = SimPin("BTN_MDRESET")
+        self.sw_test = SimPin("SW_TEST")
+        self.cover = SimPin("COVER")
+        self.terminal_cover = SimPin("TCOVER")
+        self.magnet = SimPin("MAGNET")
+        self.power_fail = SimPin("PFAIL")
+        self.seal = SimPin("SEAL")
+        self.uart_optical = None
+        self.uart_rs485 = None
+        self.rs485_de = SimPin("RS485_DE")
+        self.uart_modem = None
+        self.modem_pwrkey = SimPin("MODEM_PWRKEY")
+        self.flash = None
+        self.flash_layout = {}
+        self.wdt = NullWDT()
+        self.lcd = self._make_lcd()
+        self.heap_peak = 0
+        self._wall0 = time.ticks_ms()
+
+    @classmethod
+    def from_argv(cls, argv):
+        return cls(parse_args(argv))
+
+    def _make_lcd(self):
+        o = self.opts
+        if o.quiet:
+            return _NullLCD()
+        from boards.sim.lcd_term import TermLCD
+
+        return TermLCD(ansi=not o.plain)
+
+    # -- instrumentation -----------------------------------------------------------------
+
+    def sample_heap(self):
+        a = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+        if a > self.heap_peak:
+            self.heap_peak = a
+
+    def duration_ms(self):
+        d = self.opts.duration
+        return None if d is None else int(d * 1000)
+
+    def tasks(self, meter):
+        """Board-side tasks started by the firmware (fault injection, heap sampling)."""
+        import asyncio
+
+        t = [asyncio.create_task(self._sampler())]
+        if self.opts.fault_at is not None:
+            t.append(asyncio.create_task(self._inject_fault()))
+        return t
+
+    async def _sampler(self):
+        import asyncio
+
+        while True:
+            self.sample_heap()
+            await asyncio.sleep_ms(20)
+
+    async def _inject_fault(self):
+        await self.clock.sleep_ms(int(self.opts.fault_at * 1000))
+        self.ade.fault = self.opts.fault
+
+    def report(self, meter):
+        """At exit: the JSON line (``--json``)."""
+        if not self.opts.json:
+            return
+        import json
+
+        regs = meter.registers.snapshot()
+        out = {
+            "registers": {k: regs[k] / 1000 for k in regs},
+            "sim_s": self.clock.ticks_ms() / 1000,
+            "wall_s": time.ticks_diff(time.ticks_ms(), self._wall0) / 1000,
+            "heap_peak_bytes": self.heap_peak,
+            "pulses": meter.metering.pulse.total,
+            "led_kwh_flashes": self.led_kwh.rises,
+            "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
+            "fault": meter.metering.fault,
+        }
+        sys.stdout.write(json.dumps(out) + "\n")
+
+
+class _NullLCD:
+    def __init__(self):
+        self.frames_shown = 0
+        self.last_text = ""
+
+    def show(self, frame):
+        self.frames_shown += 1

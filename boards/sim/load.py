@@ -1,0 +1,219 @@
+"""Streaming reader of load traces for the virtual board (MicroPython and CPython).
+
+A trace is a CSV text file::
+
+    t_s,p_w,q_var
+    0,395,-34
+    900,1143,504
+
+- header exactly ``t_s,p_w,q_var`` (a trailing ``\\r`` is tolerated on every line);
+- each row: time in seconds from the start of the run, active power in W (> 0 import,
+  < 0 export), reactive power in var (> 0 inductive, < 0 capacitive);
+- each field a decimal number: optional ``+``/``-``, digits, optional ``.`` and digits, no
+  spaces or exponents (``-12``, ``4.6``, ``.5``, ``3.``);
+- ``t_s`` >= 0 and strictly increasing; at least one row.
+
+A row's power holds from its time until the next row's time; the last row holds for ever.
+Before the first row's time the power is 0. Values are turned into integer milli-units
+(ms, mW, mvar) with integer arithmetic only; digits beyond the third decimal are truncated
+towards zero (``1.2349`` -> 1234, ``-1.2349`` -> -1234), and ``t_s`` is compared after that
+truncation, so two rows less than 1 ms apart are "not increasing".
+
+The file is never held in memory: the constructor validates it in one streaming pass and
+:meth:`LoadTrace.at` reads forward one row at a time (one line buffer, a few small objects), so
+a year at 15-min steps (35 136 rows, ~0.6 MB) fits a ~96 KB heap. On 32-bit ports times above
+2**30 ms (~12.4 days) are long ints; the 64-bit unix port keeps them small.
+
+Bundled traces (boards/sim/loads/, see README.md there): ``household_pv_2016.csv`` (default for
+``make sim``), ``household_2016.csv``, ``four_quadrant.csv``.
+"""
+
+from micropython import const
+
+HEADER = "t_s,p_w,q_var"
+_NAMES = ("t_s", "p_w", "q_var")
+_DIGITS = "0123456789"
+_NFIELDS = const(3)
+_FOREVER = const(1 << 61)  # "no next row": later than any t_ms (~73 million years)
+
+
+class LoadError(ValueError):
+    """A malformed trace file; the message is ``"<path>:<line>: <what>"`` (line 1-based)."""
+
+
+def _parse_milli(text):
+    """Return the decimal number ``text`` in thousandths as an int, without floats.
+
+    ``"1234.5678"`` -> 1234567, ``"-0.5"`` -> -500, ``"7"`` -> 7000, ``".25"`` -> 250.
+    Digits after the third decimal are truncated towards zero.
+    Returns None for anything else (empty, spaces, ``_``, exponents, two dots, ...): no
+    exception, so the caller's hot path needs no try block.
+    """
+    # Few locals on purpose: MicroPython puts a small frame on the C stack but a larger one on
+    # the heap, which made this (hot) function several times slower; fractions go to _frac().
+    s = text
+    c = s[:1]
+    if c == "-" or c == "+":
+        s = s[1:]
+    # strip(_DIGITS) leaves "" only if every character is an ASCII digit; int() alone would
+    # also take " 12", "1_000" and (CPython) non-ASCII digits.
+    if s and not s.strip(_DIGITS):
+        v = int(s) * 1000
+    else:
+        v = _frac(s)
+        if v is None:
+            return None
+    return -v if c == "-" else v
+
+
+def _frac(s):
+    """Unsigned ``whole.frac`` (either part may be empty, not both) in thousandths, or None."""
+    dot = s.find(".")
+    if dot < 0:
+        return None
+    whole = s[:dot]
+    frac = s[dot + 1:]
+    if not (whole or frac) or whole.strip(_DIGITS) or frac.strip(_DIGITS):
+        return None
+    v = int(whole) * 1000 if whole else 0
+    if frac:
+        v += int((frac + "00")[:3])
+    return v
+
+
+class LoadTrace:
+    """Power in force at a simulated time, read from a trace file (see the module docstring).
+
+    ``LoadTrace(path)`` opens and validates the whole file (raises :class:`LoadError` naming the
+    file and line, or OSError if it cannot be opened), then rewinds. Use :meth:`at` with
+    non-decreasing times; :meth:`close` (or ``with``) releases the file.
+
+    Attributes: ``path``; ``rows`` (number of data rows); ``first_ms`` (first row's time).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._f = open(path)
+        try:
+            self._validate()
+            self._restart()
+        except BaseException:
+            self._f.close()
+            raise
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _error(self, what):
+        return LoadError("%s:%d: %s" % (self.path, self._line, what))
+
+    def _header(self):
+        self._line = 1
+        head = self._f.readline()
+        if not head:
+            raise self._error("empty file, expected header '%s'" % HEADER)
+        if head.rstrip("\r\n") != HEADER:
+            raise self._error("header must be '%s', got '%s'" % (HEADER, head.rstrip("\r\n")))
+
+    def _row(self):
+        """Read the next data row as (t_ms, p_mw, q_mvar), or None at the end of the file."""
+        # Kept small (see _parse_milli); every error message is built in _bad().
+        line = self._f.readline()
+        if not line:
+            return None
+        self._line += 1
+        f = line.rstrip("\r\n").split(",")
+        if len(f) != _NFIELDS:
+            self._bad(f)
+        t = _parse_milli(f[0])
+        p = _parse_milli(f[1])
+        q = _parse_milli(f[2])
+        # _last_t starts at -1, so this also rejects a negative first time
+        if t is None or p is None or q is None or t <= self._last_t:
+            self._bad(f)
+        self._last_t = t
+        return (t, p, q)
+
+    def _bad(self, f):
+        """Raise the LoadError that describes what is wrong with the fields f of this line."""
+        if len(f) != _NFIELDS:
+            raise self._error("expected %d fields (t_s,p_w,q_var), got %d" % (_NFIELDS, len(f)))
+        for i in range(_NFIELDS):
+            if _parse_milli(f[i]) is None:
+                raise self._error("%s '%s' is not a number" % (_NAMES[i], f[i]))
+        if _parse_milli(f[0]) < 0:
+            raise self._error("t_s '%s' is negative" % f[0])
+        raise self._error("t_s '%s' does not increase (previous row at %d ms)"
+                          % (f[0], self._last_t))
+
+    def _validate(self):
+        self._header()
+        self._last_t = -1
+        first = self._row()
+        if first is None:
+            self._line += 1  # the line where the first row should be
+            raise self._error("no data rows after the header")
+        n = 1
+        while self._row() is not None:
+            n += 1
+        self.rows = n
+        self.first_ms = first[0]
+        self._duration = self._last_t
+
+    def _restart(self):
+        """Seek to the first row: the segment before it is (0, 0) up to first_ms."""
+        self._f.seek(0)
+        self._header()
+        self._last_t = -1
+        self._next = self._row()
+        self._lo = -1 << 40  # any time before the first row (a small int on 64-bit ports)
+        self._hi = self._next[0]
+        self._res = (0, 0, self._hi)
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def duration_ms(self):
+        """Time of the last row (ms); the last row's power holds from then on."""
+        return self._duration
+
+    def at(self, t_ms):
+        """Return (p_mw, q_mvar, next_ms) in force at t_ms (int ms from the start of the run).
+
+        p_mw / q_mvar are ints in mW / mvar; next_ms is the time (ms) at which the next row
+        starts, or None once the last row is in force. Before the first row: (0, 0, first_ms).
+        Times should not decrease between calls; a smaller time rewinds the file and reads
+        forward again from the start (costly). Within the current row this is two compares and
+        returns the same tuple object (no allocation). Raises LoadError if the file changed
+        under the reader, ValueError if it was closed.
+        """
+        if self._lo <= t_ms < self._hi:
+            return self._res
+        if t_ms < self._lo:
+            self._restart()
+            if t_ms < self._hi:
+                return self._res
+        nxt = self._next
+        while True:
+            cur = nxt
+            nxt = self._row()
+            if nxt is None or t_ms < nxt[0]:
+                break
+        self._next = nxt
+        self._lo = cur[0]
+        if nxt is None:
+            self._hi = _FOREVER
+            self._res = (cur[1], cur[2], None)
+        else:
+            self._hi = nxt[0]
+            self._res = (cur[1], cur[2], nxt[0])
+        return self._res
+
+    def close(self):
+        """Close the file; further :meth:`at` calls that need to read raise ValueError."""
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()

@@ -1,0 +1,105 @@
+# Application wiring: builds the meter from a board and runs its tasks.
+"""The meter application.
+
+Data flow (one way): ADE7953 counts -> :class:`metering.Metering` (gate, quadrant split,
+registers) -> consumers (display, test LED, later protocols and uplink) reading snapshots.
+
+``Meter(board, cfg)`` builds the driver, registers, gate, pulse output and tasks;
+``await meter.main(duration_ms)`` runs until the duration (metering time) elapses or forever.
+"""
+
+import asyncio
+
+import defaults
+import events
+from ade7953 import ADE7953, Calibration
+from energy import Registers, lsb_per_unit_q8
+from metering import Metering
+from pulse import NoLoadGate, PulseOutput
+
+VERSION = "0.1.0"
+
+
+class Meter:
+    def __init__(self, board, cfg=None):
+        self.board = board
+        self.cfg = cfg = cfg if cfg is not None else defaults.config()
+        clock = board.clock
+        self.log = events.EventLog(clock, sink=getattr(board, "event_sink", None))
+        cal = Calibration(**cfg["calibration"])
+        self.ade = ADE7953(board.ade_spi, board.ade_cs, board.ade_irq, board.ade_reset, cal)
+        lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+        self.registers = Registers(lpw, lsb_per_unit_q8(cal.varh_per_lsb),
+                                   lsb_per_unit_q8(cal.vah_per_lsb))
+        gate = NoLoadGate(cal.vah_per_lsb, cfg["start_current_ma"], cfg["un_v"],
+                          cfg["no_load_ratio_pct"])
+        # k imp/kWh -> LSB per pulse = LSB per Wh * 1000 / k
+        pulse = PulseOutput(lpw * 1000 // cfg["meter_constant"])
+        self.metering = Metering(self.ade, self.registers, gate, pulse, clock, self.log,
+                                 cfg["period_ms"])
+        import display
+
+        self.display = display.DisplayTask(self, board.lcd, cfg)
+        self.log.log(events.POWER_UP)
+
+    async def led_task(self):
+        """Test LED: the pulses due from each metering interval are spread evenly over the
+        next ``period_ms`` (ON ``pulse_ms`` each, OFF at least as long); steadily lit in
+        no-load, dark while the metrology is faulty."""
+        m = self.metering
+        led = self.board.led_kwh
+        clock = self.board.clock
+        on_ms = self.cfg["pulse_ms"]
+        period = m.period_ms
+        while True:
+            n = m.pulses_due
+            if m.no_load or not m.ok or n == 0:
+                led.value(1 if (m.ok and m.no_load) else 0)
+                await clock.sleep_ms(period)
+                continue
+            gap = period // n - on_ms
+            if gap < on_ms:  # faster than the LED can show: emit at the maximum rate
+                gap = on_ms
+            m.pulses_due -= 1
+            led.value(1)
+            await clock.sleep_ms(on_ms)
+            led.value(0)
+            await clock.sleep_ms(gap)
+
+    async def main(self, duration_ms=None):
+        tasks = [
+            asyncio.create_task(self.metering.run()),
+            asyncio.create_task(self.led_task()),
+            asyncio.create_task(self.display.run()),
+        ]
+        extra = getattr(self.board, "tasks", None)
+        if extra is not None:
+            tasks += extra(self)
+        try:
+            if duration_ms is None:
+                while True:
+                    await asyncio.sleep_ms(1000)
+                    self.board.wdt.feed()
+            else:
+                await self.board.clock.sleep_ms(duration_ms)
+        finally:
+            for t in tasks:
+                t.cancel()
+            if hasattr(self.board.clock, "stopped"):
+                self.board.clock.stopped = True
+            self.metering.finish()
+
+
+def run(board):
+    """Entry used by main.py: run the meter on ``board`` (blocking)."""
+    meter = Meter(board)
+    try:
+        asyncio.run(meter.main(board.duration_ms() if hasattr(board, "duration_ms") else None))
+    except KeyboardInterrupt:
+        meter.metering.finish()
+    finally:
+        asyncio.new_event_loop()
+        rep = getattr(board, "report", None)
+        if rep is not None:
+            rep(meter)
+    return meter

@@ -1,0 +1,141 @@
+"""Port task: pumps bytes between a UART and an ``iec_session.Session`` (IEC 62056-21).
+
+One task per port (optical head or RS-485); it owns the port's writer. Protocol timing uses the
+real clock (``time.ticks_ms`` and ``asyncio.sleep_ms``), never the board's metering clock,
+which runs faster than real time on the virtual board.
+
+The UART may be a ``machine.UART`` (rp2/stm32) or ``boards.sim.uart.TcpUart``/``BusUart``; it
+needs ``any()``, ``readinto(buf)``, ``write(buf)``, ``init(baudrate=, bits=, parity=, stop=)``
+and, for RS-485, ``txdone()`` (without it the transmit time is estimated from the baud rate).
+Give the UART an rx buffer of at least 256 bytes.
+"""
+
+import asyncio
+import time
+
+from iec62056_21 import add_parity_into
+from iec_session import IDLE
+
+try:
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+except AttributeError:  # CPython (host tests)
+
+    def _ticks_ms():
+        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
+
+    def _ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+if not hasattr(asyncio, "sleep_ms"):  # CPython
+
+    async def _sleep_ms(ms):
+        await asyncio.sleep(ms / 1000)
+
+else:
+    _sleep_ms = asyncio.sleep_ms
+
+_IDLE_POLL_MS = 20  # poll period while idle (a 300 Bd character takes 33 ms)
+_BUSY_POLL_MS = 5  # poll period while a session is active
+_TX_SLICE_MS = 70  # bound on one blocking UART write (stm32 UART.write blocks)
+
+
+class PortStats:
+    """Counters of one port task (read by diagnostics)."""
+
+    def __init__(self):
+        self.rx = 0
+        self.tx = 0
+        self.messages = 0
+        self.errors = 0
+        self.baud = 300
+
+
+def _set_format(uart, baud, soft_parity):
+    # 7E1, or 8N1 with a software parity bit in bit 7 (protocols.md A1).
+    if soft_parity:
+        uart.init(baudrate=baud, bits=8, parity=None, stop=1)
+    else:
+        uart.init(baudrate=baud, bits=7, parity=0, stop=1)
+
+
+async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
+    if soft_parity:
+        data = add_parity_into(bytearray(data))
+    mv = memoryview(data)
+    n = len(data)
+    chunk = max(1, baud * _TX_SLICE_MS // 10000)  # characters per slice (10 bits each)
+    has_txdone = hasattr(uart, "txdone")
+    if de_pin is not None:
+        de_pin.value(1)
+    try:
+        i = 0
+        while i < n:
+            k = uart.write(mv[i : i + chunk])
+            if not k:  # write timed out: try again shortly
+                await _sleep_ms(1)
+                continue
+            t0 = clock_ms()
+            est = (k * 10000 + baud - 1) // baud
+            i += k
+            if has_txdone:
+                # Wait for the last stop bit; bounded in case txdone() never comes true.
+                while not uart.txdone() and _ticks_diff(clock_ms(), t0) < 2 * est + 100:
+                    await _sleep_ms(1)
+            else:
+                await _sleep_ms(est + 1)
+        stats.tx += n
+        stats.messages += 1
+    finally:
+        if de_pin is not None:
+            de_pin.value(0)
+
+
+async def run_port(
+    uart, session, de_pin=None, clock_ms=None, soft_parity=False, stats=None, stop=None
+):
+    """Serve ``session`` on ``uart`` until ``stop`` (an object with ``is_set()``, e.g. an
+    asyncio.Event) is set; runs forever when stop is None.
+
+    de_pin: RS-485 driver enable (Pin-like ``value(v)``; high while transmitting, released
+    after ``txdone()``). clock_ms: callable returning ms ticks (default ``time.ticks_ms``).
+    soft_parity: the UART runs 8N1 and bit 7 carries the even parity (for ports without 7E1).
+    stats: a PortStats to update. Bad input never ends the task: any error resets the
+    session to idle at 300 Bd.
+    """
+    clock = clock_ms or _ticks_ms
+    st = stats if stats is not None else PortStats()
+    buf = bytearray(64)
+    if de_pin is not None:
+        de_pin.value(0)
+    baud = 300
+    _set_format(uart, baud, soft_parity)
+    st.baud = baud
+    while stop is None or not stop.is_set():
+        try:
+            n = uart.any() and uart.readinto(buf)
+            now = clock()
+            if n:
+                st.rx += n
+                act = session.feed(buf, now, n)
+            else:
+                act = session.poll(now)
+            while act is not None:
+                at, data, new_baud = act
+                wait = _ticks_diff(at, clock())
+                if wait > 0:
+                    await _sleep_ms(wait)
+                if data:
+                    await _transmit(uart, data, baud, de_pin, soft_parity, clock, st)
+                if new_baud and new_baud != baud:
+                    baud = new_baud
+                    _set_format(uart, baud, soft_parity)
+                    st.baud = baud
+                act = session.poll(clock())
+        except Exception:
+            st.errors += 1
+            session.reset(clock())
+            if de_pin is not None:
+                de_pin.value(0)
+        await _sleep_ms(_IDLE_POLL_MS if session.state == IDLE else _BUSY_POLL_MS)
