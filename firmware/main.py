@@ -22,6 +22,9 @@ def _board():
     except UsageError as e:
         sys.stderr.write(str(e) + "\n")
         sys.exit(2)
+    except (ValueError, OSError) as e:  # LoadError names file and line
+        sys.stderr.write("sim: cannot start: %s\n" % e)
+        sys.exit(2)
 
 
 def main():

@@ -12,6 +12,14 @@ for p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"),
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import time  # noqa: E402
+
+if not hasattr(time, "ticks_ms"):  # MicroPython's time extensions, for lib/ and firmware/
+    time.ticks_ms = lambda: time.monotonic_ns() // 1000000
+    time.ticks_us = lambda: time.monotonic_ns() // 1000
+    time.ticks_diff = lambda a, b: a - b
+    time.ticks_add = lambda a, b: a + b
+
 if not hasattr(asyncio, "sleep_ms"):
     async def _sleep_ms(ms):
         await asyncio.sleep(ms / 1000)

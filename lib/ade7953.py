@@ -222,6 +222,9 @@ class ADE7953:
         self.irq_status = 0
         self.overflow = 0
         self.resets_seen = 0
+        self.vrms = self.irms_a = self.irms_b = self.watt = self.var = self.va = 0
+        self.pf = self.period = self.angle = 0
+        self._nl = -1
         cs.value(1)
 
     # -- raw access ---------------------------------------------------------------------
@@ -242,7 +245,7 @@ class ADE7953:
         v = 0
         for i in range(3, 3 + n):
             v = (v << 8) | rx[i]
-        if addr in _SIGNED:
+        if (addr - 0x100 if n == 4 else addr) in _SIGNED:
             bits = 8 * n
             if v & (1 << (bits - 1)):
                 v -= 1 << bits

@@ -165,6 +165,9 @@ class LoadTrace:
         self._header()
         self._last_t = -1
         self._next = self._row()
+        if self._next is None:  # only if the file was emptied after validation
+            self._line += 1
+            raise self._error("no data rows after the header")
         self._lo = -1 << 40  # any time before the first row (a small int on 64-bit ports)
         self._hi = self._next[0]
         self._res = (0, 0, self._hi)
@@ -183,8 +186,8 @@ class LoadTrace:
         starts, or None once the last row is in force. Before the first row: (0, 0, first_ms).
         Times should not decrease between calls; a smaller time rewinds the file and reads
         forward again from the start (costly). Within the current row this is two compares and
-        returns the same tuple object (no allocation). Raises LoadError if the file changed
-        under the reader, ValueError if it was closed.
+        returns the same tuple object (no allocation). Raises LoadError if the file became
+        malformed after validation, ValueError (both interpreters) if it was closed.
         """
         if self._lo <= t_ms < self._hi:
             return self._res
