@@ -203,12 +203,20 @@ class SimBoard:
             "sim_s": self.clock.ticks_ms() / 1000,
             "wall_s": time.ticks_diff(time.ticks_ms(), self._wall0) / 1000,
             "heap_peak_bytes": self.heap_peak,
+            "heap_steady_bytes": _steady_heap(),
             "pulses": meter.metering.pulse.total,
             "led_kwh_flashes": self.led_kwh.rises,
             "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
             "fault": meter.metering.fault,
         }
         sys.stdout.write(json.dumps(out) + "\n")
+
+
+def _steady_heap():
+    if not hasattr(gc, "mem_alloc"):
+        return 0
+    gc.collect()
+    return gc.mem_alloc()
 
 
 class _NullLCD:

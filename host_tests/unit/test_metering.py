@@ -101,3 +101,40 @@ async def test_fault_mid_run_keeps_registers():
     task.cancel()
     clock.stopped = True
     await asyncio.sleep_ms(0)
+
+
+def test_metering_step_allocates_nothing():
+    from simkit import MICROPYTHON
+
+    class Bus:  # AENERGYA/RENERGYA/APENERGYA = 0x000100, RSTIRQSTATA = 0
+        def write_readinto(self, w, r):
+            r[3] = 0
+            r[4] = 0x01 if w[1] in (0x1E, 0x20, 0x22) else 0
+            r[5] = 0
+
+    class Pin:
+        def value(self, v=None):
+            return 1
+
+    clock = ManualClock()
+    drv = ADE7953(Bus(), Pin())
+    cal = Calibration()
+    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+    m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), PulseOutput(lpw),
+                 clock, events.EventLog(clock))
+    m.ok = True
+    clock.now += 1000
+    m.step()
+    if MICROPYTHON:
+        import micropython
+
+        micropython.heap_lock()
+    try:
+        for _ in range(50):
+            clock.now += 1000
+            m.step()
+    finally:
+        if MICROPYTHON:
+            micropython.heap_unlock()
+    assert m.regs.whole[0] * 1000 + 0 >= 0 and m.steps == 51, m.steps
+    assert m.regs.milli(0) > 0, "energy registered"
