@@ -100,7 +100,7 @@ def parse_args(argv):
         except UsageError:
             raise
         except ValueError:
-            raise UsageError("bad value for %s: %r" % (a, v))
+            raise UsageError("bad value for %s: %r" % (a, v)) from None
     return o
 
 

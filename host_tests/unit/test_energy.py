@@ -95,7 +95,7 @@ def test_add_allocates_nothing():
 
     micropython.heap_lock()
     try:
-        for i in range(100):
+        for _ in range(100):
             r.add(100000, -5000, 100000)
             r.add(-90000, 5000, 90000)
     finally:
