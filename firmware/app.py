@@ -41,6 +41,19 @@ class Meter:
 
         self.display = display.DisplayTask(self, board.lcd, cfg)
         self.log.log(events.POWER_UP)
+        self.storage = None
+        self.storage_status = None
+        attach = getattr(board, "attach", None)
+        if attach is not None:
+            attach(self)
+        if board.flash is not None and "journal" in board.flash_layout:
+            import storage
+            from flash import Partition
+
+            off, length = board.flash_layout["journal"]
+            self.storage = storage.Storage(self, Partition(board.flash, off, length),
+                                           getattr(board, "commit_s", cfg["commit_s"]))
+            self.storage_status = self.storage.restore()
 
     async def led_task(self):
         """Test LED: the pulses due from each metering interval are spread evenly over the
@@ -72,6 +85,10 @@ class Meter:
             asyncio.create_task(self.led_task()),
             asyncio.create_task(self.display.run()),
         ]
+        if self.storage is not None:
+            tasks.append(asyncio.create_task(self.storage.run()))
+            if getattr(self.board, "on_power_fail", None) is not None:
+                tasks.append(asyncio.create_task(self.storage.power_fail_watch(self.board)))
         extra = getattr(self.board, "tasks", None)
         if extra is not None:
             tasks += extra(self)
@@ -87,7 +104,15 @@ class Meter:
                 t.cancel()
             if hasattr(self.board.clock, "stopped"):
                 self.board.clock.stopped = True
-            self.metering.finish()
+            self.shutdown()
+
+    def shutdown(self):
+        """Orderly stop (end of a simulated run, Ctrl-C): last interval, then a commit."""
+        self.metering.finish()
+        if self.storage is not None:
+            import journal
+
+            self.storage.commit(journal.REASON_MANUAL)
 
 
 def run(board):
@@ -96,7 +121,7 @@ def run(board):
     try:
         asyncio.run(meter.main(board.duration_ms() if hasattr(board, "duration_ms") else None))
     except KeyboardInterrupt:
-        meter.metering.finish()
+        meter.shutdown()
     finally:
         asyncio.new_event_loop()
         rep = getattr(board, "report", None)

@@ -11,6 +11,7 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``period_ms`` 1000: metering read interval (overflow bound 79.6 s, lib/ade7953.py).
 - ``pulse_ms`` 40: LED ON time per pulse (Elster A100C).
 - ``scroll_ms`` 10000: LCD auto-scroll hold time.
+- ``commit_s`` 300: periodic register commit (lib/journal.CommitPolicy explains the choice).
 - ``calibration``: lib.ade7953.Calibration overrides (empty = reference design).
 """
 
@@ -25,5 +26,6 @@ def config():
         "pulse_ms": 40,
         "scroll_ms": 10000,
         "energy_decimals": 3,
+        "commit_s": 300,
         "calibration": {},
     }

@@ -17,6 +17,16 @@ Options (``make sim ARGS="..."``):
 --voltage V       line voltage (V rms, default 230)
 --period-ms MS    metering read interval (default 1000)
 --start EPOCH     RTC at simulated time 0, seconds since 2000-01-01 UTC (default 2016-01-01)
+--flash PATH      keep the NOR-flash image in PATH between runs (default: in RAM, lost at exit);
+                  a restart resumes the registers; ``--duration 0 --json`` boots, restores and
+                  prints them
+--power-fail-at S assert the power-fail input at simulated second S; power goes
+                  ``--holdup-ms`` (default 100) simulated ms later
+--cut-at-op N     cut power at the N-th flash program/erase (that operation left partly done)
+--commit-s S      periodic commit period of the register journal (default 300)
+
+A power loss (hold-up elapsed, or a cut) ends the process at once, like a hard kill: with
+``--json`` the RAM registers at that instant are printed with ``"power_lost": true``.
 """
 
 import gc
@@ -45,6 +55,11 @@ class Options:
         self.voltage = 230.0
         self.period_ms = 1000
         self.start = EPOCH_2016
+        self.flash = None
+        self.power_fail_at = None
+        self.holdup_ms = 100
+        self.cut_at_op = None
+        self.commit_s = 300
 
 
 class UsageError(ValueError):
@@ -95,6 +110,20 @@ def parse_args(argv):
                 o.period_ms = int(v)
             elif a == "--start":
                 o.start = int(v)
+            elif a == "--flash":
+                o.flash = v
+            elif a == "--power-fail-at":
+                o.power_fail_at = float(v)
+            elif a == "--holdup-ms":
+                o.holdup_ms = int(v)
+            elif a == "--cut-at-op":
+                o.cut_at_op = int(v)
+                if o.cut_at_op < 1:
+                    raise ValueError
+            elif a == "--commit-s":
+                o.commit_s = int(v)
+                if o.commit_s < 1:
+                    raise ValueError
             else:
                 raise UsageError("unknown option %s (try --help)" % a)
         except UsageError:
@@ -114,6 +143,7 @@ class SimBoard:
 
         self.opts = o = opts if opts is not None else Options()
         self.serial = o.serial
+        self.commit_s = o.commit_s
         self.clock = VirtualClock(o.speed, o.start)
         self.trace = trace if trace is not None else LoadTrace(o.load)
         self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
@@ -141,12 +171,53 @@ class SimBoard:
         self.rs485_de = SimPin("RS485_DE")
         self.uart_modem = None
         self.modem_pwrkey = SimPin("MODEM_PWRKEY")
-        self.flash = None
-        self.flash_layout = {}
+        self._make_flash()
         self.wdt = NullWDT()
         self.lcd = self._make_lcd()
         self.heap_peak = 0
         self._wall0 = time.ticks_ms()
+
+    # -- flash and power -----------------------------------------------------------------
+
+    # NOR flash: W25Q-class geometry (4 KiB sectors, 256-byte pages); 128 KiB modelled.
+    FLASH_SIZE = 128 * 1024
+    FLASH_LAYOUT = {"journal": (0, 64 * 1024), "config": (64 * 1024, 8 * 1024),
+                    "events": (72 * 1024, 32 * 1024)}
+
+    def _make_flash(self):
+        from boards.sim.norflash import NORFlash
+
+        o = self.opts
+        self.nor = NORFlash(self.FLASH_SIZE, 4096, 256, path=o.flash)
+        if o.cut_at_op:
+            self.nor.cut_at_op(o.cut_at_op)
+        self.flash = _CutGuard(self.nor, self)
+        self.flash_layout = self.FLASH_LAYOUT
+        self._meter = None
+        self._pf_handler = None
+
+    def attach(self, meter):
+        """The firmware's meter object, for the report at a power loss."""
+        self._meter = meter
+
+    def on_power_fail(self, handler):
+        """Install the power-fail interrupt handler (rising edge of ``power_fail``)."""
+        self.power_fail.irq(handler)
+
+    def lose_power(self, why):
+        """Supply gone: stop at once (no more flash operations, no clean shutdown)."""
+        sys.stderr.write("sim: power lost (%s)\n" % why)
+        if self._meter is not None and self.opts.json:
+            self.report(self._meter, power_lost=True)
+        self.nor.close()
+        raise SystemExit(0)
+
+    async def _power_fail(self):
+        o = self.opts
+        await self.clock.sleep_ms(int(o.power_fail_at * 1000))
+        self.power_fail.set_input(1)
+        await self.clock.sleep_ms(o.holdup_ms)
+        self.lose_power("hold-up time %d ms after the power-fail warning" % o.holdup_ms)
 
     @classmethod
     def from_argv(cls, argv):
@@ -175,7 +246,10 @@ class SimBoard:
         """Board-side tasks started by the firmware (fault injection, heap sampling)."""
         import asyncio
 
+        self._meter = meter
         t = [asyncio.create_task(self._sampler())]
+        if self.opts.power_fail_at is not None:
+            t.append(asyncio.create_task(self._power_fail()))
         if self.opts.fault_at is not None:
             t.append(asyncio.create_task(self._inject_fault()))
         return t
@@ -191,10 +265,11 @@ class SimBoard:
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))
         self.ade.fault = self.opts.fault
 
-    def report(self, meter):
+    def report(self, meter, power_lost=False):
         """At exit: the JSON line (``--json``)."""
         if not self.opts.json:
             return
+        self.opts.json = False  # once
         import json
 
         regs = meter.registers.snapshot()
@@ -208,8 +283,42 @@ class SimBoard:
             "led_kwh_flashes": self.led_kwh.rises,
             "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
             "fault": meter.metering.fault,
+            "power_lost": power_lost,
+            "flash_ops": self.nor.ops,
+            "commits": meter.storage.commits if meter.storage else 0,
+            "storage": meter.storage_status,
         }
         sys.stdout.write(json.dumps(out) + "\n")
+
+
+class _CutGuard:
+    """The flash as the firmware sees it: a cut injected in the NOR model ends the run."""
+
+    def __init__(self, nor, board):
+        self._nor = nor
+        self._board = board
+        self.size = nor.size
+        self.sector_size = nor.sector_size
+        self.page_size = nor.page_size
+
+    def read(self, addr, buf):
+        self._nor.read(addr, buf)
+
+    def program(self, addr, data):
+        from boards.sim.norflash import PowerCut
+
+        try:
+            self._nor.program(addr, data)
+        except PowerCut:
+            self._board.lose_power("cut at flash operation %d" % self._nor.ops)
+
+    def erase(self, addr):
+        from boards.sim.norflash import PowerCut
+
+        try:
+            self._nor.erase(addr)
+        except PowerCut:
+            self._board.lose_power("cut at flash operation %d" % self._nor.ops)
 
 
 def _steady_heap():

@@ -19,6 +19,7 @@ class SimPin:
         self._on_change = on_change
         self.rises = 0
         self.changed_at = None
+        self._irq = None
 
     def value(self, v=None):
         if v is None:
@@ -44,8 +45,17 @@ class SimPin:
         self.value(0)
 
     def set_input(self, v):
-        """Drive an input from outside (control channel, tests)."""
-        self._v = 1 if v else 0
+        """Drive an input from outside (control channel, tests); a rising edge calls the
+        handler installed with :meth:`irq`."""
+        v = 1 if v else 0
+        rise = v and not self._v
+        self._v = v
+        if rise and self._irq is not None:
+            self._irq(self)
+
+    def irq(self, handler=None, trigger=None):
+        """machine.Pin.irq stand-in: ``handler(pin)`` on rising edges of an input."""
+        self._irq = handler
 
 
 class SimSPI:

@@ -1,0 +1,657 @@
+"""Meter-side IEC 62056-21 mode C session: a sans-IO state machine.
+
+Feed it the bytes a port received and the (real) time, and it hands back what to send and
+when. It never touches a UART; ``firmware/optical.py`` pumps a port through it.
+
+States::
+
+    IDLE (300 Bd) --/?addr!--> IDENT --ACK 0 Z 0--> READOUT --(hold time)--> IDLE
+                                     --ACK 0 Z 1--> PROG --B0 / inactivity--> IDLE
+
+Actions. ``feed(data, now_ms)`` and ``poll(now_ms)`` return None or one action, a tuple
+``(at_ms, data, baud)``: wait until ticks ``at_ms``, send ``data`` (bytes-like, or None for
+nothing), wait until the UART has shifted out the last stop bit, then, if ``baud`` is not 0,
+switch the port to ``baud`` (7E1). Call ``poll`` again until it returns None; actions come out in
+order. Times are ``time.ticks_ms()`` values (wrapping at 2**30); use the real clock, not the
+virtual board's accelerated metering clock.
+
+Timing (protocols.md A7; IEC 62056-21 6.3/6.4.3):
+
+- reaction time ``reaction_ms`` (default 200, clamped to 200..1500, or 20..1500 when the
+  manufacturer id's 3rd letter is lowercase) from the end of a received message to the answer;
+- the first answer after the option select waits ``switch_ms`` (default 800, clamped to
+  reaction..1500): clients switch their baud rate after the ACK, and pyserial-based clients
+  re-open the port and lose anything that arrives within about 0.6 s;
+- character gap ``gap_ms`` (default 1500): a partly received message older than this is dropped
+  (in IDENT the session also returns to IDLE);
+- ``ack_timeout_ms`` (default 3000): no valid option select after the identification -> IDLE;
+- ``readout_hold_ms`` (default 1500): after the readout the port stays at the new baud rate this
+  long so a NAK can ask for a repeat (at most 3), then returns to IDLE at 300 Bd;
+- ``inactivity_ms`` (default 120000, the class 23 default): no valid message in programming mode
+  -> IDLE at 300 Bd.
+
+Addressing: ``/?<address>!`` is answered when the address equals ``device_address`` (letters and
+digits; when both are all digits, leading zeros are ignored, protocols.md A2). ``/?!`` (no
+address) is answered only when ``answer_unaddressed`` is True. Rule used: True on the optical
+port (point to point, every meter answers ``/?!``); False on RS-485, where several meters share
+the bus and an unaddressed request would make them all answer at once. Set it True on RS-485
+only when the bus is wired point to point to a single meter. A request for another address
+puts a session in IDENT back to IDLE (the bus master is talking to another meter).
+
+Programming mode (ACK 0 Z 1): the meter sends ``SOH P0 STX (operand) ETX BCC`` (operand =
+``p0_operand``, default the device address), then accepts:
+
+- ``P1 (password)``: plain password compared with ``passwords`` -> ACK, else ``(ER02)``. After
+  ``max_failures`` (default 3) consecutive wrong passwords programming is locked for
+  ``lockout_ms`` (default 600000 = 10 min; the answer is then ``(ER03)``, also for a right
+  password). Each failure, the lockout and every P1 during it are reported through
+  ``on_event``. The failure count survives B0 and new sessions; it resets on a right password
+  or when a lockout ends. Default password: ``DEFAULT_PASSWORD`` = ``"00000000"``; change it
+  by passing a callable that returns the current one.
+- ``R1 ADDR()`` or ``R1 ADDR(1)``: ``reader(address) -> (value_text, unit or None)`` -> data
+  message ``STX ADDR(value*unit) ETX BCC``. Needs a password first if ``read_needs_password``.
+- ``W1 ADDR(value)``: ``writer(address, value_text, sealed) -> None (ACK) or an ERnn int``.
+- ``E2 ADDR(args)``: ``executor(address, args_text, sealed) -> None (ACK) or an ERnn int``.
+- ``B0`` / ``B1``: sign-off, no answer, back to IDLE at 300 Bd.
+- ``NAK``: repeat the last message (at most 3 times); a command with a wrong BCC gets NAK.
+
+``sealed`` is True while the seal switch is closed (``seal_open()`` returns falsy, or no
+``seal_open`` was given). Writers and executors must refuse metrological parameters and
+commands with ``ER_SEALED`` while sealed; the session logs each such refusal. Callbacks may
+also raise ``IecError(code)``; ``KeyError`` maps to ER01, ``ValueError`` to ER05, anything else
+to ER09.
+
+Error codes (sent as ``STX (ERnn) ETX BCC``):
+
+====  ==============================================================================
+ER01  unknown address: no register or parameter with this OBIS address
+ER02  wrong password
+ER03  programming locked after repeated wrong passwords (retry after the lockout)
+ER04  not writable: read-only or not permitted parameter
+ER05  value invalid: syntax or range of the value / read operand
+ER06  seal closed: insufficient security clearance for a metrological parameter
+ER07  password required: R1/W1/E2 before a valid P1
+ER08  unsupported or malformed command (P0/P2, R2-R6, W2-W5, E1, partial blocks ...)
+ER09  execution failed (internal error in the meter while serving the command)
+====  ==============================================================================
+
+Events ``on_event(code, detail)`` (str, str) for the meter's log: ``EV_PROG_ENTER`` (password
+accepted), ``EV_PROG_EXIT`` (detail 'B0' or 'timeout'), ``EV_PW_WRONG`` (detail: consecutive
+failures), ``EV_LOCKED`` (detail: lockout ms), ``EV_PW_LOCKED`` (P1 while locked),
+``EV_SEALED`` (detail: address of a refused write/execute), ``EV_WRITE`` / ``EV_EXEC``
+(detail: address, after success), ``EV_READOUT_ERROR`` (the readout provider raised).
+
+Garbage never raises out of ``feed``/``poll``: unknown bytes are ignored, an internal error
+returns the session to IDLE.
+"""
+
+from micropython import const
+
+from iec62056_21 import (
+    ACK,
+    ACK_MSG,
+    BAUD_RATES,
+    ETX,
+    EOT,
+    LF,
+    NAK,
+    NAK_MSG,
+    SOH,
+    BccError,
+    build_data,
+    build_error,
+    build_identification,
+    build_readout,
+    build_command,
+    parse_command,
+    parse_data_set,
+    parse_option_select,
+    parse_request,
+    short_reaction,
+)
+
+IDLE = const(0)
+IDENT = const(1)
+READOUT = const(2)
+PROG = const(3)
+
+ER_UNKNOWN_ADDRESS = const(1)
+ER_WRONG_PASSWORD = const(2)
+ER_LOCKED = const(3)
+ER_NOT_WRITABLE = const(4)
+ER_BAD_VALUE = const(5)
+ER_SEALED = const(6)
+ER_NO_PASSWORD = const(7)
+ER_UNSUPPORTED = const(8)
+ER_FAILED = const(9)
+
+EV_PROG_ENTER = "prog_enter"
+EV_PROG_EXIT = "prog_exit"
+EV_PW_WRONG = "pw_wrong"
+EV_LOCKED = "prog_locked"
+EV_PW_LOCKED = "pw_while_locked"
+EV_SEALED = "sealed_refused"
+EV_WRITE = "write"
+EV_EXEC = "exec"
+EV_READOUT_ERROR = "readout_error"
+
+DEFAULT_PASSWORD = "00000000"
+INITIAL_BAUD = const(300)
+
+_BUF = const(320)  # SOH W1 STX + 16 + 2 + 128 + ETX BCC, with margin
+_K_NONE = const(0)
+_K_LINE = const(1)  # '/' or ACK ... CR LF
+_K_CMD = const(2)  # SOH ... ETX|EOT BCC
+_MAX_REPEATS = const(3)
+_SLASH = const(0x2F)
+
+_TICKS_MAX = const((1 << 30) - 1)
+_TICKS_HALF = const(1 << 29)
+
+
+def ticks_diff(a, b):
+    """a - b for ms tick values that wrap at 2**30 (as time.ticks_diff on MicroPython)."""
+    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
+
+
+def ticks_add(t, d):
+    """t + d for ms tick values that wrap at 2**30."""
+    return (t + d) & _TICKS_MAX
+
+
+def _clamp(v, lo, hi):
+    return lo if v < lo else hi if v > hi else v
+
+
+def _same(a, b):
+    # Constant-time string compare (password check).
+    if len(a) != len(b):
+        return False
+    x = 0
+    for i in range(len(a)):
+        x |= ord(a[i]) ^ ord(b[i])
+    return x == 0
+
+
+def _digits(s):
+    for ch in s:
+        if ch < "0" or ch > "9":
+            return False
+    return len(s) > 0
+
+
+def _strip0(s):
+    i = 0
+    while i < len(s) - 1 and s[i] == "0":
+        i += 1
+    return s[i:]
+
+
+class IecError(Exception):
+    """Raised by reader/writer/executor callbacks to answer with ``(ERnn)``; ``code`` 1..99."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+class Session:
+    """One IEC 62056-21 mode C port (optical head or RS-485 bus) on the meter side.
+
+    device_address: str, <= 32 letters/digits ('' = answer only ``/?!``); manufacturer: 3-letter
+    FLAG id; ident: <= 16 printable characters; baud_char: '0'..'6', the highest speed offered
+    (default '5' = 9600 Bd). readout: callable returning an iterable of
+    ``(address, value_text, unit or None)``; reader/writer/executor/passwords/seal_open/on_event
+    as in the module docstring. Times in ms. Raises ValueError for invalid identification
+    fields or baud_char.
+    """
+
+    def __init__(
+        self,
+        device_address="",
+        manufacturer="XYZ",
+        ident="OPENMETER",
+        baud_char="5",
+        readout=None,
+        reader=None,
+        writer=None,
+        executor=None,
+        passwords=DEFAULT_PASSWORD,
+        seal_open=None,
+        on_event=None,
+        answer_unaddressed=True,
+        read_needs_password=True,
+        p0_operand=None,
+        reaction_ms=200,
+        switch_ms=800,
+        gap_ms=1500,
+        ack_timeout_ms=3000,
+        readout_hold_ms=1500,
+        inactivity_ms=120000,
+        max_failures=3,
+        lockout_ms=600000,
+        now_ms=0,
+    ):
+        if len(baud_char) != 1 or not "0" <= baud_char <= "6":
+            raise ValueError("baud_char must be '0'..'6'")
+        self._ident_msg = build_identification(manufacturer, baud_char, ident)
+        parse_request(b"/?" + device_address.encode() + b"!\r\n")  # validates the address
+        self.device_address = device_address
+        self._zmax = baud_char
+        self._readout = readout
+        self._reader = reader
+        self._writer = writer
+        self._executor = executor
+        self._passwords = passwords
+        self._seal_open = seal_open
+        self._on_event = on_event
+        self.answer_unaddressed = answer_unaddressed
+        self._read_pw = read_needs_password
+        self._p0 = device_address if p0_operand is None else p0_operand
+        lo = 20 if short_reaction(manufacturer) else 200
+        self.reaction_ms = _clamp(reaction_ms, lo, 1500)
+        self.switch_ms = _clamp(switch_ms, self.reaction_ms, 1500)
+        self.gap_ms = gap_ms
+        self.ack_timeout_ms = ack_timeout_ms
+        self.readout_hold_ms = readout_hold_ms
+        self.inactivity_ms = inactivity_ms
+        self.max_failures = max(1, max_failures)
+        self.lockout_ms = _clamp(lockout_ms, 0, _TICKS_HALF - 1)
+        self.failures = 0  # consecutive wrong passwords
+        self._locked = False
+        self._lock_end = 0
+        self._buf = bytearray(_BUF)
+        self._n = 0
+        self._kind = _K_NONE
+        self._etx = False
+        self._last_rx = now_ms
+        self._q = []
+        self._last = None
+        self._repeats = 0
+        self.state = IDLE
+        self.baud = INITIAL_BAUD  # baud the port runs at once queued actions are applied
+        self.authorized = False
+        self._deadline = now_ms
+
+    # -- public ------------------------------------------------------------------------------
+
+    def feed(self, data, now_ms, n=-1):
+        """Consume the first ``n`` (all when n < 0) received bytes of ``data`` (bytes-like; bit
+        7 is ignored) at ticks ``now_ms`` (time of the last byte). Returns the next action or
+        None. Never raises."""
+        try:
+            self._timers(now_ms)
+            if n < 0:
+                n = len(data)
+            for i in range(n):
+                self._byte(data[i] & 0x7F, now_ms)
+        except Exception:  # garbage, a bug or MemoryError: never let it out of the port task
+            self._recover(now_ms)
+        return self._pop()
+
+    def poll(self, now_ms):
+        """Run the timers at ticks ``now_ms``; return the next action or None. Never raises."""
+        try:
+            self._timers(now_ms)
+        except Exception:
+            self._recover(now_ms)
+        return self._pop()
+
+    def reset(self, now_ms):
+        """Drop everything queued and return to IDLE; always queues a 300 Bd action, as the
+        port's real speed is unknown after an error."""
+        self._q = []
+        self.baud = 0
+        self._recover(now_ms)
+
+    def locked(self, now_ms):
+        """True while programming mode is locked after repeated wrong passwords."""
+        if self._locked and ticks_diff(now_ms, self._lock_end) >= 0:
+            self._locked = False
+            self.failures = 0
+        return self._locked
+
+    def next_deadline(self, now_ms):
+        """ms until the next timer may fire (for a port task's sleep), or -1 when idle."""
+        if self._q:
+            return 0
+        if self.state == IDLE and not self._n:
+            return -1
+        d = ticks_diff(self._deadline, now_ms)
+        if self._n:
+            g = ticks_diff(ticks_add(self._last_rx, self.gap_ms), now_ms)
+            if self.state == IDLE or g < d:
+                d = g
+        return d if d > 0 else 0
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _pop(self):
+        if self._q:
+            return self._q.pop(0)
+        return None
+
+    def _event(self, code, detail):
+        if self._on_event is not None:
+            try:
+                self._on_event(code, detail)
+            except Exception:
+                pass
+
+    def _recover(self, now_ms):
+        self._n = 0
+        self._kind = _K_NONE
+        try:
+            self._to_idle(now_ms)
+        except Exception:  # out of memory: the port task re-inits the UART on its next error
+            self.state = IDLE
+            self.baud = INITIAL_BAUD
+            self.authorized = False
+            self._last = None
+
+    def _to_idle(self, now_ms):
+        self.state = IDLE
+        self.authorized = False
+        self._last = None
+        if self.baud != INITIAL_BAUD:
+            self.baud = INITIAL_BAUD
+            self._q.append((now_ms, None, INITIAL_BAUD))
+
+    def _send(self, now_ms, msg, delay, remember=True):
+        # Queue `msg` at now+delay; return the estimated end of its transmission.
+        at = ticks_add(now_ms, delay)
+        self._q.append((at, msg, 0))
+        if remember:
+            self._last = msg
+        return ticks_add(at, (len(msg) * 10000 + self.baud - 1) // self.baud + 1)
+
+    def _answer(self, now_ms, msg):
+        self._repeats = 0
+        end = self._send(now_ms, msg, self.reaction_ms)
+        if self.state == PROG:
+            self._deadline = ticks_add(end, self.inactivity_ms)
+
+    def _error(self, now_ms, code):
+        self._answer(now_ms, build_error(code))
+
+    def _timers(self, now_ms):
+        if self._n and ticks_diff(now_ms, self._last_rx) > self.gap_ms:
+            self._n = 0
+            self._kind = _K_NONE
+            if self.state == IDENT:
+                self._to_idle(now_ms)
+        st = self.state
+        if st != IDLE and ticks_diff(now_ms, self._deadline) > 0:
+            if st == PROG and self.authorized:
+                self._event(EV_PROG_EXIT, "timeout")
+            self._to_idle(now_ms)
+
+    def _byte(self, c, now_ms):
+        self._last_rx = now_ms
+        kind = self._kind
+        if kind == _K_NONE:
+            if c == _SLASH or (c == ACK and self.state == IDENT):
+                kind = _K_LINE
+            elif c == SOH:
+                kind = _K_CMD
+                self._etx = False
+            elif c == NAK:
+                self._on_nak(now_ms)
+                return
+            else:
+                return  # noise between messages, lone ACK
+            self._kind = kind
+            self._buf[0] = c
+            self._n = 1
+            return
+        if kind == _K_LINE and c == _SLASH:
+            self._n = 0  # a new request restarts the line
+        elif kind == _K_CMD and c == SOH and not self._etx:
+            self._n = 0  # a new command restarts the frame
+        if self._n >= _BUF:
+            self._n = 0
+            self._kind = _K_NONE
+            return
+        self._buf[self._n] = c
+        self._n += 1
+        if kind == _K_LINE:
+            if c == LF:
+                self._kind = _K_NONE
+                self._on_line(now_ms)
+        elif self._etx:
+            self._kind = _K_NONE
+            self._on_cmd(now_ms)
+        elif c == ETX or c == EOT:
+            self._etx = True
+
+    def _on_nak(self, now_ms):
+        if self.state in (READOUT, PROG) and self._last is not None:
+            if self._repeats < _MAX_REPEATS:
+                self._repeats += 1
+                end = self._send(now_ms, self._last, self.reaction_ms)
+                if self.state == READOUT:
+                    self._deadline = ticks_add(end, self.readout_hold_ms)
+                else:
+                    self._deadline = ticks_add(end, self.inactivity_ms)
+            elif self.state == READOUT:
+                self._to_idle(now_ms)
+
+    def _matches(self, addr):
+        if not addr:
+            return self.answer_unaddressed
+        own = self.device_address
+        if addr == own:
+            return True
+        return _digits(addr) and _digits(own) and _strip0(addr) == _strip0(own)
+
+    def _on_line(self, now_ms):
+        n = self._n
+        self._n = 0
+        buf = self._buf
+        st = self.state
+        if buf[0] == _SLASH:
+            if st == PROG:
+                return  # a sign-on is not valid inside programming mode
+            try:
+                addr = parse_request(buf, n)
+            except ValueError:
+                return
+            if not self._matches(addr):
+                if st != IDLE:
+                    self._to_idle(now_ms)
+                return
+            if st == READOUT:
+                self._to_idle(now_ms)  # a new sign-on after a 300 Bd readout
+            self.state = IDENT
+            self._repeats = 0
+            end = self._send(now_ms, self._ident_msg, self.reaction_ms)
+            self._deadline = ticks_add(end, self.ack_timeout_ms)
+            return
+        # ACK V Z Y CR LF (only collected in IDENT)
+        try:
+            v, z, y = parse_option_select(buf, n)
+        except ValueError:
+            self._to_idle(now_ms)
+            return
+        if v != "0" or not "0" <= z <= self._zmax or y not in "01":
+            self._to_idle(now_ms)  # HDLC (mode E), secondary or vendor modes: not offered
+            return
+        baud = BAUD_RATES[ord(z) - 0x30]
+        if baud != self.baud:
+            self.baud = baud
+            self._q.append((now_ms, None, baud))
+        self._repeats = 0
+        if y == "0":
+            self.state = READOUT
+            end = self._send(now_ms, self._readout_block(), self.switch_ms)
+            self._deadline = ticks_add(end, self.readout_hold_ms)
+        else:
+            self.state = PROG
+            self.authorized = False
+            end = self._send(now_ms, build_command("P", 0, "(" + self._p0 + ")"), self.switch_ms)
+            self._deadline = ticks_add(end, self.inactivity_ms)
+
+    def _readout_block(self):
+        items = ()
+        if self._readout is not None:
+            try:
+                items = self._readout()
+                return build_readout(items, skip_invalid=True)
+            except Exception as e:
+                self._event(EV_READOUT_ERROR, repr(e))
+        return build_readout((), skip_invalid=True)
+
+    def _on_cmd(self, now_ms):
+        n = self._n
+        self._n = 0
+        st = self.state
+        if st == IDLE:
+            return
+        try:
+            cmd, ctype, data, partial = parse_command(self._buf, n)
+        except BccError:
+            if st == PROG:
+                self._deadline = ticks_add(now_ms, self.inactivity_ms)
+                self._repeats = 0
+                self._send(now_ms, NAK_MSG, self.reaction_ms, False)
+            return
+        except ValueError:
+            if st == PROG:
+                self._error(now_ms, ER_UNSUPPORTED)
+            return
+        if cmd == "B":
+            if st == PROG and self.authorized:
+                self._event(EV_PROG_EXIT, "B0")
+            self._to_idle(now_ms)
+            return
+        if st != PROG:
+            return
+        self._deadline = ticks_add(now_ms, self.inactivity_ms)
+        if partial:
+            self._error(now_ms, ER_UNSUPPORTED)
+            return
+        if cmd == "P" and ctype == 1:
+            self._password(now_ms, data)
+        elif cmd == "R" and ctype == 1:
+            self._read(now_ms, data)
+        elif cmd == "W" and ctype == 1:
+            self._write(now_ms, data, self._writer, EV_WRITE)
+        elif cmd == "E" and ctype == 2:
+            self._write(now_ms, data, self._executor, EV_EXEC)
+        else:
+            self._error(now_ms, ER_UNSUPPORTED)
+
+    def _password_ok(self, pw):
+        p = self._passwords
+        if callable(p):
+            p = p()
+        if isinstance(p, str):
+            p = (p,)
+        ok = False
+        for c in p:
+            if _same(c, pw):
+                ok = True
+        return ok
+
+    def _password(self, now_ms, data):
+        if self.locked(now_ms):
+            self._event(EV_PW_LOCKED, "")
+            self._error(now_ms, ER_LOCKED)
+            return
+        try:
+            _, pw, _ = parse_data_set(data)
+        except (ValueError, TypeError, AttributeError):
+            pw = None
+        if pw is not None and self._password_ok(pw):
+            self.failures = 0
+            if not self.authorized:
+                self.authorized = True
+                self._event(EV_PROG_ENTER, "")
+            self._answer(now_ms, ACK_MSG)
+            return
+        self.authorized = False
+        self.failures += 1
+        self._event(EV_PW_WRONG, str(self.failures))
+        if self.failures >= self.max_failures:
+            self._locked = True
+            self._lock_end = ticks_add(now_ms, self.lockout_ms)
+            self._event(EV_LOCKED, str(self.lockout_ms))
+            self._error(now_ms, ER_LOCKED)
+        else:
+            self._error(now_ms, ER_WRONG_PASSWORD)
+
+    def _read(self, now_ms, data):
+        if self._read_pw and not self.authorized:
+            self._error(now_ms, ER_NO_PASSWORD)
+            return
+        try:
+            addr, arg, _ = parse_data_set(data)
+        except (ValueError, TypeError, AttributeError):
+            self._error(now_ms, ER_BAD_VALUE)
+            return
+        if arg != "" and arg != "1":
+            self._error(now_ms, ER_BAD_VALUE)
+            return
+        if self._reader is None:
+            self._error(now_ms, ER_UNKNOWN_ADDRESS)
+            return
+        code = 0
+        try:
+            value, unit = self._reader(addr)
+        except IecError as e:
+            code = e.code
+        except KeyError:
+            code = ER_UNKNOWN_ADDRESS
+        except ValueError:
+            code = ER_BAD_VALUE
+        except Exception:
+            code = ER_FAILED
+        if not code:
+            try:
+                msg = build_data(addr, value, unit)
+            except Exception:  # the reader produced something that is not a valid data set
+                code = ER_FAILED
+        if code:
+            if not isinstance(code, int) or not 0 < code <= 99:
+                code = ER_FAILED
+            self._error(now_ms, code)
+        else:
+            self._answer(now_ms, msg)
+
+    def _write(self, now_ms, data, fn, ev):
+        if not self.authorized:
+            self._error(now_ms, ER_NO_PASSWORD)
+            return
+        try:
+            addr, value, _ = parse_data_set(data)
+        except (ValueError, TypeError, AttributeError):
+            self._error(now_ms, ER_BAD_VALUE)
+            return
+        if fn is None:
+            self._error(now_ms, ER_NOT_WRITABLE if ev == EV_WRITE else ER_UNSUPPORTED)
+            return
+        sealed = True
+        if self._seal_open is not None:
+            try:
+                sealed = not self._seal_open()
+            except Exception:
+                sealed = True
+        try:
+            code = fn(addr, value, sealed)
+        except IecError as e:
+            code = e.code
+        except KeyError:
+            code = ER_UNKNOWN_ADDRESS
+        except ValueError:
+            code = ER_BAD_VALUE
+        except Exception:
+            code = ER_FAILED
+        if code:
+            if code == ER_SEALED:
+                self._event(EV_SEALED, addr)
+            if not isinstance(code, int) or not 0 < code <= 99:
+                code = ER_FAILED
+            self._error(now_ms, code)
+            return
+        self._event(ev, addr)
+        self._answer(now_ms, ACK_MSG)
