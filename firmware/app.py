@@ -79,6 +79,46 @@ class Meter:
             led.value(0)
             await clock.sleep_ms(gap)
 
+    def set_meter_constant(self, imp_per_kwh):
+        """Metrological parameter (seal checked by the caller): the test LED's constant."""
+        from pulse import PulseOutput
+
+        lpw = lsb_per_unit_q8(self.ade.cal.wh_per_lsb)
+        self.cfg["meter_constant"] = imp_per_kwh
+        self.metering.pulse = PulseOutput(lpw * 1000 // imp_per_kwh)
+        self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant")
+
+    def cold_start(self):
+        """Master reset under open seal: registers to zero, logged, committed at once."""
+        r = self.registers
+        for i in range(len(r.whole)):
+            r.whole[i] = 0
+            r.res[i] = 0
+        self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared")
+        if self.storage is not None:
+            import journal
+
+            self.storage.force_commit(journal.REASON_MANUAL)
+
+    def port_tasks(self):
+        """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""
+        b = self.board
+        out = []
+        if b.uart_optical is None and b.uart_rs485 is None:
+            return out
+        import optical
+        from protocols import MeterData
+
+        addr = getattr(b, "device_address", b.serial)
+        self.meter_data = MeterData(self, addr)
+        if b.uart_optical is not None:
+            s = self.meter_data.session(True)
+            out.append(asyncio.create_task(optical.run_port(b.uart_optical, s)))
+        if b.uart_rs485 is not None:
+            s = self.meter_data.session(False)
+            out.append(asyncio.create_task(optical.run_port(b.uart_rs485, s, b.rs485_de)))
+        return out
+
     async def main(self, duration_ms=None):
         tasks = [
             asyncio.create_task(self.metering.run()),
@@ -89,6 +129,7 @@ class Meter:
             tasks.append(asyncio.create_task(self.storage.run()))
             if getattr(self.board, "on_power_fail", None) is not None:
                 tasks.append(asyncio.create_task(self.storage.power_fail_watch(self.board)))
+        tasks += self.port_tasks()
         extra = getattr(self.board, "tasks", None)
         if extra is not None:
             tasks += extra(self)

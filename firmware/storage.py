@@ -90,6 +90,10 @@ class Storage:
         if urgent:
             self.powerfail_commits += 1
 
+    def force_commit(self, reason):
+        """Commit now even if the registers went down (cold start under open seal only)."""
+        self.commit(reason)
+
     async def run(self):
         clock = self.meter.board.clock
         while True:

@@ -24,6 +24,10 @@ Options (``make sim ARGS="..."``):
                   ``--holdup-ms`` (default 100) simulated ms later
 --cut-at-op N     cut power at the N-th flash program/erase (that operation left partly done)
 --commit-s S      periodic commit period of the register journal (default 300)
+--optical-tcp P   the optical port (IEC 62056-21) as a TCP server on 127.0.0.1:P
+--rs485-bus H:P   join the simulated RS-485 bus hub (tools/rs485_hub.py) at H:P
+--address A       IEC 62056-21 device address (default: the serial number)
+--seal open|closed  the seal switch under the sealed cover (default closed)
 
 A power loss (hold-up elapsed, or a cut) ends the process at once, like a hard kill: with
 ``--json`` the RAM registers at that instant are printed with ``"power_lost": true``.
@@ -60,6 +64,10 @@ class Options:
         self.holdup_ms = 100
         self.cut_at_op = None
         self.commit_s = 300
+        self.optical_tcp = None
+        self.rs485_bus = None
+        self.address = None
+        self.seal = "closed"
 
 
 class UsageError(ValueError):
@@ -120,6 +128,17 @@ def parse_args(argv):
                 o.cut_at_op = int(v)
                 if o.cut_at_op < 1:
                     raise ValueError
+            elif a == "--optical-tcp":
+                o.optical_tcp = int(v)
+            elif a == "--rs485-bus":
+                host, port = v.rsplit(":", 1)
+                o.rs485_bus = (host, int(port))
+            elif a == "--address":
+                o.address = v
+            elif a == "--seal":
+                if v not in ("open", "closed"):
+                    raise ValueError
+                o.seal = v
             elif a == "--commit-s":
                 o.commit_s = int(v)
                 if o.commit_s < 1:
@@ -165,9 +184,18 @@ class SimBoard:
         self.terminal_cover = SimPin("TCOVER")
         self.magnet = SimPin("MAGNET")
         self.power_fail = SimPin("PFAIL")
-        self.seal = SimPin("SEAL")
+        self.seal = SimPin("SEAL", 1 if o.seal == "open" else 0)
+        self.device_address = o.address or o.serial
         self.uart_optical = None
         self.uart_rs485 = None
+        if o.optical_tcp is not None:
+            from boards.sim.uart import TcpUart
+
+            self.uart_optical = TcpUart(o.optical_tcp)
+        if o.rs485_bus is not None:
+            from boards.sim.uart import BusUart
+
+            self.uart_rs485 = BusUart(o.rs485_bus[1], o.rs485_bus[0])
         self.rs485_de = SimPin("RS485_DE")
         self.uart_modem = None
         self.modem_pwrkey = SimPin("MODEM_PWRKEY")

@@ -1,0 +1,195 @@
+# IEC 62056-21 on the optical port and the RS-485 bus: the meter's data and parameters.
+"""What the meter answers on its local ports (lib/iec_session.py does the protocol).
+
+Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (hhmmss) and
+0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
+5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
+(net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex).
+
+Programming mode (after P1 with the password, default ``00000000``):
+- R1: any readout address, plus 0.3.0 (meter constant, imp/kWh) and C.90.1 (scroll time, s).
+- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
+  password (8 digits); metrological 0.3.0 meter constant only with the seal open (ER06
+  "insufficient security clearance" otherwise, logged SEALED_REFUSED).
+- E2: C.91.0 clear alarms; C.91.9 cold start (registers to zero): only with the seal open.
+"""
+
+import events
+from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED, Session
+
+_ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
+    ("5.8.0", "kvarh"), ("6.8.0", "kvarh"), ("7.8.0", "kvarh"), ("8.8.0", "kvarh"), \
+    ("9.8.0", "kVAh"), ("10.8.0", "kVAh"), ("16.8.0", "kWh")
+
+_EVENTS = {"pw_wrong": events.WRONG_PASSWORD, "prog_locked": events.PROG_LOCKED,
+           "prog_enter": events.PROG_ENTER, "prog_exit": events.PROG_EXIT,
+           "sealed_refused": events.SEALED_REFUSED, "write": events.PARAM_CHANGED}
+
+
+def kwh_text(milli):
+    """mWh -> '0001234.567' (kWh, 3 decimals, truncated; '-' sign for negative)."""
+    wh = milli // 1000 if milli >= 0 else -((-milli) // 1000)
+    sign = "-" if wh < 0 else ""
+    wh = abs(wh)
+    return "%s%07d.%03d" % (sign, wh // 1000, wh % 1000)
+
+
+def _ymd(secs):
+    # seconds since 2000-01-01 -> (YYMMDD, hhmmss), proleptic Gregorian, UTC
+    days, rem = divmod(secs, 86400)
+    hh, rem = divmod(rem, 3600)
+    mi, ss = divmod(rem, 60)
+    y = 2000
+    while True:
+        yl = 366 if (y % 4 == 0 and (y % 100 or y % 400 == 0)) else 365
+        if days < yl:
+            break
+        days -= yl
+        y += 1
+    ml = (31, 29 if yl == 366 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    m = 0
+    while days >= ml[m]:
+        days -= ml[m]
+        m += 1
+    return "%02d%02d%02d" % (y % 100, m + 1, days + 1), "%02d%02d%02d" % (hh, mi, ss)
+
+
+def _secs(date, time_):
+    y, mo, d = 2000 + int(date[0:2]), int(date[2:4]), int(date[4:6])
+    hh, mi, ss = int(time_[0:2]), int(time_[2:4]), int(time_[4:6])
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 60):
+        raise ValueError("bad date/time")
+    days = 0
+    for yy in range(2000, y):
+        days += 366 if (yy % 4 == 0 and (yy % 100 or yy % 400 == 0)) else 365
+    ml = (31, 29 if (y % 4 == 0 and (y % 100 or y % 400 == 0)) else 28, 31, 30, 31, 30, 31,
+          31, 30, 31, 30, 31)
+    if d > ml[mo - 1]:
+        raise ValueError("bad day")
+    for i in range(mo - 1):
+        days += ml[i]
+    days += d - 1
+    return days * 86400 + hh * 3600 + mi * 60 + ss
+
+
+class MeterData:
+    """Readout, reader, writer and executor callbacks over a firmware.app.Meter."""
+
+    def __init__(self, meter, address):
+        self.meter = meter
+        self.address = address
+        self.password = meter.cfg.get("password", "00000000")
+
+    def _value(self, addr):
+        m = self.meter
+        b = m.board
+        if addr == "C.1.0":
+            return b.serial, None
+        if addr == "0.0.0":
+            return self.address, None
+        if addr == "0.9.1":
+            return _ymd(b.clock.time())[1], None
+        if addr == "0.9.2":
+            return _ymd(b.clock.time())[0], None
+        if addr == "0.2.0":
+            import app
+
+            return app.VERSION, None
+        if addr == "0.3.0":
+            return "%d" % m.cfg["meter_constant"], None  # imp/kWh ("/" is not allowed)
+        if addr == "C.90.1":
+            return "%d" % (m.cfg["scroll_ms"] // 1000), "s"
+        if addr == "F.F.0":
+            return "%08X" % (0 if m.metering.ok else 1), None
+        for obis, unit in _ENERGY:
+            if obis == addr:
+                return kwh_text(m.registers.value_milli(obis)), unit
+        inst = m.metering.instant
+        if inst is not None:
+            if addr == "32.7.0":
+                return "%.1f" % inst["V"], "V"
+            if addr == "31.7.0":
+                return "%.3f" % inst["I"], "A"
+            if addr == "14.7.0":
+                return "%.2f" % inst["f"], "Hz"
+        raise KeyError(addr)
+
+    def readout(self):
+        out = []
+        for a in ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0"):
+            v, u = self._value(a)
+            out.append((a, v, u))
+        for obis, unit in _ENERGY:
+            out.append((obis, kwh_text(self.meter.registers.value_milli(obis)), unit))
+        for a in ("32.7.0", "31.7.0", "14.7.0", "F.F.0"):
+            try:
+                v, u = self._value(a)
+                out.append((a, v, u))
+            except KeyError:
+                pass
+        return out
+
+    def reader(self, addr):
+        return self._value(addr)
+
+    def writer(self, addr, value, sealed):
+        m = self.meter
+        if addr == "0.9.1" or addr == "0.9.2":
+            d, t = _ymd(m.board.clock.time())
+            if addr == "0.9.1":
+                t = value
+            else:
+                d = value
+            if len(value) != 6 or not value.isdigit():
+                return ER_BAD_VALUE
+            try:
+                s = _secs(d, t)
+            except ValueError:
+                return ER_BAD_VALUE
+            m.board.clock.set_time(s)
+            m.log.log(events.CLOCK_SET, s)
+            return None
+        if addr == "C.90.1":
+            if not value.isdigit() or not 1 <= int(value) <= 255:
+                return ER_BAD_VALUE
+            m.cfg["scroll_ms"] = int(value) * 1000
+            m.display.display.hold_ms = m.cfg["scroll_ms"]
+            return None
+        if addr == "C.90.2":
+            if len(value) != 8 or not value.isdigit():
+                return ER_BAD_VALUE
+            self.password = value
+            return None
+        if addr == "0.3.0":  # metrological: meter constant of the test output
+            if sealed:
+                return ER_SEALED
+            if not value.isdigit() or not 1 <= int(value) <= 100000:
+                return ER_BAD_VALUE
+            m.set_meter_constant(int(value))
+            return None
+        return ER_NOT_WRITABLE
+
+    def executor(self, addr, args, sealed):
+        m = self.meter
+        if addr == "C.91.0":
+            m.log.log(events.PARAM_CHANGED, 0, "alarms cleared")
+            return None
+        if addr == "C.91.9":  # cold start: billing registers to zero, only under open seal
+            if sealed:
+                return ER_SEALED
+            m.cold_start()
+            return None
+        return ER_NOT_WRITABLE
+
+    def on_event(self, code, detail):
+        c = _EVENTS.get(code)
+        if c is not None:
+            self.meter.log.log(c, 0, "%s %s" % (code, detail))
+
+    def session(self, answer_unaddressed):
+        b = self.meter.board
+        return Session(self.address, manufacturer="OMF", ident="OPENMETER1",
+                       readout=self.readout, reader=self.reader, writer=self.writer,
+                       executor=self.executor, passwords=lambda: self.password,
+                       seal_open=lambda: b.seal.value() == 1, on_event=self.on_event,
+                       answer_unaddressed=answer_unaddressed)
