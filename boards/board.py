@@ -7,8 +7,8 @@ receive these objects (``ADE7953(board.ade_spi, board.ade_cs)``) and never const
 Attributes every board provides (None where the board has no such part):
 
 - ``name`` (str), ``serial`` (str, meter serial number, <= 16 printable characters)
-- ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``, ``ticks_add(a, b)``,
-  ``async sleep_ms(ms)`` for metering time, ``time()`` RTC seconds since 2000-01-01 00:00:00 UTC
+- ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``,
+  ``ticks_add(a, b)``, ``async sleep_ms(ms)`` for metering time, ``time()`` RTC seconds since 2000-01-01 00:00:00 UTC
   and ``set_time(s)``. The virtual board runs this clock faster than real time; protocol timing
   (reaction times, timeouts) uses real ``asyncio.sleep_ms`` instead.
 - ADE7953: ``ade_spi`` (SPI, mode 0, MSB first, <= 5 MHz; datasheet Rev. C p.52),
@@ -23,8 +23,11 @@ Attributes every board provides (None where the board has no such part):
   ``cover``, ``terminal_cover``, ``magnet``, ``power_fail`` (1 = supply failing), ``seal``
   (1 = seal switch open, i.e. metrological parameters may change).
 - ``lcd``: the display device; ``show(frame)`` takes a lib.lcd frame (8 digits + annunciators).
-- ``flash``: block device for the data partition (``readblocks/writeblocks/ioctl``) and
-  ``flash_layout``: dict of partition name -> (first_block, block_count).
+- ``flash``: the data flash as lib/flash.py's interface (``read/program/erase``,
+  ``sector_size``, ``page_size``, ``size``) and ``flash_layout``: dict of partition name
+  (``journal``, ``config``, ``events``) -> (byte offset, byte length) within ``flash``.
+- ``on_power_fail(handler)``: install ``handler(pin)`` on the rising edge of ``power_fail``.
+- ``device_address``: IEC 62056-21 address (defaults to the serial number).
 - ``wdt``: object with ``feed()``.
 """
 

@@ -23,9 +23,21 @@ VERSION = "0.1.0"
 class Meter:
     def __init__(self, board, cfg=None):
         self.board = board
-        self.cfg = cfg = cfg if cfg is not None else defaults.config()
         clock = board.clock
-        self.log = events.EventLog(clock, sink=getattr(board, "event_sink", None))
+        attach = getattr(board, "attach", None)
+        if attach is not None:
+            attach(self)
+        self.log = events.EventLog(clock, sink=self._event_sink)
+        self._event_ring = None
+        self.config_status = None
+        layout = board.flash_layout if board.flash is not None else {}
+        if cfg is None:
+            cfg = defaults.config()
+            if "config" in layout:
+                cfg = self._load_config(cfg, layout["config"])
+        self.cfg = cfg
+        if "events" in layout:
+            self._open_event_ring(layout["events"])
         cal = Calibration(**cfg["calibration"])
         self.ade = ADE7953(board.ade_spi, board.ade_cs, board.ade_irq, board.ade_reset, cal)
         lpw = lsb_per_unit_q8(cal.wh_per_lsb)
@@ -40,12 +52,10 @@ class Meter:
         import display
 
         self.display = display.DisplayTask(self, board.lcd, cfg)
-        self.log.log(events.POWER_UP)
+        if self._event_ring is None:
+            self.log.log(events.POWER_UP)
         self.storage = None
         self.storage_status = None
-        attach = getattr(board, "attach", None)
-        if attach is not None:
-            attach(self)
         if board.flash is not None and "journal" in board.flash_layout:
             import storage
             from flash import Partition
@@ -79,6 +89,48 @@ class Meter:
             led.value(0)
             await clock.sleep_ms(gap)
 
+    def _load_config(self, dflt, part):
+        """Configuration from flash (lib/config.py): blank or corrupt -> defaults, logged."""
+        import config
+        from flash import Partition
+
+        self.config_store = config.ConfigStore(Partition(self.board.flash, part[0], part[1]),
+                                               dflt)
+        cfg, st = self.config_store.load()
+        self.config_status = st
+        if st not in (config.STATUS_OK, config.STATUS_MIGRATED):
+            self.log.log(events.CONFIG_DEFAULTS, 0, "config: %s" % st)
+        if st == config.STATUS_BLANK:
+            self.config_store.save(cfg)
+        return cfg
+
+    def _open_event_ring(self, part):
+        """Persist every event as a 12-byte record (u32 RTC s, u16 code, u16 spare,
+        i32 value) in the ``events`` partition (lib/ringlog.RingLog, oldest overwritten)."""
+        import ringlog
+        from flash import Partition
+
+        ring = ringlog.RingLog(Partition(self.board.flash, part[0], part[1]), 12)
+        ring.mount()
+        self._event_ring = ring
+        self.log.log(events.POWER_UP, sum(1 for _ in ring.entries()))  # value: events kept
+
+    def _event_sink(self, t, code, value, text):
+        ring = self._event_ring
+        if ring is not None:
+            import struct
+
+            try:
+                ring.append(struct.pack("<IHHi", t & 0xFFFFFFFF, code, 0,
+                                        max(-2**31, min(2**31 - 1, value))))
+            except Exception as e:  # storage trouble must never stop metering
+                self.log.sink = None
+                self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
+                self.log.sink = self._event_sink
+        sink = getattr(self.board, "event_sink", None)
+        if sink is not None:
+            sink(t, code, value, text)
+
     def set_meter_constant(self, imp_per_kwh):
         """Metrological parameter (seal checked by the caller): the test LED's constant."""
         from pulse import PulseOutput
@@ -86,7 +138,13 @@ class Meter:
         lpw = lsb_per_unit_q8(self.ade.cal.wh_per_lsb)
         self.cfg["meter_constant"] = imp_per_kwh
         self.metering.pulse = PulseOutput(lpw * 1000 // imp_per_kwh)
+        self.save_config()
         self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant")
+
+    def save_config(self):
+        store = getattr(self, "config_store", None)
+        if store is not None:
+            store.save(self.cfg)
 
     def cold_start(self):
         """Master reset under open seal: registers to zero, logged, committed at once."""

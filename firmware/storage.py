@@ -6,7 +6,7 @@ Boot: :meth:`Storage.restore` recovers the newest valid record and raises the re
 foreign image logs FLASH_CORRUPT; then one ``maintain()`` prepares a sector.
 
 Run: every ``period_s`` of metering time (lib/journal.CommitPolicy, default 300 s, or sooner
-once 100 Wh are unsaved) the registers are committed, followed by ``maintain()`` (at most one
+once 200 Wh of active energy are unsaved) the registers are committed, followed by ``maintain()`` (at most one
 sector erase, never on the power-fail path). The power-fail input (``board.power_fail``,
 1 = supply failing) triggers the urgent commit: the partial metering interval is read first,
 then one page program, no erase and no read (lib/journal.py). The board's hold-up time must
@@ -45,11 +45,9 @@ class Storage:
         self.last_text = text
 
     def _sum_wh(self):
+        # active energy (A+ + A-) drives the policy's unsaved-energy trigger
         w = self.meter.registers.whole
-        s = 0
-        for i in range(COUNT):
-            s += w[i]
-        return s
+        return w[0] + w[1]
 
     def payload(self):
         r = self.meter.registers
@@ -109,12 +107,15 @@ class Storage:
         once per warning."""
         import asyncio
 
-        flag = asyncio.ThreadSafeFlag() if hasattr(asyncio, "ThreadSafeFlag") else asyncio.Event()
+        # ISR-safe flag on real boards; the virtual board raises its "interrupt" from task
+        # context and supplies a plain Event (ThreadSafeFlag wakes through the poller there).
+        make = getattr(board, "irq_flag", None)
+        flag = make() if make is not None else asyncio.ThreadSafeFlag()
         board.on_power_fail(lambda _pin: flag.set())
         while True:
             await flag.wait()
             if hasattr(flag, "clear"):
-                flag.clear()
+                flag.clear()  # asyncio.Event; ThreadSafeFlag clears itself
             if board.power_fail.value():
                 self.meter.metering.finish()
                 self.commit(journal.REASON_POWERFAIL)

@@ -224,6 +224,12 @@ class SimBoard:
         self._meter = None
         self._pf_handler = None
 
+    def irq_flag(self):
+        """Flag for interrupt -> task hand-over (an Event: sim 'interrupts' run in tasks)."""
+        import asyncio
+
+        return asyncio.Event()
+
     def attach(self, meter):
         """The firmware's meter object, for the report at a power loss."""
         self._meter = meter
@@ -235,8 +241,17 @@ class SimBoard:
     def lose_power(self, why):
         """Supply gone: stop at once (no more flash operations, no clean shutdown)."""
         sys.stderr.write("sim: power lost (%s)\n" % why)
-        if self._meter is not None and self.opts.json:
-            self.report(self._meter, power_lost=True)
+        if self.opts.json:
+            m = self._meter
+            if m is not None and hasattr(m, "storage_status"):
+                self.report(m, power_lost=True)
+            else:  # cut while booting: nothing metered yet in this run
+                import json
+
+                from energy import ALL_OBIS
+
+                sys.stdout.write(json.dumps({"registers": {k: 0.0 for k in ALL_OBIS},
+                                             "power_lost": True, "booting": True}) + "\n")
         self.nor.close()
         raise SystemExit(0)
 

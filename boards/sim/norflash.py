@@ -2,9 +2,9 @@
 
 ``NORFlash(size, sector_size=4096, page_size=256, path=None, seed=0, strict=False)`` models a
 serial NOR chip such as the Winbond W25Q16JV on RP2040 boards (2 MiB, 4 KiB sectors, 256-byte
-pages; W25Q16JV datasheet Rev. H, section 1 "General descriptions" and 8.2.14/8.2.16 Page
-Program / Sector Erase) or, with other geometry, an MCU's internal flash (STM32F4: 16/64/128 KiB
-sectors, programmed by byte/half-word/word; RM0090 section 3.5).
+pages; W25Q16JV datasheet Rev. H, "General descriptions" and the "Page Program (02h)" and
+"Sector Erase (20h)" instructions) or, with other geometry, an MCU's internal flash (STM32F4:
+16/64/128 KiB sectors, programmed by byte/half-word/word; RM0090 section 3.5).
 
 Semantics (what the storage layer may rely on, and nothing more):
 
@@ -71,9 +71,11 @@ class NORFlash:
         self.sectors = size // sector_size
         self.seed = seed
         self.strict = strict
-        self.image = bytearray(b"\xff" * size)
-        self._mv = memoryview(self.image)
         self._blank = b"\xff" * sector_size
+        self.image = bytearray(size)  # filled sector by sector: no second image-sized buffer
+        for a in range(0, size, sector_size):
+            self.image[a : a + sector_size] = self._blank
+        self._mv = memoryview(self.image)
         self.erase_counts = [0] * self.sectors
         self.ops = 0
         self.programs = 0
@@ -152,7 +154,7 @@ class NORFlash:
         """True between a power cut and ``power_on()``."""
         return self._dead
 
-    def copy(self, path=None):
+    def copy(self):
         """An independent model with the same image, counters, seed and wear (no cut armed)."""
         c = NORFlash(self.size, self.sector_size, self.page_size, None, self.seed, self.strict)
         c.image[:] = self.image

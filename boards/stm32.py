@@ -1,0 +1,451 @@
+# ST NUCLEO-F411RE (STM32F411RE) board: pin map, buses and board services for the meter.
+"""ST NUCLEO-F411RE (STM32F411RET6: 512 KiB flash, 128 KiB RAM) wired as the meter board.
+
+Also fits the NUCLEO-F401RE (same pinout, flash sectors and USARTs). Sources: ST UM1724
+(STM32 Nucleo-64 user manual: Arduino/morpho pin assignment, USART2 to the ST-LINK virtual COM
+port via SB13/SB14, user button B1 on PC13, LD2 on PA5), RM0383 (STM32F411 reference manual:
+flash module organisation, programming and erase sequences, FLASH registers, ART accelerator,
+unique device ID), DS10314 (STM32F411xC/xE data sheet, "Flash memory programming" table), ST
+AN3969 (EEPROM emulation on STM32F4: re-programs written half-words without erase), MicroPython
+``ports/stm32/boards/NUCLEO_F411RE/mpconfigboard.h`` (UART2 = REPL, UART6; SPI1 pins),
+``ports/stm32/flashbdev.c`` (internal filesystem = sectors 1..3 + 16 KiB of sector 4),
+``ports/stm32/uart.c`` (a UART exists only if the board defines its pins), ADE7953 Rev. C p.52.
+
+Pin map (cpu pin, Arduino header name where there is one; the rest are on the morpho
+headers CN7/CN10). Pins are looked up as ``Pin.cpu.A5`` and so on, because on a Nucleo the
+*board* name ``"A5"`` is Arduino A5 (= PC0).
+
+=======  =======  ==========================  ==============================================
+pin      Arduino  signal                      notes
+=======  =======  ==========================  ==============================================
+PA5      D13      ADE7953 SCLK                SPI1 SCK (green LED LD2 also sits on PA5)
+PA6      D12      ADE7953 MISO                SPI1 MISO
+PA7      D11      ADE7953 MOSI                SPI1 MOSI
+PB6      D10      ADE7953 CS                  out, idle high
+PA8      D7       ADE7953 IRQ                 in, pull-up, active low
+PB10     D6       ADE7953 RESET               out, active low, idle high
+PC6      -        optical TX                  USART6 TX (in every stock NUCLEO_F411RE build)
+PC7      D9       optical RX                  USART6 RX
+PA9      D8       RS-485 DI                   USART1 TX (needs a build that defines UART1)
+PA10     D2       RS-485 RO                   USART1 RX
+PB5      D4       RS-485 DE (+ /RE)           out, 1 = transmit
+PA2      D1       modem TXD                   USART2 TX = ST-LINK VCP/REPL (see below)
+PA3      D0       modem RXD                   USART2 RX
+PB3      D3       modem PWRKEY                out, 1 = key pressed (via NPN)
+PB4      D5       kWh test LED                out, 1 = lit
+PB8      D15      kvarh test LED              out, 1 = lit
+PC8/9/10 -        status LED 1 R/G/B          out, 1 = lit
+PC11/12  -        status LED 2 R/G            out, 1 = lit
+PD2      -        status LED 2 B              out, 1 = lit
+PB12     -        relay                       out, 1 = contacts closed (supply connected)
+PB13     -        relay feedback              in, pull-down, 1 = closed (aux contact to 3V3)
+PC13     -        scroll button               on-board B1 (to GND when pressed), inverted
+PB14     -        demand reset button         in, pull-up, button to GND, inverted
+PB15     -        test switch                 in, pull-up, switch to GND, inverted
+PA0      A0       main cover                  in, pull-up, closed to GND while fitted; 1 = open
+PA1      A1       terminal cover              as PA0; 1 = open
+PA4      A2       magnetic field              open-drain Hall switch, inverted; 1 = field
+PB0      A3       seal switch                 closed to GND while sealed; 1 = seal open
+PC1      A4       power fail                  in, pull-down, 1 = supply failing (comparator)
+PC2      -        LCD CS (HT1621)             out, idle high
+PC3      -        LCD WR (HT1621)             out, idle high
+PC4      -        LCD DATA (HT1621)           out
+=======  =======  ==========================  ==============================================
+
+Left free: PC14/PC15 (32.768 kHz LSE crystal X2, used by the RTC), PH0/PH1 (8 MHz HSE from the
+ST-LINK), PA13/PA14 (SWD), PA11/PA12 (USB), PB2 (BOOT1). The F411 in LQFP64 has no PB11.
+
+USARTs. The F411 has three: USART1, USART2 and USART6. The stock MicroPython NUCLEO_F411RE
+build defines pins only for UART2 (the REPL, wired to the ST-LINK virtual COM port) and UART6,
+so ``UART(1)`` raises ValueError there. Hence: the optical port takes USART6 (7E1 at 300 Bd
+is native: MicroPython's stm32 UART allows ``bits=7`` with parity, the 8-bit frame includes the
+parity bit); RS-485 takes USART1 when the firmware defines ``MICROPY_HW_UART1_TX/RX`` as
+``pin_A9``/``pin_A10`` (otherwise ``uart_rs485`` is None and ``notes`` says so); the modem
+takes USART2 only with ``Board(modem_on_uart2=True)``, which detaches the REPL from it
+(``pyb.repl_uart(None)``: no more mpremote until reset into safe mode) and needs SB13/SB14
+opened and SB62/SB63 closed (UM1724 "USART communication") to free PA2/PA3 from the ST-LINK.
+stm32 ``UART.write`` blocks until the last byte is in the shift register (no TX ring): at
+300 Bd a 100-byte message holds the event loop for 3.3 s, so the optical writer should send
+short chunks at low baud rates. The ADE7953 SPI gets 750 kHz: SPI1 divides its bus clock by a
+power of two and MicroPython picks the fastest rate not above the 1 MHz asked for.
+
+Data flash (RM0383, flash module organisation). Sectors 0..3 are 16 KiB, 4 is 64 KiB, 5..7
+are 128 KiB; the stock firmware occupies sector 0 and 5..7, and MicroPython's internal
+filesystem (FAT, 64 KiB, ``/flash``) sectors 1..3 plus the first 16 KiB of sector 4 through a
+16 KiB RAM cache that erases and rewrites a whole sector on each flush, so ``pyb.Flash``
+windows are not NOR-like (erase is a no-op, a flush erases) and not power-cut safe. The data
+partition is therefore driven directly through the FLASH registers on two sectors the
+filesystem no longer uses:
+
+- block 0 = sector 3 (0x0800C000, 16 KiB), block 1 = the first 16 KiB of sector 4
+  (0x08010000; erasing it erases the whole 64 KiB sector, the other 48 KiB stay unused);
+- ``flash_layout`` = ``{"journal": (0, 2)}``: the board is too small for events or load
+  profiles in flash.
+
+For that the filesystem must be made 32 KiB (sectors 1 and 2) once:
+:meth:`Board.format_small_fs` (FAT needs at least 64 sectors of 512 bytes, so 32 KiB is the
+smallest; checked with MicroPython's VfsFat). MicroPython mounts a FAT volume smaller than its
+partition, and never writes past the volume. ``Board()`` reads the volume size from the boot
+sector (FAT BPB or littlefs superblock) and leaves ``flash`` None while the filesystem still
+covers sectors 3..4. Never use the factory-reset boot mode (USER button held at reset): it
+recreates the 64 KiB filesystem over the data sectors. The application (about 64 KB as .mpy)
+does not fit in that filesystem anyway: it is frozen into the firmware or run from the host
+with ``mpremote mount`` (boards/README.md).
+
+Timing (DS10314 "Flash memory programming", 2.7..3.6 V): one program operation 16 us typ,
+100 us max; sector erase at x32 parallelism 16 KiB 250 ms typ / 500 ms max, 64 KiB
+550 / 1100 ms (128 KiB: 1 / 2 s). The F411 has one flash bank, so the CPU stalls
+(interrupts too, UART bytes are lost) for the whole erase: erases belong to the journal's
+maintenance step when the ports are idle, never to the power-fail path, and ``ticks_ms``
+falls behind by the stall while the RTC does not.
+"""
+
+import time
+
+import machine
+import pyb
+import stm
+import uctypes
+from machine import RTC, SPI, UART, WDT, Pin
+from micropython import const
+
+from boards.board import MonotonicClock, RGBLed
+from ht1621 import HT1621
+
+_ADE_SPI_HZ = const(1_000_000)
+_WDT_MS = const(8000)  # stm32 IWDG allows up to 32768 ms
+_EPOCH_2000_FROM_1970 = const(946684800)
+
+# Data partition: (sector number, address) per 16 KiB block.
+FLASH_BLOCK = const(16384)
+_SECTORS = ((3, 0x0800C000), (4, 0x08010000))
+FLASH_LAYOUT = {"journal": (0, 2)}
+_FS_START = const(0x08004000)  # sector 1: first block of MicroPython's internal filesystem
+_FS_MAX_FOR_RAW = const(32768)  # the filesystem may use sectors 1 and 2 only
+
+# FLASH registers (RM0383, "Flash interface registers"): offsets from stm.FLASH, bits.
+_ACR = stm.FLASH + stm.FLASH_ACR
+_KEYR = stm.FLASH + stm.FLASH_KEYR
+_SR = stm.FLASH + stm.FLASH_SR
+_CR = stm.FLASH + stm.FLASH_CR
+_KEY1 = 0x45670123
+_KEY2 = 0xCDEF89AB
+_CR_PG = const(1 << 0)
+_CR_SER = const(1 << 1)
+_CR_PSIZE_X8 = const(0 << 8)
+_CR_PSIZE_X16 = const(1 << 8)
+_CR_PSIZE_X32 = const(2 << 8)
+_CR_STRT = const(1 << 16)
+_CR_LOCK = 0x80000000
+_SR_BSY = const(1 << 16)
+_SR_ERR = const(0x1F2)  # OPERR, WRPERR, PGAERR, PGPERR, PGSERR, RDERR
+_SR_EOP = const(1 << 0)
+_ACR_DCEN = const(1 << 10)
+_ACR_DCRST = const(1 << 12)
+
+
+def _cpu(name):
+    """The Pin object of a port pin named like ``"PA5"`` (cpu name ``A5``)."""
+    return getattr(Pin.cpu, name[1:])
+
+
+def _epoch_offset():
+    """Seconds to subtract from time.time() to count from 2000-01-01 (0 if the port already
+    does): ports differ (MICROPY_EPOCH_IS_1970), so ask gmtime(0)."""
+    return _EPOCH_2000_FROM_1970 if time.gmtime(0)[0] == 1970 else 0
+
+
+class RtcClock(MonotonicClock):
+    """MonotonicClock whose ``set_time`` also sets the hardware RTC (LSE crystal X2; keeps
+    time over resets, and over power-off only with a cell on VBAT, which the Nucleo ties to
+    VDD)."""
+
+    def __init__(self, rtc, epoch_offset):
+        super().__init__(epoch_offset)
+        self._rtc = rtc
+
+    def set_time(self, secs):
+        t = self._time.gmtime(secs + self._off)
+        self._rtc.datetime((t[0], t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0))
+        self._adjust = 0
+
+
+class LazyWDT:
+    """``machine.WDT`` started by the first ``feed()`` (it cannot be stopped once running)."""
+
+    def __init__(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+        self._wdt = None
+
+    def feed(self):
+        w = self._wdt
+        if w is None:
+            w = self._wdt = WDT(timeout=self.timeout_ms)
+        w.feed()
+
+
+class Inverted:
+    """Pin-like view of an active-low input: ``value()`` is 1 while the pin is low."""
+
+    def __init__(self, pin):
+        self._pin = pin
+
+    def value(self):
+        return 1 - self._pin.value()
+
+    def __call__(self):
+        return self.value()
+
+
+class F4Sectors:
+    """Block device (extended interface, NOR semantics) on whole STM32F4 flash sectors,
+    programmed through the FLASH registers (RM0383 program and erase sequences) instead of
+    ``pyb.Flash``.
+
+    ``sectors``: tuple of (sector number, address); every block is ``block_size`` bytes from the
+    sector start (a larger sector is only partly used, and erasing its block erases all of it).
+    Programs are half-words (x16) where aligned, bytes elsewhere; 0xFF bytes are skipped.
+    A written location may be programmed again as long as bits only go from 1 to 0 (the F4 has
+    no flash ECC; ST's AN3969 EEPROM emulation relies on it), which gives NOR semantics.
+
+    Each half-word program and each erase is one unlock-operate-lock sequence with interrupts
+    disabled, so MicroPython's own flash code (the filesystem cache flush runs from an IRQ and
+    unlocks/locks the same controller) can never interleave with it; outside an erase that
+    window is a few tens of microseconds. The ART data cache is reset (with DCEN cleared, as
+    RM0383 requires) after each operation so that reads see the new contents.
+    """
+
+    def __init__(self, sectors, block_size):
+        self._sec = sectors
+        self._bs = block_size
+
+    def _op(self, cr, addr, value, width):
+        """One flash operation: program ``value`` (``width`` 1 or 2 bytes) at ``addr``, or,
+        with ``width`` 0, start the sector erase set up in ``cr``. Raises OSError(EIO) on a
+        controller error."""
+        locked = stm.mem32[_CR] & _CR_LOCK  # big-int read: allocate before the critical part
+        st = machine.disable_irq()
+        try:
+            self._wait()
+            if locked:
+                stm.mem32[_KEYR] = _KEY1
+                stm.mem32[_KEYR] = _KEY2
+            stm.mem32[_SR] = _SR_ERR | _SR_EOP
+            stm.mem32[_CR] = cr
+            if width == 2:
+                stm.mem16[addr] = value
+            elif width == 1:
+                stm.mem8[addr] = value
+            else:
+                stm.mem32[_CR] = cr | _CR_STRT  # the CPU stalls here until the erase ends
+            self._wait()
+        finally:
+            stm.mem32[_CR] = _CR_LOCK
+            machine.enable_irq(st)
+
+    def _wait(self):
+        while stm.mem32[_SR] & _SR_BSY:
+            pass
+        sr = stm.mem32[_SR]
+        if sr & _SR_ERR:
+            stm.mem32[_SR] = _SR_ERR
+            stm.mem32[_CR] = 0
+            raise OSError(5)  # EIO
+
+    def _reset_dcache(self):
+        acr = stm.mem32[_ACR]
+        if acr & _ACR_DCEN:
+            off = acr & ~_ACR_DCEN
+            stm.mem32[_ACR] = off
+            stm.mem32[_ACR] = off | _ACR_DCRST
+            stm.mem32[_ACR] = off
+            stm.mem32[_ACR] = acr
+
+    def _addr(self, block, offset, n):
+        if block < 0 or block >= len(self._sec) or offset < 0 or offset + n > self._bs:
+            raise ValueError("flash access outside the partition")
+        return self._sec[block][1] + offset
+
+    def readblocks(self, block, buf, offset=0):
+        mv = memoryview(buf)
+        n = len(mv)
+        i = 0
+        while i < n:  # a full-block read may span blocks
+            a = offset + i
+            b = block + a // self._bs
+            o = a % self._bs
+            k = min(self._bs - o, n - i)
+            mv[i:i + k] = uctypes.bytearray_at(self._addr(b, o, k), k)
+            i += k
+
+    def writeblocks(self, block, buf, offset=None):
+        mv = memoryview(buf)
+        if offset is None:
+            for b in range(len(mv) // self._bs):
+                self.ioctl(6, block + b)
+            offset = 0
+        n = len(mv)
+        i = 0
+        while i < n:
+            a = offset + i
+            b = block + a // self._bs
+            o = a % self._bs
+            k = min(self._bs - o, n - i)
+            self._program(self._addr(b, o, k), mv[i:i + k])
+            i += k
+
+    def _program(self, addr, mv):
+        n = len(mv)
+        i = 0
+        try:
+            while i < n:
+                a = addr + i
+                if not a & 1 and i + 1 < n:
+                    hw = mv[i] | mv[i + 1] << 8
+                    if hw != 0xFFFF:
+                        self._op(_CR_PG | _CR_PSIZE_X16, a, hw, 2)
+                    i += 2
+                else:
+                    if mv[i] != 0xFF:
+                        self._op(_CR_PG | _CR_PSIZE_X8, a, mv[i], 1)
+                    i += 1
+        finally:
+            self._reset_dcache()
+
+    def ioctl(self, op, arg=0):
+        if op == 4:
+            return len(self._sec)
+        if op == 5:
+            return self._bs
+        if op == 6:
+            self._addr(arg, 0, 0)
+            try:
+                self._op(_CR_SER | _CR_PSIZE_X32 | self._sec[arg][0] << 3, 0, 0, 0)
+            finally:
+                self._reset_dcache()
+        return 0
+
+
+def fs_volume_bytes():
+    """Size in bytes of the filesystem volume in MicroPython's internal flash storage, read
+    from its first block (FAT boot sector or littlefs superblock), or None if unrecognised."""
+    import os
+
+    os.sync()  # the boot sector may sit in the filesystem's RAM cache
+    for blk in (0, 1):  # littlefs keeps its superblock in block 0 or 1
+        b = uctypes.bytes_at(_FS_START + 512 * blk, 512)
+        if blk == 0 and b[510] == 0x55 and b[511] == 0xAA and b[11] | b[12] << 8 == 512:
+            tot = b[19] | b[20] << 8
+            if not tot:
+                tot = int.from_bytes(b[32:36], "little")
+            return tot * 512
+        if b[8:16] == b"littlefs":
+            return int.from_bytes(b[24:28], "little") * int.from_bytes(b[28:32], "little")
+    return None
+
+
+class Board:
+    """The meter on a NUCLEO-F411RE: every attribute of :mod:`boards.board`.
+
+    ``serial``: meter serial number (default: 16 hex digits of the 96-bit unique ID: wafer
+    X/Y, wafer number and the last 3 lot characters, RM0383 "unique device ID register");
+    ``modem_on_uart2``: give USART2 to the modem and detach the REPL from it (see above);
+    ``relay_closed``: relay state driven at construction.
+    """
+
+    name = "nucleo-f411re"
+
+    def __init__(self, serial=None, modem_on_uart2=False, relay_closed=1):
+        import binascii
+
+        self.notes = []
+        if serial is None:
+            uid = machine.unique_id()
+            serial = binascii.hexlify(uid[0:5] + uid[9:12]).decode()
+        self.serial = serial
+        self.rtc = RTC()
+        self.clock = RtcClock(self.rtc, _epoch_offset())
+
+        # ADE7953 on SPI1 (PA5/PA6/PA7): mode 0, MSB first (DS p.52).
+        self.ade_spi = SPI(1, baudrate=_ADE_SPI_HZ, polarity=0, phase=0, bits=8,
+                           firstbit=SPI.MSB)
+        self.ade_cs = Pin(_cpu("PB6"), Pin.OUT, value=1)
+        self.ade_irq = Pin(_cpu("PA8"), Pin.IN, Pin.PULL_UP)
+        self.ade_reset = Pin(_cpu("PB10"), Pin.OUT, value=1)
+
+        # Serial ports.
+        self.uart_optical = UART(6, 300, bits=7, parity=0, stop=1, timeout=0, rxbuf=256)
+        try:
+            self.uart_rs485 = UART(1, 9600, bits=8, parity=None, stop=1, timeout=0,
+                                   rxbuf=512)
+        except ValueError:
+            self.uart_rs485 = None
+            self.notes.append("UART(1) not defined by this firmware: no RS-485 port")
+        self.rs485_de = Pin(_cpu("PB5"), Pin.OUT, value=0)
+        self.uart_modem = None
+        if modem_on_uart2:
+            pyb.repl_uart(None)
+            self.uart_modem = UART(2, 115200, bits=8, parity=None, stop=1, timeout=0,
+                                   rxbuf=1024)
+        else:
+            self.notes.append("USART2 is the REPL: no modem port (Board(modem_on_uart2=True))")
+        self.modem_pwrkey = Pin(_cpu("PB3"), Pin.OUT, value=0)
+
+        # Outputs.
+        def out(name, v=0):
+            return Pin(_cpu(name), Pin.OUT, value=v)
+
+        self.led_kwh = out("PB4")
+        self.led_kvarh = out("PB8")
+        self.status_leds = (RGBLed(out("PC8"), out("PC9"), out("PC10")),
+                            RGBLed(out("PC11"), out("PC12"), out("PD2")))
+        self.relay = out("PB12", 1 if relay_closed else 0)
+
+        # Inputs, 1 = active.
+        def pull_up(name):
+            return Pin(_cpu(name), Pin.IN, Pin.PULL_UP)
+
+        self.relay_feedback = Pin(_cpu("PB13"), Pin.IN, Pin.PULL_DOWN)
+        self.power_fail = Pin(_cpu("PC1"), Pin.IN, Pin.PULL_DOWN)
+        self.btn_scroll = Inverted(Pin(_cpu("PC13"), Pin.IN))  # B1 has its own pull-up
+        self.btn_demand_reset = Inverted(pull_up("PB14"))
+        self.sw_test = Inverted(pull_up("PB15"))
+        self.cover = pull_up("PA0")
+        self.terminal_cover = pull_up("PA1")
+        self.magnet = Inverted(pull_up("PA4"))
+        self.seal = pull_up("PB0")
+
+        # LCD: HT1621 on three GPIOs (CS and WR idle high).
+        self.lcd = HT1621(out("PC2", 1), out("PC3", 1), out("PC4"))
+        self.lcd.init()
+
+        # Data partition (see the module docstring) and watchdog.
+        vol = fs_volume_bytes()
+        if vol is not None and vol <= _FS_MAX_FOR_RAW:
+            self.flash = F4Sectors(_SECTORS, FLASH_BLOCK)
+            self.flash_layout = dict(FLASH_LAYOUT)
+        else:
+            self.flash = None
+            self.flash_layout = {}
+            self.notes.append("filesystem (%s bytes) covers the data sectors: no flash "
+                              "partition until Board.format_small_fs()" % vol)
+        self.wdt = LazyWDT(_WDT_MS)
+        for n in self.notes:
+            print("boards.stm32:", n)
+
+    @staticmethod
+    def format_small_fs():
+        """Re-create ``/flash`` as a 32 KiB FAT volume on sectors 1..2, freeing sectors 3..4
+        for the data partition. ERASES every file on /flash: copy them back afterwards
+        (``mpremote cp``)."""
+        import os
+        import vfs
+
+        try:
+            vfs.umount("/flash")
+        except OSError:
+            pass
+        dev = pyb.Flash(start=0, len=_FS_MAX_FOR_RAW)
+        vfs.VfsFat.mkfs(dev)
+        vfs.mount(vfs.VfsFat(dev), "/flash")
+        os.chdir("/flash")

@@ -1,0 +1,184 @@
+# Configuration storage (lib/config.py): A/B copies, CRC, versions, defaults with a reported
+# status, and a cut at every flash op of a sequence of saves.
+from boards.sim.norflash import NORFlash, PowerCut
+from config import (
+    STATUS_BLANK,
+    STATUS_CORRUPT,
+    STATUS_MIGRATED,
+    STATUS_NEWER,
+    STATUS_OK,
+    STATUS_OLD_DEFAULTS,
+    STATUS_ONE_BAD,
+    ConfigStore,
+)
+from flash import Partition
+
+DEFAULTS = {"meter_const": 1000, "cal": {"v_gain": 1.0, "i_gain": 1.0}, "display": ["1.8.0"]}
+
+
+def _dev(sectors=2, ss=1024, page=256, seed=0):
+    dev = NORFlash(sectors * ss, sector_size=ss, page_size=page, seed=seed, strict=True)
+    return dev, Partition(dev, 0, dev.size)
+
+
+def _cfg(i):
+    return {"meter_const": 1000 + i, "cal": {"v_gain": 1.0 + i / 8, "i_gain": 0.5},
+            "display": ["1.8.0", "2.8.0"][: 1 + i % 2], "n": i, "tou": list(range(i, i + 60))}
+
+
+def _raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc:
+        return True
+    return False
+
+
+def test_blank_gives_defaults_and_says_so():
+    dev, part = _dev()
+    lines = []
+    cs = ConfigStore(part, DEFAULTS, version=1, log=lines.append)
+    cfg, st = cs.load()
+    assert st == STATUS_BLANK and cfg == DEFAULTS, "blank -> defaults: %r" % st
+    assert cs.copies == 0 and "blank" in lines[0], "logged %r" % lines
+    cfg["display"].append("x")
+    assert cs.load()[0] == DEFAULTS, "defaults are handed out as copies"
+
+
+def test_save_load_roundtrip_alternates_copies():
+    dev, part = _dev(sectors=4)  # two sectors per copy
+    cs = ConfigStore(part, DEFAULTS)
+    cs.load()
+    for i in range(1, 4):
+        assert cs.save(_cfg(i)) == i, "sequence number per save"
+    assert dev.erase_counts == [2, 2, 1, 1], "A, B, A: %r" % dev.erase_counts
+    cs2 = ConfigStore(part, DEFAULTS)
+    cfg, st = cs2.load()
+    want = dict(_cfg(3))
+    assert st == STATUS_OK and cfg == want and cs2.copies == 2, "newest copy: %r %r" % (st, cfg)
+    assert cs2.seq == 3 and cs2.stored_version == 1, "seq/version reported"
+
+
+def test_missing_keys_are_filled_and_reported():
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    cs.save({"meter_const": 500})
+    cfg, st = ConfigStore(part, DEFAULTS).load()
+    assert st == STATUS_OK and cfg["meter_const"] == 500 and cfg["cal"] == DEFAULTS["cal"], (
+        "merged over defaults")
+    cs2 = ConfigStore(part, DEFAULTS)
+    cs2.load()
+    assert "cal" in cs2.detail and "display" in cs2.detail, "reported: %r" % cs2.detail
+
+
+def test_cut_at_every_flash_op_keeps_old_or_new_config():
+    def script(part, st):
+        cs = ConfigStore(part, DEFAULTS)
+        cs.load()
+        for i in range(1, 5):
+            st["flight"] = i
+            cs.save(_cfg(i))
+            st["ok"] = i
+            st["flight"] = None
+
+    dev, part = _dev()
+    script(part, {})
+    total = dev.ops
+    assert total >= 16, "ops %d" % total
+    for k in range(1, total + 1):
+        dev, part = _dev(seed=k)
+        st = {"ok": None, "flight": None}
+        dev.cut_at_op(k)
+        try:
+            script(part, st)
+            assert False, "cut %d did not happen" % k
+        except PowerCut:
+            pass
+        dev.power_on()
+        cs = ConfigStore(part, DEFAULTS)
+        cfg, status = cs.load()
+        if st["ok"] is None:
+            assert cfg in (DEFAULTS, _cfg(1)), "cut %d: first save: %r" % (k, cfg)
+            assert status in (STATUS_BLANK, STATUS_CORRUPT, STATUS_OK), "cut %d" % k
+        else:
+            assert cfg in (_cfg(st["ok"]), _cfg(st["flight"] or 0)), "cut %d: %r" % (k, cfg)
+            assert status in (STATUS_OK, STATUS_ONE_BAD), "cut %d: status %r" % (k, status)
+        cs.save(_cfg(9))
+        assert ConfigStore(part, DEFAULTS).load() == (_cfg(9), STATUS_OK), "cut %d: save" % k
+
+
+def test_one_corrupt_copy_is_reported_and_the_other_used():
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    cs.save(_cfg(1))
+    cs.save(_cfg(2))  # copy B
+    dev.image[1024 + 20] ^= 0x01  # damage B's JSON
+    lines = []
+    cs2 = ConfigStore(part, DEFAULTS, log=lines.append)
+    cfg, st = cs2.load()
+    assert st == STATUS_ONE_BAD and cfg == _cfg(1), "fell back to A: %r" % st
+    assert cs2.copies == 1 and "B corrupt" in lines[0], "reported: %r" % lines
+    cs2.save(_cfg(3))  # repairs B (the bad copy), keeps A
+    cs3 = ConfigStore(part, DEFAULTS)
+    assert cs3.load() == (_cfg(3), STATUS_OK) and cs3.copies == 2, "repaired"
+
+
+def test_both_copies_corrupt_gives_defaults():
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    cs.save(_cfg(1))
+    cs.save(_cfg(2))
+    dev.image[5] ^= 0x80  # A header (sequence number)
+    dev.image[1024 + 40] ^= 0x02
+    cfg, st = ConfigStore(part, DEFAULTS).load()
+    assert st == STATUS_CORRUPT and cfg == DEFAULTS, "corrupt -> defaults: %r" % st
+
+
+def test_versions_migrate_or_default():
+    dev, part = _dev()
+    ConfigStore(part, {"k": 1}, version=1).save({"kwh_const": 800})
+
+    def mig(old, ver):
+        assert ver == 1, "old version passed"
+        return {"meter_const": old["kwh_const"]}
+
+    cfg, st = ConfigStore(part, DEFAULTS, version=2, migrate=mig).load()
+    assert st == STATUS_MIGRATED and cfg["meter_const"] == 800, "migrated: %r" % st
+    assert cfg["display"] == DEFAULTS["display"], "new keys from defaults"
+    cfg, st = ConfigStore(part, DEFAULTS, version=2).load()
+    assert st == STATUS_OLD_DEFAULTS and cfg == DEFAULTS, "no migration -> defaults"
+
+    def bad(old, ver):
+        raise KeyError("nope")
+
+    cfg, st = ConfigStore(part, DEFAULTS, version=2, migrate=bad).load()
+    assert st == STATUS_OLD_DEFAULTS and cfg == DEFAULTS, "failed migration -> defaults"
+    cfg, st = ConfigStore(part, DEFAULTS, version=0).load()
+    assert st == STATUS_NEWER and cfg == DEFAULTS, "newer version -> defaults"
+
+
+def test_validate_rejects_a_copy():
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    cs.save(_cfg(1))
+    cs.save({"meter_const": -5})
+
+    def ok(c):
+        return c.get("meter_const", 1) > 0
+
+    cfg, st = ConfigStore(part, DEFAULTS, validate=ok).load()
+    assert st == STATUS_ONE_BAD and cfg == _cfg(1), "invalid newest copy skipped: %r" % st
+    dev2, part2 = _dev()
+    ConfigStore(part2, DEFAULTS).save({"meter_const": -1})
+    cfg, st = ConfigStore(part2, DEFAULTS, validate=ok).load()
+    assert st == STATUS_CORRUPT and cfg == DEFAULTS, "no acceptable copy -> defaults"
+
+
+def test_limits():
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    assert cs.capacity == 1024 - 16, "capacity from the partition"
+    assert _raises(ValueError, cs.save, {"x": "y" * 2000}), "too large"
+    assert _raises(ValueError, cs.save, [1, 2]), "not a dict"
+    odd = Partition(NORFlash(3 * 1024, 1024, 256), 0, 3 * 1024)
+    assert _raises(ValueError, ConfigStore, odd, DEFAULTS), "odd sector count"

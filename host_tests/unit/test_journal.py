@@ -1,0 +1,460 @@
+# Register journal (lib/journal.py over lib/ringlog.py) on the NOR model: commit/recover, ring
+# wrap and wear, the power-fail budget, a cut at every flash op, corruption, versions, policy.
+import binascii
+import struct
+
+from boards.sim.norflash import NORFlash, PowerCut
+from flash import Partition
+from journal import (
+    REASON_PERIODIC,
+    REASON_POWERFAIL,
+    REASON_TARIFF,
+    STATUS_BLANK,
+    STATUS_CORRUPT,
+    STATUS_FOREIGN,
+    STATUS_MIGRATE,
+    STATUS_OK,
+    CommitPolicy,
+    Journal,
+    NoSpace,
+    StorageError,
+)
+
+_P = 24  # three u64 counters
+
+
+def _enc(c):
+    return struct.pack("<QQQ", c[0], c[1], c[2])
+
+
+def _dec(b):
+    return struct.unpack("<QQQ", b)
+
+
+def _dev(sectors=4, ss=1024, page=256, seed=0):
+    dev = NORFlash(sectors * ss, sector_size=ss, page_size=page, seed=seed, strict=True)
+    return dev, Partition(dev, 0, dev.size)
+
+
+class _Counting:
+    """Flash wrapper counting reads (the model counts programs and erases)."""
+
+    def __init__(self, f):
+        self._f = f
+        self.size = f.size
+        self.sector_size = f.sector_size
+        self.page_size = f.page_size
+        self.reads = 0
+
+    def read(self, addr, buf):
+        self.reads += 1
+        self._f.read(addr, buf)
+
+    def program(self, addr, data):
+        self._f.program(addr, data)
+
+    def erase(self, addr):
+        self._f.erase(addr)
+
+
+def _raises(exc, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except exc:
+        return True
+    return False
+
+
+def test_blank_flash_starts_from_zero_and_logs_it():
+    dev, part = _dev()
+    lines = []
+    j = Journal(part, _P, log=lines.append)
+    assert j.recover() is None, "blank flash has no registers"
+    assert j.status == STATUS_BLANK, "status %r" % j.status
+    assert j.blank_sectors == 4 and j.records == 0, "counters: %s" % j._summary()
+    assert len(lines) == 1 and "blank" in lines[0] and "zero" in lines[0], "logged %r" % lines
+    assert dev.ops == 0, "recovery never writes"
+
+
+def test_commit_and_recover_roundtrip():
+    dev, part = _dev()
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    for i in range(1, 6):
+        seq = j.commit(_enc((i, 2 * i, 3 * i)), REASON_TARIFF if i == 5 else REASON_PERIODIC)
+    assert seq == 5, "sequence numbers count commits from 1: %d" % seq
+    k = Journal(part, _P)
+    got = k.recover()
+    assert _dec(got) == (5, 10, 15), "newest record wins: %r" % (_dec(got),)
+    assert k.status == STATUS_OK and k.seq == 5, "status %r seq %d" % (k.status, k.seq)
+    assert k.found_reason == REASON_TARIFF and k.found_schema == 1, "reason/schema stored"
+    assert k.commit(_enc((6, 12, 18))) == 6, "sequence continues after a reboot"
+    assert _raises(ValueError, k.commit, b"short"), "payload size is fixed"
+
+
+def test_power_fail_commit_is_one_program_no_erase_no_read():
+    dev, part = _dev()
+    cf = _Counting(part)
+    j = Journal(cf, _P)
+    j.recover()
+    j.maintain()
+    assert j.commit_cost() == (1, 16 + _P), "cost %r" % (j.commit_cost(),)
+    for i in range(40):  # crosses sector boundaries; maintain() keeps a sector prepared
+        r0, p0, e0 = cf.reads, dev.programs, dev.erases
+        j.commit(_enc((i, i, i)), REASON_POWERFAIL, urgent=True)
+        assert dev.programs - p0 == 1, "one page program per urgent commit"
+        assert dev.erases == e0 and cf.reads == r0, "no erase and no read on the urgent path"
+        j.maintain()
+
+
+class _RawBdev:
+    """Minimal extended block device that allocates nothing (like rp2.Flash in C)."""
+
+    def __init__(self, blocks, bs):
+        self.img = bytearray(b"\xff" * (blocks * bs))
+        self.bs = bs
+        self.blocks = blocks
+
+    def readblocks(self, block, buf, offset=0):
+        a = block * self.bs + offset
+        buf[:] = self.img[a : a + len(buf)]
+
+    def writeblocks(self, block, buf, offset=0):
+        a = block * self.bs + offset
+        for i in range(len(buf)):
+            self.img[a + i] &= buf[i]
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return self.bs
+        if op == 6:
+            a = arg * self.bs
+            for i in range(a, a + self.bs):
+                self.img[i] = 0xFF
+        return 0
+
+
+def test_power_fail_commit_allocates_nothing():
+    import micropython  # the CPython shim's heap_lock is a no-op; MicroPython enforces it
+
+    from flash import BlockDeviceFlash
+
+    dev, part = _dev()
+    for f in (part, Partition(BlockDeviceFlash(_RawBdev(4, 1024)), 0, 4096)):
+        j = Journal(f, _P)
+        j.recover()
+        j.maintain()
+        payload = _enc((1, 2, 3))
+        j.commit(payload, REASON_POWERFAIL, True)
+        micropython.heap_lock()
+        try:
+            for _ in range(3):
+                j.commit(payload, REASON_POWERFAIL, True)
+        finally:
+            micropython.heap_unlock()
+        assert _dec(Journal(f, _P).recover()) == (1, 2, 3), "committed under heap_lock"
+
+
+def test_urgent_commit_fails_fast_without_prepared_space():
+    dev, part = _dev()
+    j = Journal(part, _P)
+    j.recover()  # no maintain(): nothing prepared on blank flash
+    assert j.ready_slots() == 0, "nothing prepared"
+    ops = dev.ops
+    assert _raises(NoSpace, j.commit, _enc((1, 1, 1)), REASON_POWERFAIL, True), "NoSpace"
+    assert dev.ops == ops, "a refused urgent commit touches no flash"
+    j.commit(_enc((1, 1, 1)))  # non-urgent: prepares the sector inline
+    per = j.slots_per_sector - 1
+    for i in range(2, per + 1):
+        j.commit(_enc((i, i, i)), urgent=True)
+    assert j.ready_slots() == 0 and j.needs_maintenance(), "sector full, next not prepared"
+    ops = dev.ops
+    assert _raises(NoSpace, j.commit, _enc((99, 99, 99)), REASON_POWERFAIL, True), "full"
+    assert dev.ops == ops, "still no flash op"
+    assert _dec(Journal(part, _P).recover())[0] == per, "refused commit left no trace"
+    assert j.maintain() == 0, "next sector is blank: header only, no erase"
+    assert j.ready_slots() == per, "one prepared sector: %d" % j.ready_slots()
+    j.commit(_enc((100, 100, 100)), urgent=True)
+
+
+def test_ring_wraps_with_even_wear():
+    dev, part = _dev(sectors=4)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    per = j.slots_per_sector - 1
+    n = per * 4 * 5 + 7  # five laps and a bit
+    for i in range(1, n + 1):
+        j.commit(_enc((i, 0, 0)))
+        j.maintain()
+    counts = dev.erase_counts
+    assert max(counts) - min(counts) <= 1 and min(counts) >= 4, "even wear %r" % counts
+    assert j.wear() == counts, "header erase counts %r == model %r" % (j.wear(), counts)
+    k = Journal(part, _P)
+    assert _dec(k.recover())[0] == n, "newest after wrapping"
+    assert k.records >= per * 2, "older records kept: %d" % k.records
+
+
+def _script(part, log, n=200, reboot_every=23):
+    """Scripted run: commits of increasing counters, urgent every third, reboots."""
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    c = [0, 0, 0]
+    for i in range(1, n + 1):
+        if i % reboot_every == 0:
+            j = Journal(part, _P)
+            got = j.recover()
+            assert got is not None and list(_dec(got)) == c, "clean reboot recovers last"
+            j.maintain()
+        c = [c[0] + 1, c[1] + i, c[2] + (i * i) % 7 + 1]
+        log["flight"] = tuple(c)
+        urgent = i % 3 == 0
+        j.commit(_enc(c), REASON_POWERFAIL if urgent else REASON_PERIODIC, urgent)
+        log["ok"] = tuple(c)
+        log["flight"] = None
+        if not urgent:
+            j.maintain()
+
+
+def test_cut_at_every_flash_op_keeps_registers_monotonic():
+    dev, part = _dev(seed=1)
+    _script(part, {})
+    total = dev.ops
+    assert total >= 200, "scripted run has %d flash ops" % total
+    statuses = {}
+    for k in range(1, total + 1):
+        dev, part = _dev(seed=k)
+        log = {"ok": None, "flight": None}
+        dev.cut_at_op(k)
+        try:
+            _script(part, log)
+            assert False, "cut at op %d did not happen" % k
+        except PowerCut:
+            pass
+        dev.power_on()
+        j = Journal(part, _P)
+        got = j.recover()
+        statuses[j.status] = statuses.get(j.status, 0) + 1
+        ok, flight = log["ok"], log["flight"]
+        if got is None:
+            assert ok is None, "cut %d: registers lost, last commit %r" % (k, ok)
+            r = (0, 0, 0)
+        else:
+            r = _dec(got)
+            assert j.status == STATUS_OK, "cut %d: status %r" % (k, j.status)
+        lo = ok or (0, 0, 0)
+        hi = flight or lo
+        for a in range(3):
+            assert lo[a] <= r[a] <= hi[a], "cut %d: reg %d = %d not in [%d, %d]" % (
+                k, a, r[a], lo[a], hi[a])
+        assert r == lo or r == hi, "cut %d: %r is neither last commit nor in-flight" % (k, r)
+        # the image keeps working after the cut: prepare, commit, recover
+        j.maintain()
+        nxt = (r[0] + 1, r[1] + 1, r[2] + 1)
+        j.commit(_enc(nxt), urgent=True)
+        j.maintain()
+        assert _dec(Journal(part, _P).recover()) == nxt, "cut %d: commit after reboot" % k
+    assert statuses.get(STATUS_OK, 0) > total // 2, "statuses %r" % (statuses,)
+
+
+def _filled(sectors=6, n=150):
+    dev, part = _dev(sectors=sectors)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    for i in range(1, n + 1):
+        j.commit(_enc((i, i, i)))
+        j.maintain()
+    return dev, part, j
+
+
+def test_random_corruption_is_skipped_and_counted():
+    import random
+
+    for trial in range(6):
+        random.seed(trial)
+        dev, part, j = _filled()
+        newest = 150
+        # flip one byte in 10 random non-blank slots (other than sector headers)
+        hit = 0
+        while hit < 10:
+            s = random.getrandbits(8) % j.sectors
+            k = 1 + random.getrandbits(8) % (j.slots_per_sector - 1)
+            a = s * j.sector_size + k * j.slot_size + random.getrandbits(8) % (16 + _P)
+            if dev.image[a] in (0x00, 0xFF):
+                continue
+            dev.image[a] ^= 1 << (random.getrandbits(3))
+            hit += 1
+        lines = []
+        k2 = Journal(part, _P, log=lines.append)
+        got = k2.recover()
+        assert got is not None, "trial %d: some record survives" % trial
+        v = _dec(got)
+        assert v[0] == v[1] == v[2] and 1 <= v[0] <= newest, "a real commit: %r" % (v,)
+        assert k2.corrupt + k2.torn >= 1, "damage counted: %s" % k2._summary()
+        assert "corrupt" in lines[0], "summary logged: %r" % lines
+        k2.maintain()
+        k2.commit(_enc((500, 500, 500)), urgent=True)
+        assert _dec(Journal(part, _P).recover())[0] == 500, "usable after corruption"
+
+
+def test_corrupt_newest_falls_back_to_previous():
+    dev, part, j = _filled(n=40)
+    s, slot, _seq = j.position()
+    a = s * j.sector_size + (slot - 1) * j.slot_size + 20
+    dev.image[a] ^= 0x10
+    k = Journal(part, _P)
+    assert _dec(k.recover())[0] == 39, "previous commit wins"
+    assert k.torn == 1, "damage in the last written slot counts as torn: %s" % k._summary()
+
+
+def test_garbage_partition_is_a_logged_fault():
+    dev, part = _dev()
+    for a in range(0, dev.size, 256):
+        dev.program(a, bytes((a // 256 * 31 + i * 7) & 0xFF for i in range(256)))
+    lines = []
+    j = Journal(part, _P, log=lines.append)
+    assert j.recover() is None, "no record in garbage"
+    assert j.status == STATUS_CORRUPT and j.dirty_sectors == 4, "status %r" % j.status
+    assert "FAULT" in lines[0], "fault logged: %r" % lines
+    j.maintain()
+    j.commit(_enc((1, 2, 3)))
+    assert _dec(Journal(part, _P).recover()) == (1, 2, 3), "recovers after the fault"
+
+
+def _make_old_format_image(part):
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    for i in range(5):
+        j.commit(_enc((i, i, i)))
+    # rewrite sector 0's header as format version 0 (an "older" layout)
+    h = bytearray(16)
+    struct.pack_into("<BBBBIHH", h, 0, 0x53, 0x52, 0, 1, 1, j.slot_size, 0)
+    struct.pack_into("<I", h, 12, binascii.crc32(bytes(h[0:12])))
+    old = bytearray(part.sector_size)
+    part.read(0, old)
+    old[0:16] = h
+    part.erase(0)
+    for a in range(0, part.sector_size, part.page_size):
+        part.program(a, old[a : a + part.page_size])
+
+
+def test_older_format_is_rejected_and_write_protected():
+    dev, part = _dev()
+    _make_old_format_image(part)
+    lines = []
+    j = Journal(part, _P, log=lines.append)
+    assert j.recover() is None, "an older layout is not decoded"
+    assert j.status == STATUS_FOREIGN and j.foreign_sectors == 1, "status %r" % j.status
+    assert "blocked" in lines[0], "reason logged: %r" % lines
+    ops = dev.ops
+    assert _raises(StorageError, j.commit, _enc((9, 9, 9))), "writes blocked"
+    assert j.maintain() == 0 and dev.ops == ops, "maintain does not touch a foreign image"
+    j.format()
+    j.commit(_enc((9, 9, 9)))
+    assert _dec(Journal(part, _P).recover()) == (9, 9, 9), "usable after explicit format()"
+
+
+def test_other_kind_of_ring_is_foreign():
+    from ringlog import RingLog
+
+    dev, part = _dev()
+    log = RingLog(part, 8)
+    log.mount()
+    log.append(b"12345678")
+    j = Journal(part, _P)
+    assert j.recover() is None and j.status == STATUS_FOREIGN, "a ring log is not a journal"
+
+
+def test_older_schema_is_returned_for_migration():
+    dev, part = _dev(sectors=4)
+    j = Journal(part, _P, schema=1)  # 16 + 24 -> 64-byte slots
+    j.recover()
+    j.maintain()
+    for i in range(1, 4):
+        j.commit(_enc((i, i, i)))
+    k = Journal(part, 56, schema=2)  # 16 + 56 -> 128-byte slots
+    old = k.recover()
+    assert k.status == STATUS_MIGRATE and k.found_schema == 1, "status %r" % k.status
+    assert _dec(old) == (3, 3, 3), "old payload returned as stored"
+    k.maintain()
+    new = _enc((3, 3, 3)) + b"\x00" * 32
+    k.commit(new, urgent=True)
+    m = Journal(part, 56, schema=2)
+    assert m.recover() == new and m.status == STATUS_OK, "migrated record wins"
+    assert m.records == 4, "old records still readable beside new geometry: %d" % m.records
+
+
+def test_torn_first_record_of_a_sector_is_erased_not_the_full_one():
+    dev, part = _dev(sectors=2)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    per = j.slots_per_sector - 1
+    for i in range(1, per + 1):
+        j.commit(_enc((i, i, i)))
+    j.maintain()  # prepares sector 1
+    dev.cut_at_op(1)
+    try:
+        j.commit(_enc((99, 99, 99)))  # first record of sector 1 is torn
+    except PowerCut:
+        pass
+    dev.power_on()
+    k = Journal(part, _P)
+    assert _dec(k.recover())[0] == per, "last full commit recovered"
+    assert k.maintain() == 1 and dev.erase_counts == [0, 1], "torn sector 1 re-erased"
+    k.commit(_enc((100, 100, 100)), urgent=True)
+    m = Journal(part, _P)
+    assert _dec(m.recover())[0] == 100 and m.records == per + 1, "sector 0 kept"
+
+
+class _FailingFlash(_Counting):
+    fail_next = False
+
+    def program(self, addr, data):
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError(5)
+        self._f.program(addr, data)
+
+
+def test_never_erases_the_sector_holding_the_newest_record():
+    dev, part = _dev(sectors=2)
+    ff = _FailingFlash(part)
+    j = Journal(ff, _P)
+    j.recover()
+    j.maintain()
+    per = j.slots_per_sector - 1
+    for i in range(1, per + 1):
+        j.commit(_enc((i, i, i)))
+    j.maintain()
+    ff.fail_next = True
+    assert _raises(OSError, j.commit, _enc((99, 99, 99))), "I/O error reaches the caller"
+    # the head moved to sector 1 but the newest valid record is still in sector 0
+    assert j.maintain() == 0 and dev.erase_counts == [0, 0], "sector 0 not erased"
+    j.commit(_enc((100, 100, 100)), urgent=True)
+    assert _dec(Journal(part, _P).recover())[0] == 100, "next commit lands after the failed"
+
+
+def test_commit_policy():
+    p = CommitPolicy(period_s=300, min_gap_s=10, max_unsaved_wh=100)
+    assert p.due(0), "first call is due"
+    p.mark(0)
+    assert not p.due(299, REASON_PERIODIC), "not before the period"
+    assert p.due(300, REASON_PERIODIC), "period elapsed"
+    assert not p.due(300, REASON_PERIODIC, unsaved_wh=0), "nothing to save"
+    assert p.due(20, REASON_PERIODIC, unsaved_wh=100), "energy trigger"
+    assert not p.due(5, REASON_PERIODIC, unsaved_wh=500), "energy trigger respects the gap"
+    assert not p.due(5, REASON_TARIFF), "tariff change inside the gap is deferred"
+    assert p.due(10, REASON_PERIODIC), "deferred event is due once the gap passed"
+    p.mark(10)
+    assert p.due(11, REASON_POWERFAIL), "power fail is always due"
+    assert not p.due(11, REASON_POWERFAIL, unsaved_wh=0), "unless nothing changed"
+    assert p.due(25, REASON_TARIFF), "tariff change after the gap"
+    assert p.next_due_s(110) == 200, "seconds to the next periodic commit"
+    assert _raises(ValueError, CommitPolicy, 0), "period must be positive"

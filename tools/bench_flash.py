@@ -1,0 +1,170 @@
+"""Flash benchmark: projected flash life, commit cost, write amplification, energy at risk.
+
+Runs the register journal (lib/journal.py) against the NOR model (boards/sim/norflash.py) with
+the board's journal partition and the default commit policy, counts program/erase operations
+and per-sector erases, and converts them with the flash chips' datasheet figures.
+
+Usage: python tools/bench_flash.py [--payload 76] [--sectors 16] [--period 300]
+                                   [--max-unsaved-wh 100] [--power-w 13800]
+
+Datasheet figures used (check them against the revision you ship with):
+- Winbond W25Q16JV (RP2040 boards' 2 MiB QSPI flash), datasheet Rev. H (2019-04-08):
+  section 9.6 "AC Electrical Characteristics": page program tPP typ 0.4 ms / max 3 ms,
+  4 KiB sector erase tSE typ 45 ms / max 400 ms, 64 KiB block erase tBE2 typ 150 / max
+  2000 ms; section 2 "Features": >= 100 000 program/erase cycles per sector, 20-year retention.
+- ST STM32F405/407 internal flash, datasheet DS8626, tables "Flash memory programming" and
+  "Flash memory endurance and data retention": word program typ 16 us / max 100 us; sector
+  erase at x32 parallelism 16 KiB typ 250 / max 500 ms, 64 KiB 550 / 1100 ms, 128 KiB 1 / 2 s;
+  endurance 10 000 cycles. Sector map (RM0090 section 3.3): 4 x 16 KiB, 1 x 64 KiB,
+  7 x 128 KiB.
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"), ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from boards.sim.norflash import NORFlash  # noqa: E402
+from flash import Partition  # noqa: E402
+from journal import (  # noqa: E402
+    DEFAULT_MAX_UNSAVED_WH,
+    DEFAULT_PERIOD_S,
+    REASON_PERIODIC,
+    REASON_POWERFAIL,
+    Journal,
+)
+from ringlog import RingLog  # noqa: E402
+
+YEAR_S = 365 * 86400
+W25Q = {"tpp_typ": 0.4, "tpp_max": 3.0, "tse_typ": 45.0, "tse_max": 400.0, "cycles": 100000}
+STM32F4 = {"word_typ": 0.016, "word_max": 0.100, "e16_typ": 250.0, "e16_max": 500.0,
+           "e128_max": 2000.0, "cycles": 10000}
+SPI_HZ = 10_000_000  # conservative single-line SPI clock for the bus-transfer term
+
+
+def simulate(payload, sectors, commits, sector_size=4096, page=256):
+    """Commit ``commits`` times with maintain() after each; return the model and journal."""
+    dev = NORFlash(sectors * sector_size, sector_size, page)
+    j = Journal(Partition(dev, 0, dev.size), payload)
+    j.recover()
+    j.maintain()
+    data = bytearray(payload)
+    for i in range(commits):
+        data[0] = i & 0xFF
+        data[1] = (i >> 8) & 0xFF
+        j.commit(data, REASON_PERIODIC)
+        j.maintain()
+    return dev, j
+
+
+def simulate_stm32(payload, commits, sectors=3):
+    """STM32F4 internal flash: 16 KiB sectors, programs limited to 16-byte rows (RM0090 3.5.4)."""
+    return simulate(payload, sectors, commits, sector_size=16384, page=16)
+
+
+def commit_cost(payload, sectors):
+    """Programs, erases, reads and bytes of one urgent commit, measured on the model."""
+    dev = NORFlash(sectors * 4096, 4096, 256)
+    j = Journal(Partition(dev, 0, dev.size), payload)
+    j.recover()
+    j.maintain()
+    p0, e0, b0 = dev.programs, dev.erases, dev.bytes_programmed
+    j.commit(bytes(payload), REASON_POWERFAIL, urgent=True)
+    return dev.programs - p0, dev.erases - e0, dev.bytes_programmed - b0, j
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--payload", type=int, default=76, help="register payload bytes "
+                    "(firmware/storage.py: 76)")
+    ap.add_argument("--sectors", type=int, default=16, help="journal sectors of 4 KiB")
+    ap.add_argument("--period", type=int, default=DEFAULT_PERIOD_S)
+    ap.add_argument("--max-unsaved-wh", type=int, default=DEFAULT_MAX_UNSAVED_WH)
+    ap.add_argument("--power-w", type=int, default=60 * 230, help="60 A x 230 V")
+    a = ap.parse_args()
+
+    print("== Journal geometry")
+    progs, erases, nbytes, j = commit_cost(a.payload, a.sectors)
+    per = j.slots_per_sector - 1
+    print("payload %d B, record %d B, slot %d B, %d records per 4 KiB sector, %d sectors "
+          "(%d KiB)" % (a.payload, nbytes, j.slot_size, per, a.sectors, a.sectors * 4))
+
+    print("\n== Cost of one power-fail commit (urgent=True), measured on the model")
+    print("flash ops: %d page program, %d erase, 0 reads; %d bytes programmed "
+          "(rp2 pads to one 256-byte page)" % (progs, erases, nbytes))
+    bus_ms = (4 + 256) * 8 / SPI_HZ * 1000
+    print("W25Q16JV: typ %.2f ms, worst %.2f ms (tPP %.1f/%.1f ms + %.2f ms SPI at %d MHz)"
+          % (progs * W25Q["tpp_typ"] + bus_ms, progs * W25Q["tpp_max"] + bus_ms,
+             W25Q["tpp_typ"], W25Q["tpp_max"], bus_ms, SPI_HZ // 1_000_000))
+    words = (nbytes + 3) // 4
+    print("STM32F4 internal flash (if used): %d word programs: typ %.2f ms, worst %.2f ms"
+          % (words, words * STM32F4["word_typ"], words * STM32F4["word_max"]))
+    print("periodic commit + maintain(): 1 program, plus 1 erase + 1 header program every %d "
+          "commits (erase stall W25Q typ %d / max %d ms)" % (per, W25Q["tse_typ"],
+                                                               W25Q["tse_max"]))
+
+    print("\n== Projected flash life at the default policy (simulated year on the model)")
+    commits = YEAR_S // a.period
+    dev, _ = simulate(a.payload, a.sectors, commits)
+    worst = max(dev.erase_counts)
+    print("period %d s: %d commits/year -> %d erases in total, most-worn sector %d "
+          "erases/year (least %d)" % (a.period, commits, dev.erases, worst,
+                                      min(dev.erase_counts)))
+    print("years to 100 000 cycles (W25Q16JV): %.0f" % (W25Q["cycles"] / worst))
+    dev3, j3 = simulate_stm32(a.payload, commits)
+    w3 = max(dev3.erase_counts)
+    print("STM32F4 internal flash, 3 x 16 KiB sectors (sectors 1-3), %d records/sector: "
+          "most-worn %d erases/year, %.0f years to its 10 000 cycles; each maintain() erase "
+          "stalls up to %d ms" % (j3.slots_per_sector - 1, w3, STM32F4["cycles"] / w3,
+                                   STM32F4["e16_max"]))
+    prog_b = dev.bytes_programmed
+    pay_b = commits * a.payload
+    print("write amplification: programmed/payload %.2f, erased/payload %.1f, rp2 bus "
+          "bytes/payload %.2f" % (prog_b / pay_b, dev.erases * 4096 / pay_b,
+                                  dev.programs * 256 / pay_b))
+
+    p = a.power_w
+    trig_s = a.max_unsaved_wh * 3600 / p
+    month = YEAR_S // 12
+    n_flat = int(month / trig_s)
+    dev2, _ = simulate(a.payload, a.sectors, n_flat)
+    worst_flat = max(dev2.erase_counts) * 12
+    print("flat out at %d W all year (a commit per %d Wh = every %.1f s): simulated one "
+          "month x 12 -> most-worn %d erases/year, %.0f years to 100 000 cycles"
+          % (p, a.max_unsaved_wh, trig_s, worst_flat, W25Q["cycles"] / worst_flat))
+
+    print("\n== Sweep (analytic, erases/sector/year = commits/year / %d / sectors)" % per)
+    print("period_s " + " ".join("%9s" % ("%d sect" % n) for n in (4, 8, 16, 32)))
+    for period in (60, 300, 900):
+        row = []
+        for n in (4, 8, 16, 32):
+            e = (YEAR_S / period) / per / n
+            row.append("%8.0fy" % (W25Q["cycles"] / e))
+        print("%8d " % period + " ".join(row))
+
+    print("\n== Energy at risk")
+    print("cut with the power-fail warning: 0 Wh if the hold-up time covers %.1f ms "
+          "(worst-case commit above); without a warning (crash, reset):" % (
+              progs * W25Q["tpp_max"] + bus_ms))
+    plain = p * a.period / 3600
+    capped = min(plain, a.max_unsaved_wh + p / 3600)  # + one 1 s check interval
+    print("  period only: %.0f W x %d s = %.0f Wh; with the %d Wh trigger: <= %.0f Wh"
+          % (p, a.period, plain, a.max_unsaved_wh, capped))
+    print("  at a household's 500 W mean: %.0f Wh per period" % (500 * a.period / 3600))
+
+    print("\n== Ring log capacity (load profile, 32-byte records, one every 15 min)")
+    for kib in (64, 256):
+        n = kib // 4
+        log = RingLog(Partition(NORFlash(n * 4096), 0, n * 4096), 32)
+        per_l = log.slots_per_sector - 1
+        e = 35040 / per_l / n
+        print("%3d KiB: capacity %d records (%.0f days), keeps >= %d; %.1f erases/sector/year"
+              % (kib, log.capacity, log.capacity / 96, log.min_kept, e))
+
+
+if __name__ == "__main__":
+    main()
