@@ -9,8 +9,9 @@ Attributes every board provides (None where the board has no such part):
 - ``name`` (str), ``serial`` (str, meter serial number, <= 16 printable characters)
 - ``clock``: a Clock (see :class:`MonotonicClock`): ``ticks_ms()``, ``ticks_diff(a, b)``,
   ``ticks_add(a, b)``, ``async sleep_ms(ms)`` for metering time, ``time()`` RTC seconds
-  since 2000-01-01 00:00:00 UTC and ``set_time(s)``. The virtual board runs this clock faster than real time; protocol timing
-  (reaction times, timeouts) uses real ``asyncio.sleep_ms`` instead.
+  since 2000-01-01 00:00:00 UTC and ``set_time(s)``. The virtual board runs this clock
+  faster than real time; protocol timing (reaction times, timeouts) uses real
+  ``asyncio.sleep_ms`` instead.
 - ADE7953: ``ade_spi`` (SPI, mode 0, MSB first, <= 5 MHz; datasheet Rev. C p.52),
   ``ade_cs`` (Pin, output, idle high), ``ade_irq`` (Pin, input, active low),
   ``ade_reset`` (Pin, output, active low, or None).

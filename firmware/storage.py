@@ -7,8 +7,8 @@ foreign image logs FLASH_CORRUPT; then one ``maintain()`` prepares a sector.
 
 Run: every ``period_s`` of metering time (lib/journal.CommitPolicy, default 300 s, or sooner
 once 200 Wh of active energy are unsaved) the registers are committed, followed by
-``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail input (``board.power_fail``,
-1 = supply failing) triggers the urgent commit: the partial metering interval is read first,
+``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
+input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial metering interval is read first,
 then one page program, no erase and no read (lib/journal.py). The board's hold-up time must
 cover it: see docs/BENCHMARKS.md (commit cost).
 
