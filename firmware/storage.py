@@ -8,9 +8,9 @@ foreign image logs FLASH_CORRUPT; then one ``maintain()`` prepares a sector.
 Run: every ``period_s`` of metering time (lib/journal.CommitPolicy, default 300 s, or sooner
 once 200 Wh of active energy are unsaved) the registers are committed, followed by
 ``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
-input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial metering interval is read first,
-then one page program, no erase and no read (lib/journal.py). The board's hold-up time must
-cover it: see docs/BENCHMARKS.md (commit cost).
+input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
+metering interval is read first, then one page program, no erase and no read
+(lib/journal.py). The board's hold-up time must cover it: see docs/BENCHMARKS.md.
 
 Payload (76 bytes, schema 1, little endian): 8 x u32 whole units and 8 x u32 residues of
 lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 at the
