@@ -54,3 +54,42 @@ def test_cut_at_flash_operations_never_backwards(tmp_path):
             assert boot["registers"][k] >= last[k] - 1e-9, (n, k, boot["registers"][k], last[k])
         last = boot["registers"]
     assert last["1.8.0"] > 0, "cuts late enough to have committed energy"
+
+
+def test_random_corruption_is_logged_and_never_raises_registers(tmp_path):
+    import random
+
+    img = str(tmp_path / "nor.img")
+    first = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 300,
+                     "--commit-s", 5)
+    rnd = random.Random(7)
+    data = bytearray(open(img, "rb").read())
+    for _ in range(200):  # flip bytes across the journal partition (first 64 KiB)
+        i = rnd.randrange(0, 64 * 1024)
+        data[i] ^= 1 << rnd.randrange(8)
+    open(img, "wb").write(bytes(data))
+    boot = _boot(img)
+    assert boot["storage"] in ("ok", "corrupt"), boot["storage"]
+    codes = [e[1] for e in boot["events"]]
+    assert 9 in codes or boot["storage"] == "ok", ("FLASH_CORRUPT logged", codes)
+    for k in KEYS:
+        assert boot["registers"][k] <= first["registers"][k] + 1e-9, (k, boot["registers"][k])
+    # and the meter keeps metering on the damaged image
+    again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 200)
+    assert again["registers"]["1.8.0"] >= boot["registers"]["1.8.0"]
+
+
+def test_foreign_image_is_refused_and_reformatted(tmp_path):
+    img = str(tmp_path / "nor.img")
+    # an image from another format: littlefs-like garbage with plausible structure
+    data = bytearray(b"\xff" * (128 * 1024))
+    for s in range(0, 64 * 1024, 4096):
+        data[s:s + 16] = b"SR\x07\x01" + bytes(12)  # ring header of an unknown format 7
+    open(img, "wb").write(bytes(data))
+    boot = _boot(img)
+    assert boot["storage"] in ("foreign", "corrupt"), boot["storage"]
+    assert 9 in [e[1] for e in boot["events"]], boot["events"]
+    assert all(v == 0 for v in boot["registers"].values())
+    again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 150)
+    assert again["registers"]["1.8.0"] > 0, "meter formats the partition and meters on"
+    assert _boot(img)["storage"] == "ok"
