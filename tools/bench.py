@@ -96,16 +96,19 @@ def main():
     lo, hi = 32, 512
     while lo < hi:
         mid = (lo + hi) // 2
-        if sim(["--load", LOAD, "--speed", "max", "--duration", "3600"], "%dk" % mid):
+        if sim(["--load", LOAD, "--speed", "max", "--duration", "3600", "--no-flash"],
+               "%dk" % mid):
             hi = mid
         else:
             lo = mid + 1
-    r96 = sim(["--load", LOAD, "--speed", "max", "--duration", "3600"], "%dk" % lo)
+    r96 = sim(["--load", LOAD, "--speed", "max", "--duration", "3600", "--no-flash"],
+              "%dk" % lo)
     print("## Memory (modules as .mpy)\n")
     print("- bytecode + globals of the imported modules (frozen in flash on a device): %d B"
           % ch)
     print("- smallest -X heapsize for one simulated hour: %d KiB (virtual board models "
           "and LCD included)" % lo)
+    print("- (run with --no-flash: the NOR model's image would otherwise sit in the heap)")
     print("- steady heap after the run: %d B, of which data (without module code): %d B"
           % (r96["heap_steady_bytes"], r96["heap_steady_bytes"] - ch))
 

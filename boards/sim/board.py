@@ -23,6 +23,8 @@ Options (``make sim ARGS="..."``):
 --power-fail-at S assert the power-fail input at simulated second S; power goes
                   ``--holdup-ms`` (default 100) simulated ms later
 --cut-at-op N     cut power at the N-th flash program/erase (that operation left partly done)
+--no-flash        no flash at all (registers in RAM only; for heap measurements, since the
+                  NOR model keeps its 128 KiB image in the process heap)
 --commit-s S      periodic commit period of the register journal (default 300)
 --optical-tcp P   the optical port (IEC 62056-21) as a TCP server on 127.0.0.1:P
 --rs485-bus H:P   join the simulated RS-485 bus hub (tools/rs485_hub.py) at H:P
@@ -64,6 +66,7 @@ class Options:
         self.holdup_ms = 100
         self.cut_at_op = None
         self.commit_s = 300
+        self.no_flash = False
         self.optical_tcp = None
         self.rs485_bus = None
         self.address = None
@@ -78,7 +81,7 @@ def parse_args(argv):
     """Parse the virtual board's command line into :class:`Options`; UsageError if bad."""
     o = Options()
     i = 0
-    flags = {"--json": "json", "--plain": "plain", "--quiet": "quiet"}
+    flags = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash"}
     while i < len(argv):
         a = argv[i]
         if a in flags:
@@ -216,6 +219,12 @@ class SimBoard:
         from boards.sim.norflash import NORFlash
 
         o = self.opts
+        self._meter = None
+        if o.no_flash:
+            self.nor = _NoNOR()
+            self.flash = None
+            self.flash_layout = {}
+            return
         self.nor = NORFlash(self.FLASH_SIZE, 4096, 256, path=o.flash)
         if o.cut_at_op:
             self.nor.cut_at_op(o.cut_at_op)
@@ -270,9 +279,7 @@ class SimBoard:
         o = self.opts
         if o.quiet:
             return _NullLCD()
-        from boards.sim.lcd_term import TermLCD
-
-        return TermLCD(ansi=not o.plain)
+        return _BoardLCD(self, ansi=not o.plain)
 
     # -- instrumentation -----------------------------------------------------------------
 
@@ -291,6 +298,8 @@ class SimBoard:
 
         self._meter = meter
         t = [asyncio.create_task(self._sampler())]
+        if hasattr(self.lcd, "refresh"):
+            t.append(asyncio.create_task(self._lcd_refresh()))
         if self.opts.power_fail_at is not None:
             t.append(asyncio.create_task(self._power_fail()))
         if self.opts.fault_at is not None:
@@ -303,6 +312,13 @@ class SimBoard:
         while True:
             self.sample_heap()
             await asyncio.sleep_ms(20)
+
+    async def _lcd_refresh(self):
+        import asyncio
+
+        while True:
+            await asyncio.sleep_ms(100)
+            self.lcd.refresh()
 
     async def _inject_fault(self):
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))
@@ -332,6 +348,57 @@ class SimBoard:
             "storage": meter.storage_status,
         }
         sys.stdout.write(json.dumps(out) + "\n")
+
+
+def _make_board_lcd():
+    from boards.sim.lcd_term import TermLCD
+
+    class BoardLCD(TermLCD):
+        """The terminal LCD plus a status line: test LEDs, relay, seal, sim time."""
+
+        def __init__(self, board, ansi=True):
+            TermLCD.__init__(self, ansi=ansi)
+            self._board = board
+            self._status = ""
+
+        def status(self):
+            b = self._board
+            led = "\x1b[1;31m(*)\x1b[0m" if b.led_kwh.value() else "( )"
+            if not self.ansi:
+                led = "(*)" if b.led_kwh.value() else "( )"
+            return "LED kWh %s %6d pulses | relay %s | seal %s | t=%ds" % (
+                led, b.led_kwh.rises, "closed" if b.relay.value() else "OPEN",
+                "open" if b.seal.value() else "closed", b.clock.ticks_ms() // 1000)
+
+        def lines(self, frame):
+            out = TermLCD.lines(self, frame)
+            if self.ansi:
+                out = list(out) + [self.status()]
+            return out
+
+        def refresh(self):
+            """Redraw the last frame with a fresh status line (ANSI mode only)."""
+            if self.ansi and self.frames_shown:
+                st = self.status()
+                if st != self._status:
+                    self._status = st
+                    self.frames_shown -= 1  # the redraw below is not a new frame
+                    f = self._last
+                    self._last = type(f)()
+                    self.show(f)
+
+    return BoardLCD
+
+
+def _BoardLCD(board, ansi=True):
+    return _make_board_lcd()(board, ansi)
+
+
+class _NoNOR:
+    ops = 0
+
+    def close(self):
+        pass
 
 
 class _CutGuard:
