@@ -93,3 +93,22 @@ def test_foreign_image_is_refused_and_reformatted(tmp_path):
     again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 150)
     assert again["registers"]["1.8.0"] > 0, "meter formats the partition and meters on"
     assert _boot(img)["storage"] == "ok"
+
+
+def test_hard_kill_is_an_instant_power_loss(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from simrun import MICROPYTHON, MPYPATH
+
+    img = str(tmp_path / "nor.img")
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--speed", "100",
+                          "--flash", img, "--commit-s", "2", "--quiet"], cwd=ROOT, env=env)
+    time.sleep(3.0)  # ~300 simulated seconds: Q1..Q4 energy, commits every 2 s
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    boot = _boot(img)
+    assert boot["storage"] == "ok", boot["storage"]
+    assert boot["registers"]["1.8.0"] > 0, boot["registers"]
