@@ -95,3 +95,47 @@ class NullWDT:
 
     def feed(self):
         self.feeds += 1
+
+
+_EPOCH_2000_FROM_1970 = 946684800
+
+
+def epoch_offset():
+    """Seconds to subtract from ``time.time()`` to count from 2000-01-01: MicroPython ports
+    differ (MICROPY_EPOCH_IS_1970: unix 1970, most bare-metal ports 2000), so ask gmtime(0)."""
+    import time
+
+    return _EPOCH_2000_FROM_1970 if time.gmtime(0)[0] == 1970 else 0
+
+
+class RtcClock(MonotonicClock):
+    """:class:`MonotonicClock` whose ``set_time`` also sets the hardware RTC
+    (``machine.RTC.datetime((y, m, d, weekday, h, mi, s, subs))``) so the time survives a soft
+    reset. ``weekday_base``: the port's number for Monday (rp2: 0, stm32: 1)."""
+
+    def __init__(self, rtc, epoch_off, weekday_base=0):
+        MonotonicClock.__init__(self, epoch_off)
+        self._rtc = rtc
+        self._wd0 = weekday_base
+
+    def set_time(self, secs):
+        t = self._time.gmtime(secs + self._off)
+        self._rtc.datetime((t[0], t[1], t[2], t[6] + self._wd0, t[3], t[4], t[5], 0))
+        self._adjust = 0
+
+
+class LazyWDT:
+    """Watchdog started by the first ``feed()``: a ``machine.WDT`` cannot be stopped once
+    running, so it must not start before the firmware's slow start-up (flash recovery) is over.
+    ``wdt_class``: ``machine.WDT``; ``timeout_ms``: its timeout (rp2: <= 8388 ms)."""
+
+    def __init__(self, wdt_class, timeout_ms):
+        self._cls = wdt_class
+        self.timeout_ms = timeout_ms
+        self._wdt = None
+
+    def feed(self):
+        w = self._wdt
+        if w is None:
+            w = self._wdt = self._cls(timeout=self.timeout_ms)
+        w.feed()

@@ -110,7 +110,7 @@ import rp2
 from machine import I2C, RTC, SPI, UART, WDT, Pin
 from micropython import const
 
-from boards.board import MonotonicClock, RGBLed
+from boards.board import LazyWDT, RGBLed, RtcClock, epoch_offset
 from ht1621 import HT1621
 
 TYPE_CHECKING = False
@@ -158,49 +158,11 @@ _PAGE = const(256)  # W25Q16JV page; flash_range_program granularity
 _FF_PAGE = b"\xff" * _PAGE
 
 _WDT_MS = const(8000)  # rp2 maximum is 8388 ms (machine.WDT docs)
-_EPOCH_2000_FROM_1970 = const(946684800)
 
 # Stream ioctl (py/stream.h): MP_STREAM_POLL and its flags.
 _MP_STREAM_POLL = const(3)
 _POLL_RD = const(0x0001)
 _POLL_WR = const(0x0004)
-
-
-def _epoch_offset():
-    """Seconds to subtract from time.time() to count from 2000-01-01 (0 if the port already
-    does): MicroPython ports differ (MICROPY_EPOCH_IS_1970), so ask gmtime(0)."""
-    return _EPOCH_2000_FROM_1970 if time.gmtime(0)[0] == 1970 else 0
-
-
-class RtcClock(MonotonicClock):
-    """:class:`boards.board.MonotonicClock` whose ``set_time`` also sets the hardware RTC, so
-    the time survives a soft reset (the RP2040 RTC has no battery: it restarts on power-up)."""
-
-    def __init__(self, rtc, epoch_offset):
-        super().__init__(epoch_offset)
-        self._rtc = rtc
-
-    def set_time(self, secs):
-        t = self._time.gmtime(secs + self._off)
-        # RTC.datetime: (year, month, day, weekday, hours, minutes, seconds, subseconds)
-        self._rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-        self._adjust = 0
-
-
-class LazyWDT:
-    """``machine.WDT`` started by the first ``feed()``: a watchdog cannot be stopped once
-    running, so it must not start before the firmware's slow start-up (flash recovery, first
-    creation of the data files) is over."""
-
-    def __init__(self, timeout_ms):
-        self.timeout_ms = timeout_ms
-        self._wdt = None
-
-    def feed(self):
-        w = self._wdt
-        if w is None:
-            w = self._wdt = WDT(timeout=self.timeout_ms)
-        w.feed()
 
 
 class NullPin:
@@ -738,7 +700,7 @@ class Board:
         self.notes = []
         self.serial = serial or binascii.hexlify(machine.unique_id()).decode()
         self.rtc = RTC()
-        self.clock = RtcClock(self.rtc, _epoch_offset())
+        self.clock = RtcClock(self.rtc, epoch_offset(), 0)
 
         # ADE7953 on SPI0: mode 0 (CPOL 0, CPHA 0), MSB first, 1 MHz (DS p.52).
         self.ade_spi = SPI(0, baudrate=_ADE_SPI_HZ, polarity=0, phase=0, bits=8,
@@ -799,6 +761,6 @@ class Board:
         self.flash, self.flash_mode, note = _data_flash(DATA_BLOCKS)
         self.notes.append(note)
         self.flash_layout = dict(FLASH_LAYOUT)
-        self.wdt = LazyWDT(_WDT_MS)
+        self.wdt = LazyWDT(WDT, _WDT_MS)
         for n in self.notes:
             print("boards.pico:", n)

@@ -100,7 +100,6 @@ maintenance step when the ports are idle, never to the power-fail path, and ``ti
 falls behind by the stall while the RTC does not.
 """
 
-import time
 
 import machine
 import pyb
@@ -109,12 +108,11 @@ import uctypes
 from machine import RTC, SPI, UART, WDT, Pin
 from micropython import const
 
-from boards.board import MonotonicClock, RGBLed
+from boards.board import LazyWDT, RGBLed, RtcClock, epoch_offset
 from ht1621 import HT1621
 
 _ADE_SPI_HZ = const(1_000_000)
 _WDT_MS = const(8000)  # stm32 IWDG allows up to 32768 ms
-_EPOCH_2000_FROM_1970 = const(946684800)
 
 # Data partition: (sector number, address) per 16 KiB block.
 FLASH_BLOCK = const(16384)
@@ -147,41 +145,6 @@ _ACR_DCRST = const(1 << 12)
 def _cpu(name):
     """The Pin object of a port pin named like ``"PA5"`` (cpu name ``A5``)."""
     return getattr(Pin.cpu, name[1:])
-
-
-def _epoch_offset():
-    """Seconds to subtract from time.time() to count from 2000-01-01 (0 if the port already
-    does): ports differ (MICROPY_EPOCH_IS_1970), so ask gmtime(0)."""
-    return _EPOCH_2000_FROM_1970 if time.gmtime(0)[0] == 1970 else 0
-
-
-class RtcClock(MonotonicClock):
-    """MonotonicClock whose ``set_time`` also sets the hardware RTC (LSE crystal X2; keeps
-    time over resets, and over power-off only with a cell on VBAT, which the Nucleo ties to
-    VDD)."""
-
-    def __init__(self, rtc, epoch_offset):
-        super().__init__(epoch_offset)
-        self._rtc = rtc
-
-    def set_time(self, secs):
-        t = self._time.gmtime(secs + self._off)
-        self._rtc.datetime((t[0], t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0))
-        self._adjust = 0
-
-
-class LazyWDT:
-    """``machine.WDT`` started by the first ``feed()`` (it cannot be stopped once running)."""
-
-    def __init__(self, timeout_ms):
-        self.timeout_ms = timeout_ms
-        self._wdt = None
-
-    def feed(self):
-        w = self._wdt
-        if w is None:
-            w = self._wdt = WDT(timeout=self.timeout_ms)
-        w.feed()
 
 
 class Inverted:
@@ -364,7 +327,7 @@ class Board:
             serial = binascii.hexlify(uid[0:5] + uid[9:12]).decode()
         self.serial = serial
         self.rtc = RTC()
-        self.clock = RtcClock(self.rtc, _epoch_offset())
+        self.clock = RtcClock(self.rtc, epoch_offset(), 1)
 
         # ADE7953 on SPI1 (PA5/PA6/PA7): mode 0, MSB first (DS p.52).
         self.ade_spi = SPI(1, baudrate=_ADE_SPI_HZ, polarity=0, phase=0, bits=8,
@@ -429,7 +392,7 @@ class Board:
             self.flash_layout = {}
             self.notes.append("filesystem (%s bytes) covers the data sectors: no flash "
                               "partition until Board.format_small_fs()" % vol)
-        self.wdt = LazyWDT(_WDT_MS)
+        self.wdt = LazyWDT(WDT, _WDT_MS)
         for n in self.notes:
             print("boards.stm32:", n)
 
