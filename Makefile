@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck unit-cpython unit-micropython system bench clean
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench clean
 
 all: test
 
@@ -24,7 +24,7 @@ setup: $(STAMP)
 sim: $(STAMP)
 	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
 
-test: lint mpy typecheck unit-micropython unit-cpython system
+test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -36,6 +36,11 @@ mpy: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/python tools/typecheck_boards.py
+
+# Board modules constructed on the unix port against fake port modules (host_tests/boards).
+boards-smoke: $(STAMP)
+	MICROPYPATH=host_tests/boards/fake_rp2:$(MPYPATH) $(MPY) -X heapsize=16m host_tests/boards/smoke_pico.py
+	MICROPYPATH=host_tests/boards/fake_stm32:host_tests/boards/fake_rp2:$(MPYPATH) $(MPY) -X heapsize=16m host_tests/boards/smoke_stm32.py
 
 unit-micropython: $(STAMP)
 	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=4m tools/mptest.py host_tests/unit

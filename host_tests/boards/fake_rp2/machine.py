@@ -1,0 +1,122 @@
+# Host fakes of the machine classes the board modules use (test only).
+LOG = []
+
+
+class Pin:
+    IN = 0
+    OUT = 1
+    PULL_UP = 1
+    PULL_DOWN = 2
+
+    class cpu:
+        pass
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        if isinstance(id, Pin):
+            id = id.id
+        self.id = id
+        self.mode = mode
+        self.pull = pull
+        self._v = 0 if value is None else value
+        if mode == Pin.IN and pull == Pin.PULL_UP:
+            self._v = 1
+        LOG.append(("pin", id, mode, pull, value))
+
+    def value(self, v=None):
+        if v is None:
+            return self._v
+        self._v = 1 if v else 0
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+
+for _p in "ABCD":
+    for _n in range(16):
+        setattr(Pin.cpu, "%s%d" % (_p, _n), "P%s%d" % (_p, _n))
+
+
+class SPI:
+    MSB = 0
+
+    def __init__(self, id, **kw):
+        self.id = id
+        self.kw = kw
+        LOG.append(("spi", id, kw))
+
+
+class UART:
+    EXIST = (0, 1, 2, 6)
+
+    def __init__(self, id, baudrate=9600, **kw):
+        if id not in UART.EXIST:
+            raise ValueError("UART(%d) doesn't exist" % id)
+        self.id = id
+        self.baudrate = baudrate
+        self.kw = kw
+        LOG.append(("uart", id, baudrate, kw))
+
+
+class MCPModel:
+    """MCP23017 register file behind a fake I2C bus."""
+
+    def __init__(self):
+        self.reg = bytearray(0x16)
+        self.reg[0] = self.reg[1] = 0xFF
+        self.pins_b = 0x27  # buttons up, Hall high, cover/seal switches closed to GND
+
+    def gpio_b(self):
+        return (self.pins_b ^ self.reg[0x03]) & self.reg[0x01]
+
+
+class I2C:
+    DEVICES = {}
+
+    def __init__(self, id, scl=None, sda=None, freq=0):
+        self.id = id
+
+    def writeto_mem(self, addr, reg, buf):
+        dev = I2C.DEVICES.get(addr)
+        if dev is None:
+            raise OSError(19)
+        dev.reg[reg] = buf[0]
+
+    def readfrom_mem_into(self, addr, reg, buf):
+        dev = I2C.DEVICES.get(addr)
+        if dev is None:
+            raise OSError(19)
+        buf[0] = dev.gpio_b() if reg == 0x13 else dev.reg[reg]
+
+
+class RTC:
+    def __init__(self):
+        self.dt = None
+
+    def datetime(self, t=None):
+        if t is None:
+            return self.dt
+        self.dt = t
+
+
+class WDT:
+    made = []
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.feeds = 0
+        WDT.made.append(self)
+
+    def feed(self):
+        self.feeds += 1
+
+
+def unique_id():
+    return b"\xe6\x61\x38\x52\x83\x4b\x2c\x2d\x31\x32\x33\x34"
+
+
+def disable_irq():
+    return 1
+
+
+def enable_irq(s):
+    pass

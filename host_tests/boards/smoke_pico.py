@@ -1,0 +1,207 @@
+# Host test of boards/pico.py on the MicroPython unix port with fake machine/rp2 (test only).
+import os
+import vfs
+
+import machine
+import _rp2
+
+
+class RAMBlocks:
+    def __init__(self, n):
+        self.d = bytearray(b"\xff" * (4096 * n))
+        self.n = n
+
+    def readblocks(self, b, buf, off=0):
+        a = b * 4096 + off
+        buf[:] = self.d[a:a + len(buf)]
+
+    def writeblocks(self, b, buf, off=None):
+        if off is None:
+            off = 0
+        a = b * 4096 + off
+        self.d[a:a + len(buf)] = buf
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return 4096
+        if op == 6:
+            a = arg * 4096
+            self.d[a:a + 4096] = b"\xff" * 4096
+        return 0
+
+
+def mount_root(blocks):
+    dev = RAMBlocks(blocks)
+    vfs.VfsLfs2.mkfs(dev, progsize=256)
+    vfs.umount("/")
+    vfs.mount(vfs.VfsLfs2(dev, progsize=256), "/")
+
+
+import boards.pico as P  # noqa: E402
+import flash as F  # noqa: E402
+import journal  # noqa: E402
+
+
+def check_pio_uart(b):
+    u = b.uart_optical
+    rx = _rp2.StateMachine(0)
+    tx = _rp2.StateMachine(1)
+    assert rx.hard and tx.hard and rx.handler and tx.handler
+    assert rx.freq == 2400 and tx.freq == 2400, (rx.freq, tx.freq)
+    # TX 7E1: "/?!\r\n" gets even parity in bit 7
+    assert u.write(b"/?!\r\n") == 5
+    wire = []
+    while tx.q:
+        wire.append(tx.q.pop(0))
+        tx.handler(tx)
+    for c in wire:
+        assert bin(c).count("1") % 2 == 0, hex(c)
+    assert [c & 0x7F for c in wire] == list(b"/?!\r\n"), wire
+    assert wire[0] == 0xAF, wire  # '/' 0x2F has 5 ones -> parity 1
+    # long write: more than the FIFO; the TX IRQ pumps the rest
+    msg = bytes(range(32, 122)) + bytes(range(32, 42))
+    assert u.write(msg) == 100
+    assert len(tx.q) == 8
+    got = []
+    while tx.q:
+        got.append(tx.q.pop(0) & 0x7F)
+        tx.handler(tx)
+    assert bytes(got) == msg
+    # RX 7E1: good parity and one bad
+    for c in b"/?!":
+        rx.q.append(((c | (P._parity7(c) << 7)) << 24))
+    rx.q.append((0x41 << 24))  # 'A' = 0x41, two ones -> even, parity bit 0: good
+    rx.q.append(((0x43 | 0x80) << 24))  # 'C' has 3 ones; parity bit 1 is right...
+    rx.q.append((0x43 << 24))  # ... and 0 is wrong
+    rx.handler(rx)
+    assert u.any() == 6
+    assert u.read(3) == b"/?!"
+    assert u.read() == b"ACC"
+    assert u.parity_errors == 1, u.parity_errors
+    assert u.read() is None and u.readinto(bytearray(4)) is None
+    # poll
+    assert u.ioctl(3, 1 | 4) == 4
+    rx.q.append(0x30 << 24)
+    rx.handler(rx)
+    assert u.ioctl(3, 1 | 4) == 5
+    buf = bytearray(8)
+    assert u.readinto(buf) == 1 and buf[0] == 0x30
+    # overrun: 256-byte ring holds 255
+    for _i in range(300):
+        rx.q.append((0x55 << 24))
+        if len(rx.q) == 8:
+            rx.handler(rx)
+    rx.handler(rx)
+    assert u.any() == 255 and u.overruns == 45, (u.any(), u.overruns)
+    u.read()
+    # switch to 8N1 at 9600 (mode E)
+    u.init(9600, 8, None, 1)
+    assert rx.freq == 76800
+    u.write(b"\xff\x00\x7e")
+    assert tx.q == [0xFF, 0x00, 0x7E], tx.q
+    tx.q.clear()
+    rx.q.append(0xC3 << 24)
+    rx.handler(rx)
+    assert u.read() == b"\xc3"
+    try:
+        u.init(9600, 8, 0, 1)
+        raise AssertionError("8E1 accepted")
+    except ValueError:
+        pass
+    print("PioUart ok")
+
+
+def check_expander(b, model):
+    assert model.reg[0x0A] == 0x44 and model.reg[0x00] == 0 and model.reg[0x01] == 0x7F
+    assert model.reg[0x03] == 0x27 and model.reg[0x0D] == 0x7F and model.reg[0x05] == 0x7F
+    got = (b.btn_scroll.value(), b.cover.value(), b.magnet.value(), b.seal.value())
+    assert got == (0, 0, 0, 0), got
+    model.pins_b &= ~(1 << 0)  # scroll pressed -> low
+    model.pins_b |= 1 << 3  # cover removed -> switch open -> high
+    model.pins_b &= ~(1 << 5)  # magnet: Hall output low
+    got = (b.btn_scroll.value(), b.cover.value(), b.magnet.value(), b.seal.value())
+    assert got == (1, 1, 1, 0), got
+    b.status_leds[1].set(1, 0, 1)
+    assert model.reg[0x14] == 0b101000, bin(model.reg[0x14])
+    assert b.status_leds[1].get() == (1, 0, 1)
+    b.status_leds[0].set(0, 1, 0)
+    assert model.reg[0x14] == 0b101010
+    print("expander ok")
+
+
+def check_flash(b, mode):
+    assert b.flash_mode == mode, (b.flash_mode, mode)
+    dev = F.BlockDeviceFlash(b.flash)
+    assert dev.size == 96 * 4096 and dev.sector_size == 4096
+    lay = b.flash_layout
+    assert sum(n for _, n in lay.values()) == 96
+    off, n = lay["events"]
+    part = F.Partition(dev, off * 4096, n * 4096)
+    part.erase(0)
+    part.program(10, b"\x12\x34\x56")
+    part.program(300, bytes(range(200)))  # crosses no page: 300..499 in page 1
+    rd = bytearray(3)
+    part.read(10, rd)
+    assert rd == b"\x12\x34\x56", rd
+    part.program(10, b"\x02")  # NOR: 0x12 & 0x02
+    part.read(10, rd)
+    assert rd == b"\x02\x34\x56", rd
+    big = bytearray(200)
+    part.read(300, big)
+    assert big == bytes(range(200))
+    part.erase(0)
+    part.read(10, rd)
+    assert rd == b"\xff\xff\xff"
+    # journal round trip on the real library
+
+    off, n = lay["journal"]
+    jp = F.Partition(dev, off * 4096, n * 4096)
+    j = journal.Journal(jp, 40)
+    assert j.recover() is None
+    j.maintain()
+    for k in range(5):
+        j.commit(bytes([k]) * 40, journal.REASON_PERIODIC)
+    j.commit(b"\x09" * 40, journal.REASON_POWERFAIL, urgent=True)
+    j2 = journal.Journal(F.Partition(dev, off * 4096, n * 4096), 40)
+    assert j2.recover() == b"\x09" * 40
+    print("flash %s ok" % mode)
+
+
+def main():
+    machine.unique_id = lambda: b"\xe6\x61\x38\x52\x83\x4b\x2c\x2d"  # rp2: 8 bytes
+    model = machine.MCPModel()
+    machine.I2C.DEVICES[0x20] = model
+    # 1. stock firmware: root littlefs over the whole user area -> file mode
+    mount_root(352)
+    b = P.Board()
+    assert b.serial == "e6613852834b2c2d", b.serial
+    assert isinstance(b.flash, P.FileBlocks)
+    assert len(os.listdir("/meterdata")) == 96
+    check_flash(b, "file")
+    check_expander(b, model)
+    check_pio_uart(b)
+    # watchdog starts at the first feed
+    assert not machine.WDT.made
+    b.wdt.feed()
+    b.wdt.feed()
+    assert len(machine.WDT.made) == 1 and machine.WDT.made[0].feeds == 2
+    assert machine.WDT.made[0].timeout == 8000
+    # clock: set_time writes the RTC
+    b.clock.set_time(0)
+    assert b.rtc.dt[:3] == (2000, 1, 1), b.rtc.dt
+    # 2. custom _boot.py: root on the first 1024 KiB -> raw partition at the top
+    mount_root(256)
+    del machine.I2C.DEVICES[0x20]
+    b = P.Board()
+    assert isinstance(b.flash, P.PagedFlash)
+    assert b.expander is None and b.btn_scroll.value() == 0
+    b.status_leds[0].set(1, 1, 1)
+    check_flash(b, "raw")
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(), "/")
+    print("pico board ok")
+
+
+main()
