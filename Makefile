@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench clean
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean
 
 all: test
 
@@ -53,6 +53,9 @@ system: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py
+
+bench-iec: $(STAMP)
+	$(BIN)/python tools/bench_iec.py
 
 clean:
 	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build

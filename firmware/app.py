@@ -45,10 +45,11 @@ class Meter:
                                    lsb_per_unit_q8(cal.vah_per_lsb))
         gate = NoLoadGate(cal.vah_per_lsb, cfg["start_current_ma"], cfg["un_v"],
                           cfg["no_load_ratio_pct"])
-        # k imp/kWh -> LSB per pulse = LSB per Wh * 1000 / k
-        pulse = PulseOutput(lpw * 1000 // cfg["meter_constant"])
+        # k imp/kWh -> LSB per pulse = LSB per Wh * 1000 / k; the kvarh LED (test mode)
+        # uses the same constant in imp/kvarh
+        pulse, pulse_var = self._pulse_outputs(cfg["meter_constant"])
         self.metering = Metering(self.ade, self.registers, gate, pulse, clock, self.log,
-                                 cfg["period_ms"])
+                                 cfg["period_ms"], pulse_var=pulse_var)
         import display
 
         self.display = display.DisplayTask(self, board.lcd, cfg)
@@ -65,17 +66,39 @@ class Meter:
                                            getattr(board, "commit_s", cfg["commit_s"]))
             self.storage_status = self.storage.restore()
 
+    def _pulse_outputs(self, k):
+        """(active, reactive) PulseOutput for ``k`` imp/kWh and imp/kvarh."""
+        cal = self.ade.cal
+        return (PulseOutput(lsb_per_unit_q8(cal.wh_per_lsb) * 1000 // k),
+                PulseOutput(lsb_per_unit_q8(cal.varh_per_lsb) * 1000 // k))
+
     async def led_task(self):
         """Test LED: the pulses due from each metering interval are spread evenly over the
         next ``period_ms`` (ON ``pulse_ms`` each, OFF at least as long); steadily lit in
-        no-load, dark while the metrology is faulty."""
+        no-load, dark while the metrology is faulty.
+
+        Normally the kWh LED shows active energy and the kvarh LED is dark. In test mode
+        with the reactive output selected (``DisplayTask.led_reactive()``, cfg ``test_led``
+        "kvarh") the kvarh LED shows |reactive| energy at the same constant (imp/kvarh) and
+        the kWh LED is dark. Pulses of the output not shown are dropped, so a switch never
+        releases a backlog."""
         m = self.metering
-        led = self.board.led_kwh
-        clock = self.board.clock
+        b = self.board
+        clock = b.clock
         on_ms = self.cfg["pulse_ms"]
         period = m.period_ms
         while True:
-            n = m.pulses_due
+            reactive = self.display.led_reactive() and b.led_kvarh is not None
+            if reactive:
+                led, other = b.led_kvarh, b.led_kwh
+                m.pulses_due = 0
+                n = m.var_pulses_due
+            else:
+                led, other = b.led_kwh, b.led_kvarh
+                m.var_pulses_due = 0
+                n = m.pulses_due
+            if other is not None:
+                other.value(0)
             if m.no_load or not m.ok or n == 0:
                 led.value(1 if (m.ok and m.no_load) else 0)
                 await clock.sleep_ms(period)
@@ -83,7 +106,10 @@ class Meter:
             gap = period // n - on_ms
             if gap < on_ms:  # faster than the LED can show: emit at the maximum rate
                 gap = on_ms
-            m.pulses_due -= 1
+            if reactive:
+                m.var_pulses_due -= 1
+            else:
+                m.pulses_due -= 1
             led.value(1)
             await clock.sleep_ms(on_ms)
             led.value(0)
@@ -132,12 +158,10 @@ class Meter:
             sink(t, code, value, text)
 
     def set_meter_constant(self, imp_per_kwh):
-        """Metrological parameter (seal checked by the caller): the test LED's constant."""
-        from pulse import PulseOutput
-
-        lpw = lsb_per_unit_q8(self.ade.cal.wh_per_lsb)
+        """Metrological parameter (seal checked by the caller): the test LEDs' constant
+        (imp/kWh, and imp/kvarh for the reactive output)."""
         self.cfg["meter_constant"] = imp_per_kwh
-        self.metering.pulse = PulseOutput(lpw * 1000 // imp_per_kwh)
+        self.metering.pulse, self.metering.pulse_var = self._pulse_outputs(imp_per_kwh)
         self.save_config()
         self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant")
 
@@ -169,12 +193,17 @@ class Meter:
 
         addr = getattr(b, "device_address", b.serial)
         self.meter_data = MeterData(self, addr)
+        st = self.port_stats = {}  # port name -> optical.PortStats (diagnostics)
         if b.uart_optical is not None:
             s = self.meter_data.session(True)
-            out.append(asyncio.create_task(optical.run_port(b.uart_optical, s)))
+            st["optical"] = optical.PortStats()
+            out.append(asyncio.create_task(optical.run_port(b.uart_optical, s,
+                                                            stats=st["optical"])))
         if b.uart_rs485 is not None:
             s = self.meter_data.session(False)
-            out.append(asyncio.create_task(optical.run_port(b.uart_rs485, s, b.rs485_de)))
+            st["rs485"] = optical.PortStats()
+            out.append(asyncio.create_task(optical.run_port(b.uart_rs485, s, b.rs485_de,
+                                                            stats=st["rs485"])))
         return out
 
     async def main(self, duration_ms=None):

@@ -11,6 +11,13 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``period_ms`` 1000: metering read interval (overflow bound 79.6 s, lib/ade7953.py).
 - ``pulse_ms`` 40: LED ON time per pulse (Elster A100C).
 - ``scroll_ms`` 10000: LCD auto-scroll hold time.
+- ``display_list``: the normal (auto-scroll) list, 1..64 codes of firmware/display.py's
+  catalogue (OBIS codes; must contain the billing register 1.8.0). ``alt_list``: the
+  alternate list (scroll button held 3..6 s), 1..64 codes. Invalid lists fall back to these
+  defaults (logged CONFIG_DEFAULTS).
+- ``test_mode_minutes`` 30: test mode ends by itself after 1..255 minutes.
+- ``test_led`` "kWh": test output in test mode, "kWh" (active energy, kWh LED) or "kvarh"
+  (|reactive| energy on the kvarh LED).
 - ``commit_s`` 300: periodic register commit (lib/journal.CommitPolicy explains the choice).
 - ``calibration``: lib.ade7953.Calibration overrides (empty = reference design).
 """
@@ -26,6 +33,11 @@ def config():
         "pulse_ms": 40,
         "scroll_ms": 10000,
         "energy_decimals": 3,
+        "display_list": ["1.8.0", "2.8.0", "16.8.0", "32.7.0", "31.7.0", "1.7.0", "14.7.0"],
+        "alt_list": ["8.8.8", "3.8.0", "4.8.0", "9.8.0", "10.8.0", "0.9.2", "0.9.1", "0.2.0",
+                     "0.2.8"],
+        "test_mode_minutes": 30,
+        "test_led": "kWh",
         "commit_s": 300,
         "calibration": {},
     }

@@ -4,7 +4,9 @@
 Every ``period_ms`` of metering time (default 1 000 ms; refused above half the overflow bound
 from lib.ade7953.ADE7953.max_read_interval_ms) it reads the channel-A accumulators with
 reset, fixes a detected 24-bit wrap, applies the no-load / starting-current gate, adds the
-interval to the registers and hands the active energy to the test LED. Deadlines are
+interval to the registers and hands the active energy to the kWh test LED and, when a second
+output is given (``pulse_var``), the reactive energy |Q| to the kvarh LED (used in test mode,
+firmware/display.py). Deadlines are
 absolute, so no interval is lost or counted twice. Instantaneous values (V, I, P, Q, S, PF,
 f) are read once per real second for the display and protocols.
 
@@ -32,11 +34,13 @@ def _unwrap(c, limit):
 
 class Metering:
     """``ade``: lib.ade7953.ADE7953; ``regs``: lib.energy.Registers; ``gate``:
-    lib.pulse.NoLoadGate; ``pulse``: lib.pulse.PulseOutput; ``clock``: board clock;
-    ``log``: lib.events.EventLog; ``period_ms``: read interval (ms of metering time)."""
+    lib.pulse.NoLoadGate; ``pulse``: lib.pulse.PulseOutput (active energy, kWh LED);
+    ``clock``: board clock; ``log``: lib.events.EventLog; ``period_ms``: read interval (ms of
+    metering time); ``pulse_var``: optional second PulseOutput fed with the reactive energy
+    (sign ignored: |Q|, kvarh LED), counted in ``var_pulses_due``."""
 
     def __init__(self, ade, regs, gate, pulse, clock, log, period_ms=1000, verify_every=10,
-                 retry_ms=1000):
+                 retry_ms=1000, pulse_var=None):
         limit = ade.max_read_interval_ms() // 2
         if not 10 <= period_ms <= limit:
             raise ValueError("read period %d ms outside 10..%d ms" % (period_ms, limit))
@@ -44,6 +48,7 @@ class Metering:
         self.regs = regs
         self.gate = gate
         self.pulse = pulse
+        self.pulse_var = pulse_var
         self.clock = clock
         self.log = log
         self.period_ms = period_ms
@@ -53,6 +58,7 @@ class Metering:
         self.ok = False
         self.steps = 0
         self.pulses_due = 0  # pulses not yet shown by the LED task
+        self.var_pulses_due = 0  # reactive pulses (pulse_var) not yet shown
         self.no_load = True
         self.instant = None  # dict from ADE7953.instant_values(), refreshed each real second
         self._last_ms = 0
@@ -96,6 +102,9 @@ class Metering:
                 self.no_load = False
             self.regs.add(ea, er, es)
             self.pulses_due += self.pulse.add(ea)
+            pv = self.pulse_var
+            if pv is not None:
+                self.var_pulses_due += pv.add(er)
         elif not self.no_load:
             self.no_load = True
         self.steps += 1

@@ -2,16 +2,23 @@
 """What the meter answers on its local ports (lib/iec_session.py does the protocol).
 
 Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (hhmmss) and
-0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
+0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, 0.2.8 metrology checksum
+(CRC-32, 8 hex digits, firmware/swid.py), then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
 5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
 (net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex).
 
 Programming mode (after P1 with the password, default ``00000000``):
-- R1: any readout address, plus 0.3.0 (meter constant, imp/kWh) and C.90.1 (scroll time, s).
+- R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
+  C.5.0 (service flags, hex, firmware/display.py), C.91.1 (test mode: minutes left, 0 = off),
+  C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
-  password (8 digits); metrological 0.3.0 meter constant only with the seal open (ER06
+  password (8 digits), C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
-- E2: C.91.0 clear alarms; C.91.9 cold start (registers to zero): only with the seal open.
+- E2: C.91.0 clear alarms; C.91.1 enter test mode (argument: minutes 1..255, empty = the
+  configured timeout; display and LEDs only, billing registers untouched; logged
+  TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
+  zero): only with the seal open.
 """
 
 import events
@@ -95,6 +102,20 @@ class MeterData:
             import app
 
             return app.VERSION, None
+        if addr == "0.2.8":
+            import swid
+
+            return swid.checksum_text(), None
+        if addr == "C.5.0":
+            import display
+
+            return "%08X" % display.service_flags(m), None
+        if addr == "C.91.1":
+            return "%d" % m.display.test_minutes_left(), "min"
+        if addr == "C.91.3":
+            return ("1" if m.cfg.get("test_led") == "kvarh" else "0"), None
+        if addr == "C.91.4":
+            return "%d" % m.display.test_minutes, "min"
         if addr == "0.3.0":
             return "%d" % m.cfg["meter_constant"], None  # imp/kWh ("/" is not allowed)
         if addr == "C.90.1":
@@ -116,7 +137,7 @@ class MeterData:
 
     def readout(self):
         out = []
-        for a in ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0"):
+        for a in ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8"):
             v, u = self._value(a)
             out.append((a, v, u))
         for obis, unit in _ENERGY:
@@ -160,6 +181,18 @@ class MeterData:
                 return ER_BAD_VALUE
             self.password = value
             return None
+        if addr == "C.91.3":  # test output in test mode (not the constant: no seal)
+            if value not in ("0", "1"):
+                return ER_BAD_VALUE
+            m.display.set_test_led(value == "1")
+            m.save_config()
+            return None
+        if addr == "C.91.4":
+            if not value.isdigit() or not 1 <= int(value) <= 255:
+                return ER_BAD_VALUE
+            m.display.set_test_minutes(int(value))
+            m.save_config()
+            return None
         if addr == "0.3.0":  # metrological: meter constant of the test output
             if sealed:
                 return ER_SEALED
@@ -173,6 +206,14 @@ class MeterData:
         m = self.meter
         if addr == "C.91.0":
             m.log.log(events.PARAM_CHANGED, 0, "alarms cleared")
+            return None
+        if addr == "C.91.1":  # test mode: display/LED only, no seal needed
+            if args and (not args.isdigit() or not 1 <= int(args) <= 255):
+                return ER_BAD_VALUE
+            m.display.enter_test(int(args) if args else None)
+            return None
+        if addr == "C.91.2":
+            m.display.leave_test()
             return None
         if addr == "C.91.9":  # cold start: billing registers to zero, only under open seal
             if sealed:

@@ -28,8 +28,20 @@ Options (``make sim ARGS="..."``):
 --commit-s S      periodic commit period of the register journal (default 300)
 --optical-tcp P   the optical port (IEC 62056-21) as a TCP server on 127.0.0.1:P
 --rs485-bus H:P   join the simulated RS-485 bus hub (tools/rs485_hub.py) at H:P
+--optical-dev PATH  the optical port on an existing tty instead: a pty made by
+                  tools/pty_bridge.py or a USB serial adapter with an optical head
+                  (boards/sim/tty_uart.py)
+--heap-every S    every S wall seconds run gc.collect() and record gc.mem_alloc(); with
+                  ``--json`` the line then holds ``heap_log`` [[wall_s, bytes], ...]
+                  (with a port, ``--json`` also holds ``ports``: per port the bytes the
+                  session took (rx) and sent (tx), messages, errors caught by the port task,
+                  bytes that reached the UART (uart_rx) and those lost to a full rx buffer)
 --address A       IEC 62056-21 device address (default: the serial number)
 --seal open|closed  the seal switch under the sealed cover (default closed)
+--control-tcp P   the control channel on 127.0.0.1:P (boards/sim/control.py): a line protocol
+                  that presses and holds the buttons (``press scroll``, ``hold scroll 4``),
+                  sets the seal, test switch, covers, magnet, power-fail, and reads back the
+                  LCD line (``lcd``) and the LEDs (``leds``)
 
 A power loss (hold-up elapsed, or a cut) ends the process at once, like a hard kill: with
 ``--json`` the RAM registers at that instant are printed with ``"power_lost": true``.
@@ -69,8 +81,11 @@ class Options:
         self.no_flash = False
         self.optical_tcp = None
         self.rs485_bus = None
+        self.optical_dev = None
+        self.heap_every = None
         self.address = None
         self.seal = "closed"
+        self.control_tcp = None
 
 
 class UsageError(ValueError):
@@ -133,11 +148,19 @@ def parse_args(argv):
                     raise ValueError
             elif a == "--optical-tcp":
                 o.optical_tcp = int(v)
+            elif a == "--optical-dev":
+                o.optical_dev = v
+            elif a == "--heap-every":
+                o.heap_every = float(v)
+                if not o.heap_every > 0:
+                    raise ValueError
             elif a == "--rs485-bus":
                 host, port = v.rsplit(":", 1)
                 o.rs485_bus = (host, int(port))
             elif a == "--address":
                 o.address = v
+            elif a == "--control-tcp":
+                o.control_tcp = int(v)
             elif a == "--seal":
                 if v not in ("open", "closed"):
                     raise ValueError
@@ -195,6 +218,12 @@ class SimBoard:
             from boards.sim.uart import TcpUart
 
             self.uart_optical = TcpUart(o.optical_tcp)
+        if o.optical_dev is not None:
+            if o.optical_tcp is not None:
+                raise UsageError("--optical-tcp and --optical-dev exclude each other")
+            from boards.sim.tty_uart import TtyUart
+
+            self.uart_optical = TtyUart(o.optical_dev)
         if o.rs485_bus is not None:
             from boards.sim.uart import BusUart
 
@@ -205,6 +234,11 @@ class SimBoard:
         self._make_flash()
         self.wdt = NullWDT()
         self.lcd = self._make_lcd()
+        self.control = None
+        if o.control_tcp is not None:  # the control channel (buttons, switches, LCD query)
+            from boards.sim.control import ControlServer
+
+            self.control = ControlServer(self, o.control_tcp)
         self.heap_peak = 0
         self._wall0 = time.ticks_ms()
 
@@ -298,13 +332,21 @@ class SimBoard:
 
         self._meter = meter
         t = [asyncio.create_task(self._sampler())]
+        if self.opts.heap_every:
+            t.append(asyncio.create_task(self._heap_log()))
         if hasattr(self.lcd, "refresh"):
             t.append(asyncio.create_task(self._lcd_refresh()))
         if self.opts.power_fail_at is not None:
             t.append(asyncio.create_task(self._power_fail()))
         if self.opts.fault_at is not None:
             t.append(asyncio.create_task(self._inject_fault()))
+        if self.control is not None:
+            t.append(asyncio.create_task(self.control.run()))
         return t
+
+    def lcd_text(self):
+        """The LCD's last frame as lib.lcd.frame_text (control channel ``lcd``)."""
+        return self.lcd.last_text
 
     async def _sampler(self):
         import asyncio
@@ -319,6 +361,54 @@ class SimBoard:
         while True:
             await asyncio.sleep_ms(100)
             self.lcd.refresh()
+
+    async def _heap_log(self):
+        # --heap-every: the heap after a full collection, in wall time (not metering time)
+        import asyncio
+
+        from array import array
+
+        # Preallocated, so that the log does not measure itself: slot 0 keeps the first
+        # sample, slots 1.. are a ring of the most recent ones.
+        n = 512
+        t = self._heap_t = array("i", [0] * n)
+        b = self._heap_b = array("i", [0] * n)
+        self._heap_k = 0
+        ms = int(self.opts.heap_every * 1000)
+        while True:
+            await asyncio.sleep_ms(ms)
+            gc.collect()
+            k = self._heap_k
+            i = k if k < n else 1 + (k - 1) % (n - 1)
+            t[i] = time.ticks_diff(time.ticks_ms(), self._wall0)
+            b[i] = gc.mem_alloc()
+            self._heap_k = k + 1
+
+    def heap_log(self):
+        """--heap-every samples, oldest first: [[wall_s, bytes], ...]."""
+        k = getattr(self, "_heap_k", 0)
+        if not k:
+            return []
+        t, b = self._heap_t, self._heap_b
+        m = len(t) - 1
+        idx = [0] + [1 + (j - 1) % m for j in range(max(1, k - m), k)]
+        return [[t[i] / 1000, b[i]] for i in idx]
+
+    def _port_report(self, meter):
+        # --json: counters of the IEC 62056-21 ports (port task and UART), heap log
+        out = {}
+        ports = {}
+        for name, st in getattr(meter, "port_stats", {}).items():
+            u = self.uart_optical if name == "optical" else self.uart_rs485
+            ports[name] = {"rx": st.rx, "tx": st.tx, "messages": st.messages,
+                           "errors": st.errors, "baud": st.baud,
+                           "uart_rx": getattr(u, "rx_count", 0),
+                           "overruns": getattr(u, "overruns", 0)}
+        if ports:
+            out["ports"] = ports
+        if self.opts.heap_every:
+            out["heap_log"] = self.heap_log()
+        return out
 
     async def _inject_fault(self):
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))
@@ -340,6 +430,7 @@ class SimBoard:
             "heap_steady_bytes": _steady_heap(),
             "pulses": meter.metering.pulse.total,
             "led_kwh_flashes": self.led_kwh.rises,
+            "led_kvarh_flashes": self.led_kvarh.rises,
             "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
             "fault": meter.metering.fault,
             "power_lost": power_lost,
@@ -347,6 +438,7 @@ class SimBoard:
             "commits": meter.storage.commits if meter.storage else 0,
             "storage": meter.storage_status,
         }
+        out.update(self._port_report(meter))
         sys.stdout.write(json.dumps(out) + "\n")
 
 
@@ -439,9 +531,22 @@ def _steady_heap():
 
 
 class _NullLCD:
+    """--quiet: draws nothing, keeps the last frame (``last_text`` for the control channel)."""
+
     def __init__(self):
+        from lcd import Frame
+
         self.frames_shown = 0
-        self.last_text = ""
+        self._last = Frame()
 
     def show(self, frame):
         self.frames_shown += 1
+        self._last.copy_from(frame)  # no allocation: --quiet serves the heap measurements
+
+    @property
+    def last_text(self):
+        if not self.frames_shown:
+            return ""
+        from lcd import frame_text
+
+        return frame_text(self._last)

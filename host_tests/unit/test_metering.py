@@ -138,3 +138,49 @@ def test_metering_step_allocates_nothing():
             micropython.heap_unlock()
     assert m.regs.whole[0] * 1000 + 0 >= 0 and m.steps == 51, m.steps
     assert m.regs.milli(0) > 0, "energy registered"
+
+
+def test_reactive_pulse_output_allocates_nothing():
+    from simkit import MICROPYTHON
+
+    class Bus:  # AENERGYA = APENERGYA = 0x000100, RENERGYA = 0xFFFF80 (-128), RSTIRQSTATA 0
+        def write_readinto(self, w, r):
+            if w[1] == 0x20:
+                r[3] = 0xFF
+                r[4] = 0xFF
+                r[5] = 0x80
+            else:
+                r[3] = 0
+                r[4] = 0x01 if w[1] in (0x1E, 0x22) else 0
+                r[5] = 0
+
+    class Pin:
+        def value(self, v=None):
+            return 1
+
+    clock = ManualClock()
+    drv = ADE7953(Bus(), Pin())
+    cal = Calibration()
+    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+    lpv = lsb_per_unit_q8(cal.varh_per_lsb)
+    m = Metering(drv, Registers(lpw, lpv, lpw), NoLoadGate(cal.vah_per_lsb),
+                 PulseOutput(lpw // 1000), clock, events.EventLog(clock),
+                 pulse_var=PulseOutput(lpv // 1000))
+    m.ok = True
+    clock.now += 1000
+    m.step()
+    if MICROPYTHON:
+        import micropython
+
+        micropython.heap_lock()
+    try:
+        for _ in range(50):
+            clock.now += 1000
+            m.step()
+    finally:
+        if MICROPYTHON:
+            micropython.heap_unlock()
+    assert drv.e_reactive < 0, drv.e_reactive
+    assert m.var_pulses_due > 0 and m.pulse_var.total == m.var_pulses_due, m.var_pulses_due
+    # |reactive| = half the active count: half the pulses (1 imp/Wh vs 1 imp/varh)
+    assert abs(2 * m.pulse_var.total - m.pulse.total) <= 2, (m.pulse.total, m.pulse_var.total)

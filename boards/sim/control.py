@@ -1,0 +1,240 @@
+# The virtual board's control channel: buttons, switches and sensors driven over TCP.
+"""Control channel of the virtual board (``--control-tcp PORT``).
+
+A line protocol on ``127.0.0.1:PORT`` (TCP; any number of clients, e.g. ``nc 127.0.0.1
+PORT``). One command per line (ASCII, ``\\n`` or ``\\r\\n``); every command gets exactly one
+reply line: actions answer ``OK``, queries answer their value, a bad command answers
+``ERR <reason>``.
+
+Inputs (the board's Pin-like inputs, 1 = active; the firmware polls or gets an interrupt):
+
+=============================  =====================================================
+``press NAME [S]``             press button NAME for S seconds (default 0.2), then release;
+                               the reply comes ``SETTLE_MS`` (150 ms) after the release, so
+                               that the firmware (polling every 50 ms) has seen the release
+                               before a next press
+``hold NAME S``                the same with S required (e.g. ``hold scroll 4``)
+``down NAME`` / ``release NAME``  press and keep pressed / release (reply at once)
+``seal open|closed``           seal switch under the sealed cover (open = parameters may change)
+``test on|off``                the test-mode switch
+``cover open|closed``          main cover switch; ``tcover open|closed``: terminal cover
+``magnet on|off``              magnetic-field sensor
+``power-fail``                 assert the power-fail input; power goes ``--holdup-ms`` (metering
+                               time) later and the process ends as in ``--power-fail-at``
+=============================  =====================================================
+
+Buttons (NAME): ``scroll`` (``btn_scroll``), ``demand`` (``btn_demand_reset``).
+
+Queries:
+
+=============  ===================================================================
+``lcd``        the LCD's current text line, as lib.lcd.frame_text (identifier, digits,
+               annunciator names), e.g. ``1.8.0    00012.345 kWh IMP T1``
+``leds``       ``kwh=0 kvarh=0 kwh_flashes=N kvarh_flashes=N`` (levels now, rising edges
+               since start)
+``inputs``     ``scroll=0 demand=0 test=0 seal=0 cover=0 tcover=0 magnet=0 power_fail=0``
+``help``       the command names
+=============  ===================================================================
+
+Polled from an asyncio task every ``POLL_MS`` (20 ms) of real time with non-blocking
+sockets (no threads), so it works on the MicroPython unix port and under CPython.
+"""
+
+import asyncio
+import socket
+
+from boards.sim.uart import _ticks_diff, _ticks_ms
+
+POLL_MS = 20
+SETTLE_MS = 150  # reply to press/hold this long after the release
+_EAGAIN = (11, 35)  # Linux, BSD/macOS
+
+BUTTONS = (("scroll", "btn_scroll"), ("demand", "btn_demand_reset"))
+# (name, board attribute, word for 1, word for 0)
+SWITCHES = (("seal", "seal", "open", "closed"), ("test", "sw_test", "on", "off"),
+            ("cover", "cover", "open", "closed"), ("tcover", "terminal_cover", "open", "closed"),
+            ("magnet", "magnet", "on", "off"))
+
+
+def _button(name):
+    for n, attr in BUTTONS:
+        if n == name:
+            return attr
+    return None
+HELP = ("press hold down release seal test cover tcover magnet power-fail lcd leds inputs "
+        "help")
+
+
+def _again(e):
+    return e.args and e.args[0] in _EAGAIN
+
+
+class _Client:
+    def __init__(self, sock):
+        sock.setblocking(False)
+        self.sock = sock
+        self.rx = b""
+        self.tx = b""
+        self.waiting = False  # a press is running: further lines wait for its reply
+
+
+class ControlServer:
+    """The control channel on ``host:port`` for ``board`` (a SimBoard). Raises OSError if
+    the port cannot be bound."""
+
+    def __init__(self, board, port, host="127.0.0.1"):
+        self.board = board
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(socket.getaddrinfo(host, port)[0][-1])
+        s.listen(4)
+        s.setblocking(False)
+        self._srv = s
+        self.port = port
+        self._clients = []
+        self._timed = []  # [due wall ms, pin to release or None, client to answer or None]
+        self.commands = 0
+
+    async def run(self):
+        try:
+            while True:
+                self.poll()
+                await asyncio.sleep_ms(POLL_MS)
+        finally:
+            self.close()
+
+    def close(self):
+        for c in self._clients:
+            c.sock.close()
+        self._clients = []
+        if self._srv is not None:
+            self._srv.close()
+            self._srv = None
+
+    def poll(self):
+        """Accept, read lines, run due releases, send replies (never blocks)."""
+        while True:
+            try:
+                conn = self._srv.accept()[0]
+            except OSError:
+                break
+            self._clients.append(_Client(conn))
+        now = _ticks_ms()
+        for t in self._timed[:]:
+            if _ticks_diff(now, t[0]) >= 0:
+                self._timed.remove(t)
+                c = t[2]
+                if t[1] is not None:  # release, then answer after the settle time
+                    t[1].set_input(0)
+                    if c is not None:
+                        self._timed.append([(now + SETTLE_MS) & 0x3FFFFFFF, None, c])
+                elif c in self._clients:
+                    c.waiting = False
+                    self._reply(c, "OK")
+        for c in self._clients[:]:
+            self._serve(c)
+
+    def _serve(self, c):
+        try:
+            while True:
+                d = c.sock.recv(256)
+                if not d:
+                    self._drop(c)
+                    return
+                c.rx += d
+        except OSError as e:
+            if not _again(e):
+                self._drop(c)
+                return
+        while not c.waiting and b"\n" in c.rx:
+            line, c.rx = c.rx.split(b"\n", 1)
+            text = line.decode().strip()
+            if text:
+                self.commands += 1
+                r = self.command(text, c)
+                if r is not None:
+                    self._reply(c, r)
+        self._flush(c)
+
+    def _reply(self, c, text):
+        c.tx += text.encode() + b"\n"
+        self._flush(c)
+
+    def _flush(self, c):
+        try:
+            while c.tx:
+                k = c.sock.send(c.tx)
+                if not k:
+                    break
+                c.tx = c.tx[k:]
+        except OSError as e:
+            if not _again(e):
+                self._drop(c)
+
+    def _drop(self, c):
+        if c in self._clients:
+            self._clients.remove(c)
+        try:
+            c.sock.close()
+        except OSError:
+            pass
+
+    # -- commands --------------------------------------------------------------------------
+
+    def command(self, text, client=None):
+        """Run one command line; returns the reply (str), or None when the reply is
+        deferred (a timed press answers at its release)."""
+        w = text.split()
+        cmd = w[0].lower()
+        args = w[1:]
+        b = self.board
+        try:
+            if cmd in ("press", "hold"):
+                n = 2 if cmd == "hold" else len(args)
+                if not 1 <= n <= 2 or len(args) != n or _button(args[0]) is None:
+                    return "ERR usage: press scroll|demand [S] / hold scroll|demand S"
+                s = float(args[1]) if n > 1 else 0.2
+                if not 0 < s <= 600:
+                    return "ERR seconds must be 0..600"
+                pin = getattr(b, _button(args[0]))
+                pin.set_input(1)
+                self._timed.append([(_ticks_ms() + int(s * 1000)) & 0x3FFFFFFF, pin, client])
+                if client is None:
+                    return "OK"
+                client.waiting = True
+                return None
+            if cmd in ("down", "release"):
+                if len(args) != 1 or _button(args[0]) is None:
+                    return "ERR usage: %s scroll|demand" % cmd
+                getattr(b, _button(args[0])).set_input(1 if cmd == "down" else 0)
+                return "OK"
+            for name, attr, on, off in SWITCHES:
+                if cmd == name:
+                    if len(args) != 1 or args[0] not in (on, off):
+                        return "ERR usage: %s %s|%s" % (cmd, on, off)
+                    getattr(b, attr).set_input(1 if args[0] == on else 0)
+                    return "OK"
+            if cmd == "power-fail":
+                asyncio.create_task(self._power_fail())
+                return "OK"
+            if cmd == "lcd":
+                return b.lcd_text()
+            if cmd == "leds":
+                return "kwh=%d kvarh=%d kwh_flashes=%d kvarh_flashes=%d" % (
+                    b.led_kwh.value(), b.led_kvarh.value(), b.led_kwh.rises, b.led_kvarh.rises)
+            if cmd == "inputs":
+                out = ["%s=%d" % (n, getattr(b, a).value()) for n, a in BUTTONS]
+                out += ["%s=%d" % (v[0], getattr(b, v[1]).value()) for v in SWITCHES]
+                out.append("power_fail=%d" % b.power_fail.value())
+                return " ".join(out)
+            if cmd == "help":
+                return HELP
+        except ValueError:
+            return "ERR bad value in %r" % text
+        return "ERR unknown command %r (try help)" % cmd
+
+    async def _power_fail(self):
+        b = self.board
+        b.power_fail.set_input(1)
+        await b.clock.sleep_ms(b.opts.holdup_ms)
+        b.lose_power("control channel power-fail, hold-up %d ms" % b.opts.holdup_ms)
