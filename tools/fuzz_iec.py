@@ -121,6 +121,7 @@ class Frames:
         # slow=False: option selects ask for 2400 Bd or more (a 300 Bd readout holds a port
         # for 15 s, and NAKs can repeat it three times)
         self._z = "0123456" if slow else "3456"
+        self.password = "00000000"  # the one scripted sessions and most P1 commands use
         self.count = 0  # frames generated (a burst counts each part)
         self.kinds = {}
 
@@ -150,7 +151,8 @@ class Frames:
         r = self.r
         k = r.below(14)
         if k < 2:
-            return command("P", 1, "(00000000)" if r.below(3) else "(%08d)" % r.below(10 ** 8))
+            pw = self.password if r.below(3) else "%08d" % r.below(10 ** 8)
+            return command("P", 1, "(%s)" % pw)
         if k < 7:
             a = r.pick(_READS)
             arg = r.pick(("", "1", "2"))
@@ -176,7 +178,8 @@ class Frames:
         """A whole programming (or readout) session; some parts mutated."""
         r = self.r
         parts = [b"/?" + self.address.encode() + b"!\r\n",
-                 option("0", "5", "1" if r.below(4) else "0"), command("P", 1, "(00000000)")]
+                 option("0", "5", "1" if r.below(4) else "0"),
+                 command("P", 1, "(%s)" % self.password)]
         for _ in range(1 + r.below(6)):
             parts.append(self.cmd())
         if r.below(2):
@@ -285,7 +288,7 @@ def _firmware_session(address, bus=False):
 
     meter = app.Meter(board)
     md = MeterData(meter, board.device_address)
-    return md.session(not bus), meter
+    return md.session(not bus), md
 
 
 def _heap():
@@ -307,7 +310,8 @@ class SessionFuzz:
 
         self.S = S
         self.bus = bus
-        self.session, self.meter = _firmware_session(address, bus)
+        self.session, self.md = _firmware_session(address, bus)
+        self.password_changes = 0
         self.gen = Frames(seed, address)
         self.rng = Rng(seed + 7)
         self.now = self.rng.below(1 << 30)
@@ -385,6 +389,12 @@ class SessionFuzz:
         marks = [first_mark * i for i in range(1, 11)]
         while gen.count < frames:
             self._advance()
+            if self.md.password != gen.password:
+                # a mutated C.90.2 write with a BCC that still matches (two flips of the same
+                # bit) set a new password: the HHU learns it, or programming mode would stay
+                # out of reach for the rest of the run
+                gen.password = self.md.password
+                self.password_changes += 1
             self.feed_unit(gen.next())
             if self.marks < 10 and gen.count >= marks[self.marks]:
                 self.heap_at[self.marks] = gen.count
@@ -454,7 +464,8 @@ class SessionFuzz:
                 "answers": self.answers, "states": self.states,
                 "heap_first": h[0] if h else 0, "heap_last": h[-1] if h else 0,
                 "heap_max": max(h) if h else 0, "heap_at_frames": self.heap_at[: self.marks],
-                "readout_bytes": getattr(self, "readout_bytes", 0), "ok": True}
+                "readout_bytes": getattr(self, "readout_bytes", 0),
+                "password_changes": self.password_changes, "ok": True}
 
 
 # ---------------------------------------------------------------------------------------------

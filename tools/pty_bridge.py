@@ -29,6 +29,7 @@ In tests: ``with PtyCable() as c: ... c.path[0], c.path[1] ... c.stats``.
 import argparse
 import os
 import select
+import signal
 import sys
 import termios
 import threading
@@ -187,6 +188,11 @@ def main(argv=None):
     ap.add_argument("--no-pace", action="store_true", help="deliver at once (no wire time)")
     a = ap.parse_args(argv)
     cable = PtyCable((a.link_a, a.link_b), pace=not a.no_pace).start()
+
+    def _stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # `kill` also removes the links
     print("pty cable: a = %s%s, b = %s%s" % (
         cable.path[0], " (%s)" % a.link_a if a.link_a else "",
         cable.path[1], " (%s)" % a.link_b if a.link_b else ""), flush=True)
