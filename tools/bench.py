@@ -44,7 +44,9 @@ def build():
 
 def sim(args, heapsize=None):
     cmd = [MPY] + (["-X", "heapsize=" + heapsize] if heapsize else [])
-    cmd += [os.path.join(ROOT, "firmware/main.py")] + args + ["--json", "--quiet"]
+    # `-c "import main"`: main.py too from the .mpy tree (a script path would put firmware/
+    # first on sys.path and compile the .py sources into the heap)
+    cmd += ["-c", "import main"] + args + ["--json", "--quiet"]
     env = dict(os.environ, MICROPYPATH=".frozen:%s/firmware:%s/lib:%s" % (BUILD, BUILD, BUILD))
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if p.returncode:
@@ -106,8 +108,8 @@ def main():
     print("## Memory (modules as .mpy)\n")
     print("- bytecode + globals of the imported modules (frozen in flash on a device): %d B"
           % ch)
-    print("- smallest -X heapsize for one simulated hour: %d KiB (virtual board models "
-          "and LCD included)" % lo)
+    print("- smallest -X heapsize for one simulated hour: %d KiB (module code, virtual board "
+          "models and LCD included; peak data = this minus the module code)" % lo)
     print("- (run with --no-flash: the NOR model's image would otherwise sit in the heap)")
     print("- steady heap after the run: %d B, of which data (without module code): %d B"
           % (r96["heap_steady_bytes"], r96["heap_steady_bytes"] - ch))
