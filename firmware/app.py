@@ -217,14 +217,14 @@ class Meter:
             if getattr(self.board, "on_power_fail", None) is not None:
                 tasks.append(asyncio.create_task(self.storage.power_fail_watch(self.board)))
         tasks += self.port_tasks()
+        tasks.append(asyncio.create_task(self.supervisor()))
         extra = getattr(self.board, "tasks", None)
         if extra is not None:
             tasks += extra(self)
         try:
             if duration_ms is None:
                 while True:
-                    await asyncio.sleep_ms(1000)
-                    self.board.wdt.feed()
+                    await asyncio.sleep_ms(60000)
             else:
                 await self.board.clock.sleep_ms(duration_ms)
         finally:
@@ -233,6 +233,33 @@ class Meter:
             if hasattr(self.board.clock, "stopped"):
                 self.board.clock.stopped = True
             self.shutdown()
+
+    async def supervisor(self, period_ms=1000):
+        """Every real second: feed the watchdog only on proof of progress (the metering task
+        completed a read interval, or is retrying a faulty chip, within the last 10 s of real
+        time), and show the state on the two status LEDs: LED 1 metrology (green = metering,
+        blue = no-load, red = fault), LED 2 storage (green = journal ok, red = flash fault or
+        not restored, off = no flash)."""
+        import time
+
+        m = self.metering
+        last_steps = -1
+        last_seen = time.ticks_ms()
+        leds = getattr(self.board, "status_leds", None) or ()
+        while True:
+            now = time.ticks_ms()
+            if m.steps != last_steps or not m.ok:
+                last_steps = m.steps
+                last_seen = now
+            if time.ticks_diff(now, last_seen) < 10000:
+                self.board.wdt.feed()
+            if len(leds) > 0:
+                leds[0].set(not m.ok, m.ok and not m.no_load, m.ok and m.no_load)
+            if len(leds) > 1:
+                st = self.storage_status
+                good = st in ("ok", "blank")
+                leds[1].set(st is not None and not good, good, 0)
+            await asyncio.sleep_ms(period_ms)
 
     def shutdown(self):
         """Orderly stop (end of a simulated run, Ctrl-C): last interval, then a commit."""

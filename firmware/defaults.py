@@ -18,6 +18,9 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``test_mode_minutes`` 30: test mode ends by itself after 1..255 minutes.
 - ``test_led`` "kWh": test output in test mode, "kWh" (active energy, kWh LED) or "kvarh"
   (|reactive| energy on the kvarh LED).
+- ``password`` "00000000" (IEC 62056-21 P1, changeable with W1 C.90.2), ``prog_max_failures``
+  3 and ``prog_lockout_s`` 600: wrong passwords in a row that lock programming, and for how
+  long. ``readout_list``: absent = firmware/protocols.DEFAULT_READOUT.
 - ``commit_s`` 300: periodic register commit (lib/journal.CommitPolicy explains the choice).
 - ``calibration``: lib.ade7953.Calibration overrides (empty = reference design).
 """
@@ -39,5 +42,8 @@ def config():
         "test_mode_minutes": 30,
         "test_led": "kWh",
         "commit_s": 300,
+        "password": "00000000",
+        "prog_max_failures": 3,
+        "prog_lockout_s": 600,
         "calibration": {},
     }

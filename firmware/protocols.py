@@ -7,12 +7,17 @@ Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (
 5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
 (net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex).
 
-Programming mode (after P1 with the password, default ``00000000``):
+Programming mode (after P1 with the password, default ``00000000``; cfg
+``prog_max_failures`` (3) wrong passwords lock it for ``prog_lockout_s`` (600 s)):
+- Readout list: cfg ``readout_list`` (default ``DEFAULT_READOUT`` below), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
+  C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
   C.5.0 (service flags, hex, firmware/display.py), C.91.1 (test mode: minutes left, 0 = off),
   C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
-  password (8 digits), C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
+  C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
+  configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
 - E2: C.91.0 clear alarms; C.91.1 enter test mode (argument: minutes 1..255, empty = the
@@ -27,6 +32,11 @@ from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED, Session
 _ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
     ("5.8.0", "kvarh"), ("6.8.0", "kvarh"), ("7.8.0", "kvarh"), ("8.8.0", "kvarh"), \
     ("9.8.0", "kVAh"), ("10.8.0", "kVAh"), ("16.8.0", "kWh")
+
+DEFAULT_READOUT = ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8", "1.8.0", "2.8.0",
+                   "3.8.0", "4.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0",
+                   "16.8.0", "32.7.0", "31.7.0", "14.7.0", "F.F.0")
+READABLE = DEFAULT_READOUT + ("0.3.0", "C.90.1", "C.5.0", "C.91.1", "C.91.3", "C.91.4")
 
 _EVENTS = {"pw_wrong": events.WRONG_PASSWORD, "prog_locked": events.PROG_LOCKED,
            "prog_enter": events.PROG_ENTER, "prog_exit": events.PROG_EXIT,
@@ -120,6 +130,10 @@ class MeterData:
             return "%d" % m.cfg["meter_constant"], None  # imp/kWh ("/" is not allowed)
         if addr == "C.90.1":
             return "%d" % (m.cfg["scroll_ms"] // 1000), "s"
+        if addr == "C.90.3":
+            return ",".join(m.cfg.get("readout_list", DEFAULT_READOUT)), None
+        if addr == "C.90.4" or addr == "C.90.5":
+            return ",".join(m.cfg["display_list" if addr == "C.90.4" else "alt_list"]), None
         if addr == "F.F.0":
             return "%08X" % (0 if m.metering.ok else 1), None
         for obis, unit in _ENERGY:
@@ -136,18 +150,15 @@ class MeterData:
         raise KeyError(addr)
 
     def readout(self):
+        """The configured readout list (cfg ``readout_list``); an address that has no value
+        yet (instantaneous values before the first reading) is left out."""
         out = []
-        for a in ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8"):
-            v, u = self._value(a)
-            out.append((a, v, u))
-        for obis, unit in _ENERGY:
-            out.append((obis, kwh_text(self.meter.registers.value_milli(obis)), unit))
-        for a in ("32.7.0", "31.7.0", "14.7.0", "F.F.0"):
+        for a in self.meter.cfg.get("readout_list", DEFAULT_READOUT):
             try:
                 v, u = self._value(a)
-                out.append((a, v, u))
             except KeyError:
-                pass
+                continue
+            out.append((a, v, u))
         return out
 
     def reader(self, addr):
@@ -175,11 +186,37 @@ class MeterData:
                 return ER_BAD_VALUE
             m.cfg["scroll_ms"] = int(value) * 1000
             m.display.display.hold_ms = m.cfg["scroll_ms"]
+            m.save_config()
             return None
         if addr == "C.90.2":
             if len(value) != 8 or not value.isdigit():
                 return ER_BAD_VALUE
             self.password = value
+            m.cfg["password"] = value
+            m.save_config()
+            return None
+        if addr == "C.90.3":  # readout list: OBIS codes separated by ','
+            codes = value.split(",")
+            if not 1 <= len(codes) <= 64 or any(c not in READABLE for c in codes):
+                return ER_BAD_VALUE
+            m.cfg["readout_list"] = codes
+            m.save_config()
+            return None
+        if addr == "C.90.4" or addr == "C.90.5":  # normal / alternate display list
+            codes = value.split(",")
+            key = "display_list" if addr == "C.90.4" else "alt_list"
+            try:
+                items = m.display.build_list(codes, key == "display_list")
+            except ValueError:
+                return ER_BAD_VALUE
+            m.cfg[key] = codes
+            d = m.display.display
+            if key == "display_list":
+                d.set_items(0, items)  # lib.lcd LIST_AUTO
+            else:
+                m.display._alt = items
+                d.set_items(1, items)  # lib.lcd LIST_ALT
+            m.save_config()
             return None
         if addr == "C.91.3":  # test output in test mode (not the constant: no seal)
             if value not in ("0", "1"):
@@ -233,4 +270,6 @@ class MeterData:
                        readout=self.readout, reader=self.reader, writer=self.writer,
                        executor=self.executor, passwords=lambda: self.password,
                        seal_open=lambda: b.seal.value() == 1, on_event=self.on_event,
+                       max_failures=self.meter.cfg.get("prog_max_failures", 3),
+                       lockout_ms=self.meter.cfg.get("prog_lockout_s", 600) * 1000,
                        answer_unaddressed=answer_unaddressed)

@@ -434,6 +434,8 @@ class SimBoard:
             "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
             "fault": meter.metering.fault,
             "power_lost": power_lost,
+            "wdt_feeds": self.wdt.feeds,
+            "status_leds": [list(led.get()) for led in self.status_leds],
             "flash_ops": self.nor.ops,
             "commits": meter.storage.commits if meter.storage else 0,
             "storage": meter.storage_status,

@@ -69,3 +69,13 @@ def test_fault_mid_run_registers_never_go_backwards():
         assert out["registers"][k] >= v - 1e-9, (k, out["registers"][k], v)
     assert out["fault"], "fault reported"
     assert out["registers"]["2.8.0"] <= 0.001 + ok["registers"]["2.8.0"], out["registers"]
+
+
+def test_supervisor_watchdog_and_status_leds():
+    ok = sim_json("--load", FOUR_Q, "--speed", "100", "--duration", 250)
+    assert ok["wdt_feeds"] >= 1, ok["wdt_feeds"]
+    assert ok["status_leds"][0] == [0, 1, 0], ("metering: green", ok["status_leds"])
+    assert ok["status_leds"][1] == [0, 1, 0], ("storage ok: green", ok["status_leds"])
+    bad = sim_json("--load", FOUR_Q, "--speed", "100", "--duration", 250, "--fault", "dead0")
+    assert bad["status_leds"][0] == [1, 0, 0], ("metrology fault: red", bad["status_leds"])
+    assert bad["wdt_feeds"] >= 1, "a task retrying a dead chip is alive: the watchdog is fed"
