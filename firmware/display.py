@@ -148,21 +148,11 @@ def error_flags(meter):
 
 
 def _date_text(secs):
-    # seconds since 2000-01-01 (UTC) -> "YY-MM-DD"
-    days = secs // 86400
-    y = 2000
-    while True:
-        n = 366 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 365
-        if days < n:
-            break
-        days -= n
-        y += 1
-    mon = (31, 29 if n == 366 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    m = 0
-    while days >= mon[m]:
-        days -= mon[m]
-        m += 1
-    return "%02d-%02d-%02d" % (y % 100, m + 1, days + 1)
+    # RTC seconds since 2000-01-01 (UTC) -> "YY-MM-DD"
+    from civil import civil
+
+    y, m, d = civil(secs)[:3]
+    return "%02d-%02d-%02d" % (y % 100, m, d)
 
 
 def _time_text(secs):

@@ -27,6 +27,8 @@ Programming mode (after P1 with the password, default ``00000000``; cfg
 """
 
 import events
+from civil import seconds
+from iec62056_21 import date_time_text
 from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED, Session
 
 _ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
@@ -52,41 +54,14 @@ def kwh_text(milli):
 
 
 def _ymd(secs):
-    # seconds since 2000-01-01 -> (YYMMDD, hhmmss), proleptic Gregorian, UTC
-    days, rem = divmod(secs, 86400)
-    hh, rem = divmod(rem, 3600)
-    mi, ss = divmod(rem, 60)
-    y = 2000
-    while True:
-        yl = 366 if (y % 4 == 0 and (y % 100 or y % 400 == 0)) else 365
-        if days < yl:
-            break
-        days -= yl
-        y += 1
-    ml = (31, 29 if yl == 366 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    m = 0
-    while days >= ml[m]:
-        days -= ml[m]
-        m += 1
-    return "%02d%02d%02d" % (y % 100, m + 1, days + 1), "%02d%02d%02d" % (hh, mi, ss)
+    # RTC seconds since 2000-01-01 -> (YYMMDD, hhmmss), UTC
+    return date_time_text(secs)
 
 
 def _secs(date, time_):
-    y, mo, d = 2000 + int(date[0:2]), int(date[2:4]), int(date[4:6])
-    hh, mi, ss = int(time_[0:2]), int(time_[2:4]), int(time_[4:6])
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 60):
-        raise ValueError("bad date/time")
-    days = 0
-    for yy in range(2000, y):
-        days += 366 if (yy % 4 == 0 and (yy % 100 or yy % 400 == 0)) else 365
-    ml = (31, 29 if (y % 4 == 0 and (y % 100 or y % 400 == 0)) else 28, 31, 30, 31, 30, 31,
-          31, 30, 31, 30, 31)
-    if d > ml[mo - 1]:
-        raise ValueError("bad day")
-    for i in range(mo - 1):
-        days += ml[i]
-    days += d - 1
-    return days * 86400 + hh * 3600 + mi * 60 + ss
+    # (YYMMDD, hhmmss) -> RTC seconds; ValueError if not a valid date and time
+    return seconds(2000 + int(date[0:2]), int(date[2:4]), int(date[4:6]), int(time_[0:2]),
+                   int(time_[2:4]), int(time_[4:6]))
 
 
 class MeterData:

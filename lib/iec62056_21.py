@@ -481,19 +481,8 @@ def build_error(code):
 def date_time_text(secs):
     """``(date, time)`` texts ``'YYMMDD'`` and ``'hhmmss'`` for ``secs`` (int, seconds since
     2000-01-01 00:00:00, the board RTC epoch; 0 .. 2099-12-31), as read out under 0.9.2 and
-    0.9.1 by many IEC 62056-21 meters. Integer-only proleptic Gregorian conversion."""
-    days = secs // 86400
-    rem = secs - days * 86400
-    z = days - 60  # days since 2000-03-01 (a 400-year cycle starts on 0000-03-01)
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + 2000 + (1 if m <= 2 else 0)
-    return (
-        "%02d%02d%02d" % (y % 100, m, d),
-        "%02d%02d%02d" % (rem // 3600, (rem // 60) % 60, rem % 60),
-    )
+    0.9.1 by many IEC 62056-21 meters (lib/civil.py does the calendar)."""
+    from civil import civil
+
+    y, m, d, hh, mi, ss, _wd = civil(secs)
+    return "%02d%02d%02d" % (y % 100, m, d), "%02d%02d%02d" % (hh, mi, ss)

@@ -195,6 +195,17 @@ class IecError(Exception):
         self.code = code
 
 
+def _error_code(e):
+    # a callback's exception -> ERnn: IecError(code), KeyError ER01, ValueError ER05, else ER09
+    if isinstance(e, IecError):
+        return e.code
+    if isinstance(e, KeyError):
+        return ER_UNKNOWN_ADDRESS
+    if isinstance(e, ValueError):
+        return ER_BAD_VALUE
+    return ER_FAILED
+
+
 class Session:
     """One IEC 62056-21 mode C port (optical head or RS-485 bus) on the meter side.
 
@@ -598,14 +609,8 @@ class Session:
         code = 0
         try:
             value, unit = self._reader(addr)
-        except IecError as e:
-            code = e.code
-        except KeyError:
-            code = ER_UNKNOWN_ADDRESS
-        except ValueError:
-            code = ER_BAD_VALUE
-        except Exception:
-            code = ER_FAILED
+        except Exception as e:
+            code = _error_code(e)
         if not code:
             try:
                 msg = build_data(addr, value, unit)
@@ -638,14 +643,8 @@ class Session:
                 sealed = True
         try:
             code = fn(addr, value, sealed)
-        except IecError as e:
-            code = e.code
-        except KeyError:
-            code = ER_UNKNOWN_ADDRESS
-        except ValueError:
-            code = ER_BAD_VALUE
-        except Exception:
-            code = ER_FAILED
+        except Exception as e:
+            code = _error_code(e)
         if code:
             if code == ER_SEALED:
                 self._event(EV_SEALED, addr)
