@@ -15,6 +15,8 @@ Options (``make sim ARGS="..."``):
 --fault F         ADE7953 fault from power-up: dead0, deadff, misclocked
 --fault-at S      ... or starting at simulated second S
 --voltage V       line voltage (V rms, default 230)
+--neutral-pct P   neutral current (ADE7953 channel B) as % of the phase current (default 100;
+                  e.g. 60 for an earth-leakage / neutral-bypass tamper scenario)
 --period-ms MS    metering read interval (default 1000)
 --start EPOCH     RTC at simulated time 0, seconds since 2000-01-01 UTC (default 2016-01-01)
 --flash PATH      keep the NOR-flash image in PATH between runs (default: in RAM, lost at exit);
@@ -71,6 +73,7 @@ class Options:
         self.fault = None
         self.fault_at = None
         self.voltage = 230.0
+        self.neutral_pct = 100
         self.period_ms = 1000
         self.start = EPOCH_2016
         self.flash = None
@@ -132,6 +135,10 @@ def parse_args(argv):
                 o.fault_at = float(v)
             elif a == "--voltage":
                 o.voltage = float(v)
+            elif a == "--neutral-pct":
+                o.neutral_pct = int(v)
+                if not 0 <= o.neutral_pct <= 200:
+                    raise ValueError
             elif a == "--period-ms":
                 o.period_ms = int(v)
             elif a == "--start":
@@ -192,7 +199,8 @@ class SimBoard:
         self.clock = VirtualClock(o.speed, o.start)
         self.trace = trace if trace is not None else LoadTrace(o.load)
         self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
-                                fault=None if o.fault_at else o.fault)
+                                fault=None if o.fault_at else o.fault,
+                                neutral_ratio_pct=o.neutral_pct)
         self.ade_cs = SimPin("ADE_CS", 1, on_change=self.ade.select)
         self.ade_spi = SimSPI(self.ade)
         self.ade_irq = SimPin("ADE_IRQ", source=self.ade.irq_pin)

@@ -163,3 +163,11 @@ def test_read_energy_allocates_nothing():
     finally:
         micropython.heap_unlock()
     assert d.e_active == 0x120000, hex(d.e_active)
+
+
+def test_neutral_channel_b_scenario():
+    clock, model, drv = started([(0, 2300 * 1000, 0)])
+    model.neutral_ratio_pct = 60
+    drv.read_instant()
+    v = drv.instant_values()
+    assert abs(v["I"] - 10.0) < 0.01 and abs(v["IN"] - 6.0) < 0.01, (v["I"], v["IN"])

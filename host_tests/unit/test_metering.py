@@ -103,8 +103,25 @@ async def test_fault_mid_run_keeps_registers():
     await asyncio.sleep_ms(0)
 
 
-def test_metering_step_allocates_nothing():
+def _steps_heap_locked(m, clock, n):
+    """``n`` metering steps of 1 s with the heap locked on MicroPython (an allocation raises
+    MemoryError); plain steps under CPython."""
     from simkit import MICROPYTHON
+
+    if MICROPYTHON:
+        import micropython
+
+        micropython.heap_lock()
+    try:
+        for _ in range(n):
+            clock.now += 1000
+            m.step()
+    finally:
+        if MICROPYTHON:
+            micropython.heap_unlock()
+
+
+def test_metering_step_allocates_nothing():
 
     class Bus:  # AENERGYA/RENERGYA/APENERGYA = 0x000100, RSTIRQSTATA = 0
         def write_readinto(self, w, r):
@@ -125,23 +142,12 @@ def test_metering_step_allocates_nothing():
     m.ok = True
     clock.now += 1000
     m.step()
-    if MICROPYTHON:
-        import micropython
-
-        micropython.heap_lock()
-    try:
-        for _ in range(50):
-            clock.now += 1000
-            m.step()
-    finally:
-        if MICROPYTHON:
-            micropython.heap_unlock()
+    _steps_heap_locked(m, clock, 50)
     assert m.regs.whole[0] * 1000 + 0 >= 0 and m.steps == 51, m.steps
     assert m.regs.milli(0) > 0, "energy registered"
 
 
 def test_reactive_pulse_output_allocates_nothing():
-    from simkit import MICROPYTHON
 
     class Bus:  # AENERGYA = APENERGYA = 0x000100, RENERGYA = 0xFFFF80 (-128), RSTIRQSTATA 0
         def write_readinto(self, w, r):
@@ -169,17 +175,7 @@ def test_reactive_pulse_output_allocates_nothing():
     m.ok = True
     clock.now += 1000
     m.step()
-    if MICROPYTHON:
-        import micropython
-
-        micropython.heap_lock()
-    try:
-        for _ in range(50):
-            clock.now += 1000
-            m.step()
-    finally:
-        if MICROPYTHON:
-            micropython.heap_unlock()
+    _steps_heap_locked(m, clock, 50)
     assert drv.e_reactive < 0, drv.e_reactive
     assert m.var_pulses_due > 0 and m.pulse_var.total == m.var_pulses_due, m.var_pulses_due
     # |reactive| = half the active count: half the pulses (1 imp/Wh vs 1 imp/varh)
