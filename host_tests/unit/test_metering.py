@@ -103,6 +103,26 @@ async def test_fault_mid_run_keeps_registers():
     await asyncio.sleep_ms(0)
 
 
+class _FixedBus:
+    """SPI stand-in answering 24-bit reads from a table {low address byte: 3 bytes}, else 0
+    (allocation-free: the heap-locked tests use it)."""
+
+    def __init__(self, table):
+        self._t = table
+        self._zero = b"\x00\x00\x00"
+
+    def write_readinto(self, w, r):
+        v = self._t.get(w[1], self._zero)
+        r[3] = v[0]
+        r[4] = v[1]
+        r[5] = v[2]
+
+
+class _HighPin:
+    def value(self, v=None):
+        return 1
+
+
 def _steps_heap_locked(m, clock, n):
     """``n`` metering steps of 1 s with the heap locked on MicroPython (an allocation raises
     MemoryError); plain steps under CPython."""
@@ -123,18 +143,10 @@ def _steps_heap_locked(m, clock, n):
 
 def test_metering_step_allocates_nothing():
 
-    class Bus:  # AENERGYA/RENERGYA/APENERGYA = 0x000100, RSTIRQSTATA = 0
-        def write_readinto(self, w, r):
-            r[3] = 0
-            r[4] = 0x01 if w[1] in (0x1E, 0x20, 0x22) else 0
-            r[5] = 0
-
-    class Pin:
-        def value(self, v=None):
-            return 1
-
+    # AENERGYA/RENERGYA/APENERGYA = 0x000100, RSTIRQSTATA = 0
     clock = ManualClock()
-    drv = ADE7953(Bus(), Pin())
+    drv = ADE7953(_FixedBus({0x1E: b"\x00\x01\x00", 0x20: b"\x00\x01\x00",
+                             0x22: b"\x00\x01\x00"}), _HighPin())
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
     m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), PulseOutput(lpw),
@@ -149,23 +161,10 @@ def test_metering_step_allocates_nothing():
 
 def test_reactive_pulse_output_allocates_nothing():
 
-    class Bus:  # AENERGYA = APENERGYA = 0x000100, RENERGYA = 0xFFFF80 (-128), RSTIRQSTATA 0
-        def write_readinto(self, w, r):
-            if w[1] == 0x20:
-                r[3] = 0xFF
-                r[4] = 0xFF
-                r[5] = 0x80
-            else:
-                r[3] = 0
-                r[4] = 0x01 if w[1] in (0x1E, 0x22) else 0
-                r[5] = 0
-
-    class Pin:
-        def value(self, v=None):
-            return 1
-
+    # AENERGYA = APENERGYA = 0x000100, RENERGYA = 0xFFFF80 (-128), RSTIRQSTATA 0
     clock = ManualClock()
-    drv = ADE7953(Bus(), Pin())
+    drv = ADE7953(_FixedBus({0x1E: b"\x00\x01\x00", 0x20: b"\xff\xff\x80",
+                             0x22: b"\x00\x01\x00"}), _HighPin())
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
     lpv = lsb_per_unit_q8(cal.varh_per_lsb)
