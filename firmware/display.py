@@ -53,11 +53,8 @@ energy registers 1.8.0 .. 10.8.0, 16.8.0 (shown "NT") in kWh / kvarh / kVAh with
 0.2.0 version; 0.2.8 metrology checksum; C.5.0 service flags; F.F.0 error flags; 8.8.8 the
 segment test.
 
-Service flags (C.5.0): 0x001 test mode, 0x002 no-load (anti-creep), 0x004 seal open, 0x008
-cover open, 0x010 terminal cover open, 0x020 magnetic field, 0x040 power-fail input, 0x080
-relay open, 0x100 test output on kvarh (selected), 0x200 exporting now.
-Error flags (F.F.0): 0x01 metrology fault (as the IEC 62056-21 F.F.0 value), 0x02
-configuration defaults in use after a bad record, 0x04 metrology checksum unavailable.
+Service flags (C.5.0) and error flags (F.F.0): firmware/status.py (one definition for the
+LCD and the readout); ALARM is lit while any alarm bit of F.F.0 is set.
 
 The LCD runs on real time (``time.ticks_ms``) even when the virtual board's metering clock
 runs faster; only the test-mode timeout uses the metering clock.
@@ -70,6 +67,7 @@ from micropython import const
 
 import events
 import lcd
+import status
 import swid
 
 POLL_MS = const(50)  # button / switch sampling period
@@ -108,43 +106,6 @@ _INSTANT = {"32.7.0": ("V", 1000, 1, "V"), "31.7.0": ("I", 1000, 3, "A"),
 CATALOGUE = tuple(_ENERGY_UNITS) + tuple(_INSTANT) + (
     "0.9.1", "0.9.2", "0.2.0", "0.2.8", "C.5.0", "F.F.0", "8.8.8")
 DIAG_LIST = ("32.7.0", "31.7.0", "91.7.0", "14.7.0", "13.7.0", "81.7.4", "C.5.0", "F.F.0")
-
-
-def service_flags(meter):
-    """Service flags word (C.5.0, see the module doc)."""
-    b = meter.board
-    m = meter.metering
-    d = getattr(meter, "display", None)
-    f = 0
-    if d is not None and d.mode == MODE_TEST:
-        f |= 0x001
-    if m.no_load:
-        f |= 0x002
-    for bit, pin in ((0x004, "seal"), (0x008, "cover"), (0x010, "terminal_cover"),
-                     (0x020, "magnet"), (0x040, "power_fail")):
-        p = getattr(b, pin, None)
-        if p is not None and p.value():
-            f |= bit
-    relay = getattr(b, "relay", None)
-    if relay is not None and not relay.value():
-        f |= 0x080
-    if meter.cfg.get("test_led") == "kvarh":
-        f |= 0x100
-    inst = m.instant
-    if inst is not None and not m.no_load and inst["P"] < 0:
-        f |= 0x200
-    return f
-
-
-def error_flags(meter):
-    """Error flags word (F.F.0 on the LCD, see the module doc)."""
-    f = 0 if meter.metering.ok else 0x01
-    st = getattr(meter, "config_status", None)
-    if st is not None and "defaults" in st and "blank" not in st:
-        f |= 0x02
-    if swid.checksum_cached() is None:
-        f |= 0x04
-    return f
 
 
 def _date_text(secs):
@@ -266,9 +227,9 @@ class DisplayTask:
         if code == "0.2.8":
             return _text_render(code, lambda: swid.hex_text(swid.checksum_cached()))
         if code == "C.5.0":
-            return _text_render(code, lambda: swid.hex_text(service_flags(meter)))
+            return _text_render(code, lambda: swid.hex_text(status.service_flags(meter)))
         if code == "F.F.0":
-            return _text_render(code, lambda: swid.hex_text(error_flags(meter)))
+            return _text_render(code, lambda: swid.hex_text(status.error_flags(meter)))
         return lcd.render_segment_test  # "8.8.8"
 
     def _inst(self, key, scale):
@@ -342,6 +303,10 @@ class DisplayTask:
         self.meter.log.log(events.TEST_MODE_OFF, source, "test mode off (%s)"
                            % _SRC_NAMES[source])
 
+    def in_test_mode(self):
+        """True while test mode is active (C.5.0 bit 0x001)."""
+        return self.mode == MODE_TEST
+
     def led_reactive(self):
         """True while the test pulses go to the kvarh LED (test mode, cfg test_led kvarh)."""
         return self.mode == MODE_TEST and self.cfg.get("test_led") == "kvarh"
@@ -362,7 +327,7 @@ class DisplayTask:
         inst = m.instant
         if inst is not None and not m.no_load:
             f |= lcd.ANN_EXPORT if inst["P"] < 0 else lcd.ANN_IMPORT
-        if not m.ok:
+        if status.alarm(self.meter):
             f |= lcd.ANN_ALARM
         relay = self.meter.board.relay
         if relay is not None and not relay.value():

@@ -5,14 +5,15 @@ Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (
 0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, 0.2.8 metrology checksum
 (CRC-32, 8 hex digits, firmware/swid.py), then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
 5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
-(net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex).
+(net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex,
+firmware/status.py).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg
 ``prog_max_failures`` (3) wrong passwords lock it for ``prog_lockout_s`` (600 s)):
 - Readout list: cfg ``readout_list`` (default ``DEFAULT_READOUT`` below), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
   C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
-  C.5.0 (service flags, hex, firmware/display.py), C.91.1 (test mode: minutes left, 0 = off),
+  C.5.0 (service flags, hex, firmware/status.py), C.91.1 (test mode: minutes left, 0 = off),
   C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
@@ -27,6 +28,7 @@ Programming mode (after P1 with the password, default ``00000000``; cfg
 """
 
 import events
+import status
 from civil import seconds
 from iec62056_21 import date_time_text
 from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED, Session
@@ -92,9 +94,7 @@ class MeterData:
 
             return swid.checksum_text(), None
         if addr == "C.5.0":
-            import display
-
-            return "%08X" % display.service_flags(m), None
+            return "%08X" % status.service_flags(m), None
         if addr == "C.91.1":
             return "%d" % m.display.test_minutes_left(), "min"
         if addr == "C.91.3":
@@ -110,7 +110,7 @@ class MeterData:
         if addr == "C.90.4" or addr == "C.90.5":
             return ",".join(m.cfg["display_list" if addr == "C.90.4" else "alt_list"]), None
         if addr == "F.F.0":
-            return "%08X" % (0 if m.metering.ok else 1), None
+            return "%08X" % status.error_flags(m), None
         for obis, unit in _ENERGY:
             if obis == addr:
                 return kwh_text(m.registers.value_milli(obis)), unit

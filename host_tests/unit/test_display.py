@@ -12,6 +12,7 @@ import sys
 
 import defaults
 import display
+import status
 import events
 import lcd
 import swid
@@ -219,18 +220,43 @@ def test_flags_words():
     b = meter.board
     m = meter.metering
     m.no_load = True
-    assert display.service_flags(meter) == 0x002, hex(display.service_flags(meter))
+    assert status.service_flags(meter) == 0x002, hex(status.service_flags(meter))
     b.terminal_cover.set_input(1)
     b.magnet.set_input(1)
     b.power_fail.set_input(1)
     b.relay.value(0)
     meter.cfg["test_led"] = "kvarh"
-    assert display.service_flags(meter) == 0x002 | 0x010 | 0x020 | 0x040 | 0x080 | 0x100
+    assert status.service_flags(meter) == 0x002 | 0x010 | 0x020 | 0x040 | 0x080 | 0x100
     m.ok = True
     meter.config_status = "corrupt -> defaults"
-    assert display.error_flags(meter) == 0x02
+    assert status.error_flags(meter) == 0x02
     meter.config_status = "blank -> defaults"
-    assert display.error_flags(meter) == 0
+    assert status.error_flags(meter) == 0
+
+
+def test_error_flags_one_definition_lcd_and_readout():
+    """F.F.0 is the same word on the LCD's diagnostic list and in the IEC readout, in every
+    state, and ALARM is lit exactly when an alarm bit is set (issue 7, item 17)."""
+    from protocols import MeterData
+
+    meter, d, dev, t = _booted()
+    md = MeterData(meter, "SIM00001")
+    m = meter.metering
+    for ok, cst in ((True, None), (False, None), (True, "corrupt -> defaults"),
+                    (False, "corrupt -> defaults"), (True, "blank -> defaults")):
+        m.ok = ok
+        meter.config_status = cst
+        word = status.error_flags(meter)
+        assert md.reader("F.F.0") == ("%08X" % word, None), (ok, cst)
+        assert bool(d.flags() & lcd.ANN_ALARM) == bool(word & status.ALARM_MASK), (ok, cst)
+        f = lcd.Frame()
+        d.item("F.F.0")(f)
+        assert lcd.frame_text(f).split()[:2] == ["F.F.0", "%08X" % word], lcd.frame_text(f)
+    m.ok = False
+    assert status.error_flags(meter) & status.ERR_METROLOGY
+    m.ok = True
+    meter.config_status = "corrupt -> defaults"
+    assert status.error_flags(meter) & status.ERR_CONFIG
 
 
 # -- test mode -----------------------------------------------------------------------------
@@ -434,7 +460,7 @@ def test_iec_test_mode_commands_and_reads():
     assert md.executor("C.91.1", "x", True) == ER_BAD_VALUE
     assert md.executor("C.91.1", "", True) is None, "no seal needed: display/LED mode"
     assert d.mode == display.MODE_TEST and md.reader("C.91.1") == ("30", "min")
-    assert md.reader("C.5.0")[0] == "%08X" % display.service_flags(meter)
+    assert md.reader("C.5.0")[0] == "%08X" % status.service_flags(meter)
     assert int(md.reader("C.5.0")[0], 16) & 1
     assert md.writer("C.91.3", "2", True) == ER_BAD_VALUE
     assert md.writer("C.91.3", "1", True) is None and d.led_reactive()
