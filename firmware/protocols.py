@@ -24,14 +24,16 @@ Programming mode (after P1 with the password, default ``00000000``; cfg
 - E2: C.91.0 clear alarms; C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
-  zero): only with the seal open.
+  zero): only with the seal open. C.91.8 format a foreign register journal and commit the
+  registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
+  not write-protected, ER09 if the flash failed.
 """
 
 import events
 import status
 from civil import seconds
 from iec62056_21 import date_time_text
-from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED, Session
+from iec_session import ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED, Session
 
 _ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
     ("5.8.0", "kvarh"), ("6.8.0", "kvarh"), ("7.8.0", "kvarh"), ("8.8.0", "kvarh"), \
@@ -232,6 +234,13 @@ class MeterData:
                 return ER_SEALED
             m.cold_start()
             return None
+        if addr == "C.91.8":  # format a foreign register journal: only under open seal
+            if sealed:
+                return ER_SEALED
+            s = m.storage
+            if s is None or not s.journal.blocked:
+                return ER_NOT_WRITABLE
+            return None if s.format_journal() else ER_FAILED
         return ER_NOT_WRITABLE
 
     def on_event(self, code, detail):

@@ -17,7 +17,9 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0004 metrology checksum unavailable (software identification cannot be shown)
   0x0008 over-range: current or power beyond the measuring range in this episode
   0x0010 clock invalid: the RTC was not trusted at power-up and has not been set since
-  0x0020 storage: the register journal could not be restored or written
+  0x0020 storage: the register journal could not be restored or written: it holds records
+         of another format (writes refused until E2 C.91.8), held no valid record at boot,
+         or the last commit failed (firmware/storage.Storage.fault)
   0x0040 security: a security parameter (password) came from a damaged or older copy
 """
 
@@ -87,6 +89,9 @@ def error_flags(meter):
         f |= ERR_CONFIG
     if swid.checksum_cached() is None:
         f |= ERR_CHECKSUM
+    sto = getattr(meter, "storage", None)
+    if sto is not None and sto.fault is not None:
+        f |= ERR_STORAGE
     return f
 
 

@@ -2,104 +2,237 @@
 """Persistence of the energy registers (lib/journal.py over the board's ``journal`` partition).
 
 Boot: :meth:`Storage.restore` recovers the newest valid record and raises the registers to it
-(never lowers them); blank flash logs FLASH_BLANK, a used partition without a valid record or a
-foreign image logs FLASH_CORRUPT; then one ``maintain()`` prepares a sector.
+(never lowers them), then one ``maintain()`` prepares a sector:
+
+- blank flash: FLASH_BLANK logged;
+- records read from sectors with a damaged header (lib/ringlog.py): STORAGE_RECOVERED logged
+  (value: records salvaged); if the newest record was among them the registers are
+  committed again at once (REASON_REWRITE) so that it lies in a good sector;
+- an older payload schema with a converter in ``MIGRATIONS``: converted, STORAGE_MIGRATED
+  logged (value: old schema), committed at once in the current schema;
+- a used partition without a valid record: FLASH_CORRUPT logged, registers from zero, F.F.0
+  ERR_STORAGE for this run (``fault`` "corrupt");
+- a *foreign* journal (records of an unknown schema, e.g. written by a newer firmware, or
+  sectors of another layout): STORAGE_FOREIGN logged (value: the schema found, -1 if none);
+  nothing is written or erased, the meter keeps metering in RAM, every commit is refused
+  (``refused`` counts them) and F.F.0 has ERR_STORAGE (``fault`` "foreign") until the
+  sealed E2 ``C.91.8`` calls :meth:`format_journal`, which formats the journal and commits
+  the registers in RAM.
 
 Run: every ``period_s`` of metering time (lib/journal.CommitPolicy, default 300 s, or sooner
 once 200 Wh of active energy are unsaved) the registers are committed, followed by
 ``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
 input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
-metering interval is read first, then one page program, no erase and no read
-(lib/journal.py). The board's hold-up time must cover it: see docs/BENCHMARKS.md.
+metering interval is read first, then one page program, no erase, no read and no allocation
+(lib/journal.py). The board's hold-up time must cover it: see docs/BENCHMARKS.md. A commit
+never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
+ERR_STORAGE (``fault`` "write") until a commit succeeds.
 
 Payload (76 bytes, schema 1, little endian): 8 x u32 whole units and 8 x u32 residues of
-lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 at the
-commit, u32 metering steps (diagnostic), u32 reserved.
+lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 (read
+at the last metering second: the power-fail commit does not read the RTC), u32 metering
+steps (diagnostic), u32 reserved. Every value is packed from a small int (< 2**30), the two
+u32 counters as 16-bit halves, so the power-fail commit allocates nothing on a 32-bit port.
 """
 
 import struct
 
 import events
 import journal
-from energy import COUNT
+from energy import A_MINUS, A_PLUS, COUNT
 
 SCHEMA = 1
+# Older payload schemas this firmware converts: {schema: function(old payload) -> schema-1
+# payload of PAYLOAD_SIZE bytes, ValueError if impossible}. Schema 1 is the first: none yet.
+MIGRATIONS = {}
 _FMT = "<8I8IIII"
 PAYLOAD_SIZE = struct.calcsize(_FMT)
 
+FAULT_FOREIGN = "foreign"
+FAULT_CORRUPT = "corrupt"
+FAULT_WRITE = "write"
+
 
 class Storage:
-    """``meter``: firmware.app.Meter; ``flash``: lib/flash interface of the journal partition."""
+    """``meter``: firmware.app.Meter; ``flash``: lib/flash interface of the journal partition.
+
+    ``fault``: None, or why F.F.0 shows ERR_STORAGE (FAULT_FOREIGN, FAULT_CORRUPT,
+    FAULT_WRITE). Counters: ``commits``, ``powerfail_commits``, ``refused`` (commits not
+    attempted on a foreign journal), ``write_errors``.
+    """
 
     def __init__(self, meter, flash, period_s=journal.DEFAULT_PERIOD_S):
         self.meter = meter
-        self.journal = journal.Journal(flash, PAYLOAD_SIZE, SCHEMA, log=self._say)
+        self.journal = journal.Journal(flash, PAYLOAD_SIZE, SCHEMA, log=self._say,
+                                       migrations=MIGRATIONS)
         self.policy = journal.CommitPolicy(period_s=period_s)
         self.commits = 0
         self.powerfail_commits = 0
+        self.refused = 0
+        self.write_errors = 0
+        self.fault = None
         self.last_text = ""
-        self._saved_sum = 0
+        self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
+        self._t_lo = 0  # RTC seconds at the last stamp, two 16-bit halves
+        self._t_hi = 0
         self._buf = bytearray(PAYLOAD_SIZE)
 
     def _say(self, text):
         self.last_text = text
 
-    def _sum_wh(self):
-        # active energy (A+ + A-) drives the policy's unsaved-energy trigger
+    def _unsaved_wh(self):
+        # active energy (A+ + A-) since the last commit drives the unsaved-energy trigger
         w = self.meter.registers.whole
-        return w[0] + w[1]
+        s = self._saved
+        return (w[A_PLUS] - s[0]) + (w[A_MINUS] - s[1])
+
+    def _mark_saved(self):
+        w = self.meter.registers.whole
+        s = self._saved
+        s[0] = w[A_PLUS]
+        s[1] = w[A_MINUS]
+
+    def _stamp(self):
+        """Cache the RTC seconds for the payload (outside the power-fail path: on a 32-bit
+        port the RTC value itself is a long int from 2034 on)."""
+        t = self.meter.board.clock.time()
+        self._t_lo = t & 0xFFFF
+        self._t_hi = (t >> 16) & 0xFFFF
 
     def payload(self):
+        """The registers as the schema-1 payload (module docstring), in a preallocated buffer
+        (returned; valid until the next call). Allocation-free: packs from the register
+        lists in place, every value a small int."""
         r = self.meter.registers
-        struct.pack_into(_FMT, self._buf, 0, *(r.whole + r.res + [
-            self.meter.board.clock.time(), self.meter.metering.steps & 0xFFFFFFFF, 0]))
-        return self._buf
+        buf = self._buf
+        o = 0
+        w = r.whole
+        for i in range(len(w)):
+            struct.pack_into("<I", buf, o, w[i])
+            o += 4
+        w = r.res
+        for i in range(len(w)):
+            struct.pack_into("<I", buf, o, w[i])
+            o += 4
+        st = self.meter.metering.steps
+        struct.pack_into("<HHHHI", buf, o, self._t_lo, self._t_hi, st & 0xFFFF,
+                         (st >> 16) & 0xFFFF, 0)
+        return buf
+
+    def _maintain(self):
+        try:
+            self.journal.maintain()
+        except Exception as e:  # flash trouble must never stop metering
+            self._failed(journal.REASON_PERIODIC, e)
+
+    def _failed(self, reason, e):
+        self.write_errors += 1
+        if self.fault is None:
+            self.fault = FAULT_WRITE
+            self.meter.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
 
     def restore(self):
-        """Recover at boot; returns the journal status string."""
+        """Recover at boot (module docstring); returns the journal status string."""
         j = self.journal
         log = self.meter.log
+        self._stamp()
         p = j.recover()
         st = j.status
-        if p is not None and st == journal.STATUS_OK:
+        if p is not None:
             v = struct.unpack(_FMT, p)
             self.meter.registers.restore(list(v[:COUNT]), list(v[COUNT:2 * COUNT]))
-        elif st == journal.STATUS_BLANK:
+        if j.salvaged:
+            log.log(events.STORAGE_RECOVERED, j.salvaged,
+                    "journal: %d records salvaged from %d sectors with a damaged header%s"
+                    % (j.salvaged, j.damaged_sectors,
+                       ", the newest among them: rewritten" if j.newest_damaged else ""))
+        if st == journal.STATUS_BLANK:
             log.log(events.FLASH_BLANK, 0, self.last_text)
-        elif st == journal.STATUS_MIGRATE:
-            # schema 1 is the first register layout: anything else is not ours to convert
-            log.log(events.FLASH_CORRUPT, j.found_schema or 0, "unknown register schema")
-        else:
+        elif st == journal.STATUS_MIGRATED:
+            log.log(events.STORAGE_MIGRATED, j.found_schema, self.last_text)
+        elif st == journal.STATUS_FOREIGN:
+            self.fault = FAULT_FOREIGN
+            found = j.found_schema
+            log.log(events.STORAGE_FOREIGN, -1 if found is None else found, self.last_text)
+            self._mark_saved()
+            return st  # nothing written, nothing erased: registers in RAM until C.91.8
+        elif st == journal.STATUS_CORRUPT:
+            self.fault = FAULT_CORRUPT
             log.log(events.FLASH_CORRUPT, j.corrupt + j.torn, self.last_text)
-            if st == journal.STATUS_FOREIGN:
-                j.format()
         if j.torn or j.corrupt:
             log.log(events.FLASH_CORRUPT, j.torn + j.corrupt, "records skipped at boot")
-        j.maintain()
-        self._saved_sum = self._sum_wh()
+        self._maintain()
+        if st == journal.STATUS_MIGRATED or j.newest_damaged:
+            self.commit(journal.REASON_REWRITE)
+            self._maintain()
+        self._mark_saved()
         return st
 
     def commit(self, reason=journal.REASON_PERIODIC):
+        """Commit the registers (REASON_POWERFAIL: urgent, allocation-free). Returns True if
+        written; never raises (module docstring)."""
+        j = self.journal
+        if j.blocked:
+            self.refused += 1
+            return False
         urgent = reason == journal.REASON_POWERFAIL
-        self.journal.commit(self.payload(), reason, urgent=urgent)
+        if not urgent:
+            self._stamp()
+        try:
+            j.commit(self.payload(), reason, urgent)
+        except Exception as e:  # NoSpace, flash errors: metering goes on
+            self._failed(reason, e)
+            return False
+        if self.fault == FAULT_WRITE:
+            self.fault = None
         self.policy.mark(self.meter.board.clock.ticks_ms() // 1000)
-        self._saved_sum = self._sum_wh()
+        self._mark_saved()
         self.commits += 1
         if urgent:
             self.powerfail_commits += 1
+        return True
 
     def force_commit(self, reason):
         """Commit now even if the registers went down (cold start under open seal only)."""
-        self.commit(reason)
+        return self.commit(reason)
+
+    def format_journal(self):
+        """Sealed E2 C.91.8 (the caller checks the seal): format a write-protected (foreign)
+        journal, then commit the registers in RAM (REASON_FORMAT) and clear the fault.
+
+        Returns True when done, False if the journal is not write-protected (a readable
+        journal is never formatted: a cut between the format and the commit would lose it)
+        or the flash failed. Blocks for one sector erase per sector (16 x 45 ms typ on a
+        W25Q16JV, 400 ms max). A cut during the format leaves the sectors not yet erased
+        foreign, so the next boot refuses the journal again and the command is repeated."""
+        j = self.journal
+        if not j.blocked:
+            return False
+        found = j.found_schema
+        try:
+            j.format()
+        except Exception as e:
+            self._failed(journal.REASON_FORMAT, e)
+            j.recover()  # rescan: still foreign, or whatever the cut left
+            return False
+        self.fault = None
+        ok = self.commit(journal.REASON_FORMAT)
+        self.meter.storage_status = journal.STATUS_OK if ok else j.status
+        self.meter.log.log(events.STORAGE_FORMATTED, -1 if found is None else found,
+                           "journal formatted (E2 C.91.8), registers committed: %s" % ok)
+        return ok
 
     async def run(self):
         clock = self.meter.board.clock
         while True:
             await clock.sleep_ms(1000)
+            self._stamp()
+            if self.journal.blocked:
+                continue
             now = clock.ticks_ms() // 1000
-            if self.policy.due(now, journal.REASON_PERIODIC, self._sum_wh() - self._saved_sum):
+            if self.policy.due(now, journal.REASON_PERIODIC, self._unsaved_wh()):
                 self.commit(journal.REASON_PERIODIC)
-                self.journal.maintain()
+                self._maintain()
 
     async def power_fail_watch(self, board):
         """Wait for the power-fail interrupt (``board.on_power_fail(handler)`` installs it on

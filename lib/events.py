@@ -26,6 +26,12 @@ TEST_MODE_ON = const(17)
 TEST_MODE_OFF = const(18)
 POWER_FAIL = const(19)
 CLOCK_SET = const(20)
+# 40..49: register storage (firmware/storage.py)
+STORAGE_RECOVERED = const(40)  # records salvaged from sectors with a damaged header (value: n)
+STORAGE_FOREIGN = const(41)  # journal of another format: writes refused (value: schema, -1)
+STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old schema)
+STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema)
+STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
 
 NAMES = {
     POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
@@ -37,6 +43,10 @@ NAMES = {
     SEALED_REFUSED: "refused: seal closed", PARAM_CHANGED: "parameter changed",
     TEST_MODE_ON: "test mode on", TEST_MODE_OFF: "test mode off", POWER_FAIL: "power fail",
     CLOCK_SET: "clock set",
+    STORAGE_RECOVERED: "journal recovered from damaged sectors",
+    STORAGE_FOREIGN: "journal of another format: writes refused",
+    STORAGE_MIGRATED: "journal migrated from an older schema",
+    STORAGE_FORMATTED: "journal formatted", STORAGE_WRITE_FAILED: "journal write failed",
 }
 
 

@@ -6,29 +6,47 @@ the on-flash format and the safety rules). :class:`CommitPolicy` decides when to
 
 What the firmware calls (in this order):
 
-1. Boot: ``j = Journal(Partition(dev, off, length), payload_size, schema=1, log=log)``;
-   ``payload = j.recover()``; ``None`` means start from zero (``j.status`` says why:
-   ``STATUS_BLANK`` first boot, ``STATUS_CORRUPT`` a fault to put in the event log,
-   ``STATUS_FOREIGN`` writes are blocked until ``j.format()``); ``STATUS_MIGRATE`` means the
-   payload has another schema or length (``j.found_schema``): the caller converts it.
+1. Boot: ``j = Journal(Partition(dev, off, length), payload_size, schema=1, log=log,
+   migrations={old_schema: fn})``; ``payload = j.recover()``; ``None`` means start from zero
+   (``j.status`` says why: ``STATUS_BLANK`` first boot, ``STATUS_CORRUPT`` a fault to put in
+   the event log, ``STATUS_FOREIGN`` the journal holds records this firmware cannot read:
+   writes and erases are blocked until an explicit ``j.format()``). ``STATUS_MIGRATED``: the
+   payload was converted from an older schema. If ``j.salvaged``, records were read from
+   sectors with a damaged header: log it; if ``j.newest_damaged`` or the status is
+   ``STATUS_MIGRATED``, commit the registers again (``REASON_REWRITE``) after ``maintain()``
+   so that the newest record lies in a good sector in the current schema.
    Then ``j.maintain()`` once, so that a power-fail commit has a prepared sector.
 2. Periodic/tariff commits, where a stall of one sector erase is allowed:
    ``if policy.due(now_s, REASON_PERIODIC, unsaved_wh)``: ``j.commit(payload,
    REASON_PERIODIC)``, ``policy.mark(now_s)``, then ``j.maintain()`` (at most one erase:
    W25Q16JV tSE max 400 ms; nothing to do for 30 of 31 commits with 128-byte slots).
 3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase, no read,
-   one page program (payload <= page_size - 16 bytes); raises ``NoSpace`` at once if no
-   prepared slot is left (only possible after more than ``slots_per_sector - 1`` urgent
-   commits with no maintain() in between; ``j.ready_slots()`` tells).
+   one page program (payload <= page_size - 16 bytes), no allocation (no int >= 2**30 on the
+   way, see lib/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left (only
+   possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
+   between; ``j.ready_slots()`` tells).
 
-Versions: the record layout version (``ringlog.FORMAT``) is 1, the first one; an image written
-with any other layout or by another kind of ring is *rejected*: ``recover()`` returns None with
-``STATUS_FOREIGN``, logs the reason, and every write raises ``StorageError`` until the firmware
-decides to ``format()``. The register set is versioned separately by ``schema`` (0..255)
-stored in every record: an older schema (or payload length) is *migrated* by the caller, which
-gets the old payload with ``STATUS_MIGRATE``; newer commits then use the new schema, and the
-old records age out of the ring. Sequence numbers are u32 and grow by one per commit: at one
-commit per second they last 136 years.
+Versions. Two numbers are stored in every record: the record layout (``ringlog.FORMAT``, 1)
+and the payload *schema* (the record's tag, 0..255): the journal format version the caller
+defines (firmware/storage.py: ``SCHEMA``). At ``recover()`` the newest valid record decides:
+
+- its schema is ours (and its length ``payload_size``): ``STATUS_OK``;
+- its schema is a key of ``migrations``: the function converts the old payload (bytes) to a
+  payload of the current schema (``payload_size`` bytes; raise ValueError if it cannot),
+  ``STATUS_MIGRATED``; the caller commits it, newer commits win and the old records age out
+  of the ring in rotation. Each firmware keeps one converter per older schema it can read,
+  each straight to its own schema (chain them inside if useful);
+- any other schema (a newer firmware's, or a length we do not know): ``STATUS_FOREIGN``;
+- any sector or record of another layout or ring kind (lib/ringlog.py): ``STATUS_FOREIGN``
+  too, even beside records of ours, since it may hold newer data.
+
+``STATUS_FOREIGN`` never formats: ``recover()`` returns None, logs the reason, ``maintain()``
+does nothing and every ``commit()`` raises ``StorageError`` until the firmware calls
+``format()`` on an authorised request (firmware/storage.py: the sealed E2 ``C.91.8``). A
+firmware update that changes the payload adds its old schema to ``migrations``; one that
+changes the record layout must keep reading the old layout (lib/ringlog.py, "Versions").
+Sequence numbers are u32 and grow by one per commit: at one commit per second they last
+136 years.
 """
 
 from micropython import const
@@ -40,12 +58,14 @@ REASON_PERIODIC = const(0)
 REASON_TARIFF = const(1)
 REASON_POWERFAIL = const(2)
 REASON_MANUAL = const(3)
+REASON_REWRITE = const(4)  # the recovered registers written again (damaged sector, migration)
+REASON_FORMAT = const(5)  # first commit after an explicit format()
 
 STATUS_OK = ringlog.STATUS_OK
 STATUS_BLANK = ringlog.STATUS_BLANK
 STATUS_CORRUPT = ringlog.STATUS_CORRUPT
 STATUS_FOREIGN = ringlog.STATUS_FOREIGN
-STATUS_MIGRATE = "migrate"
+STATUS_MIGRATED = "migrated"
 
 # Default commit policy, justified in CommitPolicy's docstring.
 DEFAULT_PERIOD_S = const(300)
@@ -59,39 +79,48 @@ class Journal(ringlog.SectorRing):
     ``flash``: flash interface (lib/flash.py), >= 2 sectors (16 x 4 KiB recommended);
     ``payload_size``: bytes per commit (1..65519; <= page_size - 16 for one-program commits);
     ``schema``: payload version 0..255; ``reserve``: sectors kept erased ahead (default 1);
-    ``log``: callable(str) or None.
+    ``log``: callable(str) or None; ``migrations``: dict old schema -> function(old payload
+    bytes) -> current payload (``payload_size`` bytes), or None.
 
     Attributes after ``recover()``: ``status``, ``seq`` (sequence number of the recovered
-    record, 0 if none), ``found_schema``, ``found_reason``, and the scan counters ``records``,
-    ``torn``, ``corrupt``, ``blank_sectors``, ``dirty_sectors``, ``foreign_sectors``.
+    record, 0 if none), ``found_schema``, ``found_reason``, ``newest_damaged``, and the scan
+    counters ``records``, ``torn``, ``corrupt``, ``salvaged``, ``blank_sectors``,
+    ``dirty_sectors``, ``damaged_sectors``, ``foreign_sectors``, ``foreign_records``.
     """
 
-    def __init__(self, flash, payload_size, schema=1, reserve=1, log=None):
+    def __init__(self, flash, payload_size, schema=1, reserve=1, log=None, migrations=None):
         ringlog.SectorRing.__init__(self, flash, ringlog.KIND_JOURNAL, payload_size, reserve, log)
         if not 0 <= schema <= 255:
             raise ValueError("schema must be 0..255")
         self.payload_size = payload_size
         self.schema = schema
+        self.migrations = migrations or {}
         self.seq = 0
         self.found_schema = None
         self.found_reason = None
 
-    def recover(self):
-        """Scan the partition; return the newest valid payload (bytes) or None.
+    def _refuse(self, why):
+        self._blocked = True
+        self.status = STATUS_FOREIGN
+        self._say("journal: FAULT foreign journal (%s): writes blocked until format(); "
+                  "registers not restored; %s" % (why, self._summary()))
 
-        Torn and corrupt records are skipped and counted; the record with the highest sequence
-        number wins, so recovered registers are those of the last completed commit (or of the
-        commit in flight if its program completed). Sets ``status``; logs one line.
+    def recover(self):
+        """Scan the partition; return the newest valid payload (bytes, current schema) or None.
+
+        Torn and corrupt records are skipped and counted; records in sectors with a damaged
+        header are salvaged; the record with the highest sequence number wins, so recovered
+        registers are those of the last completed commit (or of the commit in flight if its
+        program completed). Sets ``status`` (module docstring); logs one line.
         """
         best = self._scan()
         self.seq = 0
         self.found_schema = self.found_reason = None
+        if self._blocked:
+            self._refuse("sectors or records of another format or ring kind")
+            return None
         if best < 0:
-            if self._blocked:
-                self.status = STATUS_FOREIGN
-                self._say("journal: foreign image (other format or kind): writes blocked "
-                          "until format(); registers not restored; " + self._summary())
-            elif self.corrupt or self.dirty_sectors:
+            if self.corrupt or self.dirty_sectors:
                 self.status = STATUS_CORRUPT
                 self._say("journal: FAULT no valid record in a used partition: registers "
                           "start from zero; " + self._summary())
@@ -106,21 +135,37 @@ class Journal(ringlog.SectorRing):
         self.seq = seq
         self.found_schema = tag
         self.found_reason = aux
-        if tag == self.schema and len(payload) == self.payload_size:
+        if tag == self.schema:
+            if len(payload) != self.payload_size:
+                self._refuse("schema %d with %d-byte payload" % (tag, len(payload)))
+                return None
             self.status = STATUS_OK
         else:
-            self.status = STATUS_MIGRATE
+            fn = self.migrations.get(tag)
+            if fn is None:
+                self._refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
+                return None
+            try:
+                payload = fn(payload)
+                if len(payload) != self.payload_size:
+                    raise ValueError("migrated payload has %d bytes" % len(payload))
+            except Exception as e:  # a converter's error must not stop the boot
+                self._refuse("schema %d not convertible: %s" % (tag, e))
+                return None
+            self.status = STATUS_MIGRATED
         self._say("journal: %s: seq %d schema %d reason %d; %s"
                   % (self.status, seq, tag, aux, self._summary()))
         return payload
 
     def commit(self, payload, reason=REASON_PERIODIC, urgent=False):
-        """Append ``payload`` (exactly ``payload_size`` bytes); return its sequence number.
+        """Append ``payload`` (exactly ``payload_size`` bytes); return its sequence number, or
+        None when ``urgent``.
 
         ``reason``: REASON_* (0..65535) stored with the record. ``urgent=True`` (power-fail
-        path): never erases or reads, one page program; raises NoSpace when no prepared slot
-        is left. Without ``urgent`` a missing prepared sector is erased inline (one erase).
-        Raises ValueError on a wrong payload size, StorageError when not recovered or blocked.
+        path): never erases or reads, one page program, allocates nothing; raises NoSpace when
+        no prepared slot is left. Without ``urgent`` a missing prepared sector is erased
+        inline (one erase). Raises ValueError on a wrong payload size, StorageError when not
+        recovered or write-protected (foreign).
         """
         if len(payload) != self.payload_size:
             raise ValueError("payload must be %d bytes" % self.payload_size)

@@ -12,7 +12,7 @@ from journal import (
     STATUS_BLANK,
     STATUS_CORRUPT,
     STATUS_FOREIGN,
-    STATUS_MIGRATE,
+    STATUS_MIGRATED,
     STATUS_OK,
     CommitPolicy,
     Journal,
@@ -371,21 +371,27 @@ def test_other_kind_of_ring_is_foreign():
     assert j.recover() is None and j.status == STATUS_FOREIGN, "a ring log is not a journal"
 
 
-def test_older_schema_is_returned_for_migration():
+def test_older_schema_is_migrated_through_the_table():
     dev, part = _dev(sectors=4)
     j = Journal(part, _P, schema=1)  # 16 + 24 -> 64-byte slots
     j.recover()
     j.maintain()
     for i in range(1, 4):
         j.commit(_enc((i, i, i)))
-    k = Journal(part, 56, schema=2)  # 16 + 56 -> 128-byte slots
-    old = k.recover()
-    assert k.status == STATUS_MIGRATE and k.found_schema == 1, "status %r" % k.status
-    assert _dec(old) == (3, 3, 3), "old payload returned as stored"
+    seen = []
+
+    def from_1(old):
+        seen.append(old)
+        return old + b"\x00" * 32
+
+    k = Journal(part, 56, schema=2, migrations={1: from_1})  # 16 + 56 -> 128-byte slots
+    new = k.recover()
+    assert k.status == STATUS_MIGRATED and k.found_schema == 1, "status %r" % k.status
+    assert [_dec(b) for b in seen] == [(3, 3, 3)], "converter given the newest old payload"
+    assert new == _enc((3, 3, 3)) + b"\x00" * 32, "converted payload returned"
     k.maintain()
-    new = _enc((3, 3, 3)) + b"\x00" * 32
     k.commit(new, urgent=True)
-    m = Journal(part, 56, schema=2)
+    m = Journal(part, 56, schema=2)  # no converter needed any more: the newest is schema 2
     assert m.recover() == new and m.status == STATUS_OK, "migrated record wins"
     assert m.records == 4, "old records still readable beside new geometry: %d" % m.records
 
@@ -458,3 +464,247 @@ def test_commit_policy():
     assert p.due(25, REASON_TARIFF), "tariff change after the gap"
     assert p.next_due_s(110) == 200, "seconds to the next periodic commit"
     assert _raises(ValueError, CommitPolicy, 0), "period must be positive"
+
+
+# ---- issue 7: damaged headers, foreign versions, the 31-bit limit ----------------------------
+
+def _filled_base(sectors=4, n=None):
+    """A journal image whose head sector is partly written; returns (dev, j, n)."""
+    dev, part = _dev(sectors=sectors)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    per = j.slots_per_sector - 1
+    if n is None:
+        n = per * (sectors - 1) + 4  # wrapped once: the head sector holds 4 records
+    for i in range(1, n + 1):
+        j.commit(_enc((i, 2 * i, 3 * i)))
+        j.maintain()
+    return dev, j, n
+
+
+def _sector_bytes(dev, s, ss=1024):
+    return bytes(dev.image[s * ss:(s + 1) * ss])
+
+
+def test_bit_flip_in_every_header_bit_of_the_newest_sector_loses_nothing():
+    base, j0, n = _filled_base()
+    head = j0.position()[0]
+    for byte in range(16):
+        for bit in range(8):
+            dev = base.copy()
+            part = Partition(dev, 0, dev.size)
+            dev.image[head * 1024 + byte] ^= 1 << bit
+            damaged = _sector_bytes(dev, head)
+            lines = []
+            j = Journal(part, _P, log=lines.append)
+            got = j.recover()
+            where = "byte %d bit %d" % (byte, bit)
+            assert got is not None and _dec(got) == (n, 2 * n, 3 * n), "%s: rolled back to %r" % (
+                where, None if got is None else _dec(got))
+            assert j.status == STATUS_OK and j.newest_damaged and j.salvaged == 4, (
+                where, j._summary())
+            assert "damaged header" in lines[0], lines
+            j.maintain()
+            assert _sector_bytes(dev, head) == damaged, "%s: damaged newest sector erased" % where
+            j.commit(_enc((n + 1, 0, 0)))  # the rewrite: lands in the next, prepared sector
+            j.maintain()
+            k = Journal(part, _P)
+            assert _dec(k.recover())[0] == n + 1 and not k.newest_damaged, where
+            assert k.position()[0] == (head + 1) % 4, "%s: appended after it" % where
+
+
+def test_bit_flips_in_headers_of_older_sectors_lose_no_record():
+    base, j0, n = _filled_base(sectors=5)
+    records = Journal(Partition(base, 0, base.size), _P)
+    records.recover()
+    head = j0.position()[0]
+    for s in range(5):
+        if s == head:
+            continue
+        for byte in range(16):
+            dev = base.copy()
+            part = Partition(dev, 0, dev.size)
+            dev.image[s * 1024 + byte] ^= 1 << (byte % 8)
+            j = Journal(part, _P)
+            got = j.recover()
+            assert _dec(got)[0] == n and not j.newest_damaged, "sector %d byte %d" % (s, byte)
+            assert j.records == records.records, "sector %d byte %d: %s" % (s, byte, j._summary())
+
+
+def test_bit_flips_in_the_newest_slots_never_roll_back_more_than_the_damaged_record():
+    base, j0, n = _filled_base()
+    head, slot, _seq = j0.position()
+    for victim in (slot - 1, slot - 2):  # the newest record and the one before
+        a0 = head * 1024 + victim * j0.slot_size
+        for off in range(16 + _P):
+            dev = base.copy()
+            part = Partition(dev, 0, dev.size)
+            dev.image[a0 + off] ^= 1 << (off % 8)
+            image = bytes(dev.image)
+            j = Journal(part, _P)
+            v = _dec(j.recover())[0]
+            newest_hit = victim == slot - 1
+            assert v == (n - 1 if newest_hit else n), "slot %d byte %d: %d" % (victim, off, v)
+            assert j.torn + j.corrupt == 1, j._summary()
+            j.maintain()
+            assert bytes(dev.image) == image or _sector_bytes(dev, head) == image[
+                head * 1024:(head + 1) * 1024], "the sector holding the newest kept"
+
+
+def test_damaged_sector_with_another_slot_size_is_salvaged():
+    dev, part = _dev(sectors=4)
+    old = Journal(part, 8, schema=1)  # 16 + 8 -> 32-byte slots
+    old.recover()
+    old.maintain()
+    for i in range(1, 6):
+        old.commit(struct.pack("<Q", i))
+    head = old.position()[0]
+    dev.image[head * 1024 + 9] ^= 0x02  # slot size field: 32 -> 544 (a valid size for 1 KiB)
+    j = Journal(part, _P, schema=2, migrations={1: lambda p: p + bytes(_P - 8)})
+    got = j.recover()
+    assert j.status == STATUS_MIGRATED and got[:8] == struct.pack("<Q", 5), j._summary()
+    assert j.salvaged == 5 and j.newest_damaged, j._summary()
+
+
+def test_damaged_newest_sector_is_erased_only_in_rotation():
+    dev, j, n = _filled_base(sectors=4)
+    head = j.position()[0]
+    dev.image[head * 1024] ^= 0x01
+    part = Partition(dev, 0, dev.size)
+    c = n
+    erased_at = None
+    for i in range(3 * (j.slots_per_sector - 1) + 3):  # a whole lap with reboots
+        k = Journal(part, _P)
+        assert _dec(k.recover())[0] == c, "commit %d: %d" % (i, c)
+        k.maintain()
+        c += 1
+        k.commit(_enc((c, 0, 0)), REASON_POWERFAIL, urgent=True)
+        if erased_at is None and dev.image[head * 1024] == 0x53 and Journal(
+                part, _P).recover() is not None and not Journal(part, _P).newest_damaged:
+            erased_at = i
+    assert dev.image[head * 1024] == 0x53, "damaged sector reformatted in its turn"
+    assert _dec(Journal(part, _P).recover())[0] == c, "nothing lost over the lap"
+
+
+def _journal_with(part, schema, size, n, first=1):
+    j = Journal(part, size, schema=schema)
+    j.recover()
+    if j.status == STATUS_FOREIGN:
+        j.format()
+    j.maintain()
+    for i in range(first, first + n):
+        j.commit(struct.pack("<Q", i) + bytes(size - 8))
+        j.maintain()
+    return j
+
+
+def test_newer_schema_is_refused_and_never_formatted():
+    dev, part = _dev(sectors=4)
+    _journal_with(part, 2, _P, 12)  # written by a newer firmware
+    image = bytes(dev.image)
+    lines = []
+    j = Journal(part, _P, schema=1, log=lines.append)
+    assert j.recover() is None, "a newer schema is not decoded"
+    assert j.status == STATUS_FOREIGN and j.found_schema == 2, (j.status, j.found_schema)
+    assert "FAULT" in lines[0] and "schema 2" in lines[0], lines
+    ops = dev.ops
+    assert _raises(StorageError, j.commit, _enc((1, 1, 1))), "writes blocked"
+    assert _raises(StorageError, j.commit, _enc((1, 1, 1)), REASON_POWERFAIL, True), "urgent"
+    assert j.maintain() == 0 and dev.ops == ops and bytes(dev.image) == image, "untouched"
+    assert Journal(part, _P, schema=2).recover()[:8] == struct.pack("<Q", 12), "still there"
+
+
+def test_foreign_format_sector_with_newer_data_blocks_the_older_records():
+    dev, part = _dev(sectors=4)
+    j = _journal_with(part, 1, _P, 40)
+    head = j.position()[0]
+    nxt = (head + 1) % 4  # a newer firmware went on in the next sector with format 2
+    h = bytearray(16)
+    struct.pack_into("<BBBBIHH", h, 0, 0x53, 0x52, 2, 1, 9, 64, 0)
+    struct.pack_into("<I", h, 12, binascii.crc32(h[0:12]))
+    part.erase(nxt * 1024)
+    part.program(nxt * 1024, h)
+    part.program(nxt * 1024 + 64, b"\x11" * 64)
+    image = bytes(dev.image)
+    k = Journal(part, _P)
+    assert k.recover() is None and k.status == STATUS_FOREIGN, k.status
+    assert k.maintain() == 0 and bytes(dev.image) == image, "the format-2 sector not erased"
+    k.format()
+    k.commit(_enc((7, 7, 7)))
+    assert _dec(Journal(part, _P).recover()) == (7, 7, 7), "format() is the way out"
+
+
+def test_failing_converter_is_refused_not_formatted():
+    dev, part = _dev(sectors=4)
+    _journal_with(part, 1, _P, 5)
+    image = bytes(dev.image)
+
+    def bad(_old):
+        raise ValueError("register bank table missing")
+
+    j = Journal(part, 56, schema=2, migrations={1: bad})
+    assert j.recover() is None and j.status == STATUS_FOREIGN, j.status
+    assert j.maintain() == 0 and bytes(dev.image) == image, "untouched"
+    k = Journal(part, 56, schema=2, migrations={1: lambda p: p[:8]})  # wrong length
+    assert k.recover() is None and k.status == STATUS_FOREIGN, k.status
+
+
+def test_two_schemas_in_one_journal_the_newest_decides():
+    dev, part = _dev(sectors=6)
+    _journal_with(part, 1, _P, 10)  # old firmware
+    mig = {1: lambda p: p[:8] + b"\xee" + bytes(55 - 8)}
+    j = Journal(part, 56, schema=2, migrations=mig)
+    got = j.recover()
+    assert j.status == STATUS_MIGRATED and got[:9] == struct.pack("<Q", 10) + b"\xee", got
+    j.maintain()
+    j.commit(got, REASON_PERIODIC)
+    j.maintain()
+    j.commit(struct.pack("<Q", 11) + bytes(48))
+    k = Journal(part, 56, schema=2, migrations=mig)
+    assert k.recover()[:8] == struct.pack("<Q", 11) and k.status == STATUS_OK, k.status
+    assert k.records == 12, "both schemas readable: %s" % k._summary()
+    old = Journal(part, _P, schema=1)  # a downgrade sees the newer schema: refused
+    assert old.recover() is None and old.status == STATUS_FOREIGN, old.status
+
+
+def test_power_fail_commits_use_only_small_ints_near_the_limit():
+    import ringlog
+    import smallint
+
+    dev, part = _dev(sectors=4)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    j.commit(_enc((0, 0, 0)))
+    s, slot, _n = j.position()
+    a = s * 1024 + (slot - 1) * j.slot_size  # rewrite it with a sequence number near 2**30
+    rec = bytearray(j.slot_size)
+    part.read(a, rec)
+    struct.pack_into("<I", rec, 4, (1 << 30) - 4)
+    struct.pack_into("<I", rec, 12, binascii.crc32(rec[16:16 + _P], binascii.crc32(rec[0:12])))
+    sec = bytearray(1024)
+    part.read(s * 1024, sec)
+    sec[a - s * 1024:a - s * 1024 + j.slot_size] = rec
+    part.erase(s * 1024)
+    for o in range(0, 1024, 256):
+        part.program(s * 1024 + o, sec[o:o + 256])
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    assert j.seq == (1 << 30) - 4, j.seq
+    spy = smallint.Spy()
+    stored = []
+    saved = smallint.install(spy, ringlog)
+    try:
+        for i in range(8):
+            p = bytes(((i * 37 + k * 11) & 0xFF) for k in range(_P))
+            before = smallint.snapshot(j)
+            j.commit(p, REASON_POWERFAIL, urgent=True)
+            stored += smallint.changed_ints(j, before)
+    finally:
+        smallint.uninstall(saved)
+    assert spy.crc_calls == 0 and not spy.big, "long ints on the path: %r" % spy.big[:3]
+    assert not stored, "stored long ints: %r" % stored
+    k = Journal(part, _P)
+    assert k.recover() == p and k.seq == (1 << 30) + 4, k.seq

@@ -186,3 +186,209 @@ def test_journal_partition_is_foreign_to_a_ring_log():
     log.format()
     log.append(_rec(1))
     assert _counters(log) == [1], "after format()"
+
+
+# ---- issue 7: allocation-free appends on a 32-bit port; damaged headers; foreign content ---
+
+def _lcg_bytes(seed, n):
+    out = bytearray(n)
+    x = seed
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        out[i] = (x >> 16) & 0xFF
+    return out
+
+
+def test_crc32_in_16_bit_halves_equals_binascii():
+    import binascii
+
+    from ringlog import crc32, crc32_feed
+
+    high = 0
+    for seed in range(200):
+        data = _lcg_bytes(seed, seed % 97)
+        want = binascii.crc32(data)
+        assert crc32(data) == want, "crc32 of %d bytes" % len(data)
+        assert crc32(data[20:], binascii.crc32(data[:20])) == want, "chained"
+        high += want >= 1 << 30
+        st = [0xFFFF, 0xFFFF]
+        crc32_feed(st, data)
+        assert 0 <= st[0] <= 0xFFFF and 0 <= st[1] <= 0xFFFF, "halves stay 16-bit"
+    assert high > 100, "most CRCs have a top bit set: the case that allocates on 32 bits"
+
+
+def test_crc32_feed_allocates_nothing():
+    import micropython
+
+    from ringlog import crc32_feed
+
+    data = memoryview(_lcg_bytes(1, 92))
+    st = [0xFFFF, 0xFFFF]
+    crc32_feed(st, data)
+    micropython.heap_lock()
+    try:
+        for _ in range(3):
+            crc32_feed(st, data)
+    finally:
+        micropython.heap_unlock()
+
+
+def _set_next_seq(dev, part, log, seq):
+    """Rewrite the newest record of a mounted log with sequence number ``seq - 1`` (valid CRC),
+    so that the next append gets ``seq``: the sequence near the 31-bit limit without 2**30
+    appends."""
+    import binascii
+
+    s, slot, _n = log.position()
+    a = s * log.sector_size + (slot - 1) * log.slot_size
+    rec = bytearray(log.slot_size)
+    part.read(a, rec)
+    struct.pack_into("<I", rec, 4, seq - 1)
+    ln = struct.unpack_from("<H", rec, 8)[0]
+    struct.pack_into("<I", rec, 12, binascii.crc32(rec[16:16 + ln], binascii.crc32(rec[0:12])))
+    base = s * log.sector_size
+    sec = bytearray(log.sector_size)
+    part.read(base, sec)
+    sec[a - base:a - base + log.slot_size] = rec
+    part.erase(base)
+    for o in range(0, log.sector_size, part.page_size):
+        part.program(base + o, sec[o:o + part.page_size])
+
+
+def test_urgent_appends_use_only_small_ints_across_the_31_bit_limit():
+    import ringlog
+    import smallint
+
+    dev, part = _dev(sectors=8)  # 7 records of 60 bytes per sector, 49 kept
+    log = RingLog(part, 60, auto_maintain=False)
+    log.mount()
+    log.maintain()
+    log.append(bytes(60))
+    _set_next_seq(dev, part, log, (1 << 30) - 5)
+    log = RingLog(part, 60, auto_maintain=False)
+    log.mount()
+    log.maintain()
+    assert log.position()[2] == (1 << 30) - 5, "next sequence near the limit"
+    spy = smallint.Spy()
+    rets = []
+    stored = []
+    saved = smallint.install(spy, ringlog)
+    try:
+        for i in range(40):  # 40 > one sector: crosses into the prepared sector too
+            rec = _lcg_bytes(i + 7, 60)
+            before = smallint.snapshot(log)
+            rets.append(log.append(rec, i & 0xFF, urgent=True))
+            stored += smallint.changed_ints(log, before)
+            if log.ready_slots() == 0:
+                smallint.uninstall(saved)
+                log.maintain()
+                saved = smallint.install(spy, ringlog)
+    finally:
+        smallint.uninstall(saved)
+    assert spy.crc_calls == 0, "binascii.crc32 (a long result on 32 bits) not on the path"
+    assert not spy.big, "packed outside the small-int range: %r" % spy.big[:3]
+    assert spy.packed > 40 * 8, "the spy saw the packing (%d ints)" % spy.packed
+    assert not stored, "appends stored long ints: %r" % stored[:3]
+    assert rets == [None] * 40, "urgent appends return no (possibly long) sequence number"
+    again = RingLog(part, 60)
+    again.mount()
+    seqs = [e[0] for e in again.entries()]
+    assert seqs[-1] == (1 << 30) + 34 and seqs[-40:] == list(range(seqs[-1] - 39,
+                                                                      seqs[-1] + 1)), seqs[-3:]
+    assert [e[2] for e in again.entries()][-1] == _lcg_bytes(46, 60), "content intact"
+
+
+def test_urgent_append_allocates_nothing_near_the_31_bit_limit():
+    import micropython
+
+    dev, part = _dev(sectors=4)
+    log = RingLog(part, 60, auto_maintain=False)
+    log.mount()
+    log.maintain()
+    log.append(bytes(60))
+    _set_next_seq(dev, part, log, (1 << 30) - 2)
+    log = RingLog(part, 60, auto_maintain=False)
+    log.mount()
+    log.maintain()
+    recs = [_lcg_bytes(i, 60) for i in range(4)]
+    micropython.heap_lock()
+    try:
+        for r in recs:
+            log.append(r, 0, True)
+    finally:
+        micropython.heap_unlock()
+    assert list(log)[-4:] == recs, "written under heap_lock"
+
+
+def _flip(dev, addr, bit):
+    dev.image[addr] ^= 1 << bit
+
+
+def test_bit_flip_in_any_sector_header_loses_no_record():
+    base, _p = _dev(sectors=4)
+    log = RingLog(Partition(base, 0, base.size), _R)
+    log.mount()
+    n = 2 * (log.slots_per_sector - 1) + 5  # sectors 0 and 1 full, 5 records in sector 2
+    for i in range(n):
+        log.append(_rec(i))
+    for s in (0, 1, 2):  # full, full, the newest (head) sector
+        for byte in range(16):
+            for bit in (0, 3, 7):
+                dev = base.copy()
+                part = Partition(dev, 0, dev.size)
+                _flip(dev, s * log.sector_size + byte, bit)
+                again = RingLog(part, _R)
+                assert again.mount() == STATUS_OK, "sector %d byte %d" % (s, byte)
+                assert _counters(again) == list(range(n)), "sector %d byte %d bit %d: %r" % (
+                    s, byte, bit, _counters(again)[-3:])
+                assert again.salvaged > 0 and again.damaged_sectors == 1, again._summary()
+                again.append(_rec(n))
+                assert _counters(again)[-1] == n, "appends go on"
+
+
+def test_foreign_sector_beside_own_records_write_protects_the_log():
+    import binascii
+
+    dev, part = _dev(sectors=4)
+    log = RingLog(part, _R)
+    log.mount()
+    for i in range(40):
+        log.append(_rec(i))
+    # sector 3 holds data of a newer layout (format 2): valid header, unknown records
+    h = bytearray(16)
+    struct.pack_into("<BBBBIHH", h, 0, 0x53, 0x52, 2, 2, 7, 32, 0)
+    struct.pack_into("<I", h, 12, binascii.crc32(h[0:12]))
+    part.erase(3 * 1024)
+    part.program(3 * 1024, h)
+    part.program(3 * 1024 + 32, b"\x00" * 32)
+    image = bytes(dev.image)
+    again = RingLog(part, _R)
+    assert again.mount() == STATUS_FOREIGN and again.foreign_sectors == 1, again.status
+    assert _counters(again) == list(range(40)), "own records stay readable"
+    assert _raises(StorageError, again.append, _rec(99)), "writes blocked"
+    assert again.maintain() == 0 and bytes(dev.image) == image, "nothing erased or written"
+
+
+def test_record_with_another_format_number_is_foreign():
+    import binascii
+
+    dev, part = _dev(sectors=3)
+    log = RingLog(part, _R)
+    log.mount()
+    log.append(_rec(1))
+    a = log.slot_size  # sector 0, slot 1
+    rec = bytearray(log.slot_size)
+    part.read(a, rec)
+    rec[2] = 2  # format 2, CRC recomputed: written by a newer firmware, not damaged
+    struct.pack_into("<I", rec, 12, binascii.crc32(rec[16:16 + _R], binascii.crc32(rec[0:12])))
+    part.program(a + log.slot_size, rec)  # the next slot
+    again = RingLog(part, _R)
+    assert again.mount() == STATUS_FOREIGN and again.foreign_records == 1, again._summary()
+    rec[5] ^= 1  # the same with a flipped bit is just a corrupt record
+    dev2, part2 = _dev(sectors=3)
+    log2 = RingLog(part2, _R)
+    log2.mount()
+    log2.append(_rec(1))
+    part2.program(a + log.slot_size, rec)
+    third = RingLog(part2, _R)
+    assert third.mount() == STATUS_OK and third.corrupt + third.torn == 1, third._summary()
