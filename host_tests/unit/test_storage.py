@@ -109,7 +109,7 @@ def test_power_fail_path_packs_and_stores_only_small_ints():
     stored = []
     saved = smallint.install(spy, ringlog, storage)
     try:
-        for i in range(6):
+        for _i in range(6):
             m.registers.whole[0] += 1
             b_s, b_j = smallint.snapshot(s), smallint.snapshot(s.journal)
             s.commit(journal.REASON_POWERFAIL)
@@ -203,7 +203,7 @@ def _flip_newest_header(board, bit=0):
 def test_damaged_newest_header_is_recovered_logged_and_rewritten():
     board = _board()
     m = _meter(board)
-    for i in range(40):  # > one sector of 31 records: the newest sector is not sector 0
+    for _i in range(40):  # > one sector of 31 records: the newest sector is not sector 0
         m.registers.whole[0] += 100
         m.registers.whole[2] += 7
         assert m.storage.commit(journal.REASON_PERIODIC)
@@ -374,7 +374,7 @@ def test_cut_at_every_flash_op_of_the_sealed_format():
 def test_cut_at_every_flash_op_of_the_recovery_rewrite():
     board = _board()
     m = _meter(board)
-    for i in range(40):
+    for _i in range(40):
         m.registers.whole[0] += 100
         m.storage.commit(journal.REASON_PERIODIC)
     want = m.registers.whole[0]
