@@ -79,20 +79,206 @@ def test_random_corruption_is_logged_and_never_raises_registers(tmp_path):
     assert again["registers"]["1.8.0"] >= boot["registers"]["1.8.0"]
 
 
-def test_foreign_image_is_refused_and_reformatted(tmp_path):
+def test_garbage_partition_is_a_logged_fault_and_reformatted(tmp_path):
     img = str(tmp_path / "nor.img")
-    # an image from another format: littlefs-like garbage with plausible structure
+    # garbage with plausible structure but no valid header or record of any format
     data = bytearray(b"\xff" * (128 * 1024))
     for s in range(0, 64 * 1024, 4096):
-        data[s:s + 16] = b"SR\x07\x01" + bytes(12)  # ring header of an unknown format 7
+        data[s:s + 16] = b"SR\x07\x01" + bytes(12)  # bad CRC: not a header at all
     open(img, "wb").write(bytes(data))
     boot = _boot(img)
-    assert boot["storage"] in ("foreign", "corrupt"), boot["storage"]
+    assert boot["storage"] == "corrupt", boot["storage"]
     assert 9 in [e[1] for e in boot["events"]], boot["events"]
     assert all(v == 0 for v in boot["registers"].values())
     again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 150)
     assert again["registers"]["1.8.0"] > 0, "meter formats the partition and meters on"
     assert _boot(img)["storage"] == "ok"
+
+
+# ---- issue 7 items 8 and 9: damaged sector headers, foreign journal formats ------------------
+
+SS = 4096
+JOURNAL = 64 * 1024
+
+
+def _journal_sectors(data):
+    """[(sector, newest seq)] of the journal partition's sectors with a valid header."""
+    import binascii
+    import struct
+
+    out = []
+    for s in range(JOURNAL // SS):
+        b = s * SS
+        h = data[b:b + 16]
+        if h[0:2] != b"SR" or binascii.crc32(h[0:12]) != struct.unpack_from("<I", h, 12)[0]:
+            continue
+        ssz = struct.unpack_from("<H", h, 8)[0]
+        best = -1
+        for k in range(1, SS // ssz):
+            r = data[b + k * ssz:b + (k + 1) * ssz]
+            if r[0:2] != b"RC":
+                continue
+            seq, ln = struct.unpack_from("<IH", r, 4)
+            if ln <= ssz - 16 and binascii.crc32(r[16:16 + ln], binascii.crc32(r[0:12])) == \
+                    struct.unpack_from("<I", r, 12)[0]:
+                best = max(best, seq)
+        out.append((s, best))
+    return out
+
+
+def test_bit_flip_in_the_newest_journal_sector_header_loses_nothing(tmp_path):
+    img = str(tmp_path / "nor.img")
+    first = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 300,
+                     "--commit-s", 5)
+    data = bytearray(open(img, "rb").read())
+    sectors = _journal_sectors(data)
+    newest = max(sectors, key=lambda x: x[1])[0]
+    assert newest > 0, sectors  # > 31 commits: the ring moved on
+    data[newest * SS + 5] ^= 0x10  # the erase count field of its header
+    open(img, "wb").write(bytes(data))
+    boot = _boot(img)
+    assert boot["storage"] == "ok", boot["storage"]
+    assert boot["registers"] == first["registers"], "rolled back: %r" % boot["registers"]
+    rec = [e for e in boot["events"] if e[1] == 40]
+    assert rec and rec[0][2] > 0, ("STORAGE_RECOVERED logged", boot["events"])
+    assert 40 in _persisted_codes(img), "and persisted"
+    again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 200,
+                     "--commit-s", 5)
+    assert again["registers"]["1.8.0"] > first["registers"]["1.8.0"], "meters on"
+    assert _boot(img)["registers"] == again["registers"], "and keeps committing"
+
+
+def _persisted_codes(img):
+    """Event codes in the image's persisted event log (partition at 72 KiB, 32 KiB)."""
+    import struct
+
+    from boards.sim.norflash import NORFlash
+    from flash import Partition
+    from ringlog import RingLog
+
+    dev = NORFlash(128 * 1024, SS, 256)
+    dev.image[:] = open(img, "rb").read()
+    ring = RingLog(Partition(dev, 72 * 1024, 32 * 1024), 12)
+    ring.mount()
+    return [struct.unpack("<IHHi", r)[1] for r in ring]
+
+
+def _foreign_image(img):
+    """A journal written by a newer firmware: records of payload schema 9 (valid CRCs)."""
+    import struct
+
+    from boards.sim.norflash import NORFlash
+    from flash import Partition
+    from journal import Journal
+
+    dev = NORFlash(128 * 1024, SS, 256, path=img)
+    j = Journal(Partition(dev, 0, JOURNAL), 76, schema=9)
+    j.recover()
+    j.maintain()
+    for i in range(1, 80):
+        j.commit(struct.pack("<I", 7000 + i) + bytes(72))
+        j.maintain()
+    dev.close()
+
+
+E2 = r'''
+import json, sys
+from iec62056_21.client import Iec6205621Client
+from iec62056_21 import messages
+
+port, addr, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = Iec6205621Client.with_tcp_transport(address=("127.0.0.1", port), device_address=addr)
+c.transport.socket.settimeout(10.0)
+c.connect()
+out = {}
+try:
+    c.access_programming_mode()
+    m = messages.CommandMessage("P", 1, messages.DataSet(address="", value="00000000"))
+    c.transport.send(m.to_bytes())
+    out["pw"] = "ACK" if c._recv_ack() == "" else "?"
+    out["ff"] = c.read_single_value("F.F.0").value
+    if cmd == "format":
+        e2 = messages.CommandMessage("E", 2, messages.DataSet(address="C.91.8", value=""))
+        c.transport.send(e2.to_bytes())
+        out["e2"] = "ACK" if c._recv_ack() == "" else "?"
+        out["ff_after"] = c.read_single_value("F.F.0").value
+    c.send_break()
+except Exception as e:
+    out["error"] = "%s %s" % (type(e).__name__, e)
+c.disconnect()
+print(json.dumps(out))
+'''
+
+
+def _e2(tmp, port, cmd):
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(str(tmp), "e2.py")
+    with open(script, "w") as f:
+        f.write(E2)
+    r = subprocess.run([sys.executable, "-I", script, str(port), "SIM00001", cmd],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _firmware(img, port, *extra):
+    import subprocess
+    import time
+
+    from simrun import MICROPYTHON, MPYPATH
+
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--quiet",
+                          "--speed", "20", "--flash", img, "--optical-tcp", str(port)]
+                         + [str(a) for a in extra], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1.5)
+    assert p.poll() is None, p.communicate()[0]
+    return p
+
+
+def test_foreign_journal_is_kept_until_the_sealed_format(tmp_path):
+    from test_iec_client import _free_port
+
+    img = str(tmp_path / "nor.img")
+    _foreign_image(img)
+    journal0 = open(img, "rb").read()[:JOURNAL]
+    boot = _boot(img)
+    assert boot["storage"] == "foreign", boot["storage"]
+    assert [e for e in boot["events"] if e[1] == 41 and e[2] == 9], boot["events"]
+    assert all(v == 0 for v in boot["registers"].values())
+    run = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 150,
+                   "--power-fail-at", 120, "--commit-s", 10)
+    assert run["registers"]["1.8.0"] > 0, "metering goes on in RAM"
+    assert run["commits"] == 0 and run["power_lost"], run["commits"]
+    assert open(img, "rb").read()[:JOURNAL] == journal0, "journal untouched: no write, no erase"
+    # sealed: the readout shows the fault; C.91.8 is refused (and changes nothing)
+    port = _free_port()
+    p = _firmware(img, port)
+    try:
+        sealed = _e2(tmp_path, port, "format")
+    finally:
+        p.kill()
+        p.communicate(timeout=10)
+    assert sealed.get("pw") == "ACK" and int(sealed["ff"], 16) & 0x20, sealed
+    assert sealed["e2"] == "?" and int(sealed["ff_after"], 16) & 0x20, sealed
+    assert open(img, "rb").read()[:JOURNAL] == journal0, "refused under seal"
+    # seal open: formatted, the registers metered so far committed, the fault cleared
+    port = _free_port()
+    p = _firmware(img, port, "--seal", "open")
+    try:
+        opened = _e2(tmp_path, port, "format")
+    finally:
+        p.kill()  # an instant power loss right after
+        p.communicate(timeout=10)
+    assert opened["e2"] == "ACK", opened
+    assert int(opened["ff"], 16) & 0x20 and not int(opened["ff_after"], 16) & 0x20, opened
+    after = _boot(img)
+    assert after["storage"] == "ok" and after["registers"]["1.8.0"] > 0, after
+    assert 43 in _persisted_codes(img), "STORAGE_FORMATTED in the persisted event log"
 
 
 def test_hard_kill_is_an_instant_power_loss(tmp_path):
