@@ -20,7 +20,9 @@ Boot: :meth:`Storage.restore` recovers the newest valid record and raises the re
   the registers in RAM.
 
 Run: every ``period_s`` of metering time (lib/journal.CommitPolicy, default 300 s, or sooner
-once 200 Wh of active energy are unsaved) the registers are committed, followed by
+once 200 Wh of active energy are unsaved; seconds counted with ``ticks_diff``, so the
+12.4-day wrap of a real port's ``ticks_ms`` changes nothing) the registers are committed,
+followed by
 ``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
 input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
 metering interval is read first, then one page program, no erase, no read and no allocation
@@ -73,6 +75,11 @@ class Storage:
         self.fault = None
         self.last_text = ""
         self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
+        # monotonic seconds for the commit policy, from ticks_diff: a real port's ticks_ms
+        # wraps every 2**30 ms (12.4 days), so ticks_ms() // 1000 would stall the policy
+        self._mono_s = 0
+        self._mono_ms = 0
+        self._last_ms = meter.board.clock.ticks_ms()
         self._t_lo = 0  # RTC seconds at the last stamp, two 16-bit halves
         self._t_hi = 0
         self._buf = bytearray(PAYLOAD_SIZE)
@@ -91,6 +98,16 @@ class Storage:
         s = self._saved
         s[0] = w[A_PLUS]
         s[1] = w[A_MINUS]
+
+    def _tick(self):
+        """Advance the monotonic seconds (``_mono_s``) by the metering clock's elapsed time."""
+        clock = self.meter.board.clock
+        now = clock.ticks_ms()
+        ms = self._mono_ms + clock.ticks_diff(now, self._last_ms)
+        self._last_ms = now
+        if ms > 0:
+            self._mono_s += ms // 1000
+            self._mono_ms = ms % 1000
 
     def _stamp(self):
         """Cache the RTC seconds for the payload (outside the power-fail path: on a 32-bit
@@ -176,8 +193,9 @@ class Storage:
             self.refused += 1
             return False
         urgent = reason == journal.REASON_POWERFAIL
-        if not urgent:
+        if not urgent:  # the power-fail commit reads no clock: values of the last second
             self._stamp()
+            self._tick()
         try:
             j.commit(self.payload(), reason, urgent)
         except Exception as e:  # NoSpace, flash errors: metering goes on
@@ -185,7 +203,7 @@ class Storage:
             return False
         if self.fault == FAULT_WRITE:
             self.fault = None
-        self.policy.mark(self.meter.board.clock.ticks_ms() // 1000)
+        self.policy.mark(self._mono_s)
         self._mark_saved()
         self.commits += 1
         if urgent:
@@ -227,10 +245,10 @@ class Storage:
         while True:
             await clock.sleep_ms(1000)
             self._stamp()
+            self._tick()
             if self.journal.blocked:
                 continue
-            now = clock.ticks_ms() // 1000
-            if self.policy.due(now, journal.REASON_PERIODIC, self._unsaved_wh()):
+            if self.policy.due(self._mono_s, journal.REASON_PERIODIC, self._unsaved_wh()):
                 self.commit(journal.REASON_PERIODIC)
                 self._maintain()
 

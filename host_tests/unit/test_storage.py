@@ -398,3 +398,68 @@ def test_cut_at_every_flash_op_of_the_recovery_rewrite():
         assert m.storage.commit(journal.REASON_POWERFAIL), k
         assert _meter(b).registers.whole[0] == want + 1, k
     assert k > 3, "the boot did flash work to cut: %d ops" % k
+
+
+class _Stop(Exception):
+    pass
+
+
+class _WrapClock:
+    """A real port's clock: ticks_ms wraps at 2**30 ms (MicroPython TICKS_PERIOD)."""
+
+    PERIOD = 1 << 30
+
+    def __init__(self, now, limit, registers):
+        self.now = now
+        self.limit = limit
+        self.registers = registers
+
+    def ticks_ms(self):
+        return self.now % self.PERIOD
+
+    def ticks_diff(self, a, b):
+        d = (a - b) % self.PERIOD
+        return d - self.PERIOD if d >= self.PERIOD // 2 else d
+
+    def ticks_add(self, a, b):
+        return (a + b) % self.PERIOD
+
+    def time(self):
+        return 800000000 + self.now // 1000
+
+    async def sleep_ms(self, ms):
+        self.now += ms
+        self.registers.whole[0] += 1  # 3.6 kW of load: 1 Wh per second
+        if self.now >= self.limit:
+            raise _Stop()
+
+
+def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
+    from boards.sim.norflash import NORFlash
+    from energy import Registers
+
+    class _M:
+        pass
+
+    m = _M()
+    m.registers = Registers(25600, 25600, 25600)
+    start = (1 << 30) - 400 * 1000  # 400 s before ticks_ms wraps (12.4 days after reset)
+    m.board = _M()
+    m.board.clock = _WrapClock(start, start + 2400 * 1000, m.registers)
+    m.metering = _M()
+    m.metering.steps = 0
+    m.log = events.EventLog(m.board.clock)
+    dev = NORFlash(16 * 4096)
+    s = storage.Storage(m, Partition(dev, 0, dev.size))
+    s.restore()
+    co = s.run()
+    try:
+        co.send(None)
+    except _Stop:
+        pass
+    # the 200 Wh trigger fires every 200 s, before and after the wrap
+    assert s.commits >= 11, "commits in 2400 s: %d" % s.commits
+    j = journal.Journal(Partition(dev, 0, dev.size), storage.PAYLOAD_SIZE)
+    got = struct.unpack_from("<I", j.recover(), 0)[0]
+    assert m.registers.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
+        m.registers.whole[0] - got)
