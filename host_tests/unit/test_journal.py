@@ -708,3 +708,67 @@ def test_power_fail_commits_use_only_small_ints_near_the_limit():
     assert not stored, "stored long ints: %r" % stored
     k = Journal(part, _P)
     assert k.recover() == p and k.seq == (1 << 30) + 4, k.seq
+
+
+def test_bit_flip_in_every_byte_of_the_newest_sector():
+    base, j0, n = _filled_base()
+    head, slot, _seq = j0.position()
+    a0 = head * 1024 + (slot - 1) * j0.slot_size
+    newest = (a0, a0 + 16 + _P)  # the newest record (the rest of its slot is padding)
+    for a in range(head * 1024, (head + 1) * 1024):
+        dev = base.copy()
+        part = Partition(dev, 0, dev.size)
+        dev.image[a] ^= 1 << (a % 8)
+        j = Journal(part, _P)
+        got = j.recover()
+        want = n - 1 if newest[0] <= a < newest[1] else n
+        assert got is not None and _dec(got)[0] == want, "byte %d: %r" % (
+            a, None if got is None else _dec(got))
+        j.maintain()
+        j.commit(_enc((n + 5, 0, 0)), REASON_POWERFAIL, urgent=True)
+        k = Journal(part, _P)
+        assert _dec(k.recover())[0] == n + 5, "byte %d: commit after the flip" % a
+
+
+def test_erased_headerless_sectors_anywhere_in_the_ring():
+    base, j0, n = _filled_base(sectors=5)
+    head = j0.position()[0]
+    for s in range(5):
+        dev = base.copy()
+        part = Partition(dev, 0, dev.size)
+        dev.erase(s * 1024)  # erased, header never written (a cut just after the erase)
+        j = Journal(part, _P)
+        got = j.recover()
+        if s == head:  # the newest sector itself vanished: the previous one's newest wins
+            assert _dec(got)[0] == n - 4, "sector %d: %r" % (s, _dec(got))
+        else:
+            assert _dec(got)[0] == n and j.blank_sectors >= 1, "sector %d" % s
+        c = _dec(got)[0]
+        for i in range(2 * 5 * (j.slots_per_sector - 1)):  # two laps, power-fail commits
+            j.maintain()
+            c += 1
+            j.commit(_enc((c, c, c)), REASON_POWERFAIL, urgent=True)
+            if i % 17 == 0:
+                j = Journal(part, _P)
+                assert _dec(j.recover())[0] == c, "sector %d commit %d" % (s, i)
+        counts = dev.erase_counts
+        assert max(counts) - min(counts) <= 2, "even wear %r" % counts
+
+
+def test_full_wraps_with_damaged_headers_and_reboots_keep_every_commit():
+    dev, part = _dev(sectors=4)
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    per = j.slots_per_sector - 1
+    c = 0
+    for i in range(6 * 4 * per):  # six laps
+        c += 1
+        j.commit(_enc((c, 0, 0)), REASON_POWERFAIL if i % 3 else REASON_PERIODIC, i % 3 != 0)
+        if i % 23 == 22:  # damage the head sector's header now and then, then reboot
+            h = j.position()[0]
+            dev.image[h * 1024 + (i % 16)] ^= 1 << (i % 8)
+            j = Journal(part, _P)
+            assert _dec(j.recover())[0] == c and j.newest_damaged, "commit %d" % c
+        j.maintain()
+    assert _dec(Journal(part, _P).recover())[0] == c
