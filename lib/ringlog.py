@@ -229,6 +229,7 @@ class SectorRing:
         self._slot = self.slots_per_sector
         self._newest = -1
         self._best_slot = 0
+        self._best = [-1, -1, 0]  # scan: newest [seq, sector, slot]
         self._seq_lo = 1  # next sequence number, as two 16-bit halves (small ints)
         self._seq_hi = 0
         self._mounted = False
