@@ -5,9 +5,9 @@ Boot: :meth:`Storage.restore` recovers the newest valid record and raises the re
 (never lowers them), then one ``maintain()`` prepares a sector:
 
 - blank flash: FLASH_BLANK logged;
-- records read from sectors with a damaged header (lib/ringlog.py): STORAGE_RECOVERED logged
-  (value: records salvaged); if the newest record was among them the registers are
-  committed again at once (REASON_REWRITE) so that it lies in a good sector;
+- the newest record read from a sector with a damaged header (lib/ringlog.py salvages such
+  sectors): STORAGE_RECOVERED logged (value: records salvaged) and the registers committed
+  again at once (REASON_REWRITE) so that the newest record lies in a good sector;
 - an older payload schema with a converter in ``MIGRATIONS``: converted, STORAGE_MIGRATED
   logged (value: old schema), committed at once in the current schema;
 - a used partition without a valid record: FLASH_CORRUPT logged, registers from zero, F.F.0
@@ -158,11 +158,12 @@ class Storage:
         if p is not None:
             v = struct.unpack(_FMT, p)
             self.meter.registers.restore(list(v[:COUNT]), list(v[COUNT:2 * COUNT]))
-        if j.salvaged:
+        if j.newest_damaged:  # (older records behind a damaged header, e.g. left by a
+            # torn erase, change nothing and are only counted in the journal's summary)
             log.log(events.STORAGE_RECOVERED, j.salvaged,
-                    "journal: %d records salvaged from %d sectors with a damaged header%s"
-                    % (j.salvaged, j.damaged_sectors,
-                       ", the newest among them: rewritten" if j.newest_damaged else ""))
+                    "journal: newest record read from a sector with a damaged header "
+                    "(%d records salvaged from %d sectors), rewritten"
+                    % (j.salvaged, j.damaged_sectors))
         if st == journal.STATUS_BLANK:
             log.log(events.FLASH_BLANK, 0, self.last_text)
         elif st == journal.STATUS_MIGRATED:

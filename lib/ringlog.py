@@ -276,15 +276,25 @@ class SectorRing:
         p = self.page_size
         return _HDR < ssz <= self.sector_size // 2 and (p % ssz == 0 or ssz % p == 0)
 
-    def _sizes(self, hint):
-        """Slot sizes to try on a damaged sector: ``hint`` (from its header), ours, the rest."""
+    def _sizes(self, s, hint):
+        """Slot sizes to try on damaged sector ``s``: ours, ``hint`` (the slot size field of
+        its damaged header) and every other possible size whose slot 1 or 2 starts with a
+        record magic (two 4-byte reads per size: cheap even for 16-byte program rows)."""
         out = [self.slot_size]
         if hint != self.slot_size and self._valid_ssz(hint):
             out.append(hint)
         p = self.page_size
+        base = s * self.sector_size
         for d in range(_HDR + 1, self.sector_size // 2 + 1):
-            if (p % d == 0 or d % p == 0) and d not in out:
-                out.append(d)
+            if d in out or not (p % d == 0 or d % p == 0):
+                continue
+            for k in (1, 2):
+                if (k + 1) * d > self.sector_size:
+                    break
+                h = self._read(base + k * d, 4)
+                if h[0] == _REC_M0 and h[1] == _REC_M1:
+                    out.append(d)
+                    break
         return out
 
     def _check(self, mv, ssz):
@@ -398,7 +408,7 @@ class SectorRing:
                 continue
             if st == _DIRTY:  # header unreadable: salvage the records it may still hold
                 best_n = 0
-                for size in self._sizes(ssz):
+                for size in self._sizes(s, ssz):
                     c = self._scan_slots(s, size, True)
                     if c > best_n:
                         best_n = c
@@ -417,6 +427,10 @@ class SectorRing:
             if st == _READY:
                 self._state[s] = _USED
         best_seq, best_sec, best_slot = self._best
+        if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
+            self._blanks = {}
+            if len(self._buf) > self.slot_size:
+                self._buf = bytearray(self.slot_size)
         self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
         self.newest_damaged = False
         if best_seq >= 0:

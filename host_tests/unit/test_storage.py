@@ -219,7 +219,8 @@ def test_damaged_newest_header_is_recovered_logged_and_rewritten():
     assert not k.newest_damaged and k.found_reason == journal.REASON_REWRITE, k._summary()
     assert k.position()[0] != head, "the rewrite lies in another, good sector"
     m3 = _meter(board)
-    assert m3.log.count(events.STORAGE_RECOVERED) == 1, "the damaged sector is still read"
+    assert m3.log.count(events.STORAGE_RECOVERED) == 0, "the newest lies in a good sector"
+    assert m3.storage.journal.salvaged > 0, "the damaged sector is still read (and older)"
     assert (m3.registers.whole[0], m3.registers.whole[2]) == want
 
 
