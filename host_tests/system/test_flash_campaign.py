@@ -258,3 +258,35 @@ def test_random_multi_cut_soak():
     assert cuts >= 100, "most rounds were cut: %d" % cuts
     c = dev.erase_counts
     assert max(c[2:10]) - min(c[2:10]) <= 2, "journal wear stays even under cuts: %r" % c[2:10]
+
+
+def test_cut_at_every_flash_op_then_a_bit_flip_in_the_newest_journal_header():
+    # every fork is cut at its op AND gets one bit flipped in the header of the sector that
+    # holds the newest journal record: salvaging must give the same guarantees
+    script = Script(steps=2500)
+    stats = {"cuts": 0, "salvaged": 0}
+
+    def on_op(flash, kind, addr, data):
+        k = flash.ops + 1
+        fork = flash.copy()
+        fork.cut_at_op(1)
+        try:
+            if kind == OP_PROGRAM:
+                fork.program(addr, data)
+            else:
+                fork.erase(addr)
+        except PowerCut:
+            pass
+        fork.power_on()
+        j = Journal(_parts(fork)[1], PAYLOAD)
+        if j.recover() is not None and not getattr(j, "newest_damaged", False):
+            s = j.position()[0]
+            fork.image[JRN_OFF + s * SS + k % 16] ^= 1 << (k % 8)
+            stats["salvaged"] += 1
+        check_image(fork, script.st, "cut+flip at op %d" % k, cont=k % 2 == 0)
+        stats["cuts"] += 1
+
+    dev = NORFlash(SIZE, SS, PAGE, seed=99, strict=True)
+    dev.on_op = on_op
+    script.run(dev)
+    assert stats["cuts"] == dev.ops >= 1000 and stats["salvaged"] > stats["cuts"] // 2, stats
