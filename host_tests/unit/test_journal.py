@@ -147,15 +147,47 @@ def test_power_fail_commit_allocates_nothing():
         j = Journal(f, _P)
         j.recover()
         j.maintain()
-        payload = _enc((1, 2, 3))
-        j.commit(payload, REASON_POWERFAIL, True)
+        j.commit(_enc((0, 0, 0)))
+        _rewrite_newest_seq(f, j, (1 << 30) - 2)  # the sequence crosses 2**30 below
+        j = Journal(f, _P)
+        j.recover()
+        j.maintain()
+        # registers near 2**30 whose records' CRC-32 has its top bits set (a long int on 32
+        # bits if computed with binascii)
+        payloads = []
+        c = (1 << 30) - 9
+        while len(payloads) < 4:
+            c += 1
+            p = _enc((c, c - 1, c - 2))
+            if binascii.crc32(p) >= 3 << 30:
+                payloads.append(p)
+        j.commit(payloads[0], REASON_POWERFAIL, True)
         micropython.heap_lock()
         try:
-            for _ in range(3):
-                j.commit(payload, REASON_POWERFAIL, True)
+            for i in range(1, 4):
+                j.commit(payloads[i], REASON_POWERFAIL, True)
         finally:
             micropython.heap_unlock()
-        assert _dec(Journal(f, _P).recover()) == (1, 2, 3), "committed under heap_lock"
+        k = Journal(f, _P)
+        assert k.recover() == payloads[-1] and k.seq == (1 << 30) + 2, "under heap_lock"
+
+
+def _rewrite_newest_seq(part, j, seq):
+    """Give the newest record of journal ``j`` sequence number ``seq`` (CRC recomputed): a
+    journal near the 31-bit limit without 2**30 commits."""
+    s, slot, _n = j.position()
+    ss = j.sector_size
+    a = s * ss + (slot - 1) * j.slot_size
+    sec = bytearray(ss)
+    part.read(s * ss, sec)
+    o = a - s * ss
+    struct.pack_into("<I", sec, o + 4, seq)
+    ln = struct.unpack_from("<H", sec, o + 8)[0]
+    crc = binascii.crc32(sec[o + 16:o + 16 + ln], binascii.crc32(sec[o:o + 12]))
+    struct.pack_into("<I", sec, o + 12, crc)
+    part.erase(s * ss)
+    for q in range(0, ss, part.page_size):
+        part.program(s * ss + q, sec[q:q + part.page_size])
 
 
 def test_urgent_commit_fails_fast_without_prepared_space():
@@ -677,18 +709,7 @@ def test_power_fail_commits_use_only_small_ints_near_the_limit():
     j.recover()
     j.maintain()
     j.commit(_enc((0, 0, 0)))
-    s, slot, _n = j.position()
-    a = s * 1024 + (slot - 1) * j.slot_size  # rewrite it with a sequence number near 2**30
-    rec = bytearray(j.slot_size)
-    part.read(a, rec)
-    struct.pack_into("<I", rec, 4, (1 << 30) - 4)
-    struct.pack_into("<I", rec, 12, binascii.crc32(rec[16:16 + _P], binascii.crc32(rec[0:12])))
-    sec = bytearray(1024)
-    part.read(s * 1024, sec)
-    sec[a - s * 1024:a - s * 1024 + j.slot_size] = rec
-    part.erase(s * 1024)
-    for o in range(0, 1024, 256):
-        part.program(s * 1024 + o, sec[o:o + 256])
+    _rewrite_newest_seq(part, j, (1 << 30) - 4)
     j = Journal(part, _P)
     j.recover()
     j.maintain()
