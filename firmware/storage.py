@@ -73,6 +73,7 @@ class Storage:
         self.refused = 0
         self.write_errors = 0
         self.fault = None
+        self._failing = False
         self.last_text = ""
         self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
         # monotonic seconds for the commit policy, from ticks_diff: a real port's ticks_ms
@@ -146,6 +147,8 @@ class Storage:
         self.write_errors += 1
         if self.fault is None:
             self.fault = FAULT_WRITE
+        if not self._failing:  # once per episode (until a commit succeeds)
+            self._failing = True
             self.meter.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
 
     def restore(self):
@@ -202,6 +205,7 @@ class Storage:
         except Exception as e:  # NoSpace, flash errors: metering goes on
             self._failed(reason, e)
             return False
+        self._failing = False
         if self.fault == FAULT_WRITE:
             self.fault = None
         self.policy.mark(self._mono_s)
@@ -232,7 +236,12 @@ class Storage:
             j.format()
         except Exception as e:
             self._failed(journal.REASON_FORMAT, e)
-            j.recover()  # rescan: still foreign, or whatever the cut left
+            try:
+                j.recover()  # rescan: still foreign, or whatever the failure left
+            except Exception:
+                j.block()  # unreadable now: stay write-protected
+            self.fault = FAULT_FOREIGN if j.blocked else FAULT_WRITE
+            self.meter.storage_status = j.status
             return False
         self.fault = None
         ok = self.commit(journal.REASON_FORMAT)

@@ -100,7 +100,7 @@ class Journal(ringlog.SectorRing):
         self.found_reason = None
 
     def _refuse(self, why):
-        self._blocked = True
+        self.block()
         self.status = STATUS_FOREIGN
         self._say("journal: FAULT foreign journal (%s): writes blocked until format(); "
                   "registers not restored; %s" % (why, self._summary()))

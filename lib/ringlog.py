@@ -555,6 +555,10 @@ class SectorRing:
         """True while the ring is write-protected (foreign content found by the last scan)."""
         return self._blocked
 
+    def block(self):
+        """Write-protect the ring until ``format()`` (e.g. when it cannot be read)."""
+        self._blocked = True
+
     def format(self):
         """Erase and format every sector (all records lost); clears a write protection.
 

@@ -469,3 +469,31 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
     got = struct.unpack_from("<I", j.recover(), 0)[0]
     assert m.registers.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
         m.registers.whole[0] - got)
+
+
+def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
+    from iec_session import ER_FAILED
+
+    board = _board()
+    _foreign(board, n=16 * 31)
+    m = _meter(board)
+    f = _Failing(_jpart(board))
+    s = storage.Storage(m, f)
+    m.storage = s
+    assert s.restore() == "foreign"
+    erases = [0]
+    real_erase = f.erase
+
+    def erase(a):
+        erases[0] += 1
+        if erases[0] == 5:
+            raise OSError(5)
+        real_erase(a)
+
+    f.erase = erase
+    assert _data(m).executor("C.91.8", "", False) == ER_FAILED
+    assert s.journal.blocked and s.fault == storage.FAULT_FOREIGN, s.fault
+    assert m.storage_status == "foreign" and m.log.count(events.STORAGE_WRITE_FAILED) == 1
+    m.registers.whole[0] = 77
+    assert _data(m).executor("C.91.8", "", False) is None, "repeated: it completes"
+    assert _meter(board).registers.whole[0] == 77
