@@ -152,7 +152,8 @@ class Storage:
             self.meter.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
 
     def restore(self):
-        """Recover at boot (module docstring); returns the journal status string."""
+        """Recover at boot (module docstring); returns the journal status string
+        (STATUS_OK also after a migration once the converted record is written)."""
         j = self.journal
         log = self.meter.log
         self._stamp()
@@ -184,8 +185,10 @@ class Storage:
             log.log(events.FLASH_CORRUPT, j.torn + j.corrupt, "records skipped at boot")
         self._maintain()
         if st == journal.STATUS_MIGRATED or j.newest_damaged:
-            self.commit(journal.REASON_REWRITE)
+            ok = self.commit(journal.REASON_REWRITE)
             self._maintain()
+            if ok and st == journal.STATUS_MIGRATED:
+                st = journal.STATUS_OK  # converted and rewritten: an ordinary journal now
         self._mark_saved()
         return st
 

@@ -281,7 +281,8 @@ def test_older_schema_is_migrated_through_the_storage_table():
         m = _meter(board)
     finally:
         del storage.MIGRATIONS[0]
-    assert m.storage_status == journal.STATUS_MIGRATED, m.storage_status
+    assert m.storage_status == "ok" and m.storage.journal.status == journal.STATUS_MIGRATED, (
+        m.storage_status)
     assert m.registers.whole == [300 + r for r in range(8)], m.registers.whole
     assert m.log.count(events.STORAGE_MIGRATED) == 1
     k = journal.Journal(_jpart(board), storage.PAYLOAD_SIZE)  # no table needed any more
