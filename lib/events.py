@@ -26,6 +26,9 @@ TEST_MODE_ON = const(17)
 TEST_MODE_OFF = const(18)
 POWER_FAIL = const(19)
 CLOCK_SET = const(20)
+ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or |P|,|Q| > S
+OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
+OVER_RANGE_END = const(23)  # over-range episode over (value: its length in s)
 
 NAMES = {
     POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
@@ -37,6 +40,8 @@ NAMES = {
     SEALED_REFUSED: "refused: seal closed", PARAM_CHANGED: "parameter changed",
     TEST_MODE_ON: "test mode on", TEST_MODE_OFF: "test mode off", POWER_FAIL: "power fail",
     CLOCK_SET: "clock set",
+    ENERGY_IMPLAUSIBLE: "implausible energy dropped", OVER_RANGE_START: "over-range start",
+    OVER_RANGE_END: "over-range end",
 }
 
 
