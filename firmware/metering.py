@@ -223,7 +223,7 @@ class Metering:
             self.drops += 1
             self.ok = False
             return code
-        self._over_range(ade.over_range, es, dt, now)
+        self._over_range(ade.over_range, es, span, now)
         if self.gate.passes(es, dt):
             if self.no_load:
                 self.no_load = False
@@ -255,14 +255,14 @@ class Metering:
             return DROP_RATIO
         return 0
 
-    def _over_range(self, flags, es, dt, now):
+    def _over_range(self, flags, es, span, now):
         # the over-range episode (module docstring); allocation-free
         cause = 0
         if flags:
             cause = OR_CURRENT if flags & IRQ_OIA else 0
             if flags & ~IRQ_OIA:
                 cause |= OR_VOLTAGE
-        if dt > 0 and es > self._fs_ms * (dt if dt < _DT_MAX else _DT_MAX):
+        if span > 0 and es > self._fs_ms * (span if span < _DT_MAX else _DT_MAX):
             cause |= OR_ENERGY
         if cause:
             self._or_last = now

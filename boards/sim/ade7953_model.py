@@ -306,8 +306,7 @@ class ADE7953Model:
             dt = end - t
             m = self._measure(p, q)
             p, q, s = m[0], m[1], m[2]
-            if p or q:
-                self._peaks(m)
+            self._peaks(m)
             if (p if p >= 0 else -p) >= nl[0]:
                 acc[0] += p * dt * k[0]
             if (q if q >= 0 else -q) >= nl[1]:
