@@ -14,7 +14,7 @@ Plausibility (every interval, before anything reaches a register; ``dt`` = the m
 interval in ms):
 
 1. the words are the chip's (``ADE7953.read_energy``: each word equals the chip's
-   LAST_RWDATA echo, CONFIG reads back as written, no RESET interrupt);
+   LAST_RWDATA echo, CONFIG and LCYCMODE read back as written, no RESET interrupt);
 2. |AENERGYA|, |RENERGYA|, APENERGYA <= L x (dt + r' + 2 ms), L =
    ``ADE7953.count_limit_per_ms`` (twice the full-scale rate: what the chip can count at
    all, its inputs clipped); r' is how long the previous interval's reads took (a word

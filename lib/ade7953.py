@@ -18,12 +18,13 @@ reset (LCYCMODE.RSTREAD = 1, DS p.25): signed two's complement, 24 bit, never ab
 Trust in each read (:meth:`read_energy`, DS p.57 Table 11 and p.62 Table 16): every word of
 the interval (AENERGYA, RENERGYA, APENERGYA, RSTIRQSTATA) is followed by a read of the chip's
 own record of what it sent (LAST_RWDATA_24), so a bit corrupted on MISO shows as a mismatch;
-then CONFIG is read back against the value written: a mis-clocked bus (every word shifted one
-bit: 0x0004 reads 0x0002), MISO stuck at 0 or 1 (0x0000 / 0xFFFF) and a chip that restarted
-(0x8004, its default) all differ. Nine SPI frames per interval (was four): at 1 MHz about
-0.5 ms of bus time per second. A shifted or stuck bus repeats its error in the echo, so the
-echo alone does not catch it; CONFIG alone does not catch a single flipped bit: each check
-covers the other's blind spot.
+then CONFIG and LCYCMODE are read back against the values written: a mis-clocked bus (every
+word shifted one bit: 0x0004 reads 0x0002), MISO stuck at 0 or 1 (0x0000 / 0xFFFF) and a chip
+that restarted (0x8004, its default) all differ, and LCYCMODE.RSTREAD must still be set (else
+every read would count the whole total again). Ten SPI frames per interval (was four): at
+1 MHz about 0.45 ms of bus time per second. A shifted or stuck bus repeats its error in the
+echo, so the echo alone does not catch it; the readback alone does not catch a single flipped
+bit: each check covers the other's blind spot.
 
 Over-range (DS p.46-47 peak, overcurrent and overvoltage detection; IRQSTATA bits 13 OIA and
 16 OV, Table 22): OILVL and OVLVL are written at 85 % of the nominal ADC waveform full scale
@@ -438,9 +439,10 @@ class ADE7953:
         (IRQSTATA at the read, cleared by reading RSTIRQSTATA), ``overflow`` (the AEOFA /
         VAREOFA / VAEOFA bits: an accumulator wrapped since the previous read) and
         ``over_range`` (the OIA / OV bits). Returns READ_OK (0) when every word matched the
-        chip's echo and CONFIG read back as written; else READ_ECHO, READ_CONFIG or
-        READ_RESET, and the counts must not be used (they are still set, for the log).
-        Nine SPI frames."""
+        chip's echo and CONFIG and LCYCMODE read back as written (LCYCMODE.RSTREAD is what
+        makes each read one interval: without it every read would repeat the total); else
+        READ_ECHO, READ_CONFIG or READ_RESET, and the counts must not be used (they are
+        still set, for the log). Ten SPI frames."""
         echo = LAST_RWDATA_24
         a = self._word(AENERGYA)
         bad = self._word(echo) != a
@@ -454,6 +456,7 @@ class ADE7953:
         if self._word(echo) != st:
             bad = True
         cfg = self._word(CONFIG)
+        lcyc = self._word(LCYCMODE)
         self.e_active = a - 0x1000000 if a & 0x800000 else a
         self.e_reactive = r - 0x1000000 if r & 0x800000 else r
         self.e_apparent = s - 0x1000000 if s & 0x800000 else s
@@ -465,8 +468,8 @@ class ADE7953:
             return READ_RESET
         if bad:
             return READ_ECHO
-        if cfg != self._config:  # before the RESET bit: a bus stuck at 1 sets it too
-            return READ_CONFIG
+        if cfg != self._config or lcyc != LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
+            return READ_CONFIG  # stuck at 1 sets it too)
         if st & IRQ_RESET:
             self.resets_seen += 1
             return READ_RESET

@@ -49,7 +49,8 @@ low), ``'deadff'`` (stuck high), ``'misclocked'`` (every read shifted right by o
 low); one-shot, the attribute reads None afterwards: ``'reset'`` (restart now, as
 :meth:`inject_reset`), ``'bitflip'`` (one bit, ``flip_bit`` of register ``flip_addr``,
 default bit 14 of APENERGYA, inverted on MISO in the next read of that register; the chip's
-LAST_RWDATA keeps the true value).
+LAST_RWDATA keeps the true value), ``'rstread'`` (LCYCMODE.RSTREAD cleared, as by a stray
+write: reads stop resetting the accumulators).
 """
 
 import math
@@ -65,7 +66,7 @@ _UNITY = const(0x400000)
 _WAVE_FS = const(6500000)  # waveform peak code at 0.5 V peak (DS p.21)
 _LAST = (0x0FD, 0x1FE, 0x0FF, 0x1FF, 0x2FF, 0x3FF)  # communication verification registers
 
-FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip")
+FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
 
 _DEFAULTS = {
     0x000: 0x00, 0x001: 0x00, 0x004: 0x40, 0x007: 0, 0x008: 0, 0x009: 0, 0x040: 0,
@@ -166,6 +167,10 @@ class ADE7953Model:
             name = None
         elif name == "bitflip":
             self._flip = True
+            name = None
+        elif name == "rstread":
+            self._advance()
+            self._regs[0x004] &= ~0x40  # read-with-reset off: reads return running totals
             name = None
         self._fault = name
 

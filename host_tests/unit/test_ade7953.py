@@ -155,6 +155,16 @@ def test_bus_faults_mid_run_caught_by_the_config_readback():
             assert drv.e_active > 8000000, "the count it would have invented: %d" % drv.e_active
 
 
+def test_read_with_reset_lost_is_caught():
+    # LCYCMODE.RSTREAD cleared (a stray write): every read would return the running total
+    clock, model, drv = started([(0, KW, 0)])
+    clock.now += 1000
+    assert drv.read_energy() == ade7953.READ_OK
+    drv.write(ade7953.LCYCMODE, 0x00)
+    clock.now += 1000
+    assert drv.read_energy() == ade7953.READ_CONFIG
+
+
 def test_model_records_the_last_transfer():
     clock, model, drv = started([(0, KW, 0)])
     assert drv.read(ade7953.CONFIG) == 0x0004
@@ -265,7 +275,8 @@ def test_read_energy_allocates_nothing():
 
         def write_readinto(self, w, r):
             a = (w[0] << 8) | w[1]
-            v = 0x120000 if a == 0x21E else (0x0004 if a == 0x102 else 0)
+            v = 0x120000 if a == 0x21E else (0x0004 if a == 0x102 else (
+                0x40 if a == 0x004 else 0))
             if a == 0x2FF:
                 v = self.last
             else:

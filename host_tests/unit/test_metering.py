@@ -283,6 +283,7 @@ def test_hostile_counts_property():
         table[0x222] = s & 0xFFFFFF
         table[0x22E] = st
         table[0x102] = cfg
+        table[0x004] = 0x40 if plausible or rng.below(4) else 0x00  # RSTREAD lost
         before = _lsb_q8(regs)
         pulses = m.pulse.total
         clock.now += dt
@@ -372,7 +373,7 @@ def _locked(fn):
 
 def _fixed(table, pulse_var=False):
     clock = ManualClock()
-    t = {0x102: 0x0004}
+    t = {0x102: 0x0004, 0x004: 0x40}
     t.update(table)
     drv = ADE7953(_Bus(t), _HighPin())
     cal = Calibration()
@@ -406,6 +407,7 @@ def test_metering_step_allocates_nothing():
 def test_drop_and_over_range_paths_allocate_nothing():
     # every way an interval is refused, and the over-range and overflow paths, heap-locked
     cases = (({0x102: 0x0002}, DROP_CONFIG),  # mis-clocked
+             ({0x004: 0x00}, DROP_CONFIG),  # read-with-reset lost: totals, not intervals
              ({0x102: 0x8004}, DROP_RESET),  # chip back at its defaults
              ({0x22E: 1 << 20}, DROP_RESET),  # RESET interrupt
              ({0x21E: 0x7FFF80}, DROP_RANGE),  # +8.4 M LSB in 1 s
