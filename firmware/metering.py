@@ -42,7 +42,9 @@ count above the full-scale rate (only possible with clipped inputs) start an epi
 OVER_RANGE_START (value: 1 current, 2 voltage, 4 energy) once, ``over_range`` True (F.F.0
 over-range bit, LCD ALARM); it ends (OVER_RANGE_END, value: seconds) after 60 s of metering
 time without any. The registers count what the chip measured (the clipped energy: bounded,
-of the right sign, below the true energy), as in any interval.
+of the right sign, below the true energy), as in any interval; while it lasts the displayed
+P, Q, S are the last interval's mean from those counts, not the instantaneous registers
+(which saturate, or might wrap, beyond full scale).
 
 A missing, mis-clocked or reset chip at power-up is logged (METROLOGY_FAULT), the registers
 hold their values, and the task retries the power-up sequence every ``retry_ms``.
@@ -157,6 +159,7 @@ class Metering:
         self._ovf = 0
         self._last_ms = 0
         self._skew = 0  # ms the previous interval's reads took
+        self._e_a = self._e_r = self._e_s = self._e_dt = 0
         self._inst_wall = None
         self.on_step = None  # optional hook (board instrumentation), called after each step
 
@@ -224,6 +227,10 @@ class Metering:
             self.ok = False
             return code
         self._over_range(ade.over_range, es, span, now)
+        self._e_a = ea  # the last plausible interval (for the display while over range)
+        self._e_r = er
+        self._e_s = es
+        self._e_dt = dt
         if self.gate.passes(es, dt):
             if self.no_load:
                 self.no_load = False
@@ -374,8 +381,19 @@ class Metering:
         w = time.ticks_ms()
         if self._inst_wall is None or time.ticks_diff(w, self._inst_wall) >= 1000:
             self._inst_wall = w
-            self.ade.read_instant()
-            self.instant = self.ade.instant_values()
+            ade = self.ade
+            ade.read_instant()
+            v = ade.instant_values()
+            if self.over_range and self._e_dt > 0:
+                # beyond full scale the instantaneous registers are not to be trusted (they
+                # may saturate or wrap): P, Q, S are the last interval's mean, from the counts
+                # the registers took, so the display never shows an import as export
+                c = ade.cal
+                k = 3600000 / self._e_dt
+                v["P"] = self._e_a * c.wh_per_lsb * k
+                v["Q"] = self._e_r * c.varh_per_lsb * k
+                v["S"] = self._e_s * c.vah_per_lsb * k
+            self.instant = v
 
     def finish(self):
         """Account the partial interval up to now (at shutdown / before a commit); a dropped

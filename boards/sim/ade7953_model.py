@@ -66,6 +66,20 @@ _UNITY = const(0x400000)
 _WAVE_FS = const(6500000)  # waveform peak code at 0.5 V peak (DS p.21)
 _LAST = (0x0FD, 0x1FE, 0x0FF, 0x1FF, 0x2FF, 0x3FF)  # communication verification registers
 
+# read_reg dispatch: 1 energy, 2 IRQSTATA/RSTIRQSTATA, 3 peak, 4 LAST_*, 5 instantaneous
+_KIND = {}
+for _a in (0x21E, 0x21F, 0x220, 0x221, 0x222, 0x223):  # AENERGYA .. APENERGYB
+    _KIND[_a] = 1
+for _a in (0x22D, 0x22E):
+    _KIND[_a] = 2
+for _a in range(0x226, 0x22C):
+    _KIND[_a] = 3
+for _a in _LAST:
+    _KIND[_a] = 4
+for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A, 0x10B,
+           0x10C, 0x10D, 0x10E):
+    _KIND[_a] = 5
+
 FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
 
 _DEFAULTS = {
@@ -84,7 +98,6 @@ _SIGNED24 = (0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x216, 0x217, 0x218, 0x21
              0x220, 0x221, 0x222, 0x223, 0x286, 0x288, 0x289, 0x28A, 0x28B, 0x292, 0x295,
              0x296, 0x297)
 _SIGNED16 = (0x10A, 0x10B, 0x10C, 0x10D)
-_ENERGY = (0x21E, 0x21F, 0x220, 0x221, 0x222, 0x223)
 _READONLY = (0x0FD, 0x0FF, 0x702, 0x10A, 0x10B, 0x10C, 0x10D, 0x10E, 0x1FE, 0x1FF,
              0x22D, 0x22E, 0x230, 0x231, 0x2FF) + tuple(range(0x210, 0x224)) + tuple(
     range(0x226, 0x22C))
@@ -184,7 +197,6 @@ class ADE7953Model:
         self._t = self._now()
         self._scale_key = None
         self._cfg = None  # cached (scale, no-load thresholds); cleared on register writes
-        self._sp = self._sq = self._ss = 0
         self._acc = [0, 0, 0]  # exact residues of P, Q, S (units: LSB * _den)
         self._reg = [0, 0, 0]  # AENERGYA, RENERGYA, APENERGYA counts
         self._meas_key = None
@@ -384,9 +396,12 @@ class ADE7953Model:
         """Value of register ``addr`` as the chip would send it (unsigned, width bits)."""
         n = _width(addr)
         base = addr - 0x100 if n == 4 else addr
-        if not self._ready():
+        if self._ready_at is not None and not self._ready():
             return 0
-        if base in _ENERGY:
+        kind = _KIND.get(base, 0)
+        if kind == 0:
+            v = self._regs.get(base, 0)
+        elif kind == 1:
             self._advance()
             idx = 0 if base < 0x220 else (1 if base < 0x222 else 2)
             if base & 1:  # channel B mirrors A without reset bookkeeping
@@ -395,28 +410,23 @@ class ADE7953Model:
                 v = self._reg[idx]
                 if self._regs[0x004] & 0x40:
                     self._reg[idx] = 0
-        elif base == 0x22D or base == 0x22E:
+        elif kind == 2:
             self._advance()
             v = self._irqstata
             if base == 0x22E:
                 self._irqstata = 0
             if self._fault == "irqstuck":
                 v |= 0x3F
-        elif 0x226 <= base <= 0x22B:  # VPEAK, RSTVPEAK, IAPEAK, RSTIAPEAK, IBPEAK, RSTIBPEAK
+        elif kind == 3:  # VPEAK, RSTVPEAK, IAPEAK, RSTIAPEAK, IBPEAK, RSTIBPEAK
             self._advance()
             i = (base - 0x226) >> 1
             v = self._peak[i]
             if base & 1:
                 self._peak[i] = 0
-        elif base in _LAST:
+        elif kind == 4:
             v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
-        elif base in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215,
-                      0x10A, 0x10B, 0x10C, 0x10D, 0x10E):
-            v = self._inst(base)
-        elif base == 0x201:
-            v = self._regs[0x201]
         else:
-            v = self._regs.get(base, 0)
+            v = self._inst(base)
         bits = 8 * n
         if n == 4 and base in _SIGNED24:
             v &= 0xFFFFFF
@@ -516,7 +526,7 @@ class ADE7953Model:
         a = self._addr
         v = self._val = self.read_reg(a)
         base = a - 0x100 if self._n == 4 else a
-        if self._ready_at is None and base not in _LAST:
+        if self._ready_at is None and _KIND.get(base, 0) != 4:
             last = self._last  # LAST_OP read, LAST_ADD, LAST_RWDATA
             last[0] = 0x35
             last[1] = a

@@ -237,6 +237,15 @@ async def test_over_range_alarm_in_status_and_lcd():
     assert status.error_flags(meter) & status.ERR_OVER_RANGE
     assert status.alarm(meter) and meter.display.flags() & lcd.ANN_ALARM
     assert meter.display.flags() & lcd.ANN_IMPORT, "over-range import stays import"
+    m = meter.metering
+    # a chip whose AWATT wrapped beyond full scale (as the model did before it saturated:
+    # 1.7.0 showed -7486.7 W EXP): the display takes P from the interval's counts instead
+    board.ade._inst = lambda addr: -0x700000 if addr in (0x212, 0x210) else 0
+    m._inst_wall = None  # (the task refreshes the instantaneous values once per wall second)
+    m._instant()
+    v = m.instant
+    assert 20000 < v["P"] < 30000 and v["S"] >= v["P"], v  # 1.7.0: still import
+    assert meter.display.flags() & lcd.ANN_IMPORT
     assert meter.log.count(events.OVER_RANGE_START) == 1
     task.cancel()
     board.clock.stopped = True
