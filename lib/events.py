@@ -26,7 +26,8 @@ TEST_MODE_ON = const(17)
 TEST_MODE_OFF = const(18)
 POWER_FAIL = const(19)
 CLOCK_SET = const(20)
-ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or |P|,|Q| > S
+ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
+# |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
 OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
 OVER_RANGE_END = const(23)  # over-range episode over (value: its length in s)
 

@@ -83,6 +83,20 @@ def test_loads_above_the_gate_register():
         assert mw / 1000 - 0.001 - LSB_WH <= got <= mw / 1000 + LSB_WH, (mw, got)
 
 
+def test_loads_at_the_gate_fall_in_the_documented_band():
+    # the gate compares count - 1 LSB (a strict lower bound of the energy): at the threshold
+    # itself (2.30 W) nothing registers, between 2.41 and 2.56 W part, from 2.56 W all
+    # (docs/ARCHITECTURE.md, "Starting current / no-load")
+    got = []
+    for mw in (2300, 2400, 2500):
+        clock, model, m = _meter([(0, mw, 0)])
+        assert run(m.start_chip())
+        _steps(m, clock, 3600)
+        got.append(m.regs.value_milli("1.8.0"))
+    assert got[0] == 0 and got[1] == 0, got
+    assert 0 < got[2] < 2500, got
+
+
 def test_overflow_is_repaired():
     clock, model, m = _meter([(0, 15 * KW, 3 * KW)])
     assert run(m.start_chip())
