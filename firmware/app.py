@@ -99,7 +99,8 @@ class Meter:
             if n <= 0:
                 train.idle()
                 led.value(0)
-                await clock.sleep_ms(period)
+                # until just after the next metering step (reads at whole periods)
+                await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
                 continue
             k = await train.show(led, n)  # LED on: shown, whatever happens next
             if reactive:
