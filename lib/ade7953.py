@@ -369,7 +369,8 @@ class ADE7953:
                            % (what, cfg, lcyc, nl))
 
     def configure(self):
-        """Write the whole configuration (after every power-up or reset) and verify it."""
+        """Write the whole configuration (after every power-up or reset) and read every
+        register back (ADE7953Error naming the first that differs)."""
         c = self.cal
         self.write(UNLOCK_120, 0xAD)
         self.write(RESERVED_120, 0x0030)
@@ -395,6 +396,20 @@ class ADE7953:
         self.write(OVLVL, c.over_range_code)
         self._nl = nl
         self.verify()
+        # every register that scales or gates the counts read back as written: a bit lost on
+        # MOSI would otherwise bias every interval, unseen by the per-read checks
+        for addr, want in ((LCYCMODE, LCYCMODE_DEFAULT), (PGA_IA, c.pga_ia),
+                           (VAR_NOLOAD, nl), (VA_NOLOAD, nl), (DISNOLOAD, 0),
+                           (AWGAIN, c.awgain), (AVARGAIN, c.avargain), (AVAGAIN, c.avagain),
+                           (AIGAIN, c.aigain), (AVGAIN, c.avgain), (BVGAIN, c.avgain),
+                           (BIGAIN, c.bigain), (PHCALA, _phcal_code(c.phcal_a)),
+                           (OILVL, c.over_range_code), (OVLVL, c.over_range_code)):
+            got = self._word(addr)
+            if got != want & ((1 << (8 * width(addr))) - 1):
+                raise ADE7953Error("ADE7953 register 0x%03X reads 0x%X, written 0x%X"
+                                   % (addr, got, want))
+        if self._word(ACCMODE) & 0x3FF:  # (bits 10-21 are live sign / no-load flags)
+            raise ADE7953Error("ADE7953 ACCMODE not signed accumulation")
 
     def verify(self):
         """Read back key configuration; raise ADE7953Error if the chip lost it (a reset or a
