@@ -15,7 +15,7 @@ import events
 from ade7953 import ADE7953, Calibration
 from energy import Registers, lsb_per_unit_q8
 from metering import Metering
-from pulse import NoLoadGate, PulseOutput
+from pulse import NoLoadGate, PulseOutput, PulseTrain
 
 VERSION = "0.1.0"
 
@@ -74,8 +74,12 @@ class Meter:
 
     async def led_task(self):
         """Test LED: the pulses due from each metering interval are spread evenly over the
-        next ``period_ms`` (ON ``pulse_ms`` each, OFF at least as long); steadily lit in
-        no-load, dark while the metrology is faulty.
+        next ``period_ms`` (ON ``pulse_ms`` each, OFF at least as long; lib.pulse.PulseTrain:
+        never skips, never falls behind its schedule); dark otherwise: in no-load and while
+        the metrology is faulty (pulses already owed for registered energy are still shown).
+        At the end of a run :meth:`shutdown` shows what is still owed, so a counter on the
+        LED equals the pulse output's total (hence no steady light in no-load either: it
+        would count as a pulse; no-load shows in C.5.0 and on status LED 1).
 
         Normally the kWh LED shows active energy and the kvarh LED is dark. In test mode
         with the reactive output selected (``DisplayTask.led_reactive()``, cfg ``test_led``
@@ -85,35 +89,50 @@ class Meter:
         m = self.metering
         b = self.board
         clock = b.clock
-        on_ms = self.cfg["pulse_ms"]
         period = m.period_ms
+        train = PulseTrain(clock, period, self.cfg["pulse_ms"])
         while True:
-            reactive = self.display.led_reactive() and b.led_kvarh is not None
-            if reactive:
-                led, other = b.led_kvarh, b.led_kwh
-                m.pulses_due = 0
-                n = m.var_pulses_due
-            else:
-                led, other = b.led_kwh, b.led_kvarh
-                m.var_pulses_due = 0
-                n = m.pulses_due
+            led, other, reactive = self._led_select()
             if other is not None:
                 other.value(0)
-            if m.no_load or not m.ok or n == 0:
-                led.value(1 if (m.ok and m.no_load) else 0)
-                await clock.sleep_ms(period)
+            n = m.var_pulses_due if reactive else m.pulses_due
+            if n <= 0:
+                train.idle()
+                led.value(0)
+                # until just after the next metering step (reads at whole periods)
+                await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
                 continue
-            gap = period // n - on_ms
-            if gap < on_ms:  # faster than the LED can show: emit at the maximum rate
-                gap = on_ms
+            k = await train.show(led, n)  # LED on: shown, whatever happens next
             if reactive:
-                m.var_pulses_due -= 1
+                m.var_pulses_due -= k
             else:
-                m.pulses_due -= 1
-            led.value(1)
-            await clock.sleep_ms(on_ms)
-            led.value(0)
-            await clock.sleep_ms(gap)
+                m.pulses_due -= k
+            await train.release(led)
+
+    def _led_select(self):
+        # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped
+        b = self.board
+        m = self.metering
+        if self.display.led_reactive() and b.led_kvarh is not None:
+            m.pulses_due = 0
+            return b.led_kvarh, b.led_kwh, True
+        m.var_pulses_due = 0
+        return b.led_kwh, b.led_kvarh, False
+
+    def _led_flush(self):
+        # end of a run: the pulses still owed are shown at once (lib.pulse.PulseTrain.flush)
+        m = self.metering
+        led, other, reactive = self._led_select()
+        if other is not None:
+            other.value(0)
+        if led is None:
+            return
+        if reactive:
+            PulseTrain.flush(led, m.var_pulses_due)
+            m.var_pulses_due = 0
+        else:
+            PulseTrain.flush(led, m.pulses_due)
+            m.pulses_due = 0
 
     def _load_config(self, dflt, part):
         """Configuration from flash (lib/config.py): blank or corrupt -> defaults, logged."""
@@ -262,8 +281,10 @@ class Meter:
             await asyncio.sleep_ms(period_ms)
 
     def shutdown(self):
-        """Orderly stop (end of a simulated run, Ctrl-C): last interval, then a commit."""
+        """Orderly stop (end of a simulated run, Ctrl-C): last interval, the test pulses
+        still owed, then a commit."""
         self.metering.finish()
+        self._led_flush()
         if self.storage is not None:
             import journal
 

@@ -15,7 +15,8 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0002 configuration: the configuration record was blank-after-use, damaged or of an
          unknown version, so defaults or an older copy are in use
   0x0004 metrology checksum unavailable (software identification cannot be shown)
-  0x0008 over-range: current or power beyond the measuring range in this episode
+  0x0008 over-range: current, voltage or power beyond the measuring range in this episode
+         (ADE7953 OIA/OV flags or apparent energy above full scale; ends 60 s after the last)
   0x0010 clock invalid: the RTC was not trusted at power-up and has not been set since
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
@@ -92,6 +93,8 @@ def error_flags(meter):
     sto = getattr(meter, "storage", None)
     if sto is not None and sto.fault is not None:
         f |= ERR_STORAGE
+    if getattr(m, "over_range", False):  # episode: firmware/metering.py
+        f |= ERR_OVER_RANGE
     return f
 
 

@@ -15,6 +15,25 @@ is written again (Tasmota notes that a reset does not always restore all registe
 Energy comes only from the accumulation registers AENERGYA, RENERGYA, APENERGYA read with
 reset (LCYCMODE.RSTREAD = 1, DS p.25): signed two's complement, 24 bit, never abs()'d.
 
+Trust in each read (:meth:`read_energy`, DS p.57 Table 11 and p.62 Table 16): every word of
+the interval (AENERGYA, RENERGYA, APENERGYA, RSTIRQSTATA) is followed by a read of the chip's
+own record of what it sent (LAST_RWDATA_24), so a bit corrupted on MISO shows as a mismatch;
+then CONFIG and LCYCMODE are read back against the values written: a mis-clocked bus (every
+word shifted one bit: 0x0004 reads 0x0002), MISO stuck at 0 or 1 (0x0000 / 0xFFFF) and a chip
+that restarted (0x8004, its default) all differ, and LCYCMODE.RSTREAD must still be set (else
+every read would count the whole total again). Ten SPI frames per interval (was four): at
+1 MHz about 0.45 ms of bus time per second. A shifted or stuck bus repeats its error in the
+echo, so the echo alone does not catch it; the readback alone does not catch a single flipped
+bit: each check covers the other's blind spot.
+
+Over-range (DS p.46-47 peak, overcurrent and overvoltage detection; IRQSTATA bits 13 OIA and
+16 OV, Table 22): OILVL and OVLVL are written at 85 % of the nominal ADC waveform full scale
+(about +/-6 500 000 LSB at 0.5 V peak, DS p.21; "varies part-to-part", so the threshold sits
+below the spread): the current peak above 106 A (75 A rms for a sine) or the voltage peak above
+425 V (300 V rms) sets OIA / OV, latched until the next RSTIRQSTATA read. Beyond full scale the
+ADC clips, so the energies read are those of the clipped waveforms: bounded, of the right
+sign, below the true energy (docs/ARCHITECTURE.md, "Metrology choices").
+
 Overflow bound (DS p.25-26: 206 900 LSB/s at full-scale V and I with xWGAIN = 0x400000, the
 24-bit register holds +/-8 388 607 LSB):
     rate(Imax)  = 206 900 * (Vmax * Imax) / (Vfs * Ifs)                      [LSB/s]
@@ -39,6 +58,10 @@ PGA_IB = const(0x009)
 WRITE_PROTECT = const(0x040)
 LAST_OP = const(0x0FD)
 UNLOCK_120 = const(0x0FE)
+LAST_RWDATA_8 = const(0x0FF)
+LAST_ADD = const(0x1FE)
+LAST_RWDATA_16 = const(0x1FF)
+LAST_RWDATA_24 = const(0x2FF)
 VERSION = const(0x702)
 EX_REF = const(0x800)
 ZXTOUT = const(0x100)
@@ -75,6 +98,12 @@ RENERGYA = const(0x220)
 RENERGYB = const(0x221)
 APENERGYA = const(0x222)
 APENERGYB = const(0x223)
+OVLVL = const(0x224)
+OILVL = const(0x225)
+VPEAK = const(0x226)
+RSTVPEAK = const(0x227)
+IAPEAK = const(0x228)
+RSTIAPEAK = const(0x229)
 IRQENA = const(0x22C)
 IRQSTATA = const(0x22D)
 RSTIRQSTATA = const(0x22E)
@@ -102,13 +131,23 @@ _SWRST = const(0x0080)  # CONFIG b7
 IRQ_AEOFA = const(1 << 3)
 IRQ_VAREOFA = const(1 << 4)
 IRQ_VAEOFA = const(1 << 5)
+IRQ_OIA = const(1 << 13)  # current channel A peak above OILVL (DS p.47, Table 22)
+IRQ_OV = const(1 << 16)  # voltage peak above OVLVL
 IRQ_RESET = const(1 << 20)
 _EOF_MASK = const((1 << 3) | (1 << 4) | (1 << 5))
+_OVER_MASK = const((1 << 13) | (1 << 16))
+
+# Result of read_energy(): can this interval's counts be trusted as read?
+READ_OK = const(0)
+READ_ECHO = const(1)  # a word differs from the chip's LAST_RWDATA record: corrupted on MISO
+READ_CONFIG = const(2)  # CONFIG is not what was written: mis-clocked / stuck bus, config lost
+READ_RESET = const(3)  # RESET interrupt or CONFIG back to its default: the chip restarted
 
 # Nominal full-scale codes (DS p.23, p.24, p.25).
 RMS_FULL_SCALE = const(9032007)  # IRMS/VRMS code at 0.5 V peak input
 POWER_FULL_SCALE = const(4862401)  # xWATT/xVAR/xVA code at full-scale V and I
 ENERGY_RATE_FULL_SCALE = const(206900)  # energy LSB per second at full scale
+WAVE_FULL_SCALE = const(6500000)  # IA/IB/V waveform code at 0.5 V peak, nominal (DS p.21)
 PERIOD_CLOCK_HZ = const(223750)  # f = 223 750 / (PERIOD + 1) (DS p.36)
 _GAIN_UNITY = const(0x400000)
 
@@ -169,6 +208,9 @@ class Calibration:
         # No-load threshold written to AP/VAR/VA_NOLOAD, in W (below the firmware's
         # starting-current gate so the firmware gate decides; DS p.40-42).
         self.chip_no_load_w = 1.0
+        # OILVL / OVLVL: waveform peak code above which the chip flags over-range (OIA, OV),
+        # 85 % of the nominal full scale (DS p.21, p.47); see the module docstring.
+        self.over_range_code = WAVE_FULL_SCALE * 85 // 100
         for k in kw:
             if not hasattr(self, k):
                 raise ValueError("unknown calibration constant %s" % k)
@@ -221,6 +263,7 @@ class ADE7953:
         self.e_apparent = 0
         self.irq_status = 0
         self.overflow = 0
+        self.over_range = 0
         self.resets_seen = 0
         self.vrms = self.irms_a = self.irms_b = self.watt = self.var = self.va = 0
         self.pf = self.period = self.angle = 0
@@ -229,8 +272,8 @@ class ADE7953:
 
     # -- raw access ---------------------------------------------------------------------
 
-    def read(self, addr):
-        """Read register ``addr``; returns int (sign-extended for signed registers)."""
+    def _word(self, addr):
+        # one read frame; the register's bits as sent, unsigned (allocation-free)
         n = width(addr)
         tx = self._tx
         tx[0] = addr >> 8
@@ -245,6 +288,12 @@ class ADE7953:
         v = 0
         for i in range(3, 3 + n):
             v = (v << 8) | rx[i]
+        return v
+
+    def read(self, addr):
+        """Read register ``addr``; returns int (sign-extended for signed registers)."""
+        v = self._word(addr)
+        n = width(addr)
         if (addr - 0x100 if n == 4 else addr) in _SIGNED:
             bits = 8 * n
             if v & (1 << (bits - 1)):
@@ -267,8 +316,12 @@ class ADE7953:
     # -- set-up -------------------------------------------------------------------------
 
     async def begin(self, sleep_ms, hard_reset=True):
-        """Power-up sequence (DS p.18, p.50): optional RESET pulse (>= 10 us), wait for the
-        RESET interrupt (IRQ low) up to 100 ms, check defaults, then :meth:`configure`.
+        """Power-up sequence (DS p.18, p.50): with ``hard_reset`` a RESET pulse (>= 10 us),
+        or without a RESET pin a software reset (CONFIG.SWRST, DS p.62 Table 16), so that a
+        re-initialisation after a fault starts from the chip's defaults; wait for the RESET
+        interrupt (IRQ falling) up to 100 ms (the full 100 ms if the pin is low already: a
+        stuck IRQ line must not cut the start-up short), check defaults, then
+        :meth:`configure`.
 
         ``sleep_ms``: async sleep on the board clock. Raises ADE7953Error if the chip does not
         come out of reset with its default register values (dead bus, 1-bit shift from a
@@ -278,9 +331,15 @@ class ADE7953:
             self._reset.value(0)
             await sleep_ms(1)
             self._reset.value(1)
+        elif hard_reset:
+            self.write(CONFIG, CONFIG_DEFAULT | _SWRST)  # the chip restarts at once
+            await sleep_ms(1)
+        # an IRQ pin already low here, with the chip just reset, is stuck: then wait 100 ms
+        irq = self._irq
+        trust = irq is not None and irq.value() == 1
         waited = 0
         while waited < 100:
-            if self._irq is not None and self._irq.value() == 0:
+            if trust and irq.value() == 0:
                 break
             await sleep_ms(5)
             waited += 5
@@ -310,7 +369,8 @@ class ADE7953:
                            % (what, cfg, lcyc, nl))
 
     def configure(self):
-        """Write the whole configuration (after every power-up or reset) and verify it."""
+        """Write the whole configuration (after every power-up or reset) and read every
+        register back (ADE7953Error naming the first that differs)."""
         c = self.cal
         self.write(UNLOCK_120, 0xAD)
         self.write(RESERVED_120, 0x0030)
@@ -332,8 +392,24 @@ class ADE7953:
         self.write(BIGAIN, c.bigain)
         self.write(PHCALA, _phcal_code(c.phcal_a))
         self.write(ACCMODE, 0)  # signed accumulation for active and reactive (DS p.27)
+        self.write(OILVL, c.over_range_code)  # over-range flags OIA / OV (DS p.47)
+        self.write(OVLVL, c.over_range_code)
         self._nl = nl
         self.verify()
+        # every register that scales or gates the counts read back as written: a bit lost on
+        # MOSI would otherwise bias every interval, unseen by the per-read checks
+        for addr, want in ((LCYCMODE, LCYCMODE_DEFAULT), (PGA_IA, c.pga_ia),
+                           (VAR_NOLOAD, nl), (VA_NOLOAD, nl), (DISNOLOAD, 0),
+                           (AWGAIN, c.awgain), (AVARGAIN, c.avargain), (AVAGAIN, c.avagain),
+                           (AIGAIN, c.aigain), (AVGAIN, c.avgain), (BVGAIN, c.avgain),
+                           (BIGAIN, c.bigain), (PHCALA, _phcal_code(c.phcal_a)),
+                           (OILVL, c.over_range_code), (OVLVL, c.over_range_code)):
+            got = self._word(addr)
+            if got != want & ((1 << (8 * width(addr))) - 1):
+                raise ADE7953Error("ADE7953 register 0x%03X reads 0x%X, written 0x%X"
+                                   % (addr, got, want))
+        if self._word(ACCMODE) & 0x3FF:  # (bits 10-21 are live sign / no-load flags)
+            raise ADE7953Error("ADE7953 ACCMODE not signed accumulation")
 
     def verify(self):
         """Read back key configuration; raise ADE7953Error if the chip lost it (a reset or a
@@ -353,25 +429,66 @@ class ADE7953:
         rate = imax_a * vmax_v / 3600 / self.cal.vah_per_lsb  # LSB/s at Smax
         return int(8388607 / rate * 1000)
 
+    def count_limit_per_ms(self):
+        """The most any of AENERGYA, RENERGYA, APENERGYA can count per ms (LSB/ms, int): the
+        physical limit of the chip, not of the meter's rating.
+
+        The ADC clips at full scale, so no input can make the chip count faster than with
+        both inputs clipped to square waves at full scale: mean(v*i) <= Vpk*Ipk, twice the
+        full-scale sine product, i.e. 2 x 206 900 LSB/s (DS p.25-26, p.31) times the largest
+        of xWGAIN/xVARGAIN/xVAGAIN / 0x400000 (DS p.34), plus 2 % for the CLKIN tolerance
+        (3.54..3.62 MHz, DS p.5) that scales the accumulation rate. Rounded up. For the
+        reference front end at unity gains: 423 LSB/ms (twice 31.15 kVA)."""
+        c = self.cal
+        g = max(c.awgain, c.avargain, c.avagain)
+        den = _GAIN_UNITY * 100 * 1000
+        return (2 * ENERGY_RATE_FULL_SCALE * g * 102 + den - 1) // den
+
     # -- the metering read path (allocation-free) ---------------------------------------
 
     def read_energy(self):
-        """Read and reset the channel-A accumulators (DS p.25, RSTREAD = 1).
+        """Read and reset the channel-A accumulators (DS p.25, RSTREAD = 1) and check that
+        the words can be trusted (module docstring). Allocation-free; never raises.
 
         Sets ``e_active``, ``e_reactive`` (signed LSB), ``e_apparent`` (LSB), ``irq_status``
-        (IRQSTATA at the read, cleared by reading RSTIRQSTATA) and ``overflow`` (the AEOFA /
-        VAREOFA / VAEOFA bits: an accumulator wrapped since the previous read, so that
-        interval's values are not to be trusted).
-        """
-        self.e_active = self.read(AENERGYA)
-        self.e_reactive = self.read(RENERGYA)
-        self.e_apparent = self.read(APENERGYA)
-        st = self.read(RSTIRQSTATA)
+        (IRQSTATA at the read, cleared by reading RSTIRQSTATA), ``overflow`` (the AEOFA /
+        VAREOFA / VAEOFA bits: an accumulator wrapped since the previous read) and
+        ``over_range`` (the OIA / OV bits). Returns READ_OK (0) when every word matched the
+        chip's echo and CONFIG and LCYCMODE read back as written (LCYCMODE.RSTREAD is what
+        makes each read one interval: without it every read would repeat the total); else
+        READ_ECHO, READ_CONFIG or READ_RESET, and the counts must not be used (they are
+        still set, for the log). Ten SPI frames."""
+        echo = LAST_RWDATA_24
+        a = self._word(AENERGYA)
+        bad = self._word(echo) != a
+        r = self._word(RENERGYA)
+        if self._word(echo) != r:
+            bad = True
+        s = self._word(APENERGYA)
+        if self._word(echo) != s:
+            bad = True
+        st = self._word(RSTIRQSTATA)
+        if self._word(echo) != st:
+            bad = True
+        cfg = self._word(CONFIG)
+        lcyc = self._word(LCYCMODE)
+        self.e_active = a - 0x1000000 if a & 0x800000 else a
+        self.e_reactive = r - 0x1000000 if r & 0x800000 else r
+        self.e_apparent = s - 0x1000000 if s & 0x800000 else s
         self.irq_status = st
         self.overflow = st & _EOF_MASK
+        self.over_range = st & _OVER_MASK
+        if cfg == CONFIG_DEFAULT:
+            self.resets_seen += 1
+            return READ_RESET
+        if bad:
+            return READ_ECHO
+        if cfg != self._config or lcyc != LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
+            return READ_CONFIG  # stuck at 1 sets it too)
         if st & IRQ_RESET:
             self.resets_seen += 1
-            raise ADE7953Error("ADE7953 reset interrupt: chip restarted")
+            return READ_RESET
+        return READ_OK
 
     def read_instant(self):
         """Raw instantaneous codes into attributes: ``vrms``, ``irms_a``, ``irms_b``,

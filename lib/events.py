@@ -32,6 +32,10 @@ STORAGE_FOREIGN = const(41)  # journal of another format: writes refused (value:
 STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old schema)
 STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema)
 STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
+ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
+# |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
+OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
+OVER_RANGE_END = const(23)  # over-range episode over (value: its length in s)
 
 NAMES = {
     POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
@@ -47,6 +51,8 @@ NAMES = {
     STORAGE_FOREIGN: "journal of another format: writes refused",
     STORAGE_MIGRATED: "journal migrated from an older schema",
     STORAGE_FORMATTED: "journal formatted", STORAGE_WRITE_FAILED: "journal write failed",
+    ENERGY_IMPLAUSIBLE: "implausible energy dropped", OVER_RANGE_START: "over-range start",
+    OVER_RANGE_END: "over-range end",
 }
 
 

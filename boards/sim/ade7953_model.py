@@ -27,9 +27,33 @@ What it models, and where from:
 Front end: Vfs = 354 V rms, Ifs = 88 A rms (see lib/ade7953.Calibration). Channel B (neutral)
 carries the same current as A unless ``neutral_ratio_pct`` says otherwise.
 
-Faults for tests: ``fault='dead0'`` (MISO stuck low), ``'deadff'`` (stuck high),
-``'misclocked'`` (every read shifted right by one bit), :meth:`inject_reset`.
+- Over-range (DS p.21, p.46-47): the ADC clips each input at its full scale (0.5 V peak:
+  Vfs = 354 V rms, Ifs = 88 A rms for a sine). A clipped sine of rms x times full scale keeps
+  a fundamental of (2/pi)(a + sin a cos a) and an rms of
+  sqrt((4/pi)(a/2 - sin a cos a / 2 + sin^2 a (pi/2 - a))) of its unclipped values, a =
+  asin(1/x) (Fourier series of the clipped sine). Active and reactive power (and energy)
+  scale with the fundamentals of both inputs (harmonic products of two clipped inputs are
+  left out), apparent power with the rms values (VRMS x IRMS, DS p.31), so |P|, |Q| <= S
+  still holds and the sign never changes; at any overload the counts stay below twice the
+  full-scale rate. The waveform peak (VPEAK, IAPEAK, IBPEAK and their read-with-reset
+  twins, nominal full scale 6 500 000 LSB) is compared with OVLVL / OILVL: above it,
+  IRQSTATA.OV (bit 16) / OIA (bit 13) latch. Instantaneous registers saturate at their
+  24-bit range instead of wrapping.
+- Communication verification (DS p.57 Table 11): LAST_OP (0x35 read, 0xCA write), LAST_ADD
+  and LAST_RWDATA (0x0FF/0x1FF/0x2FF/0x3FF) record the last transfer as the chip sent or
+  received it; reading them is not itself recorded.
+
+Faults for tests (``fault`` attribute, names in :data:`FAULTS`): ``'dead0'`` (MISO stuck
+low), ``'deadff'`` (stuck high), ``'misclocked'`` (every read shifted right by one bit),
+``'irqstuck'`` (the chip's IRQSTATA bits 0-5, half-full and overflow of A, stuck at 1, IRQ pin
+low); one-shot, the attribute reads None afterwards: ``'reset'`` (restart now, as
+:meth:`inject_reset`), ``'bitflip'`` (one bit, ``flip_bit`` of register ``flip_addr``,
+default bit 14 of APENERGYA, inverted on MISO in the next read of that register; the chip's
+LAST_RWDATA keeps the true value), ``'rstread'`` (LCYCMODE.RSTREAD cleared, as by a stray
+write: reads stop resetting the accumulators).
 """
+
+import math
 
 from micropython import const
 
@@ -39,6 +63,24 @@ _RMS_FS = const(9032007)
 _POWER_FS = const(4862401)
 _ERATE_FS = const(206900)
 _UNITY = const(0x400000)
+_WAVE_FS = const(6500000)  # waveform peak code at 0.5 V peak (DS p.21)
+_LAST = (0x0FD, 0x1FE, 0x0FF, 0x1FF, 0x2FF, 0x3FF)  # communication verification registers
+
+# read_reg dispatch: 1 energy, 2 IRQSTATA/RSTIRQSTATA, 3 peak, 4 LAST_*, 5 instantaneous
+_KIND = {}
+for _a in (0x21E, 0x21F, 0x220, 0x221, 0x222, 0x223):  # AENERGYA .. APENERGYB
+    _KIND[_a] = 1
+for _a in (0x22D, 0x22E):
+    _KIND[_a] = 2
+for _a in range(0x226, 0x22C):
+    _KIND[_a] = 3
+for _a in _LAST:
+    _KIND[_a] = 4
+for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A, 0x10B,
+           0x10C, 0x10D, 0x10E):
+    _KIND[_a] = 5
+
+FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
 
 _DEFAULTS = {
     0x000: 0x00, 0x001: 0x00, 0x004: 0x40, 0x007: 0, 0x008: 0, 0x009: 0, 0x040: 0,
@@ -56,7 +98,6 @@ _SIGNED24 = (0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x216, 0x217, 0x218, 0x21
              0x220, 0x221, 0x222, 0x223, 0x286, 0x288, 0x289, 0x28A, 0x28B, 0x292, 0x295,
              0x296, 0x297)
 _SIGNED16 = (0x10A, 0x10B, 0x10C, 0x10D)
-_ENERGY = (0x21E, 0x21F, 0x220, 0x221, 0x222, 0x223)
 _READONLY = (0x0FD, 0x0FF, 0x702, 0x10A, 0x10B, 0x10C, 0x10D, 0x10E, 0x1FE, 0x1FF,
              0x22D, 0x22E, 0x230, 0x231, 0x2FF) + tuple(range(0x210, 0x224)) + tuple(
     range(0x226, 0x22C))
@@ -72,6 +113,20 @@ def _isqrt(n):
         if y >= x:
             return x
         x = y
+
+
+def _clip(x):
+    """A sine of ``x`` (float) times the full-scale sine, clipped at full scale: (fundamental,
+    rms) relative to the unclipped sine's (floats; rms >= fundamental). (1.0, 1.0) for
+    x <= 1."""
+    if x <= 1:
+        return 1.0, 1.0
+    sa = 1 / x
+    a = math.asin(sa)
+    sc = sa * math.cos(a)
+    f = 2 / math.pi * (a + sc)
+    r = math.sqrt(4 / math.pi * (a / 2 - sc / 2 + sa * sa * (math.pi / 2 - a)))
+    return f, (r if r > f else f)
 
 
 def _width(addr):
@@ -91,7 +146,10 @@ class ADE7953Model:
         self._now = now_ms
         self.v_mv = v_mv
         self.f_mhz = f_mhz
-        self.fault = fault
+        self._fault = None
+        self.flip_addr = 0x222
+        self.flip_bit = 14
+        self._flip = False
         self.neutral_ratio_pct = neutral_ratio_pct
         self.reads = 0
         self.writes = 0
@@ -104,7 +162,30 @@ class ADE7953Model:
         self._wdata = 0
         self._last_was_unlock = False
         self.unlocked_120 = False
+        self._out = 0
         self.power_on()
+        self.fault = fault
+
+    @property
+    def fault(self):
+        """The fault in force (a name from :data:`FAULTS`) or None."""
+        return self._fault
+
+    @fault.setter
+    def fault(self, name):
+        if name is not None and name not in FAULTS:
+            raise ValueError("unknown ADE7953 fault %r" % (name,))
+        if name == "reset":
+            self.inject_reset()
+            name = None
+        elif name == "bitflip":
+            self._flip = True
+            name = None
+        elif name == "rstread":
+            self._advance()
+            self._regs[0x004] &= ~0x40  # read-with-reset off: reads return running totals
+            name = None
+        self._fault = name
 
     # -- reset and power -------------------------------------------------------------------
 
@@ -116,9 +197,12 @@ class ADE7953Model:
         self._t = self._now()
         self._scale_key = None
         self._cfg = None  # cached (scale, no-load thresholds); cleared on register writes
-        self._sp = self._sq = self._ss = 0
         self._acc = [0, 0, 0]  # exact residues of P, Q, S (units: LSB * _den)
         self._reg = [0, 0, 0]  # AENERGYA, RENERGYA, APENERGYA counts
+        self._meas_key = None
+        self._meas = None
+        self._peak = [0, 0, 0]  # VPEAK, IAPEAK, IBPEAK (waveform codes)
+        self._last = [0, 0, 0]  # LAST_OP, LAST_ADD, LAST_RWDATA
         self._last_was_unlock = False
         self.unlocked_120 = False
 
@@ -137,6 +221,8 @@ class ADE7953Model:
     def irq_pin(self):
         """IRQ pin level: 0 (asserted) when an enabled interrupt is pending (DS p.50)."""
         self._ready()
+        if self._fault == "irqstuck":
+            return 0
         return 0 if (self._irqstata & self._regs[0x22C]) else 1
 
     def reset_pin(self, level):
@@ -179,6 +265,46 @@ class ADE7953Model:
             self._scale_val = (ks, ds)
         return self._scale_val
 
+    def _measure(self, p, q):
+        """(p, q, s, v_peak, ia_peak, ib_peak) as the chip measures the trace's (p mW, q mvar)
+        at ``v_mv``: power in mW / mvar / mVA after ADC clipping (module docstring), peaks as
+        waveform codes. Exact integers (no clipping) unless an input is beyond full scale."""
+        v = self.v_mv
+        k = self._meas_key
+        if k is not None and k[0] == p and k[1] == q and k[2] == v and (
+                k[3] == self.neutral_ratio_pct):
+            return self._meas
+        key = (p, q, v, self.neutral_ratio_pct)
+        s = _isqrt(p * p + q * q)
+        xv = v / _VFS_MV
+        xi = s / v / _IFS_MA * 1000 if v else 0.0
+        xb = xi * self.neutral_ratio_pct / 100
+        fv, rv = _clip(xv)
+        fi, ri = _clip(xi)
+        if fv == 1.0 and fi == 1.0:
+            pm, qm, sm = p, q, s
+        else:  # clipped: int() rounds P and Q towards zero, S up, so |P|, |Q| <= S
+            f = fv * fi
+            pm = int(p * f)
+            qm = int(q * f)
+            sm = int(math.ceil(s * rv * ri))
+        pk = (int(min(xv, 1.0) * _WAVE_FS), int(min(xi, 1.0) * _WAVE_FS),
+              int(min(xb, 1.0) * _WAVE_FS))
+        self._meas_key = key
+        self._meas = (pm, qm, sm) + pk + (rv, ri, _clip(xb)[1])
+        return self._meas
+
+    def _peaks(self, pk):
+        # peak detection and the over-range flags (DS p.46-47)
+        peak = self._peak
+        for i in range(3):
+            if pk[3 + i] > peak[i]:
+                peak[i] = pk[3 + i]
+        if pk[4] > self._regs[0x225]:
+            self._irqstata |= 1 << 13  # OIA
+        if pk[3] > self._regs[0x224]:
+            self._irqstata |= 1 << 16  # OV
+
     def _advance(self):
         now = self._now()
         t = self._t
@@ -195,11 +321,9 @@ class ADE7953Model:
             p, q, nxt = trace_at(t)
             end = now if (nxt is None or nxt > now) else nxt
             dt = end - t
-            if p != self._sp or q != self._sq:
-                self._sp = p
-                self._sq = q
-                self._ss = _isqrt(p * p + q * q)
-            s = self._ss
+            m = self._measure(p, q)
+            p, q, s = m[0], m[1], m[2]
+            self._peaks(m)
             if (p if p >= 0 else -p) >= nl[0]:
                 acc[0] += p * dt * k[0]
             if (q if q >= 0 else -q) >= nl[1]:
@@ -222,18 +346,31 @@ class ADE7953Model:
     # -- instantaneous values ----------------------------------------------------------------
 
     def _inst(self, addr):
-        p, q, _n = self._trace.at(self._now())
-        s = _isqrt(p * p + q * q)
+        v = self._inst_raw(addr)
+        if addr < 0x200:
+            return v
+        # saturate instead of wrapping (instantaneous registers: 24 bit, signed or not)
+        if addr in _SIGNED24:
+            return 0x7FFFFF if v > 0x7FFFFF else (-0x800000 if v < -0x800000 else v)
+        return 0xFFFFFF if v > 0xFFFFFF else (0 if v < 0 else v)
+
+    def _inst_raw(self, addr):
+        p0, q0, _n = self._trace.at(self._now())
+        m = self._measure(p0, q0)
+        p, q, s = m[0], m[1], m[2]
+        s0 = _isqrt(p0 * p0 + q0 * q0)
         g = self._regs
         v = self.v_mv
-        if addr == 0x21C:  # VRMS
-            return v * _RMS_FS // _VFS_MV * g[0x281] // _UNITY
-        i_ma = s * 1000 // v if v else 0
+        if addr == 0x21C:  # VRMS of the (clipped) voltage
+            return int((v * _RMS_FS // _VFS_MV * g[0x281] // _UNITY) * m[6])
+        i_ma = s0 * 1000 // v if v else 0
         if addr == 0x21A or addr == 0x21B:
+            r = m[7]
             if addr == 0x21B:
                 i_ma = i_ma * self.neutral_ratio_pct // 100
+                r = m[8]
             gain = g[0x280] if addr == 0x21A else g[0x28C]
-            return i_ma * _RMS_FS // _IFS_MA * gain // _UNITY
+            return int((i_ma * _RMS_FS // _IFS_MA * gain // _UNITY) * r)
         pfs = _VFS_MV * _IFS_MA // 1000  # mW
         if addr in (0x212, 0x213):
             return p * _POWER_FS // pfs
@@ -249,8 +386,6 @@ class ADE7953Model:
         if addr == 0x10E:  # PERIOD
             return (223750 * 1000 + self.f_mhz // 2) // self.f_mhz - 1
         if addr == 0x10C or addr == 0x10D:
-            import math
-
             phi = math.atan2(q, p) if (p or q) else 0.0
             return int(phi / (2 * math.pi) / (self.f_mhz / 1000) / 4.47e-6)
         return 0
@@ -261,9 +396,12 @@ class ADE7953Model:
         """Value of register ``addr`` as the chip would send it (unsigned, width bits)."""
         n = _width(addr)
         base = addr - 0x100 if n == 4 else addr
-        if not self._ready():
+        if self._ready_at is not None and not self._ready():
             return 0
-        if base in _ENERGY:
+        kind = _KIND.get(base, 0)
+        if kind == 0:
+            v = self._regs.get(base, 0)
+        elif kind == 1:
             self._advance()
             idx = 0 if base < 0x220 else (1 if base < 0x222 else 2)
             if base & 1:  # channel B mirrors A without reset bookkeeping
@@ -272,18 +410,23 @@ class ADE7953Model:
                 v = self._reg[idx]
                 if self._regs[0x004] & 0x40:
                     self._reg[idx] = 0
-        elif base == 0x22D or base == 0x22E:
+        elif kind == 2:
             self._advance()
             v = self._irqstata
             if base == 0x22E:
                 self._irqstata = 0
-        elif base in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215,
-                      0x10A, 0x10B, 0x10C, 0x10D, 0x10E):
-            v = self._inst(base)
-        elif base == 0x201:
-            v = self._regs[0x201]
+            if self._fault == "irqstuck":
+                v |= 0x3F
+        elif kind == 3:  # VPEAK, RSTVPEAK, IAPEAK, RSTIAPEAK, IBPEAK, RSTIBPEAK
+            self._advance()
+            i = (base - 0x226) >> 1
+            v = self._peak[i]
+            if base & 1:
+                self._peak[i] = 0
+        elif kind == 4:
+            v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
         else:
-            v = self._regs.get(base, 0)
+            v = self._inst(base)
         bits = 8 * n
         if n == 4 and base in _SIGNED24:
             v &= 0xFFFFFF
@@ -298,6 +441,10 @@ class ADE7953Model:
         self._last_was_unlock = addr == 0x0FE and value == 0xAD
         if not self._ready():
             return
+        last = self._last
+        last[0] = 0xCA
+        last[1] = addr
+        last[2] = value & ((1 << (8 * n)) - 1)
         if addr == 0x0FE:
             return
         if base == 0x120:
@@ -337,6 +484,9 @@ class ADE7953Model:
             for i in range(len(rbuf)):
                 rbuf[i] = 0xFF if self.fault == "deadff" else 0
             return
+        if self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf):
+            self._frame(wbuf, rbuf)  # a whole frame in one call (what the driver does)
+            return
         pos = self._pos
         for i in range(len(wbuf)):
             b = wbuf[i]
@@ -350,15 +500,14 @@ class ADE7953Model:
                 self._cmd = b & 0x80
                 self._wdata = 0
                 if self._cmd:
-                    self.reads += 1
-                    self._val = self.read_reg(self._addr)
+                    self._read_cmd()
             elif pos < 3 + self._n:
                 k = pos - 3
                 if self._cmd:
-                    out = (self._val >> (8 * (self._n - 1 - k))) & 0xFF
+                    out = (self._out >> (8 * (self._n - 1 - k))) & 0xFF
                     if self.fault == "misclocked":
                         # sampled on the wrong edge: the whole word arrives one bit late
-                        prev = (self._val >> (8 * (self._n - k))) & 1 if k else 0
+                        prev = (self._out >> (8 * (self._n - k))) & 1 if k else 0
                         out = (out >> 1) | (prev << 7)
                 else:
                     self._wdata = (self._wdata << 8) | b
@@ -370,3 +519,50 @@ class ADE7953Model:
             if i < len(rbuf):
                 rbuf[i] = out
         self._pos = pos
+
+    def _read_cmd(self):
+        # the read command byte is in: latch the word, record it, corrupt it on the wire
+        self.reads += 1
+        a = self._addr
+        v = self._val = self.read_reg(a)
+        base = a - 0x100 if self._n == 4 else a
+        if self._ready_at is None and _KIND.get(base, 0) != 4:
+            last = self._last  # LAST_OP read, LAST_ADD, LAST_RWDATA
+            last[0] = 0x35
+            last[1] = a
+            last[2] = v
+        if self._flip and base == self.flip_addr:
+            self._flip = False
+            v ^= 1 << self.flip_bit  # corrupted on the wire only
+        self._out = v
+
+    def _frame(self, wbuf, rbuf):
+        # transfer() of a whole frame (header + data), byte for byte the same as the slow path
+        a = (wbuf[0] << 8) | wbuf[1]
+        n = _width(a)
+        self._addr = a
+        self._n = n
+        cmd = self._cmd = wbuf[2] & 0x80
+        self._wdata = 0
+        fault = self._fault
+        idle = 0xFF if fault == "deadff" else 0
+        rbuf[0] = rbuf[1] = rbuf[2] = idle
+        ln = len(wbuf)
+        m = ln - 3 if ln - 3 < n else n
+        if cmd:
+            self._read_cmd()
+            out = self._out
+            if fault == "misclocked":
+                out >>= 1  # sampled on the wrong edge: the word arrives one bit late
+            for k in range(m):
+                rbuf[3 + k] = idle if (fault == "dead0" or fault == "deadff") else (
+                    (out >> (8 * (n - 1 - k))) & 0xFF)
+        else:
+            w = 0
+            for k in range(m):
+                w = (w << 8) | wbuf[3 + k]
+                rbuf[3 + k] = idle
+            self._wdata = w
+        for k in range(3 + m, ln):
+            rbuf[k] = idle
+        self._pos = ln

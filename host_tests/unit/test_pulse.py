@@ -1,7 +1,8 @@
-"""Test LED pulses and the starting-current gate."""
+"""Test LED pulses (accounting and timing) and the starting-current gate."""
 
 from energy import lsb_per_unit_q8
 from pulse import NoLoadGate, PulseOutput
+from simkit import run
 
 WH_PER_LSB = 4.1824e-5
 
@@ -39,3 +40,167 @@ def test_gate_settings_checked():
         assert False, "ratio 0 accepted"
     except ValueError:
         pass
+
+
+def test_gate_threshold_is_not_truncated():
+    # 2.3 VA = 15.276 LSB per second: 15 and 16 (16 - 1 quantisation LSB < 15.276) stay out
+    # (the threshold used to be truncated to 15 LSB: 2.2..2.29 W registered, issue 7 item 2)
+    g = NoLoadGate(WH_PER_LSB)
+    assert not g.passes(15, 1000) and not g.passes(16, 1000)
+    assert g.passes(17, 1000)
+    assert not g.passes(31, 2000) and g.passes(32, 2000)  # 30.55 LSB in 2 s
+    assert not g.passes(-16, 1000) and g.passes(-17, 1000), "sign ignored"
+
+
+def test_gate_matches_exact_rational_rule():
+    # passes(c, dt) <=> (c - 1) LSB >= dt x Un x Ist x ratio, in the registers' scale, exactly
+    # (big integers here; the gate itself stays in small ints): never passes below the
+    # threshold; may refuse only within 2^-16 LSB/ms above it (q rounded up)
+    lpva = lsb_per_unit_q8(WH_PER_LSB)
+    k = 230000 * 20 * 50  # mV x mA x %
+    g = NoLoadGate(WH_PER_LSB)
+    for dt in (1, 7, 999, 1000, 1001, 1999, 2500, 10000, 39800, 65535):
+        thr = dt * k * lpva  # compared with (c - 1) * 3.6e14 * 256
+        c0 = thr // (360000000000000 * 256)
+        for c in range(max(c0 - 2, 0), c0 + 4):
+            exact = (c - 1) * 360000000000000 * 256 >= thr and c > 0
+            got = g.passes(c, dt)
+            assert got <= exact, ("passed below the gate", dt, c)
+            if exact and not got:
+                assert ((c - 1) << 16) < dt * g._q16 and (c - 1) * 65536 * 360000000000000 \
+                    * 256 < (thr * 65536 + dt * 360000000000000 * 256), (dt, c)
+
+
+class _Clock:
+    """Metering clock for the LED timing: ``late`` ms are added to every sleep (a starved
+    task, or a virtual clock running ahead of the tasks)."""
+
+    def __init__(self, late=0):
+        self.now = 0
+        self.late = late
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def ticks_add(self, a, b):
+        return a + b
+
+    async def sleep_ms(self, ms):
+        self.now += ms + self.late
+
+
+class _Led:
+    def __init__(self):
+        self.v = 0
+        self.rises = 0
+        self.on_at = []
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        if v and not self.v:
+            self.rises += 1
+        self.v = 1 if v else 0
+
+
+def _drive(clock, owed_per_period, periods, period=1000):
+    # metering hands ``owed_per_period`` pulses over every period; the LED task shows them
+    from pulse import PulseTrain
+
+    t = PulseTrain(clock, period, 40)
+    led = _Led()
+    owed = total = 0
+    deadline = period
+    worst = 0
+    while deadline <= periods * period:
+        if clock.now >= deadline:
+            owed += owed_per_period
+            total += owed_per_period
+            deadline += period
+            continue
+        if owed == 0:
+            t.idle()
+            run(clock.sleep_ms(deadline - clock.now))
+            continue
+        k = run(t.show(led, owed))
+        assert 1 <= k <= owed and led.v == 1
+        owed -= k
+        run(t.release(led))
+        assert led.v == 0
+        worst = owed if owed > worst else worst
+    return t, led, owed, total, worst
+
+
+def test_pulse_train_spreads_pulses_and_keeps_up():
+    from pulse import PulseTrain
+
+    for n in (1, 3, 12, 25, 400):
+        t, led, owed, total, worst = _drive(_Clock(), n, 50)
+        assert led.rises + owed == total, (n, led.rises, owed, total)
+        assert owed <= n and worst <= n, (n, owed, worst)
+        PulseTrain.flush(led, owed)
+        assert led.rises == total
+
+
+def test_pulse_train_never_falls_behind_a_late_clock():
+    # every sleep lasts 300 ms more than asked: the task shows the pulses whose slots passed
+    # at once, so it stays within one period of the register and loses nothing
+    from pulse import PulseTrain
+
+    for n in (1, 3, 12):
+        t, led, owed, total, worst = _drive(_Clock(late=300), n, 100)
+        assert worst <= 2 * n, (n, worst)
+        PulseTrain.flush(led, owed)
+        assert led.rises == total, (n, led.rises, total)
+
+
+async def test_led_task_shows_every_pulse():
+    # the meter's LED task with metering on a discrete-event clock: at the end of the run
+    # (shutdown) the LED has flashed exactly pulse.total times, from 0.3 to 42 pulses/s
+    import asyncio
+
+    import defaults
+    from app import Meter
+
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+
+    for kw, k in ((1, 1000), (15, 1000), (15, 10000)):  # 0.3, 4.2 and 42 pulses/s
+        o = Options()
+        o.quiet = True
+        o.no_flash = True
+        o.speed = 0
+        board = SimBoard(o, trace=StepTrace([(0, 0, 0), (3000, kw * 1000000, 0)]))
+        cfg = defaults.config()
+        cfg["meter_constant"] = k
+        meter = Meter(board, cfg)
+        tasks = [asyncio.create_task(meter.metering.run()),
+                 asyncio.create_task(meter.led_task())]
+        await board.clock.sleep_ms(100500)
+        for t in tasks:
+            t.cancel()
+        board.clock.stopped = True
+        await asyncio.sleep_ms(0)
+        owed = meter.metering.pulses_due
+        assert owed <= kw * k / 3600 + 2, ("the LED kept within a period", kw, k, owed)
+        meter.shutdown()
+        total = meter.metering.pulse.total
+        assert abs(total - kw * 97.5 * k / 3600) <= 1.5, (kw, total)
+        assert board.led_kwh.rises == total, (kw, board.led_kwh.rises, total)
+
+
+def test_pulse_counts_from_its_rising_edge():
+    # a task cancelled while a pulse is ON: the pulse was taken off the owed count when it
+    # went on, so the end-of-run flush does not show it again
+    from pulse import PulseTrain
+
+    t = PulseTrain(_Clock(), 1000, 40)
+    led = _Led()
+    owed = 5
+    owed -= run(t.show(led, owed))
+    assert led.v == 1 and owed == 4
+    PulseTrain.flush(led, owed)  # (no release: cancelled)
+    assert led.rises == 5 and led.v == 0
