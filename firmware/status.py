@@ -17,6 +17,7 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0004 metrology checksum unavailable (software identification cannot be shown)
   0x0008 over-range: current or power beyond the measuring range in this episode
   0x0010 clock invalid: the RTC was not trusted at power-up and has not been set since
+         (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written
   0x0040 security: a security parameter (password) came from a damaged or older copy
 """
@@ -87,6 +88,8 @@ def error_flags(meter):
         f |= ERR_CONFIG
     if swid.checksum_cached() is None:
         f |= ERR_CHECKSUM
+    if not getattr(meter.board.clock, "rtc_valid", True):  # cleared by clock.set_time()
+        f |= ERR_CLOCK
     return f
 
 

@@ -26,6 +26,8 @@ TEST_MODE_ON = const(17)
 TEST_MODE_OFF = const(18)
 POWER_FAIL = const(19)
 CLOCK_SET = const(20)
+# 30..39: clock and RTC
+CLOCK_INVALID = const(30)  # RTC not trusted at power-up (backup supply lost); text: why
 
 NAMES = {
     POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
@@ -37,6 +39,7 @@ NAMES = {
     SEALED_REFUSED: "refused: seal closed", PARAM_CHANGED: "parameter changed",
     TEST_MODE_ON: "test mode on", TEST_MODE_OFF: "test mode off", POWER_FAIL: "power fail",
     CLOCK_SET: "clock set",
+    CLOCK_INVALID: "clock invalid",
 }
 
 
