@@ -21,51 +21,54 @@ from boards.sim.hw import SimPin, SimSPI
 
 DEFAULT_LOAD = "boards/sim/loads/household_pv_2016.csv"
 
-USAGE = """usage: make sim ARGS="[options]"   (micropython firmware/main.py [options])
+USAGE = """usage: make sim ARGS="[options]"  (micropython firmware/main.py [options])
 
 Metering and time
-  --load FILE        load trace CSV t_s,p_w,q_var (default: bundled household + PV, 2016)
-  --speed N|max      simulated seconds per wall second, 0.001..1e9 (default 1); max (or 0):
-                     as fast as possible. The registers are the same at any speed.
-  --duration S       stop at exactly S simulated seconds (default: until Ctrl-C)
+  --load FILE        load trace CSV t_s,p_w,q_var
+                     (default: the bundled household + PV load, 2016)
+  --speed N|max      simulated seconds per wall second, 0.001..1e9 (default
+                     1); max (or 0): as fast as possible. Same registers.
+  --duration S       stop at exactly S simulated seconds (default: Ctrl-C)
   --voltage V        line voltage, 1..354 V rms (default 230)
-  --neutral-pct P    neutral (channel B) current, % of the phase current, 0..200 (def. 100)
+  --neutral-pct P    neutral (channel B) current in % of the phase current,
+                     0..200 (default 100)
   --fault F          ADE7953 fault from power-up: dead0, deadff, misclocked
   --fault-at S       ... or from simulated second S
 
-RTC (battery backed; its state is kept in PATH.rtc next to the --flash image)
-  --start T          set the RTC at power-up: ISO 8601 UTC (2016-01-01T00:00:00Z,
-                     2016-01-01) or seconds since 2000-01-01; default: the kept state,
-                     else 2016-01-01 00:00:00
-  --off-time S       with --flash: the mains was off S seconds before this run (default:
-                     the host's wall time since the last run)
-  --rtc-battery B    ok (default) or flat: the RTC lost its time; it restarts at
-                     2000-01-01 and is flagged invalid (F.F.0, ALARM) until set
+RTC (battery backed; its state is kept in PATH.rtc next to --flash PATH)
+  --start T          set the RTC at power-up: ISO 8601 UTC, e.g.
+                     2016-01-01T00:00:00Z or 2016-01-01, or seconds since
+                     2000-01-01 (default: the kept state, else 2016-01-01)
+  --off-time S       with --flash: the mains was off S seconds before this
+                     run (default: the host's wall time since the last run)
+  --rtc-battery B    ok (default), or flat: the RTC lost its time; it restarts
+                     at 2000-01-01, flagged invalid (F.F.0, ALARM) until set
 
 Flash and power
-  --flash PATH       keep the NOR-flash image in PATH (a restart resumes the registers;
-                     --duration 0 --json boots, restores and prints them)
+  --flash PATH       keep the NOR-flash image in PATH: a restart resumes the
+                     registers (--duration 0 --json boots and prints them)
   --no-flash         no flash at all (heap measurements)
   --commit-s S       periodic register commit, 1..1e9 s (default 300)
-  --power-fail-at S  assert the power-fail input at simulated second S; power goes
+  --power-fail-at S  power-fail input at simulated second S; the supply goes
                      --holdup-ms (0..60000, default 100) simulated ms later
-  --cut-at-op N      cut power at the N-th flash program/erase (left partly done)
+  --cut-at-op N      cut power at the N-th flash program/erase
 
 Ports and inputs
-  --serial ID        meter serial number, 1..16 printable characters (default SIM00001)
-  --address A        IEC 62056-21 device address (default: the serial number)
-  --optical-tcp P    optical port (IEC 62056-21) as a TCP server on 127.0.0.1:P
-  --optical-dev PATH optical port on an existing tty (pty from tools/pty_bridge.py)
+  --serial ID        serial number, 1..16 printable characters (SIM00001)
+  --address A        IEC 62056-21 device address (default: the serial)
+  --optical-tcp P    optical port (IEC 62056-21): TCP server 127.0.0.1:P
+  --optical-dev PATH optical port on a tty (pty from tools/pty_bridge.py)
   --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
-  --control-tcp P    control channel on 127.0.0.1:P: buttons, switches, LCD and LEDs
+  --control-tcp P    control channel on 127.0.0.1:P (buttons, switches, LCD)
   --seal open|closed seal switch (default closed)
 
 Output
-  --json             at exit one JSON line: registers (Wh, varh, VAh, 3 decimals), sim_s,
-                     wall_s, rtc_s, rtc_valid, error_flags (F.F.0), events, status_leds,
-                     heap, flash, ports
-  --plain            one plain text line per LCD frame   --quiet   no LCD, no summary
-  --heap-every S     every S wall seconds record the heap after gc (in --json: heap_log)
+  --json             at exit one JSON line: registers (Wh, varh, VAh; 3
+                     decimals), sim_s, wall_s, rtc_s, rtc_valid, error_flags
+                     (F.F.0), events, status_leds, heap, flash, ports
+  --plain            one plain text line per LCD frame
+  --quiet            no LCD and no summary at the end
+  --heap-every S     every S wall seconds the heap after gc (--json heap_log)
   -h, --help         this text
 """
 

@@ -131,6 +131,10 @@ class LoadTrace:
         if head[:1] == "\ufeff":  # a UTF-8 byte-order mark (spreadsheets write one)
             head = head[1:]
         head = head.rstrip("\r\n")
+        for c in head:
+            if c < " " and c != "\t":
+                raise self._error("not a text file (control bytes in the header: %s)"
+                                  % _shown(head[:16]))
         if head != HEADER:
             raise self._error("header must be '%s', got %s" % (HEADER, _shown(head)))
 
