@@ -575,7 +575,8 @@ class SimBoard:
 
     def report(self, meter, power_lost=False):
         """At the end of a run (orderly or power lost): persist the RTC, refresh the status
-        LEDs, print the summary of a timed run (unless --quiet) and the JSON line (--json)."""
+        LEDs, print the summary of the registers (unless --quiet) and the JSON line
+        (--json)."""
         if getattr(self, "_reported", False):
             return
         self._reported = True
@@ -586,7 +587,7 @@ class SimBoard:
         regs = meter.registers.snapshot()
         wall_ms = time.ticks_diff(time.ticks_ms(), self._wall0)
         o = self.opts
-        if not o.quiet and (o.duration is not None or power_lost):
+        if not o.quiet:  # end of a timed run, Ctrl-C or a power loss
             if hasattr(self.lcd, "refresh"):
                 self.lcd.refresh()  # the status line at the end
             sys.stdout.write(summary(regs, self.clock, wall_ms, power_lost))
