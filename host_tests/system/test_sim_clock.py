@@ -217,3 +217,16 @@ def test_flat_battery_clock_invalid_logged_flagged_until_set(tmp_path):
     assert after["rtc_valid"] and CLOCK_INVALID not in [e[1] for e in after["events"]]
     assert 802094400 <= after["rtc_s"] < 802094400 + 600, after["rtc_s"]  # 2025-06-01 12:00
     assert not after["error_flags"] & 0x10
+
+
+def test_invalid_clock_is_shown_on_the_lcd():
+    from test_sim_display import Sim
+
+    for battery, alarm in (("flat", True), ("ok", False)):
+        sim = Sim("--speed", "10", "--rtc-battery", battery)
+        try:
+            assert sim.cmd("press scroll") == "OK"  # ends the start-up frames
+            t = sim.wait_lcd(lambda t: t.startswith("1.8.0"), "the normal list")
+            assert ("ALARM" in t.split()) == alarm, (battery, t)
+        finally:
+            sim.stop()
