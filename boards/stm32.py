@@ -147,8 +147,9 @@ _ACR_DCRST = const(1 << 12)
 # PWR_CR.DBP (bit 8; PWR at 0x40007000). MicroPython's stm32 port keeps a running RTC across
 # resets, but after a backup-domain reset it restarts the calendar at 2015-01-01
 # (ports/stm32/rtc.c). So set_time() writes a mark into RTC_BKP9R, and the clock is valid at
-# power-up only while that mark survived. On the NUCLEO-F411RE VBAT is tied to VDD (the
-# LSE crystal X2 is fitted): fit a coin cell on VBAT for the RTC to survive an outage.
+# power-up only while that mark survived. On the NUCLEO-F411RE (MB1136) solder bridge SB45
+# ties VBAT to VDD by default (the LSE crystal X2 is fitted): open SB45 and fit a coin cell on
+# VBAT (CN7 pin 33) for the RTC to survive an outage.
 _RTC_MARK_REG = const(0x40002800 + 0x50 + 4 * 9)  # RTC_BKP9R
 _RTC_MARK = const(0x2C0C10CC)  # "clock set" (below 2**30: a small int)
 _PWR_CR = const(0x40007000)

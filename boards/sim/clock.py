@@ -57,6 +57,8 @@ if _core is not None and hasattr(_core, "_task_queue"):
         t = _core._task_queue.peek()
         return t is not None and time.ticks_diff(t.ph_key, time.ticks_ms()) <= 0
 
+elif _core is not None:  # a MicroPython whose asyncio changed: fail loudly, never guess
+    raise ImportError("boards/sim/clock.py needs asyncio.core._task_queue (MicroPython)")
 else:
 
     def _others_runnable():
