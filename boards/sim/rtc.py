@@ -23,7 +23,8 @@ At power-up (:func:`power_up`), in this order:
    (real time: the mains is off in real time, whatever ``--speed`` the last run had).
 5. No ``PATH.rtc`` and no image yet: a new meter, as 3.
 6. No ``PATH.rtc`` next to an existing image, or an unreadable one: the RTC's state is
-   unknown: reset value, invalid.
+   unknown: reset value, invalid. So is an RTC that would have run past 2099-12-31 (the
+   meter's range: timestamps are stored as u32 seconds since 2000).
 
 An invalid RTC is logged at power-up (CLOCK_INVALID) and flagged in F.F.0 until set.
 """
@@ -34,6 +35,8 @@ import time
 
 # The RTC's reading after it lost its supply: 2000-01-01 00:00:00 UTC.
 RTC_RESET_S = 0
+# 2100-01-01 00:00:00: the end of the range meters use (timestamps are stored as u32 s)
+RTC_END_S = 3155760000
 
 
 def _host_ms():
@@ -84,6 +87,8 @@ def power_up(flash_path, default_s, start_s=None, off_s=None, battery="ok"):
     off = int(off_s * 1000) if off_s is not None else _host_ms() - h
     if off < 0:  # the host clock went back: count no off time
         off = 0
+    if r + off >= RTC_END_S * 1000:
+        return RTC_RESET_S * 1000, False, "RTC ran past 2099-12-31 while the mains was off"
     return r + off, valid, "" if valid else "RTC not set since it lost its time"
 
 

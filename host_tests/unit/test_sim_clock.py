@@ -159,6 +159,8 @@ def test_rtc_power_up_rules():
     assert rtc.power_up(img, EPOCH_2016, off_s=600) == (123456789 + 600000, True, "")
     ms, ok, note = rtc.power_up(img, EPOCH_2016)  # host wall time since the save
     assert ok and 123456789 <= ms <= 123456789 + 60000, ms
+    ms, ok, note = rtc.power_up(img, EPOCH_2016, off_s=3.2e9)  # past 2099: out of range
+    assert ms == 0 and not ok and "2099" in note, (ms, ok, note)
     # an invalid clock stays invalid across a restart (the battery keeps a wrong time)
     clock.rtc_valid = False
     store.save()
