@@ -12,6 +12,15 @@ Attributes every board provides (None where the board has no such part):
   since 2000-01-01 00:00:00 UTC and ``set_time(s)``. The virtual board runs this clock
   faster than real time; protocol timing (reaction times, timeouts) uses real
   ``asyncio.sleep_ms`` instead.
+  RTC contract: the RTC keeps time while the mains is off only where the board has a backup
+  supply for it. ``rtc_valid`` (bool) is False when the RTC cannot be trusted after this
+  power-up (no backup supply, backup supply lost, state unknown) and stays False until
+  ``set_time`` (IEC 62056-21 W1 0.9.1/0.9.2) sets it; ``rtc_note`` (str) says why. The
+  firmware logs CLOCK_INVALID at power-up and raises F.F.0 bit 0x10 (ALARM) while it is
+  False. Boards: the virtual board's RTC is battery-backed (boards/sim/rtc.py); the
+  NUCLEO-F411RE's RTC runs from VBAT and is valid while a backup register written at the
+  last ``set_time`` survives; the RP2040 has no backup supply, so its RTC is invalid after
+  every chip reset (unless the board adds a battery-backed RTC chip).
 - ADE7953: ``ade_spi`` (SPI, mode 0, MSB first, <= 5 MHz; datasheet Rev. C p.52),
   ``ade_cs`` (Pin, output, idle high), ``ade_irq`` (Pin, input, active low),
   ``ade_reset`` (Pin, output, active low, or None).
@@ -65,6 +74,24 @@ class MonotonicClock:
         self._time = time
         self._off = epoch_offset
         self._adjust = 0
+        self.rtc_valid = True
+        self.rtc_note = ""
+        self.on_set = None  # see when_set()
+
+    def when_set(self, fn):
+        """Call ``fn()`` after every ``set_time`` (e.g. to mark a backup register)."""
+        self.on_set = fn
+
+    def invalidate(self, why):
+        """The RTC cannot be trusted (at power-up): ``rtc_valid`` False until set."""
+        self.rtc_valid = False
+        self.rtc_note = why
+
+    def _was_set(self):
+        self.rtc_valid = True
+        self.rtc_note = ""
+        if self.on_set is not None:
+            self.on_set()
 
     def ticks_ms(self):
         return self._time.ticks_ms()
@@ -85,6 +112,7 @@ class MonotonicClock:
 
     def set_time(self, secs):
         self._adjust += secs - self.time()
+        self._was_set()
 
 
 class NullWDT:
@@ -122,6 +150,7 @@ class RtcClock(MonotonicClock):
         t = self._time.gmtime(secs + self._off)
         self._rtc.datetime((t[0], t[1], t[2], t[6] + self._wd0, t[3], t[4], t[5], 0))
         self._adjust = 0
+        self._was_set()
 
 
 class LazyWDT:

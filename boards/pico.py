@@ -118,6 +118,13 @@ if TYPE_CHECKING:  # names of the PIO assembler DSL (rp2.asm_pio), for pyright o
     from rp2.asm_pio import in_, irq, jmp, label, mov, nop, out, pull, push, rel, set, wait
     from rp2.asm_pio import block, isr, null, pin, pins, x, x_dec
 
+# RTC: the RP2040 has no backup supply for its RTC, and the rp2 port starts it at
+# 2021-01-01 00:00:00 at every chip reset (power-up, RUN pin, watchdog; ports/rp2/main.c);
+# only a soft reset keeps it. So a reading before 2022 means "not set since the reset": the
+# clock is invalid (F.F.0 0x10) until IEC W1 0.9.1/0.9.2 sets it. A board that needs the
+# time across outages adds a battery-backed RTC chip and gives its clock the same flag.
+_RTC_SET_YEAR = const(2022)
+
 # GPIO numbers (see the table above).
 _MODEM_TX = const(0)
 _MODEM_RX = const(1)
@@ -701,6 +708,8 @@ class Board:
         self.serial = serial or binascii.hexlify(machine.unique_id()).decode()
         self.rtc = RTC()
         self.clock = RtcClock(self.rtc, epoch_offset(), 0)
+        if self.rtc.datetime()[0] < _RTC_SET_YEAR:
+            self.clock.invalidate("RP2040 RTC not set since the chip reset (no backup supply)")
 
         # ADE7953 on SPI0: mode 0 (CPOL 0, CPHA 0), MSB first, 1 MHz (DS p.52).
         self.ade_spi = SPI(0, baudrate=_ADE_SPI_HZ, polarity=0, phase=0, bits=8,

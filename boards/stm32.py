@@ -141,6 +141,25 @@ _SR_EOP = const(1 << 0)
 _ACR_DCEN = const(1 << 10)
 _ACR_DCRST = const(1 << 12)
 
+# RTC (RM0383): the RTC and its 20 backup registers RTC_BKPxR (offsets 0x50..0x9C from the RTC
+# at 0x40002800) live in the backup domain, powered from VBAT while VDD is off, and are
+# cleared when the backup domain is reset (VBAT lost, or a tamper event). Writing them needs
+# PWR_CR.DBP (bit 8; PWR at 0x40007000). MicroPython's stm32 port keeps a running RTC across
+# resets, but after a backup-domain reset it restarts the calendar at 2015-01-01
+# (ports/stm32/rtc.c). So set_time() writes a mark into RTC_BKP9R, and the clock is valid at
+# power-up only while that mark survived. On the NUCLEO-F411RE (MB1136) solder bridge SB45
+# ties VBAT to VDD by default (the LSE crystal X2 is fitted): open SB45 and fit a coin cell on
+# VBAT (CN7 pin 33) for the RTC to survive an outage.
+_RTC_MARK_REG = const(0x40002800 + 0x50 + 4 * 9)  # RTC_BKP9R
+_RTC_MARK = const(0x2C0C10CC)  # "clock set" (below 2**30: a small int)
+_PWR_CR = const(0x40007000)
+_PWR_CR_DBP = const(1 << 8)
+
+
+def _mark_rtc_set():
+    stm.mem32[_PWR_CR] = stm.mem32[_PWR_CR] | _PWR_CR_DBP
+    stm.mem32[_RTC_MARK_REG] = _RTC_MARK
+
 
 def _cpu(name):
     """The Pin object of a port pin named like ``"PA5"`` (cpu name ``A5``)."""
@@ -328,6 +347,9 @@ class Board:
         self.serial = serial
         self.rtc = RTC()
         self.clock = RtcClock(self.rtc, epoch_offset(), 1)
+        if stm.mem32[_RTC_MARK_REG] != _RTC_MARK:
+            self.clock.invalidate("RTC backup domain was reset (VBAT lost) since last set")
+        self.clock.when_set(_mark_rtc_set)
 
         # ADE7953 on SPI1 (PA5/PA6/PA7): mode 0, MSB first (DS p.52).
         self.ade_spi = SPI(1, baudrate=_ADE_SPI_HZ, polarity=0, phase=0, bits=8,

@@ -55,6 +55,8 @@ class Meter:
         self.display = display.DisplayTask(self, board.lcd, cfg)
         if self._event_ring is None:
             self.log.log(events.POWER_UP)
+        if not getattr(clock, "rtc_valid", True):  # RTC not trusted after this power-up
+            self.log.log(events.CLOCK_INVALID, 0, getattr(clock, "rtc_note", ""))
         self.storage = None
         self.storage_status = None
         if board.flash is not None and "journal" in board.flash_layout:
@@ -264,7 +266,6 @@ class Meter:
         m = self.metering
         last_steps = -1
         last_seen = time.ticks_ms()
-        leds = getattr(self.board, "status_leds", None) or ()
         while True:
             now = time.ticks_ms()
             if m.steps != last_steps or not m.ok:
@@ -272,13 +273,20 @@ class Meter:
                 last_seen = now
             if time.ticks_diff(now, last_seen) < 10000:
                 self.board.wdt.feed()
-            if len(leds) > 0:
-                leds[0].set(not m.ok, m.ok and not m.no_load, m.ok and m.no_load)
-            if len(leds) > 1:
-                st = self.storage_status
-                good = st in ("ok", "blank")
-                leds[1].set(st is not None and not good, good, 0)
+            self.update_status_leds()
             await asyncio.sleep_ms(period_ms)
+
+    def update_status_leds(self):
+        """Show the state on the two status LEDs now (see :meth:`supervisor`; the virtual
+        board also calls this before its end-of-run report)."""
+        m = self.metering
+        leds = getattr(self.board, "status_leds", None) or ()
+        if len(leds) > 0:
+            leds[0].set(not m.ok, m.ok and not m.no_load, m.ok and m.no_load)
+        if len(leds) > 1:
+            st = self.storage_status
+            good = st in ("ok", "blank")
+            leds[1].set(st is not None and not good, good, 0)
 
     def shutdown(self):
         """Orderly stop (end of a simulated run, Ctrl-C): last interval, the test pulses

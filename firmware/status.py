@@ -18,6 +18,7 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0008 over-range: current, voltage or power beyond the measuring range in this episode
          (ADE7953 OIA/OV flags or apparent energy above full scale; ends 60 s after the last)
   0x0010 clock invalid: the RTC was not trusted at power-up and has not been set since
+         (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
          or the last commit failed (firmware/storage.Storage.fault)
@@ -95,6 +96,8 @@ def error_flags(meter):
         f |= ERR_STORAGE
     if getattr(m, "over_range", False):  # episode: firmware/metering.py
         f |= ERR_OVER_RANGE
+    if not getattr(meter.board.clock, "rtc_valid", True):  # cleared by clock.set_time()
+        f |= ERR_CLOCK
     return f
 
 

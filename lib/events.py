@@ -36,6 +36,8 @@ ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's lim
 # |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
 OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
 OVER_RANGE_END = const(23)  # over-range episode over (value: its length in s)
+# 30..39: clock and RTC
+CLOCK_INVALID = const(30)  # RTC not trusted at power-up (backup supply lost); text: why
 
 NAMES = {
     POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
@@ -53,6 +55,7 @@ NAMES = {
     STORAGE_FORMATTED: "journal formatted", STORAGE_WRITE_FAILED: "journal write failed",
     ENERGY_IMPLAUSIBLE: "implausible energy dropped", OVER_RANGE_START: "over-range start",
     OVER_RANGE_END: "over-range end",
+    CLOCK_INVALID: "clock invalid",
 }
 
 

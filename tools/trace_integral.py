@@ -8,7 +8,7 @@ import math
 
 def read_trace(path):
     rows = []
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:  # a BOM is skipped, as by boards/sim/load.py
         assert f.readline().strip() == "t_s,p_w,q_var"
         for ln in f:
             t, p, q = ln.strip().split(",")

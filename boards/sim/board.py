@@ -1,49 +1,10 @@
 # The virtual board: the firmware's peripherals as register-level models.
 """Virtual board for the MicroPython unix port (``make sim``).
 
-Options (``make sim ARGS="..."``):
-
---load FILE       load trace CSV ``t_s,p_w,q_var`` (default: bundled household + PV, 2016)
---speed N         simulated seconds per wall second (default 1); ``max`` (or 0) runs as fast
-                  as possible in discrete-event time
---duration S      stop after S simulated seconds (default: run until interrupted)
---serial ID       meter serial number (default SIM00001)
---json            on exit print one JSON line: registers (Wh/varh/VAh), sim_s, wall_s,
-                  heap_peak_bytes
---plain           plain one-line LCD output instead of the redrawn 7-segment picture
---quiet           no LCD output at all (CI)
---fault F         ADE7953 fault from power-up: dead0, deadff, misclocked
---fault-at S      ... or starting at simulated second S
---voltage V       line voltage (V rms, default 230)
---neutral-pct P   neutral current (ADE7953 channel B) as % of the phase current (default 100;
-                  e.g. 60 for an earth-leakage / neutral-bypass tamper scenario)
---period-ms MS    metering read interval (default 1000)
---start EPOCH     RTC at simulated time 0, seconds since 2000-01-01 UTC (default 2016-01-01)
---flash PATH      keep the NOR-flash image in PATH between runs (default: in RAM, lost at exit);
-                  a restart resumes the registers; ``--duration 0 --json`` boots, restores and
-                  prints them
---power-fail-at S assert the power-fail input at simulated second S; power goes
-                  ``--holdup-ms`` (default 100) simulated ms later
---cut-at-op N     cut power at the N-th flash program/erase (that operation left partly done)
---no-flash        no flash at all (registers in RAM only; for heap measurements, since the
-                  NOR model keeps its 128 KiB image in the process heap)
---commit-s S      periodic commit period of the register journal (default 300)
---optical-tcp P   the optical port (IEC 62056-21) as a TCP server on 127.0.0.1:P
---rs485-bus H:P   join the simulated RS-485 bus hub (tools/rs485_hub.py) at H:P
---optical-dev PATH  the optical port on an existing tty instead: a pty made by
-                  tools/pty_bridge.py or a USB serial adapter with an optical head
-                  (boards/sim/tty_uart.py)
---heap-every S    every S wall seconds run gc.collect() and record gc.mem_alloc(); with
-                  ``--json`` the line then holds ``heap_log`` [[wall_s, bytes], ...]
-                  (with a port, ``--json`` also holds ``ports``: per port the bytes the
-                  session took (rx) and sent (tx), messages, errors caught by the port task,
-                  bytes that reached the UART (uart_rx) and those lost to a full rx buffer)
---address A       IEC 62056-21 device address (default: the serial number)
---seal open|closed  the seal switch under the sealed cover (default closed)
---control-tcp P   the control channel on 127.0.0.1:P (boards/sim/control.py): a line protocol
-                  that presses and holds the buttons (``press scroll``, ``hold scroll 4``),
-                  sets the seal, test switch, covers, magnet, power-fail, and reads back the
-                  LCD line (``lcd``) and the LEDs (``leds``)
+The command-line options are in :data:`USAGE` (printed by ``--help``; a constant, because
+MicroPython drops docstrings). :func:`parse_args` checks every value and raises
+:class:`UsageError` with a message naming the option and the bad value; :class:`SimBoard`
+names the file, tty or TCP port it cannot open.
 
 A power loss (hold-up elapsed, or a cut) ends the process at once, like a hard kill: with
 ``--json`` the RAM registers at that instant are printed with ``"power_lost": true``.
@@ -60,6 +21,60 @@ from boards.sim.hw import SimPin, SimSPI
 
 DEFAULT_LOAD = "boards/sim/loads/household_pv_2016.csv"
 
+USAGE = """usage: make sim ARGS="[options]"  (micropython firmware/main.py [options])
+
+Metering and time
+  --load FILE        load trace CSV t_s,p_w,q_var
+                     (default: the bundled household + PV load, 2016)
+  --speed N|max      simulated seconds per wall second, 0.001..1e9 (default
+                     1); max (or 0): as fast as possible. Same registers.
+  --duration S       stop at exactly S simulated seconds (default: Ctrl-C)
+  --voltage V        line voltage, 1..354 V rms (default 230)
+  --neutral-pct P    neutral (channel B) current in % of the phase current,
+                     0..200 (default 100)
+  --fault F          ADE7953 fault from power-up: dead0, deadff, misclocked
+  --fault-at S       ... or from simulated second S
+
+RTC (battery backed; its state is kept in PATH.rtc next to --flash PATH)
+  --start T          set the RTC at power-up: ISO 8601 UTC, e.g.
+                     2016-01-01T00:00:00Z or 2016-01-01, or seconds since
+                     2000-01-01 (default: the kept state, else 2016-01-01)
+  --off-time S       with --flash: the mains was off S seconds before this
+                     run (default: the host's wall time since the last run)
+  --rtc-battery B    ok (default), or flat: the RTC lost its time; it restarts
+                     at 2000-01-01, flagged invalid (F.F.0, ALARM) until set
+
+Flash and power
+  --flash PATH       keep the NOR-flash image in PATH: a restart resumes the
+                     registers (--duration 0 --json boots and prints them)
+  --no-flash         no flash at all (heap measurements)
+  --commit-s S       periodic register commit, 1..1e9 s (default 300)
+  --power-fail-at S  power-fail input at simulated second S; the supply goes
+                     --holdup-ms (0..60000, default 100) simulated ms later
+  --cut-at-op N      cut power at the N-th flash program/erase
+
+Ports and inputs
+  --serial ID        serial number, 1..16 printable characters (SIM00001)
+  --address A        IEC 62056-21 device address (default: the serial)
+  --optical-tcp P    optical port (IEC 62056-21): TCP server 127.0.0.1:P
+  --optical-dev PATH optical port on a tty (pty from tools/pty_bridge.py)
+  --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
+  --control-tcp P    control channel on 127.0.0.1:P (buttons, switches, LCD)
+  --seal open|closed seal switch (default closed)
+
+Output
+  --json             at exit one JSON line: registers (Wh, varh, VAh; 3
+                     decimals), sim_s, wall_s, rtc_s, rtc_valid, error_flags
+                     (F.F.0), events, status_leds, heap, flash, ports
+  --plain            one plain text line per LCD frame
+  --quiet            no LCD and no summary at the end
+  --heap-every S     every S wall seconds the heap after gc (--json heap_log)
+  -h, --help         this text
+"""
+
+# 2000-01-01 .. 2099-12-31: the RTC range meters use (lib/civil.py)
+_START_MAX = 3155760000
+
 
 class Options:
     def __init__(self):
@@ -74,8 +89,9 @@ class Options:
         self.fault_at = None
         self.voltage = 230.0
         self.neutral_pct = 100
-        self.period_ms = 1000
-        self.start = EPOCH_2016
+        self.start = None  # --start (RTC seconds since 2000) or None: kept state / default
+        self.off_time = None
+        self.rtc_battery = "ok"
         self.flash = None
         self.power_fail_at = None
         self.holdup_ms = 100
@@ -92,114 +108,220 @@ class Options:
 
 
 class UsageError(ValueError):
-    pass
+    """A bad command line; the message names the option and the value."""
+
+
+class HelpRequested(UsageError):
+    """``-h`` / ``--help``: the message is :data:`USAGE` (exit status 0)."""
+
+
+def _finite(x):
+    return x - x == 0  # False for inf and nan
+
+
+def _number(v, lo, hi, integer=False):
+    """``v`` (text) as a number in lo..hi; ValueError (with the reason) otherwise."""
+    try:
+        x = int(v) if integer else float(v)
+    except ValueError:
+        raise ValueError("not %s" % ("an integer" if integer else "a number")) from None
+    if not _finite(x) or not lo <= x <= hi:
+        raise ValueError("must be %s..%s" % (_g(lo), _g(hi)))
+    return x
+
+
+def _g(x):
+    if x == int(x) and abs(x) < 1e7:
+        return str(int(x))
+    return "%g" % x
+
+
+def _port(v):
+    return _number(v, 1, 65535, True)
+
+
+def _text(v, n, what):
+    if not 0 < len(v) <= n or not all(" " < c <= "~" for c in v):
+        raise ValueError("%s must be 1..%d printable ASCII characters" % (what, n))
+    return v
+
+
+def parse_start(v):
+    """--start: ISO 8601 UTC ``YYYY-MM-DD[THH:MM[:SS]][Z]`` (or a space for the T) or whole
+    seconds since 2000-01-01; returns RTC seconds. ValueError naming the problem."""
+    from civil import seconds
+
+    if v.isdigit():
+        s = int(v)
+        if s >= _START_MAX:
+            raise ValueError("seconds since 2000 must be below %d (2100-01-01)" % _START_MAX)
+        return s
+    t = v[:-1] if v.endswith("Z") or v.endswith("z") else v
+    date, _, tod = t.replace(" ", "T").partition("T")
+    d = date.split("-")
+    hm = tod.split(":") if tod else []
+    if len(d) != 3 or (tod and len(hm) not in (2, 3)) or not all(
+            p.isdigit() for p in d + hm) or len(d[0]) != 4:
+        raise ValueError("use YYYY-MM-DD[THH:MM[:SS]][Z] (UTC) or seconds since 2000")
+    y, mo, dd = int(d[0]), int(d[1]), int(d[2])
+    hh = int(hm[0]) if hm else 0
+    mi = int(hm[1]) if hm else 0
+    ss = int(hm[2]) if len(hm) > 2 else 0
+    if y > 2099:
+        raise ValueError("year must be 2000..2099")
+    return seconds(y, mo, dd, hh, mi, ss)
+
+
+# option -> (Options attribute, parser of the text value)
+_VALUED = {
+    "--load": ("load", lambda v: v),
+    "--duration": ("duration", lambda v: _number(v, 0, 3.2e9)),
+    "--serial": ("serial", lambda v: _text(v, 16, "a serial number")),
+    "--fault-at": ("fault_at", lambda v: _number(v, 0, 3.2e9)),
+    "--voltage": ("voltage", lambda v: _number(v, 1, 354)),
+    "--neutral-pct": ("neutral_pct", lambda v: _number(v, 0, 200, True)),
+    "--start": ("start", parse_start),
+    "--off-time": ("off_time", lambda v: _number(v, 0, 3.2e9)),
+    "--flash": ("flash", lambda v: v),
+    "--power-fail-at": ("power_fail_at", lambda v: _number(v, 0, 3.2e9)),
+    "--holdup-ms": ("holdup_ms", lambda v: _number(v, 0, 60000, True)),
+    "--cut-at-op": ("cut_at_op", lambda v: _number(v, 1, 10 ** 9, True)),
+    "--optical-tcp": ("optical_tcp", _port),
+    "--optical-dev": ("optical_dev", lambda v: v),
+    "--heap-every": ("heap_every", lambda v: _number(v, 0.001, 86400)),
+    "--address": ("address", lambda v: _text(v, 32, "an address")),
+    "--control-tcp": ("control_tcp", _port),
+    "--commit-s": ("commit_s", lambda v: _number(v, 1, 10 ** 9, True)),
+}
+_CHOICES = {"--fault": ("fault", ("dead0", "deadff", "misclocked")),
+            "--seal": ("seal", ("open", "closed")),
+            "--rtc-battery": ("rtc_battery", ("ok", "flat"))}
+_FLAGS = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash"}
+
+
+def _speed(v):
+    if v == "max":
+        return 0.0
+    try:
+        x = _number(v, 0, 1e9)
+    except ValueError:
+        x = -1
+    if x != 0 and not 0.001 <= x <= 1e9:
+        raise ValueError("simulated s per wall s: a number 0.001..1e9, or max")
+    return x
+
+
+def _bus(v):
+    host, sep, port = v.rpartition(":")
+    if not sep or not host:
+        raise ValueError("use HOST:PORT")
+    return (host, _port(port))
+
+
+_VALUED["--speed"] = ("speed", _speed)
+_VALUED["--rs485-bus"] = ("rs485_bus", _bus)
 
 
 def parse_args(argv):
-    """Parse the virtual board's command line into :class:`Options`; UsageError if bad."""
+    """Parse the virtual board's command line into :class:`Options`. Raises
+    :class:`HelpRequested` for -h/--help and :class:`UsageError` naming the option and value
+    for anything wrong."""
     o = Options()
     i = 0
-    flags = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash"}
     while i < len(argv):
         a = argv[i]
-        if a in flags:
-            setattr(o, flags[a], True)
-            i += 1
+        i += 1
+        if a in _FLAGS:
+            setattr(o, _FLAGS[a], True)
             continue
         if a in ("-h", "--help"):
-            raise UsageError(__doc__)
-        if i + 1 >= len(argv):
+            raise HelpRequested(USAGE)
+        if a not in _VALUED and a not in _CHOICES:
+            raise UsageError("unknown option %s (try --help)" % a)
+        if i >= len(argv) or (argv[i].startswith("--") and (
+                argv[i] in _VALUED or argv[i] in _CHOICES or argv[i] in _FLAGS)):
             raise UsageError("option %s needs a value" % a)
-        v = argv[i + 1]
-        i += 2
+        v = argv[i]
+        i += 1
+        if a in _CHOICES:
+            attr, allowed = _CHOICES[a]
+            if v not in allowed:
+                raise UsageError("bad value for %s: %r (use %s)" % (a, v, "|".join(allowed)))
+            setattr(o, attr, v)
+            continue
+        attr, conv = _VALUED[a]
         try:
-            if a == "--load":
-                o.load = v
-            elif a == "--speed":
-                o.speed = 0.0 if v == "max" else float(v)
-                if o.speed < 0:
-                    raise ValueError
-            elif a == "--duration":
-                o.duration = float(v)
-                if o.duration < 0:
-                    raise ValueError
-            elif a == "--serial":
-                if not 0 < len(v) <= 16:
-                    raise ValueError
-                o.serial = v
-            elif a == "--fault":
-                if v not in ("dead0", "deadff", "misclocked"):
-                    raise ValueError
-                o.fault = v
-            elif a == "--fault-at":
-                o.fault_at = float(v)
-            elif a == "--voltage":
-                o.voltage = float(v)
-            elif a == "--neutral-pct":
-                o.neutral_pct = int(v)
-                if not 0 <= o.neutral_pct <= 200:
-                    raise ValueError
-            elif a == "--period-ms":
-                o.period_ms = int(v)
-            elif a == "--start":
-                o.start = int(v)
-            elif a == "--flash":
-                o.flash = v
-            elif a == "--power-fail-at":
-                o.power_fail_at = float(v)
-            elif a == "--holdup-ms":
-                o.holdup_ms = int(v)
-            elif a == "--cut-at-op":
-                o.cut_at_op = int(v)
-                if o.cut_at_op < 1:
-                    raise ValueError
-            elif a == "--optical-tcp":
-                o.optical_tcp = int(v)
-            elif a == "--optical-dev":
-                o.optical_dev = v
-            elif a == "--heap-every":
-                o.heap_every = float(v)
-                if not o.heap_every > 0:
-                    raise ValueError
-            elif a == "--rs485-bus":
-                host, port = v.rsplit(":", 1)
-                o.rs485_bus = (host, int(port))
-            elif a == "--address":
-                o.address = v
-            elif a == "--control-tcp":
-                o.control_tcp = int(v)
-            elif a == "--seal":
-                if v not in ("open", "closed"):
-                    raise ValueError
-                o.seal = v
-            elif a == "--commit-s":
-                o.commit_s = int(v)
-                if o.commit_s < 1:
-                    raise ValueError
-            else:
-                raise UsageError("unknown option %s (try --help)" % a)
-        except UsageError:
-            raise
-        except ValueError:
-            raise UsageError("bad value for %s: %r" % (a, v)) from None
+            setattr(o, attr, conv(v))
+        except ValueError as e:
+            raise UsageError("bad value for %s: %r (%s)" % (a, v, e)) from None
+    if o.optical_tcp is not None and o.optical_dev is not None:
+        raise UsageError("--optical-tcp and --optical-dev exclude each other")
+    if o.off_time is not None and o.flash is None:
+        raise UsageError("--off-time needs --flash (the RTC state is kept next to the image)")
+    if o.flash is not None and o.no_flash:
+        raise UsageError("--flash and --no-flash exclude each other")
+    ports = [p for p in (o.optical_tcp, o.control_tcp) if p is not None]
+    if len(ports) == 2 and ports[0] == ports[1]:
+        raise UsageError("--optical-tcp and --control-tcp both use port %d" % ports[0])
     return o
 
 
+_ERRNO = {1: "operation not permitted", 2: "no such file or directory", 13: "permission denied",
+          17: "exists", 20: "not a directory", 21: "is a directory", 98: "address in use",
+          99: "address not available", 111: "connection refused", 110: "timed out",
+          6: "no such device", 19: "no such device", 25: "not a tty", 28: "no space left"}
+
+
+def os_error_text(e):
+    """An OSError as words (MicroPython's OSError carries only the errno)."""
+    n = e.args[0] if e.args and isinstance(e.args[0], int) else None
+    if n is None:
+        return str(e)
+    try:
+        import errno
+
+        name = errno.errorcode.get(n, "")
+    except (ImportError, AttributeError):
+        name = ""
+    words = _ERRNO.get(n)
+    if words and name:
+        return "%s (%s)" % (words, name)
+    return words or name or "error %d" % n
+
+
+def _opening(what, fn, *args):
+    """fn(*args), with an OSError turned into a UsageError naming ``what``."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise UsageError("%s: %s" % (what, os_error_text(e))) from None
+
+
 class SimBoard:
-    """The virtual board (attributes as in boards/board.py)."""
+    """The virtual board (attributes as in boards/board.py). Raises :class:`UsageError`
+    naming the file, tty or port that cannot be opened, or the load trace's file and line."""
 
     name = "sim"
 
     def __init__(self, opts=None, trace=None):
+        from boards.sim import rtc
         from boards.sim.load import LoadTrace
 
         self.opts = o = opts if opts is not None else Options()
         self.serial = o.serial
         self.commit_s = o.commit_s
-        self.clock = VirtualClock(o.speed, o.start)
-        self.trace = trace if trace is not None else LoadTrace(o.load)
+        # the battery-backed RTC, before the flash model creates a new image file
+        flash_path = None if o.no_flash else o.flash
+        rtc_ms, valid, note = rtc.power_up(flash_path, EPOCH_2016, o.start, o.off_time,
+                                           o.rtc_battery)
+        self.clock = VirtualClock(o.speed, valid=valid, note=note, start_ms=rtc_ms)
+        self.rtc_file = rtc.RtcFile(flash_path, self.clock) if flash_path else None
+        self.clock.on_rtc_set = self.save_rtc
+        if trace is None:
+            trace = _opening("--load %s" % o.load, LoadTrace, o.load)
+        self.trace = trace
         self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
-                                fault=None if o.fault_at else o.fault,
+                                fault=None if o.fault_at is not None else o.fault,
                                 neutral_ratio_pct=o.neutral_pct)
         self.ade_cs = SimPin("ADE_CS", 1, on_change=self.ade.select)
         self.ade_spi = SimSPI(self.ade)
@@ -225,30 +347,58 @@ class SimBoard:
         if o.optical_tcp is not None:
             from boards.sim.uart import TcpUart
 
-            self.uart_optical = TcpUart(o.optical_tcp)
+            self.uart_optical = _opening("--optical-tcp: port %d" % o.optical_tcp, TcpUart,
+                                         o.optical_tcp)
         if o.optical_dev is not None:
-            if o.optical_tcp is not None:
-                raise UsageError("--optical-tcp and --optical-dev exclude each other")
             from boards.sim.tty_uart import TtyUart
 
-            self.uart_optical = TtyUart(o.optical_dev)
+            self.uart_optical = _opening("--optical-dev %s" % o.optical_dev, TtyUart,
+                                         o.optical_dev)
         if o.rs485_bus is not None:
+            import socket
+
             from boards.sim.uart import BusUart
 
-            self.uart_rs485 = BusUart(o.rs485_bus[1], o.rs485_bus[0])
+            _opening("--rs485-bus %s:%d: cannot resolve the host" % o.rs485_bus,
+                     socket.getaddrinfo, o.rs485_bus[0], o.rs485_bus[1])
+            self.uart_rs485 = _opening("--rs485-bus %s:%d" % o.rs485_bus, BusUart,
+                                       o.rs485_bus[1], o.rs485_bus[0])
         self.rs485_de = SimPin("RS485_DE")
         self.uart_modem = None
         self.modem_pwrkey = SimPin("MODEM_PWRKEY")
-        self._make_flash()
+        _opening("--flash %s" % o.flash, self._make_flash)
+        self.save_rtc()  # the state file exists from the first power-up on
         self.wdt = NullWDT()
         self.lcd = self._make_lcd()
         self.control = None
         if o.control_tcp is not None:  # the control channel (buttons, switches, LCD query)
             from boards.sim.control import ControlServer
 
-            self.control = ControlServer(self, o.control_tcp)
+            self.control = _opening("--control-tcp: port %d" % o.control_tcp, ControlServer,
+                                    self, o.control_tcp)
         self.heap_peak = 0
         self._wall0 = time.ticks_ms()
+
+    # -- RTC -----------------------------------------------------------------------------
+
+    def save_rtc(self):
+        """Persist the battery-backed RTC's state next to the --flash image (no-op without
+        one); a write error is reported once on stderr, the meter runs on."""
+        f = self.rtc_file
+        if f is None:
+            return
+        had = f.error
+        f.save()
+        if f.error and f.error != had:
+            sys.stderr.write("sim: RTC state: %s\n" % f.error)
+
+    async def _rtc_keeper(self):
+        # every wall second: the RTC state survives a hard kill to within a second
+        import asyncio
+
+        while True:
+            await asyncio.sleep_ms(1000)
+            self.save_rtc()
 
     # -- flash and power -----------------------------------------------------------------
 
@@ -292,16 +442,15 @@ class SimBoard:
     def lose_power(self, why):
         """Supply gone: stop at once (no more flash operations, no clean shutdown)."""
         sys.stderr.write("sim: power lost (%s)\n" % why)
+        self.save_rtc()  # the RTC runs on from its battery
         if self.opts.json:
             m = self._meter
             if m is not None and hasattr(m, "storage_status"):
                 self.report(m, power_lost=True)
             else:  # cut while booting: nothing metered yet in this run
-                import json
-
                 from energy import ALL_OBIS
 
-                sys.stdout.write(json.dumps({"registers": {k: 0.0 for k in ALL_OBIS},
+                sys.stdout.write(_json_text({"registers": {k: _Milli(0) for k in ALL_OBIS},
                                              "power_lost": True, "booting": True}) + "\n")
         self.nor.close()
         raise SystemExit(0)
@@ -350,6 +499,8 @@ class SimBoard:
             t.append(asyncio.create_task(self._inject_fault()))
         if self.control is not None:
             t.append(asyncio.create_task(self.control.run()))
+        if self.rtc_file is not None:
+            t.append(asyncio.create_task(self._rtc_keeper()))
         return t
 
     def lcd_text(self):
@@ -400,7 +551,7 @@ class SimBoard:
         t, b = self._heap_t, self._heap_b
         m = len(t) - 1
         idx = [0] + [1 + (j - 1) % m for j in range(max(1, k - m), k)]
-        return [[t[i] / 1000, b[i]] for i in idx]
+        return [[_Milli(t[i]), b[i]] for i in idx]
 
     def _port_report(self, meter):
         # --json: counters of the IEC 62056-21 ports (port task and UART), heap log
@@ -423,17 +574,32 @@ class SimBoard:
         self.ade.fault = self.opts.fault
 
     def report(self, meter, power_lost=False):
-        """At exit: the JSON line (``--json``)."""
-        if not self.opts.json:
+        """At the end of a run (orderly or power lost): persist the RTC, refresh the status
+        LEDs, print the summary of the registers (unless --quiet) and the JSON line
+        (--json)."""
+        if getattr(self, "_reported", False):
             return
-        self.opts.json = False  # once
-        import json
-
+        self._reported = True
+        self.save_rtc()
+        refresh = getattr(meter, "update_status_leds", None)
+        if refresh is not None:
+            refresh()
         regs = meter.registers.snapshot()
+        wall_ms = time.ticks_diff(time.ticks_ms(), self._wall0)
+        o = self.opts
+        if not o.quiet:  # end of a timed run, Ctrl-C or a power loss
+            if hasattr(self.lcd, "refresh"):
+                self.lcd.refresh()  # the status line at the end
+            sys.stdout.write(summary(regs, self.clock, wall_ms, power_lost))
+        if not o.json:
+            return
         out = {
-            "registers": {k: regs[k] / 1000 for k in regs},
-            "sim_s": self.clock.ticks_ms() / 1000,
-            "wall_s": time.ticks_diff(time.ticks_ms(), self._wall0) / 1000,
+            "registers": {k: _Milli(regs[k]) for k in regs},
+            "sim_s": _Milli(self.clock.ticks_ms()),
+            "wall_s": _Milli(wall_ms),
+            "rtc_s": self.clock.time(),
+            "rtc_valid": self.clock.rtc_valid,
+            "error_flags": _error_flags(meter),
             "heap_peak_bytes": self.heap_peak,
             "heap_steady_bytes": _steady_heap(),
             "pulses": meter.metering.pulse.total,
@@ -449,7 +615,68 @@ class SimBoard:
             "storage": meter.storage_status,
         }
         out.update(self._port_report(meter))
-        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.write(_json_text(out) + "\n")
+
+
+def _error_flags(meter):
+    # F.F.0 (firmware/status.py), for the report
+    try:
+        import status
+    except ImportError:
+        return None
+    return status.error_flags(meter)
+
+
+class _Milli:
+    """A value in thousandths written as an exact decimal with 3 places (no float noise:
+    the registers' resolution is 1 mWh / mvarh / mVAh)."""
+
+    def __init__(self, m):
+        self.m = m
+
+
+def milli_text(m):
+    """Thousandths as a decimal string: 8499 -> "8.499", -5 -> "-0.005"."""
+    sign = "-" if m < 0 else ""
+    m = -m if m < 0 else m
+    return "%s%d.%03d" % (sign, m // 1000, m % 1000)
+
+
+def _json_text(o):
+    """JSON text of dicts, lists, str, int, bool, None and :class:`_Milli` values."""
+    import json
+
+    if isinstance(o, _Milli):
+        return milli_text(o.m)
+    if isinstance(o, dict):
+        return "{" + ", ".join(json.dumps(str(k)) + ": " + _json_text(v)
+                               for k, v in o.items()) + "}"
+    if isinstance(o, (list, tuple)):
+        return "[" + ", ".join(_json_text(v) for v in o) + "]"
+    return json.dumps(o)
+
+
+# the summary's rows: (label, OBIS, unit) pairs, two per line
+_SUMMARY = ((("A+", "1.8.0", "Wh"), ("A-", "2.8.0", "Wh")),
+            (("R+", "3.8.0", "varh"), ("R-", "4.8.0", "varh")),
+            (("Q1", "5.8.0", "varh"), ("Q2", "6.8.0", "varh")),
+            (("Q3", "7.8.0", "varh"), ("Q4", "8.8.0", "varh")),
+            (("S+", "9.8.0", "VAh"), ("S-", "10.8.0", "VAh")),
+            (("net", "16.8.0", "Wh"),))
+
+
+def summary(regs, clock, wall_ms, power_lost=False):
+    """The short human summary printed at the end of a timed run (lines <= 80 columns)."""
+    from civil import civil
+
+    y, mo, d, h, mi, s, _ = civil(clock.time())
+    lines = ["", "sim: %s at t = %s s (RTC %04d-%02d-%02d %02d:%02d:%02d UTC%s), %s s wall"
+             % ("power lost" if power_lost else "end", milli_text(clock.ticks_ms()), y, mo, d,
+                h, mi, s, "" if clock.rtc_valid else ", INVALID", milli_text(wall_ms))]
+    for row in _SUMMARY:
+        lines.append("    ".join("%-3s %-6s %13s %-4s" % (lab, obis, milli_text(regs[obis]), u)
+                                 for lab, obis, u in row).rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def _make_board_lcd():
@@ -465,10 +692,11 @@ def _make_board_lcd():
 
         def status(self):
             b = self._board
-            led = "\x1b[1;31m(*)\x1b[0m" if b.led_kwh.value() else "( )"
-            if not self.ansi:
-                led = "(*)" if b.led_kwh.value() else "( )"
-            return "LED kWh %s %6d pulses | relay %s | seal %s | t=%ds" % (
+            lit = b.led_kwh.value()
+            led = "(*)" if lit else "( )"
+            if self.ansi and lit:
+                led = "\x1b[1;31m(*)\x1b[0m"  # 3 visible columns either way
+            return "LED kWh %s %7d pulses | relay %s | seal %s | t=%ds" % (
                 led, b.led_kwh.rises, "closed" if b.relay.value() else "OPEN",
                 "open" if b.seal.value() else "closed", b.clock.ticks_ms() // 1000)
 
@@ -519,6 +747,8 @@ class _CutGuard:
     def program(self, addr, data):
         from boards.sim.norflash import PowerCut
 
+        # a page may carry an RTC timestamp: the RTC state on disk is never older than it
+        self._board.save_rtc()
         try:
             self._nor.program(addr, data)
         except PowerCut:

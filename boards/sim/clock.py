@@ -1,13 +1,41 @@
-# The virtual board's clock: simulated time that can run faster than real time.
-"""Virtual metering clock.
+# The virtual board's clock: one discrete-event scheduler for metering time, paced by wall time.
+"""Virtual metering clock (and the RTC reading) of the virtual board.
 
-``speed`` = simulated seconds per wall second (1 = real time). ``speed = 0`` runs as fast as
-possible: simulated time jumps straight to the earliest pending ``sleep_ms`` deadline once
-every other task has had its turn (discrete-event mode), so results do not depend on how
-busy the machine is. Only metering time runs on this clock; protocol timing (reaction times,
-timeouts) keeps using real ``asyncio.sleep_ms``.
+**The rule.** Simulated time ("metering time": ``ticks_ms``, ``sleep_ms``) advances only while
+every task is idle (nothing runnable in asyncio's run queue), and then only up to the earliest
+pending ``sleep_ms`` deadline; the sleepers are released one at a time in deadline order (ties:
+in the order they went to sleep), and the next release waits until the released task and
+whatever it woke have run to their next await. So every task wakes at exactly its deadline,
+and the registers do not depend on the speed or on how busy the machine is.
 
-``time()`` is the RTC: seconds since 2000-01-01 00:00:00 UTC, ``start`` plus simulated time.
+- ``speed = 0`` (``--speed max``): time jumps straight to the next deadline.
+- ``speed = N > 0``: as above, and never faster than N x wall time: the release of deadline D
+  waits until ``N x (wall ms since t = 0) >= D``. While it waits (every task idle) the reading
+  follows ``N x wall`` without passing D, so readers between deadlines (status line, RTC, a
+  control-channel command) see time move smoothly. Tasks that fall behind wall time are
+  waited for; simulated time then catches up as fast as they run.
+
+t = 0 is the first ``sleep_ms`` on this clock (the meter's tasks starting in ``Meter.main``);
+the wall anchor is taken then, so the start-up before it (flash restore, configuration) costs
+no simulated time. A run with ``--duration S`` ends at exactly S (``Meter.main`` sleeps S and
+its shutdown accounts the last partial interval).
+
+Tasks that sleep on real time (``asyncio.sleep_ms``: the display's 50 ms polls, IEC 62056-21
+ports, the control channel) are idle from this clock's point of view while they sleep; at
+``--speed max`` they simply interleave with the jumps.
+
+Idle detection: MicroPython's asyncio keeps every runnable task in ``asyncio.core._task_queue``,
+keyed by the wall tick at which it may run (sleepers on real time carry a future key, tasks
+waiting for an Event or for I/O are not in it). After yielding, the driver peeks at the queue:
+empty, or the head due in the future, means idle. Under CPython (host tests) the event loop's
+ready queue is checked instead.
+
+RTC: ``time()`` is the RTC, seconds since 2000-01-01 00:00:00 UTC: its reading at t = 0
+(``start``, or ``start_ms`` for sub-second precision) plus the simulated time; ``set_time(s)``
+sets it, marks it valid (``rtc_valid``) and calls ``on_rtc_set`` (persistence). ``rtc_valid``
+False means the RTC was not trusted at power-up (flat backup battery, state lost) and has not
+been set since; ``rtc_note`` says why (F.F.0 bit 0x10, firmware/status.py). Persistence of
+the battery-backed RTC across runs: boards/sim/rtc.py.
 """
 
 import asyncio
@@ -15,25 +43,54 @@ import time
 
 # 2016-01-01 00:00:00 UTC in seconds since 2000-01-01: the bundled load's first row.
 EPOCH_2016 = 504921600
+# Longest real-time wait of the driver before it looks again for an earlier deadline (a
+# control-channel "power-fail" sleeps from a wall-time task) and updates the reading.
+_CHUNK_MS = 20
+
+_core = getattr(asyncio, "core", None)
+if _core is not None and hasattr(_core, "_task_queue"):
+
+    def _others_runnable():
+        # MicroPython: the run queue holds runnable tasks and real-time sleepers, keyed by
+        # the wall tick at which they may run (read the module global each time: a new
+        # event loop replaces the queue)
+        t = _core._task_queue.peek()
+        return t is not None and time.ticks_diff(t.ph_key, time.ticks_ms()) <= 0
+
+elif _core is not None:  # a MicroPython whose asyncio changed: fail loudly, never guess
+    raise ImportError("boards/sim/clock.py needs asyncio.core._task_queue (MicroPython)")
+else:
+
+    def _others_runnable():
+        # CPython: callbacks ready to run in this loop iteration
+        return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
 class VirtualClock:
-    def __init__(self, speed=1.0, start=EPOCH_2016):
+    """Board clock of the virtual board (interface: boards/board.py). ``speed``: simulated
+    seconds per wall second (> 0), or 0 for as fast as possible. ``start``: RTC at t = 0
+    (s since 2000-01-01 UTC) or ``start_ms`` (ms); ``valid`` / ``note``: the RTC's state at
+    power-up (see the module doc)."""
+
+    def __init__(self, speed=1.0, start=EPOCH_2016, valid=True, note="", start_ms=None):
         self.speed = speed
-        self._start = start
+        self._rtc0 = start * 1000 if start_ms is None else start_ms  # RTC ms at t = 0
+        self.rtc_valid = bool(valid)
+        self.rtc_note = "" if valid else note
+        self.on_rtc_set = None
         self._now = 0
-        self._wall0 = time.ticks_ms()
-        self._waiters = []  # [due_ms, seq, event]
+        self._wall_last = None  # wall tick of the last sample (None: t = 0 not reached yet)
+        self._wall_acc = 0  # wall ms since t = 0, accumulated (wrap-safe for long runs)
+        self._waiters = []  # [due_ms, seq, event], sorted by (due, seq)
         self._seq = 0
         self._driver = None
         self.stopped = False
+        self.releases = 0  # sleepers released (diagnostic)
+
+    # -- metering time -------------------------------------------------------------------
 
     def ticks_ms(self):
-        if self.speed > 0:
-            wall = time.ticks_diff(time.ticks_ms(), self._wall0)
-            t = int(wall * self.speed)
-            if t > self._now:
-                self._now = t
+        """Simulated ms since t = 0 (an int; never wraps)."""
         return self._now
 
     def ticks_diff(self, a, b):
@@ -42,47 +99,86 @@ class VirtualClock:
     def ticks_add(self, a, b):
         return a + b
 
-    def time(self):
-        return self._start + self.ticks_ms() // 1000
-
-    def set_time(self, secs):
-        self._start += secs - self.time()
-
     async def sleep_ms(self, ms):
-        """Sleep ``ms`` simulated milliseconds."""
-        if ms < 0:
-            ms = 0
-        due = self.ticks_ms() + ms
-        if self.speed > 0:
-            while True:
-                left = due - self.ticks_ms()
-                if left <= 0:
-                    return
-                wall = left / self.speed
-                await asyncio.sleep_ms(int(wall) if wall >= 1 else 0)
+        """Sleep ``ms`` simulated milliseconds (< 0 counts as 0)."""
+        due = self._now + (ms if ms > 0 else 0)
         ev = asyncio.Event()
         self._seq += 1
-        w = [due, self._seq, ev]
         ws = self._waiters
         i = len(ws)
-        while i > 0 and (ws[i - 1][0] > due):
+        while i > 0 and ws[i - 1][0] > due:
             i -= 1
-        ws.insert(i, w)
+        ws.insert(i, [due, self._seq, ev])
         if self._driver is None:
+            if self._wall_last is None:
+                self._wall_last = time.ticks_ms()  # t = 0: the wall anchor
             self._driver = asyncio.create_task(self._drive())
         await ev.wait()
 
+    def wall_ms(self):
+        """Wall ms since t = 0 (0 before it)."""
+        if self._wall_last is not None:
+            now = time.ticks_ms()
+            self._wall_acc += time.ticks_diff(now, self._wall_last)
+            self._wall_last = now
+        return self._wall_acc
+
+    def _pace(self, due):
+        """--speed N: wall ms still to wait before ``due`` may be released (0: now). Moves
+        the reading up to N x wall time, never past ``due``."""
+        spd = self.speed
+        wall = self.wall_ms()
+        t = int(wall * spd)
+        if due is not None and t > due:
+            t = due
+        if t > self._now:
+            self._now = t
+        if due is None:
+            return _CHUNK_MS
+        left = due / spd - wall
+        if left <= 0:
+            return 0
+        n = int(left)
+        return n + 1 if n < left else n
+
     async def _drive(self):
-        # Discrete-event mode: let every ready task run, then jump to the next deadline.
         ws = self._waiters
-        while not self.stopped:
-            for _ in range(3):
-                await asyncio.sleep_ms(0)
-            if not ws:
+        while True:
+            await asyncio.sleep_ms(0)  # every runnable task runs before we look
+            if self.stopped:
+                break
+            if _others_runnable():
+                continue
+            due = ws[0][0] if ws else None
+            if self.speed > 0:
+                wait = self._pace(due)
+                if wait > 0:
+                    await asyncio.sleep_ms(wait if wait < _CHUNK_MS else _CHUNK_MS)
+                    continue
+            elif due is None:
                 await asyncio.sleep_ms(1)
                 continue
             w = ws.pop(0)
-            if w[0] > self._now:
-                self._now = w[0]
+            if due > self._now:
+                self._now = due
+            self.releases += 1
             w[2].set()
         self._driver = None
+
+    # -- RTC -----------------------------------------------------------------------------
+
+    def rtc_ms(self):
+        """RTC reading in ms since 2000-01-01 00:00:00 UTC."""
+        return self._rtc0 + self._now
+
+    def time(self):
+        """RTC reading in whole seconds since 2000-01-01 00:00:00 UTC."""
+        return self.rtc_ms() // 1000
+
+    def set_time(self, secs):
+        """Set the RTC to ``secs`` (s since 2000-01-01 UTC) now; the clock is valid again."""
+        self._rtc0 = secs * 1000 - self._now
+        self.rtc_valid = True
+        self.rtc_note = ""
+        if self.on_rtc_set is not None:
+            self.on_rtc_set()

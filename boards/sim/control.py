@@ -2,9 +2,10 @@
 """Control channel of the virtual board (``--control-tcp PORT``).
 
 A line protocol on ``127.0.0.1:PORT`` (TCP; any number of clients, e.g. ``nc 127.0.0.1
-PORT``). One command per line (ASCII, ``\\n`` or ``\\r\\n``); every command gets exactly one
-reply line: actions answer ``OK``, queries answer their value, a bad command answers
-``ERR <reason>``.
+PORT``). One command per line (ASCII, ``\\n`` or ``\\r\\n``, at most ``MAX_LINE`` = 256
+bytes); every non-empty line gets exactly one reply line: actions answer ``OK``, queries
+answer their value, a bad command, a longer line or one that is not UTF-8 text answers
+``ERR <reason>``, and the channel keeps serving.
 
 Inputs (the board's Pin-like inputs, 1 = active; the firmware polls or gets an interrupt):
 
@@ -47,6 +48,7 @@ from boards.sim.uart import _ticks_diff, _ticks_ms
 
 POLL_MS = 20
 SETTLE_MS = 150  # reply to press/hold this long after the release
+MAX_LINE = 256  # bytes per command line; a longer line is discarded up to its newline
 _EAGAIN = (11, 35)  # Linux, BSD/macOS
 
 BUTTONS = (("scroll", "btn_scroll"), ("demand", "btn_demand_reset"))
@@ -76,6 +78,7 @@ class _Client:
         self.rx = b""
         self.tx = b""
         self.waiting = False  # a press is running: further lines wait for its reply
+        self.overlong = False  # discarding the rest of a line longer than MAX_LINE
 
 
 class ControlServer:
@@ -112,7 +115,9 @@ class ControlServer:
             self._srv = None
 
     def poll(self):
-        """Accept, read lines, run due releases, send replies (never blocks)."""
+        """Accept, read lines, run due releases, send replies (never blocks). Bad input
+        (binary bytes, a line longer than ``MAX_LINE``) is answered ``ERR ...`` and the
+        channel keeps serving."""
         while True:
             try:
                 conn = self._srv.accept()[0]
@@ -135,26 +140,63 @@ class ControlServer:
             self._serve(c)
 
     def _serve(self, c):
+        # read at most what fits the line buffer (plus one recv) per poll, so a flood is
+        # consumed at a bounded rate and never held in memory
         try:
-            while True:
+            for _ in range(64):  # at most 16 KiB per poll
+                if len(c.rx) > MAX_LINE:
+                    break
                 d = c.sock.recv(256)
                 if not d:
                     self._drop(c)
                     return
-                c.rx += d
+                self._take(c, d)
         except OSError as e:
             if not _again(e):
                 self._drop(c)
                 return
-        while not c.waiting and b"\n" in c.rx:
-            line, c.rx = c.rx.split(b"\n", 1)
-            text = line.decode().strip()
+        self._lines(c)
+        self._flush(c)
+
+    def _take(self, c, d):
+        """Append received bytes; the tail of an over-long line is dropped up to its end."""
+        if c.overlong:
+            k = d.find(b"\n")
+            if k < 0:
+                return
+            c.overlong = False
+            d = d[k + 1:]
+        c.rx += d
+
+    def _lines(self, c):
+        """Run the complete lines in the buffer (one reply each); a line longer than
+        MAX_LINE or not UTF-8 text gets ``ERR`` and the channel goes on."""
+        while not c.waiting:
+            k = c.rx.find(b"\n")
+            if k < 0:
+                if len(c.rx) > MAX_LINE:  # no end in sight: refuse it, skip to its newline
+                    c.rx = b""
+                    c.overlong = True
+                    self._reply(c, "ERR line too long (max %d bytes)" % MAX_LINE)
+                return
+            line = c.rx[:k]
+            c.rx = c.rx[k + 1:]
+            if len(line) > MAX_LINE:
+                self._reply(c, "ERR line too long (max %d bytes)" % MAX_LINE)
+                continue
+            try:
+                text = line.decode().strip()
+            except UnicodeError:
+                self._reply(c, "ERR line is not UTF-8 text")
+                continue
             if text:
                 self.commands += 1
-                r = self.command(text, c)
+                try:
+                    r = self.command(text, c)
+                except Exception as e:  # a bug in one command must not end the channel
+                    r = "ERR %s: %s" % (type(e).__name__, e)
                 if r is not None:
                     self._reply(c, r)
-        self._flush(c)
 
     def _reply(self, c, text):
         c.tx += text.encode() + b"\n"

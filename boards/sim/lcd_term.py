@@ -11,6 +11,11 @@
 Identical frames are not redrawn. ``last_text`` is ``frame_text`` of the last drawn frame and
 ``frames_shown`` counts the draws. Writes with ``stream.write`` (default ``sys.stdout``), so it
 runs on MicroPython as well as CPython.
+
+Fits an 80-column terminal: in the ANSI modes no drawn line is wider than ``WIDTH`` (79)
+columns (a line of exactly 80 makes some terminals wrap, which breaks the in-place redraw);
+the annunciator names wrap onto a continuation line, and the in-place redraw clears lines
+left over from a taller previous frame, so the picture keeps its height.
 """
 
 import sys
@@ -19,6 +24,7 @@ from lcd import DIGITS, SEG_A, SEG_B, SEG_C, SEG_D, SEG_DP, SEG_E, SEG_F, SEG_G
 from lcd import Frame, ann_text, frame_text
 
 _ESC = "\x1b["
+WIDTH = 79  # widest line drawn (columns)
 
 
 def art_rows(frame):
@@ -42,8 +48,25 @@ def art_rows(frame):
 
 
 def header_row(frame):
-    """Identifier (padded to 6) and the names of the lit annunciators."""
+    """Identifier (padded to 6) and the names of the lit annunciators (one line)."""
     return ("%-6s  %s" % (frame.ident, ann_text(frame.ann))).rstrip()
+
+
+def fit(text, width=WIDTH, indent=8):
+    """``text`` as lines of at most ``width`` columns, broken at the last space that fits
+    (cut if there is none); continuation lines are indented by ``indent``."""
+    out = []
+    pad = ""
+    while len(pad) + len(text) > width:
+        room = width - len(pad)
+        k = text.rfind(" ", 0, room + 1)
+        if k <= 0:
+            k = room
+        out.append((pad + text[:k]).rstrip())
+        text = text[k:].lstrip()
+        pad = " " * indent
+    out.append((pad + text).rstrip())
+    return out
 
 
 class TermLCD:
@@ -61,8 +84,10 @@ class TermLCD:
     def lines(self, frame):
         """The lines that ``show`` would draw for ``frame`` (without ANSI codes)."""
         if self.ansi and self.seven_segment:
-            return [header_row(frame)] + art_rows(frame)
-        return [frame_text(frame)]
+            return fit(header_row(frame)) + art_rows(frame)
+        if self.ansi:
+            return fit(frame_text(frame))
+        return [frame_text(frame)]  # appended log lines: one per frame, never wrapped
 
     def show(self, frame):
         """Draw ``frame`` unless it equals the last drawn one. Returns True if drawn."""
@@ -75,7 +100,9 @@ class TermLCD:
                 w("%s%dA" % (_ESC, self._lines))
             for ln in lines:
                 w("\r" + _ESC + "2K" + ln + "\n")
-            self._lines = len(lines)
+            for _ in range(len(lines), self._lines):  # clear what a taller frame left
+                w("\r" + _ESC + "2K\n")
+            self._lines = max(len(lines), self._lines)
         else:
             for ln in lines:
                 w(ln + "\n")

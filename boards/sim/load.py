@@ -6,7 +6,8 @@ A trace is a CSV text file::
     0,395,-34
     900,1143,504
 
-- header exactly ``t_s,p_w,q_var`` (a trailing ``\\r`` is tolerated on every line);
+- header exactly ``t_s,p_w,q_var`` (a trailing ``\\r`` is tolerated on every line, and a
+  UTF-8 byte-order mark before the header, as spreadsheets write it, is skipped);
 - each row: time in seconds from the start of the run, active power in W (> 0 import,
   < 0 export), reactive power in var (> 0 inductive, < 0 capacitive);
 - each field a decimal number: optional ``+``/``-``, digits, optional ``.`` and digits, no
@@ -35,6 +36,16 @@ _NAMES = ("t_s", "p_w", "q_var")
 _DIGITS = "0123456789"
 _NFIELDS = const(3)
 _FOREVER = const(1 << 61)  # "no next row": later than any t_ms (~73 million years)
+
+
+def _shown(text):
+    """``text`` quoted, with invisible and non-ASCII characters escaped (so that a header
+    that only looks right says why it is not)."""
+    out = []
+    for c in text[:60]:
+        out.append(c if " " <= c <= "~" else "\\x%02x" % ord(c) if ord(c) < 256 else
+                   "\\u%04x" % ord(c))
+    return "'" + "".join(out) + ("...'" if len(text) > 60 else "'")
 
 
 class LoadError(ValueError):
@@ -93,10 +104,15 @@ class LoadTrace:
 
     def __init__(self, path):
         self.path = path
+        self._line = 0
         self._f = open(path)
         try:
             self._validate()
             self._restart()
+        except UnicodeError:
+            self._f.close()
+            raise LoadError("%s:%d: not a text file (bytes that are not UTF-8)"
+                            % (path, self._line + 1)) from None
         except BaseException:
             self._f.close()
             raise
@@ -107,12 +123,20 @@ class LoadTrace:
         return LoadError("%s:%d: %s" % (self.path, self._line, what))
 
     def _header(self):
-        self._line = 1
+        self._line = 0
         head = self._f.readline()
+        self._line = 1
         if not head:
             raise self._error("empty file, expected header '%s'" % HEADER)
-        if head.rstrip("\r\n") != HEADER:
-            raise self._error("header must be '%s', got '%s'" % (HEADER, head.rstrip("\r\n")))
+        if head[:1] == "\ufeff":  # a UTF-8 byte-order mark (spreadsheets write one)
+            head = head[1:]
+        head = head.rstrip("\r\n")
+        for c in head:
+            if c < " " and c != "\t":
+                raise self._error("not a text file (control bytes in the header: %s)"
+                                  % _shown(head[:16]))
+        if head != HEADER:
+            raise self._error("header must be '%s', got %s" % (HEADER, _shown(head)))
 
     def _row(self):
         """Read the next data row as (t_ms, p_mw, q_mvar), or None at the end of the file."""

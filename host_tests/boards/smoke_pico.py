@@ -188,13 +188,18 @@ def main():
     b.wdt.feed()
     assert len(machine.WDT.made) == 1 and machine.WDT.made[0].feeds == 2
     assert machine.WDT.made[0].timeout == 8000
-    # clock: set_time writes the RTC
+    # clock: after a chip reset the RTC reads 2021-01-01 (no backup supply): invalid
+    assert not b.clock.rtc_valid and "RP2040" in b.clock.rtc_note, b.clock.rtc_note
+    # set_time writes the RTC and makes it valid
     b.clock.set_time(0)
     assert b.rtc.dt[:3] == (2000, 1, 1), b.rtc.dt
+    assert b.clock.rtc_valid and b.clock.rtc_note == ""
+    b.clock.set_time(800000000)  # 2025-05-09: a soft reset keeps it (next Board below)
     # 2. custom _boot.py: root on the first 1024 KiB -> raw partition at the top
     mount_root(256)
     del machine.I2C.DEVICES[0x20]
     b = P.Board()
+    assert b.clock.rtc_valid, "a set RTC survives a soft reset"
     assert isinstance(b.flash, P.PagedFlash)
     assert b.expander is None and b.btn_scroll.value() == 0
     b.status_leds[0].set(1, 1, 1)

@@ -23,6 +23,8 @@ def main():
     put_fs(128)
     assert S.fs_volume_bytes() == 65536, S.fs_volume_bytes()
     b = S.Board()
+    assert not b.clock.rtc_valid, "backup registers blank: the RTC was never set"
+    assert "VBAT" in b.clock.rtc_note, b.clock.rtc_note
     assert b.flash is None and b.flash_layout == {}
     assert b.uart_rs485 is None and b.uart_modem is None
     assert b.uart_optical.id == 6 and b.uart_optical.kw["bits"] == 7
@@ -83,6 +85,11 @@ def main():
     # clock: RTC weekday 1..7 on stm32
     b.clock.set_time(0)
     assert b.rtc.dt == (2000, 1, 1, 6, 0, 0, 0, 0), b.rtc.dt  # 2000-01-01 was a Saturday
+    assert b.clock.rtc_valid and b.clock.rtc_note == ""
+    # the mark in the backup domain: valid after a reset with VBAT kept, invalid once lost
+    assert S.Board(modem_on_uart2=True).clock.rtc_valid, "VBAT kept: RTC trusted"
+    stm.backup_reset()
+    assert not S.Board(modem_on_uart2=True).clock.rtc_valid, "VBAT lost: RTC invalid"
     print("stm32 board ok")
 
 

@@ -3,6 +3,7 @@ and bad input (malformed load, dead or mis-clocked chip, faults mid-run)."""
 
 import os
 
+import pytest
 from simrun import ROOT, integral, read_trace, run_sim, sim_json
 
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
@@ -14,8 +15,11 @@ def _check(regs, ref, abs_tol=0.0025, rel_tol=2e-6):
         assert abs(got - v) <= abs_tol + rel_tol * abs(v), (k, got, v)
 
 
-def test_four_quadrant_trace_every_register():
-    out = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 1260)
+# every trace at --speed max and at a real-time-scaled speed: the same registers (the virtual
+# clock never runs ahead of the tasks, boards/sim/clock.py)
+@pytest.mark.parametrize("speed", ["max", "600"])
+def test_four_quadrant_trace_every_register(speed):
+    out = sim_json("--load", FOUR_Q, "--speed", speed, "--duration", 1260)
     ref = integral(read_trace(FOUR_Q), 1260)
     for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0"):
         assert ref[k] > 1, ("trace must exercise every register", k, ref[k])
@@ -29,10 +33,11 @@ def test_four_quadrant_trace_every_register():
     assert abs(out["pulses"] - wh) <= 2, (out["pulses"], wh)
 
 
-def test_household_day_accuracy():
+@pytest.mark.parametrize("speed", ["max", "7200"])
+def test_household_day_accuracy(speed):
     load = os.path.join(ROOT, "boards/sim/loads/household_pv_2016.csv")
     d = 6 * 3600
-    out = sim_json("--load", load, "--speed", "max", "--duration", d)
+    out = sim_json("--load", load, "--speed", speed, "--duration", d)
     ref = integral(read_trace(load), d, skip_s=0.045)
     _check(out["registers"], ref, abs_tol=0.01, rel_tol=1e-4)
 
@@ -60,10 +65,11 @@ def test_dead_chip_meter_keeps_running():
         assert codes.count(2) == 1, ("one METROLOGY_FAULT event per episode", codes)
 
 
-def test_fault_mid_run_registers_never_go_backwards():
+@pytest.mark.parametrize("speed", ["max", "600"])
+def test_fault_mid_run_registers_never_go_backwards(speed):
     # the interval in which the chip dies (99..100 s) is lost with it; nothing before it
     ok = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 99)
-    out = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 200, "--fault", "deadff",
+    out = sim_json("--load", FOUR_Q, "--speed", speed, "--duration", 200, "--fault", "deadff",
                    "--fault-at", 100)
     for k, v in ok["registers"].items():
         assert out["registers"][k] >= v - 1e-9, (k, out["registers"][k], v)

@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from simrun import ROOT, sim_json
 
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
@@ -22,11 +23,12 @@ def test_blank_flash_then_resume(tmp_path):
     assert again["registers"] == first["registers"], (again["registers"], first["registers"])
 
 
-def test_power_fail_warning_loses_nothing(tmp_path):
+@pytest.mark.parametrize("speed", ["max", "600"])
+def test_power_fail_warning_loses_nothing(tmp_path, speed):
     img = str(tmp_path / "nor.img")
     for at in (70.5, 130.25, 250.75):
         before = _boot(img)["registers"]
-        out = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 2000,
+        out = sim_json("--load", FOUR_Q, "--speed", speed, "--flash", img, "--duration", 2000,
                        "--power-fail-at", at, "--commit-s", 100000)
         assert out["power_lost"], "power removed after the hold-up time"
         after = _boot(img)["registers"]

@@ -89,13 +89,16 @@ class I2C:
 
 
 class RTC:
+    BOOT = (2021, 1, 1, 4, 0, 0, 0, 0)  # the rp2 port's RTC after a chip reset
+    dt_now = BOOT  # survives a soft reset (new RTC objects), like the real RTC
+
     def __init__(self):
-        self.dt = None
+        self.dt = RTC.dt_now
 
     def datetime(self, t=None):
         if t is None:
             return self.dt
-        self.dt = t
+        self.dt = RTC.dt_now = t
 
 
 class WDT:

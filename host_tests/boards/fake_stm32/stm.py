@@ -91,16 +91,40 @@ def _prog(addr, v, width):
     C.programs += 1
 
 
+# Backup domain (RM0383): RTC backup registers RTC_BKPxR and PWR_CR (DBP gates writes).
+RTC_BASE = 0x40002800
+PWR_CR = 0x40007000
+BACKUP = {}  # address -> value; cleared by backup_reset()
+
+
+def backup_reset():
+    """VBAT lost: the backup domain (RTC registers, backup registers) is reset."""
+    BACKUP.clear()
+
+
+def _backup(addr):
+    return RTC_BASE + 0x50 <= addr < RTC_BASE + 0xA0 or addr == PWR_CR
+
+
 class _Mem:
     def __init__(self, width):
         self.w = width
 
     def __getitem__(self, addr):
+        if _backup(addr):
+            assert self.w == 4 and addr % 4 == 0
+            return BACKUP.get(addr, 0)
         if addr >= FLASH:
             return _reg_read(addr)
         return int.from_bytes(MEM[addr - BASE:addr - BASE + self.w], "little")
 
     def __setitem__(self, addr, v):
+        if _backup(addr):
+            assert self.w == 4 and addr % 4 == 0
+            if addr != PWR_CR:
+                assert BACKUP.get(PWR_CR, 0) & (1 << 8), "backup register written without DBP"
+            BACKUP[addr] = v
+            return
         if addr >= FLASH:
             assert self.w == 4
             _reg_write(addr, v)

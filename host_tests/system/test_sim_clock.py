@@ -1,0 +1,232 @@
+"""Time on the virtual board as a process: ``--speed N`` meters exactly like ``--speed max``
+(the virtual clock never runs ahead of the tasks, starts at t = 0 with the meter, stops at
+exactly ``--duration``), and the battery-backed RTC survives restarts (issue 7, items 5
+and 6)."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace, sim_json
+from test_iec_client import _free_port
+
+FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
+HOUSE_PV = os.path.join(ROOT, "boards/sim/loads/household_pv_2016.csv")
+HOUSE = os.path.join(ROOT, "boards/sim/loads/household_2016.csv")
+EPOCH_2016 = 504921600
+CLOCK_INVALID = 30
+
+
+def _same(a, b, what):
+    """Identical registers (to the mWh), pulses and LED flashes, and the exact end time."""
+    assert a["registers"] == b["registers"], (what, a["registers"], b["registers"])
+    assert a["pulses"] == b["pulses"], (what, a["pulses"], b["pulses"])
+    assert a["led_kwh_flashes"] == b["led_kwh_flashes"], (what, a["led_kwh_flashes"],
+                                                          b["led_kwh_flashes"])
+    assert a["sim_s"] == b["sim_s"], (what, a["sim_s"], b["sim_s"])
+
+
+def test_speed_n_meters_exactly_like_max_four_quadrant():
+    # the issue's case: at --speed 3600 the old clock ran during start-up and while the
+    # tasks fell behind, lost part of the load and overshot --duration
+    d = 1260
+    ref = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", d)
+    exact = integral(read_trace(FOUR_Q), d)
+    assert abs(ref["registers"]["1.8.0"] - exact["1.8.0"]) < 0.0025, (ref, exact)
+    for speed in ("600", "3600", "1e6"):  # 1e6: the tasks can never keep up with the wall
+        out = sim_json("--load", FOUR_Q, "--speed", speed, "--duration", d)
+        assert out["sim_s"] == d, ("ends at exactly --duration", speed, out["sim_s"])
+        _same(out, ref, "--speed " + speed)
+
+
+def test_speed_n_meters_exactly_like_max_household_traces():
+    for load, speed, d in ((HOUSE_PV, "3600", 7200), (HOUSE, "7200", 10800)):
+        ref = sim_json("--load", load, "--speed", "max", "--duration", d)
+        out = sim_json("--load", load, "--speed", speed, "--duration", d)
+        _same(out, ref, (load, speed))
+
+
+def test_odd_speeds_and_fractional_durations(tmp_path):
+    # a busy load (3 kW: three LED pulses a second) at speeds below, at and near real time
+    load = tmp_path / "busy.csv"
+    load.write_text("t_s,p_w,q_var\n0,3000,-700\n0.5,2500,300\n1.25,-1800,450\n")
+    for speed, d in (("0.5", 1.25), ("1", 2.5), ("7", 14.2), ("600", 77.7)):
+        ref = sim_json("--load", str(load), "--speed", "max", "--duration", d)
+        out = sim_json("--load", str(load), "--speed", speed, "--duration", d)
+        _same(out, ref, "--speed %s --duration %s" % (speed, d))
+        assert out["sim_s"] == d, (speed, out["sim_s"])
+
+
+def test_tiny_and_zero_durations():
+    for d in ("0", "0.001", "0.5"):
+        for speed in ("max", "3600"):
+            out = sim_json("--load", FOUR_Q, "--speed", speed, "--duration", d)
+            assert out["sim_s"] == float(d), (d, speed, out["sim_s"])
+            assert all(v == 0 for v in out["registers"].values()), out["registers"]
+
+
+def _ring_events(img, tmp_path):
+    """Events persisted in the image's events partition: [(t, code, value)], oldest first
+    (read with the firmware's own RingLog on a copy of the image)."""
+    sys.path[:0] = [os.path.join(ROOT, "lib"), ROOT]
+    from boards.sim.norflash import NORFlash
+    from flash import Partition
+    from ringlog import RingLog
+
+    copy = str(tmp_path / "copy.img")
+    with open(img, "rb") as f, open(copy, "wb") as g:
+        g.write(f.read())
+    nor = NORFlash(128 * 1024, 4096, 256, path=copy)
+    ring = RingLog(Partition(nor, 72 * 1024, 32 * 1024), 12)
+    ring.mount()
+    out = []
+    for _seq, _tag, rec in ring.entries():
+        t, code, _, v = struct.unpack("<IHHi", bytes(rec))
+        out.append((t, code, v))
+    nor.close()
+    return out
+
+
+def test_rtc_survives_restarts_and_event_times_never_go_backwards(tmp_path):
+    img = str(tmp_path / "nor.img")
+    first = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 3600)
+    assert first["rtc_s"] == EPOCH_2016 + 3600 and first["rtc_valid"], first["rtc_s"]
+    assert os.path.exists(img + ".rtc"), "RTC state kept next to the image"
+    # mains off for 600 s: the RTC ran on its battery
+    again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 100,
+                     "--off-time", 600)
+    assert again["events"][0][0] == EPOCH_2016 + 4200, again["events"]
+    assert again["rtc_s"] == EPOCH_2016 + 4300 and again["rtc_valid"], again["rtc_s"]
+    assert CLOCK_INVALID not in [e[1] for e in again["events"]]
+    # a power loss (hold-up elapsed), a cut in the middle of a flash operation, a hard kill:
+    # each restart goes on from where the RTC was
+    lost = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 900,
+                    "--power-fail-at", 333.5, "--off-time", 0)
+    assert lost["power_lost"] and lost["sim_s"] == 333.6, lost["sim_s"]
+    assert lost["rtc_s"] == EPOCH_2016 + 4300 + 333, lost["rtc_s"]
+    sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 300,
+             "--commit-s", 5, "--cut-at-op", 9, "--off-time", 0)
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--speed", "300",
+                          "--flash", img, "--commit-s", "2", "--quiet", "--off-time", "0"],
+                         cwd=ROOT, env=env)
+    time.sleep(2.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    last = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 0,
+                    "--off-time", 0)
+    assert last["rtc_valid"] and last["storage"] == "ok", last
+    ring = _ring_events(img, tmp_path)
+    assert len(ring) >= 12, ring  # power-up, metrology ok, power fail, ... of six runs
+    times = [e[0] for e in ring]
+    assert times == sorted(times), ("persisted event times went backwards", ring)
+    assert ring[-1][0] == last["rtc_s"], (ring[-1], last["rtc_s"])
+    # the killed run metered and persisted events well past the cut run's end
+    assert last["rtc_s"] > EPOCH_2016 + 4300 + 333 + 300, last["rtc_s"]
+
+
+def test_off_time_defaults_to_the_host_wall_clock(tmp_path):
+    img = str(tmp_path / "nor.img")
+    first = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 10)
+    t0 = time.time()
+    time.sleep(2.2)
+    again = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 0)
+    gap = time.time() - t0
+    assert first["rtc_s"] + 2 <= again["rtc_s"] <= first["rtc_s"] + gap + 2, (
+        first["rtc_s"], again["rtc_s"], gap)
+
+
+def test_start_sets_the_rtc_iso_or_seconds(tmp_path):
+    img = str(tmp_path / "nor.img")
+    out = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 5,
+                   "--start", "2025-06-01T12:00:00Z")
+    assert out["rtc_s"] == 802094400 + 5 and out["rtc_valid"], out["rtc_s"]
+    out = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 5, "--start", "86400")
+    assert out["rtc_s"] == 86405, out["rtc_s"]
+
+
+SET_CLOCK = r'''
+import json, sys
+from iec62056_21.client import Iec6205621Client
+from iec62056_21 import messages
+
+port, addr = int(sys.argv[1]), sys.argv[2]
+c = Iec6205621Client.with_tcp_transport(address=("127.0.0.1", port), device_address=addr)
+c.transport.socket.settimeout(10.0)
+c.connect()
+out = {}
+try:
+    c.access_programming_mode()
+    m = messages.CommandMessage("P", 1, messages.DataSet(address="", value="00000000"))
+    c.transport.send(m.to_bytes())
+    out["pw"] = "ACK" if c._recv_ack() == "\x06" else "?"
+    out["before"] = c.read_single_value("F.F.0").value
+    for a, v in (("0.9.2", "250601"), ("0.9.1", "120000")):
+        c.transport.send(messages.CommandMessage.for_single_write(a, v).to_bytes())
+        out[a] = "ACK" if c._recv_ack() == "\x06" else "?"
+    out["after"] = c.read_single_value("F.F.0").value
+    c.send_break()
+except Exception as e:
+    out["error"] = "%s %s" % (type(e).__name__, e)
+c.disconnect()
+print(json.dumps(out))
+'''
+
+
+def test_flat_battery_clock_invalid_logged_flagged_until_set(tmp_path):
+    img = str(tmp_path / "nor.img")
+    sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 60)
+    flat = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 60,
+                    "--rtc-battery", "flat")
+    assert not flat["rtc_valid"] and flat["rtc_s"] == 60, flat["rtc_s"]
+    assert flat["error_flags"] & 0x10, ("F.F.0 clock bit", flat["error_flags"])
+    codes = [e[1] for e in flat["events"]]
+    assert codes.count(CLOCK_INVALID) == 1, codes
+    # a battery back in place keeps a wrong time wrong: still invalid, logged again
+    still = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 5,
+                     "--off-time", 10)
+    assert not still["rtc_valid"] and still["rtc_s"] == 60 + 10 + 5, still["rtc_s"]
+    assert CLOCK_INVALID in [e[1] for e in still["events"]] and still["error_flags"] & 0x10
+    # set over IEC 62056-21 (W1 0.9.2 / 0.9.1): valid, F.F.0 clear, kept across a restart
+    port = _free_port()
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--quiet",
+                          "--speed", "10", "--flash", img, "--off-time", "0", "--optical-tcp",
+                          str(port), "--serial", "CLK00001"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.0)
+        assert p.poll() is None, p.communicate()[0]
+        script = tmp_path / "set_clock.py"
+        script.write_text(SET_CLOCK)
+        r = subprocess.run([sys.executable, "-I", str(script), str(port), "CLK00001"],
+                           capture_output=True, text=True, timeout=90)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        p.terminate()
+        p.communicate(timeout=10)
+    assert got.get("pw") == "ACK" and got["0.9.2"] == "ACK" and got["0.9.1"] == "ACK", got
+    assert int(got["before"], 16) & 0x10 and not int(got["after"], 16) & 0x10, got
+    after = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 0,
+                     "--off-time", 0)
+    assert after["rtc_valid"] and CLOCK_INVALID not in [e[1] for e in after["events"]]
+    assert 802094400 <= after["rtc_s"] < 802094400 + 600, after["rtc_s"]  # 2025-06-01 12:00
+    assert not after["error_flags"] & 0x10
+
+
+def test_invalid_clock_is_shown_on_the_lcd():
+    from test_sim_display import Sim
+
+    for battery, alarm in (("flat", True), ("ok", False)):
+        sim = Sim("--speed", "10", "--rtc-battery", battery)
+        try:
+            assert sim.cmd("press scroll") == "OK"  # ends the start-up frames
+            t = sim.wait_lcd(lambda t: t.startswith("1.8.0"), "the normal list")
+            assert ("ALARM" in t.split()) == alarm, (battery, t)
+        finally:
+            sim.stop()

@@ -1,0 +1,173 @@
+"""The virtual board's clock (boards/sim/clock.py) and battery-backed RTC (boards/sim/rtc.py):
+simulated time never runs ahead of the tasks, starts at the first sleep, never runs faster
+than N x wall time; the RTC's state across restarts. Runs under CPython and MicroPython."""
+
+import asyncio
+import os
+import time
+
+from boards.sim import rtc
+from boards.sim.clock import EPOCH_2016, VirtualClock
+
+
+def _tmp(name):
+    d = "/tmp/omf_test_sim_clock"
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+    p = d + "/" + name
+    for q in (p, p + ".rtc", p + ".rtc.tmp"):
+        try:
+            os.remove(q)
+        except OSError:
+            pass
+    return p
+
+
+async def _busy_then_read(clock, n, out):
+    # runnable all the time (real-time yields only): simulated time must stand still
+    t0 = clock.ticks_ms()
+    for _ in range(n):
+        await asyncio.sleep_ms(0)
+    out.append((t0, clock.ticks_ms()))
+
+
+async def _ticker(clock, log, period, count):
+    for _ in range(count):
+        await clock.sleep_ms(period)
+        log.append(clock.ticks_ms())
+
+
+async def _time_stands_still_while_a_task_is_runnable(speed):
+    clock = VirtualClock(speed)
+    out = []
+    log = []
+    t = asyncio.create_task(_ticker(clock, log, 1, 100))
+    await asyncio.sleep_ms(0)
+    await _busy_then_read(clock, 50, out)
+    t0, t1 = out[0]
+    assert t1 == t0, ("time ran while a task was runnable", speed, t0, t1)
+    await t
+    assert log == list(range(1, 101)), log  # every deadline met exactly, in order
+    clock.stopped = True
+
+
+async def test_time_stands_still_while_a_task_is_runnable_max():
+    await _time_stands_still_while_a_task_is_runnable(0)
+
+
+async def test_time_stands_still_while_a_task_is_runnable_speed_n():
+    await _time_stands_still_while_a_task_is_runnable(1000)
+
+
+async def _chain(clock, order, name, steps):
+    for k in steps:
+        await clock.sleep_ms(k)
+        order.append((clock.ticks_ms(), name))
+
+
+async def test_waiters_released_in_deadline_order_ties_first_come():
+    clock = VirtualClock(0)
+    order = []
+    a = asyncio.create_task(_chain(clock, order, "a", (10, 10, 5)))
+    b = asyncio.create_task(_chain(clock, order, "b", (20, 5)))
+    c = asyncio.create_task(_chain(clock, order, "c", (0, 25)))
+    await a
+    await b
+    await c
+    clock.stopped = True
+    # a: 10 (1st call), b: 20 (2nd), c: 0 (3rd) then 25 (4th), a: 20 (5th), b: 25, a: 25
+    assert order == [(0, "c"), (10, "a"), (20, "b"), (20, "a"), (25, "c"), (25, "b"),
+                     (25, "a")], order
+
+
+async def test_t0_is_the_first_sleep_not_the_construction():
+    clock = VirtualClock(1000)
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 30:  # 30 ms of start-up = 30 s simulated
+        pass
+    assert clock.ticks_ms() == 0, clock.ticks_ms()
+    await clock.sleep_ms(5)
+    assert clock.ticks_ms() == 5, clock.ticks_ms()
+    clock.stopped = True
+
+
+async def test_never_faster_than_n_times_wall_time():
+    clock = VirtualClock(10)  # 10 simulated s per wall s
+    w0 = time.ticks_ms()
+    await clock.sleep_ms(300)
+    wall = time.ticks_diff(time.ticks_ms(), w0)
+    assert clock.ticks_ms() == 300
+    assert wall >= 30 - 1, ("300 ms simulated took %d ms wall at speed 10" % wall)
+    assert clock.wall_ms() * 10 >= 300 - 10
+    clock.stopped = True
+
+
+async def test_reading_follows_wall_time_between_deadlines_without_passing_them():
+    clock = VirtualClock(1)
+    seen = []
+
+    async def watch():
+        for _ in range(8):
+            await asyncio.sleep_ms(10)
+            seen.append(clock.ticks_ms())
+
+    w = asyncio.create_task(watch())
+    await clock.sleep_ms(60)
+    clock.stopped = True  # frozen from here
+    assert clock.ticks_ms() == 60
+    await w
+    assert seen == sorted(seen) and all(v <= 60 for v in seen), seen
+    assert any(0 < v < 60 for v in seen), ("reading moves between deadlines", seen)
+
+
+def test_rtc_reading_and_set_time_make_the_clock_valid():
+    clock = VirtualClock(0, valid=False, note="battery flat", start_ms=1500)
+    assert clock.time() == 1 and clock.rtc_ms() == 1500
+    assert not clock.rtc_valid and clock.rtc_note == "battery flat"
+    calls = []
+    clock.on_rtc_set = lambda: calls.append(clock.time())
+    clock._now = 2500  # as if 2.5 s had run
+    assert clock.time() == 4
+    clock.set_time(EPOCH_2016)
+    assert clock.time() == EPOCH_2016 and clock.rtc_valid and clock.rtc_note == ""
+    assert calls == [EPOCH_2016]
+    clock._now = 3700
+    assert clock.time() == EPOCH_2016 + 1
+
+
+def test_rtc_power_up_rules():
+    img = _tmp("nor.img")
+    # no --flash: factory set, valid; --start wins; flat battery: reset value, invalid
+    assert rtc.power_up(None, EPOCH_2016) == (EPOCH_2016 * 1000, True, "")
+    assert rtc.power_up(img, EPOCH_2016, start_s=7) == (7000, True, "")
+    ms, ok, note = rtc.power_up(img, EPOCH_2016, battery="flat")
+    assert ms == 0 and not ok and "battery" in note
+    # a new image: factory set
+    assert rtc.power_up(img, EPOCH_2016) == (EPOCH_2016 * 1000, True, "")
+    # an image without its RTC state: unknown, invalid, the message names the file
+    with open(img, "wb") as f:
+        f.write(b"\xff" * 16)
+    ms, ok, note = rtc.power_up(img, EPOCH_2016)
+    assert ms == 0 and not ok and img + ".rtc" in note, note
+    # saved state + the off time
+    clock = VirtualClock(0, start_ms=123456789)
+    store = rtc.RtcFile(img, clock)
+    store.save()
+    assert store.error is None and store.saves == 1
+    assert rtc.power_up(img, EPOCH_2016, off_s=600) == (123456789 + 600000, True, "")
+    ms, ok, note = rtc.power_up(img, EPOCH_2016)  # host wall time since the save
+    assert ok and 123456789 <= ms <= 123456789 + 60000, ms
+    ms, ok, note = rtc.power_up(img, EPOCH_2016, off_s=3.2e9)  # past 2099: out of range
+    assert ms == 0 and not ok and "2099" in note, (ms, ok, note)
+    # an invalid clock stays invalid across a restart (the battery keeps a wrong time)
+    clock.rtc_valid = False
+    store.save()
+    ms, ok, note = rtc.power_up(img, EPOCH_2016, off_s=1)
+    assert ms == 123457789 and not ok and note, (ms, ok, note)
+    # a damaged state file: invalid, named
+    with open(img + ".rtc", "w") as f:
+        f.write("{not json")
+    ms, ok, note = rtc.power_up(img, EPOCH_2016)
+    assert ms == 0 and not ok and "unreadable" in note and img + ".rtc" in note, note
