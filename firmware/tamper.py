@@ -127,13 +127,14 @@ class TamperWatch:
         if time.ticks_diff(now_ms, self._n_since) < self.neutral_ms:
             return
         self.neutral = bad
+        since = self._n_since
         self._n_since = None
         if bad:
-            self._n_start = now_ms
+            self._n_start = since
             self.meter.log.log(events.NEUTRAL_IMBALANCE, int(round(self._n_pct)),
                                "I - IN = %.1f %%" % self._n_pct, events.SRC_LOCAL)
         else:
-            s = time.ticks_diff(now_ms, self._n_start) // 1000 if self._n_start is not None else 0
+            s = time.ticks_diff(since, self._n_start) // 1000 if self._n_start is not None else 0
             self.meter.log.log(events.NEUTRAL_OK, s, None, events.SRC_LOCAL)
 
     async def run(self):
