@@ -38,6 +38,7 @@ class Meter:
         self._cfg_dirty = False
         self._cfg_changed_s = 0
         self._cfg_first_s = 0
+        self._cfg_fresh = False
         self._up_s = 0  # metering-clock seconds since boot (config write budget)
         import config
 
@@ -81,6 +82,7 @@ class Meter:
             self.storage = storage.Storage(self, Partition(board.flash, off, length),
                                            getattr(board, "commit_s", cfg["commit_s"]))
             self.storage_status = self.storage.restore()
+        self._config_settle()
 
     def _pulse_outputs(self, k):
         """(active, reactive) PulseOutput for ``k`` imp/kWh and imp/kvarh."""
@@ -132,31 +134,38 @@ class Meter:
             await clock.sleep_ms(gap)
 
     def _load_config(self, dflt, part):
-        """Configuration from flash (lib/config.py): blank -> defaults (saved); anything but
-        a good newest copy is a fallback, logged persistently (CONFIG_FALLBACK, and
-        CONFIG_DEFAULTS when defaults replace stored data) and latched in F.F.0 (ERR_CONFIG,
-        ERR_SECURITY). Security parameters never fall back silently to weaker values: the
-        password is then not trusted (the factory password needs the open seal,
-        protocols.MeterData.passwords), the lockout keeps the stricter of the copy's and the
-        factory values."""
+        """Configuration from flash (lib/config.py): blank -> defaults (saved once the journal
+        shows whether the meter was used before: blank after use is a fallback); anything but
+        a good newest copy is a fallback (:meth:`_config_fallback`)."""
         import config
-        import status
         from flash import Partition
 
         store = config.ConfigStore(Partition(self.board.flash, part[0], part[1]), dflt)
         self.config_store = store
         cfg, st = store.load()
         self.config_status = st
+        self._dflt = dflt
         if st == config.STATUS_BLANK:
-            store.save(cfg)
-            return cfg
-        if st in (config.STATUS_OK, config.STATUS_MIGRATED):
-            return cfg
-        self.config_errors = status.ERR_CONFIG | status.ERR_SECURITY
-        self.password_trusted = False
-        if st != config.STATUS_ONE_BAD:
-            self.log.log(events.CONFIG_DEFAULTS, 0, "config: %s" % st)
-        self.log.log(events.CONFIG_FALLBACK, store.copies, "config: %s: %s" % (st, store.detail))
+            self._cfg_fresh = True  # saved in _config_settle()
+        elif st not in (config.STATUS_OK, config.STATUS_MIGRATED):
+            if st != config.STATUS_ONE_BAD:
+                self.log.log(events.CONFIG_DEFAULTS, 0, "config: %s" % st)
+            self._config_fallback(cfg, store.copies, "config: %s: %s" % (st, store.detail))
+        self._config_latched(cfg)
+        return cfg
+
+    def _config_fallback(self, cfg, copies, text):
+        """Stored configuration lost or possibly older: logged persistently (CONFIG_FALLBACK,
+        SECURITY_FALLBACK), latched in F.F.0 (ERR_CONFIG, ERR_SECURITY; kept in cfg
+        ``fallback`` so that a later save and restart do not clear them silently). Security
+        parameters never fall back silently to weaker values: the password is not trusted
+        (the factory password needs the open seal, protocols.MeterData.passwords) and the
+        lockout keeps the stricter of the copy's and the factory values."""
+        import status
+
+        dflt = self._dflt
+        cfg["fallback"] = cfg.get("fallback", 0) | status.ERR_CONFIG | status.ERR_SECURITY
+        self.log.log(events.CONFIG_FALLBACK, copies, text)
         cfg["prog_max_failures"] = min(cfg.get("prog_max_failures", 3), dflt["prog_max_failures"])
         for k in ("prog_lockout_s", "prog_lockout_max_s"):
             cfg[k] = max(cfg.get(k, dflt[k]), dflt[k])
@@ -164,7 +173,28 @@ class Meter:
         self.log.log(events.SECURITY_FALLBACK, 1 if sealed else 0,
                      "factory password needs the open seal" if sealed else
                      "password from an older copy")
-        return cfg
+
+    def _config_latched(self, cfg):
+        import status
+
+        f = cfg.get("fallback", 0)
+        self.config_errors = f & (status.ERR_CONFIG | status.ERR_SECURITY)
+        self.password_trusted = not f & status.ERR_SECURITY
+
+    def _config_settle(self):
+        """After the journal restore: a blank configuration on a meter whose register journal
+        holds a commit was erased after use (a fallback); save the defaults either way."""
+        if not getattr(self, "_cfg_fresh", False):
+            return
+        self._cfg_fresh = False
+        if self.storage_status == "ok":
+            self.log.log(events.CONFIG_DEFAULTS, 0, "config: blank after use")
+            self._config_fallback(self.cfg, 0, "config: blank after use")
+            self._config_latched(self.cfg)
+        try:
+            self.config_store.save(self.cfg)
+        except Exception as e:
+            self.log.log(events.FLASH_CORRUPT, 0, "config save: %s" % e)
 
     def _open_event_ring(self, part):
         """The persisted event logs in the ``events`` partition: the standard log and, apart
@@ -319,6 +349,7 @@ class Meter:
 
         self.password_trusted = True
         self.config_errors &= ~status.ERR_SECURITY
+        self.cfg["fallback"] = self.config_errors
 
     def clear_config_alarm(self):
         """E2 C.91.0: the configuration fallback is acknowledged; both copies are written
@@ -326,6 +357,7 @@ class Meter:
         import status
 
         self.config_errors &= ~status.ERR_CONFIG
+        self.cfg["fallback"] = self.config_errors
         if self.config_store is not None:
             import config
 

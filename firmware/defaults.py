@@ -25,6 +25,9 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``neutral_pct`` 12.5, ``neutral_min_a`` 0.25, ``neutral_s`` 10: neutral-current imbalance
   (|I - IN| in % of the larger current) that logs NEUTRAL_IMBALANCE once it lasts that long
   above that current (firmware/tamper.py).
+- ``fallback`` 0: not a setting: the F.F.0 bits (ERR_CONFIG 0x2, ERR_SECURITY 0x40) latched by
+  a configuration fallback (firmware/app.py), kept with the configuration so that a later
+  save and restart do not clear them; E2 C.91.0 clears 0x2, a new password 0x40.
 - ``commit_s`` 300: periodic register commit (lib/journal.CommitPolicy explains the choice).
 - ``calibration``: lib.ade7953.Calibration overrides (empty = reference design).
 """
@@ -53,5 +56,6 @@ def config():
         "neutral_pct": 12.5,
         "neutral_min_a": 0.25,
         "neutral_s": 10,
+        "fallback": 0,
         "calibration": {},
     }

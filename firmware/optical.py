@@ -67,7 +67,8 @@ def _set_format(uart, baud, soft_parity):
         uart.init(baudrate=baud, bits=7, parity=0, stop=1)
 
 
-async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
+async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats, link=None):
+    # ``link``: the peer the data is for; a slice is never written once it has changed
     if soft_parity:
         data = add_parity_into(bytearray(data))
     mv = memoryview(data)
@@ -79,6 +80,8 @@ async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
     try:
         i = 0
         while i < n:
+            if link is not None and _link(uart) != link:
+                break  # the peer left or was replaced: the rest is not for the new one
             k = uart.write(mv[i : i + chunk])
             if not k:  # write timed out: try again shortly
                 await _sleep_ms(1)
@@ -154,7 +157,8 @@ async def run_port(
                     act = session.poll(clock())
                     continue
                 if data:
-                    await _transmit(uart, data, baud, de_pin, soft_parity, clock, st)
+                    await _transmit(uart, data, baud, de_pin, soft_parity, clock, st,
+                                    (gen, up))
                 if new_baud and new_baud != baud:
                     baud = new_baud
                     _set_format(uart, baud, soft_parity)

@@ -9,7 +9,16 @@ Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (
 firmware/status.py).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg
-``prog_max_failures`` (3) wrong passwords lock it for ``prog_lockout_s`` (600 s)):
+``prog_max_failures`` (3) wrong passwords on any port lock it on every port for
+``prog_lockout_s`` (600 s), doubling per further lockout within 24 h up to
+``prog_lockout_max_s`` (lib/lockout.py; one lockout per meter, restored from the security log
+at boot). Rights end with B0, any sign-on on the port, the link (``Session.link_lost``) and
+``OPTICAL_INACTIVITY_MS`` / ``RS485_INACTIVITY_MS`` without a valid message
+(docs/ARCHITECTURE.md, session-rights rule). When the configuration fell back (F.F.0
+ERR_SECURITY) and the password is the factory one, P1 needs the open seal (ER06 otherwise).
+Every refusal is logged with its port and the address concerned (REFUSED_*, SEALED_REFUSED,
+WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events.py), every change as PARAM_CHANGED with the
+address (and the new value when numeric; never the password)):
 - Readout list: cfg ``readout_list`` (default ``DEFAULT_READOUT`` below), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
   C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
@@ -21,7 +30,8 @@ Programming mode (after P1 with the password, default ``00000000``; cfg
   configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
-- E2: C.91.0 clear alarms; C.91.1 enter test mode (argument: minutes 1..255, empty = the
+- E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
+  both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
   zero): only with the seal open.

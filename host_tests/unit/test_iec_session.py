@@ -780,3 +780,60 @@ def test_untrusted_password_needs_the_seal():
     got = sent(drain(m.s, cmd("P", 1, "(00000000)"), t))
     assert got == bytes(iec.build_error(S.ER_SEALED)) and not m.s.authorized, got
     assert ("sealed_refused", "", S.ER_SEALED, "P1") in m.full and m.s.failures == 0, m.full
+
+
+async def test_port_task_ends_rights_when_the_tcp_client_changes():
+    import asyncio
+    import socket
+
+    import optical
+
+    u = _tcp_uart()
+    m = Meter(reaction_ms=200, switch_ms=200)
+    stop = _Stop()
+    task = asyncio.create_task(optical.run_port(u, m.s, stop=stop))
+    addr = socket.getaddrinfo("127.0.0.1", u.port)[0][-1]
+
+    async def recv(c, n, ms):
+        got = bytearray()
+        for _ in range(ms // 10):
+            try:
+                d = c.recv(512)
+                if d:
+                    got.extend(d)
+            except OSError:
+                pass
+            if len(got) >= n:
+                break
+            await asyncio.sleep(0.01)
+        return bytes(got)
+
+    def client():
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.connect(addr)
+        c.setblocking(False)
+        return c
+
+    try:
+        a = client()
+        a.send(b"/?!\r\n")
+        assert (await recv(a, 16, 3000)).startswith(b"/XYZ5"), "identification"
+        a.send(b"\x06051\r\n")
+        assert (await recv(a, 14, 3000)).startswith(b"\x01P0"), "P0"
+        a.send(cmd("P", 1, "(00000000)"))
+        assert await recv(a, 1, 3000) == iec.ACK_MSG and m.s.authorized
+        a.send(cmd("R", 1, "1.8.0()"))
+        await asyncio.sleep(0.05)
+        a.close()  # A leaves, its answer still due in 150 ms; B takes the port
+        b = client()
+        got = await recv(b, 1, 600)
+        assert got == b"", "nothing meant for A reaches B: %r" % got
+        b.send(cmd("W", 1, "0.0.5(9)"))
+        got = await recv(b, 1, 800)
+        assert got == b"" and "0.0.5" not in m.written, "B never signed on: %r" % got
+        assert (S.EV_PROG_EXIT, "link") in m.events, m.events
+        b.close()
+    finally:
+        stop.flag = True
+        await task
+        u.close()

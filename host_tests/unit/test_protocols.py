@@ -276,3 +276,38 @@ def test_both_copies_damaged_keep_programming_closed_and_strict():
     assert _persisted(m2, events.CONFIG_DEFAULTS), "persisted, not lost before the log opens"
     assert Port(d2, events.SRC_RS485).prog("00000000") == _err(ER_SEALED)
     assert m2.cfg["prog_max_failures"] <= 3 and m2.cfg["prog_lockout_s"] >= 600
+
+
+def test_fallback_flags_survive_a_save_and_a_restart():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    off, seqs = _config_slots(board)
+    board.nor.image[off + (0 if seqs[0] > seqs[1] else 1) * 4096 + 40] ^= 0x04
+    board2, m2, d2 = _meter(board)
+    d2.writer("C.90.1", "30", True)  # any later save writes over the damaged copy ...
+    board3, m3, d3 = _reboot(board2, m2)
+    assert m3.config_status == "ok", m3.config_status
+    assert status.error_flags(m3) & 0x42 == 0x42, "... and the flags stay latched"
+    assert Port(d3, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
+    d3.writer("C.90.2", "55555555", True)
+    d3.executor("C.91.0", "", True)
+    board4, m4, d4 = _reboot(board3, m3)
+    assert not status.error_flags(m4) & 0x42 and m4.password_trusted
+    assert Port(d4, events.SRC_OPTICAL).prog("55555555") == iec.ACK_MSG
+
+
+def test_blank_configuration_after_use_is_a_fallback():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.shutdown()  # registers committed: the journal shows the meter was used
+    off = board.flash_layout["config"][0]
+    board.nor.erase(off)
+    board.nor.erase(off + 4096)
+    board2, m2, d2 = _meter(board)
+    assert m2.config_status == "blank -> defaults"
+    assert status.error_flags(m2) & 0x42 == 0x42, hex(status.error_flags(m2))
+    assert Port(d2, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
+    assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY)
+    fresh_board, fresh, fd = _meter()  # a new meter: blank is simply the first boot
+    assert not status.error_flags(fresh) & 0x42 and fresh.password_trusted
