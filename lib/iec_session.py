@@ -537,6 +537,8 @@ class Session:
                 addr = parse_request(buf, n)
             except ValueError:
                 return
+            if self._q:  # answers not yet sent are obsolete: the client has moved on
+                self._q = [a for a in self._q if a[1] is None]
             if st == PROG:
                 # any sign-on on the port ends programming mode and its rights: on a bus it
                 # means the master has moved on (or another member starts a dialogue)

@@ -197,9 +197,15 @@ def test_rs485_neighbour_cannot_inject_a_write(tmp_path):
         got = master.x(cmd("W", 1, "C.90.1(20)"), timeout=1.5)
         assert got == b"", "rights ended with the other sign-on: %r" % got
         assert master.prog("10000001") == b"\x06"
-        time.sleep(4.0)  # the master goes quiet without B0
+        # the master goes quiet without B0; the neighbour sends junk with a bad BCC to keep
+        # the session open: it is answered NAK but does not count as a valid message
+        junk = bytearray(cmd("R", 1, "1.8.0()"))
+        junk[-1] ^= 0x5A
+        for _ in range(8):
+            neighbour.s.sendall(bytes(junk))
+            time.sleep(0.5)
         got = neighbour.x(cmd("W", 1, "C.90.2(11111111)"), timeout=1.5)
-        assert got == b"", "a neighbour's W1 after 3 s of silence gets nothing: %r" % got
+        assert got == b"", "a neighbour's W1 after 3 s without a valid message: %r" % got
         assert master.prog("10000001") == b"\x06", "the password is unchanged"
         master.s.sendall(cmd("B", 0))
         time.sleep(0.3)

@@ -837,3 +837,14 @@ async def test_port_task_ends_rights_when_the_tcp_client_changes():
         stop.flag = True
         await task
         u.close()
+
+
+def test_a_flood_of_sign_ons_gets_one_answer():
+    m = Meter()
+    acts = drain(m.s, b"/?12345678!\r\n" * 40, 1000)
+    assert len([a for a in acts if a[1]]) == 1, "only the last request is answered: %d" % len(
+        acts)
+    t, _ = prog(m)
+    got = sent(drain(m.s, cmd("R", 1, "1.8.0()") + b"/?!\r\n", t))
+    assert got == b"/XYZ5OPENMETER\r\n", "the R1 answer is dropped too: %r" % got
+    assert m.s.state == S.IDENT
