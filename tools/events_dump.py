@@ -1,7 +1,7 @@
 """Print the persisted event logs of a virtual-board flash image (``make sim ARGS="--flash
 PATH"``), decoded (lib/events.py record format 2, and old 12-byte records).
 
-Usage (CPython or the unix port, from the repository root)::
+Usage (CPython, from the repository root)::
 
     python tools/events_dump.py PATH [--json]
 
@@ -70,6 +70,8 @@ def main(argv):
             refusal = r["code"] == events.SEALED_REFUSED or 51 <= r["code"] <= 56
             if refusal and not r["summary"]:
                 v = "%s ER%02d" % (chr((v >> 8) & 0x7F) + chr(v & 0x7F), v >> 16)
+            if r["code"] == events.PROG_EXIT and not r["summary"]:
+                v = {1: "B0", 2: "timeout", 3: "link", 4: "sign-on"}.get(v, v)
             if r["summary"]:
                 v = "x%d not recorded one by one" % v
             print("%04d-%02d-%02d %02d:%02d:%02d %-28s %-7s %-12s %s" % (

@@ -311,3 +311,32 @@ def test_blank_configuration_after_use_is_a_fallback():
     assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY)
     fresh_board, fresh, fd = _meter()  # a new meter: blank is simply the first boot
     assert not status.error_flags(fresh) & 0x42 and fresh.password_trusted
+
+
+def test_old_event_partition_is_read_not_misread():
+    # an events partition written by b9d8131: one ring over all 8 sectors, 12-byte records
+    # <IHHi (t, code, spare, value), RingLog tag 0
+    import struct
+
+    import ringlog
+    from flash import Partition
+
+    o = Options()
+    o.quiet = True
+    board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
+    off, ln = board.flash_layout["events"]
+    old = ringlog.RingLog(Partition(board.flash, off, ln), 12)
+    old.mount()
+    for i in range(900):  # fills every sector, wraps once
+        code = (events.WRONG_PASSWORD, events.PROG_LOCKED, events.SEALED_REFUSED)[i % 3]
+        old.append(struct.pack("<IHHi", 500000000 + i, code, 0, 0))
+    board2, m, d = _meter(board)
+    got = m.persisted_events()
+    legacy = [e for e in got if e[6]]
+    assert len(legacy) > 300, len(legacy)
+    assert all(e[1] in (13, 14, 15) and e[2] == 0 and e[3] == 0 and e[4] == "" for e in legacy)
+    assert not d.lockout.remaining(board2.clock.time()) and d.lockout.failures == 0, \
+        "old records without values never lock the meter"
+    assert Port(d, events.SRC_OPTICAL).prog() == iec.ACK_MSG
+    new = [e for e in m.persisted_events() if not e[6]]
+    assert [e[1] for e in new if e[1] == events.PROG_ENTER], "new records after the old ones"
