@@ -39,6 +39,7 @@ class Meter:
         self._cfg_changed_s = 0
         self._cfg_first_s = 0
         self._cfg_fresh = False
+        self._cfg_twice = False
         self._up_s = 0  # metering-clock seconds since boot (config write budget)
         import config
 
@@ -184,7 +185,7 @@ class Meter:
     def _config_settle(self):
         """After the journal restore: a blank configuration on a meter whose register journal
         holds a commit was erased after use (a fallback); save the defaults either way."""
-        if not getattr(self, "_cfg_fresh", False):
+        if not self._cfg_fresh:
             return
         self._cfg_fresh = False
         if self.storage_status == "ok":
@@ -326,6 +327,10 @@ class Meter:
         except Exception as e:  # a full or failing partition must not stop the meter
             self.log.log(events.FLASH_CORRUPT, 0, "config save: %s" % e)
             return False
+        if self._cfg_twice:  # the other copy too (after a fallback was acknowledged)
+            self._cfg_twice = False
+            self._cfg_dirty = True
+            self._cfg_first_s = self._cfg_changed_s = now - self.CONFIG_MAX_DELAY_S
         return True
 
     async def config_task(self, period_ms=1000):
@@ -363,6 +368,7 @@ class Meter:
 
             self.config_status = config.STATUS_OK
             self.save_config()
+            self._cfg_twice = True
 
     def cold_start(self, src=events.SRC_METER):
         """Master reset under open seal: registers to zero, logged, committed at once."""

@@ -340,3 +340,24 @@ def test_old_event_partition_is_read_not_misread():
     assert Port(d, events.SRC_OPTICAL).prog() == iec.ACK_MSG
     new = [e for e in m.persisted_events() if not e[6]]
     assert [e[1] for e in new if e[1] == events.PROG_ENTER], "new records after the old ones"
+
+
+def test_acknowledging_a_fallback_writes_both_copies():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    off, _ = _config_slots(board)
+    for i in (0, 1):
+        board.nor.image[off + i * 4096 + 30] ^= 0x10
+    board2, m2, d2 = _meter(board)
+    board2.seal.set_input(1)
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("00000000") == iec.ACK_MSG, "factory password with the seal open"
+    assert opt.x(_cmd("E", 2, "C.91.0()")) == iec.ACK_MSG
+    for s in range(1, 200):  # the meter's once-a-second tick
+        m2._up_s = s
+        m2.config_tick()
+    board3, m3, d3 = _meter(board2)
+    assert m3.config_status == "ok" and m3.config_store.copies == 2, m3.config_store.detail
+    assert not status.error_flags(m3) & status.ERR_CONFIG
+    assert status.error_flags(m3) & status.ERR_SECURITY, "until a new password is set"
