@@ -29,15 +29,33 @@ class Meter:
             attach(self)
         self.log = events.EventLog(clock, sink=self._event_sink)
         self._event_ring = None
+        self._event_rings = ()
+        self._event_limit = None
         self.config_status = None
+        self.config_errors = 0  # F.F.0 bits from the configuration load (firmware/status.py)
+        self.password_trusted = True
+        self.config_store = None
+        self._cfg_dirty = False
+        self._cfg_changed_s = 0
+        self._cfg_first_s = 0
+        self._cfg_fresh = False
+        self._cfg_twice = False
+        self._up_s = 0  # metering-clock seconds since boot (config write budget)
+        import config
+
+        self._cfg_budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
+        self._cfg_deferred = False
         layout = board.flash_layout if board.flash is not None else {}
+        if "events" in layout:  # first: what the configuration load reports is persisted
+            self._open_event_ring(layout["events"])
         if cfg is None:
             cfg = defaults.config()
             if "config" in layout:
                 cfg = self._load_config(cfg, layout["config"])
         self.cfg = cfg
-        if "events" in layout:
-            self._open_event_ring(layout["events"])
+        if self._event_limit is not None:
+            self._event_limit.burst_for[events.WRONG_PASSWORD] = max(
+                3, cfg.get("prog_max_failures", 3))
         cal = Calibration(**cfg["calibration"])
         self.ade = ADE7953(board.ade_spi, board.ade_cs, board.ade_irq, board.ade_reset, cal)
         lpw = lsb_per_unit_q8(cal.wh_per_lsb)
@@ -67,6 +85,7 @@ class Meter:
             self.storage = storage.Storage(self, Partition(board.flash, off, length),
                                            getattr(board, "commit_s", cfg["commit_s"]))
             self.storage_status = self.storage.restore()
+        self._config_settle()
 
     def _pulse_outputs(self, k):
         """(active, reactive) PulseOutput for ``k`` imp/kWh and imp/kvarh."""
@@ -137,39 +156,108 @@ class Meter:
             m.pulses_due = 0
 
     def _load_config(self, dflt, part):
-        """Configuration from flash (lib/config.py): blank or corrupt -> defaults, logged."""
+        """Configuration from flash (lib/config.py): blank -> defaults (saved once the journal
+        shows whether the meter was used before: blank after use is a fallback); anything but
+        a good newest copy is a fallback (:meth:`_config_fallback`)."""
         import config
         from flash import Partition
 
-        self.config_store = config.ConfigStore(Partition(self.board.flash, part[0], part[1]),
-                                               dflt)
-        cfg, st = self.config_store.load()
+        store = config.ConfigStore(Partition(self.board.flash, part[0], part[1]), dflt)
+        self.config_store = store
+        cfg, st = store.load()
         self.config_status = st
-        if st not in (config.STATUS_OK, config.STATUS_MIGRATED):
-            self.log.log(events.CONFIG_DEFAULTS, 0, "config: %s" % st)
+        self._dflt = dflt
         if st == config.STATUS_BLANK:
-            self.config_store.save(cfg)
+            self._cfg_fresh = True  # saved in _config_settle()
+        elif st not in (config.STATUS_OK, config.STATUS_MIGRATED):
+            if st != config.STATUS_ONE_BAD:
+                self.log.log(events.CONFIG_DEFAULTS, 0, "config: %s" % st)
+            self._config_fallback(cfg, store.copies, "config: %s: %s" % (st, store.detail))
+        self._config_latched(cfg)
         return cfg
 
+    def _config_fallback(self, cfg, copies, text):
+        """Stored configuration lost or possibly older: logged persistently (CONFIG_FALLBACK,
+        SECURITY_FALLBACK), latched in F.F.0 (ERR_CONFIG, ERR_SECURITY; kept in cfg
+        ``fallback`` so that a later save and restart do not clear them silently). Security
+        parameters never fall back silently to weaker values: the password is not trusted
+        (the factory password needs the open seal, protocols.MeterData.passwords) and the
+        lockout keeps the stricter of the copy's and the factory values."""
+        import status
+
+        dflt = self._dflt
+        cfg["fallback"] = cfg.get("fallback", 0) | status.ERR_CONFIG | status.ERR_SECURITY
+        self.log.log(events.CONFIG_FALLBACK, copies, text)
+        cfg["prog_max_failures"] = min(cfg.get("prog_max_failures", 3), dflt["prog_max_failures"])
+        for k in ("prog_lockout_s", "prog_lockout_max_s"):
+            cfg[k] = max(cfg.get(k, dflt[k]), dflt[k])
+        sealed = cfg.get("password") == dflt["password"]
+        self.log.log(events.SECURITY_FALLBACK, 1 if sealed else 0,
+                     "factory password needs the open seal" if sealed else
+                     "password from an older copy")
+
+    def _config_latched(self, cfg):
+        import status
+
+        f = cfg.get("fallback", 0)
+        self.config_errors = f & (status.ERR_CONFIG | status.ERR_SECURITY)
+        self.password_trusted = not f & status.ERR_SECURITY
+
+    def _config_settle(self):
+        """After the journal restore: a blank configuration on a meter whose register journal
+        holds a commit was erased after use (a fallback); save the defaults either way."""
+        if not self._cfg_fresh:
+            return
+        self._cfg_fresh = False
+        if self.storage_status == "ok":
+            self.log.log(events.CONFIG_DEFAULTS, 0, "config: blank after use")
+            self._config_fallback(self.cfg, 0, "config: blank after use")
+            self._config_latched(self.cfg)
+        try:
+            self.config_store.save(self.cfg)
+        except Exception as e:
+            self.log.log(events.FLASH_CORRUPT, 0, "config save: %s" % e)
+
     def _open_event_ring(self, part):
-        """Persist every event as a 12-byte record (u32 RTC s, u16 code, u16 spare,
-        i32 value) in the ``events`` partition (lib/ringlog.RingLog, oldest overwritten)."""
+        """The persisted event logs in the ``events`` partition: the standard log and, apart
+        from it, the security log (``events.log_spans``). Records: 16 bytes,
+        ``events.FORMAT`` (lib/events.py), oldest overwritten (lib/ringlog.RingLog); floods
+        are held back by ``events.RateLimit``."""
         import ringlog
         from flash import Partition
 
-        ring = ringlog.RingLog(Partition(self.board.flash, part[0], part[1]), 12)
-        ring.mount()
-        self._event_ring = ring
-        self.log.log(events.POWER_UP, sum(1 for _ in ring.entries()))  # value: events kept
+        flash = self.board.flash
+        rings = []
+        for o, ln in events.log_spans(part[0], part[1], flash.sector_size):
+            ring = ringlog.RingLog(Partition(flash, o, ln), events.RECORD_SIZE)
+            ring.mount()
+            rings.append(ring)
+        self._event_rings = rings
+        self._event_ring = rings[0]
+        self._event_rec = bytearray(events.RECORD_SIZE)
+        self._event_limit = events.RateLimit(burst_for={events.WRONG_PASSWORD: 3})
+        kept = 0
+        for r in rings:
+            kept += sum(1 for _ in r.entries())
+        self.log.log(events.POWER_UP, kept)  # value: events kept
 
-    def _event_sink(self, t, code, value, text):
-        ring = self._event_ring
-        if ring is not None:
-            import struct
+    def _ring_for(self, code):
+        rings = self._event_rings
+        return rings[events.log_of(code)] if len(rings) > 1 else rings[0]
 
+    def _persist(self, t, code, value, src, subj):
+        ring = self._ring_for(code)
+        ring.append(events.encode_record(self._event_rec, t, code, value, src, subj),
+                    events.FORMAT)
+
+    def _event_sink(self, t, code, value, text, src=0, subj=b"\xff" * 6):
+        if self._event_rings:
             try:
-                ring.append(struct.pack("<IHHi", t & 0xFFFFFFFF, code, 0,
-                                        max(-2**31, min(2**31 - 1, value))))
+                lim = self._event_limit
+                for c, n, s, j in lim.due(t):
+                    self._persist(t, c, n, s | events.SUMMARY, j)
+                if lim.admit(code, t, src, subj):
+                    self._persist(t, code, value, src, subj)
             except Exception as e:  # storage trouble must never stop metering
                 self.log.sink = None
                 self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
@@ -178,26 +266,138 @@ class Meter:
         if sink is not None:
             sink(t, code, value, text)
 
-    def set_meter_constant(self, imp_per_kwh):
+    def events_tick(self, force=False):
+        """Write the flood summaries that are due (all of them with ``force``)."""
+        lim = self._event_limit
+        if lim is None:
+            return
+        t = self.board.clock.time()
+        try:
+            for c, n, s, j in lim.due(t, force):
+                self._persist(t, c, n, s | events.SUMMARY, j)
+        except Exception:
+            pass
+
+    def persisted_events(self, log=None):
+        """Decoded persisted events, oldest first within each log: list of ``(t, code, value,
+        src, subject, summary, legacy)`` (``legacy``: an old 12-byte record); ``log``:
+        events.LOG_* or None for all."""
+        out = []
+        rings = self._event_rings
+        for i in range(len(rings)):
+            if log is not None and len(rings) > 1 and i != log:
+                continue
+            for _seq, tag, rec in rings[i].entries():
+                try:
+                    d = events.decode_record(tag, rec)
+                except ValueError:
+                    continue
+                if log is None or len(rings) > 1 or events.log_of(d[1]) == log:
+                    out.append(d + (tag == 0,))
+        return out
+
+    def set_meter_constant(self, imp_per_kwh, src=events.SRC_METER):
         """Metrological parameter (seal checked by the caller): the test LEDs' constant
         (imp/kWh, and imp/kvarh for the reactive output)."""
         self.cfg["meter_constant"] = imp_per_kwh
         self.metering.pulse, self.metering.pulse_var = self._pulse_outputs(imp_per_kwh)
         self.save_config()
-        self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant")
+        self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant", src, "0.3.0")
+
+    # Configuration writes are coalesced under a wear budget (lib/config.SaveBudget): the RAM
+    # copy changes at once; the flash copy CONFIG_DELAY_S after the last change, or
+    # CONFIG_MAX_DELAY_S after the first unsaved one while changes keep coming; at most
+    # CONFIG_BURST writes at once and one per CONFIG_REFILL_S after that, plus one at an
+    # orderly shutdown. 2 sectors of 4 KiB, one erased per write: 24 writes a day = 12
+    # erases per sector a day = 22.8 years to 100 000 cycles (docs/BENCHMARKS.md).
+    CONFIG_DELAY_S = 2
+    CONFIG_MAX_DELAY_S = 60
+    CONFIG_BURST = 4
+    CONFIG_REFILL_S = 3600
 
     def save_config(self):
-        store = getattr(self, "config_store", None)
-        if store is not None:
-            store.save(self.cfg)
+        """The configuration changed: it is written within the wear budget (config_tick)."""
+        if self.config_store is None:
+            return
+        if not self._cfg_dirty:
+            self._cfg_first_s = self._up_s
+        self._cfg_dirty = True
+        self._cfg_changed_s = self._up_s
 
-    def cold_start(self):
+    def config_tick(self, force=False):
+        """Write a changed configuration if it is due (``force``: now, e.g. at shutdown);
+        returns True if written."""
+        store = self.config_store
+        if store is None or not self._cfg_dirty:
+            return False
+        b = self._cfg_budget
+        now = self._up_s
+        if not force:
+            if (now - self._cfg_changed_s < self.CONFIG_DELAY_S
+                    and now - self._cfg_first_s < self.CONFIG_MAX_DELAY_S):
+                return False
+            if not b.take(now):
+                if not self._cfg_deferred:
+                    self._cfg_deferred = True
+                    self.log.log(events.CONFIG_DEFERRED, b.wait_s(now), "config write budget")
+                return False
+        self._cfg_dirty = False
+        self._cfg_deferred = False
+        try:
+            store.save(self.cfg)
+        except Exception as e:  # a full or failing partition must not stop the meter
+            self.log.log(events.FLASH_CORRUPT, 0, "config save: %s" % e)
+            return False
+        if self._cfg_twice:  # the other copy too (after a fallback was acknowledged)
+            self._cfg_twice = False
+            self._cfg_dirty = True
+            self._cfg_first_s = self._cfg_changed_s = now - self.CONFIG_MAX_DELAY_S
+        return True
+
+    async def config_task(self, period_ms=1000):
+        """Every second of metering time: the deferred configuration write and the event
+        log's flood summaries."""
+        clock = self.board.clock
+        last = clock.ticks_ms()
+        while True:
+            await clock.sleep_ms(period_ms)
+            d = clock.ticks_diff(clock.ticks_ms(), last)
+            if d >= 1000:
+                k = d // 1000
+                self._up_s += k
+                last = clock.ticks_add(last, k * 1000)
+            self.config_tick()
+            self.events_tick()
+
+    def password_set(self):
+        """A new password was written: trusted again (F.F.0 ERR_SECURITY clears)."""
+        import status
+
+        self.password_trusted = True
+        self.config_errors &= ~status.ERR_SECURITY
+        self.cfg["fallback"] = self.config_errors
+
+    def clear_config_alarm(self):
+        """E2 C.91.0: the configuration fallback is acknowledged; both copies are written
+        again (F.F.0 ERR_CONFIG clears; ERR_SECURITY only by a new password)."""
+        import status
+
+        self.config_errors &= ~status.ERR_CONFIG
+        self.cfg["fallback"] = self.config_errors
+        if self.config_store is not None:
+            import config
+
+            self.config_status = config.STATUS_OK
+            self.save_config()
+            self._cfg_twice = True
+
+    def cold_start(self, src=events.SRC_METER):
         """Master reset under open seal: registers to zero, logged, committed at once."""
         r = self.registers
         for i in range(len(r.whole)):
             r.whole[i] = 0
             r.res[i] = 0
-        self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared")
+        self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared", src, "C.91.9")
         if self.storage is not None:
             import journal
 
@@ -216,12 +416,12 @@ class Meter:
         self.meter_data = MeterData(self, addr)
         st = self.port_stats = {}  # port name -> optical.PortStats (diagnostics)
         if b.uart_optical is not None:
-            s = self.meter_data.session(True)
+            s = self.meter_data.session(True, events.SRC_OPTICAL)
             st["optical"] = optical.PortStats()
             out.append(asyncio.create_task(optical.run_port(b.uart_optical, s,
                                                             stats=st["optical"])))
         if b.uart_rs485 is not None:
-            s = self.meter_data.session(False)
+            s = self.meter_data.session(False, events.SRC_RS485)
             st["rs485"] = optical.PortStats()
             out.append(asyncio.create_task(optical.run_port(b.uart_rs485, s, b.rs485_de,
                                                             stats=st["rs485"])))
@@ -237,6 +437,11 @@ class Meter:
             tasks.append(asyncio.create_task(self.storage.run()))
             if getattr(self.board, "on_power_fail", None) is not None:
                 tasks.append(asyncio.create_task(self.storage.power_fail_watch(self.board)))
+        tasks.append(asyncio.create_task(self.config_task()))
+        import tamper
+
+        self.tamper = tamper.TamperWatch(self)
+        tasks.append(asyncio.create_task(self.tamper.run()))
         tasks += self.port_tasks()
         tasks.append(asyncio.create_task(self.supervisor()))
         extra = getattr(self.board, "tasks", None)
@@ -297,6 +502,8 @@ class Meter:
             import journal
 
             self.storage.commit(journal.REASON_MANUAL)
+        self.config_tick(force=True)  # a configuration change held back by the budget
+        self.events_tick(force=True)  # flood summaries not yet written
 
 
 def run(board):

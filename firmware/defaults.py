@@ -19,8 +19,15 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``test_led`` "kWh": test output in test mode, "kWh" (active energy, kWh LED) or "kvarh"
   (|reactive| energy on the kvarh LED).
 - ``password`` "00000000" (IEC 62056-21 P1, changeable with W1 C.90.2), ``prog_max_failures``
-  3 and ``prog_lockout_s`` 600: wrong passwords in a row that lock programming, and for how
-  long. ``readout_list``: absent = firmware/protocols.DEFAULT_READOUT.
+  3 and ``prog_lockout_s`` 600: wrong passwords in a row (any port) that lock programming,
+  and for how long; each further lockout within 24 h doubles, up to ``prog_lockout_max_s``
+  86400 (lib/lockout.py). ``readout_list``: absent = firmware/protocols.DEFAULT_READOUT.
+- ``neutral_pct`` 12.5, ``neutral_min_a`` 0.25, ``neutral_s`` 10: neutral-current imbalance
+  (|I - IN| in % of the larger current) that logs NEUTRAL_IMBALANCE once it lasts that long
+  above that current (firmware/tamper.py).
+- ``fallback`` 0: not a setting: the F.F.0 bits (ERR_CONFIG 0x2, ERR_SECURITY 0x40) latched by
+  a configuration fallback (firmware/app.py), kept with the configuration so that a later
+  save and restart do not clear them; E2 C.91.0 clears 0x2, a new password 0x40.
 - ``commit_s`` 300: periodic register commit (lib/journal.CommitPolicy explains the choice).
 - ``calibration``: lib.ade7953.Calibration overrides (empty = reference design).
 """
@@ -45,5 +52,10 @@ def config():
         "password": "00000000",
         "prog_max_failures": 3,
         "prog_lockout_s": 600,
+        "prog_lockout_max_s": 86400,
+        "neutral_pct": 12.5,
+        "neutral_min_a": 0.25,
+        "neutral_s": 10,
+        "fallback": 0,
         "calibration": {},
     }

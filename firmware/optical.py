@@ -8,6 +8,13 @@ The UART may be a ``machine.UART`` (rp2/stm32) or ``boards.sim.uart.TcpUart``/``
 needs ``any()``, ``readinto(buf)``, ``write(buf)``, ``init(baudrate=, bits=, parity=, stop=)``
 and, for RS-485, ``txdone()`` (without it the transmit time is estimated from the baud rate).
 Give the UART an rx buffer of at least 256 bytes.
+
+Link: a UART that knows its peer (the virtual board's ``TcpUart``: ``clients``, the count of
+TCP connections accepted, and ``connected``; ``BusUart``: ``connected`` to the hub) tells the
+task when the link ends; the session is then told (``Session.link_lost``): programming rights
+end with the link, and an answer still queued for the old peer is dropped, never sent to a
+new one (checked again right before each transmission). A ``machine.UART`` has no link: an
+optical head cannot be seen leaving, so rights end on the session's timeouts there.
 """
 
 import asyncio
@@ -60,7 +67,8 @@ def _set_format(uart, baud, soft_parity):
         uart.init(baudrate=baud, bits=7, parity=0, stop=1)
 
 
-async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
+async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats, link=None):
+    # ``link``: the peer the data is for; a slice is never written once it has changed
     if soft_parity:
         data = add_parity_into(bytearray(data))
     mv = memoryview(data)
@@ -72,6 +80,8 @@ async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
     try:
         i = 0
         while i < n:
+            if link is not None and _link(uart) != link:
+                break  # the peer left or was replaced: the rest is not for the new one
             k = uart.write(mv[i : i + chunk])
             if not k:  # write timed out: try again shortly
                 await _sleep_ms(1)
@@ -90,6 +100,11 @@ async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats):
     finally:
         if de_pin is not None:
             de_pin.value(0)
+
+
+def _link(uart):
+    # (peer generation, peer present): changes when the link ends or a new peer replaces it
+    return getattr(uart, "clients", 0), getattr(uart, "connected", True)
 
 
 async def run_port(
@@ -112,22 +127,38 @@ async def run_port(
     baud = 300
     _set_format(uart, baud, soft_parity)
     st.baud = baud
+    gen, up = _link(uart)
     while stop is None or not stop.is_set():
         try:
             n = uart.any() and uart.readinto(buf)
             now = clock()
+            g, u = _link(uart)
+            if g != gen:  # a new peer: the old one's rights end before its successor speaks
+                gen = g
+                session.link_lost(now)
+            act = session.feed(buf, now, n) if n else None
             if n:
                 st.rx += n
-                act = session.feed(buf, now, n)
-            else:
+            if up and not u:  # the peer left (after its last bytes were handled)
+                session.link_lost(now)
+                act = None
+            up = u
+            if act is None:
                 act = session.poll(now)
             while act is not None:
                 at, data, new_baud = act
                 wait = _ticks_diff(at, clock())
                 if wait > 0:
                     await _sleep_ms(wait)
+                if data and _link(uart) != (gen, up):
+                    # the peer changed while the answer waited: it is not for the new one
+                    gen, up = _link(uart)
+                    session.link_lost(clock())
+                    act = session.poll(clock())
+                    continue
                 if data:
-                    await _transmit(uart, data, baud, de_pin, soft_parity, clock, st)
+                    await _transmit(uart, data, baud, de_pin, soft_parity, clock, st,
+                                    (gen, up))
                 if new_baud and new_baud != baud:
                     baud = new_baud
                     _set_format(uart, baud, soft_parity)

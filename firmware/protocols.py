@@ -9,7 +9,16 @@ Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (
 firmware/status.py).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg
-``prog_max_failures`` (3) wrong passwords lock it for ``prog_lockout_s`` (600 s)):
+``prog_max_failures`` (3) wrong passwords on any port lock it on every port for
+``prog_lockout_s`` (600 s), doubling per further lockout within 24 h up to
+``prog_lockout_max_s`` (lib/lockout.py; one lockout per meter, restored from the security log
+at boot). Rights end with B0, any sign-on on the port, the link (``Session.link_lost``) and
+``OPTICAL_INACTIVITY_MS`` / ``RS485_INACTIVITY_MS`` without a valid message
+(docs/ARCHITECTURE.md, session-rights rule). When the configuration fell back (F.F.0
+ERR_SECURITY) and the password is the factory one, P1 needs the open seal (ER06 otherwise).
+Every refusal is logged with its port and the address concerned (REFUSED_*, SEALED_REFUSED,
+WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events.py), every change as PARAM_CHANGED with the
+address (and the new value when numeric; never the password)):
 - Readout list: cfg ``readout_list`` (default ``DEFAULT_READOUT`` below), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
   C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
@@ -21,7 +30,8 @@ Programming mode (after P1 with the password, default ``00000000``; cfg
   configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
-- E2: C.91.0 clear alarms; C.91.1 enter test mode (argument: minutes 1..255, empty = the
+- E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
+  both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
   zero): only with the seal open. C.91.8 format a foreign register journal and commit the
@@ -34,6 +44,7 @@ import status
 from civil import seconds
 from iec62056_21 import date_time_text
 from iec_session import ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED, Session
+from lockout import Lockout
 
 _ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
     ("5.8.0", "kvarh"), ("6.8.0", "kvarh"), ("7.8.0", "kvarh"), ("8.8.0", "kvarh"), \
@@ -44,9 +55,18 @@ DEFAULT_READOUT = ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8", "1.8.0"
                    "16.8.0", "32.7.0", "31.7.0", "14.7.0", "F.F.0")
 READABLE = DEFAULT_READOUT + ("0.3.0", "C.90.1", "C.5.0", "C.91.1", "C.91.3", "C.91.4")
 
-_EVENTS = {"pw_wrong": events.WRONG_PASSWORD, "prog_locked": events.PROG_LOCKED,
-           "prog_enter": events.PROG_ENTER, "prog_exit": events.PROG_EXIT,
-           "sealed_refused": events.SEALED_REFUSED, "write": events.PARAM_CHANGED}
+# session refusals (ERnn) -> event codes; ER02/ER03/ER06 have their own
+_REFUSALS = {7: events.REFUSED_NO_PASSWORD, 4: events.REFUSED_NOT_WRITABLE,
+             5: events.REFUSED_VALUE, 1: events.REFUSED_UNKNOWN, 8: events.REFUSED_UNSUPPORTED}
+_EXITS = {"B0": events.EXIT_B0, "timeout": events.EXIT_TIMEOUT, "link": events.EXIT_LINK,
+          "sign-on": events.EXIT_SIGN_ON}
+
+# RS-485: a bus master answers within the ACK timeout or its dialogue is over (the rights
+# rule, docs/ARCHITECTURE.md): programming mode ends after 3 s without a valid message there,
+# after the class 23 default of 120 s on the optical port (an operator with a hand-held unit)
+RS485_INACTIVITY_MS = 3000
+OPTICAL_INACTIVITY_MS = 120000
+FACTORY_PASSWORD = "00000000"
 
 
 def kwh_text(milli):
@@ -69,12 +89,40 @@ def _secs(date, time_):
 
 
 class MeterData:
-    """Readout, reader, writer and executor callbacks over a firmware.app.Meter."""
+    """Readout, reader, writer and executor callbacks over a firmware.app.Meter, and the
+    meter's one password lockout (lib/lockout.py), shared by every port's session and
+    restored from the persisted security log (so neither another port nor a restart clears
+    it)."""
 
     def __init__(self, meter, address):
         self.meter = meter
         self.address = address
-        self.password = meter.cfg.get("password", "00000000")
+        cfg = meter.cfg
+        self.password = cfg.get("password", FACTORY_PASSWORD)
+        self.lockout = Lockout(cfg.get("prog_max_failures", 3), cfg.get("prog_lockout_s", 600),
+                               cfg.get("prog_lockout_max_s", 86400))
+        hist = []
+        for t, code, value, _src, _subj, summary, legacy in meter.persisted_events(
+                events.LOG_SECURITY):
+            if legacy or summary:
+                continue
+            if code == events.WRONG_PASSWORD:
+                hist.append((t, "fail", value))
+            elif code == events.PROG_LOCKED:
+                hist.append((t, "lock", value))
+            elif code == events.PROG_ENTER:
+                hist.append((t, "ok", 0))
+        self.lockout.restore(hist, meter.board.clock.time())
+
+    def passwords(self):
+        """Passwords P1 accepts now: the configured one; None (P1 answered ER06) when the
+        password is the factory one but not trusted (a damaged configuration copy or
+        defaults replaced a stored password: item 12) and the seal is closed."""
+        m = self.meter
+        if (self.password == FACTORY_PASSWORD and not getattr(m, "password_trusted", True)
+                and m.board.seal.value() != 1):
+            return None
+        return (self.password,)
 
     def _value(self, addr):
         m = self.meter
@@ -141,7 +189,12 @@ class MeterData:
     def reader(self, addr):
         return self._value(addr)
 
-    def writer(self, addr, value, sealed):
+    def _changed(self, addr, value, src, text=None):
+        self.meter.log.log(events.PARAM_CHANGED, value, text or addr, src, addr)
+
+    def writer(self, addr, value, sealed, src=events.SRC_METER):
+        """W1: None (ACK) or an ERnn; each change is logged PARAM_CHANGED with the address
+        (and the new value when it is a number; never the password)."""
         m = self.meter
         if addr == "0.9.1" or addr == "0.9.2":
             d, t = _ymd(m.board.clock.time())
@@ -156,7 +209,7 @@ class MeterData:
             except ValueError:
                 return ER_BAD_VALUE
             m.board.clock.set_time(s)
-            m.log.log(events.CLOCK_SET, s)
+            m.log.log(events.CLOCK_SET, s, None, src, addr)
             return None
         if addr == "C.90.1":
             if not value.isdigit() or not 1 <= int(value) <= 255:
@@ -164,13 +217,16 @@ class MeterData:
             m.cfg["scroll_ms"] = int(value) * 1000
             m.display.display.hold_ms = m.cfg["scroll_ms"]
             m.save_config()
+            self._changed(addr, int(value), src)
             return None
         if addr == "C.90.2":
             if len(value) != 8 or not value.isdigit():
                 return ER_BAD_VALUE
             self.password = value
             m.cfg["password"] = value
+            m.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
             m.save_config()
+            self._changed(addr, 0, src, "password changed")
             return None
         if addr == "C.90.3":  # readout list: OBIS codes separated by ','
             codes = value.split(",")
@@ -178,6 +234,7 @@ class MeterData:
                 return ER_BAD_VALUE
             m.cfg["readout_list"] = codes
             m.save_config()
+            self._changed(addr, len(codes), src)
             return None
         if addr == "C.90.4" or addr == "C.90.5":  # normal / alternate display list
             codes = value.split(",")
@@ -194,32 +251,37 @@ class MeterData:
                 m.display._alt = items
                 d.set_items(1, items)  # lib.lcd LIST_ALT
             m.save_config()
+            self._changed(addr, len(codes), src)
             return None
         if addr == "C.91.3":  # test output in test mode (not the constant: no seal)
             if value not in ("0", "1"):
                 return ER_BAD_VALUE
             m.display.set_test_led(value == "1")
             m.save_config()
+            self._changed(addr, int(value), src)
             return None
         if addr == "C.91.4":
             if not value.isdigit() or not 1 <= int(value) <= 255:
                 return ER_BAD_VALUE
             m.display.set_test_minutes(int(value))
             m.save_config()
+            self._changed(addr, int(value), src)
             return None
         if addr == "0.3.0":  # metrological: meter constant of the test output
             if sealed:
                 return ER_SEALED
             if not value.isdigit() or not 1 <= int(value) <= 100000:
                 return ER_BAD_VALUE
-            m.set_meter_constant(int(value))
+            m.set_meter_constant(int(value), src)
             return None
         return ER_NOT_WRITABLE
 
-    def executor(self, addr, args, sealed):
+    def executor(self, addr, args, sealed, src=events.SRC_METER):
+        """E2: None (ACK) or an ERnn."""
         m = self.meter
-        if addr == "C.91.0":
-            m.log.log(events.PARAM_CHANGED, 0, "alarms cleared")
+        if addr == "C.91.0":  # clear alarms: the latched configuration flag (F.F.0 0x2)
+            m.clear_config_alarm()
+            self._changed(addr, 0, src, "alarms cleared")
             return None
         if addr == "C.91.1":  # test mode: display/LED only, no seal needed
             if args and (not args.isdigit() or not 1 <= int(args) <= 255):
@@ -232,7 +294,7 @@ class MeterData:
         if addr == "C.91.9":  # cold start: billing registers to zero, only under open seal
             if sealed:
                 return ER_SEALED
-            m.cold_start()
+            m.cold_start(src)
             return None
         if addr == "C.91.8":  # format a foreign register journal: only under open seal
             if sealed:
@@ -243,17 +305,43 @@ class MeterData:
             return None if s.format_journal() else ER_FAILED
         return ER_NOT_WRITABLE
 
-    def on_event(self, code, detail):
-        c = _EVENTS.get(code)
-        if c is not None:
-            self.meter.log.log(c, 0, "%s %s" % (code, detail))
+    def on_event(self, src, code, detail, value, cmd):
+        """Session events of port ``src`` (events.SRC_*) into the meter's log, with the
+        address concerned as the record's subject (refusal values: ERnn << 16 | command)."""
+        S = events
+        log = self.meter.log.log
+        if code == "refused":
+            c = _REFUSALS.get(value, S.REFUSED_FAILED)
+            log(c, (value << 16) | S.command_value(cmd), "%s %s ER%02d" % (cmd, detail, value),
+                src, detail or cmd)
+        elif code == "sealed_refused":
+            log(S.SEALED_REFUSED, (value << 16) | S.command_value(cmd), "%s %s" % (cmd, detail),
+                src, detail or cmd)
+        elif code == "pw_wrong":
+            log(S.WRONG_PASSWORD, value, None, src)
+        elif code == "prog_locked":
+            log(S.PROG_LOCKED, value, None, src)
+        elif code == "pw_while_locked":
+            log(S.PW_WHILE_LOCKED, value, None, src)
+        elif code == "prog_enter":
+            log(S.PROG_ENTER, 0, None, src)
+        elif code == "prog_exit":
+            log(S.PROG_EXIT, _EXITS.get(detail, 0), detail, src)
+        # write / exec: the writer and executor log what they changed themselves
 
-    def session(self, answer_unaddressed):
+    def session(self, answer_unaddressed, src=None):
+        """The Session of one port: the optical port (``answer_unaddressed`` True, events
+        SRC_OPTICAL) or the RS-485 port (False, SRC_RS485, bus inactivity limit)."""
         b = self.meter.board
+        if src is None:
+            src = events.SRC_OPTICAL if answer_unaddressed else events.SRC_RS485
+        bus = src == events.SRC_RS485
         return Session(self.address, manufacturer="OMF", ident="OPENMETER1",
-                       readout=self.readout, reader=self.reader, writer=self.writer,
-                       executor=self.executor, passwords=lambda: self.password,
-                       seal_open=lambda: b.seal.value() == 1, on_event=self.on_event,
-                       max_failures=self.meter.cfg.get("prog_max_failures", 3),
-                       lockout_ms=self.meter.cfg.get("prog_lockout_s", 600) * 1000,
+                       readout=self.readout, reader=self.reader,
+                       writer=lambda a, v, s: self.writer(a, v, s, src),
+                       executor=lambda a, v, s: self.executor(a, v, s, src),
+                       passwords=self.passwords, seal_open=lambda: b.seal.value() == 1,
+                       on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
+                       lockout=self.lockout, time_s=b.clock.time,
+                       inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)

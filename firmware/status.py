@@ -13,7 +13,8 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0001 metrology fault: ADE7953 missing, mis-clocked, reset, lost its configuration, or
          delivered physically implausible counts (the interval was dropped)
   0x0002 configuration: the configuration record was blank-after-use, damaged or of an
-         unknown version, so defaults or an older copy are in use
+         unknown version, so defaults or an older copy are in use (latched at boot by
+         firmware/app.py; E2 C.91.0 clears it and writes both copies again)
   0x0004 metrology checksum unavailable (software identification cannot be shown)
   0x0008 over-range: current, voltage or power beyond the measuring range in this episode
          (ADE7953 OIA/OV flags or apparent energy above full scale; ends 60 s after the last)
@@ -22,7 +23,9 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
          or the last commit failed (firmware/storage.Storage.fault)
-  0x0040 security: a security parameter (password) came from a damaged or older copy
+  0x0040 security: a security parameter (password) came from a damaged or older copy, or
+         from defaults (then the factory password needs the open seal); cleared when a new
+         password is written (W1 C.90.2)
 """
 
 from micropython import const
@@ -89,6 +92,7 @@ def error_flags(meter):
     st = meter.config_status
     if st is not None and "defaults" in st and "blank" not in st:
         f |= ERR_CONFIG
+    f |= getattr(meter, "config_errors", 0) & (ERR_CONFIG | ERR_SECURITY)
     if swid.checksum_cached() is None:
         f |= ERR_CHECKSUM
     sto = getattr(meter, "storage", None)

@@ -27,12 +27,20 @@ Outcomes of ``load()``:
 - ``STATUS_OK``: newest copy valid, current version (missing keys filled from the defaults
   and listed in ``detail``); ``STATUS_ONE_BAD``: the same, but the other copy is damaged or an
   earlier save was interrupted (save again to restore two copies).
-- ``STATUS_BLANK``: both slots erased: defaults (first boot).
+- ``STATUS_BLANK``: both slots erased, or one erased and the other an interrupted save (the
+  very first save was cut: nothing was ever committed): defaults (first boot).
 - ``STATUS_CORRUPT``: no valid copy (or ``validate`` rejected every copy): defaults.
 - ``STATUS_MIGRATED``: an older version converted by ``migrate(old_dict, old_version)``.
 - ``STATUS_OLD_DEFAULTS``: an older version and no ``migrate`` (or it raised): defaults.
 - ``STATUS_NEWER``: a version newer than this firmware's: defaults (a downgrade must not
   guess at fields it does not know).
+
+Every status but OK, BLANK and MIGRATED means stored data may have been lost (with ONE_BAD the
+damaged copy may have been the newer one): firmware/app.py treats them as a fallback
+(persistent event, F.F.0, security parameters not trusted).
+
+Wear: a save erases one slot. :class:`SaveBudget` is the write budget the firmware keeps
+(firmware/app.py coalesces changes under it).
 """
 
 import binascii
@@ -173,8 +181,9 @@ class ConfigStore:
         states = ("valid", "empty", "interrupted save", "corrupt")
         notes = "A %s, B %s" % (states[self._state[0]], states[self._state[1]])
         if not valid:
-            if self._state[0] == _EMPTY and self._state[1] == _EMPTY:
-                status = STATUS_BLANK
+            a, b = self._state
+            if (a == _EMPTY or a == _TORN) and (b == _EMPTY or b == _TORN) and _EMPTY in (a, b):
+                status = STATUS_BLANK  # nothing was ever committed (first save cut at most)
             else:
                 status = STATUS_CORRUPT
             return self._done(_copy(self._defaults), status, notes)
@@ -277,3 +286,49 @@ class ConfigStore:
         self.stored_version = self.version
         self._say("config: saved copy %s seq %d (%d bytes)" % ("AB"[target], seq, n))
         return seq
+
+
+class SaveBudget:
+    """Token bucket bounding configuration writes (flash wear): ``burst`` writes at once,
+    then one per ``refill_s`` seconds. Times are seconds of a monotonic clock (int).
+
+    With the firmware's budget (burst 4, one per 3600 s) a sustained flood of writes costs
+    24 saves a day; on the 2-slot, one-sector-per-slot partition that is 12 erases per sector
+    a day, 100 000 cycles in 22.8 years (docs/BENCHMARKS.md).
+    """
+
+    def __init__(self, burst=4, refill_s=3600, now=0):
+        if burst < 1 or refill_s < 1:
+            raise ValueError("burst and refill_s must be >= 1")
+        self.burst = burst
+        self.refill_s = refill_s
+        self.tokens = burst
+        self._t = now  # time the next token accrues from
+        self.taken = 0
+
+    def _refill(self, now):
+        if now < self._t:  # clock went back: restart the accrual
+            self._t = now
+        if self.tokens >= self.burst:
+            self._t = now
+            return
+        k = (now - self._t) // self.refill_s
+        if k:
+            self.tokens = min(self.burst, self.tokens + k)
+            self._t = now if self.tokens >= self.burst else self._t + k * self.refill_s
+
+    def take(self, now):
+        """Spend one write at ``now`` if the budget allows it; True if it did."""
+        self._refill(now)
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        self.taken += 1
+        return True
+
+    def wait_s(self, now):
+        """Seconds until the next write is allowed (0 = now)."""
+        self._refill(now)
+        if self.tokens >= 1:
+            return 0
+        return self._t + self.refill_s - now

@@ -6,7 +6,8 @@ when. It never touches a UART; ``firmware/optical.py`` pumps a port through it.
 States::
 
     IDLE (300 Bd) --/?addr!--> IDENT --ACK 0 Z 0--> READOUT --(hold time)--> IDLE
-                                     --ACK 0 Z 1--> PROG --B0 / inactivity--> IDLE
+                                     --ACK 0 Z 1--> PROG --B0 / inactivity / sign-on /
+                                                          link lost--> IDLE
 
 Actions. ``feed(data, now_ms)`` and ``poll(now_ms)`` return None or one action, a tuple
 ``(at_ms, data, baud)``: wait until ticks ``at_ms``, send ``data`` (bytes-like, or None for
@@ -28,7 +29,9 @@ Timing (protocols.md A7; IEC 62056-21 6.3/6.4.3):
 - ``readout_hold_ms`` (default 1500): after the readout the port stays at the new baud rate this
   long so a NAK can ask for a repeat (at most 3), then returns to IDLE at 300 Bd;
 - ``inactivity_ms`` (default 120000, the class 23 default): no valid message in programming mode
-  -> IDLE at 300 Bd.
+  -> IDLE at 300 Bd. Counted from the end of the meter's answer to the last *valid* message
+  (a command frame with a right BCC that parses); a frame with a bad BCC (answered NAK),
+  malformed frames, junk and NAK repeats do not restart it.
 
 Addressing: ``/?<address>!`` is answered when the address equals ``device_address`` (letters and
 digits; when both are all digits, leading zeros are ignored, protocols.md A2). ``/?!`` (no
@@ -38,16 +41,27 @@ the bus and an unaddressed request would make them all answer at once. Set it Tr
 only when the bus is wired point to point to a single meter. A request for another address
 puts a session in IDENT back to IDLE (the bus master is talking to another meter).
 
+Programming rights (the session rule, docs/ARCHITECTURE.md): a right P1 gives rights to this
+session only, and they end, with the session back in IDLE at 300 Bd, at the first of: B0/B1;
+any sign-on request ``/?...!`` on the port, to any address (one for this meter is answered
+as a new sign-on, without rights); :meth:`Session.link_lost` (the port task calls it when the
+TCP peer closes or is replaced, or the bus connection drops; queued answers are dropped, so
+nothing meant for the old peer reaches a new one); ``inactivity_ms`` without a valid message.
+Rights never outlive the dialogue that earned them.
+
 Programming mode (ACK 0 Z 1): the meter sends ``SOH P0 STX (operand) ETX BCC`` (operand =
 ``p0_operand``, default the device address), then accepts:
 
-- ``P1 (password)``: plain password compared with ``passwords`` -> ACK, else ``(ER02)``. After
-  ``max_failures`` (default 3) consecutive wrong passwords programming is locked for
-  ``lockout_ms`` (default 600000 = 10 min; the answer is then ``(ER03)``, also for a right
-  password). Each failure, the lockout and every P1 during it are reported through
-  ``on_event``. The failure count survives B0 and new sessions; it resets on a right password
-  or when a lockout ends. Default password: ``DEFAULT_PASSWORD`` = ``"00000000"``; change it
-  by passing a callable that returns the current one.
+- ``P1 (password)``: plain password compared with ``passwords`` -> ACK, else ``(ER02)``. The
+  wrong-password lockout is a ``lockout.Lockout`` (pass one to share it between the meter's
+  ports; without one the session makes its own from ``max_failures`` (default 3) and
+  ``lockout_ms`` (default 600000 = 10 min)); while locked the answer is ``(ER03)``, also for
+  a right password. Each failure, the lockout and every P1 during it are reported through
+  ``on_event``. Lockout time is ``time_s()`` (RTC seconds) when given, else the session's
+  own monotonic seconds. Default password: ``DEFAULT_PASSWORD`` = ``"00000000"``; change it
+  by passing a callable that returns the current one (a str or a tuple); when it returns
+  None no password is accepted at all and P1 gets ``(ER06)`` (the meter's password is not
+  trusted: firmware/protocols.py asks for the open seal then).
 - ``R1 ADDR()`` or ``R1 ADDR(1)``: ``reader(address) -> (value_text, unit or None)`` -> data
   message ``STX ADDR(value*unit) ETX BCC``. Needs a password first if ``read_needs_password``.
 - ``W1 ADDR(value)``: ``writer(address, value_text, sealed) -> None (ACK) or an ERnn int``.
@@ -75,11 +89,14 @@ ER08  unsupported or malformed command (P0/P2, R2-R6, W2-W5, E1, partial blocks 
 ER09  execution failed (internal error in the meter while serving the command)
 ====  ==============================================================================
 
-Events ``on_event(code, detail)`` (str, str) for the meter's log: ``EV_PROG_ENTER`` (password
-accepted), ``EV_PROG_EXIT`` (detail 'B0' or 'timeout'), ``EV_PW_WRONG`` (detail: consecutive
-failures), ``EV_LOCKED`` (detail: lockout ms), ``EV_PW_LOCKED`` (P1 while locked),
-``EV_SEALED`` (detail: address of a refused write/execute), ``EV_WRITE`` / ``EV_EXEC``
-(detail: address, after success), ``EV_READOUT_ERROR`` (the readout provider raised).
+Events ``on_event(code, detail, value, cmd)`` (str, str, int, str) for the meter's log; ``cmd``
+is the command concerned ('P1', 'R1', 'W1', 'E2', ... or ''): ``EV_PROG_ENTER`` (password
+accepted), ``EV_PROG_EXIT`` (detail 'B0', 'timeout', 'link' or 'sign-on'), ``EV_PW_WRONG``
+(value: consecutive failures), ``EV_LOCKED`` (value: lockout s), ``EV_PW_LOCKED`` (P1 while
+locked; value: lockout s left), ``EV_SEALED`` (ER06; detail: the address, '' for P1),
+``EV_REFUSED`` (every other error answer except ER02/ER03; detail: the address or '', value:
+the ERnn code), ``EV_WRITE`` / ``EV_EXEC`` (detail: address, after success),
+``EV_READOUT_ERROR`` (detail: what the readout provider raised).
 
 Garbage never raises out of ``feed``/``poll``: unknown bytes are ignored, an internal error
 returns the session to IDLE.
@@ -87,6 +104,7 @@ returns the session to IDLE.
 
 from micropython import const
 
+from lockout import Lockout
 from iec62056_21 import (
     ACK,
     ACK_MSG,
@@ -134,6 +152,7 @@ EV_SEALED = "sealed_refused"
 EV_WRITE = "write"
 EV_EXEC = "exec"
 EV_READOUT_ERROR = "readout_error"
+EV_REFUSED = "refused"
 
 DEFAULT_PASSWORD = "00000000"
 INITIAL_BAUD = const(300)
@@ -213,8 +232,9 @@ class Session:
     FLAG id; ident: <= 16 printable characters; baud_char: '0'..'6', the highest speed offered
     (default '5' = 9600 Bd). readout: callable returning an iterable of
     ``(address, value_text, unit or None)``; reader/writer/executor/passwords/seal_open/on_event
-    as in the module docstring. Times in ms. Raises ValueError for invalid identification
-    fields or baud_char.
+    as in the module docstring; lockout: a shared ``lockout.Lockout`` or None; time_s:
+    callable returning RTC seconds for the lockout, or None. Times in ms. Raises ValueError
+    for invalid identification fields or baud_char.
     """
 
     def __init__(
@@ -241,6 +261,8 @@ class Session:
         inactivity_ms=120000,
         max_failures=3,
         lockout_ms=600000,
+        lockout=None,
+        time_s=None,
         now_ms=0,
     ):
         if len(baud_char) != 1 or not "0" <= baud_char <= "6":
@@ -266,11 +288,12 @@ class Session:
         self.ack_timeout_ms = ack_timeout_ms
         self.readout_hold_ms = readout_hold_ms
         self.inactivity_ms = inactivity_ms
-        self.max_failures = max(1, max_failures)
-        self.lockout_ms = _clamp(lockout_ms, 0, _TICKS_HALF - 1)
-        self.failures = 0  # consecutive wrong passwords
-        self._locked = False
-        self._lock_end = 0
+        if lockout is None:
+            lockout = Lockout(max_failures, max(1, _clamp(lockout_ms, 0, _TICKS_HALF - 1) // 1000))
+        self.lockout = lockout
+        self._time_s = time_s
+        self._mono_s = 0  # own monotonic seconds (lockout time when no time_s is given)
+        self._mono_ref = now_ms
         self._buf = bytearray(_BUF)
         self._n = 0
         self._kind = _K_NONE
@@ -279,10 +302,20 @@ class Session:
         self._q = []
         self._last = None
         self._repeats = 0
+        self._fresh = False  # the command being answered was a valid message
         self.state = IDLE
         self.baud = INITIAL_BAUD  # baud the port runs at once queued actions are applied
         self.authorized = False
         self._deadline = now_ms
+
+    @property
+    def failures(self):
+        """Consecutive wrong passwords (of the shared lockout)."""
+        return self.lockout.failures
+
+    @property
+    def max_failures(self):
+        return self.lockout.max_failures
 
     # -- public ------------------------------------------------------------------------------
 
@@ -315,12 +348,21 @@ class Session:
         self.baud = 0
         self._recover(now_ms)
 
+    def link_lost(self, now_ms):
+        """The link to the peer ended (TCP client closed or replaced by another, bus connection
+        lost): programming rights end (EV_PROG_EXIT 'link'), queued answers are dropped (they
+        were meant for the old peer), partial input is discarded, IDLE at 300 Bd. Never
+        raises."""
+        try:
+            if self.state == PROG and self.authorized:
+                self._event(EV_PROG_EXIT, "link")
+        except Exception:
+            pass
+        self.reset(now_ms)
+
     def locked(self, now_ms):
         """True while programming mode is locked after repeated wrong passwords."""
-        if self._locked and ticks_diff(now_ms, self._lock_end) >= 0:
-            self._locked = False
-            self.failures = 0
-        return self._locked
+        return self.lockout.remaining(self._now_s()) > 0
 
     def next_deadline(self, now_ms):
         """ms until the next timer may fire (for a port task's sleep), or -1 when idle."""
@@ -342,12 +384,20 @@ class Session:
             return self._q.pop(0)
         return None
 
-    def _event(self, code, detail):
+    def _event(self, code, detail, value=0, cmd=""):
         if self._on_event is not None:
             try:
-                self._on_event(code, detail)
+                self._on_event(code, detail, value, cmd)
             except Exception:
                 pass
+
+    def _now_s(self):
+        if self._time_s is not None:
+            try:
+                return int(self._time_s())
+            except Exception:
+                pass
+        return self._mono_s
 
     def _recover(self, now_ms):
         self._n = 0
@@ -379,13 +429,28 @@ class Session:
     def _answer(self, now_ms, msg):
         self._repeats = 0
         end = self._send(now_ms, msg, self.reaction_ms)
-        if self.state == PROG:
+        if self.state == PROG and self._fresh:
+            # inactivity counts from the answer to the last valid message
             self._deadline = ticks_add(end, self.inactivity_ms)
 
     def _error(self, now_ms, code):
         self._answer(now_ms, build_error(code))
 
+    def _refuse(self, now_ms, code, cmd, addr):
+        # every error answer is reported: ER06 as EV_SEALED, the others (but the password's
+        # own ER02/ER03, reported by _password) as EV_REFUSED
+        if code == ER_SEALED:
+            self._event(EV_SEALED, addr, code, cmd)
+        else:
+            self._event(EV_REFUSED, addr, code, cmd)
+        self._error(now_ms, code)
+
     def _timers(self, now_ms):
+        d = ticks_diff(now_ms, self._mono_ref)
+        if d >= 1000:
+            k = d // 1000
+            self._mono_s += k
+            self._mono_ref = ticks_add(self._mono_ref, k * 1000)
         if self._n and ticks_diff(now_ms, self._last_rx) > self.gap_ms:
             self._n = 0
             self._kind = _K_NONE
@@ -397,28 +462,36 @@ class Session:
                 self._event(EV_PROG_EXIT, "timeout")
             self._to_idle(now_ms)
 
+    def _start(self, kind, c):
+        self._kind = kind
+        self._etx = False
+        self._buf[0] = c
+        self._n = 1
+
     def _byte(self, c, now_ms):
         self._last_rx = now_ms
         kind = self._kind
         if kind == _K_NONE:
             if c == _SLASH or (c == ACK and self.state == IDENT):
-                kind = _K_LINE
+                self._start(_K_LINE, c)
             elif c == SOH:
-                kind = _K_CMD
-                self._etx = False
+                self._start(_K_CMD, c)
             elif c == NAK:
                 self._on_nak(now_ms)
-                return
-            else:
-                return  # noise between messages, lone ACK
-            self._kind = kind
-            self._buf[0] = c
-            self._n = 1
-            return
+            return  # else noise between messages, lone ACK
         if kind == _K_LINE and c == _SLASH:
             self._n = 0  # a new request restarts the line
-        elif kind == _K_CMD and c == SOH and not self._etx:
-            self._n = 0  # a new command restarts the frame
+        elif kind == _K_LINE and c == SOH:
+            self._start(_K_CMD, c)  # SOH never occurs in a line: a command starts
+            return
+        elif kind == _K_CMD and not self._etx:
+            if c == SOH:
+                self._n = 0  # a new command restarts the frame
+            elif c == _SLASH:
+                # "/" is not allowed in a data set: a sign-on request starts, so junk without
+                # ETX cannot keep the port deaf to sign-ons
+                self._start(_K_LINE, c)
+                return
         if self._n >= _BUF:
             self._n = 0
             self._kind = _K_NONE
@@ -442,8 +515,7 @@ class Session:
                 end = self._send(now_ms, self._last, self.reaction_ms)
                 if self.state == READOUT:
                     self._deadline = ticks_add(end, self.readout_hold_ms)
-                else:
-                    self._deadline = ticks_add(end, self.inactivity_ms)
+                # in PROG a repeat does not restart the inactivity time
             elif self.state == READOUT:
                 self._to_idle(now_ms)
 
@@ -461,12 +533,19 @@ class Session:
         buf = self._buf
         st = self.state
         if buf[0] == _SLASH:
-            if st == PROG:
-                return  # a sign-on is not valid inside programming mode
             try:
                 addr = parse_request(buf, n)
             except ValueError:
                 return
+            if self._q:  # answers not yet sent are obsolete: the client has moved on
+                self._q = [a for a in self._q if a[1] is None]
+            if st == PROG:
+                # any sign-on on the port ends programming mode and its rights: on a bus it
+                # means the master has moved on (or another member starts a dialogue)
+                if self.authorized:
+                    self._event(EV_PROG_EXIT, "sign-on")
+                self._to_idle(now_ms)
+                st = IDLE
             if not self._matches(addr):
                 if st != IDLE:
                     self._to_idle(now_ms)
@@ -516,19 +595,19 @@ class Session:
         n = self._n
         self._n = 0
         st = self.state
+        self._fresh = False
         if st == IDLE:
             return
         try:
             cmd, ctype, data, partial = parse_command(self._buf, n)
         except BccError:
-            if st == PROG:
-                self._deadline = ticks_add(now_ms, self.inactivity_ms)
+            if st == PROG:  # NAK; a bad BCC does not restart the inactivity time
                 self._repeats = 0
                 self._send(now_ms, NAK_MSG, self.reaction_ms, False)
             return
         except ValueError:
             if st == PROG:
-                self._error(now_ms, ER_UNSUPPORTED)
+                self._refuse(now_ms, ER_UNSUPPORTED, "", "")
             return
         if cmd == "B":
             if st == PROG and self.authorized:
@@ -537,25 +616,24 @@ class Session:
             return
         if st != PROG:
             return
+        self._fresh = True  # a valid message: inactivity restarts from its answer
         self._deadline = ticks_add(now_ms, self.inactivity_ms)
+        name = cmd + chr(0x30 + ctype)
         if partial:
-            self._error(now_ms, ER_UNSUPPORTED)
+            self._refuse(now_ms, ER_UNSUPPORTED, name, _address(data))
             return
         if cmd == "P" and ctype == 1:
             self._password(now_ms, data)
         elif cmd == "R" and ctype == 1:
             self._read(now_ms, data)
         elif cmd == "W" and ctype == 1:
-            self._write(now_ms, data, self._writer, EV_WRITE)
+            self._write(now_ms, data, self._writer, EV_WRITE, name)
         elif cmd == "E" and ctype == 2:
-            self._write(now_ms, data, self._executor, EV_EXEC)
+            self._write(now_ms, data, self._executor, EV_EXEC, name)
         else:
-            self._error(now_ms, ER_UNSUPPORTED)
+            self._refuse(now_ms, ER_UNSUPPORTED, name, _address(data))
 
-    def _password_ok(self, pw):
-        p = self._passwords
-        if callable(p):
-            p = p()
+    def _password_ok(self, p, pw):
         if isinstance(p, str):
             p = (p,)
         ok = False
@@ -565,46 +643,57 @@ class Session:
         return ok
 
     def _password(self, now_ms, data):
-        if self.locked(now_ms):
-            self._event(EV_PW_LOCKED, "")
+        now_s = self._now_s()
+        lk = self.lockout
+        left = lk.remaining(now_s)
+        if left:
+            self.authorized = False
+            self._event(EV_PW_LOCKED, "", left, "P1")
             self._error(now_ms, ER_LOCKED)
             return
         try:
             _, pw, _ = parse_data_set(data)
         except (ValueError, TypeError, AttributeError):
             pw = None
-        if pw is not None and self._password_ok(pw):
-            self.failures = 0
+        p = self._passwords
+        if callable(p):
+            p = p()
+        if p is None:  # no password is trusted: programming needs the open seal
+            self.authorized = False
+            self._refuse(now_ms, ER_SEALED, "P1", "")
+            return
+        if pw is not None and self._password_ok(p, pw):
+            lk.success()
             if not self.authorized:
                 self.authorized = True
-                self._event(EV_PROG_ENTER, "")
+                self._event(EV_PROG_ENTER, "", 0, "P1")
             self._answer(now_ms, ACK_MSG)
             return
         self.authorized = False
-        self.failures += 1
-        self._event(EV_PW_WRONG, str(self.failures))
-        if self.failures >= self.max_failures:
-            self._locked = True
-            self._lock_end = ticks_add(now_ms, self.lockout_ms)
-            self._event(EV_LOCKED, str(self.lockout_ms))
+        locked_s = lk.failure(now_s)
+        self._event(EV_PW_WRONG, "", lk.failures, "P1")
+        if locked_s:
+            self._event(EV_LOCKED, "", locked_s, "P1")
             self._error(now_ms, ER_LOCKED)
         else:
             self._error(now_ms, ER_WRONG_PASSWORD)
 
     def _read(self, now_ms, data):
-        if self._read_pw and not self.authorized:
-            self._error(now_ms, ER_NO_PASSWORD)
-            return
         try:
             addr, arg, _ = parse_data_set(data)
         except (ValueError, TypeError, AttributeError):
-            self._error(now_ms, ER_BAD_VALUE)
+            addr = None
+        if self._read_pw and not self.authorized:
+            self._refuse(now_ms, ER_NO_PASSWORD, "R1", addr or _address(data))
+            return
+        if addr is None:
+            self._refuse(now_ms, ER_BAD_VALUE, "R1", _address(data))
             return
         if arg != "" and arg != "1":
-            self._error(now_ms, ER_BAD_VALUE)
+            self._refuse(now_ms, ER_BAD_VALUE, "R1", addr)
             return
         if self._reader is None:
-            self._error(now_ms, ER_UNKNOWN_ADDRESS)
+            self._refuse(now_ms, ER_UNKNOWN_ADDRESS, "R1", addr)
             return
         code = 0
         try:
@@ -619,21 +708,24 @@ class Session:
         if code:
             if not isinstance(code, int) or not 0 < code <= 99:
                 code = ER_FAILED
-            self._error(now_ms, code)
+            self._refuse(now_ms, code, "R1", addr)
         else:
             self._answer(now_ms, msg)
 
-    def _write(self, now_ms, data, fn, ev):
-        if not self.authorized:
-            self._error(now_ms, ER_NO_PASSWORD)
-            return
+    def _write(self, now_ms, data, fn, ev, name):
         try:
             addr, value, _ = parse_data_set(data)
         except (ValueError, TypeError, AttributeError):
-            self._error(now_ms, ER_BAD_VALUE)
+            addr = None
+        if not self.authorized:
+            self._refuse(now_ms, ER_NO_PASSWORD, name, addr or _address(data))
+            return
+        if addr is None:
+            self._refuse(now_ms, ER_BAD_VALUE, name, _address(data))
             return
         if fn is None:
-            self._error(now_ms, ER_NOT_WRITABLE if ev == EV_WRITE else ER_UNSUPPORTED)
+            self._refuse(now_ms, ER_NOT_WRITABLE if ev == EV_WRITE else ER_UNSUPPORTED, name,
+                         addr)
             return
         sealed = True
         if self._seal_open is not None:
@@ -646,11 +738,17 @@ class Session:
         except Exception as e:
             code = _error_code(e)
         if code:
-            if code == ER_SEALED:
-                self._event(EV_SEALED, addr)
             if not isinstance(code, int) or not 0 < code <= 99:
                 code = ER_FAILED
-            self._error(now_ms, code)
+            self._refuse(now_ms, code, name, addr)
             return
-        self._event(ev, addr)
+        self._event(ev, addr, 0, name)
         self._answer(now_ms, ACK_MSG)
+
+
+def _address(data):
+    # the address part of a data set that did not parse ('' if none): for the refusal's record
+    if not data:
+        return ""
+    i = data.find("(")
+    return data[:i] if i >= 0 else data[:16]

@@ -54,8 +54,8 @@ def writer(a, v, sealed):
     params[a] = v
 
 
-def event(code, detail):
-    print("EVENT", code, detail)
+def event(code, detail, value=0, cmd=""):
+    print("EVENT", code, detail or (value if value else ""))
 
 
 uart = TcpUart(port) if mode == "tcp" else BusUart(port)

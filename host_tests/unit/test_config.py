@@ -182,3 +182,37 @@ def test_limits():
     assert _raises(ValueError, cs.save, [1, 2]), "not a dict"
     odd = Partition(NORFlash(3 * 1024, 1024, 256), 0, 3 * 1024)
     assert _raises(ValueError, ConfigStore, odd, DEFAULTS), "odd sector count"
+
+
+def test_first_save_cut_is_still_blank():
+    # a cut during the very first save leaves one torn slot and one empty: nothing was ever
+    # committed, so this is a fresh meter, not a lost configuration (no fallback alarm)
+    from config import SaveBudget  # noqa: F401  (same module)
+
+    dev, part = _dev()
+    cs = ConfigStore(part, DEFAULTS)
+    cs.load()
+    dev.cut_at_op(2)  # the erase is op 1, the JSON program op 2
+    try:
+        cs.save(_cfg(1))
+    except PowerCut:
+        pass
+    dev.power_on()
+    cfg, st = ConfigStore(part, DEFAULTS).load()
+    assert st == STATUS_BLANK and cfg == DEFAULTS, st
+
+
+def test_save_budget_bounds_writes():
+    from config import SaveBudget
+
+    b = SaveBudget(burst=4, refill_s=3600)
+    assert [b.take(0) for _ in range(5)] == [True] * 4 + [False], "a burst of 4"
+    assert b.wait_s(10) == 3590
+    assert not b.take(3599) and b.take(3600) and not b.take(3601), "then one an hour"
+    n = sum(1 for t in range(3601, 3601 + 86400) if b.take(t))
+    assert n == 24, ("24 writes a day under a sustained flood", n)
+    assert b.take(10 ** 6) and b.take(10 ** 6) and b.take(10 ** 6) and b.take(10 ** 6)
+    assert not b.take(10 ** 6), "the burst refills, never beyond 4"
+    assert not b.take(5) and b.take(3605), "a clock that went back blocks one period, not 11 d"
+    b2 = SaveBudget(1, 3600)
+    assert b2.take(100) and not b2.take(50) and b2.take(3650), "accrual restarts at 50"

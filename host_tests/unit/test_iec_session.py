@@ -22,6 +22,7 @@ class Meter:
 
     def __init__(self, **kw):
         self.events = []
+        self.full = []  # (code, detail, value, cmd)
         self.written = {}
         self.executed = []
         self.seal = False  # closed
@@ -33,10 +34,14 @@ class Meter:
             writer=self.write,
             executor=self.execute,
             seal_open=lambda: self.seal,
-            on_event=lambda c, d: self.events.append((c, d)),
+            on_event=self.event,
         )
         args.update(kw)
         self.s = S.Session(**args)
+
+    def event(self, code, detail, value, cmd):
+        self.events.append((code, detail))
+        self.full.append((code, detail, value, cmd))
 
     def read(self, addr):
         if addr in REGS:
@@ -673,3 +678,173 @@ async def test_port_task_over_tcp():
         await task
         c.close()
         u.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Programming rights belong to the dialogue that earned them (issue 7 item 10)
+
+
+def test_rights_end_when_the_link_ends():
+    m = Meter()
+    t, acts = prog(m)
+    assert sent(acts) == iec.ACK_MSG and m.s.authorized, acts
+    drain(m.s, cmd("R", 1, "1.8.0()"), t)  # an answer still queued for client A ...
+    m.s.link_lost(t + 10)  # ... when A hangs up and B takes the port
+    assert drain(m.s, None, t + 10) == [(t + 10, None, 300)], "queued answer dropped"
+    assert m.s.state == S.IDLE and not m.s.authorized, m.s.state
+    assert (S.EV_PROG_EXIT, "link") in m.events, m.events
+    assert drain(m.s, cmd("W", 1, "0.0.5(9)"), t + 20) == [], "B's W1 gets nothing"
+    assert "0.0.5" not in m.written, m.written
+
+
+def test_any_sign_on_ends_rights_and_is_answered():
+    m = Meter()
+    t, _ = prog(m)
+    acts = drain(m.s, b"/?12345678!\r\n", t)
+    assert sent(acts) == b"/XYZ5OPENMETER\r\n", "not deaf to a sign-on: %r" % (acts,)
+    assert m.s.state == S.IDENT and not m.s.authorized, m.s.state
+    assert (S.EV_PROG_EXIT, "sign-on") in m.events, m.events
+    bus = Meter(answer_unaddressed=False)
+    t, _ = prog(bus)
+    assert drain(bus.s, b"/?99999999!\r\n", t) == [(t, None, 300)], "another meter's sign-on"
+    assert bus.s.state == S.IDLE and not bus.s.authorized
+    got = drain(bus.s, cmd("W", 1, "0.0.5(9)"), t + 100)
+    assert got == [] and "0.0.5" not in bus.written, "an injected W1 after it: nothing"
+
+
+def test_bad_bcc_junk_neither_refreshes_inactivity_nor_deafens():
+    m = Meter(inactivity_ms=120000)
+    t, acts = prog(m)
+    ack_end = acts[0][0] + 2
+    bad = bytearray(cmd("R", 1, "1.8.0()"))
+    bad[-1] ^= 0x11
+    for i in range(1, 15):  # junk with a bad BCC every 10 s: answered NAK, no refresh
+        got = sent(drain(m.s, bytes(bad), t + i * 10000))
+        assert got in (iec.NAK_MSG, b""), got
+        drain(m.s, iec.NAK_MSG, t + i * 10000 + 1)  # and NAKs asking for repeats
+    assert m.s.state == S.IDLE and not m.s.authorized, "120 s after the last valid message"
+    assert (S.EV_PROG_EXIT, "timeout") in m.events, m.events
+    assert ack_end + 120000 < t + 14 * 10000
+    m = Meter()
+    t, _ = prog(m)
+    junk = b"\x01W1\x02C.90.2(1" + b"7" * 40  # a frame that never ends
+    drain(m.s, junk, t)
+    acts = drain(m.s, b"/?!\r\n", t + 100)
+    assert sent(acts) == b"/XYZ5OPENMETER\r\n", "a sign-on cuts through junk: %r" % (acts,)
+    m = Meter()
+    t, _ = prog(m)
+    drain(m.s, b"/garbage\x01R1\x021.8.0()\x03", t)
+    assert m.s.state == S.PROG, "a junk line is no sign-on"
+
+
+def test_lockout_is_shared_by_the_meters_ports():
+    from lockout import Lockout
+
+    now = [1000]
+    lk = Lockout(3, 600)
+    opt = Meter(lockout=lk, time_s=lambda: now[0])
+    bus = Meter(lockout=lk, time_s=lambda: now[0], answer_unaddressed=False)
+    t, _ = sign_on(opt, "1")
+    for i in range(3):
+        drain(opt.s, cmd("P", 1, "(1111111%d)" % i), t + i)
+    t2, _ = sign_on(bus, "1")
+    got = sent(drain(bus.s, cmd("P", 1, "(00000000)"), t2))
+    assert got == bytes(iec.build_error(S.ER_LOCKED)), "the other port is locked too: %r" % got
+    assert (S.EV_PW_LOCKED, "", 600, "P1") in bus.full, bus.full
+    now[0] += 600
+    got = sent(drain(bus.s, cmd("P", 1, "(00000000)"), t2 + 100))
+    assert got == iec.ACK_MSG, "lockout over (RTC time)"
+
+
+def test_every_refusal_is_reported_with_address_and_command():
+    m = Meter()
+    t, _ = sign_on(m, "1")
+    drain(m.s, cmd("W", 1, "C.90.2(12345678)"), t)
+    drain(m.s, cmd("R", 1, "1.8.0()"), t + 1)
+    assert ("refused", "C.90.2", S.ER_NO_PASSWORD, "W1") in m.full, m.full
+    assert ("refused", "1.8.0", S.ER_NO_PASSWORD, "R1") in m.full, m.full
+    drain(m.s, cmd("P", 1, "(00000000)"), t + 2)
+    for data, c, code in (("1.8.0(5)", "W", S.ER_NOT_WRITABLE), ("0.0.5(x)", "W", S.ER_BAD_VALUE),
+                          ("9.9.9()", "R", S.ER_UNKNOWN_ADDRESS)):
+        drain(m.s, cmd(c, 1, data), t + 3)
+        assert ("refused", data[: data.index("(")], code, c + "1") in m.full, (data, m.full)
+    drain(m.s, cmd("W", 1, "C.90.1(5)"), t + 4)
+    assert ("sealed_refused", "C.90.1", S.ER_SEALED, "W1") in m.full, m.full
+    drain(m.s, cmd("R", 5, "P.01()"), t + 5)
+    assert ("refused", "P.01", S.ER_UNSUPPORTED, "R5") in m.full, m.full
+
+
+def test_untrusted_password_needs_the_seal():
+    m = Meter(passwords=lambda: None)
+    t, _ = sign_on(m, "1")
+    got = sent(drain(m.s, cmd("P", 1, "(00000000)"), t))
+    assert got == bytes(iec.build_error(S.ER_SEALED)) and not m.s.authorized, got
+    assert ("sealed_refused", "", S.ER_SEALED, "P1") in m.full and m.s.failures == 0, m.full
+
+
+async def test_port_task_ends_rights_when_the_tcp_client_changes():
+    import asyncio
+    import socket
+
+    import optical
+
+    u = _tcp_uart()
+    m = Meter(reaction_ms=200, switch_ms=200)
+    stop = _Stop()
+    task = asyncio.create_task(optical.run_port(u, m.s, stop=stop))
+    addr = socket.getaddrinfo("127.0.0.1", u.port)[0][-1]
+
+    async def recv(c, n, ms):
+        got = bytearray()
+        for _ in range(ms // 10):
+            try:
+                d = c.recv(512)
+                if d:
+                    got.extend(d)
+            except OSError:
+                pass
+            if len(got) >= n:
+                break
+            await asyncio.sleep(0.01)
+        return bytes(got)
+
+    def client():
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.connect(addr)
+        c.setblocking(False)
+        return c
+
+    try:
+        a = client()
+        a.send(b"/?!\r\n")
+        assert (await recv(a, 16, 3000)).startswith(b"/XYZ5"), "identification"
+        a.send(b"\x06051\r\n")
+        assert (await recv(a, 14, 3000)).startswith(b"\x01P0"), "P0"
+        a.send(cmd("P", 1, "(00000000)"))
+        assert await recv(a, 1, 3000) == iec.ACK_MSG and m.s.authorized
+        a.send(cmd("R", 1, "1.8.0()"))
+        await asyncio.sleep(0.05)
+        a.close()  # A leaves, its answer still due in 150 ms; B takes the port
+        b = client()
+        got = await recv(b, 1, 600)
+        assert got == b"", "nothing meant for A reaches B: %r" % got
+        b.send(cmd("W", 1, "0.0.5(9)"))
+        got = await recv(b, 1, 800)
+        assert got == b"" and "0.0.5" not in m.written, "B never signed on: %r" % got
+        assert (S.EV_PROG_EXIT, "link") in m.events, m.events
+        b.close()
+    finally:
+        stop.flag = True
+        await task
+        u.close()
+
+
+def test_a_flood_of_sign_ons_gets_one_answer():
+    m = Meter()
+    acts = drain(m.s, b"/?12345678!\r\n" * 40, 1000)
+    assert len([a for a in acts if a[1]]) == 1, "only the last request is answered: %d" % len(
+        acts)
+    t, _ = prog(m)
+    got = sent(drain(m.s, cmd("R", 1, "1.8.0()") + b"/?!\r\n", t))
+    assert got == b"/XYZ5OPENMETER\r\n", "the R1 answer is dropped too: %r" % got
+    assert m.s.state == S.IDENT

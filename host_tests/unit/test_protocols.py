@@ -1,7 +1,13 @@
-"""firmware/protocols.py: the meter's IEC 62056-21 data, lists and parameters (W1 paths)."""
+"""firmware/protocols.py: the meter's IEC 62056-21 data, lists and parameters (W1 paths); the
+meter-level trust rules (issue 7 items 11-14): one persisted lockout for both ports, the
+configuration fallback, coalesced configuration writes, refusals persisted with what they
+concerned, floods that cannot wipe the security log."""
 
+import events
+import iec62056_21 as iec
+import status
 from boards.sim.board import Options, SimBoard
-from iec_session import ER_BAD_VALUE, ER_NOT_WRITABLE, ER_SEALED
+from iec_session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
 from simkit import StepTrace
 
 
@@ -17,6 +23,12 @@ def _meter(board=None):
     return board, m, MeterData(m, "12345678")
 
 
+def _reboot(board, m):
+    """An orderly restart on the same flash (shutdown writes what the budget held back)."""
+    m.shutdown()
+    return _meter(board)
+
+
 def test_readout_list_is_configurable_and_saved():
     board, m, d = _meter()
     assert [a for a, _v, _u in d.readout()][:2] == ["C.1.0", "0.0.0"]
@@ -24,7 +36,7 @@ def test_readout_list_is_configurable_and_saved():
     assert [a for a, _v, _u in d.readout()] == ["1.8.0", "C.1.0"]
     assert d.writer("C.90.3", "1.8.0,9.9.9", True) == ER_BAD_VALUE, "unknown code refused"
     assert d.reader("C.90.3")[0] == "1.8.0,C.1.0"
-    board2, m2, d2 = _meter(board)  # reboot on the same flash: the list survived
+    board2, m2, d2 = _reboot(board, m)  # reboot on the same flash: the list survived
     assert [a for a, _v, _u in d2.readout()] == ["1.8.0", "C.1.0"], m2.config_status
 
 
@@ -40,7 +52,7 @@ def test_password_change_persists():
     board, m, d = _meter()
     assert d.writer("C.90.2", "1234", True) == ER_BAD_VALUE
     assert d.writer("C.90.2", "87654321", True) is None
-    board2, m2, d2 = _meter(board)
+    board2, m2, d2 = _reboot(board, m)
     assert d2.password == "87654321"
 
 
@@ -59,3 +71,293 @@ def test_kwh_text():
 
     assert kwh_text(1234567890) == "0001234.567", kwh_text(1234567890)
     assert kwh_text(-5000) == "-0000000.005"
+
+
+# ---------------------------------------------------------------------------------------------
+# a port driven in process: the firmware's own session over MeterData
+
+
+class Port:
+    def __init__(self, md, src, t=10000):
+        self.s = md.session(src == events.SRC_OPTICAL, src)
+        self.t = t
+
+    def x(self, data):
+        """Send ``data``; return every byte the meter answers (timers run 300 ms on)."""
+        out = bytearray()
+        a = self.s.feed(data, self.t)
+        while a is not None:
+            if a[1]:
+                out.extend(a[1])
+            a = self.s.poll(self.t)
+        self.t += 300
+        return bytes(out)
+
+    def prog(self, pw="00000000"):
+        assert self.x(b"/?12345678!\r\n").startswith(b"/OMF5"), "identification"
+        assert self.x(b"\x06051\r\n").startswith(b"\x01P0"), "P0"
+        return self.x(iec.build_command("P", 1, "(%s)" % pw))
+
+
+def _cmd(c, t, data):
+    return bytes(iec.build_command(c, t, data))
+
+
+def _err(code):
+    return bytes(iec.build_error(code))
+
+
+def _persisted(m, code, log=None):
+    return [e for e in m.persisted_events(log) if e[1] == code]
+
+
+def test_refusals_are_persisted_with_address_and_port():
+    board, m, d = _meter()
+    bus = Port(d, events.SRC_RS485)
+    assert bus.prog("11111111") == _err(2)
+    bus.x(_cmd("W", 1, "C.90.2(12345678)"))  # W1 without a password: ER07
+    rec = _persisted(m, events.REFUSED_NO_PASSWORD, events.LOG_SECURITY)
+    assert rec and rec[-1][3] == events.SRC_RS485 and rec[-1][4] == "C.90.2", rec
+    assert rec[-1][2] == (7 << 16) | 0x5731, hex(rec[-1][2])
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    assert opt.x(_cmd("W", 1, "1.8.0(0)")) == _err(ER_NOT_WRITABLE)
+    assert opt.x(_cmd("W", 1, "0.3.0(2000)")) == _err(ER_SEALED)
+    assert opt.x(_cmd("W", 1, "C.90.1(15)")) == iec.ACK_MSG
+    rec = _persisted(m, events.REFUSED_NOT_WRITABLE)
+    assert rec and rec[-1][3:5] == (events.SRC_OPTICAL, "1.8.0"), rec
+    rec = _persisted(m, events.SEALED_REFUSED, events.LOG_SECURITY)
+    assert rec and rec[-1][3:5] == (events.SRC_OPTICAL, "0.3.0"), rec
+    rec = _persisted(m, events.PARAM_CHANGED, events.LOG_SECURITY)
+    assert rec and rec[-1][2:5] == (15, events.SRC_OPTICAL, "C.90.1"), rec
+    w = _persisted(m, events.WRONG_PASSWORD, events.LOG_SECURITY)
+    assert w and w[-1][2:4] == (1, events.SRC_RS485), w
+    assert not [e for e in m.persisted_events() if e[1] == events.PARAM_CHANGED and e[4] ==
+                "C.90.2"], "a refused password write changes nothing"
+
+
+def test_one_lockout_per_meter_that_survives_a_restart():
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222"):
+        assert opt.prog(pw) == _err(2)
+    assert opt.prog("33333333") == _err(ER_LOCKED)
+    bus = Port(d, events.SRC_RS485)
+    assert bus.prog() == _err(ER_LOCKED), "the RS-485 port of the same meter is locked too"
+    board2, m2, d2 = _reboot(board, m)
+    opt2 = Port(d2, events.SRC_OPTICAL)
+    assert opt2.prog() == _err(ER_LOCKED), "a restart does not clear the lockout"
+    locked = _persisted(m2, events.PW_WHILE_LOCKED, events.LOG_SECURITY)
+    assert [e[3] for e in locked] == [events.SRC_RS485, events.SRC_OPTICAL], locked
+    assert _persisted(m2, events.PROG_LOCKED)[-1][2] == 600
+    # two wrong passwords, a restart, one more: locked (the count is persisted too)
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog("11111111") == _err(2) and opt.prog("22222222") == _err(2)
+    board2, m2, d2 = _reboot(board, m)
+    assert Port(d2, events.SRC_RS485).prog("33333333") == _err(ER_LOCKED)
+
+
+def test_a_flood_of_refusals_cannot_wipe_the_logs():
+    board, m, d = _meter()
+    board.seal.set_input(1)
+    m.log.log(events.SEAL_OPEN, 1, None, events.SRC_LOCAL)
+    board.seal.set_input(0)
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    for i in range(2000):  # the 1054-refusal flood of the issue, twice over
+        assert opt.x(_cmd("W", 1, "0.3.0(%d)" % (1000 + i))) == _err(ER_SEALED)
+        opt.x(_cmd("W", 1, "1.8.0(0)"))
+    sec = m.persisted_events(events.LOG_SECURITY)
+    std = m.persisted_events(events.LOG_STANDARD)
+    assert _persisted(m, events.SEAL_OPEN), "the seal event survives"
+    assert [e for e in std if e[1] == events.POWER_UP], "and the boot record"
+    sealed = [e for e in sec if e[1] == events.SEALED_REFUSED]
+    assert len(sealed) <= 8, len(sealed)
+    assert sum(e[2] if e[5] else 1 for e in sealed) + m._event_limit.pending(
+        events.SEALED_REFUSED) == 2000, "each refusal accounted for (records + summaries)"
+    m.events_tick(force=True)
+    sealed = _persisted(m, events.SEALED_REFUSED)
+    assert sum(e[2] if e[5] else 1 for e in sealed) == 2000, sealed
+    assert m.log.count(events.SEALED_REFUSED) == 2000, "all of them in the RAM log's counts"
+
+
+def test_w1_flood_is_coalesced_within_the_wear_budget():
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    cfg_sectors = (16, 17)  # config partition 64..72 KiB of the virtual board's flash
+    e0 = sum(board.nor.erase_counts[s] for s in cfg_sectors)
+    for i in range(276):  # the issue's flood: 276 writes in 60 s
+        m._up_s = i * 60 // 276
+        assert opt.x(_cmd("W", 1, "C.90.1(%d)" % (10 + i % 7))) == iec.ACK_MSG
+        m.config_tick()
+    m._up_s = 63
+    m.config_tick()
+    erases = sum(board.nor.erase_counts[s] for s in cfg_sectors) - e0
+    assert erases <= 2, ("one write per minute of changes at most", erases)
+    assert not m._cfg_dirty, "and the last value is saved"
+    # a sustained flood: 4 writes, then one an hour
+    for s in range(64, 64 + 6 * 3600, 5):
+        m._up_s = s
+        d.writer("C.90.1", "%d" % (10 + s % 7), True)
+        m.config_tick()
+    erases = sum(board.nor.erase_counts[s] for s in cfg_sectors) - e0
+    assert erases <= 2 + 4 + 6, erases
+    assert _persisted(m, events.CONFIG_DEFERRED), "a held-back write is logged"
+    board2, m2, d2 = _reboot(board, m)
+    assert m2.cfg["scroll_ms"] == m.cfg["scroll_ms"], "shutdown writes the last change"
+
+
+def _config_slots(board):
+    off = board.flash_layout["config"][0]
+    import struct
+
+    seqs = []
+    for i in (0, 1):
+        h = bytes(board.nor.image[off + i * 4096 : off + i * 4096 + 16])
+        seqs.append(struct.unpack_from("<I", h, 4)[0] if h[:2] == b"CF" else -1)
+    return off, seqs
+
+
+def test_damaged_newest_config_copy_never_brings_back_the_factory_password():
+    board, m, d = _meter()
+    assert d.writer("C.90.2", "87654321", True) is None
+    m.config_tick(force=True)
+    off, seqs = _config_slots(board)
+    newest = 0 if seqs[0] > seqs[1] else 1
+    assert min(seqs) == 1 and max(seqs) == 2, seqs  # older copy: the factory defaults
+    board.nor.image[off + newest * 4096 + 40] ^= 0x04  # one bit flip in its JSON
+    board2, m2, d2 = _meter(board)
+    assert m2.cfg["password"] == "00000000", "the older copy is used ..."
+    flags = status.error_flags(m2)
+    assert flags & status.ERR_CONFIG and flags & status.ERR_SECURITY, hex(flags)
+    assert status.alarm(m2), "... flagged (F.F.0, LCD ALARM)"
+    assert d2.reader("F.F.0")[0] == "%08X" % flags
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("00000000") == _err(ER_SEALED), "factory password refused under seal"
+    assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY), "logged persistently"
+    sf = _persisted(m2, events.SECURITY_FALLBACK, events.LOG_SECURITY)
+    assert sf and sf[-1][2] == 1, sf
+    board2.seal.set_input(1)  # a technician opens the seal: the factory password, to reset it
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("00000000") == iec.ACK_MSG
+    assert opt.x(_cmd("W", 1, "C.90.2(11223344)")) == iec.ACK_MSG
+    assert not status.error_flags(m2) & status.ERR_SECURITY, "trusted again"
+    assert status.error_flags(m2) & status.ERR_CONFIG, "until acknowledged"
+    assert opt.x(_cmd("E", 2, "C.91.0()")) == iec.ACK_MSG
+    assert not status.error_flags(m2) & (status.ERR_CONFIG | status.ERR_SECURITY)
+
+
+def test_older_own_password_still_works_but_is_flagged():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    d.writer("C.90.1", "20", True)
+    m.config_tick(force=True)
+    off, seqs = _config_slots(board)
+    newest = 0 if seqs[0] > seqs[1] else 1
+    board.nor.image[off + newest * 4096 + 40] ^= 0x01
+    board2, m2, d2 = _meter(board)
+    assert m2.cfg["password"] == "87654321" and m2.cfg["scroll_ms"] == 10000
+    assert status.error_flags(m2) & status.ERR_SECURITY
+    assert Port(d2, events.SRC_OPTICAL).prog("87654321") == iec.ACK_MSG
+
+
+def test_both_copies_damaged_keep_programming_closed_and_strict():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    off, _ = _config_slots(board)
+    for i in (0, 1):
+        board.nor.image[off + i * 4096 + 30] ^= 0x10
+    board2, m2, d2 = _meter(board)
+    assert m2.config_status == "corrupt -> defaults"
+    assert _persisted(m2, events.CONFIG_DEFAULTS), "persisted, not lost before the log opens"
+    assert Port(d2, events.SRC_RS485).prog("00000000") == _err(ER_SEALED)
+    assert m2.cfg["prog_max_failures"] <= 3 and m2.cfg["prog_lockout_s"] >= 600
+
+
+def test_fallback_flags_survive_a_save_and_a_restart():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    off, seqs = _config_slots(board)
+    board.nor.image[off + (0 if seqs[0] > seqs[1] else 1) * 4096 + 40] ^= 0x04
+    board2, m2, d2 = _meter(board)
+    d2.writer("C.90.1", "30", True)  # any later save writes over the damaged copy ...
+    board3, m3, d3 = _reboot(board2, m2)
+    assert m3.config_status == "ok", m3.config_status
+    assert status.error_flags(m3) & 0x42 == 0x42, "... and the flags stay latched"
+    assert Port(d3, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
+    d3.writer("C.90.2", "55555555", True)
+    d3.executor("C.91.0", "", True)
+    board4, m4, d4 = _reboot(board3, m3)
+    assert not status.error_flags(m4) & 0x42 and m4.password_trusted
+    assert Port(d4, events.SRC_OPTICAL).prog("55555555") == iec.ACK_MSG
+
+
+def test_blank_configuration_after_use_is_a_fallback():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.shutdown()  # registers committed: the journal shows the meter was used
+    off = board.flash_layout["config"][0]
+    board.nor.erase(off)
+    board.nor.erase(off + 4096)
+    board2, m2, d2 = _meter(board)
+    assert m2.config_status == "blank -> defaults"
+    assert status.error_flags(m2) & 0x42 == 0x42, hex(status.error_flags(m2))
+    assert Port(d2, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
+    assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY)
+    fresh_board, fresh, fd = _meter()  # a new meter: blank is simply the first boot
+    assert not status.error_flags(fresh) & 0x42 and fresh.password_trusted
+
+
+def test_old_event_partition_is_read_not_misread():
+    # an events partition written by b9d8131: one ring over all 8 sectors, 12-byte records
+    # <IHHi (t, code, spare, value), RingLog tag 0
+    import struct
+
+    import ringlog
+    from flash import Partition
+
+    o = Options()
+    o.quiet = True
+    board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
+    off, ln = board.flash_layout["events"]
+    old = ringlog.RingLog(Partition(board.flash, off, ln), 12)
+    old.mount()
+    for i in range(900):  # fills every sector, wraps once
+        code = (events.WRONG_PASSWORD, events.PROG_LOCKED, events.SEALED_REFUSED)[i % 3]
+        old.append(struct.pack("<IHHi", 500000000 + i, code, 0, 0))
+    board2, m, d = _meter(board)
+    got = m.persisted_events()
+    legacy = [e for e in got if e[6]]
+    assert len(legacy) > 300, len(legacy)
+    assert all(e[1] in (13, 14, 15) and e[2] == 0 and e[3] == 0 and e[4] == "" for e in legacy)
+    assert not d.lockout.remaining(board2.clock.time()) and d.lockout.failures == 0, \
+        "old records without values never lock the meter"
+    assert Port(d, events.SRC_OPTICAL).prog() == iec.ACK_MSG
+    new = [e for e in m.persisted_events() if not e[6]]
+    assert [e[1] for e in new if e[1] == events.PROG_ENTER], "new records after the old ones"
+
+
+def test_acknowledging_a_fallback_writes_both_copies():
+    board, m, d = _meter()
+    d.writer("C.90.2", "87654321", True)
+    m.config_tick(force=True)
+    off, _ = _config_slots(board)
+    for i in (0, 1):
+        board.nor.image[off + i * 4096 + 30] ^= 0x10
+    board2, m2, d2 = _meter(board)
+    board2.seal.set_input(1)
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("00000000") == iec.ACK_MSG, "factory password with the seal open"
+    assert opt.x(_cmd("E", 2, "C.91.0()")) == iec.ACK_MSG
+    for s in range(1, 200):  # the meter's once-a-second tick
+        m2._up_s = s
+        m2.config_tick()
+    board3, m3, d3 = _meter(board2)
+    assert m3.config_status == "ok" and m3.config_store.copies == 2, m3.config_store.detail
+    assert not status.error_flags(m3) & status.ERR_CONFIG
+    assert status.error_flags(m3) & status.ERR_SECURITY, "until a new password is set"

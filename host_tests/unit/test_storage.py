@@ -45,11 +45,8 @@ def _data(m):
 
 
 def _persisted_codes(board):
-    from ringlog import RingLog
-
-    ring = RingLog(Partition(board.nor, EVENTS[0], EVENTS[1]), 12)
-    ring.mount()
-    return [struct.unpack("<IHHi", r)[1] for r in ring]
+    # the event codes in the board's persisted logs, decoded by a meter booted on it
+    return [d[1] for d in _meter(board).persisted_events()]
 
 
 def _rewrite_seq(part, j, seq):

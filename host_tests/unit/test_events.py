@@ -1,0 +1,142 @@
+"""lib/events.py: codes, the persisted record (format 2: source and subject), the flood
+limit of the persisted logs (issue 7 items 13 and 14)."""
+
+import events as E
+
+
+def test_codes_fit_one_byte_and_have_names():
+    codes = [getattr(E, k) for k in dir(E) if k.isupper() and isinstance(getattr(E, k), int)
+             and k in ("POWER_UP", "CLOCK_SET") or k.startswith("REFUSED_")]
+    for c in E.NAMES:
+        assert 1 <= c <= 255, ("a code must fit the record's byte", c)
+    for c in codes:
+        assert c in E.NAMES, c
+    for c in range(50, 70):
+        assert c in E.NAMES, ("reserved range 50..79 is documented", c)
+    assert E.log_of(E.SEAL_OPEN) == E.LOG_SECURITY and E.log_of(E.POWER_UP) == E.LOG_STANDARD
+    assert E.log_of(E.WRONG_PASSWORD) == E.LOG_SECURITY
+    assert E.log_of(E.REFUSED_NOT_WRITABLE) == E.LOG_STANDARD
+
+
+def test_subject_packs_obis_codes_and_other_addresses():
+    buf = bytearray(6)
+    for text, kind, packed in (
+        ("C.90.2", E.KIND_OBIS, (255, 0xF1, 96, 90, 2, 255)),
+        ("0.3.0", E.KIND_OBIS, (255, 0xF0, 0, 3, 0, 255)),
+        ("1-0:1.8.0*101", E.KIND_OBIS, (1, 0, 1, 8, 0, 101)),
+        ("F.F.0", E.KIND_OBIS, (255, 0xF3, 97, 97, 0, 255)),
+        ("P.98.1", E.KIND_OBIS, (255, 0xF1, 99, 98, 1, 255)),
+        ("96.97.0", E.KIND_OBIS, (255, 0xF0, 96, 97, 0, 255)),
+    ):
+        assert E.pack_subject(buf, text) == kind, text
+        assert tuple(buf) == packed, (text, tuple(buf))
+        assert E.subject_text(kind, buf) == text, (text, E.subject_text(kind, buf))
+    for text, shown in (("CCCCCCCCCC", "CCCCCC"), ("1.8", "1.8"), ("1.8.256", "1.8.25"),
+                        ("X(", "X("), ("9.9.9.9", "9.9.9.")):
+        assert E.pack_subject(buf, text) == E.KIND_TEXT, text
+        assert E.subject_text(E.KIND_TEXT, buf) == shown, (text, E.subject_text(E.KIND_TEXT, buf))
+    assert E.pack_subject(buf, None) == E.KIND_NONE and bytes(buf) == b"\xff" * 6
+    assert E.subject_text(E.KIND_NONE, buf) == ""
+
+
+def test_record_roundtrip_and_old_records():
+    buf = bytearray(E.RECORD_SIZE)
+    subj = bytearray(6)
+    kind = E.pack_subject(subj, "C.90.2")
+    v = (4 << 16) | E.command_value("W1")
+    E.encode_record(buf, 504921600 + 7, E.REFUSED_NOT_WRITABLE, v, E.SRC_RS485 | kind, subj)
+    t, code, value, src, s, summary = E.decode_record(E.FORMAT, bytes(buf))
+    assert (t, code, value, src, s, summary) == (504921607, E.REFUSED_NOT_WRITABLE, v,
+                                                 E.SRC_RS485, "C.90.2", False)
+    assert value >> 16 == 4 and value & 0xFFFF == 0x5731, hex(value)
+    E.encode_record(buf, 5, E.WRONG_PASSWORD, 9, E.SRC_OPTICAL | E.SUMMARY, b"\xff" * 6)
+    assert E.decode_record(E.FORMAT, bytes(buf))[3:] == (E.SRC_OPTICAL, "", True)
+    E.encode_record(buf, 5, E.CLOCK_SET, 2**40, 0, b"\xff" * 6)
+    assert E.decode_record(E.FORMAT, bytes(buf))[2] == 0x7FFFFFFF, "clamped, never wrapped"
+    import struct
+
+    old = struct.pack("<IHHi", 100, E.SEALED_REFUSED, 0, 0)
+    assert E.decode_record(0, old) == (100, E.SEALED_REFUSED, 0, E.SRC_METER, "", False)
+    for tag, rec in ((0, bytes(16)), (2, bytes(12)), (7, bytes(16))):
+        try:
+            E.decode_record(tag, rec)
+            raise AssertionError("misread %r" % ((tag, len(rec)),))
+        except ValueError:
+            pass
+
+
+def test_event_log_keeps_source_and_subject():
+    class Clock:
+        def time(self):
+            return 1000
+
+    got = []
+    log = E.EventLog(Clock(), capacity=4,
+                     sink=lambda t, c, v, x, s, j: got.append((t, c, v, s, bytes(j))))
+    log.log(E.REFUSED_NO_PASSWORD, 7, "x", E.SRC_OPTICAL, "C.90.2")
+    log.log(E.POWER_UP)
+    assert log.records()[0] == (1000, E.REFUSED_NO_PASSWORD, 7, E.SRC_OPTICAL, "C.90.2")
+    assert log.records()[1] == (1000, E.POWER_UP, 0, E.SRC_METER, "")
+    assert got[0][3] == E.SRC_OPTICAL | E.KIND_OBIS, got
+    assert log.entries() == [(1000, E.REFUSED_NO_PASSWORD, 7), (1000, E.POWER_UP, 0)]
+    for _ in range(5):
+        log.log(E.SEAL_OPEN, 1, None, E.SRC_LOCAL)
+    assert len(log) == 4 and log.count(E.SEAL_OPEN) == 5
+
+
+def _flood(lim, code, n, t0, dt):
+    """n events of `code` dt s apart from t0: (records written, summaries [(t, count)])."""
+    written = 0
+    summaries = []
+    t = t0
+    for _ in range(n):
+        for _c, k, _s, _j in lim.due(t):
+            summaries.append((t, k))
+        if lim.admit(code, t):
+            written += 1
+        t += dt
+    for _c, k, _s, _j in lim.due(t, force=True):
+        summaries.append((t, k))
+    return written, summaries
+
+
+def test_rate_limit_accounts_for_every_event_with_few_records():
+    lim = E.RateLimit(burst=3, window_s=60, max_window_s=86400)
+    written, summaries = _flood(lim, E.SEALED_REFUSED, 1054, 0, 0)  # all in one second
+    assert written == 3 and summaries == [(0, 1051)], (written, summaries)
+    # a sustained flood, one event every 2 s for two days
+    lim = E.RateLimit(burst=3, window_s=60, max_window_s=86400)
+    n = 2 * 86400 // 2
+    written, summaries = _flood(lim, E.REFUSED_NOT_WRITABLE, n, 0, 2)
+    total = written + sum(k for _t, k in summaries)
+    assert total == n, ("every event accounted for", total, n)
+    records = written + len(summaries)
+    assert records <= 4 * 14, ("about (burst + 1) per window, windows doubling", records)
+    day2 = [s for s in summaries if s[0] >= 86400 + 30000]
+    assert len(day2) <= 2, ("one window a day once grown", summaries[-4:])
+
+
+def test_rate_limit_per_code_and_quiet_resets_window():
+    lim = E.RateLimit(burst=2, window_s=60, burst_for={E.WRONG_PASSWORD: 5})
+    assert [lim.admit(E.WRONG_PASSWORD, 0) for _ in range(6)] == [True] * 5 + [False]
+    assert [lim.admit(E.SEAL_OPEN, 0) for _ in range(3)] == [True, True, False], "own window"
+    assert lim.due(30) == [], "window still open"
+    due = lim.due(60)
+    assert sorted((c, k) for c, k, _s, _j in due) == sorted([(E.SEAL_OPEN, 1),
+                                                            (E.WRONG_PASSWORD, 1)])
+    assert lim.due(61) == [], "each summary once"
+
+    def adm(t):  # as the firmware's sink does: due summaries first
+        lim.due(t)
+        return lim.admit(E.SEAL_OPEN, t)
+
+    assert adm(70) and adm(70)
+    assert not adm(70 + 119), "the window after a flood is twice as long"
+    assert adm(70 + 120) and adm(70 + 120)
+    assert not adm(70 + 120 + 239), "and the next one twice again (240 s)"
+    t = 70 + 120 + 240
+    assert adm(t), "a window of 480 s without suppression..."
+    t += 480
+    assert adm(t) and adm(t) and not adm(t + 1), "...then the base window again"
+    assert adm(t + 60)
+    assert adm(t - 1000), "clock set back: a new window"
