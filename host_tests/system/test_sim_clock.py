@@ -6,7 +6,6 @@ and 6)."""
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -70,25 +69,16 @@ def test_tiny_and_zero_durations():
 
 
 def _ring_events(img, tmp_path):
-    """Events persisted in the image's events partition: [(t, code, value)], oldest first
-    (read with the firmware's own RingLog on a copy of the image)."""
-    sys.path[:0] = [os.path.join(ROOT, "lib"), ROOT]
-    from boards.sim.norflash import NORFlash
-    from flash import Partition
-    from ringlog import RingLog
+    """Events persisted in the image's standard event log: [(t, code, value)], oldest first
+    (decoded by tools/events_dump.py with the firmware's own RingLog, on a copy of the
+    image)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from events_dump import read_logs
 
     copy = str(tmp_path / "copy.img")
     with open(img, "rb") as f, open(copy, "wb") as g:
         g.write(f.read())
-    nor = NORFlash(128 * 1024, 4096, 256, path=copy)
-    ring = RingLog(Partition(nor, 72 * 1024, 32 * 1024), 12)
-    ring.mount()
-    out = []
-    for _seq, _tag, rec in ring.entries():
-        t, code, _, v = struct.unpack("<IHHi", bytes(rec))
-        out.append((t, code, v))
-    nor.close()
-    return out
+    return [(r["t"], r["code"], r["value"]) for r in read_logs(copy)["standard"]]
 
 
 def test_rtc_survives_restarts_and_event_times_never_go_backwards(tmp_path):

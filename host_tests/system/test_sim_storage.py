@@ -1,6 +1,7 @@
 """Registers across power cuts on the virtual board (the whole firmware as a process)."""
 
 import os
+import sys
 
 import pytest
 from simrun import ROOT, sim_json
@@ -151,18 +152,11 @@ def test_bit_flip_in_the_newest_journal_sector_header_loses_nothing(tmp_path):
 
 
 def _persisted_codes(img):
-    """Event codes in the image's persisted event log (partition at 72 KiB, 32 KiB)."""
-    import struct
+    """Event codes in the image's persisted event logs (tools/events_dump.py decodes them)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from events_dump import read_logs
 
-    from boards.sim.norflash import NORFlash
-    from flash import Partition
-    from ringlog import RingLog
-
-    dev = NORFlash(128 * 1024, SS, 256)
-    dev.image[:] = open(img, "rb").read()
-    ring = RingLog(Partition(dev, 72 * 1024, 32 * 1024), 12)
-    ring.mount()
-    return [struct.unpack("<IHHi", r)[1] for r in ring]
+    return [r["code"] for rows in read_logs(img).values() for r in rows]
 
 
 def _foreign_image(img):
