@@ -206,3 +206,66 @@ def test_split_allocates_nothing_without_a_switch():
         if MICROPYTHON:
             micropython.heap_unlock()
     assert out[1] == 1003
+
+
+def test_special_day_on_a_dst_day_easter_sunday_2027():
+    """2027-03-28 is both Western Easter Sunday and the EU spring transition: the special
+    day's profile applies, and its 02:30 action (skipped hour) runs at 03:00 CEST."""
+    spec = ({"index": 1, "easter_offset": 0, "day_id": 8},)
+    cfg_days = [{"day_id": 1, "day_schedule": [{"start_time": "00:00", "script_selector": 1}]}]
+    cfg_days.append({"day_id": 8, "day_schedule": [
+        {"start_time": "00:00", "script_selector": 4},
+        {"start_time": "02:30", "script_selector": 5},
+        {"start_time": "23:59:59", "script_selector": 6}]})
+    cfg = {
+        "season_profile_active": [{"season_profile_name": "s", "season_start": "01-01",
+                                   "week_name": "w"}],
+        "week_profile_table_active": [dict({"week_profile_name": "w"}, **{
+            n: 1 for n in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                           "sunday")})],
+        "day_profile_table_active": cfg_days,
+        "special_days_table": list(spec),
+    }
+    cal = tou.load(cfg)
+    z = Zone(60, RULE_EU)
+    tc = TariffClock(cal, z)
+    on = seconds(2027, 3, 28, 1)
+    assert z.transitions(2027)[0] == on
+    assert tc.tariff(seconds(2027, 3, 27, 22, 59, 59)) == 1, "Saturday 23:59:59 CET"
+    assert tc.tariff(seconds(2027, 3, 27, 23)) == 4, "Easter Sunday 00:00 CET"
+    assert tc.tariff(on - 1) == 4
+    assert tc.tariff(on) == 5, "02:30 skipped: runs at 03:00 CEST"
+    assert tc.tariff(seconds(2027, 3, 28, 21, 59, 58)) == 5
+    assert tc.tariff(seconds(2027, 3, 28, 21, 59, 59)) == 6, "23:59:59 CEST"
+    assert tc.tariff(seconds(2027, 3, 28, 22)) == 1, "Monday 00:00 CEST"
+    out = [0] * 7
+    tc.split(on - 600, on + 600, 1200, out)
+    assert out[4] == 600 and out[5] == 600
+
+
+def test_special_day_on_us_dst_days_and_clock_set_back():
+    cfg_days = [{"day_id": 1, "day_schedule": [{"start_time": "00:00", "script_selector": 1}]},
+                {"day_id": 2, "day_schedule": [{"start_time": "01:30", "script_selector": 2},
+                                               {"start_time": "02:30", "script_selector": 3}]}]
+    cfg = {
+        "season_profile_active": [{"season_profile_name": "s", "season_start": "01-01",
+                                   "week_name": "w"}],
+        "week_profile_table_active": [dict({"week_profile_name": "w"}, **{
+            n: 1 for n in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                           "sunday")})],
+        "day_profile_table_active": cfg_days,
+        "special_days_table": [{"index": 1, "specialday_date": "2026-03-08", "day_id": 2},
+                               {"index": 2, "specialday_date": "2026-11-01", "day_id": 2}],
+    }
+    z = Zone(-300, RULE_US)
+    tc = TariffClock(tou.load(cfg), z)
+    assert tc.tariff(seconds(2026, 3, 8, 6, 30)) == 2, "01:30 EST"
+    assert tc.tariff(seconds(2026, 3, 8, 7)) == 3, "02:30 skipped: 03:00 EDT"
+    # autumn: 01:30 happens twice (EDT then EST): the 01:30 action runs in both
+    assert tc.tariff(seconds(2026, 11, 1, 5, 30)) == 2, "01:30 EDT"
+    assert tc.tariff(seconds(2026, 11, 1, 6)) == 1, "01:00 EST: before 01:30 again -> carry"
+    assert tc.tariff(seconds(2026, 11, 1, 6, 30)) == 2, "01:30 EST"
+    assert tc.tariff(seconds(2026, 11, 1, 7, 30)) == 3, "02:30 EST"
+    # the clock set back a day: the window is recomputed, not reused
+    assert tc.tariff(seconds(2026, 10, 31, 7, 30)) == 1
+    assert tc.tariff(seconds(2026, 11, 1, 7, 30)) == 3
