@@ -106,7 +106,7 @@ def _check_split(tc, cal, zone, t0, t1, e):
 def test_split_property_random_plans_and_intervals():
     rng = _Rng(2026)
     zone = Zone(60, RULE_EU)
-    for plan in range(6):
+    for _plan in range(6):
         days = []
         for _ in range(7):
             n = 1 + rng.below(12)
