@@ -236,6 +236,7 @@ def test_passive_activation():
     assert not cal.activate_due(act - 1)
     assert cal.active.name == "HT/NT"
     assert cal.activate_due(act) and cal.active.name == "flat", "IDIS 9 to log"
+    assert tou.IDIS_TOU_ACTIVATED == 9 and tou.IDIS_PASSIVE_TOU_PROGRAMMED == 19
     assert not cal.activate_due(act + 10), "activated once"
     assert cal.tariff_at(act + 3600) == 4 and cal.tariff_at(_at(2026, 12, 25, 9)) == 6
     assert cal.activation is None

@@ -63,6 +63,9 @@ MAX_DAY_PROFILES = const(7)
 MAX_SPECIAL_DAYS = const(30)
 MAX_NAME = const(32)
 TARIFF_SCRIPT = "0.0.10.0.100.255"
+# IDIS standard event log codes the caller logs (billing reference D2)
+IDIS_TOU_ACTIVATED = const(9)  # passive calendar copied to active (activate_due / method 1)
+IDIS_PASSIVE_TOU_PROGRAMMED = const(19)  # a new passive plan installed (set_passive)
 
 _DAY = const(86400)
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
