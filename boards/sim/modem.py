@@ -321,10 +321,8 @@ class Sim800Model:
         self._answer(b"OK", delay)
 
     def _error(self, delay=None):
-        if self._cmee and delay is None:
-            self._answer(b"+CME ERROR: 3")  # operation not allowed
-        else:
-            self._answer(b"ERROR", delay)
+        # the TCP/IP commands answer a plain ERROR even with AT+CMEE=1 (SIM/PIN: _cme)
+        self._answer(b"ERROR", delay)
 
     # -- power -----------------------------------------------------------------------------
 
@@ -435,6 +433,12 @@ class Sim800Model:
         if len(self.log) >= _LOG:
             self.log.pop(0)
         self.log.append(line)
+        try:
+            self._dispatch(line)
+        except (ValueError, IndexError):  # a malformed parameter: the module says ERROR
+            self._error()
+
+    def _dispatch(self, line):
         u = line.upper()
         if not u.startswith(b"AT"):
             self._error(self.delays["answer"])

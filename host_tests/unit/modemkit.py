@@ -78,6 +78,13 @@ class Peer:
     def close(self):
         self.closed = True
 
+    def reopen(self):
+        """A new TCP connection to the same peer (its records are kept)."""
+        self.inbox = bytearray()
+        self.out = bytearray()
+        self.closed = False
+        self.far_closed = False
+
     def reply(self, b):
         self.out.extend(b)
 
@@ -178,7 +185,11 @@ class Rig:
         self.connects.append((host, port))
         if self.refuse:
             raise OSError(111)
-        p = self.peer() if isinstance(self.peer, type) else self.peer
+        if isinstance(self.peer, type):
+            p = self.peer()
+        else:
+            p = self.peer
+            p.reopen()
         self.last_peer = p
         return p
 

@@ -463,7 +463,7 @@ class Manager:
         self._resume = resume
         if len(self.history) >= _HISTORY:
             self.history.pop(0)
-        self.history.append((now, reason, level, delay, STATE_NAMES[resume]))
+        self.history.append((now, reason, level, delay, STATE_NAMES[resume], self.failures))
         if was_connected:
             self._event("lost", reason)
         self._event("fail", "%s:%d:%d" % (reason, level, delay))
