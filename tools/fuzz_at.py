@@ -45,6 +45,7 @@ from modem.link import Link
 from modem.sim800 import Sim800
 
 MASK30 = (1 << 30) - 1
+LAST = None
 RECOVER_MS = 1200000  # cap 900 s + power cycle + bring-up + connect
 # ms a state may last (manager defaults; generous for command timeouts and drains)
 BOUNDS = {
@@ -326,6 +327,8 @@ def run_manager(lines, seed=1, segment=2000):
     tap = _Tap(model, rng)
     m = M.Manager(Sim800(), apn="internet", rand=lambda n: rng.below(n) if n > 0 else 0)
     link = Link(tap, model.pwrkey, m, ticks_ms=clock)
+    global LAST
+    LAST = (model, m, link, tap)  # for a post-mortem
     m.open("broker", 1883, t[0])
     bad = []
     entered = [t[0], m.state]
@@ -381,10 +384,12 @@ def run_manager(lines, seed=1, segment=2000):
                 m.write(msg)
                 t1 = t[0]
                 got = b""
-                while m.connected and A.ticks_diff(t[0], t1) < 10000 and len(got) < len(msg):
+                m.want_read = True  # a reader waits (as the socket adapter does)
+                while m.connected and A.ticks_diff(t[0], t1) < 15000 and msg not in got:
                     step(10)
-                    got += m.read(64)
-                if got == msg:
+                    got += m.read(4096)  # after bytes the fuzz phase wrote, if the link lived
+                m.want_read = False
+                if msg in got:
                     ok = True
                     echoed += 1
                     break
@@ -424,15 +429,19 @@ def main(argv):
         args[argv[i]] = int(argv[i + 1])
         i += 2
     out = {"ok": True}
-    if args["--engine-lines"]:
-        r = run_engine(args["--engine-lines"], args["--seed"])
-        out["engine"] = r
-        out["ok"] = out["ok"] and r["ok"]
-        if not quiet:
-            print(json.dumps(r))
-    if args["--manager-lines"]:
-        r = run_manager(args["--manager-lines"], args["--seed"], args["--segment"])
-        out["manager"] = r
+    parts = (("engine", lambda: run_engine(args["--engine-lines"], args["--seed"]),
+              args["--engine-lines"]),
+             ("manager", lambda: run_manager(args["--manager-lines"], args["--seed"],
+                                             args["--segment"]), args["--manager-lines"]))
+    for name, run, n in parts:
+        if not n:
+            continue
+        try:
+            r = run()
+        except Exception as e:  # a crash is a finding: report it in the summary
+            sys.print_exception(e) if hasattr(sys, "print_exception") else None
+            r = {"part": name, "ok": False, "errors": ["crash: " + repr(e)]}
+        out[name] = r
         out["ok"] = out["ok"] and r["ok"]
         if not quiet:
             print(json.dumps(r))

@@ -197,8 +197,12 @@ def test_hang_mid_send_power_cycles():
     r.model.hang()
     assert r.m.write(b"x" * 100) == 100
     t = r.run_until(lambda: r.m.state == M.BACKOFF, 20000)
-    assert r.m.reason == "timeout:send" and r.m.level == PR.L_POWER
+    assert r.m.reason == "timeout:send" and r.m.level == PR.L_RETRY, "one timeout: retry"
     assert t <= 3100, "prompt_ms 3000"
+    r.run_until(lambda: r.m.state != M.BACKOFF, 20000)
+    t = r.run_until(lambda: r.m.state == M.BACKOFF, 20000)
+    assert r.m.reason == "timeout:close" and r.m.level == PR.L_POWER, "two in a row: power"
+    assert t <= 5100
     r.run_until(lambda: r.m.connected, 120000)
     assert r.model.power_offs == 1 and r.model.power_ons == 2 and r.m.power_cycles == 1
     assert r.m.write(b"again") == 5
@@ -216,6 +220,27 @@ def test_hang_after_prompt_before_the_answer():
     r.run_until(lambda: r.m.state == M.BACKOFF, 20000)
     assert r.m.reason == "timeout:send"
     r.run_until(lambda: r.m.connected, 120000)
+
+
+def test_one_lost_answer_is_not_a_power_cycle():
+    r = Rig(mgr_kw={"csq_ms": 5000})
+    r.up()
+    r.model.delays["answer"] = 0
+    r.run_until(lambda: r.m.eng.command is not None and r.m.eng.command.tag == "csq", 6000)
+    n0 = r.m.eng.timeouts  # (the autobaud sync had some)
+    r.model._out = []  # the answer to AT+CSQ is lost on the line
+    r.model._outn = 0
+    r.run_until(lambda: r.m.eng.timeouts == n0 + 1, 2000)
+    assert r.m.connected, "a lost CSQ answer keeps the link"
+    assert r.m.write(b"abc") == 3
+    r.run_until(lambda: r.m.rx_available() == 3, 3000)
+    r.run_until(lambda: r.m.eng.command is not None and r.m.eng.command.tag == "read", 11000)
+    r.model._out = []  # now a read answer is lost: the link is retried, no power cycle
+    r.model._outn = 0
+    r.run_until(lambda: r.m.state == M.BACKOFF, 6000)
+    assert r.m.reason == "timeout:read" and r.m.level == PR.L_RETRY, (r.m.reason, r.m.level)
+    r.run_until(lambda: r.m.connected, 30000)
+    assert r.model.power_offs == 0 and r.m.power_cycles == 0
 
 
 def test_brownout_reboot_with_fixed_baud_is_seen_by_rdy():
@@ -259,6 +284,15 @@ def test_undervoltage_warning_and_power_down():
     assert r.m.reason == "power_down"
     r.run_until(lambda: r.m.connected, 120000)
     assert r.model.power_ons == 2
+
+
+def test_urc_with_non_ascii_bytes_does_not_crash():
+    r = Rig()
+    r.up()
+    r.model.inject(b"\r\nUNDER-VOLTAGE WARNNING\x89\xff\xc3\r\n\r\nOVER-VOLTAGE WARN\xe2\r\n")
+    r.run_until(lambda: r.m.overvoltage == 1, 100)
+    assert r.m.undervoltage == 1 and r.m.connected
+    assert ("undervoltage", "UNDER-VOLTAGE WARNNING???") in [e[1:] for e in r.events]
 
 
 def test_connect_ok_after_the_cipstart_timeout():
@@ -331,6 +365,57 @@ def test_lost_data_announcement_is_polled_while_reading():
     t = r.run_until(lambda: r.m.rx_available() == 3, 3000)
     assert t <= 1100, t
     assert r.m.eng.urcs == 0
+
+
+def test_lost_data_announcement_without_a_reader_is_polled():
+    r = Rig()
+    r.up()
+    r.model._link.announced = True
+    r.m.write(b"abc")
+    t = r.run_until(lambda: r.m.rx_available() == 3, 12000)
+    assert 1000 < t <= 10100, t
+    assert r.m.eng.urcs == 0
+
+
+def test_one_byte_reads_all_the_way():
+    # every URC, answer and data block arrives split into single bytes
+    r = Rig()
+    r.link.max_read = 1
+    r.up(max_ms=60000)
+    r.model.remote_close()
+    r.run_until(lambda: r.m.reason == "closed", 1000)
+    r.run_until(lambda: r.m.connected, 60000)
+    data = b"OK\r\n+CIPRXGET: 1,0\r\n0, CLOSED\r\nERROR\r\n> \r\nRDY\r\n"
+    r.m.write(data)
+    r.run_until(lambda: r.m.rx_available() == len(data), 20000)
+    assert r.m.read(100) == data and r.m.connected
+    assert r.m.eng.stray == 0 and r.m.eng.urcs >= 2
+
+
+def test_modem_output_inside_tcp_data_is_data():
+    r = Rig()
+    r.up()
+    evil = (b"\r\n+PDP: DEACT\r\n0, CLOSED\r\nNORMAL POWER DOWN\r\n+CIPRXGET: 2,0,9999,0\r\n"
+            b"UNDER-VOLTAGE WARNNING\r\n\x00\xff" + bytes(range(256)))
+    r.m.write(evil)
+    r.run_until(lambda: r.m.rx_available() == len(evil), 5000)
+    assert r.m.read(2048) == evil
+    assert r.m.connected and r.m.failures == 0 and r.m.undervoltage == 0
+
+
+def test_large_writes_are_split_into_1460_byte_sends():
+    r = Rig()
+    r.up()
+    blob = bytes(range(256)) * 8  # 2048 B: the whole transmit buffer
+    assert r.m.write(blob) == 2048 and r.m.write(b"x") == 0, "buffer full"
+    got = b""
+    t0 = r.clock.t
+    while len(got) < 2048:
+        r.step()
+        got += r.m.read(4096)
+        assert r.clock.t - t0 < 10000
+    assert got == blob
+    assert r.sent(b"AT+CIPSEND=0,1460") == 1 and r.sent(b"AT+CIPSEND=0,588") == 1
 
 
 def test_stop_powers_down():

@@ -112,7 +112,7 @@ class M95(Profile):
     def send(self, payload):
         c = Command(b"AT+QISEND=0," + str(len(payload)).encode(), 10000, payload=payload,
                     prompt_ms=3000, finals=(b"SEND OK",), fails=(b"SEND FAIL",),
-                    level=L_POWER, tag="send")
+                    level=L_RETRY, tag="send")
         c.arg = len(payload)
         return c
 
@@ -122,7 +122,7 @@ class M95(Profile):
 
     def read(self, n):
         c = Command(b"AT+QIRD=0,1,0," + str(n).encode(), 5000, prefix=b"+QIRD:",
-                    binary=_qird_len, level=L_POWER, tag="read")
+                    binary=_qird_len, level=L_RETRY, tag="read")
         c.arg = n
         return c
 

@@ -51,9 +51,12 @@ link re-opened after failures until ``release()``), ``connected`` and ``gen`` (a
 per established link) tell the adapter whether its link is still the same one. ``write(buf)``
 queues up to ``tx_cap`` (2048) bytes, sent in ``AT+CIPSEND`` chunks of up to 1460 bytes;
 ``read(n)`` takes received bytes from an ``rx_cap`` (2048) buffer, filled with
-``AT+CIPRXGET=2`` when the module announces data (or, while ``want_read`` is set, every
-``rx_poll_ms`` 1000 in case the announcement was lost). While connected the signal is
-re-read every ``csq_ms`` (60000).
+``AT+CIPRXGET=2`` when the module announces data, and in case an announcement was lost
+(the SIM800 says ``+CIPRXGET: 1,0`` only once until its buffer is read empty) every
+``rx_poll_ms`` (1000) while ``want_read`` is set (a reader is blocked) and every
+``rx_idle_poll_ms`` (10000) otherwise. While connected the signal is re-read every
+``csq_ms`` (60000). ``history``: the last 16 failures as (ms tick, reason, level, delay ms,
+state name, consecutive count).
 
 LEDs: ``leds(now)`` -> (signal (r, g, b), modem (r, g, b)), each 0/1, blinking at 1 Hz where
 stated: signal off while unknown, else modem.signal bands (red low, amber fair, green
@@ -123,6 +126,11 @@ _MAGENTA = (1, 0, 1)
 _DARK = (0, 0, 0)
 
 
+def _text(line):
+    # a modem line as str for the event log: printable ASCII only (never raises)
+    return "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in line[:40])
+
+
 def _default_rand(n):
     import random
 
@@ -150,6 +158,7 @@ class Manager:
             "probe_ms": 1500, "sync_try_ms": 300, "press_ms": 1100, "off_press_ms": 1500,
             "boot_ms": 3000, "sync_ms": 10000, "sim_ms": 10000, "sim_poll_ms": 1000,
             "reg_ms": 180000, "reg_poll_ms": 2000, "csq_ms": 60000, "rx_poll_ms": 1000,
+            "rx_idle_poll_ms": 10000,
             "backoff_base_ms": 10000, "backoff_cap_ms": 900000, "stable_ms": 60000,
             "power_every": 4, "off_wait_ms": 2000, "tx_cap": 2048, "rx_cap": 2048,
             "max_line": 256,
@@ -205,6 +214,7 @@ class Manager:
         self._resume = OFF
         self._after_press = BOOT
         self._connected_at = 0
+        self._tmo_row = 0
         self._csq_next = 0
         self.claimed = -1
         self._now = 0
@@ -440,10 +450,10 @@ class Manager:
         elif kind == U_UNDERVOLT or kind == U_OVERVOLT:
             if kind == U_UNDERVOLT:
                 self.undervoltage += 1
-                self._event("undervoltage", line.decode())
+                self._event("undervoltage", _text(line))
             else:
                 self.overvoltage += 1
-                self._event("overvoltage", line.decode())
+                self._event("overvoltage", _text(line))
             self._warn_at = now
 
     def _fail(self, reason, level, now):
@@ -626,7 +636,9 @@ class Manager:
             self._submit(p.send(bytes(self._tx[:k])), now)
             return
         room = len(self._rx) - self._rxn
-        if room > 0 and (self._rx_flag or (self.want_read and ticks_diff(now, self._next) >= 0)):
+        due = ticks_diff(now, self._next)
+        if room > 0 and (self._rx_flag or (self.want_read and due >= 0)
+                         or due >= c["rx_idle_poll_ms"] - c["rx_poll_ms"]):
             self._next = ticks_add(now, c["rx_poll_ms"])
             self._submit(p.read(room if room < p.max_read else p.max_read), now)
             return
@@ -654,8 +666,16 @@ class Manager:
         tag = res.cmd.tag
         s = res.status
         if s == R_TIMEOUT and st != PROBE and st != SYNC and st != POWER_DOWN:
-            self._fail("timeout:" + str(tag), res.cmd.level, now)
+            self._tmo_row += 1
+            if self._tmo_row >= 2:
+                self._fail("timeout:" + str(tag), L_POWER, now)  # it answers nothing
+            elif tag == "csq" and st == CONNECTED:
+                pass  # one lost answer to a signal query does not break the link
+            else:
+                self._fail("timeout:" + str(tag), res.cmd.level, now)
             return
+        if s != R_TIMEOUT:
+            self._tmo_row = 0
         if st == PROBE or st == SYNC:
             if res.ok:
                 self._goto(INIT, now)
@@ -741,7 +761,7 @@ class Manager:
                 if k:
                     self._rx[self._rxn:self._rxn + k] = data
                     self._rxn += k
-                self._rx_flag = more
+                self._rx_flag = more and k > 0  # "more" with nothing read: poll instead
             elif tag == "csq":
                 self._csq_result(res)
         elif st == CLOSING:

@@ -24,7 +24,9 @@ U_INFO          other URCs: ``Call Ready``, ``SMS Ready``, ``+CFUN:``, ``+CPIN:`
 Recovery levels (``Command.level`` says what a timeout of that command means; the manager's
 escalation uses the same scale): L_RETRY retry the failed step (socket: CIPCLOSE +
 CIPSTART, PDP kept), L_PDP CIPSHUT and bring the PDP context up again, L_MODEM re-sync and
-re-initialise the module (it rebooted), L_POWER power-cycle it.
+re-initialise the module (it rebooted), L_POWER power-cycle it. A single timeout of a quick
+query, a send or a read is L_RETRY (a byte lost on the UART is enough to cause one); the
+manager power-cycles on the second timeout in a row (a hung module answers nothing).
 """
 
 from micropython import const
@@ -141,20 +143,20 @@ class Profile:
                 Command(b"AT+CMEE=1", 1000, level=L_POWER, tag="init")]
 
     def sim_query(self):
-        return Command(b"AT+CPIN?", 5000, prefix=b"+CPIN:", level=L_POWER, tag="sim")
+        return Command(b"AT+CPIN?", 5000, prefix=b"+CPIN:", level=L_RETRY, tag="sim")
 
     def pin_cmd(self, pin):
         return Command(b"AT+CPIN=" + _quote(pin), 5000, level=L_POWER, tag="pin")
 
     def csq(self):
-        return Command(b"AT+CSQ", 1000, prefix=b"+CSQ:", level=L_POWER, tag="csq")
+        return Command(b"AT+CSQ", 1000, prefix=b"+CSQ:", level=L_RETRY, tag="csq")
 
     def reg_queries(self):
-        return [Command(b"AT+CREG?", 1000, prefix=b"+CREG:", level=L_POWER, tag="creg"),
-                Command(b"AT+CGREG?", 1000, prefix=b"+CGREG:", level=L_POWER, tag="cgreg")]
+        return [Command(b"AT+CREG?", 1000, prefix=b"+CREG:", level=L_RETRY, tag="creg"),
+                Command(b"AT+CGREG?", 1000, prefix=b"+CGREG:", level=L_RETRY, tag="cgreg")]
 
     def attach_query(self):
-        return Command(b"AT+CGATT?", 1000, prefix=b"+CGATT:", level=L_POWER, tag="cgatt?")
+        return Command(b"AT+CGATT?", 1000, prefix=b"+CGATT:", level=L_RETRY, tag="cgatt?")
 
     def attach(self):
         return Command(b"AT+CGATT=1", 75000, level=L_PDP, tag="cgatt")

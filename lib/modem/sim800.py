@@ -127,7 +127,7 @@ class Sim800(Profile):
     def send(self, payload):
         c = Command(b"AT+CIPSEND=0," + str(len(payload)).encode(), 10000, payload=payload,
                     prompt_ms=3000, finals=(b"DATA ACCEPT:0,", b"0, SEND OK"),
-                    fails=(b"0, SEND FAIL", b"SEND FAIL"), level=L_POWER, tag="send")
+                    fails=(b"0, SEND FAIL", b"SEND FAIL"), level=L_RETRY, tag="send")
         c.arg = len(payload)
         return c
 
@@ -143,7 +143,7 @@ class Sim800(Profile):
 
     def read(self, n):
         c = Command(b"AT+CIPRXGET=2,0," + str(n).encode(), 5000, prefix=b"+CIPRXGET: 2,",
-                    binary=_rxget_len, level=L_POWER, tag="read")
+                    binary=_rxget_len, level=L_RETRY, tag="read")
         c.arg = n
         return c
 
