@@ -46,7 +46,9 @@ from modem.sim800 import Sim800
 
 MASK30 = (1 << 30) - 1
 LAST = None
-RECOVER_MS = 1200000  # cap 900 s + power cycle + bring-up + connect
+# worst case after many failures: a retry, then a power cycle, each after a capped
+# backoff (900 s), plus the power cycle, bring-up and connect
+RECOVER_MS = 3 * 900000 + 120000
 # ms a state may last (manager defaults; generous for command timeouts and drains)
 BOUNDS = {
     "PROBE": 1500 + 2500, "PRESS": 1500 + 100, "BOOT": 3000 + 100, "SYNC": 10000 + 2500,

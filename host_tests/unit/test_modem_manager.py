@@ -243,6 +243,27 @@ def test_one_lost_answer_is_not_a_power_cycle():
     assert r.model.power_offs == 0 and r.m.power_cycles == 0
 
 
+def test_module_stuck_waiting_for_send_data_is_power_cycled():
+    # the module took an AT+CIPSEND whose "> " we never saw (an ERROR came instead, e.g.
+    # noise) and now swallows every command as payload; a spurious POWER DOWN line also
+    # made the manager believe it is off
+    r = Rig()
+    r.up()
+    r.model._data_left = 1000
+    r.model._data = bytearray()
+    r.model.inject(b"\r\nUNDER-VOLTAGE POWER DOWN\r\n")
+    r.run_until(lambda: r.m.state == M.BACKOFF, 1000)
+    assert r.m.reason == "power_down" and r.m.level == PR.L_POWER
+    n = len(r.m.history)
+    r.run_until(lambda: r.m.connected, 120000)
+    assert r.model.power_offs == 1 and r.model.power_ons == 2
+    assert len(r.m.history) == n, "the press that switched it off was not a new failure"
+    names = [x[1] for x in r.states]
+    i = names.index("BACKOFF")
+    assert names[i:i + 10] == ["BACKOFF", "OFF_WAIT", "PROBE", "PRESS", "BOOT", "OFF_WAIT",
+                               "PROBE", "PRESS", "BOOT", "SYNC"], names[i:]
+
+
 def test_brownout_reboot_with_fixed_baud_is_seen_by_rdy():
     r = Rig(model_kw={"baud": 115200})
     r.up()

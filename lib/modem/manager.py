@@ -445,7 +445,15 @@ class Manager:
                 self._fail("reboot", L_MODEM, now)
         elif kind == U_POWER_DOWN:
             self._modem_off = True
-            if st != OFF and st != POWER_DOWN and st != OFF_WAIT and st != BACKOFF:
+            if st == PRESS or st == BOOT:
+                if self._after_press == BOOT:
+                    # the "on" press found the module on (it did not answer the probe, e.g.
+                    # stuck waiting for send data) and switched it off: press again
+                    if self._presses >= 2:
+                        self._fail("power_down", L_POWER, now)
+                    else:
+                        self._goto(OFF_WAIT, now)
+            elif st != OFF and st != POWER_DOWN and st != OFF_WAIT and st != BACKOFF:
                 self._fail("power_down", L_POWER, now)
         elif kind == U_UNDERVOLT or kind == U_OVERVOLT:
             if kind == U_UNDERVOLT:
@@ -532,7 +540,6 @@ class Manager:
         elif st == PROBE or st == SYNC:
             if ticks_diff(now, self._deadline) >= 0 and not busy:
                 if st == PROBE:
-                    self._presses = 0
                     self._after_press = BOOT
                     self._goto(PRESS, now)
                 elif self._baud_i + 1 < len(self.bauds):
@@ -678,6 +685,7 @@ class Manager:
             self._tmo_row = 0
         if st == PROBE or st == SYNC:
             if res.ok:
+                self._presses = 0
                 self._goto(INIT, now)
         elif st == INIT:
             if not res.ok:
