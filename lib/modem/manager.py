@@ -37,6 +37,13 @@ Recovery. A failure records ``reason`` and goes to BACKOFF for ``backoff_ms(fail
   ``power_every`` (4) failures since the last power cycle the module is power-cycled
   (G6.5 ladder: CIPSHUT -> CIPSTART, then a PWRKEY power cycle). A socket failure on its own
   (L_RETRY) keeps the PDP context (no churn, G6.6): ``AT+CIPCLOSE`` then ``AT+CIPSTART``;
+- a command timeout fails at the command's level (modem.profile: a query, send or read
+  L_RETRY, since one lost byte on the UART can cause it), except that a lost answer to the
+  signal query while connected keeps the link; the second timeout in a row means the module
+  answers nothing: L_POWER;
+- a PWRKEY press meant to switch the module on that brings ``NORMAL POWER DOWN`` (it was on
+  but did not answer the probe, e.g. stuck waiting for send data) is pressed again, without
+  counting a failure (at most twice);
 - the counters reset after a connection has stayed up ``stable_ms`` (60 s), so a link that
   the peer closes right after each connect still backs off.
 
