@@ -453,3 +453,32 @@ def test_unknown_setting_is_refused():
         raise AssertionError("accepted")
     except ValueError:
         pass
+
+
+async def test_link_run_as_an_asyncio_task_in_real_time():
+    import asyncio
+    import time
+
+    from boards.sim.modem import Sim800Model
+    from modem.link import Link
+
+    model = Sim800Model(powered=True, connect=lambda h, p: Echo(),
+                        delays={"reg": 100, "sim": 50, "ciicr": 50})
+    m = M.Manager(Sim800(), probe_ms=2000)
+    link = Link(model, model.pwrkey, m)
+    m.open("broker", 1883, time.ticks_ms())
+    task = asyncio.create_task(link.run(period_ms=5))
+    try:
+        for _ in range(600):
+            if m.connected:
+                break
+            await asyncio.sleep_ms(10)
+        assert m.connected, m.state_name
+        m.write(b"hi")
+        for _ in range(200):
+            if m.rx_available() == 2:
+                break
+            await asyncio.sleep_ms(10)
+        assert m.read(2) == b"hi"
+    finally:
+        task.cancel()
