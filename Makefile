@@ -21,7 +21,7 @@ $(STAMP): requirements-dev.txt
 
 setup: $(STAMP)
 
-sim: $(STAMP)
+sim: $(STAMP) uplink-lib
 	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
 
 test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system
@@ -42,14 +42,23 @@ boards-smoke: $(STAMP)
 	MICROPYPATH=host_tests/boards/fake_rp2:$(MPYPATH) $(MPY) -X heapsize=16m host_tests/boards/smoke_pico.py
 	MICROPYPATH=host_tests/boards/fake_stm32:host_tests/boards/fake_rp2:$(MPYPATH) $(MPY) -X heapsize=16m host_tests/boards/smoke_stm32.py
 
-unit-micropython: $(STAMP)
+unit-micropython: $(STAMP) uplink-lib
 	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=4m tools/mptest.py host_tests/unit
 
-unit-cpython: $(STAMP)
+unit-cpython: $(STAMP) uplink-lib
 	$(BIN)/python -m pytest -q host_tests/unit
 
-system: $(STAMP)
+system: $(STAMP) uplink-lib uplink-broker
 	$(BIN)/python -m pytest -q host_tests/system
+
+# Uplink (issue 11): umqtt.simple from PyPI into .frozen-lib/ (git-ignored, never committed)
+# and the mosquitto broker for the system tests (apt-get: needs root, as in CI).
+.PHONY: uplink-lib uplink-broker
+uplink-lib: $(STAMP)
+	$(BIN)/python tools/setup_uplink.py --umqtt
+
+uplink-broker: $(STAMP)
+	$(BIN)/python tools/setup_uplink.py --broker
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py

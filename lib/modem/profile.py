@@ -1,0 +1,178 @@
+"""What a modem profile gives the connection manager, and the 3GPP commands every 2G modem
+shares (TS 27.007: +CPIN, +CSQ, +CREG, +CGREG, +CGATT, +CMEE; V.250: AT, ATE, AT&F).
+
+A profile (``modem.sim800.Sim800``, ``modem.m95.M95``) adds the vendor's TCP/IP command set:
+the PDP bring-up list, open / send / read / close / shut commands, the parse of a read, and
+the URC table (``urc_kind``). The manager never builds an AT string itself.
+
+URC kinds (``urc_kind(line)``; 0 = not a URC):
+
+==============  ===================================================================
+U_DATA          data waiting on our link (SIM800 ``+CIPRXGET: 1,0``, M95 ``+QIRDI:``)
+U_CLOSED        our link closed by the peer or the network (``0, CLOSED``, ``CLOSED``)
+U_CONNECT_OK    ``0, CONNECT OK`` (outside AT+CIPSTART: a late answer after a timeout)
+U_CONNECT_FAIL  ``0, CONNECT FAIL`` / ``0, ALREADY CONNECT`` outside AT+CIPSTART
+U_PDP_DEACT     the network dropped the PDP context (``+PDP: DEACT``)
+U_BOOT          ``RDY``: the module (re)booted at a fixed baud rate
+U_POWER_DOWN    ``NORMAL POWER DOWN``, ``UNDER-VOLTAGE POWER DOWN``, ``OVER-VOLTAGE ...``
+U_UNDERVOLT     ``UNDER-VOLTAGE WARNNING`` (sic; VBAT <= 3.49 V on SIM800)
+U_OVERVOLT      ``OVER-VOLTAGE WARNNING`` (>= 4.3 V)
+U_INFO          other URCs: ``Call Ready``, ``SMS Ready``, ``+CFUN:``, ``+CPIN:``, time
+                (``*PSUTTZ``, ``+CTZV``, ``DST:``, ``+CIEV``), ``+CMTI``, ``RING``, other links
+==============  ===================================================================
+
+Recovery levels (``Command.level`` says what a timeout of that command means; the manager's
+escalation uses the same scale): L_RETRY retry the failed step (socket: CIPCLOSE +
+CIPSTART, PDP kept), L_PDP CIPSHUT and bring the PDP context up again, L_MODEM re-sync and
+re-initialise the module (it rebooted), L_POWER power-cycle it. A single timeout of a quick
+query, a send or a read is L_RETRY (a byte lost on the UART is enough to cause one); the
+manager power-cycles on the second timeout in a row (a hung module answers nothing).
+"""
+
+from micropython import const
+
+from modem.at import Command
+
+U_DATA = const(1)
+U_CLOSED = const(2)
+U_CONNECT_OK = const(3)
+U_CONNECT_FAIL = const(4)
+U_PDP_DEACT = const(5)
+U_BOOT = const(6)
+U_POWER_DOWN = const(7)
+U_UNDERVOLT = const(8)
+U_OVERVOLT = const(9)
+U_INFO = const(10)
+
+L_RETRY = const(0)
+L_PDP = const(1)
+L_MODEM = const(2)
+L_POWER = const(3)
+
+# 3GPP TS 27.007 7.2 / 10.1.20 <stat>
+REG_NOT_SEARCHING = const(0)
+REG_HOME = const(1)
+REG_SEARCHING = const(2)
+REG_DENIED = const(3)
+REG_UNKNOWN = const(4)
+REG_ROAMING = const(5)
+
+
+def match_table(line, prefixes, suffixes):
+    """Kind from ``prefixes`` ((bytes, kind), ...) by line start, then ``suffixes`` by line
+    end; 0 when nothing matches."""
+    for p, k in prefixes:
+        if line.startswith(p):
+            return k
+    for s, k in suffixes:
+        if line.endswith(s):
+            return k
+    return 0
+
+
+def parse_reg(line):
+    """``+CREG: <n>,<stat>[,<lac>,<ci>]`` (or the URC form ``+CREG: <stat>``), same for
+    +CGREG -> stat int 0..5, or -1 when malformed."""
+    i = line.find(b":")
+    if i < 0:
+        return -1
+    f = line[i + 1:].split(b",")
+    try:
+        st = int(f[1] if len(f) > 1 else f[0])
+    except ValueError:
+        return -1
+    return st if 0 <= st <= 5 else -1
+
+
+def parse_int_field(line, prefix, index=0):
+    """Field ``index`` of ``<prefix> a,b,c`` as int, or -1."""
+    if not line.startswith(prefix):
+        return -1
+    f = line[len(prefix):].split(b",")
+    if index >= len(f):
+        return -1
+    try:
+        return int(f[index])
+    except ValueError:
+        return -1
+
+
+def is_ipv4(line):
+    """True for ``a.b.c.d`` with four decimal octets 0..255."""
+    f = line.split(b".")
+    if len(f) != 4:
+        return False
+    for x in f:
+        if not x or len(x) > 3:
+            return False
+        try:
+            v = int(x)
+        except ValueError:
+            return False
+        if v < 0 or v > 255 or not x.isdigit():
+            return False
+    return True
+
+
+def _quote(s):
+    # AT string parameter: no quotes, CR or LF inside (they would end or break the command)
+    if isinstance(s, str):
+        s = s.encode()
+    for b in s:
+        if b == 0x22 or b < 0x20 or b > 0x7E:
+            raise ValueError("bad character in AT string parameter")
+    return b'"' + s + b'"'
+
+
+class Profile:
+    """3GPP part shared by the SIM800 and Quectel profiles. Timeouts in ms."""
+
+    name = "3GPP"
+    max_send = 1460  # bytes per send command
+    max_read = 1460  # bytes per read command
+
+    def sync(self, timeout_ms=300):
+        """``AT``: autobaud sync / probe (SIM800: repeat every 200-300 ms up to 10 s)."""
+        return Command(b"AT", timeout_ms, level=L_POWER, tag="sync")
+
+    def init_cmds(self):
+        """Factory defaults (leftover echo/CIPMUX/CIPMODE settings break drivers, G6.2), echo
+        off, numeric +CME ERROR codes."""
+        return [Command(b"AT&F", 2000, level=L_POWER, tag="init"),
+                Command(b"ATE0", 1000, level=L_POWER, tag="init"),
+                Command(b"AT+CMEE=1", 1000, level=L_POWER, tag="init")]
+
+    def sim_query(self):
+        return Command(b"AT+CPIN?", 5000, prefix=b"+CPIN:", level=L_RETRY, tag="sim")
+
+    def pin_cmd(self, pin):
+        return Command(b"AT+CPIN=" + _quote(pin), 5000, level=L_POWER, tag="pin")
+
+    def csq(self):
+        return Command(b"AT+CSQ", 1000, prefix=b"+CSQ:", level=L_RETRY, tag="csq")
+
+    def reg_queries(self):
+        return [Command(b"AT+CREG?", 1000, prefix=b"+CREG:", level=L_RETRY, tag="creg"),
+                Command(b"AT+CGREG?", 1000, prefix=b"+CGREG:", level=L_RETRY, tag="cgreg")]
+
+    def attach_query(self):
+        return Command(b"AT+CGATT?", 1000, prefix=b"+CGATT:", level=L_RETRY, tag="cgatt?")
+
+    def attach(self):
+        return Command(b"AT+CGATT=1", 75000, level=L_PDP, tag="cgatt")
+
+    @staticmethod
+    def sim_ready(res):
+        """True when the +CPIN answer says READY."""
+        return res.ok and b"+CPIN: READY" in res.lines
+
+    @staticmethod
+    def sim_needs_pin(res):
+        return res.ok and b"+CPIN: SIM PIN" in res.lines
+
+    @staticmethod
+    def attached(res):
+        for ln in res.lines:
+            if parse_int_field(ln, b"+CGATT:") == 1:
+                return True
+        return False
