@@ -6,6 +6,7 @@
 import sys
 import os
 import asyncio
+import gc
 
 
 def _modules(folder):
@@ -32,6 +33,7 @@ def main():
         tests = [k for k in sorted(dir(mod)) if k.startswith("test_")]
         for t in tests:
             fn = getattr(mod, t)
+            gc.collect()  # a fresh heap for each test (the 4 MB cap fragments otherwise)
             try:
                 r = fn()
                 if r is not None and hasattr(r, "send"):
