@@ -1,0 +1,26 @@
+# MicroPython manifest: the meter application frozen into a firmware image.
+#
+#   make firmware BOARD=RPI_PICO      (uses this file; see README "Firmware for a board")
+#   or by hand in a MicroPython tree:  make -C ports/rp2 FROZEN_MANIFEST=$PWD/manifest.py
+#
+# Freezes every module of firmware/ (top-level names: app, metering, ...) and lib/ (ade7953,
+# energy, ...), the board package without the virtual board (boards.board, boards.pico,
+# boards.stm32) and, unless with_main=False, firmware/main.py as the frozen `main` that the
+# port runs at boot. The port's own manifest (asyncio, ...) comes first unless
+# port_manifest=False. Paths are relative to this file (the manifest tool runs it from here).
+import os
+
+options.defaults(with_main=True, port_manifest=True)
+
+if options.port_manifest:
+    include("$(PORT_DIR)/boards/manifest.py")
+
+for _n in sorted(os.listdir("firmware")):
+    if _n.endswith(".py") and (_n != "main.py" or options.with_main):
+        module(_n, base_path="firmware")
+for _n in sorted(os.listdir("lib")):
+    if _n.endswith(".py"):
+        module(_n, base_path="lib")
+for _n in sorted(os.listdir("boards")):
+    if _n.endswith(".py"):
+        module("boards/" + _n)
