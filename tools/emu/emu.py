@@ -9,7 +9,7 @@ Boards (MicroPython ports/qemu, Debian micropython 1.25.0 source, see tools/emu/
 - MPS2_AN385: ARM MPS2 with a Cortex-M3 at 25 MHz (qemu -M mps2-an385); 4 MB RAM, run with a
   192 KiB heap (about what an RP2040 build leaves free).
 - NETDUINO2: STM32F205RF, Cortex-M3 at 120 MHz (qemu -M netduino2), 128 KiB SRAM in all: the
-  heap is what is left after the static data, a 12 KiB RAM disk and the stack.
+  heap (96 KiB) is what is left after the static data, a 16 KiB RAM disk and the stack.
 
 The firmware freezes the project's device modules through the project's manifest, asyncio,
 the virtual board's models, every host_tests/unit/*.py and tools/emu/emu_unit.py (the
@@ -35,8 +35,8 @@ EMU_DIR = os.environ.get("EMU_DIR", os.path.join(ROOT, ".emu"))
 BOARDS = {
     "MPS2_AN385": dict(machine="mps2-an385", cpu_hz=25_000_000, heap=192 * 1024,
                        ramdisk_kb=256, core="Cortex-M3 (ARM MPS2 AN385)"),
-    "NETDUINO2": dict(machine="netduino2", cpu_hz=120_000_000, heap=100 * 1024,
-                      ramdisk_kb=12, core="STM32F205 Cortex-M3 (Netduino 2)"),
+    "NETDUINO2": dict(machine="netduino2", cpu_hz=120_000_000, heap=96 * 1024,
+                      ramdisk_kb=16, core="STM32F205 Cortex-M3 (Netduino 2)"),
 }
 
 _PORT_MARK = "/* tools/emu: virtual clock, time, select, asyncio */"
@@ -127,6 +127,14 @@ def build(board, extra_tests=None, tag=""):
     src = mp_src()
     patch_qemu_port(src)
     bdir = build_dir(board) + tag
+    # make does not see changed -D flags: a changed board configuration starts afresh
+    conf = "%r %r\n" % (sorted(b.items()), bool(extra_tests))
+    stamp = os.path.join(bdir, "emu-config.txt")
+    if os.path.exists(stamp) and open(stamp).read() != conf:
+        shutil.rmtree(bdir)
+    os.makedirs(bdir, exist_ok=True)
+    with open(stamp, "w") as f:
+        f.write(conf)
     gen = os.path.join(bdir, "gen")
     os.makedirs(gen, exist_ok=True)
     names = test_modules()
@@ -389,7 +397,7 @@ def stale_host_only(res):
     mods = {n.split(".")[0] for n in ran}
     out = []
     for key in list(emu_host_only.HOST_ONLY) + list(emu_host_only.KNOWN_DEFECTS):
-        if "." in key and key not in seen:
+        if "." in key and key not in ran:
             out.append(key)
         elif "." not in key and key not in mods:
             out.append(key)

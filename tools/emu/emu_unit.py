@@ -31,17 +31,18 @@ def _print_exc(e):
     sys.print_exception(e)
 
 
-def _host_only(mod, name, heap):
+def _host_only(mod, name, heap, ramdisk):
     import emu_host_only
 
     key = mod.__name__ + "." + name
     r = emu_host_only.HOST_ONLY.get(key) or emu_host_only.HOST_ONLY.get(mod.__name__)
     if r is None:
         r = getattr(mod, "EMU_HOST_ONLY", {}).get(name)
-    if isinstance(r, tuple):  # (smallest heap in bytes it fits, reason)
-        if heap >= r[0]:
+    if isinstance(r, tuple):  # ("heap" or "ramdisk", smallest size in bytes it fits, reason)
+        have = heap if r[0] == "heap" else ramdisk
+        if have >= r[1]:
             return None
-        r = "%s (heap %d KiB < %d KiB)" % (r[1], heap // 1024, r[0] // 1024)
+        r = "%s (%s %d KiB < %d KiB)" % (r[2], r[0], have // 1024, r[1] // 1024)
     return r
 
 
@@ -126,7 +127,7 @@ def main(start_mod=0, start_test=0):
                 continue
             t = tests[j]
             full = name + "." + t
-            why = _host_only(mod, t, heap)
+            why = _host_only(mod, t, heap, ramdisk)
             if why:
                 print("EMU HOSTONLY %s %s" % (full, why))
                 continue
