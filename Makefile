@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu
 
 all: test
 
@@ -24,7 +24,7 @@ setup: $(STAMP)
 sim: $(STAMP)
 	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
 
-test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system
+test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -57,5 +57,19 @@ bench: $(STAMP)
 bench-iec: $(STAMP)
 	$(BIN)/python tools/bench_iec.py
 
+# Real MicroPython (1.25, Debian source) on emulated MCU cores: the unit suite frozen into
+# QEMU builds for a Cortex-M3 (MPS2_AN385) and an STM32F205 (NETDUINO2) at device heap sizes.
+# Set-up (apt-get, Debian sources) is cached under .emu/; see tools/emu/emu.py.
+EMU_BOARDS ?= MPS2_AN385 NETDUINO2
+emu-setup:
+	tools/emu/setup.sh
+
+emu-test: $(STAMP) emu-setup
+	@set -e; for b in $(EMU_BOARDS); do \
+	  $(BIN)/python tools/emu/emu.py test --board $$b; done
+
+bench-emu: $(STAMP) emu-setup
+	$(BIN)/python tools/emu/bench.py
+
 clean:
-	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build
+	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build .emu

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (a MicroPython manifest: include/module/freeze/options come from the tool)
 # MicroPython manifest: the meter application frozen into a firmware image.
 #
 #   make firmware BOARD=RPI_PICO      (uses this file; see README "Firmware for a board")

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (a MicroPython manifest: include/module/freeze/options come from the tool)
 # Frozen into the emulated unit-test firmware (QEMU MPS2_AN385 / NETDUINO2; tools/emu/emu.py):
 # the project's device modules through the project's own manifest (without main), asyncio,
 # the virtual board's models (boards/sim), every host_tests/unit/*.py present at build time,
@@ -13,6 +14,7 @@ module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in pro
 module("emu_unit.py")
 module("emu_blockdev.py")
 module("emu_host_only.py")
+module("emu_bench.py")
 freeze(os.environ["EMU_GEN"])
 if os.environ.get("EMU_EXTRA_TESTS"):
     freeze(os.environ["EMU_EXTRA_TESTS"])
