@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy
 
 all: test
 
@@ -67,6 +67,23 @@ emu-setup:
 emu-test: $(STAMP) emu-setup
 	@set -e; for b in $(EMU_BOARDS); do \
 	  $(BIN)/python tools/emu/emu.py test --board $$b; done
+
+# A board firmware with the meter frozen in: build/firmware-$(BOARD).uf2 (flash it by copying
+# onto the board's USB drive after holding BOOTSEL at plug-in).
+BOARD ?= RPI_PICO
+firmware: $(STAMP)
+	$(BIN)/python tools/emu/firmware.py --board $(BOARD)
+
+# The application onto a board running stock MicroPython (>= 1.23), with mpremote (pinned,
+# installed into .emu/tools-venv): compiled .mpy in /lib, main.py, then a soft reset.
+MPREMOTE := .emu/tools-venv/bin/mpremote
+$(MPREMOTE):
+	$(PYTHON) -m venv .emu/tools-venv
+	.emu/tools-venv/bin/pip install -q --disable-pip-version-check mpremote==1.29.0
+
+deploy: $(STAMP) $(MPREMOTE)
+	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyACM0 (the board's serial device)"; exit 2; }
+	$(BIN)/python tools/deploy.py --port $(PORT) --mpremote $(MPREMOTE)
 
 bench-emu: $(STAMP) emu-setup
 	$(BIN)/python tools/emu/bench.py

@@ -7,14 +7,21 @@
 # Freezes every module of firmware/ (top-level names: app, metering, ...) and lib/ (ade7953,
 # energy, ...), the board package without the virtual board (boards.board, boards.pico,
 # boards.stm32) and, unless with_main=False, firmware/main.py as the frozen `main` that the
-# port runs at boot. The port's own manifest (asyncio, ...) comes first unless
-# port_manifest=False. Paths are relative to this file (the manifest tool runs it from here).
+# port runs at boot. Port modules: by default the port's own frozen modules
+# ($(PORT_DIR)/modules: rp2's _boot.py and rp2.py, ...) and asyncio, which need nothing from
+# micropython-lib; port_manifest=True takes the port's whole manifest instead (it requires
+# micropython-lib packages). With $METER_BUILD_GEN set (make firmware does), the folder it
+# names is frozen too: swid_build.py, the metrology checksum computed at build time.
+# Paths are relative to this file (the manifest tool runs it from here).
 import os
 
-options.defaults(with_main=True, port_manifest=True)
+options.defaults(with_main=True, port_manifest=False, port_modules=True)
 
 if options.port_manifest:
     include("$(PORT_DIR)/boards/manifest.py")
+elif options.port_modules:
+    freeze("$(PORT_DIR)/modules")
+    include("$(MPY_DIR)/extmod/asyncio")
 
 for _n in sorted(os.listdir("firmware")):
     if _n.endswith(".py") and (_n != "main.py" or options.with_main):
@@ -25,3 +32,5 @@ for _n in sorted(os.listdir("lib")):
 for _n in sorted(os.listdir("boards")):
     if _n.endswith(".py"):
         module("boards/" + _n)
+if os.environ.get("METER_BUILD_GEN"):
+    freeze(os.environ["METER_BUILD_GEN"])

@@ -18,6 +18,8 @@ HOST_ONLY = {
     "test_display.test_checksum_is_crc32_of_the_metrology_files":
         "needs the metrology modules' source files; frozen modules have none (the frozen "
         "image's build-time checksum is checked by test_swid_build)",
+    "test_package_json.test_package_json_lists_every_device_module":
+        "reads the repository's files (package.json, firmware/, lib/, boards/)",
     "test_load.test_bundled_household_pv_year": _YEAR,
     "test_load.test_bundled_household_year": _YEAR,
     "test_load.test_year_trace_heap_footprint": _YEAR,

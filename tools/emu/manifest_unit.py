@@ -7,7 +7,7 @@
 import os
 
 include("$(MPY_DIR)/extmod/asyncio")
-include("../../manifest.py", with_main=False, port_manifest=False)
+include("../../manifest.py", with_main=False, port_modules=False)
 package("boards/sim", base_path="../..")
 freeze("../../host_tests/unit")
 module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in process

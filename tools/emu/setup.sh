@@ -27,6 +27,12 @@ case "$(have_ver qemu-system-arm)" in
 esac
 [ -n "$(have_ver socat)" ] || need_pkgs+=("socat")
 [ -n "$(have_ver xz-utils)" ] || need_pkgs+=("xz-utils")
+if [ "$WANT_RP2" = 1 ]; then
+  [ -n "$(have_ver cmake)" ] || need_pkgs+=("cmake")
+  [ -n "$(have_ver bzip2)" ] || need_pkgs+=("bzip2")
+  [ "$(have_ver libstdc++-arm-none-eabi-newlib)" = "$EMU_LIBSTDCXX_VERSION" ] ||
+    need_pkgs+=("libstdc++-arm-none-eabi-newlib=$EMU_LIBSTDCXX_VERSION")
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     say "need root to apt-get install: ${need_pkgs[*]}"; exit 1
@@ -100,6 +106,31 @@ if [ "$WANT_RP2" = 1 ]; then
       rm -rf "$dest"; mkdir -p "$dest"
       dpkg -x "$EMU_DIR/dl/${name}"_*.deb "$dest"
       touch "$dest/.unpacked"
+    fi
+  done
+fi
+# -- 5. mbedtls for the rp2 port (upstream version pinned) ---------------------------------
+if [ "$WANT_RP2" = 1 ]; then
+  dest="$EMU_DIR/src/mbedtls-$EMU_MBEDTLS_UPSTREAM"
+  if [ ! -f "$dest/.unpacked" ]; then
+    apt_private_update
+    ver=$(apt-cache "${APT_OPTS[@]}" showsrc mbedtls | awk '/^Version:/{print $2}' |
+          grep "^$EMU_MBEDTLS_UPSTREAM-" | head -1)
+    [ -n "$ver" ] || { say "no mbedtls $EMU_MBEDTLS_UPSTREAM source in $EMU_SOURCE_SUITE"; exit 1; }
+    say "fetching mbedtls $ver source"
+    (cd "$EMU_DIR/dl" && apt-get "${APT_OPTS[@]}" source -q --download-only "mbedtls=$ver" >/dev/null)
+    rm -rf "$dest"; mkdir -p "$dest"
+    tar -C "$dest" --strip-components=1 -xf "$EMU_DIR/dl/mbedtls_$EMU_MBEDTLS_UPSTREAM.orig.tar."*
+    touch "$dest/.unpacked"
+  fi
+  # The MicroPython tree's empty submodule folders point at the Debian sources.
+  for pair in "pico-sdk:$EMU_DIR/src/pico-sdk-source/usr/src/pico-sdk" \
+              "tinyusb:$EMU_DIR/src/tinyusb-source/usr/src/tinyusb" \
+              "mbedtls:$EMU_DIR/src/mbedtls-$EMU_MBEDTLS_UPSTREAM"; do
+    sub="${pair%%:*}"; target="${pair#*:}"
+    if [ ! -L "$MP_SRC/lib/$sub" ]; then
+      rmdir "$MP_SRC/lib/$sub" 2>/dev/null || rm -rf "$MP_SRC/lib/$sub"
+      ln -s "$target" "$MP_SRC/lib/$sub"
     fi
   done
 fi
