@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test
 
 all: test
 
@@ -24,7 +24,7 @@ setup: $(STAMP)
 sim: $(STAMP)
 	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
 
-test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test
+test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test pico-test
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -84,6 +84,16 @@ $(MPREMOTE):
 deploy: $(STAMP) $(MPREMOTE)
 	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyACM0 (the board's serial device)"; exit 2; }
 	$(BIN)/python tools/deploy.py --port $(PORT) --mpremote $(MPREMOTE)
+
+# The Raspberry Pi Pico firmware (as make firmware builds it) under the rp2040js emulator: boot,
+# meter a constant load on the ADE7953 model, IEC 62056-21 readout with the PyPI client.
+pico-test: $(STAMP)
+	PIP=$(BIN)/pip $(BIN)/python tools/emu/pico/pico_smoke.py
+
+# Renode artefacts (renode/): run where Renode is installed; unverified on this project's CI.
+renode-test:
+	@if command -v renode-test >/dev/null 2>&1; then renode-test renode/meter.robot; \
+	else echo "renode-test: Renode is not installed; renode/ was not run (nothing checked)"; fi
 
 bench-emu: $(STAMP) emu-setup
 	$(BIN)/python tools/emu/bench.py

@@ -20,6 +20,7 @@ stop of main.py fails the test.
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,9 +35,26 @@ import emu  # noqa: E402
 import firmware  # noqa: E402
 
 KNOWN_BOOT_DEFECT = "AttributeError: 'PagedFlash' object has no attribute 'sector_size'"
-START_FROM_REPL = ("import boards.pico, app, gc\r\nb = boards.pico.Board()\r\n"
-                   "b.flash = None; b.flash_layout = {}\r\n"
-                   "gc.collect(); print('EMU free', gc.mem_free())\r\nm = app.run(b)\r\n")
+# Start the meter as main.py does (Board(), app.Meter, meter.main()) with the board's flash
+# off, a heap sampler as the board's extra task, and ten timed metering steps first.
+START_FROM_REPL = "\r\n".join((
+    "import boards.pico, app, gc, time, asyncio",
+    "b = boards.pico.Board()",
+    "b.flash = None; b.flash_layout = {}",
+    "gc.collect(); print('EMU free', gc.mem_free())",
+    "m = app.Meter(b)",
+    "t0 = time.ticks_us()",
+    "for _ in range(10): m.metering.step()",
+    "",
+    "print('EMU step_us', time.ticks_diff(time.ticks_us(), t0) // 10)",
+    "async def _heap():",
+    "    while True:",
+    "        await asyncio.sleep_ms(5000); gc.collect(); print('EMU heap', gc.mem_alloc(), "
+    "gc.mem_free())",
+    "",
+    "b.tasks = lambda meter: [asyncio.create_task(_heap())]",
+    "gc.collect(); print('EMU meter', gc.mem_alloc(), gc.mem_free())",
+    "asyncio.run(m.main())", ""))
 
 CLIENT = r"""
 import json, sys, time
@@ -221,6 +239,15 @@ def main():
                   t_built - t_start, t_boot - t_built, t_read - t_boot, t_end - t_read,
                   t_end - t_start, st["emulated_ms"] / 1000.0))
         print("stats: %s" % json.dumps(st))
+        text = out.decode("latin1")
+        for key in ("EMU free", "EMU step_us", "EMU meter"):
+            m = [ln for ln in text.splitlines() if ln.startswith(key)]
+            if m:
+                print("figure: %s" % m[-1])
+        heap = [ln.split() for ln in text.splitlines() if ln.startswith("EMU heap")]
+        if heap:
+            print("figure: heap in use while metering (after gc.collect, every 5 s): %s B; "
+                  "free %s B" % ("/".join(h[2] for h in heap), heap[-1][3]))
         return 0 if c.failed == 0 else 1
     finally:
         print("%d passed, %d failed" % (c.passed, c.failed))
@@ -228,6 +255,7 @@ def main():
         bridge.kill()
         node.wait()
         bridge.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
