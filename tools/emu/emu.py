@@ -405,7 +405,7 @@ def stale_host_only(res):
 
 
 def cmd_test(args):
-    elf = args.elf or build(args.board)
+    elf = args.elf or build(args.board, args.extra_tests, "-extra" if args.extra_tests else "")
     b = BOARDS[args.board]
     log("running the unit suite on %s, heap %d KiB%s" % (
         b["core"], b["heap"] // 1024, ", -icount shift=%d" % args.icount
@@ -476,6 +476,8 @@ def main(argv=None):
     t.add_argument("--icount", type=int, default=None,
                    help="run QEMU with -icount shift=N (deterministic instruction timing)")
     t.add_argument("--json", help="write the results here")
+    t.add_argument("--extra-tests", help="a folder of test_*.py frozen in as well (a separate "
+                   "build; tools/emu/selftest.py uses tools/emu/planted)")
     e = sub.add_parser("exec", help="run Python code on the emulated board (raw REPL)")
     e.add_argument("--board", choices=sorted(BOARDS), required=True)
     e.add_argument("--elf")

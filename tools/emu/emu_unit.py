@@ -84,8 +84,19 @@ def _copy_files():
 def _run_one(fn):
     r = fn()
     if r is not None and hasattr(r, "send"):
-        asyncio.run(r)
+        done = []
+
+        async def _until_done():
+            await r
+            done.append(1)
+
+        # MicroPython's asyncio.run returns when no task can ever wake again: a test coroutine
+        # blocked for good would otherwise end as a pass.
+        asyncio.run(_until_done())
         asyncio.new_event_loop()
+        if not done:
+            raise RuntimeError("the test coroutine never finished: it waits on nothing that "
+                               "can wake it")
 
 
 def setup():

@@ -36,25 +36,32 @@ import firmware  # noqa: E402
 
 KNOWN_BOOT_DEFECT = "AttributeError: 'PagedFlash' object has no attribute 'sector_size'"
 # Start the meter as main.py does (Board(), app.Meter, meter.main()) with the board's flash
-# off, a heap sampler as the board's extra task, and ten timed metering steps first.
-START_FROM_REPL = "\r\n".join((
-    "import boards.pico, app, gc, time, asyncio",
-    "b = boards.pico.Board()",
-    "b.flash = None; b.flash_layout = {}",
-    "gc.collect(); print('EMU free', gc.mem_free())",
-    "m = app.Meter(b)",
-    "t0 = time.ticks_us()",
-    "for _ in range(10): m.metering.step()",
-    "",
-    "print('EMU step_us', time.ticks_diff(time.ticks_us(), t0) // 10)",
-    "async def _heap():",
-    "    while True:",
-    "        await asyncio.sleep_ms(5000); gc.collect(); print('EMU heap', gc.mem_alloc(), "
-    "gc.mem_free())",
-    "",
-    "b.tasks = lambda meter: [asyncio.create_task(_heap())]",
-    "gc.collect(); print('EMU meter', gc.mem_alloc(), gc.mem_free())",
-    "asyncio.run(m.main())", ""))
+# off, a heap sampler as the board's extra task, and ten timed metering steps first. Sent in
+# the REPL's paste mode (Ctrl-E ... Ctrl-D): no auto-indent.
+START_FROM_REPL = """
+import boards.pico, app, gc, time, asyncio
+b = boards.pico.Board()
+b.flash = None
+b.flash_layout = {}
+gc.collect()
+print('EMU free', gc.mem_free())
+m = app.Meter(b)
+t0 = time.ticks_us()
+for _ in range(10):
+    m.metering.step()
+print('EMU step_us', time.ticks_diff(time.ticks_us(), t0) // 10)
+
+async def _heap():
+    while True:
+        await asyncio.sleep_ms(5000)
+        gc.collect()
+        print('EMU heap', gc.mem_alloc(), gc.mem_free())
+
+b.tasks = lambda meter: [asyncio.create_task(_heap())]
+gc.collect()
+print('EMU meter', gc.mem_alloc(), gc.mem_free())
+asyncio.run(m.main())
+"""
 
 CLIENT = r"""
 import json, sys, time
@@ -172,8 +179,15 @@ def main():
                 print("known defect: main.py stopped at start-up: %s (boards/pico.py: the "
                       "board's flash lacks lib/flash.py's interface). Starting the meter from "
                       "the REPL with the board's flash off." % KNOWN_BOOT_DEFECT, flush=True)
-                repl.send(START_FROM_REPL.encode())
-                c.check(pump(120, lambda o: b"EMU free" in o), "meter started from the REPL")
+                mark = len(out)
+                repl.send(b"\x05" + START_FROM_REPL.replace("\n", "\r\n").encode() + b"\x04")
+                started = pump(180, lambda o: b"EMU meter" in o[mark:] or b"Error" in o[mark:])
+                sys.stdout.write("".join("  | " + ln + "\n" for ln in
+                                         out[mark:].decode("latin1").splitlines()
+                                         if not ln.startswith("=== ")))
+                if not c.check(started and b"EMU meter" in out[mark:],
+                               "meter started from the REPL"):
+                    return 1
             else:
                 c.check(False, "main.py stopped: %s" % (tb[-1] if tb else text[-300:]))
                 return 1
