@@ -7,9 +7,9 @@ tools/emu/planted must each be reported as a failure, with the right reason, and
 Planted: a failing assert, a busy loop that never ends (the per-test timeout must catch it and
 the run go on with the next test), an await that nothing can ever wake (MicroPython's
 asyncio.run then returns as if done: the runner must call it a failure), a frozen module
-whose import fails, and an allocation under heap_lock that only 31-bit small ints make. Builds a separate
-firmware with those modules frozen in (.emu/build/BOARD-extra). Prints ``N passed, N failed``
-(one per expectation).
+whose import fails, and an allocation under heap_lock that only 31-bit small ints make.
+Builds a separate firmware with those modules frozen in (.emu/build/BOARD-extra). Prints
+``N passed, N failed`` (one per expectation).
 """
 
 import argparse
