@@ -36,7 +36,8 @@ import firmware  # noqa: E402
 
 KNOWN_BOOT_DEFECT = "AttributeError: 'PagedFlash' object has no attribute 'sector_size'"
 # Start the meter as main.py does (Board(), app.Meter, meter.main()) with the board's flash
-# off, a heap sampler as the board's extra task, and ten timed metering steps first. Sent in
+# off and a probe as the board's extra task (ten timed metering steps once the meter runs,
+# then the heap every 5 s). Sent in
 # the REPL's paste mode (Ctrl-E ... Ctrl-D): no auto-indent.
 START_FROM_REPL = """
 import boards.pico, app, gc, time, asyncio
@@ -44,22 +45,23 @@ b = boards.pico.Board()
 b.flash = None
 b.flash_layout = {}
 gc.collect()
-print('EMU free', gc.mem_free())
+print('EMU', 'free', gc.mem_free())
 m = app.Meter(b)
-t0 = time.ticks_us()
-for _ in range(10):
-    m.metering.step()
-print('EMU step_us', time.ticks_diff(time.ticks_us(), t0) // 10)
 
-async def _heap():
+async def _probe():
+    await asyncio.sleep_ms(3000)
+    t0 = time.ticks_us()
+    for _ in range(10):
+        m.metering.step()
+    print('EMU', 'step_us', time.ticks_diff(time.ticks_us(), t0) // 10)
     while True:
         await asyncio.sleep_ms(5000)
         gc.collect()
-        print('EMU heap', gc.mem_alloc(), gc.mem_free())
+        print('EMU', 'heap', gc.mem_alloc(), gc.mem_free())
 
-b.tasks = lambda meter: [asyncio.create_task(_heap())]
+b.tasks = lambda meter: [asyncio.create_task(_probe())]
 gc.collect()
-print('EMU meter', gc.mem_alloc(), gc.mem_free())
+print('EMU', 'meter', gc.mem_alloc(), gc.mem_free())
 asyncio.run(m.main())
 """
 
@@ -180,7 +182,11 @@ def main():
                       "board's flash lacks lib/flash.py's interface). Starting the meter from "
                       "the REPL with the board's flash off." % KNOWN_BOOT_DEFECT, flush=True)
                 mark = len(out)
-                repl.send(b"\x05" + START_FROM_REPL.replace("\n", "\r\n").encode() + b"\x04")
+                # in pieces: the emulated USB CDC drops what overflows the device's buffer
+                data = b"\x05" + START_FROM_REPL.replace("\n", "\r\n").encode() + b"\x04"
+                for i in range(0, len(data), 48):
+                    repl.send(data[i:i + 48])
+                    pump(0.4)
                 started = pump(180, lambda o: b"EMU meter" in o[mark:] or b"Error" in o[mark:])
                 sys.stdout.write("".join("  | " + ln + "\n" for ln in
                                          out[mark:].decode("latin1").splitlines()
