@@ -68,6 +68,7 @@ emu-test: $(STAMP) emu-setup
 	@set -e; for b in $(EMU_BOARDS); do \
 	  $(BIN)/python tools/emu/emu.py test --board $$b; done
 	$(BIN)/python tools/emu/selftest.py
+	$(BIN)/python tools/emu/deploy_test.py
 
 # A board firmware with the meter frozen in: build/firmware-$(BOARD).uf2 (flash it by copying
 # onto the board's USB drive after holding BOOTSEL at plug-in).

@@ -84,7 +84,9 @@ def main():
     with open(pj, "w") as f:
         f.write(package_json(urls))
     shutil.copyfile(os.path.join(ROOT, "firmware", "main.py"), os.path.join(out, "main.py"))
-    con = [a.mpremote, "connect", a.port or "PORT"]
+    # resume: no soft reset when mpremote enters the raw REPL (one session's state, e.g. a
+    # mounted file system, stays across the steps); the last step resets on purpose
+    con = [a.mpremote, "connect", a.port or "PORT", "resume"]
     cmds = [con + ["exec", "import asyncio, machine"],
             con + ["mip", "install", "--target", "/lib", pj],
             con + ["cp", os.path.join(out, "main.py"), ":main.py"],

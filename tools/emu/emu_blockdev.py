@@ -32,8 +32,8 @@ class RAMBlockDev:
 
 
 def mount_ram_root():
-    """Format and mount the RAM disk as / with /tmp in it; returns its size in bytes, or 0
-    when the firmware was built without one."""
+    """Mount the RAM disk as / (formatting it the first time) with /tmp in it; returns its
+    size in bytes, or 0 when the firmware was built without one."""
     import emu
     import os
     import vfs
@@ -42,8 +42,14 @@ def mount_ram_root():
     if buf is None:
         return 0
     bd = RAMBlockDev(buf)
-    vfs.VfsLfs2.mkfs(bd)
-    vfs.mount(vfs.VfsLfs2(bd), "/")
-    os.mkdir("/tmp")
+    try:  # a soft reset keeps the RAM (like a board's flash): mount what is there
+        vfs.mount(vfs.VfsLfs2(bd), "/")
+    except OSError:
+        vfs.VfsLfs2.mkfs(bd)
+        vfs.mount(vfs.VfsLfs2(bd), "/")
+    try:
+        os.mkdir("/tmp")
+    except OSError:
+        pass
     os.chdir("/")
     return len(buf)

@@ -187,7 +187,7 @@ def main():
                 for i in range(0, len(data), 48):
                     repl.send(data[i:i + 48])
                     pump(0.4)
-                started = pump(180, lambda o: b"EMU meter" in o[mark:] or b"Error" in o[mark:])
+                started = pump(180, lambda o: b"EMU meter" in o[mark:] or b"Traceback" in o[mark:])
                 sys.stdout.write("".join("  | " + ln + "\n" for ln in
                                          out[mark:].decode("latin1").splitlines()
                                          if not ln.startswith("=== ")))
