@@ -152,7 +152,11 @@ if [ "$WANT_PICO" = 1 ]; then
     command -v npm >/dev/null || { say "npm not found (Debian: apt-get install npm)"; exit 1; }
     say "npm install rp2040js@$EMU_RP2040JS_VERSION"
     mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent "rp2040js@$EMU_RP2040JS_VERSION" >/dev/null)
+    # its own package.json: npm would otherwise install into the nearest parent project
+    [ -f "$NODE_DIR/package.json" ] || echo '{"private": true}' > "$NODE_DIR/package.json"
+    npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent \
+      "rp2040js@$EMU_RP2040JS_VERSION" >/dev/null
+    [ -f "$NODE_DIR/node_modules/rp2040js/package.json" ] || { say "npm install failed"; exit 1; }
   fi
   ROM="$EMU_DIR/pico/bootrom-b1.bin"
   if [ ! -f "$ROM" ]; then

@@ -145,11 +145,13 @@ def main():
     deadline = t_start + a.wall_limit
     try:
         repl = None
-        while repl is None and time.time() < deadline:
+        while repl is None and time.time() < deadline and node.poll() is None:
             try:
                 repl = socket.create_connection(("127.0.0.1", repl_port))
             except OSError:
                 time.sleep(0.2)
+        if not c.check(repl is not None, "the emulator is up (REPL on TCP)"):
+            return 1
         repl.settimeout(0.5)
         out = b""
 
@@ -157,6 +159,9 @@ def main():
             nonlocal out
             end = time.time() + secs
             while time.time() < min(end, deadline):
+                if node.poll() is not None:
+                    c.check(False, "the emulator is running (it exited: %s)" % node.poll())
+                    return False
                 try:
                     d = repl.recv(4096)
                     if d:
