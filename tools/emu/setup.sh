@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the emulated MCU targets (idempotent; a second run costs seconds).
-#   - Debian packages: arm-none-eabi GCC + newlib, qemu-system-arm, socat (pinned, apt-get as root)
+#   - Debian packages: arm-none-eabi GCC + newlib, qemu-system-arm (pinned, apt-get as root);
+#     with --rp2 also libstdc++-arm-none-eabi-newlib, cmake, bzip2
 #   - MicroPython, Pico SDK and TinyUSB sources from Debian 13 (pinned) via a private apt list
 #     under $EMU_DIR/apt, unpacked under $EMU_DIR/src.
 # Usage: tools/emu/setup.sh [--rp2] [--pico-emu]
@@ -35,7 +36,6 @@ case "$(have_ver qemu-system-arm)" in
   1:"$EMU_QEMU_MAJOR"+*) ;;
   *) need_pkgs+=("qemu-system-arm") ;;
 esac
-[ -n "$(have_ver socat)" ] || need_pkgs+=("socat")
 [ -n "$(have_ver xz-utils)" ] || need_pkgs+=("xz-utils")
 if [ "$WANT_RP2" = 1 ]; then
   [ -n "$(have_ver cmake)" ] || need_pkgs+=("cmake")

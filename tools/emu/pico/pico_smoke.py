@@ -176,6 +176,7 @@ def main():
         def booted(o):
             return b">>> " in o or stats(st_path).get("spi_bytes", 0) > 200
 
+        flash_on = False
         pump(300, booted)
         t_boot = time.time()
         text = out.decode("latin1")
@@ -203,6 +204,7 @@ def main():
                 c.check(False, "main.py stopped: %s" % (tb[-1] if tb else text[-300:]))
                 return 1
         else:
+            flash_on = True
             c.check(True, "main.py started the meter (no known defect any more)")
         c.check(b"boards.pico:" in out, "boards/pico.py ran against the real machine/rp2 "
                 "modules (its start-up notes were printed)")
@@ -255,7 +257,12 @@ def main():
                                          n_reads))
         for obis in ("2.8.0", "4.8.0", "6.8.0", "7.8.0", "8.8.0"):
             c.check(float(regs.get(obis, "nan")) == 0, "%s stays 0 (import, QI only)" % obis)
-        c.check(regs.get("F.F.0") == "00000000", "F.F.0 error register clear")
+        # rp2040js reads the QSPI flash but never programs it: with the board's flash on (once
+        # main.py starts the meter itself) the storage bit ERR_STORAGE 0x20 may be set
+        ff = int(regs.get("F.F.0", "ffffffff"), 16)
+        c.check(ff & ~(0x20 if flash_on else 0) == 0, "F.F.0 error register clear%s: %s" % (
+            " but for storage (emulated flash is read-only)" if flash_on else "",
+            regs.get("F.F.0")))
         c.check(regs.get("0.2.8") not in (None, "--------"), "0.2.8 metrology checksum from "
                 "the build: %s" % regs.get("0.2.8"))
         t_end = time.time()
