@@ -4,12 +4,13 @@
     python3 tools/deploy.py --port /dev/ttyACM0 [--mpremote PATH] [--dry-run]
     python3 tools/deploy.py --write-package-json      (refresh ./package.json)
 
-Compiles every device module (firmware/ without main.py, lib/, boards/ without the virtual
-board) with mpy-cross into build/deploy/, writes build/deploy/package.json listing them, and
-runs mpremote: ``mip install --target /lib build/deploy/package.json`` (mip copies each file;
-its "deps" would pull micropython-lib packages, none needed: asyncio is built into the rp2 and
-stm32 firmware), ``cp firmware/main.py :main.py`` (the port runs /main.py at boot), then a
-soft reset. The board's MicroPython must read .mpy version 6.3 (MicroPython 1.23 or later).
+Compiles every device module (firmware/ without main.py, lib/ with its packages, boards/
+without the virtual board) with mpy-cross into build/deploy/, writes build/deploy/package.json
+listing them, and runs mpremote: ``mip install --target /lib build/deploy/package.json`` (mip
+copies each file; its "deps" would pull micropython-lib packages, none needed: asyncio is built
+into the rp2 and stm32 firmware), ``cp firmware/main.py :main.py`` (the port runs /main.py at
+boot), then a soft reset. The board's MicroPython must read .mpy version 6.3 (MicroPython 1.23
+or later).
 
 The committed ./package.json lists the same modules as .py sources with paths relative to
 the repository, for ``mpremote mip install ./package.json`` from a checkout (a test keeps it
@@ -29,12 +30,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def device_modules():
     """[(target path under /lib, source path relative to the repository)], sorted."""
     out = []
-    for n in sorted(os.listdir(os.path.join(ROOT, "firmware"))):
-        if n.endswith(".py") and n != "main.py":
-            out.append((n, "firmware/" + n))
-    for n in sorted(os.listdir(os.path.join(ROOT, "lib"))):
-        if n.endswith(".py"):
-            out.append((n, "lib/" + n))
+    for d in ("firmware", "lib"):
+        top = os.path.join(ROOT, d)
+        for dirpath, dirnames, files in os.walk(top):
+            dirnames[:] = sorted(n for n in dirnames if n[0] not in "._")
+            rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+            for n in sorted(files):
+                if n.endswith(".py") and not (d == "firmware" and rel == "." and
+                                              n == "main.py"):
+                    t = n if rel == "." else rel + "/" + n
+                    out.append((t, d + "/" + t))
     for n in sorted(os.listdir(os.path.join(ROOT, "boards"))):
         if n.endswith(".py"):
             out.append(("boards/" + n, "boards/" + n))
