@@ -102,16 +102,16 @@ class MeterData:
         self.lockout = Lockout(cfg.get("prog_max_failures", 3), cfg.get("prog_lockout_s", 600),
                                cfg.get("prog_lockout_max_s", 86400))
         hist = []
-        for t, code, value, _src, _subj, summary, legacy in meter.persisted_events(
+        for t, code, value, src, _subj, summary, legacy in meter.persisted_events(
                 events.LOG_SECURITY):
             if legacy or summary:
                 continue
             if code == events.WRONG_PASSWORD:
-                hist.append((t, "fail", value))
+                hist.append((t, "fail", value, src))
             elif code == events.PROG_LOCKED:
-                hist.append((t, "lock", value))
+                hist.append((t, "lock", value, src))
             elif code == events.PROG_ENTER:
-                hist.append((t, "ok", 0))
+                hist.append((t, "ok", 0, src))
         self.lockout.restore(hist, meter.board.clock.time())
 
     def passwords(self):
@@ -342,6 +342,6 @@ class MeterData:
                        executor=lambda a, v, s: self.executor(a, v, s, src),
                        passwords=self.passwords, seal_open=lambda: b.seal.value() == 1,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
-                       lockout=self.lockout, time_s=b.clock.time,
+                       lockout=self.lockout.port(src), time_s=b.clock.time,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)

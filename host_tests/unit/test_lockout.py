@@ -64,3 +64,32 @@ def test_restore_from_history():
     lk = Lockout(3, 600)
     lk.restore([(10, "fail", 3)], 20)
     assert lk.failures == 2 and lk.failure(21) == 600, "lock record lost: one more locks"
+
+
+def test_a_right_password_on_one_port_keeps_the_other_ports_failures():
+    # a bus master logging in on RS-485 between an optical guesser's attempts must not give
+    # the guesser a fresh count each time (the shared count was reset by any success)
+    lk = Lockout(3, 600)
+    opt, bus = lk.port(1), lk.port(2)
+    assert opt.failure(100) == 0 and opt.failure(101) == 0
+    bus.success()
+    assert lk.failures == 2, "the optical port's two wrong passwords still count"
+    assert opt.failure(102) == 600, "the third one locks"
+    assert bus.remaining(103) == 599 and opt.failures == lk.failures == 3
+    lk = Lockout(3, 600)
+    lk.port(2).failure(10)
+    lk.port(1).failure(11)
+    lk.port(1).success()
+    assert lk.failures == 1, "a port's own success clears its own failures only"
+    lk.port(2).success()
+    assert lk.failures == 0
+
+
+def test_restore_books_failures_to_their_port():
+    lk = Lockout(3, 600)
+    lk.restore([(10, "fail", 1, 1), (11, "fail", 2, 1), (12, "ok", 0, 2)], 20)
+    assert lk.failures == 2, "a success on another port does not clear them after a restart"
+    assert lk.failure(21, 1) == 600
+    lk = Lockout(3, 600)
+    lk.restore([(10, "fail", 1, 2), (11, "fail", 2, 1), (12, "ok", 0, 2)], 20)
+    assert lk.failures == 1 and lk.failure(21, 2) == 0 and lk.failure(22, 1) == 600

@@ -158,6 +158,29 @@ def test_one_lockout_per_meter_that_survives_a_restart():
     assert Port(d2, events.SRC_RS485).prog("33333333") == _err(ER_LOCKED)
 
 
+def test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser():
+    # item 11 with the merged pieces: the lockout is per meter, so the count of wrong
+    # passwords was too, and a right P1 on any port reset it: a bus master logging in
+    # between the guesses gave an optical guesser 2 tries per login, never locked
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    bus = Port(d, events.SRC_RS485)
+    assert opt.prog("11111111") == _err(2)
+    assert opt.x(_cmd("P", 1, "(22222222)")) == _err(2)
+    assert bus.prog() == iec.ACK_MSG, "the master's own login works"
+    bus.x(_cmd("B", 0, None))
+    assert opt.prog("33333333") == _err(ER_LOCKED), "the guesser's third wrong one locks"
+    assert bus.prog() == _err(ER_LOCKED), "on every port"
+    # and after a restart the optical failures are still booked to the optical port
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog("11111111") == _err(2)
+    assert opt.x(_cmd("P", 1, "(22222222)")) == _err(2)
+    assert Port(d, events.SRC_RS485).prog() == iec.ACK_MSG
+    board2, m2, d2 = _meter(board)  # power cut
+    assert Port(d2, events.SRC_OPTICAL).prog("33333333") == _err(ER_LOCKED)
+
+
 def test_a_flood_of_refusals_cannot_wipe_the_logs():
     board, m, d = _meter()
     board.seal.set_input(1)
