@@ -20,8 +20,9 @@ port also closes the RS-485 port, and the other way round. Rule:
 
 Time: RTC seconds (int, seconds since 2000-01-01 UTC) passed in by the caller, so a lockout
 runs on while the meter is off and survives a restart. If the clock goes back before the start
-of a lockout (RTC lost, or set back), the lockout starts again from the new time: a clock
-change can lengthen a lockout, never shorten it below its full length.
+of a lockout (RTC lost, or set back), the lockout starts again from the new time, and
+lockouts stamped after the clock's new reading still count for the doubling: a clock change
+can lengthen a lockout, never shorten it below its full length.
 
 Persistence is the caller's: the failures and lockouts are events of the meter's security log
 (lib/events.py WRONG_PASSWORD, PROG_LOCKED, PROG_ENTER); at boot :meth:`restore` replays them.
@@ -61,7 +62,7 @@ class Lockout:
         n = 0
         last = 0
         for st, ln in self._recent:
-            if 0 <= now - st < self.window_s:
+            if now - st < self.window_s:  # also one "in the future": the clock went back
                 n += 1
                 if ln > last:
                     last = ln
@@ -87,7 +88,7 @@ class Lockout:
         self.length = length
         self.failures = self.max_failures
         self._port_fails = {}
-        keep = [r for r in self._recent if 0 <= now - r[0] < self.window_s]
+        keep = [r for r in self._recent if now - r[0] < self.window_s]
         keep.append((now, length))
         self._recent = keep[-16:]
         return length

@@ -93,3 +93,19 @@ def test_restore_books_failures_to_their_port():
     lk = Lockout(3, 600)
     lk.restore([(10, "fail", 1, 2), (11, "fail", 2, 1), (12, "ok", 0, 2)], 20)
     assert lk.failures == 1 and lk.failure(21, 2) == 0 and lk.failure(22, 1) == 600
+
+
+def test_a_clock_gone_back_keeps_the_doubling():
+    # the RTC lost its time (flat battery, RP2040 restart at 2021-01-01) or was set back:
+    # the lockouts stamped "in the future" still count as recent, so the next one doubles
+    lk = Lockout(3, 600)
+    for t in (5000, 5000, 5000):
+        lk.failure(t)
+    assert lk.remaining(100) == 600, "clock back: the full length again"
+    for t in (700, 701, 702):
+        n = lk.failure(t)
+    assert n == 1200, ("the doubling is not reset by the clock", n)
+    lk = Lockout(3, 600)
+    lk.restore([(5000, "fail", 3), (5000, "lock", 600)], 100)  # restart, RTC behind
+    assert lk.remaining(100) == 600
+    assert lk.next_length(700) == 1200
