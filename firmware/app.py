@@ -341,6 +341,29 @@ class Meter:
                     self._cfg_deferred = True
                     self.log.log(events.CONFIG_DEFERRED, b.wait_s(now), "config write budget")
                 return False
+        return self._config_write()
+
+    def config_save_allowed(self):
+        """True if :meth:`save_config_now` would be allowed by the wear budget now."""
+        return self.config_store is None or not self._cfg_budget.wait_s(self._up_s)
+
+    def save_config_now(self):
+        """Write the configuration at once, spending one write of the wear budget: for the
+        security and metrological parameters (password C.90.2, meter constant 0.3.0), whose
+        ACK must mean that a power cut cannot bring the old value back. Returns True when
+        written (or the board has no configuration partition: RAM only, a documented
+        limit); False when the budget is spent (nothing written, the change stays due) or the
+        flash failed (logged)."""
+        if self.config_store is None:
+            return True
+        self.save_config()
+        if not self._cfg_budget.take(self._up_s):
+            return False
+        return self._config_write()
+
+    def _config_write(self):
+        store = self.config_store
+        now = self._up_s
         self._cfg_dirty = False
         self._cfg_deferred = False
         try:

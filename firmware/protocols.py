@@ -27,7 +27,9 @@ address (and the new value when numeric; never the password)):
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
   C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
-  configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  configuration record (within 2 s, coalesced under the wear budget; the password and the
+  meter constant before the ACK, ER09 while the budget has no write left), C.91.3 test
+  output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
 - E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
@@ -222,12 +224,14 @@ class MeterData:
         if addr == "C.90.2":
             if len(value) != 8 or not value.isdigit():
                 return ER_BAD_VALUE
+            if not m.config_save_allowed():
+                return ER_FAILED  # never an ACK that a power cut could take back
             self.password = value
             m.cfg["password"] = value
             m.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
-            m.save_config()
+            ok = m.save_config_now()  # in flash before the ACK
             self._changed(addr, 0, src, "password changed")
-            return None
+            return None if ok else ER_FAILED
         if addr == "C.90.3":  # readout list: OBIS codes separated by ','
             codes = value.split(",")
             if not 1 <= len(codes) <= 64 or any(c not in READABLE for c in codes):
@@ -272,8 +276,10 @@ class MeterData:
                 return ER_SEALED
             if not value.isdigit() or not 1 <= int(value) <= 100000:
                 return ER_BAD_VALUE
+            if not m.config_save_allowed():
+                return ER_FAILED
             m.set_meter_constant(int(value), src)
-            return None
+            return None if m.save_config_now() else ER_FAILED
         return ER_NOT_WRITABLE
 
     def executor(self, addr, args, sealed, src=events.SRC_METER):

@@ -181,6 +181,37 @@ def test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser():
     assert Port(d2, events.SRC_OPTICAL).prog("33333333") == _err(ER_LOCKED)
 
 
+def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
+    # a W1 C.90.2 got ACK, the configuration write waited for the 2 s coalescing delay (or
+    # an hour under the wear budget) and a power cut brought the old password back, while
+    # the security log said "parameter changed C.90.2"
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    assert opt.x(_cmd("W", 1, "C.90.2(24681357)")) == iec.ACK_MSG
+    board.seal.set_input(1)
+    assert opt.x(_cmd("W", 1, "0.3.0(10000)")) == iec.ACK_MSG
+    board2, m2, d2 = _meter(board)  # power cut: no shutdown, no config tick
+    assert Port(d2, events.SRC_OPTICAL).prog("24681357") == iec.ACK_MSG, "the new password"
+    assert m2.cfg["meter_constant"] == 10000
+    # the wear budget spent by a flood of other writes: the password is refused (ER09),
+    # never acknowledged and then lost
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("24681357") == iec.ACK_MSG
+    for i in range(8):
+        assert opt.x(_cmd("W", 1, "C.90.1(%d)" % (10 + i))) == iec.ACK_MSG
+        m2._up_s += 3
+        m2.config_tick()
+    assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == _err(9)
+    assert d2.password == "24681357" and m2.cfg["password"] == "24681357"
+    rec = _persisted(m2, events.REFUSED_FAILED)
+    assert rec and rec[-1][4] == "C.90.2", rec
+    m2._up_s += 3600  # an hour later the budget has a write again
+    assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == iec.ACK_MSG
+    board3, m3, d3 = _meter(board2)
+    assert Port(d3, events.SRC_OPTICAL).prog("11112222") == iec.ACK_MSG
+
+
 def test_a_flood_of_refusals_cannot_wipe_the_logs():
     board, m, d = _meter()
     board.seal.set_input(1)
