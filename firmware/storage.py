@@ -26,7 +26,8 @@ followed by
 ``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
 input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
 metering interval is read first, then one page program, no erase, no read and no allocation
-(lib/journal.py). The board's hold-up time must cover it: see docs/BENCHMARKS.md. A commit
+(lib/journal.py); after it the POWER_FAIL event and the event logs' pending flood summaries
+(``Meter.events_tick``) are written. The board's hold-up time must cover it: see docs/BENCHMARKS.md. A commit
 never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
 ERR_STORAGE (``fault`` "write") until a commit succeeds.
 
@@ -284,3 +285,8 @@ class Storage:
                 self.meter.metering.finish()
                 self.commit(journal.REASON_POWERFAIL)
                 self.meter.log.log(events.POWER_FAIL)
+                # then the flood summaries still counted in RAM (attempts during a lockout,
+                # refusals): after the registers, within the hold-up time
+                tick = getattr(self.meter, "events_tick", None)
+                if tick is not None:
+                    tick(True)

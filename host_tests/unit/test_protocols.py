@@ -236,6 +236,29 @@ def test_a_flood_of_refusals_cannot_wipe_the_logs():
     assert m.log.count(events.SEALED_REFUSED) == 2000, "all of them in the RAM log's counts"
 
 
+async def test_flood_summaries_are_written_at_the_power_fail_warning():
+    # "every attempt made during a lockout is logged": beyond the first 3 per window they
+    # were only counted in RAM, and a power cut (the supply's own warning) lost the count
+    import asyncio
+
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    for _ in range(50):
+        assert opt.x(_cmd("P", 1, "(00000000)")) == _err(ER_LOCKED)
+    task = asyncio.create_task(m.storage.power_fail_watch(board))
+    await asyncio.sleep_ms(0)
+    board.power_fail.set_input(1)  # the supply fails: the warning, then nothing
+    for _ in range(5):
+        await asyncio.sleep_ms(0)
+    task.cancel()
+    board2, m2, d2 = _meter(board)
+    rec = _persisted(m2, events.PW_WHILE_LOCKED, events.LOG_SECURITY)
+    assert sum(e[2] if e[5] else 1 for e in rec) == 50, rec
+    assert _persisted(m2, events.POWER_FAIL), "the warning was seen"
+
+
 def test_w1_flood_is_coalesced_within_the_wear_budget():
     board, m, d = _meter()
     opt = Port(d, events.SRC_OPTICAL)
