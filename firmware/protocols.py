@@ -122,9 +122,20 @@ class MeterData:
         defaults replaced a stored password: item 12) and the seal is closed."""
         m = self.meter
         if (self.password == FACTORY_PASSWORD and not getattr(m, "password_trusted", True)
-                and m.board.seal.value() != 1):
+                and not self.seal_open()):
             return None
         return (self.password,)
+
+    def seal_open(self):
+        """True while the seal switch is open: the debounced level that the security log
+        reports (firmware/tamper.py), so a pulse shorter than the debounce opens nothing
+        unlogged; the raw pin before the tamper task has run."""
+        m = self.meter
+        w = getattr(m, "tamper", None)
+        v = w.level("seal") if w is not None else None
+        if v is None:
+            v = m.board.seal.value()
+        return v == 1
 
     def _value(self, addr):
         m = self.meter
@@ -346,7 +357,7 @@ class MeterData:
                        readout=self.readout, reader=self.reader,
                        writer=lambda a, v, s: self.writer(a, v, s, src),
                        executor=lambda a, v, s: self.executor(a, v, s, src),
-                       passwords=self.passwords, seal_open=lambda: b.seal.value() == 1,
+                       passwords=self.passwords, seal_open=self.seal_open,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
                        lockout=self.lockout.port(src), time_s=b.clock.time,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
