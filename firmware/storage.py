@@ -28,8 +28,8 @@ input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the
 metering interval is read first, then one page program, no erase, no read and no allocation
 (lib/journal.py); after it the POWER_FAIL event and the event logs' pending flood summaries
 (``Meter.events_tick``) are written. The board's hold-up time must cover it: see
-docs/BENCHMARKS.md. A commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
-ERR_STORAGE (``fault`` "write") until a commit succeeds.
+docs/BENCHMARKS.md. A commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once
+per episode) and sets ERR_STORAGE (``fault`` "write") until a commit succeeds.
 
 Payload (76 bytes, schema 1, little endian): 8 x u32 whole units and 8 x u32 residues of
 lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 (read
