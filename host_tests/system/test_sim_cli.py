@@ -204,3 +204,28 @@ def test_control_channel_survives_bad_bytes_and_huge_lines():
     finally:
         out, err = c.stop()
     assert b"Traceback" not in err, err[-2000:]
+
+
+def test_control_channel_answers_a_client_that_half_closes():
+    # `printf 'lcd\nleds' | nc -N 127.0.0.1 PORT`: the client closes its sending side after
+    # its commands; the channel used to drop it at the end of input, before the replies
+    c = _Ctl()
+    try:
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+        s.sendall(b"inputs\nhelp\nleds")  # the last line without its newline
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break  # and then the channel closes the connection
+            got += d
+        s.close()
+        lines = got.decode().splitlines()
+        assert len(lines) == 3, got
+        assert lines[0].startswith("scroll=0") and lines[1].startswith("press hold"), lines
+        assert lines[2].startswith("kwh="), lines
+        assert c.send(b"leds\n").startswith("kwh="), "the first client is still served"
+    finally:
+        out, err = c.stop()
+    assert b"Traceback" not in err, err[-2000:]
