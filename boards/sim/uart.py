@@ -292,7 +292,9 @@ class TcpUart(_SockUart):
 class BusUart(_SockUart):
     """UART attached to the simulated RS-485 bus hub at ``host:port`` (TCP client).
 
-    Connects on creation and reconnects every second while the hub is unreachable.
+    Connects on creation and reconnects every second while the hub is unreachable;
+    ``clients`` counts the connections made (a reconnection is a new link for the port task,
+    firmware/optical.py, even when it happens unseen between two of its passes).
     """
 
     def __init__(self, port, host="127.0.0.1", rxbuf=1024):
@@ -301,6 +303,7 @@ class BusUart(_SockUart):
         self.host = host
         self._next_try = _ticks_ms()
         self._closed = False
+        self.clients = 0
         self._link()
 
     def _link(self):
@@ -317,6 +320,7 @@ class BusUart(_SockUart):
             s.close()
             return
         self._adopt(s)
+        self.clients += 1
 
     def close(self):
         self._closed = True
