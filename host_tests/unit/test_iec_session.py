@@ -893,3 +893,38 @@ def test_bus_uart_reconnection_is_a_new_link():
     finally:
         u.close()
         srv.close()
+
+
+def test_sim_uart_holds_little_for_a_peer_that_does_not_read():
+    # a TCP client that sends sign-ons and never reads: every answer stayed queued in the
+    # virtual UART until the unix port's heap ran out (a real line just loses the bits)
+    import socket
+
+    from boards.sim.uart import TX_HOLD
+
+    u = _tcp_uart()
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        c.connect(socket.getaddrinfo("127.0.0.1", u.port)[0][-1])
+        for _ in range(100):
+            u.poll()
+            if u.connected:
+                break
+        block = b"\x02" + b"1.8.0(0001234.567*kWh)\r\n" * 40 + b"\x03"
+        most = 0
+        k = 0
+        while not u.tx_dropped and k < 64000:  # until the socket's buffers are full
+            u.write(block)
+            k += 1
+            if len(u._tx_pending) > most:
+                most = len(u._tx_pending)
+        for _ in range(1000):  # and well beyond
+            u.write(block)
+            k += 1
+            if len(u._tx_pending) > most:
+                most = len(u._tx_pending)
+        assert most <= TX_HOLD, most
+        assert u.tx_dropped > 0 and u.tx_count == k * len(block)
+    finally:
+        c.close()
+        u.close()
