@@ -319,7 +319,10 @@ class MeterData:
             s = m.storage
             if s is None or not s.journal.blocked:
                 return ER_NOT_WRITABLE
-            return None if s.format_journal() else ER_FAILED
+            if not s.format_journal():
+                return ER_FAILED
+            self._changed(addr, 0, src, "journal formatted")  # who: the port, in the audit
+            return None
         return ER_NOT_WRITABLE
 
     def on_event(self, src, code, detail, value, cmd):

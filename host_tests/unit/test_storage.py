@@ -495,3 +495,16 @@ def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
     m.registers.whole[0] = 77
     assert _data(m).executor("C.91.8", "", False) is None, "repeated: it completes"
     assert _meter(board).registers.whole[0] == 77
+
+
+def test_journal_format_is_audited_with_its_port():
+    # E2 C.91.8 (format a foreign journal: its records are gone for good) was logged only
+    # in the standard log, without the port that ordered it; the cold start (C.91.9) and
+    # every other change are security-log records with the port and the address
+    board = _board()
+    _foreign(board)
+    m = _meter(board)
+    d = _data(m)
+    assert d.executor("C.91.8", "", False, events.SRC_RS485) is None
+    sec = [e for e in m.persisted_events(events.LOG_SECURITY) if e[4] == "C.91.8"]
+    assert sec and sec[-1][1] == events.PARAM_CHANGED and sec[-1][3] == events.SRC_RS485, sec
