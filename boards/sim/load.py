@@ -95,11 +95,26 @@ def _frac(s):
     return v
 
 
+def _regular(path):
+    # A trace is read twice (validated, then replayed): a fifo would block for a writer and
+    # then fail to rewind, a device never ends. Directories are left to open() (EISDIR).
+    import os
+
+    try:
+        kind = os.stat(path)[0] & 0o170000
+    except OSError:
+        return  # open() names the problem
+    if kind not in (0o100000, 0o040000):
+        raise LoadError("%s: not a regular file (a fifo, device or socket cannot be replayed)"
+                        % path)
+
+
 class LoadTrace:
     """Power in force at a simulated time, read from a trace file (see the module docstring).
 
     ``LoadTrace(path)`` opens and validates the whole file (raises :class:`LoadError` naming the
-    file and line, or OSError if it cannot be opened), then rewinds. Use :meth:`at` with
+    file and line, or the file when it is not a regular file, or OSError if it cannot be
+    opened), then rewinds. Use :meth:`at` with
     non-decreasing times; :meth:`close` (or ``with``) releases the file.
 
     Attributes: ``path``; ``rows`` (number of data rows); ``first_ms`` (first row's time).
@@ -108,6 +123,7 @@ class LoadTrace:
     def __init__(self, path):
         self.path = path
         self._line = 0
+        _regular(path)
         self._f = open(path)
         try:
             self._validate()

@@ -229,3 +229,13 @@ def test_control_channel_answers_a_client_that_half_closes():
     finally:
         out, err = c.stop()
     assert b"Traceback" not in err, err[-2000:]
+
+
+def test_a_fifo_or_device_as_load_trace_is_named(tmp_path):
+    # --load FIFO waited for ever for a writer (and, with one, failed with "error 29"):
+    # a trace is read twice (validated, then replayed), so it must be a regular file
+    fifo = str(tmp_path / "trace.fifo")
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        err = _fails("--load", path, "--duration", "1")
+        assert path in err and "not a regular file" in err, err
