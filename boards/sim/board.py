@@ -305,6 +305,19 @@ def os_error_text(e):
     return words or name or "error %d" % n
 
 
+def _regular(what, path):
+    """UsageError naming ``what`` when ``path`` exists but is a fifo, device or socket (open()
+    would block for a fifo's writer); absent files and directories are left to open()."""
+    import os
+
+    try:
+        kind = os.stat(path)[0] & 0o170000
+    except OSError:
+        return
+    if kind not in (0o100000, 0o040000):
+        raise UsageError("%s: not a regular file (a fifo, device or socket)" % what)
+
+
 def _opening(what, fn, *args):
     """fn(*args), with an OSError turned into a UsageError naming ``what``."""
     try:
@@ -328,6 +341,9 @@ class SimBoard:
         self.commit_s = o.commit_s
         # the battery-backed RTC, before the flash model creates a new image file
         flash_path = None if o.no_flash else o.flash
+        if flash_path:
+            for suffix in ("", ".rtc", ".wear"):
+                _regular("--flash %s" % (flash_path + suffix), flash_path + suffix)
         rtc_ms, valid, note = rtc.power_up(flash_path, EPOCH_2016, o.start, o.off_time,
                                            o.rtc_battery)
         self.clock = VirtualClock(o.speed, valid=valid, note=note, start_ms=rtc_ms)

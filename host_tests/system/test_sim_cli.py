@@ -239,3 +239,15 @@ def test_a_fifo_or_device_as_load_trace_is_named(tmp_path):
     for path in (fifo, "/dev/zero"):
         err = _fails("--load", path, "--duration", "1")
         assert path in err and "not a regular file" in err, err
+
+
+def test_a_fifo_as_flash_image_is_named(tmp_path):
+    # --flash FIFO (or a fifo where its PATH.rtc / PATH.wear state goes) blocked for ever
+    fifo = str(tmp_path / "nor.img")
+    os.mkfifo(fifo)
+    err = _fails("--flash", fifo, "--duration", "1")
+    assert fifo in err and "not a regular file" in err, err
+    img = str(tmp_path / "ok.img")
+    os.mkfifo(img + ".rtc")
+    err = _fails("--flash", img, "--duration", "1")
+    assert img + ".rtc" in err and "not a regular file" in err, err
