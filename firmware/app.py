@@ -415,7 +415,9 @@ class Meter:
             self._cfg_twice = True
 
     def cold_start(self, src=events.SRC_METER):
-        """Master reset under open seal: registers to zero, logged, committed at once."""
+        """Master reset under open seal: registers to zero, logged, committed at once.
+        Returns False when the commit failed on a writable journal (a restart would bring
+        the old registers back; the caller answers ER09), else True."""
         r = self.registers
         for i in range(len(r.whole)):
             r.whole[i] = 0
@@ -424,7 +426,9 @@ class Meter:
         if self.storage is not None:
             import journal
 
-            self.storage.force_commit(journal.REASON_MANUAL)
+            if not self.storage.force_commit(journal.REASON_MANUAL):
+                return self.storage.journal.blocked  # foreign: nothing to bring back
+        return True
 
     def port_tasks(self):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""

@@ -36,8 +36,8 @@ address (and the new value when numeric; never the password)):
   both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
-  zero): only with the seal open. C.91.8 format a foreign register journal and commit the
-  registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
+  zero, committed at once; ER09 if the commit failed): only with the seal open. C.91.8
+  format a foreign register journal and commit the registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
   not write-protected, ER09 if the flash failed.
 """
 
@@ -311,8 +311,7 @@ class MeterData:
         if addr == "C.91.9":  # cold start: billing registers to zero, only under open seal
             if sealed:
                 return ER_SEALED
-            m.cold_start(src)
-            return None
+            return None if m.cold_start(src) else ER_FAILED
         if addr == "C.91.8":  # format a foreign register journal: only under open seal
             if sealed:
                 return ER_SEALED

@@ -508,3 +508,21 @@ def test_journal_format_is_audited_with_its_port():
     assert d.executor("C.91.8", "", False, events.SRC_RS485) is None
     sec = [e for e in m.persisted_events(events.LOG_SECURITY) if e[4] == "C.91.8"]
     assert sec and sec[-1][1] == events.PARAM_CHANGED and sec[-1][3] == events.SRC_RS485, sec
+
+
+def test_cold_start_that_cannot_be_committed_is_not_acknowledged():
+    # E2 C.91.9 zeroed the RAM registers and answered ACK even when the commit failed: the
+    # next restart brought the old registers back, silently undoing an acknowledged command
+    from iec_session import ER_FAILED
+
+    board = _board()
+    m = _meter(board)
+    m.registers.whole[0] = 777
+    m.storage.commit(journal.REASON_PERIODIC)
+
+    def broken(*_a, **_k):
+        raise OSError(5)
+
+    m.storage.journal.commit = broken
+    assert _data(m).executor("C.91.9", "", False) == ER_FAILED
+    assert m.log.count(events.STORAGE_WRITE_FAILED) == 1
