@@ -37,8 +37,9 @@ address (and the new value when numeric; never the password)):
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
   zero, committed at once; ER09 if the commit failed): only with the seal open. C.91.8
-  format a foreign register journal and commit the registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
-  not write-protected, ER09 if the flash failed.
+  format a foreign register journal and commit the registers in RAM (firmware/storage.py):
+  only with the seal open, ER04 if the journal is not write-protected, ER09 if the flash
+  failed.
 """
 
 import events
