@@ -266,6 +266,17 @@ class Meter:
         if sink is not None:
             sink(t, code, value, text)
 
+    def persist_event(self, t, code, value, src=events.SRC_METER):
+        """Write one record stamped ``t`` (RTC s) straight to its persisted log, without a RAM
+        copy or the flood limit: state carried over a restart (protocols.MeterData's
+        lockout, PROG_LOCK_KEPT). Never raises."""
+        if not self._event_rings:
+            return
+        try:
+            self._persist(t, code, value, src, b"\xff" * 6)
+        except Exception:
+            pass
+
     def events_tick(self, force=False):
         """Write the flood summaries that are due (all of them with ``force``)."""
         lim = self._event_limit

@@ -95,7 +95,8 @@ class MeterData:
     """Readout, reader, writer and executor callbacks over a firmware.app.Meter, and the
     meter's one password lockout (lib/lockout.py), shared by every port's session and
     restored from the persisted security log (so neither another port nor a restart clears
-    it)."""
+    it; the lockout is recorded again at each power-up, so floods and power cycles cannot
+    push it out of the log either)."""
 
     def __init__(self, meter, address):
         self.meter = meter
@@ -113,9 +114,18 @@ class MeterData:
                 hist.append((t, "fail", value, src))
             elif code == events.PROG_LOCKED:
                 hist.append((t, "lock", value, src))
+            elif code == events.PROG_LOCK_KEPT:
+                hist.append((t, "kept", value, src))
             elif code == events.PROG_ENTER:
                 hist.append((t, "ok", 0, src))
-        self.lockout.restore(hist, meter.board.clock.time())
+        now = meter.board.clock.time()
+        self.lockout.restore(hist, now)
+        # the log is a ring that floods and power cycles can turn over: the lockout (active,
+        # or still counting for the doubling) is recorded again at every power-up
+        kept = self.lockout.carried(now)
+        persist = getattr(meter, "persist_event", None)
+        if kept is not None and persist is not None:
+            persist(kept[0], events.PROG_LOCK_KEPT, kept[1])
 
     def passwords(self):
         """Passwords P1 accepts now: the configured one; None (P1 answered ER06) when the

@@ -103,15 +103,37 @@ class Lockout:
         """The view of this lockout that the session of ``port`` uses (:class:`PortLockout`)."""
         return PortLockout(self, port)
 
+    def carried(self, now):
+        """``(start, length)`` of the lockout a restart must not forget: the active one, else
+        the latest that still counts for the doubling at RTC ``now``; None if there is none.
+        The caller re-records it at each power-up (lib/events.py PROG_LOCK_KEPT) so that a
+        flood of other records cannot push it out of the log."""
+        if self.remaining(now):
+            return self.start, self.length
+        for i in range(len(self._recent) - 1, -1, -1):
+            st, ln = self._recent[i]
+            if now - st < self.window_s:
+                return st, ln
+        return None
+
     def restore(self, history, now):
         """Replay ``history``, an iterable of ``(t, kind, value[, port])`` oldest first,
         kind 'fail' (value = consecutive wrong passwords after it, all ports), 'lock' (value =
-        lockout length, s) or 'ok' (right password), then bring the state to RTC ``now``."""
+        lockout length, s), 'kept' (a lockout re-recorded by :meth:`carried`: t = its start,
+        value = its length; ignored when its original is still known) or 'ok' (right
+        password), then bring the state to RTC ``now``."""
         for h in history:
             t, kind, value = h[0], h[1], h[2]
             port = h[3] if len(h) > 3 else 0
             if kind == "lock":
                 self.lock(t, value)
+            elif kind == "kept":
+                known = False
+                for r in self._recent:
+                    if r[0] == t:
+                        known = True
+                if not known:  # its original record was pushed out of the ring
+                    self.lock(t, value)
             elif kind == "fail":
                 others = 0
                 for p in self._port_fails:

@@ -109,3 +109,19 @@ def test_a_clock_gone_back_keeps_the_doubling():
     lk.restore([(5000, "fail", 3), (5000, "lock", 600)], 100)  # restart, RTC behind
     assert lk.remaining(100) == 600
     assert lk.next_length(700) == 1200
+
+
+def test_carried_lockout_replaces_a_lost_original():
+    lk = Lockout(3, 600)
+    for t in (1000, 1001, 1002):
+        lk.failure(t)
+    assert lk.carried(1100) == (1002, 600)
+    again = Lockout(3, 600)  # the original records were pushed out: only the carried one
+    again.restore([(1002, "kept", 600)], 1100)
+    assert again.remaining(1100) == 502 and again.next_length(1700) == 1200
+    both = Lockout(3, 600)  # original and carried: the same lockout once, later fails kept
+    both.restore([(1000, "fail", 1), (1001, "fail", 2), (1002, "fail", 3), (1002, "lock", 600),
+                  (1002, "kept", 600), (1700, "fail", 1), (1002, "kept", 600)], 1800)
+    assert both.failures == 1 and not both.remaining(1800)
+    assert Lockout(3, 600).carried(5) is None
+    assert lk.carried(1002 + 86400) is None, "a day later nothing counts any more"

@@ -212,6 +212,43 @@ def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
     assert Port(d3, events.SRC_OPTICAL).prog("11112222") == iec.ACK_MSG
 
 
+def _flood_and_cut(board, boots):
+    """``boots`` power cycles, each with a short flood from an optical probe (P1 during the
+    lockout, R1 without a password) and the power-fail warning's summaries."""
+    for _ in range(boots):
+        board, m, d = _meter(board)
+        opt = Port(d, events.SRC_OPTICAL)
+        opt.prog()
+        for _ in range(5):
+            opt.x(_cmd("P", 1, "(00000000)"))
+            opt.x(_cmd("R", 1, "1.8.0()"))
+        m.events_tick(True)
+    return _meter(board)
+
+
+def test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log():
+    # the lockout lives in the security log, a ring: an optical probe flooding refusals and
+    # a hand on the breaker (the flood limit starts afresh at each power-up) pushed the
+    # lockout's records out after ~33 power cycles, and the meter forgot the lockout
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    t0 = board.clock.time()
+    assert d.lockout.remaining(t0) == 600
+    board, m, d = _flood_and_cut(board, 80)
+    assert d.lockout.remaining(board.clock.time()) == 600 - (board.clock.time() - t0), \
+        "the lockout is remembered, to the second"
+    assert Port(d, events.SRC_OPTICAL).prog() == _err(ER_LOCKED)
+    # it expires; more floods and power cycles; the next lockout still doubles
+    board.clock.set_time(t0 + 700)
+    board, m, d = _flood_and_cut(board, 80)
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    assert d.lockout.remaining(board.clock.time()) == 1200, "doubling kept"
+
+
 def test_a_flood_of_refusals_cannot_wipe_the_logs():
     board, m, d = _meter()
     board.seal.set_input(1)
