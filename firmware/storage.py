@@ -191,6 +191,8 @@ class Storage:
             if ok and st == journal.STATUS_MIGRATED:
                 st = journal.STATUS_OK  # converted and rewritten: an ordinary journal now
         self._mark_saved()
+        if st == journal.STATUS_OK:  # the journal holds these registers: the period starts
+            self.policy.mark(self._mono_s)  # now (no copy at each power-up: flicker wear)
         return st
 
     def commit(self, reason=journal.REASON_PERIODIC):
