@@ -266,6 +266,17 @@ class Meter:
         if sink is not None:
             sink(t, code, value, text)
 
+    def persist_event(self, t, code, value, src=events.SRC_METER):
+        """Write one record stamped ``t`` (RTC s) straight to its persisted log, without a RAM
+        copy or the flood limit: state carried over a restart (protocols.MeterData's
+        lockout, PROG_LOCK_KEPT). Never raises."""
+        if not self._event_rings:
+            return
+        try:
+            self._persist(t, code, value, src, b"\xff" * 6)
+        except Exception:
+            pass
+
     def events_tick(self, force=False):
         """Write the flood summaries that are due (all of them with ``force``)."""
         lim = self._event_limit
@@ -341,6 +352,29 @@ class Meter:
                     self._cfg_deferred = True
                     self.log.log(events.CONFIG_DEFERRED, b.wait_s(now), "config write budget")
                 return False
+        return self._config_write()
+
+    def config_save_allowed(self):
+        """True if :meth:`save_config_now` would be allowed by the wear budget now."""
+        return self.config_store is None or not self._cfg_budget.wait_s(self._up_s)
+
+    def save_config_now(self):
+        """Write the configuration at once, spending one write of the wear budget: for the
+        security and metrological parameters (password C.90.2, meter constant 0.3.0), whose
+        ACK must mean that a power cut cannot bring the old value back. Returns True when
+        written (or the board has no configuration partition: RAM only, a documented
+        limit); False when the budget is spent (nothing written, the change stays due) or the
+        flash failed (logged)."""
+        if self.config_store is None:
+            return True
+        self.save_config()
+        if not self._cfg_budget.take(self._up_s):
+            return False
+        return self._config_write()
+
+    def _config_write(self):
+        store = self.config_store
+        now = self._up_s
         self._cfg_dirty = False
         self._cfg_deferred = False
         try:
@@ -392,7 +426,9 @@ class Meter:
             self._cfg_twice = True
 
     def cold_start(self, src=events.SRC_METER):
-        """Master reset under open seal: registers to zero, logged, committed at once."""
+        """Master reset under open seal: registers to zero, logged, committed at once.
+        Returns False when the commit failed on a writable journal (a restart would bring
+        the old registers back; the caller answers ER09), else True."""
         r = self.registers
         for i in range(len(r.whole)):
             r.whole[i] = 0
@@ -401,7 +437,9 @@ class Meter:
         if self.storage is not None:
             import journal
 
-            self.storage.force_commit(journal.REASON_MANUAL)
+            if not self.storage.force_commit(journal.REASON_MANUAL):
+                return self.storage.journal.blocked  # foreign: nothing to bring back
+        return True
 
     def port_tasks(self):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""

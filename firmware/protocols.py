@@ -27,16 +27,19 @@ address (and the new value when numeric; never the password)):
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
   C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
-  configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  configuration record (within 2 s, coalesced under the wear budget; the password and the
+  meter constant before the ACK, ER09 while the budget has no write left), C.91.3 test
+  output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
 - E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
   both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
-  zero): only with the seal open. C.91.8 format a foreign register journal and commit the
-  registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
-  not write-protected, ER09 if the flash failed.
+  zero, committed at once; ER09 if the commit failed): only with the seal open. C.91.8
+  format a foreign register journal and commit the registers in RAM (firmware/storage.py):
+  only with the seal open, ER04 if the journal is not write-protected, ER09 if the flash
+  failed.
 """
 
 import events
@@ -92,7 +95,8 @@ class MeterData:
     """Readout, reader, writer and executor callbacks over a firmware.app.Meter, and the
     meter's one password lockout (lib/lockout.py), shared by every port's session and
     restored from the persisted security log (so neither another port nor a restart clears
-    it)."""
+    it; the lockout is recorded again at each power-up, so floods and power cycles cannot
+    push it out of the log either)."""
 
     def __init__(self, meter, address):
         self.meter = meter
@@ -102,17 +106,26 @@ class MeterData:
         self.lockout = Lockout(cfg.get("prog_max_failures", 3), cfg.get("prog_lockout_s", 600),
                                cfg.get("prog_lockout_max_s", 86400))
         hist = []
-        for t, code, value, _src, _subj, summary, legacy in meter.persisted_events(
+        for t, code, value, src, _subj, summary, legacy in meter.persisted_events(
                 events.LOG_SECURITY):
             if legacy or summary:
                 continue
             if code == events.WRONG_PASSWORD:
-                hist.append((t, "fail", value))
+                hist.append((t, "fail", value, src))
             elif code == events.PROG_LOCKED:
-                hist.append((t, "lock", value))
+                hist.append((t, "lock", value, src))
+            elif code == events.PROG_LOCK_KEPT:
+                hist.append((t, "kept", value, src))
             elif code == events.PROG_ENTER:
-                hist.append((t, "ok", 0))
-        self.lockout.restore(hist, meter.board.clock.time())
+                hist.append((t, "ok", 0, src))
+        now = meter.board.clock.time()
+        self.lockout.restore(hist, now)
+        # the log is a ring that floods and power cycles can turn over: the lockout (active,
+        # or still counting for the doubling) is recorded again at every power-up
+        kept = self.lockout.carried(now)
+        persist = getattr(meter, "persist_event", None)
+        if kept is not None and persist is not None:
+            persist(kept[0], events.PROG_LOCK_KEPT, kept[1])
 
     def passwords(self):
         """Passwords P1 accepts now: the configured one; None (P1 answered ER06) when the
@@ -120,9 +133,20 @@ class MeterData:
         defaults replaced a stored password: item 12) and the seal is closed."""
         m = self.meter
         if (self.password == FACTORY_PASSWORD and not getattr(m, "password_trusted", True)
-                and m.board.seal.value() != 1):
+                and not self.seal_open()):
             return None
         return (self.password,)
+
+    def seal_open(self):
+        """True while the seal switch is open: the debounced level that the security log
+        reports (firmware/tamper.py), so a pulse shorter than the debounce opens nothing
+        unlogged; the raw pin before the tamper task has run."""
+        m = self.meter
+        w = getattr(m, "tamper", None)
+        v = w.level("seal") if w is not None else None
+        if v is None:
+            v = m.board.seal.value()
+        return v == 1
 
     def _value(self, addr):
         m = self.meter
@@ -222,12 +246,14 @@ class MeterData:
         if addr == "C.90.2":
             if len(value) != 8 or not value.isdigit():
                 return ER_BAD_VALUE
+            if not m.config_save_allowed():
+                return ER_FAILED  # never an ACK that a power cut could take back
             self.password = value
             m.cfg["password"] = value
             m.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
-            m.save_config()
+            ok = m.save_config_now()  # in flash before the ACK
             self._changed(addr, 0, src, "password changed")
-            return None
+            return None if ok else ER_FAILED
         if addr == "C.90.3":  # readout list: OBIS codes separated by ','
             codes = value.split(",")
             if not 1 <= len(codes) <= 64 or any(c not in READABLE for c in codes):
@@ -272,8 +298,10 @@ class MeterData:
                 return ER_SEALED
             if not value.isdigit() or not 1 <= int(value) <= 100000:
                 return ER_BAD_VALUE
+            if not m.config_save_allowed():
+                return ER_FAILED
             m.set_meter_constant(int(value), src)
-            return None
+            return None if m.save_config_now() else ER_FAILED
         return ER_NOT_WRITABLE
 
     def executor(self, addr, args, sealed, src=events.SRC_METER):
@@ -294,15 +322,17 @@ class MeterData:
         if addr == "C.91.9":  # cold start: billing registers to zero, only under open seal
             if sealed:
                 return ER_SEALED
-            m.cold_start(src)
-            return None
+            return None if m.cold_start(src) else ER_FAILED
         if addr == "C.91.8":  # format a foreign register journal: only under open seal
             if sealed:
                 return ER_SEALED
             s = m.storage
             if s is None or not s.journal.blocked:
                 return ER_NOT_WRITABLE
-            return None if s.format_journal() else ER_FAILED
+            if not s.format_journal():
+                return ER_FAILED
+            self._changed(addr, 0, src, "journal formatted")  # who: the port, in the audit
+            return None
         return ER_NOT_WRITABLE
 
     def on_event(self, src, code, detail, value, cmd):
@@ -340,8 +370,8 @@ class MeterData:
                        readout=self.readout, reader=self.reader,
                        writer=lambda a, v, s: self.writer(a, v, s, src),
                        executor=lambda a, v, s: self.executor(a, v, s, src),
-                       passwords=self.passwords, seal_open=lambda: b.seal.value() == 1,
+                       passwords=self.passwords, seal_open=self.seal_open,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
-                       lockout=self.lockout, time_s=b.clock.time,
+                       lockout=self.lockout.port(src), time_s=b.clock.time,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)

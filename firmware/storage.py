@@ -26,9 +26,10 @@ followed by
 ``maintain()`` (at most one sector erase, never on the power-fail path). The power-fail
 input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
 metering interval is read first, then one page program, no erase, no read and no allocation
-(lib/journal.py). The board's hold-up time must cover it: see docs/BENCHMARKS.md. A commit
-never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
-ERR_STORAGE (``fault`` "write") until a commit succeeds.
+(lib/journal.py); after it the POWER_FAIL event and the event logs' pending flood summaries
+(``Meter.events_tick``) are written. The board's hold-up time must cover it: see
+docs/BENCHMARKS.md. A commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once
+per episode) and sets ERR_STORAGE (``fault`` "write") until a commit succeeds.
 
 Payload (76 bytes, schema 1, little endian): 8 x u32 whole units and 8 x u32 residues of
 lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 (read
@@ -190,6 +191,8 @@ class Storage:
             if ok and st == journal.STATUS_MIGRATED:
                 st = journal.STATUS_OK  # converted and rewritten: an ordinary journal now
         self._mark_saved()
+        if st == journal.STATUS_OK:  # the journal holds these registers: the period starts
+            self.policy.mark(self._mono_s)  # now (no copy at each power-up: flicker wear)
         return st
 
     def commit(self, reason=journal.REASON_PERIODIC):
@@ -284,3 +287,8 @@ class Storage:
                 self.meter.metering.finish()
                 self.commit(journal.REASON_POWERFAIL)
                 self.meter.log.log(events.POWER_FAIL)
+                # then the flood summaries still counted in RAM (attempts during a lockout,
+                # refusals): after the registers, within the hold-up time
+                tick = getattr(self.meter, "events_tick", None)
+                if tick is not None:
+                    tick(True)

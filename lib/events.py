@@ -62,6 +62,8 @@ NEUTRAL_OK = const(66)  # value: duration of the imbalance, s
 CONFIG_FALLBACK = const(67)  # config from an older copy / a damaged copy; value: valid copies
 SECURITY_FALLBACK = const(68)  # password not trusted: factory password needs the open seal
 CONFIG_DEFERRED = const(69)  # configuration save held back by the wear budget; value: s
+PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so that no flood can
+# push it out of the ring: t = its start (not the time of writing), value = its length, s
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -97,6 +99,7 @@ NAMES = {
     MAGNET_OFF: "magnetic field gone", NEUTRAL_IMBALANCE: "neutral current imbalance",
     NEUTRAL_OK: "neutral current balanced", CONFIG_FALLBACK: "configuration copy damaged",
     SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
+    PROG_LOCK_KEPT: "lockout carried over a restart",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -108,7 +111,7 @@ SECURITY_CODES = (
     PROG_ENTER, PROG_EXIT, WRONG_PASSWORD, PROG_LOCKED, SEALED_REFUSED, PARAM_CHANGED, CLOCK_SET,
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
-    CONFIG_FALLBACK, SECURITY_FALLBACK,
+    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT,
 )
 
 

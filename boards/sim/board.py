@@ -55,7 +55,8 @@ Flash and power
 
 Ports and inputs
   --serial ID        serial number, 1..16 printable characters (SIM00001)
-  --address A        IEC 62056-21 device address (default: the serial)
+  --address A        IEC 62056-21 device address, 1..32 letters and digits
+                     (default: the serial)
   --optical-tcp P    optical port (IEC 62056-21): TCP server 127.0.0.1:P
   --optical-dev PATH optical port on a tty (pty from tools/pty_bridge.py)
   --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
@@ -146,6 +147,14 @@ def _text(v, n, what):
     return v
 
 
+def _device_address(v):
+    # IEC 62056-21 device address: 1..32 letters and digits (lib/iec62056_21.py)
+    if not 0 < len(v) <= 32 or not all(
+            "0" <= c <= "9" or "A" <= c <= "Z" or "a" <= c <= "z" for c in v):
+        raise ValueError("an IEC 62056-21 device address is 1..32 letters and digits")
+    return v
+
+
 def parse_start(v):
     """--start: ISO 8601 UTC ``YYYY-MM-DD[THH:MM[:SS]][Z]`` (or a space for the T) or whole
     seconds since 2000-01-01; returns RTC seconds. ValueError naming the problem."""
@@ -189,7 +198,7 @@ _VALUED = {
     "--optical-tcp": ("optical_tcp", _port),
     "--optical-dev": ("optical_dev", lambda v: v),
     "--heap-every": ("heap_every", lambda v: _number(v, 0.001, 86400)),
-    "--address": ("address", lambda v: _text(v, 32, "an address")),
+    "--address": ("address", _device_address),
     "--control-tcp": ("control_tcp", _port),
     "--commit-s": ("commit_s", lambda v: _number(v, 1, 10 ** 9, True)),
 }
@@ -260,6 +269,13 @@ def parse_args(argv):
         raise UsageError("--off-time needs --flash (the RTC state is kept next to the image)")
     if o.flash is not None and o.no_flash:
         raise UsageError("--flash and --no-flash exclude each other")
+    if o.address is None and (o.optical_tcp is not None or o.optical_dev is not None
+                              or o.rs485_bus is not None):
+        try:
+            _device_address(o.serial)
+        except ValueError:
+            raise UsageError("--serial %r is the ports' device address: use 1..32 letters "
+                             "and digits, or give --address" % o.serial) from None
     ports = [p for p in (o.optical_tcp, o.control_tcp) if p is not None]
     if len(ports) == 2 and ports[0] == ports[1]:
         raise UsageError("--optical-tcp and --control-tcp both use port %d" % ports[0])
@@ -289,6 +305,19 @@ def os_error_text(e):
     return words or name or "error %d" % n
 
 
+def _regular(what, path):
+    """UsageError naming ``what`` when ``path`` exists but is a fifo, device or socket (open()
+    would block for a fifo's writer); absent files and directories are left to open()."""
+    import os
+
+    try:
+        kind = os.stat(path)[0] & 0o170000
+    except OSError:
+        return
+    if kind not in (0o100000, 0o040000):
+        raise UsageError("%s: not a regular file (a fifo, device or socket)" % what)
+
+
 def _opening(what, fn, *args):
     """fn(*args), with an OSError turned into a UsageError naming ``what``."""
     try:
@@ -312,6 +341,9 @@ class SimBoard:
         self.commit_s = o.commit_s
         # the battery-backed RTC, before the flash model creates a new image file
         flash_path = None if o.no_flash else o.flash
+        if flash_path:
+            for suffix in ("", ".rtc", ".wear"):
+                _regular("--flash %s" % (flash_path + suffix), flash_path + suffix)
         rtc_ms, valid, note = rtc.power_up(flash_path, EPOCH_2016, o.start, o.off_time,
                                            o.rtc_battery)
         self.clock = VirtualClock(o.speed, valid=valid, note=note, start_ms=rtc_ms)

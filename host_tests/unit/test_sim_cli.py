@@ -112,3 +112,16 @@ def test_fit():
     assert len(lines) == 2 and all(len(x) <= WIDTH for x in lines), lines
     assert lines[1].startswith("        a"), lines
     assert fit("x" * 100) == ["x" * WIDTH, " " * 8 + "x" * 21]
+
+
+def test_device_address_is_checked_on_the_command_line():
+    # --address "A!B" (or a serial with "/" used as the address) crashed the port task's
+    # start-up with a traceback ("ValueError: address char")
+    for argv in (["--address", "A!B"], ["--address", "a_b"], ["--address", "x" * 33]):
+        e = str(_usage(argv))
+        assert "--address" in e and repr(argv[1]) in e and "letters and digits" in e, e
+    e = str(_usage(["--serial", "SIM/01", "--optical-tcp", "4001"]))
+    assert "--serial" in e and "'SIM/01'" in e and "--address" in e, e
+    assert parse_args(["--serial", "SIM/01"]).serial == "SIM/01", "no port: any serial"
+    o = parse_args(["--serial", "SIM/01", "--address", "7", "--rs485-bus", "127.0.0.1:4100"])
+    assert o.address == "7"

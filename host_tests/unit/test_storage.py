@@ -495,3 +495,51 @@ def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
     m.registers.whole[0] = 77
     assert _data(m).executor("C.91.8", "", False) is None, "repeated: it completes"
     assert _meter(board).registers.whole[0] == 77
+
+
+def test_journal_format_is_audited_with_its_port():
+    # E2 C.91.8 (format a foreign journal: its records are gone for good) was logged only
+    # in the standard log, without the port that ordered it; the cold start (C.91.9) and
+    # every other change are security-log records with the port and the address
+    board = _board()
+    _foreign(board)
+    m = _meter(board)
+    d = _data(m)
+    assert d.executor("C.91.8", "", False, events.SRC_RS485) is None
+    sec = [e for e in m.persisted_events(events.LOG_SECURITY) if e[4] == "C.91.8"]
+    assert sec and sec[-1][1] == events.PARAM_CHANGED and sec[-1][3] == events.SRC_RS485, sec
+
+
+def test_cold_start_that_cannot_be_committed_is_not_acknowledged():
+    # E2 C.91.9 zeroed the RAM registers and answered ACK even when the commit failed: the
+    # next restart brought the old registers back, silently undoing an acknowledged command
+    from iec_session import ER_FAILED
+
+    board = _board()
+    m = _meter(board)
+    m.registers.whole[0] = 777
+    m.storage.commit(journal.REASON_PERIODIC)
+
+    def broken(*_a, **_k):
+        raise OSError(5)
+
+    m.storage.journal.commit = broken
+    assert _data(m).executor("C.91.9", "", False) == ER_FAILED
+    assert m.log.count(events.STORAGE_WRITE_FAILED) == 1
+
+
+def test_a_power_up_writes_no_record_of_what_the_journal_already_holds():
+    # each power-up committed the registers it had just restored (the commit policy had no
+    # "last commit" yet), so a flickering supply cost two journal records per cycle: that
+    # copy and the power-fail commit (issue 7 assessment: wear over 20 years)
+    board = _board()
+    m = _meter(board)
+    m.registers.whole[0] = 4321
+    m.shutdown()
+    m2 = _meter(board)
+    s = m2.storage
+    assert m2.registers.whole[0] == 4321
+    s._tick()
+    assert not s.policy.due(s._mono_s + 1, journal.REASON_PERIODIC, s._unsaved_wh()), \
+        "nothing new to commit one second after the power-up"
+    assert s.policy.due(s._mono_s + 300, journal.REASON_PERIODIC, 1), "the period still runs"
