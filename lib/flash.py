@@ -93,8 +93,8 @@ class BlockDeviceFlash:
         if self.sector_size % page_size:
             raise ValueError("page_size must divide the block size")
         self.page_size = page_size
-        self._page = bytearray(page_size)
         self._ff = b"\xff" * page_size
+        self._page = bytearray(self._ff)  # all 0xFF between operations (program())
         self._verify = verify_erase
 
     def read(self, addr, buf):
@@ -121,15 +121,21 @@ class BlockDeviceFlash:
             raise ValueError("program out of range or crossing a page boundary")
         ss = self.sector_size
         start = addr - addr % p
-        pg = self._page
         if n == p:
-            buf = data
+            r = self._bdev.writeblocks(start // ss, data, start % ss)
         else:
-            pg[0:p] = self._ff  # slice assignment: no allocation on the power-fail path
+            # ``_page`` is all 0xFF between programs. Byte by byte, not pg[o:o + n] = data:
+            # a slice object is a heap allocation on MicroPython < 1.26, and this is the
+            # power-fail path (allocation-free, host_tests/unit/test_journal.py)
+            pg = self._page
             o = addr - start
-            pg[o : o + n] = data
-            buf = pg
-        r = self._bdev.writeblocks(start // ss, buf, start % ss)
+            for i in range(n):
+                pg[o + i] = data[i]
+            try:
+                r = self._bdev.writeblocks(start // ss, pg, start % ss)
+            finally:
+                for i in range(o, o + n):
+                    pg[i] = 0xFF
         if r:
             raise FlashError("writeblocks returned %r" % r)
 
@@ -144,8 +150,11 @@ class BlockDeviceFlash:
         if self._verify:
             pg = self._page
             p = self.page_size
-            for a in range(addr, addr + ss, p):
-                self._bdev.readblocks(addr // ss, pg, a - addr)
-                for b in pg:
-                    if b != 0xFF:
-                        raise FlashError("sector at %d not blank after erase" % addr)
+            try:
+                for a in range(addr, addr + ss, p):
+                    self._bdev.readblocks(addr // ss, pg, a - addr)
+                    for b in pg:
+                        if b != 0xFF:
+                            raise FlashError("sector at %d not blank after erase" % addr)
+            finally:
+                pg[0:p] = self._ff  # program() relies on an all-0xFF page buffer

@@ -630,7 +630,10 @@ class SectorRing:
         else:
             self._seq_lo = lo + 1
         r = self._rec
-        r[_HDR : _HDR + n] = payload
+        # byte by byte: a slice assignment r[a:b] = payload builds its slice object on the
+        # heap on MicroPython < 1.26 (e.g. 1.25 on the emulated cores, tools/emu)
+        for i in range(n):
+            r[_HDR + i] = payload[i]
         struct.pack_into(_RFMT, r, 0, _REC_M0, _REC_M1, FORMAT, tag, lo, hi, n, aux)
         if n == self._max:
             body = self._v_body

@@ -6,6 +6,11 @@ installed as the ``struct`` and ``binascii`` of lib/ringlog.py and firmware/stor
 records every int packed and every CRC computed by ``binascii``, and :func:`changed_ints`
 lists the ints an object's attributes took on during a call. A power-fail path passes when
 nothing it packed, computed or stored is outside the small-int range.
+
+:func:`slices` catches the other allocation the host misses: on MicroPython < 1.26 (1.25 on
+the emulated cores, tools/emu) every ``a[x:y]`` builds a slice object on the heap, while the
+unix port here (newer) builds it on the stack, so ``heap_lock()`` there does not see it. Under
+CPython it traces the opcodes a call executes and lists the slices built by device code.
 """
 
 import binascii as _binascii
@@ -114,3 +119,42 @@ def changed_ints(obj, before):
             if not small(x):
                 bad.append((where, x))
     return bad
+
+
+def slices(fn):
+    """Call ``fn()`` and return ``[(file, line)]`` of every slice built on the way by device
+    code (lib/, firmware/, boards/ except the virtual board's models in boards/sim); None
+    where opcodes cannot be traced (MicroPython: there heap_lock() on a core < 1.26 does it).
+    """
+    import sys
+
+    settrace = getattr(sys, "settrace", None)
+    if settrace is None or sys.implementation.name != "cpython":
+        fn()
+        return None
+    import dis
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    dev = tuple(os.path.join(root, d) + os.sep for d in ("lib", "firmware", "boards"))
+    sim = os.path.join(root, "boards", "sim") + os.sep
+    ops = {dis.opmap[n] for n in ("BUILD_SLICE", "BINARY_SLICE", "STORE_SLICE")
+           if n in dis.opmap}
+    found = []
+
+    def trace(frame, event, _arg):
+        f = frame.f_code.co_filename
+        if not f.startswith(dev) or f.startswith(sim):
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] in ops:
+            found.append((os.path.relpath(f, root), frame.f_lineno))
+        return trace
+
+    old = sys.gettrace()
+    settrace(trace)
+    try:
+        fn()
+    finally:
+        settrace(old)
+    return found

@@ -41,10 +41,4 @@ HOST_ONLY = {
 # "module.test" -> (exception name, where and why). Such a test must still fail with that
 # exception (reported as "known defect"); once it passes the run fails until the entry goes,
 # so a fix is noticed and the check comes back into force.
-KNOWN_DEFECTS = {
-    "test_journal.test_power_fail_commit_allocates_nothing": (
-        "MemoryError",
-        "lib/ringlog.py:442 (also :315): binascii.crc32() values >= 2**30 are long ints on a "
-        "32-bit core, so packing the record CRC allocates under heap_lock in the power-fail "
-        "commit"),
-}
+KNOWN_DEFECTS = {}
