@@ -4,9 +4,11 @@
 Each register holds whole units (Wh, varh or VAh) in ``whole`` and the remainder in chip LSB
 scaled by 256 in ``res`` (0 <= res < lsb_per_unit_q8). All values stay small ints on a 32-bit
 MicroPython port (whole < 2^30 Wh, i.e. 1.07 GWh, far beyond MID's 4 000 h at Imax =
-55 200 kWh; res < 2^24; one interval's counts << 8 < 2^30 for intervals below 40 s at full
-scale), so :meth:`Registers.add` never allocates. The resolution is one chip LSB (4.2e-5 Wh for the
-reference front end), finer than the 1 mWh the registers are read out at.
+55 200 kWh; res < 2^24; an interval's counts are carried in pieces of 2^21 LSB, so
+``res + (piece << 8)`` < 2^30 whatever the interval: one 24-bit read at full scale is
+2^23 LSB, and 2^23 << 8 would be a long int), so :meth:`Registers.add` never allocates.
+The resolution is one chip LSB (4.2e-5 Wh for the reference front end), finer than the
+1 mWh the registers are read out at.
 
 Quadrants (IEC 62053-23 / DLMS four-quadrant convention, OBIS C = 5..8 for Q1..Q4):
 Q1: P >= 0, Q >= 0 (import, inductive); Q2: P < 0, Q >= 0; Q3: P < 0, Q < 0;
@@ -31,6 +33,7 @@ Q4 = const(5)
 S_IMPORT = const(6)
 S_EXPORT = const(7)
 COUNT = const(8)
+_PIECE = const(1 << 21)  # LSB carried at once: res + (piece << 8) < 2^24 + 2^29 < 2^30
 
 OBIS = ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0")
 UNITS = ("Wh", "Wh", "varh", "varh", "varh", "varh", "VAh", "VAh")
@@ -71,13 +74,18 @@ class Registers:
         self._div = new
 
     def _add(self, i, lsb):
-        # lsb >= 0, chip counts; carried into whole units without allocation.
-        r = self.res[i] + (lsb << 8)
+        # lsb >= 0, chip counts; carried into whole units without allocation (in pieces:
+        # see _PIECE)
+        r = self.res[i]
         d = self._div[i]
-        if r >= d:
-            q = r // d
-            self.whole[i] += q
-            r -= q * d
+        while lsb > 0:
+            c = lsb if lsb < _PIECE else _PIECE
+            lsb -= c
+            r += c << 8
+            if r >= d:
+                q = r // d
+                self.whole[i] += q
+                r -= q * d
         self.res[i] = r
 
     def add(self, e_active, e_reactive, e_apparent):

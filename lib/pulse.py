@@ -18,6 +18,11 @@ has its energy counted).
 """
 
 
+from micropython import const
+
+_PIECE = const(1 << 21)  # LSB carried at once: res + (piece << 8) < 2^24 + 2^29 < 2^30
+
+
 class PulseOutput:
     """``lsb_per_pulse_q8``: chip LSB per pulse times 256 (for 1000 imp/kWh: LSB per Wh,
     i.e. lib.energy.lsb_per_unit_q8(wh_per_lsb)). :meth:`add` returns the pulses due."""
@@ -28,16 +33,23 @@ class PulseOutput:
         self.total = 0
 
     def add(self, lsb):
-        """Add ``lsb`` (chip counts, sign ignored). Returns the number of new pulses (int)."""
+        """Add ``lsb`` (chip counts, sign ignored). Returns the number of new pulses (int).
+        Allocation-free on a 32-bit port for any count: carried in pieces of 2^21 LSB (one
+        24-bit read at full scale, 2^23 LSB, << 8 would be a long int)."""
         if lsb < 0:
             lsb = -lsb
-        r = self.res + (lsb << 8)
+        r = self.res
         n = 0
         d = self._div
-        if r >= d:
-            n = r // d
-            r -= n * d
-            self.total += n
+        while lsb > 0:
+            c = lsb if lsb < _PIECE else _PIECE
+            lsb -= c
+            r += c << 8
+            if r >= d:
+                q = r // d
+                r -= q * d
+                n += q
+        self.total += n
         self.res = r
         return n
 

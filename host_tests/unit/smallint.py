@@ -11,6 +11,9 @@ nothing it packed, computed or stored is outside the small-int range.
 the emulated cores, tools/emu) every ``a[x:y]`` builds a slice object on the heap, while the
 unix port here (newer) builds it on the stack, so ``heap_lock()`` there does not see it. Under
 CPython it traces the opcodes a call executes and lists the slices built by device code.
+:func:`long_locals` lists the local variables of device code that held an int outside the
+small-int range during a call (CPython line tracing): arithmetic such as ``res + (lsb << 8)``
+that the 64-bit host computes without a sound.
 """
 
 import binascii as _binascii
@@ -121,40 +124,86 @@ def changed_ints(obj, before):
     return bad
 
 
-def slices(fn):
-    """Call ``fn()`` and return ``[(file, line)]`` of every slice built on the way by device
-    code (lib/, firmware/, boards/ except the virtual board's models in boards/sim); None
-    where opcodes cannot be traced (MicroPython: there heap_lock() on a core < 1.26 does it).
-    """
-    import sys
-
-    settrace = getattr(sys, "settrace", None)
-    if settrace is None or sys.implementation.name != "cpython":
-        fn()
-        return None
-    import dis
+def _device_filter():
     import os
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     dev = tuple(os.path.join(root, d) + os.sep for d in ("lib", "firmware", "boards"))
     sim = os.path.join(root, "boards", "sim") + os.sep
+
+    def is_device(f):
+        return f.startswith(dev) and not f.startswith(sim)
+
+    return root, is_device
+
+
+def _traced(fn, trace):
+    import sys
+
+    old = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(old)
+
+
+def _cpython():
+    import sys
+
+    return sys.implementation.name == "cpython" and hasattr(sys, "settrace")
+
+
+def long_locals(fn):
+    """Call ``fn()`` and return ``[(file, line, name, value)]`` for every local int variable of
+    device code (as :func:`slices`) outside the small-int range at a line or return event;
+    None where it cannot trace (MicroPython: heap_lock() on a 32-bit core does it)."""
+    if not _cpython():
+        fn()
+        return None
+    import os
+
+    root, is_device = _device_filter()
+    found = []
+
+    def trace(frame, event, _arg):
+        f = frame.f_code.co_filename
+        if not is_device(f):
+            return None
+        if event in ("line", "return"):
+            for k, v in frame.f_locals.items():
+                if isinstance(v, int) and not isinstance(v, bool) and not small(v):
+                    found.append((os.path.relpath(f, root), frame.f_lineno, k, v))
+        return trace
+
+    _traced(fn, trace)
+    return found
+
+
+def slices(fn):
+    """Call ``fn()`` and return ``[(file, line)]`` of every slice built on the way by device
+    code (lib/, firmware/, boards/ except the virtual board's models in boards/sim); None
+    where opcodes cannot be traced (MicroPython: there heap_lock() on a core < 1.26 does it).
+    """
+    if not _cpython():
+        fn()
+        return None
+    import dis
+    import os
+
+    root, is_device = _device_filter()
     ops = {dis.opmap[n] for n in ("BUILD_SLICE", "BINARY_SLICE", "STORE_SLICE")
            if n in dis.opmap}
     found = []
 
     def trace(frame, event, _arg):
         f = frame.f_code.co_filename
-        if not f.startswith(dev) or f.startswith(sim):
+        if not is_device(f):
             return None
         frame.f_trace_opcodes = True
         if event == "opcode" and frame.f_code.co_code[frame.f_lasti] in ops:
             found.append((os.path.relpath(f, root), frame.f_lineno))
         return trace
 
-    old = sys.gettrace()
-    settrace(trace)
-    try:
-        fn()
-    finally:
-        settrace(old)
+    _traced(fn, trace)
     return found

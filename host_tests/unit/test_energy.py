@@ -101,3 +101,44 @@ def test_add_allocates_nothing():
     finally:
         micropython.heap_unlock()
     assert r.whole[energy.A_PLUS] > 0
+
+
+# One 24-bit read at full scale is 2^23 LSB, and up to 2^26 once firmware/metering.py undoes a
+# wrap: ``lsb << 8`` is then a long int on a 32-bit port, i.e. a MemoryError in the
+# heap-locked metering step (seen on the emulated cores, tools/emu; the 64-bit host is silent).
+# A list, not a tuple: a frozen module's constant tuple holds its ints beyond +-8191 as long-int
+# objects (MicroPython 1.25 tools/mpy-tool.py), and -e of one of them allocates.
+FULL_SCALE_READS = [(1 << 23) - 1, -(1 << 23), 1 << 26, -(1 << 26), 4194305, 1, -1]
+
+
+def locked(fn):
+    """``fn()`` with the heap locked on MicroPython (an allocation raises MemoryError)."""
+    if not MICROPYTHON:
+        return fn()
+    import micropython
+
+    micropython.heap_lock()
+    try:
+        return fn()
+    finally:
+        micropython.heap_unlock()
+
+
+def test_full_scale_reads_carry_exactly_with_small_ints_only():
+    import smallint
+
+    r = _regs()
+    r.add(12345, -678, 12345)
+
+    def run():
+        for e in FULL_SCALE_READS:
+            r.add(e, -e, e)
+
+    bad = smallint.long_locals(lambda: locked(run))
+    assert not bad, "long ints on the add path: %r" % bad[:3]
+    imp = 12345 + sum(e for e in FULL_SCALE_READS if e >= 0)
+    exp = sum(-e for e in FULL_SCALE_READS if e < 0)
+    for i, lsb in ((energy.A_PLUS, imp), (energy.S_IMPORT, imp), (energy.A_MINUS, exp),
+                   (energy.S_EXPORT, exp), (energy.Q2, exp), (energy.Q4, imp - 12345 + 678)):
+        want = (lsb * 256 // LPW, lsb * 256 % LPW)
+        assert (r.whole[i], r.res[i]) == want, (i, r.whole[i], r.res[i], want)

@@ -18,6 +18,28 @@ def test_pulses_carry_residue():
     assert p.add(-int(lsb_per_wh * 2)) == 2, "export pulses too (sign ignored)"
 
 
+def test_full_scale_reads_pulse_exactly_with_small_ints_only():
+    import smallint
+    from test_energy import FULL_SCALE_READS, locked
+
+    d = lsb_per_unit_q8(WH_PER_LSB)
+    p = PulseOutput(d)
+    p.add(777)
+    got = [0]
+
+    def run():
+        n = 0
+        for e in FULL_SCALE_READS:
+            n += p.add(e)
+        got[0] = n
+
+    bad = smallint.long_locals(lambda: locked(run))
+    assert not bad, "long ints on the pulse path: %r" % bad[:3]
+    total = 777 + sum(abs(e) for e in FULL_SCALE_READS)
+    assert p.total == total * 256 // d and p.res == total * 256 % d, (p.total, p.res)
+    assert got[0] == p.total - 777 * 256 // d
+
+
 def test_gate_at_starting_current():
     g = NoLoadGate(WH_PER_LSB, start_current_ma=20, un_v=230)
     per_s = 4.6 / 3600 / WH_PER_LSB  # 20 mA at 230 V for 1 s, in LSB
