@@ -218,6 +218,7 @@ class SectorRing:
         self._chunks = self._split(need)
         self._crc = [0, 0]  # CRC-32 register of an append, two 16-bit halves
         self._buf = bytearray(slot)
+        self._ff = b""  # 0xFF bytes to compare with, shared by the views in _blanks
         self._blanks = {}
         self._state = bytearray(n)
         self._ssz = [0] * n
@@ -259,9 +260,15 @@ class SectorRing:
             self._log(msg)
 
     def _blank(self, n):
+        """``n`` bytes of 0xFF: a view of one shared buffer, kept per size. (Salvaging probes
+        many slot sizes: a bytes object per size added up to ~90 KB on 16 KiB sectors with
+        16-byte rows, a MemoryError at boot on a device.)"""
         b = self._blanks.get(n)
         if b is None:
-            b = b"\xff" * n
+            if len(self._ff) < n:
+                self._ff = b"\xff" * n
+                self._blanks = {}  # the views of the shorter buffer go with it
+            b = memoryview(self._ff)[:n]
             self._blanks[n] = b
         return b
 
@@ -429,6 +436,7 @@ class SectorRing:
         best_seq, best_sec, best_slot = self._best
         if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
             self._blanks = {}
+            self._ff = b""
             if len(self._buf) > self.slot_size:
                 self._buf = bytearray(self.slot_size)
         self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
