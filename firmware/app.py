@@ -292,8 +292,14 @@ class Meter:
     def persisted_events(self, log=None):
         """Decoded persisted events, oldest first within each log: list of ``(t, code, value,
         src, subject, summary, legacy)`` (``legacy``: an old 12-byte record); ``log``:
-        events.LOG_* or None for all."""
-        out = []
+        events.LOG_* or None for all. Full logs are hundreds of tuples (the virtual board:
+        254 + 508 records): code that runs on the device (the boot) iterates
+        :meth:`iter_persisted_events` instead."""
+        return list(self.iter_persisted_events(log))
+
+    def iter_persisted_events(self, log=None):
+        """The records of :meth:`persisted_events`, one at a time (read from flash as
+        iterated: no list of the whole log in the heap)."""
         rings = self._event_rings
         for i in range(len(rings)):
             if log is not None and len(rings) > 1 and i != log:
@@ -304,8 +310,7 @@ class Meter:
                 except ValueError:
                     continue
                 if log is None or len(rings) > 1 or events.log_of(d[1]) == log:
-                    out.append(d + (tag == 0,))
-        return out
+                    yield d + (tag == 0,)
 
     def set_meter_constant(self, imp_per_kwh, src=events.SRC_METER):
         """Metrological parameter (seal checked by the caller): the test LEDs' constant

@@ -91,6 +91,24 @@ def _secs(date, time_):
                    int(time_[2:4]), int(time_[4:6]))
 
 
+def _lockout_history(meter):
+    """The security log as lib/lockout.py's history, oldest first, read record by record: a
+    flood fills the log, and a list of all its records (two tuples each) grew the boot's peak
+    heap with the log's size (~15 KB for 254 records on a 32-bit core)."""
+    for t, code, value, src, _subj, summary, legacy in meter.iter_persisted_events(
+            events.LOG_SECURITY):
+        if legacy or summary:
+            continue
+        if code == events.WRONG_PASSWORD:
+            yield t, "fail", value, src
+        elif code == events.PROG_LOCKED:
+            yield t, "lock", value, src
+        elif code == events.PROG_LOCK_KEPT:
+            yield t, "kept", value, src
+        elif code == events.PROG_ENTER:
+            yield t, "ok", 0, src
+
+
 class MeterData:
     """Readout, reader, writer and executor callbacks over a firmware.app.Meter, and the
     meter's one password lockout (lib/lockout.py), shared by every port's session and
@@ -105,21 +123,8 @@ class MeterData:
         self.password = cfg.get("password", FACTORY_PASSWORD)
         self.lockout = Lockout(cfg.get("prog_max_failures", 3), cfg.get("prog_lockout_s", 600),
                                cfg.get("prog_lockout_max_s", 86400))
-        hist = []
-        for t, code, value, src, _subj, summary, legacy in meter.persisted_events(
-                events.LOG_SECURITY):
-            if legacy or summary:
-                continue
-            if code == events.WRONG_PASSWORD:
-                hist.append((t, "fail", value, src))
-            elif code == events.PROG_LOCKED:
-                hist.append((t, "lock", value, src))
-            elif code == events.PROG_LOCK_KEPT:
-                hist.append((t, "kept", value, src))
-            elif code == events.PROG_ENTER:
-                hist.append((t, "ok", 0, src))
         now = meter.board.clock.time()
-        self.lockout.restore(hist, now)
+        self.lockout.restore(_lockout_history(meter), now)
         # the log is a ring that floods and power cycles can turn over: the lockout (active,
         # or still counting for the doubling) is recorded again at every power-up
         kept = self.lockout.carried(now)
