@@ -40,7 +40,6 @@ Counters: ``commands``, ``log`` (last 64 command lines), ``power_ons``, ``power_
 ``tcp_connects``, ``tcp_sent``, ``tcp_received``, ``uart_in``, ``uart_out``.
 """
 
-import socket
 import time
 
 from boards.sim.hw import SimPin
@@ -75,6 +74,8 @@ _OUT_CAP = 16384  # bytes waiting to go to the MCU (a module's UART buffer)
 
 
 def _real_connect(host, port):
+    import socket  # here, not at the top: only this bridge needs a network stack
+
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.connect(socket.getaddrinfo(host, port)[0][-1])

@@ -16,7 +16,16 @@ MICROPYTHON = sys.implementation.name == "micropython"
 
 def add_frozen_lib():
     """Put .frozen-lib (umqtt.simple, installed by tools/setup_uplink.py) on the path;
-    on CPython also alias the u-modules umqtt.simple 1.3.4 imports."""
+    on CPython also alias the u-modules umqtt.simple 1.3.4 imports. Nothing to do where it
+    is frozen in (the emulated cores, tools/emu)."""
+    if MICROPYTHON:
+        try:
+            import modem.mqtt  # noqa: F401  (imports umqtt.simple)
+
+            return
+        except ImportError:
+            for m in ("modem.mqtt", "umqtt.simple", "umqtt"):
+                sys.modules.pop(m, None)
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     root = here + "/../.."
     p = root + "/.frozen-lib"

@@ -8,10 +8,10 @@ from modemkit import MICROPYTHON, MiniBroker, Rig, add_frozen_lib
 
 add_frozen_lib()
 
-import umqtt.simple as simple  # noqa: E402
+from modem.mqtt import MQTTClient  # noqa: E402  (first: on a port without sockets it
+from modem.sock import ModemNet, ModemSocket  # noqa: E402  lets umqtt.simple import)
 
-from modem.mqtt import MQTTClient  # noqa: E402
-from modem.sock import ModemNet, ModemSocket  # noqa: E402
+import umqtt.simple as simple  # noqa: E402, I001
 
 
 class Net:

@@ -17,7 +17,22 @@ at set-up time into ``.frozen-lib/`` (``tools/setup_uplink.py``), never committe
 ``mpremote mip install umqtt.simple``.
 """
 
-import umqtt.simple as _simple
+try:
+    import usocket  # noqa: F401  (umqtt.simple imports it at module level)
+except ImportError:  # a port without a network stack (RPI_PICO, most STM32 boards): the
+    # modem is the network here; umqtt.simple still imports, and connect() needs ``net``
+    import sys
+
+    class _NoSocket:
+        def socket(self, *_a):
+            raise OSError("this port has no socket module: give MQTTClient a net "
+                          "(modem.sock.ModemNet)")
+
+        getaddrinfo = socket
+
+    sys.modules["usocket"] = _NoSocket()
+
+import umqtt.simple as _simple  # noqa: E402
 
 
 class MQTTClient(_simple.MQTTClient):
