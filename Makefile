@@ -73,7 +73,7 @@ EMU_BOARDS ?= MPS2_AN385 NETDUINO2
 emu-setup:
 	tools/emu/setup.sh
 
-emu-test: $(STAMP) emu-setup
+emu-test: $(STAMP) emu-setup uplink-lib
 	@set -e; for b in $(EMU_BOARDS); do \
 	  $(BIN)/python tools/emu/emu.py test --board $$b; done
 	$(BIN)/python tools/emu/selftest.py

@@ -143,12 +143,99 @@ def _line(rng, cmd):
     elif k < 99:
         body = rng.printable(257 + rng.below(1000))
     elif rng.chance(100):
-        body = rng.pick((b"A", b"\x00", b"\xff")) * (65536 + rng.below(4000))  # 64 KB
+        body = (rng.pick((b"A", b"\x00", b"\xff")), 65536 + rng.below(4000))  # 64 KB
     else:
-        body = rng.pick((b"A", b"\x00", b"\xff")) * (1000 + rng.below(4000))
+        body = (rng.pick((b"A", b"\x00", b"\xff")), 1000 + rng.below(4000))
     term = rng.pick((b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"", b"\r\n\r\n"))
-    out = rng.pick((b"\r\n", b"", b"\r\n")) + body + term
-    return _mutate(rng, out)
+    pre = rng.pick((b"\r\n", b"", b"\r\n"))
+    if isinstance(body, tuple):  # a run: kept as segments, never whole in memory
+        out = _Frame([pre, body, term])
+        if len(out) and rng.chance(150):
+            _mutate_frame(rng, out)
+        return out
+    return _mutate(rng, pre + body + term)
+
+
+class _Frame:
+    """A frame as segments, each bytes or a run ``(byte, count)``: a 64 KB garbage line costs
+    a few objects, not 64 KB (the short fuzz runs in process on the emulated cores' 192 KiB
+    heap too, where a 64 KiB block may not be free). ``piece(pos, k)``: bytes [pos, pos+k)."""
+
+    def __init__(self, segs):
+        self.segs = [g for g in segs if _seglen(g)]
+
+    def __len__(self):
+        return sum(_seglen(g) for g in self.segs)
+
+    def _find(self, i):
+        for j in range(len(self.segs)):
+            n = _seglen(self.segs[j])
+            if i < n:
+                return j, i
+            i -= n
+        raise IndexError(i)
+
+    def byte(self, i):
+        j, o = self._find(i)
+        g = self.segs[j]
+        return g[0][0] if isinstance(g, tuple) else g[o]
+
+    def put(self, i, v):
+        """Byte ``i`` becomes ``v``."""
+        j, o = self._find(i)
+        g = self.segs[j]
+        if isinstance(g, tuple):
+            parts = [(g[0], o), bytes([v]), (g[0], g[1] - o - 1)]
+        else:
+            parts = [g[:o] + bytes([v]) + g[o + 1:]]
+        self.segs[j:j + 1] = [p for p in parts if _seglen(p)]
+
+    def cut(self, i):
+        """Keep bytes [0, i) only."""
+        j, o = self._find(i)
+        g = self.segs[j]
+        self.segs[j:] = [(g[0], o) if isinstance(g, tuple) else g[:o]] if o else []
+
+    def double(self, i):
+        """Byte ``i`` twice (``b[i:i] = b[i:i + 1]``)."""
+        v = self.byte(i)
+        j, o = self._find(i)
+        g = self.segs[j]
+        if isinstance(g, tuple):
+            self.segs[j] = (g[0], g[1] + 1)
+        else:
+            self.segs[j] = g[:o] + bytes([v]) + g[o:]
+
+    def piece(self, pos, k):
+        out = bytearray()
+        for g in self.segs:
+            n = _seglen(g)
+            if pos < n and k > 0:
+                c = n - pos if n - pos < k else k
+                out += g[0] * c if isinstance(g, tuple) else g[pos:pos + c]
+                k -= c
+                pos = 0
+            else:
+                pos -= n if pos >= n else 0
+        return bytes(out)
+
+
+def _seglen(g):
+    return g[1] if isinstance(g, tuple) else len(g)
+
+
+def _mutate_frame(rng, f):
+    """:func:`_mutate`'s change (its chance already drawn) made to a :class:`_Frame`."""
+    k = rng.below(4)
+    i = rng.below(len(f))
+    if k == 0:
+        f.put(i, f.byte(i) ^ (1 << rng.below(8)))
+    elif k == 1:
+        f.cut(i)
+    elif k == 2:
+        f.put(i, 0)
+    else:
+        f.double(i)
 
 
 def _mutate(rng, b):
@@ -198,7 +285,6 @@ def run_engine(lines, seed=1, check_every=1):
     cmds = _commands(p)
     now = (1 << 30) - 5000  # wraps early
     heap0 = None
-    pending = b""
     n = 0
     while n < lines:
         if not e.busy and rng.chance(600):
@@ -207,11 +293,13 @@ def run_engine(lines, seed=1, check_every=1):
             pass
         ln = _line(rng, e.command)
         n += 1
-        pending += ln
-        while pending:
+        frame = isinstance(ln, _Frame)
+        size = len(ln)
+        pos = 0
+        while pos < size:  # in pieces, without copying the rest of a long line each time
             k = 1 + rng.below(600)
-            e.feed(pending[:k], now)
-            pending = pending[k:]
+            e.feed(ln.piece(pos, k) if frame else ln[pos:pos + k], now)
+            pos += k
             if rng.chance(300):
                 now = (now + rng.below(400)) & MASK30
                 e.poll(now)

@@ -38,6 +38,10 @@ File backing: with ``path`` the image is loaded from that file if it exists (its
 a killed process keeps every completed operation. Erase counts are kept beside it in
 ``path + ".wear"`` (one little-endian u32 per sector).
 
+Image memory: ``image`` is a bytearray in the heap, unless :func:`set_image_allocator`
+installed another source (the emulated MCU cores of tools/emu give the images memory outside
+their device-sized GC heap: a flash chip is not RAM).
+
 Block-device protocol (MicroPython extended interface, docs/reference/filesystem.rst):
 ``readblocks(block, buf, offset=0)``, ``writeblocks(block, buf, offset=None)`` (without offset
 the blocks are erased first), ``ioctl(op, arg)`` with 1/2/3 init/deinit/sync, 4 block count,
@@ -53,6 +57,17 @@ from micropython import const
 OP_PROGRAM = const(1)
 OP_ERASE = const(2)
 _MASK32 = const(0xFFFFFFFF)
+
+
+_image_alloc = None
+
+
+def set_image_allocator(fn):
+    """Take images from ``fn(size)`` -> ``(bytearray of size bytes, owner)``, or None for a
+    bytearray in the heap; ``fn=None`` restores the heap. The model keeps ``owner`` as long as
+    it lives (the memory is the owner's), so keep the model, not only its ``image``."""
+    global _image_alloc
+    _image_alloc = fn
 
 
 class PowerCut(Exception):
@@ -72,7 +87,13 @@ class NORFlash:
         self.seed = seed
         self.strict = strict
         self._blank = b"\xff" * sector_size
-        self.image = bytearray(size)  # filled sector by sector: no second image-sized buffer
+        got = None if _image_alloc is None else _image_alloc(size)
+        if got is None:
+            self.image = bytearray(size)
+            self._owner = None
+        else:
+            self.image, self._owner = got
+        # filled sector by sector: no second image-sized buffer
         for a in range(0, size, sector_size):
             self.image[a : a + sector_size] = self._blank
         self._mv = memoryview(self.image)

@@ -20,6 +20,8 @@ def test_engine_fuzz_short():
 
 def test_manager_fuzz_short_recovers():
     r = fuzz_at.run_manager(1500, seed=12, segment=750)
+    fuzz_at.LAST = None  # the tool keeps its last rig for a post-mortem: ~12 KB held for good
+    # in the middle of an emulated core's heap (tools/emu), fragmenting it for the next tests
     assert r["ok"], r["errors"]
     assert r["segments"] >= 2 and r["echoed"] == r["segments"]
     assert r["faults"] > 10 and r["connects"] >= 2

@@ -50,7 +50,8 @@ def bench(board, runs, steps, sim_s):
     ins = 1e9 / b["cpu_hz"]  # instructions per SysTick cycle under -icount shift=0
     r = dict(board=board, core=b["core"], text=text, data=data, bss=bss, frozen=ftext + fdata,
              heap=b["heap"], ramdisk=b["ramdisk_kb"] * 1024,
-             static=data + bss - b["heap"] - b["ramdisk_kb"] * 1024, build_s=build_s,
+             static=data + bss - b["heap"] - (b["ramdisk_kb"] + b["flashmem_kb"]) * 1024,
+             build_s=build_s,
              step_insn=med["step_cycles"] * ins, step_model_insn=med["step_model_cycles"] * ins,
              loop_insn=med["loop10k_cycles"] * ins / 10000, **med)
     return r
@@ -64,7 +65,8 @@ def main():
     ap.add_argument("--sim-s", type=int, default=300)
     a = ap.parse_args()
     rows = [bench(bd, a.runs, a.steps, a.sim_s) for bd in a.boards.split(",")]
-    print("| target | text | data | bss | frozen app (in text) | static RAM w/o heap, RAM disk "
+    print("| target | text | data | bss | frozen app (in text) | static RAM w/o heap, RAM disk, "
+          "flash arena "
           "| heap | free heap after boot | meter heap in use: peak / steady (before) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

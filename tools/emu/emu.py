@@ -7,16 +7,20 @@
 Boards (MicroPython ports/qemu, Debian micropython 1.25.0 source, see tools/emu/versions.env):
 
 - MPS2_AN385: ARM MPS2 with a Cortex-M3 at 25 MHz (qemu -M mps2-an385); 4 MB RAM, run with a
-  192 KiB heap (about what an RP2040 build leaves free).
+  192 KiB heap (about what an RP2040 build leaves free). The virtual board's NOR-flash images
+  (a flash chip on a device, not RAM) live outside that heap, in a 2 MiB arena (emu.flashmem).
 - NETDUINO2: STM32F205RF, Cortex-M3 at 120 MHz (qemu -M netduino2), 128 KiB SRAM in all: the
-  heap (96 KiB) is what is left after the static data, a 16 KiB RAM disk and the stack.
+  heap (96 KiB) is what is left after the static data, a 16 KiB RAM disk and the stack; no room
+  for a flash arena, so NOR images are in the heap (tests needing the board's 128 KiB image
+  are host-only there).
 
 The firmware freezes the project's device modules through the project's manifest, asyncio,
 the virtual board's models, every host_tests/unit/*.py and tools/emu/emu_unit.py (the
-on-target runner). The host side starts QEMU, drives the raw REPL on the UART, applies a
-per-test timeout (a hang or a crash of the core fails that test and QEMU is restarted at the
-next one) and prints the closing `N passed, N failed` line; the exit status is non-zero on any
-failure. Stdlib only (CPython 3.9+).
+on-target runner). The host side starts QEMU, drives the raw REPL on the UART, boots the
+core afresh for every test module (a fresh heap, as an application gets at a device's boot),
+applies a per-test timeout (a hang or a crash of the core fails that test and QEMU is
+restarted at the next one) and prints the closing `N passed, N failed` line; the exit status
+is non-zero on any failure. Stdlib only (CPython 3.9+).
 """
 
 import argparse
@@ -34,9 +38,9 @@ EMU_DIR = os.environ.get("EMU_DIR", os.path.join(ROOT, ".emu"))
 
 BOARDS = {
     "MPS2_AN385": dict(machine="mps2-an385", cpu_hz=25_000_000, heap=192 * 1024,
-                       ramdisk_kb=256, core="Cortex-M3 (ARM MPS2 AN385)"),
+                       ramdisk_kb=512, flashmem_kb=2048, core="Cortex-M3 (ARM MPS2 AN385)"),
     "NETDUINO2": dict(machine="netduino2", cpu_hz=120_000_000, heap=96 * 1024,
-                      ramdisk_kb=16, core="STM32F205 Cortex-M3 (Netduino 2)"),
+                      ramdisk_kb=16, flashmem_kb=0, core="STM32F205 Cortex-M3 (Netduino 2)"),
 }
 
 _PORT_MARK = "/* tools/emu: virtual clock, time, select, asyncio */"
@@ -168,7 +172,8 @@ def build(board, extra_tests=None, tag=""):
     os.makedirs(mpy_lib, exist_ok=True)
     with open(os.path.join(mpy_lib, "README.md"), "w") as f:
         f.write("empty: tools/emu manifests use no micropython-lib package\n")
-    cflags = "-DEMU_CPU_HZ=%d -DEMU_RAMDISK_KB=%d" % (b["cpu_hz"], b["ramdisk_kb"])
+    cflags = "-DEMU_CPU_HZ=%d -DEMU_RAMDISK_KB=%d -DEMU_FLASHMEM_KB=%d" % (
+        b["cpu_hz"], b["ramdisk_kb"], b["flashmem_kb"])
     cmd = ["make", "-C", os.path.join(src, "ports", "qemu"), "-j%d" % (os.cpu_count() or 2),
            "BOARD=" + board, "BUILD=" + bdir,
            "USER_C_MODULES=" + os.path.join(HERE, "cmod"),
@@ -302,7 +307,7 @@ def run_tests(board, elf, timeout, icount, only=None, boot_timeout=60):
     t0 = time.time()
     while True:
         q = Qemu(board, elf, icount)
-        arg = "%d, %d" % (start_mod, start_test)
+        arg = "%d, %d, True" % (start_mod, start_test)  # one module per boot: a fresh heap
         code = "import emu_unit\nemu_unit.main(%s)\n" % arg
         if only:
             code = ("import emu_tests\nemu_tests.TESTS = tuple(n for n in emu_tests.TESTS "
@@ -377,6 +382,9 @@ def run_tests(board, elf, timeout, icount, only=None, boot_timeout=60):
                 print("known defect (still failing as listed): %s: %s" % (parts[2], parts[3]),
                       flush=True)
                 current = None
+            elif kind == "DONE":
+                start_mod, start_test = int(parts[2]) + 1, 0
+                break
             elif kind == "END":
                 ended = True
                 break

@@ -1,14 +1,27 @@
 # Unit tests that cannot run on the emulated MCU cores, each with the reason (frozen into the
 # emu firmware; tools/emu/emu_unit.py reports every one by name as "host-only: reason").
-# Key: "module.test" or a whole "module". Value: the reason, or ("heap" | "ramdisk",
-# smallest size in bytes, reason) for a test that runs where the heap or RAM disk is at least
-# that big. A key that matches no test fails the run (stale entry). A test module may also
-# define EMU_HOST_ONLY = {"test_x": reason}.
-_NOR = "the virtual board's 128 KiB NOR-flash model lives in the heap next to the meter"
-_NOR64 = "a 64 KiB NOR-flash model (a test fixture) lives in the heap"
+# Key: "module.test" or a whole "module". Value: the reason, or ("heap" | "ramdisk" |
+# "flashmem", smallest size in bytes, reason) for a test that runs where the heap, the RAM disk
+# or the out-of-heap memory for NOR-flash images (emu.flashmem) is at least that big. A key
+# that matches no test fails the run (stale entry). A test module may also define
+# EMU_HOST_ONLY = {"test_x": reason}.
+_NOR = ("the virtual board's 128 KiB NOR-flash image (a flash chip on a device) has no room "
+        "outside the heap: the core has 128 KiB of SRAM in all")
+_NOR64 = ("a 64 KiB NOR-flash image (a test fixture) has no room outside the heap: the core has "
+          "128 KiB of SRAM in all")
 _YEAR = "reads a 570 KB bundled year trace of the virtual board (boards/sim/loads)"
 _KB = 1024
+_TCP = "needs sockets (%s); the QEMU port has no network stack"
 HOST_ONLY = {
+    "test_sim_control": _TCP % "real TCP clients of boards/sim/control.py on 127.0.0.1",
+    "test_iec_session.test_port_task_ends_rights_when_the_tcp_client_changes":
+        _TCP % "two TCP clients in turn on the virtual board's optical-port UART",
+    "test_iec_session.test_bus_uart_reconnection_is_a_new_link":
+        _TCP % "a TCP bus server that the virtual board's RS-485 UART connects to",
+    "test_iec_session.test_sim_uart_holds_little_for_a_peer_that_does_not_read":
+        _TCP % "a TCP peer of the virtual board's UART that never reads",
+    "test_load.test_a_line_without_end_is_refused_not_read_whole":
+        ("ramdisk", 512 * _KB, "writes 300 KB trace files (lines longer than the heap)"),
     "test_iec_session.test_port_task_over_tcp":
         "needs sockets (a TCP client on 127.0.0.1); the QEMU port has no network stack",
     "test_iec_session.test_sim_uart_format_and_tx_timing":
@@ -23,15 +36,16 @@ HOST_ONLY = {
     "test_load.test_bundled_household_pv_year": _YEAR,
     "test_load.test_bundled_household_year": _YEAR,
     "test_load.test_year_trace_heap_footprint": _YEAR,
-    "test_protocols.test_password_change_persists": ("heap", 256 * _KB, _NOR),
-    "test_protocols.test_readout_list_is_configurable_and_saved": ("heap", 256 * _KB, _NOR),
-    "test_iec_fuzz.test_short_fuzz_through_firmware_session": ("heap", 256 * _KB, _NOR),
-    "test_iec_fuzz.test_short_fuzz_through_firmware_rs485_session": ("heap", 256 * _KB, _NOR),
-    "test_iec_fuzz.test_checks_can_fail": ("heap", 160 * _KB, _NOR),
-    "test_protocols.test_display_list_must_keep_the_billing_register": ("heap", 160 * _KB, _NOR),
-    "test_protocols.test_metrological_write_needs_open_seal": ("heap", 160 * _KB, _NOR),
-    "test_norflash.test_littlefs_mounts_on_the_model": ("heap", 160 * _KB, _NOR64),
-    "test_ringlog.test_capacity_from_partition_and_record_size": ("heap", 160 * _KB, _NOR64),
+    "test_protocols.test_password_change_persists": ("flashmem", 128 * _KB, _NOR),
+    "test_protocols.test_readout_list_is_configurable_and_saved": ("flashmem", 128 * _KB, _NOR),
+    "test_iec_fuzz.test_short_fuzz_through_firmware_session": ("flashmem", 128 * _KB, _NOR),
+    "test_iec_fuzz.test_short_fuzz_through_firmware_rs485_session": ("flashmem", 128 * _KB, _NOR),
+    "test_iec_fuzz.test_checks_can_fail": ("flashmem", 128 * _KB, _NOR),
+    "test_protocols.test_display_list_must_keep_the_billing_register":
+        ("flashmem", 128 * _KB, _NOR),
+    "test_protocols.test_metrological_write_needs_open_seal": ("flashmem", 128 * _KB, _NOR),
+    "test_norflash.test_littlefs_mounts_on_the_model": ("flashmem", 64 * _KB, _NOR64),
+    "test_ringlog.test_capacity_from_partition_and_record_size": ("flashmem", 64 * _KB, _NOR64),
     "test_norflash.test_file_backed_image_and_wear_persist":
         ("ramdisk", 24 * _KB, "an 8 KiB flash image file rewritten in place on littlefs "
          "(copy-on-write) needs about three times its size"),

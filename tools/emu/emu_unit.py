@@ -3,7 +3,7 @@
 (every module-level ``test_*``, coroutines through ``asyncio.run``), printing one line per
 event for the host driver (tools/emu/emu.py), which owns timeouts, restarts and the totals:
 
-    EMU BOOT free=<bytes> heap=<bytes> data=<bytes> bss=<bytes> ramdisk=<bytes>
+    EMU BOOT free=<bytes> heap=<bytes> data=<bytes> bss=<bytes> ramdisk=<bytes> flashmem=<bytes>
     EMU MOD <i> <module>
     EMU RUN <module>.<test>
     EMU PASS <module>.<test> cycles=<n> free=<bytes>
@@ -11,6 +11,7 @@ event for the host driver (tools/emu/emu.py), which owns timeouts, restarts and 
     EMU HOSTONLY <module>.<test> <reason>
     EMU XFAIL <module>.<test> <exception>  (planted failure seen, see EMU_EXPECT_FAIL)
     EMU KNOWN <module>.<test> <reason>     (emu_host_only.KNOWN_DEFECTS, failing as listed)
+    EMU DONE <i>                           (module i finished, see main(one=True))
     EMU END
 
 Tests that cannot run on these cores are listed in ``emu_host_only.HOST_ONLY`` (and a test
@@ -31,15 +32,15 @@ def _print_exc(e):
     sys.print_exception(e)
 
 
-def _host_only(mod, name, heap, ramdisk):
+def _host_only(mod, name, sizes):
     import emu_host_only
 
     key = mod.__name__ + "." + name
     r = emu_host_only.HOST_ONLY.get(key) or emu_host_only.HOST_ONLY.get(mod.__name__)
     if r is None:
         r = getattr(mod, "EMU_HOST_ONLY", {}).get(name)
-    if isinstance(r, tuple):  # ("heap" or "ramdisk", smallest size in bytes it fits, reason)
-        have = heap if r[0] == "heap" else ramdisk
+    if isinstance(r, tuple):  # ("heap" | "ramdisk" | "flashmem", smallest size it fits, reason)
+        have = sizes[r[0]]
         if have >= r[1]:
             return None
         r = "%s (%s %d KiB < %d KiB)" % (r[2], r[0], have // 1024, r[1] // 1024)
@@ -100,7 +101,9 @@ def _run_one(fn):
 
 
 def setup():
-    """Mount the RAM disk as / with the data files, and put the frozen modules first."""
+    """Mount the RAM disk as / with the data files, put the frozen modules first, and give the
+    virtual board's NOR-flash images memory outside the GC heap where the build has some."""
+    import emu
     import emu_blockdev
 
     if emu_blockdev.mount_ram_root():
@@ -110,16 +113,26 @@ def setup():
     if ".frozen" in sys.path:
         sys.path.remove(".frozen")
         sys.path.insert(0, ".frozen")
+    if emu.flashmem_size:
+        from boards.sim import norflash
+
+        norflash.set_image_allocator(emu.flashmem)
 
 
-def main(start_mod=0, start_test=0):
+def main(start_mod=0, start_test=0, one=False):
+    """Run the frozen test modules from ``start_mod`` (its tests from ``start_test``); with
+    ``one``, that module only, then ``EMU DONE <i>``: the host boots the core afresh for the
+    next, so every module starts in a fresh heap as an application does at a device's boot
+    (modules a test imports stay loaded, wherever the heap had room: after a few dozen test
+    modules no 64 KiB block is left in a 192 KiB heap)."""
     import emu
     from emu_tests import TESTS
 
     data, bss, ramdisk, _top, heap = emu.mem()
     gc.collect()
-    print("EMU BOOT free=%d heap=%d data=%d bss=%d ramdisk=%d" % (gc.mem_free(), heap, data,
-                                                                  bss, ramdisk))
+    print("EMU BOOT free=%d heap=%d data=%d bss=%d ramdisk=%d flashmem=%d" % (
+        gc.mem_free(), heap, data, bss, ramdisk, emu.flashmem_size))
+    sizes = {"heap": heap, "ramdisk": ramdisk, "flashmem": emu.flashmem_size}
     setup()
     for i in range(start_mod, len(TESTS)):
         name = TESTS[i]
@@ -130,6 +143,9 @@ def main(start_mod=0, start_test=0):
             print("EMU FAIL %s.(import) %s" % (name, type(e).__name__))
             _print_exc(e)
             sys.modules.pop(name, None)
+            if one:
+                print("EMU DONE %d" % i)
+                return
             continue
         tests = [k for k in sorted(dir(mod)) if k.startswith("test_")]
         expect = getattr(mod, "EMU_EXPECT_FAIL", {})
@@ -138,7 +154,7 @@ def main(start_mod=0, start_test=0):
                 continue
             t = tests[j]
             full = name + "." + t
-            why = _host_only(mod, t, heap, ramdisk)
+            why = _host_only(mod, t, sizes)
             if why:
                 print("EMU HOSTONLY %s %s" % (full, why))
                 continue
@@ -183,4 +199,7 @@ def main(start_mod=0, start_test=0):
         del mod
         sys.modules.pop(name, None)
         gc.collect()
+        if one:
+            print("EMU DONE %d" % i)
+            return
     print("EMU END")

@@ -11,6 +11,9 @@ include("../../manifest.py", with_main=False, port_modules=False)
 package("boards/sim", base_path="../..")
 freeze("../../host_tests/unit")
 module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in process
+module("fuzz_at.py", base_path="../../tools")  # test_modem_fuzz drives it in process
+# umqtt.simple (PyPI micropython-umqtt.simple, make uplink-lib) for test_modem_sock
+package("umqtt", base_path="../../.frozen-lib")
 module("emu_unit.py")
 module("emu_blockdev.py")
 module("emu_host_only.py")

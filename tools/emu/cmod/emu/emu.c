@@ -1,4 +1,4 @@
-// Virtual clock, RAM disk and build facts for MicroPython on emulated Cortex-M3 cores
+// Virtual clock, RAM disk, flash memory and build facts for MicroPython on emulated Cortex-M3 cores
 // (QEMU mps2-an385 and netduino2; tools/emu).
 //
 // Virtual clock: milliseconds advance by (a) SysTick, one tick per EMU_CPU_HZ/1000 cycles of
@@ -9,6 +9,12 @@
 //
 // time.ticks_cpu() counts executed SysTick cycles only (waits add none): the instruction
 // count of a code path under `-icount shift=N` is cycles * 1e9 / (EMU_CPU_HZ << N).
+//
+// Flash memory: the virtual board's NOR-flash model (boards/sim/norflash.py) keeps its image
+// in a bytearray. On a device that image is the flash chip, not RAM, so here it comes from a
+// static arena outside the GC heap (EMU_FLASHMEM_KB, first fit in 1 KiB pages): the heap the
+// tests run in stays the device-sized one. A block is freed when its owner object is
+// collected (finaliser); an allocation that finds no room collects garbage and tries again.
 //
 // All arithmetic is 32-bit: a 64-bit division would pull libgcc's unwinder tables into the
 // image (the port's linker script has no .ARM.exidx section).
@@ -24,6 +30,9 @@
 #endif
 #ifndef EMU_RAMDISK_KB
 #define EMU_RAMDISK_KB (0)
+#endif
+#ifndef EMU_FLASHMEM_KB
+#define EMU_FLASHMEM_KB (0)
 #endif
 #ifndef EMU_EPOCH_START
 #define EMU_EPOCH_START (820454400u)  // 2026-01-01 00:00:00 UTC in seconds since 2000
@@ -47,6 +56,13 @@ static int emu_ready;
 
 #if EMU_RAMDISK_KB > 0
 static uint8_t ramdisk[EMU_RAMDISK_KB * 1024] __attribute__((aligned(4)));
+#endif
+
+#if EMU_FLASHMEM_KB > 0
+#define FM_PAGE (1024)
+#define FM_PAGES (EMU_FLASHMEM_KB)
+static uint8_t flashmem[FM_PAGES * FM_PAGE] __attribute__((aligned(4)));
+static uint8_t fm_used[FM_PAGES];  // 1: page belongs to a live block
 #endif
 
 static void advance_locked(uint32_t ms) {
@@ -145,6 +161,84 @@ uint64_t mp_hal_time_ns(void) {
 
 // -- module emu ---------------------------------------------------------------------------
 
+#if EMU_FLASHMEM_KB > 0
+// Owner of a flash-memory block; its finaliser (__del__) gives the pages back.
+typedef struct {
+    mp_obj_base_t base;
+    uint32_t first;
+    uint32_t count;  // 0 once freed
+} emu_flashblock_t;
+
+static mp_obj_t emu_flashblock_del(mp_obj_t self_in) {
+    emu_flashblock_t *b = MP_OBJ_TO_PTR(self_in);
+    if (b->count) {
+        memset(fm_used + b->first, 0, b->count);
+        b->count = 0;
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(emu_flashblock_del_obj, emu_flashblock_del);
+
+static const mp_rom_map_elem_t emu_flashblock_locals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&emu_flashblock_del_obj) },
+};
+static MP_DEFINE_CONST_DICT(emu_flashblock_locals, emu_flashblock_locals_table);
+
+static MP_DEFINE_CONST_OBJ_TYPE(
+    emu_flashblock_type,
+    MP_QSTR_FlashBlock,
+    MP_TYPE_FLAG_NONE,
+    locals_dict, &emu_flashblock_locals
+    );
+
+// First run of `count` free pages, or -1.
+static int fm_find(uint32_t count) {
+    uint32_t run = 0;
+    for (uint32_t i = 0; i < FM_PAGES; i++) {
+        run = fm_used[i] ? 0 : run + 1;
+        if (run == count) {
+            return (int)(i + 1 - count);
+        }
+    }
+    return -1;
+}
+#endif
+
+// emu.flashmem(n) -> (bytearray of n bytes outside the GC heap, owner) or None when the
+// arena has no room even after a collection (or none was built). The memory is the owner's:
+// keep the owner as long as the bytearray is used.
+static mp_obj_t emu_flashmem(mp_obj_t n_in) {
+    #if EMU_FLASHMEM_KB > 0
+    mp_int_t n = mp_obj_get_int(n_in);
+    if (n <= 0 || n > FM_PAGES * FM_PAGE) {
+        return mp_const_none;
+    }
+    uint32_t count = ((uint32_t)n + FM_PAGE - 1) / FM_PAGE;
+    emu_flashblock_t *b = mp_obj_malloc_with_finaliser(emu_flashblock_t, &emu_flashblock_type);
+    b->count = 0;
+    int first = fm_find(count);
+    if (first < 0) {
+        gc_collect();  // run the finalisers of blocks nobody holds any more
+        first = fm_find(count);
+        if (first < 0) {
+            return mp_const_none;
+        }
+    }
+    memset(fm_used + first, 1, count);
+    b->first = (uint32_t)first;
+    b->count = count;
+    mp_obj_t t[2] = {
+        mp_obj_new_bytearray_by_ref((size_t)n, flashmem + (uint32_t)first * FM_PAGE),
+        MP_OBJ_FROM_PTR(b),
+    };
+    return mp_obj_new_tuple(2, t);
+    #else
+    (void)n_in;
+    return mp_const_none;
+    #endif
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(emu_flashmem_obj, emu_flashmem);
+
 // emu.ramdisk() -> bytearray over a static buffer outside the GC heap (None if none built).
 static mp_obj_t emu_ramdisk(void) {
     #if EMU_RAMDISK_KB > 0
@@ -189,6 +283,8 @@ static const mp_rom_map_elem_t emu_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_emu) },
     { MP_ROM_QSTR(MP_QSTR_cpu_hz), MP_ROM_INT(EMU_CPU_HZ) },
     { MP_ROM_QSTR(MP_QSTR_ramdisk), MP_ROM_PTR(&emu_ramdisk_obj) },
+    { MP_ROM_QSTR(MP_QSTR_flashmem), MP_ROM_PTR(&emu_flashmem_obj) },
+    { MP_ROM_QSTR(MP_QSTR_flashmem_size), MP_ROM_INT(EMU_FLASHMEM_KB * 1024) },
     { MP_ROM_QSTR(MP_QSTR_mem), MP_ROM_PTR(&emu_mem_obj) },
     { MP_ROM_QSTR(MP_QSTR_exit), MP_ROM_PTR(&emu_exit_obj) },
     { MP_ROM_QSTR(MP_QSTR_advance_ms), MP_ROM_PTR(&emu_advance_obj) },
