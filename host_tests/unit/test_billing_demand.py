@@ -26,16 +26,20 @@ class _Rng:
         return (self.s >> 4) % n
 
 
-def _load(n, seed=1, peak=7000):
-    """n per-second energies (mWh): slowly varying random load up to ~25 kW."""
+def _loads(n, seed=1, peak=7000):
+    """n per-second energies (mWh), one at a time: slowly varying random load up to ~25 kW
+    (the same sequence for the same arguments; streamed: a list of four hours of them does
+    not fit the 96 KiB heap of an emulated STM32F205, tools/emu)."""
     rng = _Rng(seed)
-    out = []
     level = 1000
     for k in range(n):
         if k % 60 == 0:
             level = rng.below(peak)
-        out.append(level + rng.below(300))
-    return out
+        yield level + rng.below(300)
+
+
+def _load(n, seed=1, peak=7000):
+    return list(_loads(n, seed, peak))
 
 
 def _tariff(t):
@@ -43,21 +47,23 @@ def _tariff(t):
 
 
 def test_block_and_sliding_against_an_exact_reference():
-    es = _load(4 * 3600 + 123, seed=3)
+    count = 4 * 3600 + 123
     for period, n in ((900, 1), (1800, 1), (3600, 1), (300, 3), (600, 7), (60, 15)):
         mx = Maxima()
         d = WindowDemand(period, n, RESUME, mx)
         caps = []
-        for k in range(len(es)):
-            t = T0 + k + 1
-            if d.feed(t, es[k], _tariff(t - 1)):
-                caps.append((d.capture_time, d.last_average, d.last_complete))
         # reference: sums per aligned sub-period (exact ints), windows of n; the demand
         # win * 3600 / (period * n) mW is a rational: |v - demand| <= 1/2 checked as
         # |v * den - win * 3600| * 2 <= den, in integers (no float rounding at all)
-        subs = []
-        for j in range(len(es) // period):
-            subs.append(sum(es[j * period:(j + 1) * period]))
+        subs = [0] * (count // period)
+        k = 0
+        for e in _loads(count, seed=3):
+            t = T0 + k + 1
+            if d.feed(t, e, _tariff(t - 1)):
+                caps.append((d.capture_time, d.last_average, d.last_complete))
+            if k // period < len(subs):
+                subs[k // period] += e
+            k += 1
         assert len(caps) == len(subs), (period, n, len(caps), len(subs))
         ref_max = [0] * 7
         ref_time = [0] * 7
@@ -112,15 +118,18 @@ def test_thermal_step_response_90_and_99_percent():
 
 
 def test_thermal_against_float_random_load():
-    es = _load(3 * 3600, seed=9)
+    count = 3 * 3600
+    es = _loads(count, seed=9)
     th = ThermalDemand(900, Maxima())
     a = 1.0 - 10.0 ** (-1.0 / 900)
     y = 0.0
     best = 0.0
     k = 0
-    while k < len(es):
+    while k < count:
         dt = 1 + (k // 1000) % 3  # also multi-second feeds
-        e = sum(es[k:k + dt])
+        e = 0
+        for _ in range(min(dt, count - k)):  # the next dt energies (fewer at the end)
+            e += next(es)
         p = e * 3600 // dt
         for _ in range(dt):
             y += a * (p - y)
