@@ -60,6 +60,7 @@ _MASK32 = const(0xFFFFFFFF)
 
 
 _image_alloc = None
+_blanks = {}  # sector size -> bytes of 0xFF, shared by every model (a board and its copies)
 
 
 def set_image_allocator(fn):
@@ -86,7 +87,9 @@ class NORFlash:
         self.sectors = size // sector_size
         self.seed = seed
         self.strict = strict
-        self._blank = b"\xff" * sector_size
+        self._blank = _blanks.get(sector_size)
+        if self._blank is None:
+            self._blank = _blanks[sector_size] = b"\xff" * sector_size
         got = None if _image_alloc is None else _image_alloc(size)
         if got is None:
             self.image = bytearray(size)

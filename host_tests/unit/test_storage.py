@@ -357,6 +357,7 @@ def test_cut_at_every_flash_op_of_the_sealed_format():
     board = _board()
     _foreign(board, n=16 * 31)  # every sector holds foreign records
     base = _snapshot(board)
+    board = None  # one board and meter at a time (a device-sized heap holds ~2)
 
     def fmt(b, k):
         m = _meter(b)
@@ -383,7 +384,9 @@ def test_cut_at_every_flash_op_of_the_sealed_format():
         m.registers.whole[0] = max(w, 4321)
         if st == "foreign":  # the operator repeats the command: it completes
             assert _data(m).executor("C.91.8", "", False) is None, k
+            m = None
             assert _meter(b).registers.whole[0] == 4321, k
+        m = b = None
     assert k > 32 and seen.get("foreign", 0) >= 16, (k, seen)
 
 
@@ -396,6 +399,7 @@ def test_cut_at_every_flash_op_of_the_recovery_rewrite():
     want = m.registers.whole[0]
     _flip_newest_header(board, bit=3)
     base = _snapshot(board)
+    board = m = None  # one board and meter at a time (a device-sized heap holds ~2)
 
     def boot(b, k):
         b.nor.cut_at_op(k)
@@ -412,7 +416,9 @@ def test_cut_at_every_flash_op_of_the_recovery_rewrite():
         assert m.storage_status == "ok", (k, m.storage_status)
         m.registers.whole[0] += 1
         assert m.storage.commit(journal.REASON_POWERFAIL), k
+        m = None
         assert _meter(b).registers.whole[0] == want + 1, k
+        b = None
     assert k > 3, "the boot did flash work to cut: %d ops" % k
 
 
