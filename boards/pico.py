@@ -111,7 +111,7 @@ from machine import I2C, RTC, SPI, UART, WDT, Pin
 from micropython import const
 
 from boards.board import LazyWDT, RGBLed, RtcClock, epoch_offset
-from ht1621 import HT1621
+from lcd.ht1621 import HT1621
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names of the PIO assembler DSL (rp2.asm_pio), for pyright only

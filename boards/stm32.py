@@ -109,7 +109,7 @@ from machine import RTC, SPI, UART, WDT, Pin
 from micropython import const
 
 from boards.board import LazyWDT, RGBLed, RtcClock, epoch_offset
-from ht1621 import HT1621
+from lcd.ht1621 import HT1621
 
 _ADE_SPI_HZ = const(1_000_000)
 _WDT_MS = const(8000)  # stm32 IWDG allows up to 32768 ms

@@ -15,7 +15,7 @@ import events
 from ade7953 import ADE7953, Calibration
 from energy import Registers, lsb_per_unit_q8
 from metering import Metering
-from pulse import NoLoadGate, PulseOutput, PulseTrain
+from energy.pulse import NoLoadGate, PulseOutput, PulseTrain
 
 VERSION = "0.1.0"
 
@@ -41,7 +41,7 @@ class Meter:
         self._cfg_fresh = False
         self._cfg_twice = False
         self._up_s = 0  # metering-clock seconds since boot (config write budget)
-        import config
+        from flashstore import config
 
         self._cfg_budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
         self._cfg_deferred = False
@@ -79,7 +79,7 @@ class Meter:
         self.storage_status = None
         if board.flash is not None and "journal" in board.flash_layout:
             import storage
-            from flash import Partition
+            from flashstore.flash import Partition
 
             off, length = board.flash_layout["journal"]
             self.storage = storage.Storage(self, Partition(board.flash, off, length),
@@ -159,8 +159,8 @@ class Meter:
         """Configuration from flash (lib/config.py): blank -> defaults (saved once the journal
         shows whether the meter was used before: blank after use is a fallback); anything but
         a good newest copy is a fallback (:meth:`_config_fallback`)."""
-        import config
-        from flash import Partition
+        from flashstore import config
+        from flashstore.flash import Partition
 
         store = config.ConfigStore(Partition(self.board.flash, part[0], part[1]), dflt)
         self.config_store = store
@@ -223,8 +223,8 @@ class Meter:
         from it, the security log (``events.log_spans``). Records: 16 bytes,
         ``events.FORMAT`` (lib/events.py), oldest overwritten (lib/ringlog.RingLog); floods
         are held back by ``events.RateLimit``."""
-        import ringlog
-        from flash import Partition
+        from flashstore import ringlog
+        from flashstore.flash import Partition
 
         flash = self.board.flash
         rings = []
@@ -385,7 +385,7 @@ class Meter:
         self.config_errors &= ~status.ERR_CONFIG
         self.cfg["fallback"] = self.config_errors
         if self.config_store is not None:
-            import config
+            from flashstore import config
 
             self.config_status = config.STATUS_OK
             self.save_config()
@@ -399,7 +399,7 @@ class Meter:
             r.res[i] = 0
         self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared", src, "C.91.9")
         if self.storage is not None:
-            import journal
+            from flashstore import journal
 
             self.storage.force_commit(journal.REASON_MANUAL)
 
@@ -499,7 +499,7 @@ class Meter:
         self.metering.finish()
         self._led_flush()
         if self.storage is not None:
-            import journal
+            from flashstore import journal
 
             self.storage.commit(journal.REASON_MANUAL)
         self.config_tick(force=True)  # a configuration change held back by the budget

@@ -20,8 +20,8 @@ optical head cannot be seen leaving, so rights end on the session's timeouts the
 import asyncio
 import time
 
-from iec62056_21 import add_parity_into
-from iec_session import IDLE
+from iec62056.codec import add_parity_into
+from iec62056.session import IDLE
 
 try:
     _ticks_ms = time.ticks_ms

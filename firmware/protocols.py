@@ -42,9 +42,9 @@ address (and the new value when numeric; never the password)):
 import events
 import status
 from civil import seconds
-from iec62056_21 import date_time_text
-from iec_session import ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED, Session
-from lockout import Lockout
+from iec62056.codec import date_time_text
+from iec62056.session import ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED, Session
+from iec62056.lockout import Lockout
 
 _ENERGY = ("1.8.0", "kWh"), ("2.8.0", "kWh"), ("3.8.0", "kvarh"), ("4.8.0", "kvarh"), \
     ("5.8.0", "kvarh"), ("6.8.0", "kvarh"), ("7.8.0", "kvarh"), ("8.8.0", "kvarh"), \

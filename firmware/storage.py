@@ -40,7 +40,7 @@ u32 counters as 16-bit halves, so the power-fail commit allocates nothing on a 3
 import struct
 
 import events
-import journal
+from flashstore import journal
 from energy import A_MINUS, A_PLUS, COUNT
 
 SCHEMA = 1

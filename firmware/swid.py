@@ -20,7 +20,7 @@ IEC 62056-21 as 0.2.8 (OBIS 1-0:0.2.8, firmware signature), next to 0.2.0 (the v
 
 import sys
 
-METROLOGY_MODULES = ("ade7953", "energy", "pulse", "metering")
+METROLOGY_MODULES = ("ade7953", "energy", "energy.pulse", "metering")
 
 _HEX7 = "0123456789AbCdEF"  # hex digits that a 7-segment cell can show unambiguously
 _cache = []
@@ -58,7 +58,9 @@ def module_file(name):
         if not isinstance(d, str):
             continue
         for ext in (".py", ".mpy"):
-            p = (d + "/" if d and not d.endswith("/") else d) + name + ext
+            p = (d + "/" if d and not d.endswith("/") else d) + name.replace(".", "/") + ext
+            if not _exists(p):  # a package: its __init__
+                p = p[: -len(ext)] + "/__init__" + ext
             if _exists(p):
                 return p
     return None

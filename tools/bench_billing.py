@@ -40,7 +40,7 @@ import events
 from ade7953 import ADE7953, Calibration
 from energy import Registers, lsb_per_unit_q8
 from metering import Metering
-from pulse import NoLoadGate, PulseOutput
+from energy.pulse import NoLoadGate, PulseOutput
 
 N = %(n)d
 
@@ -232,7 +232,7 @@ def storage_report():
     per = len(rows) / recs
     print("| household + PV 2016 trace (%d rows, %d records) | %.1f | %.2f | %.0f |"
           % (len(rows), recs, per, 4096 / (15 * per), kept_recs * per / 96))
-    from ringlog import slot_size
+    from flashstore.ringlog import slot_size
 
     slot = slot_size(16 + 17, 256)
     per_sector = 4096 // slot - 1

@@ -35,15 +35,15 @@ for _p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"), 
         sys.path.insert(0, _p)
 
 from boards.sim.norflash import NORFlash  # noqa: E402
-from flash import Partition  # noqa: E402
-from journal import (  # noqa: E402
+from flashstore.flash import Partition  # noqa: E402
+from flashstore.journal import (  # noqa: E402
     DEFAULT_MAX_UNSAVED_WH,
     DEFAULT_PERIOD_S,
     REASON_PERIODIC,
     REASON_POWERFAIL,
     Journal,
 )
-from ringlog import RingLog  # noqa: E402
+from flashstore.ringlog import RingLog  # noqa: E402
 
 YEAR_S = 365 * 86400
 W25Q = {"tpp_typ": 0.4, "tpp_max": 3.0, "tse_typ": 45.0, "tse_max": 400.0, "cycles": 100000}
@@ -85,8 +85,9 @@ def commit_cost(payload, sectors):
 
 MP_COMMIT = r"""
 import binascii, json, time
-import journal, ringlog
-from ringlog import crc32_feed
+from flashstore import journal
+from flashstore import ringlog
+from flashstore.ringlog import crc32_feed
 
 
 class NullFlash:  # erased, programs ignored: only the firmware's CPU time is measured

@@ -9,9 +9,9 @@ files are frozen), so no figure includes the compiler's own allocations.
 - bytecode: total .mpy bytes of firmware/ (main included), of lib/ without the not yet wired
   cores (billing/, modem/), of those two cores, and of the real boards' modules;
 - loaded: the device modules (firmware/ and lib/) the meter has imported after one
-  simulated hour on the virtual board (flash in RAM, optical port open), their .mpy bytes, and the heap they
-  take when imported alone in a fresh interpreter, ``main`` left out (bytecode and globals:
-  on a device that is in flash when frozen);
+  simulated hour on the virtual board (flash in RAM, optical port open), their .mpy bytes,
+  and the heap they take when imported alone in a fresh interpreter, ``main`` left out
+  (bytecode and globals: on a device that is in flash when frozen);
 - steady heap: ``gc.collect(); gc.mem_alloc()`` at the end of one simulated hour at
   ``--speed max`` (``heap_steady_bytes`` of ``--json``), with ``--no-flash`` (as tools/bench.py)
   and with the NOR flash (its 128 KiB image is in that heap); medians of ``--runs``;
@@ -147,7 +147,8 @@ def main():
         big = max(ln.items(), key=lambda kv: kv[1])
         res = {
             "mpy_firmware": fw, "mpy_lib": lib, "mpy_lib_cores": core, "mpy_boards": boards,
-            "loaded_modules": len(dev), "loaded": [m for m, _ in dev], "loaded_mpy": sum(sizes[p] for _, p in dev),
+            "loaded_modules": len(dev), "loaded": [m for m, _ in dev],
+            "loaded_mpy": sum(sizes[p] for _, p in dev),
             "loaded_code_heap": ch,
             "steady_heap_no_flash": statistics.median(steady_nf),
             "steady_heap_flash": statistics.median(steady_f),

@@ -15,7 +15,7 @@ import events  # noqa: E402
 from ade7953 import ADE7953, Calibration  # noqa: E402
 from energy import Registers, lsb_per_unit_q8  # noqa: E402
 from metering import Metering  # noqa: E402
-from pulse import NoLoadGate, PulseOutput  # noqa: E402
+from energy.pulse import NoLoadGate, PulseOutput  # noqa: E402
 from simkit import ManualClock  # noqa: E402
 
 

@@ -71,7 +71,7 @@ def _wire_ms(n, baud=9600):
 
 
 def _cmd(c, t, data):
-    import iec62056_21 as iec
+    from iec62056 import codec as iec
 
     return bytes(iec.build_command(c, t, data))
 

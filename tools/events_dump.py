@@ -18,8 +18,8 @@ for _p in (os.path.join(_ROOT, "lib"), _ROOT, os.path.join(_ROOT, "host_tests", 
         sys.path.append(_p)
 
 import events  # noqa: E402
-import ringlog  # noqa: E402
-from flash import Partition  # noqa: E402
+from flashstore import ringlog  # noqa: E402
+from flashstore.flash import Partition  # noqa: E402
 
 FLASH_SIZE = 128 * 1024  # boards/sim/board.py SimBoard
 EVENTS = (72 * 1024, 32 * 1024)

@@ -308,7 +308,7 @@ class SessionFuzz:
     """Feeds frames into a firmware session and checks what comes back."""
 
     def __init__(self, seed=1, address=DEFAULT_ADDRESS, bus=False):
-        import iec_session as S
+        from iec62056 import session as S
 
         self.S = S
         self.bus = bus

@@ -40,8 +40,8 @@ def mount_root(blocks):
 
 
 import boards.pico as P  # noqa: E402
-import flash as F  # noqa: E402
-import journal  # noqa: E402
+from flashstore import flash as F  # noqa: E402
+from flashstore import journal  # noqa: E402
 
 
 def check_pio_uart(b):

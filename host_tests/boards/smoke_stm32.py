@@ -5,8 +5,8 @@ import machine
 import stm
 import pyb
 import boards.stm32 as S
-import flash as F
-import journal
+from flashstore import flash as F
+from flashstore import journal
 
 S.uctypes = stm.FakeUctypes  # the builtin uctypes would read real host memory
 

@@ -18,10 +18,10 @@ import struct
 import time
 
 from boards.sim.norflash import OP_PROGRAM, NORFlash, PowerCut
-from config import STATUS_OK, STATUS_ONE_BAD, ConfigStore
-from flash import Partition
-from journal import REASON_PERIODIC, REASON_POWERFAIL, STATUS_BLANK, Journal
-from ringlog import RingLog
+from flashstore.config import STATUS_OK, STATUS_ONE_BAD, ConfigStore
+from flashstore.flash import Partition
+from flashstore.journal import REASON_PERIODIC, REASON_POWERFAIL, STATUS_BLANK, Journal
+from flashstore.ringlog import RingLog
 
 SS = 4096
 PAGE = 256

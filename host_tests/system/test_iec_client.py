@@ -29,7 +29,7 @@ METER = r'''
 import sys
 import asyncio
 from boards.sim.uart import TcpUart, BusUart
-from iec_session import Session, ER_SEALED
+from iec62056.session import Session, ER_SEALED
 import optical
 
 mode, port, addr = sys.argv[1], int(sys.argv[2]), sys.argv[3]

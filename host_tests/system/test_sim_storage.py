@@ -164,8 +164,8 @@ def _foreign_image(img):
     import struct
 
     from boards.sim.norflash import NORFlash
-    from flash import Partition
-    from journal import Journal
+    from flashstore.flash import Partition
+    from flashstore.journal import Journal
 
     dev = NORFlash(128 * 1024, SS, 256, path=img)
     j = Journal(Partition(dev, 0, JOURNAL), 76, schema=9)

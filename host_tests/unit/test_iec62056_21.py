@@ -2,7 +2,7 @@
 programming-mode messages. BCC vectors come from the captured client/meter exchange in
 protocols.md A4/A6."""
 
-import iec62056_21 as iec
+from iec62056 import codec as iec
 
 
 def _xor7(bs):

@@ -2,8 +2,8 @@
 timeouts, addressing, password lockout, seal, robustness; plus the port task
 (firmware/optical.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
 
-import iec62056_21 as iec
-import iec_session as S
+from iec62056 import codec as iec
+from iec62056 import session as S
 
 SERIAL = "12345678"
 ITEMS = [
@@ -738,7 +738,7 @@ def test_bad_bcc_junk_neither_refreshes_inactivity_nor_deafens():
 
 
 def test_lockout_is_shared_by_the_meters_ports():
-    from lockout import Lockout
+    from iec62056.lockout import Lockout
 
     now = [1000]
     lk = Lockout(3, 600)

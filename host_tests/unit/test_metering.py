@@ -12,7 +12,7 @@ from boards.sim.hw import SimPin, SimSPI
 from energy import COUNT, Registers, lsb_per_unit_q8
 from metering import (DROP_CONFIG, DROP_ECHO, DROP_RANGE, DROP_RATIO, DROP_RESET, OR_CURRENT,
                       Metering)
-from pulse import NoLoadGate, PulseOutput
+from energy.pulse import NoLoadGate, PulseOutput
 from simkit import MICROPYTHON, ManualClock, StepTrace, run
 
 KW = 1000000

@@ -3,7 +3,7 @@ import os
 import random
 
 from boards.sim.norflash import OP_ERASE, OP_PROGRAM, NORFlash, PowerCut
-from flash import BlockDeviceFlash, FlashError, Partition
+from flashstore.flash import BlockDeviceFlash, FlashError, Partition
 
 
 def _tmp_path(tag):

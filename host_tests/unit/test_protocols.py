@@ -4,10 +4,10 @@ configuration fallback, coalesced configuration writes, refusals persisted with 
 concerned, floods that cannot wipe the security log."""
 
 import events
-import iec62056_21 as iec
+from iec62056 import codec as iec
 import status
 from boards.sim.board import Options, SimBoard
-from iec_session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
+from iec62056.session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
 from simkit import StepTrace
 
 
@@ -318,8 +318,8 @@ def test_old_event_partition_is_read_not_misread():
     # <IHHi (t, code, spare, value), RingLog tag 0
     import struct
 
-    import ringlog
-    from flash import Partition
+    from flashstore import ringlog
+    from flashstore.flash import Partition
 
     o = Options()
     o.quiet = True

@@ -1,7 +1,7 @@
 """Test LED pulses (accounting and timing) and the starting-current gate."""
 
 from energy import lsb_per_unit_q8
-from pulse import NoLoadGate, PulseOutput
+from energy.pulse import NoLoadGate, PulseOutput
 from simkit import run
 
 WH_PER_LSB = 4.1824e-5
@@ -108,7 +108,7 @@ class _Led:
 
 def _drive(clock, owed_per_period, periods, period=1000):
     # metering hands ``owed_per_period`` pulses over every period; the LED task shows them
-    from pulse import PulseTrain
+    from energy.pulse import PulseTrain
 
     t = PulseTrain(clock, period, 40)
     led = _Led()
@@ -135,7 +135,7 @@ def _drive(clock, owed_per_period, periods, period=1000):
 
 
 def test_pulse_train_spreads_pulses_and_keeps_up():
-    from pulse import PulseTrain
+    from energy.pulse import PulseTrain
 
     for n in (1, 3, 12, 25, 400):
         t, led, owed, total, worst = _drive(_Clock(), n, 50)
@@ -148,7 +148,7 @@ def test_pulse_train_spreads_pulses_and_keeps_up():
 def test_pulse_train_never_falls_behind_a_late_clock():
     # every sleep lasts 300 ms more than asked: the task shows the pulses whose slots passed
     # at once, so it stays within one period of the register and loses nothing
-    from pulse import PulseTrain
+    from energy.pulse import PulseTrain
 
     for n in (1, 3, 12):
         t, led, owed, total, worst = _drive(_Clock(late=300), n, 100)
@@ -195,7 +195,7 @@ async def test_led_task_shows_every_pulse():
 def test_pulse_counts_from_its_rising_edge():
     # a task cancelled while a pulse is ON: the pulse was taken off the owed count when it
     # went on, so the end-of-run flush does not show it again
-    from pulse import PulseTrain
+    from energy.pulse import PulseTrain
 
     t = PulseTrain(_Clock(), 1000, 40)
     led = _Led()

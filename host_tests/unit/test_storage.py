@@ -3,11 +3,11 @@
 import struct
 
 import events
-import journal
+from flashstore import journal
 import status
 import storage
 from boards.sim.board import Options, SimBoard
-from flash import Partition
+from flashstore.flash import Partition
 from simkit import StepTrace
 
 JOURNAL = 64 * 1024  # the virtual board's journal partition: offset 0, 64 KiB
@@ -88,7 +88,7 @@ def test_payload_keeps_the_schema_1_layout_past_2034():
 
 
 def test_power_fail_path_packs_and_stores_only_small_ints():
-    import ringlog
+    from flashstore import ringlog
     import smallint
 
     board = _board(start=(1 << 31) + 12345)
@@ -158,7 +158,7 @@ def test_power_fail_commit_allocates_nothing_near_the_31_bit_limit():
     # board's own cut guard, boards/sim/board._CutGuard, is a test harness and not used here.)
     import micropython
 
-    from flash import BlockDeviceFlash
+    from flashstore.flash import BlockDeviceFlash
 
     board = _board()
     m = _meter(board)
@@ -232,7 +232,7 @@ def _foreign(board, schema=9, n=44):
 
 
 def test_foreign_journal_meters_in_ram_until_the_sealed_format():
-    from iec_session import ER_NOT_WRITABLE, ER_SEALED
+    from iec62056.session import ER_NOT_WRITABLE, ER_SEALED
 
     board = _board()
     _foreign(board)
@@ -470,7 +470,7 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
 
 
 def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
-    from iec_session import ER_FAILED
+    from iec62056.session import ER_FAILED
 
     board = _board()
     _foreign(board, n=16 * 31)

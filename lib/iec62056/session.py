@@ -104,8 +104,8 @@ returns the session to IDLE.
 
 from micropython import const
 
-from lockout import Lockout
-from iec62056_21 import (
+from iec62056.lockout import Lockout
+from iec62056.codec import (
     ACK,
     ACK_MSG,
     BAUD_RATES,

@@ -51,8 +51,8 @@ Sequence numbers are u32 and grow by one per commit: at one commit per second th
 
 from micropython import const
 
-import ringlog
-from ringlog import NoSpace, StorageError  # noqa: F401  (re-exported for callers)
+from flashstore import ringlog
+from flashstore.ringlog import NoSpace, StorageError  # noqa: F401  (re-exported for callers)
 
 REASON_PERIODIC = const(0)
 REASON_TARIFF = const(1)
