@@ -14,7 +14,7 @@ import gc
 import sys
 import time
 
-from boards.board import NullWDT, RGBLed
+from boards.board import NullWDT, RGBLed, partitions
 from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.clock import EPOCH_2016, VirtualClock
 from boards.sim.hw import SimPin, SimSPI
@@ -416,12 +416,14 @@ class SimBoard:
             self.nor = _NoNOR()
             self.flash = None
             self.flash_layout = {}
+            self.partitions = {}
             return
         self.nor = NORFlash(self.FLASH_SIZE, 4096, 256, path=o.flash)
         if o.cut_at_op:
             self.nor.cut_at_op(o.cut_at_op)
         self.flash = _CutGuard(self.nor, self)
-        self.flash_layout = self.FLASH_LAYOUT
+        self.flash_layout = self.FLASH_LAYOUT  # byte offsets (tools/events_dump.py reads them)
+        self.partitions = partitions(self.flash, self.FLASH_LAYOUT)
         self._meter = None
         self._pf_handler = None
 
@@ -445,7 +447,7 @@ class SimBoard:
         self.save_rtc()  # the RTC runs on from its battery
         if self.opts.json:
             m = self._meter
-            if m is not None and hasattr(m, "storage_status"):
+            if m is not None and getattr(m, "restored", False):
                 self.report(m, power_lost=True)
             else:  # cut while booting: nothing metered yet in this run
                 from energy import ALL_OBIS
@@ -602,7 +604,7 @@ class SimBoard:
             "error_flags": _error_flags(meter),
             "heap_peak_bytes": self.heap_peak,
             "heap_steady_bytes": _steady_heap(),
-            "pulses": meter.metering.pulse.total,
+            "pulses": meter.output.pulse.total,
             "led_kwh_flashes": self.led_kwh.rises,
             "led_kvarh_flashes": self.led_kvarh.rises,
             "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
@@ -619,12 +621,9 @@ class SimBoard:
 
 
 def _error_flags(meter):
-    # F.F.0 (firmware/status.py), for the report
-    try:
-        import status
-    except ImportError:
-        return None
-    return status.error_flags(meter)
+    # F.F.0 (firmware/meter/status.py), for the report
+    st = getattr(meter, "status", None)
+    return None if st is None else st.error_flags()
 
 
 class _Milli:

@@ -1,4 +1,4 @@
-# Meter event log (in RAM; persisted through the ring log once storage is wired).
+# Meter event codes, the in-RAM event log and the persisted record.
 """Event log: (RTC seconds, code, value) entries in a fixed-size ring, oldest overwritten;
 each entry also says where it came from (``src``) and what it concerned (``subject``).
 
@@ -63,6 +63,10 @@ CONFIG_FALLBACK = const(67)  # config from an older copy / a damaged copy; value
 SECURITY_FALLBACK = const(68)  # password not trusted: factory password needs the open seal
 CONFIG_DEFERRED = const(69)  # configuration save held back by the wear budget; value: s
 
+# 80..89: supervision of the firmware's tasks (issue 8; firmware/tasks/supervisor.py)
+TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
+TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog resets the meter
+
 # PROG_EXIT values
 EXIT_B0 = const(1)
 EXIT_TIMEOUT = const(2)
@@ -97,6 +101,7 @@ NAMES = {
     MAGNET_OFF: "magnetic field gone", NEUTRAL_IMBALANCE: "neutral current imbalance",
     NEUTRAL_OK: "neutral current balanced", CONFIG_FALLBACK: "configuration copy damaged",
     SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
+    TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -371,8 +376,8 @@ class RateLimit:
 class EventLog:
     """Ring of ``capacity`` events. ``clock`` has ``time()`` (RTC seconds since 2000).
     ``sink``: optional callable(t, code, value, text, src, subject) with ``src`` the source
-    and subject-kind byte and ``subject`` 6 bytes (see :func:`pack_subject`); app.py
-    persists through it."""
+    and subject-kind byte and ``subject`` 6 bytes (see :func:`pack_subject`);
+    firmware/meter/eventstore.py persists through it."""
 
     def __init__(self, clock, capacity=64, sink=None):
         self._clock = clock

@@ -35,7 +35,9 @@ defines (firmware/storage.py: ``SCHEMA``). At ``recover()`` the newest valid rec
   payload of the current schema (``payload_size`` bytes; raise ValueError if it cannot),
   ``STATUS_MIGRATED``; the caller commits it, newer commits win and the old records age out
   of the ring in rotation. Each firmware keeps one converter per older schema it can read,
-  each straight to its own schema (chain them inside if useful);
+  each straight to its own schema (chain them inside if useful). A converter keyed by our
+  own schema takes our records of another length (a payload whose size follows the
+  configuration, e.g. the register banks of firmware/meter/storage.py);
 - any other schema (a newer firmware's, or a length we do not know): ``STATUS_FOREIGN``;
 - any sector or record of another layout or ring kind (lib/ringlog.py): ``STATUS_FOREIGN``
   too, even beside records of ours, since it may hold newer data.
@@ -135,15 +137,15 @@ class Journal(ringlog.SectorRing):
         self.seq = seq
         self.found_schema = tag
         self.found_reason = aux
-        if tag == self.schema:
-            if len(payload) != self.payload_size:
-                self._refuse("schema %d with %d-byte payload" % (tag, len(payload)))
-                return None
+        if tag == self.schema and len(payload) == self.payload_size:
             self.status = STATUS_OK
         else:
             fn = self.migrations.get(tag)
             if fn is None:
-                self._refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
+                if tag == self.schema:
+                    self._refuse("schema %d with %d-byte payload" % (tag, len(payload)))
+                else:
+                    self._refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
                 return None
             try:
                 payload = fn(payload)
@@ -193,7 +195,8 @@ class CommitPolicy:
       max_unsaved_wh`` with the gap elapsed (``max_unsaved_wh=None`` disables that trigger).
 
     Why 300 s, 10 s and 200 Wh (figures from ``python tools/bench_flash.py``, 76-byte payload
-    as in firmware/storage.py, 128-byte slots, 31 records per 4 KiB sector, 16-sector journal):
+    as in firmware/meter/storage.py, 128-byte slots, 31 records per 4 KiB sector, 16-sector
+    journal):
     the periodic commit only matters when the power-fail commit does not happen (a crash,
     watchdog reset or missed warning); then at most one period of energy is lost.
     Wear: 300 s is 105 120 commits and 3 376 sector erases a year, spread evenly: 211 erases

@@ -13,7 +13,8 @@ Actions. ``feed(data, now_ms)`` and ``poll(now_ms)`` return None or one action, 
 ``(at_ms, data, baud)``: wait until ticks ``at_ms``, send ``data`` (bytes-like, or None for
 nothing), wait until the UART has shifted out the last stop bit, then, if ``baud`` is not 0,
 switch the port to ``baud`` (7E1). Call ``poll`` again until it returns None; actions come out in
-order. Times are ``time.ticks_ms()`` values (wrapping at 2**30); use the real clock, not the
+order. Times are ``ticks.ticks_ms()`` values (lib/ticks: wrapping at 2**30); use the real
+clock, not the
 virtual board's accelerated metering clock.
 
 Timing (protocols.md A7; IEC 62056-21 6.3/6.4.3):
@@ -105,6 +106,7 @@ returns the session to IDLE.
 from micropython import const
 
 from iec62056.lockout import Lockout
+from ticks import ticks_add, ticks_diff
 from iec62056.codec import (
     ACK,
     ACK_MSG,
@@ -163,20 +165,7 @@ _K_LINE = const(1)  # '/' or ACK ... CR LF
 _K_CMD = const(2)  # SOH ... ETX|EOT BCC
 _MAX_REPEATS = const(3)
 _SLASH = const(0x2F)
-
-_TICKS_MAX = const((1 << 30) - 1)
-_TICKS_HALF = const(1 << 29)
-
-
-def ticks_diff(a, b):
-    """a - b for ms tick values that wrap at 2**30 (as time.ticks_diff on MicroPython)."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
-
-
-def ticks_add(t, d):
-    """t + d for ms tick values that wrap at 2**30."""
-    return (t + d) & _TICKS_MAX
-
+_MAX_MS = const((1 << 29) - 1)  # the longest interval ticks_diff can tell (lib/ticks)
 
 def _clamp(v, lo, hi):
     return lo if v < lo else hi if v > hi else v
@@ -289,7 +278,7 @@ class Session:
         self.readout_hold_ms = readout_hold_ms
         self.inactivity_ms = inactivity_ms
         if lockout is None:
-            lockout = Lockout(max_failures, max(1, _clamp(lockout_ms, 0, _TICKS_HALF - 1) // 1000))
+            lockout = Lockout(max_failures, max(1, _clamp(lockout_ms, 0, _MAX_MS) // 1000))
         self.lockout = lockout
         self._time_s = time_s
         self._mono_s = 0  # own monotonic seconds (lockout time when no time_s is given)
@@ -359,6 +348,10 @@ class Session:
         except Exception:
             pass
         self.reset(now_ms)
+
+    def idle(self):
+        """True in IDLE (no dialogue: the port task may poll slowly)."""
+        return self.state == IDLE
 
     def locked(self, now_ms):
         """True while programming mode is locked after repeated wrong passwords."""

@@ -33,13 +33,7 @@ firmware identifier).
 
 from micropython import const
 
-try:
-    from time import ticks_diff as _ticks_diff
-except ImportError:  # CPython: plain ints that never wrap
-
-    def _ticks_diff(a, b):
-        return a - b
-
+from ticks import ticks_diff as _ticks_diff
 
 DIGITS = const(8)  # main digit cells
 IDENT_MAX = const(6)  # identifier characters (dots count)

@@ -80,7 +80,8 @@ after an under-/over-voltage warning.
 from micropython import const
 
 from modem import signal
-from modem.at import R_FINAL, R_TIMEOUT, AtEngine, ticks_add, ticks_diff
+from modem.at import R_FINAL, R_TIMEOUT, AtEngine
+from ticks import ticks_add, ticks_diff
 from modem.profile import (
     L_MODEM,
     L_PDP,

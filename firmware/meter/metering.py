@@ -1,14 +1,22 @@
-# The metering task: ADE7953 counts -> plausibility -> gate -> registers -> pulse output.
-"""Metering task (the only writer of the energy registers).
+# The metering step: ADE7953 counts -> plausibility -> gate -> registers -> consumers.
+"""The metering step (the only writer of the energy registers; no asyncio: the loop that
+calls it every period is firmware/tasks/metering.py).
 
 Every ``period_ms`` of metering time (default 1 000 ms; refused above half the overflow bound
-from lib.ade7953.ADE7953.max_read_interval_ms) it reads the channel-A accumulators with
-reset, fixes a detected 24-bit wrap, checks that the interval is physically plausible,
-applies the no-load / starting-current gate, adds the interval to the registers and hands
-the active energy to the kWh test LED and, when a second output is given (``pulse_var``),
-the reactive energy |Q| to the kvarh LED (used in test mode, firmware/display.py). Deadlines
-are absolute, so no interval is lost or counted twice. Instantaneous values (V, I, P, Q, S,
-PF, f) are read once per real second for the display and protocols.
+from lib.ade7953.ADE7953.max_read_interval_ms) :meth:`Metering.step` reads the channel-A
+accumulators with reset, fixes a detected 24-bit wrap, checks that the interval is physically
+plausible, applies the no-load / starting-current gate, adds the interval to the registers
+and fans it out to a fixed tuple of consumers: ``consumer.interval(ea, er, es, dt)`` with the
+interval's active, reactive and apparent counts (chip LSB; zeros when the gate is closed) and
+its length in ms, every argument a small int, allocation-free. Today the test output
+(firmware/meter/testoutput.py); tariff registers, demand and load profiles are the next
+consumers. The task's deadlines are absolute, so no interval is lost or counted twice.
+Instantaneous values (V, I, P, Q, S, PF, f) are read once per real second
+(:meth:`Metering.refresh_instant`) for the display and the protocols.
+
+Requests. Nothing else writes a register: a cold start (E2 C.91.9) or a preset is a request
+(:meth:`Metering.request_clear`) that the metering task executes between two steps
+(:meth:`Metering.serve`), then calls the request's ``done`` callback (the storage commits).
 
 Plausibility (every interval, before anything reaches a register; ``dt`` = the measured
 interval in ms):
@@ -50,13 +58,11 @@ A missing, mis-clocked or reset chip at power-up is logged (METROLOGY_FAULT), th
 hold their values, and the task retries the power-up sequence every ``retry_ms``.
 """
 
-import time
-
 from micropython import const
 
 import events
-from ade7953 import (ENERGY_RATE_FULL_SCALE, IRQ_OIA, READ_CONFIG, READ_ECHO, READ_RESET,
-                     ADE7953Error)
+import ticks
+from ade7953 import ENERGY_RATE_FULL_SCALE, IRQ_OIA, READ_CONFIG, READ_ECHO, READ_RESET
 
 _WRAP = const(1 << 24)
 _DT_MAX = const(1 << 19)  # ms; bounds are computed for at most this interval (8.7 min)
@@ -70,7 +76,7 @@ DROP_CONFIG = READ_CONFIG  # CONFIG not as written: mis-clocked / stuck bus, los
 DROP_RESET = READ_RESET  # the chip restarted (RESET interrupt, CONFIG at its default)
 DROP_RANGE = const(4)  # a count beyond what the chip can count in the interval
 DROP_RATIO = const(5)  # |P| or |Q| beyond S
-_REASONS = ("", "word differs from the chip's LAST_RWDATA echo",
+REASONS = ("", "word differs from the chip's LAST_RWDATA echo",
             "CONFIG not as written (bus mis-clocked or stuck, configuration lost)",
             "chip restarted", "count beyond the chip's full-scale limit", "|P| or |Q| above S")
 
@@ -106,26 +112,24 @@ def _mul_q10(x, m):
 
 class Metering:
     """``ade``: lib.ade7953.ADE7953; ``regs``: lib.energy.Registers; ``gate``:
-    lib.pulse.NoLoadGate; ``pulse``: lib.pulse.PulseOutput (active energy, kWh LED);
-    ``clock``: board clock; ``log``: lib.events.EventLog; ``period_ms``: read interval (ms of
-    metering time); ``pulse_var``: optional second PulseOutput fed with the reactive energy
-    (sign ignored: |Q|, kvarh LED), counted in ``var_pulses_due``."""
+    lib.energy.pulse.NoLoadGate; ``clock``: board clock; ``log``: lib.events.EventLog;
+    ``period_ms``: read interval (ms of metering time); ``consumers``: tuple of objects with
+    ``interval(ea, er, es, dt)`` (module docstring)."""
 
-    def __init__(self, ade, regs, gate, pulse, clock, log, period_ms=1000, verify_every=10,
-                 retry_ms=1000, pulse_var=None):
+    def __init__(self, ade, regs, gate, clock, log, period_ms=1000, verify_every=10,
+                 retry_ms=1000, consumers=()):
         limit = ade.max_read_interval_ms() // 2
         if not 10 <= period_ms <= limit:
             raise ValueError("read period %d ms outside 10..%d ms" % (period_ms, limit))
         self.ade = ade
         self.regs = regs
         self.gate = gate
-        self.pulse = pulse
-        self.pulse_var = pulse_var
+        self.consumers = tuple(consumers)
         self.clock = clock
         self.log = log
         self.period_ms = period_ms
-        self._verify_every = verify_every
-        self._retry_ms = retry_ms
+        self.verify_every = verify_every
+        self.retry_ms = retry_ms
         # plausibility constants (module docstring), all small ints
         lim = ade.count_limit_per_ms()
         cal = ade.cal
@@ -142,8 +146,6 @@ class Metering:
         self.ok = False  # metrology trusted: chip up and the last interval plausible
         self._up = False  # chip configured since the last fault (intervals are read)
         self.steps = 0
-        self.pulses_due = 0  # pulses not yet shown by the LED task
-        self.var_pulses_due = 0  # reactive pulses (pulse_var) not yet shown
         self.no_load = True
         self.instant = None  # dict from ADE7953.instant_values(), refreshed each real second
         # last dropped interval: reason (DROP_*), counts (LSB) and dt (ms); drops in total
@@ -162,31 +164,44 @@ class Metering:
         self._e_a = self._e_r = self._e_s = self._e_dt = 0
         self._inst_wall = None
         self.on_step = None  # optional hook (board instrumentation), called after each step
+        self._req = []  # pending requests: (kind, src, done)
 
-    async def start_chip(self):
-        """Power-up sequence, then one read whose counts are discarded (they started under
-        the chip's defaults). On failure log once per episode and return False."""
-        try:
-            await self.ade.begin(self.clock.sleep_ms)
-            t0 = self.clock.ticks_ms()
-            code = self.ade.read_energy()
-            if code:
-                raise ADE7953Error("ADE7953 first read after configuration: %s"
-                                   % _REASONS[code])
-        except ADE7953Error as e:
-            if self.fault is None:
-                self.log.log(events.METROLOGY_FAULT, 0, str(e))
-            self.fault = str(e)
-            self.ok = False
-            self._up = False
-            return False
+    def chip_failed(self, e):
+        """The power-up sequence failed (``e``: the ADE7953Error): logged once per episode."""
+        if self.fault is None:
+            self.log.log(events.METROLOGY_FAULT, 0, str(e))
+        self.fault = str(e)
+        self.ok = False
+        self._up = False
+
+    def chip_up(self, t0):
+        """The chip was configured and its first read (started at ticks ``t0``) discarded:
+        intervals are read from now on."""
         self._up = True
         if self.fault is None:
             self.log.log(events.METROLOGY_OK, 0, "ADE7953 configured")
             self.ok = True
         self._last_ms = self.clock.ticks_ms()
         self._skew = self.clock.ticks_diff(self._last_ms, t0)
-        return True
+
+    @property
+    def last_ms(self):
+        """Metering-clock ticks at the end of the last read."""
+        return self._last_ms
+
+    @property
+    def up(self):
+        """True while the chip is configured (intervals are read)."""
+        return self._up
+
+    def read_failed(self, e):
+        """A read raised ADE7953Error mid-run: logged once per episode, chip down."""
+        if self.fault is None:
+            self.log.log(events.CHIP_RESET if "reset" in str(e) else events.METROLOGY_FAULT,
+                         0, str(e))
+        self.fault = str(e)
+        self.ok = False
+        self._up = False
 
     def step(self):
         """One read interval ending now (hot path, allocation-free on every path, the drop
@@ -235,12 +250,12 @@ class Metering:
             if self.no_load:
                 self.no_load = False
             self.regs.add(ea, er, es)
-            self.pulses_due += self.pulse.add(ea)
-            pv = self.pulse_var
-            if pv is not None:
-                self.var_pulses_due += pv.add(er)
-        elif not self.no_load:
-            self.no_load = True
+        else:
+            if not self.no_load:
+                self.no_load = True
+            ea = er = es = 0
+        for c in self.consumers:
+            c.interval(ea, er, es, dt)
         return 0
 
     def _implausible(self, ea, er, es, span, pair):
@@ -303,7 +318,7 @@ class Metering:
     def drop_text(self):
         """The last dropped interval, in words (for the event log)."""
         return "interval dropped: %s (AENERGYA %d RENERGYA %d APENERGYA %d LSB in %d ms)" % (
-            _REASONS[self.drop], self._d_ea, self._d_er, self._d_es, self._d_dt)
+            REASONS[self.drop], self._d_ea, self._d_er, self._d_es, self._d_dt)
 
     def after_step(self, code):
         """What follows a :meth:`step` outside the hot path (it allocates): log what the
@@ -335,51 +350,15 @@ class Metering:
         self.fault = None
         self.ok = True
 
-    async def run(self):
-        """Run forever: bring the chip up, then read every ``period_ms``."""
-        clock = self.clock
-        while True:
-            if not self._up:
-                if not await self.start_chip():
-                    await clock.sleep_ms(self._retry_ms)
-                    continue
-                # align reads to whole periods of the clock (k * period_ms), so intervals
-                # line up with demand and profile periods and with the load trace's steps
-                deadline = self._align(self._last_ms)
-            wait = clock.ticks_diff(deadline, clock.ticks_ms())
-            if wait > 0:
-                await clock.sleep_ms(wait)
-            else:
-                await clock.sleep_ms(0)
-            try:
-                code = self.step()
-                self.after_step(code)
-                if code:
-                    continue
-                if self.steps % self._verify_every == 0:
-                    self.ade.verify()
-                self._instant()
-            except ADE7953Error as e:
-                if self.fault is None:
-                    self.log.log(events.CHIP_RESET if "reset" in str(e)
-                                 else events.METROLOGY_FAULT, 0, str(e))
-                self.fault = str(e)
-                self.ok = False
-                self._up = False
-                continue
-            deadline = clock.ticks_add(deadline, self.period_ms)
-            if clock.ticks_diff(clock.ticks_ms(), deadline) > self.period_ms:
-                deadline = self._align(clock.ticks_ms())  # fell behind: resynchronise
-            if self.on_step is not None:
-                self.on_step()
-
-    def _align(self, t):
-        # the next whole multiple of period_ms after t (ticks arithmetic, wrap-safe)
+    def align(self, t):
+        """The next whole multiple of ``period_ms`` after ticks ``t`` (wrap-safe)."""
         return self.clock.ticks_add(t, self.period_ms - t % self.period_ms)
 
-    def _instant(self):
-        w = time.ticks_ms()
-        if self._inst_wall is None or time.ticks_diff(w, self._inst_wall) >= 1000:
+    def refresh_instant(self, force=False):
+        """Read the instantaneous values (:attr:`instant`) if a real second passed since the
+        last read (or ``force``)."""
+        w = ticks.ticks_ms()
+        if force or self._inst_wall is None or ticks.ticks_diff(w, self._inst_wall) >= 1000:
             self._inst_wall = w
             ade = self.ade
             ade.read_instant()
@@ -397,6 +376,25 @@ class Metering:
 
     def finish(self):
         """Account the partial interval up to now (at shutdown / before a commit); a dropped
-        one is not counted."""
+        one is not counted. Requests still pending are executed."""
         if self._up and self.ok:
             self.after_step(self.step())
+        self.serve()
+
+    # -- requests: the only way anything else changes a register --------------------------
+
+    def request_clear(self, src=events.SRC_METER, done=None):
+        """Ask for a cold start (every register to zero, E2 C.91.9 under open seal): the
+        metering task executes it before its next step (:meth:`serve`), logs it
+        (PARAM_CHANGED, subject C.91.9) and calls ``done()``."""
+        self._req.append((0, src, done))
+
+    def serve(self):
+        """Execute the pending requests (the metering task, between steps)."""
+        while self._req:
+            _kind, src, done = self._req.pop(0)
+            self.regs.clear()
+            self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared", src,
+                         "C.91.9")
+            if done is not None:
+                done()

@@ -1,8 +1,13 @@
-"""Port task: pumps bytes between a UART and an ``iec_session.Session`` (IEC 62056-21).
+"""Port task: pumps bytes between a UART and a protocol session (protocol-agnostic).
 
-One task per port (optical head or RS-485); it owns the port's writer. Protocol timing uses the
-real clock (``time.ticks_ms`` and ``asyncio.sleep_ms``), never the board's metering clock,
-which runs faster than real time on the virtual board.
+A session is sans-IO (today lib/iec62056/session.Session; DLMS/HDLC later): ``feed(buf,
+now, n)`` and ``poll(now)`` return None or an action ``(at_ms, data, baud)`` (send ``data`` at
+ticks ``at_ms``, then switch to ``baud`` if not 0), ``reset(now)`` after an error,
+``link_lost(now)`` when the peer left, ``idle()`` when no dialogue is going on (slow
+polling). One task per port (optical head or RS-485); it owns the port's writer. Protocol
+timing uses the real clock (lib/ticks: ``ticks_ms`` wrapping at 2**30, and
+``asyncio.sleep_ms``), never the board's metering clock, which runs faster than real time
+on the virtual board.
 
 The UART may be a ``machine.UART`` (rp2/stm32) or ``boards.sim.uart.TcpUart``/``BusUart``; it
 needs ``any()``, ``readinto(buf)``, ``write(buf)``, ``init(baudrate=, bits=, parity=, stop=)``
@@ -18,22 +23,10 @@ optical head cannot be seen leaving, so rights end on the session's timeouts the
 """
 
 import asyncio
-import time
 
-from iec62056.codec import add_parity_into
-from iec62056.session import IDLE
 
-try:
-    _ticks_ms = time.ticks_ms
-    _ticks_diff = time.ticks_diff
-except AttributeError:  # CPython (host tests)
-
-    def _ticks_ms():
-        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
-
-    def _ticks_diff(a, b):
-        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
-
+from ticks import ticks_diff as _ticks_diff
+from ticks import ticks_ms as _ticks_ms
 
 if not hasattr(asyncio, "sleep_ms"):  # CPython
 
@@ -60,7 +53,8 @@ class PortStats:
 
 
 def _set_format(uart, baud, soft_parity):
-    # 7E1, or 8N1 with a software parity bit in bit 7 (protocols.md A1).
+    # 7E1 (IEC 62056-21 6.1: 1 start bit, 7 data bits, even parity, 1 stop bit), or 8N1
+    # with the parity bit computed in software in bit 7 (a port without 7E1 framing).
     if soft_parity:
         uart.init(baudrate=baud, bits=8, parity=None, stop=1)
     else:
@@ -70,6 +64,8 @@ def _set_format(uart, baud, soft_parity):
 async def _transmit(uart, data, baud, de_pin, soft_parity, clock_ms, stats, link=None):
     # ``link``: the peer the data is for; a slice is never written once it has changed
     if soft_parity:
+        from iec62056.codec import add_parity_into  # 7E1 as 8N1 characters
+
         data = add_parity_into(bytearray(data))
     mv = memoryview(data)
     n = len(data)
@@ -114,7 +110,7 @@ async def run_port(
     asyncio.Event) is set; runs forever when stop is None.
 
     de_pin: RS-485 driver enable (Pin-like ``value(v)``; high while transmitting, released
-    after ``txdone()``). clock_ms: callable returning ms ticks (default ``time.ticks_ms``).
+    after ``txdone()``). clock_ms: callable returning ms ticks (default ``ticks.ticks_ms``).
     soft_parity: the UART runs 8N1 and bit 7 carries the even parity (for ports without 7E1).
     stats: a PortStats to update. Bad input never ends the task: any error resets the
     session to idle at 300 Bd.
@@ -169,4 +165,4 @@ async def run_port(
             session.reset(clock())
             if de_pin is not None:
                 de_pin.value(0)
-        await _sleep_ms(_IDLE_POLL_MS if session.state == IDLE else _BUSY_POLL_MS)
+        await _sleep_ms(_IDLE_POLL_MS if session.idle() else _BUSY_POLL_MS)

@@ -1,7 +1,7 @@
 # Status words: C.5.0 service flags and F.F.0 error flags, one definition for every reader.
-"""The meter's two status words, read by the LCD (diagnostic list, ALARM annunciator), the
-IEC 62056-21 readout and (later) DLMS and the uplink. One definition, here; nothing else
-computes them.
+"""The meter's two status words, read through the OBIS catalogue by the LCD (diagnostic
+list, ALARM annunciator), the IEC 62056-21 map and (later) DLMS and the uplink. One
+definition, here; nothing else computes them.
 
 C.5.0 service flags (state, not faults; 32 bits, read out as 8 hex digits):
   0x001 test mode, 0x002 no-load (anti-creep), 0x004 seal open, 0x008 cover open,
@@ -14,7 +14,7 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
          delivered physically implausible counts (the interval was dropped)
   0x0002 configuration: the configuration record was blank-after-use, damaged or of an
          unknown version, so defaults or an older copy are in use (latched at boot by
-         firmware/app.py; E2 C.91.0 clears it and writes both copies again)
+         firmware/meter/settings.py; E2 C.91.0 clears it and writes both copies again)
   0x0004 metrology checksum unavailable (software identification cannot be shown)
   0x0008 over-range: current, voltage or power beyond the measuring range in this episode
          (ADE7953 OIA/OV flags or apparent energy above full scale; ends 60 s after the last)
@@ -22,13 +22,15 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
          (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
-         or the last commit failed (firmware/storage.Storage.fault)
+         or the last commit failed (firmware/meter/storage.Storage.fault)
   0x0040 security: a security parameter (password) came from a damaged or older copy, or
          from defaults (then the factory password needs the open seal); cleared when a new
          password is written (W1 C.90.2)
 """
 
 from micropython import const
+
+from meter import swid
 
 SVC_TEST_MODE = const(0x001)
 SVC_NO_LOAD = const(0x002)
@@ -58,53 +60,60 @@ _INPUTS = ((SVC_SEAL_OPEN, "seal"), (SVC_COVER_OPEN, "cover"),
            (SVC_POWER_FAIL, "power_fail"))
 
 
-def service_flags(meter):
-    """C.5.0 word (int, see the module doc) of a firmware.app.Meter."""
-    b = meter.board
-    m = meter.metering
-    d = getattr(meter, "display", None)
-    f = 0
-    if d is not None and d.in_test_mode():
-        f |= SVC_TEST_MODE
-    if m.no_load:
-        f |= SVC_NO_LOAD
-    for bit, pin in _INPUTS:
-        p = getattr(b, pin, None)
-        if p is not None and p.value():
-            f |= bit
-    relay = getattr(b, "relay", None)
-    if relay is not None and not relay.value():
-        f |= SVC_RELAY_OPEN
-    if meter.cfg.get("test_led") == "kvarh":
-        f |= SVC_TEST_KVARH
-    inst = m.instant
-    if inst is not None and not m.no_load and inst["P"] < 0:
-        f |= SVC_EXPORT
-    return f
+class Status:
+    """The two words of a meter, from the parts that own the conditions: ``board`` (the
+    inputs and the relay, the clock's ``rtc_valid``), ``metering`` (meter.metering.Metering:
+    ``ok``, ``no_load``, ``over_range``, ``instant``), ``settings`` (meter.settings.Settings:
+    the configuration bits and ``test_led``), ``testmode`` (meter.testmode.TestMode or None);
+    :attr:`storage` (meter.storage.Storage or None, set once it exists)."""
 
+    def __init__(self, board, metering, settings, testmode=None):
+        self.board = board
+        self.metering = metering
+        self.settings = settings
+        self.testmode = testmode
+        self.storage = None
 
-def error_flags(meter):
-    """F.F.0 word (int, see the module doc) of a firmware.app.Meter."""
-    import swid
+    def service_flags(self):
+        """C.5.0 word (int, see the module doc)."""
+        b = self.board
+        m = self.metering
+        f = 0
+        t = self.testmode
+        if t is not None and t.active():
+            f |= SVC_TEST_MODE
+        if m.no_load:
+            f |= SVC_NO_LOAD
+        for bit, pin in _INPUTS:
+            p = getattr(b, pin, None)
+            if p is not None and p.value():
+                f |= bit
+        relay = getattr(b, "relay", None)
+        if relay is not None and not relay.value():
+            f |= SVC_RELAY_OPEN
+        if self.settings.get("test_led") == "kvarh":
+            f |= SVC_TEST_KVARH
+        inst = m.instant
+        if inst is not None and not m.no_load and inst["P"] < 0:
+            f |= SVC_EXPORT
+        return f
 
-    m = meter.metering
-    f = 0 if m.ok else ERR_METROLOGY
-    st = meter.config_status
-    if st is not None and "defaults" in st and "blank" not in st:
-        f |= ERR_CONFIG
-    f |= getattr(meter, "config_errors", 0) & (ERR_CONFIG | ERR_SECURITY)
-    if swid.checksum_cached() is None:
-        f |= ERR_CHECKSUM
-    sto = getattr(meter, "storage", None)
-    if sto is not None and sto.fault is not None:
-        f |= ERR_STORAGE
-    if getattr(m, "over_range", False):  # episode: firmware/metering.py
-        f |= ERR_OVER_RANGE
-    if not getattr(meter.board.clock, "rtc_valid", True):  # cleared by clock.set_time()
-        f |= ERR_CLOCK
-    return f
+    def error_flags(self):
+        """F.F.0 word (int, see the module doc)."""
+        m = self.metering
+        f = 0 if m.ok else ERR_METROLOGY
+        f |= self.settings.config_error()
+        if swid.checksum_cached() is None:
+            f |= ERR_CHECKSUM
+        sto = self.storage
+        if sto is not None and sto.fault is not None:
+            f |= ERR_STORAGE
+        if m.over_range:  # episode: firmware/meter/metering.py
+            f |= ERR_OVER_RANGE
+        if not getattr(self.board.clock, "rtc_valid", True):  # cleared by clock.set_time()
+            f |= ERR_CLOCK
+        return f
 
-
-def alarm(meter):
-    """True when the LCD ALARM annunciator is to be lit (F.F.0 & ALARM_MASK)."""
-    return bool(error_flags(meter) & ALARM_MASK)
+    def alarm(self):
+        """True when the LCD ALARM annunciator is to be lit (F.F.0 & ALARM_MASK)."""
+        return bool(self.error_flags() & ALARM_MASK)

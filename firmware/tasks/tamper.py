@@ -9,8 +9,8 @@ the security log (lib/events.py SEAL_OPEN/SEAL_CLOSED, COVER_*, TCOVER_*, MAGNET
 source SRC_LOCAL, value: the number of such changes since power-up); an input found active
 at power-up is logged as a change too (it may have changed while the meter was off).
 
-Neutral imbalance (IDIS "missing neutral" / earth-leakage tamper; billing-events-uplink
-reference F3): with the phase current I (ADE7953 channel A) and the neutral current IN
+Neutral imbalance (the IDIS "missing neutral" / earth-leakage tamper event): with the phase
+current I (ADE7953 channel A) and the neutral current IN
 (channel B) from the metering task's instantaneous values, the imbalance is
 ``|I - IN| / max(I, IN)``. It counts while the larger current is at least ``neutral_min_a``
 (cfg, default 0.25 A = 5 % of Iref 5 A) and the imbalance exceeds ``neutral_pct`` (cfg,
@@ -21,9 +21,9 @@ the neutral carries less); the same time below the threshold ends it, logged NEU
 """
 
 import asyncio
-import time
 
 import events
+import ticks
 
 # (board attribute, event when it becomes active, event when it becomes inactive)
 INPUTS = (
@@ -35,25 +35,27 @@ INPUTS = (
 
 
 class TamperWatch:
-    """Debounced input edges and neutral imbalance of a firmware.app.Meter, as events.
+    """Debounced input edges and neutral imbalance, as events. ``board``: its ``seal``,
+    ``cover``, ``terminal_cover`` and ``magnet`` inputs (absent ones are skipped);
+    ``metering``: meter.metering.Metering (``instant``); ``log``: lib.events.EventLog;
+    ``settings``: meter.settings.Settings (``neutral_*``).
 
     ``samples``: consecutive equal reads that make a level (>= 1). ``poll(now_ms)`` does one
     step (real-time ms ticks); ``run()`` loops it."""
 
-    def __init__(self, meter, samples=3, period_ms=50):
-        self.meter = meter
+    def __init__(self, board, metering, log, settings, samples=3, period_ms=50):
+        self.metering = metering
+        self.log = log
         self.samples = max(1, samples)
         self.period_ms = period_ms
-        b = meter.board
         self._pins = []
         for name, on, off in INPUTS:
-            pin = getattr(b, name, None)
+            pin = getattr(board, name, None)
             if pin is not None:
                 self._pins.append([pin, on, off, 0, 0, 0])  # level, candidate run, changes
-        cfg = meter.cfg
-        self.neutral_pct = cfg.get("neutral_pct", 12.5)
-        self.neutral_min_a = cfg.get("neutral_min_a", 0.25)
-        self.neutral_ms = int(cfg.get("neutral_s", 10) * 1000)
+        self.neutral_pct = settings.get("neutral_pct", 12.5)
+        self.neutral_min_a = settings.get("neutral_min_a", 0.25)
+        self.neutral_ms = int(settings.get("neutral_s", 10) * 1000)
         self.neutral = False  # an imbalance episode is on
         self._n_since = None  # ticks since the condition differs from ``neutral``
         self._n_start = None  # ticks at the start of the episode
@@ -63,7 +65,7 @@ class TamperWatch:
     def _edge(self, p, level):
         p[3] = level
         p[5] += 1
-        self.meter.log.log(p[1] if level else p[2], p[5], None, events.SRC_LOCAL)
+        self.log.log(p[1] if level else p[2], p[5], None, events.SRC_LOCAL)
 
     def boot(self):
         """Levels at power-up: an active input is logged (it may have changed while off)."""
@@ -110,7 +112,7 @@ class TamperWatch:
         return (i - n) * 100.0 / big
 
     def _neutral(self, now_ms):
-        inst = self.meter.metering.instant
+        inst = self.metering.instant
         if inst is self._inst:
             return  # evaluated once per new reading (each real second)
         self._inst = inst
@@ -124,20 +126,20 @@ class TamperWatch:
             self._n_pct = pct
         if bad:
             self._n_pct = pct
-        if time.ticks_diff(now_ms, self._n_since) < self.neutral_ms:
+        if ticks.ticks_diff(now_ms, self._n_since) < self.neutral_ms:
             return
         self.neutral = bad
         since = self._n_since
         self._n_since = None
         if bad:
             self._n_start = since
-            self.meter.log.log(events.NEUTRAL_IMBALANCE, int(round(self._n_pct)),
+            self.log.log(events.NEUTRAL_IMBALANCE, int(round(self._n_pct)),
                                "I - IN = %.1f %%" % self._n_pct, events.SRC_LOCAL)
         else:
-            s = time.ticks_diff(since, self._n_start) // 1000 if self._n_start is not None else 0
-            self.meter.log.log(events.NEUTRAL_OK, s, None, events.SRC_LOCAL)
+            s = ticks.ticks_diff(since, self._n_start) // 1000 if self._n_start is not None else 0
+            self.log.log(events.NEUTRAL_OK, s, None, events.SRC_LOCAL)
 
     async def run(self):
         while True:
-            self.poll(time.ticks_ms())
+            self.poll(ticks.ticks_ms())
             await asyncio.sleep_ms(self.period_ms)

@@ -1,12 +1,13 @@
 # Software identification: firmware version plus a checksum of the metrology code.
-"""Software identification (MID Annex I 8.3, WELMEC 7.2; Measurement Canada PS-E-17 wants
-version and hash displayable; reference/metering-anchors.md 2.7 and 2.9).
+"""Software identification (MID 2014/32/EU Annex I 7.6 and 8.3, WELMEC 7.2 "software
+identification"; Measurement Canada PS-E-17 wants the version and a hash displayable).
 
-The legally relevant (metrology) modules are ``METROLOGY_MODULES``: lib/ade7953.py (chip
-driver, calibration), lib/energy.py (registers), lib/pulse.py (test output, no-load gate)
-and firmware/metering.py (the metering task). :func:`checksum` is the CRC-32 (IEEE 802.3,
-``binascii.crc32``, the same as zlib.crc32) of the bytes of those modules' files, in that
-order, concatenated. Each file is the one the running module was loaded from (its
+``VERSION`` is the firmware version (OBIS 0.2.0). The legally relevant (metrology) modules
+are ``METROLOGY_MODULES``: lib/ade7953 (chip driver, calibration), lib/energy (registers),
+lib/energy/pulse.py (test output, no-load gate), firmware/meter/metering.py (the metering
+step) and firmware/tasks/metering.py (the read loop and its deadlines). :func:`checksum`
+is the CRC-32 (IEEE 802.3, ``binascii.crc32``, the same as zlib.crc32) of the bytes of those
+modules' files, in that order, concatenated. Each file is the one the running module was loaded from (its
 ``__file__``), else the first ``NAME.py`` or ``NAME.mpy`` found along ``sys.path``. So the
 value covers the source on the virtual board and under the host tests, and the bytecode
 where the modules are shipped as ``.mpy`` files. Frozen modules have no file to read: then
@@ -20,7 +21,9 @@ IEC 62056-21 as 0.2.8 (OBIS 1-0:0.2.8, firmware signature), next to 0.2.0 (the v
 
 import sys
 
-METROLOGY_MODULES = ("ade7953", "energy", "energy.pulse", "metering")
+VERSION = "0.1.0"
+
+METROLOGY_MODULES = ("ade7953", "energy", "energy.pulse", "meter.metering", "tasks.metering")
 
 _HEX7 = "0123456789AbCdEF"  # hex digits that a 7-segment cell can show unambiguously
 _cache = []
