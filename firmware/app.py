@@ -105,16 +105,24 @@ class Meter:
         leds.show_status(getattr(self.board, "status_leds", None) or (), self.metering,
                          self.storage_status)
 
+    def iec_map(self):
+        """The IEC 62056-21 map of the meter's ports (made once; ports/iec.py)."""
+        if self.iec is None:
+            from ports.iec import IecMap
+
+            b = self.board
+            self.iec = IecMap(self.catalogue, self.settings, b.seal, b.clock, self.log,
+                              self.events.persisted if self.events is not None else None)
+        return self.iec
+
     def _ports(self, spawn):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""
         b = self.board
         if b.uart_optical is None and b.uart_rs485 is None:
             return
         from ports import pump
-        from ports.iec import IecMap
 
-        self.iec = IecMap(self.catalogue, self.settings, b.seal, b.clock, self.log,
-                          self.events.persisted if self.events is not None else None)
+        self.iec_map()
         for name, uart, de, src in (("optical", b.uart_optical, None, events.SRC_OPTICAL),
                                     ("rs485", b.uart_rs485, getattr(b, "rs485_de", None),
                                      events.SRC_RS485)):

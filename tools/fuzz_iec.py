@@ -13,7 +13,7 @@ Two ways to run it (the split used by the tests is in docs/BENCHMARKS.md):
 
 ``session`` (MicroPython unix port; CPython only under the tests' conftest): the bulk.
     Frames go straight into ``lib/iec_session.Session`` wired to the firmware's real
-    ``protocols.MeterData`` (readout, reader, writer, executor over an ``app.Meter`` on the
+    ``ports.iec.IecMap`` (readout, reader, writer, executor over an ``app.Meter`` on the
     virtual board, seal closed), on a fake clock that jumps (character-gap, ACK and
     inactivity timeouts fire; ticks wrap at 2**30; the password lockout's RTC follows it).
     Checked after every frame: each action
@@ -279,17 +279,20 @@ class Frames:
 
 
 def _firmware_session(address, bus=False):
-    """A Session over the firmware's MeterData on a virtual-board Meter (nothing running):
+    """A Session over the firmware's IEC map on a virtual-board Meter (nothing running):
     the optical port's, or with ``bus`` the RS-485 port's (answers only its address)."""
     from boards.sim.board import SimBoard, parse_args
 
     board = SimBoard(parse_args(["--quiet", "--serial", address, "--load",
                                  "boards/sim/loads/four_quadrant.csv"]))
     import app
-    from protocols import MeterData
+
+    from ports.iec import IecMap
 
     meter = app.Meter(board)
-    md = MeterData(meter, board.device_address)
+
+    md = IecMap(meter.catalogue, meter.settings, board.seal, board.clock, meter.log,
+                meter.events.persisted if meter.events is not None else None)
     return md.session(not bus), md
 
 

@@ -256,6 +256,11 @@ class Settings:
             self._first_s = self._changed_s = now_s - self.CONFIG_MAX_DELAY_S
         return True
 
+    @property
+    def pending(self):
+        """True while a change waits for its flash write."""
+        return self._dirty
+
     def flush(self):
         """Write a change the budget held back, now (orderly shutdown); True if written."""
         return self.tick(self._now_s, True)

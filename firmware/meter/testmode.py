@@ -30,6 +30,8 @@ class TestMode:
     meter.settings.Settings (``test_mode_minutes``, ``test_led``); ``snapshot``: callable
     returning the registers as {OBIS: thousandths} (lib.energy.Registers.snapshot)."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, clock, log, settings, snapshot):
         self._clock = clock
         self._log = log

@@ -17,6 +17,8 @@ class TestOutput:
     """``cal``: lib.ade7953.Calibration (``wh_per_lsb``, ``varh_per_lsb``); ``k``: the meter
     constant, imp/kWh (and imp/kvarh for the reactive output)."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, cal, k):
         self._cal = cal
         self.due = 0  # active pulses not yet shown

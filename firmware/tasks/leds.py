@@ -28,6 +28,8 @@ class TestLed:
     ``clock``: the metering clock; ``period_ms``: the metering period; ``pulse_ms``: ON time
     per pulse."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, output, testmode, led_kwh, led_kvarh, clock, period_ms, pulse_ms):
         self.output = output
         self.testmode = testmode

@@ -1,8 +1,16 @@
 """IEC 62056-21 meter-side session (lib/iec_session.py): sign-on, readout, programming mode,
 timeouts, addressing, password lockout, seal, robustness; plus the port task
-(firmware/optical.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
+(firmware/ports/pump.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
+
+import sys
 
 from iec62056 import codec as iec
+
+_ROOT = __file__[: __file__.rfind("host_tests")]
+if _ROOT + "tools" not in sys.path:
+    sys.path.append(_ROOT + "tools")
+
+import iec_client as cli  # noqa: E402  (the client side of the protocol)
 from iec62056 import session as S
 
 SERIAL = "12345678"
@@ -109,7 +117,7 @@ def sign_on(m, mode="1", t=1000, z="5"):
     """Request + option select; returns the time after the first answer."""
     acts = drain(m.s, b"/?" + SERIAL.encode() + b"!\r\n", t)
     assert len(acts) == 1 and acts[0][1].startswith(b"/XYZ5"), acts
-    acts = drain(m.s, iec.build_option_select("0", z, mode), t + 1000)
+    acts = drain(m.s, cli.build_option_select("0", z, mode), t + 1000)
     assert acts, "answer to option select"
     return t + 3000, acts
 
@@ -465,7 +473,7 @@ def test_readout_provider_problems():
 
 def test_parity_bits_and_split_feeds():
     m = Meter()
-    req = bytes(iec.add_even_parity(c) for c in b"/?12345678!\r\n")
+    req = bytes(cli.add_even_parity(c) for c in b"/?12345678!\r\n")
     acts = []
     for i in range(len(req)):
         acts += drain(m.s, req[i : i + 1], 1000 + i * 33)
@@ -565,7 +573,7 @@ def test_mutated_frames_never_raise():
                 for a in drain(m.s, bytes(mut), t):
                     assert is_action(a), a
                     if a[1] and a[1][0] in (iec.STX, iec.SOH):
-                        assert iec.check_bcc(a[1]), a
+                        assert cli.check_bcc(a[1]), a
                     answers += 1
     assert answers > 0, "some mutations are still valid messages"
 
@@ -633,14 +641,14 @@ async def test_port_task_over_tcp():
     import asyncio
     import socket
 
-    import optical
+    from ports import pump
 
     u = _tcp_uart()
     m = Meter(reaction_ms=200, switch_ms=200, readout_hold_ms=300)
     de = _Pin()
     stop = _Stop()
-    stats = optical.PortStats()
-    task = asyncio.create_task(optical.run_port(u, m.s, de_pin=de, stats=stats, stop=stop))
+    stats = pump.PortStats()
+    task = asyncio.create_task(pump.run_port(u, m.s, de_pin=de, stats=stats, stop=stop))
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.connect(socket.getaddrinfo("127.0.0.1", u.port)[0][-1])
     c.setblocking(False)
@@ -786,12 +794,12 @@ async def test_port_task_ends_rights_when_the_tcp_client_changes():
     import asyncio
     import socket
 
-    import optical
+    from ports import pump
 
     u = _tcp_uart()
     m = Meter(reaction_ms=200, switch_ms=200)
     stop = _Stop()
-    task = asyncio.create_task(optical.run_port(u, m.s, stop=stop))
+    task = asyncio.create_task(pump.run_port(u, m.s, stop=stop))
     addr = socket.getaddrinfo("127.0.0.1", u.port)[0][-1]
 
     async def recv(c, n, ms):

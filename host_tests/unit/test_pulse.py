@@ -162,7 +162,7 @@ async def test_led_task_shows_every_pulse():
     # (shutdown) the LED has flashed exactly pulse.total times, from 0.3 to 42 pulses/s
     import asyncio
 
-    import defaults
+    from meter import defaults
     from app import Meter
 
     from boards.sim.board import Options, SimBoard
@@ -177,17 +177,19 @@ async def test_led_task_shows_every_pulse():
         cfg = defaults.config()
         cfg["meter_constant"] = k
         meter = Meter(board, cfg)
-        tasks = [asyncio.create_task(meter.metering.run()),
-                 asyncio.create_task(meter.led_task())]
+        from tasks import metering as loop
+
+        tasks = [asyncio.create_task(loop.run(meter.metering)),
+                 asyncio.create_task(meter.led.run())]
         await board.clock.sleep_ms(100500)
         for t in tasks:
             t.cancel()
         board.clock.stopped = True
         await asyncio.sleep_ms(0)
-        owed = meter.metering.pulses_due
+        owed = meter.output.due
         assert owed <= kw * k / 3600 + 2, ("the LED kept within a period", kw, k, owed)
         meter.shutdown()
-        total = meter.metering.pulse.total
+        total = meter.output.pulse.total
         assert abs(total - kw * 97.5 * k / 3600) <= 1.5, (kw, total)
         assert board.led_kwh.rises == total, (kw, board.led_kwh.rises, total)
 

@@ -1,18 +1,20 @@
-# firmware/storage.py on the virtual board in process: the power-fail commit at the 31-bit
-# limit, recovery from a damaged journal sector, foreign journals and the sealed format (C.91.8).
+# firmware/meter/storage.py on the virtual board in process: the power-fail commit at the
+# 31-bit limit, recovery from a damaged journal sector, foreign journals and the sealed format
+# (C.91.8), the versioned record (schema 2: register banks) and its migrations.
 import struct
 
 import events
-from flashstore import journal
-import status
-import storage
 from boards.sim.board import Options, SimBoard
+from flashstore import journal
 from flashstore.flash import Partition
+from meter import storage
+from meter.status import ERR_STORAGE
 from simkit import StepTrace
 
 JOURNAL = 64 * 1024  # the virtual board's journal partition: offset 0, 64 KiB
 EVENTS = (72 * 1024, 32 * 1024)
 NEAR = (1 << 30) - 1  # the largest small int on a 32-bit port
+PAYLOAD = storage.payload_size(8)  # the totals alone: 76 bytes
 
 
 def _board(start=None):
@@ -39,14 +41,19 @@ def _jbytes(board):
 
 
 def _data(m):
-    from protocols import MeterData
+    return m.iec_map()
 
-    return MeterData(m, "12345678")
+
+def _storage(m, part):
+    """A Storage of meter ``m`` on ``part`` (in place of the meter's own)."""
+    s = storage.Storage(part, m.registers, m.metering, m.board.clock, m.log)
+    m.storage = m.status.storage = m.catalogue.storage = s
+    return s
 
 
 def _persisted_codes(board):
     # the event codes in the board's persisted logs, decoded by a meter booted on it
-    return [d[1] for d in _meter(board).persisted_events()]
+    return [d[1] for d in _meter(board).events.persisted()]
 
 
 def _rewrite_seq(part, j, seq):
@@ -76,15 +83,19 @@ def _near_limit(m):
     m.metering.steps = NEAR - 2
 
 
-def test_payload_keeps_the_schema_1_layout_past_2034():
+def test_payload_keeps_the_schema_2_layout_past_2034():
     board = _board(start=(1 << 31) + 12345)  # RTC seconds >= 2**30: a long int on 32 bits
     m = _meter(board)
     _near_limit(m)
     s = m.storage
-    s._stamp()
+    s.stamp()
     r = m.registers
-    want = struct.pack("<8I8IIII", *(r.whole + r.res + [board.clock.time(), NEAR - 2, 0]))
-    assert bytes(s.payload()) == want, "payload layout unchanged"
+    t = board.clock.time()
+    st = NEAR - 2
+    want = struct.pack("<BBHHHHH8I8I", 0, 0, 0, t & 0xFFFF, t >> 16, st & 0xFFFF, st >> 16,
+                       *(r.whole + r.res))
+    assert bytes(s.payload()) == want, "payload layout (module docstring)"
+    assert storage.SCHEMA == 2 and len(want) == PAYLOAD == 76
 
 
 def test_power_fail_path_packs_and_stores_only_small_ints():
@@ -93,10 +104,10 @@ def test_power_fail_path_packs_and_stores_only_small_ints():
 
     board = _board(start=(1 << 31) + 12345)
     part = _jpart(board)
-    j = journal.Journal(part, storage.PAYLOAD_SIZE)
+    j = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
     j.recover()
     j.maintain()
-    j.commit(bytes(storage.PAYLOAD_SIZE))
+    j.commit(bytes(PAYLOAD))
     _rewrite_seq(part, j, (1 << 30) - 3)  # the journal's sequence crosses 2**30 below
     m = _meter(board)
     s = m.storage
@@ -118,9 +129,9 @@ def test_power_fail_path_packs_and_stores_only_small_ints():
     assert not spy.big, "packed outside the small-int range: %r" % spy.big[:4]
     assert spy.max_seen >= NEAR - 10, "the registers near the limit were packed"
     assert not stored, "stored long ints: %r" % stored[:4]
-    k = journal.Journal(part, storage.PAYLOAD_SIZE)
+    k = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
     p = k.recover()
-    assert k.seq == (1 << 30) + 3 and struct.unpack_from("<I", p, 0)[0] == NEAR - 4, k.seq
+    assert k.seq == (1 << 30) + 3 and struct.unpack_from("<I", p, 12)[0] == NEAR - 4, k.seq
 
 
 class _RawBdev:
@@ -165,12 +176,12 @@ def test_power_fail_commit_allocates_nothing_near_the_31_bit_limit():
     _near_limit(m)
     for part in (Partition(board.nor, 0, JOURNAL),
                  Partition(BlockDeviceFlash(_RawBdev(16, 4096)), 0, JOURNAL)):
-        j = journal.Journal(part, storage.PAYLOAD_SIZE)
+        j = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
         j.recover()
         j.maintain()
-        j.commit(bytes(storage.PAYLOAD_SIZE))
+        j.commit(bytes(PAYLOAD))
         _rewrite_seq(part, j, (1 << 30) - 2)
-        s = storage.Storage(m, part)
+        s = _storage(m, part)
         s.restore()
         _near_limit(m)
         s.commit(journal.REASON_POWERFAIL)
@@ -183,14 +194,14 @@ def test_power_fail_commit_allocates_nothing_near_the_31_bit_limit():
         finally:
             micropython.heap_unlock()
         assert oks == [True] * 4, oks
-        k = journal.Journal(part, storage.PAYLOAD_SIZE)
+        k = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
         p = k.recover()
-        assert k.seq == (1 << 30) + 3 and struct.unpack_from("<I", p, 4)[0] == NEAR - 13, (
+        assert k.seq == (1 << 30) + 3 and struct.unpack_from("<I", p, 16)[0] == NEAR - 13, (
             k.seq)
 
 
 def _flip_newest_header(board, bit=0):
-    k = journal.Journal(_jpart(board), storage.PAYLOAD_SIZE)
+    k = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)
     k.recover()
     head = k.position()[0]
     board.nor.image[head * 4096 + bit // 8] ^= 1 << (bit % 8)
@@ -211,7 +222,7 @@ def test_damaged_newest_header_is_recovered_logged_and_rewritten():
     assert m2.storage_status == "ok" and m2.storage.fault is None, m2.storage_status
     assert m2.log.count(events.STORAGE_RECOVERED) == 1, m2.log.entries()
     assert events.STORAGE_RECOVERED in _persisted_codes(board), "in the persisted event log"
-    k = journal.Journal(_jpart(board), storage.PAYLOAD_SIZE)
+    k = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)
     k.recover()
     assert not k.newest_damaged and k.found_reason == journal.REASON_REWRITE, k._summary()
     assert k.position()[0] != head, "the rewrite lies in another, good sector"
@@ -223,11 +234,11 @@ def test_damaged_newest_header_is_recovered_logged_and_rewritten():
 
 def _foreign(board, schema=9, n=44):
     """A journal written by a newer firmware (payload schema 9), ``n`` commits."""
-    j = journal.Journal(_jpart(board), storage.PAYLOAD_SIZE, schema=schema)
+    j = journal.Journal(_jpart(board), PAYLOAD, schema=schema)
     j.recover()
     j.maintain()
     for i in range(1, n + 1):
-        j.commit(struct.pack("<I", 5000 + i) + bytes(storage.PAYLOAD_SIZE - 4))
+        j.commit(struct.pack("<I", 5000 + i) + bytes(PAYLOAD - 4))
         j.maintain()
 
 
@@ -242,7 +253,7 @@ def test_foreign_journal_meters_in_ram_until_the_sealed_format():
     assert m.storage_status == "foreign" and s.fault == storage.FAULT_FOREIGN, m.storage_status
     assert m.log.count(events.STORAGE_FOREIGN) == 1 and m.log.entries()[-1][2] == 9, (
         m.log.entries())
-    assert status.error_flags(m) & status.ERR_STORAGE, "F.F.0 shows the storage fault"
+    assert m.status.error_flags() & ERR_STORAGE, "F.F.0 shows the storage fault"
     assert all(v == 0 for v in m.registers.whole), "nothing restored"
     m.registers.whole[0] = 1234  # metering goes on in RAM
     assert not s.commit(journal.REASON_PERIODIC) and not s.commit(journal.REASON_POWERFAIL)
@@ -254,7 +265,7 @@ def test_foreign_journal_meters_in_ram_until_the_sealed_format():
     assert m2.storage_status == "foreign" and _jbytes(board) == image
     m2.registers.whole[0] = 1234
     assert _data(m2).executor("C.91.8", "", False) is None, "seal open: formatted"
-    assert m2.storage.fault is None and not status.error_flags(m2) & status.ERR_STORAGE
+    assert m2.storage.fault is None and not m2.status.error_flags() & ERR_STORAGE
     assert m2.storage_status == "ok" and m2.log.count(events.STORAGE_FORMATTED) == 1
     assert _data(m2).executor("C.91.8", "", False) == ER_NOT_WRITABLE, "only a foreign journal"
     m3 = _meter(board)
@@ -262,29 +273,99 @@ def test_foreign_journal_meters_in_ram_until_the_sealed_format():
     assert events.STORAGE_FORMATTED in _persisted_codes(board)
 
 
-def test_older_schema_is_migrated_through_the_storage_table():
-    board = _board()
-    old = journal.Journal(_jpart(board), 32, schema=0)  # a "schema 0": 8 x u32 whole only
+def _schema_1(board, n=3):
+    """Records of the firmware before issue 8 (payload schema 1, 76 bytes: 8 x u32 whole, 8 x
+    u32 residues, u32 RTC s, u32 steps, u32 reserved), packed as it packed them."""
+    old = journal.Journal(_jpart(board), 76, schema=1)
     old.recover()
     old.maintain()
-    for i in range(1, 4):
-        old.commit(struct.pack("<8I", *[100 * i + r for r in range(8)]))
+    for i in range(1, n + 1):
+        old.commit(struct.pack("<8I8IIII", *([100 * i + r for r in range(8)] +
+                                             [10 * i + r for r in range(8)] +
+                                             [512353260, 1000 * i, 0])))
 
-    def from_0(p):
-        return p + bytes(storage.PAYLOAD_SIZE - 32)
 
-    storage.MIGRATIONS[0] = from_0
-    try:
-        m = _meter(board)
-    finally:
-        del storage.MIGRATIONS[0]
+def test_schema_1_is_migrated_with_every_total_kept():
+    board = _board()
+    _schema_1(board)
+    m = _meter(board)
     assert m.storage_status == "ok" and m.storage.journal.status == journal.STATUS_MIGRATED, (
         m.storage_status)
     assert m.registers.whole == [300 + r for r in range(8)], m.registers.whole
-    assert m.log.count(events.STORAGE_MIGRATED) == 1
-    k = journal.Journal(_jpart(board), storage.PAYLOAD_SIZE)  # no table needed any more
-    assert k.recover() is not None and k.status == journal.STATUS_OK, k.status
+    assert m.registers.res == [30 + r for r in range(8)], m.registers.res
+    ev = [e for e in m.log.entries() if e[1] == events.STORAGE_MIGRATED]
+    assert len(ev) == 1 and ev[0][2] == 1, ev
+    k = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)  # no conversion now
+    p = k.recover()
+    assert p is not None and k.status == journal.STATUS_OK, k.status
     assert k.found_reason == journal.REASON_REWRITE and k.found_schema == storage.SCHEMA
+    n, w, whole, res, t, steps = storage.unpack(p)
+    assert (n, w) == (0, 0) and whole == m.registers.whole and res == m.registers.res, (n, w)
+    assert t == board.clock.time(), "stamped by the rewrite"
+
+
+def test_a_layout_change_keeps_every_register_both_layouts_have():
+    # a firmware (or configuration) that adds tariff banks: the totals are kept, the new
+    # banks start from zero; removing banks again keeps the totals and the banks left
+    from energy import Registers
+
+    board = _board()
+    _schema_1(board)
+    m = _meter(board)
+    lpw = m.registers._div[0]
+    regs = Registers(lpw, lpw, lpw, tariffs=3, tariff_width=2)
+    s = storage.Storage(_jpart(board), regs, m.metering, board.clock, m.log)
+    assert s.payload_size == 12 + 8 * 14 and s.restore() == "ok"
+    assert regs.whole[:8] == [300 + r for r in range(8)] and max(regs.whole[8:]) == 0
+    regs.add_tariff(2, 1000000, 0, 1000000)
+    regs.add(1000000, 0, 1000000)
+    t2 = regs.whole[regs.base(2)]
+    assert t2 > 0 and s.commit(journal.REASON_PERIODIC)
+    back = Registers(lpw, lpw, lpw, tariffs=2, tariff_width=2)
+    s2 = storage.Storage(_jpart(board), back, m.metering, board.clock, m.log)
+    assert s2.restore() == "ok" and s2.journal.found_schema == storage.SCHEMA
+    assert back.whole[:8] == regs.whole[:8] and back.whole[back.base(2)] == t2
+    try:
+        storage.Storage(_jpart(board), Registers(lpw, lpw, lpw, 6, 8), m.metering,
+                        board.clock, m.log)
+        assert False, "56 registers cannot be one page"
+    except ValueError:
+        pass
+
+
+def test_a_journal_written_by_the_firmware_before_issue_8_restores():
+    """host_tests/fixtures/journal_schema1.nors: the flash image of the virtual board after a
+    four-quadrant run of the firmware at e96c37a (journal payload schema 1, config record,
+    event logs); journal_schema1.json: the registers that run printed. Booted by today's
+    firmware: every total restored, to the mWh and to the chip LSB of the newest record."""
+    import json
+
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    fx = here + "/../fixtures/journal_schema1"
+    with open(fx + ".json") as f:
+        ref = json.load(f)
+    board = _board()
+    with open(fx + ".nors", "rb") as f:
+        blob = f.read()
+    assert blob[:4] == b"NORS"
+    size, ss = struct.unpack_from("<IH", blob, 4)
+    assert size == len(board.nor.image) and ss == 4096
+    o = 10
+    while o < len(blob):
+        sec = struct.unpack_from("<H", blob, o)[0]
+        board.nor.image[sec * ss:(sec + 1) * ss] = blob[o + 2:o + 2 + ss]
+        o += 2 + ss
+    newest = journal.Journal(_jpart(board), 76, schema=1).recover()
+    old = struct.unpack("<8I8IIII", newest)
+    m = _meter(board)
+    assert m.storage_status == "ok" and m.storage.journal.found_schema == 1
+    assert m.registers.whole == list(old[:8]) and m.registers.res == list(old[8:16])
+    got = m.registers.snapshot()
+    for k, v in ref["registers"].items():
+        assert got[k] == int(round(v * 1000)), (k, got[k], v)
+    assert m.log.count(events.STORAGE_MIGRATED) == 1
+    assert m.settings.status == "ok", "the configuration record of that firmware is read too"
+    assert events.POWER_UP in [e[1] for e in m.events.persisted()], "and its event logs"
 
 
 class _Failing:
@@ -311,14 +392,13 @@ def test_a_failing_commit_never_raises_and_shows_the_fault():
     board = _board()
     m = _meter(board)
     f = _Failing(_jpart(board))
-    s = storage.Storage(m, f)
-    m.storage = s
+    s = _storage(m, f)
     s.restore()
     f.fail = True
     assert not s.commit(journal.REASON_POWERFAIL) and not s.commit(journal.REASON_PERIODIC)
     assert s.fault == storage.FAULT_WRITE and s.write_errors == 2, s.fault
     assert m.log.count(events.STORAGE_WRITE_FAILED) == 1, "logged once per episode"
-    assert status.error_flags(m) & status.ERR_STORAGE
+    assert m.status.error_flags() & ERR_STORAGE
     f.fail = False
     assert s.commit(journal.REASON_PERIODIC) and s.fault is None, "cleared by a good commit"
 
@@ -442,31 +522,31 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
     from boards.sim.norflash import NORFlash
     from energy import Registers
 
+    from tasks.storage import commits
+
     class _M:
         pass
 
-    m = _M()
-    m.registers = Registers(25600, 25600, 25600)
+    regs = Registers(25600, 25600, 25600)
     start = (1 << 30) - 400 * 1000  # 400 s before ticks_ms wraps (12.4 days after reset)
-    m.board = _M()
-    m.board.clock = _WrapClock(start, start + 2400 * 1000, m.registers)
-    m.metering = _M()
-    m.metering.steps = 0
-    m.log = events.EventLog(m.board.clock)
+    clock = _WrapClock(start, start + 2400 * 1000, regs)
+    metering = _M()
+    metering.steps = 0
     dev = NORFlash(16 * 4096)
-    s = storage.Storage(m, Partition(dev, 0, dev.size))
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, metering, clock,
+                        events.EventLog(clock))
     s.restore()
-    co = s.run()
+    co = commits(s)
     try:
         co.send(None)
     except _Stop:
         pass
     # the 200 Wh trigger fires every 200 s, before and after the wrap
     assert s.commits >= 11, "commits in 2400 s: %d" % s.commits
-    j = journal.Journal(Partition(dev, 0, dev.size), storage.PAYLOAD_SIZE)
-    got = struct.unpack_from("<I", j.recover(), 0)[0]
-    assert m.registers.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
-        m.registers.whole[0] - got)
+    j = journal.Journal(Partition(dev, 0, dev.size), PAYLOAD, schema=storage.SCHEMA)
+    got = struct.unpack_from("<I", j.recover(), 12)[0]
+    assert regs.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
+        regs.whole[0] - got)
 
 
 def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
@@ -476,8 +556,7 @@ def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():
     _foreign(board, n=16 * 31)
     m = _meter(board)
     f = _Failing(_jpart(board))
-    s = storage.Storage(m, f)
-    m.storage = s
+    s = _storage(m, f)
     assert s.restore() == "foreign"
     erases = [0]
     real_erase = f.erase

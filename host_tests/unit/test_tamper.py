@@ -1,4 +1,4 @@
-"""firmware/tamper.py: seal, cover, terminal cover and magnet edges (debounced) and the
+"""firmware/tasks/tamper.py: seal, cover, terminal cover and magnet edges (debounced) and the
 neutral-current imbalance become persisted events (issue 7 item 14)."""
 
 import events
@@ -16,18 +16,18 @@ def _meter():
 
 
 def _logged(m, code):
-    return [e for e in m.persisted_events() if e[1] == code]
+    return [e for e in m.events.persisted() if e[1] == code]
 
 
 def test_input_edges_are_debounced_and_persisted():
-    import tamper
+    from tasks import tamper
 
     board, m = _meter()
     board.cover.set_input(1)  # open at power-up: logged at boot
-    w = tamper.TamperWatch(m, samples=3)
+    w = tamper.TamperWatch(board, m.metering, m.log, m.settings, samples=3)
     t = 0
     w.poll(t)
-    assert len(_logged(m, events.COVER_OPEN)) == 1, m.persisted_events()
+    assert len(_logged(m, events.COVER_OPEN)) == 1, m.events.persisted()
     for pin, on, off in ((board.seal, events.SEAL_OPEN, events.SEAL_CLOSED),
                          (board.terminal_cover, events.TCOVER_OPEN, events.TCOVER_CLOSED),
                          (board.magnet, events.MAGNET_ON, events.MAGNET_OFF)):
@@ -55,10 +55,10 @@ def test_input_edges_are_debounced_and_persisted():
 
 
 def test_neutral_imbalance_episode():
-    import tamper
+    from tasks import tamper
 
     board, m = _meter()
-    w = tamper.TamperWatch(m)
+    w = tamper.TamperWatch(board, m.metering, m.log, m.settings)
     assert w.imbalance_pct({"I": 10.0, "IN": 6.0}) == 40.0
     assert w.imbalance_pct({"I": 0.1, "IN": 0.0}) is None, "below the minimum current"
     assert w.imbalance_pct(None) is None

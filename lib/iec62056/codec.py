@@ -1,11 +1,14 @@
 """IEC 62056-21 (ex IEC 61107) mode C codec: framing, BCC, baud characters, data sets.
 
-Pure functions over bytes; no I/O, no floats, no board knowledge. The meter-side state machine
-that uses them is ``iec_session``. Facts are from IEC 62056-21:2002 clause 6 (message formats
-6.3, mode C 6.4.3, BCC per ISO 1745) as collected in docs/protocols (protocols.md part A):
+Pure functions over bytes; no I/O, no floats, no board knowledge: what the meter sends and
+parses (the client side, requests, option selects, identification parsing, is
+tools/iec_client.py, for tests and tools). The meter-side state machine that uses them is
+``iec62056.session``. Facts from IEC 62056-21:2002 clause 6 (message formats 6.3, mode C
+6.4.3) and ISO 1745 (the BCC):
 
-- Characters are 7-bit ISO 646, sent 7E1 (A1). Callers mask received bytes with 0x7F (or use
-  :func:`strip_parity`); :func:`add_even_parity` makes 8N1 bytes that look like 7E1 on a wire.
+- Characters are 7-bit ISO 646, sent 7E1 (6.1: 1 start bit, 7 data bits, even parity, 1
+  stop bit). Callers mask received bytes with 0x7F; :func:`add_parity_into` makes 8N1 bytes
+  that look like 7E1 on a wire.
 - Request ``/ ? [address] ! CR LF``, address <= 32 letters/digits (A2).
 - Identification ``/ XXX Z [\\W] ident CR LF``: XXX manufacturer (FLAG id, 3rd letter lowercase =
   20 ms minimum reaction time), Z baud character, ident <= 16 printable characters (A2).
@@ -17,6 +20,10 @@ that uses them is ``iec_session``. Facts are from IEC 62056-21:2002 clause 6 (me
   ``STX (text) ETX BCC``, text <= 32 printable characters starting with ``ER`` (A2, A5).
 - BCC: XOR of every byte after the first SOH/STX up to and including ETX/EOT, 7 bits (A6).
 - Mode C/E baud characters ``'0'..'6'`` = 300..19200 Bd (A3).
+
+The references in brackets below are clause 6.3 (message formats: A2), 6.3.14 (baud rate
+characters: A3), 6.3.11 (error messages: A5) and the block check character of ISO 1745
+(A6).
 
 Text arguments are ``str``; messages are returned as ``bytes``/``bytearray``. Malformed input
 raises ``ValueError`` (a wrong BCC raises its subclass :class:`BccError`).
@@ -77,23 +84,6 @@ class BccError(ValueError):
 # Character level
 
 
-def add_even_parity(b):
-    """Return the 7-bit character ``b`` (0..127; bit 7 is ignored) with bit 7 set to its even
-    parity, so an 8N1 UART puts a 7E1 character on the wire (protocols.md A1)."""
-    b &= 0x7F
-    return b | _PARITY[b]
-
-
-def strip_parity(b):
-    """Return ``b`` (0..255) with the parity bit 7 removed (0..127)."""
-    return b & 0x7F
-
-
-def parity_ok(b):
-    """True if bit 7 of ``b`` (0..255) is the even parity of bits 0..6."""
-    return (b & 0x80) == _PARITY[b & 0x7F]
-
-
 def add_parity_into(buf, n=-1):
     """Set the even-parity bit on the first ``n`` bytes (all when n < 0) of the bytearray or
     writable memoryview ``buf`` in place; returns ``buf``. Allocation-free."""
@@ -103,36 +93,6 @@ def add_parity_into(buf, n=-1):
         c = buf[i] & 0x7F
         buf[i] = c | _PARITY[c]
     return buf
-
-
-def strip_parity_into(buf, n=-1):
-    """Clear bit 7 on the first ``n`` bytes (all when n < 0) of ``buf`` in place; returns buf."""
-    if n < 0:
-        n = len(buf)
-    for i in range(n):
-        buf[i] &= 0x7F
-    return buf
-
-
-def baud_for_char(z):
-    """Baud rate (int, 300..19200) for the mode C/E baud character ``z`` ('0'..'6', str or
-    int code). Raises ValueError for any other character (7-9 are reserved, A3)."""
-    if isinstance(z, str):
-        if len(z) != 1:
-            raise ValueError("baud char")
-        z = ord(z)
-    i = z - 0x30
-    if i < 0 or i >= len(BAUD_RATES):
-        raise ValueError("baud char")
-    return BAUD_RATES[i]
-
-
-def char_for_baud(baud):
-    """Mode C/E baud character ('0'..'6') for ``baud`` (300..19200). Raises ValueError."""
-    for i in range(len(BAUD_RATES)):
-        if BAUD_RATES[i] == baud:
-            return chr(0x30 + i)
-    raise ValueError("baud")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,16 +127,6 @@ def bcc(data, n=-1):
         if c == ETX or c == EOT:
             break
     return x & 0x7F
-
-
-def check_bcc(frame, n=-1):
-    """True if the last byte of ``frame`` (first ``n`` bytes) is the BCC of what precedes it
-    (bit 7 of the received BCC is ignored)."""
-    if n < 0:
-        n = len(frame)
-    if n < 2:
-        return False
-    return bcc(frame, n - 1) == frame[n - 1] & 0x7F
 
 
 def _append_bcc(out):
@@ -228,11 +178,6 @@ def put_data_set(out, address, value, unit=None, max_value=MAX_VALUE):
     return out
 
 
-def data_set(address, value, unit=None, max_value=MAX_VALUE):
-    """Return the data set ``address(value*unit)`` as bytes (see :func:`put_data_set`)."""
-    return bytes(put_data_set(bytearray(), address, value, unit, max_value))
-
-
 def parse_data_set(text):
     """Split a data set ``address(value*unit)`` / ``address(value)`` / ``(value)`` (str) into
     ``(address, value, unit)``; address may be '', unit is None when absent. Raises
@@ -251,17 +196,6 @@ def parse_data_set(text):
 
 # ---------------------------------------------------------------------------------------------
 # Sign-on messages
-
-
-def build_request(address=""):
-    """``/?address!CR LF`` as bytes; address '' (all meters) or <= 32 letters/digits."""
-    b = address.encode()
-    if len(b) > MAX_DEVICE_ADDRESS:
-        raise ValueError("address too long")
-    for c in b:
-        if not _alnum(c):
-            raise ValueError("address char")
-    return b"/?" + b + b"!\r\n"
 
 
 def parse_request(msg, n=-1):
@@ -325,34 +259,6 @@ def build_identification(manufacturer, baud_char, ident, escape=None):
     out.extend(t)
     out.extend(b"\r\n")
     return bytes(out)
-
-
-def parse_identification(msg, n=-1):
-    """``(manufacturer, baud_char, escape, ident)`` (str; escape None when there is no ``\\W``)
-    of an identification message. Raises ValueError."""
-    if n < 0:
-        n = len(msg)
-    if n < 7 or msg[0] != _SLASH or msg[n - 2] != CR or msg[n - 1] != LF:
-        raise ValueError("not an identification")
-    for i in range(1, n - 2):
-        if msg[i] < 0x20 or msg[i] > 0x7E:
-            raise ValueError("ident char")
-    s = bytes(msg[1 : n - 2]).decode()
-    esc = None
-    rest = s[4:]
-    if len(rest) >= 2 and rest[0] == "\\":
-        esc = rest[1]
-        rest = rest[2:]
-    if len(rest) > MAX_IDENT:
-        raise ValueError("ident too long")
-    return s[:3], s[3], esc, rest
-
-
-def build_option_select(v, z, y):
-    """``ACK V Z Y CR LF`` as bytes; each argument is one character (V protocol control
-    '0' normal / '1' secondary / '2' HDLC, Z baud character, Y mode '0' readout /
-    '1' programming / '2' binary)."""
-    return bytes((ACK, ord(v), ord(z), ord(y), CR, LF))
 
 
 def parse_option_select(msg, n=-1):
