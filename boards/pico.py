@@ -258,3 +258,8 @@ class Board:
         self.wdt = LazyWDT(WDT, _WDT_MS)
         for n in self.notes:
             print("boards.pico:", n)
+
+    def on_power_fail(self, handler):
+        """Install ``handler(pin)`` on the rising edge of ``power_fail`` (the supply failing;
+        boards/board.py): the firmware's power-fail commit."""
+        self.power_fail.irq(handler, Pin.IRQ_RISING)

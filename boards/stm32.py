@@ -215,6 +215,11 @@ class Board:
         for n in self.notes:
             print("boards.stm32:", n)
 
+    def on_power_fail(self, handler):
+        """Install ``handler(pin)`` on the rising edge of ``power_fail`` (the supply failing;
+        boards/board.py): the firmware's power-fail commit."""
+        self.power_fail.irq(handler, Pin.IRQ_RISING)
+
     @staticmethod
     def format_small_fs():
         """Shrink ``/flash`` to 32 KiB (boards/stm32_flash.format_small_fs): ERASES every

@@ -2,17 +2,17 @@
 """Software identification (MID 2014/32/EU Annex I 7.6 and 8.3, WELMEC 7.2 "software
 identification"; Measurement Canada PS-E-17 wants the version and a hash displayable).
 
-``VERSION`` is the firmware version (OBIS 0.2.0). The legally relevant (metrology) modules
-are ``METROLOGY_MODULES``: lib/ade7953 (chip driver, calibration), lib/energy (registers),
-lib/energy/pulse.py (test output, no-load gate), firmware/meter/metering.py (the metering
-step) and firmware/tasks/metering.py (the read loop and its deadlines). :func:`checksum`
-is the CRC-32 (IEEE 802.3, ``binascii.crc32``, the same as zlib.crc32) of the bytes of those
-modules' files, in that order, concatenated. Each file is the one the running module was loaded from (its
-``__file__``), else the first ``NAME.py`` or ``NAME.mpy`` found along ``sys.path``. So the
-value covers the source on the virtual board and under the host tests, and the bytecode
-where the modules are shipped as ``.mpy`` files. Frozen modules have no file to read: then
-the checksum is None, shown as dashes, and this is a known limit (a frozen build would hash
-its frozen bytecode at build time instead).
+``VERSION`` is the firmware version (OBIS 0.2.0). The legally relevant (metrology) modules are
+``METROLOGY_MODULES``: lib/ade7953 (chip driver, calibration), lib/energy (registers),
+lib/energy/pulse.py (test output, no-load gate), firmware/meter/metering.py (the metering step)
+and firmware/tasks/metering.py (the read loop and its deadlines). :func:`checksum` is the
+CRC-32 (IEEE 802.3, ``binascii.crc32``, the same as zlib.crc32) of the bytes of those modules'
+files, in that order, concatenated. Each file is the one the running module was loaded from
+(its ``__file__``), else the first ``NAME.py`` or ``NAME.mpy`` found along ``sys.path``. So the
+value covers the source on the virtual board and under the host tests, and the bytecode where
+the modules are shipped as ``.mpy`` files. Frozen modules have no file to read: then the
+checksum is None, shown as dashes, and this is a known limit (a frozen build would hash its
+frozen bytecode at build time instead).
 
 Shown on the LCD after the version at start-up (identifier "0.2.8", 8 hexadecimal digits,
 7-segment spelling ``0-9 A b C d E F``) and in the alternate list; readable over

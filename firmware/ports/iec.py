@@ -15,17 +15,16 @@ firmware/meter/status.py). Formats by the catalogue's kind: registers ``kwh_text
 decimals, time ``hhmmss`` and date ``YYMMDD`` (UTC), words as 8 upper-case hex digits,
 integers in decimal, lists joined by ",".
 
-Programming mode (after P1 with the password, default ``00000000``; cfg
-``prog_max_failures`` (3) wrong passwords on any port lock it on every port for
-``prog_lockout_s`` (600 s), doubling per further lockout within 24 h up to
-``prog_lockout_max_s`` (lib/iec62056/lockout.py; one lockout per meter, restored from the
-security log at boot). Rights end with B0, any sign-on on the port, the link (``Session.link_lost``) and
-``OPTICAL_INACTIVITY_MS`` / ``RS485_INACTIVITY_MS`` without a valid message
-(docs/ARCHITECTURE.md, session-rights rule). When the configuration fell back (F.F.0
-ERR_SECURITY) and the password is the factory one, P1 needs the open seal (ER06 otherwise).
-Every refusal is logged with its port and the address concerned (REFUSED_*, SEALED_REFUSED,
-WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events.py), every change as PARAM_CHANGED with the
-address (and the new value when numeric; never the password)):
+Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
+(3) wrong passwords on any port lock it on every port for ``prog_lockout_s`` (600 s), doubling
+per further lockout within 24 h up to ``prog_lockout_max_s`` (lib/iec62056/lockout.py; one
+lockout per meter, restored from the security log at boot). Rights end with B0, any sign-on on
+the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
+``RS485_INACTIVITY_MS`` without a valid message (docs/ARCHITECTURE.md, session-rights rule).
+When the configuration fell back (F.F.0 ERR_SECURITY) and the password is the factory one, P1
+needs the open seal (ER06 otherwise). Every refusal is logged with its port and the address
+concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events.py), every
+change as PARAM_CHANGED with the address (and the new value when numeric; never the password)):
 - Readout list: setting ``readout_list`` (default meter/defaults.READOUT), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
   C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),

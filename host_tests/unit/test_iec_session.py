@@ -11,7 +11,7 @@ if _ROOT + "tools" not in sys.path:
     sys.path.append(_ROOT + "tools")
 
 import iec_client as cli  # noqa: E402  (the client side of the protocol)
-from iec62056 import session as S
+from iec62056 import session as S  # noqa: E402
 
 SERIAL = "12345678"
 ITEMS = [

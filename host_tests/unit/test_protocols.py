@@ -4,20 +4,12 @@ meter-level trust rules (issue 7 items 11-14): one persisted lockout for both po
 configuration fallback, coalesced configuration writes, refusals persisted with what they
 concerned, floods that cannot wipe the security log."""
 
-import sys
-
 import events
 from boards.sim.board import Options, SimBoard
 from iec62056 import codec as iec
 from meter.status import ERR_CONFIG, ERR_SECURITY
 from iec62056.session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
 from simkit import StepTrace
-
-_ROOT = __file__[: __file__.rfind("host_tests")]
-if _ROOT + "tools" not in sys.path:
-    sys.path.append(_ROOT + "tools")
-
-import iec_client as cli  # noqa: E402  (the client side of the protocol)
 
 
 def _meter(board=None):
