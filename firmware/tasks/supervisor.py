@@ -33,13 +33,18 @@ _PROGRESS_MS = 10000
 class Supervisor:
     """``wdt``: the board's watchdog (``feed()``); ``metering``: meter.metering.Metering
     (``steps``, ``ok``: the proof of progress); ``log``: lib.events.EventLog; ``tick``:
-    optional callable run every second (status LEDs)."""
+    optional callable run every second (status LEDs); ``pause_ms``, ``max_deaths``,
+    ``window_ms``: the restart pause and the give-up rule (module docstring)."""
 
-    def __init__(self, wdt, metering, log, tick=None):
+    def __init__(self, wdt, metering, log, tick=None, pause_ms=_PAUSE_MS,
+                 max_deaths=MAX_DEATHS, window_ms=WINDOW_MS):
         self.wdt = wdt
         self.metering = metering
         self.log = log
         self.tick = tick
+        self.pause_ms = pause_ms
+        self.max_deaths = max_deaths
+        self.window_ms = window_ms
         self.tasks = {}  # name -> asyncio task
         self.deaths = {}  # name -> deaths so far
         self.failed = None  # the name of a task given up, or None
@@ -53,7 +58,7 @@ class Supervisor:
         return t
 
     async def _guard(self, name, fn):
-        pause = _PAUSE_MS
+        pause = self.pause_ms
         first = None  # real time of the first death in the current window
         while True:
             try:
@@ -65,14 +70,14 @@ class Supervisor:
                 why = repr(e)
             n = self.deaths[name] = self.deaths[name] + 1
             now = ticks.ticks_ms()
-            if first is None or ticks.ticks_diff(now, first) > WINDOW_MS:
+            if first is None or ticks.ticks_diff(now, first) > self.window_ms:
                 first = now
                 window = 1
-                pause = _PAUSE_MS
+                pause = self.pause_ms
             else:
                 window += 1
             self.log.log(events.TASK_DIED, n, "task %s died: %s" % (name, why))
-            if window >= MAX_DEATHS:
+            if window >= self.max_deaths:
                 self.failed = name
                 self.log.log(events.TASK_FAILED, n, "task %s given up: watchdog reset" % name)
                 return

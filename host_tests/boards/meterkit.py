@@ -14,7 +14,7 @@ import time
 
 import machine
 
-import app  # noqa: F401
+import app
 import civil  # noqa: F401
 import events
 import iec62056.codec  # noqa: F401
@@ -57,8 +57,6 @@ def wire_ade(cs, irq, reset, p_w=9000, q_var=2000):
 
 
 def boot(board):
-    import app
-
     return app.Meter(board)
 
 
