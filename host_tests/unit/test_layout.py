@@ -163,7 +163,6 @@ def test_every_listed_quantity_resolves_through_the_catalogue():
         e = cat.entry(code)
         assert e is not None and e[3] & A_SHOW, code
         it = m.display.item(code)
-        f = lcd.Frame()
         d = lcd.Display(auto=[it], hold_ms=1000, return_ms=0)
         d.tick(0)
         assert d.frame.ident or d.frame.all_on, code

@@ -4,7 +4,8 @@ boards/sim/lcd_term.py). Runs under CPython and MicroPython."""
 import io
 
 import lcd
-from boards.sim.board import HelpRequested, UsageError, milli_text, parse_args, summary
+from boards.sim.options import HelpRequested, UsageError, parse_args
+from boards.sim.report import milli_text, summary
 from boards.sim.clock import EPOCH_2016, VirtualClock
 from boards.sim.lcd_term import WIDTH, TermLCD, fit
 

@@ -166,7 +166,7 @@ class _RawBdev:
 def test_power_fail_commit_allocates_nothing_near_the_31_bit_limit():
     # The whole chain: Storage.commit -> payload -> Journal.commit -> ring append -> flash
     # program, on the NOR model and on the real boards' block-device adapter. (The virtual
-    # board's own cut guard, boards/sim/board._CutGuard, is a test harness and not used here.)
+    # board's own cut guard, boards/sim/parts.CutGuard, is a test harness and not used here.)
     import micropython
 
     from flashstore.flash import BlockDeviceFlash
