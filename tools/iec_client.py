@@ -29,7 +29,7 @@ _BSLASH = 0x5C
 
 def add_even_parity(b):
     """Return the 7-bit character ``b`` (0..127; bit 7 is ignored) with bit 7 set to its even
-    parity, so an 8N1 UART puts a 7E1 character on the wire (protocols.md A1)."""
+    parity, so an 8N1 UART puts a 7E1 character on the wire (both frames are 10 bits)."""
     b &= 0x7F
     return b | _PARITY[b]
 
@@ -55,7 +55,7 @@ def strip_parity_into(buf, n=-1):
 
 def baud_for_char(z):
     """Baud rate (int, 300..19200) for the mode C/E baud character ``z`` ('0'..'6', str or
-    int code). Raises ValueError for any other character (7-9 are reserved, A3)."""
+    int code). Raises ValueError for any other character (7-9 are reserved)."""
     if isinstance(z, str):
         if len(z) != 1:
             raise ValueError("baud char")

@@ -38,7 +38,8 @@ File backing: with ``path`` the image is loaded from that file if it exists (its
 a killed process keeps every completed operation. Erase counts are kept beside it in
 ``path + ".wear"`` (one little-endian u32 per sector).
 
-Block-device protocol (MicroPython extended interface, docs/reference/filesystem.rst):
+Block-device protocol (MicroPython's extended block device interface, documentation
+"Filesystems and storage"):
 ``readblocks(block, buf, offset=0)``, ``writeblocks(block, buf, offset=None)`` (without offset
 the blocks are erased first), ``ioctl(op, arg)`` with 1/2/3 init/deinit/sync, 4 block count,
 5 block size (= sector size), 6 erase block. So ``vfs.VfsLfs2(NORFlash(...))`` mounts on the

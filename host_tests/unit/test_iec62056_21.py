@@ -1,6 +1,6 @@
-"""IEC 62056-21 codec (lib/iec62056_21.py): BCC, parity, baud characters, sign-on and
-programming-mode messages. BCC vectors come from the captured client/meter exchange in
-protocols.md A4/A6."""
+"""IEC 62056-21 codec (lib/iec62056/codec.py) and the client side (tools/iec_client.py):
+BCC, parity, baud characters, sign-on and programming-mode messages. BCC vectors come from an
+exchange captured between the PyPI client iec62056-21 0.0.2 and a fake meter over TCP."""
 
 import sys
 
@@ -40,14 +40,14 @@ class _Lcg:
 
 
 def test_bcc_break_message():
-    assert iec.bcc(b"B0\x03") == 0x71, "B0 ETX -> 'q' (A6)"
+    assert iec.bcc(b"B0\x03") == 0x71, "B0 ETX -> 'q' (ISO 1745 LRC)"
     assert iec.bcc(b"\x01B0\x03") == ord("q"), "leading SOH is skipped"
     assert iec.BREAK_MSG == b"\x01B0\x03q", iec.BREAK_MSG
     assert iec.build_command("B", 0) == bytearray(iec.BREAK_MSG), "build_command B0"
 
 
 def test_bcc_vectors_from_capture():
-    # protocols.md A4, captured between the iec62056-21 client and a fake meter.
+    # captured between the iec62056-21 client and a fake meter (TCP).
     p0 = iec.build_command("P", 0, "(12345678)")
     assert bytes(p0) == b"\x01P0\x02(12345678)\x03h", p0
     p1 = iec.build_command("P", 1, "(00000000)")

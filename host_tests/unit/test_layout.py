@@ -257,7 +257,7 @@ def test_manifests_cover_every_device_module():
         assert root + "/lib/" + d + "/manifest.py" in seen, "lib/%s has no manifest" % d
     covered = [_norm(p) for p in packages]
     files = [_norm(p) for p in mods]
-    for name, path in modules(root + "/").items():
+    for path in modules(root + "/").values():
         path = _norm(path)
         assert path in files or any(path.startswith(c + "/") for c in covered), path
     for f in files:

@@ -264,7 +264,6 @@ class ADE7953:
         self.irq_status = 0
         self.overflow = 0
         self.over_range = 0
-        self.resets_seen = 0
         self.vrms = self.irms_a = self.irms_b = self.watt = self.var = self.va = 0
         self.pf = self.period = self.angle = 0
         self._nl = -1
@@ -418,7 +417,6 @@ class ADE7953:
         nl = self.read(AP_NOLOAD)
         if cfg != self._config or nl != self._nl:
             if cfg == CONFIG_DEFAULT:
-                self.resets_seen += 1
                 raise ADE7953Error("ADE7953 was reset (CONFIG back to default)")
             raise ADE7953Error("ADE7953 configuration lost (CONFIG=0x%04X AP_NOLOAD=0x%06X)"
                                % (cfg, nl))
@@ -479,14 +477,12 @@ class ADE7953:
         self.overflow = st & _EOF_MASK
         self.over_range = st & _OVER_MASK
         if cfg == CONFIG_DEFAULT:
-            self.resets_seen += 1
             return READ_RESET
         if bad:
             return READ_ECHO
         if cfg != self._config or lcyc != LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
             return READ_CONFIG  # stuck at 1 sets it too)
         if st & IRQ_RESET:
-            self.resets_seen += 1
             return READ_RESET
         return READ_OK
 

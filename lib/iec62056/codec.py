@@ -6,24 +6,23 @@ tools/iec_client.py, for tests and tools). The meter-side state machine that use
 ``iec62056.session``. Facts from IEC 62056-21:2002 clause 6 (message formats 6.3, mode C
 6.4.3) and ISO 1745 (the BCC):
 
-- Characters are 7-bit ISO 646, sent 7E1 (6.1: 1 start bit, 7 data bits, even parity, 1
-  stop bit). Callers mask received bytes with 0x7F; :func:`add_parity_into` makes 8N1 bytes
+- Characters are 7-bit ISO 646, sent 7E1 (1 start bit, 7 data bits, even parity, 1 stop
+  bit). Callers mask received bytes with 0x7F; :func:`add_parity_into` makes 8N1 bytes
   that look like 7E1 on a wire.
-- Request ``/ ? [address] ! CR LF``, address <= 32 letters/digits (A2).
+- Request ``/ ? [address] ! CR LF``, address <= 32 letters/digits.
 - Identification ``/ XXX Z [\\W] ident CR LF``: XXX manufacturer (FLAG id, 3rd letter lowercase =
-  20 ms minimum reaction time), Z baud character, ident <= 16 printable characters (A2).
-- Ack/option select ``ACK V Z Y CR LF`` (A2).
+  20 ms minimum reaction time), Z baud character, ident <= 16 printable characters.
+- Ack/option select ``ACK V Z Y CR LF``.
 - Readout ``STX data-lines ! CR LF ETX BCC``; a data set is ``address(value*unit)``, address
   <= 16, value <= 32 (128 in programming mode), unit <= 16, line <= 78 characters; no ``( ) / !``
-  in a data set and no ``*`` in the value (A2).
+  in a data set and no ``*`` in the value.
 - Command ``SOH C D [STX data-set] ETX|EOT BCC``; data ``STX data-set ETX BCC``; error
-  ``STX (text) ETX BCC``, text <= 32 printable characters starting with ``ER`` (A2, A5).
-- BCC: XOR of every byte after the first SOH/STX up to and including ETX/EOT, 7 bits (A6).
-- Mode C/E baud characters ``'0'..'6'`` = 300..19200 Bd (A3).
-
-The references in brackets below are clause 6.3 (message formats: A2), 6.3.14 (baud rate
-characters: A3), 6.3.11 (error messages: A5) and the block check character of ISO 1745
-(A6).
+  ``STX (text) ETX BCC``, text <= 32 printable characters; the standard advises ``ER`` first
+  so that an error cannot be read as data.
+- BCC (ISO 1745 longitudinal redundancy check): XOR of every byte after the first SOH/STX up
+  to and including ETX/EOT, 7 bits; e.g. ``SOH B 0 ETX`` -> 0x42 ^ 0x30 ^ 0x03 = 0x71 ``q``.
+- Mode C/E baud characters ``'0'..'6'`` = 300, 600, 1200, 2400, 4800, 9600, 19200 Bd
+  (``'7'..'9'`` reserved).
 
 Text arguments are ``str``; messages are returned as ``bytes``/``bytearray``. Malformed input
 raises ``ValueError`` (a wrong BCC raises its subclass :class:`BccError`).
@@ -49,7 +48,7 @@ MAX_UNIT = const(16)
 MAX_LINE = const(78)  # readout line without CR LF
 MAX_ERROR = const(32)  # error message text
 
-# Mode C/E baud-rate character '0'..'6' (protocols.md A3).
+# Mode C/E baud-rate character '0'..'6' (IEC 62056-21 6.3, the baud rate identification Z).
 BAUD_RATES = (300, 600, 1200, 2400, 4800, 9600, 19200)
 
 ACK_MSG = b"\x06"
@@ -96,7 +95,7 @@ def add_parity_into(buf, n=-1):
 
 
 # ---------------------------------------------------------------------------------------------
-# Block check character (ISO 1745 LRC, protocols.md A6)
+# Block check character (ISO 1745 longitudinal redundancy check)
 
 
 def bcc_span(data, start, end):
@@ -163,7 +162,7 @@ def put_data_set(out, address, value, unit=None, max_value=MAX_VALUE):
     """Append ``address(value*unit)`` (or ``address(value)`` when unit is None or '') to the
     bytearray ``out``. Limits: address <= 16, value <= ``max_value`` (32 readout, 128
     programming), unit <= 16 printable characters; none may contain ``( ) / !`` and value and
-    unit may not contain ``*`` (A2). Raises ValueError (or TypeError for non-str fields)
+    unit may not contain ``*``. Raises ValueError (or TypeError for non-str fields)
     before anything is appended."""
     a = _field(address, MAX_SET_ADDRESS, "address", False)
     v = _field(value, max_value, "value", True)
@@ -223,7 +222,7 @@ def parse_request(msg, n=-1):
 
 def short_reaction(manufacturer):
     """True if the manufacturer id's 3rd letter is lowercase: the meter's minimum reaction
-    time is then 20 ms instead of 200 ms (A2, A7)."""
+    time is then 20 ms instead of 200 ms."""
     return len(manufacturer) == 3 and "a" <= manufacturer[2] <= "z"
 
 

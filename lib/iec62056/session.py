@@ -17,7 +17,8 @@ order. Times are ``ticks.ticks_ms()`` values (lib/ticks: wrapping at 2**30); use
 clock, not the
 virtual board's accelerated metering clock.
 
-Timing (protocols.md A7; IEC 62056-21 6.3/6.4.3):
+Timing (IEC 62056-21:2002 6.3 and 6.4.3; the programming-mode inactivity default is the
+inactivity_time_out of the DLMS IEC HDLC setup class 23, 120 s):
 
 - reaction time ``reaction_ms`` (default 200, clamped to 200..1500, or 20..1500 when the
   manufacturer id's 3rd letter is lowercase) from the end of a received message to the answer;
@@ -35,7 +36,8 @@ Timing (protocols.md A7; IEC 62056-21 6.3/6.4.3):
   malformed frames, junk and NAK repeats do not restart it.
 
 Addressing: ``/?<address>!`` is answered when the address equals ``device_address`` (letters and
-digits; when both are all digits, leading zeros are ignored, protocols.md A2). ``/?!`` (no
+digits; when both are all digits, leading zeros are ignored, as bus masters send them with or
+without). ``/?!`` (no
 address) is answered only when ``answer_unaddressed`` is True. Rule used: True on the optical
 port (point to point, every meter answers ``/?!``); False on RS-485, where several meters share
 the bus and an unaddressed request would make them all answer at once. Set it True on RS-485

@@ -24,11 +24,11 @@ a voltage shown in V); the display does no unit conversion, it only places the d
 Formatting truncates towards zero, so a billing register is never rounded up (it must not show
 energy that has not been measured yet).
 
-Display practice (reference/metering-anchors.md 2.7, 2.8): an auto-scroll list with a hold time
-per item, an alternate list stepped by a button, a test-mode list with higher resolution, a
-segment test ("8.8.8.8.8.8.8.8." with every annunciator on), and the firmware version
-(Measurement Canada PS-E-17 wants version and hash displayable; OBIS 1-0:0.2.0 is the active
-firmware identifier).
+Display practice (utility meters; the meter's own specification is docs/DISPLAY.md): an
+auto-scroll list with a hold time per item, an alternate list stepped by a button, a test-mode
+list with higher resolution, a segment test ("8.8.8.8.8.8.8.8." with every annunciator on), and
+the firmware version (Measurement Canada PS-E-17 wants version and hash displayable; OBIS
+1-0:0.2.0 is the active firmware identifier).
 """
 
 from micropython import const
@@ -74,8 +74,6 @@ ANN_ALT = const(1 << 20)  # alternate (manual) list shown
 ANN_COMM = const(1 << 21)  # communication in progress
 ANN_COUNT = const(22)
 ANN_ALL = const((1 << 22) - 1)
-ANN_TARIFFS = const(0xFC00)  # T1..T6
-ANN_UNITS = const(0xFF)  # kWh .. var
 
 ANN_NAMES = (
     "kWh", "kvarh", "kVAh", "V", "A", "Hz", "W", "var", "IMP", "EXP",

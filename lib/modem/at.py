@@ -14,7 +14,8 @@ Times are ``ticks_ms`` values that wrap at 2**30 (lib/ticks: ``ticks.ticks_ms()`
 Lines. The modem's output is split at CR or LF; empty lines are skipped; leading bytes that
 are not printable ASCII (NUL, 0xFF noise at power-up, spaces) and trailing spaces are stripped
 (the stripped non-space bytes count as ``garbage``). Every line is classified, in this order
-(SIM800 quirks, billing-events-uplink.md G6.4: text after OK, no final OK, prefix-less and
+(SIM800 quirks reported by the public drivers (TinyGSM, attentive): text after OK, no final
+OK, prefix-less and
 suffix-style URCs, odd finals):
 
 1. while a command is in flight: its echo (``ATE1``: the line equals the command text) is
