@@ -1,6 +1,6 @@
 """Flash benchmark: projected flash life, commit cost, write amplification, energy at risk.
 
-Runs the register journal (lib/journal.py) against the NOR model (boards/sim/norflash.py) with
+Runs the register journal (lib/flashstore/journal.py) against the NOR model (boards/sim/norflash.py) with
 the board's journal partition and the default commit policy, counts program/erase operations
 and per-sector erases, and converts them with the flash chips' datasheet figures.
 
@@ -187,7 +187,7 @@ def salvage_reads(payload, sectors):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--payload", type=int, default=76, help="register payload bytes "
-                    "(firmware/storage.py: 76)")
+                    "(firmware/meter/storage.py: 76)")
     ap.add_argument("--sectors", type=int, default=16, help="journal sectors of 4 KiB")
     ap.add_argument("--period", type=int, default=DEFAULT_PERIOD_S)
     ap.add_argument("--max-unsaved-wh", type=int, default=DEFAULT_MAX_UNSAVED_WH)

@@ -1,5 +1,5 @@
 """Print the persisted event logs of a virtual-board flash image (``make sim ARGS="--flash
-PATH"``), decoded (lib/events.py record format 2, and old 12-byte records).
+PATH"``), decoded (lib/events record format 2, and old 12-byte records).
 
 Usage (CPython, from the repository root)::
 

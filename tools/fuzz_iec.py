@@ -7,12 +7,12 @@ sessions (sign-on, P1 with the right password, commands, B0) with mutated parts;
 several frames without a gap; floods of junk. A burst or scripted session counts as as many
 frames as it holds. The generator is a seeded xorshift32 written out here, so a seed gives the
 same frames on MicroPython and CPython; the BCCs are computed here too, independently of
-lib/iec62056_21.py.
+lib/iec62056/codec.py.
 
 Two ways to run it (the split used by the tests is in docs/BENCHMARKS.md):
 
 ``session`` (MicroPython unix port; CPython only under the tests' conftest): the bulk.
-    Frames go straight into ``lib/iec_session.Session`` wired to the firmware's real
+    Frames go straight into ``iec62056.session.Session`` wired to the firmware's real
     ``ports.iec.IecMap`` (readout, reader, writer, executor over an ``app.Meter`` on the
     virtual board, seal closed), on a fake clock that jumps (character-gap, ACK and
     inactivity timeouts fire; ticks wrap at 2**30; the password lockout's RTC follows it).

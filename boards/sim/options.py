@@ -60,7 +60,7 @@ Output
   -h, --help         this text
 """
 
-# 2000-01-01 .. 2099-12-31: the RTC range meters use (lib/civil.py)
+# 2000-01-01 .. 2099-12-31: the RTC range meters use (lib/civil)
 _START_MAX = 3155760000
 
 

@@ -31,7 +31,7 @@ An entry is a tuple ``(kind, unit, decimals, access, source, setter)``:
 Values come from the single owner of each: registers (only the metering task writes them;
 a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
 test mode, status words, clock, software identification. Writes are logged here, once, with
-the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events.py), whatever the
+the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events), whatever the
 protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
 closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
 KeyError: no value yet, e.g. instantaneous values before the first reading).

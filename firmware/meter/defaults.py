@@ -7,7 +7,7 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``start_current_ma`` 20: Ist = 0.004 Iref with Iref = 5 A (IEC 62053-21 class 1,
   EN 50470-3 class B); ``no_load_ratio_pct`` 50: the gate opens at half of Ist.
 - ``un_v`` 230: nominal voltage used by the gate.
-- ``period_ms`` 1000: metering read interval (overflow bound 79.6 s, lib/ade7953.py).
+- ``period_ms`` 1000: metering read interval (overflow bound 79.6 s, lib/ade7953).
 - ``pulse_ms`` 40: LED ON time per pulse (Elster A100C).
 - ``scroll_ms`` 10000: LCD auto-scroll hold time; ``energy_decimals`` 3: decimals of the
   energy registers on the LCD (kWh, 0..3).

@@ -1,5 +1,5 @@
 # The persisted event logs: the standard log and, apart from it, the security log.
-"""Event persistence (lib/events.py record format, lib/flashstore/ringlog.RingLog rings in the
+"""Event persistence (lib/events record format, lib/flashstore/ringlog.RingLog rings in the
 board's ``events`` partition).
 
 The partition holds the standard log and, apart from it, the security log

@@ -23,7 +23,7 @@ the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
 ``RS485_INACTIVITY_MS`` without a valid message (docs/ARCHITECTURE.md, session-rights rule).
 When the configuration fell back (F.F.0 ERR_SECURITY) and the password is the factory one, P1
 needs the open seal (ER06 otherwise). Every refusal is logged with its port and the address
-concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events.py), every
+concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events), every
 change as PARAM_CHANGED with the address (and the new value when numeric; never the password)):
 - Readout list: setting ``readout_list`` (default meter/defaults.READOUT), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),

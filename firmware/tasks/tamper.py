@@ -5,7 +5,7 @@ Inputs (boards/board.py: Pin-like, 1 = active: seal switch open, cover open, ter
 open, magnetic field present) are sampled every ``period_ms`` (50 ms) of real time; a new
 level counts once it has been read ``samples`` (3) times in a row, so contact bounce (a few
 ms) never logs and a change is logged within 150 ms. Every debounced change is an event of
-the security log (lib/events.py SEAL_OPEN/SEAL_CLOSED, COVER_*, TCOVER_*, MAGNET_ON/OFF,
+the security log (lib/events SEAL_OPEN/SEAL_CLOSED, COVER_*, TCOVER_*, MAGNET_ON/OFF,
 source SRC_LOCAL, value: the number of such changes since power-up); an input found active
 at power-up is logged as a change too (it may have changed while the meter was off).
 

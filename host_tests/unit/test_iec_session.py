@@ -1,4 +1,4 @@
-"""IEC 62056-21 meter-side session (lib/iec_session.py): sign-on, readout, programming mode,
+"""IEC 62056-21 meter-side session (lib/iec62056/session.py): sign-on, readout, programming mode,
 timeouts, addressing, password lockout, seal, robustness; plus the port task
 (firmware/ports/pump.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
 

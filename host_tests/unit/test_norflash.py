@@ -1,4 +1,4 @@
-# NOR-flash model (boards/sim/norflash.py) and the flash access layer (lib/flash.py).
+# NOR-flash model (boards/sim/norflash.py) and the flash access layer (lib/flashstore/flash.py).
 import os
 import random
 

@@ -1,4 +1,4 @@
-# Ring log (lib/ringlog.py) on the NOR model: capacity, oldest-first iteration, wrap-around,
+# Ring log (lib/flashstore/ringlog.py) on the NOR model: capacity, oldest-first iteration, wrap-around,
 # urgent appends, a cut at every flash op, corruption, foreign images.
 import struct
 

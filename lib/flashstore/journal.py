@@ -1,7 +1,7 @@
 """Register journal: the energy registers committed to flash so they survive any power cut.
 
 A :class:`Journal` keeps versioned, CRC-checked records of one opaque payload (the caller
-serialises its registers to ``payload_size`` bytes) in a ring of sectors (lib/ringlog.py has
+serialises its registers to ``payload_size`` bytes) in a ring of sectors (lib/flashstore/ringlog.py has
 the on-flash format and the safety rules). :class:`CommitPolicy` decides when to commit.
 
 What the firmware calls (in this order):
@@ -22,13 +22,13 @@ What the firmware calls (in this order):
    W25Q16JV tSE max 400 ms; nothing to do for 30 of 31 commits with 128-byte slots).
 3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase, no read,
    one page program (payload <= page_size - 16 bytes), no allocation (no int >= 2**30 on the
-   way, see lib/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left (only
+   way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left (only
    possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
    between; ``j.ready_slots()`` tells).
 
 Versions. Two numbers are stored in every record: the record layout (``ringlog.FORMAT``, 1)
 and the payload *schema* (the record's tag, 0..255): the journal format version the caller
-defines (firmware/storage.py: ``SCHEMA``). At ``recover()`` the newest valid record decides:
+defines (firmware/meter/storage.py: ``SCHEMA``). At ``recover()`` the newest valid record decides:
 
 - its schema is ours (and its length ``payload_size``): ``STATUS_OK``;
 - its schema is a key of ``migrations``: the function converts the old payload (bytes) to a
@@ -39,14 +39,14 @@ defines (firmware/storage.py: ``SCHEMA``). At ``recover()`` the newest valid rec
   own schema takes our records of another length (a payload whose size follows the
   configuration, e.g. the register banks of firmware/meter/storage.py);
 - any other schema (a newer firmware's, or a length we do not know): ``STATUS_FOREIGN``;
-- any sector or record of another layout or ring kind (lib/ringlog.py): ``STATUS_FOREIGN``
+- any sector or record of another layout or ring kind (lib/flashstore/ringlog.py): ``STATUS_FOREIGN``
   too, even beside records of ours, since it may hold newer data.
 
 ``STATUS_FOREIGN`` never formats: ``recover()`` returns None, logs the reason, ``maintain()``
 does nothing and every ``commit()`` raises ``StorageError`` until the firmware calls
-``format()`` on an authorised request (firmware/storage.py: the sealed E2 ``C.91.8``). A
+``format()`` on an authorised request (firmware/meter/storage.py: the sealed E2 ``C.91.8``). A
 firmware update that changes the payload adds its old schema to ``migrations``; one that
-changes the record layout must keep reading the old layout (lib/ringlog.py, "Versions").
+changes the record layout must keep reading the old layout (lib/flashstore/ringlog.py, "Versions").
 Sequence numbers are u32 and grow by one per commit: at one commit per second they last
 136 years.
 """
@@ -78,7 +78,7 @@ DEFAULT_MAX_UNSAVED_WH = const(200)
 class Journal(ringlog.SectorRing):
     """Journal of one fixed-size payload over a flash partition (see the module docstring).
 
-    ``flash``: flash interface (lib/flash.py), >= 2 sectors (16 x 4 KiB recommended);
+    ``flash``: flash interface (lib/flashstore/flash.py), >= 2 sectors (16 x 4 KiB recommended);
     ``payload_size``: bytes per commit (1..65519; <= page_size - 16 for one-program commits);
     ``schema``: payload version 0..255; ``reserve``: sectors kept erased ahead (default 1);
     ``log``: callable(str) or None; ``migrations``: dict old schema -> function(old payload

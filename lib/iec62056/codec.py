@@ -386,7 +386,7 @@ def build_error(code):
 def date_time_text(secs):
     """``(date, time)`` texts ``'YYMMDD'`` and ``'hhmmss'`` for ``secs`` (int, seconds since
     2000-01-01 00:00:00, the board RTC epoch; 0 .. 2099-12-31), as read out under 0.9.2 and
-    0.9.1 by many IEC 62056-21 meters (lib/civil.py does the calendar)."""
+    0.9.1 by many IEC 62056-21 meters (lib/civil does the calendar)."""
     from civil import civil
 
     y, m, d, hh, mi, ss, _wd = civil(secs)

@@ -20,7 +20,7 @@ of a lockout (RTC lost, or set back), the lockout starts again from the new time
 change can lengthen a lockout, never shorten it below its full length.
 
 Persistence is the caller's: the failures and lockouts are events of the meter's security log
-(lib/events.py WRONG_PASSWORD, PROG_LOCKED, PROG_ENTER); at boot :meth:`restore` replays them.
+(lib/events WRONG_PASSWORD, PROG_LOCKED, PROG_ENTER); at boot :meth:`restore` replays them.
 """
 
 

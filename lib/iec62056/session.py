@@ -1,7 +1,7 @@
 """Meter-side IEC 62056-21 mode C session: a sans-IO state machine.
 
 Feed it the bytes a port received and the (real) time, and it hands back what to send and
-when. It never touches a UART; ``firmware/optical.py`` pumps a port through it.
+when. It never touches a UART; ``firmware/ports/pump.py`` pumps a port through it.
 
 States::
 
@@ -64,7 +64,7 @@ Programming mode (ACK 0 Z 1): the meter sends ``SOH P0 STX (operand) ETX BCC`` (
   own monotonic seconds. Default password: ``DEFAULT_PASSWORD`` = ``"00000000"``; change it
   by passing a callable that returns the current one (a str or a tuple); when it returns
   None no password is accepted at all and P1 gets ``(ER06)`` (the meter's password is not
-  trusted: firmware/protocols.py asks for the open seal then).
+  trusted: firmware/ports/iec.py asks for the open seal then).
 - ``R1 ADDR()`` or ``R1 ADDR(1)``: ``reader(address) -> (value_text, unit or None)`` -> data
   message ``STX ADDR(value*unit) ETX BCC``. Needs a password first if ``read_needs_password``.
 - ``W1 ADDR(value)``: ``writer(address, value_text, sealed) -> None (ACK) or an ERnn int``.

@@ -1,6 +1,6 @@
 """Meter LCD model: 7-segment font, frames, value formatting and the scrolling display logic.
 
-No board knowledge: a device (``lib/ht1621.py`` on hardware, ``boards/sim/lcd_term.py`` on the
+No board knowledge: a device (``lib/lcd/ht1621.py`` on hardware, ``boards/sim/lcd_term.py`` on the
 virtual board) takes a :class:`Frame` in ``show(frame)`` and maps it onto its glass.
 
 The glass modelled here is the usual utility-meter layout:

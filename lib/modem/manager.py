@@ -1,6 +1,6 @@
 """Connection manager for a 2G modem: power, SIM, registration, GPRS, PDP, one TCP link.
 
-Sans-IO, like ``lib/iec_session.py``: the caller (``modem.link.Link``) passes what the UART
+Sans-IO, like ``lib/iec62056/session.py``: the caller (``modem.link.Link``) passes what the UART
 received with ``feed(data, now_ms)``, calls ``poll(now_ms)`` regularly, writes out what
 ``tx()`` returns, drives the PWRKEY pin from ``pwrkey`` (1 = key pressed) and the UART speed
 from ``baud``. Times are ``ticks_ms`` values (wrapping at 2**30); use the real clock.
