@@ -3,8 +3,8 @@
     python tools/bench_billing.py [--runs 5] [--n 20000]
 
 1. Load profile storage: bytes per 15-minute row and days held in a 512 KiB ring log
-   (4 KiB sectors, 256-byte slots, lib/flashstore/ringlog.py) with 6 channels: the worst case (every
-   value needs 16 bits) and the bundled household + PV trace of 2016 (a year of 15-minute
+   (4 KiB sectors, 256-byte slots, lib/flashstore/ringlog.py) with 6 channels: the worst case
+   (every value needs 16 bits) and the bundled household + PV trace of 2016 (a year of 15-minute
    rows: A+, A-, R+, R-, apparent interval energies in Wh and the last average demand in W),
    packed with billing.profile.
 2. CPU per metering interval on the MicroPython unix port, modules compiled with mpy-cross:

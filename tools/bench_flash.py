@@ -1,8 +1,9 @@
 """Flash benchmark: projected flash life, commit cost, write amplification, energy at risk.
 
-Runs the register journal (lib/flashstore/journal.py) against the NOR model (boards/sim/norflash.py) with
-the board's journal partition and the default commit policy, counts program/erase operations
-and per-sector erases, and converts them with the flash chips' datasheet figures.
+Runs the register journal (lib/flashstore/journal.py) against the NOR model
+(boards/sim/norflash.py) with the board's journal partition and the default commit policy,
+counts program/erase operations and per-sector erases, and converts them with the flash chips'
+datasheet figures.
 
 Usage: python tools/bench_flash.py [--payload 76] [--sectors 16] [--period 300]
                                    [--max-unsaved-wh 100] [--power-w 13800]

@@ -1,5 +1,5 @@
-# Configuration storage (lib/flashstore/config.py): A/B copies, CRC, versions, defaults with a reported
-# status, and a cut at every flash op of a sequence of saves.
+# Configuration storage (lib/flashstore/config.py): A/B copies, CRC, versions, defaults with a
+# reported status, and a cut at every flash op of a sequence of saves.
 from boards.sim.norflash import NORFlash, PowerCut
 from flashstore.config import (
     STATUS_BLANK,

@@ -1,5 +1,6 @@
-# Register journal (lib/flashstore/journal.py over lib/flashstore/ringlog.py) on the NOR model: commit/recover, ring
-# wrap and wear, the power-fail budget, a cut at every flash op, corruption, versions, policy.
+# Register journal (lib/flashstore/journal.py over lib/flashstore/ringlog.py) on the NOR
+# model: commit/recover, ring wrap and wear, the power-fail budget, a cut at every flash op,
+# corruption, versions, policy.
 import binascii
 import struct
 

@@ -1,4 +1,5 @@
-"""lib/iec62056/lockout.py: one password lockout per meter, doubling, restorable (issue 7 item 11)."""
+"""lib/iec62056/lockout.py: one password lockout per meter, doubling, restorable (issue 7 item
+11)."""
 
 from iec62056.lockout import Lockout
 

@@ -1,5 +1,5 @@
-# Ring log (lib/flashstore/ringlog.py) on the NOR model: capacity, oldest-first iteration, wrap-around,
-# urgent appends, a cut at every flash op, corruption, foreign images.
+# Ring log (lib/flashstore/ringlog.py) on the NOR model: capacity, oldest-first iteration,
+# wrap-around, urgent appends, a cut at every flash op, corruption, foreign images.
 import struct
 
 from boards.sim.norflash import NORFlash, PowerCut

@@ -1,9 +1,9 @@
 """Configuration storage: calibration, meter constant, display lists, TOU tables.
 
 A :class:`ConfigStore` keeps a JSON-encodable dict in two copies (A/B slots) on a flash
-partition (lib/flashstore/flash.py interface). A save always overwrites the *older* copy, so a power cut
-during a save leaves the previous good copy intact; ``load()`` takes the valid copy with the
-highest sequence number and never returns stored data silently: it returns ``(config,
+partition (lib/flashstore/flash.py interface). A save always overwrites the *older* copy, so a
+power cut during a save leaves the previous good copy intact; ``load()`` takes the valid copy
+with the highest sequence number and never returns stored data silently: it returns ``(config,
 status)`` with one of the ``STATUS_*`` strings, and the reason in ``detail``.
 
 Partition: an even number of sectors >= 2; slot A is the first half, slot B the second half.

@@ -1,8 +1,9 @@
 """Register journal: the energy registers committed to flash so they survive any power cut.
 
 A :class:`Journal` keeps versioned, CRC-checked records of one opaque payload (the caller
-serialises its registers to ``payload_size`` bytes) in a ring of sectors (lib/flashstore/ringlog.py has
-the on-flash format and the safety rules). :class:`CommitPolicy` decides when to commit.
+serialises its registers to ``payload_size`` bytes) in a ring of sectors
+(lib/flashstore/ringlog.py has the on-flash format and the safety rules).
+:class:`CommitPolicy` decides when to commit.
 
 What the firmware calls (in this order):
 
@@ -22,8 +23,8 @@ What the firmware calls (in this order):
    W25Q16JV tSE max 400 ms; nothing to do for 30 of 31 commits with 128-byte slots).
 3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase, no read,
    one page program (payload <= page_size - 16 bytes), no allocation (no int >= 2**30 on the
-   way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left (only
-   possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
+   way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left
+   (only possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
    between; ``j.ready_slots()`` tells).
 
 Versions. Two numbers are stored in every record: the record layout (``ringlog.FORMAT``, 1)
@@ -39,7 +40,8 @@ defines (firmware/meter/storage.py: ``SCHEMA``). At ``recover()`` the newest val
   own schema takes our records of another length (a payload whose size follows the
   configuration, e.g. the register banks of firmware/meter/storage.py);
 - any other schema (a newer firmware's, or a length we do not know): ``STATUS_FOREIGN``;
-- any sector or record of another layout or ring kind (lib/flashstore/ringlog.py): ``STATUS_FOREIGN``
+- any sector or record of another layout or ring kind (lib/flashstore/ringlog.py):
+``STATUS_FOREIGN``
   too, even beside records of ours, since it may hold newer data.
 
 ``STATUS_FOREIGN`` never formats: ``recover()`` returns None, logs the reason, ``maintain()``

@@ -2,8 +2,8 @@
 
 :class:`SectorRing` is the engine shared by the register journal (lib/flashstore/journal.py) and by
 :class:`RingLog` (load profiles, event logs). It runs over any object with the flash interface
-of lib/flashstore/flash.py (``read/program/erase``, ``size``, ``sector_size``, ``page_size``), normally a
-``flash.Partition``.
+of lib/flashstore/flash.py (``read/program/erase``, ``size``, ``sector_size``, ``page_size``),
+normally a ``flash.Partition``.
 
 On-flash format (record layout version ``FORMAT`` = 1, little-endian). Each sector is cut into
 equal slots of ``slot_size`` bytes; slot 0 holds the sector header, slots 1.. hold one record
@@ -48,17 +48,18 @@ is "damaged": never appended to (its header proves nothing) and, like every sect
 only in rotation, i.e. only once the newest record lies elsewhere, so everything in it is
 proven older. ``salvaged`` counts the records read from damaged sectors and
 ``newest_damaged`` says the newest record lies in one: the caller should rewrite it into a
-good sector (lib/flashstore/journal.py, firmware/meter/storage.py do) and log the recovery. A torn erase leaves
-a damaged sector too; what it still holds is older than the newest record, so nothing changes.
+good sector (lib/flashstore/journal.py, firmware/meter/storage.py do) and log the recovery. A
+torn erase leaves a damaged sector too; what it still holds is older than the newest record,
+so nothing changes.
 
 Versions. ``FORMAT`` is the layout of headers and records; the journal's payload schema is a
-separate version (the record's tag, lib/flashstore/journal.py). A sector with a valid header of another
-format, another kind of ring or an impossible slot size is "foreign", and so is a record of
-our layout (valid CRC) whose format byte differs. Foreign content may hold newer data this
-firmware cannot read (a downgrade after an update that changed the format), so a ring with any
-foreign sector or record is *write-protected*: no append, no erase, not even of its own
-older sectors, until ``format()`` is called explicitly (status ``STATUS_FOREIGN``). A firmware
-that introduces ``FORMAT`` 2 must keep reading format-1 sectors here (a decoder per known
+separate version (the record's tag, lib/flashstore/journal.py). A sector with a valid header
+of another format, another kind of ring or an impossible slot size is "foreign", and so is a
+record of our layout (valid CRC) whose format byte differs. Foreign content may hold newer
+data this firmware cannot read (a downgrade after an update that changed the format), so a
+ring with any foreign sector or record is *write-protected*: no append, no erase, not even of
+its own older sectors, until ``format()`` is called explicitly (status ``STATUS_FOREIGN``). A
+firmware that introduces ``FORMAT`` 2 must keep reading format-1 sectors here (a decoder per known
 older format in ``_check``) so that its own rings migrate instead of being refused.
 
 Small ints. The power-fail path must not allocate on a 32-bit MicroPython core, where a small
