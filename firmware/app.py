@@ -14,7 +14,6 @@ import events
 from ade7953 import ADE7953, Calibration
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
-from flashstore import journal
 from meter.catalogue import Catalogue
 from meter.metering import Metering
 from meter.settings import Settings
@@ -187,7 +186,9 @@ class Meter:
         self.metering.finish()
         self.led.flush()
         if self.storage is not None:
-            self.storage.commit(journal.REASON_MANUAL)
+            from flashstore.journal import REASON_MANUAL
+
+            self.storage.commit(REASON_MANUAL)
         self.settings.flush()
         if self.events is not None:
             self.events.tick(force=True)

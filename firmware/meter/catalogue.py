@@ -3,7 +3,7 @@
 display.py), the IEC 62056-21 map (firmware/ports/iec.py) and, later, DLMS and the uplink
 read and write only through it; none of them knows where a value comes from.
 
-An entry is a tuple ``(kind, unit, decimals, access, source, setter)``:
+An entry is a tuple ``(obis, kind, unit, decimals, access, source)`` (indexes ``E_*``):
 
 - ``kind`` (``K_*``) fixes the value's type, which every reader formats its own way:
 
@@ -25,8 +25,8 @@ An entry is a tuple ``(kind, unit, decimals, access, source, setter)``:
 - ``access``: bits A_READ (protocols read it), A_SHOW (it may be on the LCD lists),
   A_WRITE, A_EXEC, A_SEAL (writing or executing needs the seal open);
 - ``source``: what gives the value: a register selector (lib/energy), a key of
-  ``Metering.instant``, or a bound method;
-- ``setter``: the bound method that writes or executes, or None.
+  ``Metering.instant``, or a name: the catalogue's methods ``_g_<name>`` (read), ``_s_<name>``
+  (write) and ``_x_<name>`` (execute) serve the entry.
 
 Values come from the single owner of each: registers (only the metering task writes them;
 a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
@@ -38,8 +38,9 @@ KeyError: no value yet, e.g. instantaneous values before the first reading).
 
 Adding a quantity: one entry in ``_TABLE`` (or, for a register, nothing here: the energy
 entries are made from the register layout, lib/energy.Registers.codes) plus its source.
-RAM: the static rows are one constant tuple; the catalogue holds one dict of the ~45
-entries; reads dispatch on the kind and allocate only what the value itself needs.
+RAM: the static rows are one constant tuple (in flash when frozen) and are the entries
+themselves; the catalogue holds one dict from code to entry and the register rows it made;
+reads dispatch on the kind and allocate only what the value itself needs.
 """
 
 from micropython import const
@@ -64,6 +65,14 @@ A_SHOW = const(2)
 A_WRITE = const(4)
 A_EXEC = const(8)
 A_SEAL = const(16)
+
+# the fields of an entry
+E_OBIS = const(0)
+E_KIND = const(1)
+E_UNIT = const(2)
+E_DEC = const(3)
+E_ACCESS = const(4)
+E_SRC = const(5)
 
 MAX_LIST = const(64)
 BILLING_REGISTER = "1.8.0"
@@ -151,15 +160,10 @@ class Catalogue:
             if i == _ENERGY_AT:
                 for obis, unit, sel in registers.codes():
                     order.append(obis)
-                    ent[obis] = (K_ENERGY, "k" + unit, 3, _RS, sel, None)
-            obis, kind, unit, dec, acc, name = _TABLE[i]
-            src = name
-            put = None
-            if kind != K_INSTANT and name is not None:
-                src = getattr(self, "_g_" + name, None)
-                put = getattr(self, ("_x_" if acc & A_EXEC else "_s_") + name, None)
-            order.append(obis)
-            ent[obis] = (kind, unit, dec, acc, src, put)
+                    ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
+            row = _TABLE[i]
+            order.append(row[0])
+            ent[row[0]] = row
         self._ent = ent
         self.order = tuple(order)
         settings.validator("readout_list", self._check_readout)
@@ -169,12 +173,12 @@ class Catalogue:
     # -- lookup ----------------------------------------------------------------------------
 
     def entry(self, obis):
-        """The entry tuple of ``obis`` (module docstring) or None."""
+        """The entry tuple of ``obis`` (module docstring, fields ``E_*``) or None."""
         return self._ent.get(obis)
 
     def codes(self, access):
         """Codes (catalogue order) whose entries have every bit of ``access``."""
-        return [c for c in self.order if self._ent[c][3] & access == access]
+        return [c for c in self.order if self._ent[c][E_ACCESS] & access == access]
 
     def check_list(self, codes, access, billing=False):
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
@@ -185,14 +189,14 @@ class Catalogue:
             raise ValueError("the billing register 1.8.0 must be in the list")
         for c in codes:
             e = self._ent.get(c) if isinstance(c, str) else None
-            if e is None or e[3] & access != access:
+            if e is None or e[E_ACCESS] & access != access:
                 raise ValueError("unknown display code %r" % (c,) if access == A_SHOW else
                                  "unknown readout code %r" % (c,))
 
     def _check_readout(self, codes):
         self.check_list(codes, A_READ)
         for c in codes:
-            if self._ent[c][0] == K_LIST:
+            if self._ent[c][E_KIND] == K_LIST:
                 raise ValueError("%s is a list, not a readout value" % c)
 
     # -- reading ---------------------------------------------------------------------------
@@ -201,36 +205,36 @@ class Catalogue:
         """The value of ``obis`` (typed by its kind). KeyError if there is no entry with
         ``access``, Unavailable (a KeyError) if it has no value yet."""
         e = self._ent.get(obis)
-        if e is None or not e[3] & access:
+        if e is None or not e[E_ACCESS] & access:
             raise KeyError(obis)
         return self.value(e)
 
     def value(self, e):
         """The value of entry ``e``."""
-        k = e[0]
+        k = e[E_KIND]
         if k == K_ENERGY:
-            return self.registers.milli(e[4])
+            return self.registers.milli(e[E_SRC])
         if k == K_INSTANT:
             v = self.metering.instant
             if v is None:
                 raise Unavailable("no reading yet")
-            return v[e[4]]
+            return v[e[E_SRC]]
         if k == K_SEGMENTS or k == K_ACTION:
             return None
-        return e[4]()
+        return getattr(self, "_g_" + e[E_SRC])()
 
     def getter(self, obis):
         """A callable returning the value of ``obis`` (made once, e.g. for an LCD list
         item); KeyError if unknown."""
         e = self._ent[obis]
-        k = e[0]
+        k = e[E_KIND]
         if k == K_ENERGY:
             milli = self.registers.milli
-            sel = e[4]
+            sel = e[E_SRC]
             return lambda: milli(sel)
         if k == K_INSTANT:
             m = self.metering
-            key = e[4]
+            key = e[E_SRC]
 
             def inst():
                 v = m.instant
@@ -239,7 +243,9 @@ class Catalogue:
                 return v[key]
 
             return inst
-        return lambda: self.value(e)
+        if k == K_SEGMENTS or k == K_ACTION:
+            return lambda: None
+        return getattr(self, "_g_" + e[E_SRC])  # the bound method, made once
 
     def _g_serial(self):
         return self.serial
@@ -290,11 +296,14 @@ class Catalogue:
 
     def _target(self, obis, bit, seal_open):
         e = self._ent.get(obis)
-        if e is None or not e[3] & bit or e[5] is None:
+        fn = None
+        if e is not None and e[E_ACCESS] & bit:
+            fn = getattr(self, ("_x_" if bit == A_EXEC else "_s_") + e[E_SRC], None)
+        if fn is None:
             raise NotWritable(obis)
-        if e[3] & A_SEAL and not seal_open:
+        if e[E_ACCESS] & A_SEAL and not seal_open:
             raise Sealed(obis)
-        return e[5]
+        return fn
 
     def write(self, obis, value, src=events.SRC_METER, seal_open=False):
         """Write ``value`` (typed as the entry's kind) to ``obis`` for port ``src``. Raises

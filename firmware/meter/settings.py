@@ -35,7 +35,6 @@ would refuse is replaced by its default in RAM and logged (CONFIG_DEFAULTS with 
 
 import events
 from meter import defaults, status
-from flashstore import config
 
 METROLOGICAL = ("meter_constant", "calibration")
 
@@ -75,7 +74,7 @@ class Settings:
         self._fresh = False
         self._twice = False
         self._deferred = False
-        self._budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
+        self._budget = None  # flashstore.config.SaveBudget, with a store
         self._now_s = 0
         if cfg is not None:
             self._d = cfg
@@ -169,6 +168,9 @@ class Settings:
     # -- persistence -----------------------------------------------------------------------
 
     def _load(self, part):
+        from flashstore import config  # (only with a config partition)
+
+        self._budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
         store = config.ConfigStore(part, self._dflt)
         self.store = store
         cfg, st = store.load()
@@ -277,7 +279,7 @@ class Settings:
         self.errors &= ~status.ERR_CONFIG
         self._d["fallback"] = self.errors
         if self.store is not None:
-            self.status = config.STATUS_OK
+            self.status = "ok"  # flashstore.config.STATUS_OK
             self.changed()
             self._twice = True
 

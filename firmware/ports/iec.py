@@ -87,11 +87,11 @@ def _secs(date, time_):
 
 def text(e, v):
     """(value text, unit) of catalogue entry ``e`` holding value ``v``, as mode C data."""
-    k = e[0]
+    k = e[C.E_KIND]
     if k == C.K_ENERGY:
-        return kwh_text(v), e[1]
+        return kwh_text(v), e[C.E_UNIT]
     if k == C.K_INSTANT:
-        return "%.*f" % (e[2], v), e[1]
+        return "%.*f" % (e[C.E_DEC], v), e[C.E_UNIT]
     if k == C.K_TIME:
         return date_time_text(v)[1], None
     if k == C.K_DATE:
@@ -99,7 +99,7 @@ def text(e, v):
     if k == C.K_HEX:
         return ("--------" if v is None else "%08X" % v), None
     if k == C.K_INT:
-        return "%d" % v, e[1]
+        return "%d" % v, e[C.E_UNIT]
     if k == C.K_LIST:
         return ",".join(v), None
     return v, None
@@ -159,7 +159,7 @@ class IecMap:
         yet)."""
         cat = self.catalogue
         e = cat.entry(addr)
-        if e is None or not e[3] & C.A_READ:
+        if e is None or not e[C.E_ACCESS] & C.A_READ:
             raise KeyError(addr)
         return text(e, cat.value(e))
 
@@ -178,7 +178,7 @@ class IecMap:
     def _value(self, addr, value):
         # the typed value of W1 text ``value`` for ``addr``; ValueError if malformed
         e = self.catalogue.entry(addr)
-        k = e[0] if e is not None else 0
+        k = e[C.E_KIND] if e is not None else 0
         if k == C.K_TIME or k == C.K_DATE:
             if len(value) != 6 or not value.isdigit():
                 raise ValueError(value)
@@ -213,9 +213,9 @@ class IecMap:
         """W1: None (ACK) or an ERnn (the catalogue logs each change)."""
         cat = self.catalogue
         e = cat.entry(addr)
-        if e is None or not e[3] & C.A_WRITE:
+        if e is None or not e[C.E_ACCESS] & C.A_WRITE:
             return ER_NOT_WRITABLE
-        if e[3] & C.A_SEAL and sealed:
+        if e[C.E_ACCESS] & C.A_SEAL and sealed:
             return ER_SEALED
         try:
             v = self._value(addr, value)

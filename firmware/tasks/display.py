@@ -153,14 +153,14 @@ class DisplayTask:
         e = cat.entry(code)
         if e is None:
             raise KeyError(code)
-        k = e[0]
+        k = e[C.E_KIND]
         if k == C.K_ENERGY:
             get = cat.getter(code)
             return (_ident(code), lambda: get() // 1000,  # mWh -> Wh = kWh/1000
-                    self.settings.get("energy_decimals", 3), _energy_ann(code), e[1])
+                    self.settings.get("energy_decimals", 3), _energy_ann(code), e[C.E_UNIT])
         if k == C.K_INSTANT:
             get = cat.getter(code)
-            return (code, lambda: int(get() * 1000), e[2], 0, e[1])
+            return (code, lambda: int(get() * 1000), e[C.E_DEC], 0, e[C.E_UNIT])
         if k == C.K_SEGMENTS:
             return lcd.render_segment_test
         get = cat.getter(code)
@@ -194,7 +194,7 @@ class DisplayTask:
 
         e = cat.entry
         return [(c, delta(c), 3, 0, "") for c in TEST_LIST[:4]] + [
-            (c, inst(c), e(c)[2], 0, e(c)[1]) for c in TEST_LIST[4:]] + [led]
+            (c, inst(c), e(c)[C.E_DEC], 0, e(c)[C.E_UNIT]) for c in TEST_LIST[4:]] + [led]
 
     # -- test mode (state: meter.testmode) -------------------------------------------------
 

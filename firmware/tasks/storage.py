@@ -12,11 +12,12 @@
 import asyncio
 
 import events
-from flashstore import journal
 
 
 async def commits(storage):
     """Periodic commits of ``storage`` (meter.storage.Storage)."""
+    from flashstore import journal
+
     clock = storage.clock
     while True:
         await clock.sleep_ms(1000)
@@ -35,6 +36,8 @@ async def power_fail_watch(storage, metering, board, log):
     and commit urgently, once per warning."""
     # ISR-safe flag on real boards; the virtual board raises its "interrupt" from task
     # context and supplies a plain Event (ThreadSafeFlag wakes through the poller there).
+    from flashstore import journal
+
     make = getattr(board, "irq_flag", None)
     flag = make() if make is not None else asyncio.ThreadSafeFlag()
     board.on_power_fail(lambda _pin: flag.set())

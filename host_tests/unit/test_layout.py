@@ -161,7 +161,7 @@ def test_every_listed_quantity_resolves_through_the_catalogue():
         TEST_LIST)
     for code in shown:
         e = cat.entry(code)
-        assert e is not None and e[3] & A_SHOW, code
+        assert e is not None and e[4] & A_SHOW, code
         it = m.display.item(code)
         d = lcd.Display(auto=[it], hold_ms=1000, return_ms=0)
         d.tick(0)
@@ -169,7 +169,7 @@ def test_every_listed_quantity_resolves_through_the_catalogue():
     iec = m.iec_map()
     for code in defaults.READOUT:
         e = cat.entry(code)
-        assert e is not None and e[3] & A_READ, code
+        assert e is not None and e[4] & A_READ, code
     m.metering.instant = {"V": 230.0, "I": 1.0, "IN": 1.0, "P": 230.0, "Q": 0.0, "S": 230.0,
                           "PF": 1.0, "f": 50.0, "angle": 0.0}
     assert [a for a, _v, _u in iec.readout()] == list(defaults.READOUT)

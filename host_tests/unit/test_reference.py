@@ -40,7 +40,7 @@ def _observe():
     out = {"readout": [[a, v, u] for a, v, u in md.readout()]}
     reads = {}
     # every code the IEC map reads: the readout-able ones (what was READABLE), then the lists
-    readable = [c for c in cat.codes(A_READ) if cat.entry(c)[0] != K_LIST]
+    readable = [c for c in cat.codes(A_READ) if cat.entry(c)[1] != K_LIST]
     for a in readable + ["C.90.3", "C.90.4", "C.90.5"]:
         try:
             v, u = md.reader(a)
