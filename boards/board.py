@@ -62,6 +62,8 @@ Optional hooks (the firmware probes them with ``getattr``; a board leaves out wh
 - ``duration_ms()``: run for this long (metering time) and stop, or None: forever.
 - ``report(meter)``: called after the run (the virtual board prints its summary and JSON).
 - ``notes`` (list of str): what the board could not set up (printed at construction).
+- ``clock.stopped`` (the virtual board's clock): set True by the firmware when a timed run
+  ends, so that the discrete-event clock stops releasing sleepers.
 """
 
 
