@@ -17,6 +17,8 @@ import machine
 import app
 import civil  # noqa: F401
 import events
+import flashstore.config  # noqa: F401
+import flashstore.journal  # noqa: F401
 import iec62056.codec  # noqa: F401
 import meter.eventstore  # noqa: F401
 import meter.storage  # noqa: F401
