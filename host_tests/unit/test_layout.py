@@ -213,7 +213,12 @@ def _manifest(path, pkg_dir, packages, modules_, includes):
     base = path.rpartition("/")[0]
 
     def package(name, files=None, base_path=".", opt=None):
-        packages.append((base + "/" + base_path + "/" + name).replace("/./", "/"))
+        d = (base + "/" + base_path + "/" + name).replace("/./", "/")
+        if files is None:
+            packages.append(d)
+        else:
+            assert "manifest.py" not in files, "a manifest is no module"
+            modules_.extend(d + "/" + f for f in files)
 
     def module(name, base_path=".", opt=None):
         modules_.append((base + "/" + base_path + "/" + name).replace("/./", "/"))
@@ -224,7 +229,13 @@ def _manifest(path, pkg_dir, packages, modules_, includes):
     env = {"metadata": lambda **kw: None, "package": package, "module": module,
            "include": include, "require": lambda *a, **kw: None, "options": Options()}
     with open(path) as f:
-        exec(f.read(), env)
+        text = f.read()
+    here = os.getcwd()
+    os.chdir(base)  # the manifest tool runs a manifest from its own folder
+    try:
+        exec(text, env)
+    finally:
+        os.chdir(here)
 
 
 def _norm(p):

@@ -1,4 +1,6 @@
 # ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
 metadata(
     description=(
         "Billing core: local time and DST, TOU calendar, tariff split, demand, load "
@@ -8,4 +10,6 @@ metadata(
 )
 # needs from lib/: civil (lib/manifest.py includes every package)
 
-package("billing", base_path="..")
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("billing", files=_files, base_path="..")

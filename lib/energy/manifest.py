@@ -1,4 +1,6 @@
 # ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
 metadata(
     description=(
         "Energy register banks (integer, quadrant split, tariff banks) and the test "
@@ -7,4 +9,6 @@ metadata(
     version="0.1.0",
 )
 
-package("energy", base_path="..")
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("energy", files=_files, base_path="..")

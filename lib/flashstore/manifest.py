@@ -1,4 +1,6 @@
 # ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
 metadata(
     description=(
         "Power-cut-safe storage on raw NOR flash: flash interface, sector ring, "
@@ -7,4 +9,6 @@ metadata(
     version="0.1.0",
 )
 
-package("flashstore", base_path="..")
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("flashstore", files=_files, base_path="..")

@@ -1,4 +1,6 @@
 # ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
 metadata(
     description=(
         "Real-time ms ticks with one wrap rule (2**30) on every port"
@@ -6,4 +8,6 @@ metadata(
     version="0.1.0",
 )
 
-package("ticks", base_path="..")
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("ticks", files=_files, base_path="..")
