@@ -131,12 +131,18 @@ class Meter:
             await train.release(led)
 
     def _led_select(self):
-        # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped
+        # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped:
+        # never shown, so they leave its ``total`` too (a counter on each LED equals the
+        # ``total`` of the output it shows)
         b = self.board
         m = self.metering
         if self.display.led_reactive() and b.led_kvarh is not None:
+            m.pulse.total -= m.pulses_due
             m.pulses_due = 0
             return b.led_kvarh, b.led_kwh, True
+        pv = m.pulse_var
+        if pv is not None:
+            pv.total -= m.var_pulses_due
         m.var_pulses_due = 0
         return b.led_kwh, b.led_kvarh, False
 
@@ -300,7 +306,16 @@ class Meter:
         """Metrological parameter (seal checked by the caller): the test LEDs' constant
         (imp/kWh, and imp/kvarh for the reactive output)."""
         self.cfg["meter_constant"] = imp_per_kwh
-        self.metering.pulse, self.metering.pulse_var = self._pulse_outputs(imp_per_kwh)
+        m = self.metering
+        outs = self._pulse_outputs(imp_per_kwh)
+        olds = (m.pulse, m.pulse_var)
+        for i in range(2):
+            # the LED's count and the energy not yet pulsed carry over: a counter on the
+            # LED keeps equal to ``total``, and no energy is dropped by the change
+            if olds[i] is not None:
+                outs[i].total = olds[i].total
+                outs[i].res = olds[i].res
+        m.pulse, m.pulse_var = outs
         self.save_config()
         self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant", src, "0.3.0")
 

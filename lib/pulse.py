@@ -20,7 +20,10 @@ has its energy counted).
 
 class PulseOutput:
     """``lsb_per_pulse_q8``: chip LSB per pulse times 256 (for 1000 imp/kWh: LSB per Wh,
-    i.e. lib.energy.lsb_per_unit_q8(wh_per_lsb)). :meth:`add` returns the pulses due."""
+    i.e. lib.energy.lsb_per_unit_q8(wh_per_lsb)). :meth:`add` returns the pulses due.
+    ``total``: pulses issued to the LED (a caller that drops owed pulses unshown takes them
+    off, and a new output for another meter constant starts from the old ``total`` and
+    ``res``: firmware/app.py), so a counter on the LED equals it."""
 
     def __init__(self, lsb_per_pulse_q8):
         self._div = lsb_per_pulse_q8
