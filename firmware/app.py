@@ -28,6 +28,11 @@ class Meter:
         if attach is not None:
             attach(self)
         self.log = events.EventLog(clock, sink=self._event_sink)
+        # the power-fail warning is on (firmware/storage.py): nothing may erase flash (event
+        # appends are urgent, configuration writes wait) and test pulses are shown at once
+        self.power_warning = False
+        self.events_unsaved = 0  # events not persisted during a power-fail warning (no slot)
+        self._led_task = None
         self._event_ring = None
         self._event_rings = ()
         self._event_limit = None
@@ -117,6 +122,9 @@ class Meter:
             if other is not None:
                 other.value(0)
             n = m.var_pulses_due if reactive else m.pulses_due
+            if n > 0 and self.power_warning:  # the supply may go any moment: at once
+                self._led_flush()
+                n = 0
             if n <= 0:
                 train.idle()
                 led.value(0)
@@ -145,6 +153,24 @@ class Meter:
             pv.total -= m.var_pulses_due
         m.var_pulses_due = 0
         return b.led_kwh, b.led_kvarh, False
+
+    def led_restart(self):
+        """The power-fail warning began: the LED task may be waiting inside a pulse schedule,
+        so it is restarted, and the pulses owed are shown at once (during the warning every
+        interval's pulses are shown at once: a counter on the LED equals the pulse output
+        even if the supply goes)."""
+        t = self._led_task
+        if t is not None:
+            t.cancel()  # (a pulse it left ON was counted when it went on)
+        self._led_flush()
+        if t is not None:
+            self._led_task = asyncio.create_task(self.led_task())
+
+    def led_now(self):
+        """During the power-fail warning: show the pulses owed at once (the LED task is then
+        never inside a pulse schedule, see :meth:`led_restart`)."""
+        if self.power_warning:
+            self._led_flush()
 
     def _led_flush(self):
         # end of a run: the pulses still owed are shown at once (lib.pulse.PulseTrain.flush)
@@ -253,8 +279,9 @@ class Meter:
 
     def _persist(self, t, code, value, src, subj):
         ring = self._ring_for(code)
+        # during a power-fail warning: one page program, never an erase (lib/ringlog.py)
         ring.append(events.encode_record(self._event_rec, t, code, value, src, subj),
-                    events.FORMAT)
+                    events.FORMAT, self.power_warning)
 
     def _event_sink(self, t, code, value, text, src=0, subj=b"\xff" * 6):
         if self._event_rings:
@@ -265,9 +292,12 @@ class Meter:
                 if lim.admit(code, t, src, subj):
                     self._persist(t, code, value, src, subj)
             except Exception as e:  # storage trouble must never stop metering
-                self.log.sink = None
-                self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
-                self.log.sink = self._event_sink
+                if self.power_warning:  # no prepared slot left: kept in RAM only
+                    self.events_unsaved += 1
+                else:
+                    self.log.sink = None
+                    self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
+                    self.log.sink = self._event_sink
         sink = getattr(self.board, "event_sink", None)
         if sink is not None:
             sink(t, code, value, text)
@@ -343,8 +373,8 @@ class Meter:
         """Write a changed configuration if it is due (``force``: now, e.g. at shutdown);
         returns True if written."""
         store = self.config_store
-        if store is None or not self._cfg_dirty:
-            return False
+        if store is None or not self._cfg_dirty or self.power_warning:
+            return False  # (a save erases a sector: never while the supply may go)
         b = self._cfg_budget
         now = self._up_s
         if not force:
@@ -443,9 +473,9 @@ class Meter:
         return out
 
     async def main(self, duration_ms=None):
+        self._led_task = asyncio.create_task(self.led_task())
         tasks = [
             asyncio.create_task(self.metering.run()),
-            asyncio.create_task(self.led_task()),
             asyncio.create_task(self.display.run()),
         ]
         if self.storage is not None:
@@ -469,7 +499,7 @@ class Meter:
             else:
                 await self.board.clock.sleep_ms(duration_ms)
         finally:
-            for t in tasks:
+            for t in tasks + [self._led_task]:  # (the LED task may have been restarted)
                 t.cancel()
             if hasattr(self.board.clock, "stopped"):
                 self.board.clock.stopped = True
