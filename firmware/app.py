@@ -32,6 +32,9 @@ class Meter:
         # appends are urgent, configuration writes wait) and test pulses are shown at once
         self.power_warning = False
         self.events_unsaved = 0  # events not persisted during a power-fail warning (no slot)
+        # why the persisted event logs take no records (F.F.0 storage bit), or None: a log of
+        # another format (write-protected until the sealed E2 C.91.8) or a failed write
+        self.events_fault = None
         self._led_task = None
         self._event_ring = None
         self._event_rings = ()
@@ -271,7 +274,34 @@ class Meter:
         kept = 0
         for r in rings:
             kept += sum(1 for _ in r.entries())
+        foreign = self.events_blocked()
+        if foreign:  # (so that the failing appends below log nothing more)
+            self.events_fault = "foreign"
         self.log.log(events.POWER_UP, kept)  # value: events kept
+        if foreign:
+            self.log.log(events.FLASH_CORRUPT, 0, "event log of another format: not written "
+                         "until E2 C.91.8 (seal open) formats it")
+
+    def events_blocked(self):
+        """True while a persisted event log is write-protected (another format found)."""
+        for r in self._event_rings:
+            if r.blocked:
+                return True
+        return False
+
+    def format_event_logs(self):
+        """Sealed E2 C.91.8 (the caller checks the seal): format the write-protected (foreign)
+        event logs; logged (STORAGE_FORMATTED, value -2). Returns True when done."""
+        try:
+            for r in self._event_rings:
+                if r.blocked:
+                    r.format()
+        except Exception as e:
+            self.log.log(events.STORAGE_WRITE_FAILED, 0, "event log format: %s" % e)
+            return False
+        self.events_fault = None
+        self.log.log(events.STORAGE_FORMATTED, -2, "event logs formatted (E2 C.91.8)")
+        return True
 
     def _ring_for(self, code):
         rings = self._event_rings
@@ -294,7 +324,8 @@ class Meter:
             except Exception as e:  # storage trouble must never stop metering
                 if self.power_warning:  # no prepared slot left: kept in RAM only
                     self.events_unsaved += 1
-                else:
+                elif self.events_fault is None:  # once per episode, not once per event
+                    self.events_fault = "write"
                     self.log.sink = None
                     self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
                     self.log.sink = self._event_sink

@@ -35,8 +35,8 @@ address (and the new value when numeric; never the password)):
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
   zero): only with the seal open. C.91.8 format a foreign register journal and commit the
-  registers in RAM (firmware/storage.py): only with the seal open, ER04 if the journal is
-  not write-protected, ER09 if the flash failed.
+  registers in RAM (firmware/storage.py), and format event logs of another format: only with
+  the seal open, ER04 if nothing is write-protected, ER09 if the flash failed.
 """
 
 import events
@@ -296,13 +296,18 @@ class MeterData:
                 return ER_SEALED
             m.cold_start(src)
             return None
-        if addr == "C.91.8":  # format a foreign register journal: only under open seal
+        if addr == "C.91.8":  # format a foreign journal / event log: only under open seal
             if sealed:
                 return ER_SEALED
             s = m.storage
-            if s is None or not s.journal.blocked:
+            jb = s is not None and s.journal.blocked
+            eb = m.events_blocked()
+            if not jb and not eb:
                 return ER_NOT_WRITABLE
-            return None if s.format_journal() else ER_FAILED
+            ok = m.format_event_logs() if eb else True  # first: the journal's event persists
+            if jb:
+                ok = s.format_journal() and ok
+            return None if ok else ER_FAILED
         return ER_NOT_WRITABLE
 
     def on_event(self, src, code, detail, value, cmd):

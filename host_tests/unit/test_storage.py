@@ -656,3 +656,41 @@ async def test_power_fail_warning_commits_every_interval_and_shows_every_pulse()
     assert seen["pf"] == 8, seen  # the urgent commit at 100.95 s, then 101 .. 107 s
     assert seen["after"] is False, "the warning ended with the input"
     assert board.led_kwh.rises == m.metering.pulse.total
+
+
+def _foreign_event_logs(board):
+    # the events partition as a firmware with another ring format left it: valid headers of
+    # format 9 (e.g. a newer firmware's, before a downgrade)
+    import binascii
+
+    off, ln = EVENTS
+    for s in range(ln // 4096):
+        a = off + s * 4096
+        h = struct.pack("<BBBBIHH", 0x53, 0x52, 9, 2, 1, 32, 0)
+        board.nor.image[a:a + 16] = h + struct.pack("<I", binascii.crc32(h))
+
+
+def test_foreign_event_logs_are_flagged_once_and_formatted_by_the_sealed_command():
+    # an events partition of another format was write-protected (right) but silently: F.F.0
+    # stayed 0, every event logged one more FLASH_CORRUPT in RAM, and nothing could format it
+    from iec_session import ER_SEALED
+
+    board = _board()
+    _foreign_event_logs(board)
+    image = bytes(board.nor.image[EVENTS[0]:EVENTS[0] + EVENTS[1]])
+    m = _meter(board)
+    for i in range(20):
+        m.log.log(events.PARAM_CHANGED if i % 2 else events.METROLOGY_OK, i)
+    assert m.log.count(events.FLASH_CORRUPT) == 1, m.log.entries()
+    assert status.error_flags(m) & status.ERR_STORAGE, "F.F.0 shows the event logs' fault"
+    assert m.storage_status == "blank" and m.events_blocked()
+    assert bytes(board.nor.image[EVENTS[0]:EVENTS[0] + EVENTS[1]]) == image, "not written"
+    d = _data(m)
+    assert d.executor("C.91.8", "", True) == ER_SEALED
+    assert m.events_blocked()
+    assert d.executor("C.91.8", "", False) is None, "seal open: formatted"
+    assert not m.events_blocked() and m.events_fault is None
+    assert not status.error_flags(m) & status.ERR_STORAGE, status.error_flags(m)
+    m.log.log(events.SEAL_CLOSED, 77, None, events.SRC_LOCAL)  # the security log too
+    got = [(d[1], d[2]) for d in _meter(board).persisted_events()]
+    assert (events.STORAGE_FORMATTED, -2) in got and (events.SEAL_CLOSED, 77) in got, got
