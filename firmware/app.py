@@ -321,6 +321,8 @@ class Meter:
                     self._persist(t, c, n, s | events.SUMMARY, j)
                 if lim.admit(code, t, src, subj):
                     self._persist(t, code, value, src, subj)
+                    if self.events_fault == "write":  # written again: the episode is over
+                        self.events_fault = None
             except Exception as e:  # storage trouble must never stop metering
                 if self.power_warning:  # no prepared slot left: kept in RAM only
                     self.events_unsaved += 1
