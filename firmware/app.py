@@ -36,6 +36,7 @@ class Meter:
         # another format (write-protected until the sealed E2 C.91.8) or a failed write
         self.events_fault = None
         self._led_task = None
+        self._train = None  # the LED task's pulse schedule
         self._event_ring = None
         self._event_rings = ()
         self._event_limit = None
@@ -119,7 +120,7 @@ class Meter:
         b = self.board
         clock = b.clock
         period = m.period_ms
-        train = PulseTrain(clock, period, self.cfg["pulse_ms"])
+        train = self._train = PulseTrain(clock, period, self.cfg["pulse_ms"])
         while True:
             led, other, reactive = self._led_select()
             if other is not None:
@@ -134,11 +135,8 @@ class Meter:
                 # until just after the next metering step (reads at whole periods)
                 await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
                 continue
-            k = await train.show(led, n)  # LED on: shown, whatever happens next
-            if reactive:
-                m.var_pulses_due -= k
-            else:
-                m.pulses_due -= k
+            # each pulse is taken off the owed count as it goes ON: shown, whatever happens
+            await train.show(led, n, m, "var_pulses_due" if reactive else "pulses_due")
             await train.release(led)
 
     def _led_select(self):
@@ -177,6 +175,8 @@ class Meter:
 
     def _led_flush(self):
         # end of a run: the pulses still owed are shown at once (lib.pulse.PulseTrain.flush)
+        if self._train is not None:  # a pulse an interrupt (Ctrl-C) caught being lit
+            self._train.settle()
         m = self.metering
         led, other, reactive = self._led_select()
         if other is not None:
