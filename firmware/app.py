@@ -506,11 +506,9 @@ class Meter:
         return out
 
     async def main(self, duration_ms=None):
+        tasks = [asyncio.create_task(self.metering.run())]
         self._led_task = asyncio.create_task(self.led_task())
-        tasks = [
-            asyncio.create_task(self.metering.run()),
-            asyncio.create_task(self.display.run()),
-        ]
+        tasks.append(asyncio.create_task(self.display.run()))
         if self.storage is not None:
             tasks.append(asyncio.create_task(self.storage.run()))
             if getattr(self.board, "on_power_fail", None) is not None:
