@@ -28,6 +28,15 @@ class Meter:
         if attach is not None:
             attach(self)
         self.log = events.EventLog(clock, sink=self._event_sink)
+        # the power-fail warning is on (firmware/storage.py): nothing may erase flash (event
+        # appends are urgent, configuration writes wait) and test pulses are shown at once
+        self.power_warning = False
+        self.events_unsaved = 0  # events not persisted during a power-fail warning (no slot)
+        # why the persisted event logs take no records (F.F.0 storage bit), or None: a log of
+        # another format (write-protected until the sealed E2 C.91.8) or a failed write
+        self.events_fault = None
+        self._led_task = None
+        self._train = None  # the LED task's pulse schedule
         self._event_ring = None
         self._event_rings = ()
         self._event_limit = None
@@ -111,37 +120,63 @@ class Meter:
         b = self.board
         clock = b.clock
         period = m.period_ms
-        train = PulseTrain(clock, period, self.cfg["pulse_ms"])
+        train = self._train = PulseTrain(clock, period, self.cfg["pulse_ms"])
         while True:
             led, other, reactive = self._led_select()
             if other is not None:
                 other.value(0)
             n = m.var_pulses_due if reactive else m.pulses_due
+            if n > 0 and self.power_warning:  # the supply may go any moment: at once
+                self._led_flush()
+                n = 0
             if n <= 0:
                 train.idle()
                 led.value(0)
                 # until just after the next metering step (reads at whole periods)
                 await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
                 continue
-            k = await train.show(led, n)  # LED on: shown, whatever happens next
-            if reactive:
-                m.var_pulses_due -= k
-            else:
-                m.pulses_due -= k
+            # each pulse is taken off the owed count as it goes ON: shown, whatever happens
+            await train.show(led, n, m, "var_pulses_due" if reactive else "pulses_due")
             await train.release(led)
 
     def _led_select(self):
-        # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped
+        # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped:
+        # never shown, so they leave its ``total`` too (a counter on each LED equals the
+        # ``total`` of the output it shows)
         b = self.board
         m = self.metering
         if self.display.led_reactive() and b.led_kvarh is not None:
+            m.pulse.total -= m.pulses_due
             m.pulses_due = 0
             return b.led_kvarh, b.led_kwh, True
+        pv = m.pulse_var
+        if pv is not None:
+            pv.total -= m.var_pulses_due
         m.var_pulses_due = 0
         return b.led_kwh, b.led_kvarh, False
 
+    def led_restart(self):
+        """The power-fail warning began: the LED task may be waiting inside a pulse schedule,
+        so it is restarted, and the pulses owed are shown at once (during the warning every
+        interval's pulses are shown at once: a counter on the LED equals the pulse output
+        even if the supply goes)."""
+        t = self._led_task
+        if t is not None:
+            t.cancel()  # (a pulse it left ON was counted when it went on)
+        self._led_flush()
+        if t is not None:
+            self._led_task = asyncio.create_task(self.led_task())
+
+    def led_now(self):
+        """During the power-fail warning: show the pulses owed at once (the LED task is then
+        never inside a pulse schedule, see :meth:`led_restart`)."""
+        if self.power_warning:
+            self._led_flush()
+
     def _led_flush(self):
         # end of a run: the pulses still owed are shown at once (lib.pulse.PulseTrain.flush)
+        if self._train is not None:  # a pulse an interrupt (Ctrl-C) caught being lit
+            self._train.settle()
         m = self.metering
         led, other, reactive = self._led_select()
         if other is not None:
@@ -239,7 +274,34 @@ class Meter:
         kept = 0
         for r in rings:
             kept += sum(1 for _ in r.entries())
+        foreign = self.events_blocked()
+        if foreign:  # (so that the failing appends below log nothing more)
+            self.events_fault = "foreign"
         self.log.log(events.POWER_UP, kept)  # value: events kept
+        if foreign:
+            self.log.log(events.FLASH_CORRUPT, 0, "event log of another format: not written "
+                         "until E2 C.91.8 (seal open) formats it")
+
+    def events_blocked(self):
+        """True while a persisted event log is write-protected (another format found)."""
+        for r in self._event_rings:
+            if r.blocked:
+                return True
+        return False
+
+    def format_event_logs(self):
+        """Sealed E2 C.91.8 (the caller checks the seal): format the write-protected (foreign)
+        event logs; logged (STORAGE_FORMATTED, value -2). Returns True when done."""
+        try:
+            for r in self._event_rings:
+                if r.blocked:
+                    r.format()
+        except Exception as e:
+            self.log.log(events.STORAGE_WRITE_FAILED, 0, "event log format: %s" % e)
+            return False
+        self.events_fault = None
+        self.log.log(events.STORAGE_FORMATTED, -2, "event logs formatted (E2 C.91.8)")
+        return True
 
     def _ring_for(self, code):
         rings = self._event_rings
@@ -247,8 +309,9 @@ class Meter:
 
     def _persist(self, t, code, value, src, subj):
         ring = self._ring_for(code)
+        # during a power-fail warning: one page program, never an erase (lib/ringlog.py)
         ring.append(events.encode_record(self._event_rec, t, code, value, src, subj),
-                    events.FORMAT)
+                    events.FORMAT, self.power_warning)
 
     def _event_sink(self, t, code, value, text, src=0, subj=b"\xff" * 6):
         if self._event_rings:
@@ -258,10 +321,16 @@ class Meter:
                     self._persist(t, c, n, s | events.SUMMARY, j)
                 if lim.admit(code, t, src, subj):
                     self._persist(t, code, value, src, subj)
+                    if self.events_fault == "write":  # written again: the episode is over
+                        self.events_fault = None
             except Exception as e:  # storage trouble must never stop metering
-                self.log.sink = None
-                self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
-                self.log.sink = self._event_sink
+                if self.power_warning:  # no prepared slot left: kept in RAM only
+                    self.events_unsaved += 1
+                elif self.events_fault is None:  # once per episode, not once per event
+                    self.events_fault = "write"
+                    self.log.sink = None
+                    self.log.log(events.FLASH_CORRUPT, 0, "event ring: %s" % e)
+                    self.log.sink = self._event_sink
         sink = getattr(self.board, "event_sink", None)
         if sink is not None:
             sink(t, code, value, text)
@@ -311,7 +380,16 @@ class Meter:
         """Metrological parameter (seal checked by the caller): the test LEDs' constant
         (imp/kWh, and imp/kvarh for the reactive output)."""
         self.cfg["meter_constant"] = imp_per_kwh
-        self.metering.pulse, self.metering.pulse_var = self._pulse_outputs(imp_per_kwh)
+        m = self.metering
+        outs = self._pulse_outputs(imp_per_kwh)
+        olds = (m.pulse, m.pulse_var)
+        for i in range(2):
+            # the LED's count and the energy not yet pulsed carry over: a counter on the
+            # LED keeps equal to ``total``, and no energy is dropped by the change
+            if olds[i] is not None:
+                outs[i].total = olds[i].total
+                outs[i].res = olds[i].res
+        m.pulse, m.pulse_var = outs
         self.save_config()
         self.log.log(events.PARAM_CHANGED, imp_per_kwh, "meter constant", src, "0.3.0")
 
@@ -339,8 +417,8 @@ class Meter:
         """Write a changed configuration if it is due (``force``: now, e.g. at shutdown);
         returns True if written."""
         store = self.config_store
-        if store is None or not self._cfg_dirty:
-            return False
+        if store is None or not self._cfg_dirty or self.power_warning:
+            return False  # (a save erases a sector: never while the supply may go)
         b = self._cfg_budget
         now = self._up_s
         if not force:
@@ -466,11 +544,9 @@ class Meter:
         return out
 
     async def main(self, duration_ms=None):
-        tasks = [
-            asyncio.create_task(self.metering.run()),
-            asyncio.create_task(self.led_task()),
-            asyncio.create_task(self.display.run()),
-        ]
+        tasks = [asyncio.create_task(self.metering.run())]
+        self._led_task = asyncio.create_task(self.led_task())
+        tasks.append(asyncio.create_task(self.display.run()))
         if self.storage is not None:
             tasks.append(asyncio.create_task(self.storage.run()))
             if getattr(self.board, "on_power_fail", None) is not None:
@@ -492,7 +568,7 @@ class Meter:
             else:
                 await self.board.clock.sleep_ms(duration_ms)
         finally:
-            for t in tasks:
+            for t in tasks + [self._led_task]:  # (the LED task may have been restarted)
                 t.cancel()
             if hasattr(self.board.clock, "stopped"):
                 self.board.clock.stopped = True

@@ -162,6 +162,9 @@ class Metering:
         self._e_a = self._e_r = self._e_s = self._e_dt = 0
         self._inst_wall = None
         self.on_step = None  # optional hook (board instrumentation), called after each step
+        # optional hook called after each plausible interval reached the registers, before
+        # anything is logged (firmware/storage.py: the commit during a power-fail warning)
+        self.on_interval = None
 
     async def start_chip(self):
         """Power-up sequence, then one read whose counts are discarded (they started under
@@ -353,6 +356,8 @@ class Metering:
                 await clock.sleep_ms(0)
             try:
                 code = self.step()
+                if not code and self.on_interval is not None:
+                    self.on_interval()
                 self.after_step(code)
                 if code:
                     continue
@@ -395,8 +400,15 @@ class Metering:
                 v["S"] = self._e_s * c.vah_per_lsb * k
             self.instant = v
 
-    def finish(self):
+    def finish(self, commit=None):
         """Account the partial interval up to now (at shutdown / before a commit); a dropped
-        one is not counted."""
+        one is not counted. ``commit``: called after the step and before anything it noted
+        is logged (the power-fail path: the urgent commit comes before any other flash
+        write). Allocation-free up to and including ``commit`` (if that is)."""
+        code = -1
         if self._up and self.ok:
-            self.after_step(self.step())
+            code = self.step()
+        if commit is not None:
+            commit()
+        if code >= 0:
+            self.after_step(code)

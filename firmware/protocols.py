@@ -37,9 +37,9 @@ address (and the new value when numeric; never the password)):
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
   zero, committed at once; ER09 if the commit failed): only with the seal open. C.91.8
-  format a foreign register journal and commit the registers in RAM (firmware/storage.py):
-  only with the seal open, ER04 if the journal is not write-protected, ER09 if the flash
-  failed.
+  format a foreign register journal and commit the registers in RAM (firmware/storage.py),
+  and format event logs of another format: only with the seal open, ER04 if nothing is
+  write-protected, ER09 if the flash failed.
 """
 
 import events
@@ -323,13 +323,18 @@ class MeterData:
             if sealed:
                 return ER_SEALED
             return None if m.cold_start(src) else ER_FAILED
-        if addr == "C.91.8":  # format a foreign register journal: only under open seal
+        if addr == "C.91.8":  # format a foreign journal / event log: only under open seal
             if sealed:
                 return ER_SEALED
             s = m.storage
-            if s is None or not s.journal.blocked:
+            jb = s is not None and s.journal.blocked
+            eb = m.events_blocked()
+            if not jb and not eb:
                 return ER_NOT_WRITABLE
-            if not s.format_journal():
+            ok = m.format_event_logs() if eb else True  # first: the journal's event persists
+            if jb:
+                ok = s.format_journal() and ok
+            if not ok:
                 return ER_FAILED
             self._changed(addr, 0, src, "journal formatted")  # who: the port, in the audit
             return None

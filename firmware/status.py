@@ -22,7 +22,9 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
          (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
-         or the last commit failed (firmware/storage.Storage.fault)
+         or the last commit failed (firmware/storage.Storage.fault); or the persisted event
+         logs take no records: another format (until E2 C.91.8) or a failed write
+         (firmware/app.Meter.events_fault)
   0x0040 security: a security parameter (password) came from a damaged or older copy, or
          from defaults (then the factory password needs the open seal); cleared when a new
          password is written (W1 C.90.2)
@@ -97,6 +99,8 @@ def error_flags(meter):
         f |= ERR_CHECKSUM
     sto = getattr(meter, "storage", None)
     if sto is not None and sto.fault is not None:
+        f |= ERR_STORAGE
+    if getattr(meter, "events_fault", None) is not None:  # event logs take no records
         f |= ERR_STORAGE
     if getattr(m, "over_range", False):  # episode: firmware/metering.py
         f |= ERR_OVER_RANGE

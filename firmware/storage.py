@@ -27,9 +27,11 @@ followed by
 input (``board.power_fail``, 1 = supply failing) triggers the urgent commit: the partial
 metering interval is read first, then one page program, no erase, no read and no allocation
 (lib/journal.py); after it the POWER_FAIL event and the event logs' pending flood summaries
-(``Meter.events_tick``) are written. The board's hold-up time must cover it: see
-docs/BENCHMARKS.md. A commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once
-per episode) and sets ERR_STORAGE (``fault`` "write") until a commit succeeds.
+(``Meter.events_tick``) are written; while the warning lasts nothing erases flash and each
+further metering interval is committed the same way (:meth:`Storage.power_fail_begin`). The
+board's hold-up time must cover it: see docs/BENCHMARKS.md. A commit never raises: a failure
+is logged (STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write")
+until a commit succeeds.
 
 Payload (76 bytes, schema 1, little endian): 8 x u32 whole units and 8 x u32 residues of
 lib/energy.Registers (A+, A-, Q1..Q4, S import, S export), u32 RTC seconds since 2000 (read
@@ -50,6 +52,11 @@ SCHEMA = 1
 MIGRATIONS = {}
 _FMT = "<8I8IIII"
 PAYLOAD_SIZE = struct.calcsize(_FMT)
+
+# A power-fail warning lasts at most this long (ms of metering time): a board's hold-up time
+# is far shorter, so an input asserted longer is stuck, and normal commits (which erase)
+# resume rather than wait for a power loss that does not come.
+PF_MAX_MS = 10000
 
 FAULT_FOREIGN = "foreign"
 FAULT_CORRUPT = "corrupt"
@@ -85,6 +92,11 @@ class Storage:
         self._t_lo = 0  # RTC seconds at the last stamp, two 16-bit halves
         self._t_hi = 0
         self._buf = bytearray(PAYLOAD_SIZE)
+        self._pf_ok = False
+        self._pf_since = 0
+        # bound once: a bound method made on the power-fail path would allocate
+        self._pf_commit_cb = self._pf_commit
+        self._pf_interval_cb = self._pf_interval
 
     def _say(self, text):
         self.last_text = text
@@ -264,14 +276,16 @@ class Storage:
             self._tick()
             if self.journal.blocked:
                 continue
+            if getattr(self.meter, "power_warning", False) and self._pf_active():
+                continue  # no periodic commit, no erase while the supply may go
             if self.policy.due(self._mono_s, journal.REASON_PERIODIC, self._unsaved_wh()):
                 self.commit(journal.REASON_PERIODIC)
                 self._maintain()
 
     async def power_fail_watch(self, board):
         """Wait for the power-fail interrupt (``board.on_power_fail(handler)`` installs it on
-        the rising edge of ``board.power_fail``); read the partial interval and commit urgently,
-        once per warning."""
+        the rising edge of ``board.power_fail``), then handle the warning once per rising
+        edge (:meth:`power_fail_begin`)."""
         import asyncio
 
         # ISR-safe flag on real boards; the virtual board raises its "interrupt" from task
@@ -283,12 +297,54 @@ class Storage:
             await flag.wait()
             if hasattr(flag, "clear"):
                 flag.clear()  # asyncio.Event; ThreadSafeFlag clears itself
-            if board.power_fail.value():
-                self.meter.metering.finish()
-                self.commit(journal.REASON_POWERFAIL)
-                self.meter.log.log(events.POWER_FAIL)
-                # then the flood summaries still counted in RAM (attempts during a lockout,
-                # refusals): after the registers, within the hold-up time
-                tick = getattr(self.meter, "events_tick", None)
-                if tick is not None:
-                    tick(True)
+            if board.power_fail.value() and not self.meter.power_warning:
+                self.power_fail_begin()
+
+    def power_fail_commit(self):
+        """The urgent commit: the partial metering interval is read, then committed (one
+        page program: no erase, no read, no allocation), and only then is what the step
+        noted logged. Returns True if written."""
+        self._pf_ok = False
+        self.meter.metering.finish(self._pf_commit_cb)
+        return self._pf_ok
+
+    def _pf_commit(self):
+        self._pf_ok = self.commit(journal.REASON_POWERFAIL)
+
+    def power_fail_begin(self):
+        """The power-fail warning (the supply goes after the board's hold-up time): the urgent
+        commit first; then, while the input stays asserted (at most ``PF_MAX_MS``), nothing
+        erases flash (no periodic commit or maintain(), event records appended urgently,
+        configuration writes held back: firmware/app.py ``power_warning``), every metering
+        interval is committed urgently as it reaches the registers (so the journal holds
+        what RAM holds whenever the supply goes), and the test pulses owed are shown at once.
+        The warning ends when the input is released (a brown-out) or after ``PF_MAX_MS``."""
+        m = self.meter
+        m.power_warning = True
+        self._pf_since = m.board.clock.ticks_ms()
+        self.power_fail_commit()
+        m.metering.on_interval = self._pf_interval_cb
+        m.led_restart()
+        m.log.log(events.POWER_FAIL)
+        # then the flood summaries still counted in RAM (attempts during a lockout,
+        # refusals): after the registers, within the hold-up time (urgent appends: no erase)
+        tick = getattr(m, "events_tick", None)
+        if tick is not None:
+            tick(True)
+
+    def _pf_active(self):
+        # True while the warning lasts; ends it when the input is released or too old
+        m = self.meter
+        clock = m.board.clock
+        if (m.board.power_fail.value()
+                and clock.ticks_diff(clock.ticks_ms(), self._pf_since) < PF_MAX_MS):
+            return True
+        m.power_warning = False
+        m.metering.on_interval = None
+        return False
+
+    def _pf_interval(self):
+        # an interval reached the registers during the warning: commit it at once
+        if self._pf_active():
+            self.commit(journal.REASON_POWERFAIL)
+            self.meter.led_now()

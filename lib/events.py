@@ -32,7 +32,8 @@ CLOCK_SET = const(20)
 STORAGE_RECOVERED = const(40)  # records salvaged from sectors with a damaged header (value: n)
 STORAGE_FOREIGN = const(41)  # journal of another format: writes refused (value: schema, -1)
 STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old schema)
-STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema)
+STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema;
+# -2: the event logs)
 STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
 ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
 # |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
