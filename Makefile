@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test
 
 all: test
 
@@ -24,7 +24,7 @@ setup: $(STAMP)
 sim: $(STAMP) uplink-lib
 	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
 
-test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system
+test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test pico-test
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -66,5 +66,48 @@ bench: $(STAMP)
 bench-iec: $(STAMP)
 	$(BIN)/python tools/bench_iec.py
 
+# Real MicroPython (1.25, Debian source) on emulated MCU cores: the unit suite frozen into
+# QEMU builds for a Cortex-M3 (MPS2_AN385) and an STM32F205 (NETDUINO2) at device heap sizes.
+# Set-up (apt-get, Debian sources) is cached under .emu/; see tools/emu/emu.py.
+EMU_BOARDS ?= MPS2_AN385 NETDUINO2
+emu-setup:
+	tools/emu/setup.sh
+
+emu-test: $(STAMP) emu-setup
+	@set -e; for b in $(EMU_BOARDS); do \
+	  $(BIN)/python tools/emu/emu.py test --board $$b; done
+	$(BIN)/python tools/emu/selftest.py
+	$(BIN)/python tools/emu/deploy_test.py
+
+# A board firmware with the meter frozen in: build/firmware-$(BOARD).uf2 (flash it by copying
+# onto the board's USB drive after holding BOOTSEL at plug-in).
+BOARD ?= RPI_PICO
+firmware: $(STAMP)
+	$(BIN)/python tools/emu/firmware.py --board $(BOARD)
+
+# The application onto a board running stock MicroPython (>= 1.23), with mpremote (pinned,
+# installed into .emu/tools-venv): compiled .mpy in /lib, main.py, then a soft reset.
+MPREMOTE := .emu/tools-venv/bin/mpremote
+$(MPREMOTE):
+	$(PYTHON) -m venv .emu/tools-venv
+	.emu/tools-venv/bin/pip install -q --disable-pip-version-check mpremote==1.29.0
+
+deploy: $(STAMP) $(MPREMOTE)
+	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyACM0 (the board's serial device)"; exit 2; }
+	$(BIN)/python tools/deploy.py --port $(PORT) --mpremote $(MPREMOTE)
+
+# The Raspberry Pi Pico firmware (as make firmware builds it) under the rp2040js emulator: boot,
+# meter a constant load on the ADE7953 model, IEC 62056-21 readout with the PyPI client.
+pico-test: $(STAMP)
+	PIP=$(BIN)/pip $(BIN)/python tools/emu/pico/pico_smoke.py
+
+# Renode artefacts (renode/): run where Renode is installed; unverified on this project's CI.
+renode-test:
+	@if command -v renode-test >/dev/null 2>&1; then renode-test renode/meter.robot; \
+	else echo "renode-test: Renode is not installed; renode/ was not run (nothing checked)"; fi
+
+bench-emu: $(STAMP) emu-setup
+	$(BIN)/python tools/emu/bench.py
+
 clean:
-	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build
+	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build .emu

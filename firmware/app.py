@@ -18,6 +18,7 @@ from meter.catalogue import Catalogue
 from meter.metering import Metering
 from meter.settings import Settings
 from meter.status import Status
+from meter.supply import Supply
 from meter.swid import VERSION  # noqa: F401  (the firmware version, re-exported)
 from meter.testmode import TestMode
 from meter.testoutput import TestOutput
@@ -25,13 +26,15 @@ from tasks import leds
 from tasks import storage as storage_tasks
 from tasks.display import DisplayTask
 from tasks.supervisor import Supervisor
+from tasks.tamper import TamperWatch
 
 
 class Meter:
     """The meter on ``board`` (boards/board.py); ``cfg``: settings to start from instead of
     the stored configuration (tests). Attributes: the parts (``log``, ``events``,
     ``settings``, ``ade``, ``registers``, ``output``, ``metering``, ``testmode``,
-    ``status``, ``catalogue``, ``display``, ``storage``, ``iec``, ``supervisor``)."""
+    ``status``, ``catalogue``, ``display``, ``storage``, ``iec``, ``led``, ``tamper``,
+    ``supervisor``, ``supply``)."""
 
     def __init__(self, board, cfg=None):
         self.board = board
@@ -41,12 +44,15 @@ class Meter:
             attach(self)
         parts = getattr(board, "partitions", None) or {}
         self.log = log = events.EventLog(clock)
+        # the power-fail warning (meter/supply.py): set by the storage, read by every writer
+        self.supply = sp = Supply()
         self.events = None
         if "events" in parts:  # first: what the configuration load reports is persisted
             from meter.eventstore import EventStore
 
-            self.events = EventStore(parts["events"], log, clock)
-        self.settings = st = Settings(log, parts.get("config") if cfg is None else None, cfg)
+            self.events = EventStore(parts["events"], log, clock, sp)
+        self.settings = st = Settings(log, parts.get("config") if cfg is None else None, cfg,
+                                      sp)
         if self.events is not None:
             self.events.limit.burst_for[events.WRONG_PASSWORD] = max(
                 3, st.get("prog_max_failures", 3))
@@ -62,9 +68,11 @@ class Meter:
                                      consumers=(self.output,))
         self.testmode = TestMode(clock, log, st, regs.snapshot)
         self.status = Status(board, m, st, self.testmode)
+        self.status.events = self.events
         self.catalogue = cat = Catalogue(regs, m, st, self.status, self.testmode, clock, log,
                                          board.serial,
                                          getattr(board, "device_address", board.serial))
+        cat.events = self.events
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
@@ -78,16 +86,21 @@ class Meter:
         if "journal" in parts:
             from meter.storage import Storage
 
-            self.storage = Storage(parts["journal"], regs, m, clock, log,
-                                   getattr(board, "commit_s", st["commit_s"]))
-            self.storage.restore()
+            self.storage = s = Storage(parts["journal"], regs, m, clock, log,
+                                       getattr(board, "commit_s", st["commit_s"]), sp)
+            s.power_fail = getattr(board, "power_fail", None)
+            m.consumers = (self.output, s)  # during the warning: every interval committed
+            s.restore()
         self.restored = True  # the registers are what the journal held (board reports)
         self.status.storage = cat.storage = self.storage
         st.settle(self.storage.status if self.storage is not None else None)
         self.iec = None
         self.port_stats = {}  # port name -> ports.pump.PortStats (diagnostics)
         self.led = leds.TestLed(self.output, self.testmode, board.led_kwh, board.led_kvarh,
-                                clock, m.period_ms, st["pulse_ms"])
+                                clock, m.period_ms, st["pulse_ms"], sp)
+        if self.storage is not None:
+            self.storage.on_interval = self.led.now
+        self.tamper = TamperWatch(board, m, log, st)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
 
     def _setting_changed(self, key):
@@ -110,9 +123,22 @@ class Meter:
             from ports.iec import IecMap
 
             b = self.board
-            self.iec = IecMap(self.catalogue, self.settings, b.seal, b.clock, self.log,
-                              self.events.persisted if self.events is not None else None)
+            self.iec = IecMap(self.catalogue, self.settings, self._seal_open, b.clock, self.log,
+                              self.events)
         return self.iec
+
+    def _seal_open(self):
+        # the debounced seal switch (tasks/tamper.py), else the pin itself: 1 = open
+        lv = self.tamper.level("seal")
+        if lv is None:
+            lv = self.board.seal.value()
+        return lv == 1
+
+    def _on_warning(self):
+        # the power-fail warning began: the LED task may wait inside a pulse schedule, so
+        # the pulses owed are shown at once and the task restarted (tasks/leds.py)
+        self.led.flush()
+        self.supervisor.restart("led")
 
     def _ports(self, spawn):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""
@@ -138,7 +164,6 @@ class Meter:
     def tasks(self):
         """Start every task under the supervisor; returns them (board tasks included)."""
         from tasks import metering as metering_task
-        from tasks.tamper import TamperWatch
 
         b = self.board
         sv = self.supervisor
@@ -151,11 +176,10 @@ class Meter:
             sp("storage", lambda: storage_tasks.commits(self.storage))
             if getattr(b, "on_power_fail", None) is not None:
                 sp("power-fail", lambda: storage_tasks.power_fail_watch(
-                    self.storage, m, b, self.log))
+                    self.storage, b, self.log, self.events, self._on_warning))
         uptime = storage_tasks.Uptime(b.clock)
         sp("housekeeping", lambda: storage_tasks.housekeeping(
             self.settings, self.events, b.clock, uptime))
-        self.tamper = TamperWatch(b, m, self.log, self.settings)
         sp("tamper", self.tamper.run)
         self._ports(sp)
         out = list(sv.tasks.values())

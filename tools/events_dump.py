@@ -5,6 +5,9 @@ Usage (CPython, from the repository root)::
 
     python tools/events_dump.py PATH [--json]
 
+A file that cannot be read or is not a virtual-board image (131072 bytes) is named in a
+one-line error, exit status 2.
+
 ``read_logs(path)`` is what the system tests use: {"standard": [...], "security": [...]}, each
 a list of dicts (t, code, name, value, src, subject, summary, legacy), oldest first.
 """
@@ -30,7 +33,11 @@ def read_logs(path, size=FLASH_SIZE, part=EVENTS):
 
     nor = NORFlash(size, 4096, 256)
     with open(path, "rb") as f:
-        nor.image[:] = f.read()
+        data = f.read(size + 1)
+    if len(data) != size:
+        raise ValueError("%s: %d bytes, not a virtual-board flash image (%d bytes)"
+                         % (path, len(data), size))
+    nor.image[:] = data
     spans = events.log_spans(part[0], part[1], nor.sector_size)
     names = ("standard", "security")
     out = {}
@@ -51,10 +58,18 @@ def read_logs(path, size=FLASH_SIZE, part=EVENTS):
 
 
 def main(argv):
-    if not argv:
+    paths = [a for a in argv if a != "--json"]
+    if len(paths) != 1 or paths[0].startswith("-"):
         print(__doc__)
         return 2
-    logs = read_logs(argv[0])
+    try:
+        logs = read_logs(paths[0])
+    except OSError as e:
+        sys.stderr.write("events_dump: %s: %s\n" % (paths[0], e.strerror or e))
+        return 2
+    except ValueError as e:
+        sys.stderr.write("events_dump: %s\n" % e)
+        return 2
     if "--json" in argv:
         import json
 

@@ -287,12 +287,9 @@ def _firmware_session(address, bus=False):
                                  "boards/sim/loads/four_quadrant.csv"]))
     import app
 
-    from ports.iec import IecMap
-
     meter = app.Meter(board)
 
-    md = IecMap(meter.catalogue, meter.settings, board.seal, board.clock, meter.log,
-                meter.events.persisted if meter.events is not None else None)
+    md = meter.iec_map()
     return md.session(not bus), md
 
 

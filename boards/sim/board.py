@@ -19,7 +19,7 @@ from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.clock import EPOCH_2016, VirtualClock
 from boards.sim.hw import SimPin, SimSPI
 from boards.sim.options import (USAGE, HelpRequested, Options,  # noqa: F401 (the board's API)
-                                UsageError, opening, parse_args)
+                                UsageError, opening, parse_args, regular)
 from boards.sim.parts import board_lcd, CutGuard, NoNOR, NullLCD
 from boards.sim.report import json_text, Milli
 
@@ -39,6 +39,9 @@ class SimBoard:
         self.commit_s = o.commit_s
         # the battery-backed RTC, before the flash model creates a new image file
         flash_path = None if o.no_flash else o.flash
+        if flash_path:
+            for suffix in ("", ".rtc", ".wear"):
+                regular("--flash %s" % (flash_path + suffix), flash_path + suffix)
         rtc_ms, valid, note = rtc.power_up(flash_path, EPOCH_2016, o.start, o.off_time,
                                            o.rtc_battery)
         self.clock = VirtualClock(o.speed, valid=valid, note=note, start_ms=rtc_ms)

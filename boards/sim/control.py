@@ -5,7 +5,10 @@ A line protocol on ``127.0.0.1:PORT`` (TCP; any number of clients, e.g. ``nc 127
 PORT``). One command per line (ASCII, ``\\n`` or ``\\r\\n``, at most ``MAX_LINE`` = 256
 bytes); every non-empty line gets exactly one reply line: actions answer ``OK``, queries
 answer their value, a bad command, a longer line or one that is not UTF-8 text answers
-``ERR <reason>``, and the channel keeps serving.
+``ERR <reason>``, and the channel keeps serving. A client that closes its sending side
+(``nc -N``, ``printf 'lcd\\n' | nc -q1 ...``) still gets its replies, then the connection
+closes; one that does not read its replies has at most ``MAX_TX`` bytes of them held, and
+its further commands wait in its socket.
 
 Inputs (the board's Pin-like inputs, 1 = active; the firmware polls or gets an interrupt):
 
@@ -49,6 +52,7 @@ from boards.sim.uart import _ticks_diff, _ticks_ms
 POLL_MS = 20
 SETTLE_MS = 150  # reply to press/hold this long after the release
 MAX_LINE = 256  # bytes per command line; a longer line is discarded up to its newline
+MAX_TX = 4096  # replies held for a client that does not read them; then its input waits
 _EAGAIN = (11, 35)  # Linux, BSD/macOS
 
 BUTTONS = (("scroll", "btn_scroll"), ("demand", "btn_demand_reset"))
@@ -79,6 +83,7 @@ class _Client:
         self.tx = b""
         self.waiting = False  # a press is running: further lines wait for its reply
         self.overlong = False  # discarding the rest of a line longer than MAX_LINE
+        self.eof = False  # the client closed its sending side: answer, then close
 
 
 class ControlServer:
@@ -140,16 +145,19 @@ class ControlServer:
             self._serve(c)
 
     def _serve(self, c):
-        # read at most what fits the line buffer (plus one recv) per poll, so a flood is
+        # read at most what fits the line buffer (plus one recv) per poll, and nothing while
+        # MAX_TX bytes of replies wait for a client that does not read them, so a flood is
         # consumed at a bounded rate and never held in memory
         try:
             for _ in range(64):  # at most 16 KiB per poll
-                if len(c.rx) > MAX_LINE:
+                if c.eof or len(c.rx) > MAX_LINE or len(c.tx) >= MAX_TX:
                     break
                 d = c.sock.recv(256)
-                if not d:
-                    self._drop(c)
-                    return
+                if not d:  # half-closed (nc -N, a script's end of input): answer, then close
+                    c.eof = True
+                    if c.rx and not c.overlong and c.rx[-1] != 10:
+                        c.rx += b"\n"  # the last line needs no newline
+                    break
                 self._take(c, d)
         except OSError as e:
             if not _again(e):
@@ -157,6 +165,8 @@ class ControlServer:
                 return
         self._lines(c)
         self._flush(c)
+        if c.eof and not c.waiting and not c.tx and (c.overlong or c.rx.find(b"\n") < 0):
+            self._drop(c)
 
     def _take(self, c, d):
         """Append received bytes; the tail of an over-long line is dropped up to its end."""
@@ -171,7 +181,7 @@ class ControlServer:
     def _lines(self, c):
         """Run the complete lines in the buffer (one reply each); a line longer than
         MAX_LINE or not UTF-8 text gets ``ERR`` and the channel goes on."""
-        while not c.waiting:
+        while not c.waiting and len(c.tx) < MAX_TX:
             k = c.rx.find(b"\n")
             if k < 0:
                 if len(c.rx) > MAX_LINE:  # no end in sight: refuse it, skip to its newline

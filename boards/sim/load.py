@@ -12,7 +12,9 @@ A trace is a CSV text file::
   < 0 export), reactive power in var (> 0 inductive, < 0 capacitive);
 - each field a decimal number: optional ``+``/``-``, digits, optional ``.`` and digits, no
   spaces or exponents (``-12``, ``4.6``, ``.5``, ``3.``);
-- ``t_s`` >= 0 and strictly increasing; at least one row.
+- ``t_s`` >= 0 and strictly increasing; at least one row;
+- lines of at most ``MAX_LINE`` (200) characters (so ``/dev/zero`` or a file without line
+  ends is refused by name and line instead of being read into RAM).
 
 A row's power holds from its time until the next row's time; the last row holds for ever.
 Before the first row's time the power is 0. Values are turned into integer milli-units
@@ -36,6 +38,7 @@ _NAMES = ("t_s", "p_w", "q_var")
 _DIGITS = "0123456789"
 _NFIELDS = const(3)
 _FOREVER = const(1 << 61)  # "no next row": later than any t_ms (~73 million years)
+MAX_LINE = const(200)  # characters per line: a file without line ends is refused, not read
 
 
 def _shown(text):
@@ -92,11 +95,26 @@ def _frac(s):
     return v
 
 
+def _regular(path):
+    # A trace is read twice (validated, then replayed): a fifo would block for a writer and
+    # then fail to rewind, a device never ends. Directories are left to open() (EISDIR).
+    import os
+
+    try:
+        kind = os.stat(path)[0] & 0o170000
+    except OSError:
+        return  # open() names the problem
+    if kind not in (0o100000, 0o040000):
+        raise LoadError("%s: not a regular file (a fifo, device or socket cannot be replayed)"
+                        % path)
+
+
 class LoadTrace:
     """Power in force at a simulated time, read from a trace file (see the module docstring).
 
     ``LoadTrace(path)`` opens and validates the whole file (raises :class:`LoadError` naming the
-    file and line, or OSError if it cannot be opened), then rewinds. Use :meth:`at` with
+    file and line, or the file when it is not a regular file, or OSError if it cannot be
+    opened), then rewinds. Use :meth:`at` with
     non-decreasing times; :meth:`close` (or ``with``) releases the file.
 
     Attributes: ``path``; ``rows`` (number of data rows); ``first_ms`` (first row's time).
@@ -105,6 +123,7 @@ class LoadTrace:
     def __init__(self, path):
         self.path = path
         self._line = 0
+        _regular(path)
         self._f = open(path)
         try:
             self._validate()
@@ -124,8 +143,9 @@ class LoadTrace:
 
     def _header(self):
         self._line = 0
-        head = self._f.readline()
+        head = self._f.readline(MAX_LINE + 1)
         self._line = 1
+        self._length(head)
         if not head:
             raise self._error("empty file, expected header '%s'" % HEADER)
         if head[:1] == "\ufeff":  # a UTF-8 byte-order mark (spreadsheets write one)
@@ -141,10 +161,12 @@ class LoadTrace:
     def _row(self):
         """Read the next data row as (t_ms, p_mw, q_mvar), or None at the end of the file."""
         # Kept small (see _parse_milli); every error message is built in _bad().
-        line = self._f.readline()
+        line = self._f.readline(MAX_LINE + 1)
         if not line:
             return None
         self._line += 1
+        if len(line) > MAX_LINE:
+            self._length(line)
         f = line.rstrip("\r\n").split(",")
         if len(f) != _NFIELDS:
             self._bad(f)
@@ -156,6 +178,11 @@ class LoadTrace:
             self._bad(f)
         self._last_t = t
         return (t, p, q)
+
+    def _length(self, line):
+        if len(line) > MAX_LINE and line[-1:] != "\n":
+            raise self._error("line longer than %d characters (%s)"
+                              % (MAX_LINE, _shown(line[:16])))
 
     def _bad(self, f):
         """Raise the LoadError that describes what is wrong with the fields f of this line."""

@@ -7,6 +7,8 @@ MicroPython drops docstrings). :func:`parse_args` checks every value and raises
 turns an OSError into one naming the file, tty or TCP port.
 """
 
+from boards.sim.ade7953_model import FAULTS, ONE_SHOT
+
 DEFAULT_LOAD = "boards/sim/loads/household_pv_2016.csv"
 
 USAGE = """usage: make sim ARGS="[options]"  (micropython firmware/main.py [options])
@@ -20,8 +22,11 @@ Metering and time
   --voltage V        line voltage, 1..354 V rms (default 230)
   --neutral-pct P    neutral (channel B) current in % of the phase current,
                      0..200 (default 100)
-  --fault F          ADE7953 fault from power-up: dead0, deadff, misclocked
-  --fault-at S       ... or from simulated second S
+  --fault F          ADE7953 fault from power-up (or from --fault-at): dead0,
+                     deadff (MISO stuck), misclocked (1-bit shift), irqstuck
+                     (IRQSTATA overflow bits stuck); once at --fault-at: reset,
+                     bitflip (one MISO bit of APENERGYA), rstread (RSTREAD off)
+  --fault-at S       ... from (or at) simulated second S
 
 RTC (battery backed; its state is kept in PATH.rtc next to --flash PATH)
   --start T          set the RTC at power-up: ISO 8601 UTC, e.g.
@@ -43,7 +48,8 @@ Flash and power
 
 Ports and inputs
   --serial ID        serial number, 1..16 printable characters (SIM00001)
-  --address A        IEC 62056-21 device address (default: the serial)
+  --address A        IEC 62056-21 device address, 1..32 letters and digits
+                     (default: the serial)
   --optical-tcp P    optical port (IEC 62056-21): TCP server 127.0.0.1:P
   --optical-dev PATH optical port on a tty (pty from tools/pty_bridge.py)
   --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
@@ -134,6 +140,14 @@ def _text(v, n, what):
     return v
 
 
+def _device_address(v):
+    # IEC 62056-21 device address: 1..32 letters and digits (lib/iec62056/codec.py)
+    if not 0 < len(v) <= 32 or not all(
+            "0" <= c <= "9" or "A" <= c <= "Z" or "a" <= c <= "z" for c in v):
+        raise ValueError("an IEC 62056-21 device address is 1..32 letters and digits")
+    return v
+
+
 def parse_start(v):
     """--start: ISO 8601 UTC ``YYYY-MM-DD[THH:MM[:SS]][Z]`` (or a space for the T) or whole
     seconds since 2000-01-01; returns RTC seconds. ValueError naming the problem."""
@@ -177,11 +191,11 @@ _VALUED = {
     "--optical-tcp": ("optical_tcp", _port),
     "--optical-dev": ("optical_dev", lambda v: v),
     "--heap-every": ("heap_every", lambda v: _number(v, 0.001, 86400)),
-    "--address": ("address", lambda v: _text(v, 32, "an address")),
+    "--address": ("address", _device_address),
     "--control-tcp": ("control_tcp", _port),
     "--commit-s": ("commit_s", lambda v: _number(v, 1, 10 ** 9, True)),
 }
-_CHOICES = {"--fault": ("fault", ("dead0", "deadff", "misclocked")),
+_CHOICES = {"--fault": ("fault", FAULTS),
             "--seal": ("seal", ("open", "closed")),
             "--rtc-battery": ("rtc_battery", ("ok", "flat"))}
 _FLAGS = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash"}
@@ -246,8 +260,17 @@ def parse_args(argv):
         raise UsageError("--optical-tcp and --optical-dev exclude each other")
     if o.off_time is not None and o.flash is None:
         raise UsageError("--off-time needs --flash (the RTC state is kept next to the image)")
+    if o.fault in ONE_SHOT and o.fault_at is None:
+        raise UsageError("--fault %s happens once: give the time with --fault-at S" % o.fault)
     if o.flash is not None and o.no_flash:
         raise UsageError("--flash and --no-flash exclude each other")
+    if o.address is None and (o.optical_tcp is not None or o.optical_dev is not None
+                              or o.rs485_bus is not None):
+        try:
+            _device_address(o.serial)
+        except ValueError:
+            raise UsageError("--serial %r is the ports' device address: use 1..32 letters "
+                             "and digits, or give --address" % o.serial) from None
     ports = [p for p in (o.optical_tcp, o.control_tcp) if p is not None]
     if len(ports) == 2 and ports[0] == ports[1]:
         raise UsageError("--optical-tcp and --control-tcp both use port %d" % ports[0])
@@ -275,6 +298,19 @@ def os_error_text(e):
     if words and name:
         return "%s (%s)" % (words, name)
     return words or name or "error %d" % n
+
+
+def regular(what, path):
+    """UsageError naming ``what`` when ``path`` exists but is a fifo, device or socket (open()
+    would block for a fifo's writer); absent files and directories are left to open()."""
+    import os
+
+    try:
+        kind = os.stat(path)[0] & 0o170000
+    except OSError:
+        return
+    if kind not in (0o100000, 0o040000):
+        raise UsageError("%s: not a regular file (a fifo, device or socket)" % what)
 
 
 def opening(what, fn, *args):

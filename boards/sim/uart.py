@@ -21,7 +21,8 @@ no baud mismatch or parity error is simulated. What is modelled:
 Everything is non-blocking; the socket is serviced whenever the UART is used (``any``, ``read``,
 ``readinto``, ``write``, ``ioctl``) or by calling ``poll()``. The rx buffer holds ``rxbuf``
 bytes (default 1024); older bytes are kept and newer ones dropped on overflow (counted in
-``overruns``).
+``overruns``). At most ``TX_HOLD`` bytes wait for a TCP peer that does not read; the rest are
+lost (``tx_dropped``), as on a line nobody listens to, never held in RAM.
 """
 
 import socket
@@ -48,6 +49,7 @@ _POLL_RD = 1
 _POLL_WR = 4
 _EAGAIN = (11, 35)  # Linux, BSD/macOS
 _RETRY_MS = 1000  # BusUart reconnect interval
+TX_HOLD = 16384  # bytes held for a TCP peer that does not read; more are lost, as on a line
 
 
 def _again(e):
@@ -63,6 +65,7 @@ class _SockUart:
         self.inits = 0
         self.overruns = 0
         self.tx_count = 0  # bytes written
+        self.tx_dropped = 0  # bytes lost because a TCP peer did not read (TX_HOLD)
         self.rx_count = 0  # bytes received
         self._rx = bytearray(rxbuf)
         self._rxn = 0
@@ -139,6 +142,10 @@ class _SockUart:
         self._tx_end = (start + (n * 10000 + self.baudrate - 1) // self.baudrate) & 0x3FFFFFFF
         self.tx_count += n
         if self._conn is not None:
+            room = TX_HOLD - len(self._tx_pending)
+            if n > room:  # the peer does not read: the line loses the bits
+                self.tx_dropped += n - (room if room > 0 else 0)
+                data = data[:room] if room > 0 else b""
             self._tx_pending.extend(data)
         self.poll()
         return n
@@ -292,7 +299,9 @@ class TcpUart(_SockUart):
 class BusUart(_SockUart):
     """UART attached to the simulated RS-485 bus hub at ``host:port`` (TCP client).
 
-    Connects on creation and reconnects every second while the hub is unreachable.
+    Connects on creation and reconnects every second while the hub is unreachable;
+    ``clients`` counts the connections made (a reconnection is a new link for the port task,
+    firmware/optical.py, even when it happens unseen between two of its passes).
     """
 
     def __init__(self, port, host="127.0.0.1", rxbuf=1024):
@@ -301,6 +310,7 @@ class BusUart(_SockUart):
         self.host = host
         self._next_try = _ticks_ms()
         self._closed = False
+        self.clients = 0
         self._link()
 
     def _link(self):
@@ -317,6 +327,7 @@ class BusUart(_SockUart):
             s.close()
             return
         self._adopt(s)
+        self.clients += 1
 
     def close(self):
         self._closed = True

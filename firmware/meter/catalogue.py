@@ -139,8 +139,9 @@ class Catalogue:
     ``metering`` (meter.metering.Metering), ``settings`` (meter.settings.Settings),
     ``status`` (meter.status.Status), ``testmode`` (meter.testmode.TestMode), ``clock`` (the
     board clock: ``time()``, ``set_time(s)``), ``log`` (lib.events.EventLog), ``serial``,
-    ``address`` (str); :attr:`storage` (meter.storage.Storage or None) for C.91.8 and the
-    commit after a cold start. Registers the list validators with ``settings``."""
+    ``address`` (str); :attr:`storage` (meter.storage.Storage or None) and :attr:`events`
+    (meter.eventstore.EventStore or None) for C.91.8 and the commits of a cold start.
+    Registers the list validators with ``settings``."""
 
     def __init__(self, registers, metering, settings, status, testmode, clock, log, serial,
                  address):
@@ -154,6 +155,7 @@ class Catalogue:
         self.serial = serial
         self.address = address
         self.storage = None
+        self.events = None
         order = []
         ent = {}
         for i in range(len(_TABLE)):
@@ -325,8 +327,15 @@ class Catalogue:
         self.log.log(events.CLOCK_SET, secs, None, src, obis)
 
     def _s_meter_constant(self, v, src, obis):
-        self.settings.set_sealed("meter_constant", v, True)
+        # metrological: in flash before the ACK (never acknowledged and then lost)
+        st = self.settings
+        st.check_value("meter_constant", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set_sealed("meter_constant", v, True)
         self._changed(obis, v, src, "meter constant")
+        if not st.save_now():
+            raise Failed("configuration not written")
 
     def _s_scroll_s(self, v, src, obis):
         if not isinstance(v, int) or not 1 <= v <= 255:
@@ -335,9 +344,17 @@ class Catalogue:
         self._changed(obis, v, src)
 
     def _s_password(self, v, src, obis):
-        self.settings.set("password", v)
-        self.settings.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
+        # in flash before the ACK: a power cut never brings an old password back
+        st = self.settings
+        st.check_value("password", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set("password", v)
+        st.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
+        ok = st.save_now()
         self._changed(obis, 0, src, "password changed")
+        if not ok:
+            raise Failed("configuration not written")
 
     def _s_readout_list(self, codes, src, obis):
         self.settings.set("readout_list", list(codes))
@@ -372,17 +389,30 @@ class Catalogue:
         self.testmode.leave(SRC_COMMAND)
 
     def _x_format_journal(self, _arg, src, obis):
+        # a foreign register journal and/or event log (write-protected): formatted
         s = self.storage
-        if s is None or not s.journal.blocked:
+        ev = self.events
+        jb = s is not None and s.journal.blocked
+        eb = ev is not None and ev.blocked()
+        if not jb and not eb:
             raise NotWritable(obis)
-        if not s.format_journal():
-            raise Failed("journal format failed")
+        ok = ev.format() if eb else True  # first: the journal's events are persisted then
+        if jb:
+            ok = s.format_journal() and ok
+        if not ok:
+            raise Failed("format failed")
+        self._changed(obis, 0, src, "journal formatted")  # who: the port, in the audit
 
     def _x_cold_start(self, _arg, src, obis):
+        # a request the metering task executes (it alone writes registers); acknowledged only
+        # when the journal can take a commit now (else a restart would silently undo it)
         s = self.storage
         done = None
         if s is not None:
             from flashstore import journal
+
+            if not s.journal.blocked and not s.commit(journal.REASON_MANUAL):
+                raise Failed("journal not writable")
 
             def done():
                 s.commit(journal.REASON_MANUAL)

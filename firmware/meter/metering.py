@@ -374,12 +374,27 @@ class Metering:
                 v["S"] = self._e_s * c.vah_per_lsb * k
             self.instant = v
 
-    def finish(self):
+    def finish(self, commit=None):
         """Account the partial interval up to now (at shutdown / before a commit); a dropped
-        one is not counted. Requests still pending are executed."""
+        one is not counted. Requests still pending are executed first (a cold start is not
+        undone by the commit that follows). ``commit``: called after the step and before
+        anything is logged (the power-fail path: the urgent commit comes before any other
+        flash write; the requests' ``done`` callbacks, non-urgent commits, are then left
+        out). Allocation-free up to and including ``commit`` (if that is) when no request is
+        pending."""
+        n = 0
+        if self._req:  # executed first, logged after the commit
+            n = len(self._req)
+            self.regs.clear()
+        code = -1
         if self._up and self.ok:
-            self.after_step(self.step())
-        self.serve()
+            code = self.step()
+        if commit is not None:
+            commit()
+        if code >= 0:
+            self.after_step(code)
+        if n:
+            self.serve(commit is None)
 
     # -- requests: the only way anything else changes a register --------------------------
 
@@ -389,12 +404,17 @@ class Metering:
         (PARAM_CHANGED, subject C.91.9) and calls ``done()``."""
         self._req.append((0, src, done))
 
-    def serve(self):
-        """Execute the pending requests (the metering task, between steps)."""
+    def pending(self):
+        """True while a request waits for the metering task."""
+        return bool(self._req)
+
+    def serve(self, done=True):
+        """Execute the pending requests (the metering task, between steps); ``done``: call
+        each request's ``done`` callback."""
         while self._req:
-            _kind, src, done = self._req.pop(0)
+            _kind, src, cb = self._req.pop(0)
             self.regs.clear()
             self.log.log(events.PARAM_CHANGED, 0, "cold start: registers cleared", src,
                          "C.91.9")
-            if done is not None:
-                done()
+            if done and cb is not None:
+                cb()

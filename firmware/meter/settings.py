@@ -27,7 +27,11 @@ the last change, or ``CONFIG_MAX_DELAY_S`` after the first unsaved one while cha
 coming; at most ``CONFIG_BURST`` writes at once and one per ``CONFIG_REFILL_S`` after that,
 plus one at an orderly shutdown (:meth:`tick` with ``force``). 2 sectors of 4 KiB, one erased
 per write: 24 writes a day = 12 erases per sector a day = 22.8 years to 100 000 cycles
-(docs/BENCHMARKS.md). A held-back write is logged once (CONFIG_DEFERRED).
+(docs/BENCHMARKS.md). A held-back write is logged once (CONFIG_DEFERRED). The security and
+metrological parameters (password, meter constant) are written before their change is
+acknowledged (:meth:`save_now`, refused while the budget is spent: :meth:`save_allowed`),
+so that a power cut cannot bring the old value back. Nothing is written during a power-fail
+warning (a save erases a sector; firmware/meter/supply.py).
 
 Stored values are checked at boot (:meth:`check`, in the order given): a value a setter
 would refuse is replaced by its default in RAM and logged (CONFIG_DEFAULTS with the reason).
@@ -59,8 +63,9 @@ class Settings:
     CONFIG_BURST = 4
     CONFIG_REFILL_S = 3600
 
-    def __init__(self, log, part=None, cfg=None):
+    def __init__(self, log, part=None, cfg=None, supply=None):
         self._log = log
+        self._supply = supply
         self._subs = []
         self._validators = {}
         self.store = None
@@ -232,8 +237,9 @@ class Settings:
         metering clock since boot; ``force``: now, e.g. at shutdown); True if written."""
         self._now_s = now_s
         store = self.store
-        if store is None or not self._dirty:
-            return False
+        sp = self._supply
+        if store is None or not self._dirty or (sp is not None and sp.warning):
+            return False  # (a save erases a sector: never while the supply may go)
         b = self._budget
         if not force:
             if (now_s - self._changed_s < self.CONFIG_DELAY_S
@@ -245,6 +251,28 @@ class Settings:
                     self._log.log(events.CONFIG_DEFERRED, b.wait_s(now_s),
                                   "config write budget")
                 return False
+        return self._write()
+
+    def save_allowed(self):
+        """True if :meth:`save_now` would be allowed by the wear budget now."""
+        return self.store is None or not self._budget.wait_s(self._now_s)
+
+    def save_now(self):
+        """Write the configuration at once, spending one write of the wear budget (the
+        password and the meter constant: their ACK must survive a power cut). True when
+        written (or there is no config partition: RAM only, a documented limit); False when
+        the budget is spent (nothing written, the change stays due) or the flash failed
+        (logged)."""
+        if self.store is None:
+            return True
+        self.changed()
+        if not self._budget.take(self._now_s):
+            return False
+        return self._write()
+
+    def _write(self):
+        store = self.store
+        now_s = self._now_s
         self._dirty = False
         self._deferred = False
         try:

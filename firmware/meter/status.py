@@ -22,7 +22,9 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
          (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
-         or the last commit failed (firmware/meter/storage.Storage.fault)
+         or the last commit failed (firmware/meter/storage.Storage.fault); or the persisted
+         event logs take no records: another format (until E2 C.91.8) or a failed write
+         (firmware/meter/eventstore.EventStore.fault)
   0x0040 security: a security parameter (password) came from a damaged or older copy, or
          from defaults (then the factory password needs the open seal); cleared when a new
          password is written (W1 C.90.2)
@@ -65,7 +67,8 @@ class Status:
     inputs and the relay, the clock's ``rtc_valid``), ``metering`` (meter.metering.Metering:
     ``ok``, ``no_load``, ``over_range``, ``instant``), ``settings`` (meter.settings.Settings:
     the configuration bits and ``test_led``), ``testmode`` (meter.testmode.TestMode or None);
-    :attr:`storage` (meter.storage.Storage or None, set once it exists)."""
+    :attr:`storage` (meter.storage.Storage or None, set once it exists) and :attr:`events`
+    (meter.eventstore.EventStore or None)."""
 
     def __init__(self, board, metering, settings, testmode=None):
         self.board = board
@@ -73,6 +76,7 @@ class Status:
         self.settings = settings
         self.testmode = testmode
         self.storage = None
+        self.events = None
 
     def service_flags(self):
         """C.5.0 word (int, see the module doc)."""
@@ -107,6 +111,9 @@ class Status:
             f |= ERR_CHECKSUM
         sto = self.storage
         if sto is not None and sto.fault is not None:
+            f |= ERR_STORAGE
+        ev = self.events
+        if ev is not None and ev.fault is not None:  # the event logs take no records
             f |= ERR_STORAGE
         if m.over_range:  # episode: firmware/meter/metering.py
             f |= ERR_OVER_RANGE

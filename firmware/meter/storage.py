@@ -27,11 +27,15 @@ Boot: :meth:`Storage.restore` recovers the newest valid record and raises the re
 Commits: periodic every ``period_s`` of metering time (lib/flashstore/journal.CommitPolicy,
 default 300 s, or sooner once 200 Wh of active energy are unsaved; seconds counted with
 ``ticks_diff``, so the 12.4-day wrap of a real port's ``ticks_ms`` changes nothing), each
-followed by ``maintain()`` (at most one sector erase, never on the power-fail path); urgent
-on the power-fail warning (:meth:`commit` with REASON_POWERFAIL: one page program, no erase,
-no read and no allocation; the board's hold-up time must cover it, docs/BENCHMARKS.md). A
-commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
-ERR_STORAGE (``fault`` "write") until a commit succeeds.
+followed by ``maintain()`` (at most one sector erase, never on the power-fail path); a
+power-up whose journal holds the registers starts the period (no copy at each power-up: a
+flickering supply would cost a record per cycle); urgent on the power-fail warning
+(:meth:`power_fail_begin`: the partial interval read, then one page program, no erase, no read
+and no allocation; the board's hold-up time must cover it, docs/BENCHMARKS.md), and then
+every interval as it registers while the warning lasts (:meth:`interval`, a consumer of the
+metering step; firmware/meter/supply.py). A commit never raises: a failure is logged
+(STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write") until a
+commit succeeds.
 
 The record (journal payload schema ``SCHEMA`` = 2, little endian), for a register layout of
 ``n`` tariff banks of ``w`` registers (lib/energy: k = 8 + n * w registers, totals first)::
@@ -64,6 +68,7 @@ import struct
 import events
 from energy import A_MINUS, A_PLUS, COUNT
 from flashstore import journal
+from meter.supply import PF_MAX_MS
 
 SCHEMA = 2
 _HEAD = "<BBHHHHH"
@@ -156,7 +161,7 @@ class Storage:
     """
 
     def __init__(self, flash, registers, metering, clock, log,
-                 period_s=journal.DEFAULT_PERIOD_S):
+                 period_s=journal.DEFAULT_PERIOD_S, supply=None):
         k = len(registers)
         if k > MAX_REGISTERS:
             raise ValueError("%d registers do not fit a one-page journal record (max %d)"
@@ -165,6 +170,9 @@ class Storage:
         self.metering = metering
         self.clock = clock
         self.log = log
+        self.supply = supply  # meter.supply.Supply (the power-fail warning) or None
+        self.on_interval = None  # called after a commit made during the warning (test LED)
+        self.power_fail = None  # the board's power-fail input (Pin-like), set by the app
         self.status = None
         self.payload_size = payload_size(k)
         self.journal = journal.Journal(flash, self.payload_size, SCHEMA, log=self._say,
@@ -186,6 +194,9 @@ class Storage:
         self._t = [0, 0]  # RTC seconds at the last stamp, two 16-bit halves
         self._steps = [0, 0]
         self._buf = bytearray(self.payload_size)
+        self._pf_ok = False
+        self._pf_urgent = False
+        self._pf_commit_cb = self._pf_commit  # bound once: none made on the power-fail path
 
     def migrations(self):
         """{schema: converter} for lib/flashstore/journal.Journal: schema 1 and our own
@@ -299,6 +310,8 @@ class Storage:
             if ok and st == journal.STATUS_MIGRATED:
                 st = journal.STATUS_OK  # converted and rewritten: an ordinary journal now
         self._mark_saved()
+        if st == journal.STATUS_OK:  # the journal holds these registers: the period starts
+            self.policy.mark(self._mono_s)  # now (no copy at each power-up: flicker wear)
         self.status = st
         return st
 
@@ -358,3 +371,53 @@ class Storage:
         self.log.log(events.STORAGE_FORMATTED, -1 if found is None else found,
                            "journal formatted (E2 C.91.8), registers committed: %s" % ok)
         return ok
+
+    # -- the power-fail warning (firmware/meter/supply.py) ---------------------------------
+
+    def power_fail_begin(self):
+        """The power-fail input rose: the warning starts (``supply.warning``) and the urgent
+        commit is made (:meth:`power_fail_commit`). Returns True if written."""
+        sp = self.supply
+        sp.warning = True
+        sp.since = self.clock.ticks_ms()
+        return self.power_fail_commit()
+
+    def power_fail_commit(self):
+        """The urgent commit: the partial metering interval is read, then committed (one
+        page program: no erase, no read, no allocation), and only then is what the step
+        noted logged. Returns True if written."""
+        self._pf_ok = False
+        self._pf_urgent = True  # (the step's own interval: committed once, below)
+        try:
+            self.metering.finish(self._pf_commit_cb)
+        finally:
+            self._pf_urgent = False
+        return self._pf_ok
+
+    def _pf_commit(self):
+        self._pf_ok = self.commit(journal.REASON_POWERFAIL)
+
+    def pf_active(self):
+        """True while the warning lasts; ends it when the board's ``power_fail`` input reads
+        released (``power_fail``: set by the app) or after PF_MAX_MS."""
+        sp = self.supply
+        if sp is None or not sp.warning:
+            return False
+        c = self.clock
+        pin = self.power_fail
+        if (pin is not None and pin.value()
+                and c.ticks_diff(c.ticks_ms(), sp.since) < PF_MAX_MS):
+            return True
+        sp.warning = False
+        return False
+
+    def interval(self, ea, er, es, dt):
+        """Consumer of the metering step: during the warning every interval is committed as
+        it reaches the registers (the journal holds what RAM holds whenever the supply
+        goes), then ``on_interval`` (the test LED shows what it owes at once)."""
+        sp = self.supply
+        if sp is not None and sp.warning and not self._pf_urgent and self.pf_active():
+            self.commit(journal.REASON_POWERFAIL)
+            cb = self.on_interval
+            if cb is not None:
+                cb()

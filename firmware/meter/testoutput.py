@@ -26,11 +26,19 @@ class TestOutput:
         self.set_constant(k)
 
     def set_constant(self, k):
-        """A new meter constant (imp/kWh): fresh outputs, residues dropped."""
+        """A new meter constant (imp/kWh): new outputs that carry the old ones' ``total`` and
+        the energy not yet pulsed (``res``) over, so a counter on the LED keeps equal to
+        ``total`` and no energy is dropped by the change."""
         c = self._cal
         # k imp/kWh -> LSB per pulse = LSB per Wh * 1000 / k
-        self.pulse = PulseOutput(lsb_per_unit_q8(c.wh_per_lsb) * 1000 // k)
-        self.pulse_var = PulseOutput(lsb_per_unit_q8(c.varh_per_lsb) * 1000 // k)
+        p = PulseOutput(lsb_per_unit_q8(c.wh_per_lsb) * 1000 // k)
+        pv = PulseOutput(lsb_per_unit_q8(c.varh_per_lsb) * 1000 // k)
+        old = getattr(self, "pulse", None)
+        if old is not None:
+            p.total, p.res = old.total, old.res
+            pv.total, pv.res = self.pulse_var.total, self.pulse_var.res
+        self.pulse = p
+        self.pulse_var = pv
 
     def interval(self, ea, er, es, dt):
         """One metering interval (hot path, allocation-free)."""

@@ -33,17 +33,20 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
 - W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
   C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
-  configuration record, C.91.3 test output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  configuration record (within 2 s, coalesced under the wear budget; the password and the
+  meter constant before the ACK, ER09 while the budget has no write left), C.91.3 test
+  output (0 kWh, 1 kvarh), C.91.4 test mode timeout
   (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
   "insufficient security clearance" otherwise, logged SEALED_REFUSED).
 - E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
   both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
   configured timeout; display and LEDs only, billing registers untouched; logged
   TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
-  zero, executed by the metering task before its next step): only with the seal open.
-  C.91.8 format a foreign register journal and commit the registers in RAM
-  (firmware/meter/storage.py): only with the seal open, ER04 if the journal is not
-  write-protected, ER09 if the flash failed.
+  zero, executed by the metering task before its next step and committed; ER09 when the
+  journal cannot take a commit now): only with the seal open. C.91.8 format a foreign
+  register journal (committing the registers in RAM) and/or event log
+  (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
+  write-protected, ER09 if the flash failed; a security-log record with the port.
 """
 
 import events
@@ -108,16 +111,19 @@ def text(e, v):
 class IecMap:
     """Readout, reader, writer and executor callbacks over ``catalogue``
     (meter.catalogue.Catalogue), and the meter's one password lockout
-    (lib/iec62056/lockout.py), shared by every port's session and restored from the
-    persisted security log (``persisted``: meter.eventstore.EventStore.persisted, or None),
-    so neither another port nor a restart clears it. ``settings``: meter.settings.Settings
-    (password, lockout parameters, readout list); ``seal``: the seal switch (Pin-like, 1 =
-    open); ``clock``: the board clock (``time()``); ``log``: lib.events.EventLog."""
+    (lib/iec62056/lockout.py), shared by every port's session (each books its own wrong and
+    right passwords) and restored from the persisted security log (``events``:
+    meter.eventstore.EventStore, or None), so neither another port nor a restart clears it;
+    the lockout is recorded again at each power-up (PROG_LOCK_KEPT), so floods and power
+    cycles cannot push it out of the log either. ``settings``: meter.settings.Settings
+    (password, lockout parameters, readout list); ``seal_open``: callable, True while the
+    seal is open (the debounced level the security log reports, tasks/tamper.py);
+    ``clock``: the board clock (``time()``); ``log``: lib.events.EventLog."""
 
-    def __init__(self, catalogue, settings, seal, clock, log, persisted=None):
+    def __init__(self, catalogue, settings, seal_open, clock, log, events_=None):
         self.catalogue = catalogue
         self.settings = settings
-        self.seal = seal
+        self.seal_open = seal_open
         self.clock = clock
         self.log = log
         self.address = catalogue.address
@@ -125,24 +131,29 @@ class IecMap:
                                settings.get("prog_lockout_s", 600),
                                settings.get("prog_lockout_max_s", 86400))
         hist = []
-        for t, code, value, _src, _subj, summary, legacy in (
-                persisted(events.LOG_SECURITY) if persisted is not None else ()):
+        for t, code, value, src, _subj, summary, legacy in (
+                events_.persisted(events.LOG_SECURITY) if events_ is not None else ()):
             if legacy or summary:
                 continue
             if code == events.WRONG_PASSWORD:
-                hist.append((t, "fail", value))
+                hist.append((t, "fail", value, src))
             elif code == events.PROG_LOCKED:
-                hist.append((t, "lock", value))
+                hist.append((t, "lock", value, src))
+            elif code == events.PROG_LOCK_KEPT:
+                hist.append((t, "kept", value, src))
             elif code == events.PROG_ENTER:
-                hist.append((t, "ok", 0))
-        self.lockout.restore(hist, clock.time())
+                hist.append((t, "ok", 0, src))
+        now = clock.time()
+        self.lockout.restore(hist, now)
+        # the log is a ring that floods and power cycles can turn over: the lockout (active,
+        # or still counting for the doubling) is recorded again at every power-up
+        kept = self.lockout.carried(now)
+        if kept is not None and events_ is not None:
+            events_.persist(kept[0], events.PROG_LOCK_KEPT, kept[1])
 
     @property
     def password(self):
         return self.settings.get("password", FACTORY_PASSWORD)
-
-    def seal_open(self):
-        return self.seal.value() == 1
 
     def passwords(self):
         """Passwords P1 accepts now: the configured one; None (P1 answered ER06) when the
@@ -269,6 +280,6 @@ class IecMap:
                        executor=lambda a, v, s: self.executor(a, v, s, src),
                        passwords=self.passwords, seal_open=self.seal_open,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
-                       lockout=self.lockout, time_s=self.clock.time,
+                       lockout=self.lockout.port(src), time_s=self.clock.time,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)

@@ -15,7 +15,8 @@ and, for RS-485, ``txdone()`` (without it the transmit time is estimated from th
 Give the UART an rx buffer of at least 256 bytes.
 
 Link: a UART that knows its peer (the virtual board's ``TcpUart``: ``clients``, the count of
-TCP connections accepted, and ``connected``; ``BusUart``: ``connected`` to the hub) tells the
+TCP connections accepted, and ``connected``; ``BusUart``: ``clients``, the connections made to
+the hub, and ``connected``) tells the
 task when the link ends; the session is then told (``Session.link_lost``): programming rights
 end with the link, and an answer still queued for the old peer is dropped, never sent to a
 new one (checked again right before each transmission). A ``machine.UART`` has no link: an

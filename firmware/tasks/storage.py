@@ -3,8 +3,9 @@
 
 - :func:`commits`: every second of metering time, the register commit when the policy says
   so (lib/flashstore/journal.CommitPolicy), followed by ``maintain()``;
-- :func:`power_fail_watch`: waits for the power-fail interrupt, reads the partial interval
-  and makes the urgent commit (one page program), once per warning;
+- :func:`power_fail_watch`: waits for the power-fail interrupt, then (once per rising edge)
+  the urgent commit (one page program), the test LED restarted to show what it owes at once,
+  POWER_FAIL and the event logs' flood summaries (urgent appends), in that order;
 - :func:`housekeeping`: every second of metering time, the deferred configuration write
   (Settings.tick, under its wear budget) and the event logs' flood summaries.
 """
@@ -25,19 +26,20 @@ async def commits(storage):
         storage.tick()
         if storage.journal.blocked:
             continue
+        if storage.pf_active():
+            continue  # no periodic commit, no erase while the supply may go
         if storage.policy.due(storage.mono_s, journal.REASON_PERIODIC, storage.unsaved_wh()):
             storage.commit(journal.REASON_PERIODIC)
             storage.maintain()
 
 
-async def power_fail_watch(storage, metering, board, log):
+async def power_fail_watch(storage, board, log, eventstore=None, on_warning=None):
     """Wait for the power-fail interrupt (``board.on_power_fail(handler)`` installs it on the
-    rising edge of ``board.power_fail``); read the partial interval (``metering.finish()``)
-    and commit urgently, once per warning."""
+    rising edge of ``board.power_fail``); then, once per warning: the urgent commit
+    (``storage.power_fail_begin``), ``on_warning()`` (the test LED), POWER_FAIL, and the flood
+    summaries still counted in RAM (attempts during a lockout, refusals)."""
     # ISR-safe flag on real boards; the virtual board raises its "interrupt" from task
     # context and supplies a plain Event (ThreadSafeFlag wakes through the poller there).
-    from flashstore import journal
-
     make = getattr(board, "irq_flag", None)
     flag = make() if make is not None else asyncio.ThreadSafeFlag()
     board.on_power_fail(lambda _pin: flag.set())
@@ -45,10 +47,13 @@ async def power_fail_watch(storage, metering, board, log):
         await flag.wait()
         if hasattr(flag, "clear"):
             flag.clear()  # asyncio.Event; ThreadSafeFlag clears itself
-        if board.power_fail.value():
-            metering.finish()
-            storage.commit(journal.REASON_POWERFAIL)
+        if board.power_fail.value() and not storage.supply.warning:
+            storage.power_fail_begin()
+            if on_warning is not None:
+                on_warning()
             log.log(events.POWER_FAIL)
+            if eventstore is not None:
+                eventstore.tick(True)
 
 
 class Uptime:

@@ -46,6 +46,7 @@ class Supervisor:
         self.max_deaths = max_deaths
         self.window_ms = window_ms
         self.tasks = {}  # name -> asyncio task
+        self._fns = {}  # name -> coroutine function
         self.deaths = {}  # name -> deaths so far
         self.failed = None  # the name of a task given up, or None
 
@@ -53,8 +54,21 @@ class Supervisor:
         """Run ``fn()`` (a coroutine function) as the supervised task ``name``; returns the
         asyncio task."""
         self.deaths[name] = 0
+        self._fns[name] = fn
         t = asyncio.create_task(self._guard(name, fn))
         self.tasks[name] = t
+        return t
+
+    def restart(self, name):
+        """Cancel the task ``name`` and start it again at once (not a death: e.g. the test
+        LED at a power-fail warning, which may wait inside a pulse schedule)."""
+        t = self.tasks.get(name)
+        if t is None:
+            return None
+        t.cancel()
+        n = self.deaths[name]
+        t = self.spawn(name, self._fns[name])
+        self.deaths[name] = n
         return t
 
     async def _guard(self, name, fn):

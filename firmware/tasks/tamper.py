@@ -52,7 +52,8 @@ class TamperWatch:
         for name, on, off in INPUTS:
             pin = getattr(board, name, None)
             if pin is not None:
-                self._pins.append([pin, on, off, 0, 0, 0])  # level, candidate run, changes
+                # level, candidate run, changes, name
+                self._pins.append([pin, on, off, 0, 0, 0, name])
         self.neutral_pct = settings.get("neutral_pct", 12.5)
         self.neutral_min_a = settings.get("neutral_min_a", 0.25)
         self.neutral_ms = int(settings.get("neutral_s", 10) * 1000)
@@ -66,6 +67,18 @@ class TamperWatch:
         p[3] = level
         p[5] += 1
         self.log.log(p[1] if level else p[2], p[5], None, events.SRC_LOCAL)
+
+    def level(self, name):
+        """Debounced level (1 active, 0 not) of input ``name`` (a board attribute of
+        ``INPUTS``, e.g. "seal"), the one the events report; None before the first poll or
+        for an input the board lacks. Whatever acts on an input (the ports' seal rule) reads
+        this, so nothing is opened by a pulse that the audit trail never sees."""
+        if not self._booted:
+            return None
+        for p in self._pins:
+            if p[6] == name:
+                return p[3]
+        return None
 
     def boot(self):
         """Levels at power-up: an active input is logged (it may have changed while off)."""

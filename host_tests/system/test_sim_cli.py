@@ -204,3 +204,50 @@ def test_control_channel_survives_bad_bytes_and_huge_lines():
     finally:
         out, err = c.stop()
     assert b"Traceback" not in err, err[-2000:]
+
+
+def test_control_channel_answers_a_client_that_half_closes():
+    # `printf 'lcd\nleds' | nc -N 127.0.0.1 PORT`: the client closes its sending side after
+    # its commands; the channel used to drop it at the end of input, before the replies
+    c = _Ctl()
+    try:
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+        s.sendall(b"inputs\nhelp\nleds")  # the last line without its newline
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break  # and then the channel closes the connection
+            got += d
+        s.close()
+        lines = got.decode().splitlines()
+        assert len(lines) == 3, got
+        assert lines[0].startswith("scroll=0") and lines[1].startswith("press hold"), lines
+        assert lines[2].startswith("kwh="), lines
+        assert c.send(b"leds\n").startswith("kwh="), "the first client is still served"
+    finally:
+        out, err = c.stop()
+    assert b"Traceback" not in err, err[-2000:]
+
+
+def test_a_fifo_or_device_as_load_trace_is_named(tmp_path):
+    # --load FIFO waited for ever for a writer (and, with one, failed with "error 29"):
+    # a trace is read twice (validated, then replayed), so it must be a regular file
+    fifo = str(tmp_path / "trace.fifo")
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        err = _fails("--load", path, "--duration", "1")
+        assert path in err and "not a regular file" in err, err
+
+
+def test_a_fifo_as_flash_image_is_named(tmp_path):
+    # --flash FIFO (or a fifo where its PATH.rtc / PATH.wear state goes) blocked for ever
+    fifo = str(tmp_path / "nor.img")
+    os.mkfifo(fifo)
+    err = _fails("--flash", fifo, "--duration", "1")
+    assert fifo in err and "not a regular file" in err, err
+    img = str(tmp_path / "ok.img")
+    os.mkfifo(img + ".rtc")
+    err = _fails("--flash", img, "--duration", "1")
+    assert img + ".rtc" in err and "not a regular file" in err, err

@@ -856,3 +856,83 @@ def test_a_flood_of_sign_ons_gets_one_answer():
     got = sent(drain(m.s, cmd("R", 1, "1.8.0()") + b"/?!\r\n", t))
     assert got == b"/XYZ5OPENMETER\r\n", "the R1 answer is dropped too: %r" % got
     assert m.s.state == S.IDENT
+
+
+def test_bus_uart_reconnection_is_a_new_link():
+    # the port task ends programming rights when the link's (generation, present) pair
+    # changes (ports.pump._link); a bus connection dropped and made again within one pass of
+    # the port task (e.g. while it waited for txdone) left the pair unchanged, so the rights
+    # of the old link carried over to whoever was on the bus after the reconnection
+    import socket
+    import time
+
+    from boards.sim.uart import BusUart
+    from ports import pump as optical
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    base = 30000 + (time.time_ns() // 1000) % 20000 if hasattr(time, "time_ns") else 36789
+    for i in range(50):
+        try:
+            port = base + i * 13
+            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            break
+        except OSError:
+            pass
+    srv.listen(2)
+    u = BusUart(port)
+    try:
+        conn = srv.accept()[0]
+        assert u.connected
+        before = optical._link(u)
+        conn.close()  # the hub drops the member ...
+        for _ in range(100):
+            u.poll()
+            if not u.connected:
+                break
+            time.sleep(0.005)
+        assert not u.connected
+        time.sleep(1.05)  # ... and it reconnects at its next try, unseen by the port task
+        u.poll()
+        conn2 = srv.accept()[0]
+        assert u.connected
+        assert optical._link(u) != before, "a new connection is a new link"
+        conn2.close()
+    finally:
+        u.close()
+        srv.close()
+
+
+def test_sim_uart_holds_little_for_a_peer_that_does_not_read():
+    # a TCP client that sends sign-ons and never reads: every answer stayed queued in the
+    # virtual UART until the unix port's heap ran out (a real line just loses the bits)
+    import socket
+
+    from boards.sim.uart import TX_HOLD
+
+    u = _tcp_uart()
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        c.connect(socket.getaddrinfo("127.0.0.1", u.port)[0][-1])
+        for _ in range(100):
+            u.poll()
+            if u.connected:
+                break
+        block = b"\x02" + b"1.8.0(0001234.567*kWh)\r\n" * 40 + b"\x03"
+        most = 0
+        k = 0
+        while not u.tx_dropped and k < 64000:  # until the socket's buffers are full
+            u.write(block)
+            k += 1
+            if len(u._tx_pending) > most:
+                most = len(u._tx_pending)
+        for _ in range(1000):  # and well beyond
+            u.write(block)
+            k += 1
+            if len(u._tx_pending) > most:
+                most = len(u._tx_pending)
+        assert most <= TX_HOLD, most
+        assert u.tx_dropped > 0 and u.tx_count == k * len(block)
+    finally:
+        c.close()
+        u.close()

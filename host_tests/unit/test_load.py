@@ -289,3 +289,16 @@ def test_year_trace_heap_footprint():
         assert used < 4096, "LoadTrace keeps %d bytes of heap" % used
     finally:
         tr.close()
+
+
+def test_a_line_without_end_is_refused_not_read_whole():
+    # `--load /dev/zero` (or a huge file with no newline) read its "first line" into RAM
+    # until the unix port's heap ran out: MemoryError with a traceback
+    _expect("t_s,p_w,q_var" + "x" * 300000, 1, "longer than")
+    _expect(_HEAD + "0,1,2\n" + "5," + "1" * 300000 + ",2\n", 3, "longer than")
+    tr, path = _open(_HEAD + "0,1.25000000000000000000000000000000000000000000000000,2\n")
+    try:
+        assert tr.rows == 1, "a long but reasonable row is still fine"
+    finally:
+        tr.close()
+        _remove(path)

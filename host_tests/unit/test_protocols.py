@@ -159,6 +159,99 @@ def test_one_lockout_per_meter_that_survives_a_restart():
     assert Port(d2, events.SRC_RS485).prog("33333333") == _err(ER_LOCKED)
 
 
+def test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser():
+    # item 11 with the merged pieces: the lockout is per meter, so the count of wrong
+    # passwords was too, and a right P1 on any port reset it: a bus master logging in
+    # between the guesses gave an optical guesser 2 tries per login, never locked
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    bus = Port(d, events.SRC_RS485)
+    assert opt.prog("11111111") == _err(2)
+    assert opt.x(_cmd("P", 1, "(22222222)")) == _err(2)
+    assert bus.prog() == iec.ACK_MSG, "the master's own login works"
+    bus.x(_cmd("B", 0, None))
+    assert opt.prog("33333333") == _err(ER_LOCKED), "the guesser's third wrong one locks"
+    assert bus.prog() == _err(ER_LOCKED), "on every port"
+    # and after a restart the optical failures are still booked to the optical port
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog("11111111") == _err(2)
+    assert opt.x(_cmd("P", 1, "(22222222)")) == _err(2)
+    assert Port(d, events.SRC_RS485).prog() == iec.ACK_MSG
+    board2, m2, d2 = _meter(board)  # power cut
+    assert Port(d2, events.SRC_OPTICAL).prog("33333333") == _err(ER_LOCKED)
+
+
+def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
+    # a W1 C.90.2 got ACK, the configuration write waited for the 2 s coalescing delay (or
+    # an hour under the wear budget) and a power cut brought the old password back, while
+    # the security log said "parameter changed C.90.2"
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    assert opt.x(_cmd("W", 1, "C.90.2(24681357)")) == iec.ACK_MSG
+    board.seal.set_input(1)
+    assert opt.x(_cmd("W", 1, "0.3.0(10000)")) == iec.ACK_MSG
+    board2, m2, d2 = _meter(board)  # power cut: no shutdown, no config tick
+    assert Port(d2, events.SRC_OPTICAL).prog("24681357") == iec.ACK_MSG, "the new password"
+    assert m2.settings["meter_constant"] == 10000
+    # the wear budget spent by a flood of other writes: the password is refused (ER09),
+    # never acknowledged and then lost
+    opt = Port(d2, events.SRC_OPTICAL)
+    assert opt.prog("24681357") == iec.ACK_MSG
+    st = m2.settings
+    now = 0
+    for i in range(8):
+        assert opt.x(_cmd("W", 1, "C.90.1(%d)" % (10 + i))) == iec.ACK_MSG
+        now += 3
+        st.tick(now)  # the housekeeping task's second
+    assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == _err(9)
+    assert d2.password == "24681357" and st["password"] == "24681357"
+    rec = _persisted(m2, events.REFUSED_FAILED)
+    assert rec and rec[-1][4] == "C.90.2", rec
+    st._now_s = now + 3600  # an hour later the budget has a write again
+    assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == iec.ACK_MSG
+    board3, m3, d3 = _meter(board2)
+    assert Port(d3, events.SRC_OPTICAL).prog("11112222") == iec.ACK_MSG
+
+
+def _flood_and_cut(board, boots):
+    """``boots`` power cycles, each with a short flood from an optical probe (P1 during the
+    lockout, R1 without a password) and the power-fail warning's summaries."""
+    for _ in range(boots):
+        board, m, d = _meter(board)
+        opt = Port(d, events.SRC_OPTICAL)
+        opt.prog()
+        for _ in range(5):
+            opt.x(_cmd("P", 1, "(00000000)"))
+            opt.x(_cmd("R", 1, "1.8.0()"))
+        m.events.tick(True)
+    return _meter(board)
+
+
+def test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log():
+    # the lockout lives in the security log, a ring: an optical probe flooding refusals and
+    # a hand on the breaker (the flood limit starts afresh at each power-up) pushed the
+    # lockout's records out after ~33 power cycles, and the meter forgot the lockout
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    t0 = board.clock.time()
+    assert d.lockout.remaining(t0) == 600
+    board, m, d = _flood_and_cut(board, 80)
+    assert d.lockout.remaining(board.clock.time()) == 600 - (board.clock.time() - t0), \
+        "the lockout is remembered, to the second"
+    assert Port(d, events.SRC_OPTICAL).prog() == _err(ER_LOCKED)
+    # it expires; more floods and power cycles; the next lockout still doubles
+    board.clock.set_time(t0 + 700)
+    board, m, d = _flood_and_cut(board, 80)
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    assert d.lockout.remaining(board.clock.time()) == 1200, "doubling kept"
+
+
 def test_a_flood_of_refusals_cannot_wipe_the_logs():
     board, m, d = _meter()
     board.seal.set_input(1)
@@ -181,6 +274,31 @@ def test_a_flood_of_refusals_cannot_wipe_the_logs():
     sealed = _persisted(m, events.SEALED_REFUSED)
     assert sum(e[2] if e[5] else 1 for e in sealed) == 2000, sealed
     assert m.log.count(events.SEALED_REFUSED) == 2000, "all of them in the RAM log's counts"
+
+
+async def test_flood_summaries_are_written_at_the_power_fail_warning():
+    # "every attempt made during a lockout is logged": beyond the first 3 per window they
+    # were only counted in RAM, and a power cut (the supply's own warning) lost the count
+    import asyncio
+
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222", "33333333"):
+        opt.prog(pw)
+    for _ in range(50):
+        assert opt.x(_cmd("P", 1, "(00000000)")) == _err(ER_LOCKED)
+    from tasks.storage import power_fail_watch
+
+    task = asyncio.create_task(power_fail_watch(m.storage, board, m.log, m.events))
+    await asyncio.sleep_ms(0)
+    board.power_fail.set_input(1)  # the supply fails: the warning, then nothing
+    for _ in range(5):
+        await asyncio.sleep_ms(0)
+    task.cancel()
+    board2, m2, d2 = _meter(board)
+    rec = _persisted(m2, events.PW_WHILE_LOCKED, events.LOG_SECURITY)
+    assert sum(e[2] if e[5] else 1 for e in rec) == 50, rec
+    assert _persisted(m2, events.POWER_FAIL), "the warning was seen"
 
 
 def test_w1_flood_is_coalesced_within_the_wear_budget():

@@ -54,6 +54,24 @@ def test_bad_values_name_option_and_value():
     assert "needs a value" in str(_usage(["--load", "--quiet"]))
 
 
+def test_every_model_fault_is_reachable_from_the_command_line():
+    # the ADE7953 model has 7 fault kinds; `make sim --fault` accepted only 3 of them
+    from boards.sim.ade7953_model import FAULTS, ONE_SHOT
+
+    assert len(FAULTS) == 7 and set(ONE_SHOT) < set(FAULTS)
+    for kind in FAULTS:
+        o = parse_args(["--fault", kind, "--fault-at", "150"])
+        assert o.fault == kind and o.fault_at == 150, kind
+        if kind in ONE_SHOT:  # once, at a time: from power-up it would change nothing
+            e = _usage(["--fault", kind])
+            assert "--fault-at" in str(e) and kind in str(e), str(e)
+        else:
+            assert parse_args(["--fault", kind]).fault == kind
+        assert kind in str(_usage(["-h"])), "--help names %s" % kind
+    e = _usage(["--fault", "melted"])
+    assert "melted" in str(e) and "rstread" in str(e), str(e)
+
+
 def test_milli_text_is_exact():
     for m in range(-3000, 200000, 7):
         t = milli_text(m)
@@ -113,3 +131,16 @@ def test_fit():
     assert len(lines) == 2 and all(len(x) <= WIDTH for x in lines), lines
     assert lines[1].startswith("        a"), lines
     assert fit("x" * 100) == ["x" * WIDTH, " " * 8 + "x" * 21]
+
+
+def test_device_address_is_checked_on_the_command_line():
+    # --address "A!B" (or a serial with "/" used as the address) crashed the port task's
+    # start-up with a traceback ("ValueError: address char")
+    for argv in (["--address", "A!B"], ["--address", "a_b"], ["--address", "x" * 33]):
+        e = str(_usage(argv))
+        assert "--address" in e and repr(argv[1]) in e and "letters and digits" in e, e
+    e = str(_usage(["--serial", "SIM/01", "--optical-tcp", "4001"]))
+    assert "--serial" in e and "'SIM/01'" in e and "--address" in e, e
+    assert parse_args(["--serial", "SIM/01"]).serial == "SIM/01", "no port: any serial"
+    o = parse_args(["--serial", "SIM/01", "--address", "7", "--rs485-bus", "127.0.0.1:4100"])
+    assert o.address == "7"

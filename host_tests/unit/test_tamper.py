@@ -6,11 +6,13 @@ from boards.sim.board import Options, SimBoard
 from simkit import StepTrace
 
 
-def _meter():
+def _meter(serial=None):
     import app
 
     o = Options()
     o.quiet = True
+    if serial is not None:
+        o.serial = serial
     board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
     return board, app.Meter(board)
 
@@ -84,3 +86,38 @@ def test_neutral_imbalance_episode():
     m.metering.instant = {"I": 10.0, "IN": 10.0}
     w.poll(t)
     assert len(_logged(m, events.NEUTRAL_IMBALANCE)) == 1
+
+
+def test_the_seal_that_opens_a_parameter_is_the_logged_seal():
+    # the ports read the seal pin raw while the audit debounced it: a pulse on the seal
+    # input shorter than the debounce let a sealed write through (meter constant, cold
+    # start) without any SEAL_OPEN record. Now both see the same, debounced, level.
+    from iec62056 import codec as iec
+    from iec62056.session import ER_SEALED
+    from tasks import tamper
+    from test_protocols import Port, _cmd, _err
+
+    board, m = _meter("12345678")
+    m.tamper = w = tamper.TamperWatch(board, m.metering, m.log, m.settings, samples=3)
+    opt = Port(m.iec_map(), events.SRC_OPTICAL)
+    t = 0
+    w.poll(t)
+    assert opt.prog() == iec.ACK_MSG
+    board.seal.set_input(1)  # a glitch: one sample high ...
+    t += 50
+    w.poll(t)
+    assert opt.x(_cmd("W", 1, "0.3.0(9999)")) == _err(ER_SEALED), "... opens nothing"
+    assert opt.x(_cmd("E", 2, "C.91.9()")) == _err(ER_SEALED)
+    board.seal.set_input(0)
+    for _ in range(3):
+        t += 50
+        w.poll(t)
+    assert not _logged(m, events.SEAL_OPEN)
+    assert m.settings["meter_constant"] == 1000
+    board.seal.set_input(1)  # really opened: logged first, then parameters may change
+    for _ in range(3):
+        t += 50
+        w.poll(t)
+    assert _logged(m, events.SEAL_OPEN)
+    assert opt.x(_cmd("W", 1, "0.3.0(9999)")) == iec.ACK_MSG
+    assert m.settings["meter_constant"] == 9999

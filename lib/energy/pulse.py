@@ -20,7 +20,10 @@ has its energy counted).
 
 class PulseOutput:
     """``lsb_per_pulse_q8``: chip LSB per pulse times 256 (for 1000 imp/kWh: LSB per Wh,
-    i.e. lib.energy.lsb_per_unit_q8(wh_per_lsb)). :meth:`add` returns the pulses due."""
+    i.e. lib.energy.lsb_per_unit_q8(wh_per_lsb)). :meth:`add` returns the pulses due.
+    ``total``: pulses issued to the LED (a caller that drops owed pulses unshown takes them
+    off, and a new output for another meter constant starts from the old ``total`` and
+    ``res``: firmware/meter/testoutput.py), so a counter on the LED equals it."""
 
     def __init__(self, lsb_per_pulse_q8):
         self._div = lsb_per_pulse_q8
@@ -57,7 +60,14 @@ class PulseTrain:
     it twice); :meth:`release` ends the ON time. If :meth:`show` wakes later than the due
     times of further pulses (the scheduler starved the task, or a virtual clock jumped),
     those are shown at once, back to back, so the LED never lags its schedule and no pulse
-    is skipped or shown twice. At the end of a run :meth:`flush` shows what is still owed."""
+    is skipped or shown twice. At the end of a run :meth:`flush` shows what is still owed.
+
+    Accounting: with ``owner`` and ``attr`` given, :meth:`show` takes each pulse off the owed
+    count ``owner.attr`` itself, in the same straight-line code that lights it, and marks
+    the pulse in between; an asynchronous exception (KeyboardInterrupt: MicroPython raises it
+    at the next branch of whatever code runs, e.g. inside the pin's ``value``) can therefore
+    leave at most the marked pulse unaccounted, and :meth:`settle` decides it from the LED's
+    level (each pulse turns the previous one off first, so ON means "lit")."""
 
     def __init__(self, clock, period_ms, pulse_ms):
         self._clock = clock
@@ -66,14 +76,18 @@ class PulseTrain:
         self._w = 0  # window start (metering ms)
         self._n = 0  # pulses in the window
         self._j = 0  # pulses of the window shown
+        self._arm = None  # LED of a pulse being lit and not yet taken off the owed count
+        self._arm_owner = None
+        self._arm_attr = None
 
     def idle(self):
         """Nothing owed."""
         self._n = self._j = 0
 
-    async def show(self, led, n):
+    async def show(self, led, n, owner=None, attr=None):
         """Show some of ``n`` (>= 1) owed pulses on ``led`` (Pin-like, ``value(v)``), the
-        last one left ON; returns how many (1..n). Then call :meth:`release`."""
+        last one left ON; returns how many (1..n), already taken off ``owner.attr`` when
+        given (see the class doc). Then call :meth:`release`."""
         clock = self._clock
         period = self._period
         now = clock.ticks_ms()
@@ -91,12 +105,33 @@ class PulseTrain:
         k = 0  # further pulses already due: shown at once
         while j + k + 1 < nn and clock.ticks_diff(now, clock.ticks_add(
                 w, (j + k + 1) * period // nn)) >= 0:
-            led.value(1)
-            led.value(0)
+            self._pulse(led, owner, attr)
             k += 1
-        led.value(1)
+        self._pulse(led, owner, attr)
         self._j = j + k + 1
         return k + 1
+
+    def _pulse(self, led, owner, attr):
+        # one pulse, left ON; taken off owner.attr in straight-line code (class doc)
+        led.value(0)  # the previous pulse ends first: ON below means this one is lit
+        if owner is None:
+            led.value(1)
+            return
+        self._arm_owner = owner
+        self._arm_attr = attr
+        self._arm = led
+        led.value(1)
+        setattr(owner, attr, getattr(owner, attr) - 1); self._arm = None  # noqa: E702
+
+    def settle(self):
+        """After an exception that may have interrupted :meth:`show` (end of a run): a pulse
+        lit and not yet taken off its owed count is taken off now."""
+        led = self._arm
+        if led is not None:
+            self._arm = None
+            if led.value():
+                o = self._arm_owner
+                setattr(o, self._arm_attr, getattr(o, self._arm_attr) - 1)
 
     async def release(self, led):
         """The ON time of the pulse :meth:`show` left on (``pulse_ms``, or half the spacing

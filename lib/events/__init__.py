@@ -32,7 +32,8 @@ CLOCK_SET = const(20)
 STORAGE_RECOVERED = const(40)  # records salvaged from sectors with a damaged header (value: n)
 STORAGE_FOREIGN = const(41)  # journal of another format: writes refused (value: schema, -1)
 STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old schema)
-STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema)
+STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema;
+# -2: the event logs)
 STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
 ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
 # |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
@@ -62,6 +63,8 @@ NEUTRAL_OK = const(66)  # value: duration of the imbalance, s
 CONFIG_FALLBACK = const(67)  # config from an older copy / a damaged copy; value: valid copies
 SECURITY_FALLBACK = const(68)  # password not trusted: factory password needs the open seal
 CONFIG_DEFERRED = const(69)  # configuration save held back by the wear budget; value: s
+PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so that no flood can
+# push it out of the ring: t = its start (not the time of writing), value = its length, s
 
 # 80..89: supervision of the firmware's tasks (issue 8; firmware/tasks/supervisor.py)
 TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
@@ -102,6 +105,7 @@ NAMES = {
     NEUTRAL_OK: "neutral current balanced", CONFIG_FALLBACK: "configuration copy damaged",
     SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
     TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
+    PROG_LOCK_KEPT: "lockout carried over a restart",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -113,7 +117,7 @@ SECURITY_CODES = (
     PROG_ENTER, PROG_EXIT, WRONG_PASSWORD, PROG_LOCKED, SEALED_REFUSED, PARAM_CHANGED, CLOCK_SET,
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
-    CONFIG_FALLBACK, SECURITY_FALLBACK,
+    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT,
 )
 
 

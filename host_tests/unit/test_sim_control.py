@@ -1,0 +1,93 @@
+"""boards/sim/control.py: the control channel under clients that misbehave (issue 7 item
+15): a client that never reads its replies, a client that half-closes its side after its
+commands (``nc -N``, a script's end of input). Real sockets on 127.0.0.1; runs under CPython
+and MicroPython."""
+
+import socket
+import time
+
+
+class _Pin:
+    def __init__(self):
+        self.v = 0
+        self.rises = 0
+
+    def value(self):
+        return self.v
+
+    def set_input(self, v):
+        self.v = v
+
+
+class _Board:
+    def __init__(self):
+        for n in ("led_kwh", "led_kvarh", "btn_scroll", "btn_demand_reset", "seal", "sw_test",
+                  "cover", "terminal_cover", "magnet", "power_fail"):
+            setattr(self, n, _Pin())
+
+    def lcd_text(self):
+        return "1.8.0    00012.345 kWh IMP T1"
+
+
+def _server():
+    from boards.sim.control import ControlServer
+
+    base = 30000 + (time.time_ns() // 1000) % 20000 if hasattr(time, "time_ns") else 35791
+    for i in range(50):
+        try:
+            return ControlServer(_Board(), base + i * 11)
+        except OSError:
+            pass
+    raise OSError("no free port")
+
+
+def _client(srv):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.connect(socket.getaddrinfo("127.0.0.1", srv.port)[0][-1])
+    c.setblocking(False)
+    for _ in range(20):
+        srv.poll()
+        if srv._clients:
+            break
+        time.sleep(0.005)
+    return c
+
+
+def test_replies_held_for_a_client_that_never_reads_stay_bounded():
+    # it sent command after command and never read: the replies piled up in RAM until a
+    # MemoryError ended the control channel for every client
+    from boards.sim.control import MAX_TX
+
+    srv = _server()
+    c = _client(srv)
+    try:
+        chunk = b"help\n" * 200
+        most = 0
+        for _ in range(1500):
+            try:
+                c.send(chunk)
+            except OSError:
+                pass
+            srv.poll()
+            for k in srv._clients:
+                if len(k.tx) > most:
+                    most = len(k.tx)
+        assert srv.commands > 100, srv.commands
+        assert most <= MAX_TX + 1024, ("replies held in RAM", most)
+        other = _client(srv)
+        other.send(b"lcd\n")
+        got = b""
+        for _ in range(200):
+            srv.poll()
+            try:
+                got += other.recv(256)
+            except OSError:
+                pass
+            if got.endswith(b"\n"):
+                break
+            time.sleep(0.002)
+        assert got == b"1.8.0    00012.345 kWh IMP T1\n", got
+        other.close()
+    finally:
+        c.close()
+        srv.close()

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""``make deploy`` against an emulated board (issue 9): tools/deploy.py with mpremote over the
+UART of the QEMU Cortex-M3 build (a pty), onto its RAM-disk file system, then a check on the
+board that the deployed modules are what runs: /lib/app.mpy etc. import (mpy-cross 1.29
+bytecode on MicroPython 1.25), /main.py is firmware/main.py, and meter.swid computes the metrology
+checksum from the deployed .mpy files (equal to the CRC-32 of the same files on the host).
+
+    .venv/bin/python tools/emu/deploy_test.py
+
+Prints ``N passed, N failed``; exits non-zero on a failure. The emulated firmware has the
+project's modules frozen in too: the check puts /lib ahead of them on sys.path.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import emu  # noqa: E402
+
+MPREMOTE = os.path.join(emu.EMU_DIR, "tools-venv", "bin", "mpremote")
+CHECK = """
+import emu_blockdev, os, sys
+emu_blockdev.mount_ram_root()
+sys.path[:] = ['/lib', '.frozen']
+import app, ade7953, boards.board
+from meter import swid
+print('FILES', app.__file__, ade7953.__file__, boards.board.__file__, swid.__file__)
+print('CRC', swid.checksum())
+print('MAIN', len(open('/main.py').read()))
+print('LIB', len(os.listdir('/lib')))
+"""
+
+
+def main():
+    if not os.path.exists(MPREMOTE):
+        subprocess.run([sys.executable, "-m", "venv", os.path.join(emu.EMU_DIR, "tools-venv")],
+                       check=True)
+        subprocess.run([os.path.join(emu.EMU_DIR, "tools-venv", "bin", "pip"), "install", "-q",
+                        "--disable-pip-version-check", "mpremote==1.29.0"], check=True)
+    elf = emu.build("MPS2_AN385")
+    q = subprocess.Popen(["qemu-system-arm", "-machine", "mps2-an385", "-display", "none",
+                          "-monitor", "none", "-serial", "pty", "-semihosting", "-kernel", elf],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ok = bad = 0
+
+    def check(cond, what):
+        nonlocal ok, bad
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        if cond:
+            ok += 1
+        else:
+            bad += 1
+        return cond
+
+    try:
+        line = q.stdout.readline()
+        m = re.search(r"(/dev/pts/\d+)", line)
+        if not check(m is not None, "QEMU UART on a pty: %s" % line.strip()):
+            return 1
+        port = m.group(1)
+        time.sleep(0.5)
+        mp = [MPREMOTE, "connect", port]
+        r = subprocess.run(mp + ["exec", "import emu_unit; emu_unit.setup()"], timeout=60)
+        check(r.returncode == 0, "RAM-disk file system mounted on the board")
+        t0 = time.time()
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "deploy.py"), "--port",
+                            port, "--mpremote", MPREMOTE], timeout=300, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        sys.stdout.write("".join("  | " + ln + "\n" for ln in r.stdout.splitlines()
+                                 if not ln.startswith("Installing")))
+        check(r.returncode == 0, "make deploy (tools/deploy.py) succeeded in %.0f s" % (
+            time.time() - t0))
+        # after the deploy's soft reset: the check mounts the RAM disk again
+        r = subprocess.run(mp + ["exec", CHECK], timeout=120, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        out = r.stdout
+        sys.stdout.write("".join("  | " + ln + "\n" for ln in out.splitlines()))
+        check("FILES /lib/app.mpy /lib/ade7953/__init__.mpy /lib/boards/board.mpy "
+              "/lib/meter/swid.mpy" in out, "the deployed .mpy modules are what imports")
+        crc = 0
+        for name in emu.metrology_modules():
+            with open(emu.module_mpy(os.path.join(ROOT, "build", "deploy", "lib"), name),
+                      "rb") as f:
+                crc = zlib.crc32(f.read(), crc)
+        check("CRC %d" % crc in out, "swid.checksum() on the board = CRC-32 of the deployed "
+              "metrology .mpy files (%08X)" % crc)
+        with open(os.path.join(ROOT, "firmware", "main.py")) as f:
+            check("MAIN %d" % len(f.read()) in out, "/main.py is firmware/main.py")
+        n = len(os.listdir(os.path.join(ROOT, "build", "deploy", "lib")))
+        check("LIB %d" % n in out, "/lib holds the %d deployed entries" % n)
+    finally:
+        q.kill()
+        q.wait()
+        print("%d passed, %d failed" % (ok, bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

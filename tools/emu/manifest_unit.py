@@ -1,0 +1,20 @@
+# ruff: noqa: F821  (a MicroPython manifest: include/module/freeze/options come from the tool)
+# Frozen into the emulated unit-test firmware (QEMU MPS2_AN385 / NETDUINO2; tools/emu/emu.py):
+# the project's device modules through the project's own manifest (without main), asyncio,
+# the virtual board's models (boards/sim), every host_tests/unit/*.py present at build time,
+# the on-target runner and the generated modules in $EMU_GEN (set by tools/emu/emu.py): the
+# test list, small data files for the RAM disk and swid_build (the metrology checksum).
+import os
+
+include("$(MPY_DIR)/extmod/asyncio")
+include("../../manifest.py", with_main=False, port_modules=False)
+package("boards/sim", base_path="../..")
+freeze("../../host_tests/unit")
+module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in process
+module("emu_unit.py")
+module("emu_blockdev.py")
+module("emu_host_only.py")
+module("emu_bench.py")
+freeze(os.environ["EMU_GEN"])
+if os.environ.get("EMU_EXTRA_TESTS"):
+    freeze(os.environ["EMU_EXTRA_TESTS"])
