@@ -303,8 +303,8 @@ class _NoLoad:
 def test_cut_at_every_flash_op_of_the_firmware_event_logs():
     # The campaign above drives a generic ring log; the firmware's events partition holds two
     # RingLogs (standard, security: lib/events.log_spans) of 16-byte format-2 records written
-    # through firmware/app.py's sink and flood limit, with urgent appends during power-fail
-    # warnings. A real meter logs both kinds; every flash operation of that traffic is cut
+    # through firmware/meter/eventstore.py's sink and flood limit, with urgent appends during
+    # power-fail warnings. A real meter logs both kinds; every flash operation of that traffic is cut
     # here, and each torn image must mount, decode and hold a suffix of what was logged.
     import events
     from app import Meter
@@ -382,8 +382,8 @@ def test_cut_at_every_flash_op_of_the_firmware_event_logs():
     for i in range(1800):
         clock._now += 61000  # a minute apart: the flood limit records every one
         warn = 380 <= i % 400 or 180 <= i % 400 < 190  # power-fail warnings: urgent
-        m.power_warning = warn
-        lost = m.events_unsaved
+        m.supply.warning = warn
+        lost = m.events.unsaved
         if i % 5 < 3:
             code, subj, log = std[i % 4], None, events.LOG_STANDARD
         else:
@@ -393,11 +393,11 @@ def test_cut_at_every_flash_op_of_the_firmware_event_logs():
         m.log.log(code, i, None, events.SRC_OPTICAL, subj)
         if "error" in st:
             raise st["error"]
-        assert m.events_fault is None, m.log.records()[-3:]
+        assert m.events.fault is None, m.log.records()[-3:]
         st["inflight"] = None
-        if m.events_unsaved == lost:  # (an urgent append without a prepared slot: RAM only)
+        if m.events.unsaved == lost:  # (an urgent append without a prepared slot: RAM only)
             done[log].append((code, i, subj))
-    m.power_warning = False
+    m.supply.warning = False
     board.nor.on_op = None
     check(board.nor, "end of run", False)
     assert len(done[0]) > 5 * 127 and len(done[1]) > 3 * 127, "both logs wrapped"

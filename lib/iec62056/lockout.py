@@ -106,7 +106,7 @@ class Lockout:
     def carried(self, now):
         """``(start, length)`` of the lockout a restart must not forget: the active one, else
         the latest that still counts for the doubling at RTC ``now``; None if there is none.
-        The caller re-records it at each power-up (lib/events.py PROG_LOCK_KEPT) so that a
+        The caller re-records it at each power-up (lib/events PROG_LOCK_KEPT) so that a
         flood of other records cannot push it out of the log."""
         if self.remaining(now):
             return self.start, self.length
