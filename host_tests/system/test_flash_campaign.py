@@ -304,8 +304,8 @@ def test_cut_at_every_flash_op_of_the_firmware_event_logs():
     # The campaign above drives a generic ring log; the firmware's events partition holds two
     # RingLogs (standard, security: lib/events.log_spans) of 16-byte format-2 records written
     # through firmware/meter/eventstore.py's sink and flood limit, with urgent appends during
-    # power-fail warnings. A real meter logs both kinds; every flash operation of that traffic is cut
-    # here, and each torn image must mount, decode and hold a suffix of what was logged.
+    # power-fail warnings. A real meter logs both kinds; every flash operation of that traffic
+    # is cut here, and each torn image must mount, decode and hold a suffix of what was logged.
     import events
     from app import Meter
 
