@@ -210,7 +210,7 @@ def _manifest(path, pkg_dir, packages, modules_, includes):
             for k, v in kw.items():
                 setattr(self, k, v)
 
-    base = path.rpartition("/")[0]
+    base = path.rpartition("/")[0] or "."
 
     def package(name, files=None, base_path=".", opt=None):
         d = (base + "/" + base_path + "/" + name).replace("/./", "/")
@@ -225,11 +225,19 @@ def _manifest(path, pkg_dir, packages, modules_, includes):
 
     def include(p, **kw):
         if not p.startswith("$("):  # (the port's own manifests)
-            includes.append(base + "/" + p)
+            includes.append(_norm(base + "/" + p))
+
+    libs = {}
+
+    def add_library(name, p):
+        libs[name] = _norm(base + "/" + p)
+
+    def require(name, library=None, **kw):
+        includes.append(libs[library] + "/" + name + "/manifest.py")
 
     env = {"metadata": lambda **kw: None, "package": package, "module": module,
-           "include": include, "require": lambda *a, **kw: None, "options": Options(),
-           "freeze": lambda *a, **kw: None}
+           "include": include, "require": require, "add_library": add_library,
+           "options": Options(), "freeze": lambda *a, **kw: None}
     with open(path) as f:
         text = f.read()
     here = os.getcwd()
@@ -256,7 +264,7 @@ def test_manifests_cover_every_device_module():
     todo = [root + "/manifest.py"]  # the firmware image's (make firmware, tools/emu)
     seen = set()
     while todo:
-        p = todo.pop()
+        p = _norm(todo.pop())
         if p in seen:
             continue
         seen.add(p)
@@ -264,11 +272,11 @@ def test_manifests_cover_every_device_module():
         todo += incs
         incs[:] = []
     for part in ("lib", "firmware", "boards"):
-        assert root + "/" + part + "/manifest.py" in seen, part
+        assert _norm(root + "/" + part + "/manifest.py") in seen, part
     for d in os.listdir(root + "/lib"):
         if "." in d or d == "__pycache__":
             continue
-        assert root + "/lib/" + d + "/manifest.py" in seen, "lib/%s has no manifest" % d
+        assert _norm(root + "/lib/" + d + "/manifest.py") in seen, "lib/%s: no manifest" % d
     covered = [_norm(p) for p in packages]
     files = [_norm(p) for p in mods]
     for path in modules(root + "/").values():
