@@ -79,8 +79,8 @@ BILLING_REGISTER = "1.8.0"
 
 # OBIS code, kind, unit, decimals, access, name (the source method "_g_<name>", the setter
 # "_s_<name>", the action "_x_<name>"; for K_INSTANT the key of Metering.instant)
-_R = A_READ
-_RS = A_READ | A_SHOW
+_R = const(A_READ)  # (const: the rows below are constant tuples, in flash when frozen)
+_RS = const(A_READ | A_SHOW)
 _TABLE = (
     ("C.1.0", K_TEXT, None, 0, _R, "serial"),
     ("0.0.0", K_TEXT, None, 0, _R, "address"),
@@ -115,7 +115,7 @@ _TABLE = (
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
 # them)
-_ENERGY_AT = 6
+_ENERGY_AT = const(6)
 
 
 class NotWritable(KeyError):

@@ -72,7 +72,7 @@ class Settings:
         self.status = None  # lib/flashstore/config STATUS_* of the load, None without one
         self.errors = 0  # F.F.0 bits latched by a fallback (ERR_CONFIG, ERR_SECURITY)
         self.password_trusted = True
-        self._dflt = defaults.config()
+        self._dflt = None  # the factory settings, made when needed (_defaults)
         self._dirty = False
         self._changed_s = 0
         self._first_s = 0
@@ -168,7 +168,7 @@ class Settings:
             except ValueError as e:
                 self._log.log(events.CONFIG_DEFAULTS, 0, str(e) if k in _INTS else
                               "%s: %s" % (k, e))
-                self._d[k] = self._dflt[k]
+                self._d[k] = self._defaults()[k]
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -176,7 +176,7 @@ class Settings:
         from flashstore import config  # (only with a config partition)
 
         self._budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
-        store = config.ConfigStore(part, self._dflt)
+        store = config.ConfigStore(part, self._defaults())
         self.store = store
         cfg, st = store.load()
         self.status = st
@@ -189,8 +189,15 @@ class Settings:
         self._latched(cfg)
         return cfg
 
+    def _defaults(self):
+        # (one copy, kept once made: the config store holds it; RAM-only settings need it
+        # only to replace an invalid value)
+        if self._dflt is None:
+            self._dflt = defaults.config()
+        return self._dflt
+
     def _fallback(self, cfg, copies, text):
-        dflt = self._dflt
+        dflt = self._defaults()
         cfg["fallback"] = cfg.get("fallback", 0) | status.ERR_CONFIG | status.ERR_SECURITY
         self._log.log(events.CONFIG_FALLBACK, copies, text)
         cfg["prog_max_failures"] = min(cfg.get("prog_max_failures", 3),

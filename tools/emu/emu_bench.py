@@ -24,15 +24,24 @@ def _median(xs):
 
 
 class _FixedBus:
+    """SPI stand-in answering reads from ``table`` {address: unsigned value} (else 0), in the
+    frame width of the register; LAST_RWDATA echoes the last word sent (the driver checks
+    each read against it). Allocation-free."""
+
     def __init__(self, table):
         self._t = table
-        self._zero = b"\x00\x00\x00"
+        self._last = 0
 
     def write_readinto(self, w, r):
-        v = self._t.get(w[1], self._zero)
-        r[3] = v[0]
-        r[4] = v[1]
-        r[5] = v[2]
+        a = (w[0] << 8) | w[1]
+        if a == 0x2FF or a == 0x1FF:  # LAST_RWDATA (32 / 16 bit)
+            v = self._last
+        else:
+            v = self._t.get(a, 0)
+            self._last = v
+        n = len(r) - 3
+        for i in range(n):
+            r[3 + i] = (v >> (8 * (n - 1 - i))) & 0xFF
 
 
 class _HighPin:
@@ -50,8 +59,9 @@ def _fixed_metering():
     from simkit import ManualClock
 
     clock = ManualClock()
-    drv = ADE7953(_FixedBus({0x1E: b"\x00\x01\x00", 0x20: b"\x00\x01\x00",
-                             0x22: b"\x00\x01\x00"}), _HighPin())
+    # CONFIG and LCYCMODE as the driver sets them; AENERGYA, RENERGYA 256 LSB, APENERGYA 384
+    drv = ADE7953(_FixedBus({0x102: 0x0004, 0x004: 0x40, 0x21E: 0x100, 0x220: 0x100,
+                             0x222: 0x180}), _HighPin())
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
     m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), clock,

@@ -11,6 +11,7 @@ include("../../manifest.py", with_main=False, port_modules=False)
 package("boards/sim", base_path="../..")
 freeze("../../host_tests/unit")
 module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in process
+module("iec_client.py", base_path="../../tools")  # the client side of the IEC tests
 module("emu_unit.py")
 module("emu_blockdev.py")
 module("emu_host_only.py")
