@@ -4,15 +4,16 @@
 #   make firmware BOARD=RPI_PICO      (uses this file; see README "Firmware for a board")
 #   or by hand in a MicroPython tree:  make -C ports/rp2 FROZEN_MANIFEST=$PWD/manifest.py
 #
-# Freezes every module and package of firmware/ (top-level names: app, metering, ...) and lib/
-# (ade7953, energy, billing/...), the board package without the virtual board (boards.board,
-# boards.pico, boards.stm32) and, unless with_main=False, firmware/main.py as the frozen `main`
-# that the port runs at boot. Port modules: by default the port's own frozen modules
-# ($(PORT_DIR)/modules: rp2's _boot.py and rp2.py, ...) and asyncio, which need nothing from
-# micropython-lib; port_manifest=True takes the port's whole manifest instead (it requires
-# micropython-lib packages). With $METER_BUILD_GEN set (make firmware does), the folder it names is
-# frozen too: swid_build.py, the metrology checksum computed at build time. Paths are relative to
-# this file (the manifest tool runs it from here).
+# Freezes the application (firmware/manifest.py: app, the packages meter, tasks and ports,
+# and unless with_main=False firmware/main.py as the frozen `main` that the port runs at
+# boot), every library package (lib/manifest.py: ade7953, energy, ..., billing, modem) and the
+# real boards' modules (boards/manifest.py: boards.board, boards.pico, boards.stm32 and their
+# drivers; the virtual board is for the unix port only). Port modules: by default the port's
+# own frozen modules ($(PORT_DIR)/modules: rp2's _boot.py and rp2.py, ...) and asyncio, which
+# need nothing from micropython-lib; port_manifest=True takes the port's whole manifest
+# instead (it requires micropython-lib packages). With $METER_BUILD_GEN set (make firmware
+# does), the folder it names is frozen too: swid_build.py, the metrology checksum computed at
+# build time. Paths are relative to this file (the manifest tool runs it from here).
 import os
 
 options.defaults(with_main=True, port_manifest=False, port_modules=True)
@@ -23,14 +24,8 @@ elif options.port_modules:
     freeze("$(PORT_DIR)/modules")
     include("$(MPY_DIR)/extmod/asyncio")
 
-for _d in ("firmware", "lib"):
-    for _n in sorted(os.listdir(_d)):
-        if _n.endswith(".py") and (_d != "firmware" or _n != "main.py" or options.with_main):
-            module(_n, base_path=_d)
-        elif os.path.isdir(_d + "/" + _n) and _n[0] not in "._":
-            package(_n, base_path=_d)  # a package (e.g. lib/billing): all its .py files
-for _n in sorted(os.listdir("boards")):
-    if _n.endswith(".py"):
-        module("boards/" + _n)
-if os.environ.get("METER_BUILD_GEN"):
-    freeze(os.environ["METER_BUILD_GEN"])
+include("firmware/manifest.py", with_main=options.with_main)
+include("lib/manifest.py")
+include("boards/manifest.py")
+if os.getenv("METER_BUILD_GEN"):
+    freeze(os.getenv("METER_BUILD_GEN"))

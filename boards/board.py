@@ -33,12 +33,37 @@ Attributes every board provides (None where the board has no such part):
   ``cover``, ``terminal_cover``, ``magnet``, ``power_fail`` (1 = supply failing), ``seal``
   (1 = seal switch open, i.e. metrological parameters may change).
 - ``lcd``: the display device; ``show(frame)`` takes a lib.lcd frame (8 digits + annunciators).
-- ``flash``: the data flash as lib/flash.py's interface (``read/program/erase``,
-  ``sector_size``, ``page_size``, ``size``) and ``flash_layout``: dict of partition name
-  (``journal``, ``config``, ``events``) -> (byte offset, byte length) within ``flash``.
-- ``on_power_fail(handler)``: install ``handler(pin)`` on the rising edge of ``power_fail``.
-- ``device_address``: IEC 62056-21 address (defaults to the serial number).
-- ``wdt``: object with ``feed()``.
+- ``partitions``: the flash contract. A dict of partition name -> flash object with the
+  interface of lib/flashstore/flash.py (``read(addr, buf)``, ``program(addr, data)`` within
+  one page, NOR semantics, ``erase(addr)`` of a sector, ``size``, ``sector_size``,
+  ``page_size``; byte addresses relative to the partition), normally a
+  ``flashstore.flash.Partition`` (use :func:`partitions`). A board whose storage is a block
+  device wraps it in ``flashstore.flash.BlockDeviceFlash`` first. Names: ``journal`` (the
+  register journal, >= 2 sectors), ``config`` (the configuration record, an even number
+  >= 2 of sectors), ``events`` (event logs, >= 2 sectors; >= 5 keeps the security log apart),
+  ``profile`` (load profiles, later). A missing name: the firmware runs without it (registers,
+  settings or events then live in RAM only, and F.F.0 / the LEDs say so). An empty dict: no
+  flash at all.
+- ``wdt``: object with ``feed()`` (a watchdog that resets the MCU when not fed in time).
+
+Optional hooks (the firmware probes them with ``getattr``; a board leaves out what it lacks):
+
+- ``device_address`` (str): IEC 62056-21 address; default: the serial number.
+- ``on_power_fail(handler)``: install ``handler(pin)`` on the rising edge of ``power_fail``;
+  without it there is no power-fail commit (only the periodic ones).
+- ``irq_flag()``: the flag object the power-fail handler sets (``set()``, ``await wait()``);
+  default ``asyncio.ThreadSafeFlag`` (ISR-safe). The virtual board, whose "interrupts" run in
+  task context, returns an ``asyncio.Event``.
+- ``commit_s`` (int): periodic register commit, s (overrides the setting ``commit_s``).
+- ``attach(meter)``: called with the application object once it exists (the virtual board
+  reports from it when the power is lost).
+- ``tasks(meter)``: a list of extra asyncio tasks the board runs beside the firmware's (the
+  virtual board: heap sampler, fault injection, control channel, RTC keeper).
+- ``duration_ms()``: run for this long (metering time) and stop, or None: forever.
+- ``report(meter)``: called after the run (the virtual board prints its summary and JSON).
+- ``notes`` (list of str): what the board could not set up (printed at construction).
+- ``clock.stopped`` (the virtual board's clock): set True by the firmware when a timed run
+  ends, so that the discrete-event clock stops releasing sleepers.
 """
 
 
@@ -168,3 +193,13 @@ class LazyWDT:
         if w is None:
             w = self._wdt = self._cls(timeout=self.timeout_ms)
         w.feed()
+
+
+def partitions(flash, layout, unit=1):
+    """The ``partitions`` dict of a board whose data flash is one device: ``flash`` (the
+    flashstore.flash interface), ``layout`` {name: (offset, length)} in units of ``unit``
+    bytes (sector-aligned). Raises ValueError for a partition outside ``flash`` or not
+    sector-aligned."""
+    from flashstore.flash import Partition
+
+    return {k: Partition(flash, o * unit, n * unit) for k, (o, n) in layout.items()}

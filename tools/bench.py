@@ -57,7 +57,8 @@ def sim(args, heapsize=None):
 def code_heap():
     script = (
         "import gc\ngc.collect()\nb=gc.mem_alloc()\n"
-        "import asyncio, app, display, metering, lcd, ade7953, energy, pulse, events\n"
+        "import asyncio, app, tasks.display, meter.metering, lcd, ade7953, energy, "
+        "energy.pulse, events\n"
         "import boards.sim.board, boards.sim.ade7953_model, boards.sim.load, "
         "boards.sim.lcd_term, boards.sim.clock, boards.sim.hw\n"
         "gc.collect()\nprint(gc.mem_alloc()-b)\n"

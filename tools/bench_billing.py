@@ -3,8 +3,8 @@
     python tools/bench_billing.py [--runs 5] [--n 20000]
 
 1. Load profile storage: bytes per 15-minute row and days held in a 512 KiB ring log
-   (4 KiB sectors, 256-byte slots, lib/ringlog.py) with 6 channels: the worst case (every
-   value needs 16 bits) and the bundled household + PV trace of 2016 (a year of 15-minute
+   (4 KiB sectors, 256-byte slots, lib/flashstore/ringlog.py) with 6 channels: the worst case
+   (every value needs 16 bits) and the bundled household + PV trace of 2016 (a year of 15-minute
    rows: A+, A-, R+, R-, apparent interval energies in Wh and the last average demand in W),
    packed with billing.profile.
 2. CPU per metering interval on the MicroPython unix port, modules compiled with mpy-cross:
@@ -40,7 +40,7 @@ import events
 from ade7953 import ADE7953, Calibration
 from energy import Registers, lsb_per_unit_q8
 from metering import Metering
-from pulse import NoLoadGate, PulseOutput
+from energy.pulse import NoLoadGate, PulseOutput
 
 N = %(n)d
 
@@ -232,7 +232,7 @@ def storage_report():
     per = len(rows) / recs
     print("| household + PV 2016 trace (%d rows, %d records) | %.1f | %.2f | %.0f |"
           % (len(rows), recs, per, 4096 / (15 * per), kept_recs * per / 96))
-    from ringlog import slot_size
+    from flashstore.ringlog import slot_size
 
     slot = slot_size(16 + 17, 256)
     per_sector = 4096 // slot - 1

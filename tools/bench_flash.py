@@ -1,8 +1,9 @@
 """Flash benchmark: projected flash life, commit cost, write amplification, energy at risk.
 
-Runs the register journal (lib/journal.py) against the NOR model (boards/sim/norflash.py) with
-the board's journal partition and the default commit policy, counts program/erase operations
-and per-sector erases, and converts them with the flash chips' datasheet figures.
+Runs the register journal (lib/flashstore/journal.py) against the NOR model
+(boards/sim/norflash.py) with the board's journal partition and the default commit policy,
+counts program/erase operations and per-sector erases, and converts them with the flash chips'
+datasheet figures.
 
 Usage: python tools/bench_flash.py [--payload 76] [--sectors 16] [--period 300]
                                    [--max-unsaved-wh 100] [--power-w 13800]
@@ -35,15 +36,15 @@ for _p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"), 
         sys.path.insert(0, _p)
 
 from boards.sim.norflash import NORFlash  # noqa: E402
-from flash import Partition  # noqa: E402
-from journal import (  # noqa: E402
+from flashstore.flash import Partition  # noqa: E402
+from flashstore.journal import (  # noqa: E402
     DEFAULT_MAX_UNSAVED_WH,
     DEFAULT_PERIOD_S,
     REASON_PERIODIC,
     REASON_POWERFAIL,
     Journal,
 )
-from ringlog import RingLog  # noqa: E402
+from flashstore.ringlog import RingLog  # noqa: E402
 
 YEAR_S = 365 * 86400
 W25Q = {"tpp_typ": 0.4, "tpp_max": 3.0, "tse_typ": 45.0, "tse_max": 400.0, "cycles": 100000}
@@ -85,8 +86,9 @@ def commit_cost(payload, sectors):
 
 MP_COMMIT = r"""
 import binascii, json, time
-import journal, ringlog
-from ringlog import crc32_feed
+from flashstore import journal
+from flashstore import ringlog
+from flashstore.ringlog import crc32_feed
 
 
 class NullFlash:  # erased, programs ignored: only the firmware's CPU time is measured
@@ -186,7 +188,7 @@ def salvage_reads(payload, sectors):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--payload", type=int, default=76, help="register payload bytes "
-                    "(firmware/storage.py: 76)")
+                    "(firmware/meter/storage.py: 76)")
     ap.add_argument("--sectors", type=int, default=16, help="journal sectors of 4 KiB")
     ap.add_argument("--period", type=int, default=DEFAULT_PERIOD_S)
     ap.add_argument("--max-unsaved-wh", type=int, default=DEFAULT_MAX_UNSAVED_WH)

@@ -5,7 +5,7 @@ on the virtual board (CPython driver; the meter runs on the MicroPython unix por
 
 1. Readout time of the default readout list at 9600 Bd, from the end of the option select
    (``ACK 0 5 0``) to the end of the readout's last character, against the ideal: the
-   session's answer delay after the option select (``switch_ms`` = 800 ms, lib/iec_session.py;
+   session's answer delay after the option select (``switch_ms`` = 800 ms, lib/iec62056/session.py;
    the mandated minimum reaction time is 200 ms) plus the wire time (bytes x 10 / 9600).
    Two ways:
    - over the optical TCP port (``--optical-tcp``): the sim UART puts each written slice on

@@ -4,7 +4,8 @@
 #
 # Prints the SPI frames and bytes per step, the median of 5 runs of `steps` (default 20 000)
 # calls of Metering.step() against a fake bus that answers at once (the firmware's own
-# cost: driver, plausibility, gate, registers, pulse output), and against the virtual
+# cost: driver, plausibility, gate, registers, the consumers (the test output)), and against
+# the virtual
 # board's ADE7953 register model (what --speed max pays per simulated second).
 import sys
 import time
@@ -14,8 +15,9 @@ sys.path.insert(0, "host_tests/unit")
 import events  # noqa: E402
 from ade7953 import ADE7953, Calibration  # noqa: E402
 from energy import Registers, lsb_per_unit_q8  # noqa: E402
-from metering import Metering  # noqa: E402
-from pulse import NoLoadGate, PulseOutput  # noqa: E402
+from energy.pulse import NoLoadGate  # noqa: E402
+from meter.metering import Metering  # noqa: E402
+from meter.testoutput import TestOutput  # noqa: E402
 from simkit import ManualClock  # noqa: E402
 
 
@@ -52,7 +54,7 @@ def meter(spi, cs, clock):
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
     m = Metering(ADE7953(spi, cs), Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb),
-                 PulseOutput(lpw), clock, events.EventLog(clock))
+                 clock, events.EventLog(clock), consumers=(TestOutput(cal, 1000),))
     m.ok = True
     return m
 
@@ -92,7 +94,9 @@ def main():
     clock = ManualClock()
     model = ADE7953Model(StepTrace([(0, 1000000, 200000)]), clock.ticks_ms)
     m = meter(SimSPI(model), SimPin("CS", 1, on_change=model.select), clock)
-    run(m.start_chip())
+    from tasks.metering import start_chip
+
+    run(start_chip(m))
     us = median([timed(m, clock, n) for _ in range(5)])
     print("Metering.step(), ADE7953 model: %.1f us (median of 5 x %d)" % (us, n))
 

@@ -1,12 +1,12 @@
 """Flash wear under sustained floods on the local ports (issue 7 item 13), in simulated days.
 
 The firmware's own pieces run in process on the virtual board's NOR model (flash in RAM):
-``app.Meter`` with its configuration store and event logs, ``protocols.MeterData`` and the
-optical and RS-485 sessions (lib/iec_session.py). A client floods a port as fast as the wire
+``app.Meter`` with its configuration store and event logs, ``ports.iec.IecMap`` and the
+optical and RS-485 sessions (lib/iec62056/session.py). A client floods a port as fast as the wire
 allows at 9600 Bd (each exchange: the meter's 200 ms reaction time plus both frames on the
 wire, about 4.5 exchanges a second, 390 000 a day); simulated time drives the sessions, the
 RTC, and the meter's once-a-second configuration write and flood-summary tick
-(``Meter.config_tick`` / ``events_tick``, as ``Meter.config_task`` does). Scenarios:
+(``Settings.tick`` / ``EventStore.tick``, as the housekeeping task does). Scenarios:
 
 - ``w1``: an authenticated client writes C.90.1 (scroll time, saved in the configuration)
   without pause: configuration wear (budget: firmware/app.py, lib/config.SaveBudget);
@@ -71,7 +71,7 @@ def _wire_ms(n, baud=9600):
 
 
 def _cmd(c, t, data):
-    import iec62056_21 as iec
+    from iec62056 import codec as iec
 
     return bytes(iec.build_command(c, t, data))
 
@@ -82,7 +82,6 @@ class Bench:
 
         import app
         import events
-        from protocols import MeterData
 
         o = Options()
         o.quiet = True
@@ -90,7 +89,7 @@ class Bench:
         self.board = b = SimBoard(o)
         self.clock = b.clock = SimClock()
         self.meter = m = app.Meter(b)
-        self.md = MeterData(m, b.device_address)
+        self.md = m.iec_map()
         self.ports = [self.md.session(True, events.SRC_OPTICAL),
                       self.md.session(False, events.SRC_RS485)]
         lay = b.flash_layout
@@ -124,9 +123,8 @@ class Bench:
         s = self.clock.now // 1000
         while self._last_s < s:  # the meter's once-a-second task
             self._last_s += 1
-            m._up_s = self._last_s
-            m.config_tick()
-            m.events_tick()
+            m.settings.tick(self._last_s)
+            m.events.tick()
 
     def prog(self, port, pw="00000000"):
         addr = self.board.device_address.encode()
@@ -137,15 +135,15 @@ class Bench:
     def snapshot(self):
         e = self.board.nor.erase_counts
         return ([e[s] for s in self.cfg_sectors], [[e[s] for s in r] for r in self.log_sectors],
-                self.meter.config_store.seq, self._count_records())
+                self.meter.settings.store.seq, self._count_records())
 
     def _count_records(self):
-        return [sum(1 for _ in r.entries()) + 0 for r in self.meter._event_rings]
+        return [sum(1 for _ in r.entries()) + 0 for r in self.meter.events.rings]
 
     def run(self, scenario, days, report):
         m = self.meter
-        appends = [0] * len(m._event_rings)
-        for i, r in enumerate(m._event_rings):  # count appends (records written)
+        appends = [0] * len(m.events.rings)
+        for i, r in enumerate(m.events.rings):  # count appends (records written)
             def counted(rec, tag=0, urgent=False, _a=r.append, _i=i):
                 appends[_i] += 1
                 return _a(rec, tag, urgent)
@@ -155,7 +153,7 @@ class Bench:
             assert self.prog(0) == b"\x06", "password"
         k = 0
         for day in range(days):
-            c0, l0, q0, a0 = self.snapshot()[0], self.snapshot()[1], m.config_store.seq, \
+            c0, l0, q0, a0 = self.snapshot()[0], self.snapshot()[1], m.settings.store.seq, \
                 list(appends)
             end = (day + 1) * DAY_MS
             n = 0
@@ -173,7 +171,7 @@ class Bench:
                 else:
                     self.prog(k % 2, "%08d" % (k * 7919 % 10 ** 8))
                     self._x(k % 2, _cmd("B", 0, None))
-            c1, l1, q1 = self.snapshot()[0], self.snapshot()[1], m.config_store.seq
+            c1, l1, q1 = self.snapshot()[0], self.snapshot()[1], m.settings.store.seq
             cfg_max = max(c1[i] - c0[i] for i in range(len(c1)))
             logs = [max(l1[j][i] - l0[j][i] for i in range(len(l1[j])))
                     for j in range(len(l1))]
@@ -200,7 +198,7 @@ def main(argv):
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def report(b, s, day, n, saves, cfg, logs, recs):
-        rings = b.meter._event_rings
+        rings = b.meter.events.rings
         per_year = [recs[j] * 365 / (rings[j].slots_per_sector - 1) / rings[j].sectors
                     for j in range(len(rings))]
         print("| %s | %d | %d | %d | %d | %s | %d / %d | %.1f / %.1f | %s |" % (

@@ -5,11 +5,12 @@
     python3 tools/deploy.py --write-package-json      (refresh ./package.json)
 
 Compiles every device module (firmware/ without main.py, lib/ with its packages, boards/
-without the virtual board) with mpy-cross into build/deploy/, writes build/deploy/package.json
-listing them, and runs mpremote: ``mip install --target /lib build/deploy/package.json`` (mip
-copies each file; its "deps" would pull micropython-lib packages, none needed: asyncio is built
-into the rp2 and stm32 firmware), ``cp firmware/main.py :main.py`` (the port runs /main.py at
-boot), then a soft reset. The board's MicroPython must read .mpy version 6.3 (MicroPython 1.23
+without the virtual board; the manifest.py files are build descriptions, not modules) with
+mpy-cross into build/deploy/, writes build/deploy/package.json listing them, and runs mpremote:
+``mip install --target /lib build/deploy/package.json`` (mip copies each file; its "deps"
+would pull micropython-lib packages, none needed: asyncio is built into the rp2 and stm32
+firmware), ``cp firmware/main.py :main.py`` (the port runs /main.py at boot), then a soft
+reset. The board's MicroPython must read .mpy version 6.3 (MicroPython 1.23
 or later).
 
 The committed ./package.json lists the same modules as .py sources with paths relative to
@@ -36,18 +37,18 @@ def device_modules():
             dirnames[:] = sorted(n for n in dirnames if n[0] not in "._")
             rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
             for n in sorted(files):
-                if n.endswith(".py") and not (d == "firmware" and rel == "." and
-                                              n == "main.py"):
+                if n.endswith(".py") and n != "manifest.py" and not (
+                        d == "firmware" and rel == "." and n == "main.py"):
                     t = n if rel == "." else rel + "/" + n
                     out.append((t, d + "/" + t))
     for n in sorted(os.listdir(os.path.join(ROOT, "boards"))):
-        if n.endswith(".py"):
+        if n.endswith(".py") and n != "manifest.py":
             out.append(("boards/" + n, "boards/" + n))
     return out
 
 
 def version():
-    with open(os.path.join(ROOT, "firmware", "app.py")) as f:
+    with open(os.path.join(ROOT, "firmware", "meter", "swid.py")) as f:
         for line in f:
             if line.startswith("VERSION = "):
                 return line.split("=")[1].strip().strip('"')

@@ -1,5 +1,5 @@
 """Print the persisted event logs of a virtual-board flash image (``make sim ARGS="--flash
-PATH"``), decoded (lib/events.py record format 2, and old 12-byte records).
+PATH"``), decoded (lib/events record format 2, and old 12-byte records).
 
 Usage (CPython, from the repository root)::
 
@@ -21,8 +21,8 @@ for _p in (os.path.join(_ROOT, "lib"), _ROOT, os.path.join(_ROOT, "host_tests", 
         sys.path.append(_p)
 
 import events  # noqa: E402
-import ringlog  # noqa: E402
-from flash import Partition  # noqa: E402
+from flashstore import ringlog  # noqa: E402
+from flashstore.flash import Partition  # noqa: E402
 
 FLASH_SIZE = 128 * 1024  # boards/sim/board.py SimBoard
 EVENTS = (72 * 1024, 32 * 1024)

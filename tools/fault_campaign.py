@@ -1,7 +1,7 @@
 """Fault campaign: every ADE7953 fault kind of the register model at several times, each run
 compared with the exact integral of the trace (tools/trace_integral.py). CPython driver; the
-meter runs on the MicroPython unix port (tools/fault_sim.py, the virtual board with all of
-boards/sim/ade7953_model.FAULTS).
+meter runs on the MicroPython unix port (firmware/main.py: `make sim --fault KIND --fault-at S`
+offers every kind of boards/sim/ade7953_model.FAULTS).
 
     .venv/bin/python tools/fault_campaign.py                     # household + PV, 4 times
     .venv/bin/python tools/fault_campaign.py --load boards/sim/loads/four_quadrant.csv \\
@@ -40,7 +40,7 @@ TIMES = (7200, 20000, 36000, 43201)
 
 def run(load, kind, at, duration):
     """One run of the meter with ``kind`` injected at ``at`` s; the JSON report (dict)."""
-    cmd = [MPY, "tools/fault_sim.py", "--load", load, "--speed", "max", "--duration",
+    cmd = [MPY, "firmware/main.py", "--load", load, "--speed", "max", "--duration",
            str(duration), "--json", "--quiet"]
     if kind:
         cmd += ["--fault", kind, "--fault-at", str(at)]

@@ -7,13 +7,13 @@ sessions (sign-on, P1 with the right password, commands, B0) with mutated parts;
 several frames without a gap; floods of junk. A burst or scripted session counts as as many
 frames as it holds. The generator is a seeded xorshift32 written out here, so a seed gives the
 same frames on MicroPython and CPython; the BCCs are computed here too, independently of
-lib/iec62056_21.py.
+lib/iec62056/codec.py.
 
 Two ways to run it (the split used by the tests is in docs/BENCHMARKS.md):
 
 ``session`` (MicroPython unix port; CPython only under the tests' conftest): the bulk.
-    Frames go straight into ``lib/iec_session.Session`` wired to the firmware's real
-    ``protocols.MeterData`` (readout, reader, writer, executor over an ``app.Meter`` on the
+    Frames go straight into ``iec62056.session.Session`` wired to the firmware's real
+    ``ports.iec.IecMap`` (readout, reader, writer, executor over an ``app.Meter`` on the
     virtual board, seal closed), on a fake clock that jumps (character-gap, ACK and
     inactivity timeouts fire; ticks wrap at 2**30; the password lockout's RTC follows it).
     Checked after every frame: each action
@@ -279,17 +279,17 @@ class Frames:
 
 
 def _firmware_session(address, bus=False):
-    """A Session over the firmware's MeterData on a virtual-board Meter (nothing running):
+    """A Session over the firmware's IEC map on a virtual-board Meter (nothing running):
     the optical port's, or with ``bus`` the RS-485 port's (answers only its address)."""
     from boards.sim.board import SimBoard, parse_args
 
     board = SimBoard(parse_args(["--quiet", "--serial", address, "--load",
                                  "boards/sim/loads/four_quadrant.csv"]))
     import app
-    from protocols import MeterData
 
     meter = app.Meter(board)
-    md = MeterData(meter, board.device_address)
+
+    md = meter.iec_map()
     return md.session(not bus), md
 
 
@@ -308,7 +308,7 @@ class SessionFuzz:
     """Feeds frames into a firmware session and checks what comes back."""
 
     def __init__(self, seed=1, address=DEFAULT_ADDRESS, bus=False):
-        import iec_session as S
+        from iec62056 import session as S
 
         self.S = S
         self.bus = bus

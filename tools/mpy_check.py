@@ -18,7 +18,9 @@ def main():
     files = []
     for d in a.dirs:
         for root, _dirs, names in os.walk(d):
-            files += [os.path.join(root, n) for n in sorted(names) if n.endswith(".py")]
+            # (manifest.py files are build scripts for the manifest tool, not device modules)
+            files += [os.path.join(root, n) for n in sorted(names)
+                      if n.endswith(".py") and n != "manifest.py"]
     bad = 0
     with tempfile.TemporaryDirectory() as out:
         for i, f in enumerate(files):

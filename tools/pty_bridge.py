@@ -7,7 +7,7 @@ Opens two pty pairs and keeps their masters; the two slaves are the ends of the 
 it with ``--optical-dev`` (boards/sim/tty_uart.py: the MicroPython unix port can open a tty
 but cannot create a pty), the other for a client such as iec62056-21's serial transport
 (pyserial). It replaces ``socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B`` and adds what a
-pty lacks (protocols.md A1: "a pty carries no baud rate or parity"):
+pty lacks (a Linux pty passes all 8 bits and keeps no baud rate or parity):
 
 - **pacing**: each direction carries one character per (1 start + data + parity + stop) bits /
   baud of the *sending* end's termios settings, so a 300 Bd identification takes 33 ms per

@@ -81,6 +81,7 @@ for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A,
     _KIND[_a] = 5
 
 FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
+ONE_SHOT = ("reset", "bitflip", "rstread")  # act once when set (the attribute reads None after)
 
 _DEFAULTS = {
     0x000: 0x00, 0x001: 0x00, 0x004: 0x40, 0x007: 0, 0x008: 0, 0x009: 0, 0x040: 0,

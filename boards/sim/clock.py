@@ -34,7 +34,7 @@ RTC: ``time()`` is the RTC, seconds since 2000-01-01 00:00:00 UTC: its reading a
 (``start``, or ``start_ms`` for sub-second precision) plus the simulated time; ``set_time(s)``
 sets it, marks it valid (``rtc_valid``) and calls ``on_rtc_set`` (persistence). ``rtc_valid``
 False means the RTC was not trusted at power-up (flat backup battery, state lost) and has not
-been set since; ``rtc_note`` says why (F.F.0 bit 0x10, firmware/status.py). Persistence of
+been set since; ``rtc_note`` says why (F.F.0 bit 0x10, firmware/meter/status.py). Persistence of
 the battery-backed RTC across runs: boards/sim/rtc.py.
 """
 

@@ -6,7 +6,7 @@ as ``uart_modem`` (``machine.UART``-like: ``init(baudrate=...)``, ``any``, ``rea
 (``model.pwrkey``, a SimPin; 1 = key pressed). Everything is serviced when the UART is used
 or ``poll()`` is called; no thread.
 
-What it answers (SIM800 AT Command Manual V1.09; billing-events-uplink.md G1/G3):
+What it answers (SIM800 Series AT Command Manual V1.09, SIM800 Hardware Design V1.09):
 ``AT``, ``ATE0/1``, ``AT&F``, ``AT&W``, ``AT+IPR``, ``AT+CMEE``, ``AT+CFUN``,
 ``AT+CPIN?``/``=``, ``AT+CSQ``, ``AT+CREG?``, ``AT+CGREG?``, ``AT+CGATT?``/``=1``,
 ``AT+CIPMODE``, ``AT+CIPMUX`` (IP INITIAL only), ``AT+CIPQSEND``, ``AT+CIPRXGET=1/2/4``,

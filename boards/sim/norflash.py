@@ -42,7 +42,8 @@ Image memory: ``image`` is a bytearray in the heap, unless :func:`set_image_allo
 installed another source (the emulated MCU cores of tools/emu give the images memory outside
 their device-sized GC heap: a flash chip is not RAM).
 
-Block-device protocol (MicroPython extended interface, docs/reference/filesystem.rst):
+Block-device protocol (MicroPython's extended block device interface, documentation
+"Filesystems and storage"):
 ``readblocks(block, buf, offset=0)``, ``writeblocks(block, buf, offset=None)`` (without offset
 the blocks are erased first), ``ioctl(op, arg)`` with 1/2/3 init/deinit/sync, 4 block count,
 5 block size (= sector size), 6 erase block. So ``vfs.VfsLfs2(NORFlash(...))`` mounts on the

@@ -301,7 +301,7 @@ class BusUart(_SockUart):
 
     Connects on creation and reconnects every second while the hub is unreachable;
     ``clients`` counts the connections made (a reconnection is a new link for the port task,
-    firmware/optical.py, even when it happens unseen between two of its passes).
+    firmware/ports/pump.py, even when it happens unseen between two of its passes).
     """
 
     def __init__(self, port, host="127.0.0.1", rxbuf=1024):

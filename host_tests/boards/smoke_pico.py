@@ -40,8 +40,11 @@ def mount_root(blocks):
 
 
 import boards.pico as P  # noqa: E402
-import flash as F  # noqa: E402
-import journal  # noqa: E402
+import boards.rp2_flash as RF  # noqa: E402
+import boards.rp2_pio_uart as PU  # noqa: E402
+import meterkit  # noqa: E402
+from boards.file_blocks import FileBlocks  # noqa: E402
+from flashstore import journal  # noqa: E402
 
 
 def check_pio_uart(b):
@@ -71,7 +74,7 @@ def check_pio_uart(b):
     assert bytes(got) == msg
     # RX 7E1: good parity and one bad
     for c in b"/?!":
-        rx.q.append(((c | (P._parity7(c) << 7)) << 24))
+        rx.q.append(((c | (PU._parity7(c) << 7)) << 24))
     rx.q.append((0x41 << 24))  # 'A' = 0x41, two ones -> even, parity bit 0: good
     rx.q.append(((0x43 | 0x80) << 24))  # 'C' has 3 ones; parity bit 1 is right...
     rx.q.append((0x43 << 24))  # ... and 0 is wrong
@@ -133,12 +136,12 @@ def check_expander(b, model):
 
 def check_flash(b, mode):
     assert b.flash_mode == mode, (b.flash_mode, mode)
-    dev = F.BlockDeviceFlash(b.flash)
+    dev = b.flash
     assert dev.size == 96 * 4096 and dev.sector_size == 4096
-    lay = b.flash_layout
-    assert sum(n for _, n in lay.values()) == 96
-    off, n = lay["events"]
-    part = F.Partition(dev, off * 4096, n * 4096)
+    parts = b.partitions
+    assert sum(p.size for p in parts.values()) == 96 * 4096
+    assert parts["config"].sectors == 2 and parts["journal"].sectors == 16
+    part = parts["events"]
     part.erase(0)
     part.program(10, b"\x12\x34\x56")
     part.program(300, bytes(range(200)))  # crosses no page: 300..499 in page 1
@@ -155,18 +158,30 @@ def check_flash(b, mode):
     part.read(10, rd)
     assert rd == b"\xff\xff\xff"
     # journal round trip on the real library
-
-    off, n = lay["journal"]
-    jp = F.Partition(dev, off * 4096, n * 4096)
+    jp = parts["journal"]
     j = journal.Journal(jp, 40)
     assert j.recover() is None
     j.maintain()
     for k in range(5):
         j.commit(bytes([k]) * 40, journal.REASON_PERIODIC)
     j.commit(b"\x09" * 40, journal.REASON_POWERFAIL, urgent=True)
-    j2 = journal.Journal(F.Partition(dev, off * 4096, n * 4096), 40)
+    j2 = journal.Journal(jp, 40)
     assert j2.recover() == b"\x09" * 40
+    for p in parts.values():  # blank again for the whole meter
+        for a in range(0, p.size, 4096):
+            p.erase(a)
     print("flash %s ok" % mode)
+
+
+def check_meter(mode):
+    """The whole meter on the Pico board module: metering, commit, restart, restore."""
+    meterkit.wire_ade(17, 20, 21)  # GP17 CS, GP20 IRQ, GP21 RESET
+    m, m2 = meterkit.check_restart(P.Board)
+    b = m2.board
+    assert b.flash_mode == mode
+    assert ("irq", 22, machine.Pin.IRQ_RISING) in machine.LOG, "power-fail interrupt installed"
+    print("meter on the pico board (%s flash) ok: 1.8.0 %d mWh" % (
+        mode, m2.registers.snapshot()["1.8.0"]))
 
 
 def main():
@@ -177,7 +192,7 @@ def main():
     mount_root(352)
     b = P.Board()
     assert b.serial == "e6613852834b2c2d", b.serial
-    assert isinstance(b.flash, P.FileBlocks)
+    assert isinstance(b.flash._bdev, FileBlocks)
     assert len(os.listdir("/meterdata")) == 96
     check_flash(b, "file")
     check_expander(b, model)
@@ -195,15 +210,18 @@ def main():
     assert b.rtc.dt[:3] == (2000, 1, 1), b.rtc.dt
     assert b.clock.rtc_valid and b.clock.rtc_note == ""
     b.clock.set_time(800000000)  # 2025-05-09: a soft reset keeps it (next Board below)
+    model.pins_b = 0x27  # buttons up, covers fitted, no field (the expander test moved them)
+    check_meter("file")
     # 2. custom _boot.py: root on the first 1024 KiB -> raw partition at the top
     mount_root(256)
     del machine.I2C.DEVICES[0x20]
     b = P.Board()
     assert b.clock.rtc_valid, "a set RTC survives a soft reset"
-    assert isinstance(b.flash, P.PagedFlash)
+    assert isinstance(b.flash._bdev, RF.PagedFlash)
     assert b.expander is None and b.btn_scroll.value() == 0
     b.status_leds[0].set(1, 1, 1)
     check_flash(b, "raw")
+    check_meter("raw")
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(), "/")
     print("pico board ok")

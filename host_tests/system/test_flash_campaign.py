@@ -18,10 +18,10 @@ import struct
 import time
 
 from boards.sim.norflash import OP_PROGRAM, NORFlash, PowerCut
-from config import STATUS_OK, STATUS_ONE_BAD, ConfigStore
-from flash import Partition
-from journal import REASON_PERIODIC, REASON_POWERFAIL, STATUS_BLANK, Journal
-from ringlog import RingLog
+from flashstore.config import STATUS_OK, STATUS_ONE_BAD, ConfigStore
+from flashstore.flash import Partition
+from flashstore.journal import REASON_PERIODIC, REASON_POWERFAIL, STATUS_BLANK, Journal
+from flashstore.ringlog import RingLog
 
 SS = 4096
 PAGE = 256
@@ -29,7 +29,7 @@ CFG_OFF, CFG_LEN = 0, 2 * SS
 JRN_OFF, JRN_LEN = 2 * SS, 8 * SS
 LOG_OFF, LOG_LEN = 10 * SS, 4 * SS
 SIZE = 14 * SS
-NREG = 9  # 76-byte payload as in firmware/storage.py: 9 x u64 registers + u32 step
+NREG = 9  # 76-byte payload as in firmware/meter/storage.py: 9 x u64 registers + u32 step
 PAYLOAD = struct.calcsize("<9QI")
 PROF = 32  # profile record: interval u32, A+ u64, A- u64, 8 bytes check, u32 pad
 DEFAULTS = {"meter_const": 1000, "tou": []}
@@ -290,3 +290,115 @@ def test_cut_at_every_flash_op_then_a_bit_flip_in_the_newest_journal_header():
     dev.on_op = on_op
     script.run(dev)
     assert stats["cuts"] == dev.ops >= 1000 and stats["salvaged"] > stats["cuts"] // 2, stats
+
+
+# ---- the firmware's own event logs (issue 7, adversarial review) ------------------------------
+
+
+class _NoLoad:
+    def at(self, t):
+        return 0, 0, None
+
+
+def test_cut_at_every_flash_op_of_the_firmware_event_logs():
+    # The campaign above drives a generic ring log; the firmware's events partition holds two
+    # RingLogs (standard, security: lib/events.log_spans) of 16-byte format-2 records written
+    # through firmware/meter/eventstore.py's sink and flood limit, with urgent appends during
+    # power-fail warnings. A real meter logs both kinds; every flash operation of that traffic
+    # is cut here, and each torn image must mount, decode and hold a suffix of what was logged.
+    import events
+    from app import Meter
+
+    from boards.sim.board import Options, SimBoard
+
+    o = Options()
+    o.quiet = True
+    o.speed = 0
+    board = SimBoard(o, trace=_NoLoad())
+    board.nor.strict = True
+    m = Meter(board)
+    clock = board.clock
+    off, ln = board.FLASH_LAYOUT["events"]
+    spans = events.log_spans(off, ln, SS)
+    assert len(spans) == 2
+    done = ([], [])  # per log: (code, value, subject) of every event whose logging completed
+    st = {"inflight": None, "cuts": 0, "erase_cuts": 0}
+    std = (events.METROLOGY_OK, events.NO_LOAD_START, events.FLASH_BLANK, events.POWER_FAIL)
+    sec = ((events.SEAL_OPEN, None), (events.PARAM_CHANGED, "0.3.0"),
+           (events.REFUSED_NO_PASSWORD, "C.90.2"), (events.CLOCK_SET, "0.9.1"))
+
+    def image_logs(dev):
+        out = []
+        for o_, ln_ in spans:
+            r = RingLog(Partition(dev, o_, ln_), events.RECORD_SIZE)
+            # ("corrupt": a torn first record or header of a log holding no valid record yet)
+            assert r.mount() in ("ok", "blank", "corrupt") and not r.blocked, r.status
+            recs = []
+            for _seq, tag, rec in r.entries():
+                t, code, value, _src, subj, summ = events.decode_record(tag, rec)
+                assert not summ, "no flood in this traffic"
+                recs.append((code, value, subj or None))
+            out.append((r, recs))
+        return out
+
+    def check(dev, where, cont):
+        for i, (ring, recs) in enumerate(image_logs(dev)):
+            want = done[i]
+            fl = st["inflight"]
+            alt = want + [fl[1]] if fl is not None and fl[0] == i else want
+            k = len(recs)
+            assert recs == want[len(want) - k:] or recs == alt[len(alt) - k:], (
+                "%s: log %d holds %r, logged ...%r" % (where, i, recs[-3:], want[-3:]))
+            assert k >= min(len(want), ring.min_kept), (where, i, k, len(want))
+            if cont:  # the torn image keeps working
+                ring.maintain()
+                ring.append(bytes(events.RECORD_SIZE), events.FORMAT, urgent=True)
+
+    def on_op(flash, kind, addr, data):
+        k = flash.ops + 1
+        if not off <= addr < off + ln:
+            return
+        fork = flash.copy()
+        fork.strict = True
+        fork.cut_at_op(1)
+        try:
+            if kind == OP_PROGRAM:
+                fork.program(addr, data)
+            else:
+                fork.erase(addr)
+        except PowerCut:
+            pass
+        fork.power_on()
+        try:
+            check(fork, "cut at op %d" % k, k % 4 == 0)
+        except Exception as e:  # (the meter's event sink swallows storage exceptions)
+            st.setdefault("error", e)
+        st["cuts"] += 1
+        st["erase_cuts"] += kind != OP_PROGRAM
+
+    for i, (_r, recs) in enumerate(image_logs(board.nor)):  # the boot's (power up, ...)
+        done[i].extend(recs)
+    board.nor.on_op = on_op
+    for i in range(1800):
+        clock._now += 61000  # a minute apart: the flood limit records every one
+        warn = 380 <= i % 400 or 180 <= i % 400 < 190  # power-fail warnings: urgent
+        m.supply.warning = warn
+        lost = m.events.unsaved
+        if i % 5 < 3:
+            code, subj, log = std[i % 4], None, events.LOG_STANDARD
+        else:
+            code, subj = sec[i % 4]
+            log = events.LOG_SECURITY
+        st["inflight"] = (log, (code, i, subj))
+        m.log.log(code, i, None, events.SRC_OPTICAL, subj)
+        if "error" in st:
+            raise st["error"]
+        assert m.events.fault is None, m.log.records()[-3:]
+        st["inflight"] = None
+        if m.events.unsaved == lost:  # (an urgent append without a prepared slot: RAM only)
+            done[log].append((code, i, subj))
+    m.supply.warning = False
+    board.nor.on_op = None
+    check(board.nor, "end of run", False)
+    assert len(done[0]) > 5 * 127 and len(done[1]) > 3 * 127, "both logs wrapped"
+    assert st["erase_cuts"] >= 6 and st["cuts"] >= 1000, st

@@ -2,7 +2,7 @@
 
 1. the bulk, 100 000 frames into the optical and 100 000 into the RS-485 session, in process
    on the MicroPython unix port: frames fed straight into the firmware's session
-   (lib/iec_session.Session over protocols.MeterData) on a fake clock;
+   (iec62056.session.Session over ports.iec.IecMap) on a fake clock;
 2. 2 x 2 500 frames through the real ports of a running firmware process, the optical TCP port
    and the RS-485 hub at the same time, while it meters a constant load at --speed 10. Before
    and after, the PyPI client ``iec62056-21`` reads both ports; Ctrl-C (SIGINT) then ends the

@@ -1,10 +1,9 @@
-"""IEC 62056-21 end to end: the session (lib/iec_session.py) served by the port task
-(firmware/optical.py) on the virtual board's TCP UART (boards/sim/uart.py) in a MicroPython
+"""IEC 62056-21 end to end: the session (lib/iec62056/session.py) served by the port task
+(firmware/ports/pump.py) on the virtual board's TCP UART (boards/sim/uart.py) in a MicroPython
 unix-port process, read by the real PyPI client ``iec62056-21`` (0.0.2, pwitab).
 
-The client runs in its own CPython process (``python -I``): its import name ``iec62056_21``
-is the same as our lib/iec62056_21.py, which conftest.py puts first on sys.path here.
-Client quirks honoured (protocols.md C2): the TCP transport always sends ``/?<address>!``;
+The client runs in its own CPython process (``python -I``, so that nothing of ours is on its
+path). Client quirks honoured: the TCP transport always sends ``/?<address>!``;
 ``send_password()`` is broken in 0.0.2, so P1 is built by hand; it drops the identification's
 first character (it expects a ``\\W`` pair at index 5).
 
@@ -29,8 +28,8 @@ METER = r'''
 import sys
 import asyncio
 from boards.sim.uart import TcpUart, BusUart
-from iec_session import Session, ER_SEALED
-import optical
+from iec62056.session import Session, ER_SEALED
+from ports import pump
 
 mode, port, addr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 items = [("C.1.0", addr, None), ("0.9.1", "134501", None), ("0.9.2", "250101", None),
@@ -62,7 +61,7 @@ uart = TcpUart(port) if mode == "tcp" else BusUart(port)
 s = Session(addr, manufacturer="XYZ", ident="OM1", readout=lambda: items, reader=reader,
             writer=writer, on_event=event, answer_unaddressed=(mode == "tcp"))
 print("READY")
-asyncio.run(optical.run_port(uart, s))
+asyncio.run(pump.run_port(uart, s))
 '''
 
 CLIENT = r'''

@@ -16,7 +16,8 @@ from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace
 from test_iec_client import _free_port
 
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
-METROLOGY = ("lib/ade7953.py", "lib/energy.py", "lib/pulse.py", "firmware/metering.py")
+METROLOGY = ("lib/ade7953/__init__.py", "lib/energy/__init__.py", "lib/energy/pulse.py",
+             "firmware/meter/metering.py", "firmware/tasks/metering.py")
 
 
 def _crc():

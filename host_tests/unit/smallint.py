@@ -2,10 +2,10 @@
 """On a 32-bit MicroPython core a small int holds 31 bits (-2**30 .. 2**30 - 1); any other
 int is a heap-allocated long, i.e. a MemoryError under ``micropython.heap_lock()``. The unix
 port is 64-bit, so a heap-locked test there cannot see it. :class:`Spy` makes it visible:
-installed as the ``struct`` and ``binascii`` of lib/ringlog.py and firmware/storage.py, it
-records every int packed and every CRC computed by ``binascii``, and :func:`changed_ints`
-lists the ints an object's attributes took on during a call. A power-fail path passes when
-nothing it packed, computed or stored is outside the small-int range.
+installed as the ``struct`` and ``binascii`` of lib/flashstore/ringlog.py and
+firmware/meter/storage.py, it records every int packed and every CRC computed by ``binascii``,
+and :func:`changed_ints` lists the ints an object's attributes took on during a call. A
+power-fail path passes when nothing it packed, computed or stored is outside the small-int range.
 
 :func:`slices` catches the other allocation the host misses: on MicroPython < 1.26 (1.25 on
 the emulated cores, tools/emu) every ``a[x:y]`` builds a slice object on the heap, while the

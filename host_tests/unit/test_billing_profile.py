@@ -144,8 +144,8 @@ def test_512k_ring_log_keeps_366_days_of_worst_case_rows():
     """RingLog on the NOR model, 512 KiB of 4 KiB sectors, written with 380 days of rows of 6
     channels at 16 bits each (two status changes): the newest 366 days are all still there."""
     from boards.sim.norflash import NORFlash
-    from flash import Partition
-    from ringlog import RingLog
+    from flashstore.flash import Partition
+    from flashstore.ringlog import RingLog
 
     lay = _lay6()
     dev = NORFlash(512 * 1024, sector_size=4096, page_size=256)

@@ -1,4 +1,4 @@
-"""lib/civil.py against known dates (and a round trip over 100 years)."""
+"""lib/civil against known dates (and a round trip over 100 years)."""
 
 from civil import civil, seconds
 

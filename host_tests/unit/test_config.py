@@ -1,7 +1,7 @@
-# Configuration storage (lib/config.py): A/B copies, CRC, versions, defaults with a reported
-# status, and a cut at every flash op of a sequence of saves.
+# Configuration storage (lib/flashstore/config.py): A/B copies, CRC, versions, defaults with a
+# reported status, and a cut at every flash op of a sequence of saves.
 from boards.sim.norflash import NORFlash, PowerCut
-from config import (
+from flashstore.config import (
     STATUS_BLANK,
     STATUS_CORRUPT,
     STATUS_MIGRATED,
@@ -11,7 +11,7 @@ from config import (
     STATUS_ONE_BAD,
     ConfigStore,
 )
-from flash import Partition
+from flashstore.flash import Partition
 
 DEFAULTS = {"meter_const": 1000, "cal": {"v_gain": 1.0, "i_gain": 1.0}, "display": ["1.8.0"]}
 
@@ -187,7 +187,7 @@ def test_limits():
 def test_first_save_cut_is_still_blank():
     # a cut during the very first save leaves one torn slot and one empty: nothing was ever
     # committed, so this is a fresh meter, not a lost configuration (no fallback alarm)
-    from config import SaveBudget  # noqa: F401  (same module)
+    from flashstore.config import SaveBudget  # noqa: F401  (same module)
 
     dev, part = _dev()
     cs = ConfigStore(part, DEFAULTS)
@@ -203,7 +203,7 @@ def test_first_save_cut_is_still_blank():
 
 
 def test_save_budget_bounds_writes():
-    from config import SaveBudget
+    from flashstore.config import SaveBudget
 
     b = SaveBudget(burst=4, refill_s=3600)
     assert [b.take(0) for _ in range(5)] == [True] * 4 + [False], "a burst of 4"

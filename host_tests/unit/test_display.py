@@ -1,7 +1,8 @@
-"""firmware/display.py: start-up frames, the scroll button (short press, 3..6 s alternate
-list, >= 6 s diagnostic list), the test switch and test mode (timeout, events, registers
-untouched, LED selection), list configuration; firmware/swid.py checksum; the IEC 62056-21
-entries for test mode; the virtual board's control channel commands.
+"""firmware/tasks/display.py (docs/DISPLAY.md): start-up frames, the scroll button (short
+press, 3..6 s alternate list, >= 6 s diagnostic list), the test switch and test mode
+(firmware/meter/testmode.py: timeout, events, registers untouched, LED selection), list
+configuration; firmware/meter/swid.py checksum; the IEC 62056-21 entries for test mode; the
+virtual board's control channel commands.
 
 Driven with fake time: ``poll(now_ms)`` on the real-time side, a discrete-event
 VirtualClock (``--speed max``) for metering time. Runs under pytest and tools/mptest.py.
@@ -10,13 +11,14 @@ VirtualClock (``--speed max``) for metering time. Runs under pytest and tools/mp
 import asyncio
 import sys
 
-import defaults
-import display
-import status
 import events
 import lcd
-import swid
 from app import Meter
+from meter import defaults, swid
+from meter.catalogue import A_SHOW
+from meter.status import ALARM_MASK, ERR_CONFIG, ERR_METROLOGY
+from meter.testmode import SRC_COMMAND, SRC_SWITCH, SRC_TIMEOUT
+from tasks import display
 
 from boards.sim.board import Options, SimBoard
 from simkit import StepTrace
@@ -48,9 +50,19 @@ def _meter(**cfg_over):
     cfg.update(cfg_over)
     meter = Meter(board, cfg)
     dev = Dev()
-    d = display.DisplayTask(meter, dev, cfg, ticks_ms=lambda: 0)
+    d = display.DisplayTask(dev, meter.catalogue, meter.settings, meter.testmode,
+                            meter.status, meter.metering, board.btn_scroll, board.sw_test,
+                            board.relay, ticks_ms=lambda: 0)
     meter.display = d
     return meter, d, dev
+
+
+def _iec(meter):
+    from ports.iec import IecMap
+
+    b = meter.board
+    return IecMap(meter.catalogue, meter.settings, lambda: b.seal.value() == 1, b.clock,
+                  meter.log)
 
 
 def _booted(**cfg_over):
@@ -65,7 +77,7 @@ def _booted(**cfg_over):
 def _press(d, t, ms=200, step=50):
     """Hold the scroll button ``ms`` from ``t`` (polling every ``step``); returns the time
     after the release has been polled."""
-    btn = d.meter.board.btn_scroll
+    btn = d._btn
     btn.set_input(1)
     end = t + ms
     while t < end:
@@ -220,43 +232,43 @@ def test_flags_words():
     b = meter.board
     m = meter.metering
     m.no_load = True
-    assert status.service_flags(meter) == 0x002, hex(status.service_flags(meter))
+    assert meter.status.service_flags() == 0x002, hex(meter.status.service_flags())
     b.terminal_cover.set_input(1)
     b.magnet.set_input(1)
     b.power_fail.set_input(1)
     b.relay.value(0)
-    meter.cfg["test_led"] = "kvarh"
-    assert status.service_flags(meter) == 0x002 | 0x010 | 0x020 | 0x040 | 0x080 | 0x100
+    meter.settings.set("test_led", "kvarh")
+    st = meter.status
+    assert st.service_flags() == 0x002 | 0x010 | 0x020 | 0x040 | 0x080 | 0x100
     m.ok = True
-    meter.config_status = "corrupt -> defaults"
-    assert status.error_flags(meter) == 0x02
-    meter.config_status = "blank -> defaults"
-    assert status.error_flags(meter) == 0
+    meter.settings.status = "corrupt -> defaults"
+    assert st.error_flags() == 0x02
+    meter.settings.status = "blank -> defaults"
+    assert st.error_flags() == 0
 
 
 def test_error_flags_one_definition_lcd_and_readout():
     """F.F.0 is the same word on the LCD's diagnostic list and in the IEC readout, in every
     state, and ALARM is lit exactly when an alarm bit is set (issue 7, item 17)."""
-    from protocols import MeterData
-
     meter, d, dev, t = _booted()
-    md = MeterData(meter, "SIM00001")
+    md = _iec(meter)
     m = meter.metering
+    st = meter.status
     for ok, cst in ((True, None), (False, None), (True, "corrupt -> defaults"),
                     (False, "corrupt -> defaults"), (True, "blank -> defaults")):
         m.ok = ok
-        meter.config_status = cst
-        word = status.error_flags(meter)
+        meter.settings.status = cst
+        word = st.error_flags()
         assert md.reader("F.F.0") == ("%08X" % word, None), (ok, cst)
-        assert bool(d.flags() & lcd.ANN_ALARM) == bool(word & status.ALARM_MASK), (ok, cst)
+        assert bool(d.flags() & lcd.ANN_ALARM) == bool(word & ALARM_MASK), (ok, cst)
         f = lcd.Frame()
         d.item("F.F.0")(f)
         assert lcd.frame_text(f).split()[:2] == ["F.F.0", "%08X" % word], lcd.frame_text(f)
     m.ok = False
-    assert status.error_flags(meter) & status.ERR_METROLOGY
+    assert st.error_flags() & ERR_METROLOGY
     m.ok = True
-    meter.config_status = "corrupt -> defaults"
-    assert status.error_flags(meter) & status.ERR_CONFIG
+    meter.settings.status = "corrupt -> defaults"
+    assert st.error_flags() & ERR_CONFIG
 
 
 # -- test mode -----------------------------------------------------------------------------
@@ -271,7 +283,7 @@ def test_test_switch_enters_and_leaves_test_mode_logged():
     assert d.mode == display.MODE_TEST and _has(dev.text, "TEST"), dev.text
     assert _ident(dev.text) == "1.8.0" and "00000.000" in dev.text, dev.text
     on = _events(meter, events.TEST_MODE_ON)
-    assert len(on) == 1 and on[0][2] == display.SRC_SWITCH, on
+    assert len(on) == 1 and on[0][2] == SRC_SWITCH, on
     t = _press(d, t + 100)
     assert _ident(dev.text) == "2.8.0" and _has(dev.text, "TEST"), dev.text
     t = _press(d, t + 100, 7000)  # any hold only steps the test list
@@ -281,7 +293,7 @@ def test_test_switch_enters_and_leaves_test_mode_logged():
     d.poll(t + 50)
     assert d.mode == display.MODE_NORMAL and not _has(dev.text, "TEST"), dev.text
     off = _events(meter, events.TEST_MODE_OFF)
-    assert len(off) == 1 and off[0][2] == display.SRC_SWITCH, off
+    assert len(off) == 1 and off[0][2] == SRC_SWITCH, off
 
 
 def test_switch_on_at_power_up_is_no_edge():
@@ -300,12 +312,13 @@ def test_switch_on_at_power_up_is_no_edge():
 async def test_test_mode_times_out_in_metering_time():
     meter, d, dev, t = _booted(test_mode_minutes=2)
     clock = meter.board.clock
-    d.enter_test()
-    assert d.test_minutes_left() == 2
+    tm = meter.testmode
+    tm.enter()
+    assert tm.minutes_left() == 2
     await clock.sleep_ms(119000)
     d.poll(t)
-    assert d.mode == display.MODE_TEST and d.test_minutes_left() == 1
-    d.enter_test()  # again: restarts the timeout, no second event
+    assert d.mode == display.MODE_TEST and tm.minutes_left() == 1
+    tm.enter()  # again: restarts the timeout, no second event
     await clock.sleep_ms(119000)
     d.poll(t + 50)
     assert d.mode == display.MODE_TEST
@@ -314,8 +327,8 @@ async def test_test_mode_times_out_in_metering_time():
     assert d.mode == display.MODE_NORMAL and not _has(dev.text, "TEST"), dev.text
     on = _events(meter, events.TEST_MODE_ON)
     off = _events(meter, events.TEST_MODE_OFF)
-    assert len(on) == 1 and on[0][2] == display.SRC_COMMAND, on
-    assert len(off) == 1 and off[0][2] == display.SRC_TIMEOUT, off
+    assert len(on) == 1 and on[0][2] == SRC_COMMAND, on
+    assert len(off) == 1 and off[0][2] == SRC_TIMEOUT, off
     assert off[0][0] - on[0][0] == 239, ("RTC seconds between the events", on, off)
     clock.stopped = True
 
@@ -325,19 +338,19 @@ def test_test_mode_high_resolution_and_registers_untouched():
     regs = meter.registers
     regs.whole[0] = 123456  # 123.456 kWh: too long for Wh with 3 decimals on 8 digits
     before = regs.snapshot()
-    d.enter_test(5)
+    meter.testmode.enter(5)
     assert regs.snapshot() == before, "entering test mode writes no register"
     d.poll(t)
     assert dev.text.startswith("1.8.0    00000.000 ") and _has(dev.text, "TEST"), dev.text
     regs.whole[0] += 1  # one more Wh metered during the test
     regs.add(20000, 0, 20000)  # plus 0.84 Wh (reference front end), through the registers
     d.poll(t + 250)
-    delta = regs.value_milli("1.8.0") - before["1.8.0"]
+    delta = regs.snapshot()["1.8.0"] - before["1.8.0"]
     assert 1500 < delta < 2000, delta
     want = "%05d.%03d" % (delta // 1000, delta % 1000)
     assert dev.text.startswith("1.8.0    " + want), (dev.text, want)
     mid = regs.snapshot()
-    d.leave_test()
+    meter.testmode.leave()
     d.poll(t + 500)
     assert regs.snapshot() == mid, "leaving test mode writes no register"
     assert dev.text.startswith("1.8.0    00123.457"), ("normal list: kWh", dev.text)
@@ -345,51 +358,53 @@ def test_test_mode_high_resolution_and_registers_untouched():
 
 def test_led_selection_and_limits():
     meter, d, dev, t = _booted()
-    assert not d.led_reactive()
-    d.set_test_led(True)
-    assert not d.led_reactive(), "only in test mode"
-    d.enter_test()
-    assert d.led_reactive()
+    tm = meter.testmode
+    assert not tm.led_reactive()
+    meter.settings.set("test_led", "kvarh")
+    assert not tm.led_reactive(), "only in test mode"
+    tm.enter()
+    assert tm.led_reactive()
     for _ in range(7):
         t = _press(d, t + 100)
         if _ident(dev.text) == "C.91.3":
             break
     assert "LEd" in dev.text and _has(dev.text, "kvarh"), dev.text
-    d.set_test_led(False)
-    assert not d.led_reactive()
+    meter.settings.set("test_led", "kWh")
+    assert not tm.led_reactive()
     for bad in (0, 256):
-        for fn in (d.enter_test, d.set_test_minutes):
+        for fn in (tm.enter, lambda v: meter.settings.set("test_mode_minutes", v)):
             try:
                 fn(bad)
                 assert False, "%r accepted" % bad
             except ValueError:
                 pass
-    d.set_test_minutes(255)
-    assert meter.cfg["test_mode_minutes"] == 255
+    meter.settings.set("test_mode_minutes", 255)
+    assert tm.minutes == 255
 
 
 async def test_led_task_follows_the_selection():
     meter, d, dev, t = _booted()
     b = meter.board
     m = meter.metering
+    o = meter.output
     m.ok = True
     m.no_load = False
-    m.pulses_due = 2
-    m.var_pulses_due = 3
-    d.set_test_led(True)
-    d.enter_test()
-    task = asyncio.create_task(meter.led_task())
+    o.due = 2
+    o.var_due = 3
+    meter.settings.set("test_led", "kvarh")
+    meter.testmode.enter()
+    task = asyncio.create_task(meter.led.run())
     await b.clock.sleep_ms(3000)
     assert b.led_kvarh.rises == 3 and b.led_kwh.rises == 0, (b.led_kvarh.rises,
                                                              b.led_kwh.rises)
-    assert m.pulses_due == 0, "active pulses not shown are dropped"
-    d.leave_test()
-    m.pulses_due = 2
-    m.var_pulses_due = 5
+    assert o.due == 0, "active pulses not shown are dropped"
+    meter.testmode.leave()
+    o.due = 2
+    o.var_due = 5
     await b.clock.sleep_ms(3000)
     assert b.led_kwh.rises == 2 and b.led_kvarh.rises == 3, (b.led_kwh.rises,
                                                             b.led_kvarh.rises)
-    assert m.var_pulses_due == 0
+    assert o.var_due == 0
     task.cancel()
     b.clock.stopped = True
     await asyncio.sleep_ms(0)
@@ -400,25 +415,28 @@ async def test_led_task_follows_the_selection():
 def test_normal_list_configurable_and_validated():
     meter, d, dev, t = _booted(display_list=["32.7.0", "1.8.0"])
     assert _ident(dev.text) == "32.7.0", dev.text
+    cat = meter.catalogue
     ok = ["1.8.0"] + ["2.8.0"] * 63
-    assert len(d.build_list(ok, True)) == 64
+    cat.check_list(ok, A_SHOW, True)
+    assert len(d.build_list(ok)) == 64
     for bad, word in ((ok + ["1.8.0"], "1..64"), ([], "1..64"), (["2.8.0"], "1.8.0"),
-                      (["1.8.0", "99.9.9"], "99.9.9"), ("1.8.0", "1..64")):
+                      (["1.8.0", "99.9.9"], "99.9.9"), ("1.8.0", "1..64"),
+                      (["1.8.0", "C.1.0"], "C.1.0")):
         try:
-            d.build_list(bad, True)
+            cat.check_list(bad, A_SHOW, True)
             assert False, "accepted %r" % (bad,)
         except ValueError as e:
             assert word in str(e), (bad, str(e))
-    for code in display.CATALOGUE:
+    for code in cat.codes(A_SHOW):
         d.item(code)
 
 
 def test_bad_list_configuration_falls_back_to_defaults_logged():
     meter, d, dev, t = _booted(display_list=["2.8.0"], alt_list=["nope"], test_mode_minutes=0)
     assert _ident(dev.text) == "1.8.0", dev.text
-    assert d.test_minutes == 30
-    # three per DisplayTask built: the Meter's own and the test's
-    assert len(_events(meter, events.CONFIG_DEFAULTS)) == 6, meter.log.entries()
+    assert meter.testmode.minutes == 30
+    # one per setting, when the Meter checks the stored values
+    assert len(_events(meter, events.CONFIG_DEFAULTS)) == 3, meter.log.entries()
 
 
 # -- software identification ---------------------------------------------------------------
@@ -429,7 +447,8 @@ def test_checksum_is_crc32_of_the_metrology_files():
     crc = 0
     for name in swid.METROLOGY_MODULES:
         p = swid.module_file(name)
-        assert p and p.endswith(name + ".py"), (name, p)
+        path = name.replace(".", "/")
+        assert p and (p.endswith(path + ".py") or p.endswith(path + "/__init__.py")), (name, p)
         with open(p, "rb") as f:
             crc = binascii.crc32(f.read(), crc)
     assert swid.checksum() == crc & 0xFFFFFFFF
@@ -448,29 +467,31 @@ def test_checksum_is_crc32_of_the_metrology_files():
 # -- IEC 62056-21 entries -------------------------------------------------------------------
 
 def test_iec_test_mode_commands_and_reads():
-    from iec_session import ER_BAD_VALUE
-    from protocols import MeterData
+    from iec62056.session import ER_BAD_VALUE
 
     meter, d, dev, t = _booted()
-    md = MeterData(meter, "SIM00001")
+    md = _iec(meter)
     out = {a: v for a, v, u in md.readout()}
     assert out["0.2.8"] == swid.checksum_text(), out
     assert md.reader("C.91.1") == ("0", "min")
     assert md.executor("C.91.1", "0", True) == ER_BAD_VALUE
     assert md.executor("C.91.1", "x", True) == ER_BAD_VALUE
     assert md.executor("C.91.1", "", True) is None, "no seal needed: display/LED mode"
+    d.poll(t)
     assert d.mode == display.MODE_TEST and md.reader("C.91.1") == ("30", "min")
-    assert md.reader("C.5.0")[0] == "%08X" % status.service_flags(meter)
+    assert md.reader("C.5.0")[0] == "%08X" % meter.status.service_flags()
     assert int(md.reader("C.5.0")[0], 16) & 1
     assert md.writer("C.91.3", "2", True) == ER_BAD_VALUE
-    assert md.writer("C.91.3", "1", True) is None and d.led_reactive()
+    assert md.writer("C.91.3", "1", True) is None and meter.testmode.led_reactive()
     assert md.reader("C.91.3") == ("1", None)
     assert md.writer("C.91.4", "256", True) == ER_BAD_VALUE
     assert md.writer("C.91.4", "7", True) is None and md.reader("C.91.4") == ("7", "min")
-    assert md.executor("C.91.2", "", True) is None and d.mode == display.MODE_NORMAL
+    assert md.executor("C.91.2", "", True) is None
+    d.poll(t + 50)
+    assert d.mode == display.MODE_NORMAL
     assert md.executor("C.91.1", "3", True) is None and md.reader("C.91.1") == ("3", "min")
     vals = [e[2] for e in _events(meter, events.TEST_MODE_ON)]
-    assert vals == [display.SRC_COMMAND, display.SRC_COMMAND], vals
+    assert vals == [SRC_COMMAND, SRC_COMMAND], vals
 
 
 # -- the virtual board's control channel ----------------------------------------------------

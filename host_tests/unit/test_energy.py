@@ -1,4 +1,4 @@
-"""Registers: quadrant split, derived registers, carry, never backwards."""
+"""Registers: quadrant split, derived registers, carry, never backwards; tariff banks."""
 
 import energy
 from energy import Registers, lsb_per_unit_q8
@@ -57,7 +57,7 @@ def test_resolution_is_finer_than_1_mwh():
 def test_restore_never_goes_backwards():
     r = _regs()
     r.add(_lsb(100), 0, _lsb(100))
-    whole, res = r.state()
+    whole, res = list(r.whole), list(r.res)
     r2 = _regs()
     r2.add(_lsb(200), 0, _lsb(200))
     raised = r2.restore(whole, res)
@@ -68,13 +68,54 @@ def test_restore_never_goes_backwards():
     assert r3.milli(energy.A_PLUS) == r.milli(energy.A_PLUS)
 
 
-def test_value_by_obis_and_unknown():
+def test_selectors_and_unknown():
     r = _regs()
+    r.add(_lsb(5), -_lsb(2), _lsb(6))
+    codes = r.codes()
+    assert [c[0] for c in codes] == ["1.8.0", "2.8.0", "3.8.0", "4.8.0", "5.8.0", "6.8.0",
+                                     "7.8.0", "8.8.0", "9.8.0", "10.8.0", "16.8.0"], codes
+    assert codes[0] == ("1.8.0", "Wh", energy.A_PLUS) and codes[-1][1] == "Wh"
+    for sel in (energy.NET + 1, 1 << 4, 15):
+        try:
+            r.milli(sel)
+            assert False, "register %d accepted" % sel
+        except IndexError:
+            pass
+
+
+def test_tariff_banks():
+    r = Registers(LPW, LPW, LPW, tariffs=3, tariff_width=2)
+    assert len(r) == 8 + 3 * 2 and r.base(2) == 10 and r.width(1) == 2
+    codes = [c[0] for c in r.codes()]
+    assert codes[11:] == ["1.8.1", "2.8.1", "16.8.1", "1.8.2", "2.8.2", "16.8.2", "1.8.3",
+                          "2.8.3", "16.8.3"], codes
+    r.add(_lsb(10), _lsb(1), _lsb(11))
+    r.add_tariff(2, _lsb(10), _lsb(1), _lsb(11))
+    r.add(-_lsb(4), _lsb(1), _lsb(5))
+    r.add_tariff(3, -_lsb(4), _lsb(1), _lsb(5))
+    s = r.snapshot()
+    assert s["1.8.2"] == s["1.8.0"] and s["2.8.3"] == s["2.8.0"], s
+    assert s["1.8.1"] == 0 and s["16.8.2"] == s["1.8.2"]
     try:
-        r.value_milli("99.8.0")
-        assert False, "unknown OBIS accepted"
-    except KeyError:
+        r.milli(1 << 4 | energy.Q1)
+        assert False, "no quadrants in a width-2 bank"
+    except IndexError:
         pass
+    q = Registers(LPW, LPW, LPW, tariffs=1, tariff_width=6)
+    q.add_tariff(1, -_lsb(4), -_lsb(3), _lsb(5))
+    sq = q.snapshot()
+    assert "7.8.1" in sq and "9.8.1" not in sq and abs(sq["4.8.1"] - 3000) <= 1, sq
+    f = Registers(LPW, LPW, LPW, tariffs=6, tariff_width=8)
+    f.add_tariff(6, _lsb(4), _lsb(3), _lsb(5))
+    assert abs(f.snapshot()["9.8.6"] - 5000) <= 1
+    for bad in ((7, 2), (2, 3), (1, 0)):
+        try:
+            Registers(LPW, LPW, LPW, *bad)
+            assert False, "layout %r accepted" % (bad,)
+        except ValueError:
+            pass
+    r.clear()
+    assert max(r.whole) == 0 and max(r.res) == 0
 
 
 def test_calibration_range():
@@ -93,14 +134,18 @@ def test_add_allocates_nothing():
         return
     import micropython
 
+    t = Registers(LPW, LPW, LPW, tariffs=6, tariff_width=8)
+    t.add_tariff(6, 1, 1, 1)
     micropython.heap_lock()
     try:
         for _ in range(100):
             r.add(100000, -5000, 100000)
             r.add(-90000, 5000, 90000)
+            t.add_tariff(6, 100000, -5000, 100000)
+            t.add_tariff(1, -90000, 5000, 90000)
     finally:
         micropython.heap_unlock()
-    assert r.whole[energy.A_PLUS] > 0
+    assert r.whole[energy.A_PLUS] > 0 and t.whole[t.base(6)] > 0
 
 
 # One 24-bit read at full scale is 2^23 LSB, and up to 2^26 once firmware/metering.py undoes a

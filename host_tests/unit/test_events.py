@@ -1,4 +1,4 @@
-"""lib/events.py: codes, the persisted record (format 2: source and subject), the flood
+"""lib/events: codes, the persisted record (format 2: source and subject), the flood
 limit of the persisted logs (issue 7 items 13 and 14)."""
 
 import events as E

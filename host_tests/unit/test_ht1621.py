@@ -1,11 +1,11 @@
-"""lib/ht1621.py: bit stream on fake CS/WR/DATA pins, checked against the HT1621 datasheet
+"""lib/lcd/ht1621.py: bit stream on fake CS/WR/DATA pins, checked against the HT1621 datasheet
 command summary (command mode 100 + C8..C0; write mode 101 + A5..A0 + D0 D1 D2 D3)."""
 
 import lcd
 from lcd import ANN_COMM, ANN_KWH, SEG_A, SEG_DP, Frame
 
-import ht1621
-from ht1621 import HT1621
+from lcd import ht1621
+from lcd.ht1621 import HT1621
 
 
 class _Bus:

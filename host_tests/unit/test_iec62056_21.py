@@ -1,8 +1,16 @@
-"""IEC 62056-21 codec (lib/iec62056_21.py): BCC, parity, baud characters, sign-on and
-programming-mode messages. BCC vectors come from the captured client/meter exchange in
-protocols.md A4/A6."""
+"""IEC 62056-21 codec (lib/iec62056/codec.py) and the client side (tools/iec_client.py):
+BCC, parity, baud characters, sign-on and programming-mode messages. BCC vectors come from an
+exchange captured between the PyPI client iec62056-21 0.0.2 and a fake meter over TCP."""
 
-import iec62056_21 as iec
+import sys
+
+from iec62056 import codec as iec
+
+_ROOT = __file__[: __file__.rfind("host_tests")]
+if _ROOT + "tools" not in sys.path:
+    sys.path.append(_ROOT + "tools")
+
+import iec_client as cli  # noqa: E402  (the client side of the protocol)
 
 
 def _xor7(bs):
@@ -32,14 +40,14 @@ class _Lcg:
 
 
 def test_bcc_break_message():
-    assert iec.bcc(b"B0\x03") == 0x71, "B0 ETX -> 'q' (A6)"
+    assert iec.bcc(b"B0\x03") == 0x71, "B0 ETX -> 'q' (ISO 1745 LRC)"
     assert iec.bcc(b"\x01B0\x03") == ord("q"), "leading SOH is skipped"
     assert iec.BREAK_MSG == b"\x01B0\x03q", iec.BREAK_MSG
     assert iec.build_command("B", 0) == bytearray(iec.BREAK_MSG), "build_command B0"
 
 
 def test_bcc_vectors_from_capture():
-    # protocols.md A4, captured between the iec62056-21 client and a fake meter.
+    # captured between the iec62056-21 client and a fake meter (TCP).
     p0 = iec.build_command("P", 0, "(12345678)")
     assert bytes(p0) == b"\x01P0\x02(12345678)\x03h", p0
     p1 = iec.build_command("P", 1, "(00000000)")
@@ -60,55 +68,55 @@ def test_bcc_scope_and_mask():
     assert iec.bcc(b"\x02AB\x03Z", 3) == _xor7(b"AB"), "n limits the span"
     frame = b"\x01R1\x02C.1.0()\x03"
     good = frame + bytes((iec.bcc(frame),))
-    assert iec.check_bcc(good), good
-    assert iec.check_bcc(good[:-1] + bytes((good[-1] | 0x80,))), "parity bit on BCC ignored"
-    assert not iec.check_bcc(good[:-1] + bytes((good[-1] ^ 1,))), "corrupted BCC"
-    assert not iec.check_bcc(b"\x03"), "too short"
+    assert cli.check_bcc(good), good
+    assert cli.check_bcc(good[:-1] + bytes((good[-1] | 0x80,))), "parity bit on BCC ignored"
+    assert not cli.check_bcc(good[:-1] + bytes((good[-1] ^ 1,))), "corrupted BCC"
+    assert not cli.check_bcc(b"\x03"), "too short"
 
 
 def test_even_parity_helpers():
     for c in range(128):
-        p = iec.add_even_parity(c)
+        p = cli.add_even_parity(c)
         ones = 0
         v = p
         while v:
             ones += v & 1
             v >>= 1
         assert ones % 2 == 0, "even number of ones for %d -> %d" % (c, p)
-        assert iec.strip_parity(p) == c, "strip restores %d" % c
-        assert iec.parity_ok(p), "parity_ok(%d)" % p
-        assert not iec.parity_ok(p ^ 0x80), "wrong parity detected for %d" % c
-    assert iec.add_even_parity(0x41) == 0x41, "'A' has two ones"
-    assert iec.add_even_parity(0x43) == 0xC3, "'C' has three ones"
+        assert cli.strip_parity(p) == c, "strip restores %d" % c
+        assert cli.parity_ok(p), "parity_ok(%d)" % p
+        assert not cli.parity_ok(p ^ 0x80), "wrong parity detected for %d" % c
+    assert cli.add_even_parity(0x41) == 0x41, "'A' has two ones"
+    assert cli.add_even_parity(0x43) == 0xC3, "'C' has three ones"
     buf = bytearray(b"/?!\r\n")
     iec.add_parity_into(buf)
-    assert bytes(buf) == bytes(iec.add_even_parity(c) for c in b"/?!\r\n"), buf
-    iec.strip_parity_into(buf)
+    assert bytes(buf) == bytes(cli.add_even_parity(c) for c in b"/?!\r\n"), buf
+    cli.strip_parity_into(buf)
     assert bytes(buf) == b"/?!\r\n", buf
 
 
 def test_baud_characters():
-    rates = [iec.baud_for_char(chr(0x30 + i)) for i in range(7)]
+    rates = [cli.baud_for_char(chr(0x30 + i)) for i in range(7)]
     assert rates == [300, 600, 1200, 2400, 4800, 9600, 19200], rates
-    assert iec.baud_for_char(ord("5")) == 9600, "int code accepted"
+    assert cli.baud_for_char(ord("5")) == 9600, "int code accepted"
     for bad in ("7", "9", "A", "/", "", "55"):
-        assert _raises(lambda b=bad: iec.baud_for_char(b)), "reserved/invalid %r" % bad
+        assert _raises(lambda b=bad: cli.baud_for_char(b)), "reserved/invalid %r" % bad
     for r in rates:
-        assert iec.baud_for_char(iec.char_for_baud(r)) == r, r
-    assert _raises(lambda: iec.char_for_baud(115200)), "115200 is outside mode C"
+        assert cli.baud_for_char(cli.char_for_baud(r)) == r, r
+    assert _raises(lambda: cli.char_for_baud(115200)), "115200 is outside mode C"
 
 
 def test_request_parse_and_build():
     assert iec.parse_request(b"/?!\r\n") == "", "unaddressed"
     assert iec.parse_request(b"/?12345678!\r\n") == "12345678", "addressed"
     a32 = "A1" * 16
-    assert iec.parse_request(iec.build_request(a32)) == a32, "32 characters allowed"
+    assert iec.parse_request(cli.build_request(a32)) == a32, "32 characters allowed"
     assert _raises(lambda: iec.parse_request(b"/?" + b"1" * 33 + b"!\r\n")), "33 too long"
-    assert _raises(lambda: iec.build_request("1" * 33)), "build refuses 33"
+    assert _raises(lambda: cli.build_request("1" * 33)), "build refuses 33"
     bad_requests = (b"/?12 3!\r\n", b"/?12-3!\r\n", b"/?123!\n", b"/?123\r\n", b"?123!\r\n")
     for bad in bad_requests + (b"/!\r\n",):
         assert _raises(lambda b=bad: iec.parse_request(b)), bad
-    assert iec.build_request() == b"/?!\r\n", iec.build_request()
+    assert cli.build_request() == b"/?!\r\n", cli.build_request()
     buf = bytearray(b"/?42!\r\nJUNK")
     assert iec.parse_request(buf, 7) == "42", "n bounds the message"
 
@@ -118,8 +126,8 @@ def test_identification():
     assert m == b"/XYZ5OPENMETER\r\n", m
     e = iec.build_identification("XYZ", "5", "OM1", escape="2")
     assert e == b"/XYZ5\\2OM1\r\n", e
-    assert iec.parse_identification(m) == ("XYZ", "5", None, "OPENMETER"), "parse plain"
-    assert iec.parse_identification(e) == ("XYZ", "5", "2", "OM1"), "parse with \\W"
+    assert cli.parse_identification(m) == ("XYZ", "5", None, "OPENMETER"), "parse plain"
+    assert cli.parse_identification(e) == ("XYZ", "5", "2", "OM1"), "parse with \\W"
     assert iec.build_identification("XYZ", "6", "A" * 16).endswith(b"A" * 16 + b"\r\n"), "16"
     for args in (
         ("X1Z", "5", "ID"),
@@ -139,7 +147,7 @@ def test_identification():
 def test_option_select():
     assert iec.parse_option_select(b"\x06050\r\n") == ("0", "5", "0"), "readout at 9600"
     assert iec.parse_option_select(b"\x06031\r\n") == ("0", "3", "1"), "programming at 2400"
-    assert iec.build_option_select("2", "5", "2") == b"\x06252\r\n", "mode E option"
+    assert cli.build_option_select("2", "5", "2") == b"\x06252\r\n", "mode E option"
     for bad in (b"\x0605\r\n", b"\x060500\r\n", b"\x15050\r\n", b"\x06050\n\r", b"\x06\x010\r\n"):
         assert _raises(lambda b=bad: iec.parse_option_select(b)), bad
 
@@ -179,8 +187,8 @@ def test_readout_field_limits():
         assert _raises(lambda i=item: iec.build_readout([i])), item
         got = iec.build_readout([ok, item, ok], skip_invalid=True)
         assert bytes(got) == bytes(iec.build_readout([ok, ok])), (item, got)
-    assert len(iec.data_set("A" * 16, "1" * 32, "u" * 16)) == 67, "largest readout set"
-    assert iec.data_set("1.8.0*12", "5", None) == b"1.8.0*12(5)", "'*' allowed in address"
+    assert len(cli.data_set("A" * 16, "1" * 32, "u" * 16)) == 67, "largest readout set"
+    assert cli.data_set("1.8.0*12", "5", None) == b"1.8.0*12(5)", "'*' allowed in address"
 
 
 def test_data_set_parse():
@@ -237,12 +245,12 @@ def test_data_and_error_messages():
     v128 = "9" * 128
     d = iec.build_data("C.90.2", v128)
     assert bytes(d[:8]) == b"\x02C.90.2(", d[:8]
-    assert iec.check_bcc(d), "data BCC"
+    assert cli.check_bcc(d), "data BCC"
     assert _raises(lambda: iec.build_data("C.90.2", v128 + "9")), "129 > programming limit"
-    assert _raises(lambda: iec.data_set("C", "9" * 33)), "33 > readout limit"
+    assert _raises(lambda: cli.data_set("C", "9" * 33)), "33 > readout limit"
     e = iec.build_error(6)
     assert bytes(e[:7]) == b"\x02(ER06)", e
-    assert iec.check_bcc(e), "error BCC"
+    assert cli.check_bcc(e), "error BCC"
     t = iec.build_error("ER42 SEAL")
     assert bytes(t[1:-2]) == b"(ER42 SEAL)", t
     for bad in (100, -1, "E" * 33, "ER(1)"):
@@ -284,7 +292,7 @@ def test_parsers_reject_garbage_with_valueerror_only():
         iec.parse_request,
         iec.parse_command,
         iec.parse_option_select,
-        iec.parse_identification,
+        cli.parse_identification,
     )
     alphabet = b"/?!\r\n\x01\x02\x03\x04\x06\x15()*PRWEB01259.A"
     for _ in range(600):

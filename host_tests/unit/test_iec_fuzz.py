@@ -1,5 +1,5 @@
 """Fuzzing the IEC 62056-21 session in process with tools/fuzz_iec.py (both interpreters): a
-short run through the firmware's real MeterData, the generator's determinism across
+short run through the firmware's real IEC map, the generator's determinism across
 interpreters, and proof that the fuzzer's checks can fail. The 100 000-frame run and the
 fuzzing of a running process are in host_tests/system/test_fuzz_iec.py."""
 

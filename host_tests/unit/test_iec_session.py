@@ -1,9 +1,17 @@
-"""IEC 62056-21 meter-side session (lib/iec_session.py): sign-on, readout, programming mode,
+"""IEC 62056-21 meter-side session (lib/iec62056/session.py): sign-on, readout, programming mode,
 timeouts, addressing, password lockout, seal, robustness; plus the port task
-(firmware/optical.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
+(firmware/ports/pump.py) over the virtual board's TCP UART (boards/sim/uart.py)."""
 
-import iec62056_21 as iec
-import iec_session as S
+import sys
+
+from iec62056 import codec as iec
+
+_ROOT = __file__[: __file__.rfind("host_tests")]
+if _ROOT + "tools" not in sys.path:
+    sys.path.append(_ROOT + "tools")
+
+import iec_client as cli  # noqa: E402  (the client side of the protocol)
+from iec62056 import session as S  # noqa: E402
 
 SERIAL = "12345678"
 ITEMS = [
@@ -109,7 +117,7 @@ def sign_on(m, mode="1", t=1000, z="5"):
     """Request + option select; returns the time after the first answer."""
     acts = drain(m.s, b"/?" + SERIAL.encode() + b"!\r\n", t)
     assert len(acts) == 1 and acts[0][1].startswith(b"/XYZ5"), acts
-    acts = drain(m.s, iec.build_option_select("0", z, mode), t + 1000)
+    acts = drain(m.s, cli.build_option_select("0", z, mode), t + 1000)
     assert acts, "answer to option select"
     return t + 3000, acts
 
@@ -465,7 +473,7 @@ def test_readout_provider_problems():
 
 def test_parity_bits_and_split_feeds():
     m = Meter()
-    req = bytes(iec.add_even_parity(c) for c in b"/?12345678!\r\n")
+    req = bytes(cli.add_even_parity(c) for c in b"/?12345678!\r\n")
     acts = []
     for i in range(len(req)):
         acts += drain(m.s, req[i : i + 1], 1000 + i * 33)
@@ -565,7 +573,7 @@ def test_mutated_frames_never_raise():
                 for a in drain(m.s, bytes(mut), t):
                     assert is_action(a), a
                     if a[1] and a[1][0] in (iec.STX, iec.SOH):
-                        assert iec.check_bcc(a[1]), a
+                        assert cli.check_bcc(a[1]), a
                     answers += 1
     assert answers > 0, "some mutations are still valid messages"
 
@@ -633,14 +641,14 @@ async def test_port_task_over_tcp():
     import asyncio
     import socket
 
-    import optical
+    from ports import pump
 
     u = _tcp_uart()
     m = Meter(reaction_ms=200, switch_ms=200, readout_hold_ms=300)
     de = _Pin()
     stop = _Stop()
-    stats = optical.PortStats()
-    task = asyncio.create_task(optical.run_port(u, m.s, de_pin=de, stats=stats, stop=stop))
+    stats = pump.PortStats()
+    task = asyncio.create_task(pump.run_port(u, m.s, de_pin=de, stats=stats, stop=stop))
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.connect(socket.getaddrinfo("127.0.0.1", u.port)[0][-1])
     c.setblocking(False)
@@ -738,7 +746,7 @@ def test_bad_bcc_junk_neither_refreshes_inactivity_nor_deafens():
 
 
 def test_lockout_is_shared_by_the_meters_ports():
-    from lockout import Lockout
+    from iec62056.lockout import Lockout
 
     now = [1000]
     lk = Lockout(3, 600)
@@ -786,12 +794,12 @@ async def test_port_task_ends_rights_when_the_tcp_client_changes():
     import asyncio
     import socket
 
-    import optical
+    from ports import pump
 
     u = _tcp_uart()
     m = Meter(reaction_ms=200, switch_ms=200)
     stop = _Stop()
-    task = asyncio.create_task(optical.run_port(u, m.s, stop=stop))
+    task = asyncio.create_task(pump.run_port(u, m.s, stop=stop))
     addr = socket.getaddrinfo("127.0.0.1", u.port)[0][-1]
 
     async def recv(c, n, ms):
@@ -852,14 +860,14 @@ def test_a_flood_of_sign_ons_gets_one_answer():
 
 def test_bus_uart_reconnection_is_a_new_link():
     # the port task ends programming rights when the link's (generation, present) pair
-    # changes (optical._link); a bus connection dropped and made again within one pass of
+    # changes (ports.pump._link); a bus connection dropped and made again within one pass of
     # the port task (e.g. while it waited for txdone) left the pair unchanged, so the rights
     # of the old link carried over to whoever was on the bus after the reconnection
     import socket
     import time
 
-    import optical
     from boards.sim.uart import BusUart
+    from ports import pump as optical
 
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,11 +1,12 @@
-# Register journal (lib/journal.py over lib/ringlog.py) on the NOR model: commit/recover, ring
-# wrap and wear, the power-fail budget, a cut at every flash op, corruption, versions, policy.
+# Register journal (lib/flashstore/journal.py over lib/flashstore/ringlog.py) on the NOR
+# model: commit/recover, ring wrap and wear, the power-fail budget, a cut at every flash op,
+# corruption, versions, policy.
 import binascii
 import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
-from flash import Partition
-from journal import (
+from flashstore.flash import Partition
+from flashstore.journal import (
     REASON_PERIODIC,
     REASON_POWERFAIL,
     REASON_TARIFF,
@@ -141,7 +142,7 @@ def test_power_fail_commit_allocates_nothing():
     import micropython  # the CPython shim's heap_lock is a no-op; MicroPython enforces it
     import smallint
 
-    from flash import BlockDeviceFlash
+    from flashstore.flash import BlockDeviceFlash
 
     dev, part = _dev()
     for f in (part, Partition(BlockDeviceFlash(_RawBdev(4, 1024)), 0, 4096)):
@@ -399,7 +400,7 @@ def test_older_format_is_rejected_and_write_protected():
 
 
 def test_other_kind_of_ring_is_foreign():
-    from ringlog import RingLog
+    from flashstore.ringlog import RingLog
 
     dev, part = _dev()
     log = RingLog(part, 8)
@@ -707,7 +708,7 @@ def test_two_schemas_in_one_journal_the_newest_decides():
 
 
 def test_power_fail_commits_use_only_small_ints_near_the_limit():
-    import ringlog
+    from flashstore import ringlog
     import smallint
 
     dev, part = _dev(sectors=4)

@@ -1,4 +1,4 @@
-"""lib/lcd.py (font, frames, formatting, display logic) and boards/sim/lcd_term.py (terminal).
+"""lib/lcd (font, frames, formatting, display logic) and boards/sim/lcd_term.py (terminal).
 
 Runs under pytest (CPython) and tools/mptest.py (MicroPython unix port); the heap-lock check
 is only meaningful on MicroPython.

@@ -1,6 +1,7 @@
-"""lib/lockout.py: one password lockout per meter, doubling, restorable (issue 7 item 11)."""
+"""lib/iec62056/lockout.py: one password lockout per meter, doubling, restorable (issue 7 item
+11)."""
 
-from lockout import Lockout
+from iec62056.lockout import Lockout
 
 
 def test_three_failures_lock_and_the_lockout_ends():

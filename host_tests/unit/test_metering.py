@@ -1,19 +1,23 @@
-"""Metering task: gate, overflow repair, chip faults, plausibility of every interval,
-over-range (registers never go backwards, never invent energy)."""
+"""Metering step and task (firmware/meter/metering.py, firmware/tasks/metering.py): gate,
+overflow repair, chip faults, plausibility of every interval, over-range (registers never go
+backwards, never invent energy), the consumers' fan-out, requests (cold start)."""
 
 import asyncio
 
 import events
-import status
 from ade7953 import ADE7953, Calibration
 from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.clock import VirtualClock
 from boards.sim.hw import SimPin, SimSPI
 from energy import COUNT, Registers, lsb_per_unit_q8
-from metering import (DROP_CONFIG, DROP_ECHO, DROP_RANGE, DROP_RATIO, DROP_RESET, OR_CURRENT,
-                      Metering)
-from pulse import NoLoadGate, PulseOutput
+from energy.pulse import NoLoadGate
+from meter.metering import (DROP_CONFIG, DROP_ECHO, DROP_RANGE, DROP_RATIO, DROP_RESET,
+                            OR_CURRENT, Metering)
+from meter.status import ERR_OVER_RANGE
+from meter.testoutput import TestOutput
 from simkit import MICROPYTHON, ManualClock, StepTrace, run
+from tasks import metering as loop
+from tasks.metering import start_chip
 
 KW = 1000000
 LSB_WH = Calibration().wh_per_lsb
@@ -24,11 +28,22 @@ def _meter(rows, clock=None, fault=None, v_mv=230000):
     model = ADE7953Model(StepTrace(rows), clock.ticks_ms, fault=fault, v_mv=v_mv)
     drv = ADE7953(SimSPI(model), SimPin("CS", 1, on_change=model.select),
                   SimPin("IRQ", source=model.irq_pin))
+    return clock, model, _metering(drv, clock)
+
+
+def _metering(drv, clock, k=1000, lpv=None, **kw):
+    # a Metering with the test output at ``k`` imp/kWh as its one consumer (``m.out``)
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
-    m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), PulseOutput(lpw),
-                 clock, events.EventLog(clock))
-    return clock, model, m
+    out = TestOutput(cal, k)
+    m = Metering(drv, Registers(lpw, lpv or lpw, lpw), NoLoadGate(cal.vah_per_lsb), clock,
+                 events.EventLog(clock), consumers=(out,), **kw)
+    m.out = out
+    return m
+
+
+def _milli(m, obis):
+    return m.regs.snapshot()[obis]
 
 
 def _steps(m, clock, n, ms=1000):
@@ -41,11 +56,8 @@ def test_period_bounded_by_overflow():
     clock = ManualClock()
     model = ADE7953Model(StepTrace([(0, 0, 0)]), clock.ticks_ms)
     drv = ADE7953(SimSPI(model), SimPin("CS", 1, on_change=model.select))
-    cal = Calibration()
-    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
     try:
-        Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), PulseOutput(lpw),
-                 clock, events.EventLog(clock), period_ms=60000)
+        _metering(drv, clock, period_ms=60000)
         assert False, "60 s read period accepted (overflow bound 79.6 s, limit half of it)"
     except ValueError:
         pass
@@ -53,12 +65,12 @@ def test_period_bounded_by_overflow():
 
 def test_no_load_registers_nothing():
     clock, model, m = _meter([(0, 0, 0), (10000, 2000, 0)])  # 2 W: below 50 % of Ist
-    assert run(m.start_chip())
+    assert run(start_chip(m))
     _steps(m, clock, 30)
     assert m.no_load, "no-load state"
     snap = m.regs.snapshot()
     assert all(v == 0 for v in snap.values()), snap
-    assert m.pulse.total == 0
+    assert m.out.pulse.total == 0
 
 
 def test_loads_just_below_the_gate_register_nothing():
@@ -66,20 +78,20 @@ def test_loads_just_below_the_gate_register_nothing():
     # the threshold was truncated to 15 LSB per second, 2.2 W counts 14 or 15 a second)
     for mw in (2200, 2250, 2270, 2290, 2299):
         clock, model, m = _meter([(0, mw, 0)])
-        assert run(m.start_chip())
+        assert run(start_chip(m))
         _steps(m, clock, 3600)
         snap = m.regs.snapshot()
         assert all(v == 0 for v in snap.values()), (mw, snap)
-        assert m.pulse.total == 0 and m.no_load, mw
+        assert m.out.pulse.total == 0 and m.no_load, mw
 
 
 def test_loads_above_the_gate_register():
     # at Ist (4.6 W) and from threshold + 2 LSB per interval (2.56 VA) every interval counts
     for mw in (2600, 4600):
         clock, model, m = _meter([(0, mw, 0)])
-        assert run(m.start_chip())
+        assert run(start_chip(m))
         _steps(m, clock, 3600)
-        got = m.regs.value_milli("1.8.0") / 1000  # truncated to 1 mWh
+        got = _milli(m, "1.8.0") / 1000  # truncated to 1 mWh
         assert mw / 1000 - 0.001 - LSB_WH <= got <= mw / 1000 + LSB_WH, (mw, got)
 
 
@@ -90,35 +102,35 @@ def test_loads_at_the_gate_fall_in_the_documented_band():
     got = []
     for mw in (2300, 2400, 2500):
         clock, model, m = _meter([(0, mw, 0)])
-        assert run(m.start_chip())
+        assert run(start_chip(m))
         _steps(m, clock, 3600)
-        got.append(m.regs.value_milli("1.8.0"))
+        got.append(_milli(m, "1.8.0"))
     assert got[0] == 0 and got[1] == 0, got
     assert 0 < got[2] < 2500, got
 
 
 def test_overflow_is_repaired():
     clock, model, m = _meter([(0, 15 * KW, 3 * KW)])
-    assert run(m.start_chip())
+    assert run(start_chip(m))
     t0 = clock.now
     clock.now += 100000  # 100 s at 15 kW: the 24-bit register wraps once
     m.after_step(m.step())
     wh = 15000 * (clock.now - t0) / 3.6e6
-    got = m.regs.value_milli("1.8.0") / 1000
+    got = _milli(m, "1.8.0") / 1000
     assert abs(got - wh) < 0.01, (got, wh)
     assert m.log.count(events.ENERGY_OVERFLOW) == 1
-    assert m.regs.value_milli("2.8.0") == 0, "a wrap must not turn into export"
+    assert _milli(m, "2.8.0") == 0, "a wrap must not turn into export"
 
 
 def test_dead_chip_logged_once_and_recovers():
     clock, model, m = _meter([(0, KW, 0)], fault="dead0")
     for _ in range(3):
-        assert not run(m.start_chip())
+        assert not run(start_chip(m))
         clock.now += 1000
     assert m.log.count(events.METROLOGY_FAULT) == 1, m.log.entries()
     assert "0x00" in m.fault
     model.fault = None
-    assert run(m.start_chip())
+    assert run(start_chip(m))
     assert not m.ok and m.fault, "trusted only after a plausible interval"
     _steps(m, clock, 1)
     assert m.ok and m.fault is None and m.log.count(events.METROLOGY_OK) == 1
@@ -129,7 +141,7 @@ async def _run_with(rows, fault, at_s, secs, v_mv=230000):
     # just before the fault, and at the end
     clock = VirtualClock(speed=0)
     clock_, model, m = _meter(rows, clock=clock, v_mv=v_mv)
-    task = asyncio.create_task(m.run())
+    task = asyncio.create_task(loop.run(m))
     await clock.sleep_ms(at_s * 1000 - 1)
     before = m.regs.snapshot()
     if fault:
@@ -149,7 +161,7 @@ def _wh(regs, k):
 async def test_fault_mid_run_keeps_registers():
     clock = VirtualClock(speed=0)
     clock_, model, m = _meter([(0, KW, 0)], clock=clock)
-    task = asyncio.create_task(m.run())
+    task = asyncio.create_task(loop.run(m))
     await clock.sleep_ms(30000)
     before = m.regs.snapshot()
     model.fault = "deadff"
@@ -230,9 +242,9 @@ async def test_over_range_for_minutes_then_back():
 
 
 async def test_over_range_alarm_in_status_and_lcd():
-    import defaults
     import lcd
     from app import Meter
+    from meter import defaults
 
     from boards.sim.board import Options, SimBoard
 
@@ -242,26 +254,26 @@ async def test_over_range_alarm_in_status_and_lcd():
     o.speed = 0  # discrete-event metering clock
     board = SimBoard(o, trace=StepTrace([(0, KW, 0), (10000, 100000 * KW, 0)]))
     meter = Meter(board, defaults.config())
-    task = asyncio.create_task(meter.metering.run())
+    running = asyncio.create_task(loop.run(meter.metering))
+    st = meter.status
     await board.clock.sleep_ms(5000)
-    assert meter.metering.ok and not status.alarm(meter)
-    assert not status.error_flags(meter) & status.ERR_OVER_RANGE
+    assert meter.metering.ok and not st.alarm()
+    assert not st.error_flags() & ERR_OVER_RANGE
     await board.clock.sleep_ms(10000)
     assert meter.metering.over_range
-    assert status.error_flags(meter) & status.ERR_OVER_RANGE
-    assert status.alarm(meter) and meter.display.flags() & lcd.ANN_ALARM
+    assert st.error_flags() & ERR_OVER_RANGE
+    assert st.alarm() and meter.display.flags() & lcd.ANN_ALARM
     assert meter.display.flags() & lcd.ANN_IMPORT, "over-range import stays import"
     m = meter.metering
     # a chip whose AWATT wrapped beyond full scale (as the model did before it saturated:
     # 1.7.0 showed -7486.7 W EXP): the display takes P from the interval's counts instead
     board.ade._inst = lambda addr: -0x700000 if addr in (0x212, 0x210) else 0
-    m._inst_wall = None  # (the task refreshes the instantaneous values once per wall second)
-    m._instant()
+    m.refresh_instant(True)  # (the task refreshes them once per wall second)
     v = m.instant
     assert 20000 < v["P"] < 30000 and v["S"] >= v["P"], v  # 1.7.0: still import
     assert meter.display.flags() & lcd.ANN_IMPORT
     assert meter.log.count(events.OVER_RANGE_START) == 1
-    task.cancel()
+    running.cancel()
     board.clock.stopped = True
     await asyncio.sleep_ms(0)
 
@@ -277,9 +289,8 @@ def test_hostile_counts_property():
     drv = ADE7953(bus, _HighPin())
     cal = Calibration()
     lpw = lsb_per_unit_q8(cal.wh_per_lsb)
-    regs = Registers(lpw, lpw, lpw)
-    m = Metering(drv, regs, NoLoadGate(cal.vah_per_lsb), PulseOutput(lpw), clock,
-                 events.EventLog(clock))
+    m = _metering(drv, clock)
+    regs = m.regs
     m.ok = True
     lim = drv.count_limit_per_ms()
     drops = passes = 0
@@ -310,7 +321,7 @@ def test_hostile_counts_property():
         table[0x102] = cfg
         table[0x004] = 0x40 if plausible or rng.below(4) else 0x00  # RSTREAD lost
         before = _lsb_q8(regs)
-        pulses = m.pulse.total
+        pulses = m.out.pulse.total
         clock.now += dt
         code = _locked(m.step)
         after = _lsb_q8(regs)
@@ -318,7 +329,7 @@ def test_hostile_counts_property():
         bound = (lim * (min(dt, 1 << 19) + 2)) << 8
         for k in range(COUNT):
             assert 0 <= grew[k] <= bound, (i, k, grew[k], bound, dt)
-        assert m.pulse.total - pulses <= (bound >> 8) // (lpw >> 8) + 1, i
+        assert m.out.pulse.total - pulses <= (bound >> 8) // (lpw >> 8) + 1, i
         if code:
             drops += 1
             assert grew == [0] * COUNT, (i, code)
@@ -396,17 +407,14 @@ def _locked(fn):
             micropython.heap_unlock()
 
 
-def _fixed(table, pulse_var=False):
+def _fixed(table):
     clock = ManualClock()
     t = {0x102: 0x0004, 0x004: 0x40}
     t.update(table)
     drv = ADE7953(_Bus(t), _HighPin())
     cal = Calibration()
-    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
-    lpv = lsb_per_unit_q8(cal.varh_per_lsb)
-    m = Metering(drv, Registers(lpw, lpv, lpw), NoLoadGate(cal.vah_per_lsb),
-                 PulseOutput(lpw // 1000), clock, events.EventLog(clock),
-                 pulse_var=PulseOutput(lpv // 1000) if pulse_var else None)
+    # 10^6 imp/kWh: a pulse per mWh, so that 50 small intervals owe pulses
+    m = _metering(drv, clock, 1000000, lsb_per_unit_q8(cal.varh_per_lsb))
     m.ok = True
     clock.now += 1000
     m.step()  # warm-up
@@ -459,12 +467,58 @@ def test_drop_and_over_range_paths_allocate_nothing():
 
 def test_reactive_pulse_output_allocates_nothing():
     # AENERGYA = APENERGYA = 0x000100, RENERGYA = 0xFFFF80 (-128), RSTIRQSTATA 0
-    clock, drv, m = _fixed({0x21E: 0x100, 0x220: 0xFFFF80, 0x222: 0x100}, pulse_var=True)
+    clock, drv, m = _fixed({0x21E: 0x100, 0x220: 0xFFFF80, 0x222: 0x100})
     _steps_heap_locked(m, clock, 50)
+    o = m.out
     assert drv.e_reactive < 0, drv.e_reactive
-    assert m.var_pulses_due > 0 and m.pulse_var.total == m.var_pulses_due, m.var_pulses_due
+    assert o.var_due > 0 and o.pulse_var.total == o.var_due, o.var_due
     # |reactive| = half the active count: half the pulses (1 imp/Wh vs 1 imp/varh)
-    assert abs(2 * m.pulse_var.total - m.pulse.total) <= 2, (m.pulse.total, m.pulse_var.total)
+    assert abs(2 * o.pulse_var.total - o.pulse.total) <= 2, (o.pulse.total, o.pulse_var.total)
+
+
+class _Consumer:
+    """Records what the step hands its consumers (allocation-free: preallocated list)."""
+
+    def __init__(self):
+        self.got = [0, 0, 0, 0]
+        self.calls = 0
+
+    def interval(self, ea, er, es, dt):
+        g = self.got
+        g[0] += ea
+        g[1] += er
+        g[2] += es
+        g[3] += dt
+        self.calls += 1
+
+
+def test_every_interval_is_fanned_out_to_the_consumers():
+    # gated intervals reach every consumer with their counts, no-load ones with zeros,
+    # dropped ones not at all; heap-locked like the rest of the step
+    clock, drv, m = _fixed({0x21E: 0x100, 0x220: 0xFFFF80, 0x222: 0x180})
+    a, b = _Consumer(), _Consumer()
+    m.consumers = (m.out, a, b)
+    assert _steps_heap_locked(m, clock, 10) == 0
+    assert a.got == b.got == [10 * 0x100, -10 * 0x80, 10 * 0x180, 10 * 1000], a.got
+    drv._spi.regs.update({0x21E: 0, 0x220: 0, 0x222: 1})  # below the gate: zeros, dt counts
+    _steps_heap_locked(m, clock, 3)
+    assert m.no_load and a.calls == 13 and a.got[0] == 10 * 0x100 and a.got[3] == 13000
+    drv._spi.regs[0x102] = 0x0002  # mis-clocked: dropped, not fanned out
+    _steps_heap_locked(m, clock, 2)
+    assert a.calls == 13 and b.calls == 13
+
+
+def test_cold_start_is_a_request_the_metering_task_executes():
+    clock, drv, m = _fixed({0x21E: 0x100, 0x222: 0x180})
+    _steps_heap_locked(m, clock, 5)
+    assert m.regs.milli(0) > 0
+    done = []
+    m.request_clear(events.SRC_OPTICAL, lambda: done.append(m.regs.milli(0)))
+    assert m.regs.milli(0) > 0 and not done, "nothing changes before the task serves it"
+    m.serve()
+    assert done == [0] and max(m.regs.whole) == 0 and max(m.regs.res) == 0
+    recs = [r for r in m.log.records() if r[1] == events.PARAM_CHANGED]
+    assert recs[-1][3] == events.SRC_OPTICAL and recs[-1][4] == "C.91.9", recs
 
 
 def test_small_int_bounds():

@@ -1,9 +1,9 @@
-# NOR-flash model (boards/sim/norflash.py) and the flash access layer (lib/flash.py).
+# NOR-flash model (boards/sim/norflash.py) and the flash access layer (lib/flashstore/flash.py).
 import os
 import random
 
 from boards.sim.norflash import OP_ERASE, OP_PROGRAM, NORFlash, PowerCut
-from flash import BlockDeviceFlash, FlashError, Partition
+from flashstore.flash import BlockDeviceFlash, FlashError, Partition
 
 
 def _tmp_path(tag):

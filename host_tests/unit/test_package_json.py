@@ -1,5 +1,6 @@
 """./package.json (for ``mpremote mip install ./package.json``) lists exactly the device
-modules: every firmware/ and lib/ module and package (main.py aside) and boards/*.py, at /lib
+modules: every firmware/ and lib/ module and package (main.py and the manifest.py files aside)
+and boards/*.py, at /lib
 paths that keep their import names (tools/deploy.py --write-package-json regenerates it)."""
 
 import json
@@ -12,7 +13,8 @@ def _py(folder, rel=""):
     """.py files under folder (packages included, sorted per folder, files first)."""
     base = _ROOT + "/" + folder + ("/" + rel if rel else "")
     names = sorted(os.listdir(base))
-    out = [rel + n if not rel else rel + "/" + n for n in names if n.endswith(".py")]
+    out = [rel + n if not rel else rel + "/" + n for n in names
+           if n.endswith(".py") and n != "manifest.py"]  # (build descriptions: not modules)
     for n in names:
         if n[0] not in "._" and not n.endswith(".py") and os.stat(base + "/" + n)[0] & 0x4000:
             out += _py(folder, n if not rel else rel + "/" + n)

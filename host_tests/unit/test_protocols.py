@@ -1,26 +1,27 @@
-"""firmware/protocols.py: the meter's IEC 62056-21 data, lists and parameters (W1 paths); the
+"""firmware/ports/iec.py over the OBIS catalogue: the meter's IEC 62056-21 data, lists and
+parameters (W1 paths); the
 meter-level trust rules (issue 7 items 11-14): one persisted lockout for both ports, the
 configuration fallback, coalesced configuration writes, refusals persisted with what they
 concerned, floods that cannot wipe the security log."""
 
 import events
-import iec62056_21 as iec
-import status
 from boards.sim.board import Options, SimBoard
-from iec_session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
+from iec62056 import codec as iec
+from meter.status import ERR_CONFIG, ERR_SECURITY
+from iec62056.session import ER_BAD_VALUE, ER_LOCKED, ER_NOT_WRITABLE, ER_SEALED
 from simkit import StepTrace
 
 
 def _meter(board=None):
     import app
-    from protocols import MeterData
 
     if board is None:
         o = Options()
         o.quiet = True
+        o.serial = "12345678"
         board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
     m = app.Meter(board)
-    return board, m, MeterData(m, "12345678")
+    return board, m, m.iec_map()
 
 
 def _reboot(board, m):
@@ -37,14 +38,14 @@ def test_readout_list_is_configurable_and_saved():
     assert d.writer("C.90.3", "1.8.0,9.9.9", True) == ER_BAD_VALUE, "unknown code refused"
     assert d.reader("C.90.3")[0] == "1.8.0,C.1.0"
     board2, m2, d2 = _reboot(board, m)  # reboot on the same flash: the list survived
-    assert [a for a, _v, _u in d2.readout()] == ["1.8.0", "C.1.0"], m2.config_status
+    assert [a for a, _v, _u in d2.readout()] == ["1.8.0", "C.1.0"], m2.settings.status
 
 
 def test_display_list_must_keep_the_billing_register():
     board, m, d = _meter()
     assert d.writer("C.90.4", "2.8.0,32.7.0", True) == ER_BAD_VALUE
     assert d.writer("C.90.4", "1.8.0,32.7.0", True) is None
-    assert m.cfg["display_list"] == ["1.8.0", "32.7.0"]
+    assert m.settings["display_list"] == ["1.8.0", "32.7.0"]
     assert m.display.display.items(0) == 2
 
 
@@ -59,22 +60,22 @@ def test_password_change_persists():
 def test_metrological_write_needs_open_seal():
     board, m, d = _meter()
     assert d.writer("0.3.0", "2000", True) == ER_SEALED
-    assert m.cfg["meter_constant"] == 1000
+    assert m.settings["meter_constant"] == 1000
     assert d.writer("0.3.0", "2000", False) is None
-    assert m.cfg["meter_constant"] == 2000
+    assert m.settings["meter_constant"] == 2000
     assert d.writer("1.8.0", "0", False) == ER_NOT_WRITABLE, "billing registers never written"
     assert d.executor("C.91.9", "", True) == ER_SEALED, "no cold start under seal"
 
 
 def test_kwh_text():
-    from protocols import kwh_text
+    from ports.iec import kwh_text
 
     assert kwh_text(1234567890) == "0001234.567", kwh_text(1234567890)
     assert kwh_text(-5000) == "-0000000.005"
 
 
 # ---------------------------------------------------------------------------------------------
-# a port driven in process: the firmware's own session over MeterData
+# a port driven in process: the firmware's own session over the IEC map
 
 
 class Port:
@@ -108,7 +109,7 @@ def _err(code):
 
 
 def _persisted(m, code, log=None):
-    return [e for e in m.persisted_events(log) if e[1] == code]
+    return [e for e in m.events.persisted(log) if e[1] == code]
 
 
 def test_refusals_are_persisted_with_address_and_port():
@@ -132,7 +133,7 @@ def test_refusals_are_persisted_with_address_and_port():
     assert rec and rec[-1][2:5] == (15, events.SRC_OPTICAL, "C.90.1"), rec
     w = _persisted(m, events.WRONG_PASSWORD, events.LOG_SECURITY)
     assert w and w[-1][2:4] == (1, events.SRC_RS485), w
-    assert not [e for e in m.persisted_events() if e[1] == events.PARAM_CHANGED and e[4] ==
+    assert not [e for e in m.events.persisted() if e[1] == events.PARAM_CHANGED and e[4] ==
                 "C.90.2"], "a refused password write changes nothing"
 
 
@@ -193,20 +194,22 @@ def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
     assert opt.x(_cmd("W", 1, "0.3.0(10000)")) == iec.ACK_MSG
     board2, m2, d2 = _meter(board)  # power cut: no shutdown, no config tick
     assert Port(d2, events.SRC_OPTICAL).prog("24681357") == iec.ACK_MSG, "the new password"
-    assert m2.cfg["meter_constant"] == 10000
+    assert m2.settings["meter_constant"] == 10000
     # the wear budget spent by a flood of other writes: the password is refused (ER09),
     # never acknowledged and then lost
     opt = Port(d2, events.SRC_OPTICAL)
     assert opt.prog("24681357") == iec.ACK_MSG
+    st = m2.settings
+    now = 0
     for i in range(8):
         assert opt.x(_cmd("W", 1, "C.90.1(%d)" % (10 + i))) == iec.ACK_MSG
-        m2._up_s += 3
-        m2.config_tick()
+        now += 3
+        st.tick(now)  # the housekeeping task's second
     assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == _err(9)
-    assert d2.password == "24681357" and m2.cfg["password"] == "24681357"
+    assert d2.password == "24681357" and st["password"] == "24681357"
     rec = _persisted(m2, events.REFUSED_FAILED)
     assert rec and rec[-1][4] == "C.90.2", rec
-    m2._up_s += 3600  # an hour later the budget has a write again
+    st._now_s = now + 3600  # an hour later the budget has a write again
     assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == iec.ACK_MSG
     board3, m3, d3 = _meter(board2)
     assert Port(d3, events.SRC_OPTICAL).prog("11112222") == iec.ACK_MSG
@@ -222,7 +225,7 @@ def _flood_and_cut(board, boots):
         for _ in range(5):
             opt.x(_cmd("P", 1, "(00000000)"))
             opt.x(_cmd("R", 1, "1.8.0()"))
-        m.events_tick(True)
+        m.events.tick(True)
     return _meter(board)
 
 
@@ -259,15 +262,15 @@ def test_a_flood_of_refusals_cannot_wipe_the_logs():
     for i in range(2000):  # the 1054-refusal flood of the issue, twice over
         assert opt.x(_cmd("W", 1, "0.3.0(%d)" % (1000 + i))) == _err(ER_SEALED)
         opt.x(_cmd("W", 1, "1.8.0(0)"))
-    sec = m.persisted_events(events.LOG_SECURITY)
-    std = m.persisted_events(events.LOG_STANDARD)
+    sec = m.events.persisted(events.LOG_SECURITY)
+    std = m.events.persisted(events.LOG_STANDARD)
     assert _persisted(m, events.SEAL_OPEN), "the seal event survives"
     assert [e for e in std if e[1] == events.POWER_UP], "and the boot record"
     sealed = [e for e in sec if e[1] == events.SEALED_REFUSED]
     assert len(sealed) <= 8, len(sealed)
-    assert sum(e[2] if e[5] else 1 for e in sealed) + m._event_limit.pending(
+    assert sum(e[2] if e[5] else 1 for e in sealed) + m.events.limit.pending(
         events.SEALED_REFUSED) == 2000, "each refusal accounted for (records + summaries)"
-    m.events_tick(force=True)
+    m.events.tick(force=True)
     sealed = _persisted(m, events.SEALED_REFUSED)
     assert sum(e[2] if e[5] else 1 for e in sealed) == 2000, sealed
     assert m.log.count(events.SEALED_REFUSED) == 2000, "all of them in the RAM log's counts"
@@ -284,7 +287,9 @@ async def test_flood_summaries_are_written_at_the_power_fail_warning():
         opt.prog(pw)
     for _ in range(50):
         assert opt.x(_cmd("P", 1, "(00000000)")) == _err(ER_LOCKED)
-    task = asyncio.create_task(m.storage.power_fail_watch(board))
+    from tasks.storage import power_fail_watch
+
+    task = asyncio.create_task(power_fail_watch(m.storage, board, m.log, m.events))
     await asyncio.sleep_ms(0)
     board.power_fail.set_input(1)  # the supply fails: the warning, then nothing
     for _ in range(5):
@@ -302,25 +307,25 @@ def test_w1_flood_is_coalesced_within_the_wear_budget():
     assert opt.prog() == iec.ACK_MSG
     cfg_sectors = (16, 17)  # config partition 64..72 KiB of the virtual board's flash
     e0 = sum(board.nor.erase_counts[s] for s in cfg_sectors)
+    st = m.settings
     for i in range(276):  # the issue's flood: 276 writes in 60 s
-        m._up_s = i * 60 // 276
+        st.tick(i * 60 // 276)  # the housekeeping task's second
         assert opt.x(_cmd("W", 1, "C.90.1(%d)" % (10 + i % 7))) == iec.ACK_MSG
-        m.config_tick()
-    m._up_s = 63
-    m.config_tick()
+        st.tick(i * 60 // 276)
+    st.tick(63)
     erases = sum(board.nor.erase_counts[s] for s in cfg_sectors) - e0
     assert erases <= 2, ("one write per minute of changes at most", erases)
-    assert not m._cfg_dirty, "and the last value is saved"
+    assert not st.pending, "and the last value is saved"
     # a sustained flood: 4 writes, then one an hour
     for s in range(64, 64 + 6 * 3600, 5):
-        m._up_s = s
+        st.tick(s)
         d.writer("C.90.1", "%d" % (10 + s % 7), True)
-        m.config_tick()
+        st.tick(s)
     erases = sum(board.nor.erase_counts[s] for s in cfg_sectors) - e0
     assert erases <= 2 + 4 + 6, erases
     assert _persisted(m, events.CONFIG_DEFERRED), "a held-back write is logged"
     board2, m2, d2 = _reboot(board, m)
-    assert m2.cfg["scroll_ms"] == m.cfg["scroll_ms"], "shutdown writes the last change"
+    assert m2.settings["scroll_ms"] == m.settings["scroll_ms"], "shutdown writes the last change"
 
 
 def _config_slots(board):
@@ -337,16 +342,16 @@ def _config_slots(board):
 def test_damaged_newest_config_copy_never_brings_back_the_factory_password():
     board, m, d = _meter()
     assert d.writer("C.90.2", "87654321", True) is None
-    m.config_tick(force=True)
+    m.settings.flush()
     off, seqs = _config_slots(board)
     newest = 0 if seqs[0] > seqs[1] else 1
     assert min(seqs) == 1 and max(seqs) == 2, seqs  # older copy: the factory defaults
     board.nor.image[off + newest * 4096 + 40] ^= 0x04  # one bit flip in its JSON
     board2, m2, d2 = _meter(board)
-    assert m2.cfg["password"] == "00000000", "the older copy is used ..."
-    flags = status.error_flags(m2)
-    assert flags & status.ERR_CONFIG and flags & status.ERR_SECURITY, hex(flags)
-    assert status.alarm(m2), "... flagged (F.F.0, LCD ALARM)"
+    assert m2.settings["password"] == "00000000", "the older copy is used ..."
+    flags = m2.status.error_flags()
+    assert flags & ERR_CONFIG and flags & ERR_SECURITY, hex(flags)
+    assert m2.status.alarm(), "... flagged (F.F.0, LCD ALARM)"
     assert d2.reader("F.F.0")[0] == "%08X" % flags
     opt = Port(d2, events.SRC_OPTICAL)
     assert opt.prog("00000000") == _err(ER_SEALED), "factory password refused under seal"
@@ -357,57 +362,57 @@ def test_damaged_newest_config_copy_never_brings_back_the_factory_password():
     opt = Port(d2, events.SRC_OPTICAL)
     assert opt.prog("00000000") == iec.ACK_MSG
     assert opt.x(_cmd("W", 1, "C.90.2(11223344)")) == iec.ACK_MSG
-    assert not status.error_flags(m2) & status.ERR_SECURITY, "trusted again"
-    assert status.error_flags(m2) & status.ERR_CONFIG, "until acknowledged"
+    assert not m2.status.error_flags() & ERR_SECURITY, "trusted again"
+    assert m2.status.error_flags() & ERR_CONFIG, "until acknowledged"
     assert opt.x(_cmd("E", 2, "C.91.0()")) == iec.ACK_MSG
-    assert not status.error_flags(m2) & (status.ERR_CONFIG | status.ERR_SECURITY)
+    assert not m2.status.error_flags() & (ERR_CONFIG | ERR_SECURITY)
 
 
 def test_older_own_password_still_works_but_is_flagged():
     board, m, d = _meter()
     d.writer("C.90.2", "87654321", True)
-    m.config_tick(force=True)
+    m.settings.flush()
     d.writer("C.90.1", "20", True)
-    m.config_tick(force=True)
+    m.settings.flush()
     off, seqs = _config_slots(board)
     newest = 0 if seqs[0] > seqs[1] else 1
     board.nor.image[off + newest * 4096 + 40] ^= 0x01
     board2, m2, d2 = _meter(board)
-    assert m2.cfg["password"] == "87654321" and m2.cfg["scroll_ms"] == 10000
-    assert status.error_flags(m2) & status.ERR_SECURITY
+    assert m2.settings["password"] == "87654321" and m2.settings["scroll_ms"] == 10000
+    assert m2.status.error_flags() & ERR_SECURITY
     assert Port(d2, events.SRC_OPTICAL).prog("87654321") == iec.ACK_MSG
 
 
 def test_both_copies_damaged_keep_programming_closed_and_strict():
     board, m, d = _meter()
     d.writer("C.90.2", "87654321", True)
-    m.config_tick(force=True)
+    m.settings.flush()
     off, _ = _config_slots(board)
     for i in (0, 1):
         board.nor.image[off + i * 4096 + 30] ^= 0x10
     board2, m2, d2 = _meter(board)
-    assert m2.config_status == "corrupt -> defaults"
+    assert m2.settings.status == "corrupt -> defaults"
     assert _persisted(m2, events.CONFIG_DEFAULTS), "persisted, not lost before the log opens"
     assert Port(d2, events.SRC_RS485).prog("00000000") == _err(ER_SEALED)
-    assert m2.cfg["prog_max_failures"] <= 3 and m2.cfg["prog_lockout_s"] >= 600
+    assert m2.settings["prog_max_failures"] <= 3 and m2.settings["prog_lockout_s"] >= 600
 
 
 def test_fallback_flags_survive_a_save_and_a_restart():
     board, m, d = _meter()
     d.writer("C.90.2", "87654321", True)
-    m.config_tick(force=True)
+    m.settings.flush()
     off, seqs = _config_slots(board)
     board.nor.image[off + (0 if seqs[0] > seqs[1] else 1) * 4096 + 40] ^= 0x04
     board2, m2, d2 = _meter(board)
     d2.writer("C.90.1", "30", True)  # any later save writes over the damaged copy ...
     board3, m3, d3 = _reboot(board2, m2)
-    assert m3.config_status == "ok", m3.config_status
-    assert status.error_flags(m3) & 0x42 == 0x42, "... and the flags stay latched"
+    assert m3.settings.status == "ok", m3.settings.status
+    assert m3.status.error_flags() & 0x42 == 0x42, "... and the flags stay latched"
     assert Port(d3, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
     d3.writer("C.90.2", "55555555", True)
     d3.executor("C.91.0", "", True)
     board4, m4, d4 = _reboot(board3, m3)
-    assert not status.error_flags(m4) & 0x42 and m4.password_trusted
+    assert not m4.status.error_flags() & 0x42 and m4.settings.password_trusted
     assert Port(d4, events.SRC_OPTICAL).prog("55555555") == iec.ACK_MSG
 
 
@@ -419,12 +424,12 @@ def test_blank_configuration_after_use_is_a_fallback():
     board.nor.erase(off)
     board.nor.erase(off + 4096)
     board2, m2, d2 = _meter(board)
-    assert m2.config_status == "blank -> defaults"
-    assert status.error_flags(m2) & 0x42 == 0x42, hex(status.error_flags(m2))
+    assert m2.settings.status == "blank -> defaults"
+    assert m2.status.error_flags() & 0x42 == 0x42, hex(m2.status.error_flags())
     assert Port(d2, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
     assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY)
     fresh_board, fresh, fd = _meter()  # a new meter: blank is simply the first boot
-    assert not status.error_flags(fresh) & 0x42 and fresh.password_trusted
+    assert not fresh.status.error_flags() & 0x42 and fresh.settings.password_trusted
 
 
 def test_boot_reads_a_full_security_log_record_by_record():
@@ -432,16 +437,17 @@ def test_boot_reads_a_full_security_log_record_by_record():
     # from it. That once built a list of every record (two tuples each), so the boot's peak
     # heap grew with the log (a MemoryError at boot in the emulated Cortex-M3's 192 KiB heap,
     # tools/emu). Now the records are read one at a time.
-    from protocols import MeterData
+    from ports.iec import IecMap
 
     board, m, _d = _meter()
     t = board.clock.time() - 100000
     peaks = []
     for n in (0, 700):
         for i in range(n):
-            m.persist_event(t + i, events.WRONG_PASSWORD, 1 + i % 2, events.SRC_OPTICAL)
-        kept = len(m.persisted_events(events.LOG_SECURITY))
-        _r, peak = _peak_bytes(lambda: MeterData(m, "12345678"))
+            m.events.persist(t + i, events.WRONG_PASSWORD, 1 + i % 2, events.SRC_OPTICAL)
+        kept = len(m.events.persisted(events.LOG_SECURITY))
+        _r, peak = _peak_bytes(lambda: IecMap(m.catalogue, m.settings, m._seal_open,
+                                              board.clock, m.log, m.events))
         peaks.append((kept, peak))
     assert peaks[1][0] >= 150, "the log holds the flood: %r" % peaks
     assert peaks[0][1] is None or peaks[1][1] - peaks[0][1] < 4096, peaks
@@ -467,11 +473,12 @@ def test_old_event_partition_is_read_not_misread():
     # <IHHi (t, code, spare, value), RingLog tag 0
     import struct
 
-    import ringlog
-    from flash import Partition
+    from flashstore import ringlog
+    from flashstore.flash import Partition
 
     o = Options()
     o.quiet = True
+    o.serial = "12345678"
     board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
     off, ln = board.flash_layout["events"]
     old = ringlog.RingLog(Partition(board.flash, off, ln), 12)
@@ -481,7 +488,7 @@ def test_old_event_partition_is_read_not_misread():
         old.append(struct.pack("<IHHi", 500000000 + i, code, 0, 0))
     board2, m, d = _meter(board)
     legacy = 0
-    for e in m.iter_persisted_events():  # (a list of them all is 100 KB on a 32-bit core)
+    for e in m.events.iter_persisted():  # (a list of them all is 100 KB on a 32-bit core)
         if e[6]:
             legacy += 1
             assert e[1] in (13, 14, 15) and e[2] == 0 and e[3] == 0 and e[4] == "", e
@@ -489,14 +496,14 @@ def test_old_event_partition_is_read_not_misread():
     assert not d.lockout.remaining(board2.clock.time()) and d.lockout.failures == 0, \
         "old records without values never lock the meter"
     assert Port(d, events.SRC_OPTICAL).prog() == iec.ACK_MSG
-    assert any(not e[6] and e[1] == events.PROG_ENTER for e in m.iter_persisted_events()), \
+    assert any(not e[6] and e[1] == events.PROG_ENTER for e in m.events.iter_persisted()), \
         "new records after the old ones"
 
 
 def test_acknowledging_a_fallback_writes_both_copies():
     board, m, d = _meter()
     d.writer("C.90.2", "87654321", True)
-    m.config_tick(force=True)
+    m.settings.flush()
     off, _ = _config_slots(board)
     for i in (0, 1):
         board.nor.image[off + i * 4096 + 30] ^= 0x10
@@ -506,9 +513,9 @@ def test_acknowledging_a_fallback_writes_both_copies():
     assert opt.prog("00000000") == iec.ACK_MSG, "factory password with the seal open"
     assert opt.x(_cmd("E", 2, "C.91.0()")) == iec.ACK_MSG
     for s in range(1, 200):  # the meter's once-a-second tick
-        m2._up_s = s
-        m2.config_tick()
+        m2.settings.tick(s)
     board3, m3, d3 = _meter(board2)
-    assert m3.config_status == "ok" and m3.config_store.copies == 2, m3.config_store.detail
-    assert not status.error_flags(m3) & status.ERR_CONFIG
-    assert status.error_flags(m3) & status.ERR_SECURITY, "until a new password is set"
+    assert m3.settings.status == "ok" and m3.settings.store.copies == 2, \
+        m3.settings.store.detail
+    assert not m3.status.error_flags() & ERR_CONFIG
+    assert m3.status.error_flags() & ERR_SECURITY, "until a new password is set"

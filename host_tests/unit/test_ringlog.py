@@ -1,10 +1,10 @@
-# Ring log (lib/ringlog.py) on the NOR model: capacity, oldest-first iteration, wrap-around,
-# urgent appends, a cut at every flash op, corruption, foreign images.
+# Ring log (lib/flashstore/ringlog.py) on the NOR model: capacity, oldest-first iteration,
+# wrap-around, urgent appends, a cut at every flash op, corruption, foreign images.
 import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
-from flash import Partition
-from ringlog import (
+from flashstore.flash import Partition
+from flashstore.ringlog import (
     STATUS_BLANK,
     STATUS_FOREIGN,
     STATUS_OK,
@@ -173,7 +173,7 @@ def test_corrupt_records_are_skipped_and_counted():
 
 
 def test_journal_partition_is_foreign_to_a_ring_log():
-    from journal import Journal
+    from flashstore.journal import Journal
 
     dev, part = _dev()
     j = Journal(part, 8)
@@ -202,7 +202,7 @@ def _lcg_bytes(seed, n):
 def test_crc32_in_16_bit_halves_equals_binascii():
     import binascii
 
-    from ringlog import crc32, crc32_feed
+    from flashstore.ringlog import crc32, crc32_feed
 
     high = 0
     for seed in range(200):
@@ -220,7 +220,7 @@ def test_crc32_in_16_bit_halves_equals_binascii():
 def test_crc32_feed_allocates_nothing():
     import micropython
 
-    from ringlog import crc32_feed
+    from flashstore.ringlog import crc32_feed
 
     data = memoryview(_lcg_bytes(1, 92))
     st = [0xFFFF, 0xFFFF]
@@ -256,7 +256,7 @@ def _set_next_seq(dev, part, log, seq):
 
 
 def test_urgent_appends_use_only_small_ints_across_the_31_bit_limit():
-    import ringlog
+    from flashstore import ringlog
     import smallint
 
     dev, part = _dev(sectors=8)  # 7 records of 60 bytes per sector, 49 kept

@@ -4,7 +4,8 @@ boards/sim/lcd_term.py). Runs under CPython and MicroPython."""
 import io
 
 import lcd
-from boards.sim.board import HelpRequested, UsageError, milli_text, parse_args, summary
+from boards.sim.options import HelpRequested, UsageError, parse_args
+from boards.sim.report import milli_text, summary
 from boards.sim.clock import EPOCH_2016, VirtualClock
 from boards.sim.lcd_term import WIDTH, TermLCD, fit
 
@@ -51,6 +52,24 @@ def test_bad_values_name_option_and_value():
     assert "needs a value" in str(_usage(["--json", "--speed"]))
     assert "unknown option --frob" in str(_usage(["--frob"]))
     assert "needs a value" in str(_usage(["--load", "--quiet"]))
+
+
+def test_every_model_fault_is_reachable_from_the_command_line():
+    # the ADE7953 model has 7 fault kinds; `make sim --fault` accepted only 3 of them
+    from boards.sim.ade7953_model import FAULTS, ONE_SHOT
+
+    assert len(FAULTS) == 7 and set(ONE_SHOT) < set(FAULTS)
+    for kind in FAULTS:
+        o = parse_args(["--fault", kind, "--fault-at", "150"])
+        assert o.fault == kind and o.fault_at == 150, kind
+        if kind in ONE_SHOT:  # once, at a time: from power-up it would change nothing
+            e = _usage(["--fault", kind])
+            assert "--fault-at" in str(e) and kind in str(e), str(e)
+        else:
+            assert parse_args(["--fault", kind]).fault == kind
+        assert kind in str(_usage(["-h"])), "--help names %s" % kind
+    e = _usage(["--fault", "melted"])
+    assert "melted" in str(e) and "rstread" in str(e), str(e)
 
 
 def test_milli_text_is_exact():

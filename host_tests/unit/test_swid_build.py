@@ -1,9 +1,9 @@
-"""firmware/swid.py on a frozen image: the metrology checksum computed at build time
+"""firmware/meter/swid.py on a frozen image: the metrology checksum computed at build time
 (module ``swid_build``, written by tools/emu/emu.py and ``make firmware``)."""
 
 import sys
 
-import swid
+from meter import swid
 
 
 class _FakeBuild:

@@ -1,4 +1,4 @@
-"""firmware/tamper.py: seal, cover, terminal cover and magnet edges (debounced) and the
+"""firmware/tasks/tamper.py: seal, cover, terminal cover and magnet edges (debounced) and the
 neutral-current imbalance become persisted events (issue 7 item 14)."""
 
 import events
@@ -6,28 +6,30 @@ from boards.sim.board import Options, SimBoard
 from simkit import StepTrace
 
 
-def _meter():
+def _meter(serial=None):
     import app
 
     o = Options()
     o.quiet = True
+    if serial is not None:
+        o.serial = serial
     board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
     return board, app.Meter(board)
 
 
 def _logged(m, code):
-    return [e for e in m.persisted_events() if e[1] == code]
+    return [e for e in m.events.persisted() if e[1] == code]
 
 
 def test_input_edges_are_debounced_and_persisted():
-    import tamper
+    from tasks import tamper
 
     board, m = _meter()
     board.cover.set_input(1)  # open at power-up: logged at boot
-    w = tamper.TamperWatch(m, samples=3)
+    w = tamper.TamperWatch(board, m.metering, m.log, m.settings, samples=3)
     t = 0
     w.poll(t)
-    assert len(_logged(m, events.COVER_OPEN)) == 1, m.persisted_events()
+    assert len(_logged(m, events.COVER_OPEN)) == 1, m.events.persisted()
     for pin, on, off in ((board.seal, events.SEAL_OPEN, events.SEAL_CLOSED),
                          (board.terminal_cover, events.TCOVER_OPEN, events.TCOVER_CLOSED),
                          (board.magnet, events.MAGNET_ON, events.MAGNET_OFF)):
@@ -55,10 +57,10 @@ def test_input_edges_are_debounced_and_persisted():
 
 
 def test_neutral_imbalance_episode():
-    import tamper
+    from tasks import tamper
 
     board, m = _meter()
-    w = tamper.TamperWatch(m)
+    w = tamper.TamperWatch(board, m.metering, m.log, m.settings)
     assert w.imbalance_pct({"I": 10.0, "IN": 6.0}) == 40.0
     assert w.imbalance_pct({"I": 0.1, "IN": 0.0}) is None, "below the minimum current"
     assert w.imbalance_pct(None) is None
@@ -90,15 +92,14 @@ def test_the_seal_that_opens_a_parameter_is_the_logged_seal():
     # the ports read the seal pin raw while the audit debounced it: a pulse on the seal
     # input shorter than the debounce let a sealed write through (meter constant, cold
     # start) without any SEAL_OPEN record. Now both see the same, debounced, level.
-    import iec62056_21 as iec
-    import tamper
-    from iec_session import ER_SEALED
-    from protocols import MeterData
+    from iec62056 import codec as iec
+    from iec62056.session import ER_SEALED
+    from tasks import tamper
     from test_protocols import Port, _cmd, _err
 
-    board, m = _meter()
-    m.tamper = w = tamper.TamperWatch(m, samples=3)
-    opt = Port(MeterData(m, "12345678"), events.SRC_OPTICAL)
+    board, m = _meter("12345678")
+    m.tamper = w = tamper.TamperWatch(board, m.metering, m.log, m.settings, samples=3)
+    opt = Port(m.iec_map(), events.SRC_OPTICAL)
     t = 0
     w.poll(t)
     assert opt.prog() == iec.ACK_MSG
@@ -112,11 +113,11 @@ def test_the_seal_that_opens_a_parameter_is_the_logged_seal():
         t += 50
         w.poll(t)
     assert not _logged(m, events.SEAL_OPEN)
-    assert m.cfg["meter_constant"] == 1000
+    assert m.settings["meter_constant"] == 1000
     board.seal.set_input(1)  # really opened: logged first, then parameters may change
     for _ in range(3):
         t += 50
         w.poll(t)
     assert _logged(m, events.SEAL_OPEN)
     assert opt.x(_cmd("W", 1, "0.3.0(9999)")) == iec.ACK_MSG
-    assert m.cfg["meter_constant"] == 9999
+    assert m.settings["meter_constant"] == 9999

@@ -18,5 +18,5 @@ that a device loads only what it uses):
 - ``period``: end-of-billing schedule, billing snapshot record, historical value names.
 
 Time: "RTC seconds" are seconds since 2000-01-01 00:00:00 UTC (boards/board.py); "local
-seconds" count the same way on the local wall clock (lib/civil.py converts both to dates).
+seconds" count the same way on the local wall clock (lib/civil converts both to dates).
 """

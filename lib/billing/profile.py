@@ -369,7 +369,7 @@ def capacity(layout, rows_per_record, flash_bytes=512 * 1024, sector=4096, slot=
     """(records kept, rows kept, days kept) of a ring log holding these records, counting
     only the ``(sectors - reserve - 1)`` full sectors of ``slots - 1`` records that are
     always kept (``RingLog.min_kept`` is one record more; slot 0 of each sector is its
-    header; see lib/ringlog.py)."""
+    header; see lib/flashstore/ringlog.py)."""
     sectors = flash_bytes // sector
     recs = (sectors - reserve - 1) * (sector // slot - 1)
     rows = recs * rows_per_record

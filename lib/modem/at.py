@@ -9,12 +9,13 @@ sent together with the time, polls for timeouts and writes out what ``tx()`` han
     eng.feed(uart.read(), now_ms)   # -> g(Result(R_OK, lines=[b"+CSQ: 17,0"]))
     eng.poll(now_ms)                # -> g(Result(R_TIMEOUT)) once the deadline has passed
 
-Times are ``ticks_ms`` values that wrap at 2**30 (as ``time.ticks_ms`` on MicroPython).
+Times are ``ticks_ms`` values that wrap at 2**30 (lib/ticks: ``ticks.ticks_ms()``).
 
 Lines. The modem's output is split at CR or LF; empty lines are skipped; leading bytes that
 are not printable ASCII (NUL, 0xFF noise at power-up, spaces) and trailing spaces are stripped
 (the stripped non-space bytes count as ``garbage``). Every line is classified, in this order
-(SIM800 quirks, billing-events-uplink.md G6.4: text after OK, no final OK, prefix-less and
+(SIM800 quirks reported by the public drivers (TinyGSM, attentive): text after OK, no final
+OK, prefix-less and
 suffix-style URCs, odd finals):
 
 1. while a command is in flight: its echo (``ATE1``: the line equals the command text) is
@@ -55,6 +56,8 @@ result. Nothing raises out of ``feed``/``poll``: bad input is counted and droppe
 
 from micropython import const
 
+from ticks import ticks_add, ticks_diff  # noqa: F401  (re-exported: modem.manager uses them)
+
 IDLE = const(0)  # no command in flight
 WAIT = const(1)  # command sent, waiting for its final answer
 PROMPT = const(2)  # CIPSEND-style command sent, waiting for '>'
@@ -69,19 +72,7 @@ R_FINAL = const(6)  # one of the command's own success finals (SHUT OK, DATA ACC
 R_FAIL = const(7)  # one of the command's own failure finals (SEND FAIL, CONNECT FAIL ...)
 R_NO_CARRIER = const(8)  # NO CARRIER / BUSY / NO ANSWER / NO DIALTONE
 
-_TICKS_MAX = const((1 << 30) - 1)
-_TICKS_HALF = const(1 << 29)
 _GT = const(0x3E)  # '>'
-
-
-def ticks_diff(a, b):
-    """a - b for ms tick values that wrap at 2**30 (as time.ticks_diff on MicroPython)."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
-
-
-def ticks_add(t, d):
-    """t + d for ms tick values that wrap at 2**30."""
-    return (t + d) & _TICKS_MAX
 
 
 class Command:

@@ -2,7 +2,8 @@
 
 ``Link(uart, pwrkey, manager)``: ``uart`` is ``machine.UART``-like (``any()``, ``read(n)``,
 ``write(buf)`` returning the count written, ``init(baudrate=...)``), ``pwrkey`` Pin-like
-(``value(v)``, 1 = key pressed) or None, ``ticks_ms``/``sleep_ms`` default to ``time``'s.
+(``value(v)``, 1 = key pressed) or None, ``ticks_ms`` defaults to lib/ticks' (the 2**30 wrap
+the AT engine's deadlines use).
 
 ``service()`` does one round: read what the UART holds (at most ``max_read`` bytes per
 round, default 512, so a babbling modem cannot starve the caller), feed it, poll the
@@ -11,7 +12,7 @@ apply the PWRKEY level and the baud rate. ``run()`` is the asyncio task that cal
 ``period_ms`` (default 20) or sooner when a timer is due.
 """
 
-import time
+import ticks
 
 
 class Link:
@@ -19,7 +20,7 @@ class Link:
         self.uart = uart
         self.pwrkey = pwrkey
         self.manager = manager
-        self.ticks_ms = ticks_ms or time.ticks_ms
+        self.ticks_ms = ticks_ms or ticks.ticks_ms
         self.max_read = max_read
         self._pend = None
         self._baud = None

@@ -1,6 +1,6 @@
 """Quectel M95 / M66 TCP/IP profile: the same manager, another command table.
 
-Commands (TinyGSM ``TinyGsmClientM95.h``; billing-events-uplink.md G4): APN with
+Commands (Quectel M95 AT Commands Manual; TinyGSM ``TinyGsmClientM95.h``): APN with
 ``AT+QIFGCNT=0`` + ``AT+QICSGP=1,"apn","user","pwd"``, non-transparent ``AT+QIMODE=0``,
 multi-link ``AT+QIMUX=1``, data indication ``AT+QINDI=1`` (``+QIRDI:`` URC, data kept in the
 module until read: the same manual-receive choice as on the SIM800), ``AT+QIREGAPP``,

@@ -1,6 +1,6 @@
 """Connection manager for a 2G modem: power, SIM, registration, GPRS, PDP, one TCP link.
 
-Sans-IO, like ``lib/iec_session.py``: the caller (``modem.link.Link``) passes what the UART
+Sans-IO, like ``lib/iec62056/session.py``: the caller (``modem.link.Link``) passes what the UART
 received with ``feed(data, now_ms)``, calls ``poll(now_ms)`` regularly, writes out what
 ``tx()`` returns, drives the PWRKEY pin from ``pwrkey`` (1 = key pressed) and the UART speed
 from ``baud``. Times are ``ticks_ms`` values (wrapping at 2**30); use the real clock.
@@ -80,7 +80,8 @@ after an under-/over-voltage warning.
 from micropython import const
 
 from modem import signal
-from modem.at import R_FINAL, R_TIMEOUT, AtEngine, ticks_add, ticks_diff
+from modem.at import R_FINAL, R_TIMEOUT, AtEngine
+from ticks import ticks_add, ticks_diff
 from modem.profile import (
     L_MODEM,
     L_PDP,

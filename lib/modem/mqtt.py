@@ -4,7 +4,7 @@
    MicroPython ``struct.pack_into("!H", ..., 65536)`` writes 0, the PUBACK compare uses the
    unwrapped int, so the 65 536th QoS 1 publish (or subscribe) sends id 0 (not allowed, MQTT
    3.1.1 2.3.1) and never matches its PUBACK: it blocks until the socket times out, or
-   forever, or (mosquitto) the broker drops the connection (billing-events-uplink.md H1).
+   forever, or (mosquitto) the broker drops the connection (umqtt/simple.py 1.3.4, ``pid``).
    Here ``pid`` is a property whose setter folds any value above 65535 back into 1..65535,
    so the library's own ``self.pid += 1`` goes 65534, 65535, 1, 2, ...
 2. **A network of choice.** ``net``: an object with the ``socket`` module's ``socket()`` and

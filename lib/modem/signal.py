@@ -4,7 +4,8 @@
 (-113 + 2 * rssi), 31 = -51 dBm or more, 99 = not known or not detectable. ber 0..7 is
 RXQUAL (< 0.2 % .. >= 12.8 %), 99 = not known.
 
-Bands for the signal LED (thresholds of a public signal map, billing-events-uplink.md G2):
+Bands for the signal LED (thresholds of the public signal maps, 3GPP TS 27.007 +CSQ rssi
+to dBm):
 
 =======  ============  ==========  ================
 rssi     dBm           band        LED (r, g, b)

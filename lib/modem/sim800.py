@@ -1,7 +1,7 @@
 """SIMCom SIM800 (and SIM800C/L/H, SIM900-class) TCP/IP profile.
 
 Command set and timeouts: SIM800 Series AT Command Manual V1.09 section 8.2 and TinyGSM
-``TinyGsmClientSIM800.h`` (billing-events-uplink.md G1/G3):
+``TinyGsmClientSIM800.h``; URCs from the SIM800 Hardware Design V1.09:
 
 - multi-connection mode ``AT+CIPMUX=1`` (allowed only in IP INITIAL, so the bring-up starts
   with ``AT+CIPSHUT``), non-transparent ``AT+CIPMODE=0``; our link is connection 0;

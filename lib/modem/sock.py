@@ -1,6 +1,6 @@
 """A socket-like object over the modem's TCP link, for clients written for sockets
 (umqtt.simple: ``write(buf)``, ``write(buf, n)``, ``read(n)``, ``setblocking``,
-``settimeout``, ``close``; billing-events-uplink.md H1 "socket contract").
+``settimeout``, ``close``: what umqtt/simple.py 1.3.4 calls on its socket).
 
 ``ModemSocket(link)`` stands for one TCP connection through ``link`` (modem.link.Link) and
 its manager. ``connect((host, port))`` asks the manager for a fresh link (a link another

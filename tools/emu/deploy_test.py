@@ -2,7 +2,7 @@
 """``make deploy`` against an emulated board (issue 9): tools/deploy.py with mpremote over the
 UART of the QEMU Cortex-M3 build (a pty), onto its RAM-disk file system, then a check on the
 board that the deployed modules are what runs: /lib/app.mpy etc. import (mpy-cross 1.29
-bytecode on MicroPython 1.25), /main.py is firmware/main.py, and swid computes the metrology
+bytecode on MicroPython 1.25), /main.py is firmware/main.py, and meter.swid computes the metrology
 checksum from the deployed .mpy files (equal to the CRC-32 of the same files on the host).
 
     .venv/bin/python tools/emu/deploy_test.py
@@ -28,8 +28,9 @@ CHECK = """
 import emu_blockdev, os, sys
 emu_blockdev.mount_ram_root()
 sys.path[:] = ['/lib', '.frozen']
-import app, swid, ade7953, boards.board
-print('FILES', app.__file__, ade7953.__file__, boards.board.__file__)
+import app, ade7953, boards.board
+from meter import swid
+print('FILES', app.__file__, ade7953.__file__, boards.board.__file__, swid.__file__)
 print('CRC', swid.checksum())
 print('MAIN', len(open('/main.py').read()))
 print('LIB', len(os.listdir('/lib')))
@@ -80,11 +81,12 @@ def main():
                            stderr=subprocess.STDOUT, text=True)
         out = r.stdout
         sys.stdout.write("".join("  | " + ln + "\n" for ln in out.splitlines()))
-        check("FILES /lib/app.mpy /lib/ade7953.mpy /lib/boards/board.mpy" in out,
-              "the deployed .mpy modules are what imports")
+        check("FILES /lib/app.mpy /lib/ade7953/__init__.mpy /lib/boards/board.mpy "
+              "/lib/meter/swid.mpy" in out, "the deployed .mpy modules are what imports")
         crc = 0
         for name in emu.metrology_modules():
-            with open(os.path.join(ROOT, "build", "deploy", "lib", name + ".mpy"), "rb") as f:
+            with open(emu.module_mpy(os.path.join(ROOT, "build", "deploy", "lib"), name),
+                      "rb") as f:
                 crc = zlib.crc32(f.read(), crc)
         check("CRC %d" % crc in out, "swid.checksum() on the board = CRC-32 of the deployed "
               "metrology .mpy files (%08X)" % crc)

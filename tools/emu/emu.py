@@ -201,22 +201,32 @@ def _write_if_changed(path, text):
 
 
 def metrology_modules():
-    """swid.METROLOGY_MODULES, read from firmware/swid.py (one definition)."""
-    with open(os.path.join(ROOT, "firmware", "swid.py")) as f:
+    """swid.METROLOGY_MODULES, read from firmware/meter/swid.py (one definition)."""
+    with open(os.path.join(ROOT, "firmware", "meter", "swid.py")) as f:
         m = re.search(r"^METROLOGY_MODULES = (\([^)]*\))", f.read(), re.M)
     import ast
 
     return ast.literal_eval(m.group(1))
 
 
+def module_mpy(top, name):
+    """The .mpy file of module ``name`` under ``top`` (a dotted name as a path, a package as
+    its ``__init__``: the order firmware/meter/swid.py module_file() looks in)."""
+    p = os.path.join(top, *name.split(".")) + ".mpy"
+    if not os.path.exists(p):
+        p = os.path.join(top, *name.split("."), "__init__.mpy")
+    return p
+
+
 def frozen_checksum(bdir):
     """CRC-32 of the metrology modules' frozen bytecode (build/frozen_mpy/NAME.mpy, in the
-    order of swid.METROLOGY_MODULES): what firmware/swid.py's build_checksum() reports."""
+    order of swid.METROLOGY_MODULES): what firmware/meter/swid.py's build_checksum()
+    reports."""
     import zlib
 
     crc = 0
     for name in metrology_modules():
-        with open(os.path.join(bdir, "frozen_mpy", name + ".mpy"), "rb") as f:
+        with open(module_mpy(os.path.join(bdir, "frozen_mpy"), name), "rb") as f:
             crc = zlib.crc32(f.read(), crc)
     return crc & 0xFFFFFFFF
 

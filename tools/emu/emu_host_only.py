@@ -33,6 +33,13 @@ HOST_ONLY = {
         "image's build-time checksum is checked by test_swid_build)",
     "test_package_json.test_package_json_lists_every_device_module":
         "reads the repository's files (package.json, firmware/, lib/, boards/)",
+    "test_layout.test_no_import_cycle_in_firmware_or_lib":
+        "reads the repository's source files (every import of firmware/ and lib/)",
+    "test_layout.test_manifests_cover_every_device_module":
+        "reads the repository's manifest.py files and lists firmware/, lib/ and boards/",
+    "test_reference.test_readout_and_lcd_identical_to_the_reference": ("heap", 256 * _KB, _NOR),
+    "test_storage.test_a_journal_written_by_the_firmware_before_issue_8_restores":
+        ("heap", 256 * _KB, _NOR + ", with a 20 KiB flash image from host_tests/fixtures"),
     "test_load.test_bundled_household_pv_year": _YEAR,
     "test_load.test_bundled_household_year": _YEAR,
     "test_load.test_year_trace_heap_footprint": _YEAR,

@@ -7,7 +7,7 @@ MicroPython 1.25 (Debian source, pinned in tools/emu/versions.env), ports/rp2 wi
 SDK, TinyUSB and mbedtls from Debian. The project's manifest.py freezes firmware/ (with
 main.py, so the meter starts at power-up), lib/ and boards/ (not the virtual board), plus
 ``swid_build.py``: the CRC-32 of the frozen bytecode of the metrology modules, computed here
-(firmware/swid.py shows it as 0.2.8). picotool is not available from the registries, so the
+(firmware/meter/swid.py shows it as 0.2.8). picotool is not available from the registries, so the
 UF2 is written here from firmware.bin (UF2 format: 512-byte blocks of 256 payload bytes,
 family ID RP2040 0xE48BFF56, flash at 0x10000000). Stdlib only.
 """

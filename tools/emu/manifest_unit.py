@@ -14,6 +14,7 @@ module("fuzz_iec.py", base_path="../../tools")  # test_iec_fuzz drives it in pro
 module("fuzz_at.py", base_path="../../tools")  # test_modem_fuzz drives it in process
 # umqtt.simple (PyPI micropython-umqtt.simple, make uplink-lib) for test_modem_sock
 package("umqtt", base_path="../../.frozen-lib")
+module("iec_client.py", base_path="../../tools")  # the client side of the IEC tests
 module("emu_unit.py")
 module("emu_blockdev.py")
 module("emu_host_only.py")

@@ -7,6 +7,12 @@ class Pin:
     OUT = 1
     PULL_UP = 1
     PULL_DOWN = 2
+    IRQ_FALLING = 4
+    IRQ_RISING = 8
+    # wiring to device models (the board smoke tests' ADE7953): pin id -> callable(level) on
+    # every change of an output, pin id -> callable() -> level for an input
+    HOOKS = {}
+    SOURCES = {}
 
     class cpu:
         pass
@@ -24,11 +30,28 @@ class Pin:
 
     def value(self, v=None):
         if v is None:
-            return self._v
-        self._v = 1 if v else 0
+            src = Pin.SOURCES.get(self.id)
+            return src() if src is not None else self._v
+        v = 1 if v else 0
+        if v != self._v:
+            self._v = v
+            hook = Pin.HOOKS.get(self.id)
+            if hook is not None:
+                hook(v)
 
     def __call__(self, v=None):
         return self.value(v)
+
+    def irq(self, handler=None, trigger=0, hard=False):
+        self.handler = handler
+        self.trigger = trigger
+        LOG.append(("irq", self.id, trigger))
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
 
 
 for _p in "ABCD":
@@ -38,11 +61,25 @@ for _p in "ABCD":
 
 class SPI:
     MSB = 0
+    DEVICE = None  # a device model with transfer(wbuf, rbuf) (the ADE7953 model), or None
 
     def __init__(self, id, **kw):
         self.id = id
         self.kw = kw
         LOG.append(("spi", id, kw))
+
+    def write_readinto(self, w, r):
+        if SPI.DEVICE is not None:
+            SPI.DEVICE.transfer(w, r)
+        else:
+            for i in range(len(r)):
+                r[i] = 0
+
+    def write(self, w):
+        self.write_readinto(w, bytearray(len(w)))
+
+    def readinto(self, r, write=0):
+        self.write_readinto(bytes([write]) * len(r), r)
 
 
 class UART:
@@ -55,6 +92,22 @@ class UART:
         self.baudrate = baudrate
         self.kw = kw
         LOG.append(("uart", id, baudrate, kw))
+
+    def init(self, baudrate=9600, **kw):
+        self.baudrate = baudrate
+        self.kw.update(kw)
+
+    def any(self):
+        return 0
+
+    def readinto(self, buf, n=None):
+        return None
+
+    def write(self, buf):
+        return len(buf)
+
+    def txdone(self):
+        return True
 
 
 class MCPModel:

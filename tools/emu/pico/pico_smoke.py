@@ -9,12 +9,9 @@ is read over its optical port (PIO UART, GPIO6/7) with the PyPI iec62056-21 clie
 Prints the steps with wall and emulated times, and ``N passed, N failed`` (one check each);
 exits non-zero on a failure. The emulator runs about 5-10x slower than real time here.
 
-Known defect (boards/pico.py, being fixed in the architecture work): the board's ``flash``
-is a block device (PagedFlash/FileBlocks) without lib/flash.py's interface, so
-``app.Meter`` stops at start-up (AttributeError ... 'sector_size'). When main.py stops with
-exactly that, the test says so and starts the meter from the REPL with the board's flash
-switched off (``board.flash = None``): everything else stays as on the board. Any other
-stop of main.py fails the test.
+main.py must start the meter by itself with the board's flash partitions (boards/board.py
+flash contract): a stop of main.py at start-up fails the test (it once stopped with
+AttributeError 'PagedFlash' object has no attribute 'sector_size', before issue 8).
 """
 
 import argparse
@@ -33,37 +30,6 @@ ROOT = os.path.dirname(os.path.dirname(EMU))
 sys.path.insert(0, EMU)
 import emu  # noqa: E402
 import firmware  # noqa: E402
-
-KNOWN_BOOT_DEFECT = "AttributeError: 'PagedFlash' object has no attribute 'sector_size'"
-# Start the meter as main.py does (Board(), app.Meter, meter.main()) with the board's flash
-# off and a probe as the board's extra task (ten timed metering steps once the meter runs,
-# then the heap every 5 s). Sent in
-# the REPL's paste mode (Ctrl-E ... Ctrl-D): no auto-indent.
-START_FROM_REPL = """
-import boards.pico, app, gc, time, asyncio
-b = boards.pico.Board()
-b.flash = None
-b.flash_layout = {}
-gc.collect()
-print('EMU', 'free', gc.mem_free())
-m = app.Meter(b)
-
-async def _probe():
-    await asyncio.sleep_ms(3000)
-    t0 = time.ticks_us()
-    for _ in range(10):
-        m.metering.step()
-    print('EMU', 'step_us', time.ticks_diff(time.ticks_us(), t0) // 10)
-    while True:
-        await asyncio.sleep_ms(5000)
-        gc.collect()
-        print('EMU', 'heap', gc.mem_alloc(), gc.mem_free())
-
-b.tasks = lambda meter: [asyncio.create_task(_probe())]
-gc.collect()
-print('EMU', 'meter', gc.mem_alloc(), gc.mem_free())
-asyncio.run(m.main())
-"""
 
 CLIENT = r"""
 import json, sys, time
@@ -176,36 +142,15 @@ def main():
         def booted(o):
             return b">>> " in o or stats(st_path).get("spi_bytes", 0) > 200
 
-        flash_on = False
         pump(300, booted)
         t_boot = time.time()
         text = out.decode("latin1")
         sys.stdout.write("".join("  | " + ln + "\n" for ln in text.splitlines()))
         if ">>> " in text:
             tb = [ln for ln in text.splitlines() if "Error" in ln]
-            if tb and tb[-1].strip() == KNOWN_BOOT_DEFECT:
-                print("known defect: main.py stopped at start-up: %s (boards/pico.py: the "
-                      "board's flash lacks lib/flash.py's interface). Starting the meter from "
-                      "the REPL with the board's flash off." % KNOWN_BOOT_DEFECT, flush=True)
-                mark = len(out)
-                # in pieces: the emulated USB CDC drops what overflows the device's buffer
-                data = b"\x05" + START_FROM_REPL.replace("\n", "\r\n").encode() + b"\x04"
-                for i in range(0, len(data), 48):
-                    repl.send(data[i:i + 48])
-                    pump(0.4)
-                started = pump(180, lambda o: b"EMU meter" in o[mark:] or b"Traceback" in o[mark:])
-                sys.stdout.write("".join("  | " + ln + "\n" for ln in
-                                         out[mark:].decode("latin1").splitlines()
-                                         if not ln.startswith("=== ")))
-                if not c.check(started and b"EMU meter" in out[mark:],
-                               "meter started from the REPL"):
-                    return 1
-            else:
-                c.check(False, "main.py stopped: %s" % (tb[-1] if tb else text[-300:]))
-                return 1
-        else:
-            flash_on = True
-            c.check(True, "main.py started the meter (no known defect any more)")
+            c.check(False, "main.py stopped: %s" % (tb[-1] if tb else text[-300:]))
+            return 1
+        c.check(True, "main.py started the meter with its flash partitions")
         c.check(b"boards.pico:" in out, "boards/pico.py ran against the real machine/rp2 "
                 "modules (its start-up notes were printed)")
         t_meter0 = stats(st_path).get("emulated_ms", 0)
@@ -257,15 +202,13 @@ def main():
                                          n_reads))
         for obis in ("2.8.0", "4.8.0", "6.8.0", "7.8.0", "8.8.0"):
             c.check(float(regs.get(obis, "nan")) == 0, "%s stays 0 (import, QI only)" % obis)
-        # rp2040js reads the QSPI flash but never programs it: with the board's flash on (once
-        # main.py starts the meter itself) the storage bit ERR_STORAGE 0x20 may be set. The
-        # RP2040's RTC has no backup supply: after a power-up the time is unknown, so F.F.0
-        # carries ERR_CLOCK 0x10 (boards/pico.py, firmware/status.py) until W1 0.9.1/0.9.2
+        # rp2040js reads the QSPI flash but never programs it: the storage bit ERR_STORAGE
+        # 0x20 may be set; the RP2040's RTC has no backup supply: after a power-up the clock
+        # is not trusted (ERR_CLOCK 0x10) until W1 0.9.1/0.9.2 sets it
         ff = int(regs.get("F.F.0", "ffffffff"), 16)
-        c.check(ff & ~(0x20 if flash_on else 0) == 0x10, "F.F.0 error register: the clock bit "
-                "only (RTC not set since power-up)%s: %s" % (
-                    ", and maybe storage (emulated flash is read-only)" if flash_on else "",
-                    regs.get("F.F.0")))
+        c.check(ff & ~0x30 == 0, "F.F.0 error register clear but for storage (emulated flash "
+                "is read-only) and the clock (not set since power-up): %s" % regs.get("F.F.0"))
+        c.check(ff & 0x10, "F.F.0 shows the clock not set since power-up (ERR_CLOCK)")
         c.check(regs.get("0.2.8") not in (None, "--------"), "0.2.8 metrology checksum from "
                 "the build: %s" % regs.get("0.2.8"))
         t_end = time.time()
@@ -274,15 +217,6 @@ def main():
                   t_built - t_start, t_boot - t_built, t_read - t_boot, t_end - t_read,
                   t_end - t_start, st["emulated_ms"] / 1000.0))
         print("stats: %s" % json.dumps(st))
-        text = out.decode("latin1")
-        for key in ("EMU free", "EMU step_us", "EMU meter"):
-            m = [ln for ln in text.splitlines() if ln.startswith(key)]
-            if m:
-                print("figure: %s" % m[-1])
-        heap = [ln.split() for ln in text.splitlines() if ln.startswith("EMU heap")]
-        if heap:
-            print("figure: heap in use while metering (after gc.collect, every 5 s): %s B; "
-                  "free %s B" % ("/".join(h[2] for h in heap), heap[-1][3]))
         return 0 if c.failed == 0 else 1
     finally:
         print("%d passed, %d failed" % (c.passed, c.failed))

@@ -1,0 +1,134 @@
+# The virtual board's end-of-run report: the summary lines and the --json line.
+"""What the virtual board prints when a run ends (orderly, Ctrl-C or a power loss): the
+short human summary of the registers (unless ``--quiet``) and, with ``--json``, one JSON
+line (numbers to 3 decimals, the registers' 1 mWh)."""
+
+import gc
+import sys
+import time
+
+def error_flags_of(meter):
+    # F.F.0 (firmware/meter/status.py), for the report
+    st = getattr(meter, "status", None)
+    return None if st is None else st.error_flags()
+
+
+class Milli:
+    """A value in thousandths written as an exact decimal with 3 places (no float noise:
+    the registers' resolution is 1 mWh / mvarh / mVAh)."""
+
+    def __init__(self, m):
+        self.m = m
+
+
+def milli_text(m):
+    """Thousandths as a decimal string: 8499 -> "8.499", -5 -> "-0.005"."""
+    sign = "-" if m < 0 else ""
+    m = -m if m < 0 else m
+    return "%s%d.%03d" % (sign, m // 1000, m % 1000)
+
+
+def json_text(o):
+    """JSON text of dicts, lists, str, int, bool, None and :class:`Milli` values."""
+    import json
+
+    if isinstance(o, Milli):
+        return milli_text(o.m)
+    if isinstance(o, dict):
+        return "{" + ", ".join(json.dumps(str(k)) + ": " + json_text(v)
+                               for k, v in o.items()) + "}"
+    if isinstance(o, (list, tuple)):
+        return "[" + ", ".join(json_text(v) for v in o) + "]"
+    return json.dumps(o)
+
+
+# the summary's rows: (label, OBIS, unit) pairs, two per line
+_SUMMARY = ((("A+", "1.8.0", "Wh"), ("A-", "2.8.0", "Wh")),
+            (("R+", "3.8.0", "varh"), ("R-", "4.8.0", "varh")),
+            (("Q1", "5.8.0", "varh"), ("Q2", "6.8.0", "varh")),
+            (("Q3", "7.8.0", "varh"), ("Q4", "8.8.0", "varh")),
+            (("S+", "9.8.0", "VAh"), ("S-", "10.8.0", "VAh")),
+            (("net", "16.8.0", "Wh"),))
+
+
+def summary(regs, clock, wall_ms, power_lost=False):
+    """The short human summary printed at the end of a timed run (lines <= 80 columns)."""
+    from civil import civil
+
+    y, mo, d, h, mi, s, _ = civil(clock.time())
+    lines = ["", "sim: %s at t = %s s (RTC %04d-%02d-%02d %02d:%02d:%02d UTC%s), %s s wall"
+             % ("power lost" if power_lost else "end", milli_text(clock.ticks_ms()), y, mo, d,
+                h, mi, s, "" if clock.rtc_valid else ", INVALID", milli_text(wall_ms))]
+    for row in _SUMMARY:
+        lines.append("    ".join("%-3s %-6s %13s %-4s" % (lab, obis, milli_text(regs[obis]), u)
+                                 for lab, obis, u in row).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def steady_heap():
+    if not hasattr(gc, "mem_alloc"):
+        return 0
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def report(board, meter, power_lost=False):
+    """At the end of a run (orderly or power lost): persist the RTC, refresh the status
+    LEDs, print the summary of the registers (unless --quiet) and the JSON line
+    (--json)."""
+    if getattr(board, "_reported", False):
+        return
+    board._reported = True
+    board.save_rtc()
+    refresh = getattr(meter, "update_status_leds", None)
+    if refresh is not None:
+        refresh()
+    regs = meter.registers.snapshot()
+    wall_ms = time.ticks_diff(time.ticks_ms(), board._wall0)
+    o = board.opts
+    if not o.quiet:  # end of a timed run, Ctrl-C or a power loss
+        if hasattr(board.lcd, "refresh"):
+            board.lcd.refresh()  # the status line at the end
+        sys.stdout.write(summary(regs, board.clock, wall_ms, power_lost))
+    if not o.json:
+        return
+    out = {
+        "registers": {k: Milli(regs[k]) for k in regs},
+        "sim_s": Milli(board.clock.ticks_ms()),
+        "wall_s": Milli(wall_ms),
+        "rtc_s": board.clock.time(),
+        "rtc_valid": board.clock.rtc_valid,
+        "error_flags": error_flags_of(meter),
+        "heap_peak_bytes": board.heap_peak,
+        "heap_steady_bytes": steady_heap(),
+        "pulses": meter.output.pulse.total,
+        "led_kwh_flashes": board.led_kwh.rises,
+        "led_kvarh_flashes": board.led_kvarh.rises,
+        "events": [[t, c, v] for (t, c, v) in meter.log.entries()],
+        "fault": meter.metering.fault,
+        "power_lost": power_lost,
+        "wdt_feeds": board.wdt.feeds,
+        "status_leds": [list(led.get()) for led in board.status_leds],
+        "flash_ops": board.nor.ops,
+        "commits": meter.storage.commits if meter.storage else 0,
+        "storage": meter.storage_status,
+    }
+    out.update(_port_report(board, meter))
+    sys.stdout.write(json_text(out) + "\n")
+
+
+def _port_report(board, meter):
+    # --json: counters of the IEC 62056-21 ports (port task and UART), heap log
+    out = {}
+    ports = {}
+    for name, st in getattr(meter, "port_stats", {}).items():
+        u = board.uart_optical if name == "optical" else board.uart_rs485
+        ports[name] = {"rx": st.rx, "tx": st.tx, "messages": st.messages,
+                       "errors": st.errors, "baud": st.baud,
+                       "uart_rx": getattr(u, "rx_count", 0),
+                       "overruns": getattr(u, "overruns", 0)}
+    if ports:
+        out["ports"] = ports
+    if board.opts.heap_every:
+        out["heap_log"] = board.heap_log()
+    return out

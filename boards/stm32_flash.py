@@ -1,0 +1,257 @@
+# STM32F411 internal flash: the data sectors driven through the FLASH registers.
+"""The NUCLEO-F411RE's data flash (boards/stm32.py).
+
+Data flash (RM0383, flash module organisation). Sectors 0..3 are 16 KiB, 4 is 64 KiB, 5..7
+are 128 KiB; the stock firmware occupies sector 0 and 5..7, and MicroPython's internal
+filesystem (FAT, 64 KiB, ``/flash``) sectors 1..3 plus the first 16 KiB of sector 4 through a
+16 KiB RAM cache that erases and rewrites a whole sector on each flush, so ``pyb.Flash``
+windows are not NOR-like (erase is a no-op, a flush erases) and not power-cut safe. The data
+partition is therefore driven directly through the FLASH registers on two sectors the
+filesystem no longer uses:
+
+- block 0 = sector 3 (0x0800C000, 16 KiB), block 1 = the first 16 KiB of sector 4
+  (0x08010000; erasing it erases the whole 64 KiB sector, the other 48 KiB stay unused);
+- the ``journal`` partition is both blocks; events and load profiles do not fit. The
+  ``config`` partition lives in two files on the FAT volume instead
+  (boards/file_blocks.FileBlocks, /flash/meterdata).
+
+For that the filesystem must be made 32 KiB (sectors 1 and 2) once:
+:func:`format_small_fs` (FAT needs at least 64 sectors of 512 bytes, so 32 KiB is the
+smallest; checked with MicroPython's VfsFat). MicroPython mounts a FAT volume smaller than its
+partition, and never writes past the volume. ``Board()`` reads the volume size from the boot
+sector (FAT BPB or littlefs superblock) and leaves the journal out while the filesystem still
+covers sectors 3..4. Never use the factory-reset boot mode (USER button held at reset): it
+recreates the 64 KiB filesystem over the data sectors. The application (about 64 KB as .mpy)
+does not fit in that filesystem anyway: it is frozen into the firmware or run from the host
+with ``mpremote mount`` (boards/README.md).
+
+Timing (DS10314 "Flash memory programming", 2.7..3.6 V): one program operation 16 us typ,
+100 us max; sector erase at x32 parallelism 16 KiB 250 ms typ / 500 ms max, 64 KiB
+550 / 1100 ms (128 KiB: 1 / 2 s). The F411 has one flash bank, so the CPU stalls
+(interrupts too, UART bytes are lost) for the whole erase: erases belong to the journal's
+maintenance step when the ports are idle, never to the power-fail path, and ``ticks_ms``
+falls behind by the stall while the RTC does not.
+"""
+
+import machine
+import stm
+import uctypes
+from micropython import const
+
+# Data partition: (sector number, address) per 16 KiB block.
+FLASH_BLOCK = const(16384)
+_SECTORS = ((3, 0x0800C000), (4, 0x08010000))
+_FS_START = const(0x08004000)  # sector 1: first block of MicroPython's internal filesystem
+_FS_MAX_FOR_RAW = const(32768)  # the filesystem may use sectors 1 and 2 only
+
+# FLASH registers (RM0383, "Flash interface registers"): offsets from stm.FLASH, bits.
+_ACR = stm.FLASH + stm.FLASH_ACR
+_KEYR = stm.FLASH + stm.FLASH_KEYR
+_SR = stm.FLASH + stm.FLASH_SR
+_CR = stm.FLASH + stm.FLASH_CR
+_KEY1 = 0x45670123
+_KEY2 = 0xCDEF89AB
+_CR_PG = const(1 << 0)
+_CR_SER = const(1 << 1)
+_CR_PSIZE_X8 = const(0 << 8)
+_CR_PSIZE_X16 = const(1 << 8)
+_CR_PSIZE_X32 = const(2 << 8)
+_CR_STRT = const(1 << 16)
+_CR_LOCK = 0x80000000
+_SR_BSY = const(1 << 16)
+_SR_ERR = const(0x1F2)  # OPERR, WRPERR, PGAERR, PGPERR, PGSERR, RDERR
+_SR_EOP = const(1 << 0)
+_ACR_DCEN = const(1 << 10)
+_ACR_DCRST = const(1 << 12)
+
+class F4Sectors:
+    """Block device (extended interface, NOR semantics) on whole STM32F4 flash sectors,
+    programmed through the FLASH registers (RM0383 program and erase sequences) instead of
+    ``pyb.Flash``.
+
+    ``sectors``: tuple of (sector number, address); every block is ``block_size`` bytes from the
+    sector start (a larger sector is only partly used, and erasing its block erases all of it).
+    Programs are half-words (x16) where aligned, bytes elsewhere; 0xFF bytes are skipped.
+    A written location may be programmed again as long as bits only go from 1 to 0 (the F4 has
+    no flash ECC; ST's AN3969 EEPROM emulation relies on it), which gives NOR semantics.
+
+    Each half-word program and each erase is one unlock-operate-lock sequence with interrupts
+    disabled, so MicroPython's own flash code (the filesystem cache flush runs from an IRQ and
+    unlocks/locks the same controller) can never interleave with it; outside an erase that
+    window is a few tens of microseconds. The ART data cache is reset (with DCEN cleared, as
+    RM0383 requires) after each operation so that reads see the new contents.
+    """
+
+    def __init__(self, sectors, block_size):
+        self._sec = sectors
+        self._bs = block_size
+
+    def _op(self, cr, addr, value, width):
+        """One flash operation: program ``value`` (``width`` 1 or 2 bytes) at ``addr``, or,
+        with ``width`` 0, start the sector erase set up in ``cr``. Raises OSError(EIO) on a
+        controller error."""
+        locked = stm.mem32[_CR] & _CR_LOCK  # big-int read: allocate before the critical part
+        st = machine.disable_irq()
+        try:
+            self._wait()
+            if locked:
+                stm.mem32[_KEYR] = _KEY1
+                stm.mem32[_KEYR] = _KEY2
+            stm.mem32[_SR] = _SR_ERR | _SR_EOP
+            stm.mem32[_CR] = cr
+            if width == 2:
+                stm.mem16[addr] = value
+            elif width == 1:
+                stm.mem8[addr] = value
+            else:
+                stm.mem32[_CR] = cr | _CR_STRT  # the CPU stalls here until the erase ends
+            self._wait()
+        finally:
+            stm.mem32[_CR] = _CR_LOCK
+            machine.enable_irq(st)
+
+    def _wait(self):
+        while stm.mem32[_SR] & _SR_BSY:
+            pass
+        sr = stm.mem32[_SR]
+        if sr & _SR_ERR:
+            stm.mem32[_SR] = _SR_ERR
+            stm.mem32[_CR] = 0
+            raise OSError(5)  # EIO
+
+    def _reset_dcache(self):
+        acr = stm.mem32[_ACR]
+        if acr & _ACR_DCEN:
+            off = acr & ~_ACR_DCEN
+            stm.mem32[_ACR] = off
+            stm.mem32[_ACR] = off | _ACR_DCRST
+            stm.mem32[_ACR] = off
+            stm.mem32[_ACR] = acr
+
+    def _addr(self, block, offset, n):
+        if block < 0 or block >= len(self._sec) or offset < 0 or offset + n > self._bs:
+            raise ValueError("flash access outside the partition")
+        return self._sec[block][1] + offset
+
+    def readblocks(self, block, buf, offset=0):
+        mv = memoryview(buf)
+        n = len(mv)
+        i = 0
+        while i < n:  # a full-block read may span blocks
+            a = offset + i
+            b = block + a // self._bs
+            o = a % self._bs
+            k = min(self._bs - o, n - i)
+            mv[i:i + k] = uctypes.bytearray_at(self._addr(b, o, k), k)
+            i += k
+
+    def writeblocks(self, block, buf, offset=None):
+        mv = memoryview(buf)
+        if offset is None:
+            for b in range(len(mv) // self._bs):
+                self.ioctl(6, block + b)
+            offset = 0
+        n = len(mv)
+        i = 0
+        while i < n:
+            a = offset + i
+            b = block + a // self._bs
+            o = a % self._bs
+            k = min(self._bs - o, n - i)
+            self._program(self._addr(b, o, k), mv[i:i + k])
+            i += k
+
+    def _program(self, addr, mv):
+        n = len(mv)
+        i = 0
+        try:
+            while i < n:
+                a = addr + i
+                if not a & 1 and i + 1 < n:
+                    hw = mv[i] | mv[i + 1] << 8
+                    if hw != 0xFFFF:
+                        self._op(_CR_PG | _CR_PSIZE_X16, a, hw, 2)
+                    i += 2
+                else:
+                    if mv[i] != 0xFF:
+                        self._op(_CR_PG | _CR_PSIZE_X8, a, mv[i], 1)
+                    i += 1
+        finally:
+            self._reset_dcache()
+
+    def ioctl(self, op, arg=0):
+        if op == 4:
+            return len(self._sec)
+        if op == 5:
+            return self._bs
+        if op == 6:
+            self._addr(arg, 0, 0)
+            try:
+                self._op(_CR_SER | _CR_PSIZE_X32 | self._sec[arg][0] << 3, 0, 0, 0)
+            finally:
+                self._reset_dcache()
+        return 0
+
+
+def fs_volume_bytes():
+    """Size in bytes of the filesystem volume in MicroPython's internal flash storage, read
+    from its first block (FAT boot sector or littlefs superblock), or None if unrecognised."""
+    import os
+
+    os.sync()  # the boot sector may sit in the filesystem's RAM cache
+    for blk in (0, 1):  # littlefs keeps its superblock in block 0 or 1
+        b = uctypes.bytes_at(_FS_START + 512 * blk, 512)
+        if blk == 0 and b[510] == 0x55 and b[511] == 0xAA and b[11] | b[12] << 8 == 512:
+            tot = b[19] | b[20] << 8
+            if not tot:
+                tot = int.from_bytes(b[32:36], "little")
+            return tot * 512
+        if b[8:16] == b"littlefs":
+            return int.from_bytes(b[24:28], "little") * int.from_bytes(b[28:32], "little")
+    return None
+
+
+def format_small_fs():
+    """Re-create ``/flash`` as a 32 KiB FAT volume on sectors 1..2, freeing sectors 3..4
+    for the data partition. ERASES every file on /flash: copy them back afterwards
+    (``mpremote cp``)."""
+    import os
+
+    import pyb
+    import vfs
+
+    try:
+        vfs.umount("/flash")
+    except OSError:
+        pass
+    dev = pyb.Flash(start=0, len=_FS_MAX_FOR_RAW)
+    vfs.VfsFat.mkfs(dev)
+    vfs.mount(vfs.VfsFat(dev), "/flash")
+    os.chdir("/flash")
+
+
+CONFIG_PATH = "/flash/meterdata"  # the configuration record's two blocks (files)
+_CONFIG_BLOCK = const(4096)
+
+
+def data_partitions(notes):
+    """The ``partitions`` of the NUCLEO (boards/board.py flash contract): ``journal`` on
+    sectors 3..4 when the filesystem has been shrunk, ``config`` as two 4 KiB files on the
+    FAT volume when ``/flash`` is mounted; what is missing is appended to ``notes``."""
+    from boards.file_blocks import FileBlocks
+    from flashstore.flash import BlockDeviceFlash, Partition
+
+    parts = {}
+    vol = fs_volume_bytes()
+    if vol is not None and vol <= _FS_MAX_FOR_RAW:
+        dev = BlockDeviceFlash(F4Sectors(_SECTORS, FLASH_BLOCK))
+        parts["journal"] = Partition(dev, 0, dev.size)
+    else:
+        notes.append("filesystem (%s bytes) covers the data sectors: no journal partition "
+                     "until Board.format_small_fs()" % vol)
+    try:
+        dev = BlockDeviceFlash(FileBlocks(CONFIG_PATH, 2, _CONFIG_BLOCK))
+        parts["config"] = Partition(dev, 0, dev.size)
+    except OSError as e:
+        notes.append("no config partition: %s not writable (%r)" % (CONFIG_PATH, e))
+    return parts

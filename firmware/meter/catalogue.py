@@ -1,0 +1,420 @@
+# The OBIS catalogue: every quantity the meter exposes, keyed by OBIS code.
+"""The OBIS catalogue: the one list of what the meter exposes. The LCD (firmware/tasks/
+display.py), the IEC 62056-21 map (firmware/ports/iec.py) and, later, DLMS and the uplink
+read and write only through it; none of them knows where a value comes from.
+
+An entry is a tuple ``(obis, kind, unit, decimals, access, source)`` (indexes ``E_*``):
+
+- ``kind`` (``K_*``) fixes the value's type, which every reader formats its own way:
+
+  ============  =========================================================================
+  K_ENERGY      int, thousandths of the register unit (mWh, mvarh, mVAh; net may be
+                negative); ``unit`` is the shown unit, 1000 x that (kWh, kvarh, kVAh)
+  K_INSTANT     float in ``unit`` (V, A, W, var, Hz; "" for PF and the angle in degrees),
+                the chip's calibrated reading of the last real second; ``decimals`` shown
+  K_TIME        int, RTC seconds since 2000-01-01 UTC, shown as the time of day
+  K_DATE        int, RTC seconds, shown as the date
+  K_TEXT        str
+  K_HEX         int 32-bit word (or None: unavailable), shown as 8 hex digits
+  K_INT         int in ``unit`` ("s", "min" or None)
+  K_LIST        tuple of OBIS codes
+  K_SEGMENTS    no value: the LCD segment test (8.8.8)
+  K_ACTION      no value: executed (E2)
+  ============  =========================================================================
+
+- ``access``: bits A_READ (protocols read it), A_SHOW (it may be on the LCD lists),
+  A_WRITE, A_EXEC, A_SEAL (writing or executing needs the seal open);
+- ``source``: what gives the value: a register selector (lib/energy), a key of
+  ``Metering.instant``, or a name: the catalogue's methods ``_g_<name>`` (read), ``_s_<name>``
+  (write) and ``_x_<name>`` (execute) serve the entry.
+
+Values come from the single owner of each: registers (only the metering task writes them;
+a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
+test mode, status words, clock, software identification. Writes are logged here, once, with
+the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events), whatever the
+protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
+closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
+KeyError: no value yet, e.g. instantaneous values before the first reading).
+
+Adding a quantity: one entry in ``_TABLE`` (or, for a register, nothing here: the energy
+entries are made from the register layout, lib/energy.Registers.codes) plus its source.
+RAM: the static rows are one constant tuple (in flash when frozen) and are the entries
+themselves; the catalogue holds one dict from code to entry and the register rows it made;
+reads dispatch on the kind and allocate only what the value itself needs.
+"""
+
+from micropython import const
+
+import events
+from meter import defaults, swid
+from meter.testmode import SRC_COMMAND
+
+K_ENERGY = const(1)
+K_INSTANT = const(2)
+K_TIME = const(3)
+K_DATE = const(4)
+K_TEXT = const(5)
+K_HEX = const(6)
+K_INT = const(7)
+K_LIST = const(8)
+K_SEGMENTS = const(9)
+K_ACTION = const(10)
+
+A_READ = const(1)
+A_SHOW = const(2)
+A_WRITE = const(4)
+A_EXEC = const(8)
+A_SEAL = const(16)
+
+# the fields of an entry
+E_OBIS = const(0)
+E_KIND = const(1)
+E_UNIT = const(2)
+E_DEC = const(3)
+E_ACCESS = const(4)
+E_SRC = const(5)
+
+MAX_LIST = const(64)
+BILLING_REGISTER = "1.8.0"
+
+# OBIS code, kind, unit, decimals, access, name (the source method "_g_<name>", the setter
+# "_s_<name>", the action "_x_<name>"; for K_INSTANT the key of Metering.instant)
+_R = const(A_READ)  # (const: the rows below are constant tuples, in flash when frozen)
+_RS = const(A_READ | A_SHOW)
+_TABLE = (
+    ("C.1.0", K_TEXT, None, 0, _R, "serial"),
+    ("0.0.0", K_TEXT, None, 0, _R, "address"),
+    ("0.9.1", K_TIME, None, 0, _RS | A_WRITE, "clock"),
+    ("0.9.2", K_DATE, None, 0, _RS | A_WRITE, "clock"),
+    ("0.2.0", K_TEXT, None, 0, _RS, "version"),
+    ("0.2.8", K_HEX, None, 0, _RS, "checksum"),
+    ("32.7.0", K_INSTANT, "V", 1, _RS, "V"),
+    ("31.7.0", K_INSTANT, "A", 3, _RS, "I"),
+    ("91.7.0", K_INSTANT, "A", 3, A_SHOW, "IN"),
+    ("1.7.0", K_INSTANT, "W", 1, A_SHOW, "P"),
+    ("3.7.0", K_INSTANT, "var", 1, A_SHOW, "Q"),
+    ("14.7.0", K_INSTANT, "Hz", 2, _RS, "f"),
+    ("13.7.0", K_INSTANT, "", 3, A_SHOW, "PF"),
+    ("81.7.4", K_INSTANT, "", 1, A_SHOW, "angle"),
+    ("C.5.0", K_HEX, None, 0, _RS, "service_flags"),
+    ("F.F.0", K_HEX, None, 0, _RS, "error_flags"),
+    ("8.8.8", K_SEGMENTS, None, 0, A_SHOW, None),
+    ("0.3.0", K_INT, None, 0, _R | A_WRITE | A_SEAL, "meter_constant"),
+    ("C.90.1", K_INT, "s", 0, _R | A_WRITE, "scroll_s"),
+    ("C.90.2", K_TEXT, None, 0, A_WRITE, "password"),
+    ("C.90.3", K_LIST, None, 0, _R | A_WRITE, "readout_list"),
+    ("C.90.4", K_LIST, None, 0, _R | A_WRITE, "display_list"),
+    ("C.90.5", K_LIST, None, 0, _R | A_WRITE, "alt_list"),
+    ("C.91.0", K_ACTION, None, 0, A_EXEC, "clear_alarms"),
+    ("C.91.1", K_INT, "min", 0, _R | A_EXEC, "test_mode"),
+    ("C.91.2", K_ACTION, None, 0, A_EXEC, "leave_test"),
+    ("C.91.3", K_INT, None, 0, _R | A_WRITE, "test_output"),
+    ("C.91.4", K_INT, "min", 0, _R | A_WRITE, "test_minutes"),
+    ("C.91.8", K_ACTION, None, 0, A_EXEC | A_SEAL, "format_journal"),
+    ("C.91.9", K_ACTION, None, 0, A_EXEC | A_SEAL, "cold_start"),
+)
+# where the register entries go in the catalogue's order (after 0.2.8, as the readout has
+# them)
+_ENERGY_AT = const(6)
+
+
+class NotWritable(KeyError):
+    """No writable (or executable) entry of that code."""
+
+
+class Sealed(ValueError):
+    """The entry needs the seal open."""
+
+
+class Failed(Exception):
+    """The action was accepted but failed (e.g. the flash)."""
+
+
+class Unavailable(KeyError):
+    """The quantity has no value yet."""
+
+
+class Catalogue:
+    """The catalogue over the meter's parts: ``registers`` (lib.energy.Registers),
+    ``metering`` (meter.metering.Metering), ``settings`` (meter.settings.Settings),
+    ``status`` (meter.status.Status), ``testmode`` (meter.testmode.TestMode), ``clock`` (the
+    board clock: ``time()``, ``set_time(s)``), ``log`` (lib.events.EventLog), ``serial``,
+    ``address`` (str); :attr:`storage` (meter.storage.Storage or None) and :attr:`events`
+    (meter.eventstore.EventStore or None) for C.91.8 and the commits of a cold start.
+    Registers the list validators with ``settings``."""
+
+    def __init__(self, registers, metering, settings, status, testmode, clock, log, serial,
+                 address):
+        self.registers = registers
+        self.metering = metering
+        self.settings = settings
+        self.status = status
+        self.testmode = testmode
+        self.clock = clock
+        self.log = log
+        self.serial = serial
+        self.address = address
+        self.storage = None
+        self.events = None
+        order = []
+        ent = {}
+        for i in range(len(_TABLE)):
+            if i == _ENERGY_AT:
+                for obis, unit, sel in registers.codes():
+                    order.append(obis)
+                    ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
+            row = _TABLE[i]
+            order.append(row[0])
+            ent[row[0]] = row
+        self._ent = ent
+        self.order = tuple(order)
+        settings.validator("readout_list", self._check_readout)
+        settings.validator("display_list", lambda v: self.check_list(v, A_SHOW, True))
+        settings.validator("alt_list", lambda v: self.check_list(v, A_SHOW, False))
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def entry(self, obis):
+        """The entry tuple of ``obis`` (module docstring, fields ``E_*``) or None."""
+        return self._ent.get(obis)
+
+    def codes(self, access):
+        """Codes (catalogue order) whose entries have every bit of ``access``."""
+        return [c for c in self.order if self._ent[c][E_ACCESS] & access == access]
+
+    def check_list(self, codes, access, billing=False):
+        """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
+        with ``access`` (and, with ``billing``, holding the billing register 1.8.0)."""
+        if not isinstance(codes, (list, tuple)) or not 1 <= len(codes) <= MAX_LIST:
+            raise ValueError("list must hold 1..%d codes" % MAX_LIST)
+        if billing and BILLING_REGISTER not in codes:
+            raise ValueError("the billing register 1.8.0 must be in the list")
+        for c in codes:
+            e = self._ent.get(c) if isinstance(c, str) else None
+            if e is None or e[E_ACCESS] & access != access:
+                raise ValueError("unknown display code %r" % (c,) if access == A_SHOW else
+                                 "unknown readout code %r" % (c,))
+
+    def _check_readout(self, codes):
+        self.check_list(codes, A_READ)
+        for c in codes:
+            if self._ent[c][E_KIND] == K_LIST:
+                raise ValueError("%s is a list, not a readout value" % c)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, obis, access=A_READ):
+        """The value of ``obis`` (typed by its kind). KeyError if there is no entry with
+        ``access``, Unavailable (a KeyError) if it has no value yet."""
+        e = self._ent.get(obis)
+        if e is None or not e[E_ACCESS] & access:
+            raise KeyError(obis)
+        return self.value(e)
+
+    def value(self, e):
+        """The value of entry ``e``."""
+        k = e[E_KIND]
+        if k == K_ENERGY:
+            return self.registers.milli(e[E_SRC])
+        if k == K_INSTANT:
+            v = self.metering.instant
+            if v is None:
+                raise Unavailable("no reading yet")
+            return v[e[E_SRC]]
+        if k == K_SEGMENTS or k == K_ACTION:
+            return None
+        return getattr(self, "_g_" + e[E_SRC])()
+
+    def getter(self, obis):
+        """A callable returning the value of ``obis`` (made once, e.g. for an LCD list
+        item); KeyError if unknown."""
+        e = self._ent[obis]
+        k = e[E_KIND]
+        if k == K_ENERGY:
+            milli = self.registers.milli
+            sel = e[E_SRC]
+            return lambda: milli(sel)
+        if k == K_INSTANT:
+            m = self.metering
+            key = e[E_SRC]
+
+            def inst():
+                v = m.instant
+                if v is None:
+                    raise Unavailable("no reading yet")
+                return v[key]
+
+            return inst
+        if k == K_SEGMENTS or k == K_ACTION:
+            return lambda: None
+        return getattr(self, "_g_" + e[E_SRC])  # the bound method, made once
+
+    def _g_serial(self):
+        return self.serial
+
+    def _g_address(self):
+        return self.address
+
+    def _g_clock(self):
+        return self.clock.time()
+
+    def _g_version(self):
+        return swid.VERSION
+
+    def _g_checksum(self):
+        return swid.checksum_cached()
+
+    def _g_service_flags(self):
+        return self.status.service_flags()
+
+    def _g_error_flags(self):
+        return self.status.error_flags()
+
+    def _g_meter_constant(self):
+        return self.settings["meter_constant"]  # imp/kWh
+
+    def _g_scroll_s(self):
+        return self.settings["scroll_ms"] // 1000
+
+    def _g_readout_list(self):
+        return tuple(self.settings.get("readout_list") or defaults.READOUT)
+
+    def _g_display_list(self):
+        return tuple(self.settings["display_list"])
+
+    def _g_alt_list(self):
+        return tuple(self.settings["alt_list"])
+
+    def _g_test_mode(self):
+        return self.testmode.minutes_left()
+
+    def _g_test_output(self):
+        return 1 if self.settings.get("test_led") == "kvarh" else 0
+
+    def _g_test_minutes(self):
+        return self.testmode.minutes
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _target(self, obis, bit, seal_open):
+        e = self._ent.get(obis)
+        fn = None
+        if e is not None and e[E_ACCESS] & bit:
+            fn = getattr(self, ("_x_" if bit == A_EXEC else "_s_") + e[E_SRC], None)
+        if fn is None:
+            raise NotWritable(obis)
+        if e[E_ACCESS] & A_SEAL and not seal_open:
+            raise Sealed(obis)
+        return fn
+
+    def write(self, obis, value, src=events.SRC_METER, seal_open=False):
+        """Write ``value`` (typed as the entry's kind) to ``obis`` for port ``src``. Raises
+        NotWritable, Sealed or ValueError (nothing changed then); logs the change."""
+        self._target(obis, A_WRITE, seal_open)(value, src, obis)
+
+    def execute(self, obis, arg=None, src=events.SRC_METER, seal_open=False):
+        """Execute the action ``obis`` (``arg``: its typed argument or None). Raises
+        NotWritable, Sealed, ValueError or Failed."""
+        self._target(obis, A_EXEC, seal_open)(arg, src, obis)
+
+    def _changed(self, obis, value, src, text=None):
+        self.log.log(events.PARAM_CHANGED, value, text or obis, src, obis)
+
+    def _s_clock(self, secs, src, obis):
+        if not isinstance(secs, int) or not 0 <= secs < 3155760000:  # 2000 .. 2099
+            raise ValueError("RTC seconds out of range")
+        self.clock.set_time(secs)
+        self.log.log(events.CLOCK_SET, secs, None, src, obis)
+
+    def _s_meter_constant(self, v, src, obis):
+        # metrological: in flash before the ACK (never acknowledged and then lost)
+        st = self.settings
+        st.check_value("meter_constant", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set_sealed("meter_constant", v, True)
+        self._changed(obis, v, src, "meter constant")
+        if not st.save_now():
+            raise Failed("configuration not written")
+
+    def _s_scroll_s(self, v, src, obis):
+        if not isinstance(v, int) or not 1 <= v <= 255:
+            raise ValueError("scroll time must be 1..255 s")
+        self.settings.set("scroll_ms", v * 1000)
+        self._changed(obis, v, src)
+
+    def _s_password(self, v, src, obis):
+        # in flash before the ACK: a power cut never brings an old password back
+        st = self.settings
+        st.check_value("password", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set("password", v)
+        st.password_set()  # trusted again: clears F.F.0 ERR_SECURITY
+        ok = st.save_now()
+        self._changed(obis, 0, src, "password changed")
+        if not ok:
+            raise Failed("configuration not written")
+
+    def _s_readout_list(self, codes, src, obis):
+        self.settings.set("readout_list", list(codes))
+        self._changed(obis, len(codes), src)
+
+    def _s_display_list(self, codes, src, obis):
+        self.settings.set("display_list", list(codes))
+        self._changed(obis, len(codes), src)
+
+    def _s_alt_list(self, codes, src, obis):
+        self.settings.set("alt_list", list(codes))
+        self._changed(obis, len(codes), src)
+
+    def _s_test_output(self, v, src, obis):
+        if v not in (0, 1):
+            raise ValueError("test output: 0 kWh LED, 1 kvarh LED")
+        self.settings.set("test_led", "kvarh" if v else "kWh")
+        self._changed(obis, v, src)
+
+    def _s_test_minutes(self, v, src, obis):
+        self.settings.set("test_mode_minutes", v)
+        self._changed(obis, v, src)
+
+    def _x_clear_alarms(self, _arg, src, obis):
+        self.settings.clear_alarm()
+        self._changed(obis, 0, src, "alarms cleared")
+
+    def _x_test_mode(self, minutes, src, obis):
+        self.testmode.enter(minutes, SRC_COMMAND)
+
+    def _x_leave_test(self, _arg, src, obis):
+        self.testmode.leave(SRC_COMMAND)
+
+    def _x_format_journal(self, _arg, src, obis):
+        # a foreign register journal and/or event log (write-protected): formatted
+        s = self.storage
+        ev = self.events
+        jb = s is not None and s.journal.blocked
+        eb = ev is not None and ev.blocked()
+        if not jb and not eb:
+            raise NotWritable(obis)
+        ok = ev.format() if eb else True  # first: the journal's events are persisted then
+        if jb:
+            ok = s.format_journal() and ok
+        if not ok:
+            raise Failed("format failed")
+        self._changed(obis, 0, src, "journal formatted")  # who: the port, in the audit
+
+    def _x_cold_start(self, _arg, src, obis):
+        # a request the metering task executes (it alone writes registers); acknowledged only
+        # when the journal can take a commit now (else a restart would silently undo it)
+        s = self.storage
+        done = None
+        if s is not None:
+            from flashstore import journal
+
+            if not s.journal.blocked and not s.commit(journal.REASON_MANUAL):
+                raise Failed("journal not writable")
+
+            def done():
+                s.commit(journal.REASON_MANUAL)
+
+        self.metering.request_clear(src, done)

@@ -1,0 +1,293 @@
+# IEC 62056-21 data map: the meter's quantities and parameters as mode C data sets.
+"""What the meter answers on its local ports (lib/iec62056/session.py does the protocol,
+firmware/ports/pump.py moves the bytes). This map only translates: every value and every
+change goes through the OBIS catalogue (firmware/meter/catalogue.py), which owns the access
+rights, the seal rule and the change log; here are the mode C texts (formats, units, the
+``ERnn`` codes) and the session's set-up.
+
+Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (hhmmss) and
+0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, 0.2.8 metrology checksum
+(CRC-32, 8 hex digits, firmware/meter/swid.py), then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
+5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
+(net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex,
+firmware/meter/status.py). Formats by the catalogue's kind: registers ``kwh_text``
+(kWh/kvarh/kVAh, 3 decimals, truncated), instantaneous values rounded to the entry's
+decimals, time ``hhmmss`` and date ``YYMMDD`` (UTC), words as 8 upper-case hex digits,
+integers in decimal, lists joined by ",".
+
+Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
+(3) wrong passwords on any port lock it on every port for ``prog_lockout_s`` (600 s), doubling
+per further lockout within 24 h up to ``prog_lockout_max_s`` (lib/iec62056/lockout.py; one
+lockout per meter, restored from the security log at boot). Rights end with B0, any sign-on on
+the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
+``RS485_INACTIVITY_MS`` without a valid message (docs/ARCHITECTURE.md, session-rights rule).
+When the configuration fell back (F.F.0 ERR_SECURITY) and the password is the factory one, P1
+needs the open seal (ER06 otherwise). Every refusal is logged with its port and the address
+concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events), every
+change as PARAM_CHANGED with the address (and the new value when numeric; never the password)):
+- Readout list: setting ``readout_list`` (default meter/defaults.READOUT), writable.
+- R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
+  C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
+  C.5.0 (service flags, hex, firmware/meter/status.py), C.91.1 (test mode: minutes left, 0 = off),
+  C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
+- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
+  password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
+  C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
+  configuration record (within 2 s, coalesced under the wear budget; the password and the
+  meter constant before the ACK, ER09 while the budget has no write left), C.91.3 test
+  output (0 kWh, 1 kvarh), C.91.4 test mode timeout
+  (1..255 min); metrological 0.3.0 meter constant only with the seal open (ER06
+  "insufficient security clearance" otherwise, logged SEALED_REFUSED).
+- E2: C.91.0 clear alarms (acknowledges a configuration fallback: F.F.0 ERR_CONFIG clears and
+  both copies are written again); C.91.1 enter test mode (argument: minutes 1..255, empty = the
+  configured timeout; display and LEDs only, billing registers untouched; logged
+  TEST_MODE_ON), C.91.2 leave test mode (TEST_MODE_OFF); C.91.9 cold start (registers to
+  zero, executed by the metering task before its next step and committed; ER09 when the
+  journal cannot take a commit now): only with the seal open. C.91.8 format a foreign
+  register journal (committing the registers in RAM) and/or event log
+  (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
+  write-protected, ER09 if the flash failed; a security-log record with the port.
+"""
+
+import events
+from civil import seconds
+from iec62056.codec import date_time_text
+from iec62056.lockout import Lockout
+from iec62056.session import (ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED,
+                              Session)
+from meter import catalogue as C
+from meter import defaults
+
+DEFAULT_READOUT = defaults.READOUT
+
+# session refusals (ERnn) -> event codes; ER02/ER03/ER06 have their own
+_REFUSALS = {7: events.REFUSED_NO_PASSWORD, 4: events.REFUSED_NOT_WRITABLE,
+             5: events.REFUSED_VALUE, 1: events.REFUSED_UNKNOWN, 8: events.REFUSED_UNSUPPORTED}
+_EXITS = {"B0": events.EXIT_B0, "timeout": events.EXIT_TIMEOUT, "link": events.EXIT_LINK,
+          "sign-on": events.EXIT_SIGN_ON}
+
+# RS-485: a bus master answers within the ACK timeout or its dialogue is over (the rights
+# rule, docs/ARCHITECTURE.md): programming mode ends after 3 s without a valid message there,
+# after the class 23 default of 120 s on the optical port (an operator with a hand-held unit)
+RS485_INACTIVITY_MS = 3000
+OPTICAL_INACTIVITY_MS = 120000
+FACTORY_PASSWORD = "00000000"
+
+
+def kwh_text(milli):
+    """mWh -> '0001234.567' (kWh, 3 decimals, truncated; '-' sign for negative)."""
+    wh = milli // 1000 if milli >= 0 else -((-milli) // 1000)
+    sign = "-" if wh < 0 else ""
+    wh = abs(wh)
+    return "%s%07d.%03d" % (sign, wh // 1000, wh % 1000)
+
+
+def _secs(date, time_):
+    # (YYMMDD, hhmmss) -> RTC seconds; ValueError if not a valid date and time
+    return seconds(2000 + int(date[0:2]), int(date[2:4]), int(date[4:6]), int(time_[0:2]),
+                   int(time_[2:4]), int(time_[4:6]))
+
+
+def text(e, v):
+    """(value text, unit) of catalogue entry ``e`` holding value ``v``, as mode C data."""
+    k = e[C.E_KIND]
+    if k == C.K_ENERGY:
+        return kwh_text(v), e[C.E_UNIT]
+    if k == C.K_INSTANT:
+        return "%.*f" % (e[C.E_DEC], v), e[C.E_UNIT]
+    if k == C.K_TIME:
+        return date_time_text(v)[1], None
+    if k == C.K_DATE:
+        return date_time_text(v)[0], None
+    if k == C.K_HEX:
+        return ("--------" if v is None else "%08X" % v), None
+    if k == C.K_INT:
+        return "%d" % v, e[C.E_UNIT]
+    if k == C.K_LIST:
+        return ",".join(v), None
+    return v, None
+
+
+def _lockout_history(events_):
+    """The security log (meter.eventstore.EventStore or None) as lib/iec62056/lockout.py's
+    history, oldest first, read record by record: a flood fills the log, and a list of all
+    its records (two tuples each) grew the boot's peak heap with the log's size (~15 KB for
+    254 records on a 32-bit core)."""
+    if events_ is None:
+        return
+    for t, code, value, src, _subj, summary, legacy in events_.iter_persisted(
+            events.LOG_SECURITY):
+        if legacy or summary:
+            continue
+        if code == events.WRONG_PASSWORD:
+            yield t, "fail", value, src
+        elif code == events.PROG_LOCKED:
+            yield t, "lock", value, src
+        elif code == events.PROG_LOCK_KEPT:
+            yield t, "kept", value, src
+        elif code == events.PROG_ENTER:
+            yield t, "ok", 0, src
+
+
+class IecMap:
+    """Readout, reader, writer and executor callbacks over ``catalogue``
+    (meter.catalogue.Catalogue), and the meter's one password lockout
+    (lib/iec62056/lockout.py), shared by every port's session (each books its own wrong and
+    right passwords) and restored from the persisted security log (``events``:
+    meter.eventstore.EventStore, or None), so neither another port nor a restart clears it;
+    the lockout is recorded again at each power-up (PROG_LOCK_KEPT), so floods and power
+    cycles cannot push it out of the log either. ``settings``: meter.settings.Settings
+    (password, lockout parameters, readout list); ``seal_open``: callable, True while the
+    seal is open (the debounced level the security log reports, tasks/tamper.py);
+    ``clock``: the board clock (``time()``); ``log``: lib.events.EventLog."""
+
+    def __init__(self, catalogue, settings, seal_open, clock, log, events_=None):
+        self.catalogue = catalogue
+        self.settings = settings
+        self.seal_open = seal_open
+        self.clock = clock
+        self.log = log
+        self.address = catalogue.address
+        self.lockout = Lockout(settings.get("prog_max_failures", 3),
+                               settings.get("prog_lockout_s", 600),
+                               settings.get("prog_lockout_max_s", 86400))
+        now = clock.time()
+        self.lockout.restore(_lockout_history(events_), now)
+        # the log is a ring that floods and power cycles can turn over: the lockout (active,
+        # or still counting for the doubling) is recorded again at every power-up
+        kept = self.lockout.carried(now)
+        if kept is not None and events_ is not None:
+            events_.persist(kept[0], events.PROG_LOCK_KEPT, kept[1])
+
+    @property
+    def password(self):
+        return self.settings.get("password", FACTORY_PASSWORD)
+
+    def passwords(self):
+        """Passwords P1 accepts now: the configured one; None (P1 answered ER06) when the
+        password is the factory one but not trusted (a damaged configuration copy or
+        defaults replaced a stored password) and the seal is closed."""
+        pw = self.password
+        if (pw == FACTORY_PASSWORD and not self.settings.password_trusted
+                and not self.seal_open()):
+            return None
+        return (pw,)
+
+    def reader(self, addr):
+        """(value text, unit) of ``addr``; KeyError if it is not readable (or has no value
+        yet)."""
+        cat = self.catalogue
+        e = cat.entry(addr)
+        if e is None or not e[C.E_ACCESS] & C.A_READ:
+            raise KeyError(addr)
+        return text(e, cat.value(e))
+
+    def readout(self):
+        """The configured readout list (setting ``readout_list``); an address that has no
+        value yet (instantaneous values before the first reading) is left out."""
+        out = []
+        for a in self.settings.get("readout_list") or DEFAULT_READOUT:
+            try:
+                v, u = self.reader(a)
+            except KeyError:
+                continue
+            out.append((a, v, u))
+        return out
+
+    def _value(self, addr, value):
+        # the typed value of W1 text ``value`` for ``addr``; ValueError if malformed
+        e = self.catalogue.entry(addr)
+        k = e[C.E_KIND] if e is not None else 0
+        if k == C.K_TIME or k == C.K_DATE:
+            if len(value) != 6 or not value.isdigit():
+                raise ValueError(value)
+            d, t = date_time_text(self.clock.time())
+            if k == C.K_TIME:
+                t = value
+            else:
+                d = value
+            return _secs(d, t)
+        if k == C.K_INT:
+            if not value.isdigit() or len(value) > 9:
+                raise ValueError(value)
+            return int(value)
+        if k == C.K_LIST:
+            return value.split(",")
+        return value
+
+    def _run(self, fn, addr, value, sealed, src):
+        try:
+            fn(addr, value, src, not sealed)
+        except C.Sealed:
+            return ER_SEALED
+        except (C.NotWritable, KeyError):
+            return ER_NOT_WRITABLE
+        except ValueError:
+            return ER_BAD_VALUE
+        except C.Failed:
+            return ER_FAILED
+        return None
+
+    def writer(self, addr, value, sealed, src=events.SRC_METER):
+        """W1: None (ACK) or an ERnn (the catalogue logs each change)."""
+        cat = self.catalogue
+        e = cat.entry(addr)
+        if e is None or not e[C.E_ACCESS] & C.A_WRITE:
+            return ER_NOT_WRITABLE
+        if e[C.E_ACCESS] & C.A_SEAL and sealed:
+            return ER_SEALED
+        try:
+            v = self._value(addr, value)
+        except ValueError:
+            return ER_BAD_VALUE
+        return self._run(cat.write, addr, v, sealed, src)
+
+    def executor(self, addr, args, sealed, src=events.SRC_METER):
+        """E2: None (ACK) or an ERnn."""
+        arg = None
+        if args:
+            if not args.isdigit() or len(args) > 9:
+                arg = -1  # refused by the action that takes a number, ignored by the others
+            else:
+                arg = int(args)
+        return self._run(self.catalogue.execute, addr, arg, sealed, src)
+
+    def on_event(self, src, code, detail, value, cmd):
+        """Session events of port ``src`` (events.SRC_*) into the meter's log, with the
+        address concerned as the record's subject (refusal values: ERnn << 16 | command)."""
+        S = events
+        log = self.log.log
+        if code == "refused":
+            c = _REFUSALS.get(value, S.REFUSED_FAILED)
+            log(c, (value << 16) | S.command_value(cmd), "%s %s ER%02d" % (cmd, detail, value),
+                src, detail or cmd)
+        elif code == "sealed_refused":
+            log(S.SEALED_REFUSED, (value << 16) | S.command_value(cmd), "%s %s" % (cmd, detail),
+                src, detail or cmd)
+        elif code == "pw_wrong":
+            log(S.WRONG_PASSWORD, value, None, src)
+        elif code == "prog_locked":
+            log(S.PROG_LOCKED, value, None, src)
+        elif code == "pw_while_locked":
+            log(S.PW_WHILE_LOCKED, value, None, src)
+        elif code == "prog_enter":
+            log(S.PROG_ENTER, 0, None, src)
+        elif code == "prog_exit":
+            log(S.PROG_EXIT, _EXITS.get(detail, 0), detail, src)
+        # write / exec: the catalogue logs what changed
+
+    def session(self, answer_unaddressed, src=None):
+        """The Session of one port: the optical port (``answer_unaddressed`` True, events
+        SRC_OPTICAL) or the RS-485 port (False, SRC_RS485, bus inactivity limit)."""
+        if src is None:
+            src = events.SRC_OPTICAL if answer_unaddressed else events.SRC_RS485
+        bus = src == events.SRC_RS485
+        return Session(self.address, manufacturer="OMF", ident="OPENMETER1",
+                       readout=self.readout, reader=self.reader,
+                       writer=lambda a, v, s: self.writer(a, v, s, src),
+                       executor=lambda a, v, s: self.executor(a, v, s, src),
+                       passwords=self.passwords, seal_open=self.seal_open,
+                       on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
+                       lockout=self.lockout.port(src), time_s=self.clock.time,
+                       inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
+                       answer_unaddressed=answer_unaddressed)

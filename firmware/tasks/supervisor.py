@@ -1,0 +1,116 @@
+# The supervisor: runs the tasks, notices one that dies, and feeds the watchdog.
+"""Supervision of the firmware's tasks.
+
+Every task of the meter (metering loop, display, test LED, storage commits, power-fail
+watch, housekeeping, tamper, ports) runs under :meth:`Supervisor.spawn`: when it ends with
+an exception (or returns: they are all meant to run forever) the supervisor logs TASK_DIED
+(value: the task's deaths so far, text: the task and the exception; persisted in the
+standard log) and starts it again after a pause that doubles from 1 s up to 60 s. A task
+that dies ``MAX_DEATHS`` times within ``WINDOW_MS`` of real time is given up: TASK_FAILED is
+logged and the watchdog is no longer fed, so the MCU resets (a restart is the one repair
+left); on a board without a watchdog (the virtual board) the meter goes on without that
+task.
+
+The watchdog (:meth:`Supervisor.watchdog`, every real second) is fed only on proof of
+progress: the metering task completed a read interval, or is retrying a faulty chip, within
+the last 10 s of real time, and no task was given up. Each second it also calls ``tick``
+(the status LEDs). Limit: a task that hangs without dying (awaits forever) is noticed only
+if it is the metering task.
+"""
+
+import asyncio
+
+import events
+import ticks
+
+MAX_DEATHS = 5
+WINDOW_MS = 600000
+_PAUSE_MS = 1000
+_PAUSE_MAX_MS = 60000
+_PROGRESS_MS = 10000
+
+
+class Supervisor:
+    """``wdt``: the board's watchdog (``feed()``); ``metering``: meter.metering.Metering
+    (``steps``, ``ok``: the proof of progress); ``log``: lib.events.EventLog; ``tick``:
+    optional callable run every second (status LEDs); ``pause_ms``, ``max_deaths``,
+    ``window_ms``: the restart pause and the give-up rule (module docstring)."""
+
+    def __init__(self, wdt, metering, log, tick=None, pause_ms=_PAUSE_MS,
+                 max_deaths=MAX_DEATHS, window_ms=WINDOW_MS):
+        self.wdt = wdt
+        self.metering = metering
+        self.log = log
+        self.tick = tick
+        self.pause_ms = pause_ms
+        self.max_deaths = max_deaths
+        self.window_ms = window_ms
+        self.tasks = {}  # name -> asyncio task
+        self._fns = {}  # name -> coroutine function
+        self.deaths = {}  # name -> deaths so far
+        self.failed = None  # the name of a task given up, or None
+
+    def spawn(self, name, fn):
+        """Run ``fn()`` (a coroutine function) as the supervised task ``name``; returns the
+        asyncio task."""
+        self.deaths[name] = 0
+        self._fns[name] = fn
+        t = asyncio.create_task(self._guard(name, fn))
+        self.tasks[name] = t
+        return t
+
+    def restart(self, name):
+        """Cancel the task ``name`` and start it again at once (not a death: e.g. the test
+        LED at a power-fail warning, which may wait inside a pulse schedule)."""
+        t = self.tasks.get(name)
+        if t is None:
+            return None
+        t.cancel()
+        n = self.deaths[name]
+        t = self.spawn(name, self._fns[name])
+        self.deaths[name] = n
+        return t
+
+    async def _guard(self, name, fn):
+        pause = self.pause_ms
+        first = None  # real time of the first death in the current window
+        while True:
+            try:
+                await fn()
+                why = "returned"
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # any failure of the task is supervised
+                why = repr(e)
+            n = self.deaths[name] = self.deaths[name] + 1
+            now = ticks.ticks_ms()
+            if first is None or ticks.ticks_diff(now, first) > self.window_ms:
+                first = now
+                window = 1
+                pause = self.pause_ms
+            else:
+                window += 1
+            self.log.log(events.TASK_DIED, n, "task %s died: %s" % (name, why))
+            if window >= self.max_deaths:
+                self.failed = name
+                self.log.log(events.TASK_FAILED, n, "task %s given up: watchdog reset" % name)
+                return
+            await asyncio.sleep_ms(pause)
+            pause = min(2 * pause, _PAUSE_MAX_MS)
+
+    async def watchdog(self, period_ms=1000):
+        """Every real second: feed the watchdog on proof of progress (module docstring) and
+        run ``tick``."""
+        m = self.metering
+        last_steps = -1
+        last_seen = ticks.ticks_ms()
+        while True:
+            now = ticks.ticks_ms()
+            if m.steps != last_steps or not m.ok:
+                last_steps = m.steps
+                last_seen = now
+            if self.failed is None and ticks.ticks_diff(now, last_seen) < _PROGRESS_MS:
+                self.wdt.feed()
+            if self.tick is not None:
+                self.tick()
+            await asyncio.sleep_ms(period_ms)

@@ -1,0 +1,158 @@
+# Tamper inputs and neutral-current imbalance -> events (issue 7 item 14).
+"""Seal, meter cover, terminal cover and magnet inputs, and the neutral-current check.
+
+Inputs (boards/board.py: Pin-like, 1 = active: seal switch open, cover open, terminal cover
+open, magnetic field present) are sampled every ``period_ms`` (50 ms) of real time; a new
+level counts once it has been read ``samples`` (3) times in a row, so contact bounce (a few
+ms) never logs and a change is logged within 150 ms. Every debounced change is an event of
+the security log (lib/events SEAL_OPEN/SEAL_CLOSED, COVER_*, TCOVER_*, MAGNET_ON/OFF,
+source SRC_LOCAL, value: the number of such changes since power-up); an input found active
+at power-up is logged as a change too (it may have changed while the meter was off).
+
+Neutral imbalance (the IDIS "missing neutral" / earth-leakage tamper event): with the phase
+current I (ADE7953 channel A) and the neutral current IN
+(channel B) from the metering task's instantaneous values, the imbalance is
+``|I - IN| / max(I, IN)``. It counts while the larger current is at least ``neutral_min_a``
+(cfg, default 0.25 A = 5 % of Iref 5 A) and the imbalance exceeds ``neutral_pct`` (cfg,
+default 12.5 %); ``neutral_s`` (cfg, default 10 s of real time) in a row start an episode,
+logged NEUTRAL_IMBALANCE (value: (I - IN) in % of the larger current, signed: positive when
+the neutral carries less); the same time below the threshold ends it, logged NEUTRAL_OK
+(value: the episode's length, s).
+"""
+
+import asyncio
+
+import events
+import ticks
+
+# (board attribute, event when it becomes active, event when it becomes inactive)
+INPUTS = (
+    ("seal", events.SEAL_OPEN, events.SEAL_CLOSED),
+    ("cover", events.COVER_OPEN, events.COVER_CLOSED),
+    ("terminal_cover", events.TCOVER_OPEN, events.TCOVER_CLOSED),
+    ("magnet", events.MAGNET_ON, events.MAGNET_OFF),
+)
+
+
+class TamperWatch:
+    """Debounced input edges and neutral imbalance, as events. ``board``: its ``seal``,
+    ``cover``, ``terminal_cover`` and ``magnet`` inputs (absent ones are skipped);
+    ``metering``: meter.metering.Metering (``instant``); ``log``: lib.events.EventLog;
+    ``settings``: meter.settings.Settings (``neutral_*``).
+
+    ``samples``: consecutive equal reads that make a level (>= 1). ``poll(now_ms)`` does one
+    step (real-time ms ticks); ``run()`` loops it."""
+
+    def __init__(self, board, metering, log, settings, samples=3, period_ms=50):
+        self.metering = metering
+        self.log = log
+        self.samples = max(1, samples)
+        self.period_ms = period_ms
+        self._pins = []
+        for name, on, off in INPUTS:
+            pin = getattr(board, name, None)
+            if pin is not None:
+                # level, candidate run, changes, name
+                self._pins.append([pin, on, off, 0, 0, 0, name])
+        self.neutral_pct = settings.get("neutral_pct", 12.5)
+        self.neutral_min_a = settings.get("neutral_min_a", 0.25)
+        self.neutral_ms = int(settings.get("neutral_s", 10) * 1000)
+        self.neutral = False  # an imbalance episode is on
+        self._n_since = None  # ticks since the condition differs from ``neutral``
+        self._n_start = None  # ticks at the start of the episode
+        self._inst = None
+        self._booted = False
+
+    def _edge(self, p, level):
+        p[3] = level
+        p[5] += 1
+        self.log.log(p[1] if level else p[2], p[5], None, events.SRC_LOCAL)
+
+    def level(self, name):
+        """Debounced level (1 active, 0 not) of input ``name`` (a board attribute of
+        ``INPUTS``, e.g. "seal"), the one the events report; None before the first poll or
+        for an input the board lacks. Whatever acts on an input (the ports' seal rule) reads
+        this, so nothing is opened by a pulse that the audit trail never sees."""
+        if not self._booted:
+            return None
+        for p in self._pins:
+            if p[6] == name:
+                return p[3]
+        return None
+
+    def boot(self):
+        """Levels at power-up: an active input is logged (it may have changed while off)."""
+        self._booted = True
+        for p in self._pins:
+            try:
+                v = 1 if p[0].value() else 0
+            except Exception:
+                continue
+            p[3] = v
+            if v:
+                self._edge(p, 1)
+
+    def poll(self, now_ms):
+        """One sample of every input and one neutral check at real-time ticks ``now_ms``."""
+        if not self._booted:
+            self.boot()
+        for p in self._pins:
+            try:
+                v = 1 if p[0].value() else 0
+            except Exception:
+                continue
+            if v == p[3]:
+                p[4] = 0
+                continue
+            p[4] += 1
+            if p[4] >= self.samples:
+                p[4] = 0
+                self._edge(p, v)
+        self._neutral(now_ms)
+
+    def imbalance_pct(self, inst):
+        """(I - IN) in % of the larger current (float, signed), or None below the minimum
+        current or without values."""
+        if inst is None:
+            return None
+        i = inst.get("I")
+        n = inst.get("IN")
+        if i is None or n is None:
+            return None
+        big = i if i > n else n
+        if big < self.neutral_min_a:
+            return None
+        return (i - n) * 100.0 / big
+
+    def _neutral(self, now_ms):
+        inst = self.metering.instant
+        if inst is self._inst:
+            return  # evaluated once per new reading (each real second)
+        self._inst = inst
+        pct = self.imbalance_pct(inst)
+        bad = pct is not None and abs(pct) > self.neutral_pct
+        if bad == self.neutral:
+            self._n_since = None
+            return
+        if self._n_since is None:
+            self._n_since = now_ms
+            self._n_pct = pct
+        if bad:
+            self._n_pct = pct
+        if ticks.ticks_diff(now_ms, self._n_since) < self.neutral_ms:
+            return
+        self.neutral = bad
+        since = self._n_since
+        self._n_since = None
+        if bad:
+            self._n_start = since
+            self.log.log(events.NEUTRAL_IMBALANCE, int(round(self._n_pct)),
+                               "I - IN = %.1f %%" % self._n_pct, events.SRC_LOCAL)
+        else:
+            s = ticks.ticks_diff(since, self._n_start) // 1000 if self._n_start is not None else 0
+            self.log.log(events.NEUTRAL_OK, s, None, events.SRC_LOCAL)
+
+    async def run(self):
+        while True:
+            self.poll(ticks.ticks_ms())
+            await asyncio.sleep_ms(self.period_ms)

@@ -1,0 +1,164 @@
+"""Behaviour pinned across the issue 8 restructure: the registers of the bundled loads and
+the IEC 62056-21 readout of the whole firmware, compared with a reference captured on the
+commit before it (e96c37a, ``reference_before_issue8.json``).
+
+- registers: one simulated day of the bundled household + PV load and the 1260 s
+  four-quadrant trace at ``--speed max`` (``--json``: every register to the mWh, the test
+  pulses, the LED flashes, the commits, F.F.0 and every event with its time and value);
+- readout: the four-quadrant run on a ``--flash`` image, then the meter restarted on that
+  image with the metering clock nearly stopped (``--speed 0.001``, ``--off-time 0``: the
+  registers and the RTC are those restored), read over its optical TCP port with raw mode C
+  bytes: the standard readout (every data line, byte for byte, and its BCC) and, in
+  programming mode, R1 of every readable parameter.
+
+Only the metrology checksum 0.2.8 may differ (it is the CRC-32 of the metrology modules'
+files, which the restructure moved): it is compared as 8 hex digits.
+
+``REFERENCE_CAPTURE=path python -m pytest host_tests/system/test_reference.py`` writes the
+observations to ``path`` instead of comparing (how the reference was made).
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+from simrun import MICROPYTHON, MPYPATH, ROOT, sim_json
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.path.join(HERE, "reference_before_issue8.json")
+FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
+SOH, STX, ETX, EOT, ACK = 1, 2, 3, 4, 6
+PARAMS = ("0.3.0", "C.90.1", "C.90.3", "C.90.4", "C.90.5", "C.5.0", "C.91.1", "C.91.3",
+          "C.91.4", "F.F.0", "1.8.0", "16.8.0")
+
+
+def _run(*args):
+    out = sim_json(*args, timeout=900)
+    return {k: out[k] for k in ("registers", "pulses", "led_kwh_flashes", "led_kvarh_flashes",
+                                "commits", "error_flags", "events", "sim_s", "storage",
+                                "fault")}
+
+
+def _bcc(body):
+    x = 0
+    for c in body:
+        x ^= c
+    return x & 0x7F
+
+
+def _cmd(c, t, data):
+    body = bytes((ord(c), 0x30 + t, STX)) + data.encode() + bytes((ETX,))
+    return bytes((SOH,)) + body + bytes((_bcc(body),))
+
+
+class _Link:
+    def __init__(self, port):
+        t0 = time.time()
+        while True:
+            try:
+                self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                if time.time() - t0 > 20:
+                    raise
+                time.sleep(0.2)
+
+    def read(self, timeout=5.0):
+        """One message: an identification line, ACK/NAK, or a SOH/STX block with its BCC."""
+        buf = bytearray()
+        end = time.time() + timeout
+        while time.time() < end:
+            self.s.settimeout(max(0.01, end - time.time()))
+            try:
+                d = self.s.recv(1)
+            except socket.timeout:
+                break
+            if not d:
+                break
+            buf.extend(d)
+            if len(buf) == 1 and buf[0] == ACK:
+                break
+            if buf[0] == 0x2F and buf.endswith(b"\r\n"):
+                break
+            if buf[0] in (STX, SOH) and len(buf) >= 3 and buf[-2] in (ETX, EOT):
+                break
+        return bytes(buf)
+
+    def x(self, data, timeout=5.0):
+        self.s.sendall(data)
+        return self.read(timeout)
+
+
+def _normal(text):
+    # the metrology checksum is the CRC-32 of the moved files: any 8 hex digits
+    return re.sub(r"0\.2\.8\([0-9A-F]{8}\)", "0.2.8(CRC32)", text)
+
+
+def _readout(tmp):
+    img = os.path.join(str(tmp), "ref.img")
+    _run("--load", FOUR_Q, "--speed", "max", "--duration", 1260, "--flash", img,
+         "--start", "2016-03-27T00:00:00Z", "--serial", "OM000042")
+    port = None
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--quiet",
+                          "--speed", "0.001", "--off-time", "0", "--flash", img,
+                          "--serial", "OM000042", "--optical-tcp", str(port)],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = {}
+    try:
+        link = _Link(port)
+        ident = link.x(b"/?!\r\n")
+        out["ident"] = ident.decode()
+        time.sleep(0.05)
+        frame = link.x(b"\x06050\r\n", 10.0)
+        assert frame[:1] == bytes((STX,)) and frame[-2] == ETX, frame
+        assert _bcc(frame[1:-1]) == frame[-1], "readout BCC"
+        out["readout"] = _normal(frame[1:-2].decode()).split("\r\n")
+        link.s.close()
+        time.sleep(1.8)  # the readout hold (1.5 s) ends the session
+        link = _Link(port)
+        link.x(b"/?!\r\n")
+        time.sleep(0.05)
+        p0 = link.x(b"\x06051\r\n")
+        assert p0[:3] == b"\x01P0", p0
+        assert link.x(_cmd("P", 1, "(00000000)")) == bytes((ACK,))
+        reads = {}
+        for a in PARAMS:
+            r = link.x(_cmd("R", 1, a + "()"))
+            reads[a] = _normal(r[1:-2].decode())
+        out["r1"] = reads
+        link.s.close()
+    finally:
+        p.terminate()
+        p.communicate(timeout=20)
+    return out
+
+
+def observe(tmp):
+    return {
+        "day": _run("--speed", "max", "--duration", 86400),
+        "four_quadrant": _run("--load", FOUR_Q, "--speed", "max", "--duration", 1260),
+        "optical": _readout(tmp),
+    }
+
+
+def test_registers_and_readout_identical_to_the_reference(tmp_path):
+    got = observe(tmp_path)
+    cap = os.environ.get("REFERENCE_CAPTURE")
+    if cap:
+        with open(cap, "w") as f:
+            json.dump(got, f, indent=1, sort_keys=True)
+        return
+    with open(REF) as f:
+        ref = json.load(f)
+    for run in ("day", "four_quadrant"):
+        for k in ref[run]:
+            assert got[run][k] == ref[run][k], (run, k, got[run][k], ref[run][k])
+    assert got["optical"] == ref["optical"], (got["optical"], ref["optical"])

@@ -1,0 +1,126 @@
+"""firmware/tasks/supervisor.py: a task that dies is logged and restarted; one that keeps
+dying is given up and the watchdog starves; the watchdog is fed only on metering progress.
+And in the whole meter: the display task dying mid-run is restarted, the metering goes on."""
+
+import asyncio
+
+import events
+from tasks.supervisor import Supervisor
+
+
+class _WDT:
+    def __init__(self):
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+class _Metering:
+    def __init__(self):
+        self.steps = 0
+        self.ok = True
+
+
+class _Clock:
+    def time(self):
+        return 504921600
+
+
+def _sup(**kw):
+    log = events.EventLog(_Clock())
+    return Supervisor(_WDT(), _Metering(), log, **kw), log
+
+
+async def test_a_dying_task_is_logged_and_restarted():
+    sv, log = _sup(pause_ms=10)
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise ValueError("boom %d" % len(runs))
+        await asyncio.sleep_ms(10000)
+
+    t = sv.spawn("display", flaky)
+    await asyncio.sleep_ms(200)
+    assert len(runs) == 3, runs
+    died = [r for r in log.records() if r[1] == events.TASK_DIED]
+    assert [r[2] for r in died] == [1, 2], died
+    assert sv.deaths["display"] == 2 and sv.failed is None
+    assert not t.done(), "running again"
+    t.cancel()
+    await asyncio.sleep_ms(0)
+
+
+async def test_a_task_that_keeps_dying_is_given_up_and_the_watchdog_starves():
+    sv, log = _sup(pause_ms=5, max_deaths=4)
+    wd = asyncio.create_task(sv.watchdog(period_ms=20))
+    await asyncio.sleep_ms(50)
+    fed = sv.wdt.feeds
+    assert fed >= 2, "fed while all is well"
+
+    async def broken():
+        raise OSError(5)
+
+    sv.spawn("port", broken)
+    await asyncio.sleep_ms(300)
+    assert sv.failed == "port" and sv.deaths["port"] == 4
+    assert log.count(events.TASK_FAILED) == 1 and log.count(events.TASK_DIED) == 4
+    n = sv.wdt.feeds
+    await asyncio.sleep_ms(100)
+    assert sv.wdt.feeds == n, "no more feeds: the watchdog resets the MCU"
+    wd.cancel()
+    await asyncio.sleep_ms(0)
+
+
+async def test_a_returning_task_counts_as_dead():
+    sv, log = _sup(pause_ms=5, max_deaths=2)
+
+    async def quits():
+        return None
+
+    sv.spawn("storage", quits)
+    await asyncio.sleep_ms(100)
+    assert sv.failed == "storage" and log.count(events.TASK_DIED) == 2
+
+
+async def test_the_watchdog_needs_metering_progress():
+    sv, log = _sup()
+    sv.metering.ok = True
+    wd = asyncio.create_task(sv.watchdog(period_ms=10))
+    await asyncio.sleep_ms(50)
+    assert sv.wdt.feeds >= 3
+    wd.cancel()
+    await asyncio.sleep_ms(0)
+
+
+async def test_the_display_task_dying_in_the_meter_is_restarted():
+    from app import Meter
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+
+    o = Options()
+    o.quiet = True
+    o.no_flash = True
+    o.speed = 1000  # 300 simulated s in 0.3 s of real time: the display polls every 50 ms
+    board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
+    meter = Meter(board)
+    meter.supervisor.pause_ms = 10
+    real = meter.display.poll
+    calls = [0]
+
+    def poll(now):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("glitch")
+        real(now)
+
+    meter.display.poll = poll
+    await meter.main(300000)
+    asyncio.new_event_loop()
+    died = [r for r in meter.log.records() if r[1] == events.TASK_DIED]
+    assert len(died) == 1 and meter.supervisor.deaths["display"] == 1, died
+    assert calls[0] > 3, "the display ran again"
+    assert meter.registers.snapshot()["1.8.0"] > 80000, "metering went on"
+    assert meter.supervisor.failed is None

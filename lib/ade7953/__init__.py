@@ -1,0 +1,518 @@
+# ADE7953 single-phase energy metering IC: SPI driver.
+# Facts: ADE7953 data sheet Rev. C (DS), pages cited inline; see docs/ARCHITECTURE.md.
+"""ADE7953 driver over SPI (data sheet Rev. C).
+
+Framing (DS p.52): CS low for the whole frame; 2 address bytes MSB first, one command byte
+(0x80 = read, 0x00 = write), then 1/2/3/4 data bytes MSB first. The width follows from the
+address: bits 11:8 = 0x0 -> 8 bit, 0x1 -> 16 bit, 0x2 -> 24 bit, 0x3 -> 32 bit; 0x702 (VERSION)
+and 0x800 (EX_REF) are 8 bit. SPI mode 0, MSB first, <= 5 MHz (DS p.52, Table 2 p.6).
+
+Power-up (DS p.18, p.50-51): wait for the RESET interrupt (IRQ pin low, IRQSTATA bit 20) or
+100 ms; write 0xAD to 0x0FE then 0x0030 to 0x120 ("in succession", every power-up); lock the
+interface by clearing CONFIG.COMM_LOCK (bit 15). After any reset every configuration register
+is written again (Tasmota notes that a reset does not always restore all registers).
+
+Energy comes only from the accumulation registers AENERGYA, RENERGYA, APENERGYA read with
+reset (LCYCMODE.RSTREAD = 1, DS p.25): signed two's complement, 24 bit, never abs()'d.
+
+Trust in each read (:meth:`read_energy`, DS p.57 Table 11 and p.62 Table 16): every word of
+the interval (AENERGYA, RENERGYA, APENERGYA, RSTIRQSTATA) is followed by a read of the chip's
+own record of what it sent (LAST_RWDATA_24), so a bit corrupted on MISO shows as a mismatch;
+then CONFIG and LCYCMODE are read back against the values written: a mis-clocked bus (every
+word shifted one bit: 0x0004 reads 0x0002), MISO stuck at 0 or 1 (0x0000 / 0xFFFF) and a chip
+that restarted (0x8004, its default) all differ, and LCYCMODE.RSTREAD must still be set (else
+every read would count the whole total again). Ten SPI frames per interval (was four): at
+1 MHz about 0.45 ms of bus time per second. A shifted or stuck bus repeats its error in the
+echo, so the echo alone does not catch it; the readback alone does not catch a single flipped
+bit: each check covers the other's blind spot.
+
+Over-range (DS p.46-47 peak, overcurrent and overvoltage detection; IRQSTATA bits 13 OIA and
+16 OV, Table 22): OILVL and OVLVL are written at 85 % of the nominal ADC waveform full scale
+(about +/-6 500 000 LSB at 0.5 V peak, DS p.21; "varies part-to-part", so the threshold sits
+below the spread): the current peak above 106 A (75 A rms for a sine) or the voltage peak above
+425 V (300 V rms) sets OIA / OV, latched until the next RSTIRQSTATA read. Beyond full scale the
+ADC clips, so the energies read are those of the clipped waveforms: bounded, of the right
+sign, below the true energy (docs/ARCHITECTURE.md, "Metrology choices").
+
+Overflow bound (DS p.25-26: 206 900 LSB/s at full-scale V and I with xWGAIN = 0x400000, the
+24-bit register holds +/-8 388 607 LSB):
+    rate(Imax)  = 206 900 * (Vmax * Imax) / (Vfs * Ifs)                      [LSB/s]
+    t_overflow  = 8 388 607 / rate(Imax)                                      [s]
+For the reference front end (Vfs = 354 V rms, Ifs = 88 A rms) at Imax = 60 A and
+Vmax = 1.15 * 230 V = 264.5 V: rate = 206 900 * 15 870 / 31 152 = 105 403 LSB/s, so
+t_overflow = 79.6 s. :meth:`max_read_interval_ms` computes this bound from the calibration;
+the metering task reads every 1 s by default (80x margin) and refuses intervals above half
+the bound. An overflow that happens anyway is detected through IRQSTATA.AEOFA/VAREOFA/VAEOFA
+(bits 3-5) and reported (:attr:`overflow`).
+"""
+
+from micropython import const
+
+# Register addresses (DS Tables 13-15, p.60-62). 24-bit views (0x2xx) are used for energy.
+SAGCYC = const(0x000)
+DISNOLOAD = const(0x001)
+LCYCMODE = const(0x004)
+PGA_V = const(0x007)
+PGA_IA = const(0x008)
+PGA_IB = const(0x009)
+WRITE_PROTECT = const(0x040)
+LAST_OP = const(0x0FD)
+UNLOCK_120 = const(0x0FE)
+LAST_RWDATA_8 = const(0x0FF)
+LAST_ADD = const(0x1FE)
+LAST_RWDATA_16 = const(0x1FF)
+LAST_RWDATA_24 = const(0x2FF)
+VERSION = const(0x702)
+EX_REF = const(0x800)
+ZXTOUT = const(0x100)
+LINECYC = const(0x101)
+CONFIG = const(0x102)
+CF1DEN = const(0x103)
+CF2DEN = const(0x104)
+CFMODE = const(0x107)
+PHCALA = const(0x108)
+PHCALB = const(0x109)
+PFA = const(0x10A)
+PFB = const(0x10B)
+ANGLE_A = const(0x10C)
+ANGLE_B = const(0x10D)
+PERIOD = const(0x10E)
+RESERVED_120 = const(0x120)
+SAGLVL = const(0x200)
+ACCMODE = const(0x201)
+AP_NOLOAD = const(0x203)
+VAR_NOLOAD = const(0x204)
+VA_NOLOAD = const(0x205)
+AVA = const(0x210)
+BVA = const(0x211)
+AWATT = const(0x212)
+BWATT = const(0x213)
+AVAR = const(0x214)
+BVAR = const(0x215)
+IRMSA = const(0x21A)
+IRMSB = const(0x21B)
+VRMS = const(0x21C)
+AENERGYA = const(0x21E)
+AENERGYB = const(0x21F)
+RENERGYA = const(0x220)
+RENERGYB = const(0x221)
+APENERGYA = const(0x222)
+APENERGYB = const(0x223)
+OVLVL = const(0x224)
+OILVL = const(0x225)
+VPEAK = const(0x226)
+RSTVPEAK = const(0x227)
+IAPEAK = const(0x228)
+RSTIAPEAK = const(0x229)
+IRQENA = const(0x22C)
+IRQSTATA = const(0x22D)
+RSTIRQSTATA = const(0x22E)
+AIGAIN = const(0x280)
+AVGAIN = const(0x281)
+AWGAIN = const(0x282)
+AVARGAIN = const(0x283)
+AVAGAIN = const(0x284)
+BIGAIN = const(0x28C)
+BVGAIN = const(0x28D)
+BWGAIN = const(0x28E)
+BVARGAIN = const(0x28F)
+BVAGAIN = const(0x290)
+
+# Register defaults used by the health check (DS Tables 14-15; pitfall 3 in the reference).
+CONFIG_DEFAULT = const(0x8004)
+LCYCMODE_DEFAULT = const(0x40)
+AP_NOLOAD_DEFAULT = const(0x00E419)
+ZXTOUT_DEFAULT = const(0xFFFF)
+
+# Bits.
+_COMM_LOCK = const(0x8000)  # CONFIG b15, 1 = interface not locked
+_HPFEN = const(0x0004)  # CONFIG b2
+_SWRST = const(0x0080)  # CONFIG b7
+IRQ_AEOFA = const(1 << 3)
+IRQ_VAREOFA = const(1 << 4)
+IRQ_VAEOFA = const(1 << 5)
+IRQ_OIA = const(1 << 13)  # current channel A peak above OILVL (DS p.47, Table 22)
+IRQ_OV = const(1 << 16)  # voltage peak above OVLVL
+IRQ_RESET = const(1 << 20)
+_EOF_MASK = const((1 << 3) | (1 << 4) | (1 << 5))
+_OVER_MASK = const((1 << 13) | (1 << 16))
+
+# Result of read_energy(): can this interval's counts be trusted as read?
+READ_OK = const(0)
+READ_ECHO = const(1)  # a word differs from the chip's LAST_RWDATA record: corrupted on MISO
+READ_CONFIG = const(2)  # CONFIG is not what was written: mis-clocked / stuck bus, config lost
+READ_RESET = const(3)  # RESET interrupt or CONFIG back to its default: the chip restarted
+
+# Nominal full-scale codes (DS p.23, p.24, p.25).
+RMS_FULL_SCALE = const(9032007)  # IRMS/VRMS code at 0.5 V peak input
+POWER_FULL_SCALE = const(4862401)  # xWATT/xVAR/xVA code at full-scale V and I
+ENERGY_RATE_FULL_SCALE = const(206900)  # energy LSB per second at full scale
+WAVE_FULL_SCALE = const(6500000)  # IA/IB/V waveform code at 0.5 V peak, nominal (DS p.21)
+PERIOD_CLOCK_HZ = const(223750)  # f = 223 750 / (PERIOD + 1) (DS p.36)
+_GAIN_UNITY = const(0x400000)
+
+# Registers read as signed two's complement (the rest unsigned). PHCALx is sign-magnitude.
+_SIGNED = (AVA, BVA, AWATT, BWATT, AVAR, BVAR, AENERGYA, AENERGYB, RENERGYA, RENERGYB,
+           APENERGYA, APENERGYB, PFA, PFB, ANGLE_A, ANGLE_B)
+
+
+class ADE7953Error(Exception):
+    """The chip does not answer as an ADE7953 should (dead bus, wrong clocking, reset)."""
+
+
+def width(addr):
+    """Register width in bytes (1..4) from its address (DS p.60; VERSION and EX_REF are 8 bit)."""
+    if addr == VERSION or addr == EX_REF:
+        return 1
+    return ((addr >> 8) & 0x3) + 1
+
+
+class Calibration:
+    """Calibration constants of one meter (front end + chip), with reference-design defaults.
+
+    Defaults describe the reference front end: voltage divider giving Vfs = 354 V rms at the
+    0.5 V peak input (1 MOhm / 1 kOhm class divider) and a 250 uOhm shunt with PGA_IA = x16
+    giving Ifs = 88 A rms (31.25 mV peak full scale, DS Table 6 p.19), gains at 0x400000.
+    From the nominal full-scale codes (DS p.23-25):
+
+    - ``wh_per_lsb``   = Vfs*Ifs / (206 900 * 3600) = 4.1824e-5 Wh per AENERGYA LSB
+    - ``varh_per_lsb`` and ``vah_per_lsb``: the same for RENERGYA / APENERGYA
+    - ``v_per_lsb``    = Vfs / 9 032 007 (VRMS), ``a_per_lsb`` = Ifs / 9 032 007 (IRMSA/IRMSB)
+    - ``w_per_lsb``    = Vfs*Ifs / 4 862 401 (AWATT/AVAR/AVA)
+
+    Gains (unsigned, 0x200000..0x600000 = -50 %..+50 %, DS p.34) are written to the chip;
+    ``phcal_a`` is PHCALA in LSB of 1.117 us (0.02 deg at 50 Hz), -383..383 (DS p.34).
+    Real meters calibrate per unit (AN-1118); these defaults hold only for the reference design.
+    """
+
+    VFS_V = 354
+    IFS_A = 88
+
+    def __init__(self, **kw):
+        pfs = self.VFS_V * self.IFS_A
+        self.wh_per_lsb = pfs / (ENERGY_RATE_FULL_SCALE * 3600)
+        self.varh_per_lsb = self.wh_per_lsb
+        self.vah_per_lsb = self.wh_per_lsb
+        self.v_per_lsb = self.VFS_V / RMS_FULL_SCALE
+        self.a_per_lsb = self.IFS_A / RMS_FULL_SCALE
+        self.a_per_lsb_b = self.IFS_A / RMS_FULL_SCALE
+        self.w_per_lsb = pfs / POWER_FULL_SCALE
+        self.awgain = _GAIN_UNITY
+        self.avargain = _GAIN_UNITY
+        self.avagain = _GAIN_UNITY
+        self.aigain = _GAIN_UNITY
+        self.avgain = _GAIN_UNITY
+        self.bigain = _GAIN_UNITY
+        self.phcal_a = 0
+        self.pga_ia = 4  # x16
+        # No-load threshold written to AP/VAR/VA_NOLOAD, in W (below the firmware's
+        # starting-current gate so the firmware gate decides; DS p.40-42).
+        self.chip_no_load_w = 1.0
+        # OILVL / OVLVL: waveform peak code above which the chip flags over-range (OIA, OV),
+        # 85 % of the nominal full scale (DS p.21, p.47); see the module docstring.
+        self.over_range_code = WAVE_FULL_SCALE * 85 // 100
+        for k in kw:
+            if not hasattr(self, k):
+                raise ValueError("unknown calibration constant %s" % k)
+            setattr(self, k, kw[k])
+
+    def no_load_code(self):
+        """X_NOLOAD for a threshold of ``chip_no_load_w`` W: 65 536 - Y/1.4 with
+        Y = Pfs/threshold (DS p.40-41). Clamped to 0..65 535."""
+        pfs = self.w_per_lsb * POWER_FULL_SCALE
+        y = pfs / self.chip_no_load_w
+        x = int(65536 - y / 1.4)
+        return 0 if x < 0 else (65535 if x > 65535 else x)
+
+
+def _phcal_code(v):
+    """PHCAL sign-magnitude encoding (DS p.34): bit 9 set = advance, magnitude <= 383."""
+    if v < -383 or v > 383:
+        raise ValueError("PHCAL out of range -383..383")
+    return (-v) | 0x200 if v < 0 else v
+
+
+class ADE7953:
+    """ADE7953 on an SPI bus.
+
+    ``spi``: a machine.SPI-like object (``write_readinto(wbuf, rbuf)``), mode 0, MSB first.
+    ``cs``: Pin, output, idle high. ``irq``: Pin, input (active low) or None.
+    ``reset``: Pin, output (active low) or None. ``cal``: :class:`Calibration`.
+
+    After :meth:`begin`, :meth:`read_energy` fills ``e_active``, ``e_reactive``,
+    ``e_apparent`` (signed LSB since the previous read), ``irq_status`` and ``overflow``
+    without allocating. Errors raise :class:`ADE7953Error`.
+    """
+
+    def __init__(self, spi, cs, irq=None, reset=None, cal=None):
+        self._spi = spi
+        self._cs = cs
+        self._irq = irq
+        self._reset = reset
+        self.cal = cal if cal is not None else Calibration()
+        self._tx = bytearray(7)
+        self._rx = bytearray(7)
+        mt = memoryview(self._tx)
+        mr = memoryview(self._rx)
+        # Preallocated views per width so the read path never allocates.
+        self._txv = (None, mt[:4], mt[:5], mt[:6], mt[:7])
+        self._rxv = (None, mr[:4], mr[:5], mr[:6], mr[:7])
+        self._config = _HPFEN  # HPF on, COMM_LOCK cleared (locked)
+        self.e_active = 0
+        self.e_reactive = 0
+        self.e_apparent = 0
+        self.irq_status = 0
+        self.overflow = 0
+        self.over_range = 0
+        self.vrms = self.irms_a = self.irms_b = self.watt = self.var = self.va = 0
+        self.pf = self.period = self.angle = 0
+        self._nl = -1
+        cs.value(1)
+
+    # -- raw access ---------------------------------------------------------------------
+
+    def _word(self, addr):
+        # one read frame; the register's bits as sent, unsigned (allocation-free)
+        n = width(addr)
+        tx = self._tx
+        tx[0] = addr >> 8
+        tx[1] = addr & 0xFF
+        tx[2] = 0x80
+        for i in range(3, 3 + n):
+            tx[i] = 0
+        rx = self._rx
+        self._cs.value(0)
+        self._spi.write_readinto(self._txv[n], self._rxv[n])
+        self._cs.value(1)
+        v = 0
+        for i in range(3, 3 + n):
+            v = (v << 8) | rx[i]
+        return v
+
+    def read(self, addr):
+        """Read register ``addr``; returns int (sign-extended for signed registers)."""
+        v = self._word(addr)
+        n = width(addr)
+        if (addr - 0x100 if n == 4 else addr) in _SIGNED:
+            bits = 8 * n
+            if v & (1 << (bits - 1)):
+                v -= 1 << bits
+        return v
+
+    def write(self, addr, value):
+        """Write ``value`` (int, masked to the register width) to register ``addr``."""
+        n = width(addr)
+        tx = self._tx
+        tx[0] = addr >> 8
+        tx[1] = addr & 0xFF
+        tx[2] = 0x00
+        for i in range(n):
+            tx[3 + n - 1 - i] = (value >> (8 * i)) & 0xFF
+        self._cs.value(0)
+        self._spi.write_readinto(self._txv[n], self._rxv[n])
+        self._cs.value(1)
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def begin(self, sleep_ms, hard_reset=True):
+        """Power-up sequence (DS p.18, p.50): with ``hard_reset`` a RESET pulse (>= 10 us),
+        or without a RESET pin a software reset (CONFIG.SWRST, DS p.62 Table 16), so that a
+        re-initialisation after a fault starts from the chip's defaults; wait for the RESET
+        interrupt (IRQ falling) up to 100 ms (the full 100 ms if the pin is low already: a
+        stuck IRQ line must not cut the start-up short), check defaults, then
+        :meth:`configure`.
+
+        ``sleep_ms``: async sleep on the board clock. Raises ADE7953Error if the chip does not
+        come out of reset with its default register values (dead bus, 1-bit shift from a
+        wrong SPI mode: CONFIG 0x4002 instead of 0x8004, DS/EZ thread in the reference).
+        """
+        if hard_reset and self._reset is not None:
+            self._reset.value(0)
+            await sleep_ms(1)
+            self._reset.value(1)
+        elif hard_reset:
+            self.write(CONFIG, CONFIG_DEFAULT | _SWRST)  # the chip restarts at once
+            await sleep_ms(1)
+        # an IRQ pin already low here, with the chip just reset, is stuck: then wait 100 ms
+        irq = self._irq
+        trust = irq is not None and irq.value() == 1
+        waited = 0
+        while waited < 100:
+            if trust and irq.value() == 0:
+                break
+            await sleep_ms(5)
+            waited += 5
+        self.check_defaults()
+        self.read(RSTIRQSTATA)  # service the RESET interrupt, release IRQ
+        self.configure()
+
+    def check_defaults(self):
+        """Read registers with known reset values; raise ADE7953Error naming what was read.
+
+        Run straight after a reset, before :meth:`configure`.
+        """
+        cfg = self.read(CONFIG)
+        lcyc = self.read(LCYCMODE)
+        nl = self.read(AP_NOLOAD)
+        if cfg == CONFIG_DEFAULT and lcyc == LCYCMODE_DEFAULT and nl == AP_NOLOAD_DEFAULT:
+            return
+        if cfg == 0 and lcyc == 0 and nl == 0:
+            what = "all 0x00: no chip or MISO stuck low"
+        elif cfg == 0xFFFF and lcyc == 0xFF and nl == 0xFFFFFF:
+            what = "all 0xFF: no chip or MISO stuck high"
+        elif cfg == CONFIG_DEFAULT >> 1:
+            what = "1-bit shift: wrong SPI mode or clock"
+        else:
+            what = "unexpected defaults"
+        raise ADE7953Error("ADE7953 %s (CONFIG=0x%04X LCYCMODE=0x%02X AP_NOLOAD=0x%06X)"
+                           % (what, cfg, lcyc, nl))
+
+    def configure(self):
+        """Write the whole configuration (after every power-up or reset) and read every
+        register back (ADE7953Error naming the first that differs)."""
+        c = self.cal
+        self.write(UNLOCK_120, 0xAD)
+        self.write(RESERVED_120, 0x0030)
+        self.write(CONFIG, self._config)  # lock the SPI interface (DS p.51)
+        self.write(LCYCMODE, LCYCMODE_DEFAULT)  # RSTREAD on, no line-cycle mode
+        self.write(PGA_IA, c.pga_ia)
+        nl = c.no_load_code()
+        self.write(DISNOLOAD, 0x07)  # thresholds are written with no-load disabled (DS p.40)
+        self.write(AP_NOLOAD, nl)
+        self.write(VAR_NOLOAD, nl)
+        self.write(VA_NOLOAD, nl)
+        self.write(DISNOLOAD, 0x00)
+        self.write(AWGAIN, c.awgain)
+        self.write(AVARGAIN, c.avargain)
+        self.write(AVAGAIN, c.avagain)
+        self.write(AIGAIN, c.aigain)
+        self.write(AVGAIN, c.avgain)
+        self.write(BVGAIN, c.avgain)  # BVGAIN must equal AVGAIN (DS p.21, p.34)
+        self.write(BIGAIN, c.bigain)
+        self.write(PHCALA, _phcal_code(c.phcal_a))
+        self.write(ACCMODE, 0)  # signed accumulation for active and reactive (DS p.27)
+        self.write(OILVL, c.over_range_code)  # over-range flags OIA / OV (DS p.47)
+        self.write(OVLVL, c.over_range_code)
+        self._nl = nl
+        self.verify()
+        # every register that scales or gates the counts read back as written: a bit lost on
+        # MOSI would otherwise bias every interval, unseen by the per-read checks
+        for addr, want in ((LCYCMODE, LCYCMODE_DEFAULT), (PGA_IA, c.pga_ia),
+                           (VAR_NOLOAD, nl), (VA_NOLOAD, nl), (DISNOLOAD, 0),
+                           (AWGAIN, c.awgain), (AVARGAIN, c.avargain), (AVAGAIN, c.avagain),
+                           (AIGAIN, c.aigain), (AVGAIN, c.avgain), (BVGAIN, c.avgain),
+                           (BIGAIN, c.bigain), (PHCALA, _phcal_code(c.phcal_a)),
+                           (OILVL, c.over_range_code), (OVLVL, c.over_range_code)):
+            got = self._word(addr)
+            if got != want & ((1 << (8 * width(addr))) - 1):
+                raise ADE7953Error("ADE7953 register 0x%03X reads 0x%X, written 0x%X"
+                                   % (addr, got, want))
+        if self._word(ACCMODE) & 0x3FF:  # (bits 10-21 are live sign / no-load flags)
+            raise ADE7953Error("ADE7953 ACCMODE not signed accumulation")
+
+    def verify(self):
+        """Read back key configuration; raise ADE7953Error if the chip lost it (a reset or a
+        dead bus). Cheap enough to run every few seconds."""
+        cfg = self.read(CONFIG)
+        nl = self.read(AP_NOLOAD)
+        if cfg != self._config or nl != self._nl:
+            if cfg == CONFIG_DEFAULT:
+                raise ADE7953Error("ADE7953 was reset (CONFIG back to default)")
+            raise ADE7953Error("ADE7953 configuration lost (CONFIG=0x%04X AP_NOLOAD=0x%06X)"
+                               % (cfg, nl))
+
+    def max_read_interval_ms(self, imax_a=60, vmax_v=264.5):
+        """Longest energy read interval (ms) before a 24-bit accumulator overflows at
+        ``imax_a`` and ``vmax_v`` (see the module docstring)."""
+        rate = imax_a * vmax_v / 3600 / self.cal.vah_per_lsb  # LSB/s at Smax
+        return int(8388607 / rate * 1000)
+
+    def count_limit_per_ms(self):
+        """The most any of AENERGYA, RENERGYA, APENERGYA can count per ms (LSB/ms, int): the
+        physical limit of the chip, not of the meter's rating.
+
+        The ADC clips at full scale, so no input can make the chip count faster than with
+        both inputs clipped to square waves at full scale: mean(v*i) <= Vpk*Ipk, twice the
+        full-scale sine product, i.e. 2 x 206 900 LSB/s (DS p.25-26, p.31) times the largest
+        of xWGAIN/xVARGAIN/xVAGAIN / 0x400000 (DS p.34), plus 2 % for the CLKIN tolerance
+        (3.54..3.62 MHz, DS p.5) that scales the accumulation rate. Rounded up. For the
+        reference front end at unity gains: 423 LSB/ms (twice 31.15 kVA)."""
+        c = self.cal
+        g = max(c.awgain, c.avargain, c.avagain)
+        den = _GAIN_UNITY * 100 * 1000
+        return (2 * ENERGY_RATE_FULL_SCALE * g * 102 + den - 1) // den
+
+    # -- the metering read path (allocation-free) ---------------------------------------
+
+    def read_energy(self):
+        """Read and reset the channel-A accumulators (DS p.25, RSTREAD = 1) and check that
+        the words can be trusted (module docstring). Allocation-free; never raises.
+
+        Sets ``e_active``, ``e_reactive`` (signed LSB), ``e_apparent`` (LSB), ``irq_status``
+        (IRQSTATA at the read, cleared by reading RSTIRQSTATA), ``overflow`` (the AEOFA /
+        VAREOFA / VAEOFA bits: an accumulator wrapped since the previous read) and
+        ``over_range`` (the OIA / OV bits). Returns READ_OK (0) when every word matched the
+        chip's echo and CONFIG and LCYCMODE read back as written (LCYCMODE.RSTREAD is what
+        makes each read one interval: without it every read would repeat the total); else
+        READ_ECHO, READ_CONFIG or READ_RESET, and the counts must not be used (they are
+        still set, for the log). Ten SPI frames."""
+        echo = LAST_RWDATA_24
+        a = self._word(AENERGYA)
+        bad = self._word(echo) != a
+        r = self._word(RENERGYA)
+        if self._word(echo) != r:
+            bad = True
+        s = self._word(APENERGYA)
+        if self._word(echo) != s:
+            bad = True
+        st = self._word(RSTIRQSTATA)
+        if self._word(echo) != st:
+            bad = True
+        cfg = self._word(CONFIG)
+        lcyc = self._word(LCYCMODE)
+        self.e_active = a - 0x1000000 if a & 0x800000 else a
+        self.e_reactive = r - 0x1000000 if r & 0x800000 else r
+        self.e_apparent = s - 0x1000000 if s & 0x800000 else s
+        self.irq_status = st
+        self.overflow = st & _EOF_MASK
+        self.over_range = st & _OVER_MASK
+        if cfg == CONFIG_DEFAULT:
+            return READ_RESET
+        if bad:
+            return READ_ECHO
+        if cfg != self._config or lcyc != LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
+            return READ_CONFIG  # stuck at 1 sets it too)
+        if st & IRQ_RESET:
+            return READ_RESET
+        return READ_OK
+
+    def read_instant(self):
+        """Raw instantaneous codes into attributes: ``vrms``, ``irms_a``, ``irms_b``,
+        ``watt``, ``var``, ``va``, ``pf`` (signed, 2^-15), ``period``, ``angle``."""
+        self.vrms = self.read(VRMS)
+        self.irms_a = self.read(IRMSA)
+        self.irms_b = self.read(IRMSB)
+        self.watt = self.read(AWATT)
+        self.var = self.read(AVAR)
+        self.va = self.read(AVA)
+        self.pf = self.read(PFA)
+        self.period = self.read(PERIOD)
+        self.angle = self.read(ANGLE_A)
+
+    def instant_values(self):
+        """Instantaneous quantities in SI units (floats, for display only), from the last
+        :meth:`read_instant`: dict with V (V), I (A), IN (A, channel B / neutral), P (W),
+        Q (var), S (VA), PF (-1..1), f (Hz), angle (degrees at the measured frequency)."""
+        c = self.cal
+        f = PERIOD_CLOCK_HZ / (self.period + 1) if self.period else 0.0
+        return {
+            "V": self.vrms * c.v_per_lsb,
+            "I": self.irms_a * c.a_per_lsb,
+            "IN": self.irms_b * c.a_per_lsb_b,
+            "P": self.watt * c.w_per_lsb,
+            "Q": self.var * c.w_per_lsb,
+            "S": self.va * c.w_per_lsb,
+            "PF": self.pf / 32768,
+            "f": f,
+            "angle": self.angle * 4.47e-6 * f * 360,  # 4.47 us per LSB (DS p.39)
+        }

@@ -1,0 +1,13 @@
+# ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
+metadata(
+    description=(
+        "RTC seconds since 2000-01-01 UTC <-> civil date and time"
+    ),
+    version="0.1.0",
+)
+
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("civil", files=_files, base_path="..")

@@ -1,0 +1,438 @@
+# Meter event codes, the in-RAM event log and the persisted record.
+"""Event log: (RTC seconds, code, value) entries in a fixed-size ring, oldest overwritten;
+each entry also says where it came from (``src``) and what it concerned (``subject``).
+
+Codes (DLMS-style event numbers are mapped in docs; these are the firmware's own, 1..255 so
+that a code fits one byte of the persisted record):
+"""
+
+from micropython import const
+
+POWER_UP = const(1)
+METROLOGY_FAULT = const(2)  # ADE7953 missing / mis-clocked / lost configuration
+METROLOGY_OK = const(3)  # ADE7953 (re)configured after a fault or at boot
+CHIP_RESET = const(4)  # ADE7953 reset seen (RESET irq or CONFIG back to default)
+ENERGY_OVERFLOW = const(5)  # an accumulator wrapped between two reads (value: LSB lost/fixed)
+NO_LOAD_START = const(6)
+NO_LOAD_END = const(7)
+FLASH_BLANK = const(8)
+FLASH_CORRUPT = const(9)
+CONFIG_DEFAULTS = const(10)
+PROG_ENTER = const(11)
+PROG_EXIT = const(12)  # value: EXIT_* reason
+WRONG_PASSWORD = const(13)  # value: consecutive wrong passwords (any port)
+PROG_LOCKED = const(14)  # value: lockout length, s
+SEALED_REFUSED = const(15)  # ER06; subject: the address (or "P1"), value: command
+PARAM_CHANGED = const(16)  # subject: the parameter's OBIS code
+TEST_MODE_ON = const(17)
+TEST_MODE_OFF = const(18)
+POWER_FAIL = const(19)
+CLOCK_SET = const(20)
+# 40..49: register storage (firmware/meter/storage.py)
+STORAGE_RECOVERED = const(40)  # records salvaged from sectors with a damaged header (value: n)
+STORAGE_FOREIGN = const(41)  # journal of another format: writes refused (value: schema, -1)
+STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old schema)
+STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema;
+# -2: the event logs)
+STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
+ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
+# |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
+OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
+OVER_RANGE_END = const(23)  # over-range episode over (value: its length in s)
+# 30..39: clock and RTC
+CLOCK_INVALID = const(30)  # RTC not trusted at power-up (backup supply lost); text: why
+
+# 50..79: local access, configuration and audit (issue 7 items 10-14)
+PW_WHILE_LOCKED = const(50)  # P1 during a lockout (ER03); value: lockout seconds left
+REFUSED_NO_PASSWORD = const(51)  # ER07: R1/W1/E2 without a valid P1; value: command
+REFUSED_NOT_WRITABLE = const(52)  # ER04; subject: address; value: command
+REFUSED_VALUE = const(53)  # ER05
+REFUSED_UNKNOWN = const(54)  # ER01
+REFUSED_UNSUPPORTED = const(55)  # ER08 (malformed or unsupported command)
+REFUSED_FAILED = const(56)  # ER09 (or a callback's own error code)
+SEAL_OPEN = const(57)
+SEAL_CLOSED = const(58)
+COVER_OPEN = const(59)
+COVER_CLOSED = const(60)
+TCOVER_OPEN = const(61)
+TCOVER_CLOSED = const(62)
+MAGNET_ON = const(63)
+MAGNET_OFF = const(64)
+NEUTRAL_IMBALANCE = const(65)  # value: (I - IN) in % of the larger current (signed)
+NEUTRAL_OK = const(66)  # value: duration of the imbalance, s
+CONFIG_FALLBACK = const(67)  # config from an older copy / a damaged copy; value: valid copies
+SECURITY_FALLBACK = const(68)  # password not trusted: factory password needs the open seal
+CONFIG_DEFERRED = const(69)  # configuration save held back by the wear budget; value: s
+PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so that no flood can
+# push it out of the ring: t = its start (not the time of writing), value = its length, s
+
+# 80..89: supervision of the firmware's tasks (issue 8; firmware/tasks/supervisor.py)
+TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
+TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog resets the meter
+
+# PROG_EXIT values
+EXIT_B0 = const(1)
+EXIT_TIMEOUT = const(2)
+EXIT_LINK = const(3)  # the link ended (TCP peer closed or replaced, bus connection lost)
+EXIT_SIGN_ON = const(4)  # a sign-on request (any address) on the port
+EXIT_IDLE = const(5)  # the line stayed idle beyond the port's rights limit
+
+NAMES = {
+    POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
+    CHIP_RESET: "metering chip reset", ENERGY_OVERFLOW: "energy register overflow",
+    NO_LOAD_START: "no-load start", NO_LOAD_END: "no-load end", FLASH_BLANK: "flash blank",
+    FLASH_CORRUPT: "flash record corrupt", CONFIG_DEFAULTS: "configuration defaults used",
+    PROG_ENTER: "programming mode entered", PROG_EXIT: "programming mode left",
+    WRONG_PASSWORD: "wrong password", PROG_LOCKED: "programming locked",
+    SEALED_REFUSED: "refused: seal closed", PARAM_CHANGED: "parameter changed",
+    TEST_MODE_ON: "test mode on", TEST_MODE_OFF: "test mode off", POWER_FAIL: "power fail",
+    CLOCK_SET: "clock set",
+    STORAGE_RECOVERED: "journal recovered from damaged sectors",
+    STORAGE_FOREIGN: "journal of another format: writes refused",
+    STORAGE_MIGRATED: "journal migrated from an older schema",
+    STORAGE_FORMATTED: "journal formatted", STORAGE_WRITE_FAILED: "journal write failed",
+    ENERGY_IMPLAUSIBLE: "implausible energy dropped", OVER_RANGE_START: "over-range start",
+    OVER_RANGE_END: "over-range end",
+    CLOCK_INVALID: "clock invalid",
+    PW_WHILE_LOCKED: "password during lockout", REFUSED_NO_PASSWORD: "refused: no password",
+    REFUSED_NOT_WRITABLE: "refused: not writable", REFUSED_VALUE: "refused: bad value",
+    REFUSED_UNKNOWN: "refused: unknown address", REFUSED_UNSUPPORTED: "refused: unsupported",
+    REFUSED_FAILED: "refused: execution failed", SEAL_OPEN: "seal opened",
+    SEAL_CLOSED: "seal closed", COVER_OPEN: "meter cover opened",
+    COVER_CLOSED: "meter cover closed", TCOVER_OPEN: "terminal cover opened",
+    TCOVER_CLOSED: "terminal cover closed", MAGNET_ON: "magnetic field detected",
+    MAGNET_OFF: "magnetic field gone", NEUTRAL_IMBALANCE: "neutral current imbalance",
+    NEUTRAL_OK: "neutral current balanced", CONFIG_FALLBACK: "configuration copy damaged",
+    SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
+    TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
+    PROG_LOCK_KEPT: "lockout carried over a restart",
+}
+
+# Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
+# security log (fraud detection and the audit trail of legally relevant changes) is stored
+# apart so that a flood in the standard log never overwrites it.
+LOG_STANDARD = const(0)
+LOG_SECURITY = const(1)
+SECURITY_CODES = (
+    PROG_ENTER, PROG_EXIT, WRONG_PASSWORD, PROG_LOCKED, SEALED_REFUSED, PARAM_CHANGED, CLOCK_SET,
+    PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
+    TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
+    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT,
+)
+
+
+def log_spans(offset, length, sector_size):
+    """Where the logs live in the ``events`` partition (byte offset, length): the standard log
+    first, then the security log on 3/8 of the sectors (at least 2); a partition of fewer than
+    5 sectors holds one ring for both."""
+    n = length // sector_size
+    if n < 5:
+        return ((offset, length),)
+    k = max(2, 3 * n // 8)
+    return ((offset, (n - k) * sector_size), (offset + (n - k) * sector_size, k * sector_size))
+
+
+def log_of(code):
+    """LOG_SECURITY or LOG_STANDARD: the persisted log that keeps events of ``code``."""
+    return LOG_SECURITY if code in SECURITY_CODES else LOG_STANDARD
+
+
+# Sources (bits 0-2 of the record's src byte)
+SRC_METER = const(0)  # the meter itself (metering, storage, start-up)
+SRC_OPTICAL = const(1)  # optical port (IEC 62056-21)
+SRC_RS485 = const(2)  # RS-485 port (IEC 62056-21)
+SRC_LOCAL = const(3)  # local inputs: seal, covers, magnet, keys
+SRC_NAMES = ("meter", "optical", "rs485", "local", "src4", "src5", "src6", "src7")
+SUMMARY = const(0x08)  # src bit 3: value = occurrences not recorded one by one
+KIND_NONE = const(0x00)  # src bits 4-5: subject kind
+KIND_OBIS = const(0x10)
+KIND_TEXT = const(0x20)
+_KIND_MASK = const(0x30)
+
+# Persisted record, format 2 (stored with RingLog tag FORMAT; tag 0 = the old 12-byte record
+# ``<IHHi`` t, code, spare, value). 16 bytes, little-endian:
+#   0 u32 t      RTC seconds since 2000-01-01 UTC
+#   4 u8  code   event code 1..255
+#   5 u8  src    bits 0-2 source (SRC_*), bit 3 SUMMARY, bits 4-5 subject kind (KIND_*)
+#   6 6B  subject  KIND_OBIS: groups A B C D E F, one byte each, 255 = group not given;
+#                  letters C F L P (IEC 62056-61 groups C and D) = 96 97 98 99; when A is
+#                  not given (the usual reduced id C.D.E*F) B is 0xF0 | 1 (C was a letter)
+#                  | 2 (D was a letter), so "F.F.0" and "P.98.1" read back exactly.
+#                  KIND_TEXT: the first 6 characters of an address that is not an OBIS code
+#                  (ASCII, 0-padded). KIND_NONE: 0xFF bytes.
+#  12 i32 value
+FORMAT = const(2)
+RECORD_SIZE = const(16)
+_RFMT = "<IBB6si"
+_LETTERS = "CFLP"
+
+
+def _group(s, letters):
+    if len(s) == 1 and letters and s in _LETTERS:
+        return 0x100 + 96 + _LETTERS.index(s)  # 0x100: was a letter
+    if not 1 <= len(s) <= 3:
+        return -1
+    for ch in s:
+        if ch < "0" or ch > "9":
+            return -1
+    v = int(s)
+    return v if v <= 255 else -1
+
+
+def pack_subject(buf, subject):
+    """Write ``subject`` into the 6-byte ``buf``; return its KIND_*.
+
+    subject: None; an OBIS code ``[A-B:]C.D.E[*F]`` (str) -> KIND_OBIS; any other str ->
+    KIND_TEXT (its first 6 characters)."""
+    for i in range(6):
+        buf[i] = 0xFF
+    if not subject:
+        return KIND_NONE
+    s = subject
+    a = b = 255
+    i = s.find(":")
+    ok = True
+    if i >= 0:
+        ab = s[:i]
+        s = s[i + 1:]
+        j = ab.find("-")
+        if j < 0:
+            ok = False
+        else:
+            a = _group(ab[:j], False)
+            b = _group(ab[j + 1:], False)
+            ok = a >= 0 and b >= 0
+    f = 255
+    j = s.find("*")
+    if ok and j >= 0:
+        f = _group(s[j + 1:], False)
+        s = s[:j]
+        ok = f >= 0
+    parts = s.split(".") if ok else ()
+    if ok and len(parts) == 3:
+        c = _group(parts[0], True)
+        d = _group(parts[1], True)
+        e = _group(parts[2], False)
+        if c >= 0 and d >= 0 and e >= 0:
+            if a == 255:
+                b = 0xF0 | (1 if c > 255 else 0) | (2 if d > 255 else 0)
+            buf[0] = a
+            buf[1] = b
+            buf[2] = c & 0xFF
+            buf[3] = d & 0xFF
+            buf[4] = e
+            buf[5] = f
+            return KIND_OBIS
+    for i in range(6):
+        ch = ord(subject[i]) if i < len(subject) else 0
+        buf[i] = ch if 0x20 <= ch <= 0x7E else (0 if i >= len(subject) else 0x3F)
+    return KIND_TEXT
+
+
+def subject_text(kind, subj):
+    """The text of a packed subject (see :func:`pack_subject`); '' for KIND_NONE."""
+    if kind == KIND_OBIS:
+        def g(v, letter):
+            return _LETTERS[v - 96] if letter and 96 <= v <= 99 else str(v)
+
+        out = ""
+        if subj[0] != 255:
+            out = "%d-%d:" % (subj[0], subj[1])
+            lc, ld = True, False
+        else:
+            lc, ld = subj[1] & 1, subj[1] & 2
+        out += "%s.%s.%d" % (g(subj[2], lc), g(subj[3], ld), subj[4])
+        if subj[5] != 255:
+            out += "*%d" % subj[5]
+        return out
+    if kind == KIND_TEXT:
+        return "".join(chr(c) for c in subj if c)
+    return ""
+
+
+def command_value(cmd):
+    """A command name such as 'W1' as the value of a refusal record (two ASCII characters,
+    0x5731 for W1); 0 for ''."""
+    if len(cmd) != 2:
+        return 0
+    return (ord(cmd[0]) << 8) | ord(cmd[1])
+
+
+def encode_record(buf, t, code, value, src, subj):
+    """Pack one event into the 16-byte ``buf`` (format 2, see above); ``subj``: 6 bytes."""
+    import struct
+
+    if value > 0x7FFFFFFF:
+        value = 0x7FFFFFFF
+    elif value < -0x7FFFFFFF:
+        value = -0x7FFFFFFF
+    struct.pack_into(_RFMT, buf, 0, t & 0xFFFFFFFF, code & 0xFF, src & 0xFF, bytes(subj), value)
+    return buf
+
+
+def decode_record(tag, rec):
+    """(t, code, value, src, subject text, summary) of a persisted record; ``tag`` is its
+    RingLog tag (FORMAT, or 0 for the old 12-byte ``<IHHi`` record: source and subject then
+    unknown). Raises ValueError for an unknown format."""
+    import struct
+
+    if tag == FORMAT and len(rec) == RECORD_SIZE:
+        t, code, src, subj, value = struct.unpack(_RFMT, rec)
+        return (t, code, value, src & 7, subject_text(src & _KIND_MASK, subj),
+                bool(src & SUMMARY))
+    if tag == 0 and len(rec) == 12:
+        t, code, _spare, value = struct.unpack("<IHHi", rec)
+        return t, code, value, SRC_METER, "", False
+    raise ValueError("event record format %d, %d bytes" % (tag, len(rec)))
+
+
+class RateLimit:
+    """Per-code flood limit for the persisted logs (RAM copies are never limited).
+
+    Within a window the first ``burst`` events of a code are recorded one by one; further
+    ones are only counted, and when the window has ended one summary record (same code,
+    SUMMARY flag, value = the count) accounts for them. A window opens with the first event
+    after the previous one ended; it lasts ``window_s`` seconds, twice the previous length when
+    the previous window had to suppress events (at most ``max_window_s``). So a sustained flood
+    of one code costs at most ``burst + 1`` records per window, and the windows grow to a day:
+    about ``12 * (burst + 1)`` records on the first day of a flood and ``burst + 1`` a day
+    after that. Times are RTC seconds (int); a clock set backwards ends the window.
+    ``burst_for``: dict code -> burst overriding the default. State is preallocated for
+    ``slots`` codes (codes beyond share the last slot), so a flood allocates nothing that
+    stays.
+    """
+
+    def __init__(self, burst=3, window_s=60, max_window_s=86400, burst_for=None, slots=48):
+        from array import array
+
+        self.burst = burst
+        self.window_s = window_s
+        self.max_window_s = max_window_s
+        self.burst_for = burst_for if burst_for is not None else {}
+        self._slot = bytearray(256)  # code -> slot + 1 (0: none yet)
+        self._code = bytearray(slots)
+        self._used = 0
+        self._start = array("i", [0] * slots)
+        self._win = array("i", [0] * slots)
+        self._sup = array("i", [0] * slots)
+        self._n = bytearray(slots)  # records in the window (saturates at 255)
+        self._grow = bytearray(slots)  # the last window had to suppress
+        self._src = bytearray(slots)
+        self._subj = bytearray(6 * slots)
+        self.suppressed = 0  # total counted and not recorded one by one (since boot)
+
+    def pending(self, code):
+        """Events of ``code`` counted and not yet in a summary record."""
+        i = self._slot[code & 0xFF]
+        return self._sup[i - 1] if i else 0
+
+    def admit(self, code, now, src=0, subj=None):
+        """True: record this event now. False: it was counted for a summary. Summaries that
+        became due are returned by :meth:`due` (call it first)."""
+        code &= 0xFF
+        i = self._slot[code] - 1
+        if i < 0:
+            i = self._used if self._used < len(self._code) else len(self._code) - 1
+            if self._used < len(self._code):
+                self._used += 1
+            self._slot[code] = i + 1
+            self._code[i] = code
+            self._start[i] = now
+            self._win[i] = self.window_s
+            self._n[i] = 1
+            return True
+        if now - self._start[i] >= self._win[i] or now < self._start[i]:
+            # a new window; it doubles while the previous one had to suppress
+            if self._grow[i] or self._sup[i]:
+                w = self._win[i] * 2
+                self._win[i] = w if w < self.max_window_s else self.max_window_s
+            else:
+                self._win[i] = self.window_s
+            self._start[i] = now
+            self._n[i] = 1
+            self._grow[i] = 0
+            return True
+        if self._n[i] < self.burst_for.get(code, self.burst):
+            self._n[i] += 1
+            return True
+        self._sup[i] += 1
+        self._src[i] = src
+        j = 6 * i
+        for k in range(6):
+            self._subj[j + k] = subj[k] if subj is not None else 0xFF
+        self.suppressed += 1
+        return False
+
+    def due(self, now, force=False):
+        """List of ``(code, count, src, subject bytes)`` summaries whose window has ended (all
+        of them with ``force``, e.g. at shutdown); each is returned once."""
+        out = []
+        for i in range(self._used):
+            n = self._sup[i]
+            if n and (force or now - self._start[i] >= self._win[i] or now < self._start[i]):
+                out.append((self._code[i], n, self._src[i],
+                            bytes(self._subj[6 * i : 6 * i + 6])))
+                self._sup[i] = 0
+                self._grow[i] = 1
+        return out
+
+
+class EventLog:
+    """Ring of ``capacity`` events. ``clock`` has ``time()`` (RTC seconds since 2000).
+    ``sink``: optional callable(t, code, value, text, src, subject) with ``src`` the source
+    and subject-kind byte and ``subject`` 6 bytes (see :func:`pack_subject`);
+    firmware/meter/eventstore.py persists through it."""
+
+    def __init__(self, clock, capacity=64, sink=None):
+        self._clock = clock
+        self._t = [0] * capacity
+        self._c = [0] * capacity
+        self._v = [0] * capacity
+        self._s = bytearray(capacity)
+        self._j = bytearray(6 * capacity)
+        self._jv = memoryview(self._j)
+        self._n = 0
+        self.sink = sink
+        self.counts = {}
+
+    def log(self, code, value=0, text=None, src=SRC_METER, subject=None):
+        """Record event ``code`` (1..255) with ``value`` (int); ``text``: free detail for
+        consoles (never persisted); ``src``: SRC_*; ``subject``: what it concerned (an OBIS
+        code or another address, str) or None."""
+        i = self._n % len(self._c)
+        t = self._clock.time()
+        self._t[i] = t
+        self._c[i] = code
+        self._v[i] = value
+        subj = self._jv[6 * i : 6 * i + 6]
+        src = (src & 7) | pack_subject(subj, subject)
+        self._s[i] = src
+        self._n += 1
+        self.counts[code] = self.counts.get(code, 0) + 1
+        if self.sink is not None:
+            self.sink(t, code, value, text, src, subj)
+
+    def __len__(self):
+        return min(self._n, len(self._c))
+
+    def entries(self):
+        """List of (t, code, value), oldest first."""
+        cap = len(self._c)
+        first = self._n - len(self)
+        return [(self._t[j % cap], self._c[j % cap], self._v[j % cap])
+                for j in range(first, self._n)]
+
+    def records(self):
+        """List of (t, code, value, source, subject text), oldest first."""
+        cap = len(self._c)
+        first = self._n - len(self)
+        out = []
+        for j in range(first, self._n):
+            k = j % cap
+            s = self._s[k]
+            out.append((self._t[k], self._c[k], self._v[k], s & 7,
+                        subject_text(s & _KIND_MASK, self._j[6 * k : 6 * k + 6])))
+        return out
+
+    def count(self, code):
+        return self.counts.get(code, 0)

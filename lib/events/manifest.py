@@ -1,0 +1,14 @@
+# ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
+metadata(
+    description=(
+        "Meter event codes, the in-RAM event log, the persisted 16-byte record, log "
+        "split and flood limit"
+    ),
+    version="0.1.0",
+)
+
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("events", files=_files, base_path="..")

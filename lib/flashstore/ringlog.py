@@ -1,0 +1,769 @@
+"""Power-cut-safe, wear-levelled rings of fixed-size records on NOR flash.
+
+:class:`SectorRing` is the engine shared by the register journal (lib/flashstore/journal.py) and by
+:class:`RingLog` (load profiles, event logs). It runs over any object with the flash interface
+of lib/flashstore/flash.py (``read/program/erase``, ``size``, ``sector_size``, ``page_size``),
+normally a ``flash.Partition``.
+
+On-flash format (record layout version ``FORMAT`` = 1, little-endian). Each sector is cut into
+equal slots of ``slot_size`` bytes; slot 0 holds the sector header, slots 1.. hold one record
+each::
+
+    sector header (slot 0)              record (slot k >= 1)
+    off size field                      off size field
+     0   2   magic b"SR"                 0   2   magic b"RC"
+     2   1   format (1)                  2   1   format (1)
+     3   1   kind (1 journal, 2 log)     3   1   tag (journal: payload schema)
+     4   4   erase count of the sector   4   4   sequence number (u32, +1 per record)
+     8   2   slot size in bytes          8   2   payload length
+    10   2   reserved (0)               10   2   aux (journal: commit reason)
+    12   4   CRC-32 of bytes 0..11      12   4   CRC-32 of bytes 0..11 + payload
+                                        16   n   payload
+
+CRC-32 is the IEEE 802.3 polynomial of ``binascii.crc32``. ``slot_size`` is the smallest
+divisor of the page size that holds 16 + payload bytes (or a whole number of pages for larger
+payloads), so a record never crosses a page and costs exactly one page program.
+
+Rules that make it safe against a power cut at any program or erase:
+
+- A sector is written only after it was erased *and* its header was programmed; the header is
+  the proof that the erase finished. A sector with a torn erase or a torn header is "dirty" and
+  is erased again before use.
+- Records are appended in slot order, sectors in ring order; a slot is programmed once, never
+  over non-blank bytes. A torn record fails its CRC and is skipped; the next record goes after
+  it.
+- The newest valid record (highest sequence number) wins. Erasing happens only in
+  ``maintain()`` (or in a non-urgent append that finds no prepared sector), never on the sector
+  holding the newest valid record, and only on the ``reserve`` sectors ahead of the head, so
+  sectors are erased in strict rotation: every sector gets the same number of erases (+-1).
+- ``urgent=True`` appends never erase and never read: one page program per record (records up
+  to ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
+
+Damaged sector headers (bit flips after the fact). A record proves itself: its own magic,
+format, CRC-32 and sequence number. So a sector whose header is unreadable (bad magic or CRC)
+but not blank is *salvaged*: its slots are scanned with every possible slot size (the one in
+the damaged header, ours, the others the geometry allows; the size that yields the most valid
+records wins) and its valid records take part in "newest wins" like any other. Such a sector
+is "damaged": never appended to (its header proves nothing) and, like every sector, erased
+only in rotation, i.e. only once the newest record lies elsewhere, so everything in it is
+proven older. ``salvaged`` counts the records read from damaged sectors and
+``newest_damaged`` says the newest record lies in one: the caller should rewrite it into a
+good sector (lib/flashstore/journal.py, firmware/meter/storage.py do) and log the recovery. A
+torn erase leaves a damaged sector too; what it still holds is older than the newest record,
+so nothing changes.
+
+Versions. ``FORMAT`` is the layout of headers and records; the journal's payload schema is a
+separate version (the record's tag, lib/flashstore/journal.py). A sector with a valid header
+of another format, another kind of ring or an impossible slot size is "foreign", and so is a
+record of our layout (valid CRC) whose format byte differs. Foreign content may hold newer
+data this firmware cannot read (a downgrade after an update that changed the format), so a
+ring with any foreign sector or record is *write-protected*: no append, no erase, not even of
+its own older sectors, until ``format()`` is called explicitly (status ``STATUS_FOREIGN``). A
+firmware that introduces ``FORMAT`` 2 must keep reading format-1 sectors here (a decoder per known
+older format in ``_check``) so that its own rings migrate instead of being refused.
+
+Small ints. The power-fail path must not allocate on a 32-bit MicroPython core, where a small
+int holds only 31 bits (values >= 2**30 are heap-allocated long ints). So an append keeps the
+sequence number as two 16-bit halves and computes the record's CRC-32 in two 16-bit halves
+(:func:`crc32_feed`, table-driven, equal to ``binascii.crc32``); urgent appends return None
+instead of the (possibly long) sequence number. Scans at mount time may allocate and use
+``binascii.crc32``.
+
+Scan counters after ``mount()``/``recover()``: ``records`` (valid), ``torn`` (invalid record in
+the last written slot of its sector: an interrupted append), ``corrupt`` (any other invalid
+record), ``blank_sectors``, ``dirty_sectors`` (torn erase/header or garbage, nothing valid
+inside), ``damaged_sectors`` (header unreadable, valid records salvaged), ``salvaged``,
+``foreign_sectors`` and ``foreign_records``. Sectors written with another (possible) slot
+size, e.g. by firmware with a smaller payload, stay readable; new records then start in the
+next sector.
+"""
+
+import binascii
+import struct
+from array import array
+
+from micropython import const
+
+FORMAT = const(1)
+KIND_JOURNAL = const(1)
+KIND_RINGLOG = const(2)
+
+_HDR = const(16)
+_SEC_M0 = const(0x53)  # "S"
+_SEC_M1 = const(0x52)  # "R"
+_REC_M0 = const(0x52)  # "R"
+_REC_M1 = const(0x43)  # "C"
+_HFMT = "<BBBBIHH"  # sector header bytes 0..11, CRC-32 follows at 12
+_RFMT = "<BBBBHHHH"  # record header bytes 0..11: the u32 sequence number as two u16 halves
+
+# sector states
+_BLANK = const(0)  # all 0xFF, no header: needs only a header program
+_READY = const(1)  # header valid, no record yet
+_USED = const(2)  # header valid, records written
+_DIRTY = const(3)  # needs an erase, holds no valid record
+_FOREIGN = const(4)  # valid header of another format/kind/geometry
+_DAMAGED = const(5)  # header unreadable but valid records inside (salvaged): erase in turn
+
+STATUS_OK = "ok"
+STATUS_BLANK = "blank"
+STATUS_CORRUPT = "corrupt"
+STATUS_FOREIGN = "foreign"
+
+# CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) table as two 16-bit halves, so that no
+# intermediate value of an append exceeds 16 bits (see "Small ints" above).
+_TLO = array("H", [0] * 256)
+_THI = array("H", [0] * 256)
+
+
+def _make_tables():
+    for i in range(256):
+        lo = i
+        hi = 0
+        for _ in range(8):
+            c = lo & 1
+            lo = (lo >> 1) | ((hi & 1) << 15)
+            hi >>= 1
+            if c:
+                lo ^= 0x8320
+                hi ^= 0xEDB8
+        _TLO[i] = lo
+        _THI[i] = hi
+
+
+_make_tables()
+
+
+def crc32_feed(st, data):
+    """Run the CRC-32 register ``st`` (a list ``[lo16, hi16]``) over ``data`` (bytes-like).
+
+    Start with ``[0xFFFF, 0xFFFF]``; the CRC is then ``(hi ^ 0xFFFF) << 16 | (lo ^ 0xFFFF)``,
+    the value ``binascii.crc32`` returns. Every intermediate is < 2**16: allocation-free on a
+    32-bit port (checked with heap_lock in host_tests/unit/test_ringlog.py)."""
+    lo = st[0]
+    hi = st[1]
+    tlo = _TLO
+    thi = _THI
+    for b in data:
+        i = (lo ^ b) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[i]
+        hi = (hi >> 8) ^ thi[i]
+    st[0] = lo
+    st[1] = hi
+
+
+def crc32(data, value=0):
+    """``binascii.crc32(data, value)`` through :func:`crc32_feed` (an int; for tests and tools,
+    not allocation-free when the result is >= 2**30)."""
+    v = value ^ 0xFFFFFFFF
+    st = [v & 0xFFFF, v >> 16]
+    crc32_feed(st, data)
+    return ((st[1] ^ 0xFFFF) << 16) | (st[0] ^ 0xFFFF)
+
+
+class StorageError(Exception):
+    """The ring cannot take this write (not mounted, or a foreign image is write-protected)."""
+
+
+class NoSpace(StorageError):
+    """No pre-erased slot is left and the caller did not allow an erase (``urgent=True``)."""
+
+
+def slot_size(need, page):
+    """Slot bytes for a record of ``need`` bytes: smallest divisor of ``page`` >= need, else
+    ``need`` rounded up to whole pages."""
+    if need <= page:
+        s = need
+        while page % s:
+            s += 1
+        return s
+    return (need + page - 1) // page * page
+
+
+class SectorRing:
+    """Ring of sectors holding fixed-slot records; see the module docstring for the format.
+
+    ``flash``: flash interface (>= 2 sectors); ``kind``: KIND_JOURNAL or KIND_RINGLOG;
+    ``payload_max``: largest payload in bytes (1..65519); ``reserve``: sectors kept erased ahead
+    of the head (1 <= reserve < sectors); ``log``: callable taking one str, or None.
+    Raises ValueError on impossible geometry.
+    """
+
+    def __init__(self, flash, kind, payload_max, reserve=1, log=None):
+        ss = flash.sector_size
+        n = flash.size // ss
+        if not 0 < payload_max <= 0xFFFF - _HDR:
+            raise ValueError("payload size out of range")
+        slot = slot_size(_HDR + payload_max, flash.page_size)
+        if ss // slot < 2:
+            raise ValueError("record too large for the sector size")
+        if n < 2 or not 1 <= reserve < n:
+            raise ValueError("need >= 2 sectors and 1 <= reserve < sectors")
+        self._flash = flash
+        self._kind = kind
+        self._max = payload_max
+        self._log = log
+        self.sector_size = ss
+        self.page_size = flash.page_size
+        self.slot_size = slot
+        self.slots_per_sector = ss // slot
+        self.sectors = n
+        self.reserve = reserve
+        self._rec = bytearray(slot)
+        self._recmv = memoryview(self._rec)
+        self._hdr = bytearray(_HDR)
+        self._hdrmv = memoryview(self._hdr)
+        # views made once, so that an append of the configured size allocates nothing
+        need = _HDR + payload_max
+        self._v_hdr = self._recmv[0:12]
+        self._v_body = self._recmv[_HDR:need]
+        self._chunks = self._split(need)
+        self._crc = [0, 0]  # CRC-32 register of an append, two 16-bit halves
+        self._buf = bytearray(slot)
+        self._ff = b""  # 0xFF bytes to compare with, shared by the views in _blanks
+        self._blanks = {}
+        self._state = bytearray(n)
+        self._ssz = [0] * n
+        self._fill = [0] * n
+        self._first_hi = [-1] * n  # first sequence number of each sector as two 16-bit
+        self._first_lo = [0] * n  # halves; hi -1: no valid record
+        self._erases = [0] * n
+        self._head = n - 1
+        self._slot = self.slots_per_sector
+        self._newest = -1
+        self._best_slot = 0
+        self._best = [-1, -1, 0]  # scan: newest [seq, sector, slot]
+        self._seq_lo = 1  # next sequence number, as two 16-bit halves (small ints)
+        self._seq_hi = 0
+        self._mounted = False
+        self._blocked = False
+        self.status = None
+        self.newest_damaged = False
+        self.records = self.torn = self.corrupt = self.salvaged = 0
+        self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
+        self.foreign_sectors = self.foreign_records = 0
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _split(self, need):
+        """[(offset, view)] of the record's first ``need`` bytes cut at page boundaries."""
+        p = self.page_size
+        if self.slot_size <= p:
+            return [(0, self._recmv[0:need])]
+        out = []
+        i = 0
+        while i < need:
+            c = min(p, need - i)
+            out.append((i, self._recmv[i : i + c]))
+            i += c
+        return out
+
+    def _say(self, msg):
+        if self._log is not None:
+            self._log(msg)
+
+    def _blank(self, n):
+        """``n`` bytes of 0xFF: a view of one shared buffer, kept per size. (Salvaging probes
+        many slot sizes: a bytes object per size added up to ~90 KB on 16 KiB sectors with
+        16-byte rows, a MemoryError at boot on a device.)"""
+        b = self._blanks.get(n)
+        if b is None:
+            if len(self._ff) < n:
+                self._ff = b"\xff" * n
+                self._blanks = {}  # the views of the shorter buffer go with it
+            b = memoryview(self._ff)[:n]
+            self._blanks[n] = b
+        return b
+
+    def _read(self, addr, n):
+        if len(self._buf) < n:
+            self._buf = bytearray(n)
+        mv = memoryview(self._buf)[:n]
+        self._flash.read(addr, mv)
+        return mv
+
+    def _valid_ssz(self, ssz):
+        p = self.page_size
+        return _HDR < ssz <= self.sector_size // 2 and (p % ssz == 0 or ssz % p == 0)
+
+    def _sizes(self, s, hint):
+        """Slot sizes to try on damaged sector ``s``: ours, ``hint`` (the slot size field of
+        its damaged header) and every other possible size whose slot 1 or 2 starts with a
+        record magic (two 4-byte reads per size: cheap even for 16-byte program rows)."""
+        out = [self.slot_size]
+        if hint != self.slot_size and self._valid_ssz(hint):
+            out.append(hint)
+        p = self.page_size
+        base = s * self.sector_size
+        for d in range(_HDR + 1, self.sector_size // 2 + 1):
+            if d in out or not (p % d == 0 or d % p == 0):
+                continue
+            for k in (1, 2):
+                if (k + 1) * d > self.sector_size:
+                    break
+                h = self._read(base + k * d, 4)
+                if h[0] == _REC_M0 and h[1] == _REC_M1:
+                    out.append(d)
+                    break
+        return out
+
+    def _check(self, mv, ssz):
+        """Sequence number of the record in ``mv`` (``ssz`` bytes); -1 if invalid, -2 if a
+        valid record of our layout carries another format number (foreign)."""
+        if mv[0] != _REC_M0 or mv[1] != _REC_M1:
+            return -1
+        seq, ln = struct.unpack_from("<IH", mv, 4)
+        if ln > ssz - _HDR:
+            return -1
+        crc = struct.unpack_from("<I", mv, 12)[0]
+        if binascii.crc32(mv[_HDR : _HDR + ln], binascii.crc32(mv[0:12])) != crc:
+            return -1
+        if mv[2] != FORMAT:
+            return -2
+        return seq
+
+    def _sector_header(self, s):
+        """(state, slot size, erase count) of sector ``s`` from its header; for a dirty sector
+        the slot size field as read (a hint for salvaging) instead of the slot size."""
+        ss = self.sector_size
+        base = s * ss
+        h = self._read(base, _HDR)
+        if h == self._blank(_HDR):
+            step = len(self._buf)
+            off = _HDR
+            while off < ss:
+                n = min(step, ss - off)
+                if self._read(base + off, n) != self._blank(n):
+                    return _DIRTY, 0, 0
+                off += n
+            return _BLANK, 0, 0
+        hint = h[8] | h[9] << 8
+        if h[0] != _SEC_M0 or h[1] != _SEC_M1:
+            return _DIRTY, hint, 0
+        crc = struct.unpack_from("<I", h, 12)[0]
+        if binascii.crc32(h[0:12]) != crc:
+            return _DIRTY, hint, 0
+        _m0, _m1, fmt, kind, erases, ssz, _r = struct.unpack_from(_HFMT, h, 0)
+        if fmt != FORMAT or kind != self._kind or not self._valid_ssz(ssz):
+            return _FOREIGN, 0, erases
+        return _READY, ssz, erases
+
+    # ---- scan ---------------------------------------------------------------------------
+    def _scan_slots(self, s, ssz, count_only=False):
+        """Scan the slots of sector ``s`` as ``ssz``-byte slots. Returns the number of valid
+        records (``count_only``: valid or foreign records, without side effects); otherwise
+        also updates the counters, ``_first_*``/``_fill`` and the running best
+        (``self._best``: [seq, sector, slot])."""
+        base = s * self.sector_size
+        blank = self._blank(ssz)
+        valid = last = bad = 0
+        last_bad = False
+        for k in range(1, self.sector_size // ssz):
+            mv = self._read(base + k * ssz, ssz)
+            if mv == blank:
+                continue
+            last = k
+            seq = self._check(mv, ssz)
+            if seq == -2:  # a record of our layout and another format: proves itself too
+                last_bad = False
+                if count_only:
+                    valid += 1
+                else:
+                    self.foreign_records += 1
+                continue
+            if seq < 0:
+                bad += 1
+                last_bad = True
+                continue
+            last_bad = False
+            valid += 1
+            if count_only:
+                continue
+            if self._first_hi[s] < 0:
+                self._first_hi[s] = (seq >> 16) & 0xFFFF
+                self._first_lo[s] = seq & 0xFFFF
+            b = self._best
+            if seq > b[0]:
+                b[0] = seq
+                b[1] = s
+                b[2] = k
+        if not count_only:
+            self.records += valid
+            if bad:
+                if last_bad:
+                    self.torn += 1
+                    bad -= 1
+                self.corrupt += bad
+            self._fill[s] = last + 1
+        return valid
+
+    def _scan(self):
+        """Read every sector header and record; set counters, head and next sequence."""
+        self.records = self.torn = self.corrupt = self.salvaged = 0
+        self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
+        self.foreign_sectors = self.foreign_records = 0
+        self._best = [-1, -1, 0]
+        for s in range(self.sectors):
+            st, ssz, er = self._sector_header(s)
+            self._erases[s] = er
+            self._ssz[s] = 0
+            self._first_hi[s] = -1
+            self._fill[s] = 0
+            self._state[s] = st
+            if st == _BLANK:
+                self.blank_sectors += 1
+                continue
+            if st == _FOREIGN:
+                self.foreign_sectors += 1
+                continue
+            if st == _DIRTY:  # header unreadable: salvage the records it may still hold
+                best_n = 0
+                for size in self._sizes(s, ssz):
+                    c = self._scan_slots(s, size, True)
+                    if c > best_n:
+                        best_n = c
+                        ssz = size
+                if best_n == 0:
+                    self.dirty_sectors += 1
+                    continue
+                self._state[s] = _DAMAGED
+                self.damaged_sectors += 1
+            self._ssz[s] = ssz
+            n = self._scan_slots(s, ssz)
+            if st == _DIRTY:
+                self.salvaged += n
+            if st == _READY and n == 0 and self._fill[s] == 1 and ssz == self.slot_size:
+                continue  # header only, our geometry: READY (another slot size: erase first)
+            if st == _READY:
+                self._state[s] = _USED
+        best_seq, best_sec, best_slot = self._best
+        if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
+            self._blanks = {}
+            self._ff = b""
+            if len(self._buf) > self.slot_size:
+                self._buf = bytearray(self.slot_size)
+        self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
+        self.newest_damaged = False
+        if best_seq >= 0:
+            self._newest = best_sec
+            self._best_slot = best_slot
+            self._head = best_sec
+            self._set_seq(best_seq + 1)
+            if self._state[best_sec] == _DAMAGED:
+                self.newest_damaged = True
+                self._slot = self.slots_per_sector  # its header proves nothing: no appends
+            elif self._ssz[best_sec] == self.slot_size:
+                self._slot = self._fill[best_sec]
+            else:  # written with another geometry: continue in the next sector
+                self._slot = self.slots_per_sector
+        else:
+            self._newest = -1
+            self._best_slot = 0
+            self._head = self.sectors - 1  # a virtual full head: the first record goes to 0
+            self._slot = self.slots_per_sector
+            self._set_seq(1)
+        self._mounted = True
+        return best_seq
+
+    def _set_seq(self, seq):
+        self._seq_lo = seq & 0xFFFF
+        self._seq_hi = (seq >> 16) & 0xFFFF
+
+    def _summary(self):
+        s = "%d records, %d torn, %d corrupt, %d blank/%d dirty/%d foreign sectors" % (
+            self.records,
+            self.torn,
+            self.corrupt,
+            self.blank_sectors,
+            self.dirty_sectors,
+            self.foreign_sectors,
+        )
+        if self.damaged_sectors:
+            s += ", %d records salvaged from %d sectors with a damaged header" % (
+                self.salvaged, self.damaged_sectors)
+        if self.foreign_records:
+            s += ", %d foreign records" % self.foreign_records
+        return s
+
+    # ---- sector preparation -------------------------------------------------------------
+    def _format(self, s, erases):
+        h = self._hdr
+        struct.pack_into(_HFMT, h, 0, _SEC_M0, _SEC_M1, FORMAT, self._kind, erases,
+                         self.slot_size, 0)
+        struct.pack_into("<I", h, 12, binascii.crc32(self._hdrmv[0:12]))
+        self._flash.program(s * self.sector_size, h)
+
+    def _prepare(self, s):
+        """Make sector ``s`` READY: erase unless blank, then program its header."""
+        st = self._state[s]
+        known = st == _READY or st == _USED
+        er = self._erases[s] if known else max(self._erases)
+        self._state[s] = _DIRTY
+        self._first_hi[s] = -1
+        self._fill[s] = 0
+        if st != _BLANK:
+            self._flash.erase(s * self.sector_size)
+            er += 1
+        self._format(s, er)
+        self._state[s] = _READY
+        self._ssz[s] = self.slot_size
+        self._fill[s] = 1
+        self._erases[s] = er
+
+    def maintain(self, max_erases=1):
+        """Prepare the ``reserve`` sectors ahead of the head; return the number of erases.
+
+        Call at a quiet time (after a periodic commit, at boot after recovery). Each erase
+        blocks for one sector erase (W25Q16JV tSE typ 45 ms, max 400 ms); at most
+        ``max_erases`` erases are done per call. Blank sectors need only a header program.
+        Never erases the sector holding the newest valid record (so a sector is erased only
+        when every valid record in it is older than the newest). Does nothing on a
+        write-protected (foreign) image or before mounting.
+        """
+        if not self._mounted or self._blocked:
+            return 0
+        done = 0
+        n = self.sectors
+        for i in range(1, self.reserve + 1):
+            s = (self._head + i) % n
+            st = self._state[s]
+            if st == _READY:
+                continue
+            if s == self._newest:
+                break
+            if st != _BLANK:
+                if done >= max_erases:
+                    break
+                done += 1
+            self._prepare(s)
+        return done
+
+    def needs_maintenance(self):
+        """True if ``maintain()`` has work to do (a reserve sector is not prepared)."""
+        if not self._mounted or self._blocked:
+            return False
+        for i in range(1, self.reserve + 1):
+            s = (self._head + i) % self.sectors
+            if self._state[s] != _READY and s != self._newest:
+                return True
+        return False
+
+    def ready_slots(self):
+        """Records that can be appended with no erase (head sector + prepared sectors)."""
+        if not self._mounted or self._blocked:
+            return 0
+        sps = self.slots_per_sector
+        free = sps - self._slot if self._slot < sps else 0
+        for i in range(1, self.sectors):
+            s = (self._head + i) % self.sectors
+            if self._state[s] != _READY:
+                break
+            free += sps - 1
+        return free
+
+    @property
+    def blocked(self):
+        """True while the ring is write-protected (foreign content found by the last scan)."""
+        return self._blocked
+
+    def block(self):
+        """Write-protect the ring until ``format()`` (e.g. when it cannot be read)."""
+        self._blocked = True
+
+    def format(self):
+        """Erase and format every sector (all records lost); clears a write protection.
+
+        Blocks for one sector erase per sector (W25Q16JV: 16 x 45 ms typ, 400 ms max). A cut
+        leaves the sectors not yet erased as they were: a foreign image stays foreign."""
+        self._mounted = True
+        self._blocked = False
+        for s in range(self.sectors):
+            self._state[s] = _DIRTY
+            self._prepare(s)
+        self._newest = -1
+        self._head = self.sectors - 1
+        self._slot = self.slots_per_sector
+        self._set_seq(1)
+        self.newest_damaged = False
+        self.foreign_sectors = self.foreign_records = 0
+        self.status = STATUS_BLANK
+        self._say("storage: partition formatted, all records erased")
+
+    def wear(self):
+        """Erase count of each sector as recorded in the sector headers (list of ints).
+
+        Counts of sectors whose header was lost (torn erase) continue from the ring's maximum.
+        """
+        return list(self._erases)
+
+    def _first_seq(self, s):
+        """First sequence number in sector ``s`` (int), or -1 if it holds no valid record."""
+        hi = self._first_hi[s]
+        return -1 if hi < 0 else (hi << 16) | self._first_lo[s]
+
+    def next_seq(self):
+        """Sequence number the next record gets (int)."""
+        return (self._seq_hi << 16) | self._seq_lo
+
+    def position(self):
+        """(head sector, next slot, next sequence number), for diagnostics."""
+        return self._head, self._slot, self.next_seq()
+
+    # ---- append -------------------------------------------------------------------------
+    def _append(self, payload, tag, aux, urgent):
+        """Program one record; returns the sequence number, or None if ``urgent`` (the
+        power-fail path builds no int that could be long on a 32-bit port)."""
+        if not self._mounted:
+            raise StorageError("mount/recover the ring before writing")
+        if self._blocked:
+            raise StorageError("foreign image: writes blocked until format()")
+        n = len(payload)
+        if n > self._max:
+            raise ValueError("payload larger than %d bytes" % self._max)
+        if self._slot >= self.slots_per_sector:
+            nxt = (self._head + 1) % self.sectors
+            if self._state[nxt] != _READY:
+                if urgent:
+                    raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
+                self.maintain(1)
+                if self._state[nxt] != _READY:
+                    raise NoSpace("cannot prepare the next sector")
+            self._head = nxt
+            self._slot = 1
+            self._state[nxt] = _USED
+        head = self._head
+        lo = self._seq_lo
+        hi = self._seq_hi
+        # never reuse a sequence number, even if this program fails
+        if lo == 0xFFFF:
+            self._seq_lo = 0
+            self._seq_hi = (hi + 1) & 0xFFFF
+        else:
+            self._seq_lo = lo + 1
+        r = self._rec
+        # byte by byte: a slice assignment r[a:b] = payload builds its slice object on the
+        # heap on MicroPython < 1.26 (e.g. 1.25 on the emulated cores, tools/emu)
+        for i in range(n):
+            r[_HDR + i] = payload[i]
+        struct.pack_into(_RFMT, r, 0, _REC_M0, _REC_M1, FORMAT, tag, lo, hi, n, aux)
+        if n == self._max:
+            body = self._v_body
+            chunks = self._chunks
+        else:
+            body = self._recmv[_HDR : _HDR + n]
+            chunks = self._split(_HDR + n)
+        c = self._crc
+        c[0] = 0xFFFF
+        c[1] = 0xFFFF
+        crc32_feed(c, self._v_hdr)
+        crc32_feed(c, body)
+        struct.pack_into("<HH", r, 12, c[0] ^ 0xFFFF, c[1] ^ 0xFFFF)
+        addr = head * self.sector_size + self._slot * self.slot_size
+        self._slot += 1  # the slot is used even if the program is cut
+        self._fill[head] = self._slot
+        for off, view in chunks:
+            self._flash.program(addr + off, view)
+        self._newest = head
+        if self._first_hi[head] < 0:
+            self._first_hi[head] = hi
+            self._first_lo[head] = lo
+        if urgent:
+            return None
+        return (hi << 16) | lo
+
+    def append_cost(self, payload_len):
+        """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""
+        need = _HDR + payload_len
+        if self.slot_size <= self.page_size:
+            return 1, need
+        return (need + self.page_size - 1) // self.page_size, need
+
+    def _slot_record(self, s, k):
+        """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
+        ssz = self._ssz[s]
+        mv = self._read(s * self.sector_size + k * ssz, ssz)
+        seq = self._check(mv, ssz)
+        if seq < 0:
+            return None
+        tag = mv[3]
+        ln, aux = struct.unpack_from("<HH", mv, 8)
+        return seq, tag, aux, bytes(mv[_HDR : _HDR + ln])
+
+
+class RingLog(SectorRing):
+    """Fixed-size records, oldest overwritten: load profiles and event logs.
+
+    ``RingLog(flash, record_size, reserve=1, log=None, auto_maintain=True)``; ``record_size``
+    in bytes. With ``auto_maintain`` a non-urgent ``append()`` that used up the prepared
+    sector erases the next one at once (one sector erase), so one sector is always kept erased
+    ahead; urgent appends never erase.
+    Capacity: with ``k = slots_per_sector - 1`` records per sector and ``n`` sectors, the log
+    holds at most ``capacity = (n - reserve) * k`` records and always keeps at least
+    ``min_kept = (n - reserve - 1) * k + 1`` of the newest (whole sectors are dropped at once).
+    Records in a sector whose header was damaged are salvaged (module docstring).
+    Call ``mount()`` once before ``append()`` or iteration.
+    """
+
+    def __init__(self, flash, record_size, reserve=1, log=None, auto_maintain=True):
+        SectorRing.__init__(self, flash, KIND_RINGLOG, record_size, reserve, log)
+        self.record_size = record_size
+        self._auto = auto_maintain
+        k = self.slots_per_sector - 1
+        self.capacity = (self.sectors - reserve) * k
+        self.min_kept = (self.sectors - reserve - 1) * k + 1
+
+    def mount(self):
+        """Scan the partition; return the status (STATUS_OK/BLANK/CORRUPT/FOREIGN).
+
+        STATUS_FOREIGN (write-protected until ``format()``) whenever a foreign sector or
+        record is present, even beside records of our own; they stay readable."""
+        best = self._scan()
+        if self._blocked:
+            self.status = STATUS_FOREIGN
+        elif best >= 0:
+            self.status = STATUS_OK
+        elif self.corrupt or self.dirty_sectors:
+            self.status = STATUS_CORRUPT
+        else:
+            self.status = STATUS_BLANK
+        self._say("ringlog: %s: %s" % (self.status, self._summary()))
+        return self.status
+
+    def append(self, record, tag=0, urgent=False):
+        """Append ``record`` (exactly ``record_size`` bytes); return its sequence number (None
+        for ``urgent`` appends).
+
+        ``tag``: 0..255 stored with the record. ``urgent=True``: never erase (raises NoSpace
+        when no prepared slot is left). Raises ValueError on a wrong size, StorageError when
+        not mounted or write-protected.
+        """
+        if len(record) != self.record_size:
+            raise ValueError("record must be %d bytes" % self.record_size)
+        seq = self._append(record, tag, 0, urgent)
+        if self._auto and not urgent and self.needs_maintenance():
+            self.maintain(1)
+        return seq
+
+    def entries(self):
+        """Yield ``(seq, tag, record bytes)`` for every valid record, oldest first."""
+        order = [s for s in range(self.sectors) if self._first_hi[s] >= 0]
+        order = sorted(order, key=self._first_seq)
+        for s in order:
+            for k in range(1, self._fill[s]):
+                r = self._slot_record(s, k)
+                if r is not None:
+                    yield r[0], r[1], r[3]
+
+    def __iter__(self):
+        for _seq, _tag, rec in self.entries():
+            yield rec
+
+    def newest(self):
+        """(seq, tag, record bytes) of the newest record, or None when empty."""
+        if self._newest < 0:
+            return None
+        s = self._newest
+        last = None
+        for k in range(1, self._fill[s]):
+            r = self._slot_record(s, k)
+            if r is not None and (last is None or r[0] > last[0]):
+                last = r
+        return None if last is None else (last[0], last[1], last[3])

@@ -1,0 +1,15 @@
+# ruff: noqa: F821  (a MicroPython manifest: metadata/package come from the tool)
+import os
+
+metadata(
+    description=(
+        "2G uplink core: AT engine, SIM800/M95 profiles, connection manager, UART pump, "
+        "socket adapter, MQTT"
+    ),
+    version="0.1.0",
+)
+# needs from lib/: ticks (lib/manifest.py includes every package)
+
+# every module of the package but this manifest (the manifest tool runs from this folder)
+_files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
+package("modem", files=_files, base_path="..")
