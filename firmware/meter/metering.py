@@ -145,6 +145,8 @@ class Metering:
         self.fault = None  # text of the current metrology fault, or None
         self.ok = False  # metrology trusted: chip up and the last interval plausible
         self._up = False  # chip configured since the last fault (intervals are read)
+        # steps done, modulo 2^30 (a small int on a 32-bit port: at 1 s per step the count
+        # would pass 2^30 after 34 years, and the increment in the heap-locked step allocate)
         self.steps = 0
         self.no_load = True
         self.instant = None  # dict from ADE7953.instant_values(), refreshed each real second
@@ -219,7 +221,8 @@ class Metering:
         span = dt + self._skew
         pair = skew + self._skew
         self._skew = skew
-        self.steps += 1
+        st = self.steps  # (not (st + 1) & mask: st + 1 = 2^30 is itself a long int)
+        self.steps = 0 if st >= 0x3FFFFFFF else st + 1
         ea = ade.e_active
         er = ade.e_reactive
         es = ade.e_apparent

@@ -437,6 +437,18 @@ def test_metering_step_allocates_nothing():
     assert m.regs.milli(0) > 0, "energy registered"
 
 
+def test_step_count_wraps_as_a_small_int():
+    # 2^30 steps (34 years at 1 s): the count past it would be a long int on a 32-bit port,
+    # and its increment a MemoryError in the heap-locked step (caught on the emulated cores)
+    import smallint
+
+    clock, drv, m = _fixed({0x21E: 0x100, 0x220: 0x100, 0x222: 0x180})
+    m.steps = (1 << 30) - 2
+    bad = smallint.long_locals(lambda: _steps_heap_locked(m, clock, 3))
+    assert not bad, bad[:3]
+    assert m.steps == 1 and smallint.small(m.steps), m.steps
+
+
 def test_drop_and_over_range_paths_allocate_nothing():
     # every way an interval is refused, and the over-range and overflow paths, heap-locked
     cases = (({0x102: 0x0002}, DROP_CONFIG),  # mis-clocked

@@ -6,8 +6,9 @@ scaled by 256 in ``res`` (0 <= res < lsb_per_unit_q8). All values stay small int
 MicroPython port (whole < 2^30 Wh, i.e. 1.07 GWh, far beyond MID's 4 000 h at Imax =
 55 200 kWh; res < 2^24; an interval's counts are carried in pieces of 2^21 LSB, so
 ``res + (piece << 8)`` < 2^30 whatever the interval: one 24-bit read at full scale is
-2^23 LSB, and 2^23 << 8 would be a long int), so :meth:`Registers.add` never allocates. The resolution is one chip LSB (4.2e-5 Wh
-for the reference front end), finer than the 1 mWh the registers are read out at.
+2^23 LSB, and 2^23 << 8 would be a long int), so :meth:`Registers.add` never allocates.
+The resolution is one chip LSB (4.2e-5 Wh for the reference front end), finer than the
+1 mWh the registers are read out at.
 
 Quadrants (IEC 62053-23 / DLMS four-quadrant convention, OBIS C = 5..8 for Q1..Q4):
 Q1: P >= 0, Q >= 0 (import, inductive); Q2: P < 0, Q >= 0; Q3: P < 0, Q < 0;
