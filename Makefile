@@ -43,7 +43,7 @@ boards-smoke: $(STAMP)
 	MICROPYPATH=host_tests/boards/fake_stm32:host_tests/boards/fake_rp2:$(MPYPATH) $(MPY) -X heapsize=16m host_tests/boards/smoke_stm32.py
 
 unit-micropython: $(STAMP) uplink-lib
-	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=4m tools/mptest.py host_tests/unit
+	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=16m tools/mptest.py host_tests/unit
 
 unit-cpython: $(STAMP) uplink-lib
 	$(BIN)/python -m pytest -q host_tests/unit

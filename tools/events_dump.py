@@ -5,8 +5,8 @@ Usage (CPython, from the repository root)::
 
     python tools/events_dump.py PATH [--json]
 
-A file that cannot be read or is not a virtual-board image (131072 bytes) is named in a
-one-line error, exit status 2.
+A file that cannot be read or is not a virtual-board image (1048576 bytes, or 131072 for the
+first virtual board) is named in a one-line error, exit status 2.
 
 ``read_logs(path)`` is what the system tests use: {"standard": [...], "security": [...]}, each
 a list of dicts (t, code, name, value, src, subject, summary, legacy), oldest first.
@@ -24,19 +24,20 @@ import events  # noqa: E402
 from flashstore import ringlog  # noqa: E402
 from flashstore.flash import Partition  # noqa: E402
 
-FLASH_SIZE = 128 * 1024  # boards/sim/board.py SimBoard
+FLASH_SIZE = 1024 * 1024  # boards/sim/board.py SimBoard
+OLD_SIZE = 128 * 1024  # the first virtual board's chip (same events partition)
 EVENTS = (72 * 1024, 32 * 1024)
 
 
 def read_logs(path, size=FLASH_SIZE, part=EVENTS):
     from boards.sim.norflash import NORFlash
 
-    nor = NORFlash(size, 4096, 256)
     with open(path, "rb") as f:
         data = f.read(size + 1)
-    if len(data) != size:
-        raise ValueError("%s: %d bytes, not a virtual-board flash image (%d bytes)"
-                         % (path, len(data), size))
+    if len(data) not in (size, OLD_SIZE):
+        raise ValueError("%s: %d bytes, not a virtual-board flash image (%d or %d bytes)"
+                         % (path, len(data), size, OLD_SIZE))
+    nor = NORFlash(len(data), 4096, 256)
     nor.image[:] = data
     spans = events.log_spans(part[0], part[1], nor.sector_size)
     names = ("standard", "security")

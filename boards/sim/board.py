@@ -132,10 +132,16 @@ class SimBoard:
 
     # -- flash and power -----------------------------------------------------------------
 
-    # NOR flash: W25Q-class geometry (4 KiB sectors, 256-byte pages); 128 KiB modelled.
-    FLASH_SIZE = 128 * 1024
+    # NOR flash: W25Q80-class (1 MiB, 4 KiB sectors, 256-byte pages). The first 128 KiB are
+    # the layout of the first virtual board (its images are extended, boards/sim/norflash.py);
+    # the partitions after it are the billing functions' (issue 10) and the uplink's outbox
+    # (issue 11): a partition's offset never changes once released.
+    FLASH_SIZE = 1024 * 1024
     FLASH_LAYOUT = {"journal": (0, 64 * 1024), "config": (64 * 1024, 8 * 1024),
-                    "events": (72 * 1024, 32 * 1024)}
+                    "events": (72 * 1024, 32 * 1024),
+                    "billing": (128 * 1024, 32 * 1024),  # billing periods, demand state
+                    "profile": (256 * 1024, 512 * 1024),  # load profiles
+                    "outbox": (768 * 1024, 256 * 1024)}  # uplink store-and-forward
 
     def _make_flash(self):
         from boards.sim.norflash import NORFlash

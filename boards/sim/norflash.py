@@ -33,8 +33,9 @@ next op give the same image.
 program (``kind == OP_PROGRAM``) or erase (``OP_ERASE``, ``data`` None) is applied; test
 harnesses use it to fork the image at every operation (see host_tests/system).
 
-File backing: with ``path`` the image is loaded from that file if it exists (its size must be
-``size``) or created blank; every program/erase is written through to the file and flushed, so
+File backing: with ``path`` the image is loaded from that file if it exists (an image of a
+smaller chip, a whole number of sectors, is extended with erased sectors and keeps its wear;
+otherwise its size must be ``size``) or created blank; every program/erase is written through to the file and flushed, so
 a killed process keeps every completed operation. Erase counts are kept beside it in
 ``path + ".wear"`` (one little-endian u32 per sector).
 
@@ -125,8 +126,14 @@ class NORFlash:
         if exists:
             with open(path, "rb") as f:
                 n = f.readinto(self.image)
-                if n != self.size or f.read(1):
-                    raise ValueError("flash image %s is not %d bytes" % (path, self.size))
+                if f.read(1) or n < self.sector_size or n % self.sector_size:
+                    raise ValueError("flash image %s is not %d bytes (or a smaller whole "
+                                     "number of %d-byte sectors)"
+                                     % (path, self.size, self.sector_size))
+            if n < self.size:  # a smaller chip's image: the rest is blank (erased) sectors
+                with open(path, "ab") as f:
+                    for _a in range(n, self.size, self.sector_size):
+                        f.write(self._blank)
         else:
             with open(path, "wb") as f:
                 f.write(self.image)
@@ -134,8 +141,9 @@ class NORFlash:
         try:
             with open(wpath, "rb") as f:
                 raw = f.read()
-            if len(raw) == 4 * self.sectors:
-                self.erase_counts = list(struct.unpack("<%dI" % self.sectors, raw))
+            k = len(raw) // 4
+            if 4 * k == len(raw) and k <= self.sectors:  # (a smaller chip's: the rest 0)
+                self.erase_counts[:k] = list(struct.unpack("<%dI" % k, raw))
         except OSError:
             pass
         with open(wpath, "wb") as f:

@@ -24,7 +24,7 @@ def test_bad_images_are_named_not_a_traceback(tmp_path):
     empty = tmp_path / "empty.img"
     empty.write_bytes(b"")
     for path, why in ((missing, "no such file"), (tmp_path, "directory"),
-                      (short, "131072"), (empty, "131072")):
+                      (short, "1048576"), (empty, "1048576")):
         rc, out, err = _run(path)
         assert rc == 2 and "Traceback" not in err, (path, rc, err[-1500:])
         assert str(path) in err and why in err.lower(), (path, err)

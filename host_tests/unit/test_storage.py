@@ -372,7 +372,8 @@ def test_a_journal_written_by_the_firmware_before_issue_8_restores():
         blob = f.read()
     assert blob[:4] == b"NORS"
     size, ss = struct.unpack_from("<IH", blob, 4)
-    assert size == len(board.nor.image) and ss == 4096
+    # the first virtual board's 128 KiB chip: its partitions keep their place on today's
+    assert size == 128 * 1024 <= len(board.nor.image) and ss == 4096
     o = 10
     while o < len(blob):
         sec = struct.unpack_from("<H", blob, o)[0]
