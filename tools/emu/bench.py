@@ -50,7 +50,8 @@ def bench(board, runs, steps, sim_s):
     ins = 1e9 / b["cpu_hz"]  # instructions per SysTick cycle under -icount shift=0
     r = dict(board=board, core=b["core"], text=text, data=data, bss=bss, frozen=ftext + fdata,
              heap=b["heap"], ramdisk=b["ramdisk_kb"] * 1024,
-             static=data + bss - b["heap"] - (b["ramdisk_kb"] + b["flashmem_kb"]) * 1024,
+             static=data + bss - b["heap"] - (b["ramdisk_kb"] + (
+                 0 if b.get("flashmem_addr") else b["flashmem_kb"])) * 1024,
              build_s=build_s,
              step_insn=med["step_cycles"] * ins, step_model_insn=med["step_model_cycles"] * ins,
              loop_insn=med["loop10k_cycles"] * ins / 10000, **med)

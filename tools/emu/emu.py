@@ -6,9 +6,11 @@
 
 Boards (MicroPython ports/qemu, Debian micropython 1.25.0 source, see tools/emu/versions.env):
 
-- MPS2_AN385: ARM MPS2 with a Cortex-M3 at 25 MHz (qemu -M mps2-an385); 4 MB RAM, run with a
-  192 KiB heap (about what an RP2040 build leaves free). The virtual board's NOR-flash images
-  (a flash chip on a device, not RAM) live outside that heap, in a 2 MiB arena (emu.flashmem).
+- MPS2_AN385: ARM MPS2 with a Cortex-M3 at 25 MHz (qemu -M mps2-an385); the image in the 4 MB
+  ZBT SSRAM1, run with a 192 KiB heap (about what an RP2040 build leaves free). The virtual
+  board's NOR-flash images (a flash chip on a device, not RAM: 1 MiB each) live outside that
+  heap, in an 8 MiB arena (emu.flashmem) in the machine's 16 MB PSRAM at 0x21000000 (QEMU
+  hw/arm/mps2.c memory map; the image does not use it).
 - NETDUINO2: STM32F205RF, Cortex-M3 at 120 MHz (qemu -M netduino2), 128 KiB SRAM in all: the
   heap (96 KiB) is what is left after the static data, a 16 KiB RAM disk and the stack; no room
   for a flash arena, so NOR images are in the heap (tests needing the board's 128 KiB image
@@ -38,7 +40,8 @@ EMU_DIR = os.environ.get("EMU_DIR", os.path.join(ROOT, ".emu"))
 
 BOARDS = {
     "MPS2_AN385": dict(machine="mps2-an385", cpu_hz=25_000_000, heap=192 * 1024,
-                       ramdisk_kb=512, flashmem_kb=2048, core="Cortex-M3 (ARM MPS2 AN385)"),
+                       ramdisk_kb=512, flashmem_kb=8192, flashmem_addr=0x21000000,
+                       core="Cortex-M3 (ARM MPS2 AN385)"),
     "NETDUINO2": dict(machine="netduino2", cpu_hz=120_000_000, heap=96 * 1024,
                       ramdisk_kb=16, flashmem_kb=0, core="STM32F205 Cortex-M3 (Netduino 2)"),
 }
@@ -174,6 +177,8 @@ def build(board, extra_tests=None, tag=""):
         f.write("empty: tools/emu manifests use no micropython-lib package\n")
     cflags = "-DEMU_CPU_HZ=%d -DEMU_RAMDISK_KB=%d -DEMU_FLASHMEM_KB=%d" % (
         b["cpu_hz"], b["ramdisk_kb"], b["flashmem_kb"])
+    if b.get("flashmem_addr"):
+        cflags += " -DEMU_FLASHMEM_ADDR=0x%08X" % b["flashmem_addr"]
     cmd = ["make", "-C", os.path.join(src, "ports", "qemu"), "-j%d" % (os.cpu_count() or 2),
            "BOARD=" + board, "BUILD=" + bdir,
            "USER_C_MODULES=" + os.path.join(HERE, "cmod"),

@@ -12,7 +12,8 @@
 //
 // Flash memory: the virtual board's NOR-flash model (boards/sim/norflash.py) keeps its image
 // in a bytearray. On a device that image is the flash chip, not RAM, so here it comes from a
-// static arena outside the GC heap (EMU_FLASHMEM_KB, first fit in 1 KiB pages): the heap the
+// arena outside the GC heap (EMU_FLASHMEM_KB, first fit in 1 KiB pages; a static array, or the
+// RAM at EMU_FLASHMEM_ADDR where the machine has a region the image does not use): the heap the
 // tests run in stays the device-sized one. A block is freed when its owner object is
 // collected (finaliser); an allocation that finds no room collects garbage and tries again.
 //
@@ -61,7 +62,12 @@ static uint8_t ramdisk[EMU_RAMDISK_KB * 1024] __attribute__((aligned(4)));
 #if EMU_FLASHMEM_KB > 0
 #define FM_PAGE (1024)
 #define FM_PAGES (EMU_FLASHMEM_KB)
+#ifdef EMU_FLASHMEM_ADDR
+// a RAM region of the machine the firmware image does not use (e.g. the MPS2's 16 MB PSRAM)
+#define flashmem ((uint8_t *)(EMU_FLASHMEM_ADDR))
+#else
 static uint8_t flashmem[FM_PAGES * FM_PAGE] __attribute__((aligned(4)));
+#endif
 static uint8_t fm_used[FM_PAGES];  // 1: page belongs to a live block
 #endif
 
