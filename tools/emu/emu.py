@@ -13,7 +13,7 @@ Boards (MicroPython ports/qemu, Debian micropython 1.25.0 source, see tools/emu/
   hw/arm/mps2.c memory map; the image does not use it).
 - NETDUINO2: STM32F205RF, Cortex-M3 at 120 MHz (qemu -M netduino2), 128 KiB SRAM in all: the
   heap (96 KiB) is what is left after the static data, a 16 KiB RAM disk and the stack; no room
-  for a flash arena, so NOR images are in the heap (tests needing the board's 128 KiB image
+  for a flash arena, so NOR images are in the heap (tests needing the board's 1 MiB image
   are host-only there).
 
 The firmware freezes the project's device modules through the project's manifest, asyncio,
@@ -494,8 +494,9 @@ def main(argv=None):
     t.add_argument("--board", choices=sorted(BOARDS), required=True)
     t.add_argument("--elf", help="firmware.elf (default: build it)")
     t.add_argument("--only", help="run only test modules whose name contains this")
-    t.add_argument("--timeout", type=float, default=60,
-                   help="seconds without output before a test counts as hung (default 60)")
+    t.add_argument("--timeout", type=float, default=180,
+                   help="seconds without output before a test counts as hung (default 180: "
+                   "a loaded 2-core machine runs the slowest test at a fraction of its speed)")
     t.add_argument("--icount", type=int, default=None,
                    help="run QEMU with -icount shift=N (deterministic instruction timing)")
     t.add_argument("--json", help="write the results here")

@@ -5,7 +5,7 @@
 # or the out-of-heap memory for NOR-flash images (emu.flashmem) is at least that big. A key
 # that matches no test fails the run (stale entry). A test module may also define
 # EMU_HOST_ONLY = {"test_x": reason}.
-_NOR = ("the virtual board's 128 KiB NOR-flash image (a flash chip on a device) has no room "
+_NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
         "outside the heap: the core has 128 KiB of SRAM in all")
 _NOR64 = ("a 64 KiB NOR-flash image (a test fixture) has no room outside the heap: the core has "
           "128 KiB of SRAM in all")
@@ -37,58 +37,61 @@ HOST_ONLY = {
         "reads the repository's source files (every import of firmware/ and lib/)",
     "test_layout.test_manifests_cover_every_device_module":
         "reads the repository's manifest.py files and lists firmware/, lib/ and boards/",
-    "test_reference.test_readout_and_lcd_identical_to_the_reference": ("heap", 256 * _KB, _NOR),
+    "test_reference.test_readout_and_lcd_identical_to_the_reference":
+        "reads host_tests/unit/reference_before_issue8.json (a repository file; the image "
+        "holds frozen modules only)",
     "test_storage.test_a_journal_written_by_the_firmware_before_issue_8_restores":
-        ("heap", 256 * _KB, _NOR + ", with a 20 KiB flash image from host_tests/fixtures"),
+        "reads host_tests/fixtures/journal_schema1.* (repository files; the image holds "
+        "frozen modules only)",
     "test_load.test_bundled_household_pv_year": _YEAR,
     "test_load.test_bundled_household_year": _YEAR,
     "test_load.test_year_trace_heap_footprint": _YEAR,
-    "test_iec_fuzz.test_short_fuzz_through_firmware_session": ("flashmem", 128 * _KB, _NOR),
-    "test_iec_fuzz.test_short_fuzz_through_firmware_rs485_session": ("flashmem", 128 * _KB, _NOR),
-    "test_iec_fuzz.test_checks_can_fail": ("flashmem", 128 * _KB, _NOR),
-    # every test below builds a meter on the virtual board (its 128 KiB NOR image)
-    "test_storage": ("flashmem", 128 * _KB, _NOR),
-    "test_tamper": ("flashmem", 128 * _KB, _NOR),
+    "test_iec_fuzz.test_short_fuzz_through_firmware_session": ("flashmem", 1024 * _KB, _NOR),
+    "test_iec_fuzz.test_short_fuzz_through_firmware_rs485_session": ("flashmem", 1024 * _KB, _NOR),
+    "test_iec_fuzz.test_checks_can_fail": ("flashmem", 1024 * _KB, _NOR),
+    # every test below builds a meter on the virtual board (its 1 MiB NOR image)
+    "test_storage": ("flashmem", 1024 * _KB, _NOR),
+    "test_tamper": ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_a_flood_of_refusals_cannot_wipe_the_logs":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_acknowledging_a_fallback_writes_both_copies":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_an_acknowledged_password_or_meter_constant_survives_a_power_cut":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_blank_configuration_after_use_is_a_fallback":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_boot_reads_a_full_security_log_record_by_record":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_both_copies_damaged_keep_programming_closed_and_strict":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_damaged_newest_config_copy_never_brings_back_the_factory_password":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_display_list_must_keep_the_billing_register":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_fallback_flags_survive_a_save_and_a_restart":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_flood_summaries_are_written_at_the_power_fail_warning":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_metrological_write_needs_open_seal":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_old_event_partition_is_read_not_misread":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_older_own_password_still_works_but_is_flagged":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_one_lockout_per_meter_that_survives_a_restart":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_password_change_persists":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_readout_list_is_configurable_and_saved":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_refusals_are_persisted_with_address_and_port":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_w1_flood_is_coalesced_within_the_wear_budget":
-        ("flashmem", 128 * _KB, _NOR),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_billing_profile.test_512k_ring_log_keeps_366_days_of_worst_case_rows":
         ("flashmem", 512 * _KB, "a 512 KiB NOR-flash image (the load-profile ring under test)"),
     "test_journal.test_salvage_on_16_byte_program_rows_is_cheap":
