@@ -47,10 +47,20 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   register journal (committing the registers in RAM) and/or event log
   (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
   write-protected, ER09 if the flash failed; a security-log record with the port.
+- R5 (or R6) ``P.01(from;to)``, ``P.02(...)``, ``P.03(...)``: the interval load profiles
+  (firmware/meter/profile.py) in the VDEW format (lib/billing/p01: a header line
+  ``P.01(Zyymmddhhmmss)(SS)(pp)(m)(id)(unit)...`` whenever the status or the time
+  continuity changes, then one ``(v1)...(vm)`` line per interval, oldest first); ``from``
+  and ``to`` are ``Zyymmddhhmm[ss]`` local time stamps (Z = 1 in summer time), either may be
+  empty (``P.01(;)`` or ``P.01()`` = everything); the rows whose interval end lies in
+  ``[from, to]``. No rows: an empty data message. ER01 for a profile the meter has not got,
+  ER05 for a malformed range. Streamed (lib/iec62056/session.Stream): no readout is held in
+  RAM.
 """
 
 import events
 from civil import seconds
+from billing import p01
 from iec62056.codec import date_time_text
 from iec62056.lockout import Lockout
 from iec62056.session import (ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED,
@@ -148,6 +158,7 @@ class IecMap:
         self.clock = clock
         self.log = log
         self.address = catalogue.address
+        self.profiles = None  # meter.profile.Profiles (R5 P.01..P.03), set by the app
         self.lockout = Lockout(settings.get("prog_max_failures", 3),
                                settings.get("prog_lockout_s", 600),
                                settings.get("prog_lockout_max_s", 86400))
@@ -252,6 +263,19 @@ class IecMap:
                 arg = int(args)
         return self._run(self.catalogue.execute, addr, arg, sealed, src)
 
+    def profile(self, addr, arg):
+        """R5/R6 ``P.0n(from;to)``: a callable returning the VDEW lines; KeyError (ER01) for a
+        profile the meter has not got, ValueError (ER05) for a malformed range."""
+        pr = self.profiles.get(addr) if self.profiles is not None else None
+        if pr is None:
+            raise KeyError(addr)
+        a, b = p01.parse_range(arg or ";", pr.zone)
+
+        def make():
+            return pr.p01_lines(a, b)
+
+        return make
+
     def on_event(self, src, code, detail, value, cmd):
         """Session events of port ``src`` (events.SRC_*) into the meter's log, with the
         address concerned as the record's subject (refusal values: ERnn << 16 | command)."""
@@ -289,5 +313,6 @@ class IecMap:
                        passwords=self.passwords, seal_open=self.seal_open,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
                        lockout=self.lockout.port(src), time_s=self.clock.time,
+                       profile=self.profile,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)
