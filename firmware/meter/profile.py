@@ -85,6 +85,7 @@ _SAMPLE = const(2)
 TAG_MAIN = const(1)
 TAG_TAIL = const(2)
 MAX_PROFILES = const(3)
+RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
 _JUMP_S = const(2)  # an RTC step beyond this (against the metering clock) is a clock change
 
 # ident -> (kind, sources (register indices) or instant key, unit, decimals, scale)
@@ -233,6 +234,7 @@ class LoadProfile:
         self._scale = [CHANNELS[c[0]][4] for c in lay.channels]
         self.buf = bp.ProfileBuffer(lay, max_rows)
         self.store = ProfileStore(part, lay) if part is not None else None
+        self._ram = []  # closed records without a partition
         self._snap = [0] * COUNT  # the registers' whole units at the boundary (the step)
         self._base = [0] * m  # each channel's cumulative value at the last capture
         self._carry = [0] * m  # a provisional row's values carried over a restart
@@ -432,7 +434,11 @@ class LoadProfile:
 
     def _persist(self, closed):
         s = self.store
-        if s is None:
+        if s is None:  # RAM only: the last RAM_RECORDS closed records are kept
+            if closed is not None:
+                self._ram.append(closed)
+                if len(self._ram) > RAM_RECORDS:
+                    self._ram.pop(0)
             return
         sp = self.supply
         try:
@@ -475,20 +481,20 @@ class LoadProfile:
         record from flash."""
         p = self.period
         lay = self.layout
-        if self.store is not None:
-            for rec in self.store.records():
-                n = rec[1]
-                t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
-                if t_to is not None and t0 > t_to:
-                    continue
-                if t_from is not None and t0 + (n - 1) * p < t_from:
-                    continue
-                try:
-                    for r in bp.decode(rec, lay):
-                        if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
-                            yield r
-                except ValueError:
-                    continue
+        recs = self.store.records() if self.store is not None else self._ram
+        for rec in recs:
+            n = rec[1]
+            t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+            if t_to is not None and t0 > t_to:
+                continue
+            if t_from is not None and t0 + (n - 1) * p < t_from:
+                continue
+            try:
+                for r in bp.decode(rec, lay):
+                    if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                        yield r
+            except ValueError:
+                continue
         for r in self.buf.rows():
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
