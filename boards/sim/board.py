@@ -37,6 +37,7 @@ class SimBoard:
         self.opts = o = opts if opts is not None else Options()
         self.serial = o.serial
         self.commit_s = o.commit_s
+        self.load_profiles = o.load_profiles  # None: the configuration's (meter/profile.py)
         # the battery-backed RTC, before the flash model creates a new image file
         flash_path = None if o.no_flash else o.flash
         if flash_path:

@@ -460,6 +460,11 @@ class LoadProfile:
     def power_down(self):
         """The power-fail warning (after the register commit) or an orderly stop: the interval
         in progress closed with ST_POWER_DOWN, provisionally (module docstring)."""
+        if self.due:  # a boundary the task has not served yet
+            self.due = False
+            self._capture(self.tb, self._snap)
+            self.tb += self.period
+            self._set_deadline()
         tb = self.tb
         if self._prov == tb:
             self._pop()

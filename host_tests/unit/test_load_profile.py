@@ -417,3 +417,19 @@ def test_session_r5_streams_the_profile_with_its_bcc():
     m2 = ts.Meter()  # no profile callback: R5 is not offered
     t, _ = ts.prog(m2)
     assert ts.sent(ts.drain(m2.s, req, t)) == bytes(iec.build_error(S.ER_UNSUPPORTED))
+
+
+def test_stop_right_at_a_boundary_keeps_the_last_interval_whole():
+    # the step at the boundary took the snapshot, the task had not served it: the stop
+    # writes the full interval, then an empty power-down row for the next one
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, period=900)
+    _run(p, clk, regs, 899)
+    clk.now += 1000
+    regs.whole[A_PLUS] += 1
+    p.interval(0, 0, 0, 1000)
+    p.power_down()
+    rows = list(p.iter_rows())
+    assert [(r[0] - T0, r[1], r[2][0]) for r in rows] == [
+        (900, bp.ST_POWER_UP, 900), (1800, bp.ST_POWER_DOWN, 0)], rows
