@@ -214,27 +214,43 @@ def test_brown_out_warning_without_power_loss_keeps_one_row():
 
 
 def test_fifo_overwrite_keeps_the_newest_rows_contiguous():
-    nor, part = _nor(8)  # main ring 6 sectors, tail 2
+    nor, part = _nor(6)  # main ring 4 sectors (56 records), tail 2
     clk = Clk()
     regs = _regs()
     p = _prof(clk, regs, part, period=60)
-    n = 6000
-    for k in range(n):  # varying energies: records of different widths
+    n = 1500
+
+    def wh(k, m):  # up to 16 bits a channel: about 18 rows a record
+        return (k * m) % 60000
+
+    for k in range(n):
         clk.now += 60000
-        regs.whole[A_PLUS] += 1 + (k * 7919) % 5000
-        regs.whole[Q1] += k % 3
+        w = regs.whole
+        w[A_PLUS] += wh(k, 7919)
+        w[A_MINUS] += wh(k, 104729)
+        w[Q1] += wh(k, 1299709)
+        w[Q4] += wh(k, 15485863)
         p.interval(0, 0, 0, 60000)
         p.service()
-    rows = list(p.iter_rows())
-    ts = [r[0] for r in rows]
-    assert ts[-1] == T0 + 60 * n and ts == list(range(ts[0], ts[-1] + 1, 60)), ts[:3]
     ring = p.store.main
-    assert len(rows) >= ring.min_kept * 10, (len(rows), ring.min_kept)
-    assert ts[0] > T0 + 60, "the oldest rows were overwritten"
-    k0 = (ts[0] - T0) // 60 - 1
-    assert rows[0][2][0] == 1 + (k0 * 7919) % 5000, rows[0]
+    count = 0
+    first = last = None
+    for t, st, v in p.iter_rows():  # streamed: no list of the rows on a device heap
+        k = (t - T0) // 60 - 1
+        if first is None:
+            first = t
+        else:
+            assert t == last + 60, (last, t)  # contiguous
+        assert v[0] == wh(k, 7919) and v[1] == wh(k, 104729), (k, v)
+        assert v[2] == wh(k, 1299709) and v[3] == wh(k, 15485863), (k, v)
+        last = t
+        count += 1
+    assert last == T0 + 60 * n and first > T0 + 60, (first, last)  # the oldest overwritten
+    recs = sum(1 for _ in p.store.records())
+    assert ring.min_kept <= recs <= ring.capacity, (recs, ring.min_kept, ring.capacity)
+    assert count > ring.min_kept * 10, (count, ring.min_kept)
     wear = nor.erase_counts
-    assert max(wear[:6]) - min(wear[:6]) <= 1, wear
+    assert max(wear[:4]) >= 1 and max(wear[:4]) - min(wear[:4]) <= 1, wear  # in rotation
 
 
 def _cut_case(base, k, script):
@@ -267,7 +283,7 @@ def test_power_cut_at_every_flash_operation_of_row_writes():
         r = _regs()
         r.whole[A_PLUS] = a0
         q = _prof(c, r, part, period=60)
-        for j in range(120):  # rows of 60 s; a record closes on the way
+        for j in range(40):  # rows of 60 s; a record closes, a tail sector is erased
             c.now += 60000
             r.whole[A_PLUS] += 3 + j
             q.interval(0, 0, 0, 60000)
@@ -297,7 +313,7 @@ def test_power_cut_at_every_flash_operation_of_row_writes():
         for r in new:  # and every row read back is the row that was written
             j = (r[0] - start_s) // 60 - 1
             assert r[2][0] == 3 + j and r[1] == (bp.ST_POWER_UP if j == 0 else 0), (k, r)
-    assert cuts >= 120, cuts
+    assert cuts >= 40, cuts
 
 
 def test_p01_and_csv_lines_and_configuration_errors():
