@@ -235,7 +235,7 @@ def test_fifo_overwrite_keeps_the_newest_rows_contiguous():
     ring = p.store.main
     count = 0
     first = last = None
-    for t, st, v in p.iter_rows():  # streamed: no list of the rows on a device heap
+    for t, _st, v in p.iter_rows():  # streamed: no list of the rows on a device heap
         k = (t - T0) // 60 - 1
         if first is None:
             first = t
