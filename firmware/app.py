@@ -73,6 +73,9 @@ class Meter:
                                          board.serial,
                                          getattr(board, "device_address", board.serial))
         cat.events = self.events
+        from meter.audit import AuditTrail  # WELMEC 7.2 audit trail of the billing parameters
+
+        cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
@@ -144,6 +147,7 @@ class Meter:
             self.iec = IecMap(self.catalogue, self.settings, self._seal_open, b.clock, self.log,
                               self.events)
             self.iec.profiles = self.profiles
+            self.iec.audit = self.audit
         return self.iec
 
     def _seal_open(self):

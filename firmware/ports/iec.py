@@ -56,6 +56,16 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   ``[from, to]``. No rows: an empty data message. ER01 for a profile the meter has not got,
   ER05 for a malformed range. Streamed (lib/iec62056/session.Stream): no readout is held in
   RAM.
+- R5 (or R6) ``P.98(from;to)``: the persisted event logs as an IDIS logbook, one event a
+  line ``P.98(Zyymmddhhmmss)(LL)(III)(CCC)(value)(source)(subject)`` (IDIS log E: 00
+  standard, 01 fraud, 02 disconnector, 04 power quality, 05 communication; IDIS code, 128 +
+  ours without one; our code; meter/eventstore.EventStore.p98_lines); ``P.98.E(...)`` one
+  log, ``P.98.97(...)`` the power failure log (end of each outage, value = its duration in
+  s). ER01 without an event store.
+- R5 (or R6) ``P.99(from;to)``: the audit trail of the clock and the meter constant
+  (meter/audit.py, WELMEC 7.2 style): ``P.99(Zyymmddhhmmss)(counter)(parameter)(old)(new)
+  (source)``; full (100 entries): W1 of 0.9.1 / 0.9.2 / 0.3.0 answers ER09 until it is read
+  out completely (``P.99(;)``) and cleared with E2 ``C.91.7`` (seal open, else ER06).
 """
 
 import events
@@ -159,6 +169,8 @@ class IecMap:
         self.log = log
         self.address = catalogue.address
         self.profiles = None  # meter.profile.Profiles (R5 P.01..P.03), set by the app
+        self.events = events_  # meter.eventstore.EventStore (R5 P.98) or None
+        self.audit = None  # meter.audit.AuditTrail (R5 P.99), set by the app
         self.lockout = Lockout(settings.get("prog_max_failures", 3),
                                settings.get("prog_lockout_s", 600),
                                settings.get("prog_lockout_max_s", 86400))
@@ -264,8 +276,21 @@ class IecMap:
         return self._run(self.catalogue.execute, addr, arg, sealed, src)
 
     def profile(self, addr, arg):
-        """R5/R6 ``P.0n(from;to)``: a callable returning the VDEW lines; KeyError (ER01) for a
-        profile the meter has not got, ValueError (ER05) for a malformed range."""
+        """R5/R6 ``P.0n(from;to)`` (load profiles) and ``P.98(from;to)`` / ``P.98.E(...)``
+        (the event logbook, all logs or IDIS log E): a callable returning the lines; KeyError
+        (ER01) for a profile or log the meter has not got, ValueError (ER05) for a malformed
+        range."""
+        if addr == "P.98" or addr.startswith("P.98."):
+            return self._logbook(addr, arg)
+        if addr == "P.99" and self.audit is not None:
+            au = self.audit
+            zone = self._zone()
+            a, b = p01.parse_range(arg or ";", zone)
+
+            def lines():
+                return au.p99_lines(zone, a, b)
+
+            return lines
         pr = self.profiles.get(addr) if self.profiles is not None else None
         if pr is None:
             raise KeyError(addr)
@@ -273,6 +298,32 @@ class IecMap:
 
         def make():
             return pr.p01_lines(a, b)
+
+        return make
+
+    def _zone(self):
+        # the profiles' time zone (the clock's), else UTC
+        if self.profiles is not None:
+            return self.profiles.items[0].zone
+        from billing.localtime import Zone
+
+        return Zone()
+
+    def _logbook(self, addr, arg):
+        ev = self.events
+        log = None
+        if addr != "P.98":
+            e = addr[5:]
+            if not e.isdigit() or int(e) not in events.IDIS_LOGS:
+                raise KeyError(addr)
+            log = int(e)
+        if ev is None:
+            raise KeyError(addr)
+        zone = self._zone()
+        a, b = p01.parse_range(arg or ";", zone)
+
+        def make():
+            return ev.p98_lines(zone, log, a, b)
 
         return make
 

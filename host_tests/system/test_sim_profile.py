@@ -116,9 +116,9 @@ def test_profile_over_a_power_cut_read_with_p01(tmp_path):
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         day = "0260303000000;0260304000000"
-        (text, dt), (day_text, _), (none, _), (err, _) = read_profile(
+        (text, dt), (day_text, _), (none, _), (err, _), (pf, _) = read_profile(
             port, [(5, "P.01(;)"), (6, "P.01(%s)" % day), (5, "P.01(0300101000000;)"),
-                   (5, "P.02(;)")])
+                   (5, "P.02(;)"), (5, "P.98.97(;)")])
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60)
@@ -161,6 +161,9 @@ def test_profile_over_a_power_cut_read_with_p01(tmp_path):
     drows = p01.to_rows(p01.parse(day_text), lay, zone)
     assert drows == [r for r in rows if T0 + 86400 <= r[0] <= T0 + 2 * 86400], len(drows)
     assert none == "" and err == "(ER01)", (none, err)
+    # the power failure log (R5 P.98.97): the outage with its duration
+    assert pf == "P.98(%s)(97)(1)(19)(%d)(meter)()\r\n" % (
+        zone.vdew_stamp(T0 + PF_AT + OFF), OFF), pf
     # the CSV export of run 2 holds the same rows
     with open(csv) as f:
         lines = f.read().splitlines()

@@ -48,6 +48,8 @@ HOST_ONLY = {
     "test_iec_fuzz.test_checks_can_fail": ("flashmem", 128 * _KB, _NOR),
     # every test below builds a meter on the virtual board (its 128 KiB NOR image)
     "test_storage": ("flashmem", 128 * _KB, _NOR),
+    "test_audit": ("flashmem", 128 * _KB, _NOR),
+    "test_logbook": ("flashmem", 128 * _KB, _NOR),
     # load profiles on NOR images of 24..96 KiB (two at once in the power-cut campaign)
     "test_load_profile": ("flashmem", 128 * _KB, "NOR-flash images of the load profile "
                           "(up to 96 KiB, two at once while cutting) have no room outside "
