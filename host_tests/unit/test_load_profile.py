@@ -125,6 +125,13 @@ def test_step_consumer_is_allocation_free_and_small_ints():
     bad = smallint.long_locals(step)
     assert not bad, bad[:3]
     assert p.due and p._snap[A_PLUS] == (1 << 30) - 1
+    # the consumer the metering step calls: every profile, heap-locked too
+    ps = Profiles(regs, Met(), clk, [{"period_s": 60, "channels": CH}] * 3)
+    ps.start()
+    clk.now += 60000
+    p = ps
+    step()
+    assert all(x.due for x in ps.items)
 
 
 def test_status_bits_fault_clock_set_dst_invalid_clock():
