@@ -224,6 +224,7 @@ def main(argv=None):
     ap.add_argument("--days", type=int, default=400, help="days of 15-minute rows written")
     ap.add_argument("--runs", type=int, default=3, help="readouts per range")
     ap.add_argument("--image", default="/tmp/bench_profile.img")
+    ap.add_argument("--no-readout", action="store_true", help="capacity and wear only")
     a = ap.parse_args(argv)
     from civil import seconds
 
@@ -233,6 +234,8 @@ def main(argv=None):
           % a.days)
     for k, v in f.items():
         print("- %s: %s" % (k, ("%.2f" % v) if isinstance(v, float) else v))
+    if a.no_readout:
+        return
     end = t0 + a.days * 86400 + 60
     r = readout(a.image, end, a.runs)
     print("\n### R5 P.01 readout at 9600 Bd (request sent -> last byte received, median of"

@@ -46,7 +46,7 @@ chip is down) with ST_DATA_INVALID when the metrology was faulty.
 
 Flash. The partition is split between the profiles (equal shares of sectors); each share
 holds two ``flashstore.ringlog.RingLog`` rings of 240-byte records (one 256-byte slot, one
-page program each): the *main* ring of closed records (lib/billing/profile: up to 96 rows
+page program each): the *main* ring of closed records (lib/billing/profile: up to 48 rows
 packed with per-record bit widths; oldest overwritten, FIFO) and a small *tail* ring (1/16
 of the share, at least 2 sectors) that gets the open record again after every row. So a
 row is in flash one page program after its capture; a cut during that program leaves the
@@ -218,7 +218,7 @@ class LoadProfile:
     ``fault`` (None, or why the last write failed)."""
 
     def __init__(self, regs, metering, clock, cfg, part=None, zone=None, supply=None, log=None,
-                 name="P.01", max_rows=96):
+                 name="P.01", max_rows=48):
         self.layout = lay = layout_of(cfg)
         self.name = name
         self.regs = regs
