@@ -48,29 +48,48 @@ class AuditTrail:
         self.params = PARAMS
         self.ring = None
         self._ram = []
-        self.counter = 0
-        self.used = 0
+        self._counter = 0
+        self._used = 0
         self.read_at = -1  # counter at the last complete readout
-        if part is not None:
-            if part.size // part.sector_size < 4:
-                raise ValueError("audit partition: at least 4 sectors")
-            self.ring = ringlog.RingLog(part, RECORD)
-            self.ring.mount()
-            for e in self.entries():
-                self.counter = e[0]
-                self.used = 0 if e[2] == CLEAR else self.used + 1
+        if part is not None and part.size // part.sector_size < 4:
+            raise ValueError("audit partition: at least 4 sectors")
+        self._part = part  # mounted at the first use (no RAM for it until then)
         self._buf = bytearray(RECORD)
+
+    def _mount(self):
+        p = self._part
+        if p is None:
+            return
+        self._part = None
+        self.ring = ringlog.RingLog(p, RECORD)
+        self.ring.mount()
+        for e in self.entries():
+            self._counter = e[0]
+            self._used = 0 if e[2] == CLEAR else self._used + 1
+
+    @property
+    def counter(self):
+        """The last entry's number (never goes back)."""
+        self._mount()
+        return self._counter
+
+    @property
+    def used(self):
+        """Entries since the last clear."""
+        self._mount()
+        return self._used
 
     @property
     def full(self):
         return self.used >= self.capacity
 
     def _append(self, obis, old, new, src):
-        self.counter += 1
+        self._mount()
+        self._counter += 1
         b = self._buf
         subj = bytearray(6)
         kind = events.pack_subject(subj, obis)
-        struct.pack_into(_FMT, b, 0, self.counter, self.clock.time() & 0xFFFFFFFF,
+        struct.pack_into(_FMT, b, 0, self._counter, self.clock.time() & 0xFFFFFFFF,
                          bytes(subj), (src & 7) | kind, 0, old, new)
         if self.ring is not None:
             self.ring.append(b, _TAG)
@@ -80,13 +99,14 @@ class AuditTrail:
     def record(self, obis, old, new, src=events.SRC_METER):
         """Record a change of ``obis`` from ``old`` to ``new`` (ints, 31-bit)."""
         self._append(obis, old, new, src)
-        self.used += 1
+        self._used += 1
         if self.full:
             self.log.log(events.AUDIT_FULL, self.used, "audit trail full: changes refused "
                          "until it is read out and cleared (E2 C.91.7, seal open)")
 
     def entries(self):
         """``(counter, t, parameter, old, new, source)`` oldest first."""
+        self._mount()
         recs = (r for _s, _t, r in self.ring.entries()) if self.ring is not None else self._ram
         for r in recs:
             n, t, subj, src, _res, old, new = struct.unpack(_FMT, r)
@@ -102,18 +122,18 @@ class AuditTrail:
                 yield "P.99(%s)(%d)(%s)(%d)(%d)(%s)" % (zone.vdew_stamp(t), n, obis, old, new,
                                                       events.SRC_NAMES[src])
         if t_from is None and t_to is None:
-            self.read_at = self.counter if last is None else last
+            self.read_at = self._counter if last is None else last
 
     def clear(self, src=events.SRC_METER):
         """Clear the entries (the caller checked the open seal). Returns False (nothing
         done) while entries were added since the last complete readout."""
         if self.read_at != self.counter:
             return False
-        n = self.used
+        n = self._used
         if self.ring is not None:
             self.ring.format()
         else:
             self._ram = []
-        self.used = 0
+        self._used = 0
         self._append(CLEAR, n, 0, src)
         return True
