@@ -53,8 +53,9 @@ class AuditTrail:
         self.read_at = -1  # counter at the last complete readout
         if part is not None and part.size // part.sector_size < 4:
             raise ValueError("audit partition: at least 4 sectors")
-        self._part = part  # mounted at the first use (no RAM for it until then)
+        self._part = part
         self._buf = bytearray(RECORD)
+        self._mount()  # at boot: the trail's RAM is taken before the meter's steady state
 
     def _mount(self):
         p = self._part

@@ -57,7 +57,7 @@ def test_catalogue_records_clock_and_refuses_when_full():
     m = ts._meter(board)
     cat = m.catalogue
     au = m.audit
-    assert au is not None and au._part is not None  # the sim board's audit partition (lazy)
+    assert au is not None and au.ring is not None  # the audit partition of the sim board
     au.capacity = 2
     t = board.clock.time()
     cat.write("0.9.1", t + 30, events.SRC_OPTICAL)
