@@ -78,7 +78,8 @@ Data flash (boards/rp2_flash.py): the top ``DATA_BLOCKS`` x 4 KiB of the user ar
 (``rp2.Flash`` window, with a custom ``_boot.py``) or emulated in files on the root littlefs
 (stock firmware); ``flash_mode`` says which. The board hands the firmware one partition per
 name (``partitions``, the flash contract of boards/board.py): ``journal`` 64 KiB, ``config``
-8 KiB, ``events`` 64 KiB, ``profile`` 248 KiB (load profiles, not wired yet), each a
+8 KiB, ``events`` 64 KiB, ``profile`` 232 KiB (load profiles), ``audit`` 16 KiB (the
+parameter audit trail), each a
 ``flashstore.flash.Partition`` of ``BlockDeviceFlash(device)`` in bytes.
 """
 
@@ -135,7 +136,8 @@ _XP_ADDR = const(0x20)
 
 DATA_BLOCKS = const(96)  # 384 KiB at the top of the user area
 # partitions in 4 KiB blocks (offset, count); config last, so that the others kept their place
-FLASH_LAYOUT = {"journal": (0, 16), "events": (16, 16), "profile": (32, 62), "config": (94, 2)}
+FLASH_LAYOUT = {"journal": (0, 16), "events": (16, 16), "profile": (32, 58), "audit": (90, 4),
+                "config": (94, 2)}
 
 _WDT_MS = const(8000)  # rp2 maximum is 8388 ms (machine.WDT docs)
 

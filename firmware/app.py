@@ -73,6 +73,9 @@ class Meter:
                                          board.serial,
                                          getattr(board, "device_address", board.serial))
         cat.events = self.events
+        from meter.audit import AuditTrail  # WELMEC 7.2 audit trail of the billing parameters
+
+        cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
@@ -91,6 +94,7 @@ class Meter:
             s.power_fail = getattr(board, "power_fail", None)
             m.consumers = (self.output, s)  # during the warning: every interval committed
             s.restore()
+        self.profiles = self._profiles(board, parts, st, clock, log, sp)
         self.restored = True  # the registers are what the journal held (board reports)
         self.status.storage = cat.storage = self.storage
         st.settle(self.storage.status if self.storage is not None else None)
@@ -102,6 +106,23 @@ class Meter:
             self.storage.on_interval = self.led.now
         self.tamper = TamperWatch(board, m, log, st)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
+
+    def _profiles(self, board, parts, st, clock, log, sp):
+        """The interval load profiles (meter/profile.py) on the ``profile`` partition, started
+        from the restored registers; a step consumer after the others."""
+        from meter.profile import Profiles
+
+        cfg = getattr(board, "load_profiles", None) or st.get("load_profiles")
+        part = parts.get("profile")
+        zone = getattr(self, "zone", None)  # lib/billing/localtime.Zone (the clock's), or UTC
+        try:
+            pr = Profiles(self.registers, self.metering, clock, cfg, part, zone, sp, log)
+        except ValueError as e:  # a bad configuration: the default profile, logged
+            log.log(events.CONFIG_DEFAULTS, 0, str(e), events.SRC_METER, "P.01")
+            pr = Profiles(self.registers, self.metering, clock, None, part, zone, sp, log)
+        pr.start()
+        self.metering.consumers = self.metering.consumers + (pr,)
+        return pr
 
     def _setting_changed(self, key):
         if key == "meter_constant":
@@ -125,6 +146,8 @@ class Meter:
             b = self.board
             self.iec = IecMap(self.catalogue, self.settings, self._seal_open, b.clock, self.log,
                               self.events)
+            self.iec.profiles = self.profiles
+            self.iec.audit = self.audit
         return self.iec
 
     def _seal_open(self):
@@ -139,6 +162,7 @@ class Meter:
         # the pulses owed are shown at once and the task restarted (tasks/leds.py)
         self.led.flush()
         self.supervisor.restart("led")
+        self.profiles.power_down()  # the interval in progress closed, ST_POWER_DOWN
 
     def _ports(self, spawn):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""
@@ -181,6 +205,9 @@ class Meter:
         sp("housekeeping", lambda: storage_tasks.housekeeping(
             self.settings, self.events, b.clock, uptime))
         sp("tamper", self.tamper.run)
+        from tasks import profile as profile_task
+
+        sp("profile", lambda: profile_task.run(self.profiles, b.clock))
         self._ports(sp)
         out = list(sv.tasks.values())
         out.append(asyncio.create_task(sv.watchdog()))
@@ -213,6 +240,7 @@ class Meter:
             from flashstore.journal import REASON_MANUAL
 
             self.storage.commit(REASON_MANUAL)
+        self.profiles.power_down()
         self.settings.flush()
         if self.events is not None:
             self.events.tick(force=True)

@@ -37,6 +37,7 @@ class SimBoard:
         self.opts = o = opts if opts is not None else Options()
         self.serial = o.serial
         self.commit_s = o.commit_s
+        self.load_profiles = o.load_profiles  # None: the configuration's (meter/profile.py)
         # the battery-backed RTC, before the flash model creates a new image file
         flash_path = None if o.no_flash else o.flash
         if flash_path:
@@ -139,6 +140,7 @@ class SimBoard:
     FLASH_SIZE = 1024 * 1024
     FLASH_LAYOUT = {"journal": (0, 64 * 1024), "config": (64 * 1024, 8 * 1024),
                     "events": (72 * 1024, 32 * 1024),
+                    "audit": (240 * 1024, 16 * 1024),  # the parameter audit trail
                     "billing": (128 * 1024, 32 * 1024),  # billing periods, demand state
                     "profile": (256 * 1024, 512 * 1024),  # load profiles
                     "outbox": (768 * 1024, 256 * 1024)}  # uplink store-and-forward

@@ -46,6 +46,14 @@ Flash and power
                      --holdup-ms (0..60000, default 100) simulated ms later
   --cut-at-op N      cut power at the N-th flash program/erase
 
+Load profile (firmware/meter/profile.py)
+  --profile-period S capture period of load profile 1 (P.01): 60, 300, 600,
+                     900 (default), 1800 or 3600 s
+  --profile-channels C  its channels, comma-separated (default
+                     1.29,2.29,3.29,4.29,1.5,32.7; see docs/ARCHITECTURE.md)
+  --profile-csv PATH at exit write the load profile as CSV to PATH (profiles
+                     2 and 3, if configured, to PATH.p02.csv, PATH.p03.csv)
+
 Ports and inputs
   --serial ID        serial number, 1..16 printable characters (SIM00001)
   --address A        IEC 62056-21 device address, 1..32 letters and digits
@@ -99,6 +107,10 @@ class Options:
         self.address = None
         self.seal = "closed"
         self.control_tcp = None
+        self.profile_period = None
+        self.profile_channels = None
+        self.profile_csv = None
+        self.load_profiles = None  # from --profile-period / --profile-channels
 
 
 class UsageError(ValueError):
@@ -194,6 +206,9 @@ _VALUED = {
     "--address": ("address", _device_address),
     "--control-tcp": ("control_tcp", _port),
     "--commit-s": ("commit_s", lambda v: _number(v, 1, 10 ** 9, True)),
+    "--profile-period": ("profile_period", lambda v: _number(v, 60, 3600, True)),
+    "--profile-channels": ("profile_channels", lambda v: v.split(",")),
+    "--profile-csv": ("profile_csv", lambda v: v),
 }
 _CHOICES = {"--fault": ("fault", FAULTS),
             "--seal": ("seal", ("open", "closed")),
@@ -264,6 +279,17 @@ def parse_args(argv):
         raise UsageError("--fault %s happens once: give the time with --fault-at S" % o.fault)
     if o.flash is not None and o.no_flash:
         raise UsageError("--flash and --no-flash exclude each other")
+    if o.profile_period is not None or o.profile_channels is not None:
+        from meter.profile import DEFAULT, layout_of
+
+        cfg = {"period_s": o.profile_period or DEFAULT[0]["period_s"],
+               "channels": o.profile_channels or DEFAULT[0]["channels"]}
+        try:
+            layout_of(cfg)
+        except ValueError as e:
+            raise UsageError("bad load profile (--profile-period/--profile-channels): %s"
+                             % e) from None
+        o.load_profiles = [cfg]
     if o.address is None and (o.optical_tcp is not None or o.optical_dev is not None
                               or o.rs485_bus is not None):
         try:

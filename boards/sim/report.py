@@ -72,6 +72,25 @@ def steady_heap():
     return gc.mem_alloc()
 
 
+def o_csv(board):
+    return getattr(board.opts, "profile_csv", None)
+
+
+def write_profile_csv(profiles, path):
+    """--profile-csv PATH: each load profile as CSV (meter/profile.LoadProfile.csv_lines),
+    P.01 to PATH, P.02 / P.03 to PATH.p02.csv / PATH.p03.csv; a file error is reported on
+    stderr (the run's result stands)."""
+    for i, p in enumerate(profiles.items):
+        name = path if i == 0 else "%s.p0%d.csv" % (path, i + 1)
+        try:
+            with open(name, "w") as f:
+                for line in p.csv_lines():
+                    f.write(line)
+                    f.write("\n")
+        except OSError as e:
+            sys.stderr.write("sim: --profile-csv %s: %s\n" % (name, e))
+
+
 def report(board, meter, power_lost=False):
     """At the end of a run (orderly or power lost): persist the RTC, refresh the status
     LEDs, print the summary of the registers (unless --quiet) and the JSON line
@@ -84,6 +103,8 @@ def report(board, meter, power_lost=False):
     if refresh is not None:
         refresh()
     regs = meter.registers.snapshot()
+    if o_csv(board) and getattr(meter, "profiles", None) is not None:
+        write_profile_csv(meter.profiles, board.opts.profile_csv)
     wall_ms = time.ticks_diff(time.ticks_ms(), board._wall0)
     o = board.opts
     if not o.quiet:  # end of a timed run, Ctrl-C or a power loss
@@ -114,6 +135,9 @@ def report(board, meter, power_lost=False):
         "storage": meter.storage_status,
     }
     out.update(_port_report(board, meter))
+    pr = getattr(meter, "profiles", None)
+    if pr is not None:  # rows captured in this run, rows that could not be written
+        out["profile"] = {p.name: {"rows": p.rows, "lost": p.lost} for p in pr.items}
     sys.stdout.write(json_text(out) + "\n")
 
 

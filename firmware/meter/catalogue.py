@@ -111,6 +111,7 @@ _TABLE = (
     ("C.91.3", K_INT, None, 0, _R | A_WRITE, "test_output"),
     ("C.91.4", K_INT, "min", 0, _R | A_WRITE, "test_minutes"),
     ("C.91.8", K_ACTION, None, 0, A_EXEC | A_SEAL, "format_journal"),
+    ("C.91.7", K_ACTION, None, 0, A_EXEC | A_SEAL, "clear_audit"),  # meter/audit.py
     ("C.91.9", K_ACTION, None, 0, A_EXEC | A_SEAL, "cold_start"),
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
@@ -156,6 +157,7 @@ class Catalogue:
         self.address = address
         self.storage = None
         self.events = None
+        self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
         order = []
         ent = {}
         for i in range(len(_TABLE)):
@@ -309,8 +311,21 @@ class Catalogue:
 
     def write(self, obis, value, src=events.SRC_METER, seal_open=False):
         """Write ``value`` (typed as the entry's kind) to ``obis`` for port ``src``. Raises
-        NotWritable, Sealed or ValueError (nothing changed then); logs the change."""
-        self._target(obis, A_WRITE, seal_open)(value, src, obis)
+        NotWritable, Sealed or ValueError (nothing changed then); logs the change. A
+        parameter of the audit trail (meter/audit.py) is recorded with its old and new
+        value, and refused (Failed, logged AUDIT_REFUSED) while the trail is full."""
+        fn = self._target(obis, A_WRITE, seal_open)
+        au = self.audit
+        if au is None or obis not in au.params:
+            fn(value, src, obis)
+            return
+        if au.full:
+            self.log.log(events.AUDIT_REFUSED, au.used, None, src, obis)
+            raise Failed("audit trail full: read it out (R5 P.99) and clear it (E2 C.91.7)")
+        e = self._ent[obis]
+        old = self.value(e)
+        fn(value, src, obis)
+        au.record(obis, old, self.value(e), src)
 
     def execute(self, obis, arg=None, src=events.SRC_METER, seal_open=False):
         """Execute the action ``obis`` (``arg``: its typed argument or None). Raises
@@ -402,6 +417,16 @@ class Catalogue:
         if not ok:
             raise Failed("format failed")
         self._changed(obis, 0, src, "journal formatted")  # who: the port, in the audit
+
+    def _x_clear_audit(self, _arg, src, obis):
+        # the audit trail, read out completely since its last entry (meter/audit.py)
+        au = self.audit
+        if au is None:
+            raise NotWritable(obis)
+        n = au.used
+        if not au.clear(src):
+            raise Failed("audit trail not read out since its last entry")
+        self.log.log(events.AUDIT_CLEARED, n, None, src, obis)
 
     def _x_cold_start(self, _arg, src, obis):
         # a request the metering task executes (it alone writes registers); acknowledged only

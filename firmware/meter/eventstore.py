@@ -133,6 +133,57 @@ class EventStore:
         :meth:`iter_persisted` instead."""
         return list(self.iter_persisted(log))
 
+    def _merged(self):
+        # the persisted records of every ring, merged by time (each ring is oldest first)
+        its = [self.iter_persisted(i) for i in range(len(self.rings))] if len(
+            self.rings) > 1 else [self.iter_persisted()]
+        heads = [next(it, None) for it in its]
+        while True:
+            best = -1
+            for i in range(len(heads)):
+                h = heads[i]
+                if h is not None and (best < 0 or h[0] < heads[best][0]):
+                    best = i
+            if best < 0:
+                return
+            yield heads[best]
+            heads[best] = next(its[best], None)
+
+    def logbook(self, log=None, t_from=None, t_to=None):
+        """The persisted events as IDIS logbook entries, oldest first: ``(t, idis log, idis
+        code, our code, value, source, subject, summary)`` with t_from <= t <= t_to (None:
+        open). ``log``: None (every log), or one of ``events.IDIS_LOGS``; the power failure
+        log (IDIS_POWER_FAILURE) gives one entry per POWER_FAIL -> POWER_UP pair at the end
+        of the outage with the value = its duration in s (a loss of supply without the
+        warning has no POWER_FAIL record and is not in it). Read record by record."""
+        E = events
+        down = None
+        for t, code, value, src, subj, summary, _legacy in self._merged():
+            if log == E.IDIS_POWER_FAILURE:
+                if code == E.POWER_FAIL and not summary:
+                    down = t
+                elif code == E.POWER_UP and down is not None:
+                    if (t_from is None or t >= t_from) and (t_to is None or t <= t_to):
+                        yield (t, log, 1, E.POWER_FAIL, t - down, src, subj, False)
+                    down = None
+                continue
+            lg = E.idis_log(code)
+            if log is not None and lg != log:
+                continue
+            if (t_from is None or t >= t_from) and (t_to is None or t <= t_to):
+                yield (t, lg, E.idis_code(code), code, value, src, subj, summary)
+
+    def p98_lines(self, zone, log=None, t_from=None, t_to=None):
+        """The logbook (:meth:`logbook`) as IEC 62056-21 ``P.98`` lines, one event a line:
+        ``P.98(Zyymmddhhmmss)(LL)(III)(CCC)(value)(source)(subject)`` (local time stamp as
+        in P.01, IDIS log E, IDIS code, our code, value, source name with ``+`` for a flood
+        summary whose value is the count, the subject OBIS code or address)."""
+        for t, lg, ic, code, value, src, subj, summary in self.logbook(log, t_from, t_to):
+            name = events.SRC_NAMES[src & 7] + ("+" if summary else "")
+            subj = subj.replace("(", "?").replace(")", "?")
+            yield "P.98(%s)(%02d)(%d)(%d)(%d)(%s)(%s)" % (
+                zone.vdew_stamp(t), lg, ic, code, value, name, subj)
+
     def iter_persisted(self, log=None):
         """The records of :meth:`persisted`, one at a time (read from flash as iterated: no
         list of the whole log in the heap)."""

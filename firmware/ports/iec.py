@@ -47,10 +47,30 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   register journal (committing the registers in RAM) and/or event log
   (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
   write-protected, ER09 if the flash failed; a security-log record with the port.
+- R5 (or R6) ``P.01(from;to)``, ``P.02(...)``, ``P.03(...)``: the interval load profiles
+  (firmware/meter/profile.py) in the VDEW format (lib/billing/p01: a header line
+  ``P.01(Zyymmddhhmmss)(SS)(pp)(m)(id)(unit)...`` whenever the status or the time
+  continuity changes, then one ``(v1)...(vm)`` line per interval, oldest first); ``from``
+  and ``to`` are ``Zyymmddhhmm[ss]`` local time stamps (Z = 1 in summer time), either may be
+  empty (``P.01(;)`` or ``P.01()`` = everything); the rows whose interval end lies in
+  ``[from, to]``. No rows: an empty data message. ER01 for a profile the meter has not got,
+  ER05 for a malformed range. Streamed (lib/iec62056/session.Stream): no readout is held in
+  RAM.
+- R5 (or R6) ``P.98(from;to)``: the persisted event logs as an IDIS logbook, one event a
+  line ``P.98(Zyymmddhhmmss)(LL)(III)(CCC)(value)(source)(subject)`` (IDIS log E: 00
+  standard, 01 fraud, 02 disconnector, 04 power quality, 05 communication; IDIS code, 128 +
+  ours without one; our code; meter/eventstore.EventStore.p98_lines); ``P.98.E(...)`` one
+  log, ``P.98.97(...)`` the power failure log (end of each outage, value = its duration in
+  s). ER01 without an event store.
+- R5 (or R6) ``P.99(from;to)``: the audit trail of the clock and the meter constant
+  (meter/audit.py, WELMEC 7.2 style): ``P.99(Zyymmddhhmmss)(counter)(parameter)(old)(new)
+  (source)``; full (100 entries): W1 of 0.9.1 / 0.9.2 / 0.3.0 answers ER09 until it is read
+  out completely (``P.99(;)``) and cleared with E2 ``C.91.7`` (seal open, else ER06).
 """
 
 import events
 from civil import seconds
+from billing import p01
 from iec62056.codec import date_time_text
 from iec62056.lockout import Lockout
 from iec62056.session import (ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED,
@@ -148,6 +168,9 @@ class IecMap:
         self.clock = clock
         self.log = log
         self.address = catalogue.address
+        self.profiles = None  # meter.profile.Profiles (R5 P.01..P.03), set by the app
+        self.events = events_  # meter.eventstore.EventStore (R5 P.98) or None
+        self.audit = None  # meter.audit.AuditTrail (R5 P.99), set by the app
         self.lockout = Lockout(settings.get("prog_max_failures", 3),
                                settings.get("prog_lockout_s", 600),
                                settings.get("prog_lockout_max_s", 86400))
@@ -252,6 +275,58 @@ class IecMap:
                 arg = int(args)
         return self._run(self.catalogue.execute, addr, arg, sealed, src)
 
+    def profile(self, addr, arg):
+        """R5/R6 ``P.0n(from;to)`` (load profiles) and ``P.98(from;to)`` / ``P.98.E(...)``
+        (the event logbook, all logs or IDIS log E): a callable returning the lines; KeyError
+        (ER01) for a profile or log the meter has not got, ValueError (ER05) for a malformed
+        range."""
+        if addr == "P.98" or addr.startswith("P.98."):
+            return self._logbook(addr, arg)
+        if addr == "P.99" and self.audit is not None:
+            au = self.audit
+            zone = self._zone()
+            a, b = p01.parse_range(arg or ";", zone)
+
+            def lines():
+                return au.p99_lines(zone, a, b)
+
+            return lines
+        pr = self.profiles.get(addr) if self.profiles is not None else None
+        if pr is None:
+            raise KeyError(addr)
+        a, b = p01.parse_range(arg or ";", pr.zone)
+
+        def make():
+            return pr.p01_lines(a, b)
+
+        return make
+
+    def _zone(self):
+        # the profiles' time zone (the clock's), else UTC
+        if self.profiles is not None:
+            return self.profiles.items[0].zone
+        from billing.localtime import Zone
+
+        return Zone()
+
+    def _logbook(self, addr, arg):
+        ev = self.events
+        log = None
+        if addr != "P.98":
+            e = addr[5:]
+            if not e.isdigit() or int(e) not in events.IDIS_LOGS:
+                raise KeyError(addr)
+            log = int(e)
+        if ev is None:
+            raise KeyError(addr)
+        zone = self._zone()
+        a, b = p01.parse_range(arg or ";", zone)
+
+        def make():
+            return ev.p98_lines(zone, log, a, b)
+
+        return make
+
     def on_event(self, src, code, detail, value, cmd):
         """Session events of port ``src`` (events.SRC_*) into the meter's log, with the
         address concerned as the record's subject (refusal values: ERnn << 16 | command)."""
@@ -289,5 +364,6 @@ class IecMap:
                        passwords=self.passwords, seal_open=self.seal_open,
                        on_event=lambda c, d, v, k: self.on_event(src, c, d, v, k),
                        lockout=self.lockout.port(src), time_s=self.clock.time,
+                       profile=self.profile,
                        inactivity_ms=RS485_INACTIVITY_MS if bus else OPTICAL_INACTIVITY_MS,
                        answer_unaddressed=answer_unaddressed)

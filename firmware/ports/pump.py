@@ -12,7 +12,9 @@ on the virtual board.
 The UART may be a ``machine.UART`` (rp2/stm32) or ``boards.sim.uart.TcpUart``/``BusUart``; it
 needs ``any()``, ``readinto(buf)``, ``write(buf)``, ``init(baudrate=, bits=, parity=, stop=)``
 and, for RS-485, ``txdone()`` (without it the transmit time is estimated from the baud rate).
-Give the UART an rx buffer of at least 256 bytes.
+Give the UART an rx buffer of at least 256 bytes. An action's data may also be a streamed
+message (an object with ``chunks()``, e.g. lib/iec62056/session.Stream for a load profile):
+its pieces are sent one after the other as they are produced.
 
 Link: a UART that knows its peer (the virtual board's ``TcpUart``: ``clients``, the count of
 TCP connections accepted, and ``connected``; ``BusUart``: ``clients``, the connections made to
@@ -153,7 +155,13 @@ async def run_port(
                     session.link_lost(clock())
                     act = session.poll(clock())
                     continue
-                if data:
+                if data is not None and hasattr(data, "chunks"):  # a streamed message
+                    for piece in data.chunks():
+                        if _link(uart) != (gen, up):
+                            break
+                        await _transmit(uart, piece, baud, de_pin, soft_parity, clock, st,
+                                        (gen, up))
+                elif data:
                     await _transmit(uart, data, baud, de_pin, soft_parity, clock, st,
                                     (gen, up))
                 if new_baud and new_baud != baud:

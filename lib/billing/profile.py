@@ -220,6 +220,17 @@ class ProfileBuffer:
         for k in range(self.layout.nch):
             self._w[k] = 0
 
+    def pop(self):
+        """Remove the last open row; returns it as (t, status, values tuple), or None when
+        there is none (a provisional row replaced, firmware/meter/profile.py)."""
+        rows = list(self.rows())
+        if not rows:
+            return None
+        self._reset()
+        for t, s, v in rows[:-1]:
+            self.add(t, s, v)  # they fitted one record before: they fit again
+        return rows[-1]
+
     def flush(self):
         """Packed record of the open rows (then empty), or None if there are none."""
         if not self.n:

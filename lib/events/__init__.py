@@ -70,6 +70,11 @@ PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so tha
 TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
 TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog resets the meter
 
+# 224..231: the audit trail of metrological and billing parameters (firmware/meter/audit.py)
+AUDIT_FULL = const(224)  # no room left: further parameter changes refused (value: entries)
+AUDIT_REFUSED = const(225)  # a change refused because the trail is full; subject: parameter
+AUDIT_CLEARED = const(226)  # read out and cleared under the open seal (value: entries)
+
 # PROG_EXIT values
 EXIT_B0 = const(1)
 EXIT_TIMEOUT = const(2)
@@ -106,6 +111,8 @@ NAMES = {
     SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
     TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
     PROG_LOCK_KEPT: "lockout carried over a restart",
+    AUDIT_FULL: "audit trail full", AUDIT_REFUSED: "refused: audit trail full",
+    AUDIT_CLEARED: "audit trail cleared",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -117,7 +124,8 @@ SECURITY_CODES = (
     PROG_ENTER, PROG_EXIT, WRONG_PASSWORD, PROG_LOCKED, SEALED_REFUSED, PARAM_CHANGED, CLOCK_SET,
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
-    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT,
+    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
+    AUDIT_CLEARED,
 )
 
 
@@ -135,6 +143,52 @@ def log_spans(offset, length, sector_size):
 def log_of(code):
     """LOG_SECURITY or LOG_STANDARD: the persisted log that keeps events of ``code``."""
     return LOG_SECURITY if code in SECURITY_CODES else LOG_STANDARD
+
+
+# IDIS logs and event codes (billing reference D1/D2, Connexo IDIS event classes) for the
+# logbook readout (R5 P.98, firmware/ports/iec.py): each of our codes is reported in one IDIS
+# log (the E group of its profile 0.0.99.98.E; 97 = the power failure log 1.0.99.97.0, built
+# from POWER_FAIL -> POWER_UP pairs with the duration) under an IDIS code; codes without an
+# IDIS equivalent are reported as 128 + our code (IDIS leaves >= 128 to the manufacturer).
+IDIS_STANDARD = const(0)
+IDIS_FRAUD = const(1)
+IDIS_DISCONNECTOR = const(2)
+IDIS_POWER_QUALITY = const(4)
+IDIS_COMMUNICATION = const(5)
+IDIS_POWER_FAILURE = const(97)
+IDIS_LOGS = (IDIS_STANDARD, IDIS_FRAUD, IDIS_DISCONNECTOR, IDIS_POWER_QUALITY,
+             IDIS_COMMUNICATION, IDIS_POWER_FAILURE)
+IDIS_CODES = {
+    POWER_FAIL: 1, POWER_UP: 2, CLOCK_SET: 5, CLOCK_INVALID: 6, FLASH_CORRUPT: 14,
+    METROLOGY_FAULT: 16, CHIP_RESET: 16, ENERGY_IMPLAUSIBLE: 16, TASK_FAILED: 15,
+    PARAM_CHANGED: 47, CONFIG_DEFAULTS: 47, TCOVER_OPEN: 40, TCOVER_CLOSED: 41,
+    MAGNET_ON: 42, MAGNET_OFF: 43, COVER_OPEN: 44, COVER_CLOSED: 45, WRONG_PASSWORD: 46,
+    PW_WHILE_LOCKED: 46, PROG_LOCKED: 46, SEALED_REFUSED: 46,
+}
+_IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
+               WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
+               SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,
+               SECURITY_FALLBACK, PROG_LOCK_KEPT)
+_IDIS_PQ = (OVER_RANGE_START, OVER_RANGE_END)
+_IDIS_COMM = (PROG_ENTER, PROG_EXIT, REFUSED_NOT_WRITABLE, REFUSED_VALUE, REFUSED_UNKNOWN,
+              REFUSED_UNSUPPORTED, REFUSED_FAILED)
+
+
+def idis_code(code):
+    """The IDIS event code of our ``code`` (128 + code without an IDIS equivalent)."""
+    return IDIS_CODES.get(code, code if code >= 128 else 128 + code)
+
+
+def idis_log(code):
+    """The IDIS log (IDIS_STANDARD, IDIS_FRAUD, IDIS_POWER_QUALITY, IDIS_COMMUNICATION) that
+    reports our ``code`` (the disconnector log stays empty until a relay is fitted)."""
+    if code in _IDIS_FRAUD:
+        return IDIS_FRAUD
+    if code in _IDIS_PQ:
+        return IDIS_POWER_QUALITY
+    if code in _IDIS_COMM:
+        return IDIS_COMMUNICATION
+    return IDIS_STANDARD
 
 
 # Sources (bits 0-2 of the record's src byte)

@@ -69,6 +69,14 @@ Programming mode (ACK 0 Z 1): the meter sends ``SOH P0 STX (operand) ETX BCC`` (
   message ``STX ADDR(value*unit) ETX BCC``. Needs a password first if ``read_needs_password``.
 - ``W1 ADDR(value)``: ``writer(address, value_text, sealed) -> None (ACK) or an ERnn int``.
 - ``E2 ADDR(args)``: ``executor(address, args_text, sealed) -> None (ACK) or an ERnn int``.
+- ``R5 ADDR(args)`` / ``R6 ADDR(args)`` (VDEW load profile and logbook reads, e.g.
+  ``R5 P.01(from;to)``; MetCom meters accept R5 or R6): ``profile(address, args) -> callable``
+  returning an iterable of text lines (raises KeyError -> ER01, ValueError -> ER05 before
+  anything is sent). The answer is one data message ``STX line CR LF ... ETX BCC`` of
+  unknown length, *streamed*: the action's data is a :class:`Stream` (``chunks()`` yields
+  pieces of about 256 bytes, the BCC computed on the way), so no readout is ever held in
+  RAM; the programming inactivity time restarts when its last piece was handed to the port.
+  Without a ``profile`` callback R5/R6 answer ER08. Needs a password first (as R1).
 - ``B0`` / ``B1``: sign-off, no answer, back to IDLE at 300 Bd.
 - ``NAK``: repeat the last message (at most 3 times); a command with a wrong BCC gets NAK.
 
@@ -108,7 +116,7 @@ returns the session to IDLE.
 from micropython import const
 
 from iec62056.lockout import Lockout
-from ticks import ticks_add, ticks_diff
+from ticks import ticks_add, ticks_diff, ticks_ms
 from iec62056.codec import (
     ACK,
     ACK_MSG,
@@ -168,6 +176,41 @@ _K_CMD = const(2)  # SOH ... ETX|EOT BCC
 _MAX_REPEATS = const(3)
 _SLASH = const(0x2F)
 _MAX_MS = const((1 << 29) - 1)  # the longest interval ticks_diff can tell (lib/ticks)
+_STREAM_MS = const(1 << 27)  # deadline while a streamed answer is sent (37 h; reset at its end)
+_STX = const(0x02)
+_PIECE = const(256)  # bytes per piece of a streamed answer
+
+
+class Stream:
+    """A data message ``STX line CR LF ... ETX BCC`` produced piece by piece (R5/R6 answers):
+    ``make()`` returns the iterable of lines (str) each time the message is (re)sent;
+    ``done`` is called once the last piece was produced."""
+
+    def __init__(self, make, done=None):
+        self._make = make
+        self._done = done
+
+    def chunks(self):
+        """Yield the message in pieces (bytearrays of about 256 bytes)."""
+        out = bytearray()
+        out.append(_STX)
+        x = 0
+        for line in self._make():
+            b = line.encode()
+            for c in b:
+                x ^= c
+            out.extend(b)
+            out.extend(b"\r\n")
+            x ^= 0x0D ^ 0x0A
+            if len(out) >= _PIECE:
+                yield out
+                out = bytearray()
+        out.append(ETX)
+        x ^= ETX
+        out.append(x & 0x7F)
+        yield out
+        if self._done is not None:
+            self._done()
 
 def _clamp(v, lo, hi):
     return lo if v < lo else hi if v > hi else v
@@ -242,6 +285,7 @@ class Session:
         seal_open=None,
         on_event=None,
         answer_unaddressed=True,
+        profile=None,
         read_needs_password=True,
         p0_operand=None,
         reaction_ms=200,
@@ -266,6 +310,7 @@ class Session:
         self._reader = reader
         self._writer = writer
         self._executor = executor
+        self._profile = profile
         self._passwords = passwords
         self._seal_open = seal_open
         self._on_event = on_event
@@ -419,6 +464,8 @@ class Session:
         self._q.append((at, msg, 0))
         if remember:
             self._last = msg
+        if isinstance(msg, Stream):  # length unknown: _stream_done sets the deadline
+            return ticks_add(at, _STREAM_MS)
         return ticks_add(at, (len(msg) * 10000 + self.baud - 1) // self.baud + 1)
 
     def _answer(self, now_ms, msg):
@@ -625,6 +672,8 @@ class Session:
             self._write(now_ms, data, self._writer, EV_WRITE, name)
         elif cmd == "E" and ctype == 2:
             self._write(now_ms, data, self._executor, EV_EXEC, name)
+        elif cmd == "R" and (ctype == 5 or ctype == 6) and self._profile is not None:
+            self._read_stream(now_ms, data, name)
         else:
             self._refuse(now_ms, ER_UNSUPPORTED, name, _address(data))
 
@@ -706,6 +755,30 @@ class Session:
             self._refuse(now_ms, code, "R1", addr)
         else:
             self._answer(now_ms, msg)
+
+    def _read_stream(self, now_ms, data, name):
+        # R5/R6 ADDR(args): a streamed data message (module docstring)
+        try:
+            addr, arg, _ = parse_data_set(data)
+        except (ValueError, TypeError, AttributeError):
+            addr = None
+        if self._read_pw and not self.authorized:
+            self._refuse(now_ms, ER_NO_PASSWORD, name, addr or _address(data))
+            return
+        if addr is None:
+            self._refuse(now_ms, ER_BAD_VALUE, name, _address(data))
+            return
+        try:
+            make = self._profile(addr, arg)
+        except Exception as e:
+            self._refuse(now_ms, _error_code(e), name, addr)
+            return
+        self._answer(now_ms, Stream(make, self._stream_done))
+
+    def _stream_done(self):
+        # the last piece of a streamed answer left: inactivity counts from now
+        if self.state == PROG:
+            self._deadline = ticks_add(ticks_ms(), self.inactivity_ms)
 
     def _write(self, now_ms, data, fn, ev, name):
         try:

@@ -51,6 +51,12 @@ HOST_ONLY = {
     "test_iec_fuzz.test_checks_can_fail": ("flashmem", 1024 * _KB, _NOR),
     # every test below builds a meter on the virtual board (its 1 MiB NOR image)
     "test_storage": ("flashmem", 1024 * _KB, _NOR),
+    "test_audit": ("flashmem", 1024 * _KB, _NOR),
+    "test_logbook": ("flashmem", 1024 * _KB, _NOR),
+    # load profiles on NOR images of 24..96 KiB (two at once in the power-cut campaign)
+    "test_load_profile": ("flashmem", 1024 * _KB, "NOR-flash images of the load profile "
+                          "(up to 96 KiB, two at once while cutting) have no room outside "
+                          "the heap: the core has 128 KiB of SRAM in all"),
     "test_tamper": ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_a_flood_of_refusals_cannot_wipe_the_logs":
         ("flashmem", 1024 * _KB, _NOR),

@@ -1,0 +1,559 @@
+# Load profiles: interval rows captured from the registers at clock-aligned boundaries.
+"""Interval load profiles (DLMS class 7 profile generic 1.0.99.1.0.255 / 1.0.99.2.0.255,
+read over IEC 62056-21 as ``P.01`` / ``P.02`` / ``P.03``): a consumer of the metering step,
+one row per capture period, stored in the board's ``profile`` partition.
+
+Configuration (setting ``load_profiles``, absent = :data:`DEFAULT`): a list of 1..3
+profiles, each ``{"period_s": P, "channels": [ident, ...]}`` with P one of 60, 300, 600,
+900, 1800, 3600 s (clock-aligned: a row ends at a whole multiple of P in UTC seconds) and
+1..6 channels of :data:`CHANNELS`:
+
+==========  ======  =========================================================================
+ident       unit    value (integer, stored; shown / 10**decimals)
+==========  ======  =========================================================================
+1.29 2.29   kWh     A+ / A- energy of the interval, Wh (difference of the 1.8.0 / 2.8.0
+                    registers' whole Wh at the two ends: the rows sum exactly to the register
+                    difference, to the Wh)
+3.29 4.29   kvarh   R+ (Q1 + Q2) / R- (Q3 + Q4) of the interval, varh
+5.29..8.29  kvarh   Q1..Q4 of the interval, varh
+9.29 10.29  kVAh    apparent energy, import / export, VAh
+1.5 2.5     kW      last average demand A+ / A-: the interval's Wh x 3600 / P, W
+32.7        V       voltage at the end of the interval (the last 1-s instantaneous value), 0.1 V
+14.7        Hz      frequency at the end of the interval, 0.01 Hz
+==========  ======  =========================================================================
+
+Default: one profile, 15 min, ``1.29 2.29 3.29 4.29 1.5 32.7``. Changing the channels or the
+period of a profile starts it empty (the records carry a layout id; rows of another layout
+are not read), as writing capture_objects does in DLMS (billing reference C1).
+
+Status byte per row (lib/billing/profile: the DSMR/IDIS bits): 0x80 ST_POWER_DOWN (the
+supply failed during the interval: the power-fail warning or an orderly stop wrote the
+partial row), 0x40 ST_POWER_UP (the meter started during the interval), 0x20
+ST_CLOCK_ADJUSTED (the RTC was set or jumped by more than 2 s during the interval; the
+interval then ends at the next boundary of the new time, so it is shorter or longer than P),
+0x08 ST_DST (daylight saving time in force at the end of the interval, ``zone``), 0x04
+ST_DATA_INVALID (the metrology was faulty during the interval, or a cold start cleared the
+registers: the energy was not measured), 0x02 ST_CLOCK_INVALID (the RTC was not trusted).
+
+Capture. :meth:`LoadProfile.interval` (the step consumer, heap-locked, allocation-free, small
+ints only) compares the metering clock's ticks with the deadline of the next boundary and,
+at the first step that reaches it, copies the totals bank's whole units (8 small ints) into a
+preallocated snapshot. :meth:`LoadProfile.service` (the profile task, once a second of
+metering time, outside the heap-locked step: it allocates) turns a snapshot into a row,
+writes it, and sets the next deadline from the RTC. A boundary that no step reached (chip
+down, task starved) is captured from the registers as they are (they do not move while the
+chip is down) with ST_DATA_INVALID when the metrology was faulty.
+
+Flash. The partition is split between the profiles (equal shares of sectors); each share
+holds two ``flashstore.ringlog.RingLog`` rings of 240-byte records (one 256-byte slot, one
+page program each): the *main* ring of closed records (lib/billing/profile: up to 48 rows
+packed with per-record bit widths; oldest overwritten, FIFO) and a small *tail* ring (1/16
+of the share, at least 2 sectors) that gets the open record again after every row. So a
+row is in flash one page program after its capture; a cut during that program leaves the
+previous tail record (every earlier row) valid, and a cut while a closed record goes to the
+main ring leaves it in the tail. At boot the newest tail record is read back into the open
+record unless it equals the newest main record.
+
+Power. At the power-fail warning (after the register commit) and at an orderly stop, the
+interval in progress is closed with ST_POWER_DOWN: a provisional row stamped with the end of
+the interval, holding the energy so far, written urgently (one page program, no erase; a
+record that finds no prepared slot is counted in ``lost``). If the meter starts again
+within that interval (or the warning ends without a power loss), the provisional row is
+replaced at the boundary by the whole interval (the energy before the cut plus the energy
+after the restart; the demand channels as the sum of both parts' demand, +-1 W), status
+ST_POWER_DOWN | ST_POWER_UP. If it starts later, the provisional row stays, the rows of the
+outage are missing (a new header in the P.01 readout), and the first interval after the
+restart carries ST_POWER_UP with the energy since the restart. A loss of supply without the
+warning loses the row in progress (and the journal loses what it had not committed: the
+rows then hold energy the registers lost; docs/ARCHITECTURE.md "Persistence").
+"""
+
+from micropython import const
+
+import events
+from billing import p01
+from billing import profile as bp
+from billing.localtime import Zone
+from energy import A_MINUS, A_PLUS, COUNT, Q1, Q2, Q3, Q4, S_EXPORT, S_IMPORT
+from flashstore import ringlog
+from flashstore.flash import Partition
+
+_ENERGY = const(0)
+_DEMAND = const(1)
+_SAMPLE = const(2)
+
+TAG_MAIN = const(1)
+TAG_TAIL = const(2)
+MAX_PROFILES = const(3)
+RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
+_JUMP_S = const(2)  # an RTC step beyond this (against the metering clock) is a clock change
+
+# ident -> (kind, sources (register indices) or instant key, unit, decimals, scale)
+CHANNELS = {
+    "1.29": (_ENERGY, (A_PLUS,), "kWh", 3, 1),
+    "2.29": (_ENERGY, (A_MINUS,), "kWh", 3, 1),
+    "3.29": (_ENERGY, (Q1, Q2), "kvarh", 3, 1),
+    "4.29": (_ENERGY, (Q3, Q4), "kvarh", 3, 1),
+    "5.29": (_ENERGY, (Q1,), "kvarh", 3, 1),
+    "6.29": (_ENERGY, (Q2,), "kvarh", 3, 1),
+    "7.29": (_ENERGY, (Q3,), "kvarh", 3, 1),
+    "8.29": (_ENERGY, (Q4,), "kvarh", 3, 1),
+    "9.29": (_ENERGY, (S_IMPORT,), "kVAh", 3, 1),
+    "10.29": (_ENERGY, (S_EXPORT,), "kVAh", 3, 1),
+    "1.5": (_DEMAND, (A_PLUS,), "kW", 3, 1),
+    "2.5": (_DEMAND, (A_MINUS,), "kW", 3, 1),
+    "32.7": (_SAMPLE, "V", "V", 1, 10),
+    "14.7": (_SAMPLE, "f", "Hz", 2, 100),
+}
+
+DEFAULT = ({"period_s": 900, "channels": ["1.29", "2.29", "3.29", "4.29", "1.5", "32.7"]},)
+NAMES = ("P.01", "P.02", "P.03")
+
+
+def layout_of(cfg, index=0):
+    """lib/billing/profile.Layout of one profile configuration (``{"period_s", "channels"}``);
+    the layout id is a checksum of the period and channels, so a changed configuration never
+    reads rows of the old one. Raises ValueError naming what is wrong."""
+    if not isinstance(cfg, dict):
+        raise ValueError("load_profiles[%d]: %r is not {period_s, channels}" % (index, cfg))
+    period = cfg.get("period_s", 900)
+    chans = cfg.get("channels")
+    if not isinstance(chans, (list, tuple)) or not chans:
+        raise ValueError("load_profiles[%d].channels: %r is not a list of %s" % (
+            index, chans, "/".join(sorted(CHANNELS))))
+    spec = []
+    lid = period & 0xFF
+    for i, c in enumerate(chans):
+        d = CHANNELS.get(c)
+        if d is None:
+            raise ValueError("load_profiles[%d].channels[%d]: unknown channel %r" % (index, i, c))
+        spec.append((c, d[2], d[3], bp.UNSIGNED))
+        for ch in c:
+            lid = (lid * 31 + ord(ch)) & 0xFFFF
+    lid = ((lid >> 8) ^ lid ^ len(chans)) & 0xFF
+    try:
+        return bp.Layout(lid, period, spec)
+    except ValueError as e:
+        raise ValueError("load_profiles[%d]: %s" % (index, e)) from None
+
+
+def configs(value):
+    """The validated list of profile configurations (``value`` None: :data:`DEFAULT`)."""
+    if value is None:
+        value = DEFAULT
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_PROFILES:
+        raise ValueError("load_profiles: 1..%d profiles, got %r" % (MAX_PROFILES, value))
+    for i, c in enumerate(value):
+        layout_of(c, i)
+    return value
+
+
+def shares(part, n):
+    """``n`` equal sector-aligned Partitions of ``part`` (the profiles' shares)."""
+    ss = part.sector_size
+    k = part.size // ss // n
+    return [Partition(part, i * k * ss, k * ss) for i in range(n)]
+
+
+class ProfileStore:
+    """The flash of one profile: the main ring of closed records and the tail ring that holds
+    the open record again after each row (module docstring). ``part``: a flashstore.flash
+    partition of at least 4 sectors; ``layout``: lib/billing/profile.Layout."""
+
+    def __init__(self, part, layout):
+        ss = part.sector_size
+        n = part.size // ss
+        if n < 4:
+            raise ValueError("profile partition: %d sectors, at least 4 needed" % n)
+        nt = max(2, n // 16)
+        self.layout = layout
+        self.main = ringlog.RingLog(Partition(part, 0, (n - nt) * ss), layout.payload)
+        self.tail = ringlog.RingLog(Partition(part, (n - nt) * ss, nt * ss), layout.payload)
+        self.status = None
+
+    def mount(self):
+        """Scan both rings; returns (the main ring's status, the rows of the open record to
+        restore: list of (t, status, values), oldest first)."""
+        st = self.main.mount()
+        self.tail.mount()
+        self.status = st
+        last = self.main.newest()
+        tail = self.tail.newest()
+        if tail is None or tail[1] != TAG_TAIL:
+            return st, []
+        if last is not None and bytes(last[2]) == bytes(tail[2]):
+            return st, []  # the open record was closed into the main ring
+        try:
+            return st, list(bp.decode(tail[2], self.layout))
+        except ValueError:
+            return st, []  # another layout: the profile starts empty
+
+    def blocked(self):
+        return self.main.blocked or self.tail.blocked
+
+    def write(self, closed, open_rec, urgent):
+        """A closed record (or None) to the main ring, then the open record to the tail."""
+        if closed is not None:
+            self.main.append(closed, TAG_MAIN, urgent)
+        if open_rec is not None:
+            self.tail.append(open_rec, TAG_TAIL, urgent)
+
+    def records(self):
+        """The main ring's records of this layout, oldest first (bytes)."""
+        lid = self.layout.layout_id
+        for _seq, tag, rec in self.main.entries():
+            if tag == TAG_MAIN and rec and rec[0] == lid:
+                yield rec
+
+
+class LoadProfile:
+    """One interval profile (module docstring). ``regs``: lib.energy.Registers (the totals
+    bank is read); ``metering``: meter.metering.Metering (``ok``, ``instant``); ``clock``: the
+    board clock (``ticks_ms``/``ticks_diff``/``ticks_add``, ``time()``, optional ``rtc_ms()``
+    and ``rtc_valid``); ``cfg``: one configuration (:func:`layout_of`); ``part``: its flash
+    (None: RAM only); ``zone``: lib/billing/localtime.Zone (UTC without DST if None);
+    ``supply``: meter.supply.Supply; ``log``: lib.events.EventLog; ``name``: "P.01".."P.03".
+
+    Counters: ``rows`` (captured since boot), ``lost`` (rows that could not be written),
+    ``fault`` (None, or why the last write failed)."""
+
+    def __init__(self, regs, metering, clock, cfg, part=None, zone=None, supply=None, log=None,
+                 name="P.01", max_rows=48):
+        self.layout = lay = layout_of(cfg)
+        self.name = name
+        self.regs = regs
+        self.metering = metering
+        self.clock = clock
+        self.zone = zone if zone is not None else Zone()
+        self.supply = supply
+        self.log = log
+        self.period = lay.period
+        m = lay.nch
+        self._kind = [CHANNELS[c[0]][0] for c in lay.channels]
+        self._src = [CHANNELS[c[0]][1] for c in lay.channels]
+        self._scale = [CHANNELS[c[0]][4] for c in lay.channels]
+        self.buf = bp.ProfileBuffer(lay, max_rows)
+        self.store = ProfileStore(part, lay) if part is not None else None
+        self._ram = []  # closed records without a partition
+        self._snap = [0] * COUNT  # the registers' whole units at the boundary (the step)
+        self._base = [0] * m  # each channel's cumulative value at the last capture
+        self._carry = [0] * m  # a provisional row's values carried over a restart
+        self._vals = [0] * m
+        self._armed = False
+        self.due = False
+        self._deadline = 0
+        self.tb = 0  # RTC s of the next boundary (the end of the interval in progress)
+        self._st = 0  # status bits of the interval in progress
+        self._prov = -1  # time of a provisional (power-down) last row, or -1
+        self._ref_t = None  # RTC s and ticks of the last service (clock jump detection)
+        self._ref_ms = 0
+        self.rows = 0
+        self.lost = 0
+        self.fault = None
+        self.status = None
+
+    # -- the step (heap-locked) -----------------------------------------------------------
+
+    def interval(self, ea, er, es, dt):
+        """Consumer of the metering step: at the first step that reaches the boundary, copy
+        the totals' whole units into the snapshot. Allocation-free, small ints only."""
+        if self._armed:
+            c = self.clock
+            if c.ticks_diff(c.ticks_ms(), self._deadline) >= 0:
+                w = self.regs.whole
+                s = self._snap
+                for i in range(COUNT):
+                    s[i] = w[i]
+                self._armed = False
+                self.due = True
+
+    # -- boot ---------------------------------------------------------------------------
+
+    def start(self):
+        """At boot, after the registers were restored: the open record read back from flash,
+        the baseline taken from the registers, the first boundary armed."""
+        now = self.clock.time()
+        rows = []
+        if self.store is not None:
+            try:
+                self.status, rows = self.store.mount()
+            except Exception as e:  # flash trouble must never stop metering
+                self._failed(e)
+                rows = []
+            if self.store.blocked():
+                self.status = "foreign"
+        st = bp.ST_POWER_UP
+        if rows:
+            last = rows[-1]
+            if last[1] & bp.ST_POWER_DOWN and last[0] > now and \
+                    last[0] - now <= self.period:
+                rows = rows[:-1]  # restarted within the interval: the row is completed later
+                st |= last[1]
+                for k in range(self.layout.nch):
+                    if self._kind[k] != _SAMPLE:
+                        self._carry[k] = last[2][k]
+            for t, s, v in rows:
+                self.buf.add(t, s, v)
+        self._take_base(self.regs.whole)
+        self._st = st
+        self._arm(now)
+        if rows and rows[-1][0] >= self.tb:
+            # a restored row ends at or after the boundary armed (a clock set backwards)
+            self._st |= bp.ST_CLOCK_ADJUSTED
+
+    def _cum(self, k, w):
+        v = 0
+        for i in self._src[k]:
+            v += w[i]
+        return v
+
+    def _take_base(self, w):
+        for k in range(self.layout.nch):
+            if self._kind[k] != _SAMPLE:
+                self._base[k] = self._cum(k, w)
+
+    def _rtc_ms(self):
+        c = self.clock
+        f = getattr(c, "rtc_ms", None)
+        return f() if f is not None else c.time() * 1000
+
+    def _arm(self, now):
+        """Arm the boundary after RTC second ``now``."""
+        p = self.period
+        tb = (now // p + 1) * p
+        self.tb = tb
+        self._set_deadline()
+
+    def _set_deadline(self):
+        c = self.clock
+        ms = c.ticks_ms()
+        d = self.tb * 1000 - self._rtc_ms()
+        if d < 0:
+            d = 0
+        self._deadline = c.ticks_add(ms, d)
+        self._armed = True
+
+    # -- the task ---------------------------------------------------------------------------
+
+    def service(self):
+        """Once a second of metering time (the profile task): turn a snapshot into a row,
+        capture a boundary no step reached, notice clock changes."""
+        c = self.clock
+        now = c.time()
+        ms = c.ticks_ms()
+        m = self.metering
+        if m is not None and not m.ok:
+            self._st |= bp.ST_DATA_INVALID
+        if not getattr(c, "rtc_valid", True):
+            self._st |= bp.ST_CLOCK_INVALID
+        jump = False
+        if self._ref_t is not None:
+            exp = self._ref_t + c.ticks_diff(ms, self._ref_ms) // 1000
+            jump = now - exp > _JUMP_S or exp - now > _JUMP_S
+        self._ref_t = now
+        self._ref_ms = ms
+        if self.due:
+            self.due = False
+            self._capture(self.tb, self._snap)
+            if not jump:
+                self.tb += self.period
+                self._set_deadline()
+        if jump:
+            self._st |= bp.ST_CLOCK_ADJUSTED
+            self._arm(now)
+            return
+        k = 0
+        while now >= self.tb + _JUMP_S and k < 4:  # no step reached the boundary
+            self._armed = False
+            w = self.regs.whole
+            for i in range(COUNT):
+                self._snap[i] = w[i]
+            self._capture(self.tb, self._snap)
+            self.tb += self.period
+            k += 1
+        if k:
+            if now >= self.tb:
+                self._arm(now)
+            else:
+                self._set_deadline()
+
+    def _values(self, w, provisional=False):
+        """The channel values of the interval ending now, from the whole units ``w``."""
+        v = self._vals
+        p = self.period
+        bad = False
+        for k in range(self.layout.nch):
+            kind = self._kind[k]
+            if kind == _SAMPLE:
+                inst = self.metering.instant if self.metering is not None else None
+                x = inst.get(self._src[k]) if inst else None
+                v[k] = int(x * self._scale[k] + 0.5) if x is not None and x > 0 else 0
+                continue
+            e = self._cum(k, w) - self._base[k]
+            if e < 0:  # the registers were cleared (cold start)
+                e = 0
+                bad = True
+            if kind == _DEMAND:
+                e = e * 3600 // p
+            v[k] = e + self._carry[k]
+            if not provisional:
+                self._base[k] = self._cum(k, w)
+        return v, bad
+
+    def _capture(self, tb, w):
+        vals, bad = self._values(w)
+        st = self._st
+        if bad:
+            st |= bp.ST_DATA_INVALID
+        if self.zone.is_dst(tb - 1):
+            st |= bp.ST_DST
+        if self._prov >= 0:
+            if self._prov == tb:  # the provisional row of this interval: replaced
+                last = self._pop()
+                if last is not None:
+                    st |= last[1]
+            self._prov = -1
+        for k in range(self.layout.nch):
+            self._carry[k] = 0
+        self._st = 0
+        self._add(tb, st, vals)
+
+    def _pop(self):
+        """Remove the open record's last row (returns it, or None)."""
+        return self.buf.pop()
+
+    def _add(self, t, st, vals):
+        try:
+            closed = self.buf.add(t, st & 0xFF, vals)
+        except ValueError as e:  # a value beyond 31 bits: the row is not kept
+            self.lost += 1
+            self._say("row: %s" % e)
+            return
+        self.rows += 1
+        self._persist(closed)
+
+    def _persist(self, closed):
+        s = self.store
+        if s is None:  # RAM only: the last RAM_RECORDS closed records are kept
+            if closed is not None:
+                self._ram.append(closed)
+                if len(self._ram) > RAM_RECORDS:
+                    self._ram.pop(0)
+            return
+        sp = self.supply
+        try:
+            s.write(closed, self.buf.pack(), sp is not None and sp.warning)
+            self.fault = None
+        except Exception as e:  # flash trouble or no prepared slot during the warning
+            self.lost += 1
+            self._failed(e)
+
+    def _failed(self, e):
+        if self.fault is None and self.log is not None:
+            self.log.log(events.STORAGE_WRITE_FAILED, 3, "load profile %s: %s" % (self.name, e))
+        self.fault = str(e)
+
+    def _say(self, text):
+        if self.log is not None:
+            self.log.log(events.STORAGE_WRITE_FAILED, 3, "load profile %s %s" % (self.name, text))
+
+    def power_down(self):
+        """The power-fail warning (after the register commit) or an orderly stop: the interval
+        in progress closed with ST_POWER_DOWN, provisionally (module docstring)."""
+        if self.due:  # a boundary the task has not served yet
+            self.due = False
+            self._capture(self.tb, self._snap)
+            self.tb += self.period
+            self._set_deadline()
+        tb = self.tb
+        if self._prov == tb:
+            self._pop()
+        vals, bad = self._values(self.regs.whole, True)
+        st = self._st | bp.ST_POWER_DOWN
+        if bad:
+            st |= bp.ST_DATA_INVALID
+        if self.zone.is_dst(tb - 1):
+            st |= bp.ST_DST
+        self._st |= bp.ST_POWER_DOWN
+        self._prov = tb
+        self._add(tb, st, list(vals))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def iter_rows(self, t_from=None, t_to=None):
+        """Rows ``(t, status, values)`` with t_from <= t <= t_to (None: open), in capture
+        order (oldest first): the main ring's records, then the open record. Read record by
+        record from flash."""
+        p = self.period
+        lay = self.layout
+        recs = self.store.records() if self.store is not None else self._ram
+        for rec in recs:
+            n = rec[1]
+            t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+            if t_to is not None and t0 > t_to:
+                continue
+            if t_from is not None and t0 + (n - 1) * p < t_from:
+                continue
+            try:
+                for r in bp.decode(rec, lay):
+                    if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                        yield r
+            except ValueError:
+                continue
+        for r in self.buf.rows():
+            if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                yield r
+
+    def p01_lines(self, t_from=None, t_to=None):
+        """The VDEW readout lines (lib/billing/p01) of the rows in the range."""
+        return p01.lines(self.iter_rows(t_from, t_to), self.layout, self.zone, 2, self.name)
+
+    def csv_lines(self):
+        """CSV export: a header line, then ``time_utc,status,<ident>...`` one row a line
+        (ISO 8601 UTC end of the interval, status in hex, values in the channels' units)."""
+        from civil import civil
+
+        lay = self.layout
+        yield "time_utc,status," + ",".join("%s_%s" % (c[0], c[1]) for c in lay.channels)
+        for t, st, vals in self.iter_rows():
+            y, mo, d, hh, mi, ss, _ = civil(t)
+            yield "%04d-%02d-%02dT%02d:%02d:%02dZ,%02X,%s" % (
+                y, mo, d, hh, mi, ss, st,
+                ",".join(p01.fixed(vals[k], lay.channels[k][2]) for k in range(lay.nch)))
+
+
+class Profiles:
+    """The meter's interval profiles (1..3 :class:`LoadProfile`), a step consumer as one.
+    ``cfgs``: the ``load_profiles`` setting (None: :data:`DEFAULT`); ``part``: the board's
+    ``profile`` partition or None; the rest as :class:`LoadProfile`."""
+
+    def __init__(self, regs, metering, clock, cfgs=None, part=None, zone=None, supply=None,
+                 log=None):
+        cfgs = configs(cfgs)
+        parts = shares(part, len(cfgs)) if part is not None else [None] * len(cfgs)
+        self.items = [LoadProfile(regs, metering, clock, c, parts[i], zone, supply, log,
+                                  NAMES[i]) for i, c in enumerate(cfgs)]
+
+    def interval(self, ea, er, es, dt):
+        """Consumer of the metering step (allocation-free)."""
+        for p in self.items:
+            p.interval(ea, er, es, dt)
+
+    def start(self):
+        for p in self.items:
+            p.start()
+
+    def service(self):
+        for p in self.items:
+            p.service()
+
+    def power_down(self):
+        for p in self.items:
+            p.power_down()
+
+    def get(self, name):
+        """The profile read as ``name`` ("P.01".."P.03"), or None."""
+        for p in self.items:
+            if p.name == name:
+                return p
+        return None

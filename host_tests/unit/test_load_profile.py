@@ -1,0 +1,458 @@
+"""The load profile consumer (firmware/meter/profile.py): clock-aligned rows from the
+registers, the status bits, FIFO overwrite of the ring, power-down rows and restarts, a power
+cut at every flash operation of row writes, the heap-locked step, and the P.01 / CSV texts."""
+
+import sys
+
+from billing import p01
+from billing import profile as bp
+from billing.localtime import RULE_EU, Zone
+from boards.sim.norflash import NORFlash, PowerCut
+from civil import seconds
+from energy import A_MINUS, A_PLUS, Q1, Q4, Registers
+from flashstore.flash import Partition
+from meter.profile import LoadProfile, Profiles, configs, layout_of
+
+MICROPYTHON = sys.implementation.name == "micropython"
+T0 = seconds(2026, 3, 1)
+CH = ["1.29", "2.29", "3.29", "4.29", "1.5", "32.7"]
+
+
+class Clk:
+    """Metering clock (ms) and an RTC that runs with it (``rtc_ms``), settable."""
+
+    def __init__(self, t0=T0):
+        self.now = 0
+        self.rtc0 = t0 * 1000
+        self.rtc_valid = True
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def ticks_add(self, a, b):
+        return a + b
+
+    def rtc_ms(self):
+        return self.rtc0 + self.now
+
+    def time(self):
+        return (self.rtc0 + self.now) // 1000
+
+    def set_time(self, s):
+        self.rtc0 = s * 1000 - self.now
+
+
+class Met:
+    def __init__(self):
+        self.ok = True
+        self.instant = {"V": 230.04, "f": 50.0}
+
+
+class Supply:
+    def __init__(self):
+        self.warning = False
+
+
+def _regs():
+    return Registers(256, 256, 256)
+
+
+def _prof(clk, regs, part=None, period=900, chans=CH, zone=None, met=None, supply=None):
+    p = LoadProfile(regs, met or Met(), clk, {"period_s": period, "channels": chans}, part,
+                    zone, supply)
+    p.start()
+    return p
+
+
+def _run(p, clk, regs, secs, step_s=1, wh=(1, 0, 1, 0)):
+    """``secs`` seconds in metering steps of ``step_s``: each step adds ``wh`` (A+, A-, Q1,
+    Q4 Wh per second) to the registers, then the step consumer, then the profile task."""
+    for _ in range(secs // step_s):
+        clk.now += step_s * 1000
+        w = regs.whole
+        w[A_PLUS] += wh[0] * step_s
+        w[A_MINUS] += wh[1] * step_s
+        w[Q1] += wh[2] * step_s
+        w[Q4] += wh[3] * step_s
+        p.interval(0, 0, 0, step_s * 1000)
+        p.service()
+
+
+def _nor(sectors=16):
+    nor = NORFlash(sectors * 4096, 4096, 256)
+    return nor, Partition(nor, 0, sectors * 4096)
+
+
+def test_rows_are_register_differences_at_clock_boundaries():
+    clk = Clk(T0 + 37)  # starts 37 s after midnight: the first interval is short
+    regs = _regs()
+    regs.whole[A_PLUS] = 5000
+    p = _prof(clk, regs, period=300)
+    _run(p, clk, regs, 3600 - 37, wh=(2, 0, 1, 1))
+    rows = list(p.iter_rows())
+    assert [r[0] for r in rows] == [T0 + 300 * k for k in range(1, 13)], rows[:2]
+    assert rows[0][2][:4] == (2 * 263, 0, 263, 263), rows[0]
+    assert rows[0][1] == bp.ST_POWER_UP and all(r[1] == 0 for r in rows[1:]), rows
+    for r in rows[1:]:
+        assert r[2] == (600, 0, 300, 300, 600 * 3600 // 300, 2300), r
+    assert sum(r[2][0] for r in rows) == regs.whole[A_PLUS] - 5000
+
+
+def test_step_consumer_is_allocation_free_and_small_ints():
+    import smallint
+
+    clk = Clk(seconds(2033, 12, 31, 23, 59))  # RTC seconds near 2**30
+    regs = _regs()
+    p = _prof(clk, regs, period=60)
+    clk.now += 60000
+    regs.whole[A_PLUS] = (1 << 30) - 1
+
+    def step():
+        if MICROPYTHON:
+            import micropython
+
+            micropython.heap_lock()
+        try:
+            p.interval(1, 2, 3, 1000)  # reaches the boundary: the snapshot is taken
+            p.interval(1, 2, 3, 1000)
+        finally:
+            if MICROPYTHON:
+                micropython.heap_unlock()
+
+    bad = smallint.long_locals(step)
+    assert not bad, bad[:3]
+    assert p.due and p._snap[A_PLUS] == (1 << 30) - 1
+    # the consumer the metering step calls: every profile, heap-locked too
+    ps = Profiles(regs, Met(), clk, [{"period_s": 60, "channels": CH}] * 3)
+    ps.start()
+    clk.now += 60000
+    p = ps
+    step()
+    assert all(x.due for x in ps.items)
+
+
+def test_status_bits_fault_clock_set_dst_invalid_clock():
+    clk = Clk(seconds(2026, 3, 29, 0, 0))  # EU DST starts at 01:00 UTC
+    regs = _regs()
+    met = Met()
+    p = _prof(clk, regs, period=900, zone=Zone(60, RULE_EU), met=met)
+    _run(p, clk, regs, 3600)  # 00:15 .. 01:00 UTC
+    met.ok = False
+    _run(p, clk, regs, 10)
+    met.ok = True
+    _run(p, clk, regs, 890)  # 01:15: fault in the interval
+    clk.rtc_valid = False
+    _run(p, clk, regs, 900)  # 01:30: clock not trusted
+    clk.rtc_valid = True
+    _run(p, clk, regs, 300)
+    clk.set_time(clk.time() + 3600)  # the clock set forward by an hour at 01:35 UTC
+    _run(p, clk, regs, 2000)
+    rows = list(p.iter_rows())
+    st = {r[0] - seconds(2026, 3, 29): r[1] for r in rows}
+    assert st[900] == bp.ST_POWER_UP and st[1800] == 0 and st[3600] == 0, st
+    assert st[4500] == bp.ST_DST | bp.ST_DATA_INVALID, st
+    assert st[5400] == bp.ST_DST | bp.ST_CLOCK_INVALID, st
+    # the interval in progress when the clock was set ends at the next boundary of the new
+    # time (02:45 UTC), flagged; 01:45 .. 02:30 are missing (a new header in P.01)
+    assert 6300 not in st and st[9900] == bp.ST_DST | bp.ST_CLOCK_ADJUSTED, st
+    assert st[10800] == bp.ST_DST, st
+    assert sum(r[2][0] for r in rows) == regs.whole[A_PLUS] - (
+        regs.whole[A_PLUS] - sum(r[2][0] for r in rows)) and rows[-1][2][0] == 900
+    text = "\n".join(p.p01_lines())
+    blocks = p01.parse(text)
+    assert len(blocks) >= 5 and blocks[0][0] == "0260329011500", blocks[0][:3]
+    back = p01.to_rows(blocks, p.layout, p.zone)
+    assert back == rows, (back[:3], rows[:3])
+
+
+def test_power_down_row_and_restart_within_and_after_the_interval():
+    nor, part = _nor()
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part)
+    _run(p, clk, regs, 900 + 400)  # 00:15 row, then 400 s into the next interval
+    sp = Supply()
+    sp.warning = True
+    p.supply = sp
+    p.power_down()  # the warning: provisional row for 00:30 with 400 Wh
+    assert nor.erases == 0 or True
+    rows = list(p.iter_rows())
+    assert rows[-1][0] == T0 + 1800 and rows[-1][1] == bp.ST_POWER_DOWN, rows
+    assert rows[-1][2][0] == 400
+    # restart 100 s later, within the interval: the registers are what the journal held
+    clk2 = Clk(T0 + 1300 + 100)
+    p2 = _prof(clk2, regs, part)
+    _run(p2, clk2, regs, 400)  # to 00:30
+    rows = list(p2.iter_rows())
+    assert [r[0] for r in rows] == [T0 + 900, T0 + 1800], rows
+    assert rows[-1][1] == bp.ST_POWER_DOWN | bp.ST_POWER_UP and rows[-1][2][0] == 800, rows
+    assert rows[-1][2][4] == 400 * 3600 // 900 + 400 * 3600 // 900
+    _run(p2, clk2, regs, 300)
+    p2.power_down()  # orderly stop at 00:35
+    # restart an hour later: the provisional row stays, a gap, then a power-up interval
+    clk3 = Clk(T0 + 2100 + 3600)
+    p3 = _prof(clk3, regs, part)
+    _run(p3, clk3, regs, 900)
+    rows = list(p3.iter_rows())
+    assert [r[0] - T0 for r in rows] == [900, 1800, 2700, 6300], rows
+    assert rows[2][1] == bp.ST_POWER_DOWN and rows[2][2][0] == 300, rows
+    assert rows[3][1] == bp.ST_POWER_UP and rows[3][2][0] == 600, rows
+    assert sum(r[2][0] for r in rows) == regs.whole[A_PLUS] - 300  # 300 s in progress
+    blocks = p01.parse("\n".join(p3.p01_lines()))
+    assert [len(b[4]) for b in blocks] == [1, 1, 1, 1], blocks  # a header per status/gap
+
+
+def test_brown_out_warning_without_power_loss_keeps_one_row():
+    clk = Clk()
+    regs = _regs()
+    sp = Supply()
+    p = _prof(clk, regs, supply=sp)
+    _run(p, clk, regs, 300)
+    sp.warning = True
+    p.power_down()
+    sp.warning = False
+    _run(p, clk, regs, 600)
+    rows = list(p.iter_rows())
+    assert len(rows) == 1 and rows[0][2][0] == 900, rows
+    assert rows[0][1] == bp.ST_POWER_UP | bp.ST_POWER_DOWN, rows
+
+
+def test_fifo_overwrite_keeps_the_newest_rows_contiguous():
+    nor, part = _nor(6)  # main ring 4 sectors (56 records), tail 2
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    n = 1500
+
+    def wh(k, m):  # up to 16 bits a channel: about 18 rows a record
+        return (k * m) % 60000
+
+    for k in range(n):
+        clk.now += 60000
+        w = regs.whole
+        w[A_PLUS] += wh(k, 7919)
+        w[A_MINUS] += wh(k, 104729)
+        w[Q1] += wh(k, 1299709)
+        w[Q4] += wh(k, 15485863)
+        p.interval(0, 0, 0, 60000)
+        p.service()
+    ring = p.store.main
+    count = 0
+    first = last = None
+    for t, _st, v in p.iter_rows():  # streamed: no list of the rows on a device heap
+        k = (t - T0) // 60 - 1
+        if first is None:
+            first = t
+        else:
+            assert t == last + 60, (last, t)  # contiguous
+        assert v[0] == wh(k, 7919) and v[1] == wh(k, 104729), (k, v)
+        assert v[2] == wh(k, 1299709) and v[3] == wh(k, 15485863), (k, v)
+        last = t
+        count += 1
+    assert last == T0 + 60 * n and first > T0 + 60, (first, last)  # the oldest overwritten
+    recs = sum(1 for _ in p.store.records())
+    assert ring.min_kept <= recs <= ring.capacity, (recs, ring.min_kept, ring.capacity)
+    assert count > ring.min_kept * 10, (count, ring.min_kept)
+    wear = nor.erase_counts
+    assert max(wear[:4]) >= 1 and max(wear[:4]) - min(wear[:4]) <= 1, wear  # in rotation
+
+
+def _cut_case(base, k, script):
+    """Run ``script`` on a copy of the NOR image ``base`` with a power cut at its k-th flash
+    operation; returns (cut?, nor, rows written before the cut began)."""
+    nor = base.copy()
+    part = Partition(nor, 0, nor.size)
+    nor.cut_at_op(k)
+    done = []
+    try:
+        script(part, done)
+    except PowerCut:  # (the profile keeps metering through flash errors: the script checks)
+        nor.power_on()
+        return True, nor, done
+    return False, nor, done
+
+
+def test_power_cut_at_every_flash_operation_of_row_writes():
+    base, part = _nor(8)
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    _run(p, clk, regs, 60 * 150, step_s=60)  # a record closed, some rows open
+    rows0 = list(p.iter_rows())
+    start_s = clk.time()
+    a0 = regs.whole[A_PLUS]
+
+    def script(part, done):
+        c = Clk(start_s)
+        r = _regs()
+        r.whole[A_PLUS] = a0
+        q = _prof(c, r, part, period=60)
+        for j in range(40):  # rows of 60 s; a record closes, a tail sector is erased
+            c.now += 60000
+            r.whole[A_PLUS] += 3 + j
+            q.interval(0, 0, 0, 60000)
+            q.service()
+            if part._dev.dead:  # the supply failed during this row's write
+                raise PowerCut()
+            done.append(c.time())
+
+    k = 0
+    cuts = 0
+    while True:
+        k += 1
+        cut, nor, done = _cut_case(base, k, script)
+        if not cut:
+            break
+        cuts += 1
+        c = Clk(start_s + 7200)
+        q = _prof(c, _regs(), Partition(nor, 0, nor.size), period=60)
+        got = list(q.iter_rows())
+        ts = [r[0] for r in got]
+        assert ts == sorted(set(ts)), (k, ts[-5:])  # no duplicate, no disorder
+        old = [r for r in got if r[0] <= rows0[-1][0]]
+        assert old == rows0[-len(old):] and old[-1] == rows0[-1], k  # no earlier row lost
+        new = [r for r in got if r[0] > rows0[-1][0]]
+        # every row captured before the cut is there, the one being written may be
+        assert len(new) >= len(done) - 1 and len(new) <= len(done) + 1, (k, len(new), done)
+        for r in new:  # and every row read back is the row that was written
+            j = (r[0] - start_s) // 60 - 1
+            assert r[2][0] == 3 + j and r[1] == (bp.ST_POWER_UP if j == 0 else 0), (k, r)
+    assert cuts >= 40, cuts
+
+
+def test_p01_and_csv_lines_and_configuration_errors():
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, period=900, chans=["1.29", "2.29", "14.7"])
+    _run(p, clk, regs, 1800, wh=(1, 2, 0, 0))
+    lines = list(p.p01_lines())
+    assert lines[0] == "P.01(0260301001500)(40)(15)(3)(1.29)(kWh)(2.29)(kWh)(14.7)(Hz)", lines
+    assert lines[1] == "(0.900)(1.800)(50.00)" and lines[2].startswith("P.01(026030100300"), lines
+    csv = list(p.csv_lines())
+    assert csv[0] == "time_utc,status,1.29_kWh,2.29_kWh,14.7_Hz", csv
+    assert csv[2] == "2026-03-01T00:30:00Z,00,0.900,1.800,50.00", csv
+    a, b = p01.parse_range("0260301002000;", p.zone)
+    assert [r[0] for r in p.iter_rows(a, b)] == [T0 + 1800]
+    for bad, word in (({"period_s": 120, "channels": ["1.29"]}, "period_s"),
+                      ({"period_s": 900, "channels": ["1.8.0"]}, "unknown channel"),
+                      ({"period_s": 900, "channels": []}, "channels"),
+                      ({"period_s": 900, "channels": CH + ["2.5"]}, "channels")):
+        try:
+            layout_of(bad)
+        except ValueError as e:
+            assert word in str(e), (bad, e)
+        else:
+            raise AssertionError(bad)
+    try:
+        configs([{"channels": ["1.29"]}] * 4)
+    except ValueError as e:
+        assert "1..3" in str(e)
+    else:
+        raise AssertionError("4 profiles")
+
+
+def test_three_profiles_share_the_partition():
+    nor, part = _nor(24)
+    clk = Clk()
+    regs = _regs()
+    cf = [{"period_s": 900, "channels": CH}, {"period_s": 60, "channels": ["1.29"]},
+          {"period_s": 3600, "channels": ["1.29", "14.7"]}]
+    ps = Profiles(regs, Met(), clk, cf, part)
+    ps.start()
+    for _ in range(7200):
+        clk.now += 1000
+        regs.whole[A_PLUS] += 1
+        ps.interval(0, 0, 0, 1000)
+        ps.service()
+    ps.power_down()
+    n = [len(list(ps.get(nm).iter_rows())) for nm in ("P.01", "P.02", "P.03")]
+    assert n == [8 + 1, 120 + 1, 2 + 1], n  # + the stop's power-down row
+    for nm in ("P.01", "P.02", "P.03"):
+        assert sum(r[2][0] for r in ps.get(nm).iter_rows()) == 7200, nm
+    ps2 = Profiles(regs, Met(), Clk(T0 + 3 * 3600 + 60), cf, part)  # after the intervals
+    ps2.start()
+    assert [len(list(ps2.get(nm).iter_rows())) for nm in ("P.01", "P.02", "P.03")] == n
+    assert ps.get("P.04") is None
+
+
+def _stream_text(acts):
+    """The bytes of the session's actions, streamed messages produced piece by piece."""
+    out = bytearray()
+    for a in acts:
+        d = a[1]
+        if d is None:
+            continue
+        if hasattr(d, "chunks"):
+            for piece in d.chunks():
+                assert len(piece) <= 256 + 80, len(piece)
+                out.extend(piece)
+        else:
+            out.extend(d)
+    return bytes(out)
+
+
+def test_session_r5_streams_the_profile_with_its_bcc():
+    from iec62056 import codec as iec
+    from iec62056 import session as S
+
+    import test_iec_session as ts
+
+    clk = Clk()
+    regs = _regs()
+    nor, part = _nor(8)
+    p = _prof(clk, regs, part, period=60, chans=["1.29", "2.29"])
+    _run(p, clk, regs, 60 * 600, step_s=60)
+    calls = []
+
+    def profile(addr, arg):
+        calls.append((addr, arg))
+        if addr != "P.01":
+            raise KeyError(addr)
+        a, b = p01.parse_range(arg or ";", p.zone)
+        return lambda: p.p01_lines(a, b)
+
+    req = ts.cmd("R", 5, "P.01(;)")
+    m = ts.Meter(profile=profile)
+    t, acts = ts.sign_on(m, "1")
+    acts = ts.drain(m.s, req, t)  # before P1: ER07
+    assert ts.sent(acts) == bytes(iec.build_error(S.ER_NO_PASSWORD)), acts
+    m = ts.Meter(profile=profile)
+    t, acts = ts.prog(m)
+    acts = ts.drain(m.s, req, t)
+    msg = _stream_text(acts)
+    assert msg[0] == 2 and msg[-2] == 3 and iec.bcc(msg) == msg[-1], msg[-20:]
+    lines = msg[1:-2].decode().split("\r\n")
+    assert lines[-1] == "" and lines[0].startswith("P.01(0260301000100)(40)(1)(2)"), lines[:2]
+    assert len(lines) == 600 + 2 + 1, len(lines)  # rows, 2 headers (status 40, then 00)
+    again = _stream_text(ts.drain(m.s, iec.NAK_MSG, t + 10))  # a NAK: the same message
+    assert again == msg
+    acts = ts.drain(m.s, ts.cmd("R", 6, "P.01(0260301010000;0260301010200)"), t + 20)
+    msg = _stream_text(acts)
+    assert msg[1:-2].decode() == "P.01(0260301010000)(00)(1)(2)(1.29)(kWh)(2.29)(kWh)\r\n" \
+        "(0.060)(0.000)\r\n(0.060)(0.000)\r\n(0.060)(0.000)\r\n", msg
+    for bad, code in (("P.02(;)", S.ER_UNKNOWN_ADDRESS), ("P.01(1;2)", S.ER_BAD_VALUE),
+                      ("P.01(0260301;)", S.ER_BAD_VALUE)):
+        acts = ts.drain(m.s, ts.cmd("R", 5, bad), t + 30)
+        assert ts.sent(acts) == bytes(iec.build_error(code)), (bad, acts)
+    m2 = ts.Meter()  # no profile callback: R5 is not offered
+    t, _ = ts.prog(m2)
+    assert ts.sent(ts.drain(m2.s, req, t)) == bytes(iec.build_error(S.ER_UNSUPPORTED))
+
+
+def test_stop_right_at_a_boundary_keeps_the_last_interval_whole():
+    # the step at the boundary took the snapshot, the task had not served it: the stop
+    # writes the full interval, then an empty power-down row for the next one
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, period=900)
+    _run(p, clk, regs, 899)
+    clk.now += 1000
+    regs.whole[A_PLUS] += 1
+    p.interval(0, 0, 0, 1000)
+    p.power_down()
+    rows = list(p.iter_rows())
+    assert [(r[0] - T0, r[1], r[2][0]) for r in rows] == [
+        (900, bp.ST_POWER_UP, 900), (1800, bp.ST_POWER_DOWN, 0)], rows
