@@ -34,7 +34,7 @@ class Meter:
     the stored configuration (tests). Attributes: the parts (``log``, ``events``,
     ``settings``, ``ade``, ``registers``, ``output``, ``metering``, ``testmode``,
     ``status``, ``catalogue``, ``display``, ``storage``, ``iec``, ``led``, ``tamper``,
-    ``supervisor``, ``supply``)."""
+    ``supervisor``, ``supply``, ``uplink`` (None without a modem, outbox or broker))."""
 
     def __init__(self, board, cfg=None):
         self.board = board
@@ -101,7 +101,23 @@ class Meter:
         if self.storage is not None:
             self.storage.on_interval = self.led.now
         self.tamper = TamperWatch(board, m, log, st)
+        self.uplink = self._uplink(parts)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
+
+    def _uplink(self, parts):
+        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART, the outbox
+        # partition and a broker (the board's ``broker``: (host, port))
+        b = self.board
+        broker = getattr(b, "broker", None)
+        if getattr(b, "uart_modem", None) is None or "outbox" not in parts or not broker:
+            return None
+        from uplink.outbox import Outbox
+        from uplink.task import Uplink
+
+        ob = Outbox(parts["outbox"], self.supply)
+        ob.mount()
+        return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
+                      modem_cfg=getattr(b, "modem_cfg", None))
 
     def _setting_changed(self, key):
         if key == "meter_constant":
@@ -182,6 +198,9 @@ class Meter:
             self.settings, self.events, b.clock, uptime))
         sp("tamper", self.tamper.run)
         self._ports(sp)
+        if self.uplink is not None:
+            sp("uplink", self.uplink.run)
+            sp("uplink-schedule", self.uplink.schedule)
         out = list(sv.tasks.values())
         out.append(asyncio.create_task(sv.watchdog()))
         extra = getattr(b, "tasks", None)

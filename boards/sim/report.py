@@ -114,6 +114,10 @@ def report(board, meter, power_lost=False):
         "storage": meter.storage_status,
     }
     out.update(_port_report(board, meter))
+    up = getattr(meter, "uplink", None)
+    if up is not None:
+        out["uplink"] = up.stats()
+        out["uplink_leds"] = [list(led.get()) for led in board.uplink_leds]
     sys.stdout.write(json_text(out) + "\n")
 
 
