@@ -77,7 +77,7 @@ class Outbox:
         marked = 0
         top = 0
         first = -1
-        for rs, tag, rec in r.entries():
+        for _rs, tag, rec in r.entries():
             v = struct.unpack_from("<I", rec, 0)[0]
             if tag == KIND_ACK:
                 if v > marked:

@@ -56,7 +56,7 @@ class Uplink:
 
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
-                 modem_cfg=None, supply=None):
+                 modem_cfg=None, supply=None, link=None, idle=None):
         from modem.link import Link
         from modem.manager import Manager
         from modem.sim800 import Sim800
@@ -73,10 +73,13 @@ class Uplink:
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
         self.time_sync_s = time_sync_s
-        self.manager = m = Manager(Sim800(), apn=apn, on_event=self._modem_event,
-                                   **(modem_cfg or {}))
-        self.link = Link(board.uart_modem, getattr(board, "modem_pwrkey", None), m)
-        self.net = ModemNet(self.link, max_block_ms=max_block_ms, connect_ms=max_block_ms)
+        if link is None:  # (tests pass a Link on a simulated clock)
+            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **(modem_cfg or {}))
+            link = Link(board.uart_modem, getattr(board, "modem_pwrkey", None), m)
+        self.manager = link.manager
+        self.link = link
+        self.net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms,
+                            idle=idle)
         base = "meters/" + serial + "/"
         self.t_status = base + "status"
         self.t_cmd = base + "cmd"
@@ -238,33 +241,39 @@ class Uplink:
 
     async def run(self, period_ms=20):
         """The modem / MQTT task (real time)."""
-        m = self.manager
-        link = self.link
-        m.open(self.broker[0], self.broker[1], link.now())
+        self.manager.open(self.broker[0], self.broker[1], self.link.now())
         while True:
-            t0 = ticks.ticks_ms()
-            w = link.service()
-            now = link.now()
-            self.forward_events()
-            if not self.session:
-                if m.connected and m.gen != m.claimed:
-                    try:
-                        self._open_session(now)
-                    except Exception as e:  # refused, timed out, the link dropped
-                        self._end_session(e)
-                elif not m.connected and m.target is None:
-                    m.open(self.broker[0], self.broker[1], now)
-            else:
-                try:
-                    self._round(now)
-                except Exception as e:
-                    self._end_session(e)
-            self._leds(now)
-            d = ticks.ticks_diff(ticks.ticks_ms(), t0)
-            if d > self.stall_max_ms:
-                self.stall_max_ms = d
+            w = self.step()
             await asyncio.sleep_ms(0 if self.session and self.outbox.pending() else
                                    (w if w < period_ms else period_ms))
+
+    def step(self):
+        """One synchronous round: pump the modem, events, session; returns ms until the
+        modem needs the next round."""
+        m = self.manager
+        link = self.link
+        t0 = ticks.ticks_ms()
+        w = link.service()
+        now = link.now()
+        self.forward_events()
+        if not self.session:
+            if m.connected and m.gen != m.claimed:
+                try:
+                    self._open_session(now)
+                except Exception as e:  # refused, timed out, the link dropped
+                    self._end_session(e)
+            elif not m.connected and m.target is None:
+                m.open(self.broker[0], self.broker[1], now)
+        else:
+            try:
+                self._round(now)
+            except Exception as e:
+                self._end_session(e)
+        self._leds(now)
+        d = ticks.ticks_diff(ticks.ticks_ms(), t0)
+        if d > self.stall_max_ms:
+            self.stall_max_ms = d
+        return w
 
     async def schedule(self):
         """Readings on the quarter hours (metering time, the RTC)."""
