@@ -155,6 +155,8 @@ class Meter:
         # the pulses owed are shown at once and the task restarted (tasks/leds.py)
         self.led.flush()
         self.supervisor.restart("led")
+        if self.uplink is not None:  # last gasp within the board's hold-up time
+            self.uplink.last_gasp(getattr(self.board, "holdup_ms", 100))
 
     def _ports(self, spawn):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""

@@ -102,6 +102,11 @@ class SimBoard:
         self.uart_modem = self.modem
         self.modem_pwrkey = self.modem.pwrkey
         self.broker = o.broker
+        try:  # the model bridges to real TCP: no uplink on a port without sockets (emu)
+            import socket  # noqa: F401
+        except ImportError:
+            self.broker = None
+        self.holdup_ms = o.holdup_ms  # the uplink's last-gasp budget
         # the manager's backoff scaled to the virtual board (5..20 s instead of 15 min): a
         # simulated outage of days lasts a minute of wall time here
         self.modem_cfg = {"backoff_base_ms": 2000, "backoff_cap_ms": 20000}

@@ -57,8 +57,8 @@ Ports and inputs
                      modem network conditions)
   --broker H:P       MQTT broker of the uplink, reached through the modem model
                      (default 127.0.0.1:1883; none there: quiet retries)
-  --network-outage A:B  the modem's network goes down (+PDP: DEACT) at simulated
-                     second A and comes back at B
+  --network-outage A:B  the modem's network goes down (+PDP: DEACT) at
+                     simulated second A and comes back at B
   --seal open|closed seal switch (default closed)
 
 Output

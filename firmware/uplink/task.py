@@ -97,6 +97,12 @@ class Uplink:
         self.errors = 0
         self.last_error = ""
         self.modem_events = 0
+        self.pings = 0
+        self.tx_ms = 0  # real ms spent in QoS 1 publishes (send to PUBACK)
+        self.drains = []  # (backlog, ms from the session's start to the outbox empty)
+        self._drain = None
+        self.gasp = None  # the last gasp: {"seq", "sent", "ms"} (last_gasp)
+        self._skip_pf = False
         self.profile_rows = None  # issue 10: callable(t) -> list of bodies, or None
 
     # -- modem ---------------------------------------------------------------------------
@@ -131,6 +137,8 @@ class Uplink:
         c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
         c.subscribe(self.t_cmd.encode(), qos=1)
         self._last_tx = now
+        n = self.outbox.pending()
+        self._drain = (ticks.ticks_ms(), n) if n > 1 else None
 
     def _end_session(self, e):
         self.errors += 1
@@ -200,13 +208,20 @@ class Uplink:
         m = self.outbox.peek()
         if m is not None:
             seq, kind, body = m
+            t0 = ticks.ticks_ms()
             c.publish((self.base + _KIND_TOPIC.get(kind, "reading")).encode(),
                       msg.with_seq(seq, body), qos=1)
+            self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
             self.outbox.ack(seq)
+            if self._drain is not None and self.outbox.pending() == 0:
+                self.drains.append((self._drain[1], ticks.ticks_diff(ticks.ticks_ms(),
+                                                                      self._drain[0])))
+                self._drain = None
             self.sent += 1
             self._last_tx = now
-        elif ticks.ticks_diff(now, self._last_tx) >= self.keepalive_s * 500:
-            c.ping()
+        elif ticks.ticks_diff(now, self._last_tx) >= self.keepalive_s * 1000:
+            c.ping()  # after a keepalive of silence (the broker waits 1.5 x, MQTT 3.1.2.10)
+            self.pings += 1
             self._last_tx = now
         if self.manager.rx_available():
             c.check_msg()
@@ -228,6 +243,9 @@ class Uplink:
                                                   events.UPLINK_EVENTS_SKIPPED,
                                                   new - len(got)))
         for t, code, value in got:
+            if code == events.POWER_FAIL and self._skip_pf:
+                self._skip_pf = False  # (already queued by last_gasp)
+                continue
             self.outbox.put(KIND_EVENT, msg.event(t, code, value))
         self._dropped()
 
@@ -236,6 +254,42 @@ class Uplink:
         if d is not None:  # logged (and so sent as an event, after the oldest left)
             self.log.log(events.UPLINK_DROPPED, d[0], "outbox full: seq %d..%d dropped" % (
                 d[1], d[2]))
+
+    def last_gasp(self, budget_ms=100):
+        """The power-fail warning began (firmware/app.py calls this from the warning, before
+        POWER_FAIL is logged): queue the POWER_FAIL event now (an urgent append, no erase)
+        and, if the MQTT session is up, send what is owed, oldest first, until it is
+        acknowledged or ``budget_ms`` (real ms: the board's hold-up time) is spent; the
+        blocking waits are bounded by it. Otherwise it waits in the outbox for the next
+        power-up. ``gasp``: ``{"seq", "sent", "ms"}`` (ms from the warning to its PUBACK)."""
+        t0 = ticks.ticks_ms()
+        self.forward_events()
+        seq = self.outbox.put(KIND_EVENT, msg.event(self.clock.time(), events.POWER_FAIL, 0))
+        self._skip_pf = True
+        g = self.gasp = {"seq": seq, "sent": False, "ms": None}
+        c = self.client
+        if seq is None or not self.session or c is None:
+            return g
+        try:
+            while self.outbox.acked < seq:
+                left = budget_ms - ticks.ticks_diff(ticks.ticks_ms(), t0)
+                if left <= 0:
+                    break
+                c.sock.settimeout(left / 1000)
+                m = self.outbox.peek()
+                if m is None:
+                    break
+                c.publish((self.base + _KIND_TOPIC.get(m[1], "reading")).encode(),
+                          msg.with_seq(m[0], m[2]), qos=1)
+                self.outbox.ack(m[0])
+                self.sent += 1
+            c.sock.settimeout(None)
+        except Exception as e:
+            self._end_session(e)
+        if self.outbox.acked >= seq:
+            g["sent"] = True
+            g["ms"] = ticks.ticks_diff(ticks.ticks_ms(), t0)
+        return g
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -303,4 +357,5 @@ class Uplink:
                 "dropped": ob.dropped, "lost": ob.lost, "errors": self.errors,
                 "last_error": self.last_error, "stall_max_ms": self.stall_max_ms,
                 "rx_bytes": self.link.rx_bytes, "tx_bytes": self.link.tx_bytes,
-                "capacity": ob.capacity}
+                "capacity": ob.capacity, "pings": self.pings, "gasp": self.gasp,
+                "tx_ms": self.tx_ms, "drains": self.drains[-4:]}

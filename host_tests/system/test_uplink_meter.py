@@ -62,13 +62,13 @@ class HeadEnd(Subscriber):
         return order, dups
 
 
-def test_readings_on_schedule_and_commands_answered():
+def test_readings_on_schedule_commands_answered_and_last_gasp():
     with Mosquitto() as b:
         he = HeadEnd(b.port, "meters/SIM00001/#")
         ctl = free_port()
         img = tempfile.mktemp(prefix="uplink.", dir="/tmp")
         p = _start("--broker", "127.0.0.1:%d" % b.port, "--speed", "300", "--flash", img,
-                   "--start", "2016-01-01", "--duration", 3 * 3600, "--control-tcp", ctl)
+                   "--start", "2016-01-01", "--power-fail-at", 3 * 3600, "--control-tcp", ctl)
         try:
             t0 = time.monotonic()
             while not any(json.loads(x).get("state") == "online" for t, x in he.messages
@@ -119,8 +119,12 @@ def test_readings_on_schedule_and_commands_answered():
     evs = [m for m in order if "code" in m]
     assert any(e["code"] == 1 for e in evs), "POWER_UP forwarded"
     assert any(e["code"] == 20 for e in evs), "CLOCK_SET of the time sync forwarded"
-    assert rep["uplink"]["pending"] == 0 and rep["uplink"]["dropped"] == 0, rep["uplink"]
-    assert rep["uplink"]["stall_max_ms"] >= 0
+    # the supply failed at 3 h with the link up: the last gasp went out within the hold-up
+    assert rep["power_lost"], err[-300:]
+    up = rep["uplink"]
+    assert up["gasp"]["sent"] and up["gasp"]["ms"] <= 100, up
+    assert evs[-1]["code"] == 19 and evs[-1]["seq"] == up["gasp"]["seq"] == seqs[-1], evs[-1]
+    assert up["pending"] == 0 and up["dropped"] == 0, up
 
 
 def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
@@ -164,6 +168,8 @@ def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
     second = [t for t in sched if t > T0 + half]
     assert len(second) >= (half + 86400) // Q - 2, len(second)
     assert second == list(range(second[0], second[-1] + 1, Q)), "no gap after the restart"
-    assert ua is not None and ua["sent"] == 0 or ua["sessions"] == 0, ua
+    assert ua is not None and ua["sessions"] == 0 and ua["gasp"]["sent"] is False, ua
+    pf = [m for m in order if m.get("code") == 19]
+    assert len(pf) == 1 and _iso_s(pf[0]["ts"]) == T0 + half, pf  # queued, sent later
     print("outage: %d messages, %d duplicates discarded by seq; run A %r; run B %r" % (
         len(order), dups, ua, ub))
