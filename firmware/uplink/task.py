@@ -98,6 +98,9 @@ class Uplink:
         self.last_error = ""
         self.modem_events = 0
         self.pings = 0
+        self._phase = 0
+        self._where = ""
+        self.stall_where = ""  # what the longest round did
         self.tx_ms = 0  # real ms spent in QoS 1 publishes (send to PUBACK)
         self.drains = []  # (backlog, ms from the session's start to the outbox empty)
         self._drain = None
@@ -130,12 +133,13 @@ class Uplink:
         return c
 
     def _open_session(self, now):
+        # one round trip per round: CONNECT, then (in _round) the online status, SUBSCRIBE
         c = self.client = self._client()
+        self._where = "connect"
         c.connect()
         self.session = True
+        self._phase = 0
         self.sessions += 1
-        c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
-        c.subscribe(self.t_cmd.encode(), qos=1)
         self._last_tx = now
         n = self.outbox.pending()
         self._drain = (ticks.ticks_ms(), n) if n > 1 else None
@@ -201,12 +205,24 @@ class Uplink:
     def _round(self, now):
         """One synchronous round of the session (raises on a socket/protocol error)."""
         c = self.client
-        while self._cmds:
+        if self._phase == 0:
+            self._where = "online"
+            c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
+            self._phase = 1
+            return
+        if self._phase == 1:
+            self._where = "subscribe"
+            c.subscribe(self.t_cmd.encode(), qos=1)
+            self._phase = 2
+            return
+        m = self.outbox.peek()
+        if self._cmds:  # one answer per round
+            self._where = "command"
             ans = self._answer(self._cmds.pop(0))
             c.publish(self.t_ack.encode(), json.dumps(ans).encode(), qos=1)
             self._last_tx = now
-        m = self.outbox.peek()
-        if m is not None:
+        elif m is not None:
+            self._where = "publish"
             seq, kind, body = m
             t0 = ticks.ticks_ms()
             c.publish((self.base + _KIND_TOPIC.get(kind, "reading")).encode(),
@@ -220,10 +236,12 @@ class Uplink:
             self.sent += 1
             self._last_tx = now
         elif ticks.ticks_diff(now, self._last_tx) >= self.keepalive_s * 1000:
+            self._where = "ping"
             c.ping()  # after a keepalive of silence (the broker waits 1.5 x, MQTT 3.1.2.10)
             self.pings += 1
             self._last_tx = now
         if self.manager.rx_available():
+            self._where = "receive"
             c.check_msg()
 
     # -- events --------------------------------------------------------------------------
@@ -307,6 +325,7 @@ class Uplink:
         m = self.manager
         link = self.link
         t0 = ticks.ticks_ms()
+        self._where = "modem"
         w = link.service()
         now = link.now()
         self.forward_events()
@@ -327,6 +346,7 @@ class Uplink:
         d = ticks.ticks_diff(ticks.ticks_ms(), t0)
         if d > self.stall_max_ms:
             self.stall_max_ms = d
+            self.stall_where = self._where
         return w
 
     async def schedule(self):
@@ -356,6 +376,7 @@ class Uplink:
                 "sent": self.sent, "pending": ob.pending(), "next_seq": ob.next_seq,
                 "dropped": ob.dropped, "lost": ob.lost, "errors": self.errors,
                 "last_error": self.last_error, "stall_max_ms": self.stall_max_ms,
+                "stall_where": self.stall_where,
                 "rx_bytes": self.link.rx_bytes, "tx_bytes": self.link.tx_bytes,
                 "capacity": ob.capacity, "pings": self.pings, "gasp": self.gasp,
                 "tx_ms": self.tx_ms, "drains": self.drains[-4:]}
