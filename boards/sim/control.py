@@ -335,7 +335,7 @@ class ControlServer:
             md.undervoltage()
         elif a == "state" and n == 1:
             return "powered=%d ip=%s link=%d net=%d rssi=%d" % (
-                md.powered, md.ip_state(), 1 if md.connected else 0, 1 if md.net_up else 0,
+                md.powered, md.ip_state, 1 if md.connected else 0, 1 if md.net_up else 0,
                 md.rssi)
         else:
             return ("ERR usage: modem reg home|roaming|denied|searching|auto, modem signal "
