@@ -24,7 +24,8 @@ Two supervised tasks (firmware/app.py spawns them):
 
 Blocking. umqtt.simple is a blocking client: a publish returns at its PUBACK. Every blocking
 wait is bounded by ``max_block_ms`` (the socket adapter); the longest synchronous section of
-``run`` is measured in ``stall_max_ms`` (docs/BENCHMARKS.md). On the virtual board one QoS 1
+either task (a round of ``run``; the schedule's append and outbox erase) is measured in
+``stall_max_ms``, what it did in ``stall_where`` (docs/BENCHMARKS.md). On the virtual board one QoS 1
 publish takes a few ms (the modem model answers in 2 ms).
 
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
@@ -358,6 +359,7 @@ class Uplink:
             nxt = (ms // (iv * 1000) + 1) * iv * 1000
             await c.sleep_ms(nxt - ms)
             t = nxt // 1000
+            t0 = ticks.ticks_ms()
             rows = self.profile_rows(t) if self.profile_rows is not None else None
             if rows:
                 for body in rows:
@@ -366,7 +368,11 @@ class Uplink:
                 self.outbox.put(KIND_READING, msg.reading(self.catalogue, t))
             self._dropped()
             if self.supply is None or not self.supply.warning:
-                self.outbox.ring.maintain(1)
+                self.outbox.ring.maintain(1)  # (a sector erase when one is due)
+            d = ticks.ticks_diff(ticks.ticks_ms(), t0)
+            if d > self.stall_max_ms:
+                self.stall_max_ms = d
+                self.stall_where = "schedule"
 
     def stats(self):
         """Diagnostics for the board report: dict."""
