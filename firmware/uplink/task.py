@@ -25,8 +25,8 @@ Two supervised tasks (firmware/app.py spawns them):
 Blocking. umqtt.simple is a blocking client: a publish returns at its PUBACK. Every blocking
 wait is bounded by ``max_block_ms`` (the socket adapter); the longest synchronous section of
 either task (a round of ``run``; the schedule's append and outbox erase) is measured in
-``stall_max_ms``, what it did in ``stall_where`` (docs/BENCHMARKS.md). On the virtual board one QoS 1
-publish takes a few ms (the modem model answers in 2 ms).
+``stall_max_ms``, what it did in ``stall_where`` (docs/BENCHMARKS.md). On the virtual board
+one QoS 1 publish takes a few ms (the modem model answers in 2 ms).
 
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
 ``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, through the outbox:
@@ -75,7 +75,12 @@ class Uplink:
         self.keepalive_s = keepalive_s
         self.time_sync_s = time_sync_s
         if link is None:  # (tests pass a Link on a simulated clock)
-            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **(modem_cfg or {}))
+            # a blocked reader (a PUBACK awaited) polls AT+CIPRXGET=2 every 20 ms, not 1 s:
+            # the module announces data once, and a missed announcement stalled a publish
+            # for the whole poll period (1011 ms measured, docs/BENCHMARKS.md)
+            cfg = {"rx_poll_ms": 20}
+            cfg.update(modem_cfg or {})
+            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **cfg)
             link = Link(board.uart_modem, getattr(board, "modem_pwrkey", None), m)
         self.manager = link.manager
         self.link = link
