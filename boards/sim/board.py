@@ -316,6 +316,7 @@ class SimBoard:
         self.modem.network_down("deact")
         await self.clock.sleep_ms(int((b - a) * 1000))
         self.modem.network_up()
+        self.net_up_tick = time.ticks_ms()  # (report: network restore -> outbox drained)
 
     async def _inject_fault(self):
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))

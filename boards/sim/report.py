@@ -116,7 +116,11 @@ def report(board, meter, power_lost=False):
     out.update(_port_report(board, meter))
     up = getattr(meter, "uplink", None)
     if up is not None:
-        out["uplink"] = up.stats()
+        out["uplink"] = st = up.stats()
+        t_up = getattr(board, "net_up_tick", None)
+        if t_up is not None and up.drain_end is not None:
+            d = time.ticks_diff(up.drain_end, t_up)
+            st["restore_to_drained_ms"] = d if d >= 0 else None
         out["uplink_leds"] = [list(led.get()) for led in board.uplink_leds]
     sys.stdout.write(json_text(out) + "\n")
 

@@ -110,6 +110,7 @@ class Uplink:
         self.tx_ms = 0  # real ms spent in QoS 1 publishes (send to PUBACK)
         self.drains = []  # (backlog, ms from the session's start to the outbox empty)
         self._drain = None
+        self.drain_end = None  # ticks_ms when the outbox was last drained after a backlog
         self.gasp = None  # the last gasp: {"seq", "sent", "ms"} (last_gasp)
         self._skip_pf = False
         self.profile_rows = None  # issue 10: callable(t) -> list of bodies, or None
@@ -236,7 +237,8 @@ class Uplink:
             self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
             self.outbox.ack(seq)
             if self._drain is not None and self.outbox.pending() == 0:
-                self.drains.append((self._drain[1], ticks.ticks_diff(ticks.ticks_ms(),
+                self.drain_end = ticks.ticks_ms()
+                self.drains.append((self._drain[1], ticks.ticks_diff(self.drain_end,
                                                                       self._drain[0])))
                 self._drain = None
             self.sent += 1
