@@ -84,7 +84,8 @@ def day_run():
     up = rep["uplink"]
     return {"messages": len(msgs), "readings": len(readings), "payload_B": payload,
             "mqtt_B": wire, "tcpip_B": tcpip, "stall_max_ms": up["stall_max_ms"],
-            "tx_ms": up["tx_ms"], "per_msg_ms": up["tx_ms"] / max(1, up["sent"]),
+            "stall_where": up["stall_where"], "tx_ms": up["tx_ms"],
+            "per_msg_ms": up["tx_ms"] / max(1, up["sent"]),
             "wall_s": rep["wall_s"]}
 
 
