@@ -96,16 +96,18 @@ class SimBoard:
         self.rs485_de = SimPin("RS485_DE")
         # the 2G modem (SIM800 model, boards/sim/modem.py): CIPSTART to real TCP; the
         # uplink's broker (--broker, default 127.0.0.1:1883: none there -> quiet retries)
-        from boards.sim.modem import Sim800Model
+        try:  # the model bridges to real TCP: no modem where there are no sockets (the
+            import socket  # noqa: F401  emulated cores: no heap spent on it there)
 
-        self.modem = Sim800Model()
-        self.uart_modem = self.modem
-        self.modem_pwrkey = self.modem.pwrkey
-        self.broker = o.broker
-        try:  # the model bridges to real TCP: no uplink on a port without sockets (emu)
-            import socket  # noqa: F401
+            from boards.sim.modem import Sim800Model
+
+            self.modem = Sim800Model()
+            self.uart_modem = self.modem
+            self.modem_pwrkey = self.modem.pwrkey
+            self.broker = o.broker
         except ImportError:
-            self.broker = None
+            self.modem = self.uart_modem = self.broker = None
+            self.modem_pwrkey = SimPin("MODEM_PWRKEY")
         self.holdup_ms = o.holdup_ms  # the uplink's last-gasp budget
         # the manager's backoff scaled to the virtual board (5..20 s instead of 15 min): a
         # simulated outage of days lasts a minute of wall time here
