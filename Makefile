@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MPY    := $(BIN)/micropython
 STAMP  := $(VENV)/.installed
 # MICROPYPATH replaces the default path: .frozen first, or `import asyncio` fails.
-MPYPATH := .frozen:firmware:lib:.
+MPYPATH := .frozen:.frozen-lib:firmware:lib:.
 ARGS ?=
 
 .PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test

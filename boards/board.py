@@ -41,7 +41,8 @@ Attributes every board provides (None where the board has no such part):
   device wraps it in ``flashstore.flash.BlockDeviceFlash`` first. Names: ``journal`` (the
   register journal, >= 2 sectors), ``config`` (the configuration record, an even number
   >= 2 of sectors), ``events`` (event logs, >= 2 sectors; >= 5 keeps the security log apart),
-  ``profile`` (load profiles, later). A missing name: the firmware runs without it (registers,
+  ``profile`` (load profiles, later), ``outbox`` (the uplink's store-and-forward, >= 3
+  sectors, docs/UPLINK.md). A missing name: the firmware runs without it (registers,
   settings or events then live in RAM only, and F.F.0 / the LEDs say so). An empty dict: no
   flash at all.
 - ``wdt``: object with ``feed()`` (a watchdog that resets the MCU when not fed in time).
@@ -59,6 +60,13 @@ Optional hooks (the firmware probes them with ``getattr``; a board leaves out wh
   reports from it when the power is lost).
 - ``tasks(meter)``: a list of extra asyncio tasks the board runs beside the firmware's (the
   virtual board: heap sampler, fault injection, control channel, RTC keeper).
+- Uplink (firmware/uplink/, docs/UPLINK.md; it runs when ``uart_modem``, the ``outbox``
+  partition and ``broker`` are all there): ``uart_modem`` (``machine.UART``-like: ``any``,
+  ``read``, ``write``, ``init(baudrate=)``; 115200 8N1, the modem autobauds) and
+  ``modem_pwrkey`` (Pin, 1 = key pressed); ``broker`` ((host, port) of the MQTT broker);
+  ``uplink_leds`` (tuple of two ``RGBLed``: signal band, modem state); ``modem_cfg`` (dict
+  of modem.manager.Manager settings, e.g. the backoff); ``holdup_ms`` (int, the last gasp's
+  budget after the power-fail warning, default 100).
 - ``duration_ms()``: run for this long (metering time) and stop, or None: forever.
 - ``report(meter)``: called after the run (the virtual board prints its summary and JSON).
 - ``notes`` (list of str): what the board could not set up (printed at construction).

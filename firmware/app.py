@@ -34,7 +34,7 @@ class Meter:
     the stored configuration (tests). Attributes: the parts (``log``, ``events``,
     ``settings``, ``ade``, ``registers``, ``output``, ``metering``, ``testmode``,
     ``status``, ``catalogue``, ``display``, ``storage``, ``iec``, ``led``, ``tamper``,
-    ``supervisor``, ``supply``)."""
+    ``supervisor``, ``supply``, ``uplink`` (None without a modem, outbox or broker))."""
 
     def __init__(self, board, cfg=None):
         self.board = board
@@ -105,6 +105,7 @@ class Meter:
         if self.storage is not None:
             self.storage.on_interval = self.led.now
         self.tamper = TamperWatch(board, m, log, st)
+        self.uplink = self._uplink(parts)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
 
     def _profiles(self, board, parts, st, clock, log, sp):
@@ -123,6 +124,21 @@ class Meter:
         pr.start()
         self.metering.consumers = self.metering.consumers + (pr,)
         return pr
+
+    def _uplink(self, parts):
+        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART, the outbox
+        # partition and a broker (the board's ``broker``: (host, port))
+        b = self.board
+        broker = getattr(b, "broker", None)
+        if getattr(b, "uart_modem", None) is None or "outbox" not in parts or not broker:
+            return None
+        from uplink.outbox import Outbox
+        from uplink.task import Uplink
+
+        ob = Outbox(parts["outbox"], self.supply)
+        ob.mount()
+        return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
+                      modem_cfg=getattr(b, "modem_cfg", None))
 
     def _setting_changed(self, key):
         if key == "meter_constant":
@@ -163,6 +179,8 @@ class Meter:
         self.led.flush()
         self.supervisor.restart("led")
         self.profiles.power_down()  # the interval in progress closed, ST_POWER_DOWN
+        if self.uplink is not None:  # last gasp within the board's hold-up time
+            self.uplink.last_gasp(getattr(self.board, "holdup_ms", 100))
 
     def _ports(self, spawn):
         """IEC 62056-21 on the optical port (answers /?!) and the RS-485 bus (addressed)."""
@@ -209,6 +227,9 @@ class Meter:
 
         sp("profile", lambda: profile_task.run(self.profiles, b.clock))
         self._ports(sp)
+        if self.uplink is not None:
+            sp("uplink", self.uplink.run)
+            sp("uplink-schedule", self.uplink.schedule)
         out = list(sv.tasks.values())
         out.append(asyncio.create_task(sv.watchdog()))
         extra = getattr(b, "tasks", None)

@@ -7,5 +7,5 @@ options.defaults(with_main=True)
 module("app.py")
 if options.with_main:
     module("main.py")
-for _p in ("meter", "tasks", "ports"):
+for _p in ("meter", "tasks", "ports", "uplink"):
     package(_p)

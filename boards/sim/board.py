@@ -95,8 +95,26 @@ class SimBoard:
             self.uart_rs485 = opening("--rs485-bus %s:%d" % o.rs485_bus, BusUart,
                                        o.rs485_bus[1], o.rs485_bus[0])
         self.rs485_de = SimPin("RS485_DE")
-        self.uart_modem = None
-        self.modem_pwrkey = SimPin("MODEM_PWRKEY")
+        # the 2G modem (SIM800 model, boards/sim/modem.py): CIPSTART to real TCP; the
+        # uplink's broker (--broker, default 127.0.0.1:1883: none there -> quiet retries)
+        try:  # the model bridges to real TCP: no modem where there are no sockets (the
+            import socket  # noqa: F401  emulated cores: no heap spent on it there)
+
+            from boards.sim.modem import Sim800Model
+
+            self.modem = Sim800Model()
+            self.uart_modem = self.modem
+            self.modem_pwrkey = self.modem.pwrkey
+            self.broker = o.broker
+        except ImportError:
+            self.modem = self.uart_modem = self.broker = None
+            self.modem_pwrkey = SimPin("MODEM_PWRKEY")
+        self.holdup_ms = o.holdup_ms  # the uplink's last-gasp budget
+        # the manager's backoff scaled to the virtual board (5..20 s instead of 15 min): a
+        # simulated outage of days lasts a minute of wall time here
+        self.modem_cfg = {"backoff_base_ms": 2000, "backoff_cap_ms": 20000}
+        self.uplink_leds = (RGBLed(SimPin("U1R"), SimPin("U1G"), SimPin("U1B")),
+                            RGBLed(SimPin("U2R"), SimPin("U2G"), SimPin("U2B")))
         opening("--flash %s" % o.flash, self._make_flash)
         self.save_rtc()  # the state file exists from the first power-up on
         self.wdt = NullWDT()
@@ -240,6 +258,8 @@ class SimBoard:
             t.append(asyncio.create_task(self._inject_fault()))
         if self.control is not None:
             t.append(asyncio.create_task(self.control.run()))
+        if self.opts.network_outage is not None:
+            t.append(asyncio.create_task(self._outage()))
         if self.rtc_file is not None:
             t.append(asyncio.create_task(self._rtc_keeper()))
         return t
@@ -293,6 +313,14 @@ class SimBoard:
         m = len(t) - 1
         idx = [0] + [1 + (j - 1) % m for j in range(max(1, k - m), k)]
         return [[Milli(t[i]), b[i]] for i in idx]
+
+    async def _outage(self):
+        a, b = self.opts.network_outage
+        await self.clock.sleep_ms(int(a * 1000))
+        self.modem.network_down("deact")
+        await self.clock.sleep_ms(int((b - a) * 1000))
+        self.modem.network_up()
+        self.net_up_tick = time.ticks_ms()  # (report: network restore -> outbox drained)
 
     async def _inject_fault(self):
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))

@@ -37,8 +37,15 @@ Queries:
 ``leds``       ``kwh=0 kvarh=0 kwh_flashes=N kvarh_flashes=N`` (levels now, rising edges
                since start)
 ``inputs``     ``scroll=0 demand=0 test=0 seal=0 cover=0 tcover=0 magnet=0 power_fail=0``
+``uplink``     the uplink's counters (``pending=.. sent=.. state=.. ...``)
 ``help``       the command names
 =============  ===================================================================
+
+Modem (the SIM800 model, boards/sim/modem.py): ``network up``, ``network down [deact|
+silent]`` (``+PDP: DEACT`` and the link closed / the link looks open, data black-holed),
+``modem reg home|roaming|denied|searching|auto``, ``modem signal N`` (CSQ 0..31, 99),
+``modem hang on|off``, ``modem pdp-deact``, ``modem closed`` (``0, CLOSED``), ``modem
+garbage N`` (N random bytes on the UART), ``modem undervoltage``, ``modem state``.
 
 Polled from an asyncio task every ``POLL_MS`` (20 ms) of real time with non-blocking
 sockets (no threads), so it works on the MicroPython unix port and under CPython.
@@ -68,7 +75,9 @@ def _button(name):
             return attr
     return None
 HELP = ("press hold down release seal test cover tcover magnet power-fail lcd leds inputs "
-        "help")
+        "network modem uplink help")
+# modem reg WORD -> +CGREG stat (3GPP TS 27.007 10.1.20); auto: the model's own
+_REG = {"home": 1, "roaming": 5, "denied": 3, "searching": 2, "auto": None}
 
 
 def _again(e):
@@ -279,11 +288,60 @@ class ControlServer:
                 out += ["%s=%d" % (v[0], getattr(b, v[1]).value()) for v in SWITCHES]
                 out.append("power_fail=%d" % b.power_fail.value())
                 return " ".join(out)
+            if cmd in ("network", "modem", "uplink"):
+                return self._modem(cmd, args)
             if cmd == "help":
                 return HELP
         except ValueError:
             return "ERR bad value in %r" % text
         return "ERR unknown command %r (try help)" % cmd
+
+    def _modem(self, cmd, args):
+        # the modem model's network conditions (boards/sim/modem.py) and the uplink's state
+        md = getattr(self.board, "modem", None)
+        if md is None:
+            return "ERR no modem on this board"
+        if cmd == "network":
+            if args == ["up"]:
+                md.network_up()
+            elif args == ["down"] or args == ["down", "deact"]:
+                md.network_down("deact")
+            elif args == ["down", "silent"]:
+                md.network_down("silent")
+            else:
+                return "ERR usage: network up|down [deact|silent]"
+            return "OK"
+        if cmd == "uplink":
+            up = getattr(self.board._meter, "uplink", None) if self.board._meter else None
+            if up is None:
+                return "ERR no uplink running"
+            s = up.stats()
+            return " ".join("%s=%s" % (k, s[k]) for k in sorted(s) if k != "last_error")
+        a = args[0] if args else ""
+        n = len(args)
+        if a == "reg" and n == 2 and args[1] in _REG:
+            md.set_registration(_REG[args[1]])
+        elif a == "signal" and n == 2 and 0 <= int(args[1]) <= 99:
+            md.set_signal(int(args[1]))
+        elif a == "hang" and n == 2 and args[1] in ("on", "off"):
+            md.hang(args[1] == "on")
+        elif a == "pdp-deact" and n == 1:
+            md.pdp_deact()
+        elif a == "closed" and n == 1:
+            md.remote_close()
+        elif a == "garbage" and n == 2 and 1 <= int(args[1]) <= 65536:
+            md.garbage(int(args[1]))
+        elif a == "undervoltage" and n == 1:
+            md.undervoltage()
+        elif a == "state" and n == 1:
+            return "powered=%d ip=%s link=%d net=%d rssi=%d" % (
+                md.powered, md.ip_state, 1 if md.connected else 0, 1 if md.net_up else 0,
+                md.rssi)
+        else:
+            return ("ERR usage: modem reg home|roaming|denied|searching|auto, modem signal "
+                    "0..31|99, modem hang on|off, modem pdp-deact|closed|undervoltage|state, "
+                    "modem garbage N")
+        return "OK"
 
     async def _power_fail(self):
         b = self.board

@@ -61,7 +61,12 @@ Ports and inputs
   --optical-tcp P    optical port (IEC 62056-21): TCP server 127.0.0.1:P
   --optical-dev PATH optical port on a tty (pty from tools/pty_bridge.py)
   --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
-  --control-tcp P    control channel on 127.0.0.1:P (buttons, switches, LCD)
+  --control-tcp P    control channel on 127.0.0.1:P (buttons, switches, LCD,
+                     modem network conditions)
+  --broker H:P       MQTT broker of the uplink, reached through the modem model
+                     (default 127.0.0.1:1883; none there: quiet retries)
+  --network-outage A:B  the modem's network goes down (+PDP: DEACT) at
+                     simulated second A and comes back at B
   --seal open|closed seal switch (default closed)
 
 Output
@@ -111,6 +116,8 @@ class Options:
         self.profile_channels = None
         self.profile_csv = None
         self.load_profiles = None  # from --profile-period / --profile-channels
+        self.broker = ("127.0.0.1", 1883)
+        self.network_outage = None
 
 
 class UsageError(ValueError):
@@ -237,6 +244,20 @@ def _bus(v):
 
 _VALUED["--speed"] = ("speed", _speed)
 _VALUED["--rs485-bus"] = ("rs485_bus", _bus)
+_VALUED["--broker"] = ("broker", _bus)
+
+
+def _outage(v):
+    a, sep, b = v.partition(":")
+    if not sep:
+        raise ValueError("use A:B (simulated seconds)")
+    x, y = _number(a, 0, 1e9), _number(b, 0, 1e9)
+    if y <= x:
+        raise ValueError("B must be after A")
+    return (x, y)
+
+
+_VALUED["--network-outage"] = ("network_outage", _outage)
 
 
 def parse_args(argv):

@@ -138,6 +138,14 @@ def report(board, meter, power_lost=False):
     pr = getattr(meter, "profiles", None)
     if pr is not None:  # rows captured in this run, rows that could not be written
         out["profile"] = {p.name: {"rows": p.rows, "lost": p.lost} for p in pr.items}
+    up = getattr(meter, "uplink", None)
+    if up is not None:
+        out["uplink"] = st = up.stats()
+        t_up = getattr(board, "net_up_tick", None)
+        if t_up is not None and up.drain_end is not None:
+            d = time.ticks_diff(up.drain_end, t_up)
+            st["restore_to_drained_ms"] = d if d >= 0 else None
+        out["uplink_leds"] = [list(led.get()) for led in board.uplink_leds]
     sys.stdout.write(json_text(out) + "\n")
 
 

@@ -8,7 +8,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
-MPYPATH = ".frozen:firmware:lib:."
+MPYPATH = ".frozen:.frozen-lib:firmware:lib:."
 
 
 def run_sim(*args, timeout=300, heapsize=None):

@@ -494,3 +494,19 @@ async def test_link_run_as_an_asyncio_task_in_real_time():
         assert m.read(2) == b"hi"
     finally:
         task.cancel()
+
+
+def test_wake_ms_of_an_idle_link_waits_for_the_idle_poll():
+    # an idle CONNECTED link has nothing due until the idle receive poll: wake_ms must not
+    # say 0 once the (short) blocked-reader poll period has passed, or a caller pumping at
+    # wake_ms spins (the uplink task held the virtual board's clock still: issue 11)
+    r = Rig(mgr_kw={"rx_poll_ms": 20})
+    r.m.start(0)
+    r.up()
+    for _ in range(30):
+        r.step(10)
+    now = r.clock.t
+    assert r.m.connected and not r.m.want_read
+    assert r.m.wake_ms(now) > 20, r.m.wake_ms(now)
+    r.m.want_read = True  # a blocked reader: polled at the short period
+    assert r.m.wake_ms(now) <= 20

@@ -144,3 +144,16 @@ def test_device_address_is_checked_on_the_command_line():
     assert parse_args(["--serial", "SIM/01"]).serial == "SIM/01", "no port: any serial"
     o = parse_args(["--serial", "SIM/01", "--address", "7", "--rs485-bus", "127.0.0.1:4100"])
     assert o.address == "7"
+
+
+def test_broker_and_network_outage_options():
+    o = parse_args(["--broker", "10.0.0.5:1884", "--network-outage", "3600:7200"])
+    assert o.broker == ("10.0.0.5", 1884) and o.network_outage == (3600, 7200)
+    assert parse_args([]).broker == ("127.0.0.1", 1883) and parse_args([]).network_outage is None
+    for argv, want in ((["--broker", "localhost"], "use HOST:PORT"),
+                       (["--broker", "h:0"], "--broker"), (["--broker", ":1883"], "HOST:PORT"),
+                       (["--network-outage", "5"], "A:B"),
+                       (["--network-outage", "9:3"], "B must be after A"),
+                       (["--network-outage", "x:3"], "--network-outage")):
+        e = _usage(argv)
+        assert want in str(e) and argv[1] in str(e), (argv, str(e))

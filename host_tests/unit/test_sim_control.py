@@ -92,3 +92,33 @@ def test_replies_held_for_a_client_that_never_reads_stay_bounded():
     finally:
         c.close()
         srv.close()
+
+
+def test_modem_network_conditions_through_the_channel():
+    from boards.sim.modem import Sim800Model
+
+    srv = _server()
+    try:
+        b = srv.board
+        b.modem = Sim800Model(powered=True)
+        b._meter = None
+        assert srv.command("network down") == "OK" and not b.modem.net_up
+        assert srv.command("network up") == "OK" and b.modem.net_up
+        assert srv.command("network down silent") == "OK"
+        assert srv.command("modem reg denied") == "OK" and b.modem.reg_override == 3
+        assert srv.command("modem reg auto") == "OK" and b.modem.reg_override is None
+        assert srv.command("modem signal 7") == "OK" and b.modem.rssi == 7
+        assert srv.command("modem hang on") == "OK"
+        assert srv.command("modem hang off") == "OK"
+        for c in ("modem pdp-deact", "modem closed", "modem garbage 50",
+                  "modem undervoltage"):
+            assert srv.command(c) == "OK", c
+        assert srv.command("modem state").startswith("powered=1 ")
+        assert srv.command("modem signal 200").startswith("ERR usage")
+        assert srv.command("modem signal x").startswith("ERR bad value")
+        assert srv.command("network sideways").startswith("ERR usage: network")
+        assert srv.command("uplink") == "ERR no uplink running"
+        del b.modem
+        assert srv.command("network up") == "ERR no modem on this board"
+    finally:
+        srv.close()

@@ -69,6 +69,9 @@ PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so tha
 # 80..89: supervision of the firmware's tasks (issue 8; firmware/tasks/supervisor.py)
 TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
 TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog resets the meter
+# 90..99: the uplink (issue 11; firmware/uplink/)
+UPLINK_DROPPED = const(90)  # outbox full: unacknowledged messages dropped (value: how many)
+UPLINK_EVENTS_SKIPPED = const(91)  # an event flood: events not queued one by one (value: n)
 
 # 224..231: the audit trail of metrological and billing parameters (firmware/meter/audit.py)
 AUDIT_FULL = const(224)  # no room left: further parameter changes refused (value: entries)
@@ -113,6 +116,8 @@ NAMES = {
     PROG_LOCK_KEPT: "lockout carried over a restart",
     AUDIT_FULL: "audit trail full", AUDIT_REFUSED: "refused: audit trail full",
     AUDIT_CLEARED: "audit trail cleared",
+    UPLINK_DROPPED: "uplink outbox full: oldest dropped",
+    UPLINK_EVENTS_SKIPPED: "uplink: events not sent one by one",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -196,7 +201,8 @@ SRC_METER = const(0)  # the meter itself (metering, storage, start-up)
 SRC_OPTICAL = const(1)  # optical port (IEC 62056-21)
 SRC_RS485 = const(2)  # RS-485 port (IEC 62056-21)
 SRC_LOCAL = const(3)  # local inputs: seal, covers, magnet, keys
-SRC_NAMES = ("meter", "optical", "rs485", "local", "src4", "src5", "src6", "src7")
+SRC_UPLINK = const(4)  # the uplink (MQTT command topic)
+SRC_NAMES = ("meter", "optical", "rs485", "local", "uplink", "src5", "src6", "src7")
 SUMMARY = const(0x08)  # src bit 3: value = occurrences not recorded one by one
 KIND_NONE = const(0x00)  # src bits 4-5: subject kind
 KIND_OBIS = const(0x10)
@@ -490,3 +496,18 @@ class EventLog:
 
     def count(self, code):
         return self.counts.get(code, 0)
+
+    @property
+    def total(self):
+        """Events logged since start (int; the uplink's cursor)."""
+        return self._n
+
+    def since(self, n):
+        """List of (t, code, value) of the events numbered ``n`` .. ``total - 1`` still in
+        the ring, oldest first."""
+        cap = len(self._c)
+        first = self._n - len(self)
+        if n > first:
+            first = n
+        return [(self._t[j % cap], self._c[j % cap], self._v[j % cap])
+                for j in range(first, self._n)]

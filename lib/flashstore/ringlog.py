@@ -756,6 +756,39 @@ class RingLog(SectorRing):
         for _seq, _tag, rec in self.entries():
             yield rec
 
+    def oldest_seq(self):
+        """Sequence number of the oldest record still in the ring (int), -1 when empty."""
+        best = -1
+        for s in range(self.sectors):
+            f = self._first_seq(s)
+            if f >= 0 and (best < 0 or f < best):
+                best = f
+        return best
+
+    def get(self, seq):
+        """(seq, tag, record bytes) of the record numbered ``seq``, or None when it is not
+        in the ring (dropped, torn, never written). Reads one slot when slots and sequence
+        numbers run in step in its sector (the normal case), else scans that sector."""
+        owner = -1
+        start = -1
+        for s in range(self.sectors):
+            f = self._first_seq(s)
+            if 0 <= f <= seq and f > start:
+                owner = s
+                start = f
+        if owner < 0:
+            return None
+        k = 1 + seq - start
+        if k < self._fill[owner]:
+            r = self._slot_record(owner, k)
+            if r is not None and r[0] == seq:
+                return r[0], r[1], r[3]
+        for k in range(1, self._fill[owner]):  # a torn slot put them out of step
+            r = self._slot_record(owner, k)
+            if r is not None and r[0] == seq:
+                return r[0], r[1], r[3]
+        return None
+
     def newest(self):
         """(seq, tag, record bytes) of the newest record, or None when empty."""
         if self._newest < 0:

@@ -316,8 +316,14 @@ class Manager:
     def wake_ms(self, now):
         """ms until the next timer needs ``poll`` (0..1000)."""
         best = 1000
-        for t in (self.eng.deadline(), self._deadline if self._timed() else None,
-                  self._next if self._next_used() else None):
+        nxt = self._next if self._next_used() else None
+        if nxt is not None and self.state == CONNECTED and not self.want_read \
+                and not self._rx_flag and not self._txn:
+            # idle link: the next receive poll is the idle one (a sooner wake would find
+            # nothing to do, and a caller pumping at wake_ms would spin)
+            c = self.cfg
+            nxt = ticks_add(nxt, c["rx_idle_poll_ms"] - c["rx_poll_ms"])
+        for t in (self.eng.deadline(), self._deadline if self._timed() else None, nxt):
             if t is not None:
                 d = ticks_diff(t, now)
                 if d < best:

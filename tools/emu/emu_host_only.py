@@ -9,6 +9,8 @@ _NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) ha
         "outside the heap: the core has 128 KiB of SRAM in all")
 _NOR64 = ("a 64 KiB NOR-flash image (a test fixture) has no room outside the heap: the core has "
           "128 KiB of SRAM in all")
+_NOR32 = ("a 32 KiB NOR-flash image (a test fixture) has no room outside the heap: the core has "
+          "128 KiB of SRAM in all")
 _YEAR = "reads a 570 KB bundled year trace of the virtual board (boards/sim/loads)"
 _KB = 1024
 _TCP = "needs sockets (%s); the QEMU port has no network stack"
@@ -108,6 +110,10 @@ HOST_ONLY = {
          "read, churn a 96 KiB heap until no 3 KiB block is left (its live peak is ~16 KiB)"),
     "test_norflash.test_littlefs_mounts_on_the_model": ("flashmem", 64 * _KB, _NOR64),
     "test_ringlog.test_capacity_from_partition_and_record_size": ("flashmem", 64 * _KB, _NOR64),
+    # the uplink outbox's 512-byte records: 8 sectors of 4 KiB (room for what is owed)
+    "test_uplink_outbox.test_power_cut_at_every_flash_op_loses_nothing_and_duplicates_keep_their_seq":
+        ("flashmem", 32 * _KB, _NOR32),
+    "test_uplink_task": ("flashmem", 32 * _KB, _NOR32),
     "test_norflash.test_file_backed_image_and_wear_persist":
         ("ramdisk", 24 * _KB, "an 8 KiB flash image file rewritten in place on littlefs "
          "(copy-on-write) needs about three times its size"),

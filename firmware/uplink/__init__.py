@@ -1,0 +1,1 @@
+"""The uplink: 2G modem, MQTT, store-and-forward outbox (docs/UPLINK.md)."""

@@ -1,0 +1,204 @@
+# Store-and-forward outbox of the uplink: numbered messages kept in flash until acknowledged.
+"""The uplink's outbox on the board's ``outbox`` partition (a ``flashstore.ringlog.RingLog``).
+
+Every message gets a sequence number (``seq``, 1, 2, 3, ... over the meter's life; the
+head-end discards a number it has already seen) and is kept until the broker acknowledged
+it (MQTT QoS 1 PUBACK); messages are sent oldest first. Records (``RECORD_SIZE`` = 496
+bytes, one 512-byte slot, 7 per 4 KiB sector)::
+
+    tag KIND_READING / KIND_EVENT / KIND_REPLY (a message)   tag KIND_ACK (acknowledgement)
+    0   4   seq (u32 little-endian)                           0  4  every seq <= this acked
+    4   2   body length n
+    6   n   body: the JSON message without its "seq" (UTF-8, at most BODY_MAX bytes)
+
+Acknowledgements are written as marker records (every ``ack_every`` acks, and when the
+outbox becomes empty), never by erasing or rewriting: a power cut between a PUBACK and its
+marker makes the meter send those messages again with their own sequence numbers (at most
+``ack_every`` duplicates, each one recognisable). At mount the newest marker tells which
+messages are still owed; a marker dropped with its sector only ever acknowledged messages
+older than everything still in the ring.
+
+Capacity. The ring keeps ``capacity`` records (256 KiB: 63 sectors x 7 = 441); when it is
+full the oldest sector goes (7 records at once): messages not yet acknowledged that go with
+it are counted in ``dropped``, reported by ``take_dropped()`` (the uplink logs UPLINK_DROPPED
+and sends an event), and the next message sent is the oldest one left.
+
+Power cut: each append is one record program (two pages); the ring's own rules (lib/
+flashstore/ringlog.py) make a cut at any flash operation leave every earlier record valid and
+the interrupted one absent. During the power-fail warning (meter/supply.py ``Supply``) appends
+are urgent (no erase, NoSpace when no erased slot is left: the message is then lost and
+counted in ``lost``) and no marker is written.
+"""
+
+import struct
+
+from micropython import const
+
+from flashstore.ringlog import NoSpace, RingLog
+
+KIND_READING = const(1)
+KIND_EVENT = const(2)
+KIND_REPLY = const(3)
+KIND_ACK = const(9)
+RECORD_SIZE = const(496)
+BODY_MAX = const(490)
+
+
+class Outbox:
+    """``part``: the ``outbox`` partition (flashstore.flash interface); ``supply``:
+    meter.supply.Supply or None; ``log``: callable(str) for diagnostics or None.
+    Call :meth:`mount` once."""
+
+    def __init__(self, part, supply=None, log=None, ack_every=16):
+        self.ring = RingLog(part, RECORD_SIZE, log=log)
+        self.capacity = self.ring.capacity
+        self.supply = supply
+        self.ack_every = ack_every
+        self._rec = bytearray(RECORD_SIZE)
+        self.next_seq = 1
+        self.acked = 0  # every seq <= acked is acknowledged (RAM; markers may lag)
+        self._marked = 0  # acked as of the newest marker in flash
+        self._cursor = -1  # ring seq of the next record to look at (-1: end)
+        self._peeked = None
+        self.dropped = 0
+        self._drop_new = 0
+        self._drop_range = None
+        self.lost = 0
+        self.status = None
+
+    def mount(self):
+        """Scan the partition: the next seq, what is acknowledged, what is owed. A foreign
+        or unreadable ring is formatted (the outbox holds no billing data). Returns the
+        status (flashstore.ringlog STATUS_*)."""
+        r = self.ring
+        st = r.mount()
+        if r.blocked:
+            r.format()
+        marked = 0
+        top = 0
+        first = -1
+        for _rs, tag, rec in r.entries():
+            v = struct.unpack_from("<I", rec, 0)[0]
+            if tag == KIND_ACK:
+                if v > marked:
+                    marked = v
+            else:
+                if v > top:
+                    top = v
+        if marked > top:
+            top = marked
+        for rs, tag, rec in r.entries():
+            if tag != KIND_ACK and struct.unpack_from("<I", rec, 0)[0] > marked:
+                first = rs
+                break
+        self.next_seq = top + 1
+        self.acked = self._marked = marked
+        self._cursor = first
+        self._peeked = None
+        self.status = st
+        return st
+
+    def pending(self):
+        """Messages not yet acknowledged (int)."""
+        return self.next_seq - 1 - self.acked
+
+    def put(self, kind, body):
+        """Store a message (``body``: bytes/str JSON object text without ``seq``, at most
+        BODY_MAX bytes); return its seq, or None when it could not be stored (power-fail
+        warning with no erased slot left: counted in ``lost``). ValueError when too long."""
+        if isinstance(body, str):
+            body = body.encode()
+        n = len(body)
+        if n > BODY_MAX:
+            raise ValueError("outbox message of %d bytes (at most %d)" % (n, BODY_MAX))
+        seq = self.next_seq
+        rec = self._rec
+        struct.pack_into("<IH", rec, 0, seq, n)
+        rec[6:6 + n] = body
+        for i in range(6 + n, RECORD_SIZE):
+            rec[i] = 0
+        urgent = self.supply is not None and self.supply.warning
+        r = self.ring
+        rs = r.next_seq()
+        try:
+            r.append(rec, kind, urgent)
+        except NoSpace:
+            self.lost += 1
+            return None
+        self.next_seq = seq + 1
+        if self._cursor < 0:
+            self._cursor = rs
+        self._check_dropped()
+        return seq
+
+    def _check_dropped(self):
+        r = self.ring
+        old = r.oldest_seq()
+        if self._cursor < 0 or old <= self._cursor:
+            return
+        # the sector holding the oldest unacknowledged messages was erased
+        self._cursor = old
+        self._peeked = None
+        first = self.acked + 1
+        nxt = self._next_message()
+        last = (nxt[0] if nxt is not None else self.next_seq) - 1
+        if last >= first:
+            n = last - first + 1
+            self.dropped += n
+            self._drop_new += n
+            self._drop_range = (first if self._drop_range is None else self._drop_range[0],
+                                last)
+            self.acked = last
+
+    def take_dropped(self):
+        """(count, first seq, last seq) dropped since the last call, or None."""
+        if not self._drop_new:
+            return None
+        out = (self._drop_new, self._drop_range[0], self._drop_range[1])
+        self._drop_new = 0
+        self._drop_range = None
+        return out
+
+    def _next_message(self):
+        # the oldest message after ``acked`` from the cursor on: (seq, kind, body) or None
+        r = self.ring
+        end = r.next_seq()
+        c = self._cursor
+        while 0 <= c < end:
+            got = r.get(c)
+            if got is not None and got[1] != KIND_ACK:
+                rec = got[2]
+                seq, n = struct.unpack_from("<IH", rec, 0)
+                if seq > self.acked:
+                    self._cursor = c
+                    return seq, got[1], bytes(rec[6:6 + n])
+            c += 1
+        self._cursor = -1
+        return None
+
+    def peek(self):
+        """The oldest unacknowledged message: (seq, kind, body bytes), or None."""
+        if self._peeked is None:
+            self._peeked = self._next_message()
+        return self._peeked
+
+    def ack(self, seq):
+        """The broker acknowledged message ``seq`` (the one :meth:`peek` gave)."""
+        if seq > self.acked:
+            self.acked = seq
+        self._peeked = None  # the next peek skips what is acknowledged
+        if self.acked - self._marked >= self.ack_every or (self.pending() == 0
+                                                            and self.acked > self._marked):
+            self.mark()
+
+    def mark(self):
+        """Write the acknowledgement marker now (not during the power-fail warning)."""
+        if self.acked <= self._marked or (self.supply is not None and self.supply.warning):
+            return
+        rec = self._rec
+        struct.pack_into("<IH", rec, 0, self.acked, 0)
+        for i in range(6, RECORD_SIZE):
+            rec[i] = 0
+        self.ring.append(rec, KIND_ACK)
+        self._marked = self.acked
+        self._check_dropped()

@@ -1,0 +1,175 @@
+# The uplink wired into the meter (firmware/uplink/) on the virtual board: the SIM800 model
+# bridged to a real mosquitto, a paho-mqtt head-end; schedule, commands, a 72 h outage with
+# a power cut in the middle.
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from broker import Mosquitto, Subscriber, free_port
+from simrun import MICROPYTHON, MPYPATH, ROOT
+
+Q = 900  # s: the reading interval
+T0 = 504921600  # 2016-01-01 00:00:00 UTC in RTC seconds
+
+
+def _start(*args):
+    env = dict(os.environ, MICROPYPATH=MPYPATH)
+    return subprocess.Popen([MICROPYTHON, "firmware/main.py", "--quiet", "--json"]
+                            + [str(a) for a in args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(p, timeout):
+    out, err = p.communicate(timeout=timeout)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    assert lines, (p.returncode, err[-2000:])
+    return json.loads(lines[-1]), err
+
+
+def _iso_s(ts):
+    import calendar
+
+    return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) - 946684800
+
+
+class HeadEnd(Subscriber):
+    """Keeps what arrived per topic, decoded; duplicates are recognised by seq."""
+
+    def by(self, kind):
+        out = []
+        for topic, payload in list(self.messages):
+            if topic.endswith("/" + kind):
+                out.append(json.loads(payload))
+        return out
+
+    def stream(self):
+        """Messages with a seq (reading, event), first arrival of each seq, in arrival order;
+        and the number of duplicates (same seq again, same content)."""
+        seen = {}
+        order = []
+        dups = 0
+        for topic, payload in list(self.messages):
+            if topic.endswith("/reading") or topic.endswith("/event"):
+                m = json.loads(payload)
+                if m["seq"] in seen:
+                    assert seen[m["seq"]] == m, "seq %d reused for another message" % m["seq"]
+                    dups += 1
+                    continue
+                seen[m["seq"]] = m
+                order.append(m)
+        return order, dups
+
+
+def test_readings_on_schedule_commands_answered_and_last_gasp():
+    with Mosquitto() as b:
+        he = HeadEnd(b.port, "meters/SIM00001/#")
+        ctl = free_port()
+        img = tempfile.mktemp(prefix="uplink.", dir="/tmp")
+        p = _start("--broker", "127.0.0.1:%d" % b.port, "--speed", "300", "--flash", img,
+                   "--start", "2016-01-01", "--power-fail-at", 3 * 3600, "--control-tcp", ctl)
+        try:
+            t0 = time.monotonic()
+            while not any(json.loads(x).get("state") == "online" for t, x in he.messages
+                          if t.endswith("/status")) and time.monotonic() - t0 < 30:
+                time.sleep(0.1)
+            import paho.mqtt.publish as pub
+
+            for i, cmd in enumerate(({"cmd": "registers"}, {"cmd": "relay", "on": 0},
+                                     {"cmd": "read"}, {"cmd": "time", "t": T0 + 10},
+                                     {"cmd": "time", "t": T0 + 20}, {"cmd": "format"})):
+                cmd["id"] = i
+                pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1, hostname="127.0.0.1",
+                           port=b.port)
+            pub.single("meters/SIM00001/cmd", "not json", qos=1, hostname="127.0.0.1",
+                       port=b.port)
+            rep, err = _finish(p, 120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            for s in ("", ".rtc", ".wear"):
+                if os.path.exists(img + s):
+                    os.remove(img + s)
+        time.sleep(0.5)
+        he.stop()
+    st = he.by("status")
+    assert st and st[0] == {"state": "online"}, st
+    acks = {a.get("id"): a for a in he.by("cmd/ack")}
+    assert acks[0]["ok"] and [v[0] for v in acks[0]["values"]][:2] == ["1.8.0", "2.8.0"], acks
+    assert acks[0]["values"][0][2] == "kWh"
+    assert acks[1] == {"id": 1, "cmd": "relay", "ok": False, "error": "not supported"}
+    assert acks[2]["ok"] and acks[2]["seq"] >= 1
+    assert acks[3] == {"id": 3, "cmd": "time", "ok": True}, acks[3]
+    assert acks[4]["error"] == "rate limited", acks[4]
+    assert acks[5]["error"] == "unknown command"
+    assert acks[None] == {"ok": False, "error": "bad request"}, acks
+    order, dups = he.stream()
+    seqs = [m["seq"] for m in order]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    sched = [m for m in order if m.get("why") == "schedule"]
+    # quarter hours on the RTC; the clock was set back ~by the time command: no gap,
+    # every reading of the 3 h arrived
+    assert len(sched) >= 11, [m["ts"] for m in sched]
+    for m in sched:
+        assert _iso_s(m["ts"]) % Q == 0, m["ts"]
+        assert [v[0] for v in m["values"]][0] == "1.8.0"
+    req = [m for m in order if m.get("why") == "request"]
+    assert req and req[0]["seq"] == acks[2]["seq"]
+    evs = [m for m in order if "code" in m]
+    assert any(e["code"] == 1 for e in evs), "POWER_UP forwarded"
+    assert any(e["code"] == 20 for e in evs), "CLOCK_SET of the time sync forwarded"
+    # the supply failed at 3 h with the link up: the last gasp went out within the hold-up
+    assert rep["power_lost"], err[-300:]
+    up = rep["uplink"]
+    assert up["gasp"]["sent"] and up["gasp"]["ms"] <= 100, up
+    assert evs[-1]["code"] == 19 and evs[-1]["seq"] == up["gasp"]["seq"] == seqs[-1], evs[-1]
+    assert up["pending"] == 0 and up["dropped"] == 0, up
+
+
+def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
+    half = 36 * 3600
+    with Mosquitto() as b:
+        he = HeadEnd(b.port, "meters/SIM00001/#")
+        img = tempfile.mktemp(prefix="uplink.", dir="/tmp")
+        try:
+            # run A: the network goes down at once; the supply fails at 36 h (power cut)
+            p = _start("--broker", "127.0.0.1:%d" % b.port, "--speed", "max", "--flash", img,
+                       "--start", "2016-01-01", "--network-outage", "0:1000000000",
+                       "--power-fail-at", half)
+            rep_a, err = _finish(p, 600)
+            assert rep_a["power_lost"], err[-500:]
+            ua = rep_a.get("uplink")
+            # run B: power back (RTC on its battery, no time lost), 36 h more without
+            # network, then the network is back; a day more to drain
+            p = _start("--broker", "127.0.0.1:%d" % b.port, "--speed", "max", "--flash", img,
+                       "--off-time", 0, "--network-outage", "0:%d" % half,
+                       "--duration", half + 86400)
+            rep_b, err = _finish(p, 900)
+        finally:
+            for s in ("", ".rtc", ".wear"):
+                if os.path.exists(img + s):
+                    os.remove(img + s)
+        time.sleep(1)
+        he.stop()
+    ub = rep_b["uplink"]
+    # the reading of the run's last instant may still wait in the outbox (next power-up)
+    assert ub["pending"] <= 1 and ub["dropped"] == 0 and ub["lost"] == 0, ub
+    order, dups = he.stream()
+    seqs = [m["seq"] for m in order]
+    assert seqs == list(range(1, ub["next_seq"] - ub["pending"])), (
+        "contiguous, in order: %r" % seqs[:50])
+    sched = [_iso_s(m["ts"]) for m in order if m.get("why") == "schedule"]
+    # every quarter hour from the start to the power cut, then from the restart on
+    assert sched == sorted(sched)
+    first = [t for t in sched if t <= T0 + half]
+    assert first == list(range(T0 + Q, T0 + half + 1, Q)) or \
+        first == list(range(T0 + Q, T0 + half, Q)), (len(first), first[:3], first[-3:])
+    second = [t for t in sched if t > T0 + half]
+    assert len(second) >= (half + 86400) // Q - 2, len(second)
+    assert second == list(range(second[0], second[-1] + 1, Q)), "no gap after the restart"
+    assert ua is not None and ua["sessions"] == 0 and ua["gasp"]["sent"] is False, ua
+    pf = [m for m in order if m.get("code") == 19]
+    assert len(pf) == 1 and _iso_s(pf[0]["ts"]) == T0 + half, pf  # queued, sent later
+    print("outage: %d messages, %d duplicates discarded by seq; run A %r; run B %r" % (
+        len(order), dups, ua, ub))

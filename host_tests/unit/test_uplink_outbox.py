@@ -1,0 +1,159 @@
+# The uplink outbox (firmware/uplink/outbox.py) on the NOR model: sequence numbers, order,
+# acknowledgement markers, a power cut at every flash op of an append/ack, full -> oldest
+# dropped and reported, the power-fail warning (no erase).
+from boards.sim.norflash import NORFlash, PowerCut
+from flashstore.flash import Partition
+from meter.supply import Supply
+from uplink.outbox import KIND_EVENT, KIND_READING, Outbox
+
+
+def _dev(sectors=4, seed=0):
+    dev = NORFlash(sectors * 4096, 4096, 256, seed=seed, strict=True)
+    return dev, Partition(dev, 0, dev.size)
+
+
+def _body(i):
+    return '{"n":%d,"pad":"%s"}' % (i, "x" * (i % 40))
+
+
+def _owed(ob):
+    """Drain the outbox (peek + ack), returning the seqs and checking each body."""
+    out = []
+    while True:
+        m = ob.peek()
+        if m is None:
+            return out
+        seq, kind, body = m
+        assert body.startswith(b'{"n":'), body
+        out.append(seq)
+        ob.ack(seq)
+
+
+def test_sequence_numbers_order_and_acks_survive_a_remount():
+    dev, part = _dev()
+    ob = Outbox(part, ack_every=4)
+    ob.mount()
+    seqs = [ob.put(KIND_READING if i % 2 else KIND_EVENT, _body(i)) for i in range(10)]
+    assert seqs == list(range(1, 11)), seqs
+    assert ob.pending() == 10
+    m = ob.peek()
+    assert m[0] == 1 and m[1] == KIND_EVENT and m[2] == _body(0).encode(), m
+    for s in (1, 2, 3, 4, 5):
+        assert ob.peek()[0] == s
+        ob.ack(s)
+    assert ob.pending() == 5
+    ob2 = Outbox(part, ack_every=4)  # a restart: the marker says 4 (5 not marked yet)
+    ob2.mount()
+    assert ob2.next_seq == 11 and ob2.acked == 4, (ob2.next_seq, ob2.acked)
+    assert _owed(ob2) == [5, 6, 7, 8, 9, 10]
+    assert ob2.put(KIND_READING, _body(11)) == 11
+    ob3 = Outbox(part)
+    ob3.mount()
+    assert ob3.acked == 10 and _owed(ob3) == [11], "drained -> marker written at once"
+    assert ob3.pending() == 0 and ob3.peek() is None
+
+
+def _script(part, st, n=40):
+    ob = Outbox(part, ack_every=3)
+    ob.mount()
+    for i in range(n):
+        st["flight"] = ob.next_seq
+        s = ob.put(KIND_READING, _body(i))
+        st["put"] = s
+        st["flight"] = None
+        if i % 3 == 2:  # the link drains two at a time
+            for _ in range(2):
+                m = ob.peek()
+                if m is None:
+                    break
+                st["acking"] = m[0]  # the PUBACK came: it may be marked before the cut
+                ob.ack(m[0])
+                st["acked"] = m[0]
+
+
+def test_power_cut_at_every_flash_op_loses_nothing_and_duplicates_keep_their_seq():
+    dev, part = _dev(sectors=8, seed=1)  # room for what is owed: nothing dropped
+    _script(part, {"acking": 0})
+    total = dev.ops
+    assert total >= 40, total
+    for k in range(1, total + 1):
+        dev, part = _dev(sectors=8, seed=k)
+        st = {"put": 0, "acked": 0, "acking": 0, "flight": None}
+        dev.cut_at_op(k)
+        try:
+            _script(part, st)
+            assert False, "cut %d did not happen" % k
+        except PowerCut:
+            pass
+        dev.power_on()
+        ob = Outbox(part)
+        ob.mount()
+        owed = _owed(ob)
+        last = st["put"]
+        # everything stored and not acknowledged is owed, in order, contiguous; a message
+        # in flight at the cut is there whole or not at all; re-sent ones keep their seq
+        assert owed == sorted(owed), "cut %d: order %r" % (k, owed)
+        if owed:
+            assert owed == list(range(owed[0], owed[-1] + 1)), "cut %d: gap %r" % (k, owed)
+            assert owed[0] <= st["acked"] + 1 or owed[0] == st["acking"] + 1, (
+                "cut %d: lost after %d: %r" % (k, st["acked"], owed))
+            assert owed[-1] in (last, st["flight"]), "cut %d: newest %r put %r" % (
+                k, owed[-1], last)
+        else:
+            assert last in (0, st["acked"], st["acking"]), "cut %d: nothing owed, put %d " \
+                "acked %d" % (k, last, st["acked"])
+        assert ob.pending() == 0
+        nxt = ob.put(KIND_EVENT, _body(99))
+        assert nxt is not None and nxt > last, "cut %d: seq goes on (%r after %r)" % (
+            k, nxt, last)
+
+
+def test_full_outbox_drops_the_oldest_and_reports_them():
+    dev, part = _dev(sectors=4)
+    ob = Outbox(part)
+    ob.mount()
+    assert ob.capacity == 21, ob.capacity  # (4 - 1 reserve) sectors x 7 slots
+    for i in range(30):
+        ob.put(KIND_READING, _body(i))
+    d = ob.take_dropped()
+    assert d is not None, "drop reported"
+    n, first, last = d
+    assert first == 1 and n == last - first + 1 and n >= 30 - ob.capacity, d
+    assert ob.dropped == n and ob.take_dropped() is None, "reported once"
+    owed = _owed(ob)
+    assert owed == list(range(last + 1, 31)), owed
+    ob2 = Outbox(part)
+    ob2.mount()
+    assert _owed(ob2) == [], "the drain's marker survives a restart"
+
+
+def test_power_fail_warning_appends_without_erasing():
+    dev, part = _dev(sectors=4)
+    sp = Supply()
+    ob = Outbox(part, supply=sp)
+    ob.mount()
+    for i in range(7):
+        ob.put(KIND_READING, _body(i))
+    erases = dev.erases
+    sp.warning = True
+    got = [ob.put(KIND_EVENT, _body(100 + i)) for i in range(30)]
+    assert dev.erases == erases, "no erase during the warning"
+    stored = [g for g in got if g is not None]
+    assert stored == list(range(8, 8 + len(stored))) and ob.lost == 30 - len(stored), got
+    ob.ack(3)  # no marker during the warning either
+    sp.warning = False
+    ob2 = Outbox(part)
+    ob2.mount()
+    assert _owed(ob2) == list(range(1, 8 + len(stored))), "all kept"
+
+
+def test_a_too_long_message_is_refused():
+    dev, part = _dev()
+    ob = Outbox(part)
+    ob.mount()
+    try:
+        ob.put(KIND_READING, "x" * 491)
+        assert False
+    except ValueError as e:
+        assert "491" in str(e)
+    assert ob.next_seq == 1
