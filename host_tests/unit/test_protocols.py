@@ -145,17 +145,22 @@ def test_one_lockout_per_meter_that_survives_a_restart():
     assert opt.prog("33333333") == _err(ER_LOCKED)
     bus = Port(d, events.SRC_RS485)
     assert bus.prog() == _err(ER_LOCKED), "the RS-485 port of the same meter is locked too"
-    board2, m2, d2 = _reboot(board, m)
+    m.shutdown()
+    m = d = opt = bus = None  # one meter at a time (a device-sized heap, tools/emu)
+    board2, m2, d2 = _meter(board)
     opt2 = Port(d2, events.SRC_OPTICAL)
     assert opt2.prog() == _err(ER_LOCKED), "a restart does not clear the lockout"
     locked = _persisted(m2, events.PW_WHILE_LOCKED, events.LOG_SECURITY)
     assert [e[3] for e in locked] == [events.SRC_RS485, events.SRC_OPTICAL], locked
     assert _persisted(m2, events.PROG_LOCKED)[-1][2] == 600
     # two wrong passwords, a restart, one more: locked (the count is persisted too)
+    m2 = d2 = opt2 = locked = None
     board, m, d = _meter()
     opt = Port(d, events.SRC_OPTICAL)
     assert opt.prog("11111111") == _err(2) and opt.prog("22222222") == _err(2)
-    board2, m2, d2 = _reboot(board, m)
+    m.shutdown()
+    m = d = opt = None
+    board2, m2, d2 = _meter(board)
     assert Port(d2, events.SRC_RS485).prog("33333333") == _err(ER_LOCKED)
 
 
@@ -226,6 +231,7 @@ def _flood_and_cut(board, boots):
             opt.x(_cmd("P", 1, "(00000000)"))
             opt.x(_cmd("R", 1, "1.8.0()"))
         m.events.tick(True)
+        m = d = opt = None  # one meter at a time (a device-sized heap, tools/emu)
     return _meter(board)
 
 
@@ -239,6 +245,7 @@ def test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log():
         opt.prog(pw)
     t0 = board.clock.time()
     assert d.lockout.remaining(t0) == 600
+    m = d = opt = None
     board, m, d = _flood_and_cut(board, 80)
     assert d.lockout.remaining(board.clock.time()) == 600 - (board.clock.time() - t0), \
         "the lockout is remembered, to the second"
@@ -403,15 +410,20 @@ def test_fallback_flags_survive_a_save_and_a_restart():
     m.settings.flush()
     off, seqs = _config_slots(board)
     board.nor.image[off + (0 if seqs[0] > seqs[1] else 1) * 4096 + 40] ^= 0x04
+    m = d = None  # one meter at a time (a device-sized heap, tools/emu)
     board2, m2, d2 = _meter(board)
     d2.writer("C.90.1", "30", True)  # any later save writes over the damaged copy ...
-    board3, m3, d3 = _reboot(board2, m2)
+    m2.shutdown()
+    m2 = d2 = None
+    board3, m3, d3 = _meter(board2)
     assert m3.settings.status == "ok", m3.settings.status
     assert m3.status.error_flags() & 0x42 == 0x42, "... and the flags stay latched"
     assert Port(d3, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
     d3.writer("C.90.2", "55555555", True)
     d3.executor("C.91.0", "", True)
-    board4, m4, d4 = _reboot(board3, m3)
+    m3.shutdown()
+    m3 = d3 = None
+    board4, m4, d4 = _meter(board3)
     assert not m4.status.error_flags() & 0x42 and m4.settings.password_trusted
     assert Port(d4, events.SRC_OPTICAL).prog("55555555") == iec.ACK_MSG
 

@@ -67,9 +67,13 @@ def _storage(m, part):
 
 
 def _persisted_codes(board):
-    # the event codes in the board's persisted logs, decoded by a meter booted on it (read
-    # record by record: a list of every decoded record is ~40 KB of a device heap)
-    return [d[1] for d in _meter(board).events.iter_persisted()]
+    # the event codes in the board's persisted logs, decoded by the event store a meter
+    # opens at boot (alone: a whole second meter does not fit a device heap beside the
+    # test's; read record by record: a list of every decoded record is ~40 KB there)
+    from meter.eventstore import EventStore
+
+    es = EventStore(board.partitions["events"], events.EventLog(board.clock), board.clock)
+    return [d[1] for d in es.iter_persisted()]
 
 
 def _crc(board, span):
@@ -248,6 +252,7 @@ def test_damaged_newest_header_is_recovered_logged_and_rewritten():
         assert m.storage.commit(journal.REASON_PERIODIC)
     want = (m.registers.whole[0], m.registers.whole[2])
     head = _flip_newest_header(board, bit=77)  # header byte 9: the slot size field
+    m = None  # one meter at a time (a device-sized heap, tools/emu)
     m2 = _meter(board)
     assert (m2.registers.whole[0], m2.registers.whole[2]) == want, "not rolled back"
     assert m2.storage_status == "ok" and m2.storage.fault is None, m2.storage_status
@@ -257,6 +262,7 @@ def test_damaged_newest_header_is_recovered_logged_and_rewritten():
     k.recover()
     assert not k.newest_damaged and k.found_reason == journal.REASON_REWRITE, k._summary()
     assert k.position()[0] != head, "the rewrite lies in another, good sector"
+    m2 = k = None
     m3 = _meter(board)
     assert m3.log.count(events.STORAGE_RECOVERED) == 0, "the newest lies in a good sector"
     assert m3.storage.journal.salvaged > 0, "the damaged sector is still read (and older)"
@@ -299,6 +305,7 @@ def test_foreign_journal_meters_in_ram_until_the_sealed_format():
     assert m2.storage.fault is None and not m2.status.error_flags() & ERR_STORAGE
     assert m2.storage_status == "ok" and m2.log.count(events.STORAGE_FORMATTED) == 1
     assert _data(m2).executor("C.91.8", "", False) == ER_NOT_WRITABLE, "only a foreign journal"
+    m2 = None  # one meter at a time (a device-sized heap, tools/emu)
     m3 = _meter(board)
     assert m3.storage_status == "ok" and m3.registers.whole[0] == 1234, "RAM registers kept"
     assert events.STORAGE_FORMATTED in _persisted_codes(board)
