@@ -248,3 +248,91 @@ def test_lcd_reads_a_10_mwh_register_through_the_catalogue_without_long_ints():
             v = get()
         assert v == meter.catalogue.read(code) // 1000, (code, v)
     assert meter.display.item("1.8.0")[1]() == 10500000
+
+
+def test_flood_summary_check_allocates_nothing_until_one_is_due():
+    # the housekeeping task asks every second; due() built a list (and its iterator) each time
+    import events
+
+    lim = events.RateLimit(burst=1, window_s=60)
+    assert lim.admit(7, 100) and not lim.admit(7, 101) and not lim.admit(7, 102)
+    got = []
+
+    def quiet():
+        for t in range(103, 160):
+            got.append(lim.any_due(t)) if not MICROPYTHON else lim.any_due(t)
+
+    if MICROPYTHON:
+        _locked(quiet)
+        assert not lim.any_due(159)
+    else:
+        quiet()
+        assert not any(got), got
+    assert lim.any_due(160) and lim.any_due(120, force=True)
+    assert lim.due(160) == [(7, 2, 0, b"\xff" * 6)], "due() returns what any_due saw"
+    assert not lim.any_due(161, force=True)
+
+
+def test_eventstore_tick_asks_before_building_the_list():
+    from meter.eventstore import EventStore
+
+    calls = []
+
+    class Lim:
+        def any_due(self, t, force=False):
+            calls.append(("any", force))
+            return False
+
+        def due(self, t, force=False):
+            raise AssertionError("due() called with nothing due")
+
+    class Clock:
+        def time(self):
+            return 1000
+
+    class Fake:  # just what tick() reads
+        limit = Lim()
+        _clock = Clock()
+
+    EventStore.tick(Fake())
+    assert calls == [("any", False)], calls
+
+
+def test_test_led_pulse_steps_allocate_nothing():
+    # PulseTrain.show/release are coroutines (one object per pulse each); the LED task uses
+    # show_wait / show_now / on_ms around its own clock sleeps
+    from energy.pulse import PulseTrain
+    from simkit import ManualClock
+
+    class Led:
+        def __init__(self):
+            self.v = 0
+
+        def value(self, v=None):
+            if v is None:
+                return self.v
+            self.v = v
+
+    class Owed:
+        due = 0
+
+    clock = ManualClock()
+    t = PulseTrain(clock, 1000, 40)
+    led = Led()
+    o = Owed()
+    o.due = 5
+    t.show_wait(o.due)  # warm-up
+
+    def pulses():
+        shown = 0
+        while o.due > 0:
+            w = t.show_wait(o.due)
+            if w > 0:
+                clock.now += w
+            shown += t.show_now(led, o, "due")
+            clock.now += t.on_ms()
+            led.value(0)
+        return shown
+
+    n = _locked(pulses) if MICROPYTHON else pulses()
+    assert n == 5 and o.due == 0 and clock.now <= 1000, (n, o.due, clock.now)
