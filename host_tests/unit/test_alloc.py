@@ -336,3 +336,26 @@ def test_test_led_pulse_steps_allocate_nothing():
 
     n = _locked(pulses) if MICROPYTHON else pulses()
     assert n == 5 and o.due == 0 and clock.now <= 1000, (n, o.due, clock.now)
+
+
+def test_heap_sampler_reports_live_data_not_the_fill_level():
+    # the virtual board's heap_peak_bytes was gc.mem_alloc() between collections every
+    # 20 ms: the heap's fill level (2 MB with the default heap), not live data
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        return  # CPython: nothing to measure
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+
+    o = Options()
+    o.quiet = True
+    o.no_flash = True
+    board = SimBoard(o, trace=StepTrace([(0, 0, 0)]))
+    board.sample_heap()
+    base = board.heap_peak
+    junk = [bytearray(1000) for _ in range(20)]
+    junk = None  # 20 KB of garbage
+    live = board.sample_heap()
+    assert junk is None and board.heap_peak < base + 8000, (base, board.heap_peak)
+    assert live <= board.heap_peak
