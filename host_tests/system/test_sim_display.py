@@ -231,8 +231,9 @@ print(json.dumps(out))
 
 def test_test_mode_by_command_kvarh_led_and_timeout(tmp_path):
     opt = _free_port()
-    # the test-mode timeout is 2 min of metering time: 3 s of wall time at --speed 40
-    sim = Sim("--speed", "40", "--duration", "300", "--json", "--optical-tcp", opt,
+    # (--speed 20: a faster clock lets kWh pulses already scheduled reach the LED after the
+    # control channel saw TEST on a loaded machine)
+    sim = Sim("--speed", "20", "--duration", "300", "--json", "--optical-tcp", opt,
               "--serial", "OM000077")
     script = os.path.join(str(tmp_path), "prog.py")
     with open(script, "w") as f:
