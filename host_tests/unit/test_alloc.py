@@ -91,6 +91,10 @@ def _cases():
     return out
 
 
+# single-precision floats (the MCU ports): instant_values itself is only good to ~1e-7
+_F32 = 1.0 + 1e-9 == 1.0
+
+
 def test_instant_into_is_the_float_values_in_thousandths():
     drv = _drv()
     d = {k: 0 for k in _KEYS}
@@ -102,13 +106,14 @@ def test_instant_into_is_the_float_values_in_thousandths():
         for k in _KEYS:
             want = ref[k] * 1000
             # (the angle scales with f, which instant_into holds to the mHz)
-            rel = 2e-7 + (1.0 / d["f"] if k == "angle" and d["f"] else 0)
+            rel = (2e-6 if _F32 else 2e-7) + (1.0 / d["f"] if k == "angle" and d["f"] else 0)
             assert abs(d[k] - want) <= 2 + abs(want) * rel, (k, case, d[k], want)
             assert int(want) == 0 or (d[k] < 0) == (want < 0), (k, case, d[k], want)
             if k != "angle":
                 total += 1
                 same += d[k] == int(want)
-    assert same >= total * 0.99, (same, total)  # mostly the LCD's int(1000 * x) exactly
+    if not _F32:  # (doubles: mostly the LCD's int(1000 * x) exactly)
+        assert same >= total * 0.99, (same, total)
 
 
 def test_instant_into_allocates_nothing_and_stays_in_31_bits():
