@@ -48,8 +48,11 @@ unit-micropython: $(STAMP) uplink-lib
 unit-cpython: $(STAMP) uplink-lib
 	$(BIN)/python -m pytest -q host_tests/unit
 
+# In SYSTEM_JOBS (default 3) pytest processes side by side, dealt by the durations in
+# host_tests/system/durations.json (tools/ptest.py; most system tests wait on real time).
+# SYSTEM_JOBS=1 runs them in one process.
 system: $(STAMP) uplink-lib uplink-broker
-	$(BIN)/python -m pytest -q host_tests/system
+	$(BIN)/python tools/ptest.py --weights host_tests/system/durations.json host_tests/system
 
 # Uplink (issue 11): umqtt.simple from PyPI into .frozen-lib/ (git-ignored, never committed)
 # and the mosquitto broker for the system tests (apt-get: needs root, as in CI).

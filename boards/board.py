@@ -104,7 +104,10 @@ class MonotonicClock:
     def __init__(self, epoch_offset=0):
         import time
 
+        import asyncio
+
         self._time = time
+        self._sleep = asyncio.sleep_ms
         self._off = epoch_offset
         self._adjust = 0
         self.rtc_valid = True
@@ -135,10 +138,11 @@ class MonotonicClock:
     def ticks_add(self, a, b):
         return self._time.ticks_add(a, b)
 
-    async def sleep_ms(self, ms):
-        import asyncio
-
-        await asyncio.sleep_ms(ms)
+    def sleep_ms(self, ms):
+        """``await clock.sleep_ms(ms)``: asyncio.sleep_ms itself, whose awaitable is one
+        preallocated object on MicroPython (an ``async def`` wrapper built a coroutine
+        object, ~128 B, on every await)."""
+        return self._sleep(ms)
 
     def time(self):
         return int(self._time.time()) - self._off + self._adjust

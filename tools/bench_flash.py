@@ -266,7 +266,10 @@ def main():
           "(worst-case commit above); without a warning (crash, reset):" % (
               progs * W25Q["tpp_max"] + bus_ms))
     plain = p * a.period / 3600
-    capped = min(plain, a.max_unsaved_wh + p / 3600)  # + one 1 s check interval
+    # the trigger (unsaved A+ + A- in whole Wh: + 1 Wh) is checked once a second, and a
+    # commit's snapshot is the registers before that second's step (the storage and the
+    # metering task wake at the same deadline, the storage task first): + 2 s at p
+    capped = min(plain, a.max_unsaved_wh + 1 + 2 * p / 3600)
     print("  period only: %.0f W x %d s = %.0f Wh; with the %d Wh trigger: <= %.0f Wh"
           % (p, a.period, plain, a.max_unsaved_wh, capped))
     print("  at a household's 500 W mean: %.0f Wh per period" % (500 * a.period / 3600))

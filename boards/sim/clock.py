@@ -48,7 +48,8 @@ EPOCH_2016 = 504921600
 _CHUNK_MS = 20
 
 _core = getattr(asyncio, "core", None)
-if _core is not None and hasattr(_core, "_task_queue"):
+_MP = _core is not None and hasattr(_core, "_task_queue")
+if _MP:
 
     def _others_runnable():
         # MicroPython: the run queue holds runnable tasks and real-time sleepers, keyed by
@@ -66,6 +67,30 @@ else:
         return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
+class _Park:
+    # MicroPython: the awaitable of VirtualClock.sleep_ms, one per clock (no allocation per
+    # sleep, as asyncio's own SingletonGenerator). sleep_ms() sets ``clock._due`` and returns
+    # this object; the first resume parks the current task in the clock's waiter table (off
+    # the run queue, as an Event waiter), the next one (the driver pushed the task back)
+    # ends the await.
+    def __init__(self, clock):
+        self.clock = clock
+        self.exc = StopIteration()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        c = self.clock
+        due = c._due
+        if due is not None:
+            c._due = None
+            c._park(_core.cur_task, due)
+            return None
+        self.exc.__traceback__ = None
+        raise self.exc
+
+
 class VirtualClock:
     """Board clock of the virtual board (interface: boards/board.py). ``speed``: simulated
     seconds per wall second (> 0), or 0 for as fast as possible. ``start``: RTC at t = 0
@@ -81,8 +106,15 @@ class VirtualClock:
         self._now = 0
         self._wall_last = None  # wall tick of the last sample (None: t = 0 not reached yet)
         self._wall_acc = 0  # wall ms since t = 0, accumulated (wrap-safe for long runs)
-        self._waiters = []  # [due_ms, seq, event], sorted by (due, seq)
+        self._waiters = []  # CPython: [due_ms, seq, event], sorted by (due, seq)
         self._seq = 0
+        # MicroPython: parked tasks in preallocated tables sorted by due (ties: first come),
+        # _n of them; grown (doubled) only when more tasks sleep at once than ever before
+        self._due = None
+        self._dues = [0] * 16
+        self._tasks = [None] * 16
+        self._n = 0
+        self._parker = _Park(self) if _MP else None
         self._driver = None
         self.stopped = False
         self.releases = 0  # sleepers released (diagnostic)
@@ -99,8 +131,79 @@ class VirtualClock:
     def ticks_add(self, a, b):
         return a + b
 
-    async def sleep_ms(self, ms):
-        """Sleep ``ms`` simulated milliseconds (< 0 counts as 0)."""
+    def sleep_ms(self, ms):
+        """``await clock.sleep_ms(ms)``: sleep ``ms`` simulated milliseconds (< 0 counts as
+        0). On MicroPython nothing is allocated per sleep (a parked task in preallocated
+        tables, one awaitable per clock)."""
+        if self._parker is None:
+            return self._sleep_event(ms)
+        self._due = self._now + (ms if ms > 0 else 0)
+        if self._driver is None:
+            self._start()
+        return self._parker
+
+    def _start(self):
+        if self._wall_last is None:
+            self._wall_last = time.ticks_ms()  # t = 0: the wall anchor
+        self._driver = asyncio.create_task(self._drive())
+
+    def _park(self, task, due):
+        # insert after every waiter due at or before ``due`` (ties: first come)
+        n = self._n
+        ds = self._dues
+        ts = self._tasks
+        if n == len(ds):
+            ds.extend([0] * n)
+            ts.extend([None] * n)
+        i = n
+        while i > 0 and ds[i - 1] > due:
+            ds[i] = ds[i - 1]
+            ts[i] = ts[i - 1]
+            i -= 1
+        ds[i] = due
+        ts[i] = task
+        self._n = n + 1
+        task.data = self  # Task.cancel() calls self.remove(task), then reschedules it
+
+    def remove(self, task):
+        """A parked task was cancelled (asyncio's Task.cancel): out of the table."""
+        n = self._n
+        ts = self._tasks
+        ds = self._dues
+        for i in range(n):
+            if ts[i] is task:
+                for j in range(i, n - 1):
+                    ds[j] = ds[j + 1]
+                    ts[j] = ts[j + 1]
+                ts[n - 1] = None
+                self._n = n - 1
+                return
+
+    def _head(self):
+        # due of the earliest waiter, or None
+        if self._parker is None:
+            ws = self._waiters
+            return ws[0][0] if ws else None
+        return self._dues[0] if self._n else None
+
+    def _release_head(self):
+        if self._parker is None:
+            self._waiters.pop(0)[2].set()
+            return
+        ts = self._tasks
+        ds = self._dues
+        t = ts[0]
+        n = self._n - 1
+        for j in range(n):
+            ds[j] = ds[j + 1]
+            ts[j] = ts[j + 1]
+        ts[n] = None
+        self._n = n
+        t.data = None
+        _core._task_queue.push(t)
+
+    async def _sleep_event(self, ms):
+        # CPython (host tests): an Event per sleep
         due = self._now + (ms if ms > 0 else 0)
         ev = asyncio.Event()
         self._seq += 1
@@ -110,9 +213,7 @@ class VirtualClock:
             i -= 1
         ws.insert(i, [due, self._seq, ev])
         if self._driver is None:
-            if self._wall_last is None:
-                self._wall_last = time.ticks_ms()  # t = 0: the wall anchor
-            self._driver = asyncio.create_task(self._drive())
+            self._start()
         await ev.wait()
 
     def wall_ms(self):
@@ -142,14 +243,13 @@ class VirtualClock:
         return n + 1 if n < left else n
 
     async def _drive(self):
-        ws = self._waiters
         while True:
             await asyncio.sleep_ms(0)  # every runnable task runs before we look
             if self.stopped:
                 break
             if _others_runnable():
                 continue
-            due = ws[0][0] if ws else None
+            due = self._head()
             if self.speed > 0:
                 wait = self._pace(due)
                 if wait > 0:
@@ -158,11 +258,10 @@ class VirtualClock:
             elif due is None:
                 await asyncio.sleep_ms(1)
                 continue
-            w = ws.pop(0)
             if due > self._now:
                 self._now = due
             self.releases += 1
-            w[2].set()
+            self._release_head()
         self._driver = None
 
     # -- RTC -----------------------------------------------------------------------------

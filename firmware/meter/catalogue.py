@@ -12,6 +12,7 @@ An entry is a tuple ``(obis, kind, unit, decimals, access, source)`` (indexes ``
                 negative); ``unit`` is the shown unit, 1000 x that (kWh, kvarh, kVAh)
   K_INSTANT     float in ``unit`` (V, A, W, var, Hz; "" for PF and the angle in degrees),
                 the chip's calibrated reading of the last real second; ``decimals`` shown
+                (kept in thousandths, Metering.instant_milli: :meth:`milli_getter`)
   K_TIME        int, RTC seconds since 2000-01-01 UTC, shown as the time of day
   K_DATE        int, RTC seconds, shown as the date
   K_TEXT        str
@@ -25,8 +26,8 @@ An entry is a tuple ``(obis, kind, unit, decimals, access, source)`` (indexes ``
 - ``access``: bits A_READ (protocols read it), A_SHOW (it may be on the LCD lists),
   A_WRITE, A_EXEC, A_SEAL (writing or executing needs the seal open);
 - ``source``: what gives the value: a register selector (lib/energy), a key of
-  ``Metering.instant``, or a name: the catalogue's methods ``_g_<name>`` (read), ``_s_<name>``
-  (write) and ``_x_<name>`` (execute) serve the entry.
+  ``Metering.instant_milli``, or a name: the catalogue's methods ``_g_<name>`` (read),
+  ``_s_<name>`` (write) and ``_x_<name>`` (execute) serve the entry.
 
 Values come from the single owner of each: registers (only the metering task writes them;
 a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
@@ -78,7 +79,7 @@ MAX_LIST = const(64)
 BILLING_REGISTER = "1.8.0"
 
 # OBIS code, kind, unit, decimals, access, name (the source method "_g_<name>", the setter
-# "_s_<name>", the action "_x_<name>"; for K_INSTANT the key of Metering.instant)
+# "_s_<name>", the action "_x_<name>"; for K_INSTANT the key of Metering.instant_milli)
 _R = const(A_READ)  # (const: the rows below are constant tuples, in flash when frozen)
 _RS = const(A_READ | A_SHOW)
 _TABLE = (
@@ -219,10 +220,10 @@ class Catalogue:
         if k == K_ENERGY:
             return self.registers.milli(e[E_SRC])
         if k == K_INSTANT:
-            v = self.metering.instant
+            v = self.metering.instant_value(e[E_SRC])
             if v is None:
                 raise Unavailable("no reading yet")
-            return v[e[E_SRC]]
+            return v
         if k == K_SEGMENTS or k == K_ACTION:
             return None
         return getattr(self, "_g_" + e[E_SRC])()
@@ -241,15 +242,38 @@ class Catalogue:
             key = e[E_SRC]
 
             def inst():
-                v = m.instant
+                v = m.instant_value(key)
                 if v is None:
                     raise Unavailable("no reading yet")
-                return v[key]
+                return v
 
             return inst
         if k == K_SEGMENTS or k == K_ACTION:
             return lambda: None
         return getattr(self, "_g_" + e[E_SRC])  # the bound method, made once
+
+    def milli_getter(self, obis):
+        """K_INSTANT entry ``obis``: a callable returning its value in thousandths (int, as
+        Metering.instant_milli keeps it; Unavailable before the first reading), for readers
+        that refresh every second (the LCD): no float allocated."""
+        m = self.metering
+        key = self._ent[obis][E_SRC]
+
+        def inst():
+            v = m.instant_milli
+            if v is None:
+                raise Unavailable("no reading yet")
+            return v[key]
+
+        return inst
+
+    def units_getter(self, obis):
+        """K_ENERGY entry ``obis``: a callable returning whole units (Wh, varh, VAh; int,
+        truncated towards zero; lib/energy Registers.units), a small int on a 32-bit port up
+        to 1.07 GWh where the mWh of :meth:`read` pass 2^30 at 1.07 MWh."""
+        units = self.registers.units
+        sel = self._ent[obis][E_SRC]
+        return lambda: units(sel)
 
     def _g_serial(self):
         return self.serial

@@ -119,6 +119,8 @@ class EventStore:
     def tick(self, force=False):
         """Write the flood summaries that are due (all of them with ``force``)."""
         t = self._clock.time()
+        if not self.limit.any_due(t, force):
+            return  # (nothing built: the housekeeping task calls this every second)
         try:
             for c, n, s, j in self.limit.due(t, force):
                 self._persist(t, c, n, s | events.SUMMARY, j)

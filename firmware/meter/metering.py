@@ -149,7 +149,15 @@ class Metering:
         # would pass 2^30 after 34 years, and the increment in the heap-locked step allocate)
         self.steps = 0
         self.no_load = True
-        self.instant = None  # dict from ADE7953.instant_values(), refreshed each real second
+        # the instantaneous values in thousandths (ADE7953.instant_into: V mV, I/IN mA, P mW,
+        # Q mvar, S mVA, PF 1/1000, f mHz, angle mdeg), refreshed in place each real second
+        # (no allocation); None before the first reading. ``instant_seq`` counts the
+        # refreshes (modulo 2^30).
+        self.instant_milli = None
+        self._inst_d = {"V": 0, "I": 0, "IN": 0, "P": 0, "Q": 0, "S": 0, "PF": 0, "f": 0,
+                        "angle": 0}
+        self.instant_seq = 0
+        self._inst_or = False  # P, Q, S of the last refresh from the interval's counts
         # last dropped interval: reason (DROP_*), counts (LSB) and dt (ms); drops in total
         self.drop = 0
         self._d_ea = self._d_er = self._d_es = self._d_dt = 0
@@ -358,24 +366,41 @@ class Metering:
         return self.clock.ticks_add(t, self.period_ms - t % self.period_ms)
 
     def refresh_instant(self, force=False):
-        """Read the instantaneous values (:attr:`instant`) if a real second passed since the
-        last read (or ``force``)."""
+        """Read the instantaneous values (:attr:`instant_milli`) if a real second passed
+        since the last read (or ``force``). Allocation-free in steady state (the dict is
+        updated in place); over range it computes P, Q, S in floats."""
         w = ticks.ticks_ms()
         if force or self._inst_wall is None or ticks.ticks_diff(w, self._inst_wall) >= 1000:
             self._inst_wall = w
             ade = self.ade
             ade.read_instant()
-            v = ade.instant_values()
-            if self.over_range and self._e_dt > 0:
+            v = self._inst_d
+            ade.instant_into(v)
+            self._inst_or = self.over_range and self._e_dt > 0
+            if self._inst_or:
                 # beyond full scale the instantaneous registers are not to be trusted (they
                 # may saturate or wrap): P, Q, S are the last interval's mean, from the counts
                 # the registers took, so the display never shows an import as export
                 c = ade.cal
-                k = 3600000 / self._e_dt
-                v["P"] = self._e_a * c.wh_per_lsb * k
-                v["Q"] = self._e_r * c.varh_per_lsb * k
-                v["S"] = self._e_s * c.vah_per_lsb * k
-            self.instant = v
+                k = 3.6e9 / self._e_dt  # (Wh per ms -> mW)
+                v["P"] = int(self._e_a * c.wh_per_lsb * k)
+                v["Q"] = int(self._e_r * c.varh_per_lsb * k)
+                v["S"] = int(self._e_s * c.vah_per_lsb * k)
+            self.instant_milli = v
+            n = self.instant_seq
+            self.instant_seq = n + 1 if n < 0x1FFFFFFF else 0
+
+    def instant_value(self, key):
+        """One instantaneous quantity of the last refresh in SI units (float: V, A, W, var,
+        VA, Hz, degrees; PF -1..1), as the chip's calibration gives it (ADE7953
+        instant_values, the protocols' resolution), or None before the first reading.
+        Allocates (floats): for the protocols, not for per-second readers (those use
+        :attr:`instant_milli`)."""
+        if self.instant_milli is None:
+            return None
+        if self._inst_or and (key == "P" or key == "Q" or key == "S"):
+            return self.instant_milli[key] / 1000
+        return self.ade.instant_values()[key]
 
     def finish(self, commit=None):
         """Account the partial interval up to now (at shutdown / before a commit); a dropped

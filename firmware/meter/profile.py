@@ -385,8 +385,8 @@ class LoadProfile:
         for k in range(self.layout.nch):
             kind = self._kind[k]
             if kind == _SAMPLE:
-                inst = self.metering.instant if self.metering is not None else None
-                x = inst.get(self._src[k]) if inst else None
+                m = self.metering  # (once per interval: the float reading may allocate)
+                x = m.instant_value(self._src[k]) if m is not None else None
                 v[k] = int(x * self._scale[k] + 0.5) if x is not None and x > 0 else 0
                 continue
             e = self._cum(k, w) - self._base[k]

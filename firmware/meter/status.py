@@ -65,7 +65,7 @@ _INPUTS = ((SVC_SEAL_OPEN, "seal"), (SVC_COVER_OPEN, "cover"),
 class Status:
     """The two words of a meter, from the parts that own the conditions: ``board`` (the
     inputs and the relay, the clock's ``rtc_valid``), ``metering`` (meter.metering.Metering:
-    ``ok``, ``no_load``, ``over_range``, ``instant``), ``settings`` (meter.settings.Settings:
+    ``ok``, ``no_load``, ``over_range``, ``instant_milli``), ``settings`` (meter.settings.Settings:
     the configuration bits and ``test_led``), ``testmode`` (meter.testmode.TestMode or None);
     :attr:`storage` (meter.storage.Storage or None, set once it exists) and :attr:`events`
     (meter.eventstore.EventStore or None)."""
@@ -97,7 +97,7 @@ class Status:
             f |= SVC_RELAY_OPEN
         if self.settings.get("test_led") == "kvarh":
             f |= SVC_TEST_KVARH
-        inst = m.instant
+        inst = m.instant_milli
         if inst is not None and not m.no_load and inst["P"] < 0:
             f |= SVC_EXPORT
         return f

@@ -155,12 +155,12 @@ class DisplayTask:
             raise KeyError(code)
         k = e[C.E_KIND]
         if k == C.K_ENERGY:
-            get = cat.getter(code)
-            return (_ident(code), lambda: get() // 1000,  # mWh -> Wh = kWh/1000
-                    self.settings.get("energy_decimals", 3), _energy_ann(code), e[C.E_UNIT])
+            # whole Wh (= kWh / 1000), small ints up to 1.07 GWh: no long int per refresh
+            get = cat.units_getter(code)
+            return (_ident(code), get, self.settings.get("energy_decimals", 3),
+                    _energy_ann(code), e[C.E_UNIT])
         if k == C.K_INSTANT:
-            get = cat.getter(code)
-            return (code, lambda: int(get() * 1000), e[C.E_DEC], 0, e[C.E_UNIT])
+            return (code, cat.milli_getter(code), e[C.E_DEC], 0, e[C.E_UNIT])
         if k == C.K_SEGMENTS:
             return lcd.render_segment_test
         get = cat.getter(code)
@@ -183,8 +183,7 @@ class DisplayTask:
             return lambda: get() - tm.base.get(obis, 0)
 
         def inst(obis):
-            get = cat.getter(obis)
-            return lambda: int(get() * 1000)
+            return cat.milli_getter(obis)
 
         def led(frame):
             frame.ident = "C.91.3"
@@ -218,7 +217,7 @@ class DisplayTask:
     def flags(self):
         m = self.metering
         f = lcd.ANN_T1
-        inst = m.instant
+        inst = m.instant_milli
         if inst is not None and not m.no_load:
             f |= lcd.ANN_EXPORT if inst["P"] < 0 else lcd.ANN_IMPORT
         if self.status.alarm():

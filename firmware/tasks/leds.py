@@ -47,6 +47,7 @@ class TestLed:
         self.clock = clock
         self.period_ms = period_ms
         self.pulse_ms = pulse_ms
+        self._sel_w = self._sel_var = None  # _select's answers, made once
 
     def _select(self):
         # (LED shown, LED dark, reactive?) and the owed pulses of the output not shown dropped
@@ -55,10 +56,16 @@ class TestLed:
         if self.testmode.led_reactive() and self.led_kvarh is not None:
             o.pulse.total -= o.due
             o.due = 0
-            return self.led_kvarh, self.led_kwh, True
+            sel = self._sel_var
+            if sel is None or sel[0] is not self.led_kvarh or sel[1] is not self.led_kwh:
+                sel = self._sel_var = (self.led_kvarh, self.led_kwh, True)
+            return sel  # (the same tuple each time: nothing allocated per wake-up)
         o.pulse_var.total -= o.var_due
         o.var_due = 0
-        return self.led_kwh, self.led_kvarh, False
+        sel = self._sel_w
+        if sel is None or sel[0] is not self.led_kwh or sel[1] is not self.led_kvarh:
+            sel = self._sel_w = (self.led_kwh, self.led_kvarh, False)
+        return sel
 
     async def run(self):
         o = self.output
@@ -81,8 +88,13 @@ class TestLed:
                 await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
                 continue
             # each pulse is taken off the owed count as it goes ON: shown, whatever happens
-            await train.show(led, n, o, "var_due" if reactive else "due")
-            await train.release(led)
+            # (PulseTrain.show and release, without a coroutine object per pulse)
+            wait = train.show_wait(n)
+            if wait > 0:
+                await clock.sleep_ms(wait)
+            train.show_now(led, o, "var_due" if reactive else "due")
+            await clock.sleep_ms(train.on_ms())
+            led.value(0)
 
     def now(self):
         """During a power-fail warning: show the pulses owed at once (the task is then never

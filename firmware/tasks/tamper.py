@@ -37,7 +37,8 @@ INPUTS = (
 class TamperWatch:
     """Debounced input edges and neutral imbalance, as events. ``board``: its ``seal``,
     ``cover``, ``terminal_cover`` and ``magnet`` inputs (absent ones are skipped);
-    ``metering``: meter.metering.Metering (``instant``); ``log``: lib.events.EventLog;
+    ``metering``: meter.metering.Metering (``instant_milli``, ``instant_seq``);
+    ``log``: lib.events.EventLog;
     ``settings``: meter.settings.Settings (``neutral_*``).
 
     ``samples``: consecutive equal reads that make a level (>= 1). ``poll(now_ms)`` does one
@@ -56,11 +57,16 @@ class TamperWatch:
                 self._pins.append([pin, on, off, 0, 0, 0, name])
         self.neutral_pct = settings.get("neutral_pct", 12.5)
         self.neutral_min_a = settings.get("neutral_min_a", 0.25)
+        # the same as integers for the check once a second (no float allocated): the
+        # limit in 1/10 %, the minimum current in mA
+        self._pct10 = int(self.neutral_pct * 10 + 0.5)
+        self._min_ma = int(self.neutral_min_a * 1000 + 0.5)
         self.neutral_ms = int(settings.get("neutral_s", 10) * 1000)
         self.neutral = False  # an imbalance episode is on
         self._n_since = None  # ticks since the condition differs from ``neutral``
         self._n_start = None  # ticks at the start of the episode
         self._inst = None
+        self._seq = -1
         self._booted = False
 
     def _edge(self, p, level):
@@ -112,7 +118,7 @@ class TamperWatch:
 
     def imbalance_pct(self, inst):
         """(I - IN) in % of the larger current (float, signed), or None below the minimum
-        current or without values."""
+        current or without values. ``inst``: Metering.instant_milli (currents in mA)."""
         if inst is None:
             return None
         i = inst.get("I")
@@ -120,20 +126,36 @@ class TamperWatch:
         if i is None or n is None:
             return None
         big = i if i > n else n
-        if big < self.neutral_min_a:
+        if big < self._min_ma:
             return None
         return (i - n) * 100.0 / big
 
+    def _imbalanced(self, inst):
+        # |I - IN| > neutral_pct of the larger current, at or above the minimum current; in
+        # integers (mA below 2^18: 262 A, beyond the chip's full scale), no allocation
+        if inst is None:
+            return False
+        i = inst["I"]
+        n = inst["IN"]
+        big = i if i > n else n
+        if big < self._min_ma:
+            return False
+        d = i - n if i > n else n - i
+        return d * 1000 > self._pct10 * big
+
     def _neutral(self, now_ms):
-        inst = self.metering.instant
-        if inst is self._inst:
+        m = self.metering
+        inst = m.instant_milli
+        seq = m.instant_seq
+        if inst is self._inst and seq == self._seq:
             return  # evaluated once per new reading (each real second)
         self._inst = inst
-        pct = self.imbalance_pct(inst)
-        bad = pct is not None and abs(pct) > self.neutral_pct
+        self._seq = seq
+        bad = self._imbalanced(inst)
         if bad == self.neutral:
             self._n_since = None
             return
+        pct = self.imbalance_pct(inst)  # (only while an episode may start or end)
         if self._n_since is None:
             self._n_since = now_ms
             self._n_pct = pct

@@ -17,13 +17,11 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from setup_uplink import mosquitto_path  # noqa: E402
 
+import ports  # noqa: E402
+
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return ports.free_port()  # disjoint between parallel pytest processes (tools/ptest.py)
 
 
 class Mosquitto:

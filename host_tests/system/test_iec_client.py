@@ -14,7 +14,6 @@ and only the addressed meter answers.
 import json
 import os
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from rs485_hub import Hub  # noqa: E402
+
+import ports  # noqa: E402
 
 METER = r'''
 import sys
@@ -110,11 +111,7 @@ def _micropython():
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return ports.free_port()  # disjoint between parallel pytest processes (tools/ptest.py)
 
 
 class _Meter:

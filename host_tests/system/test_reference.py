@@ -25,6 +25,7 @@ import socket
 import subprocess
 import time
 
+import ports
 from simrun import MICROPYTHON, MPYPATH, ROOT, sim_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,11 +102,7 @@ def _readout(tmp):
     img = os.path.join(str(tmp), "ref.img")
     _run("--load", FOUR_Q, "--speed", "max", "--duration", 1260, "--flash", img,
          "--start", "2016-03-27T00:00:00Z", "--serial", "OM000042")
-    port = None
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = ports.free_port()
     env = dict(os.environ, MICROPYPATH=MPYPATH)
     p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--quiet",
                           "--speed", "0.001", "--off-time", "0", "--flash", img,

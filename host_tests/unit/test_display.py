@@ -198,8 +198,8 @@ def test_hold_over_6_s_diagnostic_list():
     b.seal.set_input(1)
     b.cover.set_input(1)
     m = meter.metering
-    m.instant = {"V": 230.05, "I": 4.5, "IN": 4.25, "P": -1000.0, "Q": 0.0, "S": 1035.0,
-                 "PF": -0.9665, "f": 49.985, "angle": -15.0}  # truncated when shown
+    m.instant_milli = {"V": 230050, "I": 4500, "IN": 4250, "P": -1000000, "Q": 0,
+                       "S": 1035000, "PF": -966, "f": 49985, "angle": -15000}  # thousandths
     m.no_load = False
     m.ok = False
     btn = b.btn_scroll

@@ -170,16 +170,22 @@ def test_every_listed_quantity_resolves_through_the_catalogue():
     for code in defaults.READOUT:
         e = cat.entry(code)
         assert e is not None and e[4] & A_READ, code
-    m.metering.instant = {"V": 230.0, "I": 1.0, "IN": 1.0, "P": 230.0, "Q": 0.0, "S": 230.0,
-                          "PF": 1.0, "f": 50.0, "angle": 0.0}
+    _instant(m.metering, {"V": 230.0, "I": 1.0, "IN": 1.0, "P": 230.0, "Q": 0.0, "S": 230.0,
+                          "PF": 1.0, "f": 50.0, "angle": 0.0})
     assert [a for a, _v, _u in iec.readout()] == list(defaults.READOUT)
     # nothing else is shown or read: the display's and the map's codes are the catalogue's
     assert set(shown) <= set(cat.codes(A_SHOW))
     assert set(defaults.READOUT) <= set(cat.codes(A_READ))
 
 
+def _instant(metering, si):
+    # instantaneous values as if read: the thousandths (LCD) and the SI floats (protocols)
+    metering.instant_milli = {k: int(v * 1000) for k, v in si.items()}
+    metering.instant_value = si.get
+
+
 def test_a_new_quantity_is_one_catalogue_entry_plus_its_source():
-    # S (apparent power, already in Metering.instant) as 9.7.0: one row in the catalogue's
+    # S (apparent power, already in Metering.instant_milli) as 9.7.0: one row in the catalogue's
     # table, nothing anywhere else, and it is readable over IEC 62056-21, in R1 and in the
     # readout list (it has no LCD annunciator for VA, so it is not A_SHOW)
     from meter import catalogue as C
@@ -191,8 +197,8 @@ def test_a_new_quantity_is_one_catalogue_entry_plus_its_source():
         m = _meter()
     finally:
         C._TABLE = saved
-    m.metering.instant = {"V": 230.0, "I": 2.0, "IN": 2.0, "P": 440.0, "Q": 130.0,
-                          "S": 458.8, "PF": 0.96, "f": 50.0, "angle": 16.0}
+    _instant(m.metering, {"V": 230.0, "I": 2.0, "IN": 2.0, "P": 440.0, "Q": 130.0,
+                          "S": 458.8, "PF": 0.96, "f": 50.0, "angle": 16.0})
     iec = m.iec_map()
     assert iec.reader("9.7.0") == ("458.8", "VA")
     assert iec.writer("C.90.3", "1.8.0,9.7.0", True) is None

@@ -315,3 +315,49 @@ def test_a_line_without_end_is_refused_not_read_whole():
     finally:
         tr.close()
         _remove(path)
+
+
+def test_the_trace_is_read_in_blocks_not_byte_by_byte():
+    # MicroPython's unbuffered text file read one byte per system call (583 599 reads for the
+    # bundled trace at every start); now 1 KiB blocks (issue 12)
+    from boards.sim import load
+
+    reads = [0]
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            reads[0] += 1
+            return self.f.read(n)
+
+        def readline(self, n=-1):
+            reads[0] += 1  # (a text file's readline: one read per byte underneath)
+            return self.f.readline(n)
+
+        def seek(self, *a):
+            return self.f.seek(*a)
+
+        def close(self):
+            return self.f.close()
+
+    rows = 3000
+    path = _tmp_path()
+    with open(path, "w") as f:
+        f.write("t_s,p_w,q_var\n")
+        for k in range(rows):
+            f.write("%d,2300.5,-100.25\n" % k)
+    size = os.stat(path)[6]
+    real = open
+    load.open = lambda p, mode="r": Counting(real(p, mode))
+    try:
+        with LoadTrace(path) as t:
+            assert t.rows == rows
+            for k in range(0, 4000 * 1000, 997):
+                t.at(k)
+    finally:
+        del load.open
+        os.remove(path)
+    # two passes (validation, then the run) of ~size / 1024 blocks each
+    assert reads[0] <= 2 * (size // 1024 + 3), (reads[0], size)

@@ -269,8 +269,8 @@ async def test_over_range_alarm_in_status_and_lcd():
     # 1.7.0 showed -7486.7 W EXP): the display takes P from the interval's counts instead
     board.ade._inst = lambda addr: -0x700000 if addr in (0x212, 0x210) else 0
     m.refresh_instant(True)  # (the task refreshes them once per wall second)
-    v = m.instant
-    assert 20000 < v["P"] < 30000 and v["S"] >= v["P"], v  # 1.7.0: still import
+    v = m.instant_milli
+    assert 20000000 < v["P"] < 30000000 and v["S"] >= v["P"], v  # 1.7.0 (mW): still import
     assert meter.display.flags() & lcd.ANN_IMPORT
     assert meter.log.count(events.OVER_RANGE_START) == 1
     running.cancel()

@@ -171,3 +171,55 @@ def test_rtc_power_up_rules():
         f.write("{not json")
     ms, ok, note = rtc.power_up(img, EPOCH_2016)
     assert ms == 0 and not ok and "unreadable" in note and img + ".rtc" in note, note
+
+
+_MP = hasattr(asyncio, "core")
+
+
+async def _sleeper(clock, period, count, log, lock_after):
+    # sleeps ``count`` times; from sleep ``lock_after`` on with the heap locked (MicroPython)
+    try:
+        for k in range(count):
+            if _MP and k == lock_after:
+                import micropython
+
+                micropython.heap_lock()
+            await clock.sleep_ms(period)
+            log[0] += 1
+    finally:
+        if _MP:
+            import micropython
+
+            micropython.heap_unlock()
+
+
+async def test_a_sleep_allocates_nothing_and_one_release_per_waiter():
+    # each sleep used to allocate an Event, a list and a coroutine (~416 B on the unix
+    # port): now a parked task in preallocated tables (issue 12)
+    clock = VirtualClock(0)
+    log = [0]
+    t = asyncio.create_task(_sleeper(clock, 7, 300, log, 20))
+    await t
+    assert log[0] == 300 and clock.ticks_ms() == 7 * 300, (log, clock.ticks_ms())
+    assert clock.releases == 300
+    if _MP:
+        assert clock._n == 0 and clock._tasks[0] is None  # nothing left parked
+    clock.stopped = True
+
+
+async def test_a_cancelled_sleeper_leaves_the_table():
+    clock = VirtualClock(0)
+    order = []
+    a = asyncio.create_task(_chain(clock, order, "a", (50,)))
+    b = asyncio.create_task(_chain(clock, order, "b", (10, 10)))
+    await asyncio.sleep_ms(0)
+    a.cancel()
+    await b
+    try:
+        await a
+    except asyncio.CancelledError:
+        pass
+    clock.stopped = True
+    assert order == [(10, "b"), (20, "b")], order
+    if _MP:
+        assert clock._n == 0, clock._n

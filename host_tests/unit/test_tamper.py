@@ -61,29 +61,29 @@ def test_neutral_imbalance_episode():
 
     board, m = _meter()
     w = tamper.TamperWatch(board, m.metering, m.log, m.settings)
-    assert w.imbalance_pct({"I": 10.0, "IN": 6.0}) == 40.0
-    assert w.imbalance_pct({"I": 0.1, "IN": 0.0}) is None, "below the minimum current"
+    assert w.imbalance_pct({"I": 10000, "IN": 6000}) == 40.0  # (mA)
+    assert w.imbalance_pct({"I": 100, "IN": 0}) is None, "below the minimum current"
     assert w.imbalance_pct(None) is None
     t = 0
     for k in range(25):
-        m.metering.instant = {"I": 10.0, "IN": 6.0 if k < 15 else 9.9}
+        m.metering.instant_milli = {"I": 10000, "IN": 6000 if k < 15 else 9900}
         w.poll(t)
         t += 1000
     got = _logged(m, events.NEUTRAL_IMBALANCE)
     assert len(got) == 1 and got[0][2] == 40, got
     assert not _logged(m, events.NEUTRAL_OK), "not balanced long enough yet"
     for _ in range(12):
-        m.metering.instant = {"I": 10.0, "IN": 9.9}
+        m.metering.instant_milli = {"I": 10000, "IN": 9900}
         w.poll(t)
         t += 1000
     ok = _logged(m, events.NEUTRAL_OK)
     assert len(ok) == 1 and ok[0][2] == 15, ("the episode lasted 15 s", ok)
     # a short imbalance (5 s) is no episode
     for _ in range(5):
-        m.metering.instant = {"I": 10.0, "IN": 2.0}
+        m.metering.instant_milli = {"I": 10000, "IN": 2000}
         w.poll(t)
         t += 1000
-    m.metering.instant = {"I": 10.0, "IN": 10.0}
+    m.metering.instant_milli = {"I": 10000, "IN": 10000}
     w.poll(t)
     assert len(_logged(m, events.NEUTRAL_IMBALANCE)) == 1
 

@@ -149,6 +149,8 @@ POWER_FULL_SCALE = const(4862401)  # xWATT/xVAR/xVA code at full-scale V and I
 ENERGY_RATE_FULL_SCALE = const(206900)  # energy LSB per second at full scale
 WAVE_FULL_SCALE = const(6500000)  # IA/IB/V waveform code at 0.5 V peak, nominal (DS p.21)
 PERIOD_CLOCK_HZ = const(223750)  # f = 223 750 / (PERIOD + 1) (DS p.36)
+_PERIOD_CLOCK_MHZ = const(223750000)  # the same in mHz (< 2^30)
+_ANGLE_FMAX_MHZ = const(65535)  # instant_into: angle pieces x f_mHz stay below 2^24
 _GAIN_UNITY = const(0x400000)
 
 # Registers read as signed two's complement (the rest unsigned). PHCALx is sign-magnitude.
@@ -225,6 +227,45 @@ class Calibration:
         return 0 if x < 0 else (65535 if x > 65535 else x)
 
 
+def _mulk(x, k1, k0, sh):
+    # x * K / 2^sh truncated towards zero (as int() of the float), K = k1 * 2^17 + k0 < 2^34
+    # (k1, k0 < 2^17), sh >= 29, |x| < 2^24, without a long int: |x| = xh * 2^12 + xl and
+    # the four partial products (each < 2^29) summed from the lowest weight up with exact
+    # nested floors (floor((floor(u / 2^a) + v) / 2^b) = floor((u / 2^a + v) / 2^b))
+    neg = x < 0
+    if neg:
+        x = -x
+    xh = x >> 12
+    xl = x & 0xFFF
+    acc = xh * k0 + ((xl * k0) >> 12)  # units of 2^12
+    acc = (acc >> 5) + xl * k1  # 2^17
+    acc = (acc >> 12) + xh * k1  # 2^29
+    acc >>= sh - 29
+    return -acc if neg else acc
+
+
+def _k34(milli_per_lsb):
+    # (k1, k0, sh): (k1 * 2^17 + k0) / 2^sh = milli_per_lsb to a relative 2^-33 (as exact
+    # as a double's product for the LCD's truncation), 2^33 <= K < 2^34, sh >= 29
+    sh = 29
+    while milli_per_lsb * (1 << (sh + 1)) < 17179869184 and sh < 60:
+        sh += 1
+    k = int(milli_per_lsb * (1 << sh) + 0.5)
+    if k >= 17179869184:
+        sh -= 1
+        k = int(milli_per_lsb * (1 << sh) + 0.5)
+    if sh < 29 or k <= 0:
+        raise ValueError("calibration out of range for the instantaneous values")
+    return k >> 17, k & 0x1FFFF, sh
+
+
+def _inst_scales(c):
+    # (cal, V, I, IN, P/Q/S, angle x 256, angle as (k1, k0, sh)): once per calibration
+    return (c, _k34(c.v_per_lsb * 1000), _k34(c.a_per_lsb * 1000),
+            _k34(c.a_per_lsb_b * 1000), _k34(c.w_per_lsb * 1000),
+            _k34(4.47e-6 * 360 * 256), _k34(4.47e-6 * 360))
+
+
 def _phcal_code(v):
     """PHCAL sign-magnitude encoding (DS p.34): bit 9 set = advance, magnitude <= 383."""
     if v < -383 or v > 383:
@@ -267,6 +308,7 @@ class ADE7953:
         self.vrms = self.irms_a = self.irms_b = self.watt = self.var = self.va = 0
         self.pf = self.period = self.angle = 0
         self._nl = -1
+        self._k = None  # integer scales of instant_into() for self.cal (_inst_scales)
         cs.value(1)
 
     # -- raw access ---------------------------------------------------------------------
@@ -498,6 +540,49 @@ class ADE7953:
         self.pf = self.read(PFA)
         self.period = self.read(PERIOD)
         self.angle = self.read(ANGLE_A)
+
+    def instant_into(self, d):
+        """The quantities of :meth:`instant_values` as ints in thousandths, written into the
+        dict ``d`` under the same keys (existing keys: no allocation): V mV, I and IN mA,
+        P mW, Q mvar, S mVA, PF in 1/1000 (-1000..1000), f mHz, angle in 1/1000 degree
+        (each truncated towards zero, as ``int(1000 * x)`` of :meth:`instant_values`; the
+        scales to a relative 2^-33, f to 1 mHz: the LCD's readers). Every
+        intermediate stays within 31 bits, so on a 32-bit port this allocates nothing (the
+        display and the tamper check read them once a second); only a period register
+        below 3 414 (f above 65.5 Hz, outside the 45..65 Hz the chip is specified for,
+        DS p.5) takes a float path for the angle."""
+        k = self._k
+        if k is None or k[0] is not self.cal:
+            k = self._k = _inst_scales(self.cal)
+        v = k[1]
+        d["V"] = _mulk(self.vrms, v[0], v[1], v[2])
+        v = k[2]
+        d["I"] = _mulk(self.irms_a, v[0], v[1], v[2])
+        v = k[3]
+        d["IN"] = _mulk(self.irms_b, v[0], v[1], v[2])
+        v = k[4]
+        d["P"] = _mulk(self.watt, v[0], v[1], v[2])
+        d["Q"] = _mulk(self.var, v[0], v[1], v[2])
+        d["S"] = _mulk(self.va, v[0], v[1], v[2])
+        pf = self.pf
+        d["PF"] = (pf * 1000) >> 15 if pf >= 0 else -((-pf * 1000) >> 15)
+        per = self.period
+        fm = _PERIOD_CLOCK_MHZ // (per + 1) if per else 0
+        d["f"] = fm
+        a = self.angle
+        if fm <= _ANGLE_FMAX_MHZ:
+            # 4.47 us per LSB (DS p.39): mdeg = angle * f_mHz * 4.47e-6 * 360; |angle| <
+            # 2^15 in two pieces of 7 and 8 bits, each times f_mHz < 2^16 below 2^24
+            neg = a < 0
+            if neg:
+                a = -a
+            u = k[5]
+            w = k[6]
+            r = _mulk((a >> 8) * fm, u[0], u[1], u[2]) + _mulk((a & 0xFF) * fm, w[0], w[1],
+                                                               w[2])
+            d["angle"] = -r if neg else r
+        else:
+            d["angle"] = int(a * 4.47e-6 * fm * 360)
 
     def instant_values(self):
         """Instantaneous quantities in SI units (floats, for display only), from the last

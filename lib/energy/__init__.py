@@ -165,8 +165,21 @@ class Registers:
             if w > S_EXPORT:
                 self._add(b + S_EXPORT, e_apparent)
 
+    def _frac(self, i):
+        # floor(res * 1000 / div), 0..999, by three decimal steps of long division: res *
+        # 1000 would pass 2^30 (res < div < 2^24), each step's remainder * 10 stays < 2^28
+        d = self._div[i]
+        r = self.res[i]
+        f = 0
+        for _ in range(3):
+            r *= 10
+            q = r // d
+            f = f * 10 + q
+            r -= q * d
+        return f
+
     def _milli(self, i):
-        return self.whole[i] * 1000 + self.res[i] * 1000 // self._div[i]
+        return self.whole[i] * 1000 + self._frac(i)
 
     def milli(self, sel):
         """Register ``sel`` (a selector ``bank << 4 | kind``; for bank 0 the kinds A_PLUS ..
@@ -186,6 +199,30 @@ class Registers:
                     return self._milli(b + Q1) + self._milli(b + Q2)
                 if k == R_MINUS:
                     return self._milli(b + Q3) + self._milli(b + Q4)
+        raise IndexError("no register %d in bank %d" % (k, bank))
+
+    def units(self, sel):
+        """Register ``sel`` (as :meth:`milli`) in whole units (Wh, varh, VAh), rounded down
+        (``milli(sel) // 1000``, so NET -0.5 Wh is -1), computed without the mWh product: a
+        small int up to 2^30 units (1.07 GWh) on a 32-bit port, where :meth:`milli` passes
+        2^30 at 1.07 MWh and returns a long int. Allocation-free (the LCD's refresh).
+        Raises IndexError for a register the layout has not got."""
+        bank = sel >> 4
+        k = sel & 15
+        if bank <= self.tariffs:
+            b = self.base(bank)
+            w = self.width(bank)
+            wh = self.whole
+            if k < w:
+                return wh[b + k]
+            if k == NET:
+                i = b + A_PLUS
+                j = b + A_MINUS
+                return wh[i] - wh[j] - (1 if self._frac(i) < self._frac(j) else 0)
+            if w > Q4 and (k == R_PLUS or k == R_MINUS):
+                i = b + (Q1 if k == R_PLUS else Q3)
+                return wh[i] + wh[i + 1] + (
+                    1 if self._frac(i) + self._frac(i + 1) >= 1000 else 0)
         raise IndexError("no register %d in bank %d" % (k, bank))
 
     def codes(self):

@@ -99,21 +99,35 @@ class PulseTrain:
     async def show(self, led, n, owner=None, attr=None):
         """Show some of ``n`` (>= 1) owed pulses on ``led`` (Pin-like, ``value(v)``), the
         last one left ON; returns how many (1..n), already taken off ``owner.attr`` when
-        given (see the class doc). Then call :meth:`release`."""
+        given (see the class doc). Then call :meth:`release`. (The LED task uses the same
+        steps without a coroutine per pulse: ``wait = show_wait(n)``, sleep ``wait`` if
+        > 0, ``show_now(led, owner, attr)``, sleep ``on_ms()``, ``led.value(0)``.)"""
+        wait = self.show_wait(n)
+        if wait > 0:
+            await self._clock.sleep_ms(wait)
+        return self.show_now(led, owner, attr)
+
+    def show_wait(self, n):
+        """First half of :meth:`show`: ms to wait before the next pulse of ``n`` owed is due
+        (<= 0: now). Allocation-free."""
         clock = self._clock
-        period = self._period
         now = clock.ticks_ms()
         if n != self._n - self._j:  # new pulses (or some withdrawn): a new window
             self._w = now
             self._n = n
             self._j = 0
+        return clock.ticks_diff(clock.ticks_add(self._w, self._j * self._period // self._n),
+                                now)
+
+    def show_now(self, led, owner=None, attr=None):
+        """Second half of :meth:`show` (after the wait): the pulses due, the last one left
+        ON; returns how many. Allocation-free."""
+        clock = self._clock
+        period = self._period
+        now = clock.ticks_ms()
         w = self._w
         nn = self._n
         j = self._j
-        wait = clock.ticks_diff(clock.ticks_add(w, j * period // nn), now)
-        if wait > 0:
-            await clock.sleep_ms(wait)
-            now = clock.ticks_ms()
         k = 0  # further pulses already due: shown at once
         while j + k + 1 < nn and clock.ticks_diff(now, clock.ticks_add(
                 w, (j + k + 1) * period // nn)) >= 0:
@@ -148,12 +162,16 @@ class PulseTrain:
     async def release(self, led):
         """The ON time of the pulse :meth:`show` left on (``pulse_ms``, or half the spacing
         if that is shorter), then OFF."""
+        await self._clock.sleep_ms(self.on_ms())
+        led.value(0)
+
+    def on_ms(self):
+        """The ON time :meth:`release` waits (ms)."""
         on = self._on
         slot = self._period // self._n if self._n else self._period
         if 2 * on > slot:
             on = slot // 2 if slot > 1 else 1
-        await self._clock.sleep_ms(on)
-        led.value(0)
+        return on
 
     @staticmethod
     def flush(led, n):

@@ -423,6 +423,15 @@ class RateLimit:
         self.suppressed += 1
         return False
 
+    def any_due(self, now, force=False):
+        """True if :meth:`due` would return a summary (allocation-free: the once-a-second
+        check of firmware/meter/eventstore.py)."""
+        for i in range(self._used):
+            if self._sup[i] and (force or now - self._start[i] >= self._win[i]
+                                 or now < self._start[i]):
+                return True
+        return False
+
     def due(self, now, force=False):
         """List of ``(code, count, src, subject bytes)`` summaries whose window has ended (all
         of them with ``force``, e.g. at shutdown); each is returned once."""
