@@ -279,7 +279,13 @@ class Storage:
         p = j.recover()
         st = j.status
         if p is not None:
-            n, w, whole, res, t, steps = unpack(p)
+            try:
+                n, w, whole, res, t, steps = unpack(p)
+            except ValueError as e:  # a valid record whose header contradicts its length
+                j.refuse(str(e))  # (another firmware's): foreign, never a boot that raises
+                st = j.status
+                p = None
+        if p is not None:
             regs = self.registers
             if (n, w) != (regs.tariffs, regs.tariff_width):
                 # our schema and size, another layout (3 banks x 2 and 1 x 6 are both 14

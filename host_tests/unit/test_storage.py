@@ -396,6 +396,23 @@ def test_a_layout_of_the_same_size_is_converted_not_loaded_by_position():
     assert (n, w) == (1, 6), "rewritten in the new layout"
 
 
+def test_a_record_whose_header_contradicts_its_length_is_foreign_not_a_crash():
+    # a CRC-valid schema-2 record of our size whose (n, w) names another register count
+    # (another firmware's record): the boot raised ValueError, so the meter never started
+    board = _board()
+    j = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)
+    j.recover()
+    j.maintain()
+    p = bytearray(PAYLOAD)
+    struct.pack_into("<BB", p, 0, 1, 1)  # 9 registers in a 76-byte (8-register) record
+    j.commit(bytes(p))
+    m = _meter(board)
+    assert m.storage_status == journal.STATUS_FOREIGN, m.storage_status
+    assert m.status.error_flags() & ERR_STORAGE
+    assert [e for e in m.log.entries() if e[1] == events.STORAGE_FOREIGN]
+    assert m.storage.journal.blocked, "nothing written over it until the sealed C.91.8"
+
+
 def test_a_journal_written_by_the_firmware_before_issue_8_restores():
     """host_tests/fixtures/journal_schema1.nors: the flash image of the virtual board after a
     four-quadrant run of the firmware at e96c37a (journal payload schema 1, config record,
