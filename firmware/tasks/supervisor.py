@@ -14,8 +14,9 @@ task.
 The watchdog (:meth:`Supervisor.watchdog`, every real second) is fed only on proof of
 progress: the metering task completed a read interval, or made a power-up attempt of a faulty
 chip (``Metering.attempts``), within the last 10 s of real time, and no task was given up.
-Each second it also calls ``tick`` (the status LEDs). Limit: a task that hangs without
-dying (awaits forever) is noticed only if it is the metering task.
+Each second it also calls ``tick`` (the status LEDs; an exception there is logged once per
+episode as TASK_DIED, value 0, and never ends the watchdog task). Limit: a task that hangs
+without dying (awaits forever) is noticed only if it is the metering task.
 """
 
 import asyncio
@@ -104,6 +105,7 @@ class Supervisor:
         m = self.metering
         last_steps = last_tries = -1
         last_seen = ticks.ticks_ms()
+        tick_ok = True
         while True:
             now = ticks.ticks_ms()
             # progress is an event (an interval, a power-up attempt), never a state: "not
@@ -115,5 +117,13 @@ class Supervisor:
             if self.failed is None and ticks.ticks_diff(now, last_seen) < _PROGRESS_MS:
                 self.wdt.feed()
             if self.tick is not None:
-                self.tick()
+                # the status LEDs (on the Pico over I2C): a bus error must not end this task,
+                # which would starve the watchdog; logged once per episode
+                try:
+                    self.tick()
+                    tick_ok = True
+                except Exception as e:
+                    if tick_ok:
+                        self.log.log(events.TASK_DIED, 0, "tick failed: %r" % (e,))
+                    tick_ok = False
             await asyncio.sleep_ms(period_ms)

@@ -126,6 +126,26 @@ async def test_a_faulty_chip_feeds_the_watchdog_only_while_it_is_retried():
         S._PROGRESS_MS = saved
 
 
+async def test_a_failing_tick_neither_kills_the_watchdog_task_nor_floods_the_log():
+    # the tick drives the status LEDs, on the Pico through the MCP23017 on I2C: one bus
+    # error (OSError) ended the unsupervised watchdog task, so the MCU was reset 8 s later
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if 2 <= len(calls) <= 6:
+            raise OSError(110)
+
+    sv, log = _sup(tick=tick)
+    wd = asyncio.create_task(sv.watchdog(period_ms=10))
+    await asyncio.sleep_ms(120)
+    assert len(calls) >= 8 and sv.wdt.feeds >= 8, (len(calls), sv.wdt.feeds)
+    assert log.count(events.TASK_DIED) == 1, "one record per episode, not one a second"
+    assert sv.failed is None
+    wd.cancel()
+    await asyncio.sleep_ms(0)
+
+
 async def test_the_display_task_dying_in_the_meter_is_restarted():
     from app import Meter
     from boards.sim.board import Options, SimBoard
