@@ -31,3 +31,17 @@ def test_renode_test_without_renode_is_one_line_and_claims_nothing():
     lines = r.stdout.strip().splitlines()
     assert r.returncode == 0 and len(lines) == 1, r.stdout
     assert "not installed" in lines[0] and "pass" not in lines[0].lower(), lines
+
+
+def test_mptest_fails_a_test_coroutine_that_never_finishes(tmp_path):
+    # `make unit-micropython` hung for good on a test awaiting something that never wakes
+    (tmp_path / "test_planted_forever.py").write_text(
+        "import asyncio\n\n\nasync def test_forever():\n    await asyncio.Event().wait()\n"
+        "\n\ndef test_after():\n    assert True\n")
+    env = dict(os.environ, MICROPYPATH=".frozen:firmware:lib:.", MPTEST_TIMEOUT_S="2")
+    r = subprocess.run([os.path.join(ROOT, ".venv", "bin", "micropython"), "tools/mptest.py",
+                        str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout
+    assert "FAIL test_planted_forever.test_forever" in r.stdout, r.stdout
+    assert r.stdout.strip().endswith("1 passed, 1 failed"), r.stdout
