@@ -77,6 +77,7 @@ emu-setup:
 	tools/emu/setup.sh
 
 emu-test: $(STAMP) emu-setup uplink-lib
+	@test -n "$(strip $(EMU_BOARDS))" || { echo "emu-test: EMU_BOARDS is empty: no emulated core would be checked (boards: MPS2_AN385 NETDUINO2)"; exit 2; }
 	@set -e; for b in $(EMU_BOARDS); do \
 	  $(BIN)/python tools/emu/emu.py test --board $$b; done
 	$(BIN)/python tools/emu/selftest.py

@@ -176,7 +176,8 @@ def epoch_offset():
 class RtcClock(MonotonicClock):
     """:class:`MonotonicClock` whose ``set_time`` also sets the hardware RTC
     (``machine.RTC.datetime((y, m, d, weekday, h, mi, s, subs))``) so the time survives a soft
-    reset. ``weekday_base``: the port's number for Monday (rp2: 0, stm32: 1)."""
+    reset. ``weekday_base``: the port's number for Monday (rp2: 0, stm32: 1). ``secs``:
+    0..3155759999 (2000..2099, the range of W1 0.9.1/0.9.2), also beyond 2**31 on 32 bits."""
 
     def __init__(self, rtc, epoch_off, weekday_base=0):
         MonotonicClock.__init__(self, epoch_off)
@@ -184,7 +185,12 @@ class RtcClock(MonotonicClock):
         self._wd0 = weekday_base
 
     def set_time(self, secs):
-        t = self._time.gmtime(secs + self._off)
+        # civil arithmetic, not time.gmtime: a 32-bit port's gmtime takes a machine word only
+        # (OverflowError from 2068-01-19 03:14:08, RTC seconds >= 2**31), and the catalogue
+        # accepts 2000..2099 (host_tests/unit/test_board_clock.py)
+        from civil import civil
+
+        t = civil(secs)
         self._rtc.datetime((t[0], t[1], t[2], t[6] + self._wd0, t[3], t[4], t[5], 0))
         self._adjust = 0
         self._was_set()

@@ -15,6 +15,24 @@ def _modules(folder):
     return names
 
 
+# A test coroutine that waits on something that never wakes blocked the unix port's event
+# loop for good (make unit-micropython hung): each one gets this long (MPTEST_TIMEOUT_S).
+_TIMEOUT_S = int(os.getenv("MPTEST_TIMEOUT_S") or 600)
+
+
+def _run_coro(r):
+    done = []
+
+    async def _until_done():
+        await asyncio.wait_for(r, _TIMEOUT_S)
+        done.append(1)
+
+    asyncio.run(_until_done())
+    asyncio.new_event_loop()
+    if not done:  # asyncio.run returns when no task can wake again (ports without a poller)
+        raise RuntimeError("the test coroutine never finished")
+
+
 def main():
     folder = sys.argv[1] if len(sys.argv) > 1 else "host_tests/unit"
     only = sys.argv[2] if len(sys.argv) > 2 else None
@@ -37,8 +55,7 @@ def main():
             try:
                 r = fn()
                 if r is not None and hasattr(r, "send"):
-                    asyncio.run(r)
-                    asyncio.new_event_loop()
+                    _run_coro(r)
                 passed += 1
             except Exception as e:
                 failed += 1

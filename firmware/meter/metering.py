@@ -148,6 +148,9 @@ class Metering:
         # steps done, modulo 2^30 (a small int on a 32-bit port: at 1 s per step the count
         # would pass 2^30 after 34 years, and the increment in the heap-locked step allocate)
         self.steps = 0
+        # power-up attempts of the chip (each ends in chip_up or chip_failed), modulo 2^30:
+        # with ``steps``, the supervisor's proof of progress (tasks/supervisor.py)
+        self.attempts = 0
         self.no_load = True
         # the instantaneous values in thousandths (ADE7953.instant_into: V mV, I/IN mA, P mW,
         # Q mvar, S mVA, PF 1/1000, f mHz, angle mdeg), refreshed in place each real second
@@ -183,11 +186,17 @@ class Metering:
         self.fault = str(e)
         self.ok = False
         self._up = False
+        self._attempted()
+
+    def _attempted(self):
+        a = self.attempts
+        self.attempts = 0 if a >= 0x3FFFFFFF else a + 1
 
     def chip_up(self, t0):
         """The chip was configured and its first read (started at ticks ``t0``) discarded:
         intervals are read from now on."""
         self._up = True
+        self._attempted()
         if self.fault is None:
             self.log.log(events.METROLOGY_OK, 0, "ADE7953 configured")
             self.ok = True

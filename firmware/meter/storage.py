@@ -279,8 +279,24 @@ class Storage:
         p = j.recover()
         st = j.status
         if p is not None:
-            _n, _w, whole, res, _t, _s = unpack(p)
-            self.registers.restore(whole, res)
+            try:
+                n, w, whole, res, t, steps = unpack(p)
+            except ValueError as e:  # a valid record whose header contradicts its length
+                j.refuse(str(e))  # (another firmware's): foreign, never a boot that raises
+                st = j.status
+                p = None
+        if p is not None:
+            regs = self.registers
+            if (n, w) != (regs.tariffs, regs.tariff_width):
+                # our schema and size, another layout (3 banks x 2 and 1 x 6 are both 14
+                # registers): the journal matched it by size; converted, never loaded by
+                # position (that put tariff 2's A+ into tariff 1's Q1)
+                self._say("journal: register layout %d x %d converted to %d x %d" % (
+                    n, w, regs.tariffs, regs.tariff_width))
+                whole, res = unpack(convert(n, w, whole, res, t, steps, regs.tariffs,
+                                            regs.tariff_width))[2:4]
+                st = j.status = journal.STATUS_MIGRATED
+            regs.restore(whole, res)
         if j.newest_damaged:  # (older records behind a damaged header, e.g. left by a
             # torn erase, change nothing and are only counted in the journal's summary)
             log.log(events.STORAGE_RECOVERED, j.salvaged,

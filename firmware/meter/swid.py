@@ -8,8 +8,9 @@ lib/energy/pulse.py (test output, no-load gate), firmware/meter/metering.py (the
 and firmware/tasks/metering.py (the read loop and its deadlines). :func:`checksum` is the
 CRC-32 (IEEE 802.3, ``binascii.crc32``, the same as zlib.crc32) of the bytes of those modules'
 files, in that order, concatenated. Each file is the one the running module was loaded from
-(its ``__file__``), else the first ``NAME.py`` or ``NAME.mpy`` found along ``sys.path`` (a
-dotted name as a path, a package as its ``__init__``). So the value covers the source on the
+(its ``__file__``; a loaded module without a file, i.e. frozen, has none), else, for a module
+not loaded yet, the first ``NAME.py`` or ``NAME.mpy`` found along ``sys.path`` (a dotted
+name as a path, a package as its ``__init__``). So the value covers the source on the
 virtual board and under the host tests, and the bytecode where the modules are shipped as
 ``.mpy`` files. Frozen modules have no file to read: a frozen image carries the CRC-32 of the
 same modules' frozen bytecode (``.mpy``, in that order), computed at build time
@@ -55,9 +56,12 @@ def _exists(path):
 def module_file(name):
     """Path of the file module ``name`` runs from (see the module doc), or None."""
     mod = sys.modules.get(name)
-    f = getattr(mod, "__file__", None) if mod is not None else None
-    if f and _exists(f):
-        return f
+    if mod is not None:
+        # loaded: the file it ran from, or None (frozen: __file__ is a path in the image).
+        # Never another file along sys.path: a stale /lib copy left by `make deploy` beside
+        # a frozen image (which runs first) was hashed instead of the code that runs
+        f = getattr(mod, "__file__", None)
+        return f if f and _exists(f) else None
     for d in sys.path:
         if not isinstance(d, str):
             continue

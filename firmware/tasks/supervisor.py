@@ -12,10 +12,11 @@ left); on a board without a watchdog (the virtual board) the meter goes on witho
 task.
 
 The watchdog (:meth:`Supervisor.watchdog`, every real second) is fed only on proof of
-progress: the metering task completed a read interval, or is retrying a faulty chip, within
-the last 10 s of real time, and no task was given up. Each second it also calls ``tick``
-(the status LEDs). Limit: a task that hangs without dying (awaits forever) is noticed only
-if it is the metering task.
+progress: the metering task completed a read interval, or made a power-up attempt of a faulty
+chip (``Metering.attempts``), within the last 10 s of real time, and no task was given up.
+Each second it also calls ``tick`` (the status LEDs; an exception there is logged once per
+episode as TASK_DIED, value 0, and never ends the watchdog task). Limit: a task that hangs
+without dying (awaits forever) is noticed only if it is the metering task.
 """
 
 import asyncio
@@ -32,7 +33,7 @@ _PROGRESS_MS = 10000
 
 class Supervisor:
     """``wdt``: the board's watchdog (``feed()``); ``metering``: meter.metering.Metering
-    (``steps``, ``ok``: the proof of progress); ``log``: lib.events.EventLog; ``tick``:
+    (``steps``, ``attempts``: the proof of progress); ``log``: lib.events.EventLog; ``tick``:
     optional callable run every second (status LEDs); ``pause_ms``, ``max_deaths``,
     ``window_ms``: the restart pause and the give-up rule (module docstring)."""
 
@@ -102,15 +103,27 @@ class Supervisor:
         """Every real second: feed the watchdog on proof of progress (module docstring) and
         run ``tick``."""
         m = self.metering
-        last_steps = -1
+        last_steps = last_tries = -1
         last_seen = ticks.ticks_ms()
+        tick_ok = True
         while True:
             now = ticks.ticks_ms()
-            if m.steps != last_steps or not m.ok:
+            # progress is an event (an interval, a power-up attempt), never a state: "not
+            # m.ok" fed a metering task that hung while the chip was faulty (or at boot)
+            if m.steps != last_steps or m.attempts != last_tries:
                 last_steps = m.steps
+                last_tries = m.attempts
                 last_seen = now
             if self.failed is None and ticks.ticks_diff(now, last_seen) < _PROGRESS_MS:
                 self.wdt.feed()
             if self.tick is not None:
-                self.tick()
+                # the status LEDs (on the Pico over I2C): a bus error must not end this task,
+                # which would starve the watchdog; logged once per episode
+                try:
+                    self.tick()
+                    tick_ok = True
+                except Exception as e:
+                    if tick_ok:
+                        self.log.log(events.TASK_DIED, 0, "tick failed: %r" % (e,))
+                    tick_ok = False
             await asyncio.sleep_ms(period_ms)

@@ -371,6 +371,55 @@ def test_a_layout_change_keeps_every_register_both_layouts_have():
         pass
 
 
+def test_a_layout_of_the_same_size_is_converted_not_loaded_by_position():
+    # 3 banks of A+/A- and 1 bank with the quadrants are both 14 registers (a 124-byte
+    # record): the journal cannot tell them apart by size, so the record's own (n, w) decides;
+    # loaded by position, tariff 2's A+ became tariff 1's Q1 (a register invented)
+    from energy import Registers
+
+    board = _board()
+    _schema_1(board)
+    m = _meter(board)
+    lpw = m.registers._div[0]
+    regs = Registers(lpw, lpw, lpw, tariffs=3, tariff_width=2)
+    s = storage.Storage(_jpart(board), regs, m.metering, board.clock, m.log)
+    assert s.restore() == "ok"
+    for t in (1, 2, 3):
+        regs.add_tariff(t, 1000000 * t, 0, 1000000 * t)
+    t1 = regs.whole[regs.base(1)]
+    assert regs.whole[regs.base(2)] > t1 > 0 and s.commit(journal.REASON_PERIODIC)
+    quad = Registers(lpw, lpw, lpw, tariffs=1, tariff_width=6)
+    s2 = storage.Storage(_jpart(board), quad, m.metering, board.clock, m.log)
+    assert s2.payload_size == s.payload_size
+    n0 = m.log.count(events.STORAGE_MIGRATED)
+    assert s2.restore() == "ok"
+    assert quad.whole[:8] == regs.whole[:8], "totals kept"
+    b = quad.base(1)
+    assert quad.whole[b:b + 2] == regs.whole[regs.base(1):regs.base(1) + 2], "A+/A- of T1"
+    assert quad.whole[b + 2:b + 6] == [0, 0, 0, 0], quad.whole  # new quadrant registers
+    assert m.log.count(events.STORAGE_MIGRATED) == n0 + 1, "a layout change is logged"
+    k = journal.Journal(_jpart(board), s.payload_size, schema=storage.SCHEMA)
+    n, w = storage.unpack(k.recover())[:2]
+    assert (n, w) == (1, 6), "rewritten in the new layout"
+
+
+def test_a_record_whose_header_contradicts_its_length_is_foreign_not_a_crash():
+    # a CRC-valid schema-2 record of our size whose (n, w) names another register count
+    # (another firmware's record): the boot raised ValueError, so the meter never started
+    board = _board()
+    j = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)
+    j.recover()
+    j.maintain()
+    p = bytearray(PAYLOAD)
+    struct.pack_into("<BB", p, 0, 1, 1)  # 9 registers in a 76-byte (8-register) record
+    j.commit(bytes(p))
+    m = _meter(board)
+    assert m.storage_status == journal.STATUS_FOREIGN, m.storage_status
+    assert m.status.error_flags() & ERR_STORAGE
+    assert [e for e in m.log.entries() if e[1] == events.STORAGE_FOREIGN]
+    assert m.storage.journal.blocked, "nothing written over it until the sealed C.91.8"
+
+
 def test_a_journal_written_by_the_firmware_before_issue_8_restores():
     """host_tests/fixtures/journal_schema1.nors: the flash image of the virtual board after a
     four-quadrant run of the firmware at e96c37a (journal payload schema 1, config record,

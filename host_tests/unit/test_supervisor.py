@@ -19,6 +19,7 @@ class _WDT:
 class _Metering:
     def __init__(self):
         self.steps = 0
+        self.attempts = 0
         self.ok = True
 
 
@@ -91,6 +92,56 @@ async def test_the_watchdog_needs_metering_progress():
     wd = asyncio.create_task(sv.watchdog(period_ms=10))
     await asyncio.sleep_ms(50)
     assert sv.wdt.feeds >= 3
+    wd.cancel()
+    await asyncio.sleep_ms(0)
+
+
+async def test_a_faulty_chip_feeds_the_watchdog_only_while_it_is_retried():
+    # "proof of progress": an interval completed or a power-up attempt of a faulty chip within
+    # the window. A metering task that hangs (or never starts) while the chip is faulty
+    # (``ok`` False, also the state at boot) must starve the watchdog like any other hang.
+    import tasks.supervisor as S
+
+    saved = S._PROGRESS_MS
+    S._PROGRESS_MS = 60
+    try:
+        sv, log = _sup()
+        m = sv.metering
+        m.ok = False
+        wd = asyncio.create_task(sv.watchdog(period_ms=10))
+        for _ in range(15):  # retrying: one attempt every 20 ms
+            await asyncio.sleep_ms(20)
+            m.attempts += 1
+        assert sv.wdt.feeds >= 20, sv.wdt.feeds
+        await asyncio.sleep_ms(100)  # the task hangs: no attempt, no step
+        n = sv.wdt.feeds
+        await asyncio.sleep_ms(100)
+        assert sv.wdt.feeds == n, "a hung metering task with a faulty chip starves the watchdog"
+        m.attempts += 1  # retrying again
+        await asyncio.sleep_ms(30)
+        assert sv.wdt.feeds > n
+        wd.cancel()
+        await asyncio.sleep_ms(0)
+    finally:
+        S._PROGRESS_MS = saved
+
+
+async def test_a_failing_tick_neither_kills_the_watchdog_task_nor_floods_the_log():
+    # the tick drives the status LEDs, on the Pico through the MCP23017 on I2C: one bus
+    # error (OSError) ended the unsupervised watchdog task, so the MCU was reset 8 s later
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if 2 <= len(calls) <= 6:
+            raise OSError(110)
+
+    sv, log = _sup(tick=tick)
+    wd = asyncio.create_task(sv.watchdog(period_ms=10))
+    await asyncio.sleep_ms(120)
+    assert len(calls) >= 8 and sv.wdt.feeds >= 8, (len(calls), sv.wdt.feeds)
+    assert log.count(events.TASK_DIED) == 1, "one record per episode, not one a second"
+    assert sv.failed is None
     wd.cancel()
     await asyncio.sleep_ms(0)
 

@@ -103,6 +103,11 @@ class Journal(ringlog.SectorRing):
         self.found_schema = None
         self.found_reason = None
 
+    def refuse(self, why):
+        """Treat the recovered journal as foreign (``why``: text for the log line): the
+        owner found the newest payload unusable (e.g. its content contradicts its schema)."""
+        self._refuse(why)
+
     def _refuse(self, why):
         self.block()
         self.status = STATUS_FOREIGN

@@ -427,6 +427,49 @@ def stale_host_only(res):
     return out
 
 
+def source_tests(path):
+    """Names of the module-level tests defined in the source file ``path``: ``def test_*`` and
+    ``async def test_*`` in the module body, also inside if/try/with blocks (a test defined
+    only where an import succeeds), not inside functions or classes."""
+    import ast
+
+    out = set()
+    todo = list(ast.parse(open(path).read(), path).body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if n.name.startswith("test_"):
+                out.add(n.name)
+        elif not isinstance(n, ast.ClassDef):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                todo.extend(getattr(n, field, None) or ())
+    return out
+
+
+def unreported_tests(res, only=None, extra_tests=None):
+    """Tests defined in a frozen test module's source that the core never reported (passed,
+    failed, host-only, known or planted): a test that vanished on the device (e.g. defined
+    only where ``import socket`` works) would otherwise be a silent skip. Modules whose
+    import failed, and runs that never booted, are failures already."""
+    if any(n in ("(boot)", "(runner)") for n, _ in res["fail"]):
+        return []
+    dirs = [os.path.join(ROOT, "host_tests", "unit")] + ([extra_tests] if extra_tests else [])
+    seen = (set(res["pass"]) | {n for n, _ in res["fail"]} | {n for n, _ in res["hostonly"]}
+            | {n for n, _ in res["known"]} | {n for n, _ in res["xfail"]})
+    out = []
+    for d in dirs:
+        for f in sorted(os.listdir(d)):
+            mod = f[:-3]
+            if not (f.startswith("test_") and f.endswith(".py")) or (only and only not in mod):
+                continue
+            if mod + ".(import)" in seen:
+                continue
+            for t in sorted(source_tests(os.path.join(d, f))):
+                if mod + "." + t not in seen:
+                    out.append(mod + "." + t)
+    return out
+
+
 def cmd_test(args):
     elf = args.elf or build(args.board, args.extra_tests, "-extra" if args.extra_tests else "")
     b = BOARDS[args.board]
@@ -438,6 +481,10 @@ def cmd_test(args):
     for k in stale:
         res["fail"].append(("emu_host_only[%s]" % k, "stale entry: no such test"))
         print("FAIL stale host-only entry %s (no such test: remove it)" % k)
+    for k in unreported_tests(res, args.only, args.extra_tests):
+        res["fail"].append((k, "never reported by the core: defined in the source but not "
+                               "run on the device (list it as host-only with its reason)"))
+        print("FAIL %s never reported by the core (a test that vanished on the device)" % k)
     boot = res["boot"] or {}
     log("%s: free heap after boot %s of %s B; lowest free after a test %s B; %.0f s wall" % (
         args.board, boot.get("free"), boot.get("heap"), res["free_min"], res["wall_s"]))
