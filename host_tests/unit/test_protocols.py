@@ -4,6 +4,8 @@ meter-level trust rules (issue 7 items 11-14): one persisted lockout for both po
 configuration fallback, coalesced configuration writes, refusals persisted with what they
 concerned, floods that cannot wipe the security log."""
 
+import gc
+
 import events
 from boards.sim.board import Options, SimBoard
 from iec62056 import codec as iec
@@ -232,6 +234,7 @@ def _flood_and_cut(board, boots):
             opt.x(_cmd("R", 1, "1.8.0()"))
         m.events.tick(True)
         m = d = opt = None  # one meter at a time (a device-sized heap, tools/emu)
+        gc.collect()  # (a boot's garbage gone before the next: its heap is the device's)
     return _meter(board)
 
 
