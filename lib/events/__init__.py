@@ -70,6 +70,13 @@ PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so tha
 TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
 TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog resets the meter
 
+# 90..99: billing functions (issue 10 part A: firmware/meter/billing.py, tariffs.py)
+BILLING_END = const(90)  # end of billing period closed (schedule); value: the new VZ
+DEMAND_RESET = const(91)  # demand reset (E2 C.91.5, button): period closed; value: new VZ
+DEMAND_RESET_REFUSED = const(92)  # demand reset within the lockout; value: seconds left
+DST_CHANGED = const(93)  # DST began (value 1) or ended (0): IDIS 3
+TOU_ACTIVATED = const(94)  # the passive tariff plan became active: IDIS 9
+
 # PROG_EXIT values
 EXIT_B0 = const(1)
 EXIT_TIMEOUT = const(2)
@@ -106,6 +113,9 @@ NAMES = {
     SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
     TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
     PROG_LOCK_KEPT: "lockout carried over a restart",
+    BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
+    DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
+    TOU_ACTIVATED: "passive tariff plan activated",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
