@@ -35,9 +35,9 @@ harnesses use it to fork the image at every operation (see host_tests/system).
 
 File backing: with ``path`` the image is loaded from that file if it exists (an image of a
 smaller chip, a whole number of sectors, is extended with erased sectors and keeps its wear;
-otherwise its size must be ``size``) or created blank; every program/erase is written through to the file and flushed, so
-a killed process keeps every completed operation. Erase counts are kept beside it in
-``path + ".wear"`` (one little-endian u32 per sector).
+otherwise its size must be ``size``) or created blank; every program/erase is written
+through to the file and flushed, so a killed process keeps every completed operation. Erase
+counts are kept beside it in ``path + ".wear"`` (one little-endian u32 per sector).
 
 Image memory: ``image`` is a bytearray in the heap, unless :func:`set_image_allocator`
 installed another source (the emulated MCU cores of tools/emu give the images memory outside

@@ -112,12 +112,14 @@ class Billing:
                     src = str(e)
         t = self.clock.time()
         prev = self._prev_end(t)
+        # first the demand: the sub-period the cut interrupted closes at its own end (it
+        # belongs to the period it lay in), then a period end passed while off is closed
+        self.demand.power_up(t)
         if self.last_end is None:
             self.last_end = prev  # a new meter: the period runs from the last end
             self._state_due = True
         elif self.last_end < prev:  # ended while the power was off
             self.close(prev, period.REASON_SCHEDULE, events.SRC_METER)
-        self.demand.power_up(t)
         self._next(t)
         return src
 
@@ -212,6 +214,8 @@ class Billing:
         """Log what the consumers noted, write pending snapshots and the state (the billing
         task, every second; at shutdown). Never raises: a flash error is logged."""
         tf = self.tariffs
+        if tf.fix and not tf.warn:  # the totals were cleared (cold start) or written
+            tf.reconcile(tf.active)
         ev = self._events
         while ev:
             code, value, src = ev.pop(0)
@@ -264,7 +268,7 @@ class Billing:
     # -- reading ---------------------------------------------------------------------------
 
     def snapshots(self):
-        """Every kept snapshot, oldest first (flash, else RAM)."""
+        """Every kept snapshot, oldest first (flash, else RAM; then those not yet written)."""
         if self.snaps is not None and not self.snaps.blocked:
             out = []
             for _seq, _tag, r in self.snaps.entries():
@@ -272,11 +276,13 @@ class Billing:
                     out.append(period.Snapshot.unpack(r))
                 except ValueError:
                     pass
-            return out
-        return list(self._ram)
+            return out + self._pending
+        return self._ram + self._pending
 
     def snapshot(self, vz):
         """The newest snapshot with counter ``vz``, or None."""
+        if self._pending and self._pending[-1].vz == vz:
+            return self._pending[-1]
         if self._ram and self._ram[-1].vz == vz:
             return self._ram[-1]
         found = None

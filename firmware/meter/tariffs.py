@@ -47,8 +47,8 @@ from micropython import const
 from energy import A_MINUS, A_PLUS
 from billing.tariff import TariffClock
 
-TARIFF_Q8 = 256000
-_JUMP_WH = const(10000)  # more than any interval (31 kW full scale x 79.6 s = 690 Wh)  # tariff banks count whole mWh (lib/energy tariff_q8)
+TARIFF_Q8 = 256000  # tariff banks count whole mWh (lib/energy tariff_q8)
+_JUMP_WH = const(10000)  # more than any interval (31 kW full scale x 79.6 s = 690 Wh)
 
 
 def _frac_milli(r, d):
@@ -94,6 +94,7 @@ class Tariffs:
         self._next_tr = -1 if tr is None else tr
         self.dst_changes = 0
         self.jumps = 0
+        self.fix = False
         self.resync()
 
     def _activated(self, utc):
@@ -107,11 +108,13 @@ class Tariffs:
         self._wm = r.whole[A_MINUS]
         self._qm = _frac_milli(r.res[A_MINUS], self._d)
 
-    def reconcile(self):
-        """At boot, after the journal restore: whatever the totals hold beyond the tariff
-        registers' sum (a journal from before the tariff banks existed: its layout converts
-        with the banks at zero) is put into tariff 1, as a single-rate meter counted it.
-        Returns the mWh added (A+, A-)."""
+    def reconcile(self, tariff=1):
+        """Whatever the totals hold beyond the tariff registers' sum goes to ``tariff``: at
+        boot after the journal restore (a journal from before the tariff banks existed: its
+        layout converts with the banks at zero; tariff 1, as a single-rate meter counted
+        it), and after a cold start (the billing task, ``fix``: the active tariff). Returns
+        the mWh added (A+, A-). Allocates (not for the hot path)."""
+        self.fix = False
         r = self.regs
         out = []
         for kind in (A_PLUS, A_MINUS):
@@ -120,7 +123,7 @@ class Tariffs:
                 s += r.milli(b << 4 | kind)
             diff = r.milli(kind) - s
             if diff > 0 and r.tariffs:
-                r.add_tariff(1, diff if kind == A_PLUS else -diff, 0, 0)
+                r.add_tariff(tariff, diff if kind == A_PLUS else -diff, 0, 0)
             out.append(diff if diff > 0 else 0)
         self.resync()
         return out[0], out[1]
@@ -134,9 +137,11 @@ class Tariffs:
         dw = w - self._wa
         dwm = wm - self._wm
         if dw < 0 or dwm < 0 or dw > _JUMP_WH or dwm > _JUMP_WH:
-            # cleared (cold start) or written from outside the metering (a test): no
-            # interval's energy, taken as the new reference (no long int from the jump)
+            # cleared (cold start) or written from outside the metering (a test): taken as
+            # the new reference (no long int from the jump); the billing task reconciles
+            # the tariff banks with the totals outside the hot path (``fix``)
             self.jumps += 1
+            self.fix = True
             self.resync()
             da = dm = 0
         else:
