@@ -46,6 +46,12 @@ class Meter:
         if attach is not None:
             attach(self)
         parts = getattr(board, "partitions", None) or {}
+        if getattr(board, "uart_optical", None) is not None or getattr(
+                board, "uart_rs485", None) is not None:
+            # the port modules first, while the heap is least fragmented (the unix port
+            # compiles them into its heap, beside the virtual board's 1 MiB flash image)
+            import ports.iec  # noqa: F401
+            import ports.pump  # noqa: F401
         self.log = log = events.EventLog(clock)
         # the power-fail warning (meter/supply.py): set by the storage, read by every writer
         self.supply = sp = Supply()

@@ -191,7 +191,7 @@ class SimBoard:
             else:  # cut while booting: nothing metered yet in this run
                 from energy import Registers
 
-                zero = [c for c, _u, _s in Registers(256, 256, 256).codes()]
+                zero = [c for c, _u, _s in Registers(256, 256, 256, 6, 2).codes()]
                 sys.stdout.write(json_text({"registers": {k: Milli(0) for k in zero},
                                              "power_lost": True, "booting": True}) + "\n")
         self.nor.close()
