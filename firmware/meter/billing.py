@@ -63,6 +63,7 @@ class Billing:
         self.tariffs = tariffs
         self.demand = demand
         self.schedule = cfg.schedule
+        self.tariffs_used = cfg.tariffs  # the highest tariff of the plan (catalogue entries)
         self.zone = cfg.zone
         self.clock = clock
         self.log = log

@@ -38,7 +38,9 @@ protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`
 closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
 KeyError: no value yet, e.g. instantaneous values before the first reading).
 
-Billing (with ``billing=``, meter.billing.Billing; docs/ARCHITECTURE.md): the active
+Billing (with ``billing=``, meter.billing.Billing; docs/ARCHITECTURE.md): the tariff
+registers of the tariffs the plan uses (1.8.E, 2.8.E, E = 1..``billing.tariffs_used``; the
+banks beyond and the net per tariff have no entry: RAM), the active
 tariff 0.0.96.14.0, the billing period counter 0.1.0 (VZ) and the time of the last end
 0.1.2 (``Zyymmddhhmmss``), demand 1.4.0 (current average), 1.5.0 (last average), 1.14.0
 (thermal), maximum demand 1.6.0 / 1.6.1..1.6.6 with their time stamps ``1.6.E.T``
@@ -58,6 +60,7 @@ reads dispatch on the kind and allocate only what the value itself needs.
 from micropython import const
 
 import events
+from energy import NET
 from meter import defaults, swid
 from meter.testmode import SRC_COMMAND
 
@@ -132,21 +135,39 @@ _TABLE = (
 _ENERGY_AT = const(6)
 
 
-def _billing_rows():
-    # the billing entries (module docstring), after the energy registers
-    out = [("0.0.96.14.0", K_INT, None, 0, _RS, "b:tariff"),
-           ("0.1.0", K_INT, None, 0, _RS, "b:vz"),
-           ("0.1.2", K_TEXT, None, 0, _R, "b:end"),
-           ("1.4.0", K_DEMAND, "kW", 3, _RS, "b:cur"),
-           ("1.5.0", K_DEMAND, "kW", 3, _RS, "b:last"),
-           ("1.14.0", K_DEMAND, "kW", 3, _RS, "b:thermal")]
-    for e in range(7):
-        out.append(("1.6.%d" % e, K_DEMAND, "kW", 3, _RS, "b:max%d" % e))
-        out.append(("1.6.%d.T" % e, K_TEXT, None, 0, _R, "b:maxt%d" % e))
-    for e in range(7):
-        out.append(("1.2.%d" % e, K_DEMAND, "kW", 3, _RS, "b:cum%d" % e))
-    out.append(("C.91.5", K_ACTION, None, 0, A_EXEC | A_SEAL, "demand_reset"))
-    return out
+# the billing entries (module docstring; with ``billing=``), after the energy registers: a
+# constant tuple (in flash when frozen: no RAM on a device)
+_XS = const(A_EXEC | A_SEAL)
+_BILLING_TABLE = (
+    ("0.0.96.14.0", K_INT, None, 0, _RS, "b:tariff"),
+    ("0.1.0", K_INT, None, 0, _RS, "b:vz"),
+    ("0.1.2", K_TEXT, None, 0, _R, "b:end"),
+    ("1.4.0", K_DEMAND, "kW", 3, _RS, "b:cur"),
+    ("1.5.0", K_DEMAND, "kW", 3, _RS, "b:last"),
+    ("1.14.0", K_DEMAND, "kW", 3, _RS, "b:thermal"),
+    ("1.6.0", K_DEMAND, "kW", 3, _RS, "b:max0"),
+    ("1.6.0.T", K_TEXT, None, 0, _R, "b:maxt0"),
+    ("1.6.1", K_DEMAND, "kW", 3, _RS, "b:max1"),
+    ("1.6.1.T", K_TEXT, None, 0, _R, "b:maxt1"),
+    ("1.6.2", K_DEMAND, "kW", 3, _RS, "b:max2"),
+    ("1.6.2.T", K_TEXT, None, 0, _R, "b:maxt2"),
+    ("1.6.3", K_DEMAND, "kW", 3, _RS, "b:max3"),
+    ("1.6.3.T", K_TEXT, None, 0, _R, "b:maxt3"),
+    ("1.6.4", K_DEMAND, "kW", 3, _RS, "b:max4"),
+    ("1.6.4.T", K_TEXT, None, 0, _R, "b:maxt4"),
+    ("1.6.5", K_DEMAND, "kW", 3, _RS, "b:max5"),
+    ("1.6.5.T", K_TEXT, None, 0, _R, "b:maxt5"),
+    ("1.6.6", K_DEMAND, "kW", 3, _RS, "b:max6"),
+    ("1.6.6.T", K_TEXT, None, 0, _R, "b:maxt6"),
+    ("1.2.0", K_DEMAND, "kW", 3, _RS, "b:cum0"),
+    ("1.2.1", K_DEMAND, "kW", 3, _RS, "b:cum1"),
+    ("1.2.2", K_DEMAND, "kW", 3, _RS, "b:cum2"),
+    ("1.2.3", K_DEMAND, "kW", 3, _RS, "b:cum3"),
+    ("1.2.4", K_DEMAND, "kW", 3, _RS, "b:cum4"),
+    ("1.2.5", K_DEMAND, "kW", 3, _RS, "b:cum5"),
+    ("1.2.6", K_DEMAND, "kW", 3, _RS, "b:cum6"),
+    ("C.91.5", K_ACTION, None, 0, _XS, "demand_reset"),
+)
 
 
 def _hist_entry(obis):
@@ -203,15 +224,18 @@ class Catalogue:
         self.events = None
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
+        used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
         for i in range(len(_TABLE)):
             if i == _ENERGY_AT:
                 for obis, unit, sel in registers.codes():
+                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
+                        continue  # banks the plan does not use, net per tariff: no entry
                     order.append(obis)
                     ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
                 if billing is not None:
-                    for row in _billing_rows():
+                    for row in _BILLING_TABLE:
                         order.append(row[0])
                         ent[row[0]] = row
             row = _TABLE[i]
