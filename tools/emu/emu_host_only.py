@@ -87,8 +87,6 @@ HOST_ONLY = {
         ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_display_list_must_keep_the_billing_register":
         ("flashmem", 128 * _KB, _NOR),
-    "test_protocols.test_fallback_flags_survive_a_save_and_a_restart":
-        ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_flood_summaries_are_written_at_the_power_fail_warning":
         ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_metrological_write_needs_open_seal":
@@ -97,11 +95,7 @@ HOST_ONLY = {
         ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_older_own_password_still_works_but_is_flagged":
         ("flashmem", 128 * _KB, _NOR),
-    "test_protocols.test_one_lockout_per_meter_that_survives_a_restart":
-        ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_password_change_persists":
-        ("flashmem", 128 * _KB, _NOR),
-    "test_protocols.test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log":
         ("flashmem", 128 * _KB, _NOR),
     "test_protocols.test_readout_list_is_configurable_and_saved":
         ("flashmem", 128 * _KB, _NOR),
