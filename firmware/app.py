@@ -12,6 +12,7 @@ import asyncio
 
 import events
 from ade7953 import ADE7953, Calibration
+from billing import config as billing_config
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
 from meter.billing import Billing
@@ -25,6 +26,7 @@ from meter.swid import VERSION  # noqa: F401  (the firmware version, re-exported
 from meter.testmode import TestMode
 from meter.tariffs import TARIFF_Q8, Tariffs
 from meter.testoutput import TestOutput
+from tasks import billing as billing_task
 from tasks import leds
 from tasks import storage as storage_tasks
 from tasks.display import DisplayTask
@@ -132,13 +134,11 @@ class Meter:
     def _billing_config(board, log):
         # the board's billing configuration (billing.config JSON; the virtual board's
         # --tariffs FILE), else the documented default; a bad one is logged, default used
-        from billing import config
-
         try:
-            return config.load(getattr(board, "billing_config", None))
+            return billing_config.load(getattr(board, "billing_config", None))
         except ValueError as e:
             log.log(events.CONFIG_DEFAULTS, 0, "billing configuration: %s" % e)
-            return config.load(None)
+            return billing_config.load(None)
 
     def _clock_set(self, old, new):
         # the RTC was set (W1 0.9.1/0.9.2): tariff window, demand grid, next billing end
@@ -224,8 +224,6 @@ class Meter:
         sp("housekeeping", lambda: storage_tasks.housekeeping(
             self.settings, self.events, b.clock, uptime))
         sp("tamper", self.tamper.run)
-        from tasks import billing as billing_task
-
         sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply,
                                                getattr(b, "btn_demand_reset", None)))
         self._ports(sp)

@@ -38,6 +38,8 @@ from micropython import const
 import events
 from billing import period
 from energy import A_MINUS, A_PLUS
+from flashstore.flash import Partition
+from flashstore.ringlog import RingLog
 
 _STATE_TAG = const(1)
 STATE_SIZE = const(240)
@@ -78,9 +80,6 @@ class Billing:
         self.states = None
         self.status = None
         if part is not None:
-            from flashstore.flash import Partition
-            from flashstore.ringlog import RingLog
-
             (o1, l1), (o2, l2) = _spans(part)
             self.snaps = RingLog(Partition(part, o1, l1), period.SIZE)
             self.states = RingLog(Partition(part, o2, l2), STATE_SIZE)
