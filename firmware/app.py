@@ -12,16 +12,21 @@ import asyncio
 
 import events
 from ade7953 import ADE7953, Calibration
+from billing import config as billing_config
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
+from meter.billing import Billing
 from meter.catalogue import Catalogue
+from meter.demand import Demand
 from meter.metering import Metering
 from meter.settings import Settings
 from meter.status import Status
 from meter.supply import Supply
 from meter.swid import VERSION  # noqa: F401  (the firmware version, re-exported)
 from meter.testmode import TestMode
+from meter.tariffs import TARIFF_Q8, Tariffs
 from meter.testoutput import TestOutput
+from tasks import billing as billing_task
 from tasks import leds
 from tasks import storage as storage_tasks
 from tasks.display import DisplayTask
@@ -43,6 +48,12 @@ class Meter:
         if attach is not None:
             attach(self)
         parts = getattr(board, "partitions", None) or {}
+        if getattr(board, "uart_optical", None) is not None or getattr(
+                board, "uart_rs485", None) is not None:
+            # the port modules first, while the heap is least fragmented (the unix port
+            # compiles them into its heap, beside the virtual board's 1 MiB flash image)
+            import ports.iec  # noqa: F401
+            import ports.pump  # noqa: F401
         self.log = log = events.EventLog(clock)
         # the power-fail warning (meter/supply.py): set by the storage, read by every writer
         self.supply = sp = Supply()
@@ -58,24 +69,32 @@ class Meter:
                 3, st.get("prog_max_failures", 3))
         cal = Calibration(**st.calibration)
         self.ade = ADE7953(board.ade_spi, board.ade_cs, board.ade_irq, board.ade_reset, cal)
-        self.registers = regs = Registers(lsb_per_unit_q8(cal.wh_per_lsb),
-                                          lsb_per_unit_q8(cal.varh_per_lsb),
-                                          lsb_per_unit_q8(cal.vah_per_lsb))
+        lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+        # totals + 6 tariff banks of A+/A- in whole mWh (meter/tariffs.py): a fixed layout,
+        # so a new tariff plan never changes the journal record
+        self.registers = regs = Registers(lpw, lsb_per_unit_q8(cal.varh_per_lsb),
+                                          lsb_per_unit_q8(cal.vah_per_lsb), 6, 2, TARIFF_Q8)
         gate = NoLoadGate(cal.vah_per_lsb, st["start_current_ma"], st["un_v"],
                           st["no_load_ratio_pct"])
         self.output = TestOutput(cal, st["meter_constant"])
+        bc = self._billing_config(board, log)
+        self.tariffs = tf = Tariffs(regs, clock, bc, lpw, log, sp)
+        self.demand = dm = Demand(bc, tf)
+        self.billing = bl = Billing(regs, tf, dm, bc, clock, log, parts.get("billing"))
+        billing_consumers = (tf, dm, bl)  # after the registers, before the storage
         self.metering = m = Metering(self.ade, regs, gate, clock, log, st["period_ms"],
-                                     consumers=(self.output,))
+                                     consumers=(self.output,) + billing_consumers)
         self.testmode = TestMode(clock, log, st, regs.snapshot)
         self.status = Status(board, m, st, self.testmode)
         self.status.events = self.events
         self.catalogue = cat = Catalogue(regs, m, st, self.status, self.testmode, clock, log,
                                          board.serial,
-                                         getattr(board, "device_address", board.serial))
+                                         getattr(board, "device_address", board.serial), bl)
         cat.events = self.events
         from meter.audit import AuditTrail  # WELMEC 7.2 audit trail of the billing parameters
 
         cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
+        cat.on_clock_set = self._clock_set
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
@@ -92,9 +111,17 @@ class Meter:
             self.storage = s = Storage(parts["journal"], regs, m, clock, log,
                                        getattr(board, "commit_s", st["commit_s"]), sp)
             s.power_fail = getattr(board, "power_fail", None)
-            m.consumers = (self.output, s)  # during the warning: every interval committed
+            # during the warning: every interval committed (after the billing consumers)
+            m.consumers = (self.output,) + billing_consumers + (s,)
             s.restore()
         self.profiles = self._profiles(board, parts, st, clock, log, sp)
+        if any(tf.reconcile()) and self.storage is not None:
+            # a journal from before the tariff banks: its energy is tariff 1's, committed
+            from flashstore.journal import REASON_REWRITE
+
+            self.storage.commit(REASON_REWRITE)
+        bl.boot()  # VZ, demand state; a period end passed while off is closed now
+        self.display.tariff = tf
         self.restored = True  # the registers are what the journal held (board reports)
         self.status.storage = cat.storage = self.storage
         st.settle(self.storage.status if self.storage is not None else None)
@@ -139,6 +166,21 @@ class Meter:
         ob.mount()
         return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
                       modem_cfg=getattr(b, "modem_cfg", None))
+    @staticmethod
+    def _billing_config(board, log):
+        # the board's billing configuration (billing.config JSON; the virtual board's
+        # --tariffs FILE), else the documented default; a bad one is logged, default used
+        try:
+            return billing_config.load(getattr(board, "billing_config", None))
+        except ValueError as e:
+            log.log(events.CONFIG_DEFAULTS, 0, "billing configuration: %s" % e)
+            return billing_config.load(None)
+
+    def _clock_set(self, old, new):
+        # the RTC was set (W1 0.9.1/0.9.2): tariff window, demand grid, next billing end
+        self.tariffs.clock_set()
+        self.demand.clock_set(old, new)
+        self.billing.clock_set(new)
 
     def _setting_changed(self, key):
         if key == "meter_constant":
@@ -226,6 +268,8 @@ class Meter:
         from tasks import profile as profile_task
 
         sp("profile", lambda: profile_task.run(self.profiles, b.clock))
+        sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply,
+                                               getattr(b, "btn_demand_reset", None)))
         self._ports(sp)
         if self.uplink is not None:
             sp("uplink", self.uplink.run)
@@ -262,6 +306,7 @@ class Meter:
 
             self.storage.commit(REASON_MANUAL)
         self.profiles.power_down()
+        self.billing.service()  # snapshots and the demand state
         self.settings.flush()
         if self.events is not None:
             self.events.tick(force=True)

@@ -19,7 +19,7 @@ from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.clock import EPOCH_2016, VirtualClock
 from boards.sim.hw import SimPin, SimSPI
 from boards.sim.options import (USAGE, HelpRequested, Options,  # noqa: F401 (the board's API)
-                                UsageError, opening, parse_args, regular)
+                                UsageError, load_tariffs, opening, parse_args, regular)
 from boards.sim.parts import board_lcd, CutGuard, NoNOR, NullLCD
 from boards.sim.report import json_text, Milli
 
@@ -75,6 +75,7 @@ class SimBoard:
         self.power_fail = SimPin("PFAIL")
         self.seal = SimPin("SEAL", 1 if o.seal == "open" else 0)
         self.device_address = o.address or o.serial
+
         self.uart_optical = None
         self.uart_rs485 = None
         if o.optical_tcp is not None:
@@ -118,6 +119,8 @@ class SimBoard:
         self.uplink_leds = (RGBLed(SimPin("U1R"), SimPin("U1G"), SimPin("U1B")),
                             RGBLed(SimPin("U2R"), SimPin("U2G"), SimPin("U2B")))
         opening("--flash %s" % o.flash, self._make_flash)
+        # the billing configuration (firmware/app.py reads it; None: the default)
+        self.billing_config = None if o.tariffs is None else load_tariffs(o.tariffs)
         self.save_rtc()  # the state file exists from the first power-up on
         self.wdt = NullWDT()
         self.lcd = self._make_lcd()
@@ -210,7 +213,7 @@ class SimBoard:
             else:  # cut while booting: nothing metered yet in this run
                 from energy import Registers
 
-                zero = [c for c, _u, _s in Registers(256, 256, 256).codes()]
+                zero = [c for c, _u, _s in Registers(256, 256, 256, 6, 2).codes()]
                 sys.stdout.write(json_text({"registers": {k: Milli(0) for k in zero},
                                              "power_lost": True, "booting": True}) + "\n")
         self.nor.close()

@@ -28,6 +28,12 @@ Metering and time
                      bitflip (one MISO bit of APENERGYA), rstread (RSTREAD off)
   --fault-at S       ... from (or at) simulated second S
 
+Billing
+  --tariffs FILE     billing configuration JSON: time zone and DST rule, tariff
+                     plan (DLMS activity calendar shape), demand, billing
+                     period (README "Billing"; default: UTC, one tariff,
+                     15-min block demand, period end on the 1st at 00:00)
+
 RTC (battery backed; its state is kept in PATH.rtc next to --flash PATH)
   --start T          set the RTC at power-up: ISO 8601 UTC, e.g.
                      2016-01-01T00:00:00Z or 2016-01-01, or seconds since
@@ -118,6 +124,7 @@ class Options:
         self.load_profiles = None  # from --profile-period / --profile-channels
         self.broker = ("127.0.0.1", 1883)
         self.network_outage = None
+        self.tariffs = None  # --tariffs: the billing configuration file or None
 
 
 class UsageError(ValueError):
@@ -147,6 +154,34 @@ def _g(x):
     if x == int(x) and abs(x) < 1e7:
         return str(int(x))
     return "%g" % x
+
+
+def load_tariffs(path):
+    """--tariffs FILE: the billing configuration, checked (lib/billing/config.py); raises
+    UsageError naming the file and its problem or the field. Called by the board after the
+    flash model took its memory (the billing modules' code would fragment the heap)."""
+    try:
+        return _tariffs(path)
+    except ValueError as e:
+        raise UsageError("bad value for --tariffs: %r (%s)" % (path, e)) from None
+
+
+def _tariffs(path):
+    import json
+
+    from billing import config
+
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise ValueError(os_error_text(e)) from None
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        raise ValueError("not valid JSON") from None
+    config.load(cfg)
+    return cfg
 
 
 def _port(v):
@@ -202,6 +237,7 @@ _VALUED = {
     "--voltage": ("voltage", lambda v: _number(v, 1, 354)),
     "--neutral-pct": ("neutral_pct", lambda v: _number(v, 0, 200, True)),
     "--start": ("start", parse_start),
+    "--tariffs": ("tariffs", lambda v: v),
     "--off-time": ("off_time", lambda v: _number(v, 0, 3.2e9)),
     "--flash": ("flash", lambda v: v),
     "--power-fail-at": ("power_fail_at", lambda v: _number(v, 0, 3.2e9)),

@@ -134,6 +134,9 @@ def report(board, meter, power_lost=False):
         "commits": meter.storage.commits if meter.storage else 0,
         "storage": meter.storage_status,
     }
+    b = _billing_report(meter)
+    if b is not None:
+        out["billing"] = b
     out.update(_port_report(board, meter))
     pr = getattr(meter, "profiles", None)
     if pr is not None:  # rows captured in this run, rows that could not be written
@@ -147,6 +150,45 @@ def report(board, meter, power_lost=False):
             st["restore_to_drained_ms"] = d if d >= 0 else None
         out["uplink_leds"] = [list(led.get()) for led in board.uplink_leds]
     sys.stdout.write(json_text(out) + "\n")
+
+
+def _billing_report(meter):
+    # --json: the billing functions (firmware/meter/billing.py): active tariff, VZ, demand
+    # (W, 3 decimals = mW), maxima with their RTC time stamps, the snapshots kept
+    bl = getattr(meter, "billing", None)
+    if bl is None:
+        return None
+    from billing.period import ENERGY_OBIS
+
+    d = bl.demand
+    mx = d.maxima
+    w = d.window
+    snaps = []
+    for s in bl.snapshots():
+        tar = {}
+        for k in range(12):
+            tar["%d.8.%d" % (1 + k // 6, 1 + k % 6)] = s.tariffs[k]
+        snaps.append({"vz": s.vz, "time": s.time, "reason": s.reason,
+                      "clock_status": s.clock_status,
+                      "energy_wh": {ENERGY_OBIS[k]: s.energy[k] for k in range(8)},
+                      "tariffs_wh": tar,
+                      "max_w": {"1.6.%d" % k: [s.max_value[k], s.max_time[k]]
+                                for k in range(7)},
+                      "cum_w": {"1.2.%d" % k: s.cum[k] for k in range(7)}})
+    return {
+        "active_tariff": meter.tariffs.active,
+        "vz": bl.vz,
+        "last_end": bl.last_end,
+        "next_end": bl.next_end,
+        "max_demand": {"1.6.%d" % k: [Milli(mx.value[k]), mx.time[k]] for k in range(7)},
+        "cum_demand": {"1.2.%d" % k: Milli(mx.cum[k]) for k in range(7)},
+        "demand": {"last": Milli(w.last_average), "capture_time": w.capture_time,
+                   "current": Milli(w.current_average()), "captures": w.captures,
+                   "thermal": Milli(d.thermal.value)},
+        "resets": mx.resets,
+        "snapshots": snaps,
+        "flash": bl.status,
+    }
 
 
 def _port_report(board, meter):

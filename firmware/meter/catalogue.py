@@ -21,10 +21,12 @@ An entry is a tuple ``(obis, kind, unit, decimals, access, source)`` (indexes ``
   K_LIST        tuple of OBIS codes
   K_SEGMENTS    no value: the LCD segment test (8.8.8)
   K_ACTION      no value: executed (E2)
+  K_DEMAND      int, mW (demand, maximum demand), shown as kW with 3 decimals
   ============  =========================================================================
 
 - ``access``: bits A_READ (protocols read it), A_SHOW (it may be on the LCD lists),
-  A_WRITE, A_EXEC, A_SEAL (writing or executing needs the seal open);
+  A_WRITE, A_EXEC, A_SEAL (writing or executing needs the seal open), A_HIST (a
+  historical value ``X*VZ`` of a closed billing period: the source is the code itself);
 - ``source``: what gives the value: a register selector (lib/energy), a key of
   ``Metering.instant_milli``, or a name: the catalogue's methods ``_g_<name>`` (read),
   ``_s_<name>`` (write) and ``_x_<name>`` (execute) serve the entry.
@@ -37,6 +39,18 @@ protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`
 closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
 KeyError: no value yet, e.g. instantaneous values before the first reading).
 
+Billing (with ``billing=``, meter.billing.Billing; docs/ARCHITECTURE.md): the tariff
+registers of the tariffs the plan uses (1.8.E, 2.8.E, E = 1..``billing.tariffs_used``; the
+banks beyond and the net per tariff have no entry: RAM), the active
+tariff 0.0.96.14.0, the billing period counter 0.1.0 (VZ) and the time of the last end
+0.1.2 (``Zyymmddhhmmss``), demand 1.4.0 (current average), 1.5.0 (last average), 1.14.0
+(thermal), maximum demand 1.6.0 / 1.6.1..1.6.6 with their time stamps ``1.6.E.T``
+(``Zyymmddhhmmss``, local time, Z = 1 in DST; "0000000000000" while there is none), the
+cumulative maxima 1.2.0..1.2.6, the demand reset C.91.5 (E2, seal open; refused within
+the reset lockout: Failed), and every historical value ``1.8.0*VZ``, ``1.8.E*VZ``,
+``2.8.E*VZ``, ``1.6.E*VZ``, ``1.6.E.T*VZ``, ``1.2.E*VZ``, ``0.1.2*VZ`` of the snapshots
+kept (R1 only: not in the catalogue's order).
+
 Adding a quantity: one entry in ``_TABLE`` (or, for a register, nothing here: the energy
 entries are made from the register layout, lib/energy.Registers.codes) plus its source.
 RAM: the static rows are one constant tuple (in flash when frozen) and are the entries
@@ -47,6 +61,7 @@ reads dispatch on the kind and allocate only what the value itself needs.
 from micropython import const
 
 import events
+from energy import NET
 from meter import defaults, swid
 from meter.testmode import SRC_COMMAND
 
@@ -60,12 +75,14 @@ K_INT = const(7)
 K_LIST = const(8)
 K_SEGMENTS = const(9)
 K_ACTION = const(10)
+K_DEMAND = const(11)
 
 A_READ = const(1)
 A_SHOW = const(2)
 A_WRITE = const(4)
 A_EXEC = const(8)
 A_SEAL = const(16)
+A_HIST = const(32)
 
 # the fields of an entry
 E_OBIS = const(0)
@@ -120,6 +137,55 @@ _TABLE = (
 _ENERGY_AT = const(6)
 
 
+# the billing entries (module docstring; with ``billing=``), after the energy registers: a
+# constant tuple (in flash when frozen: no RAM on a device)
+_XS = const(A_EXEC | A_SEAL)
+_BILLING_TABLE = (
+    ("0.0.96.14.0", K_INT, None, 0, _RS, "b:tariff"),
+    ("0.1.0", K_INT, None, 0, _RS, "b:vz"),
+    ("0.1.2", K_TEXT, None, 0, _R, "b:end"),
+    ("1.4.0", K_DEMAND, "kW", 3, _RS, "b:cur"),
+    ("1.5.0", K_DEMAND, "kW", 3, _RS, "b:last"),
+    ("1.14.0", K_DEMAND, "kW", 3, _RS, "b:thermal"),
+    ("1.6.0", K_DEMAND, "kW", 3, _RS, "b:max0"),
+    ("1.6.0.T", K_TEXT, None, 0, _R, "b:maxt0"),
+    ("1.6.1", K_DEMAND, "kW", 3, _RS, "b:max1"),
+    ("1.6.1.T", K_TEXT, None, 0, _R, "b:maxt1"),
+    ("1.6.2", K_DEMAND, "kW", 3, _RS, "b:max2"),
+    ("1.6.2.T", K_TEXT, None, 0, _R, "b:maxt2"),
+    ("1.6.3", K_DEMAND, "kW", 3, _RS, "b:max3"),
+    ("1.6.3.T", K_TEXT, None, 0, _R, "b:maxt3"),
+    ("1.6.4", K_DEMAND, "kW", 3, _RS, "b:max4"),
+    ("1.6.4.T", K_TEXT, None, 0, _R, "b:maxt4"),
+    ("1.6.5", K_DEMAND, "kW", 3, _RS, "b:max5"),
+    ("1.6.5.T", K_TEXT, None, 0, _R, "b:maxt5"),
+    ("1.6.6", K_DEMAND, "kW", 3, _RS, "b:max6"),
+    ("1.6.6.T", K_TEXT, None, 0, _R, "b:maxt6"),
+    ("1.2.0", K_DEMAND, "kW", 3, _RS, "b:cum0"),
+    ("1.2.1", K_DEMAND, "kW", 3, _RS, "b:cum1"),
+    ("1.2.2", K_DEMAND, "kW", 3, _RS, "b:cum2"),
+    ("1.2.3", K_DEMAND, "kW", 3, _RS, "b:cum3"),
+    ("1.2.4", K_DEMAND, "kW", 3, _RS, "b:cum4"),
+    ("1.2.5", K_DEMAND, "kW", 3, _RS, "b:cum5"),
+    ("1.2.6", K_DEMAND, "kW", 3, _RS, "b:cum6"),
+    ("C.91.5", K_ACTION, None, 0, _XS, "demand_reset"),
+)
+
+
+def _hist_entry(obis):
+    # the entry of a historical value X*VZ (read through Billing.historical)
+    base = obis.partition("*")[0]
+    if base.endswith(".T") or base == "0.1.2":
+        kind, unit = K_TEXT, None
+    elif base.startswith("1.6.") or base.startswith("1.2."):
+        kind, unit = K_DEMAND, "kW"
+    else:
+        kind, unit = K_ENERGY, "kWh" if base[:2] in ("1.", "2.") else "kvarh"
+        if base.startswith("9.") or base.startswith("10."):
+            unit = "kVAh"
+    return (obis, kind, unit, 3, A_READ | A_HIST, obis)
+
+
 class NotWritable(KeyError):
     """No writable (or executable) entry of that code."""
 
@@ -146,7 +212,7 @@ class Catalogue:
     Registers the list validators with ``settings``."""
 
     def __init__(self, registers, metering, settings, status, testmode, clock, log, serial,
-                 address):
+                 address, billing=None):
         self.registers = registers
         self.metering = metering
         self.settings = settings
@@ -159,13 +225,22 @@ class Catalogue:
         self.storage = None
         self.events = None
         self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
+        self.billing = billing
+        self.on_clock_set = None  # callable(old, new): the billing consumers re-align
+        used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
         for i in range(len(_TABLE)):
             if i == _ENERGY_AT:
                 for obis, unit, sel in registers.codes():
+                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
+                        continue  # banks the plan does not use, net per tariff: no entry
                     order.append(obis)
                     ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
+                if billing is not None:
+                    for row in _BILLING_TABLE:
+                        order.append(row[0])
+                        ent[row[0]] = row
             row = _TABLE[i]
             order.append(row[0])
             ent[row[0]] = row
@@ -179,7 +254,10 @@ class Catalogue:
 
     def entry(self, obis):
         """The entry tuple of ``obis`` (module docstring, fields ``E_*``) or None."""
-        return self._ent.get(obis)
+        e = self._ent.get(obis)
+        if e is None and self.billing is not None and "*" in obis:
+            return _hist_entry(obis)
+        return e
 
     def codes(self, access):
         """Codes (catalogue order) whose entries have every bit of ``access``."""
@@ -209,7 +287,7 @@ class Catalogue:
     def read(self, obis, access=A_READ):
         """The value of ``obis`` (typed by its kind). KeyError if there is no entry with
         ``access``, Unavailable (a KeyError) if it has no value yet."""
-        e = self._ent.get(obis)
+        e = self.entry(obis)
         if e is None or not e[E_ACCESS] & access:
             raise KeyError(obis)
         return self.value(e)
@@ -217,6 +295,8 @@ class Catalogue:
     def value(self, e):
         """The value of entry ``e``."""
         k = e[E_KIND]
+        if e[E_ACCESS] & A_HIST:
+            return self.billing.historical(e[E_SRC])
         if k == K_ENERGY:
             return self.registers.milli(e[E_SRC])
         if k == K_INSTANT:
@@ -226,6 +306,8 @@ class Catalogue:
             return v
         if k == K_SEGMENTS or k == K_ACTION:
             return None
+        if k == K_DEMAND or e[E_SRC][:2] == "b:":
+            return self.billing.read(e[E_SRC])
         return getattr(self, "_g_" + e[E_SRC])()
 
     def getter(self, obis):
@@ -250,6 +332,10 @@ class Catalogue:
             return inst
         if k == K_SEGMENTS or k == K_ACTION:
             return lambda: None
+        if k == K_DEMAND or e[E_SRC][:2] == "b:":
+            read = self.billing.read
+            key = e[E_SRC]
+            return lambda: read(key)
         return getattr(self, "_g_" + e[E_SRC])  # the bound method, made once
 
     def milli_getter(self, obis):
@@ -362,8 +448,19 @@ class Catalogue:
     def _s_clock(self, secs, src, obis):
         if not isinstance(secs, int) or not 0 <= secs < 3155760000:  # 2000 .. 2099
             raise ValueError("RTC seconds out of range")
+        old = self.clock.time()
         self.clock.set_time(secs)
         self.log.log(events.CLOCK_SET, secs, None, src, obis)
+        if self.on_clock_set is not None:
+            self.on_clock_set(old, secs)
+
+    def _x_demand_reset(self, _arg, src, obis):
+        # closes the billing period (snapshot, VZ + 1, maxima reset); logged by the billing
+        b = self.billing
+        if b is None:
+            raise NotWritable(obis)
+        if b.demand_reset(src) is None:
+            raise Failed("demand reset lockout: %d s left" % b.lockout_left())
 
     def _s_meter_constant(self, v, src, obis):
         # metrological: in flash before the ACK (never acknowledged and then lost)

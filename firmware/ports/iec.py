@@ -123,6 +123,9 @@ def text(e, v):
         return ("--------" if v is None else "%08X" % v), None
     if k == C.K_INT:
         return "%d" % v, e[C.E_UNIT]
+    if k == C.K_DEMAND:  # mW -> kW with 3 decimals (W)
+        w = v // 1000
+        return "%d.%03d" % (w // 1000, w % 1000), e[C.E_UNIT]
     if k == C.K_LIST:
         return ",".join(v), None
     return v, None

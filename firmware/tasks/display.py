@@ -105,6 +105,7 @@ class DisplayTask:
         self._btn = btn
         self._sw = sw
         self._relay = relay
+        self.tariff = None  # meter.tariffs.Tariffs (``active``) for the T1..T6 annunciator
         self._ms = ticks_ms or ticks.ticks_ms
         self.mode = MODE_NORMAL
         self._tm = testmode.changes
@@ -161,6 +162,8 @@ class DisplayTask:
                     _energy_ann(code), e[C.E_UNIT])
         if k == C.K_INSTANT:
             return (code, cat.milli_getter(code), e[C.E_DEC], 0, e[C.E_UNIT])
+        if k == C.K_DEMAND:  # mW, shown in whole W (the glass has W, not kW)
+            return (code, cat.getter(code), 0, 0, "W")
         if k == C.K_SEGMENTS:
             return lcd.render_segment_test
         get = cat.getter(code)
@@ -216,7 +219,8 @@ class DisplayTask:
 
     def flags(self):
         m = self.metering
-        f = lcd.ANN_T1
+        tar = self.tariff  # the active tariff (meter.tariffs.Tariffs), else T1
+        f = lcd.tariff_ann(tar.active) if tar is not None else lcd.ANN_T1
         inst = m.instant_milli
         if inst is not None and not m.no_load:
             f |= lcd.ANN_EXPORT if inst["P"] < 0 else lcd.ANN_IMPORT

@@ -157,5 +157,12 @@ def test_registers_and_readout_identical_to_the_reference(tmp_path):
         ref = json.load(f)
     for run in ("day", "four_quadrant"):
         for k in ref[run]:
-            assert got[run][k] == ref[run][k], (run, k, got[run][k], ref[run][k])
+            g = got[run][k]
+            if k == "registers":  # plus the tariff banks (issue 10): one tariff by default
+                g = {c: v for c, v in g.items() if c in ref[run][k]}
+                for c, v in got[run][k].items():
+                    if c not in ref[run][k]:
+                        want = ref[run][k][c[:-1] + "0"] if c.endswith(".1") else 0
+                        assert c.split(".")[0] in ("1", "2", "16") and v == want, (run, c, v)
+            assert g == ref[run][k], (run, k, g, ref[run][k])
     assert got["optical"] == ref["optical"], (got["optical"], ref["optical"])

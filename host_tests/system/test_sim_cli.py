@@ -121,7 +121,8 @@ def test_json_numbers_are_exact_to_the_register_resolution():
     line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
     regs = re.search(r'"registers": \{[^}]*\}', line).group(0)
     nums = re.findall(r'": (-?[0-9.e+-]+)', regs)
-    assert len(nums) == 11 and all(re.fullmatch(r"-?\d+\.\d{3}", n) for n in nums), regs
+    # 11 totals + 6 tariff banks x (1.8.E, 2.8.E, 16.8.E) (issue 10)
+    assert len(nums) == 29 and all(re.fullmatch(r"-?\d+\.\d{3}", n) for n in nums), regs
     assert re.search(r'"sim_s": 1260\.000', line), line[:300]
     assert re.search(r'"wall_s": \d+\.\d{3}[,}]', line), line
     assert json.loads(line)["registers"]["1.8.0"] == 72.816

@@ -101,7 +101,8 @@ def test_misclocked_bus_mid_export_invents_nothing():
                    "misclocked", "--fault-at", 150)
     rows = read_trace(FOUR_Q)
     before = integral(rows, 149)
-    for k, v in out["registers"].items():
+    for k in before:  # the totals (the tariff banks sum to them: issue 10)
+        v = out["registers"][k]
         assert before[k] - _q(before[k]) <= v <= before[k] + _q(before[k]) + 0.6, (k, v)
     assert out["registers"]["1.8.0"] <= before["1.8.0"] + _q(before["1.8.0"]), out
     codes = [e[1] for e in out["events"]]

@@ -15,7 +15,9 @@ from simkit import StepTrace
 JOURNAL = 64 * 1024  # the virtual board's journal partition: offset 0, 64 KiB
 EVENTS = (72 * 1024, 32 * 1024)
 NEAR = (1 << 30) - 1  # the largest small int on a 32-bit port
-PAYLOAD = storage.payload_size(8)  # the totals alone: 76 bytes
+# the app's layout: the totals + 6 tariff banks of A+/A- (issue 10, meter/tariffs.py): 172 bytes
+PAYLOAD = storage.payload_size(20)
+ZERO = storage.convert(0, 0, [0] * 8, [0] * 8, 0, 0, 6, 2)  # a record of that layout
 
 
 def _board(start=None):
@@ -117,10 +119,10 @@ def test_payload_keeps_the_schema_2_layout_past_2034():
     r = m.registers
     t = board.clock.time()
     st = NEAR - 2
-    want = struct.pack("<BBHHHHH8I8I", 0, 0, 0, t & 0xFFFF, t >> 16, st & 0xFFFF, st >> 16,
+    want = struct.pack("<BBHHHHH20I20I", 6, 2, 0, t & 0xFFFF, t >> 16, st & 0xFFFF, st >> 16,
                        *(r.whole + r.res))
     assert bytes(s.payload()) == want, "payload layout (module docstring)"
-    assert storage.SCHEMA == 2 and len(want) == PAYLOAD == 76
+    assert storage.SCHEMA == 2 and len(want) == PAYLOAD == 172
 
 
 def test_power_fail_path_packs_and_stores_only_small_ints():
@@ -132,7 +134,7 @@ def test_power_fail_path_packs_and_stores_only_small_ints():
     j = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
     j.recover()
     j.maintain()
-    j.commit(bytes(PAYLOAD))
+    j.commit(ZERO)
     _rewrite_seq(part, j, (1 << 30) - 3)  # the journal's sequence crosses 2**30 below
     m = _meter(board)
     s = m.storage
@@ -209,7 +211,7 @@ def test_power_fail_commit_allocates_nothing_near_the_31_bit_limit():
         j = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
         j.recover()
         j.maintain()
-        j.commit(bytes(PAYLOAD))
+        j.commit(ZERO)
         _rewrite_seq(part, j, (1 << 30) - 2)
         s = _storage(m, part)
         s.restore()
@@ -329,8 +331,11 @@ def test_schema_1_is_migrated_with_every_total_kept():
     m = _meter(board)
     assert m.storage_status == "ok" and m.storage.journal.status == journal.STATUS_MIGRATED, (
         m.storage_status)
-    assert m.registers.whole == [300 + r for r in range(8)], m.registers.whole
-    assert m.registers.res == [30 + r for r in range(8)], m.registers.res
+    assert m.registers.whole[:8] == [300 + r for r in range(8)], m.registers.whole
+    assert m.registers.res[:8] == [30 + r for r in range(8)], m.registers.res
+    # the energy before the tariff banks existed is tariff 1's (meter/tariffs.reconcile)
+    assert m.registers.milli(0x10) == m.registers.milli(0), "1.8.1 == 1.8.0"
+    assert m.registers.milli(0x11) == m.registers.milli(1), "2.8.1 == 2.8.0"
     ev = [e for e in m.log.entries() if e[1] == events.STORAGE_MIGRATED]
     assert len(ev) == 1 and ev[0][2] == 1, ev
     k = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)  # no conversion now
@@ -338,7 +343,7 @@ def test_schema_1_is_migrated_with_every_total_kept():
     assert p is not None and k.status == journal.STATUS_OK, k.status
     assert k.found_reason == journal.REASON_REWRITE and k.found_schema == storage.SCHEMA
     n, w, whole, res, t, steps = storage.unpack(p)
-    assert (n, w) == (0, 0) and whole == m.registers.whole and res == m.registers.res, (n, w)
+    assert (n, w) == (6, 2) and whole == m.registers.whole and res == m.registers.res, (n, w)
     assert t == board.clock.time(), "stamped by the rewrite"
 
 
@@ -354,7 +359,9 @@ def test_a_layout_change_keeps_every_register_both_layouts_have():
     regs = Registers(lpw, lpw, lpw, tariffs=3, tariff_width=2)
     s = storage.Storage(_jpart(board), regs, m.metering, board.clock, m.log)
     assert s.payload_size == 12 + 8 * 14 and s.restore() == "ok"
-    assert regs.whole[:8] == [300 + r for r in range(8)] and max(regs.whole[8:]) == 0
+    # the app's layout has 6 tariff banks (bank 1 holds the migrated totals): the 3 kept
+    assert regs.whole[:8] == [300 + r for r in range(8)], regs.whole
+    assert regs.whole[8:] == m.registers.whole[8:14], (regs.whole, m.registers.whole)
     regs.add_tariff(2, 1000000, 0, 1000000)
     regs.add(1000000, 0, 1000000)
     t2 = regs.whole[regs.base(2)]
@@ -447,7 +454,7 @@ def test_a_journal_written_by_the_firmware_before_issue_8_restores():
     old = struct.unpack("<8I8IIII", newest)
     m = _meter(board)
     assert m.storage_status == "ok" and m.storage.journal.found_schema == 1
-    assert m.registers.whole == list(old[:8]) and m.registers.res == list(old[8:16])
+    assert m.registers.whole[:8] == list(old[:8]) and m.registers.res[:8] == list(old[8:16])
     got = m.registers.snapshot()
     for k, v in ref["registers"].items():
         assert got[k] == int(round(v * 1000)), (k, got[k], v)
@@ -637,7 +644,8 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
         pass
     # the 200 Wh trigger fires every 200 s, before and after the wrap
     assert s.commits >= 11, "commits in 2400 s: %d" % s.commits
-    j = journal.Journal(Partition(dev, 0, dev.size), PAYLOAD, schema=storage.SCHEMA)
+    j = journal.Journal(Partition(dev, 0, dev.size), storage.payload_size(8),
+                        schema=storage.SCHEMA)
     got = struct.unpack_from("<I", j.recover(), 12)[0]
     assert regs.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
         regs.whole[0] - got)
@@ -773,13 +781,14 @@ def test_power_fail_warning_path_allocates_nothing_through_the_virtual_board():
     j = journal.Journal(part, PAYLOAD, schema=storage.SCHEMA)
     j.recover()
     j.maintain()
-    j.commit(bytes(PAYLOAD))
+    j.commit(ZERO)
     _rewrite_seq(part, j, (1 << 30) - 2)
     m = _meter(board)
     _near_limit(m)
     _chip_up(m, {0x21E: 0x100, 0x220: 0x80, 0x222: 0x180})
     s = m.storage
     s.stamp()
+    m.supply.warning = True  # as power_fail_begin sets it (the billing consumers read it)
     oks = []
     for _i in range(3):
         board.clock._now += 700
@@ -801,7 +810,7 @@ def test_power_fail_warning_path_allocates_nothing_through_the_virtual_board():
     k = journal.Journal(Partition(board.nor, 0, JOURNAL), PAYLOAD, schema=storage.SCHEMA)
     p = k.recover()
     assert k.seq == (1 << 30) + 1, k.seq
-    assert list(struct.unpack_from("<8I", p, 12)) == m.registers.whole, "flash holds RAM"
+    assert list(struct.unpack_from("<20I", p, 12)) == m.registers.whole, "flash holds RAM"
     assert board.rtc_file.saves > 0, "the RTC state is saved outside a locked heap"
 
 
@@ -874,7 +883,7 @@ async def test_power_fail_warning_commits_every_interval_and_shows_every_pulse()
             await clock.sleep_ms(1000 if i else 100)
             k = journal.Journal(_jpart(board), PAYLOAD, schema=storage.SCHEMA)
             p = k.recover()
-            assert list(struct.unpack_from("<8I", p, 12)) == m.registers.whole, (
+            assert list(struct.unpack_from("<20I", p, 12)) == m.registers.whole, (
                 "flash holds what RAM holds during the warning", i)
             assert board.led_kwh.rises == m.output.pulse.total, (
                 i, board.led_kwh.rises, m.output.pulse.total)

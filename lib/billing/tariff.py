@@ -47,6 +47,11 @@ class TariffClock:
         self._order = [0] * (_MAXT + 1)  # order of first appearance in the interval
         self.recomputes = 0
 
+    def invalidate(self):
+        """Forget the cached window (the RTC was set, the calendar changed)."""
+        self._lo = 1
+        self._hi = 0
+
     def window(self, t):
         """(tariff, lo, hi): the tariff in force at ``t`` and the window [lo, hi) around
         ``t`` in which it holds (lo <= t < hi), in the clock's unit."""

@@ -75,11 +75,16 @@ class Registers:
 
     ``lpw``, ``lpvar``, ``lpva``: chip LSB per Wh / varh / VAh, times 256 (ints from
     :func:`lsb_per_unit_q8`); ``tariffs``: tariff banks 0..6; ``tariff_width``: registers
-    per tariff bank, one of ``TARIFF_WIDTHS`` (0 only with no tariffs). Raises ValueError
-    for another layout.
+    per tariff bank, one of ``TARIFF_WIDTHS`` (0 only with no tariffs); ``tariff_q8``:
+    the tariff banks' own unit per register unit times 256 (default: the totals' chip LSB,
+    so that :meth:`add_tariff` takes chip counts). ``tariff_q8=256000`` makes a tariff
+    bank count whole mWh (mvarh, mVAh): ``add_tariff`` then takes thousandths and the
+    readout equals their sum exactly (the billing wiring, firmware/meter/tariffs.py, feeds
+    the totals' mWh increments, so the tariff registers sum exactly to the totals' readout).
+    Raises ValueError for another layout.
     """
 
-    def __init__(self, lpw, lpvar, lpva, tariffs=0, tariff_width=2):
+    def __init__(self, lpw, lpvar, lpva, tariffs=0, tariff_width=2, tariff_q8=None):
         if not 0 <= tariffs <= MAX_TARIFFS or tariff_width not in TARIFF_WIDTHS or (
                 tariffs and not tariff_width):
             raise ValueError("register banks: tariffs 0..6 of width 2, 6 or 8")
@@ -91,8 +96,9 @@ class Registers:
         self.whole = [0] * n
         self.res = [0] * n
         unit = (lpw, lpw, lpvar, lpvar, lpvar, lpvar, lpva, lpva)
+        tu = unit if tariff_q8 is None else (tariff_q8,) * COUNT
         self._div = [unit[i] for i in range(COUNT)] + [
-            unit[i] for _ in range(tariffs) for i in range(tariff_width)]
+            tu[i] for _ in range(tariffs) for i in range(tariff_width)]
 
     def __len__(self):
         return len(self.whole)

@@ -78,6 +78,13 @@ AUDIT_FULL = const(224)  # no room left: further parameter changes refused (valu
 AUDIT_REFUSED = const(225)  # a change refused because the trail is full; subject: parameter
 AUDIT_CLEARED = const(226)  # read out and cleared under the open seal (value: entries)
 
+# 100..109: billing functions (issue 10 part A: firmware/meter/billing.py, tariffs.py)
+BILLING_END = const(100)  # end of billing period closed (schedule); value: the new VZ
+DEMAND_RESET = const(101)  # demand reset (E2 C.91.5, button): period closed; value: new VZ
+DEMAND_RESET_REFUSED = const(102)  # demand reset within the lockout; value: seconds left
+DST_CHANGED = const(103)  # DST began (value 1) or ended (0): IDIS 3
+TOU_ACTIVATED = const(104)  # the passive tariff plan became active: IDIS 9
+
 # PROG_EXIT values
 EXIT_B0 = const(1)
 EXIT_TIMEOUT = const(2)
@@ -118,6 +125,9 @@ NAMES = {
     AUDIT_CLEARED: "audit trail cleared",
     UPLINK_DROPPED: "uplink outbox full: oldest dropped",
     UPLINK_EVENTS_SKIPPED: "uplink: events not sent one by one",
+    BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
+    DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
+    TOU_ACTIVATED: "passive tariff plan activated",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -168,7 +178,8 @@ IDIS_CODES = {
     METROLOGY_FAULT: 16, CHIP_RESET: 16, ENERGY_IMPLAUSIBLE: 16, TASK_FAILED: 15,
     PARAM_CHANGED: 47, CONFIG_DEFAULTS: 47, TCOVER_OPEN: 40, TCOVER_CLOSED: 41,
     MAGNET_ON: 42, MAGNET_OFF: 43, COVER_OPEN: 44, COVER_CLOSED: 45, WRONG_PASSWORD: 46,
-    PW_WHILE_LOCKED: 46, PROG_LOCKED: 46, SEALED_REFUSED: 46,
+    PW_WHILE_LOCKED: 46, PROG_LOCKED: 46, SEALED_REFUSED: 46, DST_CHANGED: 3,
+    TOU_ACTIVATED: 9,
 }
 _IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
                WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
