@@ -79,6 +79,7 @@ class Meter:
         self.output = TestOutput(cal, st["meter_constant"])
         bc = self._billing_config(board, log)
         self.tariffs = tf = Tariffs(regs, clock, bc, lpw, log, sp)
+        self.zone = tf.zone  # the clock's time zone and DST rule (load profiles' DST bit)
         self.demand = dm = Demand(bc, tf)
         self.billing = bl = Billing(regs, tf, dm, bc, clock, log, parts.get("billing"))
         billing_consumers = (tf, dm, bl)  # after the registers, before the storage
