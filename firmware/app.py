@@ -15,10 +15,12 @@ from ade7953 import ADE7953, Calibration
 from billing import config as billing_config
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
+from meter.audit import AuditTrail
 from meter.billing import Billing
 from meter.catalogue import Catalogue
 from meter.demand import Demand
 from meter.metering import Metering
+from meter.profile import Profiles
 from meter.settings import Settings
 from meter.status import Status
 from meter.supply import Supply
@@ -28,6 +30,7 @@ from meter.tariffs import TARIFF_Q8, Tariffs
 from meter.testoutput import TestOutput
 from tasks import billing as billing_task
 from tasks import leds
+from tasks import profile as profile_task
 from tasks import storage as storage_tasks
 from tasks.display import DisplayTask
 from tasks.supervisor import Supervisor
@@ -92,8 +95,7 @@ class Meter:
                                          board.serial,
                                          getattr(board, "device_address", board.serial), bl)
         cat.events = self.events
-        from meter.audit import AuditTrail  # WELMEC 7.2 audit trail of the billing parameters
-
+        # WELMEC 7.2 audit trail of the billing parameters
         cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         cat.on_clock_set = self._clock_set
         st.check(("test_mode_minutes", "display_list", "alt_list"))
@@ -139,8 +141,6 @@ class Meter:
     def _profiles(self, board, parts, st, clock, log, sp):
         """The interval load profiles (meter/profile.py) on the ``profile`` partition, started
         from the restored registers; a step consumer after the others."""
-        from meter.profile import Profiles
-
         cfg = getattr(board, "load_profiles", None) or st.get("load_profiles")
         part = parts.get("profile")
         zone = getattr(self, "zone", None)  # lib/billing/localtime.Zone (the clock's), or UTC
@@ -266,8 +266,6 @@ class Meter:
         sp("housekeeping", lambda: storage_tasks.housekeeping(
             self.settings, self.events, b.clock, uptime))
         sp("tamper", self.tamper.run)
-        from tasks import profile as profile_task
-
         sp("profile", lambda: profile_task.run(self.profiles, b.clock))
         sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply,
                                                getattr(b, "btn_demand_reset", None)))
