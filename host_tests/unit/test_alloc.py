@@ -70,11 +70,15 @@ def _set(drv, vrms, ia, ib, w, var, va, pf, period, angle):
     drv.pf, drv.period, drv.angle = pf, period, angle
 
 
-_EXTREMES = ((0, 0, 0, 0, 0, 0, 0, 0, 0),
-             (5870000, 2240000, 2240000, 3600000, -3600000, 5100000, -30000, 4474, -1118),
-             ((1 << 24) - 1, (1 << 24) - 1, 1, (1 << 23) - 1, -(1 << 23), (1 << 23) - 1,
-              32767, 65535, -32768), (1, 1, 1, -1, 1, -1, -32768, 3414, 32767),
-             (9, 9, 9, 9, 9, 9, 9, 2796, 9))
+# Parsed from text, not written as int constants: in a frozen module (mpy-tool, the emulated
+# cores) a constant tuple keeps its ints beyond +-8191 as long-int objects, whose arithmetic
+# allocates under heap_lock although the values are small (int() of a text gives small ints)
+_EXTREMES = tuple(tuple(int(x) for x in row.split()) for row in (
+    "0 0 0 0 0 0 0 0 0",
+    "5870000 2240000 2240000 3600000 -3600000 5100000 -30000 4474 -1118",
+    "16777215 16777215 1 8388607 -8388608 8388607 32767 65535 -32768",  # 2^24-1, 2^23-1, ...
+    "1 1 1 -1 1 -1 -32768 3414 32767",
+    "9 9 9 9 9 9 9 2796 9"))
 
 
 def _cases():
@@ -164,8 +168,8 @@ def test_instant_into_allocates_nothing_and_stays_in_31_bits():
 
 
 def test_instant_into_extremes_allocate_nothing():
-    # (on the emulated Cortex-M3 cores these register sets, unlike the 40 random ones above,
-    # raise MemoryError under heap_lock: tools/emu/emu_host_only.KNOWN_DEFECTS)
+    # (these register sets once raised MemoryError on the emulated Cortex-M3 cores: written as
+    # int constants they were long-int objects in the frozen test module, see _EXTREMES)
     drv = _drv()
     d = {k: 0 for k in _KEYS}
     drv.instant_into(d)

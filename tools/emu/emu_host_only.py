@@ -131,8 +131,4 @@ HOST_ONLY = {
 # exception (reported as "known defect"); once it passes the run fails until the entry goes,
 # so a fix is noticed and the check comes back into force.
 KNOWN_DEFECTS = {
-    "test_alloc.test_instant_into_extremes_allocate_nothing": (
-        "MemoryError", "ADE7953.instant_into allocates on the 32-bit core for these register "
-        "sets (40 random ones and single calls with each extreme pass heap-locked there; "
-        "the unix port and the 31-bit check pass): not found yet (issue 12)"),
 }
