@@ -103,6 +103,9 @@ class SimBoard:
         try:  # the model bridges to real TCP: no modem where there are no sockets (the
             import socket  # noqa: F401  emulated cores: no heap spent on it there)
 
+            if o.no_uplink:  # --no-uplink: a board without the modem
+                raise ImportError("--no-uplink")
+
             from boards.sim.modem import Sim800Model
 
             self.modem = Sim800Model()

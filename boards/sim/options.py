@@ -71,6 +71,7 @@ Ports and inputs
                      modem network conditions)
   --broker H:P       MQTT broker of the uplink, reached through the modem model
                      (default 127.0.0.1:1883; none there: quiet retries)
+  --no-uplink        no modem on the board: the uplink does not start
   --network-outage A:B  the modem's network goes down (+PDP: DEACT) at
                      simulated second A and comes back at B
   --seal open|closed seal switch (default closed)
@@ -111,6 +112,7 @@ class Options:
         self.cut_at_op = None
         self.commit_s = 300
         self.no_flash = False
+        self.no_uplink = False
         self.optical_tcp = None
         self.rs485_bus = None
         self.optical_dev = None
@@ -256,7 +258,8 @@ _VALUED = {
 _CHOICES = {"--fault": ("fault", FAULTS),
             "--seal": ("seal", ("open", "closed")),
             "--rtc-battery": ("rtc_battery", ("ok", "flat"))}
-_FLAGS = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash"}
+_FLAGS = {"--json": "json", "--plain": "plain", "--quiet": "quiet", "--no-flash": "no_flash",
+          "--no-uplink": "no_uplink"}
 
 
 def _speed(v):

@@ -68,6 +68,11 @@ class Uplink:
         self.catalogue = catalogue
         self.log = log
         self.outbox = outbox
+        # an outage's drops: logged when the first goes and, with the total, when a message
+        # is delivered again (not once per dropped sector: a week offline would flood the
+        # event log with them, and each is forwarded, i.e. queued, too)
+        self._drop_n = 0  # messages dropped in the current episode (0: none)
+        self._drop_seq = (0, 0)  # first and last sequence number dropped in it
         self.supply = supply
         self.serial = serial
         self.broker = broker
@@ -236,6 +241,7 @@ class Uplink:
                       msg.with_seq(seq, body), qos=1)
             self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
             self.outbox.ack(seq)
+            self._delivered()
             if self._drain is not None and self.outbox.pending() == 0:
                 self.drain_end = ticks.ticks_ms()
                 self.drains.append((self._drain[1], ticks.ticks_diff(self.drain_end,
@@ -277,9 +283,22 @@ class Uplink:
 
     def _dropped(self):
         d = self.outbox.take_dropped()
-        if d is not None:  # logged (and so sent as an event, after the oldest left)
+        if d is None:
+            return
+        if self._drop_n == 0:  # the episode's first: logged (and so sent as an event)
             self.log.log(events.UPLINK_DROPPED, d[0], "outbox full: seq %d..%d dropped" % (
                 d[1], d[2]))
+            self._drop_seq = (d[1], d[2])
+        else:
+            self._drop_seq = (self._drop_seq[0], d[2])
+        self._drop_n += d[0]
+
+    def _delivered(self):
+        # a message reached the broker: an episode of drops ends, its total logged
+        if self._drop_n:
+            self.log.log(events.UPLINK_DROPPED, self._drop_n,
+                         "outbox was full: seq %d..%d dropped in all" % self._drop_seq)
+            self._drop_n = 0
 
     def last_gasp(self, budget_ms=100):
         """The power-fail warning began (firmware/app.py calls this from the warning, before

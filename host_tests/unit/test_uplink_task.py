@@ -120,3 +120,23 @@ def test_commands_answered_and_relay_refused():
     assert acks[2] == {"ok": False, "error": "bad request"}
     assert acks[3]["ok"] and up.catalogue.written == ("0.9.1", 504921700, 4)
     assert acks[4] == {"id": 10, "cmd": "time", "ok": False, "error": "rate limited"}
+
+
+def test_a_long_outage_logs_its_drops_twice_not_once_per_sector():
+    # the outbox full for days: each dropped sector logged UPLINK_DROPPED (and forwarded it,
+    # i.e. queued one more message): two weeks offline filled the event log with them and
+    # pushed the billing events out of the meter's RAM log
+    import events
+
+    r, broker, up, ob, log = _rig()
+    r.model.network_down("deact")
+    n = 0
+    while ob.dropped < 40:  # several sectors' worth dropped
+        ob.put(KIND_READING, '{"n":%d}' % n)
+        up._dropped()
+        n += 1
+    assert log.count(events.UPLINK_DROPPED) == 1, log.entries()
+    r.model.network_up()
+    _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
+    got = [e for e in log.entries() if e[1] == events.UPLINK_DROPPED]
+    assert len(got) == 2 and got[1][2] == ob.dropped, got  # the episode's total
