@@ -138,7 +138,8 @@ if [ "$WANT_RP2" = 1 ]; then
               "tinyusb:$EMU_DIR/src/tinyusb-source/usr/src/tinyusb" \
               "mbedtls:$EMU_DIR/src/mbedtls-$EMU_MBEDTLS_UPSTREAM"; do
     sub="${pair%%:*}"; target="${pair#*:}"
-    if [ ! -L "$MP_SRC/lib/$sub" ]; then
+    # (also a link to elsewhere: a cache copied from another checkout points into it)
+    if [ ! -L "$MP_SRC/lib/$sub" ] || [ "$(readlink "$MP_SRC/lib/$sub")" != "$target" ]; then
       rmdir "$MP_SRC/lib/$sub" 2>/dev/null || rm -rf "$MP_SRC/lib/$sub"
       ln -s "$target" "$MP_SRC/lib/$sub"
     fi
