@@ -11,10 +11,12 @@ Rules:
   refused (the catalogue answers ER09, logged) until the trail is read out (R5 ``P.99``,
   firmware/ports/iec.py) and cleared (E2 ``C.91.7``, only with the seal open: ER06
   otherwise; refused with ER09 while entries were added since the last complete readout).
-- The counter never goes back: a clear writes a first entry (parameter ``C.91.7``, old =
-  the entries cleared, new = 0) that carries it on. The counter and the entries survive a
-  restart (a RingLog of 32-byte slots on >= 4 sectors: at least 255 records are always
-  kept, more than the capacity, so nothing is ever overwritten before a clear).
+- The counter never goes back: a clear writes one entry (parameter ``C.91.7``, old = the
+  entries cleared, new = 0) that carries it on; the trail shows the entries from the last
+  clear entry on (one atomic record: a power cut leaves it whole or cleared). The counter
+  and the entries survive a restart (a RingLog of 32-byte slots on >= 4 sectors: at least
+  255 records are always kept, more than the capacity, so nothing is ever overwritten
+  before a clear).
 - Without an ``audit`` partition the trail lives in RAM (lost at a restart).
 
 Record (24 bytes, little-endian): u32 counter, u32 RTC s, 6-byte parameter (lib/events
@@ -55,6 +57,7 @@ class AuditTrail:
             raise ValueError("audit partition: at least 4 sectors")
         self._part = part
         self._buf = bytearray(RECORD)
+        self._csubj = None
         self._mount()  # at boot: the trail's RAM is taken before the meter's steady state
 
     def _mount(self):
@@ -106,12 +109,31 @@ class AuditTrail:
                          "until it is read out and cleared (E2 C.91.7, seal open)")
 
     def entries(self):
-        """``(counter, t, parameter, old, new, source)`` oldest first."""
+        """``(counter, t, parameter, old, new, source)`` oldest first, from the last clear
+        entry on (older records stay in flash until the ring overwrites them)."""
         self._mount()
-        recs = (r for _s, _t, r in self.ring.entries()) if self.ring is not None else self._ram
-        for r in recs:
+        cs = self._clear_subj()
+        first = 0
+        for r in self._records():
+            if r[8:14] == cs:
+                first = struct.unpack_from("<I", r, 0)[0]
+        for r in self._records():
             n, t, subj, src, _res, old, new = struct.unpack(_FMT, r)
-            yield n, t, events.subject_text(src & 0x30, subj), old, new, src & 7
+            if n >= first:
+                yield n, t, events.subject_text(src & 0x30, subj), old, new, src & 7
+
+    def _records(self):
+        if self.ring is None:
+            return iter(self._ram)
+        return (r for _s, _t, r in self.ring.entries())
+
+    def _clear_subj(self):
+        c = self._csubj
+        if c is None:
+            b = bytearray(6)
+            events.pack_subject(b, CLEAR)
+            c = self._csubj = bytes(b)
+        return c
 
     def p99_lines(self, zone, t_from=None, t_to=None):
         """``P.99(Zyymmddhhmmss)(counter)(parameter)(old)(new)(source)`` lines; a complete
@@ -131,10 +153,10 @@ class AuditTrail:
         if self.read_at != self.counter:
             return False
         n = self._used
-        if self.ring is not None:
-            self.ring.format()
-        else:
-            self._ram = []
-        self._used = 0
+        # one record, written atomically by the ring: a cut leaves the trail either whole
+        # or cleared, and the counter is carried on (a format first would lose it)
         self._append(CLEAR, n, 0, src)
+        if self.ring is None:
+            self._ram = self._ram[-1:]
+        self._used = 0
         return True

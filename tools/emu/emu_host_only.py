@@ -91,6 +91,8 @@ HOST_ONLY = {
                           "(up to 96 KiB, two at once while cutting) have no room outside "
                           "the heap: the core has 128 KiB of SRAM in all"),
     "test_tamper": ("flashmem", 1024 * _KB, _NOR),
+    # cut campaigns: a base NOR image and its copy per cut (32 KiB each)
+    "test_billing_cuts": ("flashmem", 64 * _KB, _NOR64),
     "test_protocols.test_a_flood_of_refusals_cannot_wipe_the_logs":
         ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser":
