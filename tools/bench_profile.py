@@ -23,7 +23,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in ("host_tests/shim", "lib", "firmware", ""):
+for _p in ("host_tests/unit", "host_tests/shim", "lib", "firmware", ""):
     sys.path.insert(0, os.path.join(ROOT, _p))
 
 BAUD = 9600
@@ -99,33 +99,6 @@ def read_profile(port, requests, timeout=600, password="00000000"):
     return out
 
 
-class _Clk:
-    def __init__(self, t0):
-        self.now = 0
-        self.rtc0 = t0 * 1000
-        self.rtc_valid = True
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def ticks_add(self, a, b):
-        return a + b
-
-    def rtc_ms(self):
-        return self.rtc0 + self.now
-
-    def time(self):
-        return (self.rtc0 + self.now) // 1000
-
-
-class _Met:
-    ok = True
-    instant = {"V": 230.0, "f": 50.0}
-
-
 def build(img, days, t0):
     """Write ``days`` of 15-minute rows into a fresh image; returns the figures."""
     from boards.sim.board import SimBoard
@@ -144,9 +117,11 @@ def build(img, days, t0):
     nor = NORFlash(SimBoard.FLASH_SIZE, 4096, 256, path=img)
     part = Partition(nor, off, size)
     trace = read_trace(os.path.join(ROOT, "boards/sim/loads/household_pv_2016.csv"))
-    clk = _Clk(t0)
+    from simkit import ManualClock, MeterStub
+
+    clk = ManualClock(t0)
     regs = Registers(256, 256, 256)
-    pr = Profiles(regs, _Met(), clk, None, part)
+    pr = Profiles(regs, MeterStub(), clk, None, part)
     pr.start()
     w = regs.whole
     frac = [0.0] * 8

@@ -7,11 +7,12 @@ export, and for the status bits and headers the cut leaves."""
 
 import os
 import signal
-import socket
 import subprocess
-import time
 
+from ports import free_port
 from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace, sim_json
+
+from bench_profile import read_profile  # noqa: I001  (tools/ is on the path once simrun is in)
 
 from billing import p01
 from billing.localtime import Zone
@@ -23,78 +24,6 @@ T0 = 825724800  # 2026-03-02 00:00 UTC in RTC seconds
 PF_AT = 2 * 86400 - 5000 + 317  # the power-fail warning, mid-interval
 OFF = 4000  # the outage
 DUR2 = 86400 + 900 - (PF_AT + OFF) % 900  # run 2 ends at a boundary
-
-
-def _bcc(b):
-    x = 0
-    for c in b:
-        x ^= c
-    return x & 0x7F
-
-
-def _cmd(c, t, data=None):
-    body = bytes((ord(c), 0x30 + t)) + ((b"\x02" + data.encode()) if data is not None else b"")
-    body += b"\x03"
-    return b"\x01" + body + bytes((_bcc(body),))
-
-
-def _recv_until(s, pred, timeout=120):
-    buf = bytearray()
-    end = time.monotonic() + timeout
-    while not pred(buf):
-        s.settimeout(max(0.01, end - time.monotonic()))
-        d = s.recv(65536)
-        if not d:
-            raise RuntimeError("connection closed: %r" % bytes(buf[-200:]))
-        buf.extend(d)
-    return bytes(buf)
-
-
-def _done(b):
-    i = b.find(b"\x03")
-    return i >= 0 and len(b) > i + 1
-
-
-def read_profile(port, requests, timeout=600):
-    """Sign on, programming mode, P1, then each request (``(ctype, data set)``); returns the
-    answers' texts (between STX and ETX, BCC checked) and the seconds each took."""
-    t0 = time.monotonic()
-    while True:
-        try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            break
-        except OSError:
-            if time.monotonic() - t0 > 30:
-                raise
-            time.sleep(0.2)
-    out = []
-    try:
-        s.sendall(b"/?!\r\n")
-        _recv_until(s, lambda b: b.endswith(b"\n"))
-        time.sleep(0.2)
-        s.sendall(b"\x06051\r\n")
-        _recv_until(s, _done)  # P0
-        s.sendall(_cmd("P", 1, "(00000000)"))
-        assert _recv_until(s, lambda b: len(b) >= 1) == b"\x06"
-        for ctype, ds in requests:
-            s.sendall(_cmd("R", ctype, ds))
-            t1 = time.monotonic()
-            data = _recv_until(s, _done, timeout)
-            dt = time.monotonic() - t1
-            assert data[0] == 2 and data[-2] == 3 and _bcc(data[1:-1]) == data[-1], data[-40:]
-            out.append((data[1:-2].decode(), dt))
-        s.sendall(_cmd("B", 0))
-    finally:
-        s.close()
-    return out
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def test_profile_over_a_power_cut_read_with_p01(tmp_path):
@@ -109,14 +38,14 @@ def test_profile_over_a_power_cut_read_with_p01(tmp_path):
     end2 = r2["rtc_s"]
     assert end2 % 900 == 0 and end2 == T0 + PF_AT + OFF + DUR2, (end2, DUR2)
     assert r2["profile"]["P.01"]["lost"] == 0, r2["profile"]
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MICROPYPATH=MPYPATH)
     p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--flash", img, "--off-time", "0",
                           "--quiet", "--speed", "1", "--load", LOAD, "--optical-tcp", str(port)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         day = "0260303000000;0260304000000"
-        (text, dt), (day_text, _), (none, _), (err, _), (pf, _) = read_profile(
+        (text, dt, _), (day_text, _, _), (none, _, _), (err, _, _), (pf, _, _) = read_profile(
             port, [(5, "P.01(;)"), (6, "P.01(%s)" % day), (5, "P.01(0300101000000;)"),
                    (5, "P.02(;)"), (5, "P.98.97(;)")])
     finally:

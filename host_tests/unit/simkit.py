@@ -7,13 +7,20 @@ from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.hw import SimPin, SimSPI
 
 MICROPYTHON = sys.implementation.name == "micropython"
+EPOCH_2016 = 504921600  # 2016-01-01 00:00:00 UTC in s since 2000-01-01
 
 
 class ManualClock:
-    """Metering clock moved by hand (ms)."""
+    """Metering clock moved by hand (``now``, ms) and an RTC running with it: ``time()`` is
+    ``t0`` (s since 2000-01-01 UTC; default 2016-01-01, the bundled load's first row) plus
+    the ms moved, ``set_time(s)`` sets the RTC (keeping the sub-second phase) and makes it
+    valid (``rtc_valid``). Small ints only on the ``time()`` path (heap-locked steps)."""
 
-    def __init__(self):
+    def __init__(self, t0=EPOCH_2016):
         self.now = 0
+        self._s0 = t0
+        self._ms0 = 0
+        self.rtc_valid = True
 
     def ticks_ms(self):
         return self.now
@@ -25,10 +32,30 @@ class ManualClock:
         return a + b
 
     def time(self):
-        return 504921600 + self.now // 1000
+        return self._s0 + (self.now + self._ms0) // 1000
+
+    def rtc_ms(self):
+        return self._s0 * 1000 + self.now + self._ms0
+
+    def set_time(self, s):
+        self._s0 = s
+        self._ms0 = -self.now
+        self.rtc_valid = True
 
     async def sleep_ms(self, ms):
         self.now += ms
+
+
+class MeterStub:
+    """What the load profile reads of meter.metering.Metering: ``ok`` and
+    ``instant_value(key)`` (V, f, ...; None when unknown), set through ``instant``."""
+
+    def __init__(self):
+        self.ok = True
+        self.instant = {"V": 230.04, "f": 50.0}
+
+    def instant_value(self, key):
+        return self.instant.get(key)
 
 
 class StepTrace:

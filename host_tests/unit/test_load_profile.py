@@ -12,46 +12,19 @@ from civil import seconds
 from energy import A_MINUS, A_PLUS, Q1, Q4, Registers
 from flashstore.flash import Partition
 from meter.profile import LoadProfile, Profiles, configs, layout_of
+from simkit import ManualClock
+from simkit import MeterStub as Met
 
 MICROPYTHON = sys.implementation.name == "micropython"
 T0 = seconds(2026, 3, 1)
 CH = ["1.29", "2.29", "3.29", "4.29", "1.5", "32.7"]
 
 
-class Clk:
-    """Metering clock (ms) and an RTC that runs with it (``rtc_ms``), settable."""
+class Clk(ManualClock):
+    """The metering clock (ms) with an RTC starting at ``t0`` (default: T0)."""
 
     def __init__(self, t0=T0):
-        self.now = 0
-        self.rtc0 = t0 * 1000
-        self.rtc_valid = True
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def ticks_add(self, a, b):
-        return a + b
-
-    def rtc_ms(self):
-        return self.rtc0 + self.now
-
-    def time(self):
-        return (self.rtc0 + self.now) // 1000
-
-    def set_time(self, s):
-        self.rtc0 = s * 1000 - self.now
-
-
-class Met:
-    def __init__(self):
-        self.ok = True
-        self.instant = {"V": 230.04, "f": 50.0}
-
-    def instant_value(self, key):  # meter.metering.Metering's
-        return self.instant.get(key)
+        ManualClock.__init__(self, t0)
 
 
 class Supply:
