@@ -13,6 +13,7 @@ import asyncio
 import events
 from ade7953 import ADE7953, Calibration
 from billing import config as billing_config
+from billing.clocklimit import ClockLimit
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
 from meter.audit import AuditTrail
@@ -98,6 +99,9 @@ class Meter:
         # WELMEC 7.2 audit trail of the billing parameters
         cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         cat.on_clock_set = self._clock_set
+        # sets of the clock over the local ports per period (seal closed; billing config)
+        cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
+                                     tf.zone, bc.schedule)
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,

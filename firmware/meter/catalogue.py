@@ -35,7 +35,9 @@ Values come from the single owner of each: registers (only the metering task wri
 a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
 test mode, status words, clock, software identification. Writes are logged here, once, with
 the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events), whatever the
-protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
+protocol. Clock sets from the local ports are limited per period while the seal is closed
+(:attr:`Catalogue.clock_limit`, lib/billing/clocklimit.py: Failed, logged
+CLOCK_SET_REFUSED). Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
 closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
 KeyError: no value yet, e.g. instantaneous values before the first reading).
 
@@ -227,6 +229,7 @@ class Catalogue:
         self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
+        self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
         used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
@@ -425,6 +428,8 @@ class Catalogue:
         parameter of the audit trail (meter/audit.py) is recorded with its old and new
         value, and refused (Failed, logged AUDIT_REFUSED) while the trail is full."""
         fn = self._target(obis, A_WRITE, seal_open)
+        if self._ent[obis][E_SRC] == "clock":
+            fn = self._clock_gate(value, src, seal_open, obis)
         au = self.audit
         if au is None or obis not in au.params:
             fn(value, src, obis)
@@ -453,6 +458,45 @@ class Catalogue:
         self.log.log(events.CLOCK_SET, secs, None, src, obis)
         if self.on_clock_set is not None:
             self.on_clock_set(old, secs)
+
+    def _clock_gate(self, secs, src, seal_open, obis):
+        # the limit per period on the local ports (lib/billing/clocklimit.py): a refused set
+        # is logged CLOCK_SET_REFUSED (value: why) and answered ER09 (Failed); the setter
+        # that counts an allowed set is returned
+        lim = self.clock_limit
+        if lim is None or src not in (events.SRC_OPTICAL, events.SRC_RS485):
+            return self._s_clock
+        if not isinstance(secs, int) or not 0 <= secs < 3155760000:
+            raise ValueError("RTC seconds out of range")
+        if not lim.restored:
+            lim.restored = True
+            self._clock_restore(lim)
+        old = self.clock.time()
+        valid = getattr(self.clock, "rtc_valid", True)
+        why = 0 if seal_open else lim.check(old, secs, valid)
+        if why:
+            sets, shift = lim.left(old)
+            self.log.log(events.CLOCK_SET_REFUSED, why,
+                         "clock set refused: %s (%d sets, %d s of shift left this %s)" % (
+                             "sets per period used up" if why == 1 else "shift too large",
+                             sets, shift, lim.period), src, obis)
+            raise Failed("clock set limit per period")
+
+        def setter(v, src_, obis_):
+            self._s_clock(v, src_, obis_)
+            lim.record(old, v, valid)
+
+        return setter
+
+    def _clock_restore(self, lim):
+        # the budget of the period from the audit trail's record of the local ports' sets
+        au = self.audit
+        if au is None:
+            return
+        for _n, _t, p, old, new, src in au.entries():
+            if (p == "0.9.1" or p == "0.9.2") and src in (events.SRC_OPTICAL,
+                                                          events.SRC_RS485):
+                lim.record(old, new)
 
     def _x_demand_reset(self, _arg, src, obis):
         # closes the billing period (snapshot, VZ + 1, maxima reset); logged by the billing

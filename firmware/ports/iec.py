@@ -30,7 +30,9 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
   C.5.0 (service flags, hex, firmware/meter/status.py), C.91.1 (test mode: minutes left, 0 = off),
   C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
-- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
+- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET; with the seal closed at most 4 sets and 900 s
+  of total shift per local day, configurable, else ER09 logged CLOCK_SET_REFUSED:
+  lib/billing/clocklimit.py), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
   C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
   configuration record (within 2 s, coalesced under the wear budget; the password and the
