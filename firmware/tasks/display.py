@@ -221,6 +221,8 @@ class DisplayTask:
         m = self.metering
         tar = self.tariff  # the active tariff (meter.tariffs.Tariffs), else T1
         f = lcd.tariff_ann(tar.active) if tar is not None else lcd.ANN_T1
+        if tar is not None and tar.zone.is_dst(tar.t):  # (comparisons: the year is cached)
+            f |= lcd.ANN_DST
         inst = m.instant_milli
         if inst is not None and not m.no_load:
             f |= lcd.ANN_EXPORT if inst["P"] < 0 else lcd.ANN_IMPORT

@@ -4,6 +4,9 @@ process on the virtual board, then every readable IEC 62056-21 address (readout 
 R1) and every LCD catalogue item, compared with ``reference_before_issue8.json`` (captured
 on the commit before the restructure, e96c37a). Only the metrology checksum 0.2.8 may
 differ (the CRC-32 of the moved metrology files): it is compared as 8 hex digits.
+
+Deliberate changes to the reference since the capture (issue 10), nothing else: the segment
+test's new DST annunciator.
 """
 
 import asyncio
