@@ -37,10 +37,11 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 """
 
 
-# the default IEC 62056-21 readout list (setting ``readout_list`` absent)
+# the default IEC 62056-21 readout list (setting ``readout_list`` absent); 0.0.96.14.0 the
+# active tariff (issue 10 item 2; left out by a meter built without the billing functions)
 READOUT = ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8", "1.8.0", "2.8.0", "3.8.0",
-           "4.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0", "16.8.0", "32.7.0",
-           "31.7.0", "14.7.0", "F.F.0")
+           "4.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0", "16.8.0",
+           "0.0.96.14.0", "32.7.0", "31.7.0", "14.7.0", "F.F.0")
 
 
 def config():
