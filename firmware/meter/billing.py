@@ -295,8 +295,12 @@ class Billing:
         """Value of a historical code ``X.Y.Z*VZ`` (e.g. ``1.8.0*3``): energies and tariff
         registers in mWh (Wh x 1000: a snapshot holds whole Wh), maxima and cumulative
         maxima in mW (W x 1000), ``1.6.E.T*VZ`` and ``0.1.2*VZ`` as ``Zyymmddhhmmss``
-        text. KeyError if the code or the period is unknown."""
+        text. ``X*VZ`` is the last closed period, ``X*VZ-n`` (n 1..9) the n-th before it
+        (:func:`relative`). KeyError if the code or the period is unknown."""
         base, _s, vz = obis.partition("*")
+        back = relative(vz)
+        if back is not None:  # X*VZ, X*VZ-n: the last closed period, n before it
+            vz = "%d" % ((self.vz - back) % 100)
         if not vz.isdigit() or len(vz) > 2:
             raise KeyError(obis)
         s = self.snapshot(int(vz))
@@ -354,6 +358,36 @@ class Billing:
         if k[:3] == "cum":
             return mx.cum[_digit(k[3:])]
         raise KeyError(key)
+
+
+def relative(f):
+    """Periods back of a relative billing period group ``VZ`` (0: the last closed period)
+    or ``VZ-n`` (n 1..9), else None."""
+    if f == "VZ":
+        return 0
+    if len(f) == 4 and f[:3] == "VZ-" and "1" <= f[3] <= "9":
+        return int(f[3])
+    return None
+
+
+def show_code(code):
+    """True for a historical value the LCD lists may hold: ``X*VZ`` / ``X*VZ-n`` (``&`` for
+    ``*`` too: a mode C value cannot hold ``*``) of 1.8.0, 2.8.0, 5.8.0..10.8.0, the tariff
+    registers 1.8.1..1.8.6 / 2.8.1..2.8.6, the maxima 1.6.0..1.6.6 and the cumulative
+    maxima 1.2.0..1.2.6."""
+    i = code.find("*")
+    if i < 0:
+        i = code.find("&")
+    if i < 0 or relative(code[i + 1:]) is None:
+        return False
+    base = code[:i]
+    p = base.split(".")
+    if len(p) != 3 or len(p[2]) != 1 or p[2] not in "0123456":
+        return False
+    c, d, e = p
+    if d == "8":
+        return (e == "0" and base in period.ENERGY_OBIS) or (e != "0" and c in ("1", "2"))
+    return c == "1" and d in ("6", "2")
 
 
 def _digit(e):

@@ -268,13 +268,20 @@ class Catalogue:
 
     def check_list(self, codes, access, billing=False):
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
-        with ``access`` (and, with ``billing``, holding the billing register 1.8.0)."""
+        with ``access`` (and, with ``billing``, holding the billing register 1.8.0). LCD
+        lists (A_SHOW) may also hold the historical values of the last closed billing
+        periods, ``X*VZ`` / ``X&VZ-n`` (meter.billing.show_code)."""
         if not isinstance(codes, (list, tuple)) or not 1 <= len(codes) <= MAX_LIST:
             raise ValueError("list must hold 1..%d codes" % MAX_LIST)
         if billing and BILLING_REGISTER not in codes:
             raise ValueError("the billing register 1.8.0 must be in the list")
+        hist = None
+        if access == A_SHOW and self.billing is not None:
+            from meter.billing import show_code as hist  # X*VZ, X&VZ-n: closed periods
         for c in codes:
             e = self._ent.get(c) if isinstance(c, str) else None
+            if e is None and hist is not None and isinstance(c, str) and hist(c):
+                continue
             if e is None or e[E_ACCESS] & access != access:
                 raise ValueError("unknown display code %r" % (c,) if access == A_SHOW else
                                  "unknown readout code %r" % (c,))

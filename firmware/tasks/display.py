@@ -151,9 +151,11 @@ class DisplayTask:
     def item(self, code):
         """The lib.lcd item for catalogue ``code``; KeyError if unknown."""
         cat = self.catalogue
-        e = cat.entry(code)
+        e = cat.entry(code.replace("&", "*"))
         if e is None:
             raise KeyError(code)
+        if e[C.E_ACCESS] & C.A_HIST:
+            return self._hist_item(e)
         k = e[C.E_KIND]
         if k == C.K_ENERGY:
             # whole Wh (= kWh / 1000), small ints up to 1.07 GWh: no long int per refresh
@@ -176,6 +178,42 @@ class DisplayTask:
         if k == C.K_INT:
             return _text_render(code, lambda: "%d" % get())
         return _text_render(code, get)
+
+    def _hist_item(self, e):
+        # a value of a closed billing period, X*VZ / X*VZ-n (meter/billing.py historical):
+        # identifier "X.vz" (the period's VZ as 2 digits: "1.8.0.26" takes the glass's 5
+        # identifier cells, the points merged), the value read once per close (a snapshot
+        # never changes: no flash read per refresh), dashes while the period does not exist
+        bl = self.catalogue.billing
+        code = e[C.E_SRC]
+        base, _s, rel = code.partition("*")
+        back = 0 if rel == "VZ" else int(rel[3:])
+        energy = e[C.E_KIND] == C.K_ENERGY
+        dec = self.settings.get("energy_decimals", 3) if energy else 0
+        ann = (_energy_ann(base) if energy else lcd.ANN_IMPORT) | lcd.unit_ann(
+            e[C.E_UNIT] if energy else "W")
+        seen = [-1, -1, "", None]  # vz, closes, identifier, value (Wh or mW) or None
+
+        def render(frame):
+            if seen[0] != bl.vz or seen[1] != bl.closes:
+                seen[0] = bl.vz
+                seen[1] = bl.closes
+                vz = (bl.vz - back) % 100
+                seen[2] = "%s.%02d" % (base, vz)
+                try:
+                    v = bl.historical("%s*%d" % (base, vz))
+                    seen[3] = v // 1000 if energy else v
+                except Exception:  # no such period (yet), unreadable flash
+                    seen[3] = None
+            frame.ident = seen[2]
+            v = seen[3]
+            if v is None:
+                lcd.format_text(frame, "--------", True)
+            else:
+                lcd.format_value(frame, v, dec, lcd.DIGITS, True)
+            frame.ann = ann
+
+        return render
 
     def _test_items(self):
         cat = self.catalogue
