@@ -188,6 +188,14 @@ def _hist_entry(obis):
     return (obis, kind, unit, 3, A_READ | A_HIST, obis)
 
 
+def event_code(code):
+    """The n (1..9) of an LCD list code ``P.98&n``: the n-th newest event of the logs
+    (tasks/display.py), else 0."""
+    if isinstance(code, str) and len(code) == 6 and code[:5] == "P.98&" and "1" <= code[5] <= "9":
+        return int(code[5])
+    return 0
+
+
 class NotWritable(KeyError):
     """No writable (or executable) entry of that code."""
 
@@ -270,7 +278,8 @@ class Catalogue:
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
         with ``access`` (and, with ``billing``, holding the billing register 1.8.0). LCD
         lists (A_SHOW) may also hold the historical values of the last closed billing
-        periods, ``X*VZ`` / ``X&VZ-n`` (meter.billing.show_code)."""
+        periods, ``X*VZ`` / ``X&VZ-n`` (meter.billing.show_code), and the last events
+        ``P.98&n`` (:func:`event_code`)."""
         if not isinstance(codes, (list, tuple)) or not 1 <= len(codes) <= MAX_LIST:
             raise ValueError("list must hold 1..%d codes" % MAX_LIST)
         if billing and BILLING_REGISTER not in codes:
@@ -281,6 +290,8 @@ class Catalogue:
         for c in codes:
             e = self._ent.get(c) if isinstance(c, str) else None
             if e is None and hist is not None and isinstance(c, str) and hist(c):
+                continue
+            if e is None and access == A_SHOW and event_code(c):
                 continue
             if e is None or e[E_ACCESS] & access != access:
                 raise ValueError("unknown display code %r" % (c,) if access == A_SHOW else

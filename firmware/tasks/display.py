@@ -86,6 +86,48 @@ def _energy_ann(obis):
     return ann | (lcd.tariff_ann(t) if 0 < t <= 6 else 0)
 
 
+_E_IDENT = ("E0", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
+
+
+class _LastEvents:
+    """The newest events for the ``P.98&n`` items: from the persisted logs (``store``:
+    meter.eventstore.EventStore, merged by time; they survive a restart), else the RAM log
+    (``log``: lib.events.EventLog). Read again only when an event was logged since
+    (``log.total``), and only while such an item is shown: a flash scan per new event, not
+    per refresh. Each is ``(t, code, identifier, date text)``."""
+
+    KEEP = 9
+
+    def __init__(self, log, store):
+        self.log = log
+        self.store = store
+        self._seen = -1
+        self._last = []
+
+    def get(self, n):
+        if self._seen != self.log.total:
+            self._seen = self.log.total
+            self._load()
+        k = len(self._last)
+        if n > k:
+            return None
+        return self._last[k - n]
+
+    def _load(self):
+        keep = []
+        st = self.store
+        if st is not None and not st.blocked():
+            src = ((r[0], r[3]) for r in st.logbook())
+        else:
+            src = (r[:2] for r in self.log.entries())
+        for t, code in src:
+            keep.append((t, code))
+            if len(keep) > self.KEEP:
+                keep.pop(0)
+        self._last = [(t, c, "E%d.%d" % (len(keep) - i, c), _date_text(t))
+                      for i, (t, c) in enumerate(keep)]
+
+
 class DisplayTask:
     """The LCD task: ``device`` (``show(frame)``), ``catalogue`` (meter.catalogue.Catalogue),
     ``settings`` (meter.settings.Settings), ``testmode`` (meter.testmode.TestMode),
@@ -106,6 +148,7 @@ class DisplayTask:
         self._sw = sw
         self._relay = relay
         self.tariff = None  # meter.tariffs.Tariffs (``active``) for the T1..T6 annunciator
+        self._last = None  # _LastEvents of the P.98&n items (made with the first one)
         self._ms = ticks_ms or ticks.ticks_ms
         self.mode = MODE_NORMAL
         self._tm = testmode.changes
@@ -151,6 +194,9 @@ class DisplayTask:
     def item(self, code):
         """The lib.lcd item for catalogue ``code``; KeyError if unknown."""
         cat = self.catalogue
+        n = C.event_code(code)
+        if n:
+            return self._event_item(n)
         e = cat.entry(code.replace("&", "*"))
         if e is None:
             raise KeyError(code)
@@ -212,6 +258,26 @@ class DisplayTask:
             else:
                 lcd.format_value(frame, v, dec, lcd.DIGITS, True)
             frame.ann = ann
+
+        return render
+
+    def _event_item(self, n):
+        # the n-th newest event (P.98&n): identifier "En.ccc" (n, our event code: lib/events
+        # NAMES), the digits its date (YY-MM-DD, UTC as 0.9.2); "--------" when there is none
+        last = self._last
+        if last is None:
+            cat = self.catalogue
+            last = self._last = _LastEvents(cat.log, cat.events)
+
+        def render(frame):
+            ev = last.get(n)
+            if ev is None:
+                frame.ident = _E_IDENT[n]
+                lcd.format_text(frame, "--------", True)
+            else:
+                frame.ident = ev[2]
+                lcd.format_text(frame, ev[3], True)
+            frame.ann = 0
 
         return render
 

@@ -19,9 +19,7 @@ def _meter(alt, flash=True):
     o.no_flash = not flash
     o.speed = 0
     board = SimBoard(o, trace=StepTrace([(0, 0, 0)]))
-    cfg = defaults.config()
-    cfg["alt_list"] = alt
-    m = Meter(board, cfg)
+    m = Meter(board, _cfg(alt))
     dev = td.Dev()
     d = display.DisplayTask(dev, m.catalogue, m.settings, m.testmode, m.status, m.metering,
                             board.btn_scroll, board.sw_test, board.relay, ticks_ms=lambda: 0)
@@ -103,3 +101,62 @@ def test_history_codes_written_over_iec_and_bad_ones_refused():
     assert m.billing.demand_reset() is not None and m.billing.vz == 1
     assert data.reader("1.8.0*VZ") == data.reader("1.8.0*1") == data.reader("1.8.0*01")
     assert data.reader("1.8.0*1")[0] != "0000000.000"
+
+
+def test_last_events_on_the_alternate_list():
+    # issue 10 item 6: the last events (code + date) on the LCD: P.98&n, the n-th newest
+    import events
+    from civil import seconds
+
+    alt = ["P.98&1", "P.98&2", "P.98&3"]
+    m, d, dev, t = _meter(alt)
+    clk = m.board.clock
+    clk.set_time(seconds(2026, 3, 10, 12))
+    m.log.log(events.SEAL_OPEN, 0, None, events.SRC_LOCAL)
+    clk.set_time(seconds(2026, 3, 11, 8))
+    m.log.log(events.CLOCK_SET_REFUSED, 1, None, events.SRC_OPTICAL, "0.9.1")
+    seen, t = _alt_texts(d, dev, t, len(alt))
+    f = [s.split() for s in seen]
+    assert f[0][:2] == ["E1.105", "26-03-11"], seen
+    assert f[1][:2] == ["E2.57", "26-03-10"], seen
+    assert f[2][0] == "E3.%d" % m.log.entries()[-3][1], seen  # (a boot event before them)
+    # a new event moves them on; the items follow at once
+    m.log.log(events.SEAL_CLOSED, 0, None, events.SRC_LOCAL)
+    t = td._press(d, t + 100)  # back to normal
+    seen, t = _alt_texts(d, dev, t, len(alt))
+    assert [s.split()[0] for s in seen[:2]] == ["E1.58", "E2.105"], seen
+    # persisted: a restart shows the same (the RAM log starts again)
+    m.shutdown()
+    board = m.board
+    m = d = None
+    m2 = Meter(board, _cfg(alt))
+    dev2 = td.Dev()
+    d2 = display.DisplayTask(dev2, m2.catalogue, m2.settings, m2.testmode, m2.status,
+                             m2.metering, board.btn_scroll, board.sw_test, board.relay,
+                             ticks_ms=lambda: 0)
+    for k in (0, 3000, 6000, 9000):
+        d2.poll(k)
+    seen, t = _alt_texts(d2, dev2, 9000, len(alt))
+    codes = [int(s.split()[0].split(".")[1]) for s in seen]
+    assert events.SEAL_CLOSED in codes and events.POWER_UP in codes, seen  # then this boot
+    k = codes.index(events.SEAL_CLOSED)
+    assert seen[k].split()[1] == "26-03-11", seen
+
+
+def _cfg(alt):
+    cfg = defaults.config()
+    cfg["alt_list"] = alt
+    return cfg
+
+
+def test_last_events_none_yet_and_bad_codes():
+    from meter.catalogue import event_code
+
+    assert [event_code(c) for c in ("P.98&1", "P.98&9", "P.98&0", "P.98&10", "P.98",
+                                    "P.98*1", "P.99&1", 5)] == [1, 9, 0, 0, 0, 0, 0, 0]
+    m, d, dev, t = _meter(["P.98&9"], flash=False)
+    seen, t = _alt_texts(d, dev, t, 1)
+    assert seen[0].split()[:2] == ["E9", "--------"], seen
+    data = m.iec_map()
+    assert data.writer("C.90.5", "8.8.8,P.98&1,P.98&2", True) is None
+    assert data.writer("C.90.5", "8.8.8,P.98&0", True) == 5
