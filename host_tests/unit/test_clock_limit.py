@@ -14,6 +14,12 @@ from civil import seconds
 import events
 
 T0 = seconds(2026, 3, 10, 12)
+# tools/emu: tests that need the sim board's flash image outside the heap (module docstring
+# of tools/emu/emu_host_only.py)
+_NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
+        "outside the heap: the core has 128 KiB of SRAM in all")
+EMU_HOST_ONLY = {"test_hostile_flood_of_clock_sets_over_the_optical_port":
+                 ("flashmem", 1024 * 1024, _NOR)}
 
 
 def test_sets_and_shift_per_local_day():

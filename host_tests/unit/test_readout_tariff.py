@@ -10,6 +10,14 @@ from ports.iec import list_groups
 
 import test_protocols as tp
 
+# tools/emu: the whole meter on the sim board's flash image (tools/emu/emu_host_only.py)
+_NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
+        "outside the heap: the core has 128 KiB of SRAM in all")
+EMU_HOST_ONLY = {
+    "test_default_readout_has_the_active_tariff": ("flashmem", 1024 * 1024, _NOR),
+    "test_r1_of_the_default_readout_list_answers_the_whole_list": ("flashmem", 1024 * 1024,
+                                                                   _NOR)}
+
 
 def test_default_readout_has_the_active_tariff():
     board, m, d = tp._meter()
