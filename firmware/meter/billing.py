@@ -66,6 +66,7 @@ class Billing:
         self.demand = demand
         self.schedule = cfg.schedule
         self.tariffs_used = cfg.tariffs  # the highest tariff of the plan (catalogue entries)
+        self.on_tou_activated = None  # callable(): the passive plan became active
         self.zone = cfg.zone
         self.clock = clock
         self.log = log
@@ -226,6 +227,8 @@ class Billing:
         if tf.activations:
             tf.activations = 0
             self.log.log(events.TOU_ACTIVATED, 0)
+            if self.on_tou_activated is not None:  # meter/touprog.py remembers it
+                self.on_tou_activated()
         while self._pending:
             snap = self._pending.pop(0)
             if self.snaps is None or self.snaps.blocked:

@@ -171,6 +171,14 @@ _BILLING_TABLE = (
     ("1.2.5", K_DEMAND, "kW", 3, _RS, "b:cum5"),
     ("1.2.6", K_DEMAND, "kW", 3, _RS, "b:cum6"),
     ("C.91.5", K_ACTION, None, 0, _XS, "demand_reset"),
+    # the passive tariff plan written in programming mode (meter/touprog.py), seal open
+    ("C.92.1", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_season"),
+    ("C.92.2", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_week"),
+    ("C.92.3", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_day"),
+    ("C.92.4", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_special"),
+    ("C.92.5", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_activation"),
+    ("C.92.8", K_ACTION, None, 0, _XS, "tou_clear"),
+    ("C.92.9", K_TEXT, None, 0, _R | _XS, "tou_install"),
 )
 
 
@@ -238,6 +246,7 @@ class Catalogue:
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
+        self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
@@ -515,6 +524,68 @@ class Catalogue:
             if (p == "0.9.1" or p == "0.9.2") and src in (events.SRC_OPTICAL,
                                                           events.SRC_RS485):
                 lim.record(old, new)
+
+    # -- the passive tariff plan over IEC 62056-21 (meter/touprog.py) -------------------------
+
+    def _tou(self, obis):
+        if self.touprog is None:
+            raise NotWritable(obis)
+        return self.touprog
+
+    def _tou_write(self, kind, v, src, obis):
+        tp = self._tou(obis)
+        try:
+            tp.write(kind, v)
+        except ValueError:
+            self.log.log(events.TOU_REFUSED, kind, tp.result, src, obis)
+            raise
+
+    def _s_tou_season(self, v, src, obis):
+        self._tou_write(1, v, src, obis)
+
+    def _s_tou_week(self, v, src, obis):
+        self._tou_write(2, v, src, obis)
+
+    def _s_tou_day(self, v, src, obis):
+        self._tou_write(3, v, src, obis)
+
+    def _s_tou_special(self, v, src, obis):
+        self._tou_write(4, v, src, obis)
+
+    def _s_tou_activation(self, v, src, obis):
+        self._tou_write(5, v, src, obis)
+
+    def _x_tou_clear(self, _arg, src, obis):
+        self._tou(obis).clear()
+
+    def _g_tou_install(self):
+        # the last result as a mode C value: no ( ) / ! *, at most 128 characters
+        r = self.touprog.result if self.touprog is not None else "ok"
+        for c in "()/!*":
+            r = r.replace(c, "?")
+        return r[:128]
+
+    def _x_tou_install(self, _arg, src, obis):
+        # check and install the staged plan: audited, saved before the ACK, logged
+        tp = self._tou(obis)
+        au = self.audit
+        if au is not None and au.full:
+            self.log.log(events.AUDIT_REFUSED, au.used, None, src, obis)
+            raise Failed("audit trail full: read it out (R5 P.99) and clear it (E2 C.91.7)")
+        st = self.settings
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        try:
+            old, new = tp.install()
+        except ValueError:
+            self.log.log(events.TOU_REFUSED, 9, tp.result, src, obis)
+            raise
+        st.set("tou_program", tp.record())
+        if au is not None:
+            au.record(obis, old, new, src)
+        self.log.log(events.TOU_PROGRAMMED, new, None, src, obis)
+        if not st.save_now():
+            raise Failed("configuration not written")
 
     def _x_demand_reset(self, _arg, src, obis):
         # closes the billing period (snapshot, VZ + 1, maxima reset); logged by the billing

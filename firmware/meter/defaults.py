@@ -31,6 +31,8 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   a later save and restart do not clear them; E2 C.91.0 clears 0x2, a new password 0x40.
 - ``commit_s`` 300: periodic register commit (lib/flashstore/journal.CommitPolicy explains
   the choice).
+- ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
+  (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
   ``meter_constant`` (above) and ``calibration``: lib.ade7953.Calibration overrides (empty =
   reference design).

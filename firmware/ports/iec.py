@@ -52,6 +52,8 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   register journal (committing the registers in RAM) and/or event log
   (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
   write-protected, ER09 if the flash failed; a security-log record with the port.
+- W1 C.92.1 .. C.92.5, E2 C.92.8 / C.92.9, R1 C.92.9: the passive tariff plan, seal open
+  (firmware/meter/touprog.py documents the addresses and value formats).
 - R5 (or R6) ``P.01(from;to)``, ``P.02(...)``, ``P.03(...)``: the interval load profiles
   (firmware/meter/profile.py) in the VDEW format (lib/billing/p01: a header line
   ``P.01(Zyymmddhhmmss)(SS)(pp)(m)(id)(unit)...`` whenever the status or the time

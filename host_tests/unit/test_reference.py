@@ -76,8 +76,11 @@ def _crc(v):
 
 def _only_billing(extra):
     # codes the billing functions added (issue 10): tariff registers x.8.1..6, the active
-    # tariff, VZ, end of the last period, demand 1.4/1.5/1.14, maxima 1.6.E(.T), 1.2.E
+    # tariff, VZ, end of the last period, demand 1.4/1.5/1.14, maxima 1.6.E(.T), 1.2.E; the
+    # result of the last tariff plan write C.92.9 (meter/touprog.py)
     for a in extra:
+        if a == "C.92.9":
+            continue
         c, d, e = a.split(".")[:3]
         assert a in ("0.0.96.14.0", "0.1.0", "0.1.2") or (
             c == "1" and d in ("4", "5", "14", "6", "2")) or (
