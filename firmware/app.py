@@ -13,6 +13,7 @@ import asyncio
 import events
 from ade7953 import ADE7953, Calibration
 from billing import config as billing_config
+from billing.clocklimit import ClockLimit
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
 from meter.audit import AuditTrail
@@ -27,6 +28,7 @@ from meter.supply import Supply
 from meter.swid import VERSION  # noqa: F401  (the firmware version, re-exported)
 from meter.testmode import TestMode
 from meter.tariffs import TARIFF_Q8, Tariffs
+from meter.touprog import TouProgram
 from meter.testoutput import TestOutput
 from tasks import billing as billing_task
 from tasks import leds
@@ -81,8 +83,15 @@ class Meter:
                           st["no_load_ratio_pct"])
         self.output = TestOutput(cal, st["meter_constant"])
         bc = self._billing_config(board, log)
+        # a tariff plan written over IEC 62056-21 (meter/touprog.py), kept in the settings
+        self.touprog = tp = TouProgram(bc, st)
+        try:
+            bc.tariffs = max(bc.tariffs, tp.restore())
+        except (ValueError, KeyError, TypeError) as e:
+            log.log(events.CONFIG_DEFAULTS, 0, "tou_program: %s" % e)
         self.tariffs = tf = Tariffs(regs, clock, bc, lpw, log, sp)
         self.zone = tf.zone  # the clock's time zone and DST rule (load profiles' DST bit)
+        tp.tariffs = tf
         self.demand = dm = Demand(bc, tf)
         self.billing = bl = Billing(regs, tf, dm, bc, clock, log, parts.get("billing"))
         billing_consumers = (tf, dm, bl)  # after the registers, before the storage
@@ -98,6 +107,12 @@ class Meter:
         # WELMEC 7.2 audit trail of the billing parameters
         cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         cat.on_clock_set = self._clock_set
+        cat.touprog = tp
+        tp.audit = self.audit
+        bl.on_tou_activated = tp.activated
+        # sets of the clock over the local ports per period (seal closed; billing config)
+        cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
+                                     tf.zone, bc.schedule)
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,

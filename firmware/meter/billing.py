@@ -66,6 +66,7 @@ class Billing:
         self.demand = demand
         self.schedule = cfg.schedule
         self.tariffs_used = cfg.tariffs  # the highest tariff of the plan (catalogue entries)
+        self.on_tou_activated = None  # callable(): the passive plan became active
         self.zone = cfg.zone
         self.clock = clock
         self.log = log
@@ -249,6 +250,8 @@ class Billing:
         if tf.activations:
             tf.activations = 0
             self.log.log(events.TOU_ACTIVATED, 0)
+            if self.on_tou_activated is not None:  # meter/touprog.py remembers it
+                self.on_tou_activated()
         while self._pending:
             snap = self._pending.pop(0)
             if self.snaps is None or self.snaps.blocked:
@@ -318,8 +321,12 @@ class Billing:
         """Value of a historical code ``X.Y.Z*VZ`` (e.g. ``1.8.0*3``): energies and tariff
         registers in mWh (Wh x 1000: a snapshot holds whole Wh), maxima and cumulative
         maxima in mW (W x 1000), ``1.6.E.T*VZ`` and ``0.1.2*VZ`` as ``Zyymmddhhmmss``
-        text. KeyError if the code or the period is unknown."""
+        text. ``X*VZ`` is the last closed period, ``X*VZ-n`` (n 1..9) the n-th before it
+        (:func:`relative`). KeyError if the code or the period is unknown."""
         base, _s, vz = obis.partition("*")
+        back = relative(vz)
+        if back is not None:  # X*VZ, X*VZ-n: the last closed period, n before it
+            vz = "%d" % ((self.vz - back) % 100)
         if not vz.isdigit() or len(vz) > 2:
             raise KeyError(obis)
         s = self.snapshot(int(vz))
@@ -377,6 +384,36 @@ class Billing:
         if k[:3] == "cum":
             return mx.cum[_digit(k[3:])]
         raise KeyError(key)
+
+
+def relative(f):
+    """Periods back of a relative billing period group ``VZ`` (0: the last closed period)
+    or ``VZ-n`` (n 1..9), else None."""
+    if f == "VZ":
+        return 0
+    if len(f) == 4 and f[:3] == "VZ-" and "1" <= f[3] <= "9":
+        return int(f[3])
+    return None
+
+
+def show_code(code):
+    """True for a historical value the LCD lists may hold: ``X*VZ`` / ``X*VZ-n`` (``&`` for
+    ``*`` too: a mode C value cannot hold ``*``) of 1.8.0, 2.8.0, 5.8.0..10.8.0, the tariff
+    registers 1.8.1..1.8.6 / 2.8.1..2.8.6, the maxima 1.6.0..1.6.6 and the cumulative
+    maxima 1.2.0..1.2.6."""
+    i = code.find("*")
+    if i < 0:
+        i = code.find("&")
+    if i < 0 or relative(code[i + 1:]) is None:
+        return False
+    base = code[:i]
+    p = base.split(".")
+    if len(p) != 3 or len(p[2]) != 1 or p[2] not in "0123456":
+        return False
+    c, d, e = p
+    if d == "8":
+        return (e == "0" and base in period.ENERGY_OBIS) or (e != "0" and c in ("1", "2"))
+    return c == "1" and d in ("6", "2")
 
 
 def _digit(e):

@@ -35,7 +35,9 @@ Values come from the single owner of each: registers (only the metering task wri
 a cold start is a request to it), settings (validated setters, firmware/meter/settings.py),
 test mode, status words, clock, software identification. Writes are logged here, once, with
 the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events), whatever the
-protocol. Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
+protocol. Clock sets from the local ports are limited per period while the seal is closed
+(:attr:`Catalogue.clock_limit`, lib/billing/clocklimit.py: Failed, logged
+CLOCK_SET_REFUSED). Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
 closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
 KeyError: no value yet, e.g. instantaneous values before the first reading).
 
@@ -169,6 +171,14 @@ _BILLING_TABLE = (
     ("1.2.5", K_DEMAND, "kW", 3, _RS, "b:cum5"),
     ("1.2.6", K_DEMAND, "kW", 3, _RS, "b:cum6"),
     ("C.91.5", K_ACTION, None, 0, _XS, "demand_reset"),
+    # the passive tariff plan written in programming mode (meter/touprog.py), seal open
+    ("C.92.1", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_season"),
+    ("C.92.2", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_week"),
+    ("C.92.3", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_day"),
+    ("C.92.4", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_special"),
+    ("C.92.5", K_TEXT, None, 0, A_WRITE | A_SEAL, "tou_activation"),
+    ("C.92.8", K_ACTION, None, 0, _XS, "tou_clear"),
+    ("C.92.9", K_TEXT, None, 0, _R | _XS, "tou_install"),
 )
 
 
@@ -184,6 +194,14 @@ def _hist_entry(obis):
         if base.startswith("9.") or base.startswith("10."):
             unit = "kVAh"
     return (obis, kind, unit, 3, A_READ | A_HIST, obis)
+
+
+def event_code(code):
+    """The n (1..9) of an LCD list code ``P.98&n``: the n-th newest event of the logs
+    (tasks/display.py), else 0."""
+    if isinstance(code, str) and len(code) == 6 and code[:5] == "P.98&" and "1" <= code[5] <= "9":
+        return int(code[5])
+    return 0
 
 
 class NotWritable(KeyError):
@@ -227,6 +245,8 @@ class Catalogue:
         self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
+        self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
+        self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
@@ -265,13 +285,23 @@ class Catalogue:
 
     def check_list(self, codes, access, billing=False):
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
-        with ``access`` (and, with ``billing``, holding the billing register 1.8.0)."""
+        with ``access`` (and, with ``billing``, holding the billing register 1.8.0). LCD
+        lists (A_SHOW) may also hold the historical values of the last closed billing
+        periods, ``X*VZ`` / ``X&VZ-n`` (meter.billing.show_code), and the last events
+        ``P.98&n`` (:func:`event_code`)."""
         if not isinstance(codes, (list, tuple)) or not 1 <= len(codes) <= MAX_LIST:
             raise ValueError("list must hold 1..%d codes" % MAX_LIST)
         if billing and BILLING_REGISTER not in codes:
             raise ValueError("the billing register 1.8.0 must be in the list")
+        hist = None
+        if access == A_SHOW and self.billing is not None:
+            from meter.billing import show_code as hist  # X*VZ, X&VZ-n: closed periods
         for c in codes:
             e = self._ent.get(c) if isinstance(c, str) else None
+            if e is None and hist is not None and isinstance(c, str) and hist(c):
+                continue
+            if e is None and access == A_SHOW and event_code(c):
+                continue
             if e is None or e[E_ACCESS] & access != access:
                 raise ValueError("unknown display code %r" % (c,) if access == A_SHOW else
                                  "unknown readout code %r" % (c,))
@@ -425,6 +455,8 @@ class Catalogue:
         parameter of the audit trail (meter/audit.py) is recorded with its old and new
         value, and refused (Failed, logged AUDIT_REFUSED) while the trail is full."""
         fn = self._target(obis, A_WRITE, seal_open)
+        if self._ent[obis][E_SRC] == "clock":
+            fn = self._clock_gate(value, src, seal_open, obis)
         au = self.audit
         if au is None or obis not in au.params:
             fn(value, src, obis)
@@ -453,6 +485,107 @@ class Catalogue:
         self.log.log(events.CLOCK_SET, secs, None, src, obis)
         if self.on_clock_set is not None:
             self.on_clock_set(old, secs)
+
+    def _clock_gate(self, secs, src, seal_open, obis):
+        # the limit per period on the local ports (lib/billing/clocklimit.py): a refused set
+        # is logged CLOCK_SET_REFUSED (value: why) and answered ER09 (Failed); the setter
+        # that counts an allowed set is returned
+        lim = self.clock_limit
+        if lim is None or src not in (events.SRC_OPTICAL, events.SRC_RS485):
+            return self._s_clock
+        if not isinstance(secs, int) or not 0 <= secs < 3155760000:
+            raise ValueError("RTC seconds out of range")
+        if not lim.restored:
+            lim.restored = True
+            self._clock_restore(lim)
+        old = self.clock.time()
+        valid = getattr(self.clock, "rtc_valid", True)
+        why = 0 if seal_open else lim.check(old, secs, valid)
+        if why:
+            sets, shift = lim.left(old)
+            self.log.log(events.CLOCK_SET_REFUSED, why,
+                         "clock set refused: %s (%d sets, %d s of shift left this %s)" % (
+                             "sets per period used up" if why == 1 else "shift too large",
+                             sets, shift, lim.period), src, obis)
+            raise Failed("clock set limit per period")
+
+        def setter(v, src_, obis_):
+            self._s_clock(v, src_, obis_)
+            lim.record(old, v, valid)
+
+        return setter
+
+    def _clock_restore(self, lim):
+        # the budget of the period from the audit trail's record of the local ports' sets
+        au = self.audit
+        if au is None:
+            return
+        for _n, _t, p, old, new, src in au.entries():
+            if (p == "0.9.1" or p == "0.9.2") and src in (events.SRC_OPTICAL,
+                                                          events.SRC_RS485):
+                lim.record(old, new)
+
+    # -- the passive tariff plan over IEC 62056-21 (meter/touprog.py) -------------------------
+
+    def _tou(self, obis):
+        if self.touprog is None:
+            raise NotWritable(obis)
+        return self.touprog
+
+    def _tou_write(self, kind, v, src, obis):
+        tp = self._tou(obis)
+        try:
+            tp.write(kind, v)
+        except ValueError:
+            self.log.log(events.TOU_REFUSED, kind, tp.result, src, obis)
+            raise
+
+    def _s_tou_season(self, v, src, obis):
+        self._tou_write(1, v, src, obis)
+
+    def _s_tou_week(self, v, src, obis):
+        self._tou_write(2, v, src, obis)
+
+    def _s_tou_day(self, v, src, obis):
+        self._tou_write(3, v, src, obis)
+
+    def _s_tou_special(self, v, src, obis):
+        self._tou_write(4, v, src, obis)
+
+    def _s_tou_activation(self, v, src, obis):
+        self._tou_write(5, v, src, obis)
+
+    def _x_tou_clear(self, _arg, src, obis):
+        self._tou(obis).clear()
+
+    def _g_tou_install(self):
+        # the last result as a mode C value: no ( ) / ! *, at most 128 characters
+        r = self.touprog.result if self.touprog is not None else "ok"
+        for c in "()/!*":
+            r = r.replace(c, "?")
+        return r[:128]
+
+    def _x_tou_install(self, _arg, src, obis):
+        # check and install the staged plan: audited, saved before the ACK, logged
+        tp = self._tou(obis)
+        au = self.audit
+        if au is not None and au.full:
+            self.log.log(events.AUDIT_REFUSED, au.used, None, src, obis)
+            raise Failed("audit trail full: read it out (R5 P.99) and clear it (E2 C.91.7)")
+        st = self.settings
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        try:
+            old, new = tp.install()
+        except ValueError:
+            self.log.log(events.TOU_REFUSED, 9, tp.result, src, obis)
+            raise
+        st.set("tou_program", tp.record())
+        if au is not None:
+            au.record(obis, old, new, src)
+        self.log.log(events.TOU_PROGRAMMED, new, None, src, obis)
+        if not st.save_now():
+            raise Failed("configuration not written")
 
     def _x_demand_reset(self, _arg, src, obis):
         # closes the billing period (snapshot, VZ + 1, maxima reset); logged by the billing

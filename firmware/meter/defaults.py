@@ -31,16 +31,19 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   a later save and restart do not clear them; E2 C.91.0 clears 0x2, a new password 0x40.
 - ``commit_s`` 300: periodic register commit (lib/flashstore/journal.CommitPolicy explains
   the choice).
+- ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
+  (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
   ``meter_constant`` (above) and ``calibration``: lib.ade7953.Calibration overrides (empty =
   reference design).
 """
 
 
-# the default IEC 62056-21 readout list (setting ``readout_list`` absent)
+# the default IEC 62056-21 readout list (setting ``readout_list`` absent); 0.0.96.14.0 the
+# active tariff (issue 10 item 2; left out by a meter built without the billing functions)
 READOUT = ("C.1.0", "0.0.0", "0.9.1", "0.9.2", "0.2.0", "0.2.8", "1.8.0", "2.8.0", "3.8.0",
-           "4.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0", "16.8.0", "32.7.0",
-           "31.7.0", "14.7.0", "F.F.0")
+           "4.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0", "9.8.0", "10.8.0", "16.8.0",
+           "0.0.96.14.0", "32.7.0", "31.7.0", "14.7.0", "F.F.0")
 
 
 def config():

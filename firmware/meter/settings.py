@@ -129,6 +129,9 @@ class Settings:
             fn = self._validators.get(key)
             if fn is not None:
                 fn(value)
+        elif key == "tou_program":  # the tariff plan written over IEC (meter/touprog.py)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError("tou_program must be an object")
         elif key != "calibration":
             raise ValueError("%s is not a writable setting" % key)
 

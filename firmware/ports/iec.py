@@ -9,11 +9,12 @@ Readout list (mode C, default): C.1.0 serial, 0.0.0 device address, 0.9.1 time (
 0.9.2 date (YYMMDD) of the RTC (UTC), 0.2.0 firmware version, 0.2.8 metrology checksum
 (CRC-32, 8 hex digits, firmware/meter/swid.py), then 1.8.0, 2.8.0, 3.8.0, 4.8.0,
 5.8.0..8.8.0, 9.8.0, 10.8.0 (kWh / kvarh / kVAh, 3 decimals, 7 integer digits) and 16.8.0
-(net, signed), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz, and F.F.0 (error flags, hex,
-firmware/meter/status.py). Formats by the catalogue's kind: registers ``kwh_text``
-(kWh/kvarh/kVAh, 3 decimals, truncated), instantaneous values rounded to the entry's
-decimals, time ``hhmmss`` and date ``YYMMDD`` (UTC), words as 8 upper-case hex digits,
-integers in decimal, lists joined by ",".
+(net, signed), 0.0.96.14.0 the active tariff (1..6), then 32.7.0 V, 31.7.0 A, 14.7.0 Hz,
+and F.F.0 (error flags, hex, firmware/meter/status.py). Formats by the catalogue's kind:
+registers ``kwh_text`` (kWh/kvarh/kVAh, 3 decimals, truncated), instantaneous values
+rounded to the entry's decimals, time ``hhmmss`` and date ``YYMMDD`` (UTC), words as 8
+upper-case hex digits, integers in decimal, lists joined by "," (value groups beyond 128
+characters: :func:`list_groups`).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
 (3) wrong passwords on any port lock it on every port for ``prog_lockout_s`` (600 s), doubling
@@ -27,10 +28,14 @@ concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/event
 change as PARAM_CHANGED with the address (and the new value when numeric; never the password)):
 - Readout list: setting ``readout_list`` (default meter/defaults.READOUT), writable.
 - R1: any readout address, plus 0.3.0 (meter constant, imp/kWh), C.90.1 (scroll time, s),
-  C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists),
+  C.90.3 / C.90.4 / C.90.5 (readout, normal display, alternate display lists; a list
+  longer than the 128 characters of one value, as the default readout list, is answered
+  in several value groups of whole codes, ``C.90.3(C.1.0,...,16.8.0)(0.0.96.14.0,...)``),
   C.5.0 (service flags, hex, firmware/meter/status.py), C.91.1 (test mode: minutes left, 0 = off),
   C.91.3 (test output: 0 kWh LED, 1 kvarh LED) and C.91.4 (test mode timeout, min).
-- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET), C.90.1 scroll time (1..255 s), C.90.2 new
+- W1: 0.9.1 / 0.9.2 clock (logged CLOCK_SET; with the seal closed at most 4 sets and 900 s
+  of total shift per local day, configurable, else ER09 logged CLOCK_SET_REFUSED:
+  lib/billing/clocklimit.py), C.90.1 scroll time (1..255 s), C.90.2 new
   password (8 digits), C.90.3 readout list, C.90.4 normal display list (must hold 1.8.0),
   C.90.5 alternate display list (lists: OBIS codes separated by ",", 1..64), all saved to the
   configuration record (within 2 s, coalesced under the wear budget; the password and the
@@ -47,6 +52,8 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   register journal (committing the registers in RAM) and/or event log
   (firmware/meter/storage.py, eventstore.py): only with the seal open, ER04 if nothing is
   write-protected, ER09 if the flash failed; a security-log record with the port.
+- W1 C.92.1 .. C.92.5, E2 C.92.8 / C.92.9, R1 C.92.9: the passive tariff plan, seal open
+  (firmware/meter/touprog.py documents the addresses and value formats).
 - R5 (or R6) ``P.01(from;to)``, ``P.02(...)``, ``P.03(...)``: the interval load profiles
   (firmware/meter/profile.py) in the VDEW format (lib/billing/p01: a header line
   ``P.01(Zyymmddhhmmss)(SS)(pp)(m)(id)(unit)...`` whenever the status or the time
@@ -71,7 +78,7 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
 import events
 from civil import seconds
 from billing import p01
-from iec62056.codec import date_time_text
+from iec62056.codec import MAX_VALUE_PROG, date_time_text
 from iec62056.lockout import Lockout
 from iec62056.session import (ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED,
                               Session)
@@ -127,8 +134,26 @@ def text(e, v):
         w = v // 1000
         return "%d.%03d" % (w // 1000, w % 1000), e[C.E_UNIT]
     if k == C.K_LIST:
-        return ",".join(v), None
+        return list_groups(v), None
     return v, None
+
+
+def list_groups(codes, width=MAX_VALUE_PROG):
+    """The codes joined by ",": one str while it fits a programming-mode value (128
+    characters), else a tuple of groups of whole codes, each <= ``width`` characters (R1
+    answers ``C.90.3(a,b,...)(x,y,...)``: lib/iec62056/codec.build_data)."""
+    whole = ",".join(codes)
+    if len(whole) <= width:
+        return whole
+    out = []
+    cur = ""
+    for c in codes:
+        if cur and len(cur) + 1 + len(c) > width:
+            out.append(cur)
+            cur = ""
+        cur = c if not cur else cur + "," + c
+    out.append(cur)
+    return tuple(out)
 
 
 def _lockout_history(events_):

@@ -86,6 +86,48 @@ def _energy_ann(obis):
     return ann | (lcd.tariff_ann(t) if 0 < t <= 6 else 0)
 
 
+_E_IDENT = ("E0", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
+
+
+class _LastEvents:
+    """The newest events for the ``P.98&n`` items: from the persisted logs (``store``:
+    meter.eventstore.EventStore, merged by time; they survive a restart), else the RAM log
+    (``log``: lib.events.EventLog). Read again only when an event was logged since
+    (``log.total``), and only while such an item is shown: a flash scan per new event, not
+    per refresh. Each is ``(t, code, identifier, date text)``."""
+
+    KEEP = 9
+
+    def __init__(self, log, store):
+        self.log = log
+        self.store = store
+        self._seen = -1
+        self._last = []
+
+    def get(self, n):
+        if self._seen != self.log.total:
+            self._seen = self.log.total
+            self._load()
+        k = len(self._last)
+        if n > k:
+            return None
+        return self._last[k - n]
+
+    def _load(self):
+        keep = []
+        st = self.store
+        if st is not None and not st.blocked():
+            src = ((r[0], r[3]) for r in st.logbook())
+        else:
+            src = (r[:2] for r in self.log.entries())
+        for t, code in src:
+            keep.append((t, code))
+            if len(keep) > self.KEEP:
+                keep.pop(0)
+        self._last = [(t, c, "E%d.%d" % (len(keep) - i, c), _date_text(t))
+                      for i, (t, c) in enumerate(keep)]
+
+
 class DisplayTask:
     """The LCD task: ``device`` (``show(frame)``), ``catalogue`` (meter.catalogue.Catalogue),
     ``settings`` (meter.settings.Settings), ``testmode`` (meter.testmode.TestMode),
@@ -106,6 +148,7 @@ class DisplayTask:
         self._sw = sw
         self._relay = relay
         self.tariff = None  # meter.tariffs.Tariffs (``active``) for the T1..T6 annunciator
+        self._last = None  # _LastEvents of the P.98&n items (made with the first one)
         self._ms = ticks_ms or ticks.ticks_ms
         self.mode = MODE_NORMAL
         self._tm = testmode.changes
@@ -151,9 +194,14 @@ class DisplayTask:
     def item(self, code):
         """The lib.lcd item for catalogue ``code``; KeyError if unknown."""
         cat = self.catalogue
-        e = cat.entry(code)
+        n = C.event_code(code)
+        if n:
+            return self._event_item(n)
+        e = cat.entry(code.replace("&", "*"))
         if e is None:
             raise KeyError(code)
+        if e[C.E_ACCESS] & C.A_HIST:
+            return self._hist_item(e)
         k = e[C.E_KIND]
         if k == C.K_ENERGY:
             # whole Wh (= kWh / 1000), small ints up to 1.07 GWh: no long int per refresh
@@ -176,6 +224,62 @@ class DisplayTask:
         if k == C.K_INT:
             return _text_render(code, lambda: "%d" % get())
         return _text_render(code, get)
+
+    def _hist_item(self, e):
+        # a value of a closed billing period, X*VZ / X*VZ-n (meter/billing.py historical):
+        # identifier "X.vz" (the period's VZ as 2 digits: "1.8.0.26" takes the glass's 5
+        # identifier cells, the points merged), the value read once per close (a snapshot
+        # never changes: no flash read per refresh), dashes while the period does not exist
+        bl = self.catalogue.billing
+        code = e[C.E_SRC]
+        base, _s, rel = code.partition("*")
+        back = 0 if rel == "VZ" else int(rel[3:])
+        energy = e[C.E_KIND] == C.K_ENERGY
+        dec = self.settings.get("energy_decimals", 3) if energy else 0
+        ann = (_energy_ann(base) if energy else lcd.ANN_IMPORT) | lcd.unit_ann(
+            e[C.E_UNIT] if energy else "W")
+        seen = [-1, -1, "", None]  # vz, closes, identifier, value (Wh or mW) or None
+
+        def render(frame):
+            if seen[0] != bl.vz or seen[1] != bl.closes:
+                seen[0] = bl.vz
+                seen[1] = bl.closes
+                vz = (bl.vz - back) % 100
+                seen[2] = "%s.%02d" % (base, vz)
+                try:
+                    v = bl.historical("%s*%d" % (base, vz))
+                    seen[3] = v // 1000 if energy else v
+                except Exception:  # no such period (yet), unreadable flash
+                    seen[3] = None
+            frame.ident = seen[2]
+            v = seen[3]
+            if v is None:
+                lcd.format_text(frame, "--------", True)
+            else:
+                lcd.format_value(frame, v, dec, lcd.DIGITS, True)
+            frame.ann = ann
+
+        return render
+
+    def _event_item(self, n):
+        # the n-th newest event (P.98&n): identifier "En.ccc" (n, our event code: lib/events
+        # NAMES), the digits its date (YY-MM-DD, UTC as 0.9.2); "--------" when there is none
+        last = self._last
+        if last is None:
+            cat = self.catalogue
+            last = self._last = _LastEvents(cat.log, cat.events)
+
+        def render(frame):
+            ev = last.get(n)
+            if ev is None:
+                frame.ident = _E_IDENT[n]
+                lcd.format_text(frame, "--------", True)
+            else:
+                frame.ident = ev[2]
+                lcd.format_text(frame, ev[3], True)
+            frame.ann = 0
+
+        return render
 
     def _test_items(self):
         cat = self.catalogue
@@ -221,6 +325,8 @@ class DisplayTask:
         m = self.metering
         tar = self.tariff  # the active tariff (meter.tariffs.Tariffs), else T1
         f = lcd.tariff_ann(tar.active) if tar is not None else lcd.ANN_T1
+        if tar is not None and tar.zone.is_dst(tar.t):  # (comparisons: the year is cached)
+            f |= lcd.ANN_DST
         inst = m.instant_milli
         if inst is not None and not m.no_load:
             f |= lcd.ANN_EXPORT if inst["P"] < 0 else lcd.ANN_IMPORT

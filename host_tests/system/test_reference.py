@@ -14,6 +14,11 @@ commit before it (e96c37a, ``reference_before_issue8.json``).
 Only the metrology checksum 0.2.8 may differ (it is the CRC-32 of the metrology modules'
 files, which the restructure moved): it is compared as 8 hex digits.
 
+Deliberate changes to the reference since the capture (issue 10), nothing else: the
+readout's new line ``0.0.96.14.0(1)`` (the active tariff, after 16.8.0) and R1 of C.90.3,
+which answered ER09 while the default list passed the 128 characters of one value and now
+answers it in two value groups ``C.90.3(...)(...)`` (ports/iec.list_groups).
+
 ``REFERENCE_CAPTURE=path python -m pytest host_tests/system/test_reference.py`` writes the
 observations to ``path`` instead of comparing (how the reference was made).
 """

@@ -24,6 +24,10 @@ from boards.sim.board import Options, SimBoard
 from simkit import StepTrace
 
 KW = 1000000
+# tools/emu: a whole meter with the billing functions beside the display (issue 10 DST test)
+EMU_HOST_ONLY = {"test_dst_annunciator_while_summer_time":
+                 ("heap", 128 * 1024, "the whole meter (billing functions, load profiles, audit "
+                  "trail) with the virtual board's models exceeds a 96 KiB heap")}
 
 
 class Dev:
@@ -225,6 +229,50 @@ def test_hold_over_6_s_diagnostic_list():
     assert _has(seen[0], "EXP") and _has(seen[0], "ALARM"), seen[0]
     t = _press(d, t + 100)
     assert d.mode == display.MODE_NORMAL, dev.text
+
+
+def test_dst_annunciator_while_summer_time():
+    # issue 10 item 1: DST is shown (annunciator DST) while the clock's zone is in summer time
+    from civil import seconds
+
+    o = Options()
+    o.quiet = True
+    o.no_flash = True
+    o.speed = 0
+    board = SimBoard(o, trace=StepTrace([(0, KW, 0)]))
+    board.billing_config = {"time_zone": {"offset_min": 60, "dst_rule": "eu"}}
+    meter = Meter(board, defaults.config())
+    dev = Dev()
+    d = display.DisplayTask(dev, meter.catalogue, meter.settings, meter.testmode,
+                            meter.status, meter.metering, board.btn_scroll, board.sw_test,
+                            board.relay, ticks_ms=lambda: 0)
+    d.tariff = meter.tariffs
+    cat = meter.catalogue
+    for t in (0, 3000, 6000, 9000):  # the start-up frames
+        d.poll(t)
+    now = [9000]
+
+    def show(t):
+        cat.write("0.9.2", t)  # the meter's own set (not a local port: no limit)
+        cat.write("0.9.1", t)
+        now[0] += 1000
+        d._dirty = True
+        d.poll(now[0])
+        return dev.text
+
+    assert not _has(show(seconds(2026, 1, 15, 12)), "DST"), dev.text  # winter: CET
+    assert _has(show(seconds(2026, 7, 15, 12)), "DST"), dev.text  # summer: CEST
+    # the EU transition: last Sunday of October 2026 (25th) at 01:00 UTC
+    assert _has(show(seconds(2026, 10, 25, 0, 59, 59)), "DST"), dev.text
+    assert not _has(show(seconds(2026, 10, 25, 1)), "DST"), dev.text
+    # without a DST rule: never
+    board.billing_config = None
+    m2 = Meter(board, defaults.config())
+    d.tariff = m2.tariffs
+    m2.tariffs.t = seconds(2026, 7, 15, 12)
+    d._dirty = True
+    d.poll(now[0] + 1000)
+    assert not _has(dev.text, "DST"), dev.text
 
 
 def test_flags_words():

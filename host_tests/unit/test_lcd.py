@@ -273,7 +273,7 @@ def test_frame_copy_and_same():
 def test_annunciator_constants():
     names = ("ANN_KWH ANN_KVARH ANN_KVAH ANN_V ANN_A ANN_HZ ANN_W ANN_VAR ANN_IMPORT ANN_EXPORT "
              "ANN_T1 ANN_T2 ANN_T3 ANN_T4 ANN_T5 ANN_T6 ANN_RELAY ANN_ALARM ANN_BATTERY "
-             "ANN_TEST ANN_ALT ANN_COMM").split()
+             "ANN_TEST ANN_ALT ANN_COMM ANN_DST").split()
     acc = 0
     for n in names:
         v = getattr(lcd, n)

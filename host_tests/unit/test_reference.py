@@ -4,6 +4,11 @@ process on the virtual board, then every readable IEC 62056-21 address (readout 
 R1) and every LCD catalogue item, compared with ``reference_before_issue8.json`` (captured
 on the commit before the restructure, e96c37a). Only the metrology checksum 0.2.8 may
 differ (the CRC-32 of the moved metrology files): it is compared as 8 hex digits.
+
+Deliberate changes to the reference since the capture (issue 10), nothing else: the readout
+list's new line ``0.0.96.14.0`` (the active tariff, after 16.8.0; so C.90.3 lists it, in
+two value groups now that the list passes 128 characters), and the segment test's new DST
+annunciator.
 """
 
 import asyncio
@@ -44,7 +49,7 @@ def _observe():
     for a in readable + ["C.90.3", "C.90.4", "C.90.5"]:
         try:
             v, u = md.reader(a)
-            reads[a] = [v, u]
+            reads[a] = [list(v) if isinstance(v, tuple) else v, u]  # (value groups)
         except KeyError:
             reads[a] = None
     out["reads"] = reads
@@ -71,8 +76,11 @@ def _crc(v):
 
 def _only_billing(extra):
     # codes the billing functions added (issue 10): tariff registers x.8.1..6, the active
-    # tariff, VZ, end of the last period, demand 1.4/1.5/1.14, maxima 1.6.E(.T), 1.2.E
+    # tariff, VZ, end of the last period, demand 1.4/1.5/1.14, maxima 1.6.E(.T), 1.2.E; the
+    # result of the last tariff plan write C.92.9 (meter/touprog.py)
     for a in extra:
+        if a == "C.92.9":
+            continue
         c, d, e = a.split(".")[:3]
         assert a in ("0.0.96.14.0", "0.1.0", "0.1.2") or (
             c == "1" and d in ("4", "5", "14", "6", "2")) or (

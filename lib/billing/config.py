@@ -5,7 +5,8 @@
      "calendar": { ... tou.load's DLMS class 20/11 shape ... },
      "demand": {"period_s": 900, "number_of_periods": 1, "policy": "resume",
                 "thermal_period_s": 900, "reset_lockout_s": 3600},
-     "billing_period": {"day": 1, "time": "00:00"}}
+     "billing_period": {"day": 1, "time": "00:00"},
+     "clock": {"max_sets": 4, "max_shift_s": 900, "period": "day"}}
 
 - ``time_zone`` (DLMS clock class 8 attributes 3 time_zone, 7 deviation, 8 enabled):
   ``offset_min`` standard time minus UTC in minutes (-720..840, steps of 15; CET 60),
@@ -23,6 +24,10 @@
   that time after the previous one is refused; default 3600).
 - ``billing_period``: end of billing every month on ``day`` 1..28 at ``time`` local
   (0.0.15.0.0; default the 1st at 00:00).
+- ``clock``: the limit on setting the clock over the local ports while the seal is closed
+  (lib/billing/clocklimit.py): at most ``max_sets`` (1..100, default 4) sets and
+  ``max_shift_s`` (1..2678400, default 900) seconds of total shift per ``period``
+  (``"day"``, the local day, default; or ``"billing"``, the billing period).
 
 :func:`load` takes JSON text or the parsed dict and returns a :class:`Config`; errors raise
 ValueError naming the field (``demand.period_s: 700 is not a divisor of 3600 ...``,
@@ -42,7 +47,8 @@ class Config:
     """Parsed configuration: ``zone`` (localtime.Zone), ``calendar`` (tou.Calendar),
     ``period_s``, ``number_of_periods``, ``policy`` (demand.RESUME ...),
     ``thermal_period_s``, ``reset_lockout_s``, ``schedule`` (period.Schedule),
-    ``tariffs`` (the highest tariff any plan uses, 1..6)."""
+    ``tariffs`` (the highest tariff any plan uses, 1..6), ``clock_max_sets``,
+    ``clock_max_shift_s``, ``clock_period`` (the clock-set limit)."""
 
     def __init__(self):
         self.zone = localtime.Zone()
@@ -54,6 +60,9 @@ class Config:
         self.reset_lockout_s = 3600
         self.schedule = period.Schedule()
         self.tariffs = 1
+        self.clock_max_sets = 4
+        self.clock_max_shift_s = 900
+        self.clock_period = "day"
 
 
 def _obj(v, field):
@@ -109,7 +118,8 @@ def load(cfg):
         except ValueError:
             raise ValueError("billing configuration: not valid JSON") from None
     _obj(cfg, "billing configuration")
-    _known(cfg, ("time_zone", "calendar", "demand", "billing_period"), "billing configuration")
+    _known(cfg, ("time_zone", "calendar", "demand", "billing_period", "clock"),
+           "billing configuration")
     if "time_zone" in cfg:
         z = _obj(cfg["time_zone"], "time_zone")
         _known(z, ("offset_min", "dst_rule", "dst_min"), "time_zone")
@@ -137,5 +147,12 @@ def load(cfg):
         c.reset_lockout_s = _int(d, "reset_lockout_s", 0, 31 * 86400, 3600, "demand")
     if "billing_period" in cfg:
         c.schedule = period.Schedule.from_config(cfg["billing_period"])
+    if "clock" in cfg:
+        k = _obj(cfg["clock"], "clock")
+        _known(k, ("max_sets", "max_shift_s", "period"), "clock")
+        c.clock_max_sets = _int(k, "max_sets", 1, 100, 4, "clock")
+        c.clock_max_shift_s = _int(k, "max_shift_s", 1, 31 * 86400, 900, "clock")
+        c.clock_period = _choice(k, "period", {"day": "day", "billing": "billing"}, "day",
+                                 "clock")
     c.tariffs = _max_tariff(c.calendar)
     return c

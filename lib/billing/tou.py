@@ -26,6 +26,9 @@ Shape (DLMS/COSEM interface class 20 "activity calendar", 0.0.13.0.0.255, and cl
   (attribute 10, local time, ``null`` = not scheduled): at that time the passive plan is
   copied to the active one (:meth:`Calendar.activate_due`, which returns True so that the
   caller logs IDIS event 9 "TOU activated"); method 1 is :meth:`Calendar.activate_passive`.
+  A passive plan may bring its own special days table (:meth:`Calendar.set_passive`, the
+  plan written over IEC 62056-21: firmware/meter/touprog.py): it replaces the shared one
+  when the plan becomes active.
 
 Limits (the AD11A seed numbers, billing reference A3): 6 tariffs, 12 actions per day,
 12 seasons, 7 day profiles, 30 special days.
@@ -314,6 +317,19 @@ def _specials(cfg, plans):
     return tuple(out)
 
 
+def plan_from_config(cfg, sfx):
+    """:class:`Plan` from the ``calendar_name<sfx>``, ``season_profile<sfx>``,
+    ``week_profile_table<sfx>``, ``day_profile_table<sfx>`` attributes of ``cfg`` (sfx
+    ``"_active"`` or ``"_passive"``); ValueError naming the field."""
+    return _plan(cfg, sfx)
+
+
+def specials_from_config(cfg, plans):
+    """The special days table of ``cfg`` (``special_days_table``) checked against
+    ``plans`` (list of (Plan, field suffix)); ValueError naming the field."""
+    return _specials(cfg, plans)
+
+
 def load(cfg):
     """:class:`Calendar` from a configuration (JSON text or dict; see the module docstring).
     Raises ValueError naming the field."""
@@ -362,18 +378,25 @@ class Calendar:
         self.passive = passive
         self.activation = activation
         self.specials = specials
+        # the passive plan's own special days (a plan written over IEC 62056-21 brings its
+        # table; None: the shared table, as class 11 is one object)
+        self.passive_specials = None
         self._sp_year = -1
+        self._sp_tab = None
         self._sp_map = None
         self._pc_day = -1
         self._pc_plan = None
         self._pc = None
 
     # ---- special days ---------------------------------------------------------------------
-    def special_dates(self, year):
-        """{month * 32 + day: day_id} of the special days of ``year`` (lowest index wins)."""
-        if year != self._sp_year:
+    def special_dates(self, year, table=None):
+        """{month * 32 + day: day_id} of the special days of ``year`` (lowest index wins) in
+        ``table`` (default the shared :attr:`specials`)."""
+        if table is None:
+            table = self.specials
+        if year != self._sp_year or table is not self._sp_tab:
             mp = {}
-            for _idx, kind, a, m, d, did in self.specials:
+            for _idx, kind, a, m, d, did in table:
                 if kind == _FIXED:
                     if a and a != year:
                         continue
@@ -390,6 +413,7 @@ class Calendar:
                     mp[key] = did
             self._sp_map = mp
             self._sp_year = year
+            self._sp_tab = table
         return self._sp_map
 
     # ---- resolution -----------------------------------------------------------------------
@@ -409,7 +433,8 @@ class Calendar:
         if day == self._pc_day and plan is self._pc_plan:
             return self._pc
         y, m, d, _h, _mi, _s, wd = civil(day * _DAY)
-        did = self.special_dates(y).get(m * 32 + d)
+        tab = self.passive_specials if plan is self.passive else None
+        did = self.special_dates(y, tab).get(m * 32 + d)
         i = plan.day_index(did) if did is not None else plan.week_day(m, d, wd)
         prof = plan.days[i]
         self._pc_day = day
@@ -450,14 +475,18 @@ class Calendar:
         return nxt
 
     # ---- active / passive -----------------------------------------------------------------
-    def set_passive(self, plan, activation=None):
-        """Install a passive plan (IDIS event 19 "passive TOU programmed" is the caller's).
-        The special days' day_ids must exist in it (ValueError)."""
-        for e in self.specials:
+    def set_passive(self, plan, activation=None, specials=None):
+        """Install a passive plan (IDIS event 19 "passive TOU programmed" is the caller's),
+        with its own special days table ``specials`` (replacing the shared one at the
+        activation) or None (the shared one). The special days' day_ids must exist in it
+        (ValueError)."""
+        for e in self.specials if specials is None else specials:
             if e[5] not in plan.day_ids:
                 raise ValueError("special_days_table: day_id %d not in the passive plan" % e[5])
         self.passive = plan
+        self.passive_specials = specials
         self.activation = activation
+        self._pc_day = -1
 
     def activate_due(self, local):
         """Copy passive to active if the activation time has come; True if it did (the
@@ -474,5 +503,8 @@ class Calendar:
             return False
         self.active = self.passive
         self.activation = None
+        if self.passive_specials is not None:  # the plan's own special days come with it
+            self.specials = self.passive_specials
+            self.passive_specials = None
         self._pc_day = -1
         return True

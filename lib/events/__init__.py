@@ -84,6 +84,13 @@ DEMAND_RESET = const(101)  # demand reset (E2 C.91.5, button): period closed; va
 DEMAND_RESET_REFUSED = const(102)  # demand reset within the lockout; value: seconds left
 DST_CHANGED = const(103)  # DST began (value 1) or ended (0): IDIS 3
 TOU_ACTIVATED = const(104)  # the passive tariff plan became active: IDIS 9
+# 105..109: issue 10's remaining pieces (clock-set limit, tariff plan over IEC)
+CLOCK_SET_REFUSED = const(105)  # W1 0.9.1/0.9.2 over the limit per period (seal closed);
+# value: why (lib/billing/clocklimit: 1 sets used up, 2 total shift used up); subject: address
+TOU_PROGRAMMED = const(106)  # a passive tariff plan installed over IEC (E2 C.92.9): IDIS 19;
+# value: the plan's 31-bit CRC (firmware/meter/touprog.py)
+TOU_REFUSED = const(107)  # a tariff plan piece or install refused (ER05); value: the address's
+# last group (1 season .. 5 activation, 9 install); subject: the address
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -128,6 +135,8 @@ NAMES = {
     BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
     DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
     TOU_ACTIVATED: "passive tariff plan activated",
+    CLOCK_SET_REFUSED: "clock set refused: limit per period",
+    TOU_PROGRAMMED: "passive tariff plan programmed", TOU_REFUSED: "tariff plan refused",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -140,7 +149,7 @@ SECURITY_CODES = (
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
     CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
-    AUDIT_CLEARED,
+    AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED,
 )
 
 
@@ -181,6 +190,7 @@ IDIS_CODES = {
     PW_WHILE_LOCKED: 46, PROG_LOCKED: 46, SEALED_REFUSED: 46, DST_CHANGED: 3,
     TOU_ACTIVATED: 9,
 }
+IDIS_CODES[TOU_PROGRAMMED] = 19  # "passive TOU programmed"
 _IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
                WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
                SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,

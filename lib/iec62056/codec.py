@@ -353,10 +353,18 @@ def parse_command(frame, n=-1):
 
 def build_data(address, value, unit=None, max_value=MAX_VALUE_PROG):
     """Programming-mode data message ``STX address(value*unit) ETX BCC`` as a bytearray
-    (value <= 128 characters by default). Raises ValueError (see :func:`put_data_set`)."""
+    (value <= 128 characters by default). A tuple ``value`` gives one data set with several
+    value groups, ``address(v1)(v2)...`` (each <= 128 characters, no unit; the manufacturer
+    practice of e.g. EMH's ``1.6.1(value)(time)``): for a value longer than one group.
+    Raises ValueError (see :func:`put_data_set`)."""
     out = bytearray()
     out.append(STX)
-    put_data_set(out, address, value, unit, max_value)
+    if isinstance(value, tuple):
+        put_data_set(out, address, value[0], None, max_value)
+        for v in value[1:]:
+            put_data_set(out, "", v, None, max_value)
+    else:
+        put_data_set(out, address, value, unit, max_value)
     out.append(ETX)
     return _append_bcc(out)
 

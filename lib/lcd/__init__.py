@@ -16,7 +16,7 @@ The glass modelled here is the usual utility-meter layout:
 
 - a small identifier field above the digits (an OBIS code such as ``"1.8.0"`` or a 2-letter
   prefix as used on Landis+Gyr Focus meters: ``"DE"``, ``"RX"``, ``"NT"``), max 6 characters,
-- annunciators (units, energy-direction arrows, tariff T1..T6, relay, alarm, ...), one bit each
+- annunciators (units, energy-direction arrows, tariff T1..T6, relay, alarm, DST ...), one bit each
   in ``Frame.ann`` (``ANN_*`` constants).
 
 Values are integers in thousandths of the displayed unit (Wh for a register shown in kWh, mV for
@@ -72,12 +72,14 @@ ANN_BATTERY = const(1 << 18)  # RTC backup battery low
 ANN_TEST = const(1 << 19)  # test mode active
 ANN_ALT = const(1 << 20)  # alternate (manual) list shown
 ANN_COMM = const(1 << 21)  # communication in progress
-ANN_COUNT = const(22)
-ANN_ALL = const((1 << 22) - 1)
+ANN_DST = const(1 << 22)  # daylight saving (summer) time in force
+ANN_COUNT = const(23)
+ANN_ALL = const((1 << 23) - 1)
 
 ANN_NAMES = (
     "kWh", "kvarh", "kVAh", "V", "A", "Hz", "W", "var", "IMP", "EXP",
     "T1", "T2", "T3", "T4", "T5", "T6", "RELAY", "ALARM", "BAT", "TEST", "ALT", "COMM",
+    "DST",
 )
 
 # Display lists.
