@@ -84,6 +84,11 @@ DEMAND_RESET = const(101)  # demand reset (E2 C.91.5, button): period closed; va
 DEMAND_RESET_REFUSED = const(102)  # demand reset within the lockout; value: seconds left
 DST_CHANGED = const(103)  # DST began (value 1) or ended (0): IDIS 3
 TOU_ACTIVATED = const(104)  # the passive tariff plan became active: IDIS 9
+# 110..115: the concentrator, RS-485 bus master (firmware/uplink/concentrator.py); subject:
+# the bus address's last 6 characters
+CONC_NO_ANSWER = const(110)  # a bus meter not read (value: iec62056.client E_* code)
+CONC_ANSWERS_AGAIN = const(111)  # a bus meter read again (value: failures in a row before)
+CONC_OVERRUN = const(112)  # a polling cycle ran past the next slot (value: slots missed)
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -128,6 +133,8 @@ NAMES = {
     BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
     DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
     TOU_ACTIVATED: "passive tariff plan activated",
+    CONC_NO_ANSWER: "bus meter not read", CONC_ANSWERS_AGAIN: "bus meter read again",
+    CONC_OVERRUN: "bus polling cycle overrun",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
