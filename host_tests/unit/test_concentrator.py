@@ -314,3 +314,21 @@ def test_the_uplink_publishes_forwarded_readings_under_the_bus_meters_serial():
            if p.startswith(b'{"seq":')]
     assert [t for t, _p in got] == [b"meters/10000002/reading", b"meters/SIM00001/bus"], got
     assert got[0][1]["seq"] == 1 and got[0][1]["values"][0] == ["1.8.0", 22.25, "kWh"]
+
+
+def test_virtual_board_option_is_validated():
+    from boards.sim.options import UsageError, parse_args
+
+    o = parse_args(["--rs485-bus", "127.0.0.1:4100", "--concentrator", "10000001,2",
+                    "--concentrator-interval", "300"])
+    assert o.concentrator == ("10000001", "2") and o.concentrator_interval == 300
+    assert parse_args([]).concentrator is None
+    for args, what in ((["--concentrator", "1"], "needs --rs485-bus"),
+                       (["--rs485-bus", "h:1", "--concentrator", "1,,2"], "--concentrator"),
+                       (["--rs485-bus", "h:1", "--concentrator", "1,01"], "twice"),
+                       (["--concentrator-interval", "59"], "60..86400")):
+        try:
+            parse_args(args)
+            raise AssertionError(args)
+        except UsageError as e:
+            assert what in str(e), (what, str(e))
