@@ -226,6 +226,7 @@ class Concentrator:
         self.queued = 0  # outbox messages put
         self.overruns = 0
         self.busy = False
+        self._slot = None  # the RTC second of the cycle's slot
 
     # -- the schedule --------------------------------------------------------------------
 
@@ -248,8 +249,10 @@ class Concentrator:
                              "took %d slot(s)" % (len(self.meters), late + 1))
 
     async def cycle(self, t=None):
-        """Read every meter due (the skipped ones count a cycle down), one at a time."""
+        """Read every meter due (the skipped ones count a cycle down), one at a time; ``t``:
+        the RTC second of the cycle's slot (None: unscheduled)."""
         self.cycles += 1
+        self._slot = t
         self.busy = True
         try:
             for m in self.meters:
@@ -381,7 +384,8 @@ class Concentrator:
         step = iecc.STEP_NAMES[cl.step_failed] if cl is not None else "exchange"
         detail = cl.detail if cl is not None else m.last_error
         m.last_error = "%s: %s" % (name, detail)
-        nxt = t + (m.skip + 1) * self.interval_s
+        # the slot of the next try (from this cycle's slot when it has one)
+        nxt = (self._slot if self._slot is not None else t) + (m.skip + 1) * self.interval_s
         self.log.log(events.CONC_NO_ANSWER, err, "bus meter %s: %s in %s (%s), %d in a row, "
                      "next poll in %d cycle(s)" % (m.address, name, step, detail, m.fails,
                                                     m.skip + 1), events.SRC_RS485,
