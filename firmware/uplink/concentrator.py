@@ -38,7 +38,10 @@ at most ``max_skip``, default 95: a silent meter is tried once a day at 15-minut
 When it answers again: event ``CONC_ANSWERS_AGAIN`` (111; value: the failures before) and a
 ``bus`` message with ``"ok":true``. A cycle that runs past the next slot logs
 ``CONC_OVERRUN`` (112; value: slots missed). Nothing a meter sends can raise out of the task:
-the own meter keeps metering.
+the own meter keeps metering. During the power-fail warning (meter/supply.py) no cycle
+starts and nothing is queued: the outbox's erased slots are the last gasp's. The longest
+synchronous section (building and queueing a reading, an outbox erase) is measured in
+``stall_max_ms``.
 
 Timing on the bus: real time (lib/ticks, ``asyncio.sleep_ms``); the schedule: the board's
 clock (metering time, like ``Uplink.schedule``). Between two meters the bus rests
@@ -227,6 +230,8 @@ class Concentrator:
         self.overruns = 0
         self.busy = False
         self._slot = None  # the RTC second of the cycle's slot
+        self.skipped_cycles = 0  # slots passed during the power-fail warning
+        self.stall_max_ms = 0  # the longest synchronous section (a reading queued)
 
     # -- the schedule --------------------------------------------------------------------
 
@@ -251,6 +256,9 @@ class Concentrator:
     async def cycle(self, t=None):
         """Read every meter due (the skipped ones count a cycle down), one at a time; ``t``:
         the RTC second of the cycle's slot (None: unscheduled)."""
+        if self._warning():  # the supply is going: no bus traffic, no flash writes
+            self.skipped_cycles += 1
+            return
         self.cycles += 1
         self._slot = t
         self.busy = True
@@ -264,8 +272,18 @@ class Concentrator:
         finally:
             self.busy = False
             self._format(300)
-        if self.outbox is not None and (self.supply is None or not self.supply.warning):
+        if self.outbox is not None and not self._warning():
+            t0 = ticks_ms()
             self.outbox.ring.maintain(1)  # (a sector erase when one is due)
+            self._stall(t0)
+
+    def _warning(self):
+        return self.supply is not None and self.supply.warning
+
+    def _stall(self, t0):
+        d = ticks_diff(ticks_ms(), t0)
+        if d > self.stall_max_ms:
+            self.stall_max_ms = d
 
     # -- one meter -----------------------------------------------------------------------
 
@@ -344,13 +362,15 @@ class Concentrator:
             self.port.errors += 1
             m.last_error = repr(e)[:40]
         t = self.clock.time()
+        t0 = ticks_ms()
         if cl is not None and err == iecc.E_NONE:
             self._good(m, cl.readout, t)
         else:
             self._bad(m, err, cl, t)
+        self._stall(t0)
 
     def _put(self, kind, body):
-        if self.outbox is None:
+        if self.outbox is None or self._warning():  # (the warning's slots: the last gasp's)
             return
         try:
             if self.outbox.put(kind, body) is not None:
@@ -400,6 +420,7 @@ class Concentrator:
         a row, cycles to skip, last error)."""
         return {"cycles": self.cycles, "readings": self.readings, "failures": self.failures,
                 "queued": self.queued, "overruns": self.overruns,
+                "skipped_cycles": self.skipped_cycles, "stall_max_ms": self.stall_max_ms,
                 "rx": self.port.rx, "tx": self.port.tx, "errors": self.port.errors,
                 "meters": {m.address: {"serial": m.serial, "polls": m.polls, "ok": m.ok,
                                        "fails": m.fails, "skip": m.skip,

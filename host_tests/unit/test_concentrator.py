@@ -332,3 +332,19 @@ def test_virtual_board_option_is_validated():
             raise AssertionError(args)
         except UsageError as e:
             assert what in str(e), (what, str(e))
+
+
+async def test_no_polling_and_no_outbox_writes_during_the_power_fail_warning():
+    from meter.supply import Supply
+
+    ob = _outbox()
+    sp = Supply()
+    c, log = _conc([_session("10000001", "0000001.500")], ("10000001",), ob)
+    c.supply = sp
+    sp.warning = True
+    await c.cycle()
+    assert c.cycles == 0 and c.skipped_cycles == 1 and len(c.uart.written) == 0
+    assert ob.pending() == 0
+    sp.warning = False
+    await c.cycle()
+    assert c.cycles == 1 and ob.pending() == 1 and c.stall_max_ms >= 0
