@@ -232,6 +232,7 @@ class Concentrator:
         self._slot = None  # the RTC second of the cycle's slot
         self.skipped_cycles = 0  # slots passed during the power-fail warning
         self.stall_max_ms = 0  # the longest synchronous section (a reading queued)
+        self.read_ms = []  # real ms of the last 16 good readouts (request to BCC)
 
     # -- the schedule --------------------------------------------------------------------
 
@@ -353,6 +354,7 @@ class Concentrator:
     async def read(self, m):
         """Read meter ``m`` (a _Meter), forward its reading or report its failure."""
         m.polls += 1
+        t_req = ticks_ms()
         try:
             cl = await self.exchange(m.address)
             err = cl.error
@@ -364,6 +366,9 @@ class Concentrator:
         t = self.clock.time()
         t0 = ticks_ms()
         if cl is not None and err == iecc.E_NONE:
+            if len(self.read_ms) >= 16:
+                self.read_ms.pop(0)
+            self.read_ms.append(ticks_diff(t0, t_req))
             self._good(m, cl.readout, t)
         else:
             self._bad(m, err, cl, t)
@@ -421,6 +426,7 @@ class Concentrator:
         return {"cycles": self.cycles, "readings": self.readings, "failures": self.failures,
                 "queued": self.queued, "overruns": self.overruns,
                 "skipped_cycles": self.skipped_cycles, "stall_max_ms": self.stall_max_ms,
+                "read_ms": self.read_ms,
                 "rx": self.port.rx, "tx": self.port.tx, "errors": self.port.errors,
                 "meters": {m.address: {"serial": m.serial, "polls": m.polls, "ok": m.ok,
                                        "fails": m.fails, "skip": m.skip,
