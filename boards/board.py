@@ -67,6 +67,9 @@ Optional hooks (the firmware probes them with ``getattr``; a board leaves out wh
   ``uplink_leds`` (tuple of two ``RGBLed``: signal band, modem state); ``modem_cfg`` (dict
   of modem.manager.Manager settings, e.g. the backoff); ``holdup_ms`` (int, the last gasp's
   budget after the power-fail warning, default 100).
+- Concentrator (firmware/uplink/concentrator.py; optional): ``concentrator`` (tuple of 1..32
+  bus addresses: the board is the RS-485 bus master on ``uart_rs485`` and reads them) and
+  ``concentrator_interval_s`` (int, default 900).
 - ``duration_ms()``: run for this long (metering time) and stop, or None: forever.
 - ``report(meter)``: called after the run (the virtual board prints its summary and JSON).
 - ``notes`` (list of str): what the board could not set up (printed at construction).

@@ -44,7 +44,8 @@ class Meter:
     the stored configuration (tests). Attributes: the parts (``log``, ``events``,
     ``settings``, ``ade``, ``registers``, ``output``, ``metering``, ``testmode``,
     ``status``, ``catalogue``, ``display``, ``storage``, ``iec``, ``led``, ``tamper``,
-    ``supervisor``, ``supply``, ``uplink`` (None without a modem, outbox or broker))."""
+    ``supervisor``, ``supply``, ``uplink`` (None without a modem, outbox or broker),
+    ``concentrator`` (None unless the board names bus addresses))."""
 
     def __init__(self, board, cfg=None):
         self.board = board
@@ -151,6 +152,7 @@ class Meter:
             self.storage.on_interval = self.led.now
         self.tamper = TamperWatch(board, m, log, st)
         self.uplink = self._uplink(parts)
+        self.concentrator = self._concentrator()
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
 
     def _profiles(self, board, parts, st, clock, log, sp):
@@ -182,6 +184,21 @@ class Meter:
         ob.mount()
         return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
                       modem_cfg=getattr(b, "modem_cfg", None))
+    def _concentrator(self):
+        # the RS-485 bus master (uplink/concentrator.py): the board's ``concentrator``
+        # (bus addresses) and RS-485 UART; its readings go into the uplink's outbox
+        b = self.board
+        addrs = getattr(b, "concentrator", None)
+        if not addrs or getattr(b, "uart_rs485", None) is None:
+            return None
+        from uplink.concentrator import Concentrator
+
+        up = self.uplink
+        return Concentrator(b.uart_rs485, addrs, b.clock, self.log,
+                            up.outbox if up is not None else None, b.serial,
+                            getattr(b, "rs485_de", None),
+                            getattr(b, "concentrator_interval_s", 900), supply=self.supply)
+
     @staticmethod
     def _billing_config(board, log):
         # the board's billing configuration (billing.config JSON; the virtual board's
@@ -251,8 +268,8 @@ class Meter:
         for name, uart, de, src in (("optical", b.uart_optical, None, events.SRC_OPTICAL),
                                     ("rs485", b.uart_rs485, getattr(b, "rs485_de", None),
                                      events.SRC_RS485)):
-            if uart is None:
-                continue
+            if uart is None or (name == "rs485" and self.concentrator is not None):
+                continue  # (the concentrator is the bus master on the RS-485 UART)
             stats = self.port_stats[name] = pump.PortStats()
 
             def port(uart=uart, de=de, stats=stats, src=src):
@@ -288,6 +305,8 @@ class Meter:
         if self.uplink is not None:
             sp("uplink", self.uplink.run)
             sp("uplink-schedule", self.uplink.schedule)
+        if self.concentrator is not None:
+            sp("concentrator", self.concentrator.run)
         out = list(sv.tasks.values())
         out.append(asyncio.create_task(sv.watchdog()))
         extra = getattr(b, "tasks", None)

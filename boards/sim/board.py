@@ -98,6 +98,9 @@ class SimBoard:
             self.uart_rs485 = opening("--rs485-bus %s:%d" % o.rs485_bus, BusUart,
                                        o.rs485_bus[1], o.rs485_bus[0])
         self.rs485_de = SimPin("RS485_DE")
+        # --concentrator: the board is the bus master on its RS-485 UART (firmware/app.py)
+        self.concentrator = o.concentrator
+        self.concentrator_interval_s = o.concentrator_interval
         # the 2G modem (SIM800 model, boards/sim/modem.py): CIPSTART to real TCP; the
         # uplink's broker (--broker; none by default: the uplink starts only with one)
         try:  # the model bridges to real TCP: no modem where there are no sockets (the

@@ -69,6 +69,11 @@ Ports and inputs
   --rs485-bus H:P    join the RS-485 bus hub (tools/rs485_hub.py) at H:P
   --control-tcp P    control channel on 127.0.0.1:P (buttons, switches, LCD,
                      modem network conditions)
+  --concentrator A[,A...]  bus master on the RS-485 bus (needs --rs485-bus):
+                     read these 1..32 meter addresses with IEC 62056-21
+                     readouts every --concentrator-interval S (default 900,
+                     60..86400) and forward them (with --broker) under their
+                     serials; the meter itself does not answer on the bus
   --broker H:P       MQTT broker of the uplink, reached through the modem model
                      (default: none, no uplink; a broker not there: quiet
                      retries)
@@ -130,6 +135,8 @@ class Options:
         self.broker = None
         self.network_outage = None
         self.tariffs = None  # --tariffs: the billing configuration file or None
+        self.concentrator = None  # --concentrator: bus addresses (tuple) or None
+        self.concentrator_interval = 900
 
 
 class UsageError(ValueError):
@@ -289,6 +296,17 @@ _VALUED["--rs485-bus"] = ("rs485_bus", _bus)
 _VALUED["--broker"] = ("broker", _bus)
 
 
+def _addresses(v):
+    from uplink.concentrator import check_addresses  # 1..32, letters/digits, no duplicate
+
+    return check_addresses(v.split(","))
+
+
+_VALUED["--concentrator"] = ("concentrator", _addresses)
+_VALUED["--concentrator-interval"] = ("concentrator_interval",
+                                      lambda v: _number(v, 60, 86400, True))
+
+
 def _outage(v):
     a, sep, b = v.partition(":")
     if not sep:
@@ -360,6 +378,8 @@ def parse_args(argv):
         except ValueError:
             raise UsageError("--serial %r is the ports' device address: use 1..32 letters "
                              "and digits, or give --address" % o.serial) from None
+    if o.concentrator is not None and o.rs485_bus is None:
+        raise UsageError("--concentrator needs --rs485-bus (the bus it is master of)")
     ports = [p for p in (o.optical_tcp, o.control_tcp) if p is not None]
     if len(ports) == 2 and ports[0] == ports[1]:
         raise UsageError("--optical-tcp and --control-tcp both use port %d" % ports[0])

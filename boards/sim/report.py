@@ -141,6 +141,9 @@ def report(board, meter, power_lost=False):
     pr = getattr(meter, "profiles", None)
     if pr is not None:  # rows captured in this run, rows that could not be written
         out["profile"] = {p.name: {"rows": p.rows, "lost": p.lost} for p in pr.items}
+    cc = getattr(meter, "concentrator", None)
+    if cc is not None:  # the RS-485 bus master (firmware/uplink/concentrator.py)
+        out["concentrator"] = cc.stats()
     up = getattr(meter, "uplink", None)
     if up is not None:
         out["uplink"] = st = up.stats()

@@ -39,6 +39,8 @@ from flashstore.ringlog import NoSpace, RingLog
 KIND_READING = const(1)
 KIND_EVENT = const(2)
 KIND_REPLY = const(3)
+KIND_FORWARD = const(4)  # a bus meter's reading (uplink/concentrator.py): its own topic
+KIND_BUS = const(5)  # the concentrator's report on a bus meter (meters/<serial>/bus)
 KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)

@@ -44,9 +44,10 @@ import json
 import events
 import ticks
 from uplink import messages as msg
-from uplink.outbox import KIND_EVENT, KIND_READING, KIND_REPLY
+from uplink.outbox import KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_READING, KIND_REPLY
 
-_KIND_TOPIC = {KIND_READING: "reading", KIND_EVENT: "event", KIND_REPLY: "reading"}
+_KIND_TOPIC = {KIND_READING: "reading", KIND_EVENT: "event", KIND_REPLY: "reading",
+               KIND_BUS: "bus"}
 _MAX_EVENTS = 16  # per round; a flood beyond it is summarised
 
 
@@ -237,8 +238,7 @@ class Uplink:
             self._where = "publish"
             seq, kind, body = m
             t0 = ticks.ticks_ms()
-            c.publish((self.base + _KIND_TOPIC.get(kind, "reading")).encode(),
-                      msg.with_seq(seq, body), qos=1)
+            c.publish(self._topic(kind, body), msg.with_seq(seq, body), qos=1)
             self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
             self.outbox.ack(seq)
             self._delivered()
@@ -257,6 +257,14 @@ class Uplink:
         if self.manager.rx_available():
             self._where = "receive"
             c.check_msg()
+
+    def _topic(self, kind, body):
+        # a bus meter's reading goes under its own serial (uplink/concentrator.py)
+        if kind == KIND_FORWARD:
+            from uplink.concentrator import forward_topic
+
+            return forward_topic(body)
+        return (self.base + _KIND_TOPIC.get(kind, "reading")).encode()
 
     # -- events --------------------------------------------------------------------------
 
@@ -324,8 +332,7 @@ class Uplink:
                 m = self.outbox.peek()
                 if m is None:
                     break
-                c.publish((self.base + _KIND_TOPIC.get(m[1], "reading")).encode(),
-                          msg.with_seq(m[0], m[2]), qos=1)
+                c.publish(self._topic(m[1], m[2]), msg.with_seq(m[0], m[2]), qos=1)
                 self.outbox.ack(m[0])
                 self.sent += 1
             c.sock.settimeout(None)

@@ -118,6 +118,7 @@ class MiniBroker(Peer):
         super().__init__()
         self.ids = []
         self.payloads = []
+        self.topics = []  # the topic of each payload
         self.ack = ack
         self.packets = 0
 
@@ -160,6 +161,7 @@ class MiniBroker(Peer):
                 if self.ack:
                     self.reply(bytes((0x40, 2, pid >> 8, pid & 0xFF)))
             self.payloads.append(body[j:])
+            self.topics.append(bytes(body[2:2 + tl]))
         elif kind == 8:
             self.reply(bytes((0x90, 3, body[0], body[1], 0)))
         elif kind == 12:

@@ -91,6 +91,11 @@ TOU_PROGRAMMED = const(106)  # a passive tariff plan installed over IEC (E2 C.92
 # value: the plan's 31-bit CRC (firmware/meter/touprog.py)
 TOU_REFUSED = const(107)  # a tariff plan piece or install refused (ER05); value: the address's
 # last group (1 season .. 5 activation, 9 install); subject: the address
+# 110..115: the concentrator, RS-485 bus master (firmware/uplink/concentrator.py); subject:
+# the bus address's last 6 characters
+CONC_NO_ANSWER = const(110)  # a bus meter not read (value: iec62056.client E_* code)
+CONC_ANSWERS_AGAIN = const(111)  # a bus meter read again (value: failures in a row before)
+CONC_OVERRUN = const(112)  # a polling cycle ran past the next slot (value: slots missed)
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -137,6 +142,8 @@ NAMES = {
     TOU_ACTIVATED: "passive tariff plan activated",
     CLOCK_SET_REFUSED: "clock set refused: limit per period",
     TOU_PROGRAMMED: "passive tariff plan programmed", TOU_REFUSED: "tariff plan refused",
+    CONC_NO_ANSWER: "bus meter not read", CONC_ANSWERS_AGAIN: "bus meter read again",
+    CONC_OVERRUN: "bus polling cycle overrun",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the

@@ -1,0 +1,354 @@
+"""The concentrator (firmware/uplink/concentrator.py): the bus master reading meter sessions
+(lib/iec62056/session.py) over an in-process RS-485 line in real time, forwarding into a
+real outbox (NOR model) under each meter's serial; silent, babbling and wrong meters are
+reported with backoff and never stop the cycle. Both interpreters."""
+
+import asyncio
+import json
+
+import events
+from boards.sim.norflash import NORFlash
+from flashstore.flash import Partition
+from iec62056 import client as iecc
+from iec62056 import session as S
+from uplink import concentrator as K
+from uplink import messages as msg
+from uplink.outbox import KIND_BUS, KIND_FORWARD, Outbox
+
+if not hasattr(asyncio, "sleep_ms"):  # CPython
+    async def _sleep_ms(ms):
+        await asyncio.sleep(ms / 1000)
+
+    asyncio.sleep_ms = _sleep_ms
+
+
+class Clock:
+    """Metering clock stand-in: RTC seconds that the test advances."""
+
+    def __init__(self):
+        self.t = 0
+
+    def time(self):
+        return self.t
+
+    async def sleep_ms(self, ms):
+        self.t += ms // 1000
+        await asyncio.sleep_ms(0)
+
+
+def _items(serial, kwh):
+    return [("C.1.0", serial, None), ("0.0.0", serial, None), ("0.9.1", "001503", None),
+            ("0.9.2", "160101", None), ("1.8.0", kwh, "kWh"), ("2.8.0", "0000000.000", "kWh"),
+            ("32.7.0", "230.0", "V"), ("F.F.0", "00000000", None)]
+
+
+def _session(serial, kwh):
+    # lowercase 3rd letter: 20 ms reaction (IEC 62056-21), so the test runs fast
+    return S.Session(device_address=serial, manufacturer="OMf", ident="OPENMETER1",
+                     readout=lambda: _items(serial, kwh), answer_unaddressed=False,
+                     reaction_ms=20, switch_ms=20, readout_hold_ms=100)
+
+
+class Babbler:
+    """A broken meter: answers any request to its address with endless bytes."""
+
+    def __init__(self, address):
+        self.address = address
+        self.on = False
+        self.heard = bytearray()
+        self.last = None
+        self.left = 6000
+
+    def feed(self, data, now, n=-1):
+        self.heard.extend(data)
+        if self.heard.endswith(b"/?" + self.address.encode() + b"!\r\n"):
+            self.on = True
+        return None
+
+    def poll(self, now):
+        if not self.on or now == self.last or self.left <= 0:  # a burst per ms, 6 KB
+            return None
+        self.last = now
+        self.left -= 120
+        return (now, b"/OMf5X\r\n\x02" + b"1.8.0(1*kWh)\r\n" * 8, 0)
+
+
+class Bus:
+    """The master's UART (machine.UART-like) on a line with ``members`` (sessions)."""
+
+    def __init__(self, members):
+        self.members = members
+        self.rx = bytearray()
+        self.inits = []
+        self.written = bytearray()  # everything the master sent
+
+    def init(self, baudrate=None, bits=None, parity=None, stop=None):
+        self.inits.append(baudrate)
+
+    def any(self):
+        self._pump()
+        return len(self.rx)
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.rx))
+        buf[:n] = self.rx[:n]
+        self.rx = self.rx[n:]
+        return n
+
+    def write(self, data):
+        self.written.extend(data)
+        from ticks import ticks_ms
+
+        now = ticks_ms()
+        for m in self.members:
+            self._do(m, m.feed(bytearray(data), now))
+        return len(data)
+
+    def txdone(self):
+        return True
+
+    def _do(self, m, act):
+        from ticks import ticks_diff, ticks_ms
+
+        while act is not None:
+            at, data, _b = act
+            if ticks_diff(at, ticks_ms()) > 0:
+                m.pending = act
+                return
+            if data is not None and hasattr(data, "chunks"):
+                data = b"".join(bytes(p) for p in data.chunks())
+            if data and len(self.rx) < 1024:  # the UART's rx buffer: overrun beyond
+                self.rx.extend(data)
+            act = m.poll(ticks_ms())
+        m.pending = None
+
+    def _pump(self):
+        from ticks import ticks_ms
+
+        for m in self.members:
+            act = getattr(m, "pending", None)
+            self._do(m, act if act is not None else m.poll(ticks_ms()))
+
+
+def _outbox():
+    # 3 sectors: 14 records (one sector kept erased), small enough for a 96 KiB heap
+    dev = NORFlash(3 * 4096, 4096, 256, strict=True)
+    ob = Outbox(Partition(dev, 0, dev.size))
+    ob.mount()
+    return ob
+
+
+def _drain(ob):
+    out = []
+    while True:
+        m = ob.peek()
+        if m is None:
+            return out
+        out.append(m)
+        ob.ack(m[0])
+
+
+def _conc(members, addresses, ob=None, log=None):
+    clock = Clock()
+    log = log or events.EventLog(clock)
+    c = K.Concentrator(Bus(members), addresses, clock, log, ob, "SIM00001", rest_ms=0,
+                       quiet_ms=40,
+                       client_cfg={"reaction_ms": 200, "margin_ms": 100, "gap_ms": 200,
+                                   "ack_delay_ms": 20})
+    return c, log
+
+
+async def test_three_meters_forwarded_under_their_own_serials():
+    ob = _outbox()
+    meters = [_session("10000001", "0000001.500"), _session("10000002", "0000022.250"),
+              _session("10000003", "0000333.000")]
+    c, log = _conc(meters, ("10000001", "10000002", "10000003"), ob)
+    await c.cycle()
+    got = _drain(ob)
+    assert [m[1] for m in got] == [KIND_FORWARD] * 3, got
+    kwh = {}
+    for seq, _kind, body in got:
+        topic = K.forward_topic(body)
+        d = json.loads(msg.with_seq(seq, body))
+        assert topic == ("meters/%s/reading" % d["meter"]).encode()
+        assert d["via"] == "SIM00001" and d["address"] == d["meter"] and d["seq"] == seq
+        assert d["id"] == "OMf5OPENMETER1" and d["status"] == "00000000"
+        assert d["meter_time"] == "2016-01-01T00:15:03"
+        assert d["values"][-1] == ["32.7.0", 230.0, "V"]
+        kwh[d["meter"]] = d["values"][0]
+    assert kwh == {"10000001": ["1.8.0", 1.5, "kWh"], "10000002": ["1.8.0", 22.25, "kWh"],
+                   "10000003": ["1.8.0", 333.0, "kWh"]}, kwh
+    assert c.readings == 3 and c.failures == 0 and log.total == 0
+    assert all(b == 300 or b == 9600 for b in c.uart.inits)
+
+
+async def test_a_silent_meter_is_reported_with_backoff_not_retried_in_a_loop():
+    ob = _outbox()
+    meters = [_session("10000001", "0000001.500"), _session("10000002", "0000002.000")]
+    c, log = _conc(meters, ("10000001", "10000009", "10000002"), ob)
+    got = []
+    for _ in range(8):
+        await c.cycle()
+        got += _drain(ob)  # (as the uplink does)
+    m = c.stats()["meters"]
+    assert m["10000001"]["ok"] == 8 and m["10000002"]["ok"] == 8
+    # polled at cycles 1, 2, 4, 8 (skipping 0, 1, 3 cycles after 1, 2, 3 failures)
+    assert m["10000009"]["polls"] == 4 and m["10000009"]["fails"] == 4
+    assert m["10000009"]["skip"] == 7 and m["10000009"]["last_error"] == "timeout: no answer"
+    assert bytes(c.uart.written).count(b"/?10000009!\r\n") == 4
+    evs = [e for e in log.since(0) if e[1] == events.CONC_NO_ANSWER]
+    assert len(evs) == 4 and all(e[2] == iecc.E_TIMEOUT for e in evs)
+    assert ob.dropped == 0 and [m[0] for m in got] == list(range(1, 21))
+    bus = [json.loads(b) for _s, k, b in got if k == KIND_BUS]
+    assert len(bus) == 4 and [b["fails"] for b in bus] == [1, 2, 3, 4]
+    assert bus[0]["address"] == "10000009" and bus[0]["ok"] is False
+    assert bus[0]["error"] == "timeout" and bus[0]["step"] == "identification"
+    assert bus[0]["serial"] is None
+    # the longest wait: max_skip cycles
+    c.max_skip = 3
+    for _ in range(8):
+        await c.cycle()
+    assert c.stats()["meters"]["10000009"]["skip"] <= 3
+
+
+async def test_a_meter_that_answers_again_is_reported_once():
+    ob = _outbox()
+    s2 = _session("10000002", "0000002.000")
+    members = [_session("10000001", "0000001.500")]
+    c, log = _conc(members, ("10000001", "10000002"), ob)
+    await c.cycle()  # 10000002 silent: 1 failure, next cycle again
+    members.append(s2)
+    await c.cycle()
+    evs = [(e[1], e[2]) for e in log.since(0)]
+    assert evs == [(events.CONC_NO_ANSWER, iecc.E_TIMEOUT), (events.CONC_ANSWERS_AGAIN, 1)]
+    got = _drain(ob)
+    bus = [json.loads(b) for _s, k, b in got if k == KIND_BUS]
+    assert bus[-1] == {"ts": "2000-01-01T00:00:00Z", "address": "10000002",
+                       "serial": "10000002", "ok": True, "fails": 1}, bus
+    assert c.stats()["meters"]["10000002"] == {"serial": "10000002", "polls": 2, "ok": 1,
+                                               "fails": 0, "skip": 0, "last_error": ""}
+
+
+async def test_a_babbling_meter_does_not_stop_the_others():
+    ob = _outbox()
+    bab = Babbler("10000005")
+    members = [_session("10000001", "0000001.500"), bab, _session("10000002", "0000002.000")]
+    c, log = _conc(members, ("10000001", "10000005", "10000002"), ob)
+    await c.cycle()
+    assert bab.left <= 0  # it sent its 6 KB: the readout's 2 KB bound ended the read
+    m = c.stats()["meters"]
+    assert m["10000001"]["ok"] == 1 and m["10000002"]["ok"] == 1, m
+    assert m["10000005"]["fails"] == 1 and m["10000005"]["last_error"].startswith(
+        "overflow"), m
+    evs = [e for e in log.since(0) if e[1] == events.CONC_NO_ANSWER]
+    assert len(evs) == 1 and evs[0][2] == iecc.E_OVERFLOW
+
+
+def test_forward_bodies_fit_the_outbox_record():
+    many = [("C.1.0", "A1", None), ("0.0.0", "A1", None)]
+    many += [("1.8.%d" % i, "%07d.%03d" % (i * 1000, i), "kWh") for i in range(40)]
+    many += [("0.2.0", "OM-0.1", None), ("1.8.0", "junk", "kWh"), ("31.7.0", "1.0", None)]
+    r = iecc.Readout("A1", "OMF", "5", "OPENMETER1", 9600, many)
+    bodies = K.forward_bodies(r, 3600, "SIM00001")
+    assert len(bodies) > 1
+    vals = []
+    for i, b in enumerate(bodies):
+        assert len(b) <= 490, len(b)
+        d = json.loads(b)
+        assert d["part"] == [i + 1, len(bodies)] and d["meter"] == "A1"
+        assert d["ts"] == "2000-01-01T01:00:00Z" and "meter_time" not in d
+        vals += d["values"]
+    assert [v[0] for v in vals] == ["1.8.%d" % i for i in range(40)]  # no unit/number: out
+    assert vals[1] == ["1.8.1", 1000.001, "kWh"]
+
+
+def test_serial_and_number_rules():
+    r = iecc.Readout("7", "OMF", "5", "X", 9600, [("C.1.0", "bad/serial", None),
+                                                  ("0.0.0", "0007", None)])
+    assert K.serial_of(r) == "0007"
+    r = iecc.Readout("7", "OMF", "5", "X", 9600, [("C.1.0", "a+b", None)])
+    assert K.serial_of(r) == "7"
+    assert K.number("0001234.567") == "1234.567" and K.number("-0000012.000") == "-12.000"
+    assert K.number(".5") == "0.5" and K.number("0") == "0" and K.number("+7") == "7"
+    for bad in ("", "-", "1.", "1e5", "12:00", "0x10", "1.2.3", "."):
+        assert K.number(bad) is None, bad
+    assert K.forward_topic(b'{"meter":"X1","ts":""}') == b"meters/X1/reading"
+
+
+def test_addresses_are_checked():
+    assert K.check_addresses(["1", "A2"]) == ("1", "A2")
+    for bad, what in (([], "no bus"), (["1", "001"], "twice"), (["a b"], "letters"),
+                      ([str(i) for i in range(1, 34)], "at most 32")):
+        try:
+            K.check_addresses(bad)
+            raise AssertionError(bad)
+        except ValueError as e:
+            assert what in str(e), (what, e)
+
+
+def test_the_uplink_publishes_forwarded_readings_under_the_bus_meters_serial():
+    from modemkit import MiniBroker, Rig, add_frozen_lib
+
+    add_frozen_lib()
+    from uplink.task import Uplink
+
+    broker = MiniBroker()
+    r = Rig(peer=broker)
+
+    class Board:
+        uart_modem = r.model
+        modem_pwrkey = r.model.pwrkey
+        clock = Clock()
+
+    ob = _outbox()
+    rd = iecc.Readout("10000002", "OMF", "5", "OPENMETER1", 9600,
+                      _items("10000002", "0000022.250"))
+    for body in K.forward_bodies(rd, 900, "SIM00001"):
+        ob.put(KIND_FORWARD, body)
+    ob.put(KIND_BUS, '{"ts":"","address":"10000003","ok":false}')
+    up = Uplink(Board(), None, events.EventLog(Board.clock), ob, "SIM00001", ("broker", 1883),
+                link=r.link, idle=lambda: r.clock.advance(2))
+    r.m.open("broker", 1883, 0)
+    t0 = r.clock.t
+    while not (up.session and ob.pending() == 0):
+        up.step()
+        r.advance(10)
+        assert r.clock.t - t0 < 60000, up.stats()
+    got = [(broker.topics[i], json.loads(p)) for i, p in enumerate(broker.payloads)
+           if p.startswith(b'{"seq":')]
+    assert [t for t, _p in got] == [b"meters/10000002/reading", b"meters/SIM00001/bus"], got
+    assert got[0][1]["seq"] == 1 and got[0][1]["values"][0] == ["1.8.0", 22.25, "kWh"]
+
+
+def test_virtual_board_option_is_validated():
+    from boards.sim.options import UsageError, parse_args
+
+    o = parse_args(["--rs485-bus", "127.0.0.1:4100", "--concentrator", "10000001,2",
+                    "--concentrator-interval", "300"])
+    assert o.concentrator == ("10000001", "2") and o.concentrator_interval == 300
+    assert parse_args([]).concentrator is None
+    for args, what in ((["--concentrator", "1"], "needs --rs485-bus"),
+                       (["--rs485-bus", "h:1", "--concentrator", "1,,2"], "--concentrator"),
+                       (["--rs485-bus", "h:1", "--concentrator", "1,01"], "twice"),
+                       (["--concentrator-interval", "59"], "60..86400")):
+        try:
+            parse_args(args)
+            raise AssertionError(args)
+        except UsageError as e:
+            assert what in str(e), (what, str(e))
+
+
+async def test_no_polling_and_no_outbox_writes_during_the_power_fail_warning():
+    from meter.supply import Supply
+
+    ob = _outbox()
+    sp = Supply()
+    c, log = _conc([_session("10000001", "0000001.500")], ("10000001",), ob)
+    c.supply = sp
+    sp.warning = True
+    await c.cycle()
+    assert c.cycles == 0 and c.skipped_cycles == 1 and len(c.uart.written) == 0
+    assert ob.pending() == 0
+    sp.warning = False
+    await c.cycle()
+    assert c.cycles == 1 and ob.pending() == 1 and c.stall_max_ms >= 0
