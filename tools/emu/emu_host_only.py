@@ -17,26 +17,8 @@ _TWO = ("two meters alive at once (a restart while the first is still referenced
         "right after one): with the billing functions, load profiles and audit trail of issue "
         "10 a second meter no longer fits beside the first in a 192 KiB heap (a device runs "
         "one)")
-_BIG = ("the whole meter (billing functions, load profiles, audit trail) with the virtual "
-        "board's models exceeds a 96 KiB heap")
 _TCP = "needs sockets (%s); the QEMU port has no network stack"
 HOST_ONLY = {
-    # a whole meter with the billing functions, load profiles and audit trail (issue 10) and
-    # the virtual board's models does not fit a 96 KiB heap any more (issue 12: device RAM)
-    "test_display.test_error_flags_one_definition_lcd_and_readout":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_iec_test_mode_commands_and_reads":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_led_task_follows_the_selection":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_normal_list_configurable_and_validated":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_test_mode_high_resolution_and_registers_untouched":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_test_mode_times_out_in_metering_time":
-        ("heap", 128 * _KB, _BIG),
-    "test_layout.test_every_listed_quantity_resolves_through_the_catalogue":
-        ("heap", 128 * _KB, _BIG),
     "test_load.test_the_trace_is_read_in_blocks_not_byte_by_byte":
         ("ramdisk", 512 * _KB, "writes a trace file bigger than a 16 KiB RAM disk"),
     "test_sim_control": _TCP % "real TCP clients of boards/sim/control.py on 127.0.0.1",
