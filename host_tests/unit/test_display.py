@@ -433,6 +433,7 @@ async def test_led_task_follows_the_selection():
     meter.testmode.leave()
     o.due = 2
     o.var_due = 5
+    o.interval(0, 0, 0, 1000)  # a step that leaves them owed wakes the LED task
     await b.clock.sleep_ms(3000)
     assert b.led_kwh.rises == 2 and b.led_kvarh.rises == 3, (b.led_kwh.rises,
                                                             b.led_kvarh.rises)
