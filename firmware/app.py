@@ -296,7 +296,7 @@ class Meter:
                     self.storage, b, self.log, self.events, self._on_warning))
         uptime = storage_tasks.Uptime(b.clock)
         sp("housekeeping", lambda: storage_tasks.housekeeping(
-            self.settings, self.events, b.clock, uptime))
+            self.settings, self.events, b.clock, uptime, storage=self.storage))
         sp("tamper", self.tamper.run)
         sp("profile", lambda: profile_task.run(self.profiles, b.clock))
         sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply,

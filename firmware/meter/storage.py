@@ -26,10 +26,12 @@ Boot: :meth:`Storage.restore` recovers the newest valid record and raises the re
 
 Commits: periodic every ``period_s`` of metering time (lib/flashstore/journal.CommitPolicy,
 default 300 s, or sooner once 200 Wh of active energy are unsaved; seconds counted with
-``ticks_diff``, so the 12.4-day wrap of a real port's ``ticks_ms`` changes nothing), each
-followed by ``maintain()`` (at most one sector erase, never on the power-fail path); a
-power-up whose journal holds the registers starts the period (no copy at each power-up: a
-flickering supply would cost a record per cycle); urgent on the power-fail warning
+``ticks_diff``, so the 12.4-day wrap of a real port's ``ticks_ms`` changes nothing; the step
+asks the policy (:meth:`interval`) and wakes the storage task through ``on_due`` when one is
+due, so the commit holds that step's interval), each followed by ``maintain()`` (at most
+one sector erase, never on the power-fail path); a power-up whose journal holds the
+registers starts the period (no copy at each power-up: a flickering supply would cost a
+record per cycle); urgent on the power-fail warning
 (:meth:`power_fail_begin`: the partial interval read, then one page program, no erase, no read
 and no allocation; the board's hold-up time must cover it, docs/BENCHMARKS.md), and then
 every interval as it registers while the warning lasts (:meth:`interval`, a consumer of the
@@ -172,6 +174,9 @@ class Storage:
         self.log = log
         self.supply = supply  # meter.supply.Supply (the power-fail warning) or None
         self.on_interval = None  # called after a commit made during the warning (test LED)
+        # called by the step when the policy says a commit is due (the storage task's
+        # wake-up: it sleeps until then, not every second; tasks/storage.py)
+        self.on_due = None
         self.power_fail = None  # the board's power-fail input (Pin-like), set by the app
         self.status = None
         self.payload_size = payload_size(k)
@@ -437,3 +442,16 @@ class Storage:
             cb = self.on_interval
             if cb is not None:
                 cb()
+        elif self.on_due is not None and not self.journal.blocked:
+            # a periodic commit due (period elapsed, or 200 Wh unsaved): wake the storage
+            # task, which commits right after this step (comparisons only: allocation-free)
+            self.tick()
+            if self.policy.due(self._mono_s, journal.REASON_PERIODIC, self.unsaved_wh()):
+                self.on_due()
+
+    def second(self):
+        """Once a second of metering time (the housekeeping task): the RTC stamp the
+        power-fail record carries (:meth:`stamp`) and the end of a warning whose input was
+        released (:meth:`pf_active`)."""
+        self.stamp()
+        self.pf_active()

@@ -23,6 +23,7 @@ class TestOutput:
         self._cal = cal
         self.due = 0  # active pulses not yet shown
         self.var_due = 0  # reactive pulses not yet shown
+        self.on_owed = None  # called after an interval that leaves pulses owed (the LED task)
         self.set_constant(k)
 
     def set_constant(self, k):
@@ -44,3 +45,6 @@ class TestOutput:
         """One metering interval (hot path, allocation-free)."""
         self.due += self.pulse.add(ea)
         self.var_due += self.pulse_var.add(er)
+        cb = self.on_owed
+        if cb is not None and (self.due > 0 or self.var_due > 0):
+            cb()

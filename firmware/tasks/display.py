@@ -152,12 +152,11 @@ class DisplayTask:
         self._ms = ticks_ms or ticks.ticks_ms
         self.mode = MODE_NORMAL
         self._tm = testmode.changes
+        # the alternate, diagnostic and test lists are built when shown and dropped after
+        # (RAM: ~110 B of getter closures per item; issue 12)
         normal = self.build_list(settings["display_list"])
-        self._alt = self.build_list(settings["alt_list"])
-        self._diag = [lcd.text_item("", "dIAG")] + [self.item(c) for c in DIAG_LIST]
-        self.display = lcd.Display(auto=normal, alt=self._alt, test=self._test_items(),
-                                   hold_ms=settings.get("scroll_ms", 10000), return_ms=0,
-                                   ticks_diff=ticks.ticks_diff)
+        self.display = lcd.Display(auto=normal, hold_ms=settings.get("scroll_ms", 10000),
+                                   return_ms=0, ticks_diff=ticks.ticks_diff)
         self._version = swid.VERSION
         self._boot = _BOOT_SEG
         self._boot_t = None
@@ -179,8 +178,8 @@ class DisplayTask:
         if key == "display_list":
             d.set_items(lcd.LIST_AUTO, self.build_list(self.settings[key]))
         elif key == "alt_list":
-            self._alt = self.build_list(self.settings[key])
-            d.set_items(lcd.LIST_ALT, self._alt)
+            if self.mode == MODE_ALT:  # else built when the list is entered
+                d.set_items(lcd.LIST_ALT, self.build_list(self.settings[key]))
         elif key == "scroll_ms":
             d.hold_ms = self.settings[key]
         elif key != "test_led" and key != "energy_decimals":
@@ -310,13 +309,17 @@ class DisplayTask:
         if self._tm == self.testmode.changes and on == (self.mode == MODE_TEST):
             return
         self._tm = self.testmode.changes
+        d = self.display
         if on:
+            if self.mode != MODE_TEST:
+                self._normal()  # an alternate/diagnostic list left: its items dropped
+                d.set_items(lcd.LIST_TEST, self._test_items())
             self.mode = MODE_TEST
             self._boot = _BOOT_DONE
-            self.display.set_list(lcd.LIST_TEST, now)
+            d.set_list(lcd.LIST_TEST, now)
         elif self.mode == MODE_TEST:
-            self.mode = MODE_NORMAL
-            self.display.set_list(lcd.LIST_AUTO, now)
+            self._normal()
+            d.set_list(lcd.LIST_AUTO, now)
         self._dirty = True
 
     # -- annunciators ----------------------------------------------------------------------
@@ -463,7 +466,9 @@ class DisplayTask:
         d = self.display
         self._boot = _BOOT_DONE
         self.mode = mode
-        d.set_items(lcd.LIST_ALT, self._alt if mode == MODE_ALT else self._diag)
+        d.set_items(lcd.LIST_ALT, self.build_list(self.settings["alt_list"])
+                    if mode == MODE_ALT else
+                    [lcd.text_item("", "dIAG")] + [self.item(c) for c in DIAG_LIST])
         d.set_list(lcd.LIST_ALT, now)
         self._step_t = now
 
@@ -474,5 +479,15 @@ class DisplayTask:
         self._step_t = now
         self._dirty = True
         if d.index == 0:
-            self.mode = MODE_NORMAL
+            self._normal()
             d.set_list(lcd.LIST_AUTO, now)
+
+    def _normal(self):
+        # back to the normal list: the items of the list left are dropped (built again when
+        # shown)
+        d = self.display
+        if self.mode == MODE_TEST:
+            d.set_items(lcd.LIST_TEST, ())
+        elif self.mode != MODE_NORMAL:
+            d.set_items(lcd.LIST_ALT, ())
+        self.mode = MODE_NORMAL

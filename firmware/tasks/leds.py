@@ -26,6 +26,7 @@ flash).
 """
 
 from energy.pulse import PulseTrain
+from tasks.wake import Wake
 
 
 class TestLed:
@@ -73,6 +74,8 @@ class TestLed:
         period = self.period_ms
         train = self._train = PulseTrain(clock, period, self.pulse_ms)
         sp = self.supply
+        owed = Wake()
+        o.on_owed = owed.set  # (bound once: called in the heap-locked step)
         while True:
             led, other, reactive = self._select()
             if other is not None:
@@ -84,8 +87,13 @@ class TestLed:
             if n <= 0:
                 train.idle()
                 led.value(0)
-                # until just after the next metering step (reads at whole periods)
-                await clock.sleep_ms(period - clock.ticks_ms() % period + 1)
+                # until a metering step leaves pulses owed (not every period: issue 12), then
+                # from 1 ms past that step's period boundary, as the periodic wake-up was
+                owed.clear()
+                await owed.wait()
+                r = clock.ticks_ms() % period
+                if r < 1:
+                    await clock.sleep_ms(1 - r)
                 continue
             # each pulse is taken off the owed count as it goes ON: shown, whatever happens
             # (PulseTrain.show and release, without a coroutine object per pulse)

@@ -1,27 +1,33 @@
 # Storage tasks: periodic commits, the power-fail commit, configuration and event housekeeping.
 """The asyncio side of storage (firmware/meter/storage.py, settings.py, eventstore.py).
 
-- :func:`commits`: every second of metering time, the register commit when the policy says
-  so (lib/flashstore/journal.CommitPolicy), followed by ``maintain()``;
+- :func:`commits`: the register commit when the policy says so (lib/flashstore/journal.
+  CommitPolicy), followed by ``maintain()``; woken by the metering step that finds it due
+  (``Storage.on_due``), not every second (issue 12: ~12 wake-ups an hour instead of 3 600);
 - :func:`power_fail_watch`: waits for the power-fail interrupt, then (once per rising edge)
   the urgent commit (one page program), the test LED restarted to show what it owes at once,
   POWER_FAIL and the event logs' flood summaries (urgent appends), in that order;
 - :func:`housekeeping`: every second of metering time, the deferred configuration write
-  (Settings.tick, under its wear budget) and the event logs' flood summaries.
+  (Settings.tick, under its wear budget), the event logs' flood summaries and the storage's
+  second (``Storage.second``: the RTC stamp of the power-fail record, a warning's end).
 """
 
 import asyncio
 
 import events
+from tasks.wake import Wake
 
 
 async def commits(storage):
-    """Periodic commits of ``storage`` (meter.storage.Storage)."""
+    """Periodic commits of ``storage`` (meter.storage.Storage), when its step finds one
+    due."""
     from flashstore import journal
 
-    clock = storage.clock
+    due = Wake()
+    storage.on_due = due.set  # (bound once: called in the heap-locked step)
     while True:
-        await clock.sleep_ms(1000)
+        await due.wait()
+        due.clear()
         storage.stamp()
         storage.tick()
         if storage.journal.blocked:
@@ -75,11 +81,13 @@ class Uptime:
         return self.s
 
 
-async def housekeeping(settings, eventstore, clock, uptime, period_ms=1000):
-    """Every second of metering time: the deferred configuration write and the event logs'
-    flood summaries."""
+async def housekeeping(settings, eventstore, clock, uptime, period_ms=1000, storage=None):
+    """Every second of metering time: the deferred configuration write, the event logs'
+    flood summaries and ``storage.second()`` (meter.storage.Storage or None)."""
     while True:
         await clock.sleep_ms(period_ms)
+        if storage is not None:
+            storage.second()
         settings.tick(uptime.update())
         if eventstore is not None:
             eventstore.tick()

@@ -425,3 +425,46 @@ def test_heap_sampler_reports_live_data_not_the_fill_level():
     live = board.sample_heap()
     assert junk is None and board.heap_peak < base + 8000, (base, board.heap_peak)
     assert live <= board.heap_peak
+
+
+def test_wake_flag_set_and_wait_allocate_nothing():
+    # the storage and LED tasks wait on tasks.wake.Wake until the heap-locked step sets it
+    # (asyncio's Event.wait is a coroutine per await: ~48 B per idle wake-up of the LED)
+    from tasks.wake import Wake
+
+    w = Wake()
+    seen = [0]
+
+    async def waiter():
+        for _ in range(20):
+            w.clear()
+            await w.wait()
+            seen[0] += 1
+
+    async def main():
+        t = asyncio.create_task(waiter())
+        await asyncio.sleep_ms(0)
+        await asyncio.sleep_ms(0)
+        if MICROPYTHON:
+            import micropython
+
+            micropython.heap_lock()
+        try:
+            for _ in range(20):
+                w.set()  # as the step does
+                w.set()  # (twice: still one wake-up)
+                await asyncio.sleep_ms(0)
+                await asyncio.sleep_ms(0)
+        finally:
+            if MICROPYTHON:
+                import micropython
+
+                micropython.heap_unlock()
+        await asyncio.sleep_ms(0)
+        t.cancel()  # parked: Task.cancel removes it from the flag
+        await asyncio.sleep_ms(0)
+        return t
+
+    t = asyncio.run(main())
+    assert seen[0] == 20, seen
+    assert t.done()

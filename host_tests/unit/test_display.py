@@ -196,6 +196,38 @@ def test_alternate_list_advances_by_itself_and_returns():
     assert d.mode == display.MODE_NORMAL and _ident(dev.text) == "1.8.0", dev.text
 
 
+def test_only_the_list_shown_holds_items_in_ram():
+    """RAM (issue 12): the alternate, diagnostic and test lists' items (a getter closure
+    each, ~110 B on a 32-bit core) exist only while that list is shown; the normal list's
+    always. A W1 of the alternate list while it is not shown builds nothing."""
+    meter, d, dev, t = _booted()
+    dl = d.display
+    n_normal = len(defaults.config()["display_list"])
+
+    def held():
+        return (dl.items(lcd.LIST_AUTO), dl.items(lcd.LIST_ALT), dl.items(lcd.LIST_TEST))
+
+    assert held() == (n_normal, 0, 0), held()
+    meter.settings.set("alt_list", ["3.8.0", "4.8.0"])
+    assert held() == (n_normal, 0, 0), held()
+    t = _press(d, t, 3500)
+    assert d.mode == display.MODE_ALT and held() == (n_normal, 2, 0), held()
+    meter.settings.set("alt_list", ["3.8.0", "4.8.0", "9.8.0"])  # shown: rebuilt at once
+    assert held() == (n_normal, 3, 0) and _ident(dev.text) != "", held()
+    for _ in range(3):
+        t = _press(d, t + 100)
+    assert d.mode == display.MODE_NORMAL and held() == (n_normal, 0, 0), held()
+    t = _press(d, t, 6500)
+    assert d.mode == display.MODE_DIAG, dev.text
+    assert held() == (n_normal, 1 + len(display.DIAG_LIST), 0), held()
+    meter.testmode.enter(None, SRC_COMMAND)  # test mode from the diagnostic list
+    d.poll(t)
+    assert d.mode == display.MODE_TEST and held() == (n_normal, 0, len(display.TEST_LIST) + 1)
+    meter.testmode.leave(SRC_COMMAND)
+    d.poll(t + 50)
+    assert d.mode == display.MODE_NORMAL and held() == (n_normal, 0, 0), held()
+
+
 def test_hold_over_6_s_diagnostic_list():
     meter, d, dev, t = _booted()
     b = meter.board
@@ -449,6 +481,7 @@ async def test_led_task_follows_the_selection():
     meter.testmode.leave()
     o.due = 2
     o.var_due = 5
+    o.interval(0, 0, 0, 1000)  # a step that leaves them owed wakes the LED task
     await b.clock.sleep_ms(3000)
     assert b.led_kwh.rises == 2 and b.led_kvarh.rises == 3, (b.led_kwh.rises,
                                                             b.led_kvarh.rises)

@@ -179,12 +179,14 @@ def test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser():
     bus.x(_cmd("B", 0, None))
     assert opt.prog("33333333") == _err(ER_LOCKED), "the guesser's third wrong one locks"
     assert bus.prog() == _err(ER_LOCKED), "on every port"
+    del board, m, d, opt, bus  # (one meter at a time, tools/emu)
     # and after a restart the optical failures are still booked to the optical port
     board, m, d = _meter()
     opt = Port(d, events.SRC_OPTICAL)
     assert opt.prog("11111111") == _err(2)
     assert opt.x(_cmd("P", 1, "(22222222)")) == _err(2)
     assert Port(d, events.SRC_RS485).prog() == iec.ACK_MSG
+    del m, d, opt  # power cut: that meter's RAM is gone
     board2, m2, d2 = _meter(board)  # power cut
     assert Port(d2, events.SRC_OPTICAL).prog("33333333") == _err(ER_LOCKED)
 
@@ -199,6 +201,7 @@ def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
     assert opt.x(_cmd("W", 1, "C.90.2(24681357)")) == iec.ACK_MSG
     board.seal.set_input(1)
     assert opt.x(_cmd("W", 1, "0.3.0(10000)")) == iec.ACK_MSG
+    del m, d, opt  # power cut: that meter's RAM is gone (one meter at a time, tools/emu)
     board2, m2, d2 = _meter(board)  # power cut: no shutdown, no config tick
     assert Port(d2, events.SRC_OPTICAL).prog("24681357") == iec.ACK_MSG, "the new password"
     assert m2.settings["meter_constant"] == 10000
@@ -218,6 +221,7 @@ def test_an_acknowledged_password_or_meter_constant_survives_a_power_cut():
     assert rec and rec[-1][4] == "C.90.2", rec
     st._now_s = now + 3600  # an hour later the budget has a write again
     assert opt.x(_cmd("W", 1, "C.90.2(11112222)")) == iec.ACK_MSG
+    del m2, d2, opt, st  # power cut
     board3, m3, d3 = _meter(board2)
     assert Port(d3, events.SRC_OPTICAL).prog("11112222") == iec.ACK_MSG
 
@@ -255,6 +259,7 @@ def test_power_cycles_with_floods_cannot_flush_a_lockout_out_of_the_log():
     assert Port(d, events.SRC_OPTICAL).prog() == _err(ER_LOCKED)
     # it expires; more floods and power cycles; the next lockout still doubles
     board.clock.set_time(t0 + 700)
+    del m, d  # (one meter at a time, tools/emu)
     board, m, d = _flood_and_cut(board, 80)
     opt = Port(d, events.SRC_OPTICAL)
     for pw in ("11111111", "22222222", "33333333"):
@@ -438,11 +443,13 @@ def test_blank_configuration_after_use_is_a_fallback():
     off = board.flash_layout["config"][0]
     board.nor.erase(off)
     board.nor.erase(off + 4096)
+    del m, d  # (one meter at a time, tools/emu)
     board2, m2, d2 = _meter(board)
     assert m2.settings.status == "blank -> defaults"
     assert m2.status.error_flags() & 0x42 == 0x42, hex(m2.status.error_flags())
     assert Port(d2, events.SRC_OPTICAL).prog("00000000") == _err(ER_SEALED)
     assert _persisted(m2, events.CONFIG_FALLBACK, events.LOG_SECURITY)
+    del board, board2, m2, d2
     fresh_board, fresh, fd = _meter()  # a new meter: blank is simply the first boot
     assert not fresh.status.error_flags() & 0x42 and fresh.settings.password_trusted
 

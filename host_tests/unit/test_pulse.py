@@ -345,3 +345,52 @@ def test_led_count_is_exact_when_an_interrupt_lands_inside_a_pulse():
                 t.settle()
                 PulseTrain.flush(led, o.pulses_due)
                 assert led.rises == n and o.pulses_due >= 0, (n, at, after, led.rises)
+
+
+class _SleepCount:
+    # the board clock, counting the sleeps asked of it (the LED task's wake-ups)
+    def __init__(self, clock):
+        self._c = clock
+        self.sleeps = 0
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def sleep_ms(self, ms):
+        self.sleeps += 1
+        return self._c.sleep_ms(ms)
+
+
+async def test_led_task_sleeps_until_a_step_leaves_pulses_owed():
+    # issue 12: with nothing to show the LED task woke every metering period (about 1.24
+    # times a second); it now waits until a step leaves pulses owed
+    import asyncio
+
+    from meter import defaults
+    from app import Meter
+
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+    from tasks import metering as loop
+
+    o = Options()
+    o.quiet = True
+    o.no_flash = True
+    o.speed = 0
+    board = SimBoard(o, trace=StepTrace([(0, 0, 0), (60000, 3600 * 1000, 0)]))  # 3.6 kW
+    meter = Meter(board, defaults.config())
+    led = meter.led
+    spy = led.clock = _SleepCount(board.clock)
+    tasks = [asyncio.create_task(loop.run(meter.metering)), asyncio.create_task(led.run())]
+    await board.clock.sleep_ms(59500)  # a minute of no load: nothing owed
+    idle = spy.sleeps
+    await board.clock.sleep_ms(20000)  # then 1 pulse a second (1000 imp/kWh)
+    for t in tasks:
+        t.cancel()
+    board.clock.stopped = True
+    await asyncio.sleep_ms(0)
+    meter.shutdown()
+    assert idle == 0, "no wake-up in no-load: %d" % idle
+    total = meter.output.pulse.total
+    assert 19 <= total <= 21 and board.led_kwh.rises == total, (total, board.led_kwh.rises)
+    assert spy.sleeps <= 3 * total + 2, spy.sleeps

@@ -400,3 +400,44 @@ def test_record_with_another_format_number_is_foreign():
     part2.program(a + log.slot_size, rec)
     third = RingLog(part2, _R)
     assert third.mount() == STATUS_OK and third.corrupt + third.torn == 1, third._summary()
+
+
+def test_rings_share_one_read_buffer_and_keep_compact_sector_tables():
+    # RAM (issue 12): a meter mounts ~9 rings; each kept a slot-sized read buffer and five
+    # lists of one word per sector (a 120-sector profile ring: 2.4 KB). Reads now go through
+    # one buffer shared by every ring (a read's view is copied out before the method
+    # returns), and the per-sector tables are arrays of 16-bit items where the values fit.
+    import gc
+
+    devs = [_dev(sectors=4, ss=1024, page=256, seed=i) for i in range(2)]
+    a, b = [RingLog(p, 200) for _d, p in devs]
+    for r in (a, b):
+        assert r.mount() == STATUS_BLANK
+    for i in range(40):
+        a.append(bytes([i]) * 200)
+        b.append(bytes([100 + i]) * 200)
+    # interleaved reads of two rings (a logbook merges two logs): each gets its own records
+    got_a, got_b = [], []
+    ib = b.entries()
+    for sa, _ta, ra in a.entries():
+        sb, _tb, rb = next(ib)
+        got_a.append(ra)
+        got_b.append(rb)
+        assert a.get(sa)[2] == ra and b.get(sb)[2] == rb
+    assert got_a[-1] == bytes([39]) * 200 and got_b[-1] == bytes([139]) * 200
+    assert a.min_kept <= len(got_a) == len(got_b) <= a.capacity, len(got_a)
+    for t in (a._fill, a._first_lo, a._ssz):  # 2 bytes a sector
+        assert len(bytes(t)) == 2 * len(t) == 2 * a.sectors
+    if hasattr(gc, "mem_alloc"):  # MicroPython: a second mounted ring takes no read buffer
+        rings = []
+        sizes = []
+        for rec in (16, 240):
+            gc.collect()
+            m0 = gc.mem_alloc()
+            r = RingLog(_dev(sectors=4, ss=1024, page=256)[1], rec)
+            r.mount()
+            rings.append(r)
+            gc.collect()
+            sizes.append(gc.mem_alloc() - m0)
+        # the append record (256 - 32 bytes more) is the one slot-sized buffer left
+        assert sizes[1] - sizes[0] < 2 * 224, sizes

@@ -619,7 +619,9 @@ class _WrapClock:
             raise _Stop()
 
 
-def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
+async def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
+    import asyncio
+
     from boards.sim.norflash import NORFlash
     from energy import Registers
 
@@ -637,11 +639,17 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
     s = storage.Storage(Partition(dev, 0, dev.size), regs, metering, clock,
                         events.EventLog(clock))
     s.restore()
-    co = commits(s)
-    try:
-        co.send(None)
-    except _Stop:
-        pass
+    task = asyncio.create_task(commits(s))  # woken by the step when a commit is due
+    await asyncio.sleep_ms(0)
+    while True:
+        try:
+            await clock.sleep_ms(1000)  # one metering period: 1 Wh
+        except _Stop:
+            break
+        s.interval(0, 0, 0, 1000)  # the step's storage consumer
+        await asyncio.sleep_ms(0)
+        await asyncio.sleep_ms(0)
+    task.cancel()
     # the 200 Wh trigger fires every 200 s, before and after the wrap
     assert s.commits >= 11, "commits in 2400 s: %d" % s.commits
     j = journal.Journal(Partition(dev, 0, dev.size), storage.payload_size(8),
@@ -649,6 +657,38 @@ def test_periodic_commits_go_on_across_the_ticks_ms_wrap():
     got = struct.unpack_from("<I", j.recover(), 12)[0]
     assert regs.whole[0] - got <= 200, "unsaved energy bounded: %d Wh" % (
         regs.whole[0] - got)
+
+
+def test_the_step_wakes_the_storage_task_only_when_a_commit_is_due():
+    # issue 12: the storage task woke every second only to ask the commit policy; the step
+    # (Storage.interval) asks it now and calls on_due (the task's wake-up) only when due
+    from boards.sim.norflash import NORFlash
+    from energy import Registers
+    from flashstore.journal import REASON_PERIODIC
+
+    class _M:
+        steps = 0
+
+    regs = Registers(25600, 25600, 25600)
+    clock = _WrapClock(10 ** 6, 10 ** 9, regs)
+    dev = NORFlash(16 * 4096)
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock, events.EventLog(clock))
+    s.restore()
+    calls = []
+
+    def due():
+        calls.append(clock.now)
+        s.commit(REASON_PERIODIC)  # what the woken task does
+
+    s.on_due = due
+    for _ in range(1000):  # 1000 s of 3.6 kW: 1 Wh a second
+        clock.now += 1000
+        regs.whole[0] += 1
+        s.interval(0, 0, 0, 1000)
+    # a blank journal commits at once, then the 200 Wh trigger every 200 s
+    assert 5 <= len(calls) <= 6 and s.commits == len(calls), calls
+    gaps = [calls[i + 1] - calls[i] for i in range(1, len(calls) - 1)]
+    assert gaps == [200000] * (len(calls) - 2), calls
 
 
 def test_a_flash_failure_during_the_sealed_format_keeps_the_journal_refused():

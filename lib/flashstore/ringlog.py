@@ -109,6 +109,17 @@ STATUS_BLANK = "blank"
 STATUS_CORRUPT = "corrupt"
 STATUS_FOREIGN = "foreign"
 
+# The read buffer, shared by every ring (RAM, issue 12: one slot-sized buffer per meter, not
+# one per ring): a read's view is used and copied out before the method returns, and the
+# power-fail path (appends) never reads. Grown to the largest read; salvaging shrinks it back.
+_rbuf = bytearray(0)
+
+
+def _zeros(code, n):
+    # a per-sector table: 16-bit where the values fit (RAM: half a list's words)
+    return array(code, [0] * n)
+
+
 # CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) table as two 16-bit halves, so that no
 # intermediate value of an append exceeds 16 bits (see "Small ints" above).
 _TLO = array("H", [0] * 256)
@@ -218,15 +229,18 @@ class SectorRing:
         self._v_body = self._recmv[_HDR:need]
         self._chunks = self._split(need)
         self._crc = [0, 0]  # CRC-32 register of an append, two 16-bit halves
-        self._buf = bytearray(slot)
         self._ff = b""  # 0xFF bytes to compare with, shared by the views in _blanks
         self._blanks = {}
         self._state = bytearray(n)
-        self._ssz = [0] * n
-        self._fill = [0] * n
-        self._first_hi = [-1] * n  # first sequence number of each sector as two 16-bit
-        self._first_lo = [0] * n  # halves; hi -1: no valid record
-        self._erases = [0] * n
+        # per sector: slot size (<= half a sector), slots used, first sequence number as two
+        # 16-bit halves (hi -1: no valid record), erase count (u32 of the header)
+        self._ssz = _zeros("H" if ss <= 0x1FFFE else "I", n)
+        self._fill = _zeros("H", n)
+        self._first_hi = _zeros("i", n)
+        for i in range(n):
+            self._first_hi[i] = -1
+        self._first_lo = _zeros("H", n)
+        self._erases = _zeros("I", n)
         self._head = n - 1
         self._slot = self.slots_per_sector
         self._newest = -1
@@ -274,9 +288,11 @@ class SectorRing:
         return b
 
     def _read(self, addr, n):
-        if len(self._buf) < n:
-            self._buf = bytearray(n)
-        mv = memoryview(self._buf)[:n]
+        global _rbuf
+        b = _rbuf
+        if len(b) < n:
+            b = _rbuf = bytearray(n)
+        mv = memoryview(b)[:n]
         self._flash.read(addr, mv)
         return mv
 
@@ -327,7 +343,7 @@ class SectorRing:
         base = s * ss
         h = self._read(base, _HDR)
         if h == self._blank(_HDR):
-            step = len(self._buf)
+            step = max(self.slot_size, len(_rbuf))
             off = _HDR
             while off < ss:
                 n = min(step, ss - off)
@@ -397,6 +413,7 @@ class SectorRing:
 
     def _scan(self):
         """Read every sector header and record; set counters, head and next sequence."""
+        global _rbuf
         self.records = self.torn = self.corrupt = self.salvaged = 0
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
@@ -438,8 +455,8 @@ class SectorRing:
         if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
             self._blanks = {}
             self._ff = b""
-            if len(self._buf) > self.slot_size:
-                self._buf = bytearray(self.slot_size)
+            if len(_rbuf) > self.slot_size:
+                _rbuf = bytearray(self.slot_size)
         self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
         self.newest_damaged = False
         if best_seq >= 0:

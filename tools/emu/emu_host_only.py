@@ -17,26 +17,8 @@ _TWO = ("two meters alive at once (a restart while the first is still referenced
         "right after one): with the billing functions, load profiles and audit trail of issue "
         "10 a second meter no longer fits beside the first in a 192 KiB heap (a device runs "
         "one)")
-_BIG = ("the whole meter (billing functions, load profiles, audit trail) with the virtual "
-        "board's models exceeds a 96 KiB heap")
 _TCP = "needs sockets (%s); the QEMU port has no network stack"
 HOST_ONLY = {
-    # a whole meter with the billing functions, load profiles and audit trail (issue 10) and
-    # the virtual board's models does not fit a 96 KiB heap any more (issue 12: device RAM)
-    "test_display.test_error_flags_one_definition_lcd_and_readout":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_iec_test_mode_commands_and_reads":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_led_task_follows_the_selection":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_normal_list_configurable_and_validated":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_test_mode_high_resolution_and_registers_untouched":
-        ("heap", 128 * _KB, _BIG),
-    "test_display.test_test_mode_times_out_in_metering_time":
-        ("heap", 128 * _KB, _BIG),
-    "test_layout.test_every_listed_quantity_resolves_through_the_catalogue":
-        ("heap", 128 * _KB, _BIG),
     "test_load.test_the_trace_is_read_in_blocks_not_byte_by_byte":
         ("ramdisk", 512 * _KB, "writes a trace file bigger than a 16 KiB RAM disk"),
     "test_sim_control": _TCP % "real TCP clients of boards/sim/control.py on 127.0.0.1",
@@ -96,11 +78,11 @@ HOST_ONLY = {
     "test_protocols.test_a_flood_of_refusals_cannot_wipe_the_logs":
         ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser":
-        ("heap", 256 * _KB, _TWO),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_acknowledging_a_fallback_writes_both_copies":
-        ("heap", 256 * _KB, _TWO),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_an_acknowledged_password_or_meter_constant_survives_a_power_cut":
-        ("heap", 256 * _KB, _TWO),
+        ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_blank_configuration_after_use_is_a_fallback":
         ("heap", 256 * _KB, _TWO),
     "test_protocols.test_boot_reads_a_full_security_log_record_by_record":

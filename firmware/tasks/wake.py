@@ -1,0 +1,76 @@
+# A wake-up flag: one task waits, the metering step sets it (allocation-free both ways).
+"""``Wake``: what an idle task waits on until the metering step has work for it (issue 12:
+the storage and LED tasks no longer wake every second to look).
+
+``w.set()`` (from the heap-locked metering step: allocates nothing), ``w.clear()``,
+``await w.wait()`` (returns at once while set). One waiting task at a time. On MicroPython
+the waiting task is parked off the run queue as asyncio's Event does, but ``wait()``
+returns one preallocated awaitable instead of a new coroutine per await (asyncio's
+``Event.wait`` is an ``async def``: ~48 B per idle wake-up); ``Task.cancel`` removes the
+parked task (:meth:`remove`). Elsewhere (CPython host tests) it is an ``asyncio.Event``.
+"""
+
+import asyncio
+
+_core = getattr(asyncio, "core", None)
+_MP = _core is not None and hasattr(_core, "_task_queue")
+
+
+class _Wait:
+    # the awaitable of Wake.wait (MicroPython): the first resume parks the task unless the
+    # flag is set; the resume after Wake.set pushed it back ends the await
+    def __init__(self, wake):
+        self.wake = wake
+        self.exc = StopIteration()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        w = self.wake
+        if not w.is_set:
+            t = _core.cur_task
+            w._task = t
+            t.data = w  # Task.cancel() calls w.remove(t), then reschedules it
+            return None
+        self.exc.__traceback__ = None
+        raise self.exc
+
+
+class Wake:
+    """A flag for one waiting task (module docstring)."""
+
+    def __init__(self):
+        self.is_set = False
+        self._task = None
+        self._ev = None if _MP else asyncio.Event()
+        self._it = _Wait(self) if _MP else None
+
+    def set(self):
+        """Set the flag; the waiting task (if any) becomes runnable. Allocation-free."""
+        ev = self._ev
+        if ev is not None:
+            ev.set()
+            return
+        self.is_set = True
+        t = self._task
+        if t is not None:
+            self._task = None
+            t.data = None
+            _core._task_queue.push(t)
+
+    def clear(self):
+        self.is_set = False
+        if self._ev is not None:
+            self._ev.clear()
+
+    def wait(self):
+        """``await w.wait()``: until the flag is set (at once if it is)."""
+        if self._ev is not None:
+            return self._ev.wait()
+        return self._it
+
+    def remove(self, task):
+        # the parked task was cancelled (asyncio's Task.cancel)
+        if self._task is task:
+            self._task = None
