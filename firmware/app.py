@@ -28,7 +28,6 @@ from meter.supply import Supply
 from meter.swid import VERSION  # noqa: F401  (the firmware version, re-exported)
 from meter.testmode import TestMode
 from meter.tariffs import TARIFF_Q8, Tariffs
-from meter.touprog import TouProgram
 from meter.testoutput import TestOutput
 from tasks import billing as billing_task
 from tasks import leds
@@ -84,15 +83,20 @@ class Meter:
                           st["no_load_ratio_pct"])
         self.output = TestOutput(cal, st["meter_constant"])
         bc = self._billing_config(board, log)
-        # a tariff plan written over IEC 62056-21 (meter/touprog.py), kept in the settings
-        self.touprog = tp = TouProgram(bc, st)
-        try:
-            bc.tariffs = max(bc.tariffs, tp.restore())
-        except (ValueError, KeyError, TypeError) as e:
-            log.log(events.CONFIG_DEFAULTS, 0, "tou_program: %s" % e)
+        # a tariff plan written over IEC 62056-21 (meter/touprog.py), kept in the settings:
+        # built at boot only when one is stored, else at the first C.92 command (RAM)
+        self._bc = bc
+        self.touprog = tp = None
+        if st.get("tou_program"):
+            tp = self._make_touprog(None)
+            try:
+                bc.tariffs = max(bc.tariffs, tp.restore())
+            except (ValueError, KeyError, TypeError) as e:
+                log.log(events.CONFIG_DEFAULTS, 0, "tou_program: %s" % e)
         self.tariffs = tf = Tariffs(regs, clock, bc, lpw, log, sp)
         self.zone = tf.zone  # the clock's time zone and DST rule (load profiles' DST bit)
-        tp.tariffs = tf
+        if tp is not None:
+            tp.tariffs = tf
         self.demand = dm = Demand(bc, tf)
         self.billing = bl = Billing(regs, tf, dm, bc, clock, log, parts.get("billing"))
         billing_consumers = (tf, dm, bl)  # after the registers, before the storage
@@ -109,8 +113,10 @@ class Meter:
         cat.audit = self.audit = AuditTrail(parts.get("audit"), clock, log)
         cat.on_clock_set = self._clock_set
         cat.touprog = tp
-        tp.audit = self.audit
-        bl.on_tou_activated = tp.activated
+        cat.make_touprog = self._make_touprog
+        if tp is not None:
+            tp.audit = self.audit
+        bl.on_tou_activated = self._tou_activated
         # sets of the clock over the local ports per period (seal closed; billing config)
         cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
                                      tf.zone, bc.schedule)
@@ -208,6 +214,18 @@ class Meter:
         except ValueError as e:
             log.log(events.CONFIG_DEFAULTS, 0, "billing configuration: %s" % e)
             return billing_config.load(None)
+
+    def _make_touprog(self, _obis=None):
+        from meter.touprog import TouProgram
+
+        tp = self.touprog = TouProgram(self._bc, self.settings)
+        tp.tariffs = getattr(self, "tariffs", None)
+        tp.audit = getattr(self, "audit", None)
+        return tp
+
+    def _tou_activated(self):
+        if self.touprog is not None:  # a plan written over IEC: remember it is active
+            self.touprog.activated()
 
     def _clock_set(self, old, new):
         # the RTC was set (W1 0.9.1/0.9.2): tariff window, demand grid, next billing end

@@ -247,6 +247,7 @@ class Catalogue:
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
         self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
+        self.make_touprog = None  # callable(obis) -> TouProgram: built at the first C.92.x
         used = registers.tariffs if billing is None else billing.tariffs_used
         order = []
         ent = {}
@@ -529,7 +530,9 @@ class Catalogue:
 
     def _tou(self, obis):
         if self.touprog is None:
-            raise NotWritable(obis)
+            if self.make_touprog is None:
+                raise NotWritable(obis)
+            self.touprog = self.make_touprog(obis)
         return self.touprog
 
     def _tou_write(self, kind, v, src, obis):
