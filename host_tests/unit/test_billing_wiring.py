@@ -311,3 +311,39 @@ def test_lsb_fraction_helper_stays_small():
     for d in (256, 25600, LPW, (1 << 24) - 1):
         for r in (0, 1, d // 3, d - 1):
             assert _frac_milli(r, d) == r * 1000 // d, (r, d)
+
+
+def test_a_new_demand_configuration_keeps_the_maxima_and_takes_the_new_lockout():
+    # adversarial review: the maxima 1.6.x (with their time stamps), the cumulative maxima
+    # 1.2.x and the reset count are billing values, not part of the demand window; a restart
+    # with another demand period, policy, number of sub-periods or thermal period (or another
+    # reset lockout) must not lose them, and the configured lockout is the one that applies
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    t = seconds(2026, 1, 31, 22, 0)
+    regs, clock, tf, dm, bl, _log, _sp = _meter(t, part=Partition(dev, 0, dev.size))
+    while clock.t < seconds(2026, 1, 31, 23, 20):  # crosses the end of January (VZ 1)
+        _step(regs, clock, (tf, dm, bl), 80000)
+    bl.service()
+    mx = dm.maxima
+    assert bl.vz == 1 and mx.value[0] > 0 and mx.cum[0] > 0 and mx.resets == 1
+    kept = (mx.value[:], mx.time[:], mx.cum[:], mx.resets, mx.last_reset)
+    for demand in ({"period_s": 1800, "reset_lockout_s": 600},
+                   {"period_s": 900, "number_of_periods": 3, "reset_lockout_s": 600},
+                   {"period_s": 900, "policy": "restart", "reset_lockout_s": 600},
+                   {"period_s": 900, "thermal_period_s": 1800, "reset_lockout_s": 600},
+                   {"period_s": 900, "reset_lockout_s": 60}):
+        plan = dict(PLAN)
+        plan["demand"] = demand
+        cfg = config.load(plan)
+        tf2 = Tariffs(regs, Clock(clock.t + 600), cfg, LPW)
+        dm2 = Demand(cfg, tf2)
+        bl2 = Billing(regs, tf2, dm2, cfg, tf2.clock, Log(), Partition(dev, 0, dev.size))
+        bl2.boot()
+        m2 = dm2.maxima
+        assert bl2.vz == 1, demand
+        assert (m2.value, m2.time, m2.cum, m2.resets, m2.last_reset) == \
+            (kept[0], kept[1], kept[2], kept[3], kept[4]), demand
+        assert m2.lockout_s == demand["reset_lockout_s"], demand
