@@ -149,11 +149,18 @@ class Billing:
 
     def _prev_end(self, t):
         z = self.zone
-        return z.to_utc(self.schedule.previous_end(z.local(t)))
+        loc = self.schedule.previous_end(z.local(t))
+        u = z.to_utc(loc)
+        if u > t:  # an end in the skipped spring hour, run at to_utc (fold 0): not yet due
+            u = z.to_utc(self.schedule.previous_end(loc - 1))
+        return u
 
     def _next(self, t):
         z = self.zone
-        self.next_end = z.to_utc(self.schedule.next_end(z.local(t)))
+        loc = z.local(t)
+        u = z.to_utc(self.schedule.previous_end(loc))
+        # an end in the skipped spring hour is due at to_utc (fold 0), after the jump
+        self.next_end = u if u > t else z.to_utc(self.schedule.next_end(loc))
 
     def clock_set(self, t):
         """The RTC was set to ``t``: the next scheduled end is the first after the last

@@ -347,3 +347,39 @@ def test_a_new_demand_configuration_keeps_the_maxima_and_takes_the_new_lockout()
         assert (m2.value, m2.time, m2.cum, m2.resets, m2.last_reset) == \
             (kept[0], kept[1], kept[2], kept[3], kept[4]), demand
         assert m2.lockout_s == demand["reset_lockout_s"], demand
+
+
+def test_a_billing_end_in_the_skipped_spring_hour_is_not_taken_before_its_time_at_boot():
+    # adversarial review: billing end on the 28th at 02:30 local; on 28 March 2027 (EU spring
+    # change) 02:30 CET does not exist and the running meter closes at 01:30 UTC (03:30 CEST,
+    # Zone.to_utc fold 0). A restart at 03:10 CEST took that end, 20 minutes in the future,
+    # as already passed: it closed the period early, stamped in the future (or, on a new
+    # meter, took it as the last end and never closed it)
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    plan = dict(PLAN)
+    plan["billing_period"] = {"day": 28, "time": "02:30"}
+    end = seconds(2027, 3, 28, 1, 30)
+    back = seconds(2027, 3, 28, 1, 10)  # power back at 03:10 CEST
+    for ran_before in (False, True):
+        dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+        t0 = seconds(2027, 2, 28, 1) if ran_before else back
+        regs, clock, tf, dm, bl, _log, _sp = _meter(t0, plan, Partition(dev, 0, dev.size))
+        if ran_before:  # February's end closed (VZ 1), then a cut until 28 March 03:10 CEST
+            while clock.t < seconds(2027, 2, 28, 2):
+                _step(regs, clock, (tf, dm, bl), 80000)
+            bl.service()
+            assert bl.vz == 1
+            cfg = config.load(plan)
+            clock = Clock(back)
+            tf = Tariffs(regs, clock, cfg, LPW)
+            dm = Demand(cfg, tf)
+            bl = Billing(regs, tf, dm, cfg, clock, Log(), Partition(dev, 0, dev.size))
+            bl.boot()
+        vz = bl.vz
+        assert vz == (1 if ran_before else 0), (ran_before, vz)
+        assert bl.last_end is not None and bl.last_end <= back, (ran_before, bl.last_end)
+        while clock.t < end + 600:
+            _step(regs, clock, (tf, dm, bl), 80000)
+        assert bl.vz == vz + 1 and bl.last_end == end, (ran_before, bl.vz, bl.last_end)
