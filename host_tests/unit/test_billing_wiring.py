@@ -383,3 +383,67 @@ def test_a_billing_end_in_the_skipped_spring_hour_is_not_taken_before_its_time_a
         while clock.t < end + 600:
             _step(regs, clock, (tf, dm, bl), 80000)
         assert bl.vz == vz + 1 and bl.last_end == end, (ran_before, bl.vz, bl.last_end)
+
+
+def test_an_rtc_restarted_at_2000_does_not_stop_the_meter():
+    # adversarial review: a flat RTC battery restarts the clock at 2000-01-01 00:00 UTC (the
+    # board's rule; --rtc-battery flat, or --start 2000-01-01). In a zone east of UTC with
+    # DST (the README's EU example), west of UTC, or with a billing day other than the 1st,
+    # Billing.boot raised ValueError (invalid date 1999-...) and the meter did not start
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    for zone, day in (({"offset_min": 60, "dst_rule": "eu"}, 1),
+                      ({"offset_min": -300, "dst_rule": "us"}, 1),
+                      ({"offset_min": 0}, 5), ({"offset_min": 60}, 1)):
+        plan = dict(PLAN)
+        plan["time_zone"] = zone
+        plan["billing_period"] = {"day": day}
+        dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+        regs, clock, tf, dm, bl, _log, _sp = _meter(0, plan, Partition(dev, 0, dev.size))
+        while clock.t < 7200:
+            _step(regs, clock, (tf, dm, bl), 80000)
+        bl.service()
+        assert bl.vz == 0 and regs.milli(A_PLUS) > 0, zone
+        assert 7200 < bl.next_end <= 40 * 86400, (zone, bl.next_end)
+        _sums(regs)
+
+
+def test_a_clock_behind_the_last_close_never_closes_a_period_stamped_before_it():
+    # adversarial review: the RTC's battery went flat during an outage, so the meter comes
+    # back at 2000-01-01 with January 2026 already closed; left unread for 40 days it closed
+    # a period "ended 2000-02-01" (the billing profile going back in time), and when the
+    # clock was then set right, another one "ended 2000-03-01" at once
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    regs, clock, tf, dm, bl, _log, _sp = _meter(seconds(2026, 1, 31, 22), PLAN,
+                                                Partition(dev, 0, dev.size))
+    while clock.t < seconds(2026, 1, 31, 23, 30):
+        _step(regs, clock, (tf, dm, bl), 80000)
+    bl.service()
+    jan = bl.last_end
+    assert bl.vz == 1 and jan == seconds(2026, 1, 31, 23)
+    cfg = config.load(PLAN)
+    clock = Clock(0)  # flat battery: 2000-01-01 00:00
+    tf = Tariffs(regs, clock, cfg, LPW)
+    dm = Demand(cfg, tf)
+    bl = Billing(regs, tf, dm, cfg, clock, Log(), Partition(dev, 0, dev.size))
+    bl.boot()
+    while clock.t < 40 * 86400:
+        _step(regs, clock, (tf, dm, bl), 80000 * 300, dt=300000)
+    bl.service()
+    assert bl.vz == 1 and bl.last_end == jan, (bl.vz, bl.last_end)
+    old = clock.t
+    clock.t = seconds(2026, 2, 20)  # W1 0.9.1 / 0.9.2 (app.Meter._clock_set)
+    tf.clock_set()
+    dm.clock_set(old, clock.t)
+    bl.clock_set(clock.t)
+    while clock.t < seconds(2026, 2, 28, 23, 30):
+        _step(regs, clock, (tf, dm, bl), 80000 * 300, dt=300000)
+    bl.service()
+    times = [s.time for s in bl.snapshots()]
+    assert times == [jan, seconds(2026, 2, 28, 23)], times
+    assert bl.vz == 2
+    _sums(regs)
