@@ -447,3 +447,16 @@ def test_a_clock_behind_the_last_close_never_closes_a_period_stamped_before_it()
     assert times == [jan, seconds(2026, 2, 28, 23)], times
     assert bl.vz == 2
     _sums(regs)
+
+
+def test_a_calendar_error_names_the_field_once():
+    # adversarial review: --tariffs with a calendar lacking a table answered
+    # "calendar.calendar.day_profile_table_active: missing"
+    for cal, msg in (({"season_profile_active": []}, "calendar.day_profile_table_active: missing"),
+                     (5, "calendar: must be a JSON object")):
+        try:
+            config.load({"calendar": cal})
+        except ValueError as e:
+            assert str(e) == msg, str(e)
+        else:
+            raise AssertionError("accepted")
