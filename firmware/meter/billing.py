@@ -12,7 +12,10 @@ the maxima reset. A **demand reset** (E2 ``C.91.5`` over IEC 62056-21, seal open
 :meth:`demand_reset`) closes a period the same way (reason manual), refused (returns False)
 within the reset lockout (``demand.reset_lockout_s``, 1.0.0.9.12) after the previous
 reset. A period end missed while the power was off is closed at power-up with the registers
-as they were (they did not change), stamped with the scheduled end.
+as they were (they did not change), stamped with the scheduled end (one close for several
+missed ends). No scheduled end at or before the last close is ever closed: a clock behind it
+(an RTC restarted at 2000-01-01 by a flat battery, a set back) waits for the first end after
+it, so the billing profile never goes back in time.
 
 Persistence (the board's ``billing`` partition, two ``flashstore.ringlog.RingLog`` s): the
 first half holds the snapshots (172-byte records; with 4 sectors of 4 KiB at least 31 and
@@ -120,7 +123,7 @@ class Billing:
         if self.last_end is None:
             self.last_end = prev  # a new meter: the period runs from the last end
             self._state_due = True
-        elif self.last_end < prev:  # ended while the power was off
+        elif prev is not None and self.last_end < prev:  # ended while the power was off
             self.close(prev, period.REASON_SCHEDULE, events.SRC_METER)
         self._next(t)
         return src
@@ -148,20 +151,42 @@ class Billing:
             self._state_due = True
 
     def _prev_end(self, t):
+        # the last scheduled end <= t, or None before the first one since 2000-01-01 (an
+        # RTC restarted at 2000-01-01 by a flat battery)
         z = self.zone
-        return z.to_utc(self.schedule.previous_end(z.local(t)))
+        try:
+            loc = self.schedule.previous_end(z.local(t))
+            u = z.to_utc(loc)
+            if u > t:  # an end in the skipped spring hour, run at to_utc (fold 0): not due
+                u = z.to_utc(self.schedule.previous_end(loc - 1))
+        except ValueError:  # it would lie before 2000
+            return None
+        return u if u >= 0 else None
 
     def _next(self, t):
+        lt = self.last_end
+        if lt is not None and t < lt:  # the clock is behind the last close (flat battery):
+            t = lt  # no period ends before it, the billing profile never goes back in time
         z = self.zone
-        self.next_end = z.to_utc(self.schedule.next_end(z.local(t)))
+        loc = z.local(t)
+        if loc < 0:  # before 2000-01-01 local
+            loc = 0
+        try:
+            u = z.to_utc(self.schedule.previous_end(loc))
+        except ValueError:
+            u = -1
+        # an end in the skipped spring hour is due at to_utc (fold 0), after the jump
+        self.next_end = u if u > t else z.to_utc(self.schedule.next_end(loc))
 
     def clock_set(self, t):
         """The RTC was set to ``t``: the next scheduled end is the first after the last
         close (a set forward past it closes that period at the next interval; a set back
         never closes a period twice)."""
+        if self.last_end is None:
+            self._next(t)
+            return
         z = self.zone
-        ref = t if self.last_end is None else self.last_end
-        self.next_end = z.to_utc(self.schedule.next_end(z.local(ref)))
+        self.next_end = z.to_utc(self.schedule.next_end(z.local(self.last_end)))
 
     # -- the consumer ----------------------------------------------------------------------
 

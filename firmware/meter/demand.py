@@ -78,7 +78,9 @@ class Demand:
 
     def restore(self, b):
         """Load :meth:`state` bytes (ValueError if written for another configuration: the
-        caller then starts afresh and logs it)."""
+        caller then starts the demand afresh and logs it; the maxima 1.6.x, 1.2.x and the
+        last reset are kept whenever they are readable, and the reset lockout is always the
+        configured one)."""
         v, _z, n = struct.unpack_from(_HEAD, b, 0)
         if v != 1 or 4 + n + 16 > len(b):
             raise ValueError("demand state: version %d / length %d" % (v, n))

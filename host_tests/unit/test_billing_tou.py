@@ -446,3 +446,16 @@ def _limits_cfg():
             "computus": "orthodox" if i % 2 else "western"} for i in range(10)]
     cfg["special_days_table"] = sp
     return cfg
+
+
+def test_local_times_before_2000_resolve():
+    # adversarial review: an RTC restarted at 2000-01-01 00:00 UTC (flat battery) is still
+    # 1999 in local time west of UTC (or yesterday's last action is looked up before a first
+    # switch); with a movable holiday in the table special_dates(1999) raised ValueError
+    # ("invalid date 1999-04-04") and the meter did not start (Tariffs.__init__)
+    cal = tou.load(plan_cfg())
+    est = -5 * 3600  # 2000-01-01 00:00 UTC is Friday 1999-12-31 19:00 EST: winter, day 1
+    assert cal.tariff_at(est) == 2
+    assert cal.next_switch(est) == -2 * 3600  # 22:00 that day
+    assert cal.tariff_at(-3 * 86400 + 3 * 3600) == 1  # Wed 03:00: Tuesday's last action
+    assert cal.tariff_at(_at(2000, 1, 3, 3)) == 1  # Monday 03:00: Sunday (day 3)'s action

@@ -311,3 +311,152 @@ def test_lsb_fraction_helper_stays_small():
     for d in (256, 25600, LPW, (1 << 24) - 1):
         for r in (0, 1, d // 3, d - 1):
             assert _frac_milli(r, d) == r * 1000 // d, (r, d)
+
+
+def test_a_new_demand_configuration_keeps_the_maxima_and_takes_the_new_lockout():
+    # adversarial review: the maxima 1.6.x (with their time stamps), the cumulative maxima
+    # 1.2.x and the reset count are billing values, not part of the demand window; a restart
+    # with another demand period, policy, number of sub-periods or thermal period (or another
+    # reset lockout) must not lose them, and the configured lockout is the one that applies
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    t = seconds(2026, 1, 31, 22, 0)
+    regs, clock, tf, dm, bl, _log, _sp = _meter(t, part=Partition(dev, 0, dev.size))
+    while clock.t < seconds(2026, 1, 31, 23, 20):  # crosses the end of January (VZ 1)
+        _step(regs, clock, (tf, dm, bl), 80000)
+    bl.service()
+    mx = dm.maxima
+    assert bl.vz == 1 and mx.value[0] > 0 and mx.cum[0] > 0 and mx.resets == 1
+    kept = (mx.value[:], mx.time[:], mx.cum[:], mx.resets, mx.last_reset)
+    for demand in ({"period_s": 1800, "reset_lockout_s": 600},
+                   {"period_s": 900, "number_of_periods": 3, "reset_lockout_s": 600},
+                   {"period_s": 900, "policy": "restart", "reset_lockout_s": 600},
+                   {"period_s": 900, "thermal_period_s": 1800, "reset_lockout_s": 600},
+                   {"period_s": 900, "reset_lockout_s": 60}):
+        plan = dict(PLAN)
+        plan["demand"] = demand
+        cfg = config.load(plan)
+        tf2 = Tariffs(regs, Clock(clock.t + 600), cfg, LPW)
+        dm2 = Demand(cfg, tf2)
+        bl2 = Billing(regs, tf2, dm2, cfg, tf2.clock, Log(), Partition(dev, 0, dev.size))
+        bl2.boot()
+        m2 = dm2.maxima
+        assert bl2.vz == 1, demand
+        assert (m2.value, m2.time, m2.cum, m2.resets, m2.last_reset) == \
+            (kept[0], kept[1], kept[2], kept[3], kept[4]), demand
+        assert m2.lockout_s == demand["reset_lockout_s"], demand
+
+
+def test_a_billing_end_in_the_skipped_spring_hour_is_not_taken_before_its_time_at_boot():
+    # adversarial review: billing end on the 28th at 02:30 local; on 28 March 2027 (EU spring
+    # change) 02:30 CET does not exist and the running meter closes at 01:30 UTC (03:30 CEST,
+    # Zone.to_utc fold 0). A restart at 03:10 CEST took that end, 20 minutes in the future,
+    # as already passed: it closed the period early, stamped in the future (or, on a new
+    # meter, took it as the last end and never closed it)
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    plan = dict(PLAN)
+    plan["billing_period"] = {"day": 28, "time": "02:30"}
+    end = seconds(2027, 3, 28, 1, 30)
+    back = seconds(2027, 3, 28, 1, 10)  # power back at 03:10 CEST
+    for ran_before in (False, True):
+        dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+        t0 = seconds(2027, 2, 28, 1) if ran_before else back
+        regs, clock, tf, dm, bl, _log, _sp = _meter(t0, plan, Partition(dev, 0, dev.size))
+        if ran_before:  # February's end closed (VZ 1), then a cut until 28 March 03:10 CEST
+            while clock.t < seconds(2027, 2, 28, 2):
+                _step(regs, clock, (tf, dm, bl), 80000)
+            bl.service()
+            assert bl.vz == 1
+            cfg = config.load(plan)
+            clock = Clock(back)
+            tf = Tariffs(regs, clock, cfg, LPW)
+            dm = Demand(cfg, tf)
+            bl = Billing(regs, tf, dm, cfg, clock, Log(), Partition(dev, 0, dev.size))
+            bl.boot()
+        vz = bl.vz
+        assert vz == (1 if ran_before else 0), (ran_before, vz)
+        assert bl.last_end is not None and bl.last_end <= back, (ran_before, bl.last_end)
+        while clock.t < end + 600:
+            _step(regs, clock, (tf, dm, bl), 80000)
+        assert bl.vz == vz + 1 and bl.last_end == end, (ran_before, bl.vz, bl.last_end)
+
+
+def test_an_rtc_restarted_at_2000_does_not_stop_the_meter():
+    # adversarial review: a flat RTC battery restarts the clock at 2000-01-01 00:00 UTC (the
+    # board's rule; --rtc-battery flat, or --start 2000-01-01). In a zone east of UTC with
+    # DST (the README's EU example), west of UTC, or with a billing day other than the 1st,
+    # Billing.boot raised ValueError (invalid date 1999-...) and the meter did not start
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    for zone, day in (({"offset_min": 60, "dst_rule": "eu"}, 1),
+                      ({"offset_min": -300, "dst_rule": "us"}, 1),
+                      ({"offset_min": 0}, 5), ({"offset_min": 60}, 1)):
+        plan = dict(PLAN)
+        plan["time_zone"] = zone
+        plan["billing_period"] = {"day": day}
+        dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+        regs, clock, tf, dm, bl, _log, _sp = _meter(0, plan, Partition(dev, 0, dev.size))
+        while clock.t < 7200:
+            _step(regs, clock, (tf, dm, bl), 80000)
+        bl.service()
+        assert bl.vz == 0 and regs.milli(A_PLUS) > 0, zone
+        assert 7200 < bl.next_end <= 40 * 86400, (zone, bl.next_end)
+        _sums(regs)
+
+
+def test_a_clock_behind_the_last_close_never_closes_a_period_stamped_before_it():
+    # adversarial review: the RTC's battery went flat during an outage, so the meter comes
+    # back at 2000-01-01 with January 2026 already closed; left unread for 33 days it closed
+    # a period "ended 2000-02-01" (the billing profile going back in time), and when the
+    # clock was then set right, another one "ended 2000-03-01" at once
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    regs, clock, tf, dm, bl, _log, _sp = _meter(seconds(2026, 1, 31, 22), PLAN,
+                                                Partition(dev, 0, dev.size))
+    while clock.t < seconds(2026, 1, 31, 23, 30):
+        _step(regs, clock, (tf, dm, bl), 80000)
+    bl.service()
+    jan = bl.last_end
+    assert bl.vz == 1 and jan == seconds(2026, 1, 31, 23)
+    cfg = config.load(PLAN)
+    clock = Clock(0)  # flat battery: 2000-01-01 00:00
+    tf = Tariffs(regs, clock, cfg, LPW)
+    dm = Demand(cfg, tf)
+    bl = Billing(regs, tf, dm, cfg, clock, Log(), Partition(dev, 0, dev.size))
+    bl.boot()
+    while clock.t < 33 * 86400:
+        _step(regs, clock, (tf, dm, bl), 80000 * 600, dt=600000)
+    bl.service()
+    assert bl.vz == 1 and bl.last_end == jan, (bl.vz, bl.last_end)
+    old = clock.t
+    clock.t = seconds(2026, 2, 20)  # W1 0.9.1 / 0.9.2 (app.Meter._clock_set)
+    tf.clock_set()
+    dm.clock_set(old, clock.t)
+    bl.clock_set(clock.t)
+    while clock.t < seconds(2026, 2, 28, 23, 30):
+        _step(regs, clock, (tf, dm, bl), 80000 * 600, dt=600000)
+    bl.service()
+    times = [s.time for s in bl.snapshots()]
+    assert times == [jan, seconds(2026, 2, 28, 23)], times
+    assert bl.vz == 2
+    _sums(regs)
+
+
+def test_a_calendar_error_names_the_field_once():
+    # adversarial review: --tariffs with a calendar lacking a table answered
+    # "calendar.calendar.day_profile_table_active: missing"
+    for cal, msg in (({"season_profile_active": []}, "calendar.day_profile_table_active: missing"),
+                     (5, "calendar: must be a JSON object")):
+        try:
+            config.load({"calendar": cal})
+        except ValueError as e:
+            assert str(e) == msg, str(e)
+        else:
+            raise AssertionError("accepted")

@@ -132,7 +132,10 @@ def load(cfg):
         try:
             c.calendar = tou.load(cfg["calendar"])
         except ValueError as e:
-            raise ValueError("calendar.%s" % e) from None
+            m = str(e)  # tou names its fields, some from "calendar" on: once
+            if m[:9] not in ("calendar.", "calendar:"):
+                m = "calendar." + m
+            raise ValueError(m) from None
     if "demand" in cfg:
         d = _obj(cfg["demand"], "demand")
         _known(d, ("period_s", "number_of_periods", "policy", "thermal_period_s",

@@ -152,10 +152,10 @@ class Maxima:
         n = self.tariffs
         if len(b) != 16 + 16 * (n + 1):
             raise ValueError("maxima state: %d bytes for another configuration" % len(b))
-        ver, tn, _z, lock, lr, resets = struct.unpack_from("<BBHiII", b, 0)
+        ver, tn, _z, _lock, lr, resets = struct.unpack_from("<BBHiII", b, 0)
         if ver != _VERSION or tn != n:
             raise ValueError("maxima state: version %d / %d tariffs not supported" % (ver, tn))
-        self.lockout_s = lock
+        # lockout_s stays the configured one (the state's is the one of the last write)
         self.last_reset = None if lr == 0 else lr - 1
         self.resets = resets
         for i in range(n + 1):
@@ -378,6 +378,14 @@ class WindowDemand:
         v = struct.unpack_from("<BBBBHHIIiiIIIBBH", b, 0) if len(b) >= hl else None
         if v is None or v[0] != _VERSION or v[1] != self.policy or v[2] != n or \
                 v[4] != self.period:
+            # another period, policy or number of sub-periods: the window starts afresh, but
+            # the maxima (billing values: 1.6.x, 1.2.x, resets) are kept when readable
+            if v is not None and v[0] == _VERSION and self.maxima is not None and \
+                    len(b) > hl + 4 * v[2]:
+                try:
+                    self.maxima.restore(b[hl + 4 * v[2]:])
+                except ValueError:
+                    pass
             raise ValueError("demand state: written for another configuration")
         mlen = len(b) - hl - 4 * n
         if (self.maxima is None) != (mlen == 0):

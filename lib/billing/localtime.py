@@ -110,6 +110,11 @@ class Zone:
         return on, off
 
     def _load(self, utc):
+        if utc < 0:  # before 2000-01-01 UTC (local times near it): no DST in either rule
+            self._ys = utc
+            self._ye = 0
+            self._on = self._off = 0
+            return
         y = civil(utc)[0]
         self._ys = seconds(y, 1, 1)
         self._ye = seconds(y + 1, 1, 1)

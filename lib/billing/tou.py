@@ -404,6 +404,8 @@ class Calendar:
                                                     (year % 100 or year % 400 == 0)):
                         continue
                 else:
+                    if year < 2000:  # local 1999 (an RTC restarted at 2000-01-01 UTC)
+                        continue
                     em, ed = _easter.easter(year, kind == _ORTHODOX)
                     y2, m, d = civil((seconds(year, em, ed) // _DAY + a) * _DAY)[:3]
                     if y2 != year:  # cannot happen for offsets -80..230

@@ -54,6 +54,18 @@ HOST_ONLY = {
     "test_billing_wiring.test_state_and_snapshots_persist_in_the_billing_partition":
         ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
          "outside the heap: the core has 128 KiB of SRAM in all"),
+    "test_billing_wiring.test_a_new_demand_configuration_keeps_the_maxima_and_takes_the_new_lockout":
+        ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
+         "outside the heap: the core has 128 KiB of SRAM in all"),
+    "test_billing_wiring.test_a_billing_end_in_the_skipped_spring_hour_is_not_taken_before_its_time_at_boot":
+        ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
+         "outside the heap: the core has 128 KiB of SRAM in all"),
+    "test_billing_wiring.test_an_rtc_restarted_at_2000_does_not_stop_the_meter":
+        ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
+         "outside the heap: the core has 128 KiB of SRAM in all"),
+    "test_billing_wiring.test_a_clock_behind_the_last_close_never_closes_a_period_stamped_before_it":
+        ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
+         "outside the heap: the core has 128 KiB of SRAM in all"),
     "test_pulse.test_led_task_shows_every_pulse":
         ("heap", 128 * _KB, "the whole meter with the billing functions (issue 10) plus the "
          "virtual board's ADE7953 model and trace run out of a 96 KiB heap (MemoryError in "
