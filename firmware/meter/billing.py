@@ -114,7 +114,7 @@ class Billing:
                     src = "flash"
                 except ValueError as e:  # another demand configuration: start afresh
                     src = str(e)
-        self._adopt_newest()
+        self._adopt_newest(rec is not None)
         t = self.clock.time()
         prev = self._prev_end(t)
         # first the demand: the sub-period the cut interrupted closes at its own end (it
@@ -128,11 +128,13 @@ class Billing:
         self._next(t)
         return src
 
-    def _adopt_newest(self):
+    def _adopt_newest(self, restored):
         # A cut between a close's snapshot and its state record (service() writes them in
         # that order) leaves a snapshot one VZ ahead of the state: that close happened, so
         # take its VZ and end and apply its maxima reset (closing it again would store the
-        # period twice). test_billing_cuts.
+        # period twice). test_billing_cuts. Without a state record (its half of the
+        # partition lost) the newest snapshot gives VZ and the last close: VZ never restarts
+        # at 0 beside the periods it counted.
         if self.snaps is None or self.snaps.blocked:
             return
         newest = None
@@ -144,7 +146,12 @@ class Billing:
             s = period.Snapshot.unpack(newest)
         except ValueError:
             return
-        if s.vz == period.next_vz(self.vz) and (self.last_end is None or s.time > self.last_end):
+        if not restored:
+            self.vz = s.vz
+            self.last_end = s.time
+            self._state_due = True
+        elif s.vz == period.next_vz(self.vz) and (self.last_end is None
+                                                  or s.time > self.last_end):
             self.vz = s.vz
             self.last_end = s.time
             self.demand.maxima.reset(s.time)

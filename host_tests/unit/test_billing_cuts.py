@@ -122,6 +122,22 @@ def test_cut_at_every_flash_op_of_a_billing_close():
     assert cuts >= 2 * RESETS, cuts
 
 
+def test_a_lost_state_half_takes_vz_and_the_last_close_from_the_snapshots():
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    regs = Registers(LPW, LPW, LPW, 6, 2, TARIFF_Q8)
+    clock, tf, dm, bl, _ = _meter(regs, FEB_END - 7200, Partition(dev, 0, dev.size))
+    _campaign(regs, clock, tf, dm, bl, None)  # the February close and the demand resets
+    vz = bl.vz
+    assert vz == 1 + RESETS
+    for k in range(4, 8):  # the state half (sectors 4..7) erased: its records are gone
+        dev.erase(k * 4096)
+    c2, _tf2, _dm2, bl2, src = _meter(regs, clock.t + 60, Partition(dev, 0, dev.size))
+    assert src == "new" and bl2.vz == vz and bl2.last_end == bl.last_end, (bl2.vz, vz)
+    snap = bl2.demand_reset()  # past the lockout (the configuration's 600 s)
+    assert snap is not None and snap.vz == vz + 1
+    assert [s.vz for s in bl2.snapshots()][-1] == vz + 1
+
+
 def test_cut_at_every_flash_op_of_audit_appends_and_a_clear():
     from billing.localtime import RULE_EU, Zone
 
