@@ -163,8 +163,7 @@ class Meter:
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
-        ob = Outbox(parts["outbox"], self.supply)
-        ob.mount()
+        ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
         return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
                       modem_cfg=getattr(b, "modem_cfg", None))
     @staticmethod

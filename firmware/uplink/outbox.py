@@ -65,19 +65,36 @@ class Outbox:
         self._drop_range = None
         self.lost = 0
         self.status = None
+        self.mounted = False
 
     def mount(self):
         """Scan the partition: the next seq, what is acknowledged, what is owed. A foreign
         or unreadable ring is formatted (the outbox holds no billing data). Returns the
         status (flashstore.ringlog STATUS_*)."""
+        for _ in self.mount_steps():
+            pass
+        return self.status
+
+    def mount_steps(self):
+        """:meth:`mount` as a generator that yields after each sector's worth of reading
+        (the 256 KiB partition is read three times: about 200 yields), so that the uplink
+        task mounts it without stalling the event loop (``mounted`` is True at the end;
+        nothing may be put before)."""
         r = self.ring
-        st = r.mount()
+        self.mounted = False
+        yield from r.mount_steps()
+        st = r.status
         if r.blocked:
             r.format()
         marked = 0
         top = 0
         first = -1
+        per = r.slots_per_sector
+        k = 0
         for _rs, tag, rec in r.entries():
+            k += 1
+            if k % per == 0:
+                yield k
             v = struct.unpack_from("<I", rec, 0)[0]
             if tag == KIND_ACK:
                 if v > marked:
@@ -88,6 +105,9 @@ class Outbox:
         if marked > top:
             top = marked
         for rs, tag, rec in r.entries():
+            k += 1
+            if k % per == 0:
+                yield k
             if tag != KIND_ACK and struct.unpack_from("<I", rec, 0)[0] > marked:
                 first = rs
                 break
@@ -96,7 +116,7 @@ class Outbox:
         self._cursor = first
         self._peeked = None
         self.status = st
-        return st
+        self.mounted = True
 
     def pending(self):
         """Messages not yet acknowledged (int)."""

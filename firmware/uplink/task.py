@@ -58,11 +58,6 @@ class Uplink:
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
                  modem_cfg=None, supply=None, link=None, idle=None):
-        from modem.link import Link
-        from modem.manager import Manager
-        from modem.sim800 import Sim800
-        from modem.sock import ModemNet
-
         self.board = board
         self.clock = board.clock
         self.catalogue = catalogue
@@ -79,18 +74,11 @@ class Uplink:
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
         self.time_sync_s = time_sync_s
-        if link is None:  # (tests pass a Link on a simulated clock)
-            # a blocked reader (a PUBACK awaited) polls AT+CIPRXGET=2 every 20 ms, not 1 s:
-            # the module announces data once, and a missed announcement stalled a publish
-            # for the whole poll period (1011 ms measured, docs/BENCHMARKS.md)
-            cfg = {"rx_poll_ms": 20}
-            cfg.update(modem_cfg or {})
-            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **cfg)
-            link = Link(board.uart_modem, getattr(board, "modem_pwrkey", None), m)
-        self.manager = link.manager
-        self.link = link
-        self.net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms,
-                            idle=idle)
+        self._cfg = (apn, modem_cfg, max_block_ms, idle)
+        self.link = self.manager = self.net = None
+        self.ready = False  # set up: modem modules, manager, outbox mounted (start_steps)
+        self._boot = self.start_steps(link)
+        self._ready_ev = None
         base = "meters/" + serial + "/"
         self.t_status = base + "status"
         self.t_cmd = base + "cmd"
@@ -120,6 +108,63 @@ class Uplink:
         self._skip_pf = False
         self.profile_rows = None  # issue 10: callable(t) -> list of bodies, or None
 
+    # -- start-up --------------------------------------------------------------------------
+
+    def start_steps(self, link=None):
+        """The start-up in small steps (a generator; :meth:`run` yields to the event loop
+        after each): the modem modules imported one by one, the manager and its link built,
+        the outbox mounted a sector at a time, umqtt.simple imported. Done at once, it stalled
+        the loop for ~60 ms on the virtual board (docs/BENCHMARKS.md "Event-loop stall")."""
+        apn, modem_cfg, max_block_ms, idle = self._cfg
+        yield 0
+        from modem.link import Link
+
+        yield 1
+        from modem.manager import Manager
+
+        yield 2
+        from modem.sim800 import Sim800
+
+        yield 3
+        from modem.sock import ModemNet
+
+        yield 4
+        if link is None:  # (tests pass a Link on a simulated clock)
+            # a blocked reader (a PUBACK awaited) polls AT+CIPRXGET=2 every 20 ms, not 1 s:
+            # the module announces data once, and a missed announcement stalled a publish
+            # for the whole poll period (1011 ms measured, docs/BENCHMARKS.md)
+            cfg = {"rx_poll_ms": 20}
+            cfg.update(modem_cfg or {})
+            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **cfg)
+            b = self.board
+            link = Link(b.uart_modem, getattr(b, "modem_pwrkey", None), m)
+        yield 5
+        net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms, idle=idle)
+        if not self.outbox.mounted:
+            yield from self.outbox.mount_steps()
+        self.link = link
+        self.manager = link.manager
+        self.net = net
+        yield 6
+        try:  # the MQTT client's modules now, not in the first session's round
+            import modem.mqtt  # noqa: F401
+        except ImportError:  # (umqtt.simple missing: every session fails, named in errors)
+            pass
+        self.ready = True
+        if self._ready_ev is not None:
+            self._ready_ev.set()
+
+    def setup(self):
+        """The whole start-up at once (tests, the last gasp before the task did it)."""
+        for _ in self._boot:
+            pass
+
+    async def _wait_ready(self):
+        if not self.ready:
+            if self._ready_ev is None:
+                self._ready_ev = asyncio.Event()
+            await self._ready_ev.wait()
+
     # -- modem ---------------------------------------------------------------------------
 
     def _modem_event(self, name, detail):
@@ -127,7 +172,7 @@ class Uplink:
 
     def _leds(self, now):
         leds = getattr(self.board, "uplink_leds", None)
-        if leds:
+        if leds and self.manager is not None:
             a, b = self.manager.leds(now)
             leds[0].set(*a)
             if len(leds) > 1:
@@ -308,6 +353,7 @@ class Uplink:
         blocking waits are bounded by it. Otherwise it waits in the outbox for the next
         power-up. ``gasp``: ``{"seq", "sent", "ms"}`` (ms from the warning to its PUBACK)."""
         t0 = ticks.ticks_ms()
+        self.setup()  # (the warning came before the task finished its start: at once)
         self.forward_events()
         seq = self.outbox.put(KIND_EVENT, msg.event(self.clock.time(), events.POWER_FAIL, 0))
         self._skip_pf = True
@@ -340,6 +386,8 @@ class Uplink:
 
     async def run(self, period_ms=20):
         """The modem / MQTT task (real time)."""
+        for _ in self._boot:  # the start-up, one step per turn of the event loop
+            await asyncio.sleep_ms(0)
         self.manager.open(self.broker[0], self.broker[1], self.link.now())
         while True:
             w = self.step()
@@ -349,6 +397,8 @@ class Uplink:
     def step(self):
         """One synchronous round: pump the modem, events, session; returns ms until the
         modem needs the next round."""
+        if not self.ready:
+            self.setup()
         m = self.manager
         link = self.link
         t0 = ticks.ticks_ms()
@@ -384,6 +434,7 @@ class Uplink:
             ms = c.rtc_ms() if hasattr(c, "rtc_ms") else c.time() * 1000
             nxt = (ms // (iv * 1000) + 1) * iv * 1000
             await c.sleep_ms(nxt - ms)
+            await self._wait_ready()  # (the outbox is mounted by the uplink task)
             t = nxt // 1000
             t0 = ticks.ticks_ms()
             rows = self.profile_rows(t) if self.profile_rows is not None else None
@@ -404,6 +455,13 @@ class Uplink:
         """Diagnostics for the board report: dict."""
         m = self.manager
         ob = self.outbox
+        if m is None:
+            return {"state": "START", "session": False, "sessions": 0, "sent": 0,
+                    "pending": 0, "next_seq": 0, "dropped": 0, "lost": 0, "errors": 0,
+                    "last_error": "", "stall_max_ms": self.stall_max_ms,
+                    "stall_where": self.stall_where, "rx_bytes": 0, "tx_bytes": 0,
+                    "capacity": ob.capacity, "pings": 0, "gasp": self.gasp, "tx_ms": 0,
+                    "drains": []}
         return {"state": m.state_name, "session": self.session, "sessions": self.sessions,
                 "sent": self.sent, "pending": ob.pending(), "next_seq": ob.next_seq,
                 "dropped": ob.dropped, "lost": ob.lost, "errors": self.errors,

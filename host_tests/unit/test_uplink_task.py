@@ -140,3 +140,54 @@ def test_a_long_outage_logs_its_drops_twice_not_once_per_sector():
     _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
     got = [e for e in log.entries() if e[1] == events.UPLINK_DROPPED]
     assert len(got) == 2 and got[1][2] == ob.dropped, got  # the episode's total
+
+
+def test_start_up_comes_in_steps_and_nothing_is_queued_before_the_outbox_is_mounted():
+    # the uplink's start-up (modem modules, manager, outbox mount, umqtt) ran at once in
+    # Meter(): ~60 ms before the event loop turned on the virtual board (issue 11). Now
+    # the task does it one step per turn; the schedule waits for it; a last gasp before it
+    # ends finishes it at once and still queues POWER_FAIL.
+    import asyncio
+
+    import events
+
+    broker = MiniBroker()
+    r = Rig(peer=broker)
+    b = _Board(r)
+    log = EventLog(b.clock)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    assert not up.ready and not ob.mounted and up.stats()["state"] == "START"
+    steps = 0
+    for _ in up._boot:
+        steps += 1
+        if steps == 3:
+            assert not up.ready
+    assert up.ready and ob.mounted and steps >= 7 + 7, steps  # modules, then a sector a step
+    up2 = Uplink(b, _Cat(), log, Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096)),
+                 "SIM00001", ("broker", 1883), link=r.link)
+    next(up2._boot)
+    next(up2._boot)
+    g = up2.last_gasp(50)  # the power-fail warning in the middle of the start-up
+    assert up2.ready and g["seq"] is not None and up2.outbox.pending() == 1
+    assert json.loads(up2.outbox.peek()[2])["code"] == events.POWER_FAIL
+
+    async def main():  # the schedule's first reading waits for the start-up
+        ob3 = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+        up3 = Uplink(b, _Cat(), log, ob3, "SIM00001", ("broker", 1883), link=r.link,
+                     interval_s=1)
+        b.clock.sleep_ms = lambda ms: asyncio.sleep_ms(0) if hasattr(
+            asyncio, "sleep_ms") else asyncio.sleep(0)
+        t = asyncio.create_task(up3.schedule())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert ob3.next_seq == 1 and not ob3.mounted  # nothing put before the mount
+        for _ in up3._boot:
+            await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        t.cancel()
+        assert ob3.pending() >= 1, ob3.pending()
+
+    asyncio.run(main())
