@@ -164,8 +164,11 @@ class Meter:
         from uplink.task import Uplink
 
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
-        return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
-                      modem_cfg=getattr(b, "modem_cfg", None))
+        up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
+                    modem_cfg=getattr(b, "modem_cfg", None))
+        up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
+        up.events_store = self.events  # the ``log`` command's logbook
+        return up
     @staticmethod
     def _billing_config(board, log):
         # the board's billing configuration (billing.config JSON; the virtual board's

@@ -39,6 +39,7 @@ from flashstore.ringlog import NoSpace, RingLog
 KIND_READING = const(1)
 KIND_EVENT = const(2)
 KIND_REPLY = const(3)
+KIND_PROFILE = const(4)
 KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)
@@ -66,6 +67,7 @@ class Outbox:
         self.lost = 0
         self.status = None
         self.mounted = False
+        self._newest = {}  # kind -> ring seq of its newest record (newest())
 
     def mount(self):
         """Scan the partition: the next seq, what is acknowledged, what is owed. A foreign
@@ -91,10 +93,12 @@ class Outbox:
         first = -1
         per = r.slots_per_sector
         k = 0
-        for _rs, tag, rec in r.entries():
+        newest = self._newest = {}
+        for rs, tag, rec in r.entries():
             k += 1
             if k % per == 0:
                 yield k
+            newest[tag] = rs
             v = struct.unpack_from("<I", rec, 0)[0]
             if tag == KIND_ACK:
                 if v > marked:
@@ -146,10 +150,22 @@ class Outbox:
             self.lost += 1
             return None
         self.next_seq = seq + 1
+        self._newest[kind] = rs
         if self._cursor < 0:
             self._cursor = rs
         self._check_dropped()
         return seq
+
+    def newest(self, kind):
+        """The body (bytes) of the newest message of ``kind`` still in the ring (sent or
+        not), or None: the uplink finds its load-profile cursor there after a restart."""
+        rs = self._newest.get(kind)
+        got = self.ring.get(rs) if rs is not None else None
+        if got is None or got[1] != kind:
+            return None
+        rec = got[2]
+        n = struct.unpack_from("<H", rec, 4)[0]
+        return bytes(rec[6:6 + n])
 
     def _check_dropped(self):
         r = self.ring
