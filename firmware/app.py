@@ -186,10 +186,13 @@ class Meter:
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
-        ob = Outbox(parts["outbox"], self.supply)
-        ob.mount()
-        return Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
-                      modem_cfg=getattr(b, "modem_cfg", None))
+        ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
+        up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
+                    modem_cfg=getattr(b, "modem_cfg", None))
+        up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
+        up.events_store = self.events  # the ``log`` command's logbook
+        return up
+
     def _concentrator(self):
         # the RS-485 bus master (uplink/concentrator.py): the board's ``concentrator``
         # (bus addresses) and RS-485 UART; its readings go into the uplink's outbox

@@ -72,8 +72,10 @@ def day_run():
         rep = run_sim(b.port, "--duration", 86400)
         time.sleep(0.5)
         he.stop()
-    msgs = [(t, p) for t, p in he.messages if t.endswith("/reading") or t.endswith("/event")]
-    readings = [1 for t, _ in msgs if t.endswith("/reading")]
+    msgs = [(t, p) for t, p in he.messages if t.endswith("/reading") or t.endswith("/event")
+            or t.endswith("/profile")]
+    # the schedule's messages: load-profile rows (or readings on a meter without a profile)
+    readings = [1 for t, _ in msgs if t.endswith("/reading") or t.endswith("/profile")]
     payload = sum(len(p) for _, p in msgs)
     mqtt = sum(publish_bytes(t.encode(), p) + 4 for t, p in msgs)  # + PUBACK
     session = session_bytes("SIM00001")

@@ -75,8 +75,7 @@ Ports and inputs
                      60..86400) and forward them (with --broker) under their
                      serials; the meter itself does not answer on the bus
   --broker H:P       MQTT broker of the uplink, reached through the modem model
-                     (default: none, no uplink; a broker not there: quiet
-                     retries)
+                     (default 127.0.0.1:1883; none there: quiet retries)
   --no-uplink        no modem on the board: the uplink does not start
   --network-outage A:B  the modem's network goes down (+PDP: DEACT) at
                      simulated second A and comes back at B
@@ -130,9 +129,8 @@ class Options:
         self.profile_channels = None
         self.profile_csv = None
         self.load_profiles = None  # from --profile-period / --profile-channels
-        # no uplink unless asked for: its start-up stalls the event loop by ~60 ms, enough to
-        # push the optical identification reply past its 200..260 ms window (test_sim_pty)
-        self.broker = None
+        # the uplink's broker; none there: the uplink retries quietly (--no-uplink: no modem)
+        self.broker = ("127.0.0.1", 1883)
         self.network_outage = None
         self.tariffs = None  # --tariffs: the billing configuration file or None
         self.concentrator = None  # --concentrator: bus addresses (tuple) or None

@@ -247,6 +247,9 @@ class Concentrator:
             ms = self._now_ms()
             nxt = (ms // iv + 1) * iv
             await self.clock.sleep_ms(nxt - ms)
+            ob = self.outbox
+            while ob is not None and not getattr(ob, "mounted", True):
+                await asyncio.sleep_ms(50)  # the uplink task mounts the outbox in steps
             await self.cycle(nxt // 1000)
             late = (self._now_ms() - nxt) // iv
             if late > 0:  # the cycle ran past the next slot(s): they are skipped

@@ -41,6 +41,7 @@ KIND_EVENT = const(2)
 KIND_REPLY = const(3)
 KIND_FORWARD = const(4)  # a bus meter's reading (uplink/concentrator.py): its own topic
 KIND_BUS = const(5)  # the concentrator's report on a bus meter (meters/<serial>/bus)
+KIND_PROFILE = const(6)  # load-profile rows (meters/<serial>/profile)
 KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)
@@ -67,19 +68,39 @@ class Outbox:
         self._drop_range = None
         self.lost = 0
         self.status = None
+        self.mounted = False
+        self._newest = {}  # kind -> ring seq of its newest record (newest())
 
     def mount(self):
         """Scan the partition: the next seq, what is acknowledged, what is owed. A foreign
         or unreadable ring is formatted (the outbox holds no billing data). Returns the
         status (flashstore.ringlog STATUS_*)."""
+        for _ in self.mount_steps():
+            pass
+        return self.status
+
+    def mount_steps(self):
+        """:meth:`mount` as a generator that yields after each sector's worth of reading
+        (the 256 KiB partition is read three times: about 200 yields), so that the uplink
+        task mounts it without stalling the event loop (``mounted`` is True at the end;
+        nothing may be put before)."""
         r = self.ring
-        st = r.mount()
+        self.mounted = False
+        yield from r.mount_steps()
+        st = r.status
         if r.blocked:
             r.format()
         marked = 0
         top = 0
         first = -1
-        for _rs, tag, rec in r.entries():
+        per = r.slots_per_sector
+        k = 0
+        newest = self._newest = {}
+        for rs, tag, rec in r.entries():
+            k += 1
+            if k % per == 0:
+                yield k
+            newest[tag] = rs
             v = struct.unpack_from("<I", rec, 0)[0]
             if tag == KIND_ACK:
                 if v > marked:
@@ -90,6 +111,9 @@ class Outbox:
         if marked > top:
             top = marked
         for rs, tag, rec in r.entries():
+            k += 1
+            if k % per == 0:
+                yield k
             if tag != KIND_ACK and struct.unpack_from("<I", rec, 0)[0] > marked:
                 first = rs
                 break
@@ -98,7 +122,7 @@ class Outbox:
         self._cursor = first
         self._peeked = None
         self.status = st
-        return st
+        self.mounted = True
 
     def pending(self):
         """Messages not yet acknowledged (int)."""
@@ -128,10 +152,22 @@ class Outbox:
             self.lost += 1
             return None
         self.next_seq = seq + 1
+        self._newest[kind] = rs
         if self._cursor < 0:
             self._cursor = rs
         self._check_dropped()
         return seq
+
+    def newest(self, kind):
+        """The body (bytes) of the newest message of ``kind`` still in the ring (sent or
+        not), or None: the uplink finds its load-profile cursor there after a restart."""
+        rs = self._newest.get(kind)
+        got = self.ring.get(rs) if rs is not None else None
+        if got is None or got[1] != kind:
+            return None
+        rec = got[2]
+        n = struct.unpack_from("<H", rec, 4)[0]
+        return bytes(rec[6:6 + n])
 
     def _check_dropped(self):
         r = self.ring

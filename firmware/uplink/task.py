@@ -18,9 +18,12 @@ Two supervised tasks (firmware/app.py spawns them):
   New events of the meter's log go into the outbox; the status LEDs ``uplink_leds``
   (signal, modem) show ``Manager.leds``.
 - :meth:`Uplink.schedule` (metering time, the board clock): at every multiple of
-  ``interval_s`` (900 s: the quarter hours, aligned to the RTC) a reading of the registers
-  stamped with that instant goes into the outbox. The load profile (issue 10) plugs in
-  here: ``profile_rows(t)`` (None today) returning bodies to queue instead of/besides it.
+  ``interval_s`` (900 s: the quarter hours, aligned to the RTC), with a load profile
+  (``profile``, meter.profile.LoadProfile P.01) its rows that ended since the last one
+  queued go into the outbox (2 s later: the profile task captures a row within a second),
+  several rows a message (``profile`` topic); the cursor (``profile_cursor``, the end of
+  the newest row queued) is found again after a restart in the outbox's newest profile
+  message. Without a profile: a reading of the registers stamped with that instant.
 
 Blocking. umqtt.simple is a blocking client: a publish returns at its PUBACK. Every blocking
 wait is bounded by ``max_block_ms`` (the socket adapter); the longest synchronous section of
@@ -44,10 +47,31 @@ import json
 import events
 import ticks
 from uplink import messages as msg
-from uplink.outbox import KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_READING, KIND_REPLY
+from uplink.outbox import (BODY_MAX, KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_PROFILE,
+                           KIND_READING, KIND_REPLY)
 
 _KIND_TOPIC = {KIND_READING: "reading", KIND_EVENT: "event", KIND_REPLY: "reading",
-               KIND_BUS: "bus"}
+               KIND_BUS: "bus", KIND_PROFILE: "profile"}
+_PROFILE_LAG_MS = 2000  # after the quarter hour: the profile task has captured its row
+_LOGS = {"standard": events.IDIS_STANDARD, "fraud": events.IDIS_FRAUD,
+         "disconnector": events.IDIS_DISCONNECTOR, "power_quality": events.IDIS_POWER_QUALITY,
+         "communication": events.IDIS_COMMUNICATION,
+         "power_failure": events.IDIS_POWER_FAILURE}
+
+
+def _when(req, key):
+    # a range bound: ISO 8601 UTC text or RTC seconds (ValueError naming the key)
+    v = req.get(key)
+    if v is None:
+        raise ValueError("%s: missing" % key)
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 0x7FFFFFFF:
+        return v
+    try:
+        return msg.iso_secs(v)
+    except (ValueError, TypeError):
+        pass
+    raise ValueError("%s: %s is not YYYY-MM-DDTHH:MM:SSZ (UTC) or RTC seconds" % (
+        key, json.dumps(v)[:40]))
 _MAX_EVENTS = 16  # per round; a flood beyond it is summarised
 
 
@@ -59,11 +83,6 @@ class Uplink:
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
                  modem_cfg=None, supply=None, link=None, idle=None):
-        from modem.link import Link
-        from modem.manager import Manager
-        from modem.sim800 import Sim800
-        from modem.sock import ModemNet
-
         self.board = board
         self.clock = board.clock
         self.catalogue = catalogue
@@ -80,18 +99,11 @@ class Uplink:
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
         self.time_sync_s = time_sync_s
-        if link is None:  # (tests pass a Link on a simulated clock)
-            # a blocked reader (a PUBACK awaited) polls AT+CIPRXGET=2 every 20 ms, not 1 s:
-            # the module announces data once, and a missed announcement stalled a publish
-            # for the whole poll period (1011 ms measured, docs/BENCHMARKS.md)
-            cfg = {"rx_poll_ms": 20}
-            cfg.update(modem_cfg or {})
-            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **cfg)
-            link = Link(board.uart_modem, getattr(board, "modem_pwrkey", None), m)
-        self.manager = link.manager
-        self.link = link
-        self.net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms,
-                            idle=idle)
+        self._cfg = (apn, modem_cfg, max_block_ms, idle)
+        self.link = self.manager = self.net = None
+        self.ready = False  # set up: modem modules, manager, outbox mounted (start_steps)
+        self._boot = self.start_steps(link)
+        self._ready_ev = None
         base = "meters/" + serial + "/"
         self.t_status = base + "status"
         self.t_cmd = base + "cmd"
@@ -119,7 +131,104 @@ class Uplink:
         self.drain_end = None  # ticks_ms when the outbox was last drained after a backlog
         self.gasp = None  # the last gasp: {"seq", "sent", "ms"} (last_gasp)
         self._skip_pf = False
-        self.profile_rows = None  # issue 10: callable(t) -> list of bodies, or None
+        self.profile = None  # meter.profile.LoadProfile (P.01): its rows on the schedule
+        self.profile_cursor = None  # RTC s: end of the newest row queued (start_steps)
+        self.profile_max_rows = 96  # rows queued per schedule round at most (more: next one)
+        self.events_store = None  # meter.eventstore.EventStore: the ``log`` command's source
+        self.range_max_rows = 672  # rows/events per range request (7 days of 15 min)
+        self.range_page_bytes = 1024  # payload of one page of a range answer, at most
+        self._range = None  # the range answer being sent: a generator of pages (bytes)
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def start_steps(self, link=None):
+        """The start-up in small steps (a generator; :meth:`run` yields to the event loop
+        after each): the modem modules imported one by one, the manager and its link built,
+        the outbox mounted a sector at a time, umqtt.simple imported. Done at once, it stalled
+        the loop for ~60 ms on the virtual board (docs/BENCHMARKS.md "Event-loop stall")."""
+        apn, modem_cfg, max_block_ms, idle = self._cfg
+        yield 0
+        from modem.link import Link
+
+        yield 1
+        from modem.manager import Manager
+
+        yield 2
+        from modem.sim800 import Sim800
+
+        yield 3
+        from modem.sock import ModemNet
+
+        yield 4
+        if link is None:  # (tests pass a Link on a simulated clock)
+            # a blocked reader (a PUBACK awaited) polls AT+CIPRXGET=2 every 20 ms, not 1 s:
+            # the module announces data once, and a missed announcement stalled a publish
+            # for the whole poll period (1011 ms measured, docs/BENCHMARKS.md)
+            cfg = {"rx_poll_ms": 20}
+            cfg.update(modem_cfg or {})
+            m = Manager(Sim800(), apn=apn, on_event=self._modem_event, **cfg)
+            b = self.board
+            link = Link(b.uart_modem, getattr(b, "modem_pwrkey", None), m)
+        yield 5
+        net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms, idle=idle)
+        if not self.outbox.mounted:
+            yield from self.outbox.mount_steps()
+        self.link = link
+        self.manager = link.manager
+        self.net = net
+        self._profile_start()
+        yield 6
+        try:  # the MQTT client's modules now, not in the first session's round
+            import modem.mqtt  # noqa: F401
+        except ImportError:  # (umqtt.simple missing: every session fails, named in errors)
+            pass
+        self.ready = True
+        if self._ready_ev is not None:
+            self._ready_ev.set()
+
+    def _profile_start(self):
+        # the cursor is in the outbox: the newest profile message's last row (a power cut
+        # before its append loses the message and the rows go again; after, none repeats);
+        # none there (new meter, outbox formatted): the rows from this start on
+        t = None
+        body = self.outbox.newest(KIND_PROFILE)
+        if body is not None:
+            try:
+                t = msg.iso_secs(json.loads(body)["rows"][-1][0])
+            except (ValueError, KeyError, IndexError, TypeError):
+                t = None
+        self.profile_cursor = t if t is not None else self.clock.time()
+
+    def profile_bodies(self, t_to):
+        """The rows of ``profile`` ending after the cursor and at or before ``t_to`` (RTC s),
+        at most ``profile_max_rows``, packed into outbox bodies: yields (body, t of its last
+        row). Rows whose end is not after the cursor are never queued again; after the RTC
+        was set back before the cursor, the cursor goes back to the round before (the set came
+        after it, and the interval it cut ends at a boundary of the new time, flagged
+        CLOCK_ADJUSTED): a row of the old time ending in that span goes again, identical."""
+        p = self.profile
+        cur = self.profile_cursor
+        if cur is None or cur > t_to:
+            cur = self.profile_cursor = t_to - self.interval_s
+        rows = []
+        for r in p.iter_rows(cur + 1, t_to):
+            if r[0] > cur:
+                rows.append(r)
+                if len(rows) >= self.profile_max_rows:
+                    break
+        return msg.profile_bodies(msg.profile_head(p.name, p.layout), p.layout, rows,
+                                  BODY_MAX)
+
+    def setup(self):
+        """The whole start-up at once (tests, the last gasp before the task did it)."""
+        for _ in self._boot:
+            pass
+
+    async def _wait_ready(self):
+        if not self.ready:
+            if self._ready_ev is None:
+                self._ready_ev = asyncio.Event()
+            await self._ready_ev.wait()
 
     # -- modem ---------------------------------------------------------------------------
 
@@ -128,7 +237,7 @@ class Uplink:
 
     def _leds(self, now):
         leds = getattr(self.board, "uplink_leds", None)
-        if leds:
+        if leds and self.manager is not None:
             a, b = self.manager.leds(now)
             leds[0].set(*a)
             if len(leds) > 1:
@@ -197,10 +306,79 @@ class Uplink:
         elif cmd == "relay":
             out["ok"] = False
             out["error"] = "not supported"
+        elif cmd == "profile" or cmd == "log":
+            try:
+                self._range = self._range_pages(req, cmd)
+                return None  # the pages are the answer (_round sends one a round)
+            except ValueError as e:
+                out["ok"] = False
+                out["error"] = str(e)
         else:
             out["ok"] = False
             out["error"] = "unknown command"
         return out
+
+    def _range_pages(self, req, cmd):
+        """Check a ``profile`` / ``log`` request and return the generator of its answer's
+        pages (ValueError naming what is wrong). Rows are read from flash as the pages go
+        out, one page (at most ``range_page_bytes``) a round: a request for a year holds no
+        more than a page in the heap, and stops after ``range_max_rows`` with ``"more"``."""
+        if self._range is not None:
+            raise ValueError("busy: a range answer is still being sent")
+        t_from = _when(req, "from")
+        t_to = _when(req, "to")
+        if t_to < t_from:
+            raise ValueError("to: %s is before from" % msg.iso(t_to))
+        idj = json.dumps(req.get("id"))
+        if len(idj) > 64:
+            raise ValueError("id: longer than 64 characters of JSON")
+        if cmd == "profile":
+            p = self.profile
+            if p is None:
+                raise ValueError("no load profile")
+            lay = p.layout
+            head = ('{"id":' + idj + ',"cmd":"profile","ok":true,"page":',
+                    "," + msg.profile_head(p.name, lay)[1:])
+            return self._pages(head, p.iter_rows(t_from, t_to),
+                               lambda r: msg.profile_row(lay, r[0], r[1], r[2]))
+        name = req.get("log")
+        if name not in _LOGS:
+            raise ValueError("log: %s is not one of %s" % (json.dumps(name)[:40],
+                                                            ", ".join(sorted(_LOGS))))
+        es = self.events_store
+        if es is None:
+            raise ValueError("no event log")
+        head = ('{"id":' + idj + ',"cmd":"log","ok":true,"page":',
+                ',"log":"%s","events":[' % name)
+        return self._pages(head, es.logbook(_LOGS[name], t_from, t_to), _log_row)
+
+    def _pages(self, head, rows, fmt):
+        # pages: head[0] + page number + head[1] + rows (``fmt(row)`` text) + "]}"; the last
+        # one ends with "last": true, "rows_total" and, when cut at range_max_rows, "more"
+        # (the time to ask from next)
+        parts = []
+        base = len(head[0]) + len(head[1]) + 48
+        size = base
+        page = n = 0
+        more = None
+        for r in rows:
+            if n >= self.range_max_rows:
+                more = r[0]
+                break
+            x = fmt(r)
+            if parts and size + len(x) + 1 > self.range_page_bytes:
+                page += 1
+                yield (head[0] + str(page) + head[1] + ",".join(parts) + "]}").encode()
+                parts = []
+                size = base
+            parts.append(x)
+            size += len(x) + 1
+            n += 1
+        page += 1
+        end = '],"last":true,"rows_total":%d' % n
+        if more is not None:
+            end += ',"more":"%s"' % msg.iso(more)
+        yield (head[0] + str(page) + head[1] + ",".join(parts) + end + "}").encode()
 
     def _time_sync(self, t):
         c = self.clock
@@ -229,11 +407,20 @@ class Uplink:
             self._phase = 2
             return
         m = self.outbox.peek()
-        if self._cmds:  # one answer per round
+        if self._range is not None:  # a page of a range answer per round
+            self._where = "range"
+            page = next(self._range, None)
+            if page is None:
+                self._range = None
+            else:
+                c.publish(self.t_ack.encode(), page, qos=1)
+                self._last_tx = now
+        elif self._cmds:  # one answer per round
             self._where = "command"
             ans = self._answer(self._cmds.pop(0))
-            c.publish(self.t_ack.encode(), json.dumps(ans).encode(), qos=1)
-            self._last_tx = now
+            if ans is not None:
+                c.publish(self.t_ack.encode(), json.dumps(ans).encode(), qos=1)
+                self._last_tx = now
         elif m is not None:
             self._where = "publish"
             seq, kind, body = m
@@ -316,6 +503,7 @@ class Uplink:
         blocking waits are bounded by it. Otherwise it waits in the outbox for the next
         power-up. ``gasp``: ``{"seq", "sent", "ms"}`` (ms from the warning to its PUBACK)."""
         t0 = ticks.ticks_ms()
+        self.setup()  # (the warning came before the task finished its start: at once)
         self.forward_events()
         seq = self.outbox.put(KIND_EVENT, msg.event(self.clock.time(), events.POWER_FAIL, 0))
         self._skip_pf = True
@@ -347,6 +535,8 @@ class Uplink:
 
     async def run(self, period_ms=20):
         """The modem / MQTT task (real time)."""
+        for _ in self._boot:  # the start-up, one step per turn of the event loop
+            await asyncio.sleep_ms(0)
         self.manager.open(self.broker[0], self.broker[1], self.link.now())
         while True:
             w = self.step()
@@ -356,6 +546,8 @@ class Uplink:
     def step(self):
         """One synchronous round: pump the modem, events, session; returns ms until the
         modem needs the next round."""
+        if not self.ready:
+            self.setup()
         m = self.manager
         link = self.link
         t0 = ticks.ticks_ms()
@@ -391,26 +583,43 @@ class Uplink:
             ms = c.rtc_ms() if hasattr(c, "rtc_ms") else c.time() * 1000
             nxt = (ms // (iv * 1000) + 1) * iv * 1000
             await c.sleep_ms(nxt - ms)
+            await self._wait_ready()  # (the outbox is mounted by the uplink task)
             t = nxt // 1000
             t0 = ticks.ticks_ms()
-            rows = self.profile_rows(t) if self.profile_rows is not None else None
-            if rows:
-                for body in rows:
-                    self.outbox.put(KIND_READING, body)
-            else:
+            if self.profile is None:  # no load profile: the registers at the quarter hour
                 self.outbox.put(KIND_READING, msg.reading(self.catalogue, t))
+            else:  # the load profile's new rows (its task captures them within a second)
+                await c.sleep_ms(_PROFILE_LAG_MS)
+                for body, last in self.profile_bodies(t):
+                    t0 = ticks.ticks_ms()
+                    if self.outbox.put(KIND_PROFILE, body) is None:
+                        break  # (the power-fail warning: no room; the rows go next time)
+                    self.profile_cursor = last
+                    self._stall(t0, "schedule")
+                    await asyncio.sleep_ms(0)  # one message per turn of the event loop
+                t0 = ticks.ticks_ms()
             self._dropped()
             if self.supply is None or not self.supply.warning:
                 self.outbox.ring.maintain(1)  # (a sector erase when one is due)
-            d = ticks.ticks_diff(ticks.ticks_ms(), t0)
-            if d > self.stall_max_ms:
-                self.stall_max_ms = d
-                self.stall_where = "schedule"
+            self._stall(t0, "schedule")
+
+    def _stall(self, t0, where):
+        d = ticks.ticks_diff(ticks.ticks_ms(), t0)
+        if d > self.stall_max_ms:
+            self.stall_max_ms = d
+            self.stall_where = where
 
     def stats(self):
         """Diagnostics for the board report: dict."""
         m = self.manager
         ob = self.outbox
+        if m is None:
+            return {"state": "START", "session": False, "sessions": 0, "sent": 0,
+                    "pending": 0, "next_seq": 0, "dropped": 0, "lost": 0, "errors": 0,
+                    "last_error": "", "stall_max_ms": self.stall_max_ms,
+                    "stall_where": self.stall_where, "rx_bytes": 0, "tx_bytes": 0,
+                    "capacity": ob.capacity, "pings": 0, "gasp": self.gasp, "tx_ms": 0,
+                    "drains": []}
         return {"state": m.state_name, "session": self.session, "sessions": self.sessions,
                 "sent": self.sent, "pending": ob.pending(), "next_seq": ob.next_seq,
                 "dropped": ob.dropped, "lost": ob.lost, "errors": self.errors,
@@ -419,3 +628,12 @@ class Uplink:
                 "rx_bytes": self.link.rx_bytes, "tx_bytes": self.link.tx_bytes,
                 "capacity": ob.capacity, "pings": self.pings, "gasp": self.gasp,
                 "tx_ms": self.tx_ms, "drains": self.drains[-4:]}
+
+
+def _log_row(e):
+    # a logbook entry (meter.eventstore.EventStore.logbook) as
+    # ["<ISO UTC>", IDIS code, our code, "name", value, "source", flood summary 0/1]
+    t, _lg, ic, code, value, src, _subj, summary = e
+    return '["%s",%d,%d,"%s",%d,"%s",%d]' % (msg.iso(t), ic, code, events.NAMES.get(
+        code, "event %d" % code), value, events.SRC_NAMES[src & 7], 1 if summary else 0)
+

@@ -9,10 +9,12 @@ of a message to the first of the answer, as the standard defines them."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 
+from ports import free_port
 from simrun import MICROPYTHON, MPYPATH, ROOT
 
 from pty_bridge import PtyCable, line_settings
@@ -78,14 +80,34 @@ def _messages(log, direction):
     return out
 
 
+def _wait_serving(port, p, limit=30):
+    """Wait until the meter's event loop runs: its control channel answers a command. The
+    optical port is set to 300 Bd when the board is built, before the firmware's modules
+    are loaded and its tasks started (~0.2-0.6 s later, more on a loaded host): a request
+    sent in between is heard only when the port task first looks, and its 200 ms reaction
+    time then counts from there (the uplink's start-up made this race visible: issue 11)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit and p.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=limit) as s:
+                s.sendall(b"leds\n")
+                if s.makefile().readline().startswith("kwh="):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the meter did not start serving")
+
+
 def test_pypi_serial_client_reads_the_firmware_over_a_pty(tmp_path):
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     env = dict(os.environ, MICROPYPATH=MPYPATH)
+    ctl = free_port()
     with PtyCable() as cable:
         cable.record = True
         p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--quiet", "--speed", "10",
-                              "--optical-dev", cable.path[0], "--serial", "PTY00001"],
+                              "--optical-dev", cable.path[0], "--serial", "PTY00001",
+                              "--control-tcp", str(ctl)],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
         try:
@@ -95,6 +117,7 @@ def test_pypi_serial_client_reads_the_firmware_over_a_pty(tmp_path):
                 time.sleep(0.05)  # the meter has opened its end and set 300 Bd
             assert p.poll() is None, p.communicate()[0]
             assert line_settings(cable.ends[0].master)[0] == 300, "meter end at 300 Bd"
+            _wait_serving(ctl, p)
             r = subprocess.run([sys.executable, "-I", str(script), cable.path[1]],
                                capture_output=True, text=True, timeout=90)
             assert r.returncode == 0, r.stderr[-3000:]

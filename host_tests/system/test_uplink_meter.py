@@ -45,13 +45,14 @@ class HeadEnd(Subscriber):
         return out
 
     def stream(self):
-        """Messages with a seq (reading, event), first arrival of each seq, in arrival order;
-        and the number of duplicates (same seq again, same content)."""
+        """Messages with a seq (reading, profile, event), first arrival of each seq, in
+        arrival order; and the number of duplicates (same seq again, same content)."""
         seen = {}
         order = []
         dups = 0
         for topic, payload in list(self.messages):
-            if topic.endswith("/reading") or topic.endswith("/event"):
+            if topic.endswith("/reading") or topic.endswith("/event") or \
+                    topic.endswith("/profile"):
                 m = json.loads(payload)
                 if m["seq"] in seen:
                     assert seen[m["seq"]] == m, "seq %d reused for another message" % m["seq"]
@@ -84,6 +85,17 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
                            port=b.port)
             pub.single("meters/SIM00001/cmd", "not json", qos=1, hostname="127.0.0.1",
                        port=b.port)
+            t0 = time.monotonic()  # (the meter holds 8 commands; the ranges come next)
+            while len(he.by("cmd/ack")) < 7 and time.monotonic() - t0 < 30:
+                time.sleep(0.1)
+            for i, cmd in ((6, {"cmd": "profile", "from": "2016-01-01T00:00:00Z",
+                                "to": "2017-01-01T00:00:00Z"}),
+                           (7, {"cmd": "log", "log": "standard", "from": 0,
+                                "to": 2 ** 31 - 2}),
+                           (8, {"cmd": "profile", "from": "tomorrow", "to": 1})):
+                cmd["id"] = i
+                pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1, hostname="127.0.0.1",
+                           port=b.port)
             rep, err = _finish(p, 120)
         finally:
             if p.poll() is None:
@@ -104,16 +116,40 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
     assert acks[4]["error"] == "rate limited", acks[4]
     assert acks[5]["error"] == "unknown command"
     assert acks[None] == {"ok": False, "error": "bad request"}, acks
+    # ranges on request: pages on cmd/ack, the last one with the total; a bad one refused
+    pages = [a for a in he.by("cmd/ack") if a.get("id") == 6]
+    assert pages and pages[-1]["last"] and pages[-1]["rows_total"] == sum(
+        len(a["rows"]) for a in pages) >= 1, pages
+    assert all(_iso_s(r[0]) % Q == 0 for a in pages for r in a["rows"]), pages
+    assert [a["page"] for a in pages] == list(range(1, len(pages) + 1))
+    logs = [a for a in he.by("cmd/ack") if a.get("id") == 7]
+    assert logs[-1]["last"] and any(e[2] == 1 and e[3] == "power up"
+                                    for a in logs for e in a["events"]), logs
+    assert acks[8]["ok"] is False and acks[8]["error"].startswith('from: "tomorrow" is not'), \
+        acks[8]
     order, dups = he.stream()
     seqs = [m["seq"] for m in order]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
-    sched = [m for m in order if m.get("why") == "schedule"]
-    # quarter hours on the RTC; the clock was set back ~by the time command: no gap,
-    # every reading of the 3 h arrived
-    assert len(sched) >= 11, [m["ts"] for m in sched]
-    for m in sched:
-        assert _iso_s(m["ts"]) % Q == 0, m["ts"]
-        assert [v[0] for v in m["values"]][0] == "1.8.0"
+    # the schedule sends the load profile's rows (P.01, 15 min): quarter hours on the RTC;
+    # the clock was set back ~by the time command: no gap, every row of the 3 h arrived
+    prof = [m for m in order if "profile" in m]
+    rows = [r for m in prof for r in m["rows"]]
+    assert len(rows) >= 11, rows
+    ts = sorted(set(_iso_s(r[0]) for r in rows))
+    assert ts == list(range(ts[0], ts[-1] + 1, Q)), rows
+    # the time sync set the RTC back: the intervals of the new time come again (the first
+    # flagged CLOCK_ADJUSTED 0x20); a row sent twice is sent identically (discardable)
+    assert any(r[1] & 0x20 for r in rows), rows
+    seen = {}
+    for r in rows:
+        if r[0] in seen and seen[r[0]] != r:
+            assert r[1] & 0x20 or seen[r[0]][1] & 0x20 or \
+                any(x[1] & 0x20 for x in rows[rows.index(seen[r[0]]):rows.index(r)]), r
+        seen[r[0]] = r
+    assert prof[0]["profile"] == "P.01" and prof[0]["period_s"] == Q, prof[0]
+    assert prof[0]["channels"][:2] == [["1.29", "kWh"], ["2.29", "kWh"]], prof[0]
+    assert rows[0][1] & 0x40 and all(len(r[2]) == 6 for r in rows), rows[0]  # POWER_UP
+    assert not [m for m in order if m.get("why") == "schedule"], "rows instead of readings"
     req = [m for m in order if m.get("why") == "request"]
     assert req and req[0]["seq"] == acks[2]["seq"]
     evs = [m for m in order if "code" in m]
@@ -159,9 +195,10 @@ def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
     seqs = [m["seq"] for m in order]
     assert seqs == list(range(1, ub["next_seq"] - ub["pending"])), (
         "contiguous, in order: %r" % seqs[:50])
-    sched = [_iso_s(m["ts"]) for m in order if m.get("why") == "schedule"]
-    # every quarter hour from the start to the power cut, then from the restart on
-    assert sched == sorted(sched)
+    sched = [_iso_s(r[0]) for m in order if "profile" in m for r in m["rows"]]
+    # every quarter hour's profile row from the start to the power cut, then from the
+    # restart on, each once (the cursor in the outbox survived the cut)
+    assert sched == sorted(sched) and len(sched) == len(set(sched)), sched
     first = [t for t in sched if t <= T0 + half]
     assert first == list(range(T0 + Q, T0 + half + 1, Q)) or \
         first == list(range(T0 + Q, T0 + half, Q)), (len(first), first[:3], first[-3:])

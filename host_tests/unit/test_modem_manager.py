@@ -510,3 +510,23 @@ def test_wake_ms_of_an_idle_link_waits_for_the_idle_poll():
     assert r.m.wake_ms(now) > 20, r.m.wake_ms(now)
     r.m.want_read = True  # a blocked reader: polled at the short period
     assert r.m.wake_ms(now) <= 20
+
+
+def test_wake_ms_while_a_command_is_in_flight_waits_for_it():
+    # the polling states (PROBE, SYNC, SIM, REGISTER, ...) send their next command at
+    # ``_next`` only when the engine is free: while one is in flight, wake_ms must wait for
+    # its deadline or answer, not say 0 because ``_next`` has passed. It said 0 through
+    # every AT probe (300 ms each): the uplink task pumping at wake_ms spun, and the busy
+    # process missed the optical port's 200 ms reply window under load (issue 11)
+    r = Rig()
+    r.m.start(0)
+    spins = rounds = 0
+    while r.m.state != M.READY and r.clock.t < 30000:
+        w = r.link.service()
+        rounds += 1
+        if w == 0 and r.m.eng.busy:
+            spins += 1
+        r.clock.advance(w if 0 < w < 20 else (20 if w else 1))
+    assert r.m.state == M.READY, r.m.state_name
+    assert spins == 0, (spins, rounds)
+    assert rounds < r.clock.t // 10, (rounds, r.clock.t)  # about one round per 20 ms

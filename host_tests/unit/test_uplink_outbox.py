@@ -157,3 +157,29 @@ def test_a_too_long_message_is_refused():
     except ValueError as e:
         assert "491" in str(e)
     assert ob.next_seq == 1
+
+
+def test_mount_in_steps_yields_per_sector_and_finds_what_mount_finds():
+    # the uplink task mounts the 256 KiB outbox one sector per event-loop turn (issue 11:
+    # mounting it at once was part of a ~60 ms start-up stall): the stepwise mount ends in
+    # the same state as mount()
+    dev, part = _dev(sectors=8)
+    ob = Outbox(part, ack_every=4)
+    ob.mount()
+    for i in range(40):
+        ob.put(KIND_READING, _body(i))
+    for s in range(1, 23):
+        ob.ack(s)
+    ref = Outbox(part)
+    ref.mount()
+    ob2 = Outbox(part)
+    assert not ob2.mounted
+    steps = 0
+    for _ in ob2.mount_steps():
+        steps += 1
+        assert not ob2.mounted
+    assert ob2.mounted and ob2.status == ref.status
+    assert steps >= 7 + 40 // 7, steps  # the scan (a sector a step) + the records (7 a step)
+    assert (ob2.next_seq, ob2.acked, ob2.pending()) == (ref.next_seq, ref.acked,
+                                                        ref.pending()) == (41, 20, 20)
+    assert _owed(ob2) == list(range(21, 41))

@@ -140,3 +140,257 @@ def test_a_long_outage_logs_its_drops_twice_not_once_per_sector():
     _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
     got = [e for e in log.entries() if e[1] == events.UPLINK_DROPPED]
     assert len(got) == 2 and got[1][2] == ob.dropped, got  # the episode's total
+
+
+def test_start_up_comes_in_steps_and_nothing_is_queued_before_the_outbox_is_mounted():
+    # the uplink's start-up (modem modules, manager, outbox mount, umqtt) ran at once in
+    # Meter(): ~60 ms before the event loop turned on the virtual board (issue 11). Now
+    # the task does it one step per turn; the schedule waits for it; a last gasp before it
+    # ends finishes it at once and still queues POWER_FAIL.
+    import asyncio
+
+    import events
+
+    broker = MiniBroker()
+    r = Rig(peer=broker)
+    b = _Board(r)
+    log = EventLog(b.clock)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    assert not up.ready and not ob.mounted and up.stats()["state"] == "START"
+    steps = 0
+    for _ in up._boot:
+        steps += 1
+        if steps == 3:
+            assert not up.ready
+    assert up.ready and ob.mounted and steps >= 7 + 7, steps  # modules, then a sector a step
+    up2 = Uplink(b, _Cat(), log, Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096)),
+                 "SIM00001", ("broker", 1883), link=r.link)
+    next(up2._boot)
+    next(up2._boot)
+    g = up2.last_gasp(50)  # the power-fail warning in the middle of the start-up
+    assert up2.ready and g["seq"] is not None and up2.outbox.pending() == 1
+    assert json.loads(up2.outbox.peek()[2])["code"] == events.POWER_FAIL
+
+    async def main():  # the schedule's first reading waits for the start-up
+        ob3 = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+        up3 = Uplink(b, _Cat(), log, ob3, "SIM00001", ("broker", 1883), link=r.link,
+                     interval_s=1)
+        b.clock.sleep_ms = lambda ms: asyncio.sleep_ms(0) if hasattr(
+            asyncio, "sleep_ms") else asyncio.sleep(0)
+        t = asyncio.create_task(up3.schedule())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert ob3.next_seq == 1 and not ob3.mounted  # nothing put before the mount
+        for _ in up3._boot:
+            await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        t.cancel()
+        assert ob3.pending() >= 1, ob3.pending()
+
+    asyncio.run(main())
+
+
+class _Prof:  # meter.profile.LoadProfile's reading side over a list of rows
+    name = "P.01"
+
+    def __init__(self, rows):
+        from meter.profile import DEFAULT, layout_of
+
+        self.layout = layout_of(DEFAULT[0])
+        self.period = self.layout.period
+        self.rows = rows
+
+    def iter_rows(self, t_from=None, t_to=None):
+        for r in self.rows:
+            if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                yield r
+
+
+def _row(k):
+    return (504921600 + 900 * k, 0x40 if k == 1 else 0, [100 + k, 0, 7, 0, 400 * k, 2301])
+
+
+def _queue(up, t_to):
+    from uplink.outbox import KIND_PROFILE
+
+    got = []
+    for body, last in up.profile_bodies(t_to):
+        assert up.outbox.put(KIND_PROFILE, body) is not None
+        up.profile_cursor = last
+        got.append(json.loads(body))
+    return got
+
+
+def test_profile_rows_go_once_with_a_cursor_that_survives_a_restart():
+    from uplink.outbox import BODY_MAX, KIND_PROFILE
+
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    part = Partition(NORFlash(8 * 4096), 0, 8 * 4096)
+
+    def boot(rows):
+        ob = Outbox(part)
+        up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883),
+                    link=r.link)
+        up.profile = _Prof(rows)
+        up.setup()
+        return up, ob
+
+    rows = [_row(k) for k in range(1, 11)]
+    up, ob = boot(rows)
+    assert up.profile_cursor == b.clock.time() == 504921600  # new meter: rows from now
+    got = _queue(up, 504921600 + 9000)
+    for m in got:
+        assert len(json.dumps(m, separators=(",", ":"))) <= BODY_MAX
+        assert m["profile"] == "P.01" and m["period_s"] == 900
+        assert m["channels"][0] == ["1.29", "kWh"] and m["channels"][5] == ["32.7", "V"]
+    sent = [x for m in got for x in m["rows"]]
+    assert len(got) >= 2 and [x[0] for x in sent] == [
+        "2016-01-01T%02d:%02d:00Z" % (k * 15 // 60, k * 15 % 60) for k in range(1, 11)], sent
+    assert sent[0] == ["2016-01-01T00:15:00Z", 64, [0.101, 0.0, 0.007, 0.0, 0.4, 230.1]]
+    assert list(up.profile_bodies(504921600 + 9000)) == []  # nothing new: nothing again
+    # a restart: the cursor comes back from the outbox's newest profile message
+    rows += [_row(11), _row(12)]
+    up, ob = boot(rows)
+    assert up.profile_cursor == 504921600 + 9000, up.profile_cursor
+    again = _queue(up, 504921600 + 900 * 12)
+    assert [x[0] for m in again for x in m["rows"]] == ["2016-01-01T02:45:00Z",
+                                                         "2016-01-01T03:00:00Z"], again
+    # a power cut during the next append: that message is absent, its rows go again
+    rows.append(_row(13))
+    body, last = next(iter(up.profile_bodies(504921600 + 900 * 13)))
+    up, ob = boot(rows)  # (the append never happened)
+    assert [x[0] for m in _queue(up, 504921600 + 900 * 13) for x in m["rows"]] == [
+        "2016-01-01T03:15:00Z"]
+    assert json.loads(ob.newest(KIND_PROFILE))["rows"][-1][0] == "2016-01-01T03:15:00Z"
+    # the RTC set back before the cursor: the rows of the new time since the round before
+    # (a row of the old time in that span again, identical: the head-end discards it)
+    rows.append((504921600 + 900 * 5, 0x20, [1, 0, 0, 0, 4, 2300]))
+    got = [x for m in _queue(up, 504921600 + 900 * 5) for x in m["rows"]]
+    assert got == [["2016-01-01T01:15:00Z", 0, [0.105, 0.0, 0.007, 0.0, 2.0, 230.1]],
+                   ["2016-01-01T01:15:00Z", 32, [0.001, 0.0, 0.0, 0.0, 0.004, 230.0]]], got
+
+
+def test_profile_rows_per_round_are_bounded():
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    rows = [_row(k) for k in range(1, 301)]
+    up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
+                                                               8 * 4096)),
+                "SIM00001", ("broker", 1883), link=r.link)
+    up.profile = _Prof(rows)
+    up.setup()
+    n = sum(len(json.loads(bd)["rows"]) for bd, _ in up.profile_bodies(504921600 + 900 * 300))
+    assert n == up.profile_max_rows == 96
+
+
+class _YearProf(_Prof):  # rows made as they are read: a year of 15-min rows, no list
+    def __init__(self, n):
+        _Prof.__init__(self, [])
+        self.n = n
+        self.read = 0
+
+    def iter_rows(self, t_from=None, t_to=None):
+        for k in range(1, self.n + 1):
+            r = _row(k)
+            if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                self.read += 1
+                yield r
+
+
+class _Events:  # meter.eventstore.EventStore.logbook over generated entries
+    def logbook(self, log=None, t_from=None, t_to=None):
+        import events
+
+        for k in range(5000):
+            t = 504921600 + 60 * k
+            if (t_from is None or t >= t_from) and (t_to is None or t <= t_to):
+                yield (t, log, 47, events.PARAM_CHANGED, k, 1, b"", k % 2 == 1)
+
+
+def _ranged(up, req):
+    assert up._answer(json.dumps(req).encode()) is None
+    out = [json.loads(p) for p in up._range]
+    up._range = None  # (what _round does when the pages are all sent)
+    return out
+
+
+def test_profile_and_log_ranges_are_paged_bounded_and_bad_arguments_refused():
+    import events
+
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
+                                                               8 * 4096)),
+                "SIM00001", ("broker", 1883), link=r.link)
+    up.setup()
+    up.profile = prof = _YearProf(35040)  # a year of quarter hours
+    # a hostile head-end asks for the whole year: pages of at most 1 KiB, read as sent
+    assert up._answer(b'{"id":5,"cmd":"profile","from":"2016-01-01T00:00:00Z",'
+                      b'"to":"2017-01-01T00:00:00Z"}') is None
+    first = next(up._range)
+    assert len(first) <= up.range_page_bytes and prof.read <= 20, (len(first), prof.read)
+    p = json.loads(first)
+    assert p["rows"][0] == ["2016-01-01T00:15:00Z", 64, [0.101, 0.0, 0.007, 0.0, 0.4, 230.1]]
+    n = len(p["rows"])
+    k = 1
+    t_prev = p["rows"][-1][0]
+    for page in up._range:  # (one page at a time: the device's heap is small)
+        assert len(page) <= up.range_page_bytes
+        p = json.loads(page)
+        k += 1
+        assert p["page"] == k and p["id"] == 5 and p["ok"], p
+        assert p["channels"][0] == ["1.29", "kWh"] and p["rows"][0][0] > t_prev
+        n += len(p["rows"])
+        t_prev = p["rows"][-1][0]
+    up._range = None
+    assert n == up.range_max_rows == 672 and p["rows_total"] == 672
+    assert p["last"] and p["more"] == "2016-01-08T00:15:00Z", p
+    assert t_prev == "2016-01-08T00:00:00Z"
+    # a small range: one page
+    p = _ranged(up, {"id": "a", "cmd": "profile", "from": "2016-01-01T01:00:00Z",
+                     "to": "2016-01-01T02:00:00Z"})
+    assert len(p) == 1 and [x[0][11:16] for x in p[0]["rows"]] == [
+        "01:00", "01:15", "01:30", "01:45", "02:00"] and "more" not in p[0], p
+    # the logbook
+    up.events_store = _Events()
+    p = _ranged(up, {"id": 9, "cmd": "log", "log": "standard", "from": 504921600,
+                     "to": 504921600 + 600})
+    assert p[0]["log"] == "standard" and p[0]["rows_total"] == 11, p
+    assert p[0]["events"][1] == ["2016-01-01T00:01:00Z", 47, events.PARAM_CHANGED,
+                                 "parameter changed", 1,
+                                 "optical", 1], p[0]["events"][1]
+    assert up._answer(b'{"id":9,"cmd":"log","log":"standard","from":0,"to":1073741824}') \
+        is None
+    n = 0
+    for page in up._range:
+        assert len(page) <= up.range_page_bytes
+        p = json.loads(page)
+        n += len(p["events"])
+    up._range = None
+    assert n == 672 and p["more"] == "2016-01-01T11:12:00Z", p
+    # bad arguments: refused, naming what was wrong
+    for req, err in (({"cmd": "profile", "to": 1}, "from: missing"),
+                     ({"cmd": "profile", "from": "yesterday", "to": 1}, "from: \"yesterday\""),
+                     ({"cmd": "profile", "from": True, "to": 1}, "from: true"),
+                     ({"cmd": "profile", "from": -5, "to": 1}, "from: -5"),
+                     ({"cmd": "profile", "from": 1, "to": "2016-02-30T00:00:00Z"}, "to:"),
+                     ({"cmd": "profile", "from": 900, "to": 0}, "to: 2000-01-01T00:00:00Z is "
+                      "before from"),
+                     ({"cmd": "log", "log": "secret", "from": 0, "to": 1}, 'log: "secret" is '
+                      "not one of"),
+                     ({"cmd": "log", "from": 0, "to": 1}, "log: null"),
+                     ({"id": "x" * 100, "cmd": "log", "log": "fraud", "from": 0, "to": 1},
+                      "id: longer than 64")):
+        a = up._answer(json.dumps(req).encode())
+        assert a is not None and a["ok"] is False and err in a["error"], (req, a)
+    up._answer(b'{"id":1,"cmd":"profile","from":0,"to":99999999}')
+    a = up._answer(b'{"id":2,"cmd":"log","log":"fraud","from":0,"to":1}')
+    assert a["error"].startswith("busy"), a  # one range at a time
+    up._range = None
+    up.profile = None
+    a = up._answer(b'{"id":3,"cmd":"profile","from":0,"to":1}')
+    assert a == {"id": 3, "cmd": "profile", "ok": False, "error": "no load profile"}, a

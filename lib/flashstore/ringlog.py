@@ -246,6 +246,7 @@ class SectorRing:
         self._newest = -1
         self._best_slot = 0
         self._best = [-1, -1, 0]  # scan: newest [seq, sector, slot]
+        self._scan_best = -1
         self._seq_lo = 1  # next sequence number, as two 16-bit halves (small ints)
         self._seq_hi = 0
         self._mounted = False
@@ -412,13 +413,24 @@ class SectorRing:
         return valid
 
     def _scan(self):
-        """Read every sector header and record; set counters, head and next sequence."""
+        """Read every sector header and record; set counters, head and next sequence.
+        Returns the newest record's sequence number (-1: none)."""
+        for _ in self._scan_steps():
+            pass
+        return self._scan_best
+
+    def _scan_steps(self):
+        """:meth:`_scan` as a generator that yields after each sector (a caller on an event
+        loop reads one sector per turn); the result is then in ``_scan_best``."""
         global _rbuf
+        self._mounted = False
         self.records = self.torn = self.corrupt = self.salvaged = 0
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
         self._best = [-1, -1, 0]
         for s in range(self.sectors):
+            if s:
+                yield s
             st, ssz, er = self._sector_header(s)
             self._erases[s] = er
             self._ssz[s] = 0
@@ -478,7 +490,7 @@ class SectorRing:
             self._slot = self.slots_per_sector
             self._set_seq(1)
         self._mounted = True
-        return best_seq
+        self._scan_best = best_seq
 
     def _set_seq(self, seq):
         self._seq_lo = seq & 0xFFFF
@@ -732,7 +744,16 @@ class RingLog(SectorRing):
 
         STATUS_FOREIGN (write-protected until ``format()``) whenever a foreign sector or
         record is present, even beside records of our own; they stay readable."""
-        best = self._scan()
+        for _ in self.mount_steps():
+            pass
+        return self.status
+
+    def mount_steps(self):
+        """:meth:`mount` as a generator yielding after each sector read (an event loop's task
+        mounts a large ring one sector per turn: ``for _ in ring.mount_steps(): await
+        asyncio.sleep_ms(0)``); ``status`` is set when it ends. Not mounted meanwhile."""
+        yield from self._scan_steps()
+        best = self._scan_best
         if self._blocked:
             self.status = STATUS_FOREIGN
         elif best >= 0:
@@ -742,7 +763,6 @@ class RingLog(SectorRing):
         else:
             self.status = STATUS_BLANK
         self._say("ringlog: %s: %s" % (self.status, self._summary()))
-        return self.status
 
     def append(self, record, tag=0, urgent=False):
         """Append ``record`` (exactly ``record_size`` bytes); return its sequence number (None

@@ -316,7 +316,11 @@ class Manager:
     def wake_ms(self, now):
         """ms until the next timer needs ``poll`` (0..1000)."""
         best = 1000
-        nxt = self._next if self._next_used() else None
+        # the next command of a polling state goes out only when the engine is free: while
+        # a command is in flight its deadline (or its answer) is the next thing to wait for
+        # (a ``_next`` already passed would otherwise say 0 for the whole command: a caller
+        # pumping at wake_ms spun through every AT probe, docs/BENCHMARKS.md)
+        nxt = self._next if self._next_used() and not self.eng.busy else None
         if nxt is not None and self.state == CONNECTED and not self.want_read \
                 and not self._rx_flag and not self._txn:
             # idle link: the next receive poll is the idle one (a sooner wake would find
