@@ -17,7 +17,8 @@ upper-case hex digits, integers in decimal, lists joined by "," (value groups be
 characters: :func:`list_groups`).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
-(3) wrong passwords on any port lock it on every port for ``prog_lockout_s`` (600 s), doubling
+(3) wrong passwords on any port (the uplink's ``config`` command is one more, SRC_UPLINK:
+firmware/uplink/task.py) lock it on every port for ``prog_lockout_s`` (600 s), doubling
 per further lockout within 24 h up to ``prog_lockout_max_s`` (lib/iec62056/lockout.py; one
 lockout per meter, restored from the security log at boot). Rights end with B0, any sign-on on
 the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /

@@ -36,7 +36,8 @@ Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ac
 ``"seq"``), ``registers`` (``"values"`` in the answer), ``time`` (``"t"``: RTC seconds
 since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged CLOCK_SET from
 SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time, else ``"error":
-"rate limited"``), ``relay`` (``"error": "not supported"``: no relay capability yet);
+"rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
+programming password under the local ports' one lockout: :meth:`Uplink._config`), ``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
 "bad request"``.
 """
@@ -310,7 +311,8 @@ class Uplink:
             out["ok"] = False
             out["error"] = "not supported"
         elif cmd == "config":
-            out["obis"] = req.get("obis") if isinstance(req.get("obis"), str) else None
+            ob = req.get("obis")
+            out["obis"] = ob if isinstance(ob, str) and len(ob) <= 24 else None
             err = self._config(req)
             out["ok"] = err is None
             if err is not None:

@@ -119,6 +119,14 @@ def test_sealed_parameters_need_the_open_seal_and_land_in_the_audit_trail():
     d.seal_open = lambda: False
     a = _cfg(up, "C.91.9", None, action="execute")
     assert a["error"] == "sealed", a
+    assert _cfg(up, "C.91.5", None, action="execute")["error"] == "sealed", "demand reset"
+    d.seal_open = lambda: True
+    a = _cfg(up, "C.91.5", None, action="execute")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.91.5", "ok": True}, a
+    assert m.log.count(events.DEMAND_RESET) == 1
+    a = _cfg(up, "C.91.5", "", action="execute")  # the billing's lockout applies too
+    assert a["ok"] is False and a["error"].startswith("demand reset lockout"), a
+    assert _cfg(up, "C.90.1", "5", action="execute")["error"] == "not writable", "no E2"
     # the audit trail full: refused, named
     d.seal_open = lambda: True
     m.audit.capacity = m.audit.used
@@ -136,6 +144,8 @@ def test_hostile_requests_are_refused_by_name():
     assert _ask(up, id=3, obis="C.90.1", value="10", password=0)["error"] == \
         "password: missing"
     assert _cfg(up, "9.9.9", "1")["error"] == "unknown obis"
+    a = _cfg(up, "C.90.1" * 100, "1")
+    assert a["error"] == "unknown obis" and a["obis"] is None, "a long code is not echoed"
     assert _cfg(up, ["C.90.1"], "1") == {"id": 1, "cmd": "config", "obis": None, "ok": False,
                                          "error": "unknown obis"}
     assert _cfg(up, "1.8.0", "0")["error"] == "not writable", "registers are never written"
