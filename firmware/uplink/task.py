@@ -37,7 +37,8 @@ Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ac
 since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged CLOCK_SET from
 SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time, else ``"error":
 "rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
-programming password under the local ports' one lockout: :meth:`Uplink._config`), ``relay`` (``"error": "not supported"``: no relay capability yet);
+programming password under the local ports' one lockout: :meth:`Uplink._config`),
+``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
 "bad request"``.
 """
