@@ -459,7 +459,7 @@ class Uplink:
         except ValueError as x:
             im.on_event(src, "refused", obis, 5, cmd)
             t = str(x)
-            if not t or value in t or pw in t:  # (a new password is a value: never echoed)
+            if not t or e[C.E_SRC] == "password" or pw in t:  # (a new password: not echoed)
                 t = "malformed"
             return "bad value: " + t
         except C.Failed as x:

@@ -56,6 +56,13 @@ def test_a_parameter_is_written_and_the_answer_names_it():
     a = _cfg(up, "C.90.1", "999")
     assert a["ok"] is False and a["error"].startswith("bad value: "), a
     assert m.settings["scroll_ms"] == 10000
+    # a new password over the uplink: the old one is wrong after it, and it is never shown
+    said = _listen(m)
+    assert _cfg(up, "C.90.2", "48151623") == {"id": 1, "cmd": "config", "obis": "C.90.2",
+                                              "ok": True}
+    assert _cfg(up, "C.90.1", "20")["error"] == "wrong password"
+    assert _cfg(up, "C.90.1", "20", "48151623")["ok"] is True
+    assert "48151623" not in _texts(m, said)
 
 
 def test_wrong_passwords_lock_the_uplink_and_the_optical_port_and_never_show():
@@ -153,6 +160,10 @@ def test_hostile_requests_are_refused_by_name():
     assert _cfg(up, "C.90.1", None)["error"].startswith("bad value")
     assert _cfg(up, "C.90.1", "x" * 600)["error"].startswith("bad value")
     assert _cfg(up, "C.90.1", "1e3")["error"].startswith("bad value")
+    assert _cfg(up, "C.90.1", "0")["error"] == "bad value: scroll time must be 1..255 s"
+    assert _cfg(up, "\u2603", "1")["error"] == "unknown obis"
+    assert _cfg(up, "1.8.0*zz", "1")["error"] in ("unknown obis", "not writable")
+    assert _cfg(up, "0.9.1", "25xx00")["error"].startswith("bad value"), "hhmmss"
     assert _cfg(up, "C.90.1", "10", action="erase")["error"].startswith("action: ")
     assert up._answer(b'{"cmd":"config",') == {"ok": False, "error": "bad request"}
     assert up._answer(b'\xff\xfe') == {"ok": False, "error": "bad request"}
