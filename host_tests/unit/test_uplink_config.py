@@ -198,3 +198,18 @@ def test_config_round_trip_over_mqtt_never_echoes_the_password():
     assert m.settings["scroll_ms"] == 12000
     for p in broker.payloads:
         assert b"00000000" not in p and b"98765432" not in p, p
+
+
+def test_a_lockout_earned_on_the_uplink_survives_a_restart():
+    from test_protocols import _reboot
+
+    board, m, d = _meter()
+    for pw in ("11111111", "22222222"):
+        _cfg(m.uplink, "C.90.1", "17", pw)
+    board, m, d = _reboot(board, m)  # the count of wrong passwords is persisted
+    a = _cfg(m.uplink, "C.90.1", "17", "33333333")
+    assert a["error"] == "wrong password; locked (600 s)", a
+    board, m, d = _reboot(board, m)
+    a = _cfg(m.uplink, "C.90.1", "17")
+    assert a["error"].startswith("locked ("), a
+    assert Port(d, events.SRC_RS485).prog() == _err(ER_LOCKED)
