@@ -191,6 +191,7 @@ class Meter:
                     modem_cfg=getattr(b, "modem_cfg", None))
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
+        up.iec_map = self.iec_map  # ``config``: the ports' password and one lockout
         return up
 
     def _concentrator(self):

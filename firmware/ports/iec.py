@@ -17,7 +17,8 @@ upper-case hex digits, integers in decimal, lists joined by "," (value groups be
 characters: :func:`list_groups`).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
-(3) wrong passwords on any port lock it on every port for ``prog_lockout_s`` (600 s), doubling
+(3) wrong passwords on any port (the uplink's ``config`` command is one more, SRC_UPLINK:
+firmware/uplink/task.py) lock it on every port for ``prog_lockout_s`` (600 s), doubling
 per further lockout within 24 h up to ``prog_lockout_max_s`` (lib/iec62056/lockout.py; one
 lockout per meter, restored from the security log at boot). Rights end with B0, any sign-on on
 the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
@@ -245,8 +246,10 @@ class IecMap:
             out.append((a, v, u))
         return out
 
-    def _value(self, addr, value):
-        # the typed value of W1 text ``value`` for ``addr``; ValueError if malformed
+    def w1_value(self, addr, value):
+        """The typed value of W1 text ``value`` (str) for ``addr`` (as the catalogue's write
+        takes it: RTC s for 0.9.1 / 0.9.2, int, list of codes, else the text); ValueError if
+        malformed. Also the uplink's ``config`` command (uplink/task.py)."""
         e = self.catalogue.entry(addr)
         k = e[C.E_KIND] if e is not None else 0
         if k == C.K_TIME or k == C.K_DATE:
@@ -288,20 +291,24 @@ class IecMap:
         if e[C.E_ACCESS] & C.A_SEAL and sealed:
             return ER_SEALED
         try:
-            v = self._value(addr, value)
+            v = self.w1_value(addr, value)
         except ValueError:
             return ER_BAD_VALUE
         return self._run(cat.write, addr, v, sealed, src)
 
     def executor(self, addr, args, sealed, src=events.SRC_METER):
         """E2: None (ACK) or an ERnn."""
-        arg = None
-        if args:
-            if not args.isdigit() or len(args) > 9:
-                arg = -1  # refused by the action that takes a number, ignored by the others
-            else:
-                arg = int(args)
-        return self._run(self.catalogue.execute, addr, arg, sealed, src)
+        return self._run(self.catalogue.execute, addr, self.e2_arg(args), sealed, src)
+
+    @staticmethod
+    def e2_arg(args):
+        """The typed argument of E2 text ``args``: None (empty), an int (digits), else -1
+        (refused by an action that takes a number, ignored by the others)."""
+        if not args:
+            return None
+        if not args.isdigit() or len(args) > 9:
+            return -1
+        return int(args)
 
     def profile(self, addr, arg):
         """R5/R6 ``P.0n(from;to)`` (load profiles) and ``P.98(from;to)`` / ``P.98.E(...)``

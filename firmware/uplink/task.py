@@ -36,7 +36,9 @@ Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ac
 ``"seq"``), ``registers`` (``"values"`` in the answer), ``time`` (``"t"``: RTC seconds
 since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged CLOCK_SET from
 SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time, else ``"error":
-"rate limited"``), ``relay`` (``"error": "not supported"``: no relay capability yet);
+"rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
+programming password under the local ports' one lockout: :meth:`Uplink._config`),
+``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
 "bad request"``.
 """
@@ -46,6 +48,8 @@ import json
 
 import events
 import ticks
+from iec62056.session import _same
+from meter import catalogue as C
 from uplink import messages as msg
 from uplink.outbox import (BODY_MAX, KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_PROFILE,
                            KIND_READING, KIND_REPLY)
@@ -138,6 +142,7 @@ class Uplink:
         self.range_max_rows = 672  # rows/events per range request (7 days of 15 min)
         self.range_page_bytes = 1024  # payload of one page of a range answer, at most
         self._range = None  # the range answer being sent: a generator of pages (bytes)
+        self.iec_map = None  # callable -> ports.iec.IecMap: password, lockout (``config``)
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -306,6 +311,13 @@ class Uplink:
         elif cmd == "relay":
             out["ok"] = False
             out["error"] = "not supported"
+        elif cmd == "config":
+            ob = req.get("obis")
+            out["obis"] = ob if isinstance(ob, str) and len(ob) <= 24 else None
+            err = self._config(req)
+            out["ok"] = err is None
+            if err is not None:
+                out["error"] = err
         elif cmd == "profile" or cmd == "log":
             try:
                 self._range = self._range_pages(req, cmd)
@@ -379,6 +391,81 @@ class Uplink:
         if more is not None:
             end += ',"more":"%s"' % msg.iso(more)
         yield (head[0] + str(page) + head[1] + ",".join(parts) + end + "}").encode()
+
+    def _config(self, req):
+        """The ``config`` command: a W1 write (``"value"``: the W1 text) or, with
+        ``"action":"execute"``, an E2 (``"value"``: its argument text, optional) of ``obis``
+        through the catalogue, as the optical port's, authorised by the meter's programming
+        password (``"password"``) under the local ports' lockout (``iec_map``:
+        ports.iec.IecMap, one lockout per meter; booked to SRC_UPLINK). Returns None (done)
+        or the error text; logs as the ports do (WRONG_PASSWORD, PROG_LOCKED,
+        PW_WHILE_LOCKED, PROG_ENTER, REFUSED_*, SEALED_REFUSED; the change itself by the
+        catalogue). The password is never echoed, logged or put in an error."""
+        im = self.iec_map() if self.iec_map is not None else None
+        if im is None:
+            return "not supported"
+        src = events.SRC_UPLINK
+        now = self.clock.time()
+        lk = im.lockout
+        left = lk.remaining(now)
+        if left:  # refused without looking at the password
+            im.on_event(src, "pw_while_locked", "", left, "P1")
+            return "locked (%d s)" % left
+        pw = req.get("password")
+        if not isinstance(pw, str) or not pw:
+            im.on_event(src, "refused", "", 7, "P1")
+            return "password: missing"
+        if not im.settings.password_trusted:
+            # the configuration fell back (F.F.0 ERR_SECURITY): only locally, seal open
+            im.on_event(src, "sealed_refused", "", 6, "P1")
+            return "password not trusted (configuration fell back): set it locally"
+        if not _same(im.password, pw):
+            locked_s = lk.failure(now, src)
+            im.on_event(src, "pw_wrong", "", lk.failures, "P1")
+            if locked_s:
+                im.on_event(src, "prog_locked", "", locked_s, "P1")
+                return "wrong password; locked (%d s)" % locked_s
+            return "wrong password"
+        lk.success(src)
+        im.on_event(src, "prog_enter", "", 0, "P1")  # (the lockout's replay at boot)
+        obis = req.get("obis")
+        value = req.get("value")
+        ex = req.get("action", "write")
+        cmd = "E2" if ex == "execute" else "W1"
+        cat = self.catalogue
+        e = cat.entry(obis) if isinstance(obis, str) and len(obis) <= 24 else None
+        if ex not in ("write", "execute"):
+            return 'action: %s is not "write" or "execute"' % json.dumps(ex)[:24]
+        if e is None:
+            im.on_event(src, "refused", (obis if isinstance(obis, str) else "")[:24], 1, cmd)
+            return "unknown obis"
+        if value is None and ex == "execute":
+            value = ""
+        if not isinstance(value, str) or len(value) > 512:
+            im.on_event(src, "refused", obis, 5, cmd)
+            return "bad value: the text of the W1 value (a string)"
+        seal = im.seal_open()
+        try:
+            if ex == "execute":
+                cat.execute(obis, im.e2_arg(value), src, seal)
+            else:
+                cat.write(obis, im.w1_value(obis, value), src, seal)
+        except C.Sealed:
+            im.on_event(src, "sealed_refused", obis, 6, cmd)
+            return "sealed"
+        except (C.NotWritable, KeyError):
+            im.on_event(src, "refused", obis, 4, cmd)
+            return "not writable"
+        except ValueError as x:
+            im.on_event(src, "refused", obis, 5, cmd)
+            t = str(x)
+            if not t or e[C.E_SRC] == "password" or pw in t:  # (a new password: not echoed)
+                t = "malformed"
+            return "bad value: " + t
+        except C.Failed as x:
+            im.on_event(src, "refused", obis, 9, cmd)
+            return str(x)
+        return None
 
     def _time_sync(self, t):
         c = self.clock

@@ -92,7 +92,11 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
                                 "to": "2017-01-01T00:00:00Z"}),
                            (7, {"cmd": "log", "log": "standard", "from": 0,
                                 "to": 2 ** 31 - 2}),
-                           (8, {"cmd": "profile", "from": "tomorrow", "to": 1})):
+                           (8, {"cmd": "profile", "from": "tomorrow", "to": 1}),
+                           (9, {"cmd": "config", "obis": "C.90.1", "value": "12",
+                                "password": "00000000"}),
+                           (10, {"cmd": "config", "obis": "C.90.1", "value": "13",
+                                 "password": "98765432"})):
                 cmd["id"] = i
                 pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1, hostname="127.0.0.1",
                            port=b.port)
@@ -127,9 +131,17 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
                                     for a in logs for e in a["events"]), logs
     assert acks[8]["ok"] is False and acks[8]["error"].startswith('from: "tomorrow" is not'), \
         acks[8]
+    # a configuration change, authorised; a wrong password refused (and never echoed)
+    assert acks[9] == {"id": 9, "cmd": "config", "obis": "C.90.1", "ok": True}, acks[9]
+    assert acks[10]["error"] == "wrong password", acks[10]
+    said = [x for t, x in he.messages if not t.endswith("/cmd")]  # (the meter's, not ours)
+    leak = [x for x in said if b"98765432" in x or b'"password"' in x]
+    assert said and not leak, leak
     order, dups = he.stream()
     seqs = [m["seq"] for m in order]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
+    ev = [m for m in order if m.get("name") == "parameter changed"]
+    assert ev and ev[-1]["value"] == 12, ev
     # the schedule sends the load profile's rows (P.01, 15 min): quarter hours on the RTC;
     # the clock was set back ~by the time command: no gap, every row of the 3 h arrived
     prof = [m for m in order if "profile" in m]

@@ -1,0 +1,215 @@
+# The uplink's ``config`` command (firmware/uplink/task.py) on the whole meter of the virtual
+# board: W1 / E2 through the one OBIS catalogue, authorised by the programming password under
+# the meter's one lockout (shared with the optical port), every refusal named and logged,
+# the password never in any answer, log text or event; one round trip through the in-memory
+# MQTT broker (modemkit).
+import json
+
+import events
+from test_protocols import ER_LOCKED, Port, _err, _meter, _persisted
+
+PW = "00000000"  # the factory password of a new meter (trusted)
+
+
+def _ask(up, **req):
+    return up._answer(json.dumps(dict(req, cmd="config")).encode())
+
+
+def _cfg(up, obis, value, pw=PW, **kw):
+    return _ask(up, id=1, obis=obis, value=value, password=pw, **kw)
+
+
+def _listen(m):
+    # every event's console line as the log hands it on (text included); then _texts
+    said = []
+    sink = m.log.sink
+
+    def cap(*a):
+        said.append(repr(a))
+        if sink is not None:
+            sink(*a)
+
+    m.log.sink = cap
+    return said
+
+
+def _texts(m, said):
+    # everything the meter said: console lines, the RAM log, the persisted records
+    out = list(said)
+    for e in m.log.since(0):
+        out.append(repr(e))
+    for e in m.events.persisted(None):
+        out.append(repr(e))
+    return "\n".join(out)
+
+
+def test_a_parameter_is_written_and_the_answer_names_it():
+    board, m, d = _meter()
+    up = m.uplink
+    assert up is not None and up.iec_map is not None, "app.py hands the IEC map over"
+    a = _cfg(up, "C.90.1", "10")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.90.1", "ok": True}, a
+    assert m.settings["scroll_ms"] == 10000
+    ch = _persisted(m, events.PARAM_CHANGED)
+    assert ch and ch[-1][3] == events.SRC_UPLINK, ch
+    assert _persisted(m, events.PROG_ENTER)[-1][3] == events.SRC_UPLINK
+    a = _cfg(up, "C.90.1", "999")
+    assert a["ok"] is False and a["error"].startswith("bad value: "), a
+    assert m.settings["scroll_ms"] == 10000
+    # a new password over the uplink: the old one is wrong after it, and it is never shown
+    said = _listen(m)
+    assert _cfg(up, "C.90.2", "48151623") == {"id": 1, "cmd": "config", "obis": "C.90.2",
+                                              "ok": True}
+    assert _cfg(up, "C.90.1", "20")["error"] == "wrong password"
+    assert _cfg(up, "C.90.1", "20", "48151623")["ok"] is True
+    assert "48151623" not in _texts(m, said)
+
+
+def test_wrong_passwords_lock_the_uplink_and_the_optical_port_and_never_show():
+    board, m, d = _meter()
+    up = m.uplink
+    said = _listen(m)
+    secrets = ("11111111", "22222222", "33333333")
+    a = _cfg(up, "C.90.1", "17", secrets[0])
+    assert a == {"id": 1, "cmd": "config", "obis": "C.90.1", "ok": False,
+                 "error": "wrong password"}, a
+    assert _cfg(up, "C.90.1", "17", secrets[1])["error"] == "wrong password"
+    a = _cfg(up, "C.90.1", "17", secrets[2])
+    assert a["error"] == "wrong password; locked (600 s)", a
+    # locked: refused without a look at the password, also the right one
+    a = _cfg(up, "C.90.1", "17", PW)
+    assert a["ok"] is False and a["error"] == "locked (600 s)", a
+    assert m.settings["scroll_ms"] != 17000
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog() == _err(ER_LOCKED), "the meter's one lockout: the optical port too"
+    wrong = _persisted(m, events.WRONG_PASSWORD)
+    assert [e[3] for e in wrong] == [events.SRC_UPLINK] * 3, wrong
+    assert _persisted(m, events.PROG_LOCKED)[-1][3] == events.SRC_UPLINK
+    assert _persisted(m, events.PW_WHILE_LOCKED)[0][3] == events.SRC_UPLINK
+    said = _texts(m, said)
+    for s in secrets + (PW,):
+        assert s not in said, s
+    # and the other way round: a lockout earned on the optical port closes the uplink
+    del board, m, d, up, opt  # (one meter at a time: a device-sized heap)
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in secrets:
+        opt.prog(pw)
+    a = _cfg(m.uplink, "C.90.1", "10")
+    assert a["error"].startswith("locked ("), a
+
+
+def test_a_right_password_on_the_uplink_does_not_reset_an_optical_guesser():
+    board, m, d = _meter()
+    opt = Port(d, events.SRC_OPTICAL)
+    assert opt.prog("11111111") == _err(2)
+    assert opt.prog("22222222") == _err(2)
+    assert _cfg(m.uplink, "C.90.1", "10")["ok"] is True
+    assert opt.prog("33333333") == _err(ER_LOCKED), "the guesser's third wrong one locks"
+
+
+def test_sealed_parameters_need_the_open_seal_and_land_in_the_audit_trail():
+    board, m, d = _meter()
+    up = m.uplink
+    a = _cfg(up, "0.3.0", "2000")
+    assert a["ok"] is False and a["error"] == "sealed", a
+    assert m.settings["meter_constant"] == 1000
+    assert _persisted(m, events.SEALED_REFUSED)[-1][3] == events.SRC_UPLINK
+    n = len(list(m.audit.entries()))
+    d.seal_open = lambda: True  # the seal switch open (tasks/tamper.py's level)
+    a = _cfg(up, "0.3.0", "2000")
+    assert a["ok"] is True, a
+    assert m.settings["meter_constant"] == 2000
+    au = list(m.audit.entries())
+    assert len(au) == n + 1 and au[-1][2:] == ("0.3.0", 1000, 2000, events.SRC_UPLINK), au
+    # E2 through the catalogue as well: a cold start is sealed, a seal-open action runs
+    d.seal_open = lambda: False
+    a = _cfg(up, "C.91.9", None, action="execute")
+    assert a["error"] == "sealed", a
+    assert _cfg(up, "C.91.5", None, action="execute")["error"] == "sealed", "demand reset"
+    d.seal_open = lambda: True
+    a = _cfg(up, "C.91.5", None, action="execute")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.91.5", "ok": True}, a
+    assert m.log.count(events.DEMAND_RESET) == 1
+    a = _cfg(up, "C.91.5", "", action="execute")  # the billing's lockout applies too
+    assert a["ok"] is False and a["error"].startswith("demand reset lockout"), a
+    assert _cfg(up, "C.90.1", "5", action="execute")["error"] == "not writable", "no E2"
+    # the audit trail full: refused, named
+    d.seal_open = lambda: True
+    m.audit.capacity = m.audit.used
+    a = _cfg(up, "0.3.0", "3000")
+    assert a["ok"] is False and a["error"].startswith("audit trail full"), a
+    assert m.settings["meter_constant"] == 2000
+
+
+def test_hostile_requests_are_refused_by_name():
+    board, m, d = _meter()
+    up = m.uplink
+    a = _ask(up, id=2, obis="C.90.1", value="10")
+    assert a == {"id": 2, "cmd": "config", "obis": "C.90.1", "ok": False,
+                 "error": "password: missing"}, a
+    assert _ask(up, id=3, obis="C.90.1", value="10", password=0)["error"] == \
+        "password: missing"
+    assert _cfg(up, "9.9.9", "1")["error"] == "unknown obis"
+    a = _cfg(up, "C.90.1" * 100, "1")
+    assert a["error"] == "unknown obis" and a["obis"] is None, "a long code is not echoed"
+    assert _cfg(up, ["C.90.1"], "1") == {"id": 1, "cmd": "config", "obis": None, "ok": False,
+                                         "error": "unknown obis"}
+    assert _cfg(up, "1.8.0", "0")["error"] == "not writable", "registers are never written"
+    assert _cfg(up, "C.90.1", 10)["error"].startswith("bad value"), "the W1 text only"
+    assert _cfg(up, "C.90.1", None)["error"].startswith("bad value")
+    assert _cfg(up, "C.90.1", "x" * 600)["error"].startswith("bad value")
+    assert _cfg(up, "C.90.1", "1e3")["error"].startswith("bad value")
+    assert _cfg(up, "C.90.1", "0")["error"] == "bad value: scroll time must be 1..255 s"
+    assert _cfg(up, "\u2603", "1")["error"] == "unknown obis"
+    assert _cfg(up, "1.8.0*zz", "1")["error"] in ("unknown obis", "not writable")
+    assert _cfg(up, "0.9.1", "25xx00")["error"].startswith("bad value"), "hhmmss"
+    assert _cfg(up, "C.90.1", "10", action="erase")["error"].startswith("action: ")
+    assert up._answer(b'{"cmd":"config",') == {"ok": False, "error": "bad request"}
+    assert up._answer(b'\xff\xfe') == {"ok": False, "error": "bad request"}
+    # a new password that the catalogue refuses is not echoed in the error
+    a = _cfg(up, "C.90.2", "12ab5678")
+    assert a["ok"] is False and "12ab5678" not in json.dumps(a), a
+    assert m.settings["scroll_ms"] != 1000000
+    # none of it counted as a wrong password (the right one was given)
+    assert not _persisted(m, events.WRONG_PASSWORD)
+    # a password that is not trusted (the configuration fell back): refused
+    m.settings.password_trusted = False
+    a = _cfg(up, "C.90.1", "10")
+    assert a["ok"] is False and a["error"].startswith("password not trusted"), a
+
+
+def test_config_round_trip_over_mqtt_never_echoes_the_password():
+    from test_uplink_task import _rig, _run
+
+    board, m, d = _meter()
+    r, broker, up, ob, log = _rig()
+    up.catalogue = m.catalogue
+    up.iec_map = m.iec_map
+    _run(r, up, lambda: up.session)
+    up._on_msg(b"meters/SIM00001/cmd", b'{"id":"a","cmd":"config","obis":"C.90.1",'
+               b'"value":"12","password":"00000000"}')
+    up._on_msg(b"meters/SIM00001/cmd", b'{"id":"b","cmd":"config","obis":"C.90.1",'
+               b'"value":"13","password":"98765432"}')
+    _run(r, up, lambda: len([p for p in broker.payloads if b'"ok"' in p]) >= 2)
+    acks = [json.loads(p) for p in broker.payloads if b'"ok"' in p]
+    assert acks[0] == {"id": "a", "cmd": "config", "obis": "C.90.1", "ok": True}, acks
+    assert acks[1]["error"] == "wrong password", acks
+    assert m.settings["scroll_ms"] == 12000
+    for p in broker.payloads:
+        assert b"00000000" not in p and b"98765432" not in p, p
+
+
+def test_a_lockout_earned_on_the_uplink_survives_a_restart():
+    from test_protocols import _reboot
+
+    board, m, d = _meter()
+    for pw in ("11111111", "22222222"):
+        _cfg(m.uplink, "C.90.1", "17", pw)
+    board, m, d = _reboot(board, m)  # the count of wrong passwords is persisted
+    a = _cfg(m.uplink, "C.90.1", "17", "33333333")
+    assert a["error"] == "wrong password; locked (600 s)", a
+    board, m, d = _reboot(board, m)
+    a = _cfg(m.uplink, "C.90.1", "17")
+    assert a["error"].startswith("locked ("), a
+    assert Port(d, events.SRC_RS485).prog() == _err(ER_LOCKED)
