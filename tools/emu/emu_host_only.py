@@ -92,7 +92,7 @@ HOST_ONLY = {
     "test_protocols.test_a_master_logging_in_on_rs485_does_not_reset_an_optical_guesser":
         ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_acknowledging_a_fallback_writes_both_copies":
-        ("flashmem", 1024 * _KB, _NOR),
+        ("heap", 256 * _KB, _TWO),
     "test_protocols.test_an_acknowledged_password_or_meter_constant_survives_a_power_cut":
         ("flashmem", 1024 * _KB, _NOR),
     "test_protocols.test_blank_configuration_after_use_is_a_fallback":
