@@ -468,16 +468,25 @@ class Uplink:
         return None
 
     def _time_sync(self, t):
+        # the limit holds while both the ticks and the RTC say it is less than time_sync_s
+        # since the last set: ticks_ms wraps at 2**30 on a board (12.4 days; a difference
+        # past 2**29 reads negative, one of 2**30 + 1 s reads 1 s) and the RTC moves with
+        # every clock set, but the two do not alias together
         c = self.clock
         now = c.ticks_ms()
-        if self._sync_at is not None and c.ticks_diff(now, self._sync_at) < \
-                self.time_sync_s * 1000:
-            return {"ok": False, "error": "rate limited"}
+        lim = self.time_sync_s
+        if self._sync_at is not None:
+            d = c.ticks_diff(now, self._sync_at[0])
+            r = c.time() - self._sync_at[1]
+            if 0 <= d < lim * 1000 and -lim < r < lim:
+                return {"ok": False, "error": "rate limited"}
+        if isinstance(t, bool):  # (JSON true is the int 1 here)
+            return {"ok": False, "error": "bad time: t is not RTC seconds"}
         try:
             self.catalogue.write("0.9.1", t, events.SRC_UPLINK)
         except (ValueError, KeyError, TypeError) as e:
             return {"ok": False, "error": "bad time: %s" % e}
-        self._sync_at = now
+        self._sync_at = (now, c.time())
         return {"ok": True}
 
     def _round(self, now):

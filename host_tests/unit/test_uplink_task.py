@@ -394,3 +394,46 @@ def test_profile_and_log_ranges_are_paged_bounded_and_bad_arguments_refused():
     up.profile = None
     a = up._answer(b'{"id":3,"cmd":"profile","from":0,"to":1}')
     assert a == {"id": 3, "cmd": "profile", "ok": False, "error": "no load profile"}, a
+
+
+class _WrapClock(_Clock):  # a board's: ticks_ms wraps at 2**30 (MicroPython, 32-bit port)
+    def ticks_ms(self):
+        return self.t & ((1 << 30) - 1)
+
+    def ticks_diff(self, a, b):
+        return ((a - b + (1 << 29)) & ((1 << 30) - 1)) - (1 << 29)
+
+
+def _bare(clock):
+    b = type("B", (), {})()
+    b.clock = clock
+    return Uplink(b, _Cat(), EventLog(clock), Outbox(Partition(NORFlash(8 * 4096), 0,
+                                                               8 * 4096)),
+                  "SIM00001", ("broker", 1883))
+
+
+def test_time_command_refuses_a_boolean():
+    # JSON true is an int in Python: {"t": true} set the RTC to 2000-01-01T00:00:01
+    up = _bare(_Clock())
+    up.catalogue.written = None
+    a = up._answer(b'{"id":1,"cmd":"time","t":true}')
+    assert a["ok"] is False and "bad time" in a["error"], a
+    assert up.catalogue.written is None
+    a = up._answer(b'{"id":2,"cmd":"time","t":504921700}')
+    assert a["ok"] is True, a  # (the refusal did not use up the hour's set)
+
+
+def test_time_sync_limit_survives_the_ticks_wrap():
+    # the limit compared ticks_ms across 2**30: 6.2 days after a sync the difference went
+    # negative and every time sync was "rate limited" for the next 6.2 days
+    c = _WrapClock()
+    up = _bare(c)
+    assert up._answer(b'{"id":1,"cmd":"time","t":504921700}')["ok"]
+    c.t += 1000
+    assert up._answer(b'{"id":2,"cmd":"time","t":504921800}')["error"] == "rate limited"
+    c.t += 7 * 86400 * 1000
+    assert up._answer(b'{"id":3,"cmd":"time","t":504921900}')["ok"]
+    c.t += (1 << 30) + 1000  # 12.4 days: the ticks say 1 s since the sync
+    assert up._answer(b'{"id":4,"cmd":"time","t":504922000}')["ok"]
+    c.t += 1000
+    assert up._answer(b'{"id":5,"cmd":"time","t":504922100}')["error"] == "rate limited"
