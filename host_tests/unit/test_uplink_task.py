@@ -437,3 +437,36 @@ def test_time_sync_limit_survives_the_ticks_wrap():
     assert up._answer(b'{"id":4,"cmd":"time","t":504922000}')["ok"]
     c.t += 1000
     assert up._answer(b'{"id":5,"cmd":"time","t":504922100}')["error"] == "rate limited"
+
+
+class _RetainedBig(MiniBroker):
+    # a hostile head-end left a retained 3 KB message on meters/<serial>/cmd: the broker
+    # hands it (QoS 1) to every new subscription
+    def _packet(self, t, body):
+        super()._packet(t, body)
+        if t >> 4 == 8:
+            topic = b"meters/SIM00001/cmd"
+            pay = b'{"id":1,"cmd":"read","pad":"' + b"x" * 3000 + b'"}'
+            n = 2 + len(topic) + 2 + len(pay)
+            rl = bytes((n & 0x7F | 0x80, n >> 7))
+            self.reply(b"\x33" + rl + bytes((0, len(topic))) + topic + b"\x00\x07" + pay)
+
+
+def test_a_retained_command_bigger_than_the_receive_buffer_does_not_end_every_session():
+    # umqtt.simple reads a PUBLISH's payload in one read(n): with n past the modem's 2 KiB
+    # receive buffer it never came, the read timed out and ended the session; the broker
+    # sent the message again at the next SUBSCRIBE, so nothing else was ever delivered
+    broker = _RetainedBig()
+    r = Rig(peer=broker)
+    b = _Board(r)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    r.m.open("broker", 1883, 0)
+    for i in range(5):
+        ob.put(KIND_READING, '{"n":%d}' % i)
+    _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
+    assert _seqs(broker)[:5] == [1, 2, 3, 4, 5], broker.payloads
+    assert up.sessions == 1 and up.client.discarded >= 1, up.stats()
+    assert up.outbox.peek() is None and not up._cmds  # (not answered: never handed on)

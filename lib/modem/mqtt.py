@@ -7,7 +7,13 @@
    forever, or (mosquitto) the broker drops the connection (umqtt/simple.py 1.3.4, ``pid``).
    Here ``pid`` is a property whose setter folds any value above 65535 back into 1..65535,
    so the library's own ``self.pid += 1`` goes 65534, 65535, 1, 2, ...
-2. **A network of choice.** ``net``: an object with the ``socket`` module's ``socket()`` and
+2. **Incoming messages bounded** (``wait_msg``): a PUBLISH from the broker whose topic and
+   payload exceed ``max_msg`` (1024 bytes) is read in 256-byte pieces, acknowledged (QoS 1)
+   and discarded (counted in ``discarded``), never handed to the callback. umqtt.simple
+   reads the payload in one ``sock.read(n)``: past the modem's receive buffer (2 KiB) that
+   read never completed, timed out and ended the session, and a retained one on the
+   command topic came again at every SUBSCRIBE: one message kept the meter offline.
+3. **A network of choice.** ``net``: an object with the ``socket`` module's ``socket()`` and
    ``getaddrinfo()`` (modem.sock.ModemNet for the modem; None = the real ``socket``
    module). ``connect()`` lends it to umqtt.simple's own ``connect()`` for the duration of
    the call, so the CONNECT packet is built by the library as it is.
@@ -48,6 +54,59 @@ class MQTTClient(_simple.MQTTClient):
         self._pid = v if v <= 0xFFFF else (v - 1) % 0xFFFF + 1
 
     pid = property(_get_pid, _set_pid)
+
+    max_msg = 1024  # topic + payload bytes of a PUBLISH handed to the callback, at most
+    discarded = 0  # PUBLISHes discarded for being longer
+
+    def _skip(self, n):
+        while n > 0:
+            k = n if n < 256 else 256
+            self.sock.read(k)
+            n -= k
+
+    def wait_msg(self):
+        """umqtt.simple's ``wait_msg`` (1.3.4: one incoming packet; a PUBLISH to the callback,
+        acknowledged at QoS 1; other packets' type returned for the caller to read), with a
+        PUBLISH longer than ``max_msg`` skipped (acknowledged, not handed on) and protocol
+        errors raised as OSError instead of ``assert``."""
+        s = self.sock
+        res = s.read(1)
+        s.setblocking(True)
+        if res is None:
+            return None
+        if res == b"":
+            raise OSError(-1)
+        if res == b"\xd0":  # PINGRESP
+            if s.read(1)[0] != 0:
+                raise OSError(-1)
+            return None
+        op = res[0]
+        if op & 0xF0 != 0x30:
+            return op
+        sz = self._recv_len()
+        tl = s.read(2)
+        tl = (tl[0] << 8) | tl[1]
+        qos = op & 6  # (the QoS bits: 2 is QoS 1, 4 QoS 2, 6 not allowed)
+        sz -= tl + 2 + (2 if qos else 0)
+        if sz < 0 or qos == 6:
+            raise OSError(-1)
+        if tl + sz > self.max_msg:
+            self._skip(tl)
+            topic = None
+        else:
+            topic = s.read(tl)
+        if qos:
+            pid = s.read(2)
+            pid = pid[0] << 8 | pid[1]
+        if topic is None:
+            self._skip(sz)
+            self.discarded += 1
+        else:
+            self.cb(topic, s.read(sz))
+        if qos == 4:
+            raise OSError(-1)  # (QoS 2 is never subscribed to; the library asserted)
+        if qos:
+            s.write(bytes((0x40, 2, pid >> 8, pid & 0xFF)))
 
     def connect(self, *args, **kw):
         if self.net is None:
