@@ -64,6 +64,7 @@ MAX_METERS = 32
 _PREFIX = '{"meter":"'
 _QUIET_MS = 300
 _QUIET_MAX_MS = 5000
+_ITEM_MAX = 96  # characters of one forwarded [code, value, unit]
 
 
 def check_addresses(addresses):
@@ -144,8 +145,8 @@ def forward_bodies(readout, t, via, budget=490):
     if mt is not None:
         head += ',"meter_time":"%s"' % mt
     st = readout.get("F.F.0")
-    if st is not None:
-        head += ',"status":%s' % json.dumps(st)
+    if st is not None:  # (cut: a 128-byte line of quotes doubles in JSON)
+        head += ',"status":%s' % json.dumps(st[:32])
     vals = []
     seen = []
     for a, v, u in readout.data:
@@ -154,8 +155,11 @@ def forward_bodies(readout, t, via, budget=490):
         n = number(v)
         if n is None:
             continue
+        x = "[%s,%s,%s]" % (json.dumps(a), n, json.dumps(u))
+        if len(x) > _ITEM_MAX:  # (no code, number and unit is that long: left out, so
+            continue  # every body fits the record)
         seen.append(a)
-        vals.append("[%s,%s,%s]" % (json.dumps(a), n, json.dumps(u)))
+        vals.append(x)
     # pack the values into as few bodies as fit (a part marker costs at most 16 bytes)
     room = budget - len(head) - len(',"values":[]}') - 16
     groups = [[]]

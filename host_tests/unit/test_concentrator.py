@@ -352,3 +352,24 @@ async def test_no_polling_and_no_outbox_writes_during_the_power_fail_warning():
     sp.warning = False
     await c.cycle()
     assert c.cycles == 1 and ob.pending() == 1 and c.stall_max_ms >= 0
+
+
+def test_a_readout_with_long_status_and_units_is_still_forwarded_within_the_record():
+    # lines the client takes (128 bytes, printable values, any unit text): a 110-character
+    # F.F.0 of quotes (doubled by JSON) and a unit of control characters (6 x by JSON) made
+    # every body longer than the outbox record: put() refused them and the reading vanished,
+    # counted only as a port error
+    st = '"' * 110
+    data = [("F.F.0", st, None), ("1.8.0", "0001234.567", "kWh"),
+            ("2.8.0", "1", "\x01" * 100), ("3.8.0", "2", "kvarh"), ("X" * 100, "3", "V")]
+    r = iecc.Readout("A1", "OMF", "5", "OPENMETER1", 9600, data)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    vals = []
+    for b in K.forward_bodies(r, 3600, "SIM00001"):
+        assert len(b.encode()) <= 490, len(b)
+        assert ob.put(KIND_FORWARD, b) is not None
+        d = json.loads(b)
+        assert d["meter"] == "A1" and d["status"].startswith('""')
+        vals += d["values"]
+    assert ["1.8.0", 1234.567, "kWh"] in vals and ["3.8.0", 2, "kvarh"] in vals, vals
