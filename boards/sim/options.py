@@ -289,9 +289,19 @@ def _bus(v):
     return (host, _port(port))
 
 
+def _broker(v):
+    # the host goes into the modem's AT+CIPSTART: a DNS name or IPv4 address only
+    host, port = _bus(v)
+    if len(host) > 253 or not all("0" <= c <= "9" or "a" <= c <= "z" or "A" <= c <= "Z" or
+                                  c in "-." for c in host):
+        raise ValueError("host %r: a name or IPv4 address, no scheme (mqtt://) or IPv6"
+                         % host)
+    return (host, port)
+
+
 _VALUED["--speed"] = ("speed", _speed)
 _VALUED["--rs485-bus"] = ("rs485_bus", _bus)
-_VALUED["--broker"] = ("broker", _bus)
+_VALUED["--broker"] = ("broker", _broker)
 
 
 def _addresses(v):

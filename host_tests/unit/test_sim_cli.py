@@ -152,6 +152,10 @@ def test_broker_and_network_outage_options():
     assert parse_args([]).broker == ("127.0.0.1", 1883) and parse_args([]).network_outage is None
     for argv, want in ((["--broker", "localhost"], "use HOST:PORT"),
                        (["--broker", "h:0"], "--broker"), (["--broker", ":1883"], "HOST:PORT"),
+                       # what a new user tries: taken as host names, retried quietly forever
+                       (["--broker", "mqtt://localhost:1883"], "no scheme"),
+                       (["--broker", "::1"], "no scheme"), (["--broker", "a b:1883"], "name"),
+                       (["--broker", 'a"b:1883'], "name"),
                        (["--network-outage", "5"], "A:B"),
                        (["--network-outage", "9:3"], "B must be after A"),
                        (["--network-outage", "x:3"], "--network-outage")):
