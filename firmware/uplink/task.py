@@ -354,7 +354,7 @@ class Uplink:
             return self._pages(head, p.iter_rows(t_from, t_to),
                                lambda r: msg.profile_row(lay, r[0], r[1], r[2]))
         name = req.get("log")
-        if name not in _LOGS:
+        if not isinstance(name, str) or name not in _LOGS:  # (a list is unhashable)
             raise ValueError("log: %s is not one of %s" % (json.dumps(name)[:40],
                                                             ", ".join(sorted(_LOGS))))
         es = self.events_store
@@ -513,9 +513,14 @@ class Uplink:
                 self._last_tx = now
         elif self._cmds:  # one answer per round
             self._where = "command"
-            ans = self._answer(self._cmds.pop(0))
+            try:
+                ans = self._answer(self._cmds.pop(0))
+                ans = None if ans is None else json.dumps(ans).encode()
+            except Exception:  # (a request the checks missed: refused; an exception here
+                # ended the session, and a retained request then ended every session)
+                ans = b'{"ok":false,"error":"bad request"}'
             if ans is not None:
-                c.publish(self.t_ack.encode(), json.dumps(ans).encode(), qos=1)
+                c.publish(self.t_ack.encode(), ans, qos=1)
                 self._last_tx = now
         elif m is not None:
             self._where = "publish"

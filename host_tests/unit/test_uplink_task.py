@@ -470,3 +470,35 @@ def test_a_retained_command_bigger_than_the_receive_buffer_does_not_end_every_se
     assert _seqs(broker)[:5] == [1, 2, 3, 4, 5], broker.payloads
     assert up.sessions == 1 and up.client.discarded >= 1, up.stats()
     assert up.outbox.peek() is None and not up._cmds  # (not answered: never handed on)
+
+
+class _RetainedPoison(MiniBroker):
+    # a retained command whose "log" is a list: handed to every new subscription
+    def _packet(self, t, body):
+        super()._packet(t, body)
+        if t >> 4 == 8:
+            topic = b"meters/SIM00001/cmd"
+            pay = b'{"id":4,"cmd":"log","log":[1],"from":0,"to":1}'
+            n = 2 + len(topic) + 2 + len(pay)
+            self.reply(bytes((0x33, n, 0, len(topic))) + topic + b"\x00\x07" + pay)
+
+
+def test_a_retained_malformed_range_request_is_refused_not_ending_every_session():
+    # "log": [1] raised TypeError (unhashable) out of the command's checks: the session
+    # ended, the broker handed the retained message to the next one, and so on for ever
+    broker = _RetainedPoison()
+    r = Rig(peer=broker)
+    b = _Board(r)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    up.events_store = object()
+    r.m.open("broker", 1883, 0)
+    for i in range(3):
+        ob.put(KIND_READING, '{"n":%d}' % i)
+    _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
+    assert up.sessions == 1, up.stats()
+    acks = [json.loads(p) for p in broker.payloads if b'"ok"' in p]
+    assert acks and acks[0]["id"] == 4 and acks[0]["ok"] is False, acks
+    assert acks[0]["error"].startswith("log: [1] is not one of"), acks
