@@ -32,11 +32,11 @@ either task (a round of ``run``; the schedule's append and outbox erase) is meas
 one QoS 1 publish takes a few ms (the modem model answers in 2 ms).
 
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
-``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, through the outbox:
-``"seq"``), ``registers`` (``"values"`` in the answer), ``time`` (``"t"``: RTC seconds
-since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged CLOCK_SET from
-SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time, else ``"error":
-"rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
+``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, at most one a minute,
+through the outbox: ``"seq"``), ``registers`` (``"values"`` in the answer), ``time``
+(``"t"``: RTC seconds since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged
+CLOCK_SET from SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time,
+else ``"error": "rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
 programming password under the local ports' one lockout: :meth:`Uplink._config`),
 ``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
@@ -119,6 +119,8 @@ class Uplink:
         self._ev_seen = 0  # the boot's events (POWER_UP, ...) go out too
         self._last_tx = 0
         self._sync_at = None
+        self._read_at = None  # metering ticks of the last ``read`` command
+        self.read_min_s = 60  # s between two ``read`` commands at least
         self.stall_max_ms = 0
         self.sent = 0
         self.sessions = 0
@@ -297,8 +299,18 @@ class Uplink:
         out = {"id": req.get("id"), "cmd": req.get("cmd")}
         cmd = req.get("cmd")
         if cmd == "read":
-            seq = self.outbox.put(KIND_REPLY, msg.reading(self.catalogue, self.clock.time(),
+            # at most one per read_min_s (an outbox record each: a flood would wear the
+            # partition's flash out)
+            c = self.clock
+            now = c.ticks_ms()
+            d = None if self._read_at is None else c.ticks_diff(now, self._read_at)
+            if d is not None and 0 <= d < self.read_min_s * 1000:
+                out["ok"] = False
+                out["error"] = "rate limited"
+                return out
+            seq = self.outbox.put(KIND_REPLY, msg.reading(self.catalogue, c.time(),
                                                           "request"))
+            self._read_at = now
             out["ok"] = seq is not None
             out["seq"] = seq
         elif cmd == "registers":

@@ -502,3 +502,20 @@ def test_a_retained_malformed_range_request_is_refused_not_ending_every_session(
     acks = [json.loads(p) for p in broker.payloads if b'"ok"' in p]
     assert acks and acks[0]["id"] == 4 and acks[0]["ok"] is False, acks
     assert acks[0]["error"].startswith("log: [1] is not one of"), acks
+
+
+def test_read_requests_are_limited_so_a_flood_cannot_wear_the_outbox_flash():
+    # each "read" is an outbox record (a flash program; a sector erase every 7): a head-end
+    # asking a few times a second would wear the partition's sectors out in months
+    c = _Clock()
+    up = _bare(c)
+    up.outbox.mount()
+    a = up._answer(b'{"id":1,"cmd":"read"}')
+    assert a["ok"] is True and a["seq"] == 1, a
+    for _ in range(50):
+        c.t += 100
+        a = up._answer(b'{"id":2,"cmd":"read"}')
+        assert a == {"id": 2, "cmd": "read", "ok": False, "error": "rate limited"}, a
+    assert up.outbox.next_seq == 2
+    c.t += 60000
+    assert up._answer(b'{"id":3,"cmd":"read"}')["seq"] == 2
