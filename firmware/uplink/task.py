@@ -120,6 +120,8 @@ class Uplink:
         self._last_tx = 0
         self._sync_at = None
         self._read_at = None  # metering ticks of the last ``read`` command
+        self._refused_at = None  # metering ticks of the last ``config`` refusal logged
+        self.refusals_unlogged = 0  # ``config`` refusals not logged (_log_refusal)
         self.read_min_s = 60  # s between two ``read`` commands at least
         self.stall_max_ms = 0
         self.sent = 0
@@ -421,15 +423,18 @@ class Uplink:
         lk = im.lockout
         left = lk.remaining(now)
         if left:  # refused without looking at the password
-            im.on_event(src, "pw_while_locked", "", left, "P1")
+            if self._log_refusal():
+                im.on_event(src, "pw_while_locked", "", left, "P1")
             return "locked (%d s)" % left
         pw = req.get("password")
         if not isinstance(pw, str) or not pw:
-            im.on_event(src, "refused", "", 7, "P1")
+            if self._log_refusal():
+                im.on_event(src, "refused", "", 7, "P1")
             return "password: missing"
         if not im.settings.password_trusted:
             # the configuration fell back (F.F.0 ERR_SECURITY): only locally, seal open
-            im.on_event(src, "sealed_refused", "", 6, "P1")
+            if self._log_refusal():
+                im.on_event(src, "sealed_refused", "", 6, "P1")
             return "password not trusted (configuration fell back): set it locally"
         if not _same(im.password, pw):
             locked_s = lk.failure(now, src)
@@ -478,6 +483,20 @@ class Uplink:
             im.on_event(src, "refused", obis, 9, cmd)
             return str(x)
         return None
+
+    def _log_refusal(self):
+        # a ``config`` refused before its password is looked at (locked, none, not trusted)
+        # is logged, and so queued as an event (an outbox record), at most once a minute of
+        # meter time: a head-end repeating one would wear the outbox flash; the others are
+        # only counted (``refusals_unlogged``)
+        c = self.clock
+        now = c.ticks_ms()
+        d = None if self._refused_at is None else c.ticks_diff(now, self._refused_at)
+        if d is not None and 0 <= d < 60000:
+            self.refusals_unlogged += 1
+            return False
+        self._refused_at = now
+        return True
 
     def _time_sync(self, t):
         # the limit holds while both the ticks and the RTC say it is less than time_sync_s

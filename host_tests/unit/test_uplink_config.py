@@ -213,3 +213,23 @@ def test_a_lockout_earned_on_the_uplink_survives_a_restart():
     a = _cfg(m.uplink, "C.90.1", "17")
     assert a["error"].startswith("locked ("), a
     assert Port(d, events.SRC_RS485).prog() == _err(ER_LOCKED)
+
+
+def test_a_flood_of_refused_configs_is_not_an_outbox_record_each():
+    # every refusal before the password is looked at (locked, none given) was logged, and
+    # so queued in the outbox as an event: a head-end repeating a bad config a few times a
+    # second wore the outbox flash like a flood of writes, and pushed the meter's real
+    # events out of its RAM log
+    board, m, d = _meter()
+    up = m.uplink
+    up.setup()
+    for pw in ("11111111", "22222222", "33333333"):
+        _cfg(up, "C.90.1", "17", pw)
+    up.forward_events()
+    s0 = up.outbox.next_seq
+    for _ in range(100):
+        assert _cfg(up, "C.90.1", "17", PW)["error"].startswith("locked (")
+        assert _ask(up, id=2, obis="C.90.1", value="10")["error"].startswith("locked (")
+        up.forward_events()
+    assert up.outbox.next_seq - s0 <= 2, up.outbox.next_seq - s0
+    assert len(_persisted(m, events.PW_WHILE_LOCKED)) == 1
