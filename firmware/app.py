@@ -120,6 +120,9 @@ class Meter:
         # sets of the clock over the local ports per period (seal closed; billing config)
         cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
                                      tf.zone, bc.schedule)
+        # the uplink's sets (``time``, ``config``): the same rule, a budget of their own
+        cat.clock_limit_uplink = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s,
+                                            bc.clock_period, tf.zone, bc.schedule)
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,

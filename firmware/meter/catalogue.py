@@ -37,9 +37,11 @@ test mode, status words, clock, software identification. Writes are logged here,
 the address and the source port (PARAM_CHANGED, CLOCK_SET; lib/events), whatever the
 protocol. Clock sets from the local ports are limited per period while the seal is closed
 (:attr:`Catalogue.clock_limit`, lib/billing/clocklimit.py: Failed, logged
-CLOCK_SET_REFUSED). Errors: ``NotWritable`` (no such writable/executable entry), ``Sealed`` (seal
-closed), ``ValueError`` (bad value), ``Failed`` (the action failed), ``Unavailable`` (a
-KeyError: no value yet, e.g. instantaneous values before the first reading).
+CLOCK_SET_REFUSED); the uplink's sets (SRC_UPLINK) by the same rule in a budget of their
+own (:attr:`Catalogue.clock_limit_uplink`). Errors: ``NotWritable`` (no such
+writable/executable entry), ``Sealed`` (seal closed), ``ValueError`` (bad value), ``Failed``
+(the action failed), ``Unavailable`` (a KeyError: no value yet, e.g. instantaneous values
+before the first reading).
 
 Billing (with ``billing=``, meter.billing.Billing; docs/ARCHITECTURE.md): the tariff
 registers of the tariffs the plan uses (1.8.E, 2.8.E, E = 1..``billing.tariffs_used``; the
@@ -246,6 +248,7 @@ class Catalogue:
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
+        self.clock_limit_uplink = None  # the same rule, the uplink's own budget (SRC_UPLINK)
         self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         self.make_touprog = None  # callable(obis) -> TouProgram: built at the first C.92.x
         used = registers.tariffs if billing is None else billing.tariffs_used
@@ -490,15 +493,18 @@ class Catalogue:
     def _clock_gate(self, secs, src, seal_open, obis):
         # the limit per period on the local ports (lib/billing/clocklimit.py): a refused set
         # is logged CLOCK_SET_REFUSED (value: why) and answered ER09 (Failed); the setter
-        # that counts an allowed set is returned
-        lim = self.clock_limit
-        if lim is None or src not in (events.SRC_OPTICAL, events.SRC_RS485):
+        # that counts an allowed set is returned. The uplink (``time`` and ``config``) has a
+        # budget of its own: its sets never use up the local ports' (an unauthenticated
+        # ``time`` could otherwise block a technician's sets for the day)
+        up = src == events.SRC_UPLINK
+        lim = self.clock_limit_uplink if up else self.clock_limit
+        if lim is None or not (up or src in (events.SRC_OPTICAL, events.SRC_RS485)):
             return self._s_clock
         if not isinstance(secs, int) or not 0 <= secs < 3155760000:
             raise ValueError("RTC seconds out of range")
         if not lim.restored:
             lim.restored = True
-            self._clock_restore(lim)
+            self._clock_restore(lim, up)
         old = self.clock.time()
         valid = getattr(self.clock, "rtc_valid", True)
         why = 0 if seal_open else lim.check(old, secs, valid)
@@ -516,14 +522,16 @@ class Catalogue:
 
         return setter
 
-    def _clock_restore(self, lim):
+    def _clock_restore(self, lim, uplink=False):
         # the budget of the period from the audit trail's record of the local ports' sets
+        # (``uplink``: of the uplink's)
         au = self.audit
         if au is None:
             return
         for _n, _t, p, old, new, src in au.entries():
-            if (p == "0.9.1" or p == "0.9.2") and src in (events.SRC_OPTICAL,
-                                                          events.SRC_RS485):
+            if (p == "0.9.1" or p == "0.9.2") and (
+                    src == events.SRC_UPLINK if uplink else src in (events.SRC_OPTICAL,
+                                                                   events.SRC_RS485)):
                 lim.record(old, new)
 
     # -- the passive tariff plan over IEC 62056-21 (meter/touprog.py) -------------------------

@@ -109,12 +109,17 @@ class EventStore:
 
     def persist(self, t, code, value, src=events.SRC_METER):
         """Write one record stamped ``t`` (RTC s) straight to its log, without a RAM copy or
-        the flood limit: state carried over a restart (the IEC map's lockout,
-        PROG_LOCK_KEPT). Never raises."""
+        the flood limit: state carried over a restart (the IEC map's lockouts,
+        PROG_LOCK_KEPT; the uplink's replay guard, UPLINK_CONFIG_N). Never raises: True when
+        written, False when not (write-protected log, flash failure, no prepared slot during
+        a power-fail warning)."""
+        if self.fault == "foreign":
+            return False
         try:
             self._persist(t, code, value, src, b"\xff" * 6)
         except Exception:
-            pass
+            return False
+        return True
 
     def tick(self, force=False):
         """Write the flood summaries that are due (all of them with ``force``)."""
@@ -151,16 +156,27 @@ class EventStore:
             yield heads[best]
             heads[best] = next(its[best], None)
 
-    def logbook(self, log=None, t_from=None, t_to=None):
+    def logbook(self, log=None, t_from=None, t_to=None, tick=0):
         """The persisted events as IDIS logbook entries, oldest first: ``(t, idis log, idis
         code, our code, value, source, subject, summary)`` with t_from <= t <= t_to (None:
         open). ``log``: None (every log), or one of ``events.IDIS_LOGS``; the power failure
         log (IDIS_POWER_FAILURE) gives one entry per POWER_FAIL -> POWER_UP pair at the end
         of the outage with the value = its duration in s (a loss of supply without the
-        warning has no POWER_FAIL record and is not in it). Read record by record."""
+        warning has no POWER_FAIL record and is not in it). Read record by record.
+
+        ``tick`` > 0: resumable in bounded steps; after every ``tick`` records read, ``None``
+        is yielded (the caller's cue to give the event loop a turn:
+        the uplink's ``log`` answer reads at most ``tick`` records a round, instead of the
+        whole store in one round when nothing matches)."""
         E = events
         down = None
+        k = 0
         for t, code, value, src, subj, summary, _legacy in self._merged():
+            if tick:
+                k += 1
+                if k >= tick:
+                    k = 0
+                    yield None
             if log == E.IDIS_POWER_FAILURE:
                 if code == E.POWER_FAIL and not summary:
                     down = t

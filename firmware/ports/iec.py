@@ -17,10 +17,13 @@ upper-case hex digits, integers in decimal, lists joined by "," (value groups be
 characters: :func:`list_groups`).
 
 Programming mode (after P1 with the password, default ``00000000``; cfg ``prog_max_failures``
-(3) wrong passwords on any port (the uplink's ``config`` command is one more, SRC_UPLINK:
-firmware/uplink/task.py) lock it on every port for ``prog_lockout_s`` (600 s), doubling
-per further lockout within 24 h up to ``prog_lockout_max_s`` (lib/iec62056/lockout.py; one
-lockout per meter, restored from the security log at boot). Rights end with B0, any sign-on on
+(3) wrong passwords on either local port lock it on both local ports (optical and RS-485)
+for ``prog_lockout_s`` (600 s), doubling per further lockout within 24 h up to
+``prog_lockout_max_s`` (lib/iec62056/lockout.py; one lockout for the local ports, restored
+from the security log at boot). The uplink's ``config`` command (SRC_UPLINK,
+firmware/uplink/task.py) has a lockout of its own with the same parameters
+(:attr:`IecMap.uplink_lockout`), so wrong MACs from the head-end never lock the local ports
+and a guesser at the optical port never locks the uplink. Rights end with B0, any sign-on on
 the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
 ``RS485_INACTIVITY_MS`` without a valid message (docs/ARCHITECTURE.md, session-rights rule).
 When the configuration fell back (F.F.0 ERR_SECURITY) and the password is the factory one, P1
@@ -157,16 +160,24 @@ def list_groups(codes, width=MAX_VALUE_PROG):
     return tuple(out)
 
 
-def _lockout_history(events_):
+def _lockout_history(events_, uplink=False, last_n=None):
     """The security log (meter.eventstore.EventStore or None) as lib/iec62056/lockout.py's
     history, oldest first, read record by record: a flood fills the log, and a list of all
     its records (two tuples each) grew the boot's peak heap with the log's size (~15 KB for
-    254 records on a 32-bit core)."""
+    254 records on a 32-bit core). ``uplink``: the uplink's records (source SRC_UPLINK: its
+    own lockout), else the local ports' (every other source). ``last_n``: a one-item list
+    that is raised to the highest UPLINK_CONFIG_N value found (the uplink's replay guard)."""
     if events_ is None:
         return
     for t, code, value, src, _subj, summary, legacy in events_.iter_persisted(
             events.LOG_SECURITY):
         if legacy or summary:
+            continue
+        if code == events.UPLINK_CONFIG_N:
+            if last_n is not None and value > last_n[0]:
+                last_n[0] = value
+            continue
+        if (src == events.SRC_UPLINK) != uplink:
             continue
         if code == events.WRONG_PASSWORD:
             yield t, "fail", value, src
@@ -180,12 +191,17 @@ def _lockout_history(events_):
 
 class IecMap:
     """Readout, reader, writer and executor callbacks over ``catalogue``
-    (meter.catalogue.Catalogue), and the meter's one password lockout
-    (lib/iec62056/lockout.py), shared by every port's session (each books its own wrong and
-    right passwords) and restored from the persisted security log (``events``:
-    meter.eventstore.EventStore, or None), so neither another port nor a restart clears it;
-    the lockout is recorded again at each power-up (PROG_LOCK_KEPT), so floods and power
-    cycles cannot push it out of the log either. ``settings``: meter.settings.Settings
+    (meter.catalogue.Catalogue), and the programming access state: the local ports' password
+    lockout (``lockout``, lib/iec62056/lockout.py), shared by the optical and the RS-485
+    port's sessions (each books its own wrong and right passwords); the uplink's own lockout
+    (``uplink_lockout``: same class and parameters, booked to SRC_UPLINK by the ``config``
+    command, firmware/uplink/task.py), and the uplink's replay guard ``uplink_n`` (the
+    highest ``n`` of a ``config`` accepted, :meth:`accept_n`). All three are restored from the
+    persisted security log (``events``: meter.eventstore.EventStore, or None: then RAM only)
+    by the records' source, so neither another port, the other lockout nor a restart clears
+    them; a lockout (PROG_LOCK_KEPT, with its source) and ``uplink_n`` (UPLINK_CONFIG_N) are
+    recorded again at each power-up, so floods and power cycles cannot push them out of the
+    log either. ``settings``: meter.settings.Settings
     (password, lockout parameters, readout list); ``seal_open``: callable, True while the
     seal is open (the debounced level the security log reports, tasks/tamper.py);
     ``clock``: the board clock (``time()``); ``log``: lib.events.EventLog."""
@@ -200,16 +216,40 @@ class IecMap:
         self.profiles = None  # meter.profile.Profiles (R5 P.01..P.03), set by the app
         self.events = events_  # meter.eventstore.EventStore (R5 P.98) or None
         self.audit = None  # meter.audit.AuditTrail (R5 P.99), set by the app
-        self.lockout = Lockout(settings.get("prog_max_failures", 3),
-                               settings.get("prog_lockout_s", 600),
-                               settings.get("prog_lockout_max_s", 86400))
         now = clock.time()
-        self.lockout.restore(_lockout_history(events_), now)
+        n = [0]
+        self.lockout = self._lockout(events_, now, events.SRC_METER, None)
+        self.uplink_lockout = self._lockout(events_, now, events.SRC_UPLINK, n)
+        self.uplink_n = n[0]
+        if n[0] > 0 and events_ is not None:  # (the replay guard, carried like a lockout)
+            events_.persist(now, events.UPLINK_CONFIG_N, n[0], events.SRC_UPLINK)
+
+    def _lockout(self, events_, now, src, last_n):
+        # a lockout with the settings' parameters, restored from the records of ``src``
+        # (SRC_UPLINK: the uplink's; SRC_METER: the local ports')
+        st = self.settings
+        lk = Lockout(st.get("prog_max_failures", 3), st.get("prog_lockout_s", 600),
+                     st.get("prog_lockout_max_s", 86400))
+        lk.restore(_lockout_history(events_, src == events.SRC_UPLINK, last_n), now)
         # the log is a ring that floods and power cycles can turn over: the lockout (active,
         # or still counting for the doubling) is recorded again at every power-up
-        kept = self.lockout.carried(now)
+        kept = lk.carried(now)
         if kept is not None and events_ is not None:
-            events_.persist(kept[0], events.PROG_LOCK_KEPT, kept[1])
+            events_.persist(kept[0], events.PROG_LOCK_KEPT, kept[1], src)
+        return lk
+
+    def accept_n(self, n):
+        """The uplink's ``config`` number ``n`` (1..2**31 - 1, above :attr:`uplink_n`) is
+        used: recorded (UPLINK_CONFIG_N, value n, in the security log) before the change is
+        made, so a power cut cannot bring back an older number and let a recorded message
+        be replayed. True when recorded (or there is no event log: RAM only, a documented
+        limit); False when the flash took no record (the change must not be made)."""
+        ev = self.events
+        if ev is not None and not ev.persist(self.clock.time(), events.UPLINK_CONFIG_N, n,
+                                             events.SRC_UPLINK):
+            return False
+        self.uplink_n = n
+        return True
 
     @property
     def password(self):

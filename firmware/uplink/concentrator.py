@@ -11,6 +11,15 @@ Serial: the readout's ``C.1.0`` (serial number), else its ``0.0.0`` (device addr
 address polled; it must be 1..32 letters, digits, ``- _ .`` (an MQTT topic level without
 ``+ # /``), else the next candidate is used.
 
+Serial binding (a hostile bus meter must not publish under another meter's serial): each
+polled address is bound to the serial of its first good readout. A reading is not forwarded
+when its serial differs from the one its address is bound to, is the concentrator's own, or
+is bound to another address: logged ``CONC_SERIAL_REFUSED`` (116; value 1, 2, 3 in that
+order; subject: the address's last 6 characters) and reported on ``bus`` with
+``"error":"serial"``, once per address, reason and claimed serial (not at every poll; a good
+readout ends the episode). The binding is kept in RAM: the concentrator keeps no state
+over a restart, so after one the first serial an address reports binds it again.
+
 Forwarded reading (outbox kind ``KIND_FORWARD``, JSON; ``seq`` is the concentrator's outbox
 number, the head-end de-duplicates on ``via`` + ``seq``)::
 
@@ -193,6 +202,9 @@ class _Meter:
     def __init__(self, address):
         self.address = address
         self.serial = None  # from its last good readout
+        self.bound = None  # the serial of its first good readout (forwarded only under it)
+        self.refused = None  # (reason, serial) of the refusal reported (once per episode)
+        self.refusals = 0  # readings not forwarded (serial refused)
         self.fails = 0  # failures in a row
         self.skip = 0  # cycles still to skip
         self.polls = 0
@@ -231,6 +243,7 @@ class Concentrator:
         self.readings = 0  # meters read
         self.failures = 0
         self.queued = 0  # outbox messages put
+        self.refused = 0  # readings not forwarded: a serial the address may not have
         self.overruns = 0
         self.busy = False
         self._slot = None  # the RTC second of the cycle's slot
@@ -390,10 +403,46 @@ class Concentrator:
         except ValueError:  # (cannot happen: bodies are cut to the record)
             self.port.errors += 1
 
+    def _serial_refused(self, m, serial):
+        # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else
+        # why not: 1 not the serial bound to the address, 2 the concentrator's own, 3 bound
+        # to another address
+        if serial == self.serial:
+            return 2
+        if m.bound is not None:
+            return 0 if serial == m.bound else 1
+        for o in self.meters:
+            if o is not m and o.bound == serial:
+                return 3
+        m.bound = serial
+        return 0
+
+    def _refuse(self, m, serial, why, t):
+        self.refused += 1
+        m.refusals += 1
+        if m.refused == (why, serial):
+            return  # (reported once per episode, not at every poll)
+        m.refused = (why, serial)
+        what = ("", "not the serial bound to the address", "the concentrator's own serial",
+                "bound to another address")[why]
+        self.log.log(events.CONC_SERIAL_REFUSED, why, "bus meter %s: reading not forwarded: "
+                     "serial %s is %s" % (m.address, serial, what), events.SRC_RS485,
+                     m.address[-6:])
+        self._put(KIND_BUS, '{"ts":"%s","address":"%s","serial":%s,"ok":false,'
+                  '"error":"serial","claimed":%s,"detail":"%s"}' % (
+                      msg.iso(t), m.address, json.dumps(m.bound), json.dumps(serial[:32]),
+                      what))
+
     def _good(self, m, r, t):
+        serial = serial_of(r)
+        why = self._serial_refused(m, serial)
+        if why:
+            self._refuse(m, serial, why, t)
+            return
+        m.refused = None
         self.readings += 1
         m.ok += 1
-        m.serial = serial_of(r)
+        m.serial = serial
         for body in forward_bodies(r, t, self.serial):
             self._put(KIND_FORWARD, body)
         if m.fails:
@@ -431,10 +480,11 @@ class Concentrator:
         """Diagnostics for the board report: dict (per meter: serial, polls, ok, fails in
         a row, cycles to skip, last error)."""
         return {"cycles": self.cycles, "readings": self.readings, "failures": self.failures,
-                "queued": self.queued, "overruns": self.overruns,
+                "queued": self.queued, "overruns": self.overruns, "refused": self.refused,
                 "skipped_cycles": self.skipped_cycles, "stall_max_ms": self.stall_max_ms,
                 "read_ms": self.read_ms,
                 "rx": self.port.rx, "tx": self.port.tx, "errors": self.port.errors,
                 "meters": {m.address: {"serial": m.serial, "polls": m.polls, "ok": m.ok,
                                        "fails": m.fails, "skip": m.skip,
+                                       "bound": m.bound, "refusals": m.refusals,
                                        "last_error": m.last_error} for m in self.meters}}

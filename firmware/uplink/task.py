@@ -34,10 +34,15 @@ one QoS 1 publish takes a few ms (the modem model answers in 2 ms).
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
 ``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, at most one a minute,
 through the outbox: ``"seq"``), ``registers`` (``"values"`` in the answer), ``time``
-(``"t"``: RTC seconds since 2000-01-01 UTC; set through the catalogue's 0.9.1 (logged
-CLOCK_SET from SRC_UPLINK), at most one per ``time_sync_s`` 3600 s of metering time,
-else ``"error": "rate limited"``), ``config`` (a W1 / E2 through the catalogue, authorised by the
-programming password under the local ports' one lockout: :meth:`Uplink._config`),
+(``"t"``: RTC seconds since 2000-01-01 UTC; unauthenticated, so it may move the clock by
+at most ``time_sync_max_s`` (:data:`TIME_SYNC_MAX_S`, 900 s) either way, else refused and
+logged UPLINK_TIME_REFUSED: larger sets go through ``config`` 0.9.1 / 0.9.2; set through
+the catalogue's 0.9.1 (logged CLOCK_SET from SRC_UPLINK) under the uplink's own clock-set
+limit per period (lib/billing/clocklimit.py, ``Catalogue.clock_limit_uplink``: refused
+with CLOCK_SET_REFUSED), at most one per ``time_sync_s`` 3600 s of metering time, else
+``"error": "rate limited"``), ``config`` (a W1 / E2 through the catalogue, authenticated by
+an HMAC-SHA256 keyed with the programming password over a fresh sequence number, under the
+uplink's own lockout: :meth:`Uplink._config`),
 ``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
 "bad request"``.
@@ -48,7 +53,6 @@ import json
 
 import events
 import ticks
-from iec62056.session import _same
 from meter import catalogue as C
 from uplink import messages as msg
 from uplink.outbox import (BODY_MAX, KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_PROFILE,
@@ -77,12 +81,17 @@ def _when(req, key):
     raise ValueError("%s: %s is not YYYY-MM-DDTHH:MM:SSZ (UTC) or RTC seconds" % (
         key, json.dumps(v)[:40]))
 _MAX_EVENTS = 16  # per round; a flood beyond it is summarised
+TIME_SYNC_MAX_S = 900  # s: the largest shift of an (unauthenticated) ``time`` command
+N_MAX = 0x7FFFFFFF  # the largest ``n`` of a ``config`` (an event value, 31 bits)
+_SET_MAX = 600  # characters of a ``config``'s ``set`` text
 
 
 class Uplink:
     """``board``: ``uart_modem``, ``modem_pwrkey``, ``clock`` (and optional ``uplink_leds``);
     ``catalogue``, ``log`` (lib.events.EventLog), ``outbox`` (uplink.outbox.Outbox),
     ``serial`` (str), ``broker`` (host, port). ``modem_cfg``: keywords for the Manager."""
+
+    time_sync_max_s = TIME_SYNC_MAX_S  # s, either way (the ``time`` command)
 
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
@@ -146,6 +155,7 @@ class Uplink:
         self.range_max_rows = 672  # rows/events per range request (7 days of 15 min)
         self.range_page_bytes = 1024  # payload of one page of a range answer, at most
         self._range = None  # the range answer being sent: a generator of pages (bytes)
+        self.range_scan = 32  # records of the event log read per round at most (``log``)
         self.iec_map = None  # callable -> ports.iec.IecMap: password, lockout (``config``)
 
     # -- start-up --------------------------------------------------------------------------
@@ -326,9 +336,11 @@ class Uplink:
             out["ok"] = False
             out["error"] = "not supported"
         elif cmd == "config":
-            ob = req.get("obis")
+            n = req.get("n")
+            if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= N_MAX:
+                out["n"] = n
+            err, ob = self._config(req)
             out["obis"] = ob if isinstance(ob, str) and len(ob) <= 24 else None
-            err = self._config(req)
             out["ok"] = err is None
             if err is not None:
                 out["error"] = err
@@ -376,7 +388,8 @@ class Uplink:
             raise ValueError("no event log")
         head = ('{"id":' + idj + ',"cmd":"log","ok":true,"page":',
                 ',"log":"%s","events":[' % name)
-        return self._pages(head, es.logbook(_LOGS[name], t_from, t_to), _log_row)
+        return self._pages(head, es.logbook(_LOGS[name], t_from, t_to, self.range_scan),
+                           _log_row)
 
     def _pages(self, head, rows, fmt):
         # pages: head[0] + page number + head[1] + rows (``fmt(row)`` text) + "]}"; the last
@@ -388,6 +401,9 @@ class Uplink:
         page = n = 0
         more = None
         for r in rows:
+            if r is None:  # (the source read its bounded share of records: next round)
+                yield b""
+                continue
             if n >= self.range_max_rows:
                 more = r[0]
                 break
@@ -407,42 +423,75 @@ class Uplink:
         yield (head[0] + str(page) + head[1] + ",".join(parts) + end + "}").encode()
 
     def _config(self, req):
-        """The ``config`` command: a W1 write (``"value"``: the W1 text) or, with
-        ``"action":"execute"``, an E2 (``"value"``: its argument text, optional) of ``obis``
-        through the catalogue, as the optical port's, authorised by the meter's programming
-        password (``"password"``) under the local ports' lockout (``iec_map``:
-        ports.iec.IecMap, one lockout per meter; booked to SRC_UPLINK). Returns None (done)
-        or the error text; logs as the ports do (WRONG_PASSWORD, PROG_LOCKED,
-        PW_WHILE_LOCKED, PROG_ENTER, REFUSED_*, SEALED_REFUSED; the change itself by the
-        catalogue). The password is never echoed, logged or put in an error."""
+        """The ``config`` command ``{"id", "cmd": "config", "n": N, "set": TEXT, "mac": HEX}``
+        (docs/UPLINK.md): ``set`` is the request as JSON text, carried verbatim,
+        ``{"obis": ..., "value": ...}`` for a W1 write (``"value"``: the W1 text) or with
+        ``"action": "execute"`` an E2 (``"value"``: its argument text, optional) of ``obis``
+        through the catalogue, as the optical port's; ``mac`` the hex HMAC-SHA256 keyed with
+        the programming password over ``<serial> LF <N in decimal> LF <set>`` (UTF-8,
+        uplink/auth.py); ``n`` 1..2**31 - 1, above the last accepted (``IecMap.uplink_n``,
+        recorded before the change: no replay, also after a power cut). A wrong MAC counts as
+        a wrong password under the uplink's own lockout (``IecMap.uplink_lockout``, booked
+        to SRC_UPLINK; the local ports have theirs). Returns (None: done, or the error text;
+        the obis or None); logs as the ports do (WRONG_PASSWORD, PROG_LOCKED,
+        PW_WHILE_LOCKED, PROG_ENTER, REFUSED_*, SEALED_REFUSED; UPLINK_REPLAY,
+        UPLINK_CONFIG_N; the change itself by the catalogue). A password sent in clear is
+        refused unread; the password is never echoed, logged or put in an error."""
         im = self.iec_map() if self.iec_map is not None else None
         if im is None:
-            return "not supported"
+            return "not supported", None
         src = events.SRC_UPLINK
         now = self.clock.time()
-        lk = im.lockout
+        lk = im.uplink_lockout
         left = lk.remaining(now)
-        if left:  # refused without looking at the password
+        if left:  # refused without looking at the MAC
             if self._log_refusal():
                 im.on_event(src, "pw_while_locked", "", left, "P1")
-            return "locked (%d s)" % left
-        pw = req.get("password")
-        if not isinstance(pw, str) or not pw:
+            return "locked (%d s)" % left, None
+        n = req.get("n")
+        text = req.get("set")
+        mac = req.get("mac")
+        err = None
+        if "password" in req:
+            err = "password: not accepted in clear; send n, set and mac (docs/UPLINK.md)"
+        elif not isinstance(text, str) or not text or len(text) > _SET_MAX:
+            err = "set: missing (the request as JSON text, at most %d characters)" % _SET_MAX
+        elif not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= N_MAX:
+            err = "n: missing or not 1..%d" % N_MAX
+        elif not isinstance(mac, str) or len(mac) != 64:
+            err = "mac: missing or not 64 hex digits (HMAC-SHA256)"
+        if err is not None:
             if self._log_refusal():
                 im.on_event(src, "refused", "", 7, "P1")
-            return "password: missing"
+            return err, None
         if not im.settings.password_trusted:
             # the configuration fell back (F.F.0 ERR_SECURITY): only locally, seal open
             if self._log_refusal():
                 im.on_event(src, "sealed_refused", "", 6, "P1")
-            return "password not trusted (configuration fell back): set it locally"
-        if not _same(im.password, pw):
+            return "password not trusted (configuration fell back): set it locally", None
+        from uplink.auth import config_mac, same_hex
+
+        pw = im.password
+        if not same_hex(mac, config_mac(pw, self.serial, n, text)):
             locked_s = lk.failure(now, src)
             im.on_event(src, "pw_wrong", "", lk.failures, "P1")
             if locked_s:
                 im.on_event(src, "prog_locked", "", locked_s, "P1")
-                return "wrong password; locked (%d s)" % locked_s
-            return "wrong password"
+                return "wrong mac; locked (%d s)" % locked_s, None
+            return "wrong mac", None
+        if n <= im.uplink_n:  # a replay (or the head-end's counter went back)
+            if self._log_refusal():
+                self.log.log(events.UPLINK_REPLAY, n, "uplink config n %d refused: not above "
+                             "%d" % (n, im.uplink_n), src)
+            return "n: %d is not above the last accepted (%d)" % (n, im.uplink_n), None
+        try:
+            req = json.loads(text)
+            if not isinstance(req, dict):
+                raise ValueError
+        except Exception:
+            return "set: not a JSON object", None
+        if not im.accept_n(n):  # (recorded before the change, or nothing is done)
+            return "n not recorded (event log): nothing done", None
         lk.success(src)
         im.on_event(src, "prog_enter", "", 0, "P1")  # (the lockout's replay at boot)
         obis = req.get("obis")
@@ -452,15 +501,15 @@ class Uplink:
         cat = self.catalogue
         e = cat.entry(obis) if isinstance(obis, str) and len(obis) <= 24 else None
         if ex not in ("write", "execute"):
-            return 'action: %s is not "write" or "execute"' % json.dumps(ex)[:24]
+            return 'action: %s is not "write" or "execute"' % json.dumps(ex)[:24], obis
         if e is None:
             im.on_event(src, "refused", (obis if isinstance(obis, str) else "")[:24], 1, cmd)
-            return "unknown obis"
+            return "unknown obis", obis
         if value is None and ex == "execute":
             value = ""
         if not isinstance(value, str) or len(value) > 512:
             im.on_event(src, "refused", obis, 5, cmd)
-            return "bad value: the text of the W1 value (a string)"
+            return "bad value: the text of the W1 value (a string)", obis
         seal = im.seal_open()
         try:
             if ex == "execute":
@@ -469,20 +518,20 @@ class Uplink:
                 cat.write(obis, im.w1_value(obis, value), src, seal)
         except C.Sealed:
             im.on_event(src, "sealed_refused", obis, 6, cmd)
-            return "sealed"
+            return "sealed", obis
         except (C.NotWritable, KeyError):
             im.on_event(src, "refused", obis, 4, cmd)
-            return "not writable"
+            return "not writable", obis
         except ValueError as x:
             im.on_event(src, "refused", obis, 5, cmd)
             t = str(x)
             if not t or e[C.E_SRC] == "password" or pw in t:  # (a new password: not echoed)
                 t = "malformed"
-            return "bad value: " + t
+            return "bad value: " + t, obis
         except C.Failed as x:
             im.on_event(src, "refused", obis, 9, cmd)
-            return str(x)
-        return None
+            return str(x), obis
+        return None, obis
 
     def _log_refusal(self):
         # a ``config`` refused before its password is looked at (locked, none, not trusted)
@@ -511,12 +560,26 @@ class Uplink:
             r = c.time() - self._sync_at[1]
             if 0 <= d < lim * 1000 and -lim < r < lim:
                 return {"ok": False, "error": "rate limited"}
-        if isinstance(t, bool):  # (JSON true is the int 1 here)
+        if isinstance(t, bool) or not isinstance(t, int):  # (JSON true is the int 1 here)
             return {"ok": False, "error": "bad time: t is not RTC seconds"}
+        # anyone who can publish on cmd can send this: a small correction only; a larger
+        # set needs the authenticated ``config`` (0.9.1 / 0.9.2)
+        shift = t - c.time()
+        mx = self.time_sync_max_s
+        if shift > mx or shift < -mx:
+            if self._log_refusal():  # (logged at most once a minute: an outbox record each)
+                v = shift if -0x3FFFFFFF <= shift <= 0x3FFFFFFF else (
+                    0x3FFFFFFF if shift > 0 else -0x3FFFFFFF)
+                self.log.log(events.UPLINK_TIME_REFUSED, v, "time sync refused: shift %d s "
+                             "beyond +-%d s" % (shift, mx), events.SRC_UPLINK, "0.9.1")
+            return {"ok": False, "error": "shift %d s: a time sync moves the clock by at most "
+                    "+-%d s (larger sets: config 0.9.1/0.9.2)" % (shift, mx)}
         try:
             self.catalogue.write("0.9.1", t, events.SRC_UPLINK)
         except (ValueError, KeyError, TypeError) as e:
             return {"ok": False, "error": "bad time: %s" % e}
+        except C.Failed as e:  # the uplink's clock-set limit per period
+            return {"ok": False, "error": str(e)}
         self._sync_at = (now, c.time())
         return {"ok": True}
 
@@ -539,7 +602,7 @@ class Uplink:
             page = next(self._range, None)
             if page is None:
                 self._range = None
-            else:
+            elif page:  # (b"": records scanned, no page yet)
                 c.publish(self.t_ack.encode(), page, qos=1)
                 self._last_tx = now
         elif self._cmds:  # one answer per round

@@ -226,7 +226,8 @@ async def test_a_meter_that_answers_again_is_reported_once():
     assert bus[-1] == {"ts": "2000-01-01T00:00:00Z", "address": "10000002",
                        "serial": "10000002", "ok": True, "fails": 1}, bus
     assert c.stats()["meters"]["10000002"] == {"serial": "10000002", "polls": 2, "ok": 1,
-                                               "fails": 0, "skip": 0, "last_error": ""}
+                                               "fails": 0, "skip": 0, "last_error": "",
+                                               "bound": "10000002", "refusals": 0}
 
 
 async def test_a_babbling_meter_does_not_stop_the_others():

@@ -302,7 +302,7 @@ class _YearProf(_Prof):  # rows made as they are read: a year of 15-min rows, no
 
 
 class _Events:  # meter.eventstore.EventStore.logbook over generated entries
-    def logbook(self, log=None, t_from=None, t_to=None):
+    def logbook(self, log=None, t_from=None, t_to=None, tick=0):
         import events
 
         for k in range(5000):
@@ -428,15 +428,19 @@ def test_time_sync_limit_survives_the_ticks_wrap():
     # negative and every time sync was "rate limited" for the next 6.2 days
     c = _WrapClock()
     up = _bare(c)
-    assert up._answer(b'{"id":1,"cmd":"time","t":504921700}')["ok"]
+
+    def sync(i):  # a time sync 100 s ahead of the clock (within the +-900 s of a sync)
+        return up._answer(json.dumps({"id": i, "cmd": "time", "t": c.time() + 100}).encode())
+
+    assert sync(1)["ok"]
     c.t += 1000
-    assert up._answer(b'{"id":2,"cmd":"time","t":504921800}')["error"] == "rate limited"
+    assert sync(2)["error"] == "rate limited"
     c.t += 7 * 86400 * 1000
-    assert up._answer(b'{"id":3,"cmd":"time","t":504921900}')["ok"]
+    assert sync(3)["ok"]
     c.t += (1 << 30) + 1000  # 12.4 days: the ticks say 1 s since the sync
-    assert up._answer(b'{"id":4,"cmd":"time","t":504922000}')["ok"]
+    assert sync(4)["ok"]
     c.t += 1000
-    assert up._answer(b'{"id":5,"cmd":"time","t":504922100}')["error"] == "rate limited"
+    assert sync(5)["error"] == "rate limited"
 
 
 class _RetainedBig(MiniBroker):

@@ -91,11 +91,21 @@ TOU_PROGRAMMED = const(106)  # a passive tariff plan installed over IEC (E2 C.92
 # value: the plan's 31-bit CRC (firmware/meter/touprog.py)
 TOU_REFUSED = const(107)  # a tariff plan piece or install refused (ER05); value: the address's
 # last group (1 season .. 5 activation, 9 install); subject: the address
-# 110..115: the concentrator, RS-485 bus master (firmware/uplink/concentrator.py); subject:
+# 110..112: the concentrator, RS-485 bus master (firmware/uplink/concentrator.py); subject:
 # the bus address's last 6 characters
 CONC_NO_ANSWER = const(110)  # a bus meter not read (value: iec62056.client E_* code)
 CONC_ANSWERS_AGAIN = const(111)  # a bus meter read again (value: failures in a row before)
 CONC_OVERRUN = const(112)  # a polling cycle ran past the next slot (value: slots missed)
+# 113..119: the uplink's security rules (firmware/uplink/task.py, concentrator.py)
+UPLINK_TIME_REFUSED = const(113)  # a ``time`` command shifting the clock by more than
+# uplink.task.TIME_SYNC_MAX_S (900 s): value: the shift asked (s, clamped to +-2**30 - 1)
+UPLINK_CONFIG_N = const(114)  # an uplink ``config`` authenticated (MAC right, n fresh):
+# value: its n, persisted before the change is made (the replay guard's state)
+UPLINK_REPLAY = const(115)  # a ``config`` with a right MAC but an n not above the last
+# accepted one (a replay): value: its n
+CONC_SERIAL_REFUSED = const(116)  # a bus meter's reading not forwarded: its serial (C.1.0)
+# differs from the one its address is bound to (value 1), is the concentrator's own (2) or
+# is bound to another address (3); subject: the address's last 6 characters
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -144,6 +154,9 @@ NAMES = {
     TOU_PROGRAMMED: "passive tariff plan programmed", TOU_REFUSED: "tariff plan refused",
     CONC_NO_ANSWER: "bus meter not read", CONC_ANSWERS_AGAIN: "bus meter read again",
     CONC_OVERRUN: "bus polling cycle overrun",
+    UPLINK_TIME_REFUSED: "uplink time sync refused: shift too large",
+    UPLINK_CONFIG_N: "uplink config authenticated", UPLINK_REPLAY: "uplink config replay refused",
+    CONC_SERIAL_REFUSED: "bus meter serial refused",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -156,7 +169,8 @@ SECURITY_CODES = (
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
     CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
-    AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED,
+    AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED, UPLINK_TIME_REFUSED,
+    UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED,
 )
 
 
@@ -201,7 +215,7 @@ IDIS_CODES[TOU_PROGRAMMED] = 19  # "passive TOU programmed"
 _IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
                WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
                SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,
-               SECURITY_FALLBACK, PROG_LOCK_KEPT)
+               SECURITY_FALLBACK, PROG_LOCK_KEPT, UPLINK_REPLAY, CONC_SERIAL_REFUSED)
 _IDIS_PQ = (OVER_RANGE_START, OVER_RANGE_END)
 _IDIS_COMM = (PROG_ENTER, PROG_EXIT, REFUSED_NOT_WRITABLE, REFUSED_VALUE, REFUSED_UNKNOWN,
               REFUSED_UNSUPPORTED, REFUSED_FAILED)
