@@ -194,7 +194,11 @@ class Meter:
                     modem_cfg=getattr(b, "modem_cfg", None))
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
-        up.iec_map = self.iec_map  # ``config``: the ports' password and one lockout
+        up.iec_map = self.iec_map  # ``config``: the password, the uplink's own lockout
+        # built now, not at the first ``config``: the uplink's lockout and replay guard are
+        # restored from the security log at boot, and the IEC modules imported before the
+        # heap fragments (a lazy import at a command failed with MemoryError on the sim)
+        self.iec_map()
         return up
 
     def _concentrator(self):

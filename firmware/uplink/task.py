@@ -514,8 +514,10 @@ class Uplink:
         try:
             if ex == "execute":
                 cat.execute(obis, im.e2_arg(value), src, seal)
-            else:
-                cat.write(obis, im.w1_value(obis, value), src, seal)
+            else:  # an authenticated clock set is counted in the uplink's clock-set
+                # budget but never refused by it (as a local set with the seal open): the
+                # corrections larger than a time sync's are this command's job
+                cat.write(obis, im.w1_value(obis, value), src, seal or e[C.E_SRC] == "clock")
         except C.Sealed:
             im.on_event(src, "sealed_refused", obis, 6, cmd)
             return "sealed", obis

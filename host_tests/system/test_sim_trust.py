@@ -219,7 +219,7 @@ def test_rs485_neighbour_cannot_inject_a_write(tmp_path):
 # item 11
 
 
-def test_lockout_is_one_per_meter_and_survives_a_restart(tmp_path):
+def test_lockout_is_shared_by_the_local_ports_and_survives_a_restart(tmp_path):
     hub = Hub(0).start()
     img = str(tmp_path / "flash.img")
     port = _free_port()

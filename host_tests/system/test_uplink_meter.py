@@ -28,6 +28,19 @@ def _finish(p, timeout):
     return json.loads(lines[-1]), err
 
 
+def signed_config(serial, n, req, password="00000000"):
+    """A ``config`` command as the head-end sends it (docs/UPLINK.md): the request as JSON
+    text in ``set``, carried verbatim, and the HMAC-SHA256 keyed with the programming
+    password over ``serial LF n LF set`` (n: rising, never used before)."""
+    import hashlib
+    import hmac
+
+    text = json.dumps(req)
+    mac = hmac.new(password.encode(), ("%s\n%d\n%s" % (serial, n, text)).encode(),
+                   hashlib.sha256).hexdigest()
+    return {"cmd": "config", "n": n, "set": text, "mac": mac}
+
+
 def _iso_s(ts):
     import calendar
 
@@ -78,8 +91,10 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
             import paho.mqtt.publish as pub
 
             for i, cmd in enumerate(({"cmd": "registers"}, {"cmd": "relay", "on": 0},
-                                     {"cmd": "read"}, {"cmd": "time", "t": T0 + 10},
-                                     {"cmd": "time", "t": T0 + 20}, {"cmd": "format"})):
+                                     {"cmd": "read"},
+                                     signed_config("SIM00001", 1, {"obis": "0.9.1",
+                                                                   "value": "000010"}),
+                                     {"cmd": "time", "t": T0 + 86400}, {"cmd": "format"})):
                 cmd["id"] = i
                 pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1, hostname="127.0.0.1",
                            port=b.port)
@@ -93,10 +108,9 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
                            (7, {"cmd": "log", "log": "standard", "from": 0,
                                 "to": 2 ** 31 - 2}),
                            (8, {"cmd": "profile", "from": "tomorrow", "to": 1}),
-                           (9, {"cmd": "config", "obis": "C.90.1", "value": "12",
-                                "password": "00000000"}),
-                           (10, {"cmd": "config", "obis": "C.90.1", "value": "13",
-                                 "password": "98765432"})):
+                           (9, signed_config("SIM00001", 2, {"obis": "C.90.1", "value": "12"})),
+                           (10, signed_config("SIM00001", 3, {"obis": "C.90.1", "value": "13"},
+                                              "98765432"))):
                 cmd["id"] = i
                 pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1, hostname="127.0.0.1",
                            port=b.port)
@@ -116,8 +130,10 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
     assert acks[0]["values"][0][2] == "kWh"
     assert acks[1] == {"id": 1, "cmd": "relay", "ok": False, "error": "not supported"}
     assert acks[2]["ok"] and acks[2]["seq"] >= 1
-    assert acks[3] == {"id": 3, "cmd": "time", "ok": True}, acks[3]
-    assert acks[4]["error"] == "rate limited", acks[4]
+    # the clock set back to 00:00:10 by an authenticated config; a time sync is not
+    # authenticated: its shift beyond 900 s is refused
+    assert acks[3] == {"id": 3, "cmd": "config", "n": 1, "obis": "0.9.1", "ok": True}, acks[3]
+    assert acks[4]["ok"] is False and "at most +-900 s" in acks[4]["error"], acks[4]
     assert acks[5]["error"] == "unknown command"
     assert acks[None] == {"ok": False, "error": "bad request"}, acks
     # ranges on request: pages on cmd/ack, the last one with the total; a bad one refused
@@ -131,9 +147,10 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
                                     for a in logs for e in a["events"]), logs
     assert acks[8]["ok"] is False and acks[8]["error"].startswith('from: "tomorrow" is not'), \
         acks[8]
-    # a configuration change, authorised; a wrong password refused (and never echoed)
-    assert acks[9] == {"id": 9, "cmd": "config", "obis": "C.90.1", "ok": True}, acks[9]
-    assert acks[10]["error"] == "wrong password", acks[10]
+    # a configuration change, authenticated; a wrong key's MAC refused
+    assert acks[9] == {"id": 9, "cmd": "config", "n": 2, "obis": "C.90.1", "ok": True}, \
+        acks[9]
+    assert acks[10]["error"] == "wrong mac", acks[10]
     said = [x for t, x in he.messages if not t.endswith("/cmd")]  # (the meter's, not ours)
     leak = [x for x in said if b"98765432" in x or b'"password"' in x]
     assert said and not leak, leak
@@ -143,13 +160,13 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
     ev = [m for m in order if m.get("name") == "parameter changed"]
     assert ev and ev[-1]["value"] == 12, ev
     # the schedule sends the load profile's rows (P.01, 15 min): quarter hours on the RTC;
-    # the clock was set back ~by the time command: no gap, every row of the 3 h arrived
+    # the clock was set back by the config command: no gap, every row of the 3 h arrived
     prof = [m for m in order if "profile" in m]
     rows = [r for m in prof for r in m["rows"]]
     assert len(rows) >= 11, rows
     ts = sorted(set(_iso_s(r[0]) for r in rows))
     assert ts == list(range(ts[0], ts[-1] + 1, Q)), rows
-    # the time sync set the RTC back: the intervals of the new time come again (the first
+    # the config set the RTC back: the intervals of the new time come again (the first
     # flagged CLOCK_ADJUSTED 0x20); a row sent twice is sent identically (discardable)
     assert any(r[1] & 0x20 for r in rows), rows
     seen = {}
@@ -166,7 +183,7 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
     assert req and req[0]["seq"] == acks[2]["seq"]
     evs = [m for m in order if "code" in m]
     assert any(e["code"] == 1 for e in evs), "POWER_UP forwarded"
-    assert any(e["code"] == 20 for e in evs), "CLOCK_SET of the time sync forwarded"
+    assert any(e["code"] == 20 for e in evs), "CLOCK_SET of the config forwarded"
     # the supply failed at 3 h with the link up: the last gasp went out within the hold-up
     assert rep["power_lost"], err[-300:]
     up = rep["uplink"]

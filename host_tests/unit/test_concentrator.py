@@ -371,3 +371,53 @@ def test_a_readout_with_long_status_and_units_is_still_forwarded_within_the_reco
         assert d["meter"] == "A1" and d["status"].startswith('""')
         vals += d["values"]
     assert ["1.8.0", 1234.567, "kWh"] in vals and ["3.8.0", 2, "kvarh"] in vals, vals
+
+
+def _liar(address, claim):
+    # a bus meter answering at ``address`` whose readout's C.1.0 says claim[0]
+    def items():
+        it = _items(address, "0000009.000")
+        it[0] = ("C.1.0", claim[0], None)
+        return it
+
+    return S.Session(device_address=address, manufacturer="OMf", ident="OPENMETER1",
+                     readout=items, answer_unaddressed=False, reaction_ms=20, switch_ms=20,
+                     readout_hold_ms=100)
+
+
+async def test_a_bus_meter_cannot_publish_under_another_serial():
+    # the concentrator forwarded a reading under whatever serial the bus meter reported:
+    # a hostile meter on the bus published readings as its neighbour (or as the
+    # concentrator itself)
+    ob = _outbox()
+    claim5 = ["10000005"]
+    members = [_session("10000001", "0000001.500"), _liar("10000003", ["10000001"]),
+               _liar("10000004", ["SIM00001"]), _liar("10000005", claim5)]
+    c, log = _conc(members, ("10000001", "10000003", "10000004", "10000005"), ob)
+    fwd = []
+    bus = []
+    for k in range(3):
+        if k == 1:
+            claim5[0] = "10000002"  # bound at its first readout: a later change is refused
+        await c.cycle()
+        for seq, kind, body in _drain(ob):
+            d = json.loads(msg.with_seq(seq, body))
+            (fwd if kind == KIND_FORWARD else bus).append(d)
+    assert [(d["address"], d["meter"]) for d in fwd] == [
+        ("10000001", "10000001"), ("10000005", "10000005"), ("10000001", "10000001"),
+        ("10000001", "10000001")], fwd
+    # each refusal logged and reported upstream once, not at every poll
+    ref = [(e[2], e[4]) for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED]
+    assert sorted(ref) == [(1, "000005"), (2, "000004"), (3, "000003")], ref
+    assert sorted((d["address"], d["claimed"], d["error"], d["serial"]) for d in bus) == [
+        ("10000003", "10000001", "serial", None), ("10000004", "SIM00001", "serial", None),
+        ("10000005", "10000002", "serial", "10000005")], bus
+    st = c.stats()
+    assert st["refused"] == 8 and st["meters"]["10000003"]["refusals"] == 3, st
+    assert st["meters"]["10000005"]["bound"] == "10000005"
+    # the right serial again ends the episode; a new wrong one is reported again
+    claim5[0] = "10000005"
+    await c.cycle()
+    claim5[0] = "10000002"
+    await c.cycle()
+    assert [e[2] for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED].count(1) == 2

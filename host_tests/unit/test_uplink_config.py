@@ -296,3 +296,149 @@ def test_a_flood_of_refused_configs_is_not_an_outbox_record_each():
         up.forward_events()
     assert up.outbox.next_seq - s0 <= 2, up.outbox.next_seq - s0
     assert len(_persisted(m, events.PW_WHILE_LOCKED)) == 1
+
+
+def test_a_replayed_config_is_refused_also_after_a_power_cut():
+    # the password went in clear and nothing stopped a recorded config from being sent
+    # again: now n must rise, and the last accepted n is in the security log before the
+    # change is made, so a power cut right after it cannot bring an older n back
+    board, m, d = _meter()
+    up = m.uplink
+    said = _listen(m)
+    n0 = _N[0] + 10
+    old = _signed(up.serial, {"obis": "C.90.1", "value": "21"}, n=n0)
+    new = _signed(up.serial, {"obis": "C.90.1", "value": "22"}, n=n0 + 1)
+    a = up._answer(json.dumps(old).encode())
+    assert a == {"id": 1, "cmd": "config", "n": n0, "obis": "C.90.1", "ok": True}, a
+    assert up._answer(json.dumps(new).encode())["ok"] is True
+    assert m.settings["scroll_ms"] == 22000
+    a = up._answer(json.dumps(old).encode())  # the eavesdropper's copy of the first
+    assert a["ok"] is False and a["error"] == "n: %d is not above the last accepted (%d)" % (
+        n0, n0 + 1), a
+    assert m.settings["scroll_ms"] == 22000
+    assert up._answer(json.dumps(new).encode())["error"].startswith("n: ")
+    assert [e[2] for e in _persisted(m, events.UPLINK_REPLAY)] == [n0], "logged (a minute)"
+    assert not _persisted(m, events.WRONG_PASSWORD), "a replay is no guess"
+    # the n is recorded before the change it authorises
+    sec = [e for e in m.events.persisted(events.LOG_SECURITY)
+           if e[1] in (events.UPLINK_CONFIG_N, events.PARAM_CHANGED)]
+    assert [(e[1], e[2]) for e in sec[-4:]] == [
+        (events.UPLINK_CONFIG_N, n0), (events.PARAM_CHANGED, 21),
+        (events.UPLINK_CONFIG_N, n0 + 1), (events.PARAM_CHANGED, 22)], sec
+    assert PW not in _texts(m, said)
+    # a power cut (no orderly shutdown): the new meter knows the last n
+    del up
+    board, m, d = _meter(board)
+    assert m.iec_map().uplink_n == n0 + 1
+    a = m.uplink._answer(json.dumps(old).encode())
+    assert a["error"].startswith("n: %d is not above" % n0), a
+    a = m.uplink._answer(json.dumps(new).encode())
+    assert a["error"].startswith("n: %d is not above" % (n0 + 1)), a
+    _N[0] = n0 + 1
+    assert _cfg(m.uplink, "C.90.1", "23")["ok"] is True
+    # a MAC is bound to its n, the meter's serial and the exact text
+    n = _N[0] + 1
+    bad = _signed(up_serial(m), {"obis": "C.90.1", "value": "24"}, n=n)
+    other = _signed("SIM99999", {"obis": "C.90.1", "value": "24"}, n=n)  # another meter's
+    for k, v in (("n", n + 1), ("set", bad["set"].replace(" ", "")), ("mac", other["mac"])):
+        a = m.uplink._answer(json.dumps(dict(bad, **{k: v})).encode())
+        assert a["error"].startswith("wrong mac"), (k, a)
+    assert m.settings["scroll_ms"] == 23000
+
+
+def up_serial(m):
+    return m.uplink.serial
+
+
+def test_a_time_sync_is_capped_and_counted_in_the_uplinks_own_clock_budget():
+    # {"cmd":"time"} needs no password: anyone publishing on cmd moved the clock by any
+    # amount once an hour, and its sets were not limited like the local ports'
+    from test_protocols import _reboot
+
+    board, m, d = _meter()
+    up = m.uplink
+    up.time_sync_s = 0  # (the hourly limit aside: the per-period budget is tested here)
+    clk = board.clock
+
+    def sync(shift):
+        return up._answer(json.dumps({"id": 1, "cmd": "time", "t": clk.time() + shift}).encode())
+
+    t0 = clk.time()
+    a = sync(-3600)
+    assert a["ok"] is False and a["error"] == ("shift -3600 s: a time sync moves the clock by "
+                                               "at most +-900 s (larger sets: config "
+                                               "0.9.1/0.9.2)"), a
+    assert sync(901)["ok"] is False
+    assert abs(clk.time() - t0) < 5, "not moved"
+    ref = _persisted(m, events.UPLINK_TIME_REFUSED)
+    assert [(e[2], e[3]) for e in ref] == [(-3600, events.SRC_UPLINK)], "once a minute"
+    # within the cap: the uplink's budget of the billing config (4 sets, 900 s a day)
+    for shift in (100, 100, 100, 100):
+        assert sync(shift) == {"id": 1, "cmd": "time", "ok": True}
+    a = sync(100)
+    assert a == {"id": 1, "cmd": "time", "ok": False, "error": "clock set limit per period"}
+    refused = _persisted(m, events.CLOCK_SET_REFUSED)
+    assert refused and refused[-1][3] == events.SRC_UPLINK, refused
+    # the local ports' budget is their own: the technician can still set the clock
+    from iec62056.codec import date_time_text
+
+    assert d.writer("0.9.1", date_time_text(clk.time() + 60)[1], True,
+                    events.SRC_OPTICAL) is None
+    # the authenticated config sets what a time sync may not (counted, never refused)
+    a = _cfg(up, "0.9.1", date_time_text(clk.time() - 3000)[1])
+    assert a["ok"] is True, a
+    # after a restart the uplink's budget is rebuilt from the audit trail (source uplink)
+    board, m, d = _reboot(board, m)
+    m.uplink.time_sync_s = 0
+    a = m.uplink._answer(json.dumps({"id": 2, "cmd": "time", "t": board.clock.time() + 10}
+                                    ).encode())
+    assert a["error"] == "clock set limit per period", a
+
+
+
+def test_a_log_request_reads_a_bounded_number_of_records_per_round():
+    # a range with no matching entry scanned the whole event store in one round of the
+    # uplink task (12.6 ms on the unix port, more on a board): now at most range_scan
+    # records a round, the rest in the next rounds
+    board, m, d = _meter()
+    up = m.uplink
+    up.setup()
+    es = m.events
+    t = board.clock.time()
+    for k in range(300):  # (persist: past the flood limit)
+        es.persist(t, events.PARAM_CHANGED if k % 2 else events.CLOCK_INVALID, k)
+    reads = [0]
+    for ring in es.rings:
+        def counted(entries=ring.entries):
+            for e in entries():
+                reads[0] += 1
+                yield e
+
+        ring.entries = counted
+    total = sum(1 for _ in es.iter_persisted())
+    assert total >= 300, total
+    reads[0] = 0
+    req = {"id": 4, "cmd": "log", "log": "disconnector", "from": 0, "to": t + 86400}
+    assert up._answer(json.dumps(req).encode()) is None
+    rounds = []
+    while True:
+        reads[0] = 0
+        page = next(up._range, None)
+        rounds.append(reads[0])
+        if page is None:
+            break
+        if page:
+            last = json.loads(page)
+    assert max(rounds) <= up.range_scan + len(es.rings), rounds
+    assert sum(rounds) >= total and len(rounds) > total // up.range_scan, rounds
+    assert last["events"] == [] and last["last"] and last["rows_total"] == 0, last
+    # and a range with entries is complete: every CLOCK_INVALID persisted above, in order
+    up._range = None
+    req = {"id": 5, "cmd": "log", "log": "standard", "from": t, "to": t}
+    assert up._answer(json.dumps(req).encode()) is None
+    got = []
+    for page in up._range:
+        if page:
+            got += [e[4] for e in json.loads(page)["events"] if e[2] == events.CLOCK_INVALID]
+    up._range = None
+    assert got == list(range(0, 300, 2)), got
