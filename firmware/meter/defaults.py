@@ -19,10 +19,11 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
 - ``test_led`` "kWh": test output in test mode, "kWh" (active energy, kWh LED) or "kvarh"
   (|reactive| energy on the kvarh LED).
 - ``password`` "00000000" (IEC 62056-21 P1, changeable with W1 C.90.2), ``prog_max_failures``
-  3 and ``prog_lockout_s`` 600: wrong passwords in a row (any port) that lock programming,
-  and for how long; each further lockout within 24 h doubles, up to ``prog_lockout_max_s``
-  86400 (lib/iec62056/lockout.py). ``readout_list``: the IEC 62056-21 readout (W1 C.90.3);
-  absent = ``READOUT`` below.
+  3 and ``prog_lockout_s`` 600: wrong passwords in a row (either local port) that lock
+  programming on both local ports, and for how long (the uplink's ``config`` has a lockout
+  of its own with the same parameters: firmware/ports/iec.py); each further lockout within
+  24 h doubles, up to ``prog_lockout_max_s`` 86400 (lib/iec62056/lockout.py).
+  ``readout_list``: the IEC 62056-21 readout (W1 C.90.3); absent = ``READOUT`` below.
 - ``neutral_pct`` 12.5, ``neutral_min_a`` 0.25, ``neutral_s`` 10: neutral-current imbalance
   (|I - IN| in % of the larger current) that logs NEUTRAL_IMBALANCE once it lasts that long
   above that current (firmware/tasks/tamper.py).

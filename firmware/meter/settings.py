@@ -17,7 +17,7 @@ anything but a good newest copy is a fallback, never silent: logged persistently
 (CONFIG_FALLBACK, SECURITY_FALLBACK, CONFIG_DEFAULTS), latched in F.F.0 (ERR_CONFIG,
 ERR_SECURITY; kept in ``fallback`` so a later save and restart do not clear them); security
 parameters never fall back silently to weaker values: the password is then not trusted (the
-factory password needs the open seal, firmware/ports/iec.py) and the lockout keeps the
+factory password needs the open seal, firmware/ports/iec.py) and the lockouts keep the
 stricter of the copy's and the factory values. E2 C.91.0 (:meth:`clear_alarm`) clears
 ERR_CONFIG and writes both copies again; a new password (:meth:`password_set`) clears
 ERR_SECURITY.

@@ -429,8 +429,9 @@ def test_a_log_request_reads_a_bounded_number_of_records_per_round():
             break
         if page:
             last = json.loads(page)
-    assert max(rounds) <= up.range_scan + len(es.rings), rounds
-    assert sum(rounds) >= total and len(rounds) > total // up.range_scan, rounds
+    scan = getattr(up, "range_scan", 32)  # records a round at most (32)
+    assert max(rounds) <= scan + len(es.rings), rounds
+    assert sum(rounds) >= total and len(rounds) > total // scan, rounds
     assert last["events"] == [] and last["last"] and last["rows_total"] == 0, last
     # and a range with entries is complete: every CLOCK_INVALID persisted above, in order
     up._range = None

@@ -1,8 +1,10 @@
-# Password lockout of programming mode: one per meter, shared by its ports, restorable.
-"""Programming-mode password lockout (IEC 62056-21 P1), one object per meter.
+# Password lockout of programming mode: one shared by a meter's local ports, restorable.
+"""Programming-mode password lockout (IEC 62056-21 P1).
 
-Every port's session consults the same :class:`Lockout`, so a lockout earned on the optical
-port also closes the RS-485 port, and the other way round. Rule:
+The meter's local ports' sessions consult the same :class:`Lockout`, so a lockout earned on
+the optical port also closes the RS-485 port, and the other way round; the uplink's
+``config`` command has an object of its own with the same parameters (firmware/ports/iec.py
+``IecMap.uplink_lockout``), so neither side can lock the other out. Rule:
 
 - ``max_failures`` (default 3) wrong passwords in a row, on any port, lock programming mode;
   a right password resets the count. While locked every P1 is refused (ER03), also a right
