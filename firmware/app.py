@@ -195,10 +195,6 @@ class Meter:
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
         up.iec_map = self.iec_map  # ``config``: the password, the uplink's own lockout
-        # built now, not at the first ``config``: the uplink's lockout and replay guard are
-        # restored from the security log at boot, and the IEC modules imported before the
-        # heap fragments (a lazy import at a command failed with MemoryError on the sim)
-        self.iec_map()
         return up
 
     def _concentrator(self):
@@ -332,6 +328,11 @@ class Meter:
                                                getattr(b, "btn_demand_reset", None)))
         self._ports(sp)
         if self.uplink is not None:
+            # the IEC map at the start, not at the first ``config``: the uplink's lockout and
+            # replay guard restored from the security log before a command comes, the IEC
+            # modules imported before the heap fragments (imported at a command, on a sim
+            # with no local port, it failed with MemoryError)
+            self.iec_map()
             sp("uplink", self.uplink.run)
             sp("uplink-schedule", self.uplink.schedule)
         if self.concentrator is not None:

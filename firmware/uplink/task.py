@@ -360,7 +360,10 @@ class Uplink:
         """Check a ``profile`` / ``log`` request and return the generator of its answer's
         pages (ValueError naming what is wrong). Rows are read from flash as the pages go
         out, one page (at most ``range_page_bytes``) a round: a request for a year holds no
-        more than a page in the heap, and stops after ``range_max_rows`` with ``"more"``."""
+        more than a page in the heap, and stops after ``range_max_rows`` with ``"more"``.
+        A ``log`` reads at most ``range_scan`` records of the event store a round (the
+        generator yields b"" after each share: no page that round), so a range with no
+        entry never scans the whole store in one round."""
         if self._range is not None:
             raise ValueError("busy: a range answer is still being sent")
         t_from = _when(req, "from")
