@@ -328,11 +328,6 @@ class Meter:
                                                getattr(b, "btn_demand_reset", None)))
         self._ports(sp)
         if self.uplink is not None:
-            # the IEC map at the start, not at the first ``config``: the uplink's lockout and
-            # replay guard restored from the security log before a command comes, the IEC
-            # modules imported before the heap fragments (imported at a command, on a sim
-            # with no local port, it failed with MemoryError)
-            self.iec_map()
             sp("uplink", self.uplink.run)
             sp("uplink-schedule", self.uplink.schedule)
         if self.concentrator is not None:

@@ -124,7 +124,7 @@ def test_readings_on_schedule_commands_answered_and_last_gasp():
         time.sleep(0.5)
         he.stop()
     st = he.by("status")
-    assert st and st[0] == {"state": "online"}, st
+    assert st and st[0] == {"state": "online"}, (st, json.dumps(rep)[:1000], err[-1500:])
     acks = {a.get("id"): a for a in he.by("cmd/ack")}
     assert acks[0]["ok"] and [v[0] for v in acks[0]["values"]][:2] == ["1.8.0", "2.8.0"], acks
     assert acks[0]["values"][0][2] == "kWh"
