@@ -120,7 +120,8 @@ class Meter:
         # sets of the clock over the local ports per period (seal closed; billing config)
         cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
                                      tf.zone, bc.schedule)
-        st.check(("test_mode_minutes", "display_list", "alt_list"))
+        st.check(("test_mode_minutes", "display_list", "alt_list", "uplink_broker",
+                  "uplink_apn"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
                                    getattr(board, "btn_scroll", None),
@@ -177,18 +178,22 @@ class Meter:
         return pr
 
     def _uplink(self, parts):
-        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART, the outbox
-        # partition and a broker (the board's ``broker``: (host, port))
+        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART and the outbox
+        # partition; the broker and APN are settings (uplink_broker C.93.1, uplink_apn
+        # C.93.2), the board's ``broker`` (host, port) overrides the broker at start-up
         b = self.board
-        broker = getattr(b, "broker", None)
-        if getattr(b, "uart_modem", None) is None or "outbox" not in parts or not broker:
+        if getattr(b, "uart_modem", None) is None or "outbox" not in parts:
             return None
+        from meter.settings import broker_of
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
+        st = self.settings
+        broker = getattr(b, "broker", None) or broker_of(st["uplink_broker"])
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
         up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
-                    modem_cfg=getattr(b, "modem_cfg", None))
+                    modem_cfg=getattr(b, "modem_cfg", None), apn=st["uplink_apn"],
+                    settings=st)
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
         up.iec_map = self.iec_map  # ``config``: the ports' password and one lockout
