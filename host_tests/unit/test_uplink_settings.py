@@ -22,7 +22,11 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  "test_uplink_reconnects_cleanly_to_a_new_broker_and_apn":
                  ("flashmem", 32 * 1024, _NOR32),
                  "test_a_change_waits_for_the_answer_of_the_command_that_made_it":
-                 ("flashmem", 32 * 1024, _NOR32)}
+                 ("flashmem", 32 * 1024, _NOR32),
+                 "test_the_config_command_sets_them_through_the_catalogue":
+                 "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
+                 "board builds no modem and no uplink without them); the QEMU port has no "
+                 "network stack"}
 
 
 class _Clock:
@@ -216,3 +220,31 @@ def test_a_change_waits_for_the_answer_of_the_command_that_made_it():
     acks = _on(broker, b"meters/SIM00001/cmd/ack")
     assert [json.loads(a) for a in acks] == [{"id": 3, "cmd": "config", "ok": True}], acks
     assert r.connects[-1] == ("10.0.0.8", 1883) and up.errors == 0, up.stats()
+
+
+def test_the_config_command_sets_them_through_the_catalogue():
+    # the uplink's authorised ``config`` (its authentication: test_uplink_config._cfg) sets
+    # both through the catalogue; a bad value is refused naming the field, nothing changed
+    from test_uplink_config import _cfg, _meter, _persisted
+
+    board, m, d = _meter()
+    up = m.uplink
+    a = _cfg(up, "C.93.2", "m2m.example")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.93.2", "ok": True}, a
+    assert _cfg(up, "C.93.1", "mqtt.example.net:8883")["ok"] is True
+    assert m.settings["uplink_apn"] == "m2m.example"
+    assert m.settings["uplink_broker"] == "mqtt.example.net:8883"
+    assert up._reconf, "applied at the uplink's next round"
+    ch = _persisted(m, events.PARAM_CHANGED)
+    assert [(e[3], e[4]) for e in ch[-2:]] == [(events.SRC_UPLINK, "C.93.2"),
+                                               (events.SRC_UPLINK, "C.93.1")], ch
+    for obis, v, err in (("C.93.1", "mqtt.example.net:70000",
+                          "bad value: uplink_broker: port '70000' not in 1..65535"),
+                         ("C.93.1", "", "bad value: uplink_broker: empty"),
+                         ("C.93.2", "\u00e9t\u00e9", "bad value: uplink_apn: non-ASCII character"),
+                         ("C.93.2", "x" * 51,
+                          "bad value: uplink_apn: longer than 50 characters")):
+        a = _cfg(up, obis, v)
+        assert a["ok"] is False and a["error"] == err, (obis, v, a)
+    assert m.settings["uplink_broker"] == "mqtt.example.net:8883"
+    assert m.settings["uplink_apn"] == "m2m.example"
