@@ -3,8 +3,8 @@
     MICROPYPATH=.frozen:.frozen-lib:lib:. .venv/bin/micropython tools/bench_uplink.py
 
 1. Bytes per MQTT QoS 1 publish of a typical message (a 15-minute load-profile row as the
-   schedule sends it on ``meters/<16-character LDN>/profile``), measured through the whole path: umqtt.simple ->
-   socket adapter -> manager -> AT engine -> SIM800 model, with an in-memory broker peer
+   schedule sends it on ``meters/<16-character LDN>/profile``), measured through the whole
+   path: umqtt.simple -> socket adapter -> manager -> AT engine -> SIM800 model, with an in-memory broker peer
    that answers PUBACK: the JSON payload, the MQTT packets on TCP (PUBLISH, PUBACK: the
    model's TCP byte counters) and the bytes on the modem UART each way (AT commands,
    prompt, answers, URC, the CIPRXGET read). IP/TCP header bytes are arithmetic, not
