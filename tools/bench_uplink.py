@@ -4,11 +4,11 @@
 
 1. Bytes per MQTT QoS 1 publish of a typical message (a 15-minute load-profile row as the
    schedule sends it on ``meters/<16-character LDN>/profile``), measured through the whole
-   path: umqtt.simple -> socket adapter -> manager -> AT engine -> SIM800 model, with an in-memory broker peer
-   that answers PUBACK: the JSON payload, the MQTT packets on TCP (PUBLISH, PUBACK: the
-   model's TCP byte counters) and the bytes on the modem UART each way (AT commands,
-   prompt, answers, URC, the CIPRXGET read). IP/TCP header bytes are arithmetic, not
-   measured (see the printout).
+   path: umqtt.simple -> socket adapter -> manager -> AT engine -> SIM800 model, with an
+   in-memory broker peer that answers PUBACK: the JSON payload, the MQTT packets on TCP
+   (PUBLISH, PUBACK: the model's TCP byte counters) and the bytes on the modem UART each
+   way (AT commands, prompt, answers, URC, the CIPRXGET read). IP/TCP header bytes are
+   arithmetic, not measured (see the printout).
 2. The AT engine's CPU cost per received byte (``AtEngine.feed``), median of 7 runs, for a
    line stream (answers and URCs) and for binary reads (``+CIPRXGET: 2`` + 1460 data
    bytes), as ratios: to a bare ``for b in data: pass`` loop over the same bytes on the same
