@@ -156,7 +156,8 @@ class Uplink:
         self.settings = settings
         self._reconf = False  # uplink_broker / uplink_apn changed: _reconfigure due
         self.reconfigs = 0  # settings changes applied (clean reconnects)
-        if settings is not None:
+        self._broker_set = False  # uplink_broker written: it replaces ``broker`` (a board's
+        if settings is not None:  # override stays until then)
             settings.subscribe(self._on_setting)
 
     # -- start-up --------------------------------------------------------------------------
@@ -255,6 +256,8 @@ class Uplink:
     def _on_setting(self, key):
         if key == "uplink_broker" or key == "uplink_apn":
             self._reconf = True
+            if key == "uplink_broker":
+                self._broker_set = True
 
     def _reconfigure(self, now):
         # the new broker / APN from the settings (validated there): a clean end of the
@@ -263,7 +266,8 @@ class Uplink:
         from meter.settings import broker_of
 
         st = self.settings
-        br = broker_of(st.get("uplink_broker"))
+        br = broker_of(st.get("uplink_broker")) if self._broker_set else self.broker
+        self._broker_set = False
         apn = st.get("uplink_apn")
         if br == self.broker and apn == self.manager.apn:
             return

@@ -21,6 +21,8 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  ("flashmem", 1024 * 1024, _NOR),
                  "test_uplink_reconnects_cleanly_to_a_new_broker_and_apn":
                  ("flashmem", 32 * 1024, _NOR32),
+                 "test_a_new_apn_keeps_the_boards_broker_override":
+                 ("flashmem", 32 * 1024, _NOR32),
                  "test_a_change_waits_for_the_answer_of_the_command_that_made_it":
                  ("flashmem", 32 * 1024, _NOR32),
                  "test_the_config_command_sets_them_through_the_catalogue":
@@ -201,6 +203,24 @@ def test_uplink_reconnects_cleanly_to_a_new_broker_and_apn():
         up.step()
         r.advance(10)
     assert up.sessions == n and up.reconfigs == 1
+
+
+def test_a_new_apn_keeps_the_boards_broker_override():
+    # the board's broker (--broker) overrides the setting at start-up: a change of the APN
+    # alone reconnects to the same broker; a change of the broker setting then replaces it
+    from test_uplink_task import _run
+
+    st = Settings(events.EventLog(_Clock()))  # uplink_broker: the default 127.0.0.1:1883
+    r, broker, up, ob = _uplink(st)  # (the board's broker: ("broker", 1883))
+    seen = _cstt(r)
+    _run(r, up, lambda: up.session and up._phase == 2)
+    st.set("uplink_apn", "m2m.example")
+    _run(r, up, lambda: up.session and up.sessions == 2 and up._phase == 2)
+    assert r.connects[-1] == ("broker", 1883) and up.broker == ("broker", 1883), r.connects
+    assert seen[-1] == b'AT+CSTT="m2m.example","",""', seen
+    st.set("uplink_broker", "127.0.0.1:1883")  # (set: now the setting's)
+    _run(r, up, lambda: up.session and up.sessions == 3 and up._phase == 2)
+    assert r.connects[-1] == ("127.0.0.1", 1883) and up.reconfigs == 2, r.connects
 
 
 def test_a_change_waits_for_the_answer_of_the_command_that_made_it():
