@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from broker import Mosquitto, Subscriber, free_port
+from iec_prog import prog
 from simrun import MICROPYTHON, MPYPATH, ROOT
 
 Q = 900  # s: the reading interval
@@ -224,40 +225,11 @@ def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
         len(order), dups, ua, ub))
 
 
-_W1 = r'''
-import json, sys
-from iec62056_21.client import Iec6205621Client
-from iec62056_21 import messages
-
-port = int(sys.argv[1])
-c = Iec6205621Client.with_tcp_transport(address=("127.0.0.1", port), device_address="")
-c.transport.socket.settimeout(10.0)
-c.connect()
-out = {}
-try:
-    c.access_programming_mode()
-    c.transport.send(messages.CommandMessage("P", 1, messages.DataSet(
-        address="", value="00000000")).to_bytes())
-    out["pw"] = "ACK" if c._recv_ack() == "\x06" else "?"
-    for a in sys.argv[2:]:
-        addr, value = a.split("=", 1)
-        c.transport.send(messages.CommandMessage.for_single_write(addr, value).to_bytes())
-        out[addr] = "ACK" if c._recv_ack() == "\x06" else "?"
-        out[addr + "?"] = c.read_single_value(addr).value
-    c.send_break()
-except Exception as e:
-    out["error"] = "%s %s" % (type(e).__name__, e)
-c.disconnect()
-print(json.dumps(out))
-'''
-
 
 def test_broker_and_apn_written_over_the_optical_port_take_effect_at_the_next_session():
     # W1 C.93.2 (APN) and C.93.1 (broker: the same mosquitto by another name) in
     # programming mode: the session ends cleanly (retained offline, DISCONNECT) and the
     # next one comes up on the new broker with the new APN, no reboot (the run goes on)
-    import sys
-
     with Mosquitto() as b:
         he = HeadEnd(b.port, "meters/SIM00001/#")
         opt = free_port()
@@ -273,13 +245,11 @@ def test_broker_and_apn_written_over_the_optical_port_take_effect_at_the_next_se
                 return False
 
             assert online(1), he.messages
-            w1 = subprocess.run([sys.executable, "-I", "-c", _W1, str(opt),
-                                 "C.93.2=m2m.example", "C.93.1=localhost:%d" % b.port],
-                                capture_output=True, text=True, timeout=60)
-            got = json.loads(w1.stdout.strip().splitlines()[-1])
-            assert got == {"pw": "ACK", "C.93.2": "ACK", "C.93.2?": "m2m.example",
-                           "C.93.1": "ACK", "C.93.1?": "localhost:%d" % b.port}, (
-                got, w1.stderr[-500:])
+            new = "localhost:%d" % b.port
+            got = prog(opt, "", [("W", "C.93.2", "m2m.example"), ("R", "C.93.2"),
+                                 ("W", "C.93.1", new), ("R", "C.93.1")])
+            assert got == {"pw": "\x06", "W C.93.2": "\x06", "R C.93.2": "m2m.example",
+                           "W C.93.1": "\x06", "R C.93.1": new}, got
             assert online(2), he.by("status")
             rep, err = _finish(p, 60)
         finally:
