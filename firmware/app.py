@@ -120,8 +120,7 @@ class Meter:
         # sets of the clock over the local ports per period (seal closed; billing config)
         cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
                                      tf.zone, bc.schedule)
-        st.check(("test_mode_minutes", "display_list", "alt_list", "uplink_broker",
-                  "uplink_apn"))
+        st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
                                    getattr(board, "btn_scroll", None),
@@ -184,11 +183,12 @@ class Meter:
         b = self.board
         if getattr(b, "uart_modem", None) is None or "outbox" not in parts:
             return None
-        from meter.settings import broker_of
+        from meter.uplinkcfg import broker_of
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
         st = self.settings
+        st.check(("uplink_broker", "uplink_apn"))  # (a stored bad one: the default, logged)
         broker = getattr(b, "broker", None) or broker_of(st["uplink_broker"])
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
         up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,

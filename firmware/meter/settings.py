@@ -37,8 +37,6 @@ Stored values are checked at boot (:meth:`check`, in the order given): a value a
 would refuse is replaced by its default in RAM and logged (CONFIG_DEFAULTS with the reason).
 """
 
-from micropython import const
-
 import events
 from meter import defaults, status
 
@@ -49,41 +47,6 @@ _INTS = {"scroll_ms": (1000, 255000), "test_mode_minutes": (1, 255),
          "energy_decimals": (0, 3), "meter_constant": (1, 100000)}
 _CHOICES = {"test_led": ("kWh", "kvarh")}
 _LISTS = ("readout_list", "display_list", "alt_list")
-
-
-# the uplink's broker "host:port" and APN (firmware/uplink/task.py): at most this long
-BROKER_MAX = const(100)  # fits one IEC 62056-21 W1 value (128 characters)
-APN_MAX = const(50)  # SIM800 AT+CSTT: <apn> at most 50 bytes
-
-
-def _check_uplink(key, v):
-    # ValueError naming ``key`` unless ``v`` is a broker "host:port" (host: a DNS name or an
-    # IPv4 address, letters, digits, "-" and "."; port 1..65535) or an APN (1..50 of the same
-    # characters: the labels of 3GPP TS 23.003 clause 9.1)
-    if not isinstance(v, str) or not v:
-        raise ValueError("%s: empty" % key)
-    apn = key == "uplink_apn"
-    n = APN_MAX if apn else BROKER_MAX
-    if len(v) > n:
-        raise ValueError("%s: longer than %d characters" % (key, n))
-    host = v
-    if not apn:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host:
-            raise ValueError("%s: not HOST:PORT" % key)
-        if not port.isdigit() or not 0 < int(port) <= 65535:
-            raise ValueError("%s: port %r not in 1..65535" % (key, port))
-    for c in host:
-        if c > "~":
-            raise ValueError("%s: non-ASCII character" % key)
-        if not ("0" <= c <= "9" or "a" <= c <= "z" or "A" <= c <= "Z" or c in "-."):
-            raise ValueError("%s: %r: letters, digits, '-' and '.' only" % (key, c))
-
-
-def broker_of(text):
-    """The (host, port) of a valid ``uplink_broker`` text "host:port"."""
-    host, _, port = text.rpartition(":")
-    return (host, int(port))
 
 
 class SealClosed(ValueError):
@@ -167,7 +130,9 @@ class Settings:
             if fn is not None:
                 fn(value)
         elif key == "uplink_broker" or key == "uplink_apn":
-            _check_uplink(key, value)
+            from meter.uplinkcfg import check  # (only a meter with an uplink loads it)
+
+            check(key, value)
         elif key == "tou_program":  # the tariff plan written over IEC (meter/touprog.py)
             if value is not None and not isinstance(value, dict):
                 raise ValueError("tou_program must be an object")

@@ -263,7 +263,7 @@ class Uplink:
         # the new broker / APN from the settings (validated there): a clean end of the
         # session, then the manager re-opens (step) to the new target with the new APN
         self._reconf = False
-        from meter.settings import broker_of
+        from meter.uplinkcfg import broker_of
 
         st = self.settings
         br = broker_of(st.get("uplink_broker")) if self._broker_set else self.broker

@@ -10,7 +10,8 @@ add_frozen_lib()
 
 import events  # noqa: E402
 from meter import defaults  # noqa: E402
-from meter.settings import Settings, broker_of  # noqa: E402
+from meter.settings import Settings  # noqa: E402
+from meter.uplinkcfg import broker_of  # noqa: E402
 from modem import manager as M  # noqa: E402
 
 _NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
