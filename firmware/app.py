@@ -183,17 +183,13 @@ class Meter:
         b = self.board
         if getattr(b, "uart_modem", None) is None or "outbox" not in parts:
             return None
-        from meter.uplinkcfg import broker_of
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
-        st = self.settings
-        st.check(("uplink_broker", "uplink_apn"))  # (a stored bad one: the default, logged)
-        broker = getattr(b, "broker", None) or broker_of(st["uplink_broker"])
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
-        up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
-                    modem_cfg=getattr(b, "modem_cfg", None), apn=st["uplink_apn"],
-                    settings=st)
+        up = Uplink(b, self.catalogue, self.log, ob, b.serial, getattr(b, "broker", None),
+                    supply=self.supply, modem_cfg=getattr(b, "modem_cfg", None),
+                    settings=self.settings)
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
         up.iec_map = self.iec_map  # ``config``: the ports' password and one lockout

@@ -433,10 +433,10 @@ class Catalogue:
         return tuple(self.settings["alt_list"])
 
     def _g_uplink_broker(self):
-        return self.settings.get("uplink_broker") or defaults.config()["uplink_broker"]
+        return self.settings["uplink_broker"]
 
     def _g_uplink_apn(self):
-        return self.settings.get("uplink_apn") or defaults.config()["uplink_apn"]
+        return self.settings["uplink_apn"]
 
     def _g_test_mode(self):
         return self.testmode.minutes_left()
@@ -653,11 +653,11 @@ class Catalogue:
     def _s_uplink_broker(self, v, src, obis):
         # (ValueError naming the setting; the uplink reconnects at its next session)
         self.settings.set("uplink_broker", v)
-        self._changed(obis, len(v), src, "uplink broker")
+        self._changed(obis, len(v), src)
 
     def _s_uplink_apn(self, v, src, obis):
         self.settings.set("uplink_apn", v)
-        self._changed(obis, len(v), src, "uplink APN")
+        self._changed(obis, len(v), src)
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):

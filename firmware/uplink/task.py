@@ -83,7 +83,10 @@ class Uplink:
     """``board``: ``uart_modem``, ``modem_pwrkey``, ``clock`` (and optional ``uplink_leds``);
     ``catalogue``, ``log`` (lib.events.EventLog), ``outbox`` (uplink.outbox.Outbox),
     ``serial`` (str), ``broker`` (host, port). ``modem_cfg``: keywords for the Manager.
-    ``settings`` (meter.settings.Settings or None): a change of ``uplink_broker`` or
+    ``settings`` (meter.settings.Settings or None): with them the stored ``uplink_broker``
+    and ``uplink_apn`` are checked (a bad one: the default, logged CONFIG_DEFAULTS), the
+    broker is the setting's unless ``broker`` (a board's override) is given, the APN is
+    the setting's; a change of ``uplink_broker`` or
     ``uplink_apn`` (C.93.1 / C.93.2, W1 or the ``config`` command) is applied at the next
     round without a command or range answer pending (:meth:`_reconfigure`): the session
     ends cleanly (retained offline status, DISCONNECT), the modem takes the new APN
@@ -93,6 +96,13 @@ class Uplink:
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
                  modem_cfg=None, supply=None, link=None, idle=None, settings=None):
+        if settings is not None:
+            from meter.uplinkcfg import broker_of
+
+            settings.check(("uplink_broker", "uplink_apn"))
+            if broker is None:
+                broker = broker_of(settings["uplink_broker"])
+            apn = settings["uplink_apn"]
         self.board = board
         self.clock = board.clock
         self.catalogue = catalogue
