@@ -60,10 +60,11 @@ Optional hooks (the firmware probes them with ``getattr``; a board leaves out wh
   reports from it when the power is lost).
 - ``tasks(meter)``: a list of extra asyncio tasks the board runs beside the firmware's (the
   virtual board: heap sampler, fault injection, control channel, RTC keeper).
-- Uplink (firmware/uplink/, docs/UPLINK.md; it runs when ``uart_modem``, the ``outbox``
-  partition and ``broker`` are all there): ``uart_modem`` (``machine.UART``-like: ``any``,
+- Uplink (firmware/uplink/, docs/UPLINK.md; it runs when ``uart_modem`` and the ``outbox``
+  partition are there): ``uart_modem`` (``machine.UART``-like: ``any``,
   ``read``, ``write``, ``init(baudrate=)``; 115200 8N1, the modem autobauds) and
-  ``modem_pwrkey`` (Pin, 1 = key pressed); ``broker`` ((host, port) of the MQTT broker);
+  ``modem_pwrkey`` (Pin, 1 = key pressed); ``broker`` ((host, port) of the MQTT broker, or
+  None: over the setting ``uplink_broker`` at start-up, which a later change replaces);
   ``uplink_leds`` (tuple of two ``RGBLed``: signal band, modem state); ``modem_cfg`` (dict
   of modem.manager.Manager settings, e.g. the backoff); ``holdup_ms`` (int, the last gasp's
   budget after the power-fail warning, default 100).

@@ -180,18 +180,19 @@ class Meter:
         return pr
 
     def _uplink(self, parts):
-        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART, the outbox
-        # partition and a broker (the board's ``broker``: (host, port))
+        # the uplink (firmware/uplink/, docs/UPLINK.md): needs the modem UART and the outbox
+        # partition; the broker and APN are settings (uplink_broker C.93.1, uplink_apn
+        # C.93.2), the board's ``broker`` (host, port) overrides the broker at start-up
         b = self.board
-        broker = getattr(b, "broker", None)
-        if getattr(b, "uart_modem", None) is None or "outbox" not in parts or not broker:
+        if getattr(b, "uart_modem", None) is None or "outbox" not in parts:
             return None
         from uplink.outbox import Outbox
         from uplink.task import Uplink
 
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
-        up = Uplink(b, self.catalogue, self.log, ob, b.serial, broker, supply=self.supply,
-                    modem_cfg=getattr(b, "modem_cfg", None))
+        up = Uplink(b, self.catalogue, self.log, ob, b.serial, getattr(b, "broker", None),
+                    supply=self.supply, modem_cfg=getattr(b, "modem_cfg", None),
+                    settings=self.settings)
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
         up.iec_map = self.iec_map  # ``config``: the password, the uplink's own lockout

@@ -2,13 +2,13 @@
 
     MICROPYPATH=.frozen:.frozen-lib:lib:. .venv/bin/micropython tools/bench_uplink.py
 
-1. Bytes per MQTT QoS 1 publish of a typical reading (a 15-minute profile row as JSON on
-   ``meters/<16-character LDN>/profile``), measured through the whole path: umqtt.simple ->
-   socket adapter -> manager -> AT engine -> SIM800 model, with an in-memory broker peer
-   that answers PUBACK: the JSON payload, the MQTT packets on TCP (PUBLISH, PUBACK: the
-   model's TCP byte counters) and the bytes on the modem UART each way (AT commands,
-   prompt, answers, URC, the CIPRXGET read). IP/TCP header bytes are arithmetic, not
-   measured (see the printout).
+1. Bytes per MQTT QoS 1 publish of a typical message (a 15-minute load-profile row as the
+   schedule sends it on ``meters/<16-character LDN>/profile``), measured through the whole
+   path: umqtt.simple -> socket adapter -> manager -> AT engine -> SIM800 model, with an
+   in-memory broker peer that answers PUBACK: the JSON payload, the MQTT packets on TCP
+   (PUBLISH, PUBACK: the model's TCP byte counters) and the bytes on the modem UART each
+   way (AT commands, prompt, answers, URC, the CIPRXGET read). IP/TCP header bytes are
+   arithmetic, not measured (see the printout).
 2. The AT engine's CPU cost per received byte (``AtEngine.feed``), median of 7 runs, for a
    line stream (answers and URCs) and for binary reads (``+CIPRXGET: 2`` + 1460 data
    bytes), as ratios: to a bare ``for b in data: pass`` loop over the same bytes on the same
@@ -28,8 +28,11 @@ from modem.sim800 import Sim800
 from modem.sock import ModemNet
 
 LDN = "OMF0000012345678"
-ROW = (b'{"ts":"2026-12-01T06:45:00Z","seq":12345,"st":0,"1.8.0":12345.678,"2.8.0":0.123,'
-       b'"5.8.0":1234.567,"6.8.0":0.000,"7.8.0":12.345,"8.8.0":456.789}')
+# one 15-minute row of the default load profile P.01 (6 channels) as the schedule sends it
+# (firmware/uplink/messages.py profile_head + profile_row, with its seq; docs/UPLINK.md)
+ROW = (b'{"seq":12345,"profile":"P.01","period_s":900,"channels":[["1.29","kWh"],'
+       b'["2.29","kWh"],["3.29","kvarh"],["4.29","kvarh"],["1.5","kW"],["32.7","V"]],'
+       b'"rows":[["2026-12-01T06:45:00Z",0,[0.123,0.000,0.010,0.000,0.492,230.1]]]}')
 N = 200
 
 

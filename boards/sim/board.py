@@ -102,7 +102,8 @@ class SimBoard:
         self.concentrator = o.concentrator
         self.concentrator_interval_s = o.concentrator_interval
         # the 2G modem (SIM800 model, boards/sim/modem.py): CIPSTART to real TCP; the
-        # uplink's broker (--broker, default 127.0.0.1:1883: none there -> quiet retries)
+        # uplink's broker (--broker: over the setting uplink_broker at start-up; None: the
+        # setting's, default 127.0.0.1:1883: none there -> quiet retries)
         try:  # the model bridges to real TCP: no modem where there are no sockets (the
             import socket  # noqa: F401  emulated cores: no heap spent on it there)
 

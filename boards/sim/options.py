@@ -74,8 +74,10 @@ Ports and inputs
                      readouts every --concentrator-interval S (default 900,
                      60..86400) and forward them (with --broker) under their
                      serials; the meter itself does not answer on the bus
-  --broker H:P       MQTT broker of the uplink, reached through the modem model
-                     (default 127.0.0.1:1883; none there: quiet retries)
+  --broker H:P       MQTT broker of the uplink, reached through the modem
+                     model; overrides the setting uplink_broker (C.93.1,
+                     default 127.0.0.1:1883) at start-up; none there: quiet
+                     retries
   --no-uplink        no modem on the board: the uplink does not start
   --network-outage A:B  the modem's network goes down (+PDP: DEACT) at
                      simulated second A and comes back at B
@@ -129,8 +131,9 @@ class Options:
         self.profile_channels = None
         self.profile_csv = None
         self.load_profiles = None  # from --profile-period / --profile-channels
-        # the uplink's broker; none there: the uplink retries quietly (--no-uplink: no modem)
-        self.broker = ("127.0.0.1", 1883)
+        # the uplink's broker (host, port) over the setting uplink_broker at start-up; None:
+        # the setting's (default 127.0.0.1:1883; none there: quiet retries)
+        self.broker = None
         self.network_outage = None
         self.tariffs = None  # --tariffs: the billing configuration file or None
         self.concentrator = None  # --concentrator: bus addresses (tuple) or None

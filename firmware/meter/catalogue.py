@@ -135,6 +135,10 @@ _TABLE = (
     ("C.91.8", K_ACTION, None, 0, A_EXEC | A_SEAL, "format_journal"),
     ("C.91.7", K_ACTION, None, 0, A_EXEC | A_SEAL, "clear_audit"),  # meter/audit.py
     ("C.91.9", K_ACTION, None, 0, A_EXEC | A_SEAL, "cold_start"),
+    # the uplink's MQTT broker "host:port" and GPRS APN (manufacturer-specific: mode C has
+    # no code for them; DLMS keeps the APN in GPRS modem setup 0-0:25.4.0.255 attribute 2)
+    ("C.93.1", K_TEXT, None, 0, _R | A_WRITE, "uplink_broker"),
+    ("C.93.2", K_TEXT, None, 0, _R | A_WRITE, "uplink_apn"),
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
 # them)
@@ -431,6 +435,12 @@ class Catalogue:
     def _g_alt_list(self):
         return tuple(self.settings["alt_list"])
 
+    def _g_uplink_broker(self):
+        return self.settings["uplink_broker"]
+
+    def _g_uplink_apn(self):
+        return self.settings["uplink_apn"]
+
     def _g_test_mode(self):
         return self.testmode.minutes_left()
 
@@ -647,6 +657,15 @@ class Catalogue:
     def _s_alt_list(self, codes, src, obis):
         self.settings.set("alt_list", list(codes))
         self._changed(obis, len(codes), src)
+
+    def _s_uplink_broker(self, v, src, obis):
+        # (ValueError naming the setting; the uplink reconnects at its next session)
+        self.settings.set("uplink_broker", v)
+        self._changed(obis, len(v), src)
+
+    def _s_uplink_apn(self, v, src, obis):
+        self.settings.set("uplink_apn", v)
+        self._changed(obis, len(v), src)
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):

@@ -32,6 +32,12 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   a later save and restart do not clear them; E2 C.91.0 clears 0x2, a new password 0x40.
 - ``commit_s`` 300: periodic register commit (lib/flashstore/journal.CommitPolicy explains
   the choice).
+- ``uplink_broker`` "127.0.0.1:1883": the uplink's MQTT broker, "host:port" (a DNS name
+  or IPv4 address, port 1..65535, at most 100 characters; IEC 62056-21 C.93.1); the
+  factory value is the virtual board's local broker: a meter is given its head-end's at
+  commissioning. ``uplink_apn`` "internet": the GPRS access point name (1..50 letters,
+  digits, "-", "."; C.93.2), sent in the modem's AT+CSTT. A change takes effect at the
+  uplink's next session (firmware/uplink/task.py, docs/UPLINK.md).
 - ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
   (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
@@ -72,4 +78,6 @@ def config():
         "neutral_s": 10,
         "fallback": 0,
         "calibration": {},
+        "uplink_broker": "127.0.0.1:1883",
+        "uplink_apn": "internet",
     }

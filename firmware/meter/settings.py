@@ -129,6 +129,10 @@ class Settings:
             fn = self._validators.get(key)
             if fn is not None:
                 fn(value)
+        elif key == "uplink_broker" or key == "uplink_apn":
+            from meter.uplinkcfg import check  # (only a meter with an uplink loads it)
+
+            check(key, value)
         elif key == "tou_program":  # the tariff plan written over IEC (meter/touprog.py)
             if value is not None and not isinstance(value, dict):
                 raise ValueError("tou_program must be an object")

@@ -89,13 +89,29 @@ _SET_MAX = 600  # characters of a ``config``'s ``set`` text
 class Uplink:
     """``board``: ``uart_modem``, ``modem_pwrkey``, ``clock`` (and optional ``uplink_leds``);
     ``catalogue``, ``log`` (lib.events.EventLog), ``outbox`` (uplink.outbox.Outbox),
-    ``serial`` (str), ``broker`` (host, port). ``modem_cfg``: keywords for the Manager."""
+    ``serial`` (str), ``broker`` (host, port). ``modem_cfg``: keywords for the Manager.
+    ``settings`` (meter.settings.Settings or None): with them the stored ``uplink_broker``
+    and ``uplink_apn`` are checked (a bad one: the default, logged CONFIG_DEFAULTS), the
+    broker is the setting's unless ``broker`` (a board's override) is given, the APN is
+    the setting's; a change of ``uplink_broker`` or
+    ``uplink_apn`` (C.93.1 / C.93.2, W1 or the ``config`` command) is applied at the next
+    round without a command or range answer pending (:meth:`_reconfigure`): the session
+    ends cleanly (retained offline status, DISCONNECT), the modem takes the new APN
+    (``Manager.set_apn``: CIPSHUT and the PDP context again, no power cycle) and the next
+    session goes to the new broker; no reboot."""
 
     time_sync_max_s = TIME_SYNC_MAX_S  # s, either way (the ``time`` command)
 
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
-                 modem_cfg=None, supply=None, link=None, idle=None):
+                 modem_cfg=None, supply=None, link=None, idle=None, settings=None):
+        if settings is not None:
+            from meter.uplinkcfg import broker_of
+
+            settings.check(("uplink_broker", "uplink_apn"))
+            if broker is None:
+                broker = broker_of(settings["uplink_broker"])
+            apn = settings["uplink_apn"]
         self.board = board
         self.clock = board.clock
         self.catalogue = catalogue
@@ -157,6 +173,12 @@ class Uplink:
         self._range = None  # the range answer being sent: a generator of pages (bytes)
         self.range_scan = 32  # records of the event log read per round at most (``log``)
         self.iec_map = None  # callable -> ports.iec.IecMap: password, lockout (``config``)
+        self.settings = settings
+        self._reconf = False  # uplink_broker / uplink_apn changed: _reconfigure due
+        self.reconfigs = 0  # settings changes applied (clean reconnects)
+        self._broker_set = False  # uplink_broker written: it replaces ``broker`` (a board's
+        if settings is not None:  # override stays until then)
+            settings.subscribe(self._on_setting)
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -248,6 +270,43 @@ class Uplink:
             if self._ready_ev is None:
                 self._ready_ev = asyncio.Event()
             await self._ready_ev.wait()
+
+    # -- broker and APN settings ---------------------------------------------------------
+
+    def _on_setting(self, key):
+        if key == "uplink_broker" or key == "uplink_apn":
+            self._reconf = True
+            if key == "uplink_broker":
+                self._broker_set = True
+
+    def _reconfigure(self, now):
+        # the new broker / APN from the settings (validated there): a clean end of the
+        # session, then the manager re-opens (step) to the new target with the new APN
+        self._reconf = False
+        from meter.uplinkcfg import broker_of
+
+        st = self.settings
+        br = broker_of(st.get("uplink_broker")) if self._broker_set else self.broker
+        self._broker_set = False
+        apn = st.get("uplink_apn")
+        if br == self.broker and apn == self.manager.apn:
+            return
+        self.reconfigs += 1
+        c = self.client
+        if self.session and c is not None:
+            self._where = "reconnect"
+            try:
+                c.publish(self.t_status.encode(), b'{"state":"offline"}', retain=True, qos=1)
+                c.disconnect()  # (closes the socket: the manager closes the TCP link)
+                self.session = False
+                self.client = None
+            except Exception as e:
+                self._end_session(e)
+        self.broker = br
+        m = self.manager
+        m.set_apn(apn, now)
+        if m.target is not None:
+            m.open(br[0], br[1], now)
 
     # -- modem ---------------------------------------------------------------------------
 
@@ -755,6 +814,8 @@ class Uplink:
         w = link.service()
         now = link.now()
         self.forward_events()
+        if self._reconf and not self._cmds and self._range is None:
+            self._reconfigure(now)  # (after the answer to the command that changed it)
         if not self.session:
             if m.connected and m.gen != m.claimed:
                 try:

@@ -8,10 +8,10 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import zlib
 
+from iec_prog import prog
 from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace
 from test_iec_client import _free_port
 
@@ -199,51 +199,16 @@ def test_test_switch_test_mode_leaves_the_registers_alone():
     assert out["registers"]["1.8.0"] > 30 and out["registers"]["2.8.0"] > 10, out["registers"]
 
 
-PROG = r'''
-import json, sys
-from iec62056_21.client import Iec6205621Client
-from iec62056_21 import messages
-
-port, addr = int(sys.argv[1]), sys.argv[2]
-c = Iec6205621Client.with_tcp_transport(address=("127.0.0.1", port), device_address=addr)
-c.transport.socket.settimeout(10.0)
-c.connect()
-out = {}
-try:
-    c.access_programming_mode()
-    c.transport.send(messages.CommandMessage("P", 1, messages.DataSet(
-        address="", value="00000000")).to_bytes())
-    out["pw"] = c._recv_ack()
-    c.transport.send(messages.CommandMessage.for_single_write("C.91.3", "1").to_bytes())
-    out["led"] = c._recv_ack()
-    c.transport.send(messages.CommandMessage("E", 2, messages.DataSet(
-        address="C.91.1", value="2")).to_bytes())
-    out["test"] = c._recv_ack()
-    out["left"] = c.read_single_value("C.91.1").value
-    out["sum"] = c.read_single_value("0.2.8").value
-    c.send_break()
-except Exception as e:
-    out["error"] = "%s %s" % (type(e).__name__, e)
-c.disconnect()
-print(json.dumps(out))
-'''
-
-
 def test_test_mode_by_command_kvarh_led_and_timeout(tmp_path):
     opt = _free_port()
     # (--speed 20: a faster clock lets kWh pulses already scheduled reach the LED after the
     # control channel saw TEST on a loaded machine)
     sim = Sim("--speed", "20", "--duration", "300", "--json", "--optical-tcp", opt,
               "--serial", "OM000077")
-    script = os.path.join(str(tmp_path), "prog.py")
-    with open(script, "w") as f:
-        f.write(PROG)
-    r = subprocess.run([sys.executable, "-I", script, str(opt), "OM000077"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr[-2000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.get("pw") == got.get("led") == got.get("test") == "\x06", got
-    assert got["left"] == "2" and got["sum"] == _crc(), (got, _crc())
+    got = prog(opt, "OM000077", [("W", "C.91.3", "1"), ("E", "C.91.1", "2"),
+                                 ("R", "C.91.1"), ("R", "0.2.8")], timeout=60)
+    assert got.get("pw") == got.get("W C.91.3") == got.get("E C.91.1") == "\x06", got
+    assert got["R C.91.1"] == "2" and got["R 0.2.8"] == _crc(), (got, _crc())
     sim.wait_lcd(lambda t: "TEST" in _anns(t), "test mode")
     a = sim.cmd("leds")
     # the LEDs sampled until test mode ends: the last sample with TEST still shown after it

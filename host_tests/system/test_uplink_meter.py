@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from broker import Mosquitto, Subscriber, free_port
+from iec_prog import prog
 from simrun import MICROPYTHON, MPYPATH, ROOT
 
 Q = 900  # s: the reading interval
@@ -239,3 +240,40 @@ def test_72_hour_outage_with_a_power_cut_every_reading_arrives_in_order():
     assert len(pf) == 1 and _iso_s(pf[0]["ts"]) == T0 + half, pf  # queued, sent later
     print("outage: %d messages, %d duplicates discarded by seq; run A %r; run B %r" % (
         len(order), dups, ua, ub))
+
+
+
+def test_broker_and_apn_written_over_the_optical_port_take_effect_at_the_next_session():
+    # W1 C.93.2 (APN) and C.93.1 (broker: the same mosquitto by another name) in
+    # programming mode: the session ends cleanly (retained offline, DISCONNECT) and the
+    # next one comes up on the new broker with the new APN, no reboot (the run goes on)
+    with Mosquitto() as b:
+        he = HeadEnd(b.port, "meters/SIM00001/#")
+        opt = free_port()
+        p = _start("--broker", "127.0.0.1:%d" % b.port, "--optical-tcp", opt, "--duration",
+                   30)
+        try:
+            def online(n):
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 20:
+                    if [s["state"] for s in he.by("status")].count("online") >= n:
+                        return True
+                    time.sleep(0.1)
+                return False
+
+            assert online(1), he.messages
+            new = "localhost:%d" % b.port
+            got = prog(opt, "", [("W", "C.93.2", "m2m.example"), ("R", "C.93.2"),
+                                 ("W", "C.93.1", new), ("R", "C.93.1")])
+            assert got == {"pw": "\x06", "W C.93.2": "\x06", "R C.93.2": "m2m.example",
+                           "W C.93.1": "\x06", "R C.93.1": new}, got
+            assert online(2), he.by("status")
+            rep, err = _finish(p, 60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        he.stop()
+    assert [s["state"] for s in he.by("status")][:3] == ["online", "offline", "online"]
+    up = rep["uplink"]
+    assert up["sessions"] >= 2 and up["errors"] == 0, up
+    assert float(rep["sim_s"]) >= 30, rep  # one run to its end: no reboot

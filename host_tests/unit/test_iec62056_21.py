@@ -313,3 +313,14 @@ def test_parsers_reject_garbage_with_valueerror_only():
             iec.parse_data_set(text)
         except ValueError:
             pass
+
+
+def test_same_address_is_one_helper_for_both_sides():
+    # one definition (codec): the meter's session and the bus master's client match
+    # addresses alike (all digits: leading zeros ignored; letters: exact)
+    from iec62056 import client, session
+
+    assert session.same_address is iec.same_address is client.same_address
+    assert iec.same_address("0012", "12") and iec.same_address("000", "0")
+    assert not iec.same_address("A12", "a12") and not iec.same_address("12", "120")
+    assert not iec.same_address("", "0") and iec.same_address("AB", "AB")

@@ -149,7 +149,7 @@ def test_device_address_is_checked_on_the_command_line():
 def test_broker_and_network_outage_options():
     o = parse_args(["--broker", "10.0.0.5:1884", "--network-outage", "3600:7200"])
     assert o.broker == ("10.0.0.5", 1884) and o.network_outage == (3600, 7200)
-    assert parse_args([]).broker == ("127.0.0.1", 1883) and parse_args([]).network_outage is None
+    assert parse_args([]).broker is None and parse_args([]).network_outage is None
     for argv, want in ((["--broker", "localhost"], "use HOST:PORT"),
                        (["--broker", "h:0"], "--broker"), (["--broker", ":1883"], "HOST:PORT"),
                        # what a new user tries: taken as host names, retried quietly forever

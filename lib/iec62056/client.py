@@ -68,6 +68,7 @@ from iec62056.codec import (
     NAK_MSG,
     STX,
     parse_data_set,
+    same_address,
 )
 from ticks import ticks_add, ticks_diff
 
@@ -96,28 +97,6 @@ _MODE_B = "ABCDEF"  # mode B baud characters: 600 .. 19200 Bd
 
 def _alnum(c):
     return "0" <= c <= "9" or "A" <= c <= "Z" or "a" <= c <= "z"
-
-
-def _digits(s):
-    for ch in s:
-        if ch < "0" or ch > "9":
-            return False
-    return len(s) > 0
-
-
-def _strip0(s):
-    i = 0
-    while i < len(s) - 1 and s[i] == "0":
-        i += 1
-    return s[i:]
-
-
-def same_address(a, b):
-    """True if device addresses ``a`` and ``b`` (str) are the same; when both are all digits
-    leading zeros are ignored (as ``iec62056.session`` matches them)."""
-    if _digits(a) and _digits(b):
-        return _strip0(a) == _strip0(b)
-    return a == b
 
 
 def check_address(address):

@@ -141,6 +141,21 @@ def _alnum(c):
     return 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
 
 
+def same_address(a, b):
+    """True if the device addresses ``a`` and ``b`` (str) are the same: equal text, or, when
+    both are all digits, equal without leading zeros (``/?0012!`` addresses meter ``12``).
+    The meter's session matches a request's address with it, the bus master a reply's."""
+    if a == b:
+        return True
+    if not a or not b:
+        return False
+    for s in (a, b):
+        for ch in s:
+            if ch < "0" or ch > "9":
+                return False
+    return a.lstrip("0") == b.lstrip("0")
+
+
 def _letter(c):
     return 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
 

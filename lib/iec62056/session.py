@@ -137,6 +137,7 @@ from iec62056.codec import (
     parse_data_set,
     parse_option_select,
     parse_request,
+    same_address,
     short_reaction,
 )
 
@@ -224,20 +225,6 @@ def _same(a, b):
     for i in range(len(a)):
         x |= ord(a[i]) ^ ord(b[i])
     return x == 0
-
-
-def _digits(s):
-    for ch in s:
-        if ch < "0" or ch > "9":
-            return False
-    return len(s) > 0
-
-
-def _strip0(s):
-    i = 0
-    while i < len(s) - 1 and s[i] == "0":
-        i += 1
-    return s[i:]
 
 
 class IecError(Exception):
@@ -564,10 +551,7 @@ class Session:
     def _matches(self, addr):
         if not addr:
             return self.answer_unaddressed
-        own = self.device_address
-        if addr == own:
-            return True
-        return _digits(addr) and _digits(own) and _strip0(addr) == _strip0(own)
+        return same_address(addr, self.device_address)
 
     def _on_line(self, now_ms):
         n = self._n

@@ -31,7 +31,6 @@ from modem.profile import (
     U_UNDERVOLT,
     Profile,
     _quote,
-    is_ipv4,
     match_table,
 )
 
@@ -91,10 +90,6 @@ class M95(Profile):
             Command(b"AT+QIACT", 150000, level=L_PDP, tag="pdp"),
             Command(b"AT+QILOCIP", 10000, line_final=True, level=L_PDP, tag="ip"),
         ]
-
-    @staticmethod
-    def pdp_ok(res):
-        return res.status == R_OK and res.final is not None and is_ipv4(res.final)
 
     def shut(self):
         return Command(b"AT+QIDEACT", 60000, finals=(b"DEACT OK",), level=L_POWER, tag="shut")

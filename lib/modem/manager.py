@@ -211,6 +211,7 @@ class Manager:
         self._pin_rejected = False
         self._modem_off = False
         self._close_first = False
+        self._re_pdp = False  # set_apn: the PDP context again at READY
         self._rx_flag = False
         self._epoch = 0
         self._cmd_epoch = -1
@@ -254,10 +255,30 @@ class Manager:
     def open(self, host, port, now):
         """Ask for a TCP link to host:port (kept up until ``release``)."""
         t = (host, int(port))
-        if self.target != t and self.state == CONNECTED:
-            self._goto(CLOSING, now)
+        if self.target != t and (self.state == CONNECTED or self.state == CONNECTING):
+            self._goto(CLOSING, now)  # (a link to the old target, up or coming up, goes)
         self.target = t
         self.start(now)
+
+    def set_apn(self, apn, now):
+        """Use ``apn`` (bytes or str) for the PDP context from now on (a settings change):
+        a context up or coming up with the old one is taken down cleanly and brought up again
+        (the TCP link closed after its queued bytes, then ``AT+CIPSHUT`` and the bring-up with
+        the new ``AT+CSTT``; the link re-opened to ``target``): no power cycle, no failure
+        counted, no backoff. Before the PDP state it simply applies there. True if it
+        changed."""
+        if apn == self.apn:
+            return False
+        self.apn = apn
+        st = self.state
+        if st == CONNECTED:
+            self._re_pdp = True
+            self._goto(CLOSING, now)
+        elif st == PDP or st == CONNECTING:
+            self._goto(PDP, now)
+        elif st == READY or st == CLOSING or st == BACKOFF:
+            self._re_pdp = True  # (READY then runs the bring-up again)
+        return True
 
     def release(self, now):
         """Close the TCP link (the PDP context stays up)."""
@@ -419,6 +440,7 @@ class Manager:
         elif st == REGISTER:
             self._deadline = ticks_add(now, self.cfg["reg_ms"])
         elif st == PDP:
+            self._re_pdp = False
             self._queue = self.profile.pdp_cmds(self.apn, self.user, self.password)
         elif st == OFF_WAIT:
             self.pwrkey = 0
@@ -611,6 +633,8 @@ class Manager:
         elif st == READY:
             if not self._want and self.target is None:
                 self._goto(POWER_DOWN, now)
+            elif self._re_pdp:  # a new APN (set_apn): the context again, no failure
+                self._goto(PDP, now)
             elif self.target is not None:
                 self._goto(CONNECTING, now)
             elif not busy and ticks_diff(now, self._next) >= 0:

@@ -31,7 +31,7 @@ manager power-cycles on the second timeout in a row (a hung module answers nothi
 
 from micropython import const
 
-from modem.at import Command
+from modem.at import R_OK, Command
 
 U_DATA = const(1)
 U_CLOSED = const(2)
@@ -169,6 +169,12 @@ class Profile:
     @staticmethod
     def sim_needs_pin(res):
         return res.ok and b"+CPIN: SIM PIN" in res.lines
+
+    @staticmethod
+    def pdp_ok(res):
+        """The last bring-up answer (SIM800 AT+CIFSR, Quectel AT+QILOCIP: the local address
+        as a bare line) is an IPv4 address."""
+        return res.status == R_OK and res.final is not None and is_ipv4(res.final)
 
     @staticmethod
     def attached(res):

@@ -40,7 +40,6 @@ from modem.profile import (
     U_UNDERVOLT,
     Profile,
     _quote,
-    is_ipv4,
     match_table,
     parse_int_field,
 )
@@ -105,11 +104,6 @@ class Sim800(Profile):
             Command(b"AT+CIICR", 85000, level=L_PDP, tag="pdp"),
             Command(b"AT+CIFSR", 10000, line_final=True, level=L_PDP, tag="ip"),
         ]
-
-    @staticmethod
-    def pdp_ok(res):
-        """The last bring-up answer (AT+CIFSR) is an IPv4 address."""
-        return res.status == R_OK and res.final is not None and is_ipv4(res.final)
 
     def shut(self):
         return Command(b"AT+CIPSHUT", 65000, finals=(b"SHUT OK",), level=L_POWER, tag="shut")

@@ -1,0 +1,271 @@
+# The uplink's broker and APN as meter settings (issue 11): validated (errors name the
+# field), in the OBIS catalogue (C.93.1 broker, C.93.2 APN), written with W1 in programming
+# mode and logged PARAM_CHANGED; the modem manager takes a new APN into AT+CSTT without a
+# power cycle, and the uplink applies a change at its next session (a clean reconnect).
+import json
+
+from modemkit import MiniBroker, Rig, add_frozen_lib
+
+add_frozen_lib()
+
+import events  # noqa: E402
+from meter import defaults  # noqa: E402
+from meter.settings import Settings  # noqa: E402
+from meter.uplinkcfg import broker_of  # noqa: E402
+from modem import manager as M  # noqa: E402
+
+_NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
+        "outside the heap: the core has 128 KiB of SRAM in all")
+_NOR32 = ("a 32 KiB NOR-flash image (a test fixture) has no room outside the heap: the core "
+          "has 128 KiB of SRAM in all")
+EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
+                 ("flashmem", 1024 * 1024, _NOR),
+                 "test_uplink_reconnects_cleanly_to_a_new_broker_and_apn":
+                 ("flashmem", 32 * 1024, _NOR32),
+                 "test_a_new_apn_keeps_the_boards_broker_override":
+                 ("flashmem", 32 * 1024, _NOR32),
+                 "test_a_change_waits_for_the_answer_of_the_command_that_made_it":
+                 ("flashmem", 32 * 1024, _NOR32),
+                 "test_the_config_command_sets_them_through_the_catalogue":
+                 "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
+                 "board builds no modem and no uplink without them); the QEMU port has no "
+                 "network stack"}
+
+
+class _Clock:
+    def time(self):
+        return 504921600
+
+    def ticks_ms(self):
+        return 0
+
+
+def _refused(st, key, value):
+    try:
+        st.set(key, value)
+    except ValueError as e:
+        return str(e)
+    raise AssertionError("%s %r accepted" % (key, value))
+
+
+def test_settings_validate_broker_and_apn_and_name_the_field():
+    st = Settings(events.EventLog(_Clock()))
+    assert st["uplink_broker"] == "127.0.0.1:1883" and st["uplink_apn"] == "internet"
+    st.set("uplink_broker", "mqtt.example-utility.net:8883")
+    st.set("uplink_broker", "10.1.2.3:1")
+    st.set("uplink_apn", "m2m.Example-1.com")
+    assert broker_of(st["uplink_broker"]) == ("10.1.2.3", 1)
+    bad = (("uplink_broker", "", "uplink_broker: empty"),
+           ("uplink_broker", None, "uplink_broker: empty"),
+           ("uplink_broker", "a" * 96 + ":1883", "uplink_broker: longer than 100"),
+           ("uplink_broker", "host", "uplink_broker: not HOST:PORT"),
+           ("uplink_broker", ":1883", "uplink_broker: not HOST:PORT"),
+           ("uplink_broker", "host:0", "uplink_broker: port '0' not in 1..65535"),
+           ("uplink_broker", "host:65536", "uplink_broker: port '65536'"),
+           ("uplink_broker", "host:-1", "uplink_broker: port '-1'"),
+           ("uplink_broker", "host:", "uplink_broker: port ''"),
+           ("uplink_broker", "mqtt://host:1883", "uplink_broker: ':'"),
+           ("uplink_broker", 'ho"st:1883', "uplink_broker: '\"'"),
+           ("uplink_broker", "h\u00f6st:1883", "uplink_broker: non-ASCII"),
+           ("uplink_apn", "", "uplink_apn: empty"),
+           ("uplink_apn", 5, "uplink_apn: empty"),
+           ("uplink_apn", "a" * 51, "uplink_apn: longer than 50"),
+           ("uplink_apn", "internet\u00e9", "uplink_apn: non-ASCII"),
+           ("uplink_apn", 'in"ternet', "uplink_apn: '\"'"),
+           ("uplink_apn", "inter net", "uplink_apn: ' '"))
+    for key, v, want in bad:
+        got = _refused(st, key, v)
+        assert got.startswith(want), (key, v, got)
+    # nothing changed by a refusal
+    assert st["uplink_broker"] == "10.1.2.3:1" and st["uplink_apn"] == "m2m.Example-1.com"
+    st.set("uplink_apn", "a" * 50)  # the SIM800's AT+CSTT limit itself is fine
+    st.set("uplink_broker", "b" * 94 + ":65535")  # 100 characters
+
+
+def test_a_stored_bad_value_falls_back_to_the_default_logged():
+    log = events.EventLog(_Clock())
+    cfg = defaults.config()
+    cfg["uplink_apn"] = "bad apn"
+    st = Settings(log, cfg=cfg)
+    st.check(("uplink_broker", "uplink_apn"))
+    assert st["uplink_apn"] == "internet" and st["uplink_broker"] == "127.0.0.1:1883"
+    assert [e[1] for e in log.since(0)] == [events.CONFIG_DEFAULTS]
+
+
+def test_w1_in_programming_mode_sets_both_and_logs_the_change():
+    from iec62056 import codec as iec
+    from iec62056.session import ER_BAD_VALUE
+    from test_protocols import Port, _cmd, _err, _meter, _persisted
+
+    board, m, md = _meter()
+    opt = Port(md, events.SRC_OPTICAL)
+    assert opt.prog() == iec.ACK_MSG
+    assert opt.x(_cmd("R", 1, "C.93.1()")) == bytes(iec.build_data("C.93.1", "127.0.0.1:1883"))
+    assert opt.x(_cmd("W", 1, "C.93.1(head-end.example.net:8883)")) == iec.ACK_MSG
+    assert opt.x(_cmd("W", 1, "C.93.2(m2m.example)")) == iec.ACK_MSG
+    assert m.settings["uplink_broker"] == "head-end.example.net:8883"
+    assert m.settings["uplink_apn"] == "m2m.example"
+    assert opt.x(_cmd("R", 1, "C.93.2()")) == bytes(iec.build_data("C.93.2", "m2m.example"))
+    ch = _persisted(m, events.PARAM_CHANGED)
+    assert [(e[3], e[4]) for e in ch[-2:]] == [(events.SRC_OPTICAL, "C.93.1"),
+                                               (events.SRC_OPTICAL, "C.93.2")], ch
+    for bad in ("C.93.1(host:99999)", "C.93.1()", "C.93.2(a b)", "C.93.2(%s)" % ("x" * 51)):
+        assert opt.x(_cmd("W", 1, bad)) == _err(ER_BAD_VALUE), bad
+    assert m.settings["uplink_broker"] == "head-end.example.net:8883"
+    assert m.settings["uplink_apn"] == "m2m.example"
+
+
+def _cstt(rig):
+    # every AT+CSTT the model received (its own log keeps only the last 64 lines)
+    seen = []
+    cmd = rig.model._command
+
+    def spy(line):
+        if line.startswith(b"AT+CSTT"):
+            seen.append(line)
+        cmd(line)
+
+    rig.model._command = spy
+    return seen
+
+
+def test_manager_brings_the_pdp_context_up_again_with_a_new_apn():
+    r = Rig()
+    seen = _cstt(r)
+    r.up()
+    assert seen == [b'AT+CSTT="internet","",""'], seen
+    gen = r.m.gen
+    cycles = r.m.power_cycles
+    assert r.m.set_apn("m2m.example", r.clock.t)
+    assert not r.m.set_apn("m2m.example", r.clock.t)  # (unchanged: nothing to do)
+    r.run_until(lambda: r.m.connected and r.m.gen != gen, 30000)
+    assert seen[-1] == b'AT+CSTT="m2m.example","",""', seen
+    assert r.m.power_cycles == cycles and r.m.failures == 0, r.m.history
+    assert r.m.target == ("broker", 1883) and r.connects[-1] == ("broker", 1883)
+    names = [s for _t, s in r.states]
+    assert "BACKOFF" not in names and "POWER_DOWN" not in names, names
+    # a new APN while the context is still coming up: the bring-up starts over with it
+    r2 = Rig()
+    seen2 = _cstt(r2)
+    r2.m.open("broker", 1883, 0)
+    r2.run_until(lambda: r2.m.state == M.PDP, 30000)
+    r2.m.set_apn("apn2", r2.clock.t)
+    r2.run_until(lambda: r2.m.connected, 30000)
+    assert seen2[-1] == b'AT+CSTT="apn2","",""' and r2.m.failures == 0, seen2
+
+
+def _on(broker, topic):
+    # the payloads the broker received on ``topic``
+    return [broker.payloads[i] for i in range(len(broker.topics)) if broker.topics[i] == topic]
+
+
+def _uplink(settings):
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from test_uplink_task import _Board, _Cat
+    from uplink.outbox import Outbox
+    from uplink.task import Uplink
+
+    broker = MiniBroker()
+    r = Rig(peer=broker)
+    b = _Board(r)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    up = Uplink(b, _Cat(), events.EventLog(b.clock), ob, "SIM00001", ("broker", 1883),
+                link=r.link, idle=lambda: r.clock.advance(2), settings=settings)
+    r.m.open("broker", 1883, 0)
+    return r, broker, up, ob
+
+
+def test_uplink_reconnects_cleanly_to_a_new_broker_and_apn():
+    from test_uplink_task import _run
+
+    st = Settings(events.EventLog(_Clock()))
+    r, broker, up, ob = _uplink(st)
+    seen = _cstt(r)
+    _run(r, up, lambda: up.session and up.sessions == 1 and up._phase == 2)
+    cycles = r.m.power_cycles
+    st.set("uplink_broker", "10.0.0.7:8883")
+    st.set("uplink_apn", "m2m.example")
+    _run(r, up, lambda: up.session and up.sessions == 2 and up._phase == 2)
+    assert up.reconfigs == 1 and up.errors == 0, up.stats()  # a clean end, no error
+    assert r.connects[-1] == ("10.0.0.7", 8883), r.connects
+    assert up.broker == ("10.0.0.7", 8883)
+    assert seen[-1] == b'AT+CSTT="m2m.example","",""', seen
+    assert r.m.power_cycles == cycles, "no power cycle, no reboot"
+    # the old session ended with a retained offline status, then the new one said online
+    st_msgs = _on(broker, b"meters/SIM00001/status")
+    assert st_msgs[-3:] == [b'{"state":"online"}', b'{"state":"offline"}',
+                            b'{"state":"online"}'], st_msgs
+    # the same values again: nothing to do
+    st.set("uplink_apn", "m2m.example")
+    n = up.sessions
+    for _ in range(50):
+        up.step()
+        r.advance(10)
+    assert up.sessions == n and up.reconfigs == 1
+
+
+def test_a_new_apn_keeps_the_boards_broker_override():
+    # the board's broker (--broker) overrides the setting at start-up: a change of the APN
+    # alone reconnects to the same broker; a change of the broker setting then replaces it
+    from test_uplink_task import _run
+
+    st = Settings(events.EventLog(_Clock()))  # uplink_broker: the default 127.0.0.1:1883
+    r, broker, up, ob = _uplink(st)  # (the board's broker: ("broker", 1883))
+    seen = _cstt(r)
+    _run(r, up, lambda: up.session and up._phase == 2)
+    st.set("uplink_apn", "m2m.example")
+    _run(r, up, lambda: up.session and up.sessions == 2 and up._phase == 2)
+    assert r.connects[-1] == ("broker", 1883) and up.broker == ("broker", 1883), r.connects
+    assert seen[-1] == b'AT+CSTT="m2m.example","",""', seen
+    st.set("uplink_broker", "127.0.0.1:1883")  # (set: now the setting's)
+    _run(r, up, lambda: up.session and up.sessions == 3 and up._phase == 2)
+    assert r.connects[-1] == ("127.0.0.1", 1883) and up.reconfigs == 2, r.connects
+
+
+def test_a_change_waits_for_the_answer_of_the_command_that_made_it():
+    from test_uplink_task import _run
+
+    st = Settings(events.EventLog(_Clock()))
+    r, broker, up, ob = _uplink(st)
+    _run(r, up, lambda: up.session and up._phase == 2)
+
+    def answer(raw):  # a command whose handling changes the broker (as ``config`` does)
+        st.set("uplink_broker", "10.0.0.8:1883")
+        return {"id": json.loads(raw)["id"], "cmd": "config", "ok": True}
+
+    up._answer = answer
+    up._on_msg(b"meters/SIM00001/cmd", b'{"id":3,"cmd":"config"}')
+    _run(r, up, lambda: up.session and up.sessions == 2 and up._phase == 2)
+    acks = _on(broker, b"meters/SIM00001/cmd/ack")
+    assert [json.loads(a) for a in acks] == [{"id": 3, "cmd": "config", "ok": True}], acks
+    assert r.connects[-1] == ("10.0.0.8", 1883) and up.errors == 0, up.stats()
+
+
+def test_the_config_command_sets_them_through_the_catalogue():
+    # the uplink's authorised ``config`` (its authentication: test_uplink_config._cfg) sets
+    # both through the catalogue; a bad value is refused naming the field, nothing changed
+    from test_uplink_config import _cfg, _meter, _persisted
+
+    board, m, d = _meter()
+    up = m.uplink
+    a = _cfg(up, "C.93.2", "m2m.example")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.93.2", "ok": True}, a
+    assert _cfg(up, "C.93.1", "mqtt.example.net:8883")["ok"] is True
+    assert m.settings["uplink_apn"] == "m2m.example"
+    assert m.settings["uplink_broker"] == "mqtt.example.net:8883"
+    assert up._reconf, "applied at the uplink's next round"
+    ch = _persisted(m, events.PARAM_CHANGED)
+    assert [(e[3], e[4]) for e in ch[-2:]] == [(events.SRC_UPLINK, "C.93.2"),
+                                               (events.SRC_UPLINK, "C.93.1")], ch
+    for obis, v, err in (("C.93.1", "mqtt.example.net:70000",
+                          "bad value: uplink_broker: port '70000' not in 1..65535"),
+                         ("C.93.1", "", "bad value: uplink_broker: empty"),
+                         ("C.93.2", "\u00e9t\u00e9", "bad value: uplink_apn: non-ASCII character"),
+                         ("C.93.2", "x" * 51,
+                          "bad value: uplink_apn: longer than 50 characters")):
+        a = _cfg(up, obis, v)
+        assert a["ok"] is False and a["error"] == err, (obis, v, a)
+    assert m.settings["uplink_broker"] == "mqtt.example.net:8883"
+    assert m.settings["uplink_apn"] == "m2m.example"
