@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPYPATH := .frozen:.frozen-lib:firmware:lib:.
 ARGS ?=
 
-.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test
+.PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system system-durations bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test
 
 all: test
 
@@ -53,6 +53,11 @@ unit-cpython: $(STAMP) uplink-lib
 # SYSTEM_JOBS=1 runs them in one process.
 system: $(STAMP) uplink-lib uplink-broker
 	$(BIN)/python tools/ptest.py --weights host_tests/system/durations.json host_tests/system
+
+# One system-stage run that rewrites the weights from its measured durations (issue 12).
+system-durations: $(STAMP) uplink-lib uplink-broker
+	$(BIN)/python tools/ptest.py --weights host_tests/system/durations.json \
+		--record host_tests/system/durations.json host_tests/system
 
 # Uplink (issue 11): umqtt.simple from PyPI into .frozen-lib/ (git-ignored, never committed)
 # and the mosquitto broker for the system tests (apt-get: needs root, as in CI).

@@ -162,7 +162,7 @@ class Meter:
         self.tamper = TamperWatch(board, m, log, st)
         self.uplink = self._uplink(parts)
         self.concentrator = self._concentrator()
-        self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds)
+        self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds, clock=clock)
 
     def _profiles(self, board, parts, st, clock, log, sp):
         """The interval load profiles (meter/profile.py) on the ``profile`` partition, started

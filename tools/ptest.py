@@ -15,12 +15,18 @@ environment; host_tests/system/ports.py then hands it only free ports with
 Output: each group's output after it ends (in group order), then one line per group with its
 result and wall time. Exit status: 0 if every group passed, else the first failing one's.
 
-Usage: python tools/ptest.py [--jobs N] [--weights FILE] [--default S] DIR [pytest args...]
+``--record FILE``: run each group with ``--durations=0`` and write every test's measured
+seconds (setup + call + teardown, as it ran in this parallel run) to FILE as the weights for
+the next runs; ``make system-durations`` regenerates host_tests/system/durations.json so.
+
+Usage: python tools/ptest.py [--jobs N] [--weights FILE] [--default S] [--record FILE] DIR
+       [pytest args...]
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,11 +55,25 @@ def deal(ids, weights, jobs, default):
     return [(w, sorted(ts, key=order.get)) for w, ts in groups if ts]
 
 
+_DURATION = re.compile(r"^\s*([0-9.]+)s (setup|call|teardown)\s+(\S+::\S+)\s*$")
+
+
+def durations(text):
+    """Test id -> seconds (setup + call + teardown) from pytest ``--durations=0`` output."""
+    out = {}
+    for ln in text.splitlines():
+        m = _DURATION.match(ln)
+        if m:
+            out[m.group(3)] = out.get(m.group(3), 0.0) + float(m.group(1))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("SYSTEM_JOBS", "3")))
     ap.add_argument("--weights", default=None)
     ap.add_argument("--default", type=float, default=3.0)
+    ap.add_argument("--record", default=None, metavar="FILE")
     ap.add_argument("target")
     a, extra = ap.parse_known_args(argv)
     if a.jobs < 1:
@@ -68,6 +88,8 @@ def main(argv=None):
         with open(a.weights) as f:
             weights = json.load(f)
     groups = deal(ids, weights, a.jobs, a.default)
+    if a.record:
+        extra = extra + ["--durations=0", "--durations-min=0"]
     n = len(groups)
     procs = []
     t0 = time.monotonic()
@@ -103,6 +125,16 @@ def main(argv=None):
                  "passed" if p.returncode == 0 else "FAILED (%d)" % p.returncode, ends[k]))
     print("ptest: %d tests in %d processes, wall %.1f s" % (len(ids), n,
                                                             time.monotonic() - t0))
+    if a.record:
+        got = {}
+        for o in outs:
+            got.update(durations(o))
+        missing = [t for t in ids if t not in got]
+        with open(a.record, "w") as f:
+            f.write("{\n" + ",\n".join('"%s": %.2f' % (t, got[t]) for t in sorted(got))
+                    + "\n}\n")
+        print("ptest: %d durations written to %s%s" % (
+            len(got), a.record, ", missing: %s" % " ".join(missing) if missing else ""))
     return rc
 
 

@@ -80,6 +80,8 @@ for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A,
            0x10C, 0x10D, 0x10E):
     _KIND[_a] = 5
 
+_MASKS = (0, 0xFF, 0xFFFF, 0xFFFFFF)  # by register width in bytes (1..3)
+
 FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
 ONE_SHOT = ("reset", "bitflip", "rstread")  # act once when set (the attribute reads None after)
 
@@ -395,11 +397,12 @@ class ADE7953Model:
 
     def read_reg(self, addr):
         """Value of register ``addr`` as the chip would send it (unsigned, width bits)."""
-        n = _width(addr)
+        n = 1 if (addr == 0x702 or addr == 0x800) else ((addr >> 8) & 3) + 1  # _width
         base = addr - 0x100 if n == 4 else addr
         if self._ready_at is not None and not self._ready():
             return 0
         kind = _KIND.get(base, 0)
+        self._kind = kind
         if kind == 0:
             v = self._regs.get(base, 0)
         elif kind == 1:
@@ -428,12 +431,13 @@ class ADE7953Model:
             v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
         else:
             v = self._inst(base)
-        bits = 8 * n
-        if n == 4 and base in _SIGNED24:
-            v &= 0xFFFFFF
-            if v & 0x800000:
-                v |= 0xFF000000
-        return v & ((1 << bits) - 1)
+        if n == 4:
+            if base in _SIGNED24:
+                v &= 0xFFFFFF
+                if v & 0x800000:
+                    v |= 0xFF000000
+            return v & 0xFFFFFFFF
+        return v & _MASKS[n]
 
     def write_reg(self, addr, value):
         n = _width(addr)
@@ -481,12 +485,12 @@ class ADE7953Model:
 
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
+        if self._sel and self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf):
+            self._frame(wbuf, rbuf)  # a whole frame in one call (what the driver does)
+            return
         if not self._sel:
             for i in range(len(rbuf)):
                 rbuf[i] = 0xFF if self.fault == "deadff" else 0
-            return
-        if self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf):
-            self._frame(wbuf, rbuf)  # a whole frame in one call (what the driver does)
             return
         pos = self._pos
         for i in range(len(wbuf)):
@@ -525,14 +529,14 @@ class ADE7953Model:
         # the read command byte is in: latch the word, record it, corrupt it on the wire
         self.reads += 1
         a = self._addr
+        self._kind = 0
         v = self._val = self.read_reg(a)
-        base = a - 0x100 if self._n == 4 else a
-        if self._ready_at is None and _KIND.get(base, 0) != 4:
+        if self._ready_at is None and self._kind != 4:
             last = self._last  # LAST_OP read, LAST_ADD, LAST_RWDATA
             last[0] = 0x35
             last[1] = a
             last[2] = v
-        if self._flip and base == self.flip_addr:
+        if self._flip and (a - 0x100 if self._n == 4 else a) == self.flip_addr:
             self._flip = False
             v ^= 1 << self.flip_bit  # corrupted on the wire only
         self._out = v
@@ -540,15 +544,39 @@ class ADE7953Model:
     def _frame(self, wbuf, rbuf):
         # transfer() of a whole frame (header + data), byte for byte the same as the slow path
         a = (wbuf[0] << 8) | wbuf[1]
-        n = _width(a)
+        n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
         self._addr = a
         self._n = n
         cmd = self._cmd = wbuf[2] & 0x80
         self._wdata = 0
         fault = self._fault
+        ln = len(wbuf)
+        if cmd and fault is None and ln == 3 + n and self._ready_at is None and not self._flip:
+            # a read as the driver frames it, no fault: _read_cmd and read_reg inlined
+            self.reads += 1
+            base = a - 0x100 if n == 4 else a
+            if _KIND.get(base, 0) == 4:  # LAST_*: not recorded themselves
+                v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
+                v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
+            else:
+                v = self.read_reg(a)
+                last = self._last
+                last[0] = 0x35
+                last[1] = a
+                last[2] = v
+            self._val = self._out = v
+            rbuf[0] = rbuf[1] = rbuf[2] = 0
+            if n == 3:
+                rbuf[3] = (v >> 16) & 0xFF
+                rbuf[4] = (v >> 8) & 0xFF
+                rbuf[5] = v & 0xFF
+            else:
+                for k in range(n):
+                    rbuf[3 + k] = (v >> (8 * (n - 1 - k))) & 0xFF
+            self._pos = ln
+            return
         idle = 0xFF if fault == "deadff" else 0
         rbuf[0] = rbuf[1] = rbuf[2] = idle
-        ln = len(wbuf)
         m = ln - 3 if ln - 3 < n else n
         if cmd:
             self._read_cmd()

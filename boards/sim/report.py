@@ -92,16 +92,14 @@ def write_profile_csv(profiles, path):
 
 
 def report(board, meter, power_lost=False):
-    """At the end of a run (orderly or power lost): persist the RTC, refresh the status
-    LEDs, print the summary of the registers (unless --quiet) and the JSON line
-    (--json)."""
+    """At the end of a run (orderly or power lost): persist the RTC, print the summary of
+    the registers (unless --quiet) and the JSON line (--json). The status LEDs are reported
+    as the supervisor last set them, at most one simulated second before the end at any
+    --speed (firmware/tasks/supervisor.py runs on the board clock)."""
     if getattr(board, "_reported", False):
         return
     board._reported = True
     board.save_rtc()
-    refresh = getattr(meter, "update_status_leds", None)
-    if refresh is not None:
-        refresh()
     regs = meter.registers.snapshot()
     if o_csv(board) and getattr(meter, "profiles", None) is not None:
         write_profile_csv(meter.profiles, board.opts.profile_csv)

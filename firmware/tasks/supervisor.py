@@ -11,12 +11,23 @@ logged and the watchdog is no longer fed, so the MCU resets (a restart is the on
 left); on a board without a watchdog (the virtual board) the meter goes on without that
 task.
 
-The watchdog (:meth:`Supervisor.watchdog`, every real second) is fed only on proof of
-progress: the metering task completed a read interval, or made a power-up attempt of a faulty
-chip (``Metering.attempts``), within the last 10 s of real time, and no task was given up.
+The watchdog (:meth:`Supervisor.watchdog`, every second of the board clock) is fed only on
+proof of progress: the metering task completed a read interval, or made a power-up attempt
+of a faulty chip (``Metering.attempts``), within the last 10 s, and no task was given up.
 Each second it also calls ``tick`` (the status LEDs; an exception there is logged once per
 episode as TASK_DIED, value 0, and never ends the watchdog task). Limit: a task that hangs
 without dying (awaits forever) is noticed only if it is the metering task.
+
+Time base: every supervision deadline (the progress window, the watchdog and status-LED
+period, the restart pause, the give-up window) is a heartbeat of the firmware's tasks and is
+measured on ``clock``, the board clock the tasks themselves sleep on. On a real board that
+clock is real time (``boards.board.MonotonicClock``), so the hardware watchdog is fed every
+real second, well inside its timeout (RP2040 <= 8.3 s). On the virtual board it is the
+simulated clock, whose watchdog is a model (``NullWDT``): the supervisor then sees the same
+simulated seconds at any ``--speed`` (max, 1, 7200, 0.5), so a fast run no longer showed
+the boot-time red status LED for thousands of simulated seconds, nor fed a watchdog once per
+wall second; a metering task that stops is still caught after 10 s of the clock the other
+tasks keep moving. Without ``clock`` (unit tests) real time is used.
 """
 
 import asyncio
@@ -31,14 +42,26 @@ _PAUSE_MAX_MS = 60000
 _PROGRESS_MS = 10000
 
 
+class _RealTime:
+    # the board-clock interface (ticks_ms, ticks_diff, sleep_ms) on real time
+    ticks_ms = staticmethod(ticks.ticks_ms)
+    ticks_diff = staticmethod(ticks.ticks_diff)
+
+    def sleep_ms(self, ms):
+        return asyncio.sleep_ms(ms)
+
+
 class Supervisor:
     """``wdt``: the board's watchdog (``feed()``); ``metering``: meter.metering.Metering
     (``steps``, ``attempts``: the proof of progress); ``log``: lib.events.EventLog; ``tick``:
     optional callable run every second (status LEDs); ``pause_ms``, ``max_deaths``,
-    ``window_ms``: the restart pause and the give-up rule (module docstring)."""
+    ``window_ms``: the restart pause and the give-up rule (module docstring), in ms of
+    ``clock`` (the board clock: ``ticks_ms``, ``ticks_diff``, ``sleep_ms``; None: real
+    time)."""
 
     def __init__(self, wdt, metering, log, tick=None, pause_ms=_PAUSE_MS,
-                 max_deaths=MAX_DEATHS, window_ms=WINDOW_MS):
+                 max_deaths=MAX_DEATHS, window_ms=WINDOW_MS, clock=None):
+        self.clock = clock if clock is not None else _RealTime()
         self.wdt = wdt
         self.metering = metering
         self.log = log
@@ -74,7 +97,8 @@ class Supervisor:
 
     async def _guard(self, name, fn):
         pause = self.pause_ms
-        first = None  # real time of the first death in the current window
+        clock = self.clock
+        first = None  # clock time of the first death in the current window
         while True:
             try:
                 await fn()
@@ -84,8 +108,8 @@ class Supervisor:
             except Exception as e:  # any failure of the task is supervised
                 why = repr(e)
             n = self.deaths[name] = self.deaths[name] + 1
-            now = ticks.ticks_ms()
-            if first is None or ticks.ticks_diff(now, first) > self.window_ms:
+            now = clock.ticks_ms()
+            if first is None or clock.ticks_diff(now, first) > self.window_ms:
                 first = now
                 window = 1
                 pause = self.pause_ms
@@ -96,25 +120,26 @@ class Supervisor:
                 self.failed = name
                 self.log.log(events.TASK_FAILED, n, "task %s given up: watchdog reset" % name)
                 return
-            await asyncio.sleep_ms(pause)
+            await clock.sleep_ms(pause)
             pause = min(2 * pause, _PAUSE_MAX_MS)
 
     async def watchdog(self, period_ms=1000):
-        """Every real second: feed the watchdog on proof of progress (module docstring) and
-        run ``tick``."""
+        """Every ``period_ms`` of the clock: feed the watchdog on proof of progress (module
+        docstring) and run ``tick``."""
         m = self.metering
+        clock = self.clock
         last_steps = last_tries = -1
-        last_seen = ticks.ticks_ms()
+        last_seen = clock.ticks_ms()
         tick_ok = True
         while True:
-            now = ticks.ticks_ms()
+            now = clock.ticks_ms()
             # progress is an event (an interval, a power-up attempt), never a state: "not
             # m.ok" fed a metering task that hung while the chip was faulty (or at boot)
             if m.steps != last_steps or m.attempts != last_tries:
                 last_steps = m.steps
                 last_tries = m.attempts
                 last_seen = now
-            if self.failed is None and ticks.ticks_diff(now, last_seen) < _PROGRESS_MS:
+            if self.failed is None and clock.ticks_diff(now, last_seen) < _PROGRESS_MS:
                 self.wdt.feed()
             if self.tick is not None:
                 # the status LEDs (on the Pico over I2C): a bus error must not end this task,
@@ -126,4 +151,4 @@ class Supervisor:
                     if tick_ok:
                         self.log.log(events.TASK_DIED, 0, "tick failed: %r" % (e,))
                     tick_ok = False
-            await asyncio.sleep_ms(period_ms)
+            await clock.sleep_ms(period_ms)

@@ -43,3 +43,27 @@ def test_a_failing_group_fails_the_run(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0, r.stdout
     assert "1 failed" in r.stdout and "1 passed" in r.stdout and "FAILED" in r.stdout, r.stdout
+
+
+def test_record_writes_the_measured_durations(tmp_path):
+    # --record (make system-durations): every test's setup + call + teardown seconds
+    text = ("============ slowest durations ============\n"
+            "2.50s call     host_tests/system/test_a.py::test_x\n"
+            "0.25s setup    host_tests/system/test_a.py::test_x\n"
+            "0.00s teardown host_tests/system/test_a.py::test_y[p-1]\n"
+            "1.00s call     host_tests/system/test_a.py::test_y[p-1]\n"
+            "3 passed in 3.8s\n")
+    assert ptest.durations(text) == {"host_tests/system/test_a.py::test_x": 2.75,
+                                     "host_tests/system/test_a.py::test_y[p-1]": 1.0}
+    (tmp_path / "test_one.py").write_text(
+        "import time\n\ndef test_slow():\n    time.sleep(0.3)\n\ndef test_fast():\n    pass\n")
+    rec = tmp_path / "d.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "ptest.py"), "--jobs", "2",
+                        "--record", str(rec), str(tmp_path)], cwd=str(tmp_path),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+
+    got = json.loads(rec.read_text())
+    assert set(got) == {"test_one.py::test_slow", "test_one.py::test_fast"}, got
+    assert got["test_one.py::test_slow"] >= 0.3 and got["test_one.py::test_fast"] < 0.3, got

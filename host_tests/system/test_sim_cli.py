@@ -133,7 +133,8 @@ def test_json_numbers_are_exact_to_the_register_resolution():
 
 
 def test_status_leds_are_fresh_at_the_end():
-    # the supervisor runs each wall second; a --speed max run is over before its next turn
+    # the LEDs as the supervisor last set them (each second of the board clock, issue 12):
+    # the report no longer repaints them, so this checks the supervisor's time base too
     no_load = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 1260)
     assert no_load["status_leds"][0] == [0, 0, 1], ("0 W at the end: no-load, blue",
                                                    no_load["status_leds"])

@@ -85,6 +85,19 @@ def test_supervisor_watchdog_and_status_leds():
     bad = sim_json("--load", FOUR_Q, "--speed", "100", "--duration", 250, "--fault", "dead0")
     assert bad["status_leds"][0] == [1, 0, 0], ("metrology fault: red", bad["status_leds"])
     assert bad["wdt_feeds"] >= 1, "a task retrying a dead chip is alive: the watchdog is fed"
+    # issue 12: the supervisor runs on the board clock, so --speed max sees the same seconds
+    # as --speed 100 (it ran on wall time: one feed and the boot-time red LED for the whole
+    # of a short fast run; the end-of-run report used to repaint the LEDs to hide it)
+    fast = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 250)
+    assert fast["wdt_feeds"] == ok["wdt_feeds"] and 249 <= ok["wdt_feeds"] <= 251, (
+        fast["wdt_feeds"], ok["wdt_feeds"])
+    assert fast["status_leds"] == ok["status_leds"], fast["status_leds"]
+    assert fast["status_leds"][0][0] == 0, ("not red", fast["status_leds"])
+    sup = [e for e in fast["events"] + ok["events"] if e[1] in (80, 81)]  # TASK_DIED/FAILED
+    assert sup == [], ("no supervisor event", sup)
+    fbad = sim_json("--load", FOUR_Q, "--speed", "max", "--duration", 250, "--fault", "dead0")
+    assert fbad["wdt_feeds"] == bad["wdt_feeds"], (fbad["wdt_feeds"], bad["wdt_feeds"])
+    assert fbad["status_leds"][0] == [1, 0, 0], fbad["status_leds"]
 
 
 # -- issue 7: the meter never invents, loses or leaks energy (metrology) ------------------

@@ -175,3 +175,62 @@ async def test_the_display_task_dying_in_the_meter_is_restarted():
     assert calls[0] > 3, "the display ran again"
     assert meter.registers.snapshot()["1.8.0"] > 80000, "metering went on"
     assert meter.supervisor.failed is None
+
+
+async def test_on_the_virtual_clock_a_stopped_metering_task_is_still_caught():
+    # issue 12: the supervisor's deadlines are on the board clock. At --speed max (speed 0)
+    # a simulated hour passes in a fraction of a wall second: the watchdog is fed every
+    # simulated second while the metering task steps, and starves 10 simulated s after the
+    # task stops (it awaits forever; the other tasks keep the clock moving). On wall time it
+    # was fed once for the whole hour, and a stop went unseen for 10 wall seconds.
+    from boards.sim.clock import VirtualClock
+
+    clock = VirtualClock(speed=0)
+    log = events.EventLog(_Clock())
+    m = _Metering()
+    sv = Supervisor(_WDT(), m, log, clock=clock)
+    stop_at = 1800
+
+    async def metering():
+        while m.steps < stop_at:
+            await clock.sleep_ms(1000)
+            m.steps += 1
+        await asyncio.Event().wait()  # hangs without dying
+
+    async def other():  # e.g. housekeeping: sleeps on the clock every second
+        while True:
+            await clock.sleep_ms(1000)
+
+    tasks = [asyncio.create_task(metering()), asyncio.create_task(other()),
+             asyncio.create_task(sv.watchdog())]
+    await clock.sleep_ms(3600 * 1000)
+    feeds = sv.wdt.feeds
+    for t in tasks:
+        t.cancel()
+    clock.stopped = True
+    await asyncio.sleep_ms(0)
+    # fed at t = 0 .. 1800 + 9 s (last step at 1800 s, window 10 s): 1810 feeds
+    assert 1808 <= feeds <= 1811, feeds
+    assert log.count(events.TASK_DIED) == 0
+
+
+async def test_on_the_virtual_clock_the_restart_pause_is_simulated_time():
+    # a dying task's restart pause (1 s, doubling) and the give-up window are heartbeats of
+    # the firmware, on the board clock: at --speed max the same simulated pauses as at 1x
+    from boards.sim.clock import VirtualClock
+
+    clock = VirtualClock(speed=0)
+    log = events.EventLog(_Clock())
+    sv = Supervisor(_WDT(), _Metering(), log, clock=clock, max_deaths=3)
+    at = []
+
+    async def broken():
+        at.append(clock.ticks_ms())
+        raise OSError(5)
+
+    sv.spawn("port", broken)
+    await clock.sleep_ms(60000)
+    clock.stopped = True
+    await asyncio.sleep_ms(0)
+    assert at == [0, 1000, 3000], at
+    assert sv.failed == "port" and log.count(events.TASK_FAILED) == 1
