@@ -9,6 +9,7 @@ values checked, clock trust, register journal restore, the configuration settled
 """
 
 import asyncio
+import gc
 
 import events
 from ade7953 import ADE7953, Calibration
@@ -52,6 +53,10 @@ class Meter:
         attach = getattr(board, "attach", None)
         if attach is not None:
             attach(self)
+        # the meter's long-lived parts are allocated from a collected heap: packed below the
+        # imports' garbage (and a previous meter's, on a restart in one process) instead of
+        # among it, so its larger buffers (profile rows, ring tables) find room (issue 12)
+        gc.collect()
         parts = getattr(board, "partitions", None) or {}
         if getattr(board, "uart_optical", None) is not None or getattr(
                 board, "uart_rs485", None) is not None:

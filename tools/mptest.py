@@ -61,6 +61,10 @@ def main():
                 failed += 1
                 print("FAIL", name + "." + t)
                 sys.print_exception(e)
+        # the module is dropped once its tests ran (as on the emulated cores, which boot
+        # afresh per module): the next modules' tests do not run beside its globals
+        mod = fn = None
+        sys.modules.pop(name, None)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 

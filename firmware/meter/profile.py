@@ -71,7 +71,6 @@ rows then hold energy the registers lost; docs/ARCHITECTURE.md "Persistence").
 from micropython import const
 
 import events
-from billing import p01
 from billing import profile as bp
 from billing.localtime import Zone
 from energy import A_MINUS, A_PLUS, COUNT, Q1, Q2, Q3, Q4, S_EXPORT, S_IMPORT
@@ -506,11 +505,14 @@ class LoadProfile:
 
     def p01_lines(self, t_from=None, t_to=None):
         """The VDEW readout lines (lib/billing/p01) of the rows in the range."""
+        from billing import p01  # only for a readout (R5 P.01): not held by every meter
+
         return p01.lines(self.iter_rows(t_from, t_to), self.layout, self.zone, 2, self.name)
 
     def csv_lines(self):
         """CSV export: a header line, then ``time_utc,status,<ident>...`` one row a line
         (ISO 8601 UTC end of the interval, status in hex, values in the channels' units)."""
+        from billing import p01
         from civil import civil
 
         lay = self.layout

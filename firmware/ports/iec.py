@@ -79,15 +79,23 @@ change as PARAM_CHANGED with the address (and the new value when numeric; never 
   out completely (``P.99(;)``) and cleared with E2 ``C.91.7`` (seal open, else ER06).
 """
 
+from micropython import const
+
 import events
 from civil import seconds
-from billing import p01
 from iec62056.codec import MAX_VALUE_PROG, date_time_text
 from iec62056.lockout import Lockout
-from iec62056.session import (ER_BAD_VALUE, ER_FAILED, ER_NOT_WRITABLE, ER_SEALED,
-                              Session)
 from meter import catalogue as C
 from meter import defaults
+
+# lib/iec62056/session.py's ERnn codes (the same values, checked by
+# host_tests/unit/test_iec_map.py): the session module itself (its class, ~2 KB of RAM) and
+# billing.p01 are imported when a port's session is made / a profile or log is read, so a
+# map that only answers reads (the uplink's config command, tests) does not hold them
+_ER_NOT_WRITABLE = const(4)
+_ER_BAD_VALUE = const(5)
+_ER_SEALED = const(6)
+_ER_FAILED = const(9)
 
 DEFAULT_READOUT = defaults.READOUT
 
@@ -313,13 +321,13 @@ class IecMap:
         try:
             fn(addr, value, src, not sealed)
         except C.Sealed:
-            return ER_SEALED
+            return _ER_SEALED
         except (C.NotWritable, KeyError):
-            return ER_NOT_WRITABLE
+            return _ER_NOT_WRITABLE
         except ValueError:
-            return ER_BAD_VALUE
+            return _ER_BAD_VALUE
         except C.Failed:
-            return ER_FAILED
+            return _ER_FAILED
         return None
 
     def writer(self, addr, value, sealed, src=events.SRC_METER):
@@ -327,13 +335,13 @@ class IecMap:
         cat = self.catalogue
         e = cat.entry(addr)
         if e is None or not e[C.E_ACCESS] & C.A_WRITE:
-            return ER_NOT_WRITABLE
+            return _ER_NOT_WRITABLE
         if e[C.E_ACCESS] & C.A_SEAL and sealed:
-            return ER_SEALED
+            return _ER_SEALED
         try:
             v = self.w1_value(addr, value)
         except ValueError:
-            return ER_BAD_VALUE
+            return _ER_BAD_VALUE
         return self._run(cat.write, addr, v, sealed, src)
 
     def executor(self, addr, args, sealed, src=events.SRC_METER):
@@ -358,6 +366,8 @@ class IecMap:
         if addr == "P.98" or addr.startswith("P.98."):
             return self._logbook(addr, arg)
         if addr == "P.99" and self.audit is not None:
+            from billing import p01
+
             au = self.audit
             zone = self._zone()
             a, b = p01.parse_range(arg or ";", zone)
@@ -369,6 +379,8 @@ class IecMap:
         pr = self.profiles.get(addr) if self.profiles is not None else None
         if pr is None:
             raise KeyError(addr)
+        from billing import p01
+
         a, b = p01.parse_range(arg or ";", pr.zone)
 
         def make():
@@ -394,6 +406,8 @@ class IecMap:
             log = int(e)
         if ev is None:
             raise KeyError(addr)
+        from billing import p01
+
         zone = self._zone()
         a, b = p01.parse_range(arg or ";", zone)
 
@@ -432,6 +446,8 @@ class IecMap:
         if src is None:
             src = events.SRC_OPTICAL if answer_unaddressed else events.SRC_RS485
         bus = src == events.SRC_RS485
+        from iec62056.session import Session
+
         return Session(self.address, manufacturer="OMF", ident="OPENMETER1",
                        readout=self.readout, reader=self.reader,
                        writer=lambda a, v, s: self.writer(a, v, s, src),

@@ -19,7 +19,9 @@ import civil  # noqa: F401
 import events
 import flashstore.config  # noqa: F401
 import flashstore.journal  # noqa: F401
+import billing.p01  # noqa: F401  (ports.iec and meter.profile import it at a readout)
 import iec62056.codec  # noqa: F401
+import iec62056.session  # noqa: F401  (ports.iec imports it when a port's session is made)
 import meter.eventstore  # noqa: F401
 import meter.storage  # noqa: F401
 import ports.iec  # noqa: F401

@@ -32,11 +32,9 @@ def _print_exc(e):
     sys.print_exception(e)
 
 
-def _host_only(mod, name, sizes):
-    import emu_host_only
-
+def _host_only(mod, name, sizes, listed):
     key = mod.__name__ + "." + name
-    r = emu_host_only.HOST_ONLY.get(key) or emu_host_only.HOST_ONLY.get(mod.__name__)
+    r = listed.get(key) or listed.get(mod.__name__)
     if r is None:
         r = getattr(mod, "EMU_HOST_ONLY", {}).get(name)
     if isinstance(r, tuple):  # ("heap" | "ramdisk" | "flashmem", smallest size it fits, reason)
@@ -47,10 +45,21 @@ def _host_only(mod, name, sizes):
     return r
 
 
-def _known(full):
-    import emu_host_only
+def _listed(name):
+    """The entries of emu_host_only (HOST_ONLY, KNOWN_DEFECTS) for test module ``name``, as
+    two small dicts; the module itself (a 2 KB dict of every entry) is dropped again, so a
+    test module's tests never share the heap with it."""
+    import emu_host_only as H
 
-    return emu_host_only.KNOWN_DEFECTS.get(full)
+    own = {}
+    known = {}
+    for src, dst in ((H.HOST_ONLY, own), (H.KNOWN_DEFECTS, known)):
+        for k, v in src.items():
+            if k == name or k.startswith(name + "."):
+                dst[k] = v
+    del H
+    sys.modules.pop("emu_host_only", None)
+    return own, known
 
 
 def _unlock_heap():
@@ -80,6 +89,8 @@ def _copy_files():
                 pass
         with open("/" + rel, "wb") as f:
             f.write(data)
+    del FILES
+    sys.modules.pop("emu_files", None)  # its dict is not needed again
 
 
 def _run_one(fn):
@@ -137,6 +148,11 @@ def main(start_mod=0, start_test=0, one=False):
     for i in range(start_mod, len(TESTS)):
         name = TESTS[i]
         print("EMU MOD %d %s" % (i, name))
+        listed, known_defects = _listed(name)
+        # the garbage of the set-up (the RAM disk's files written) and of the lists above is
+        # collected before the test module is imported: else its modules land above it and
+        # split the heap's free space in two (no 64 KiB block left in a 96 KiB heap)
+        gc.collect()
         try:
             mod = __import__(name)
         except BaseException as e:  # noqa: B036 - a failing import fails the whole module
@@ -154,7 +170,7 @@ def main(start_mod=0, start_test=0, one=False):
                 continue
             t = tests[j]
             full = name + "." + t
-            why = _host_only(mod, t, sizes)
+            why = _host_only(mod, t, sizes, listed)
             if why:
                 print("EMU HOSTONLY %s %s" % (full, why))
                 continue
@@ -171,7 +187,7 @@ def main(start_mod=0, start_test=0, one=False):
                 err = RuntimeError("the test left the heap locked")
             gc.collect()
             want = expect.get(t)
-            known = _known(full)
+            known = known_defects.get(full)
             if known is not None:
                 if err is not None and type(err).__name__ == known[0]:
                     print("EMU KNOWN %s %s: %s" % (full, known[0], known[1]))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The meter's RAM on an emulated core, frozen modules and 32-bit objects (docs/BENCHMARKS.md).
 
-    python3 tools/emu/heap_probe.py [--board MPS2_AN385] [--sim-s 300] [--flash]
+    python3 tools/emu/heap_probe.py [--board MPS2_AN385] [--sim-s 300] [--flash] [--parts]
+    python3 tools/emu/heap_probe.py --modules [--board NETDUINO2] [--sim-s 300]
 
 Builds the unit-test image (tools/emu/emu.py) and runs on it, under ``-icount shift=0``:
 every device module of this checkout (firmware/ without main.py, lib/ without the billing
@@ -14,7 +15,16 @@ for ``--sim-s`` simulated seconds. Prints ``gc.mem_alloc()`` differences after
 import; their bytecode stays in flash), ``Meter()`` itself, and the heap in use after the
 run (Meter and tasks, steady). The virtual board's models are built before the first
 figure, so none of them is counted. Deterministic (no wall clock). Stdlib only.
+
+``--modules``: the RAM of each device module of firmware/ and lib/ on its own, imported in an
+order where its module-level imports come first (read from the source with ``ast``), so a
+row is that module's module object, globals dict, functions, classes and module-level
+tables; marked ``*`` when a meter on the virtual board without flash has it loaded after
+``Meter()`` and ``--sim-s`` seconds of its tasks (a fresh boot, the same load; with
+``--flash`` a meter with its flash, which MPS2_AN385 has room for).
 """
+
+import ast
 
 import argparse
 import os
@@ -105,6 +115,144 @@ def device_modules(root=ROOT):
     return out
 
 
+MODS_CODE = """
+import gc
+import emu_unit
+emu_unit.setup()
+gc.collect()
+for n in %r:
+    a = gc.mem_alloc()
+    try:
+        __import__(n)
+    except Exception as e:
+        print("ERR %%s %%r" %% (n, e))
+    gc.collect()
+    print("MOD %%s %%d" %% (n, gc.mem_alloc() - a))
+"""
+
+LOADED_CODE = """
+import gc, sys, asyncio
+import emu_unit
+emu_unit.setup()
+before = set(sys.modules)
+from boards.sim.board import Options, SimBoard
+from simkit import StepTrace
+def run():
+    o = Options()
+    o.quiet = True
+    o.no_flash = %r
+    o.speed = 0.0
+    board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
+    import app
+    m = app.Meter(board)
+    board.tasks = lambda meter: []
+    asyncio.run(m.main(%d * 1000))
+    asyncio.new_event_loop()
+run()
+print("LOADED " + " ".join(sorted(k for k in sys.modules if k not in before)))
+"""
+
+
+def source_modules(root=ROOT):
+    """{dotted name: path} of every device module of firmware/ and lib/ (no main.py, no
+    manifests; packages by their name)."""
+    out = {}
+    for top in ("firmware", "lib"):
+        base = os.path.join(root, top)
+        for dirpath, dirnames, files in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if d[0] not in "._")
+            rel = os.path.relpath(dirpath, base).replace(os.sep, "/")
+            for f in sorted(files):
+                if not f.endswith(".py") or f in ("manifest.py", "main.py"):
+                    continue
+                parts = ([] if rel == "." else rel.split("/")) + [f[:-3]]
+                if parts[-1] == "__init__":
+                    parts.pop()
+                out[".".join(parts)] = os.path.join(dirpath, f)
+    return out
+
+
+def _module_level_imports(name, path, mods):
+    """The project modules ``name`` imports when it is imported (module level and class
+    bodies; not inside functions, which import when called)."""
+    pkg = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    found = set()
+
+    def visit(nodes):
+        for nd in nodes:
+            if isinstance(nd, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(nd, ast.Import):
+                found.update(a.name for a in nd.names)
+            elif isinstance(nd, ast.ImportFrom):
+                src = nd.module or ""
+                if nd.level:
+                    base = pkg
+                    for _ in range(nd.level - 1):
+                        base = base.rpartition(".")[0]
+                    src = base + ("." + src if src else "")
+                found.add(src)
+                found.update(src + "." + a.name for a in nd.names)
+            visit(ast.iter_child_nodes(nd))
+
+    visit(tree.body)
+    deps = set()
+    for m in found:
+        while m:  # importing a.b imports a too
+            if m in mods and m != name:
+                deps.add(m)
+            m = m.rpartition(".")[0]
+    return deps
+
+
+def import_order(mods):
+    """Every module after the modules it imports at module level (depth first)."""
+    order, seen = [], set()
+
+    def put(n):
+        if n in seen:
+            return
+        seen.add(n)
+        for d in sorted(_module_level_imports(n, mods[n], mods)):
+            put(d)
+        order.append(n)
+
+    for n in sorted(mods):
+        put(n)
+    return order
+
+
+def probe_modules(board, sim_s, flash):
+    """[(module, bytes, loaded by a running meter)] in import order, after a build."""
+    order = import_order(source_modules())
+    elf = emu.build(board)
+    out = emu.run_code(board, elf, MODS_CODE % (order,), timeout=900, icount=0)
+    errs = re.findall(r"ERR (\S+) (.*)", out)
+    if errs:
+        raise SystemExit("heap_probe --modules on %s: imports failed: %r" % (board, errs))
+    got = dict((n, int(b)) for n, b in re.findall(r"MOD (\S+) (-?\d+)", out))
+    out2 = emu.run_code(board, elf, LOADED_CODE % (not flash, sim_s), timeout=900, icount=0)
+    m = re.search(r"LOADED (.*)", out2)
+    if not m:
+        raise SystemExit("heap_probe --modules on %s: the meter run failed:\n%s" % (board,
+                                                                                  out2))
+    loaded = set(m.group(1).split())
+    return [(n, got[n], n in loaded) for n in order]
+
+
+def print_modules(rows, board, sim_s, flash):
+    print("%s: RAM of each device module after import (B; * = loaded by a meter %s after "
+          "Meter() and %d s of its tasks)" % (board, "with flash" if flash else "without flash",
+                                              sim_s))
+    for n, b, ld in sorted(rows, key=lambda r: -r[1]):
+        print("  %s %-26s %6d" % ("*" if ld else " ", n, b))
+    used = [r for r in rows if r[2]]
+    print("all %d modules: %d B; the %d a meter loads: %d B" % (
+        len(rows), sum(r[1] for r in rows), len(used), sum(r[1] for r in used)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--board", choices=sorted(emu.BOARDS), default="MPS2_AN385")
@@ -112,7 +260,12 @@ def main():
     ap.add_argument("--flash", action="store_true", help="the meter with its flash")
     ap.add_argument("--parts", action="store_true",
                     help="also the heap each part takes (every class app.Meter builds)")
+    ap.add_argument("--modules", action="store_true",
+                    help="the RAM of each device module instead (see the docstring)")
     a = ap.parse_args()
+    if a.modules:
+        print_modules(probe_modules(a.board, a.sim_s, a.flash), a.board, a.sim_s, a.flash)
+        return 0
     names = device_modules()
     elf = emu.build(a.board)
     out = emu.run_code(a.board, elf, CODE % (not a.flash, names, len(names),
