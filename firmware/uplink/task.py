@@ -730,9 +730,8 @@ class Uplink:
                     self._stall(t0, "schedule")
                     await asyncio.sleep_ms(0)  # one message per turn of the event loop
                 t0 = ticks.ticks_ms()
+            self.outbox.maintain()  # (a sector erase when one is due; none in the warning)
             self._dropped()
-            if self.supply is None or not self.supply.warning:
-                self.outbox.ring.maintain(1)  # (a sector erase when one is due)
             self._stall(t0, "schedule")
 
     def _stall(self, t0, where):

@@ -183,3 +183,47 @@ def test_mount_in_steps_yields_per_sector_and_finds_what_mount_finds():
     assert (ob2.next_seq, ob2.acked, ob2.pending()) == (ref.next_seq, ref.acked,
                                                         ref.pending()) == (41, 20, 20)
     assert _owed(ob2) == list(range(21, 41))
+
+
+def test_a_restart_after_the_markers_went_with_their_sectors_owes_only_what_is_there():
+    # a link down long enough for the ring to wrap takes the acknowledgement markers with
+    # their sectors: the restart counted from the newest marker left (none: 0), so pending()
+    # took every message since seq 1 for owed, the next drop was reported as seq 1..27, and the
+    # first PUBACK wrote a marker at once (acked - 0 >= ack_every) whose erase, the ring being
+    # full, took 6 owed messages with it
+    dev, part = _dev(sectors=4)
+    ob = Outbox(part)
+    ob.mount()
+    for i in range(5):
+        ob.put(KIND_READING, _body(i))
+    assert _owed(ob) == [1, 2, 3, 4, 5]  # drained: a marker "5"
+    for i in range(5, 40):  # the link is down: the ring wraps, the marker goes
+        ob.put(KIND_READING, _body(i))
+    assert ob.take_dropped() == (15, 6, 20) and ob.pending() == 20
+    dev2 = dev.copy()
+    ob2 = Outbox(part)
+    ob2.mount()
+    assert (ob2.pending(), ob2.acked, ob2.next_seq) == (20, 20, 41), (
+        ob2.pending(), ob2.acked, ob2.next_seq)
+    assert ob2.take_dropped() is None, "reported before the restart already"
+    assert _owed(ob2) == list(range(21, 41)) and ob2.dropped == 0, ob2.dropped
+    ob3 = Outbox(Partition(dev2, 0, dev2.size))  # the same restart, still offline
+    ob3.mount()
+    for i in range(40, 48):
+        ob3.put(KIND_READING, _body(i))
+    assert ob3.take_dropped() == (7, 21, 27), "only what went, by its own seqs"
+    assert ob3.pending() == 21 and _owed(ob3) == list(range(28, 49))
+
+
+def test_a_message_lost_to_a_bit_flip_inside_the_ring_is_reported_as_dropped():
+    dev, part = _dev(sectors=4)
+    ob = Outbox(part)
+    ob.mount()
+    for i in range(10):
+        ob.put(KIND_READING, _body(i))
+    dev.image[4 * 512 + 20] ^= 0x10  # seq 4 (sector 0, slot 4): its CRC fails now
+    ob2 = Outbox(part)
+    ob2.mount()
+    assert ob2.take_dropped() == (1, 4, 4) and ob2.dropped == 1
+    assert _owed(ob2) == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert ob2.put(KIND_READING, _body(10)) == 11

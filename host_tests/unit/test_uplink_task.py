@@ -519,3 +519,44 @@ def test_read_requests_are_limited_so_a_flood_cannot_wear_the_outbox_flash():
     assert up.outbox.next_seq == 2
     c.t += 60000
     assert up._answer(b'{"id":3,"cmd":"read"}')["seq"] == 2
+
+
+def test_an_erase_at_a_quiet_time_after_a_brownout_reports_the_messages_it_drops():
+    # a brown-out's urgent appends used the erased sector of a full outbox; the schedule's
+    # next round put nothing (no new profile row) and erased the oldest sector itself: its
+    # 7 unacknowledged messages went without being counted, logged or reported
+    import asyncio
+
+    import events
+    from meter.supply import Supply
+
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    sp = Supply()
+    log = EventLog(b.clock)
+    ob = Outbox(Partition(NORFlash(4 * 4096), 0, 4 * 4096), supply=sp)
+    up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
+                interval_s=1, supply=sp)
+    up.profile = _Prof([])
+    up.setup()
+    for i in range(ob.capacity):  # the link is down: the outbox fills up
+        ob.put(KIND_READING, '{"n":%d}' % i)
+    sp.warning = True
+    while ob.put(KIND_READING, '{"n":99}') is not None:
+        pass
+    sp.warning = False  # (the supply came back)
+    owed = ob.pending()
+    assert ob.dropped == 0 and ob.ring.needs_maintenance()
+
+    async def main():
+        b.clock.sleep_ms = lambda ms: asyncio.sleep(0)
+        t = asyncio.create_task(up.schedule())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        t.cancel()
+
+    asyncio.run(main())
+    assert not ob.ring.needs_maintenance(), "the round erased a sector"
+    assert ob.dropped == 7 and ob.pending() == owed - 7, (ob.dropped, ob.pending(), owed)
+    assert log.count(events.UPLINK_DROPPED) == 1, log.entries()
+    assert ob.peek()[0] == 8
