@@ -229,8 +229,8 @@ def test_a_message_lost_to_a_bit_flip_inside_the_ring_is_reported_as_dropped():
     assert ob2.put(KIND_READING, _body(10)) == 11
 
 
-def _wrap_script(part, st, n=56):
-    # an outage (puts 14..41 unacknowledged) wraps the 4-sector ring; two messages in every
+def _wrap_script(part, st, n=46):
+    # an outage (puts 12..35 unacknowledged) wraps the 4-sector ring; two messages in every
     # 23 go in a power-fail warning (urgent); a quiet-time erase every 7; drains of 4
     sp = Supply()
     ob = Outbox(part, supply=sp, ack_every=4)
@@ -243,7 +243,7 @@ def _wrap_script(part, st, n=56):
         sp.warning = False
         if i % 7 == 6:
             ob.maintain()
-        if i % 5 == 4 and not 14 <= i < 42:
+        if i % 5 == 4 and not 12 <= i < 36:
             for _ in range(4):
                 m = ob.peek()
                 if m is None:
