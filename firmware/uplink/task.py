@@ -697,7 +697,7 @@ class Uplink:
         self.setup()  # (the warning came before the task finished its start: at once)
         self.forward_events()
         seq = self.outbox.put(KIND_EVENT, msg.event(self.clock.time(), events.POWER_FAIL, 0))
-        self._skip_pf = True
+        self._skip_pf = seq is not None  # (not stored: the logged one goes when it can)
         g = self.gasp = {"seq": seq, "sent": False, "ms": None}
         c = self.client
         if seq is None or not self.session or c is None:
@@ -754,9 +754,11 @@ class Uplink:
                     self._open_session(now)
                 except Exception as e:  # refused, timed out, the link dropped
                     self._end_session(e)
-            elif not m.connected and m.target is None and (
-                    self._retry_at is None or ticks.ticks_diff(now, self._retry_at) >= 0):
-                m.open(self.broker[0], self.broker[1], now)
+            elif not m.connected and m.target is None:
+                r = self._retry_at
+                if r is None or ticks.ticks_diff(now, r) >= 0:
+                    self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
+                    m.open(self.broker[0], self.broker[1], now)
         else:
             try:
                 self._round(now)

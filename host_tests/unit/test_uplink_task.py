@@ -673,3 +673,32 @@ def test_a_doubled_puback_is_skipped_whole_not_read_as_packets():
     assert up.sessions == 1 and up.errors == 0, up.stats()
     assert _seqs(br) == list(range(1, 121))
     assert up.client.strays >= 100, up.client.strays
+
+
+def test_a_power_fail_the_last_gasp_could_not_store_is_sent_from_the_log():
+    # the warning found no erased slot (a full outbox): the gasp's POWER_FAIL was lost, and
+    # the one logged just after it was skipped as "already queued"; after the brown-out the
+    # head-end never heard of the power failure
+    import events
+    from meter.supply import Supply
+    from uplink.outbox import KIND_EVENT
+
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    sp = Supply()
+    log = EventLog(b.clock)
+    ob = Outbox(Partition(NORFlash(4 * 4096), 0, 4 * 4096), supply=sp)
+    up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link, supply=sp)
+    up.setup()
+    for i in range(ob.capacity):
+        ob.put(KIND_READING, '{"n":%d}' % i)
+    sp.warning = True
+    while ob.put(KIND_READING, '{"n":99}') is not None:
+        pass
+    g = up.last_gasp(50)
+    assert g["seq"] is None and ob.lost >= 2, (g, ob.lost)
+    log.log(events.POWER_FAIL)  # (the storage logs it after the warning's handler)
+    sp.warning = False  # a brown-out: the supply came back
+    up.forward_events()
+    body = ob.newest(KIND_EVENT)
+    assert body is not None and json.loads(body)["code"] == events.POWER_FAIL, body
