@@ -57,7 +57,6 @@ import time
 
 import events
 import ticks
-from iec62056.session import _same
 from meter import catalogue as C
 from uplink import messages as msg
 from uplink.outbox import (BODY_MAX, KIND_BUS, KIND_EVENT, KIND_FORWARD, KIND_PROFILE,
@@ -481,6 +480,8 @@ class Uplink:
             if self._log_refusal():
                 im.on_event(src, "sealed_refused", "", 6, "P1")
             return "password not trusted (configuration fell back): set it locally"
+        from iec62056.session import _same  # (lazily: with the ports' map it is loaded)
+
         if not _same(im.password, pw):
             locked_s = lk.failure(now, src)
             im.on_event(src, "pw_wrong", "", lk.failures, "P1")
