@@ -16,7 +16,10 @@ outbox becomes empty), never by erasing or rewriting: a power cut between a PUBA
 marker makes the meter send those messages again with their own sequence numbers (at most
 ``ack_every`` duplicates, each one recognisable). At mount the newest marker tells which
 messages are still owed; a marker dropped with its sector only ever acknowledged messages
-older than everything still in the ring.
+older than everything still in the ring, so whatever is older than the ring's oldest message
+counts as settled (acknowledged, or dropped and reported before). An owed message missing
+between two of the ring (its record unreadable: a bit flip) is counted as dropped and
+reported like the others (``take_dropped``).
 
 Capacity. The ring keeps ``capacity`` records (256 KiB: 63 sectors x 7 = 441); when it is
 full the oldest sector goes (7 records at once): messages not yet acknowledged that go with
@@ -93,6 +96,8 @@ class Outbox:
         marked = 0
         top = 0
         first = -1
+        oldest = 0  # the seq of the oldest message in the ring (0: none)
+        gaps = []  # (first, last) seqs missing between two messages of the ring (at most 8)
         per = r.slots_per_sector
         k = 0
         newest = self._newest = {}
@@ -106,10 +111,22 @@ class Outbox:
                 if v > marked:
                     marked = v
             else:
+                if not oldest:
+                    oldest = v
+                elif v > top + 1:  # (a sector half erased by a cut, or its bits flipped)
+                    if len(gaps) < 8:
+                        gaps.append((top + 1, v - 1))
+                    else:
+                        gaps[-1] = (gaps[-1][0], v - 1)
                 if v > top:
                     top = v
         if marked > top:
             top = marked
+        # messages older than the ring's oldest went with their sectors: acknowledged, or
+        # dropped and reported before this start (their marker may have gone too: counting
+        # from it made pending() and the next drop report take them for owed)
+        if oldest - 1 > marked:
+            marked = oldest - 1
         for rs, tag, rec in r.entries():
             k += 1
             if k % per == 0:
@@ -118,8 +135,15 @@ class Outbox:
                 first = rs
                 break
         self.next_seq = top + 1
-        self.acked = self._marked = marked
+        self.acked = marked
+        self._marked = marked
         self._cursor = first
+        for a, b in gaps:  # owed messages missing inside the ring: lost, reported as dropped
+            if b > marked:
+                a = a if a > marked else marked + 1
+                self.dropped += b - a + 1
+                self._drop_new += b - a + 1
+                self._drop_range = (a if self._drop_range is None else self._drop_range[0], b)
         self._peeked = None
         self.status = st
         self.mounted = True
@@ -228,6 +252,18 @@ class Outbox:
         if self.acked - self._marked >= self.ack_every or (self.pending() == 0
                                                             and self.acked > self._marked):
             self.mark()
+
+    def maintain(self):
+        """Prepare the next erased sector at a quiet time (at most one sector erase; the ring's
+        ``maintain``; nothing during the power-fail warning). The erase can take the oldest
+        sector's messages with it: counted as in :meth:`put` (``take_dropped``). Returns the
+        number of erases."""
+        if self.supply is not None and self.supply.warning:
+            return 0
+        n = self.ring.maintain(1)
+        if n:
+            self._check_dropped()
+        return n
 
     def mark(self):
         """Write the acknowledgement marker now (not during the power-fail warning)."""

@@ -15,6 +15,10 @@ Two supervised tasks (firmware/app.py spawns them):
   pings when nothing was sent for half the keepalive, reads what the broker sent
   (non-blocking). Any socket or protocol error ends the session (the manager recovers the
   link with its backoff, lib/modem/manager.py); the outbox keeps what was not acknowledged.
+  A session ended with the link still up (CONNACK refused, SUBACK failure, no PUBACK, a
+  PINGREQ not answered within half a keepalive, MQTT 3.1.1 3.1.2.10) gets its next link
+  after the manager's backoff too (``Manager.backoff_ms`` of the failures in a row, reset
+  by a PUBACK or a session that lasted ``stable_ms``): no reconnect storm.
   New events of the meter's log go into the outbox; the status LEDs ``uplink_leds``
   (signal, modem) show ``Manager.leds``.
 - :meth:`Uplink.schedule` (metering time, the board clock): at every multiple of
@@ -29,7 +33,10 @@ Blocking. umqtt.simple is a blocking client: a publish returns at its PUBACK. Ev
 wait is bounded by ``max_block_ms`` (the socket adapter); the longest synchronous section of
 either task (a round of ``run``; the schedule's append and outbox erase) is measured in
 ``stall_max_ms``, what it did in ``stall_where`` (docs/BENCHMARKS.md). On the virtual board
-one QoS 1 publish takes a few ms (the modem model answers in 2 ms).
+one QoS 1 publish takes a few ms (the modem model answers in 2 ms). The board's
+``power_fail`` input rising during such a wait ends it (and the session) at once, so the
+power-fail commit runs within the hold-up time; the last gasp then finds no session and
+queues POWER_FAIL for the next power-up.
 
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
 ``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, at most one a minute,
@@ -49,7 +56,9 @@ anything else ``"error": "unknown command"``; a payload that is not a JSON objec
 """
 
 import asyncio
+import errno
 import json
+import time
 
 import events
 import ticks
@@ -140,6 +149,14 @@ class Uplink:
         self.base = base
         self.client = None
         self.session = False
+        # MQTT-level failures (CONNACK refused, SUBACK failure, no PUBACK / PINGRESP) end a
+        # session with the TCP link still up; its new link waits the manager's backoff
+        self._fails = 0  # sessions in a row ended by an error without progress
+        self._retry_at = None  # link ms: no new link for a session before (None: at once)
+        self._t_session = 0  # link ms of the session's CONNECT
+        self._ping = None  # (link ms, client pongs) of the PINGREQ not answered yet
+        self._pf = getattr(board, "power_fail", None)  # the power-fail input (a Pin) or None
+        self._pf_seen = 1  # its level at the last step: 0 -> 1 inside a blocking wait aborts it
         self._cmds = []
         self._ev_seen = 0  # the boot's events (POWER_UP, ...) go out too
         self._last_tx = 0
@@ -211,7 +228,9 @@ class Uplink:
             b = self.board
             link = Link(b.uart_modem, getattr(b, "modem_pwrkey", None), m)
         yield 5
-        net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms, idle=idle)
+        self._idle_fn = idle
+        net = ModemNet(link, max_block_ms=max_block_ms, connect_ms=max_block_ms,
+                       idle=self._idle)
         if not self.outbox.mounted:
             yield from self.outbox.mount_steps()
         self.link = link
@@ -313,6 +332,22 @@ class Uplink:
     def _modem_event(self, name, detail):
         self.modem_events += 1  # (kept off the persisted logs: an outage would flood them)
 
+    def _idle(self):
+        # each 1 ms of the MQTT client's blocking waits (modem.sock): the power-fail input
+        # rising ends the wait (and the session) at once, so that the event loop runs the
+        # power-fail commit within the hold-up time (a QoS 1 publish waits up to max_block_ms,
+        # 5 s, for its PUBACK: the commit came after the supply had gone). Only an edge seen
+        # since the last step: an input stuck asserted does not end every session after it
+        pf = self._pf
+        if not self._pf_seen and pf is not None and pf.value():
+            raise OSError(errno.ECONNABORTED)
+        if self._idle_fn is not None:
+            self._idle_fn()
+        elif hasattr(time, "sleep_ms"):
+            time.sleep_ms(1)
+        else:  # CPython
+            time.sleep(0.001)
+
     def _leds(self, now):
         leds = getattr(self.board, "uplink_leds", None)
         if leds and self.manager is not None:
@@ -340,13 +375,23 @@ class Uplink:
         self.session = True
         self._phase = 0
         self.sessions += 1
-        self._last_tx = now
+        self._last_tx = self._t_session = now
+        self._ping = None
         n = self.outbox.pending()
         self._drain = (ticks.ticks_ms(), n) if n > 1 else None
 
     def _end_session(self, e):
         self.errors += 1
         self.last_error = repr(e)[:60]
+        # backoff before the next link for a session (the manager's schedule: a broker that
+        # refused every CONNECT or SUBSCRIBE was reconnected to at once, about 8 times a
+        # second); a session that lasted the manager's stable time starts the count again
+        now = self.link.now()
+        m = self.manager
+        if self.session and ticks.ticks_diff(now, self._t_session) >= m.cfg["stable_ms"]:
+            self._fails = 0
+        self._fails += 1
+        self._retry_at = ticks.ticks_add(now, m.backoff_ms(self._fails))
         self.session = False
         c = self.client
         self.client = None
@@ -687,6 +732,7 @@ class Uplink:
             c.publish(self._topic(kind, body), msg.with_seq(seq, body), qos=1)
             self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
             self.outbox.ack(seq)
+            self._fails = 0  # (progress: the next failure backs off from the start)
             self._delivered()
             if self._drain is not None and self.outbox.pending() == 0:
                 self.drain_end = ticks.ticks_ms()
@@ -700,9 +746,21 @@ class Uplink:
             c.ping()  # after a keepalive of silence (the broker waits 1.5 x, MQTT 3.1.2.10)
             self.pings += 1
             self._last_tx = now
+            if self._ping is None:
+                self._ping = (now, c.pongs)
         if self.manager.rx_available():
             self._where = "receive"
             c.check_msg()
+        p = self._ping
+        if p is not None:
+            if c.pongs != p[1]:
+                self._ping = None
+            elif ticks.ticks_diff(now, p[0]) >= self.keepalive_s * 500:
+                # no PINGRESP in half a keepalive: a link black-holed on the way (the modem
+                # still says CONNECTED) kept a dead session "up" for good, commands unread;
+                # the client closes the connection (MQTT 3.1.1 3.1.2.10)
+                self._where = "ping"
+                raise OSError(errno.ETIMEDOUT)
 
     def _topic(self, kind, body):
         # a bus meter's reading goes under its own serial (uplink/concentrator.py)
@@ -762,10 +820,11 @@ class Uplink:
         blocking waits are bounded by it. Otherwise it waits in the outbox for the next
         power-up. ``gasp``: ``{"seq", "sent", "ms"}`` (ms from the warning to its PUBACK)."""
         t0 = ticks.ticks_ms()
+        self._pf_seen = 1  # (its own waits are bounded by the budget, not ended by the input)
         self.setup()  # (the warning came before the task finished its start: at once)
         self.forward_events()
         seq = self.outbox.put(KIND_EVENT, msg.event(self.clock.time(), events.POWER_FAIL, 0))
-        self._skip_pf = True
+        self._skip_pf = seq is not None  # (not stored: the logged one goes when it can)
         g = self.gasp = {"seq": seq, "sent": False, "ms": None}
         c = self.client
         if seq is None or not self.session or c is None:
@@ -810,6 +869,8 @@ class Uplink:
         m = self.manager
         link = self.link
         t0 = ticks.ticks_ms()
+        pf = self._pf
+        self._pf_seen = 1 if pf is None else pf.value()
         self._where = "modem"
         w = link.service()
         now = link.now()
@@ -823,7 +884,10 @@ class Uplink:
                 except Exception as e:  # refused, timed out, the link dropped
                     self._end_session(e)
             elif not m.connected and m.target is None:
-                m.open(self.broker[0], self.broker[1], now)
+                r = self._retry_at
+                if r is None or ticks.ticks_diff(now, r) >= 0:
+                    self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
+                    m.open(self.broker[0], self.broker[1], now)
         else:
             try:
                 self._round(now)
@@ -859,9 +923,8 @@ class Uplink:
                     self._stall(t0, "schedule")
                     await asyncio.sleep_ms(0)  # one message per turn of the event loop
                 t0 = ticks.ticks_ms()
+            self.outbox.maintain()  # (a sector erase when one is due; none in the warning)
             self._dropped()
-            if self.supply is None or not self.supply.warning:
-                self.outbox.ring.maintain(1)  # (a sector erase when one is due)
             self._stall(t0, "schedule")
 
     def _stall(self, t0, where):

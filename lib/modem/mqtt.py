@@ -1,4 +1,4 @@
-"""umqtt.simple's ``MQTTClient`` with two changes, the library itself left unmodified:
+"""umqtt.simple's ``MQTTClient`` with these changes, the library itself left unmodified:
 
 1. **Packet ids wrap 65535 -> 1.** umqtt.simple increments ``self.pid`` without bound; on
    MicroPython ``struct.pack_into("!H", ..., 65536)`` writes 0, the PUBACK compare uses the
@@ -13,7 +13,8 @@
    reads the payload in one ``sock.read(n)``: past the modem's receive buffer (2 KiB) that
    read never completed, timed out and ended the session, and a retained one on the
    command topic came again at every SUBSCRIBE: one message kept the meter offline.
-3. **A network of choice.** ``net``: an object with the ``socket`` module's ``socket()`` and
+3. **Stray packets skipped** (``check_msg``) and PINGRESPs counted (``pongs``), below.
+4. **A network of choice.** ``net``: an object with the ``socket`` module's ``socket()`` and
    ``getaddrinfo()`` (modem.sock.ModemNet for the modem; None = the real ``socket``
    module). ``connect()`` lends it to umqtt.simple's own ``connect()`` for the duration of
    the call, so the CONNECT packet is built by the library as it is.
@@ -57,6 +58,8 @@ class MQTTClient(_simple.MQTTClient):
 
     max_msg = 1024  # topic + payload bytes of a PUBLISH handed to the callback, at most
     discarded = 0  # PUBLISHes discarded for being longer
+    pongs = 0  # PINGRESPs received (the caller times its PINGREQs out on this)
+    strays = 0  # packets nobody waited for, skipped by check_msg
 
     def _skip(self, n):
         while n > 0:
@@ -79,6 +82,7 @@ class MQTTClient(_simple.MQTTClient):
         if res == b"\xd0":  # PINGRESP
             if s.read(1)[0] != 0:
                 raise OSError(-1)
+            self.pongs += 1
             return None
         op = res[0]
         if op & 0xF0 != 0x30:
@@ -107,6 +111,18 @@ class MQTTClient(_simple.MQTTClient):
             raise OSError(-1)  # (QoS 2 is never subscribed to; the library asserted)
         if qos:
             s.write(bytes((0x40, 2, pid >> 8, pid & 0xFF)))
+
+    def check_msg(self):
+        """umqtt.simple's non-blocking poll for one packet, with a packet that nobody waits
+        for (a PUBACK that came late or twice, a stray SUBACK) read whole and dropped (counted
+        in ``strays``): umqtt.simple returns its type and leaves the rest in the stream,
+        where its bytes were then taken for packet types (a packet id byte 0x30..0x3F for a
+        PUBLISH header) until a read timed out and the session ended."""
+        op = super().check_msg()
+        if op is not None:
+            self._skip(self._recv_len())
+            self.strays += 1
+        return op
 
     def connect(self, *args, **kw):
         if self.net is None:
