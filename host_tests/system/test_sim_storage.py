@@ -182,7 +182,7 @@ def _foreign_image(img):
 
 
 E2 = r'''
-import json, sys
+import json, sys, time
 from iec62056_21.client import Iec6205621Client
 from iec62056_21 import messages
 
@@ -198,6 +198,14 @@ try:
     out["pw"] = "ACK" if c._recv_ack() == "" else "?"
     out["ff"] = c.read_single_value("F.F.0").value
     if cmd == "format":
+        # a loaded machine may not have metered a unit at --speed 20 yet: wait (bounded) until
+        # 1.8.0 shows energy, so "the registers metered so far committed" has something to show
+        t_end = time.time() + 60
+        while True:
+            out["a_plus"] = float(c.read_single_value("1.8.0").value)
+            if out["a_plus"] > 0 or time.time() > t_end:
+                break
+            time.sleep(0.5)
         e2 = messages.CommandMessage("E", 2, messages.DataSet(address="C.91.8", value=""))
         c.transport.send(e2.to_bytes())
         out["e2"] = "ACK" if c._recv_ack() == "" else "?"
@@ -277,7 +285,9 @@ def test_foreign_journal_is_kept_until_the_sealed_format(tmp_path):
     assert opened["e2"] == "ACK", opened
     assert int(opened["ff"], 16) & 0x20 and not int(opened["ff_after"], 16) & 0x20, opened
     after = _boot(img)
+    assert opened["a_plus"] > 0, opened
     assert after["storage"] == "ok" and after["registers"]["1.8.0"] > 0, after
+    assert after["registers"]["1.8.0"] >= opened["a_plus"] * 1000 - 1, (after, opened)
     assert 43 in _persisted_codes(img), "STORAGE_FORMATTED in the persisted event log"
 
 
