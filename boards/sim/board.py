@@ -50,6 +50,13 @@ class SimBoard:
         self.clock = VirtualClock(o.speed, valid=valid, note=note, start_ms=rtc_ms)
         self.rtc_file = rtc.RtcFile(flash_path, self.clock) if flash_path else None
         self.clock.on_rtc_set = self.save_rtc
+        # the flash image (1 MiB in the heap unless --no-flash) first, from an empty heap: made
+        # after the load trace and the imports it found no such block in the default 2 MiB
+        # heap whenever a module was added (MemoryError at boot, issue 12)
+        import gc
+
+        gc.collect()
+        opening("--flash %s" % o.flash, self._make_flash)
         if trace is None:
             trace = opening("--load %s" % o.load, LoadTrace, o.load)
         self.trace = trace
@@ -125,7 +132,6 @@ class SimBoard:
         self.modem_cfg = {"backoff_base_ms": 2000, "backoff_cap_ms": 20000}
         self.uplink_leds = (RGBLed(SimPin("U1R"), SimPin("U1G"), SimPin("U1B")),
                             RGBLed(SimPin("U2R"), SimPin("U2G"), SimPin("U2B")))
-        opening("--flash %s" % o.flash, self._make_flash)
         # the billing configuration (firmware/app.py reads it; None: the default)
         self.billing_config = None if o.tariffs is None else load_tariffs(o.tariffs)
         self.save_rtc()  # the state file exists from the first power-up on
