@@ -231,6 +231,19 @@ class IecMap:
         self.uplink_n = n[0]
         if n[0] > 0 and events_ is not None:  # (the replay guard, carried like a lockout)
             events_.persist(now, events.UPLINK_CONFIG_N, n[0], events.SRC_UPLINK)
+        if events_ is not None:  # (and again before the ring turns them over: a long run)
+            events_.carry = self._carried
+
+    def _carried(self):
+        # the records the security log must never lose (meter.eventstore.EventStore.carry)
+        now = self.clock.time()
+        for lk, src in ((self.lockout, events.SRC_METER),
+                        (self.uplink_lockout, events.SRC_UPLINK)):
+            kept = lk.carried(now)
+            if kept is not None:
+                yield kept[0], events.PROG_LOCK_KEPT, kept[1], src
+        if self.uplink_n > 0:
+            yield now, events.UPLINK_CONFIG_N, self.uplink_n, events.SRC_UPLINK
 
     def _lockout(self, events_, now, src, last_n):
         # a lockout with the settings' parameters, restored from the records of ``src``

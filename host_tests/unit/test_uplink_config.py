@@ -346,6 +346,37 @@ def test_a_replayed_config_is_refused_also_after_a_power_cut():
     assert m.settings["scroll_ms"] == 23000
 
 
+def test_the_last_n_and_a_lockout_outlive_a_security_log_that_turned_over():
+    # the last n (and a lockout) was written again only at power-up: a meter running for
+    # months filled its security ring with other records (refusals, seal, optical
+    # sessions: a head-end's bad config alone is one a minute), the ring dropped the
+    # UPLINK_CONFIG_N record, and after the next power cut uplink_n was 0: every recorded
+    # config could be replayed (and the uplink's lockout was forgotten)
+    board, m, d = _meter()
+    up = m.uplink
+    n0 = _N[0] + 10
+    old = _signed(up.serial, {"obis": "C.90.1", "value": "21"}, n=n0)
+    assert up._answer(json.dumps(old).encode())["ok"] is True
+    _N[0] = n0
+    for pw in ("11111111", "22222222", "33333333"):
+        _cfg(up, "C.90.1", "17", pw)
+    assert m.iec_map().uplink_lockout.remaining(m.uplink.clock.time()) > 0
+    ring = m.events.rings[events.LOG_SECURITY]
+    t = m.uplink.clock.time()
+    for i in range(3 * ring.capacity):  # the ring turns over three times
+        code = (events.SEALED_REFUSED, events.PARAM_CHANGED, events.REFUSED_NO_PASSWORD)[i % 3]
+        m.events.persist(t, code, i, events.SRC_OPTICAL)
+    assert not [e for e in m.events.persisted(events.LOG_SECURITY)
+                if e[1] == events.UPLINK_CONFIG_N and e[2] < n0], "the old records are gone"
+    board, m, d = _meter(board)  # a power cut
+    im = m.iec_map()
+    assert im.uplink_n == n0, im.uplink_n
+    assert im.uplink_lockout.remaining(m.uplink.clock.time()) > 0, "the lockout is kept"
+    assert Port(d, events.SRC_RS485).prog() == b"\x06", "the local ports' lockout is apart"
+    a = m.uplink._answer(json.dumps(old).encode())
+    assert a["error"].startswith("locked ("), a
+
+
 def up_serial(m):
     return m.uplink.serial
 
