@@ -233,6 +233,10 @@ class IecMap:
             events_.persist(now, events.UPLINK_CONFIG_N, n[0], events.SRC_UPLINK)
         if events_ is not None:  # (and again before the ring turns them over: a long run)
             events_.carry = self._carried
+            # the flood limit counts WRONG_PASSWORD per code, not per source: both lockouts'
+            # wrong passwords (max_failures each before a lock, PW_WHILE_LOCKED after) fit in
+            # its burst, so neither lockout's count loses a record to the other's
+            events_.limit.burst_for[events.WRONG_PASSWORD] = 2 * self.lockout.max_failures
 
     def _carried(self):
         # the records the security log must never lose (meter.eventstore.EventStore.carry)

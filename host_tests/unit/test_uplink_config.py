@@ -377,6 +377,28 @@ def test_the_last_n_and_a_lockout_outlive_a_security_log_that_turned_over():
     assert a["error"].startswith("locked ("), a
 
 
+def test_wrong_passwords_of_both_lockouts_are_all_persisted():
+    # the event store's flood limit let 3 WRONG_PASSWORD records a window through, counted
+    # per code: 2 wrong MACs on the uplink then 2 wrong optical passwords, and the second
+    # optical one was only counted for a summary; after a power cut the local lockout
+    # counted 1 failure instead of 2 (a guesser gained a try per cycle)
+    board, m, d = _meter()
+    for pw in ("11111111", "22222222"):
+        assert _cfg(m.uplink, "C.90.1", "17", pw)["error"] == "wrong mac"
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222"):
+        assert opt.prog(pw) == _err(2)
+    im = m.iec_map()
+    assert (im.lockout.failures, im.uplink_lockout.failures) == (2, 2)
+    board, m, d = _meter(board)  # a power cut
+    im = m.iec_map()
+    assert (im.lockout.failures, im.uplink_lockout.failures) == (2, 2), (
+        im.lockout.failures, im.uplink_lockout.failures)
+    Port(d, events.SRC_RS485).prog("33333333")
+    assert im.lockout.remaining(m.uplink.clock.time()) > 0, "the third one locks"
+    assert im.uplink_lockout.remaining(m.uplink.clock.time()) == 0
+
+
 def up_serial(m):
     return m.uplink.serial
 
