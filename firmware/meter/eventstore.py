@@ -42,6 +42,13 @@ class EventStore:
         self.rings = rings
         self._rec = bytearray(events.RECORD_SIZE)
         self.limit = events.RateLimit(burst_for={events.WRONG_PASSWORD: 3})
+        # state carried in the security log (``carry``: callable -> iterable of ``(t, code,
+        # value, src)``, the IEC map's lockouts and the uplink's replay guard): written again
+        # after every ``_carry_every`` records appended to its ring, so the ring never turns
+        # it over while the meter runs (at power-up it is written again anyway)
+        self.carry = None
+        self._carry_n = 0
+        self._carrying = False
         log.sink = self.sink
         kept = 0
         for r in rings:
@@ -85,6 +92,19 @@ class EventStore:
         # during a power-fail warning: one page program, never an erase (lib/flashstore)
         ring.append(events.encode_record(self._rec, t, code, value, src, subj), events.FORMAT,
                     sp is not None and sp.warning)
+        if self.carry is not None and not self._carrying and ring is self._ring_for(
+                events.UPLINK_CONFIG_N):
+            self._carry_n += 1
+            # half the records the ring always keeps (whole sectors are dropped at once)
+            if self._carry_n >= max(ring.min_kept // 2, 4) and not (sp is not None and
+                                                                   sp.warning):
+                self._carrying = True
+                try:
+                    for ct, cc, cv, cs in self.carry():
+                        self._persist(ct, cc, cv, cs, b"\xff" * 6)
+                    self._carry_n = 0
+                finally:
+                    self._carrying = False
 
     def sink(self, t, code, value, text, src=0, subj=b"\xff" * 6):
         """Persist one event (the EventLog calls this for every event)."""

@@ -231,6 +231,23 @@ class IecMap:
         self.uplink_n = n[0]
         if n[0] > 0 and events_ is not None:  # (the replay guard, carried like a lockout)
             events_.persist(now, events.UPLINK_CONFIG_N, n[0], events.SRC_UPLINK)
+        if events_ is not None:  # (and again before the ring turns them over: a long run)
+            events_.carry = self._carried
+            # the flood limit counts WRONG_PASSWORD per code, not per source: both lockouts'
+            # wrong passwords (max_failures each before a lock, PW_WHILE_LOCKED after) fit in
+            # its burst, so neither lockout's count loses a record to the other's
+            events_.limit.burst_for[events.WRONG_PASSWORD] = 2 * self.lockout.max_failures
+
+    def _carried(self):
+        # the records the security log must never lose (meter.eventstore.EventStore.carry)
+        now = self.clock.time()
+        for lk, src in ((self.lockout, events.SRC_METER),
+                        (self.uplink_lockout, events.SRC_UPLINK)):
+            kept = lk.carried(now)
+            if kept is not None:
+                yield kept[0], events.PROG_LOCK_KEPT, kept[1], src
+        if self.uplink_n > 0:
+            yield now, events.UPLINK_CONFIG_N, self.uplink_n, events.SRC_UPLINK
 
     def _lockout(self, events_, now, src, last_n):
         # a lockout with the settings' parameters, restored from the records of ``src``

@@ -193,6 +193,12 @@ class Uplink:
         self.settings = settings
         self._reconf = False  # uplink_broker / uplink_apn changed: _reconfigure due
         self.reconfigs = 0  # settings changes applied (clean reconnects)
+        # a broker / APN change is on trial until a session opens with it: after
+        # broker_trial_s (link ms) without one, the last pair that opened a session is set
+        # again (a mistyped broker or APN would otherwise cut the head-end off for good)
+        self.broker_trial_s = 7200
+        self._good = None  # (broker, apn) of the last session opened
+        self._trial = None  # link ms of the first change since that session (None: none)
         self._broker_set = False  # uplink_broker written: it replaces ``broker`` (a board's
         if settings is not None:  # override stays until then)
             settings.subscribe(self._on_setting)
@@ -311,6 +317,8 @@ class Uplink:
         if br == self.broker and apn == self.manager.apn:
             return
         self.reconfigs += 1
+        if self._good is not None and self._trial is None and self._good != (br, apn):
+            self._trial = now
         c = self.client
         if self.session and c is not None:
             self._where = "reconnect"
@@ -326,6 +334,21 @@ class Uplink:
         m.set_apn(apn, now)
         if m.target is not None:
             m.open(br[0], br[1], now)
+
+    def _revert(self):
+        # the change on trial opened no session in broker_trial_s: the last broker and APN
+        # that did are set again (persisted; applied by _reconfigure at the next round)
+        self._trial = None
+        br, apn = self._good
+        st = self.settings
+        try:
+            st.set("uplink_broker", "%s:%d" % br)
+            st.set("uplink_apn", apn)
+        except ValueError:  # (a board's broker the setting cannot hold: kept as it is)
+            pass
+        self.log.log(events.UPLINK_REVERTED, self.broker_trial_s, "uplink: no session in %d "
+                     "s after a broker/APN change: back to %s:%d, APN %s" % (
+                         self.broker_trial_s, br[0], br[1], apn), events.SRC_UPLINK)
 
     # -- modem ---------------------------------------------------------------------------
 
@@ -375,6 +398,8 @@ class Uplink:
         self.session = True
         self._phase = 0
         self.sessions += 1
+        self._good = (self.broker, self.manager.apn)
+        self._trial = None
         self._last_tx = self._t_session = now
         self._ping = None
         n = self.outbox.pending()
@@ -877,6 +902,10 @@ class Uplink:
         self.forward_events()
         if self._reconf and not self._cmds and self._range is None:
             self._reconfigure(now)  # (after the answer to the command that changed it)
+        tr = self._trial
+        if tr is not None and not self.session and ticks.ticks_diff(
+                now, tr) >= self.broker_trial_s * 1000:
+            self._revert()
         if not self.session:
             if m.connected and m.gen != m.claimed:
                 try:

@@ -346,6 +346,59 @@ def test_a_replayed_config_is_refused_also_after_a_power_cut():
     assert m.settings["scroll_ms"] == 23000
 
 
+def test_the_last_n_and_a_lockout_outlive_a_security_log_that_turned_over():
+    # the last n (and a lockout) was written again only at power-up: a meter running for
+    # months filled its security ring with other records (refusals, seal, optical
+    # sessions: a head-end's bad config alone is one a minute), the ring dropped the
+    # UPLINK_CONFIG_N record, and after the next power cut uplink_n was 0: every recorded
+    # config could be replayed (and the uplink's lockout was forgotten)
+    board, m, d = _meter()
+    up = m.uplink
+    n0 = _N[0] + 10
+    old = _signed(up.serial, {"obis": "C.90.1", "value": "21"}, n=n0)
+    assert up._answer(json.dumps(old).encode())["ok"] is True
+    _N[0] = n0
+    for pw in ("11111111", "22222222", "33333333"):
+        _cfg(up, "C.90.1", "17", pw)
+    assert m.iec_map().uplink_lockout.remaining(m.uplink.clock.time()) > 0
+    ring = m.events.rings[events.LOG_SECURITY]
+    t = m.uplink.clock.time()
+    for i in range(3 * ring.capacity):  # the ring turns over three times
+        code = (events.SEALED_REFUSED, events.PARAM_CHANGED, events.REFUSED_NO_PASSWORD)[i % 3]
+        m.events.persist(t, code, i, events.SRC_OPTICAL)
+    assert not [e for e in m.events.persisted(events.LOG_SECURITY)
+                if e[1] == events.UPLINK_CONFIG_N and e[2] < n0], "the old records are gone"
+    board, m, d = _meter(board)  # a power cut
+    im = m.iec_map()
+    assert im.uplink_n == n0, im.uplink_n
+    assert im.uplink_lockout.remaining(m.uplink.clock.time()) > 0, "the lockout is kept"
+    assert Port(d, events.SRC_RS485).prog() == b"\x06", "the local ports' lockout is apart"
+    a = m.uplink._answer(json.dumps(old).encode())
+    assert a["error"].startswith("locked ("), a
+
+
+def test_wrong_passwords_of_both_lockouts_are_all_persisted():
+    # the event store's flood limit let 3 WRONG_PASSWORD records a window through, counted
+    # per code: 2 wrong MACs on the uplink then 2 wrong optical passwords, and the second
+    # optical one was only counted for a summary; after a power cut the local lockout
+    # counted 1 failure instead of 2 (a guesser gained a try per cycle)
+    board, m, d = _meter()
+    for pw in ("11111111", "22222222"):
+        assert _cfg(m.uplink, "C.90.1", "17", pw)["error"] == "wrong mac"
+    opt = Port(d, events.SRC_OPTICAL)
+    for pw in ("11111111", "22222222"):
+        assert opt.prog(pw) == _err(2)
+    im = m.iec_map()
+    assert (im.lockout.failures, im.uplink_lockout.failures) == (2, 2)
+    board, m, d = _meter(board)  # a power cut
+    im = m.iec_map()
+    assert (im.lockout.failures, im.uplink_lockout.failures) == (2, 2), (
+        im.lockout.failures, im.uplink_lockout.failures)
+    Port(d, events.SRC_RS485).prog("33333333")
+    assert im.lockout.remaining(m.uplink.clock.time()) > 0, "the third one locks"
+    assert im.uplink_lockout.remaining(m.uplink.clock.time()) == 0
+
+
 def up_serial(m):
     return m.uplink.serial
 

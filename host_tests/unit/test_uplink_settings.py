@@ -26,6 +26,8 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  ("flashmem", 32 * 1024, _NOR32),
                  "test_a_change_waits_for_the_answer_of_the_command_that_made_it":
                  ("flashmem", 32 * 1024, _NOR32),
+                 "test_a_broker_that_opens_no_session_is_undone_after_the_trial":
+                 ("flashmem", 32 * 1024, _NOR32),
                  "test_the_config_command_sets_them_through_the_catalogue":
                  "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
                  "board builds no modem and no uplink without them); the QEMU port has no "
@@ -269,3 +271,35 @@ def test_the_config_command_sets_them_through_the_catalogue():
         assert a["ok"] is False and a["error"] == err, (obis, v, a)
     assert m.settings["uplink_broker"] == "mqtt.example.net:8883"
     assert m.settings["uplink_apn"] == "m2m.example"
+
+
+def test_a_broker_that_opens_no_session_is_undone_after_the_trial():
+    # a config of C.93.1 with a mistyped host (or the meter's own address) was applied for
+    # good: the meter never reached a broker again and the head-end could not set it back
+    # (a site visit per meter); now the change is on trial until a session opens with it
+    from test_uplink_task import _run
+
+    st = Settings(events.EventLog(_Clock()))
+    r, broker, up, ob = _uplink(st)
+    _run(r, up, lambda: up.session and up._phase == 2)
+    st.set("uplink_broker", "127.0.0.1:1883")  # nothing listens there (the meter itself)
+    r.refuse = True
+    t0 = r.clock.t
+    _run(r, up, lambda: up.broker == ("127.0.0.1", 1883) and not up.session)
+    _run(r, up, lambda: st["uplink_broker"] != "127.0.0.1:1883", max_ms=4 * 3600 * 1000)
+    assert r.clock.t - t0 >= up.broker_trial_s * 1000, "not before the trial ends"
+    assert st["uplink_broker"] == "broker:1883" and st["uplink_apn"] == "internet"
+    ev = [e for e in up.log.since(0) if e[1] == events.UPLINK_REVERTED]
+    assert len(ev) == 1 and ev[0][2] == up.broker_trial_s, ev
+    r.refuse = False
+    n = up.sessions
+    _run(r, up, lambda: up.session and up.sessions == n + 1, max_ms=3600 * 1000)
+    assert r.connects[-1] == ("broker", 1883), r.connects[-3:]
+    # a change that opens a session stays
+    st.set("uplink_apn", "m2m.example")
+    _run(r, up, lambda: up.session and up.sessions == n + 2)
+    for _ in range(100):
+        up.step()
+        r.advance(120000)
+    assert st["uplink_apn"] == "m2m.example" and up._trial is None
+    assert len([e for e in up.log.since(0) if e[1] == events.UPLINK_REVERTED]) == 1

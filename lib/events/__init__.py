@@ -106,6 +106,9 @@ UPLINK_REPLAY = const(115)  # a ``config`` with a right MAC but an n not above t
 CONC_SERIAL_REFUSED = const(116)  # a bus meter's reading not forwarded: its serial (C.1.0)
 # differs from the one its address is bound to (value 1), is the concentrator's own (2) or
 # is bound to another address (3); subject: the address's last 6 characters
+UPLINK_REVERTED = const(117)  # a broker / APN change (C.93.1 / C.93.2) that opened no
+# session within uplink.task.Uplink.broker_trial_s was undone: the last ones that did are
+# set again; value: the trial's length (s)
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -157,6 +160,7 @@ NAMES = {
     UPLINK_TIME_REFUSED: "uplink time sync refused: shift too large",
     UPLINK_CONFIG_N: "uplink config authenticated", UPLINK_REPLAY: "uplink config replay refused",
     CONC_SERIAL_REFUSED: "bus meter serial refused",
+    UPLINK_REVERTED: "uplink broker/APN change undone: no session",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -170,7 +174,7 @@ SECURITY_CODES = (
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
     CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
     AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED, UPLINK_TIME_REFUSED,
-    UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED,
+    UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED, UPLINK_REVERTED,
 )
 
 
