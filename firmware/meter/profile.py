@@ -479,14 +479,23 @@ class LoadProfile:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def iter_rows(self, t_from=None, t_to=None):
+    def iter_rows(self, t_from=None, t_to=None, tick=0):
         """Rows ``(t, status, values)`` with t_from <= t <= t_to (None: open), in capture
         order (oldest first): the main ring's records, then the open record. Read record by
-        record from flash."""
+        record from flash. ``tick`` > 0: resumable in bounded steps; after every ``tick``
+        records read, ``None`` is yielded (the uplink's ``profile`` answer reads at most
+        ``tick`` records a round: a range with no row in a full 512 KiB ring is ~2 000
+        record reads, not one round of the event loop)."""
         p = self.period
         lay = self.layout
         recs = self.store.records() if self.store is not None else self._ram
+        k = 0
         for rec in recs:
+            if tick:
+                k += 1
+                if k >= tick:
+                    k = 0
+                    yield None
             n = rec[1]
             t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
             if t_to is not None and t0 > t_to:

@@ -490,9 +490,10 @@ class Uplink:
         pages (ValueError naming what is wrong). Rows are read from flash as the pages go
         out, one page (at most ``range_page_bytes``) a round: a request for a year holds no
         more than a page in the heap, and stops after ``range_max_rows`` with ``"more"``.
-        A ``log`` reads at most ``range_scan`` records of the event store a round (the
-        generator yields b"" after each share: no page that round), so a range with no
-        entry never scans the whole store in one round."""
+        A ``log`` reads at most ``range_scan`` records of the event store a round, a
+        ``profile`` at most ``range_scan`` records of the profile ring (the generator yields
+        b"" after each share: no page that round), so a range with no entry never scans the
+        whole store in one round."""
         if self._range is not None:
             raise ValueError("busy: a range answer is still being sent")
         t_from = _when(req, "from")
@@ -509,7 +510,7 @@ class Uplink:
             lay = p.layout
             head = ('{"id":' + idj + ',"cmd":"profile","ok":true,"page":',
                     "," + msg.profile_head(p.name, lay)[1:])
-            return self._pages(head, p.iter_rows(t_from, t_to),
+            return self._pages(head, p.iter_rows(t_from, t_to, self.range_scan),
                                lambda r: msg.profile_row(lay, r[0], r[1], r[2]))
         name = req.get("log")
         if not isinstance(name, str) or name not in _LOGS:  # (a list is unhashable)

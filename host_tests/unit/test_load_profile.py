@@ -432,3 +432,37 @@ def test_stop_right_at_a_boundary_keeps_the_last_interval_whole():
     rows = list(p.iter_rows())
     assert [(r[0] - T0, r[1], r[2][0]) for r in rows] == [
         (900, bp.ST_POWER_UP, 900), (1800, bp.ST_POWER_DOWN, 0)], rows
+
+
+def test_a_range_read_yields_after_every_tick_records():
+    # the uplink's ``profile`` answer reads at most ``tick`` records a round: a range with no
+    # row in a full ring was one scan of every record in one round of the event loop
+    nor, part = _nor(6)
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    _run(p, clk, regs, 600 * 60, step_s=60, wh=(7, 3, 5, 1))
+    recs = sum(1 for _ in p.store.records())
+    assert recs >= 16, recs
+    reads = [0]
+    records = p.store.records
+
+    def counted():
+        for r in records():
+            reads[0] += 1
+            yield r
+
+    p.store.records = counted
+    gone = T0 - 86400  # before every row: no match
+    rounds = []
+    reads[0] = 0
+    for r in p.iter_rows(gone, gone, 4):
+        assert r is None, r
+        rounds.append(reads[0])
+        reads[0] = 0
+    rounds.append(reads[0])
+    assert max(rounds) <= 4 and sum(rounds) == recs and len(rounds) >= recs // 4, rounds
+    # with a match: the same rows as without tick, in order
+    a, b = T0 + 3600, T0 + 5 * 3600
+    got = [r for r in p.iter_rows(a, b, 3) if r is not None]
+    assert got == list(p.iter_rows(a, b)) and len(got) == 241, len(got)

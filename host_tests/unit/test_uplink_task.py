@@ -203,7 +203,7 @@ class _Prof:  # meter.profile.LoadProfile's reading side over a list of rows
         self.period = self.layout.period
         self.rows = rows
 
-    def iter_rows(self, t_from=None, t_to=None):
+    def iter_rows(self, t_from=None, t_to=None, tick=0):
         for r in self.rows:
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
@@ -293,7 +293,7 @@ class _YearProf(_Prof):  # rows made as they are read: a year of 15-min rows, no
         self.n = n
         self.read = 0
 
-    def iter_rows(self, t_from=None, t_to=None):
+    def iter_rows(self, t_from=None, t_to=None, tick=0):
         for k in range(1, self.n + 1):
             r = _row(k)
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
