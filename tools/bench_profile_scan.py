@@ -1,0 +1,75 @@
+# The load profile read for the uplink: event-loop work of one read over a full ring.
+"""Usage: MICROPYPATH=.frozen:.frozen-lib:firmware:lib:.:host_tests/unit .venv/bin/micropython
+-X heapsize=64m tools/bench_profile_scan.py [rows] [repeats]
+
+A load profile (meter.profile.LoadProfile, the default six channels, 15-minute rows) on a
+512 KiB NOR partition (the virtual board's profile partition) filled with ``rows`` rows
+(default 35 040: a year), then three reads, each timed (real us, unix port; the median and
+the minimum over ``repeats`` runs, default 5):
+
+- ``schedule``: the rows of the last quarter hour, as ``Uplink.profile_bodies`` reads them
+  every 15 minutes (``iter_rows(from, to)``: every record's header from the oldest on, in
+  one round of the event loop);
+- ``range, one round``: the same read with ``tick`` 32 (``Uplink.range_scan``, the uplink's
+  ``profile`` range answer): the longest stretch between two yields;
+- ``range, all rounds``: its total."""
+
+import sys
+import time
+
+from boards.sim.norflash import NORFlash
+from energy import A_PLUS, Q1
+from flashstore.flash import Partition
+from test_load_profile import Clk, _prof, _regs
+
+
+def _filled(n):
+    nor = NORFlash(512 * 1024, 4096, 256)
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, Partition(nor, 0, 512 * 1024), period=900)
+    for k in range(n):
+        clk.now += 900000
+        regs.whole[A_PLUS] += 250 + k % 97
+        regs.whole[Q1] += 31
+        p.interval(0, 0, 0, 900000)
+        p.service()
+    return p, clk.time()
+
+
+def _stats(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2], xs[0]
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 35040
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    p, t_end = _filled(n)
+    recs = sum(1 for _ in p.store.records())
+    sched = []
+    longest = []
+    total = []
+    for _ in range(reps):
+        t0 = time.ticks_us()
+        got = sum(1 for _r in p.iter_rows(t_end - 899, t_end))
+        sched.append(time.ticks_diff(time.ticks_us(), t0))
+        worst = 0
+        t_all = t1 = time.ticks_us()
+        for r in p.iter_rows(t_end - 899, t_end, 32):
+            if r is None:
+                t2 = time.ticks_us()
+                worst = max(worst, time.ticks_diff(t2, t1))
+                t1 = t2
+        t2 = time.ticks_us()
+        worst = max(worst, time.ticks_diff(t2, t1))
+        longest.append(worst)
+        total.append(time.ticks_diff(t2, t_all))
+    print("rows %d, records %d, rows in the last quarter hour %d" % (n, recs, got))
+    for name, xs in (("schedule (one round)", sched), ("range, one round (tick 32)", longest),
+                     ("range, all rounds", total)):
+        med, lo = _stats(xs)
+        print("%-28s median %7.2f ms  min %7.2f ms" % (name, med / 1000, lo / 1000))
+
+
+main()
