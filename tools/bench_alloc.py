@@ -5,8 +5,10 @@ Runs firmware/main.py's meter on the virtual board with the given options (e.g. 
 --duration 3600``) and wraps each task the supervisor starts (metering, led, display, storage,
 housekeeping, tamper, ports, ...) in a proxy that reads ``gc.mem_alloc()`` around every resume
 of the task. The collector is off while a task runs (it is run between resumes when the free
-heap gets short), so the difference is what that resume allocated. Counting starts after
-``--warm S`` simulated seconds (default 60: start-up, first readings, buffers grown once).
+heap gets short, and stays on outside the tasks: the meter's start-up with its 1 MiB NOR
+image does not fit the default heap without collections), so the difference is what that
+resume allocated. Counting starts after ``--warm S`` simulated seconds (default 60:
+start-up, first readings, buffers grown once).
 
 Usage: MICROPYPATH=.frozen:firmware:lib:. .venv/bin/micropython tools/bench_alloc.py
        [--warm S] SIM-OPTIONS...   (prints a table and a JSON line)
@@ -43,10 +45,12 @@ class _Measured:
         if on and st["sim0"] is None:
             st["sim0"] = clock.ticks_ms()
             st["wall0"] = time.ticks_ms()
+        gc.disable()  # (only while a task runs: the meter's start-up needs collections)
         a = gc.mem_alloc()
         try:
             return fn(arg)
         finally:
+            gc.enable()
             if on:
                 s = _stats.get(self.name)
                 if s is None:
@@ -86,11 +90,7 @@ def main():
     import app
 
     gc.collect()
-    gc.disable()
-    try:
-        app.run(board)
-    finally:
-        gc.enable()
+    app.run(board)
     clock = board.clock
     sim_s = (clock.ticks_ms() - (_state["sim0"] or 0)) / 1000
     wall_s = time.ticks_diff(time.ticks_ms(), _state["wall0"] or 0) / 1000

@@ -318,10 +318,14 @@ class Billing:
         return bytes(b)
 
     def maintain(self):
-        """Erase ahead in both rings (not during a power-fail warning: the caller checks)."""
-        for ring in (self.snaps, self.states):
-            if ring is not None and not ring.blocked and ring.needs_maintenance():
-                ring.maintain(1)
+        """Erase ahead in both rings (not during a power-fail warning: the caller checks).
+        Allocation-free when nothing is to erase (the task's every second)."""
+        ring = self.snaps  # (no tuple of the two rings: a heap object every second)
+        if ring is not None and not ring.blocked and ring.needs_maintenance():
+            ring.maintain(1)
+        ring = self.states
+        if ring is not None and not ring.blocked and ring.needs_maintenance():
+            ring.maintain(1)
 
     # -- reading ---------------------------------------------------------------------------
 

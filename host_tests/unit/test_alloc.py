@@ -468,3 +468,34 @@ def test_wake_flag_set_and_wait_allocate_nothing():
     t = asyncio.run(main())
     assert seen[0] == 20, seen
     assert t.done()
+
+
+def test_billing_task_second_allocates_nothing_in_steady_state():
+    # the billing task calls service() and maintain() every simulated second; maintain()
+    # built a tuple of the two rings each time (33.8 B per simulated s in bench_alloc)
+    from app import Meter
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+
+    o = Options()
+    o.quiet = True
+    meter = Meter(SimBoard(o, trace=StepTrace([(0, 2000000, 300000)])))
+    bl = meter.billing
+    assert bl.snaps is not None and bl.states is not None
+    bl.service()
+    for _ in range(200):  # erase ahead until both rings are prepared
+        if not (bl.snaps.needs_maintenance() or bl.states.needs_maintenance()):
+            break
+        bl.maintain()
+    assert not bl.snaps.needs_maintenance() and not bl.states.needs_maintenance()
+
+    def second():
+        for _ in range(5):
+            bl.service()
+            bl.maintain()
+
+    if MICROPYTHON:
+        _locked(second)
+    else:
+        bad = smallint.long_locals(second)
+        assert not bad, bad[:5]
