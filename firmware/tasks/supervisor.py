@@ -109,7 +109,9 @@ class Supervisor:
                 why = repr(e)
             n = self.deaths[name] = self.deaths[name] + 1
             now = clock.ticks_ms()
-            if first is None or clock.ticks_diff(now, first) > self.window_ms:
+            # (< 0: more than 2**29 ms ago on a board clock wrapping at 2**30, not "within")
+            d = 0 if first is None else clock.ticks_diff(now, first)
+            if first is None or d > self.window_ms or d < 0:
                 first = now
                 window = 1
                 pause = self.pause_ms

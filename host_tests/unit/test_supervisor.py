@@ -234,3 +234,50 @@ async def test_on_the_virtual_clock_the_restart_pause_is_simulated_time():
     await asyncio.sleep_ms(0)
     assert at == [0, 1000, 3000], at
     assert sv.failed == "port" and log.count(events.TASK_FAILED) == 1
+
+
+class _WrapClock:
+    # a board clock as MonotonicClock is on a device: ticks_ms wraps at 2**30 (12.4 days)
+    def __init__(self, start):
+        self.now = start
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        import ticks
+
+        return ticks.ticks_diff(a, b)
+
+    async def sleep_ms(self, ms):
+        while ms > 0:  # (a day in steps below 2**29)
+            d = ms if ms < 1 << 28 else 1 << 28
+            ms -= d
+            self.now = (self.now + d) & ((1 << 30) - 1)
+        await asyncio.sleep_ms(0)
+
+
+async def test_a_task_dying_once_a_day_is_never_given_up_across_the_ticks_wrap():
+    # ticks_diff of two deaths 2**29 .. 2**30 ms (6.2 .. 12.4 days) apart reads negative:
+    # such a death counted as inside the 10-minute give-up window, so a task that died once,
+    # then a week later once a day, was given up on a board (TASK_FAILED, watchdog reset)
+    clock = _WrapClock((1 << 30) - 5000)
+    log = events.EventLog(_Clock())
+    sv = Supervisor(_WDT(), _Metering(), log, clock=clock, max_deaths=3)
+    runs = [0]
+
+    async def daily():
+        runs[0] += 1
+        if runs[0] > 1:
+            await clock.sleep_ms(86400000 * (7 if runs[0] == 2 else 1))
+        raise OSError(5)
+
+    t = sv.spawn("uplink", daily)
+    for _ in range(400):
+        await asyncio.sleep_ms(0)
+        if runs[0] >= 20:
+            break
+    t.cancel()
+    await asyncio.sleep_ms(0)
+    assert runs[0] >= 20, runs
+    assert sv.failed is None and log.count(events.TASK_FAILED) == 0, (sv.deaths, sv.failed)
