@@ -371,9 +371,7 @@ class Catalogue:
         if k == K_SEGMENTS or k == K_ACTION:
             return lambda: None
         if k == K_DEMAND or e[E_SRC][:2] == "b:":
-            read = self.billing.read
-            key = e[E_SRC]
-            return lambda: read(key)
+            return self.billing.getter(e[E_SRC])  # (the key parsed once: no slices a read)
         return getattr(self, "_g_" + e[E_SRC])  # the bound method, made once
 
     def milli_getter(self, obis):

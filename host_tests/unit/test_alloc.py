@@ -499,3 +499,28 @@ def test_billing_task_second_allocates_nothing_in_steady_state():
     else:
         bad = smallint.long_locals(second)
         assert not bad, bad[:5]
+
+
+def test_lcd_reads_the_demand_items_without_allocating():
+    # the LCD re-reads its item every 250 ms; a demand item (1.6.0 on the display list) went
+    # through Billing.read, which slices its key: ~256 B per refresh, ~1 KB per second
+    from app import Meter
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+
+    o = Options()
+    o.quiet = True
+    o.no_flash = True
+    meter = Meter(SimBoard(o, trace=StepTrace([(0, 2000000, 300000)])))
+    mx = meter.demand.maxima
+    mx.value[0] = 13800000  # 13.8 kW in mW
+    mx.value[1] = 9200000
+    mx.cum[0] = 27600000
+    for code in ("1.6.0", "1.6.1", "1.2.0", "1.4.0", "1.5.0", "1.14.0"):
+        get = meter.display.item(code)[1]
+        v = _locked(get) if MICROPYTHON else get()
+        assert v == meter.catalogue.read(code), (code, v, meter.catalogue.read(code))
+    get = meter.display.item("1.6.0")[1]
+    assert get() == 13800000 and meter.display.item("1.2.0")[1]() == 27600000
+    mx.value[0] = 14000000  # read live, not captured when the item was made
+    assert get() == 14000000
