@@ -10,8 +10,10 @@ image does not fit the default heap without collections), so the difference is w
 resume allocated. Counting starts after ``--warm S`` simulated seconds (default 60:
 start-up, first readings, buffers grown once).
 
-Usage: MICROPYPATH=.frozen:firmware:lib:. .venv/bin/micropython tools/bench_alloc.py
+Usage: MICROPYPATH=.frozen:.frozen-lib:firmware:lib:. .venv/bin/micropython tools/bench_alloc.py
        [--warm S] SIM-OPTIONS...   (prints a table and a JSON line)
+(.frozen-lib is made by ``make uplink-lib``: without umqtt the uplink row counts the uplink's
+failed imports, retried every round; --no-uplink leaves the uplink out.)
 
 Allocation outside the tasks (the virtual board's clock driver, heap sampler, control channel)
 is not counted: that is the simulator, not the firmware.
@@ -79,6 +81,11 @@ def main():
     from boards.sim.board import SimBoard
     from tasks import supervisor
 
+    try:
+        import umqtt.simple  # noqa: F401
+    except ImportError:
+        print("bench_alloc: no umqtt (make uplink-lib, MICROPYPATH with .frozen-lib): the "
+              "uplink row is its failed imports", file=sys.stderr)
     board = SimBoard.from_argv(argv + ["--quiet"])
     _state["clock"] = board.clock
     orig = supervisor.Supervisor.spawn
