@@ -396,14 +396,14 @@ class Billing:
 
     def getter(self, key):
         """A callable returning :meth:`read` ``(key)``, the key parsed once (the LCD re-reads
-        its item every 250 ms: :meth:`read` slices the key, ~256 B per call for 1.6.x).
-        KeyError if unknown."""
+        its item every 250 ms: :meth:`read` slices the key, ~256 B per call for 1.6.x). An
+        unknown key raises KeyError when read, as :meth:`read` does."""
         k = key[2:]
-        if k[:3] == "max" and k[:4] != "maxt":
-            i = _digit(k[3:])
+        if k[:3] == "max" and k[:4] != "maxt" and len(k) == 4 and k[3] in "0123456":
+            i = int(k[3])
             return lambda: self.demand.maxima.value[i]
-        if k[:3] == "cum":
-            i = _digit(k[3:])
+        if k[:3] == "cum" and len(k) == 4 and k[3] in "0123456":
+            i = int(k[3])
             return lambda: self.demand.maxima.cum[i]
         if k == "cur":
             return lambda: self.demand.window.current_average()
@@ -411,7 +411,6 @@ class Billing:
             return lambda: self.demand.window.last_average
         if k == "thermal":
             return lambda: self.demand.thermal.value
-        self.read(key)  # (KeyError now, not at the first read)
         return lambda: self.read(key)
 
     def read(self, key):
