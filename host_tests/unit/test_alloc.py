@@ -473,17 +473,28 @@ def test_wake_flag_set_and_wait_allocate_nothing():
 def test_billing_task_second_allocates_nothing_in_steady_state():
     # the billing task calls service() and maintain() every simulated second; maintain()
     # built a tuple of the two rings each time (33.8 B per simulated s in bench_alloc)
-    from app import Meter
-    from boards.sim.board import Options, SimBoard
-    from simkit import StepTrace
+    import events
+    from billing import config
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from meter.billing import Billing
+    from meter.demand import Demand
+    from meter.tariffs import TARIFF_Q8, Tariffs
+    from simkit import ManualClock
 
-    o = Options()
-    o.quiet = True
-    meter = Meter(SimBoard(o, trace=StepTrace([(0, 2000000, 300000)])))
-    bl = meter.billing
+    lpw = lsb_per_unit_q8(Calibration().wh_per_lsb)
+    cfg = config.Config()
+    regs = Registers(lpw, lpw, lpw, 1, 2, TARIFF_Q8)
+    clock = ManualClock()
+    log = events.EventLog(clock)
+    tf = Tariffs(regs, clock, cfg, lpw, log)
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    bl = Billing(regs, tf, Demand(cfg, tf), cfg, clock, log, Partition(dev, 0, dev.size))
+    tf.reconcile()
+    bl.boot()
     assert bl.snaps is not None and bl.states is not None
     bl.service()
-    for _ in range(200):  # erase ahead until both rings are prepared
+    for _ in range(50):  # erase ahead until both rings are prepared
         if not (bl.snaps.needs_maintenance() or bl.states.needs_maintenance()):
             break
         bl.maintain()
