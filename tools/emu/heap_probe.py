@@ -286,6 +286,35 @@ def print_modules(rows, board, sim_s, flash):
         len(rows), sum(r[1] for r in rows), len(used), sum(r[1] for r in used)))
 
 
+def _runs(a, elf, ballast):
+    """(heap size, True if the meter booted and ran --sim-s with ``ballast``)."""
+    code = CODE % (ballast, ballast, not a.flash, (), 0, (), a.sim_s, a.sim_s)
+    out = emu.run_code(a.board, elf, code, timeout=max(900, a.sim_s), icount=0)
+    m = re.search(r"PROBE peak=\d+ peak_t=\d+ free_min=(\d+) heap=(\d+)", out)
+    if m is None and "MemoryError" not in out:
+        raise SystemExit("heap_probe on %s with ballast %d failed:\n%s" % (a.board, ballast, out))
+    return (int(m.group(2)) - ballast if m else None), m is not None
+
+
+def min_heap(a, elf):
+    """Bisect the ballast: the largest with which the meter still runs, as a heap size."""
+    heap, ok = _runs(a, elf, 0)
+    if not ok:
+        raise SystemExit("heap_probe --min-heap on %s: the meter does not run at all" % a.board)
+    lo, hi = 0, heap  # lo runs, hi does not
+    while hi - lo > 512:
+        mid = (lo + hi) // 2 // 16 * 16
+        ok = _runs(a, elf, mid)[1]
+        print("  ballast %6d B: heap %6d B: %s" % (mid, heap - mid, "runs" if ok else
+                                                       "MemoryError"), flush=True)
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    print("%s: the meter %s boots and runs %d simulated s in a heap of %d B (not in %d B; "
+          "the virtual board's models and the probe's imports included)" % (
+              a.board, "with flash" if a.flash else "without flash", a.sim_s, heap - lo,
+              heap - hi))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--board", choices=sorted(emu.BOARDS), default="MPS2_AN385")
@@ -299,6 +328,11 @@ def main():
     ap.add_argument("--ballast", type=int, default=0, metavar="B",
                     help="a B-byte bytearray allocated first, at the bottom of the heap: the "
                          "meter runs in a heap B bytes smaller (the minimum heap, bisected)")
+    ap.add_argument("--min-heap", action="store_true",
+                    help="bisect --ballast (512 B steps; the meter's own imports only, not "
+                         "every device module): the smallest heap the meter boots and runs "
+                         "--sim-s in")
+    ap.add_argument("--elf", help="a firmware.elf built before (default: build this checkout)")
     ap.add_argument("--modules", action="store_true",
                     help="the RAM of each device module instead (see the docstring)")
     a = ap.parse_args()
@@ -306,7 +340,9 @@ def main():
         print_modules(probe_modules(a.board, a.sim_s, a.flash), a.board, a.sim_s, a.flash)
         return 0
     names = device_modules()
-    elf = emu.build(a.board)
+    elf = a.elf or emu.build(a.board)
+    if a.min_heap:
+        return min_heap(a, elf)
     code = CODE % (a.ballast, a.ballast, not a.flash, names, len(names),
                    _PARTS if a.parts else (), a.every, a.sim_s)
     out = emu.run_code(a.board, elf, code, timeout=max(900, a.sim_s), icount=0)
