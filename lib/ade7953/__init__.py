@@ -49,53 +49,55 @@ the bound. An overflow that happens anyway is detected through IRQSTATA.AEOFA/VA
 from micropython import const
 
 # Register addresses (DS Tables 13-15, p.60-62). 24-bit views (0x2xx) are used for energy.
-SAGCYC = const(0x000)
+# Underscore names are the ones no other module reads: const() makes no global of them (no
+# RAM on a device); the others are read by the chip model and the tests.
+_SAGCYC = const(0x000)
 DISNOLOAD = const(0x001)
 LCYCMODE = const(0x004)
-PGA_V = const(0x007)
-PGA_IA = const(0x008)
-PGA_IB = const(0x009)
-WRITE_PROTECT = const(0x040)
+_PGA_V = const(0x007)
+_PGA_IA = const(0x008)
+_PGA_IB = const(0x009)
+_WRITE_PROTECT = const(0x040)
 LAST_OP = const(0x0FD)
-UNLOCK_120 = const(0x0FE)
-LAST_RWDATA_8 = const(0x0FF)
+_UNLOCK_120 = const(0x0FE)
+_LAST_RWDATA_8 = const(0x0FF)
 LAST_ADD = const(0x1FE)
 LAST_RWDATA_16 = const(0x1FF)
 LAST_RWDATA_24 = const(0x2FF)
 VERSION = const(0x702)
 EX_REF = const(0x800)
 ZXTOUT = const(0x100)
-LINECYC = const(0x101)
+_LINECYC = const(0x101)
 CONFIG = const(0x102)
 CF1DEN = const(0x103)
 CF2DEN = const(0x104)
 CFMODE = const(0x107)
 PHCALA = const(0x108)
-PHCALB = const(0x109)
+_PHCALB = const(0x109)
 PFA = const(0x10A)
-PFB = const(0x10B)
+_PFB = const(0x10B)
 ANGLE_A = const(0x10C)
-ANGLE_B = const(0x10D)
+_ANGLE_B = const(0x10D)
 PERIOD = const(0x10E)
-RESERVED_120 = const(0x120)
+_RESERVED_120 = const(0x120)
 SAGLVL = const(0x200)
 ACCMODE = const(0x201)
 AP_NOLOAD = const(0x203)
 VAR_NOLOAD = const(0x204)
-VA_NOLOAD = const(0x205)
+_VA_NOLOAD = const(0x205)
 AVA = const(0x210)
-BVA = const(0x211)
+_BVA = const(0x211)
 AWATT = const(0x212)
-BWATT = const(0x213)
+_BWATT = const(0x213)
 AVAR = const(0x214)
-BVAR = const(0x215)
+_BVAR = const(0x215)
 IRMSA = const(0x21A)
-IRMSB = const(0x21B)
+_IRMSB = const(0x21B)
 VRMS = const(0x21C)
 AENERGYA = const(0x21E)
-AENERGYB = const(0x21F)
+_AENERGYB = const(0x21F)
 RENERGYA = const(0x220)
-RENERGYB = const(0x221)
+_RENERGYB = const(0x221)
 APENERGYA = const(0x222)
 APENERGYB = const(0x223)
 OVLVL = const(0x224)
@@ -107,33 +109,33 @@ RSTIAPEAK = const(0x229)
 IRQENA = const(0x22C)
 IRQSTATA = const(0x22D)
 RSTIRQSTATA = const(0x22E)
-AIGAIN = const(0x280)
-AVGAIN = const(0x281)
+_AIGAIN = const(0x280)
+_AVGAIN = const(0x281)
 AWGAIN = const(0x282)
-AVARGAIN = const(0x283)
-AVAGAIN = const(0x284)
-BIGAIN = const(0x28C)
-BVGAIN = const(0x28D)
-BWGAIN = const(0x28E)
-BVARGAIN = const(0x28F)
-BVAGAIN = const(0x290)
+_AVARGAIN = const(0x283)
+_AVAGAIN = const(0x284)
+_BIGAIN = const(0x28C)
+_BVGAIN = const(0x28D)
+_BWGAIN = const(0x28E)
+_BVARGAIN = const(0x28F)
+_BVAGAIN = const(0x290)
 
 # Register defaults used by the health check (DS Tables 14-15; pitfall 3 in the reference).
-CONFIG_DEFAULT = const(0x8004)
-LCYCMODE_DEFAULT = const(0x40)
-AP_NOLOAD_DEFAULT = const(0x00E419)
-ZXTOUT_DEFAULT = const(0xFFFF)
+_CONFIG_DEFAULT = const(0x8004)
+_LCYCMODE_DEFAULT = const(0x40)
+_AP_NOLOAD_DEFAULT = const(0x00E419)
+_ZXTOUT_DEFAULT = const(0xFFFF)
 
 # Bits.
 _COMM_LOCK = const(0x8000)  # CONFIG b15, 1 = interface not locked
 _HPFEN = const(0x0004)  # CONFIG b2
 _SWRST = const(0x0080)  # CONFIG b7
 IRQ_AEOFA = const(1 << 3)
-IRQ_VAREOFA = const(1 << 4)
-IRQ_VAEOFA = const(1 << 5)
+_IRQ_VAREOFA = const(1 << 4)
+_IRQ_VAEOFA = const(1 << 5)
 IRQ_OIA = const(1 << 13)  # current channel A peak above OILVL (DS p.47, Table 22)
 IRQ_OV = const(1 << 16)  # voltage peak above OVLVL
-IRQ_RESET = const(1 << 20)
+_IRQ_RESET = const(1 << 20)
 _EOF_MASK = const((1 << 3) | (1 << 4) | (1 << 5))
 _OVER_MASK = const((1 << 13) | (1 << 16))
 
@@ -144,18 +146,18 @@ READ_CONFIG = const(2)  # CONFIG is not what was written: mis-clocked / stuck bu
 READ_RESET = const(3)  # RESET interrupt or CONFIG back to its default: the chip restarted
 
 # Nominal full-scale codes (DS p.23, p.24, p.25).
-RMS_FULL_SCALE = const(9032007)  # IRMS/VRMS code at 0.5 V peak input
-POWER_FULL_SCALE = const(4862401)  # xWATT/xVAR/xVA code at full-scale V and I
+_RMS_FULL_SCALE = const(9032007)  # IRMS/VRMS code at 0.5 V peak input
+_POWER_FULL_SCALE = const(4862401)  # xWATT/xVAR/xVA code at full-scale V and I
 ENERGY_RATE_FULL_SCALE = const(206900)  # energy LSB per second at full scale
-WAVE_FULL_SCALE = const(6500000)  # IA/IB/V waveform code at 0.5 V peak, nominal (DS p.21)
-PERIOD_CLOCK_HZ = const(223750)  # f = 223 750 / (PERIOD + 1) (DS p.36)
+_WAVE_FULL_SCALE = const(6500000)  # IA/IB/V waveform code at 0.5 V peak, nominal (DS p.21)
+_PERIOD_CLOCK_HZ = const(223750)  # f = 223 750 / (PERIOD + 1) (DS p.36)
 _PERIOD_CLOCK_MHZ = const(223750000)  # the same in mHz (< 2^30)
 _ANGLE_FMAX_MHZ = const(65535)  # instant_into: angle pieces x f_mHz stay below 2^24
 _GAIN_UNITY = const(0x400000)
 
 # Registers read as signed two's complement (the rest unsigned). PHCALx is sign-magnitude.
-_SIGNED = (AVA, BVA, AWATT, BWATT, AVAR, BVAR, AENERGYA, AENERGYB, RENERGYA, RENERGYB,
-           APENERGYA, APENERGYB, PFA, PFB, ANGLE_A, ANGLE_B)
+_SIGNED = (AVA, _BVA, AWATT, _BWATT, AVAR, _BVAR, AENERGYA, _AENERGYB, RENERGYA, _RENERGYB,
+           APENERGYA, APENERGYB, PFA, _PFB, ANGLE_A, _ANGLE_B)
 
 
 class ADE7953Error(Exception):
@@ -195,10 +197,10 @@ class Calibration:
         self.wh_per_lsb = pfs / (ENERGY_RATE_FULL_SCALE * 3600)
         self.varh_per_lsb = self.wh_per_lsb
         self.vah_per_lsb = self.wh_per_lsb
-        self.v_per_lsb = self.VFS_V / RMS_FULL_SCALE
-        self.a_per_lsb = self.IFS_A / RMS_FULL_SCALE
-        self.a_per_lsb_b = self.IFS_A / RMS_FULL_SCALE
-        self.w_per_lsb = pfs / POWER_FULL_SCALE
+        self.v_per_lsb = self.VFS_V / _RMS_FULL_SCALE
+        self.a_per_lsb = self.IFS_A / _RMS_FULL_SCALE
+        self.a_per_lsb_b = self.IFS_A / _RMS_FULL_SCALE
+        self.w_per_lsb = pfs / _POWER_FULL_SCALE
         self.awgain = _GAIN_UNITY
         self.avargain = _GAIN_UNITY
         self.avagain = _GAIN_UNITY
@@ -212,7 +214,7 @@ class Calibration:
         self.chip_no_load_w = 1.0
         # OILVL / OVLVL: waveform peak code above which the chip flags over-range (OIA, OV),
         # 85 % of the nominal full scale (DS p.21, p.47); see the module docstring.
-        self.over_range_code = WAVE_FULL_SCALE * 85 // 100
+        self.over_range_code = _WAVE_FULL_SCALE * 85 // 100
         for k in kw:
             if not hasattr(self, k):
                 raise ValueError("unknown calibration constant %s" % k)
@@ -221,7 +223,7 @@ class Calibration:
     def no_load_code(self):
         """X_NOLOAD for a threshold of ``chip_no_load_w`` W: 65 536 - Y/1.4 with
         Y = Pfs/threshold (DS p.40-41). Clamped to 0..65 535."""
-        pfs = self.w_per_lsb * POWER_FULL_SCALE
+        pfs = self.w_per_lsb * _POWER_FULL_SCALE
         y = pfs / self.chip_no_load_w
         x = int(65536 - y / 1.4)
         return 0 if x < 0 else (65535 if x > 65535 else x)
@@ -373,7 +375,7 @@ class ADE7953:
             await sleep_ms(1)
             self._reset.value(1)
         elif hard_reset:
-            self.write(CONFIG, CONFIG_DEFAULT | _SWRST)  # the chip restarts at once
+            self.write(CONFIG, _CONFIG_DEFAULT | _SWRST)  # the chip restarts at once
             await sleep_ms(1)
         # an IRQ pin already low here, with the chip just reset, is stuck: then wait 100 ms
         irq = self._irq
@@ -396,13 +398,13 @@ class ADE7953:
         cfg = self.read(CONFIG)
         lcyc = self.read(LCYCMODE)
         nl = self.read(AP_NOLOAD)
-        if cfg == CONFIG_DEFAULT and lcyc == LCYCMODE_DEFAULT and nl == AP_NOLOAD_DEFAULT:
+        if cfg == _CONFIG_DEFAULT and lcyc == _LCYCMODE_DEFAULT and nl == _AP_NOLOAD_DEFAULT:
             return
         if cfg == 0 and lcyc == 0 and nl == 0:
             what = "all 0x00: no chip or MISO stuck low"
         elif cfg == 0xFFFF and lcyc == 0xFF and nl == 0xFFFFFF:
             what = "all 0xFF: no chip or MISO stuck high"
-        elif cfg == CONFIG_DEFAULT >> 1:
+        elif cfg == _CONFIG_DEFAULT >> 1:
             what = "1-bit shift: wrong SPI mode or clock"
         else:
             what = "unexpected defaults"
@@ -413,24 +415,24 @@ class ADE7953:
         """Write the whole configuration (after every power-up or reset) and read every
         register back (ADE7953Error naming the first that differs)."""
         c = self.cal
-        self.write(UNLOCK_120, 0xAD)
-        self.write(RESERVED_120, 0x0030)
+        self.write(_UNLOCK_120, 0xAD)
+        self.write(_RESERVED_120, 0x0030)
         self.write(CONFIG, self._config)  # lock the SPI interface (DS p.51)
-        self.write(LCYCMODE, LCYCMODE_DEFAULT)  # RSTREAD on, no line-cycle mode
-        self.write(PGA_IA, c.pga_ia)
+        self.write(LCYCMODE, _LCYCMODE_DEFAULT)  # RSTREAD on, no line-cycle mode
+        self.write(_PGA_IA, c.pga_ia)
         nl = c.no_load_code()
         self.write(DISNOLOAD, 0x07)  # thresholds are written with no-load disabled (DS p.40)
         self.write(AP_NOLOAD, nl)
         self.write(VAR_NOLOAD, nl)
-        self.write(VA_NOLOAD, nl)
+        self.write(_VA_NOLOAD, nl)
         self.write(DISNOLOAD, 0x00)
         self.write(AWGAIN, c.awgain)
-        self.write(AVARGAIN, c.avargain)
-        self.write(AVAGAIN, c.avagain)
-        self.write(AIGAIN, c.aigain)
-        self.write(AVGAIN, c.avgain)
-        self.write(BVGAIN, c.avgain)  # BVGAIN must equal AVGAIN (DS p.21, p.34)
-        self.write(BIGAIN, c.bigain)
+        self.write(_AVARGAIN, c.avargain)
+        self.write(_AVAGAIN, c.avagain)
+        self.write(_AIGAIN, c.aigain)
+        self.write(_AVGAIN, c.avgain)
+        self.write(_BVGAIN, c.avgain)  # BVGAIN must equal AVGAIN (DS p.21, p.34)
+        self.write(_BIGAIN, c.bigain)
         self.write(PHCALA, _phcal_code(c.phcal_a))
         self.write(ACCMODE, 0)  # signed accumulation for active and reactive (DS p.27)
         self.write(OILVL, c.over_range_code)  # over-range flags OIA / OV (DS p.47)
@@ -439,11 +441,11 @@ class ADE7953:
         self.verify()
         # every register that scales or gates the counts read back as written: a bit lost on
         # MOSI would otherwise bias every interval, unseen by the per-read checks
-        for addr, want in ((LCYCMODE, LCYCMODE_DEFAULT), (PGA_IA, c.pga_ia),
-                           (VAR_NOLOAD, nl), (VA_NOLOAD, nl), (DISNOLOAD, 0),
-                           (AWGAIN, c.awgain), (AVARGAIN, c.avargain), (AVAGAIN, c.avagain),
-                           (AIGAIN, c.aigain), (AVGAIN, c.avgain), (BVGAIN, c.avgain),
-                           (BIGAIN, c.bigain), (PHCALA, _phcal_code(c.phcal_a)),
+        for addr, want in ((LCYCMODE, _LCYCMODE_DEFAULT), (_PGA_IA, c.pga_ia),
+                           (VAR_NOLOAD, nl), (_VA_NOLOAD, nl), (DISNOLOAD, 0),
+                           (AWGAIN, c.awgain), (_AVARGAIN, c.avargain), (_AVAGAIN, c.avagain),
+                           (_AIGAIN, c.aigain), (_AVGAIN, c.avgain), (_BVGAIN, c.avgain),
+                           (_BIGAIN, c.bigain), (PHCALA, _phcal_code(c.phcal_a)),
                            (OILVL, c.over_range_code), (OVLVL, c.over_range_code)):
             got = self._word(addr)
             if got != want & ((1 << (8 * width(addr))) - 1):
@@ -458,7 +460,7 @@ class ADE7953:
         cfg = self.read(CONFIG)
         nl = self.read(AP_NOLOAD)
         if cfg != self._config or nl != self._nl:
-            if cfg == CONFIG_DEFAULT:
+            if cfg == _CONFIG_DEFAULT:
                 raise ADE7953Error("ADE7953 was reset (CONFIG back to default)")
             raise ADE7953Error("ADE7953 configuration lost (CONFIG=0x%04X AP_NOLOAD=0x%06X)"
                                % (cfg, nl))
@@ -518,13 +520,13 @@ class ADE7953:
         self.irq_status = st
         self.overflow = st & _EOF_MASK
         self.over_range = st & _OVER_MASK
-        if cfg == CONFIG_DEFAULT:
+        if cfg == _CONFIG_DEFAULT:
             return READ_RESET
         if bad:
             return READ_ECHO
-        if cfg != self._config or lcyc != LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
+        if cfg != self._config or lcyc != _LCYCMODE_DEFAULT:  # (before the RESET bit: a bus
             return READ_CONFIG  # stuck at 1 sets it too)
-        if st & IRQ_RESET:
+        if st & _IRQ_RESET:
             return READ_RESET
         return READ_OK
 
@@ -533,7 +535,7 @@ class ADE7953:
         ``watt``, ``var``, ``va``, ``pf`` (signed, 2^-15), ``period``, ``angle``."""
         self.vrms = self.read(VRMS)
         self.irms_a = self.read(IRMSA)
-        self.irms_b = self.read(IRMSB)
+        self.irms_b = self.read(_IRMSB)
         self.watt = self.read(AWATT)
         self.var = self.read(AVAR)
         self.va = self.read(AVA)
@@ -589,7 +591,7 @@ class ADE7953:
         :meth:`read_instant`: dict with V (V), I (A), IN (A, channel B / neutral), P (W),
         Q (var), S (VA), PF (-1..1), f (Hz), angle (degrees at the measured frequency)."""
         c = self.cal
-        f = PERIOD_CLOCK_HZ / (self.period + 1) if self.period else 0.0
+        f = _PERIOD_CLOCK_HZ / (self.period + 1) if self.period else 0.0
         return {
             "V": self.vrms * c.v_per_lsb,
             "I": self.irms_a * c.a_per_lsb,

@@ -501,7 +501,7 @@ class EventLog:
     def __init__(self, clock, capacity=64, sink=None):
         self._clock = clock
         self._t = [0] * capacity
-        self._c = [0] * capacity
+        self._c = bytearray(capacity)  # codes are 1..255 (one byte, as persisted)
         self._v = [0] * capacity
         self._s = bytearray(capacity)
         self._j = bytearray(6 * capacity)

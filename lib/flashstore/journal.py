@@ -73,7 +73,7 @@ STATUS_MIGRATED = "migrated"
 
 # Default commit policy, justified in CommitPolicy's docstring.
 DEFAULT_PERIOD_S = const(300)
-DEFAULT_MIN_GAP_S = const(10)
+_DEFAULT_MIN_GAP_S = const(10)
 DEFAULT_MAX_UNSAVED_WH = const(200)
 
 
@@ -217,7 +217,7 @@ class CommitPolicy:
     apparent registers would fire the trigger two or three times as often.
     """
 
-    def __init__(self, period_s=DEFAULT_PERIOD_S, min_gap_s=DEFAULT_MIN_GAP_S,
+    def __init__(self, period_s=DEFAULT_PERIOD_S, min_gap_s=_DEFAULT_MIN_GAP_S,
                  max_unsaved_wh=DEFAULT_MAX_UNSAVED_WH):
         if period_s <= 0 or min_gap_s < 0:
             raise ValueError("period_s must be > 0 and min_gap_s >= 0")

@@ -42,17 +42,17 @@ from lcd import DIGITS, ident_cells
 
 CMD_SYS_DIS = const(0x00)
 CMD_SYS_EN = const(0x01)
-CMD_LCD_OFF = const(0x02)
+_CMD_LCD_OFF = const(0x02)
 CMD_LCD_ON = const(0x03)
-CMD_TIMER_DIS = const(0x04)
-CMD_WDT_DIS = const(0x05)
-CMD_TONE_OFF = const(0x08)
+_CMD_TIMER_DIS = const(0x04)
+_CMD_WDT_DIS = const(0x05)
+_CMD_TONE_OFF = const(0x08)
 CMD_XTAL_32K = const(0x14)
 CMD_RC_256K = const(0x18)
 CMD_BIAS_13_4COM = const(0x29)
-CMD_IRQ_DIS = const(0x80)
+_CMD_IRQ_DIS = const(0x80)
 
-RAM_SIZE = const(32)  # addresses (SEG0..SEG31), 4 bits each
+_RAM_SIZE = const(32)  # addresses (SEG0..SEG31), 4 bits each
 SEGMAP_SIZE = const(128)
 _IDENT_BASE = const(64)
 _IDENT_CELLS = const(5)
@@ -80,7 +80,7 @@ def build_segmap(entries):
             raise ValueError("ht1621: more than 128 segment entries")
         if e is not None:
             seg, com = e
-            if not (0 <= seg < RAM_SIZE and 0 <= com < 4):
+            if not (0 <= seg < _RAM_SIZE and 0 <= com < 4):
                 raise ValueError("ht1621: bad (seg, com) %r at %d" % (e, i))
             b = seg * 4 + com
             if used[b]:
@@ -109,8 +109,8 @@ class HT1621:
         self._map = m
         self._delay = delay_us
         self._osc = osc
-        self._ram = bytearray(RAM_SIZE)  # image being built, low nibble per address
-        self._shadow = bytearray(RAM_SIZE)  # what the chip holds
+        self._ram = bytearray(_RAM_SIZE)  # image being built, low nibble per address
+        self._shadow = bytearray(_RAM_SIZE)  # what the chip holds
         self._valid = False  # shadow unknown until the first full write
         self._icells = bytearray(_IDENT_CELLS)
         self._ident = None
@@ -164,7 +164,7 @@ class HT1621:
     def write(self, addr, nibbles):
         """Write RAM from ``addr`` (0..31) on: ``101`` + 6-bit address + 4 bits per nibble
         (low 4 bits of each item of ``nibbles``), auto-incrementing. ValueError past SEG31."""
-        if addr < 0 or addr + len(nibbles) > RAM_SIZE:
+        if addr < 0 or addr + len(nibbles) > _RAM_SIZE:
             raise ValueError("ht1621: RAM write outside 0..31")
         self._cs.value(0)
         self._bits(0b101, 3)
@@ -179,22 +179,22 @@ class HT1621:
     def init(self):
         """Configure and switch on: BIAS 1/3 4 COM, clock source, SYS EN, LCD ON, timer/WDT/
         tone/IRQ off; then clear the RAM."""
-        for c in (CMD_BIAS_13_4COM, self._osc, CMD_SYS_EN, CMD_LCD_ON, CMD_TIMER_DIS,
-                  CMD_WDT_DIS, CMD_TONE_OFF, CMD_IRQ_DIS):
+        for c in (CMD_BIAS_13_4COM, self._osc, CMD_SYS_EN, CMD_LCD_ON, _CMD_TIMER_DIS,
+                  _CMD_WDT_DIS, _CMD_TONE_OFF, _CMD_IRQ_DIS):
             self.command(c)
         self.clear()
 
     def clear(self):
         """Blank the whole glass."""
         ram = self._ram
-        for i in range(RAM_SIZE):
+        for i in range(_RAM_SIZE):
             ram[i] = 0
         self.write(0, ram)
-        self._store(0, RAM_SIZE)
+        self._store(0, _RAM_SIZE)
 
     def off(self):
         """LCD OFF then SYS DIS (power-down mode; RAM content is kept). ``init()`` resumes."""
-        self.command(CMD_LCD_OFF)
+        self.command(_CMD_LCD_OFF)
         self.command(CMD_SYS_DIS)
 
     def _store(self, lo, hi):
@@ -209,10 +209,10 @@ class HT1621:
         internal bytearray(32) (one nibble per address; do not keep it)."""
         ram = self._ram
         if frame.all_on:
-            for i in range(RAM_SIZE):
+            for i in range(_RAM_SIZE):
                 ram[i] = 0x0F
             return ram
-        for i in range(RAM_SIZE):
+        for i in range(_RAM_SIZE):
             ram[i] = 0
         cells = frame.cells
         for d in range(DIGITS):
@@ -247,14 +247,14 @@ class HT1621:
         ram = self.image(frame)
         s = self._shadow
         if force or not self._valid:
-            lo, hi = 0, RAM_SIZE
+            lo, hi = 0, _RAM_SIZE
         else:
             lo = 0
-            while lo < RAM_SIZE and ram[lo] == s[lo]:
+            while lo < _RAM_SIZE and ram[lo] == s[lo]:
                 lo += 1
-            if lo == RAM_SIZE:
+            if lo == _RAM_SIZE:
                 return 0
-            hi = RAM_SIZE
+            hi = _RAM_SIZE
             while ram[hi - 1] == s[hi - 1]:
                 hi -= 1
         self._cs.value(0)

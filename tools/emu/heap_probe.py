@@ -2,6 +2,7 @@
 """The meter's RAM on an emulated core, frozen modules and 32-bit objects (docs/BENCHMARKS.md).
 
     python3 tools/emu/heap_probe.py [--board MPS2_AN385] [--sim-s 300] [--flash] [--parts]
+        [--every S] [--ballast B]
     python3 tools/emu/heap_probe.py --modules [--board NETDUINO2] [--sim-s 300]
 
 Builds the unit-test image (tools/emu/emu.py) and runs on it, under ``-icount shift=0``:
@@ -15,6 +16,15 @@ for ``--sim-s`` simulated seconds. Prints ``gc.mem_alloc()`` differences after
 import; their bytecode stays in flash), ``Meter()`` itself, and the heap in use after the
 run (Meter and tasks, steady). The virtual board's models are built before the first
 figure, so none of them is counted. Deterministic (no wall clock). Stdlib only.
+
+``--every S`` (e.g. ``--sim-s 86400 --every 60`` for a simulated day): a task of the probe
+(in place of the virtual board's own tasks) collects and reads ``gc.mem_alloc()`` every S
+simulated seconds: the peak of live data (meter and tasks, what the board's models add
+after they are built included: their state is fixed-size, the NOR image outside the heap
+with ``--flash``) and the lowest ``gc.mem_free()``. ``--ballast B``: a B-byte bytearray
+allocated first, at the bottom of the heap, so the meter boots and runs in a heap B bytes
+smaller (the image's heap size is fixed at build time): bisected, the smallest heap a meter
+boots and runs in.
 
 ``--modules``: the RAM of each device module of firmware/ and lib/ on its own, imported in an
 order where its module-level imports come first (read from the source with ``ast``), so a
@@ -38,6 +48,7 @@ import emu  # noqa: E402
 
 CODE = """
 import gc, asyncio
+_ballast = bytearray(%d) if %d else None
 import emu_unit
 emu_unit.setup()
 from boards.sim.board import Options, SimBoard
@@ -75,11 +86,33 @@ for _m, _n in PARTS:
 m = app.Meter(board)
 gc.collect()
 print("PROBE meter=%%d" %% (gc.mem_alloc() - b))
-board.tasks = lambda meter: []
+EVERY = %d
+peak = [0, 0, 1 << 30]
+def _sample(t):
+    gc.collect()
+    u = gc.mem_alloc() - b
+    if u > peak[0]:
+        peak[0] = u
+        peak[1] = t
+    f = gc.mem_free()
+    if f < peak[2]:
+        peak[2] = f
+async def sampler():
+    t = 0
+    while True:
+        await board.clock.sleep_ms(EVERY * 1000)
+        t += EVERY
+        _sample(t)
+        if t %% 3600 == 0:
+            print("HOUR t=%%d live=%%d peak=%%d" %% (t, gc.mem_alloc() - b, peak[0]))
+board.tasks = (lambda meter: [asyncio.create_task(sampler())]) if EVERY else (lambda meter: [])
 asyncio.run(m.main(%d * 1000))
 asyncio.new_event_loop()
 gc.collect()
 print("PROBE running=%%d wh=%%d" %% (gc.mem_alloc() - b, m.registers.whole[0]))
+if EVERY:
+    print("PROBE peak=%%d peak_t=%%d free_min=%%d heap=%%d ballast=%%d" %% (
+        peak[0], peak[1], peak[2], gc.mem_alloc() + gc.mem_free(), len(_ballast or b"")))
 """
 
 
@@ -253,6 +286,35 @@ def print_modules(rows, board, sim_s, flash):
         len(rows), sum(r[1] for r in rows), len(used), sum(r[1] for r in used)))
 
 
+def _runs(a, elf, ballast):
+    """(heap size, True if the meter booted and ran --sim-s with ``ballast``)."""
+    code = CODE % (ballast, ballast, not a.flash, (), 0, (), a.sim_s, a.sim_s)
+    out = emu.run_code(a.board, elf, code, timeout=max(900, a.sim_s), icount=0)
+    m = re.search(r"PROBE peak=\d+ peak_t=\d+ free_min=(\d+) heap=(\d+)", out)
+    if m is None and "MemoryError" not in out:
+        raise SystemExit("heap_probe on %s with ballast %d failed:\n%s" % (a.board, ballast, out))
+    return (int(m.group(2)) - ballast if m else None), m is not None
+
+
+def min_heap(a, elf):
+    """Bisect the ballast: the largest with which the meter still runs, as a heap size."""
+    heap, ok = _runs(a, elf, 0)
+    if not ok:
+        raise SystemExit("heap_probe --min-heap on %s: the meter does not run at all" % a.board)
+    lo, hi = 0, heap  # lo runs, hi does not
+    while hi - lo > 512:
+        mid = (lo + hi) // 2 // 16 * 16
+        ok = _runs(a, elf, mid)[1]
+        print("  ballast %6d B: heap %6d B: %s" % (mid, heap - mid, "runs" if ok else
+                                                       "MemoryError"), flush=True)
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    print("%s: the meter %s boots and runs %d simulated s in a heap of %d B (not in %d B; "
+          "the virtual board's models and the probe's imports included)" % (
+              a.board, "with flash" if a.flash else "without flash", a.sim_s, heap - lo,
+              heap - hi))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--board", choices=sorted(emu.BOARDS), default="MPS2_AN385")
@@ -260,6 +322,17 @@ def main():
     ap.add_argument("--flash", action="store_true", help="the meter with its flash")
     ap.add_argument("--parts", action="store_true",
                     help="also the heap each part takes (every class app.Meter builds)")
+    ap.add_argument("--every", type=int, default=0, metavar="S",
+                    help="also the peak of live data: a collection and gc.mem_alloc() every S "
+                         "simulated seconds of the run (and the lowest gc.mem_free())")
+    ap.add_argument("--ballast", type=int, default=0, metavar="B",
+                    help="a B-byte bytearray allocated first, at the bottom of the heap: the "
+                         "meter runs in a heap B bytes smaller (the minimum heap, bisected)")
+    ap.add_argument("--min-heap", action="store_true",
+                    help="bisect --ballast (512 B steps; the meter's own imports only, not "
+                         "every device module): the smallest heap the meter boots and runs "
+                         "--sim-s in")
+    ap.add_argument("--elf", help="a firmware.elf built before (default: build this checkout)")
     ap.add_argument("--modules", action="store_true",
                     help="the RAM of each device module instead (see the docstring)")
     a = ap.parse_args()
@@ -267,10 +340,15 @@ def main():
         print_modules(probe_modules(a.board, a.sim_s, a.flash), a.board, a.sim_s, a.flash)
         return 0
     names = device_modules()
-    elf = emu.build(a.board)
-    out = emu.run_code(a.board, elf, CODE % (not a.flash, names, len(names),
-                                             _PARTS if a.parts else (), a.sim_s),
-                       timeout=900, icount=0)
+    elf = a.elf or emu.build(a.board)
+    if a.min_heap:
+        return min_heap(a, elf)
+    code = CODE % (a.ballast, a.ballast, not a.flash, names, len(names),
+                   _PARTS if a.parts else (), a.every, a.sim_s)
+    out = emu.run_code(a.board, elf, code, timeout=max(900, a.sim_s), icount=0)
+    for ln in out.splitlines():
+        if ln.startswith("HOUR"):
+            print("  " + ln)
     for name, n in re.findall(r"PART (\w+)=(-?\d+)", out):
         print("  %-12s %6s B" % (name, n))
     got = dict(re.findall(r"(\w+)=(-?\d+)", " ".join(
@@ -280,6 +358,11 @@ def main():
     print("%s: %s modules imported: %s B; Meter(): %s B; Meter and tasks after %d s "
           "(steady): %s B; 1.8.0 %s Wh" % (a.board, got["count"], got["modules"], got["meter"],
                                          a.sim_s, got["running"], got["wh"]))
+    if a.every:
+        print("%s: live data peak (collection every %d simulated s) %s B at t=%s s; lowest "
+              "gc.mem_free() %s B of a %s B heap (ballast %s B)" % (
+                  a.board, a.every, got["peak"], got["peak_t"], got["free_min"], got["heap"],
+                  got["ballast"]))
     return 0
 
 
