@@ -139,6 +139,10 @@ _TABLE = (
     # no code for them; DLMS keeps the APN in GPRS modem setup 0-0:25.4.0.255 attribute 2)
     ("C.93.1", K_TEXT, None, 0, _R | A_WRITE, "uplink_broker"),
     ("C.93.2", K_TEXT, None, 0, _R | A_WRITE, "uplink_apn"),
+    # the uplink key (128 bits, 32 hex digits): written on a local port only, never read;
+    # its key check value (meter/uplinkcfg.key_check) tells which key is set
+    ("C.93.3", K_TEXT, None, 0, A_WRITE, "uplink_key"),
+    ("C.93.4", K_TEXT, None, 0, _R, "uplink_key_check"),
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
 # them)
@@ -441,6 +445,11 @@ class Catalogue:
     def _g_uplink_apn(self):
         return self.settings["uplink_apn"]
 
+    def _g_uplink_key_check(self):
+        from meter.uplinkcfg import key_check
+
+        return key_check(self.settings["uplink_key"])
+
     def _g_test_mode(self):
         return self.testmode.minutes_left()
 
@@ -666,6 +675,22 @@ class Catalogue:
     def _s_uplink_apn(self, v, src, obis):
         self.settings.set("uplink_apn", v)
         self._changed(obis, len(v), src)
+
+    def _s_uplink_key(self, v, src, obis):
+        # a secret: never over the uplink it protects (the MQTT link is not encrypted), in
+        # flash before the ACK (a power cut never brings an old key back), logged without
+        # its value (UPLINK_KEY_CHANGED, IDIS 48)
+        if src == events.SRC_UPLINK:
+            raise Failed("uplink key: written on a local port only")
+        st = self.settings
+        st.check_value("uplink_key", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set("uplink_key", v)
+        ok = st.save_now()
+        self.log.log(events.UPLINK_KEY_CHANGED, 1 if v else 0, None, src, obis)
+        if not ok:
+            raise Failed("configuration not written")
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):
