@@ -216,7 +216,8 @@ class Meter:
         return Concentrator(b.uart_rs485, addrs, b.clock, self.log,
                             up.outbox if up is not None else None, b.serial,
                             getattr(b, "rs485_de", None),
-                            getattr(b, "concentrator_interval_s", 900), supply=self.supply)
+                            getattr(b, "concentrator_interval_s", 900), supply=self.supply,
+                            settings=self.settings)
 
     @staticmethod
     def _billing_config(board, log):

@@ -143,6 +143,9 @@ _TABLE = (
     # its key check value (meter/uplinkcfg.key_check) tells which key is set
     ("C.93.3", K_TEXT, None, 0, A_WRITE, "uplink_key"),
     ("C.93.4", K_TEXT, None, 0, _R, "uplink_key_check"),
+    # W1 of a bus address (or "*"): the concentrator's serial binding of it removed (a
+    # replaced meter; uplink/concentrator.py)
+    ("C.93.9", K_TEXT, None, 0, A_WRITE, "bus_unbind"),
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
 # them)
@@ -691,6 +694,19 @@ class Catalogue:
         self.log.log(events.UPLINK_KEY_CHANGED, 1 if v else 0, None, src, obis)
         if not ok:
             raise Failed("configuration not written")
+
+    def _s_bus_unbind(self, v, src, obis):
+        st = self.settings
+        b = st.get("bus_bindings") or {}
+        if v == "*":
+            nb = {}
+        elif isinstance(v, str) and v in b:
+            nb = dict(b)
+            del nb[v]
+        else:
+            raise ValueError("bus address not bound")
+        st.set("bus_bindings", nb)
+        self._changed(obis, len(b) - len(nb), src, "bus binding removed")
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):

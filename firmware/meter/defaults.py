@@ -41,7 +41,10 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   the 128-bit key (32 hex digits; C.93.3, written on a local port only, never readable)
   that authenticates the head-end's commands (firmware/uplink/auth.py); while none is set
   the programming password keys them (weaker: an 8-digit key can be searched offline from
-  one recorded command).
+  one recorded command). ``bus_bindings`` {} : the concentrator's serial binding, bus
+  address -> the serial of its first good readout (firmware/uplink/concentrator.py): kept
+  over restarts; E2 C.93.9(address) on a local port or by the uplink's ``config`` unbinds
+  one (a replaced meter), E2 C.93.9 with no argument all.
 - ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
   (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
@@ -85,4 +88,5 @@ def config():
         "uplink_broker": "127.0.0.1:1883",
         "uplink_apn": "internet",
         "uplink_key": "",
+        "bus_bindings": {},
     }

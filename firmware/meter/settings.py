@@ -129,7 +129,7 @@ class Settings:
             fn = self._validators.get(key)
             if fn is not None:
                 fn(value)
-        elif key == "uplink_broker" or key == "uplink_apn" or key == "uplink_key":
+        elif key in ("uplink_broker", "uplink_apn", "uplink_key", "bus_bindings"):
             from meter.uplinkcfg import check  # (only a meter with an uplink loads it)
 
             check(key, value)

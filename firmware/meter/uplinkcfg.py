@@ -1,7 +1,7 @@
 # The uplink's broker and APN settings: their check (meter/settings.py) and parsing.
-"""``uplink_broker`` "host:port", ``uplink_apn`` and ``uplink_key`` (meter/defaults.py), kept
-out of meter/settings.py: only a meter with an uplink imports this module (at its first
-check)."""
+"""``uplink_broker`` "host:port", ``uplink_apn``, ``uplink_key`` and ``bus_bindings``
+(meter/defaults.py), kept out of meter/settings.py: only a meter with an uplink imports this
+module (at its first check)."""
 
 from micropython import const
 
@@ -25,6 +25,9 @@ def check(key, v):
     characters, the labels of 3GPP TS 23.003 clause 9.1) or an uplink key ("uplink_key":
     32 hex digits, 128 bits, or "" for none). The value itself is never in the error (a
     key must not reach a log or an answer)."""
+    if key == "bus_bindings":
+        _check_bindings(v)
+        return
     if key == "uplink_key":
         if not isinstance(v, str) or v and (len(v) != KEY_HEX or not _hex(v)):
             raise ValueError("uplink_key: not %d hex digits (128 bits) or empty" % KEY_HEX)
@@ -73,3 +76,35 @@ def key_check(text):
     from binascii import hexlify
 
     return hexlify(hashlib.sha256(key_bytes(text)).digest()[:3]).decode()
+
+
+BINDINGS_MAX = const(32)  # bus meters (uplink/concentrator.MAX_METERS)
+# bytes of their JSON at most: with the largest tariff plan the configuration record stays
+# within a 4 KiB slot (flashstore/config.py; 32 meters of 8-digit addresses and serials:
+# ~700 bytes)
+BINDINGS_BYTES = const(1024)
+
+
+def serial_ok(s):
+    """True if ``s`` can be a meter's serial in an MQTT topic level: 1..32 letters,
+    digits, ``-``, ``_``, ``.`` (no ``+ # /``; uplink/concentrator.py)."""
+    if not isinstance(s, str) or not s or len(s) > 32:
+        return False
+    for ch in s:
+        if not ("0" <= ch <= "9" or "A" <= ch <= "Z" or "a" <= ch <= "z" or ch in "-_."):
+            return False
+    return True
+
+
+def _check_bindings(v):
+    # {bus address: serial}: the concentrator's serial binding (uplink/concentrator.py)
+    if not isinstance(v, dict) or len(v) > BINDINGS_MAX:
+        raise ValueError("bus_bindings: not an object of at most %d addresses" % BINDINGS_MAX)
+    n = 2
+    for a, s in v.items():
+        n += len(a) + len(s) + 6 if isinstance(a, str) and isinstance(s, str) else 0
+        if not serial_ok(a) or not serial_ok(s):
+            raise ValueError("bus_bindings: an address or serial is not 1..32 letters, "
+                             "digits, '-', '_', '.'")
+    if n > BINDINGS_BYTES:
+        raise ValueError("bus_bindings: more than %d bytes" % BINDINGS_BYTES)

@@ -17,8 +17,12 @@ when its serial differs from the one its address is bound to, is the concentrato
 is bound to another address: logged ``CONC_SERIAL_REFUSED`` (116; value 1, 2, 3 in that
 order; subject: the address's last 6 characters) and reported on ``bus`` with
 ``"error":"serial"``, once per address, reason and claimed serial (not at every poll; a good
-readout ends the episode). The binding is kept in RAM: the concentrator keeps no state
-over a restart, so after one the first serial an address reports binds it again.
+readout ends the episode). A new binding is logged ``CONC_SERIAL_BOUND`` (119; subject: the
+address's last 6 characters) and kept in the settings (``bus_bindings``, meter/defaults.py;
+written with the next deferred configuration save), so it holds over restarts; a replaced
+meter is accepted under its new serial after W1 C.93.9 (the address, or ``*`` for all) on a
+local port or by the uplink's authenticated ``config``. Without settings (tests) the
+binding is kept in RAM.
 
 Forwarded reading (outbox kind ``KIND_FORWARD``, JSON; ``seq`` is the concentrator's outbox
 number, the head-end de-duplicates on ``via`` + ``seq``)::
@@ -66,6 +70,7 @@ import events
 from iec62056 import client as iecc
 from ports.pump import PortStats, _set_format, _transmit  # (the port task's UART helpers)
 from ticks import ticks_diff, ticks_ms
+from meter.uplinkcfg import BINDINGS_MAX, serial_ok
 from uplink import messages as msg
 from uplink.outbox import KIND_BUS, KIND_FORWARD
 
@@ -93,20 +98,11 @@ def check_addresses(addresses):
     return tuple(out)
 
 
-def _topic_safe(s):
-    if not s or len(s) > 32:
-        return False
-    for ch in s:
-        if not ("0" <= ch <= "9" or "A" <= ch <= "Z" or "a" <= ch <= "z" or ch in "-_."):
-            return False
-    return True
-
-
 def serial_of(readout):
     """The serial a readout is forwarded under: C.1.0, else 0.0.0, else the address."""
     for code in ("C.1.0", "0.0.0"):
         v = readout.get(code)
-        if v is not None and _topic_safe(v):
+        if v is not None and serial_ok(v):
             return v
     return readout.address
 
@@ -202,7 +198,6 @@ class _Meter:
     def __init__(self, address):
         self.address = address
         self.serial = None  # from its last good readout
-        self.bound = None  # the serial of its first good readout (forwarded only under it)
         self.refused = None  # (reason, serial) of the refusal reported (once per episode)
         self.refusals = 0  # readings not forwarded (serial refused)
         self.fails = 0  # failures in a row
@@ -218,12 +213,15 @@ class Concentrator:
     ValueError otherwise). ``clock``: the board clock (``sleep_ms``, ``rtc_ms`` or
     ``time``); ``log``: lib/events EventLog; ``outbox``: uplink.outbox.Outbox or None (then
     readings are only counted); ``serial``: the concentrator's own (``via``).
-    ``client_cfg``: keywords for ``iec62056.client.Client``."""
+    ``client_cfg``: keywords for ``iec62056.client.Client``; ``settings``: meter.settings
+    .Settings keeping the serial binding (``bus_bindings``) or None (kept in RAM)."""
 
     def __init__(self, uart, addresses, clock, log, outbox=None, serial="", de_pin=None,
                  interval_s=900, max_skip=95, rest_ms=1600, quiet_ms=_QUIET_MS,
-                 client_cfg=None, supply=None):
+                 client_cfg=None, supply=None, settings=None):
         self.uart = uart
+        self.settings = settings
+        self._ram = {}  # the binding without settings
         self.meters = [_Meter(a) for a in check_addresses(addresses)]
         self.clock = clock
         self.log = log
@@ -403,18 +401,48 @@ class Concentrator:
         except ValueError:  # (cannot happen: bodies are cut to the record)
             self.port.errors += 1
 
+    def bindings(self):
+        """{bus address: the serial it is bound to} (read only: a copy is written)."""
+        st = self.settings
+        if st is None:
+            return self._ram
+        b = st.get("bus_bindings") or {}
+        if self._ram:  # (bindings the settings had no room for)
+            b = dict(b)
+            b.update(self._ram)
+        return b
+
     def _serial_refused(self, m, serial):
         # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else
         # why not: 1 not the serial bound to the address, 2 the concentrator's own, 3 bound
         # to another address
         if serial == self.serial:
             return 2
-        if m.bound is not None:
-            return 0 if serial == m.bound else 1
-        for o in self.meters:
-            if o is not m and o.bound == serial:
+        b = self.bindings()
+        bound = b.get(m.address)
+        if bound is not None:
+            return 0 if serial == bound else 1
+        for s in b.values():
+            if s == serial:
                 return 3
-        m.bound = serial
+        nb = {}
+        polled = [o.address for o in self.meters]
+        for a, s in b.items():  # (a full table drops the addresses no longer polled)
+            if len(b) < BINDINGS_MAX or a in polled:
+                nb[a] = s
+        nb[m.address] = serial
+        st = self.settings
+        kept = ""
+        if st is None:
+            self._ram = nb
+        else:
+            try:
+                st.set("bus_bindings", nb)  # (the next deferred configuration save)
+            except ValueError:  # (over the setting's size: long addresses and serials)
+                self._ram[m.address] = serial
+                kept = " (in RAM only: no room in the configuration)"
+        self.log.log(events.CONC_SERIAL_BOUND, 0, "bus meter %s bound to serial %s%s" % (
+            m.address, serial, kept), events.SRC_RS485, m.address[-6:])
         return 0
 
     def _refuse(self, m, serial, why, t):
@@ -430,7 +458,8 @@ class Concentrator:
                      m.address[-6:])
         self._put(KIND_BUS, '{"ts":"%s","address":"%s","serial":%s,"ok":false,'
                   '"error":"serial","claimed":%s,"detail":"%s"}' % (
-                      msg.iso(t), m.address, json.dumps(m.bound), json.dumps(serial[:32]),
+                      msg.iso(t), m.address, json.dumps(self.bindings().get(m.address)),
+                      json.dumps(serial[:32]),
                       what))
 
     def _good(self, m, r, t):
@@ -478,7 +507,8 @@ class Concentrator:
 
     def stats(self):
         """Diagnostics for the board report: dict (per meter: serial, polls, ok, fails in
-        a row, cycles to skip, last error)."""
+        a row, cycles to skip, the serial it is bound to, last error)."""
+        b = self.bindings()
         return {"cycles": self.cycles, "readings": self.readings, "failures": self.failures,
                 "queued": self.queued, "overruns": self.overruns, "refused": self.refused,
                 "skipped_cycles": self.skipped_cycles, "stall_max_ms": self.stall_max_ms,
@@ -486,5 +516,5 @@ class Concentrator:
                 "rx": self.port.rx, "tx": self.port.tx, "errors": self.port.errors,
                 "meters": {m.address: {"serial": m.serial, "polls": m.polls, "ok": m.ok,
                                        "fails": m.fails, "skip": m.skip,
-                                       "bound": m.bound, "refusals": m.refusals,
+                                       "bound": b.get(m.address), "refusals": m.refusals,
                                        "last_error": m.last_error} for m in self.meters}}

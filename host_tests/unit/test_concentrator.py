@@ -178,7 +178,8 @@ async def test_three_meters_forwarded_under_their_own_serials():
         kwh[d["meter"]] = d["values"][0]
     assert kwh == {"10000001": ["1.8.0", 1.5, "kWh"], "10000002": ["1.8.0", 22.25, "kWh"],
                    "10000003": ["1.8.0", 333.0, "kWh"]}, kwh
-    assert c.readings == 3 and c.failures == 0 and log.total == 0
+    assert c.readings == 3 and c.failures == 0
+    assert [e[1] for e in log.since(0)] == [events.CONC_SERIAL_BOUND] * 3, "only the bindings"
     assert all(b == 300 or b == 9600 for b in c.uart.inits)
 
 
@@ -219,7 +220,7 @@ async def test_a_meter_that_answers_again_is_reported_once():
     await c.cycle()  # 10000002 silent: 1 failure, next cycle again
     members.append(s2)
     await c.cycle()
-    evs = [(e[1], e[2]) for e in log.since(0)]
+    evs = [(e[1], e[2]) for e in log.since(0) if e[1] != events.CONC_SERIAL_BOUND]
     assert evs == [(events.CONC_NO_ANSWER, iecc.E_TIMEOUT), (events.CONC_ANSWERS_AGAIN, 1)]
     got = _drain(ob)
     bus = [json.loads(b) for _s, k, b in got if k == KIND_BUS]
@@ -421,3 +422,99 @@ async def test_a_bus_meter_cannot_publish_under_another_serial():
     claim5[0] = "10000002"
     await c.cycle()
     assert [e[2] for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED].count(1) == 2
+
+
+async def test_a_binding_holds_over_a_restart_until_it_is_removed_on_a_local_port():
+    # the binding was kept in RAM: after a restart the first serial an address reported
+    # bound it again, so a hostile bus meter polled first after a power cut published
+    # as its neighbour from then on
+    from meter.catalogue import Catalogue
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    part = Partition(dev, 0, dev.size)
+    log = events.EventLog(Clock())
+    st = Settings(log, part)
+    st.settle(None)
+    ob = _outbox()
+    claim = ["10000005"]
+    members = [_session("10000001", "0000001.500"), _liar("10000005", claim)]
+    addrs = ("10000001", "10000005")
+    c, log = _conc(members, addrs, ob, log)
+    c.settings = st
+    await c.cycle()
+    assert st["bus_bindings"] == {"10000001": "10000001", "10000005": "10000005"}
+    bound = [e[4] for e in log.records() if e[1] == events.CONC_SERIAL_BOUND]
+    assert sorted(bound) == ["000001", "000005"], bound
+    assert events.log_of(events.CONC_SERIAL_BOUND) == events.LOG_SECURITY
+    assert st.tick(10 ** 6, force=True), "written with the configuration"
+    _drain(ob)
+    # a restart: the settings are read back; the liar claims its neighbour's serial first
+    del c, st
+    st = Settings(events.EventLog(Clock()), part)
+    assert st["bus_bindings"]["10000005"] == "10000005"
+    claim[0] = "10000001"
+    c, log = _conc(members, addrs, ob)
+    c.settings = st
+    await c.cycle()
+    fwd = [json.loads(msg.with_seq(s, b)) for s, k, b in _drain(ob) if k == KIND_FORWARD]
+    assert [d["meter"] for d in fwd] == ["10000001"], fwd
+    ref = [(e[2], e[4]) for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED]
+    assert ref == [(1, "000005")], ref
+    # the meter at 10000005 replaced: unbound by W1 C.93.9 (catalogue), then bound anew
+    from energy import Registers
+
+    cat = Catalogue(Registers(256, 256, 256), None, st, None, None, Clock(), log, "SIM00001",
+                    "")
+    try:
+        cat.write("C.93.9", "10000007", events.SRC_OPTICAL)
+        raise AssertionError("an address that is not bound was unbound")
+    except ValueError as e:
+        assert str(e) == "bus address not bound", e
+    cat.write("C.93.9", "10000005", events.SRC_OPTICAL)
+    assert st["bus_bindings"] == {"10000001": "10000001"}
+    ch = [e for e in log.records() if e[1] == events.PARAM_CHANGED]
+    assert ch[-1][2] == 1 and ch[-1][4] == "C.93.9", ch
+    claim[0] = "10000007"
+    await c.cycle()
+    assert st["bus_bindings"]["10000005"] == "10000007"
+    cat.write("C.93.9", "*", events.SRC_OPTICAL)
+    assert st["bus_bindings"] == {}
+
+
+def test_bindings_are_validated_as_settings():
+    from meter.settings import Settings
+
+    st = Settings(events.EventLog(Clock()))
+    for bad in ([], {"10000001": "a/b"}, {"": "x"}, {"10000001": 5},
+                {"%08d" % i: "S%d" % i for i in range(33)}):
+        try:
+            st.set("bus_bindings", bad)
+            raise AssertionError("accepted %r" % (bad,))
+        except ValueError as e:
+            assert str(e).startswith("bus_bindings: "), e
+    st.set("bus_bindings", {"%08d" % i: "S%d" % i for i in range(32)})
+    big = {"%032d" % i: "%032d" % i for i in range(32)}  # 2.2 KB: the config slot is 4 KiB
+    try:
+        st.set("bus_bindings", big)
+        raise AssertionError("accepted")
+    except ValueError as e:
+        assert str(e) == "bus_bindings: more than 1024 bytes", e
+
+
+async def test_a_binding_the_settings_have_no_room_for_is_kept_in_ram():
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    full = {"%032d" % i: "%032d" % i for i in range(14)}
+    full["%012d" % 99] = "%012d" % 99  # 1 012 of the 1 024 bytes: 22 more do not fit
+    st.set("bus_bindings", full)
+    ob = _outbox()
+    c, log = _conc([_session("10000001", "0000001.500")], ("10000001",), ob, log)
+    c.settings = st
+    await c.cycle()
+    assert "10000001" not in st["bus_bindings"] and c.bindings()["10000001"] == "10000001"
+    assert [d for s, k, d in _drain(ob) if k == KIND_FORWARD], "forwarded all the same"
+    t = [e for e in log.records() if e[1] == events.CONC_SERIAL_BOUND]
+    assert len(t) == 1, t

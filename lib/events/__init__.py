@@ -111,6 +111,9 @@ UPLINK_REVERTED = const(117)  # a broker / APN change (C.93.1 / C.93.2) that ope
 # set again; value: the trial's length (s)
 UPLINK_KEY_CHANGED = const(118)  # the uplink key (C.93.3) written on a local port: value 1
 # set, 0 cleared (the key itself is never logged); IDIS 48 "global key(s) changed"
+CONC_SERIAL_BOUND = const(119)  # a bus address bound to the serial of its first good
+# readout (uplink/concentrator.py, kept in the settings); subject: the address's last 6
+# characters
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -163,7 +166,7 @@ NAMES = {
     UPLINK_CONFIG_N: "uplink config authenticated", UPLINK_REPLAY: "uplink config replay refused",
     CONC_SERIAL_REFUSED: "bus meter serial refused",
     UPLINK_REVERTED: "uplink broker/APN change undone: no session",
-    UPLINK_KEY_CHANGED: "uplink key changed",
+    UPLINK_KEY_CHANGED: "uplink key changed", CONC_SERIAL_BOUND: "bus meter serial bound",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -178,6 +181,7 @@ SECURITY_CODES = (
     CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
     AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED, UPLINK_TIME_REFUSED,
     UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED, UPLINK_REVERTED, UPLINK_KEY_CHANGED,
+    CONC_SERIAL_BOUND,
 )
 
 
