@@ -451,7 +451,10 @@ class Catalogue:
     def _g_uplink_key_check(self):
         from meter.uplinkcfg import key_check
 
-        return key_check(self.settings["uplink_key"])
+        try:
+            return key_check(self.settings.get("uplink_key", ""))
+        except (ValueError, TypeError):  # (a damaged stored key: the uplink refuses it)
+            return "invalid"
 
     def _g_test_mode(self):
         return self.testmode.minutes_left()

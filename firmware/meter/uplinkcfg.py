@@ -69,9 +69,11 @@ def key_check(text):
     """The key check value of an ``uplink_key`` text (C.93.4): the first 3 bytes of
     SHA-256 (FIPS 180-4) of the key's 16 bytes as 6 lower-case hex digits, "" for none. The
     installer and the head-end compare it to know that both hold the same key; 24 bits of a
-    hash say nothing usable about a 128-bit key."""
-    if not text:
+    hash say nothing usable about a 128-bit key. ValueError if ``text`` is no key (a
+    damaged stored value: not "" either, so it never reads as "none set")."""
+    if text == "":
         return ""
+    check("uplink_key", text)
     import hashlib
     from binascii import hexlify
 

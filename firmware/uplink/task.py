@@ -671,18 +671,27 @@ class Uplink:
             return err
         from uplink.auth import mac_of, same_hex
 
-        key = im.settings.get("uplink_key")
-        if key:
-            from meter.uplinkcfg import key_bytes
+        st = im.settings
+        key = st.get("uplink_key", "")
+        err = None
+        if not st.password_trusted:
+            # the configuration fell back (F.F.0 ERR_SECURITY): the password and the uplink
+            # key may be an older copy's (a rotated, leaked key): only locally, seal open
+            err = "password not trusted (configuration fell back): set it locally"
+        elif key != "":
+            from meter.uplinkcfg import check, key_bytes
 
-            key = key_bytes(key)
-        elif not im.settings.password_trusted:
-            # the configuration fell back (F.F.0 ERR_SECURITY): only locally, seal open
-            if self._log_refusal():
-                im.on_event(src, "sealed_refused", "", 6, "P1")
-            return "password not trusted (configuration fell back): set it locally"
+            try:  # a stored key that is no key never falls back to the password
+                check("uplink_key", key)
+                key = key_bytes(key)
+            except ValueError:
+                err = "uplink key not usable (configuration): write it locally"
         else:
             key = im.password.encode()
+        if err is not None:
+            if self._log_refusal():
+                im.on_event(src, "sealed_refused", "", 6, "P1")
+            return err
         if not same_hex(mac, mac_of(key, self.serial, n, text)):
             locked_s = lk.failure(now, src)
             im.on_event(src, "pw_wrong", "", lk.failures, "P1")
@@ -727,7 +736,7 @@ class Uplink:
         if isinstance(t, bool) or not isinstance(t, int):  # (JSON true is the int 1 here)
             return {"ok": False, "error": "bad time: t is not RTC seconds"}
         im = self.iec_map() if self.iec_map is not None and req is not None else None
-        if im is not None and im.settings.get("uplink_key"):
+        if im is not None and im.settings.get("uplink_key", "") != "":
             # with an uplink key set, a time sync is authenticated as a ``config`` is (the
             # same n sequence; MAC over "time:<t>"): no one else can shift the tariffs
             err = self._verify(im, req.get("n"), "time:%d" % t, req.get("mac"))

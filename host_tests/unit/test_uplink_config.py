@@ -646,3 +646,53 @@ def test_with_an_uplink_key_a_time_sync_is_authenticated_and_not_replayed():
     a = _ktime(up, clk.time() + 10)
     assert a["error"].startswith("locked ("), a
     assert _kcfg(up, "C.90.1", "10")["error"].startswith("locked (")
+
+
+def test_a_key_from_an_older_copy_of_the_configuration_is_not_trusted():
+    # a key rotated because the old one leaked: the newest configuration copy damaged
+    # (a bit flip, a cut save) brought the old key back from the other copy, and the MACs
+    # under it were accepted although the configuration fell back (the password from such
+    # a copy is not trusted: the key is as much a security parameter)
+    board, m, d = _meter()
+    old = "ff" * 16
+    assert d.writer("C.93.3", old, False, events.SRC_OPTICAL) is None
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    st = m.settings
+    store = st.store
+    m.shutdown()
+    newest = 0 if store._seq[0] > store._seq[1] else 1
+    store._flash.program(newest * store.slot_bytes + 12, b"\x00\x00\x00\x00")  # its CRC
+    board, m, d = _meter(board)
+    assert m.settings["uplink_key"] == old, "the older copy is the one loaded"
+    assert not m.settings.password_trusted
+    up = m.uplink
+    for k in (old, KEY):
+        a = _kcfg(up, "C.90.1", "10", key=k)
+        assert a["ok"] is False and a["error"].startswith("password not trusted"), a
+        a = _ktime(up, board.clock.time() + 10, key=k)
+        assert a["ok"] is False and a["error"].startswith("password not trusted"), a
+    assert m.settings["scroll_ms"] == 10000
+
+
+def test_a_corrupt_stored_key_never_falls_back_to_the_password():
+    # a stored key that is no key (a record of another firmware, a bad migration): a
+    # falsy one made the password key the MACs again and the time sync unauthenticated; a
+    # non-hex one raised inside the command (answered "bad request") and in the C.93.4 read
+    board, m, d = _meter()
+    up = m.uplink
+    up.time_sync_s = 0
+    t0 = board.clock.time()
+    for bad in (False, 0, None, [], "zz" * 16, "0" * 31, 5):
+        m.settings._d["uplink_key"] = bad  # (as a damaged record would load it)
+        a = _cfg(up, "C.90.1", "10")
+        assert a["ok"] is False and a["error"] == ("uplink key not usable (configuration): "
+                                                   "write it locally"), (bad, a)
+        a = _ktime(up, t0 + 10, key=None)  # unsigned: refused (n, mac missing)
+        assert a["ok"] is False, (bad, a)
+        a = _ktime(up, t0 + 10)
+        assert a["ok"] is False and a["error"].startswith("uplink key not usable"), (bad, a)
+        assert d.reader("C.93.4") == ("invalid", None), bad
+    assert m.settings["scroll_ms"] == 10000 and abs(board.clock.time() - t0) < 5
+    # written again locally: usable
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    assert _kcfg(up, "C.90.1", "10")["ok"] is True
