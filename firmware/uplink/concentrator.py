@@ -214,12 +214,15 @@ class Concentrator:
     ``time``); ``log``: lib/events EventLog; ``outbox``: uplink.outbox.Outbox or None (then
     readings are only counted); ``serial``: the concentrator's own (``via``).
     ``client_cfg``: keywords for ``iec62056.client.Client``; ``settings``: meter.settings
-    .Settings keeping the serial binding (``bus_bindings``) or None (kept in RAM)."""
+    .Settings keeping the serial binding (``bus_bindings``, checked here: a damaged stored
+    table is replaced by {}, logged CONFIG_DEFAULTS) or None (kept in RAM)."""
 
     def __init__(self, uart, addresses, clock, log, outbox=None, serial="", de_pin=None,
                  interval_s=900, max_skip=95, rest_ms=1600, quiet_ms=_QUIET_MS,
                  client_cfg=None, supply=None, settings=None):
         self.uart = uart
+        if settings is not None:  # a damaged stored table: {} (logged CONFIG_DEFAULTS)
+            settings.check(("bus_bindings",))
         self.settings = settings
         self._ram = {}  # the binding without settings
         self.meters = [_Meter(a) for a in check_addresses(addresses)]

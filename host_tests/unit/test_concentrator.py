@@ -518,3 +518,30 @@ async def test_a_binding_the_settings_have_no_room_for_is_kept_in_ram():
     assert [d for s, k, d in _drain(ob) if k == KIND_FORWARD], "forwarded all the same"
     t = [e for e in log.records() if e[1] == events.CONC_SERIAL_BOUND]
     assert len(t) == 1, t
+
+
+async def test_a_damaged_stored_binding_table_is_replaced_at_boot_and_named():
+    # ``bus_bindings`` was never checked at boot: a stored value that is no table (a record
+    # of another firmware, a bad migration) raised at every poll (AttributeError: the
+    # concentrator forwarded nothing) and in the board report; a bad entry kept every new
+    # binding out of the configuration ("no room")
+    from meter import defaults
+    from meter.settings import Settings
+
+    for bad in (["10000001"], "10000001", {"10000001": 5}, {"a/b": "10000001"}, 7):
+        cfg = defaults.config()
+        cfg["bus_bindings"] = bad
+        log = events.EventLog(Clock())
+        st = Settings(log, cfg=cfg)
+        ob = _outbox()
+        clock = Clock()
+        c = K.Concentrator(Bus([_session("10000001", "0000001.500")]), ("10000001",), clock,
+                           log, ob, "SIM00001", rest_ms=0, quiet_ms=40,
+                           client_cfg={"reaction_ms": 200, "margin_ms": 100, "gap_ms": 200,
+                                       "ack_delay_ms": 20}, settings=st)
+        d = [e for e in log.records() if e[1] == events.CONFIG_DEFAULTS]
+        assert len(d) == 1, (bad, d)
+        await c.cycle()
+        assert [k for s, k, b in _drain(ob)] == [KIND_FORWARD], bad
+        assert st["bus_bindings"] == {"10000001": "10000001"}, (bad, st["bus_bindings"])
+        assert c.stats()["meters"]["10000001"]["bound"] == "10000001"
