@@ -166,6 +166,20 @@ class Settings:
         for fn in self._subs:
             fn(key)
 
+    def fits(self, key, value, reserve=0):
+        """True if the stored record (lib/flashstore/config.py: the JSON of every setting)
+        would still fit one copy of the partition, ``reserve`` bytes to spare, with ``key``
+        set to ``value`` (always without a partition). For values a bus meter's answer can
+        grow (uplink/concentrator.py): a record over its copy's capacity is never written."""
+        store = self.store
+        if store is None:
+            return True
+        import json
+
+        d = dict(self._d)
+        d[key] = value
+        return len(json.dumps(d, separators=(",", ":"))) + reserve <= store.capacity
+
     def check(self, keys):
         """Boot: each stored value of ``keys`` a setter would refuse is replaced by its
         default in RAM, logged CONFIG_DEFAULTS with the reason."""

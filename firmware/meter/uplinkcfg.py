@@ -81,9 +81,9 @@ def key_check(text):
 
 
 BINDINGS_MAX = const(32)  # bus meters (uplink/concentrator.MAX_METERS)
-# bytes of their JSON at most: with the largest tariff plan the configuration record stays
-# within a 4 KiB slot (flashstore/config.py; 32 meters of 8-digit addresses and serials:
-# ~700 bytes)
+# bytes of their JSON at most (32 meters of 8-digit addresses and serials: ~700 bytes);
+# with the largest tariff plan (~3.2 KB of the record) this alone does not keep the record
+# within its 4 KiB copy (flashstore/config.py): the concentrator also asks Settings.fits
 BINDINGS_BYTES = const(1024)
 
 

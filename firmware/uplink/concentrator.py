@@ -79,6 +79,9 @@ _PREFIX = '{"meter":"'
 _QUIET_MS = 300
 _QUIET_MAX_MS = 5000
 _ITEM_MAX = 96  # characters of one forwarded [code, value, unit]
+# bytes of the configuration record a new binding leaves free (a key, a longer broker, a
+# list): bus meters' serials must not fill the record the other settings are written in
+_CONFIG_RESERVE = 256
 
 
 def check_addresses(addresses):
@@ -439,7 +442,9 @@ class Concentrator:
         if st is None:
             self._ram = nb
         else:
-            try:
+            try:  # (the bound's 1 KiB and the record's room for the other settings)
+                if not st.fits("bus_bindings", nb, _CONFIG_RESERVE):
+                    raise ValueError
                 st.set("bus_bindings", nb)  # (the next deferred configuration save)
             except ValueError:  # (over the setting's size: long addresses and serials)
                 self._ram[m.address] = serial

@@ -545,3 +545,46 @@ async def test_a_damaged_stored_binding_table_is_replaced_at_boot_and_named():
         assert [k for s, k, b in _drain(ob)] == [KIND_FORWARD], bad
         assert st["bus_bindings"] == {"10000001": "10000001"}, (bad, st["bus_bindings"])
         assert c.stats()["meters"]["10000001"]["bound"] == "10000001"
+
+
+def _largest_plan():
+    # the setting ``tou_program`` of the largest tariff plan (meter/touprog.py: 12 seasons,
+    # 12 week profiles, 7 day profiles of 128-character W1 values, 30 special days)
+    lines = [[1, n, "%d;12-31;12" % n] for n in range(1, 13)]
+    lines += [[2, w, "%d;%s" % (w, ",".join(["255"] * 7))] for w in range(1, 13)]
+    for i in range(7):
+        day = "%d;" % (249 + i) + ",".join("%02d:59:59=6" % h for h in range(12))
+        lines.append([3, 249 + i, day[:128]])
+    lines += [[4, i, "%d;2099-12-31;255" % i] for i in range(1, 31)]
+    lines.append([5, 0, "2099-12-31 23:59:59"])
+    return {"lines": lines, "active": False, "crc": 2 ** 31 - 1}
+
+
+def test_bindings_never_push_the_configuration_record_over_its_slot():
+    # the 1 KiB bound on bus_bindings assumed ~700 bytes; bus meters claiming 32-character
+    # serials fill the whole 1 KiB, and with the largest tariff plan the record (4.2 KB)
+    # no longer fit its 4 KiB copy: every later save failed (FLASH_CORRUPT), also the
+    # uplink key's and the password's ("configuration not written"), and a restart lost
+    # everything since
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    log = events.EventLog(Clock())
+    st = Settings(log, Partition(dev, 0, dev.size))
+    st.settle(None)
+    st.set("tou_program", _largest_plan())
+    assert st.tick(10 ** 6, force=True)
+    addrs = tuple("%08d" % (10000001 + i) for i in range(24))
+    c, log = _conc([], addrs, None, log)
+    c.settings = st
+    for i, m in enumerate(c.meters):  # each binds at its first good readout
+        assert c._serial_refused(m, "H%031d" % i) == 0
+    assert st.tick(2 * 10 ** 6, force=True), "the record still fits its slot"
+    assert not [e for e in log.records() if e[1] == events.FLASH_CORRUPT]
+    assert 0 < len(st["bus_bindings"]) < 24 and len(c.bindings()) == 24
+    # room is left for the other settings: a key and a longer broker are still written
+    st.set("uplink_key", "ab" * 16)
+    st.set("uplink_broker", "b" * 94 + ":18830")
+    assert st.save_now()
+    st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
+    assert st2["uplink_key"] == "ab" * 16 and st2["bus_bindings"] == st["bus_bindings"]
