@@ -167,6 +167,7 @@ class Meter:
         self.tamper = TamperWatch(board, m, log, st)
         self.uplink = self._uplink(parts)
         self.concentrator = self._concentrator()
+        self.catalogue.concentrator = self.concentrator  # (W1 C.93.9 unbinds there)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds, clock=clock)
 
     def _profiles(self, board, parts, st, clock, log, sp):

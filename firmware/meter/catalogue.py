@@ -256,6 +256,7 @@ class Catalogue:
         self.storage = None
         self.events = None
         self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
+        self.concentrator = None  # uplink.concentrator.Concentrator: C.93.9 unbinds there
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
@@ -699,6 +700,10 @@ class Catalogue:
             raise Failed("configuration not written")
 
     def _s_bus_unbind(self, v, src, obis):
+        c = self.concentrator
+        if c is not None:  # (its bindings kept in RAM only too; an address's variants)
+            self._changed(obis, c.unbind(v), src, "bus binding removed")
+            return
         st = self.settings
         b = st.get("bus_bindings") or {}
         if v == "*":

@@ -418,6 +418,43 @@ class Concentrator:
             b.update(self._ram)
         return b
 
+    @staticmethod
+    def _key(b, address):
+        # the key of ``address`` in the table ``b``: the same address with or without
+        # leading zeros (iec62056 same_address: ``/?0012!`` reaches meter 12), or None
+        if address in b:
+            return address
+        for a in b:
+            if iecc.same_address(a, address):
+                return a
+        return None
+
+    def unbind(self, address):
+        """W1 C.93.9 (meter/catalogue.py): the binding of ``address`` (str; the same address
+        with or without leading zeros) removed, or every binding for ``"*"``, from the
+        settings and from RAM (a binding there was kept only there). Returns how many were
+        removed; ValueError "bus address not bound" (nothing changed)."""
+        b = self.bindings()
+        if address == "*":
+            gone = list(b)
+        else:
+            k = self._key(b, address) if isinstance(address, str) else None
+            if k is None:
+                raise ValueError("bus address not bound")
+            gone = [k]
+        for a in gone:
+            self._ram.pop(a, None)
+        st = self.settings
+        if st is not None:
+            sb = st.get("bus_bindings") or {}
+            nb = {}
+            for a, s in sb.items():
+                if a not in gone:
+                    nb[a] = s
+            if address == "*" or len(nb) != len(sb):
+                st.set("bus_bindings", nb)
+        return len(gone)
+
     def _serial_refused(self, m, serial):
         # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else
         # why not: 1 not the serial bound to the address, 2 the concentrator's own, 3 bound
@@ -425,9 +462,9 @@ class Concentrator:
         if serial == self.serial:
             return 2
         b = self.bindings()
-        bound = b.get(m.address)
-        if bound is not None:
-            return 0 if serial == bound else 1
+        k = self._key(b, m.address)
+        if k is not None:
+            return 0 if serial == b[k] else 1
         for s in b.values():
             if s == serial:
                 return 3

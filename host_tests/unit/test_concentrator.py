@@ -588,3 +588,51 @@ def test_bindings_never_push_the_configuration_record_over_its_slot():
     assert st.save_now()
     st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
     assert st2["uplink_key"] == "ab" * 16 and st2["bus_bindings"] == st["bus_bindings"]
+
+
+def _cat(st, log, c=None):
+    from energy import Registers
+    from meter.catalogue import Catalogue
+
+    cat = Catalogue(Registers(256, 256, 256), None, st, None, None, Clock(), log, "SIM00001",
+                    "")
+    cat.concentrator = c  # (as firmware/app.py wires it)
+    return cat
+
+
+def test_c939_unbinds_a_binding_kept_in_ram_and_an_address_written_with_leading_zeros():
+    # W1 C.93.9 looked in the settings only: a binding kept in RAM (no room in the
+    # configuration) answered "bus address not bound" and "*" left it in place, so a
+    # replaced meter stayed refused until a restart; and "0012" (the same bus address as
+    # "12", iec62056 same_address) was "not bound" either
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    full = {"%032d" % i: "%032d" % i for i in range(14)}
+    full["%012d" % 99] = "%012d" % 99  # 1 012 of the 1 024 bytes: no room for one more
+    st.set("bus_bindings", full)
+    c, log = _conc([], ("10000001", "10000002", "12"), None, log)
+    c.settings = st
+    m1, m2, m12 = c.meters
+    assert c._serial_refused(m1, "S1") == 0 and c._serial_refused(m2, "S2") == 0
+    assert "10000001" not in st["bus_bindings"] and c.bindings()["10000001"] == "S1"
+    cat = _cat(st, log, c)
+    cat.write("C.93.9", "10000001", events.SRC_OPTICAL)
+    assert "10000001" not in c.bindings()
+    assert c._serial_refused(m1, "S1NEW") == 0, "the replaced meter binds anew"
+    cat.write("C.93.9", "*", events.SRC_OPTICAL)
+    assert c.bindings() == {} and st["bus_bindings"] == {}
+    assert c._serial_refused(m2, "S2NEW") == 0
+    # an address and its leading-zero form are one bus meter
+    assert c._serial_refused(m12, "S12") == 0
+    for a in ("0012", "12"):
+        assert c._serial_refused(K._Meter(a), "S12") == 0, a
+        assert c._serial_refused(K._Meter(a), "OTHER") == 1, a
+    cat.write("C.93.9", "0012", events.SRC_OPTICAL)
+    assert "12" not in c.bindings()
+    try:
+        cat.write("C.93.9", "0013", events.SRC_OPTICAL)
+        raise AssertionError("unbound")
+    except ValueError as e:
+        assert str(e) == "bus address not bound", e
