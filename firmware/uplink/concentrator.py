@@ -14,8 +14,9 @@ address polled; it must be 1..32 letters, digits, ``- _ .`` (an MQTT topic level
 Serial binding (a hostile bus meter must not publish under another meter's serial): each
 polled address is bound to the serial of its first good readout. A reading is not forwarded
 when its serial differs from the one its address is bound to, is the concentrator's own, or
-is bound to another address: logged ``CONC_SERIAL_REFUSED`` (116; value 1, 2, 3 in that
-order; subject: the address's last 6 characters) and reported on ``bus`` with
+is bound to another polled address (the binding of an address no longer polled gives its
+serial up: a meter moved to a new address): logged ``CONC_SERIAL_REFUSED`` (116; value 1,
+2, 3 in that order; subject: the address's last 6 characters) and reported on ``bus`` with
 ``"error":"serial"``, once per address, reason and claimed serial (not at every poll; a good
 readout ends the episode). A new binding is logged ``CONC_SERIAL_BOUND`` (119; subject: the
 address's last 6 characters) and kept in the settings (``bus_bindings``, meter/defaults.py;
@@ -429,6 +430,12 @@ class Concentrator:
                 return a
         return None
 
+    def _polled(self, address):
+        for o in self.meters:
+            if iecc.same_address(o.address, address):
+                return True
+        return False
+
     def unbind(self, address):
         """W1 C.93.9 (meter/catalogue.py): the binding of ``address`` (str; the same address
         with or without leading zeros) removed, or every binding for ``"*"``, from the
@@ -458,20 +465,20 @@ class Concentrator:
     def _serial_refused(self, m, serial):
         # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else
         # why not: 1 not the serial bound to the address, 2 the concentrator's own, 3 bound
-        # to another address
+        # to another polled address
         if serial == self.serial:
             return 2
         b = self.bindings()
         k = self._key(b, m.address)
         if k is not None:
             return 0 if serial == b[k] else 1
-        for s in b.values():
-            if s == serial:
+        for a, s in b.items():  # (an address no longer polled: its meter may have moved)
+            if s == serial and self._polled(a):
                 return 3
         nb = {}
-        polled = [o.address for o in self.meters]
-        for a, s in b.items():  # (a full table drops the addresses no longer polled)
-            if len(b) < BINDINGS_MAX or a in polled:
+        for a, s in b.items():  # (a full table drops the addresses no longer polled; the
+            # one that held this serial goes)
+            if s != serial and (len(b) < BINDINGS_MAX or self._polled(a)):
                 nb[a] = s
         nb[m.address] = serial
         st = self.settings

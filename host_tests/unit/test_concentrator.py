@@ -636,3 +636,20 @@ def test_c939_unbinds_a_binding_kept_in_ram_and_an_address_written_with_leading_
         raise AssertionError("unbound")
     except ValueError as e:
         assert str(e) == "bus address not bound", e
+
+
+def test_a_meter_moved_to_another_address_is_not_refused_for_its_old_unpolled_one():
+    # a meter moved by the installer from a bus address no longer polled (taken out of the
+    # board's list) to a new one was refused for ever as "bound to another address": the
+    # stale binding of an address that is not polled any more held its serial
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    st.set("bus_bindings", {"10000009": "S9", "10000002": "S2"})
+    c, log = _conc([], ("10000001", "10000002"), None, log)
+    c.settings = st
+    m1, m2 = c.meters
+    assert c._serial_refused(m1, "S2") == 3, "a polled neighbour's serial stays refused"
+    assert c._serial_refused(m1, "S9") == 0
+    assert st["bus_bindings"] == {"10000001": "S9", "10000002": "S2"}, st["bus_bindings"]
