@@ -646,8 +646,9 @@ class Uplink:
         content is acted on: the uplink's lockout, ``bad`` (the caller's own check of the
         message, an error text or None), ``n`` 1..2**31 - 1, ``mac`` 64 hex digits, the
         key's trust, the MAC over ``<serial> LF <n> LF <text>`` (uplink/auth.py) keyed with
-        the uplink key (C.93.3) or, while none is set, the programming password, and ``n``
-        above the last accepted. Returns None (authentic and fresh: the caller records ``n``
+        the uplink key (C.93.3) or, while none is set, the programming password (only a
+        wrong MAC under the password counts in the lockout), and ``n`` above the last
+        accepted. Returns None (authentic and fresh: the caller records ``n``
         with ``im.accept_n`` before it changes anything) or the error text; logs every
         refusal as :meth:`_config` says."""
         src = events.SRC_UPLINK
@@ -673,12 +674,13 @@ class Uplink:
 
         st = im.settings
         key = st.get("uplink_key", "")
+        keyed = key != ""
         err = None
         if not st.password_trusted:
             # the configuration fell back (F.F.0 ERR_SECURITY): the password and the uplink
             # key may be an older copy's (a rotated, leaked key): only locally, seal open
             err = "password not trusted (configuration fell back): set it locally"
-        elif key != "":
+        elif keyed:
             from meter.uplinkcfg import check, key_bytes
 
             try:  # a stored key that is no key never falls back to the password
@@ -693,6 +695,12 @@ class Uplink:
                 im.on_event(src, "sealed_refused", "", 6, "P1")
             return err
         if not same_hex(mac, mac_of(key, self.serial, n, text)):
+            if keyed:  # the uplink key: 128 bits are not searched online (offline, one
+                # recorded message suffices), so no lockout: it would only let anyone who
+                # can publish on cmd lock the head-end out; logged at most once a minute
+                if self._log_refusal():
+                    im.on_event(src, "refused", "", 7, "P1")
+                return "wrong mac"
             locked_s = lk.failure(now, src)
             im.on_event(src, "pw_wrong", "", lk.failures, "P1")
             if locked_s:
