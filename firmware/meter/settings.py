@@ -49,6 +49,23 @@ _CHOICES = {"test_led": ("kWh", "kvarh")}
 _LISTS = ("readout_list", "display_list", "alt_list")
 
 
+def _json_len(v):
+    # the length of v's compact JSON (flashstore/config.py separators), piece by piece
+    import json
+
+    if isinstance(v, dict):
+        n = 1
+        for k, x in v.items():
+            n += _json_len(k) + 2 + _json_len(x)
+        return n + (not v)
+    if isinstance(v, (list, tuple)):
+        n = 1
+        for x in v:
+            n += _json_len(x) + 1
+        return n + (not v)
+    return len(json.dumps(v).encode())  # (bytes: MicroPython writes UTF-8 unescaped)
+
+
 class SealClosed(ValueError):
     """A metrological parameter was to change while the seal is closed."""
 
@@ -174,11 +191,12 @@ class Settings:
         store = self.store
         if store is None:
             return True
-        import json
-
-        d = dict(self._d)
-        d[key] = value
-        return len(json.dumps(d, separators=(",", ":"))) + reserve <= store.capacity
+        n = 1  # "{" ... "}", "," between members: counted without making the record's text
+        for k, v in self._d.items():  # (4 KB in one piece: a small heap may not have it)
+            if k != key:
+                n += _json_len(k) + 2 + _json_len(v)
+        n += _json_len(key) + 2 + _json_len(value)
+        return n + reserve <= store.capacity
 
     def check(self, keys):
         """Boot: each stored value of ``keys`` a setter would refuse is replaced by its

@@ -566,13 +566,18 @@ def test_bindings_never_push_the_configuration_record_over_its_slot():
     # no longer fit its 4 KiB copy: every later save failed (FLASH_CORRUPT), also the
     # uplink key's and the password's ("configuration not written"), and a restart lost
     # everything since
-    from meter.settings import Settings
+    import gc
 
+    from meter.settings import Settings, _json_len
+
+    gc.collect()
     dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
     log = events.EventLog(Clock())
     st = Settings(log, Partition(dev, 0, dev.size))
     st.settle(None)
     st.set("tou_program", _largest_plan())
+    for v in (st._d, {}, [], {"a": [1, "b\u00e9", None, 1.5, {}], "c": True}):  # the record's
+        assert _json_len(v) == len(json.dumps(v, separators=(",", ":")).encode()), v  # size
     assert st.tick(10 ** 6, force=True)
     addrs = tuple("%08d" % (10000001 + i) for i in range(24))
     c, log = _conc([], addrs, None, log)
