@@ -20,7 +20,8 @@ serial up: a meter moved to a new address): logged ``CONC_SERIAL_REFUSED`` (116;
 ``"error":"serial"``, once per address, reason and claimed serial (not at every poll; a good
 readout ends the episode). A new binding is logged ``CONC_SERIAL_BOUND`` (119; subject: the
 address's last 6 characters) and kept in the settings (``bus_bindings``, meter/defaults.py;
-written with the next deferred configuration save), so it holds over restarts; a replaced
+a cycle's new bindings in one change at its end, written with the next deferred
+configuration save), so it holds over restarts; a replaced
 meter is accepted under its new serial after W1 C.93.9 (the address, or ``*`` for all) on a
 local port or by the uplink's authenticated ``config``. Without settings (tests) the
 binding is kept in RAM.
@@ -228,7 +229,8 @@ class Concentrator:
         if settings is not None:  # a damaged stored table: {} (logged CONFIG_DEFAULTS)
             settings.check(("bus_bindings",))
         self.settings = settings
-        self._ram = {}  # the binding without settings
+        self._ram = {}  # the binding without settings; with them, the bindings not in them
+        self._fresh = False  # a binding to store at the cycle's end (_store)
         self.meters = [_Meter(a) for a in check_addresses(addresses)]
         self.clock = clock
         self.log = log
@@ -298,6 +300,7 @@ class Concentrator:
         finally:
             self.busy = False
             self._format(300)
+        self._store()
         if self.outbox is not None and not self._warning():
             t0 = ticks_ms()
             self.outbox.ring.maintain(1)  # (a sector erase when one is due)
@@ -475,27 +478,52 @@ class Concentrator:
         for a, s in b.items():  # (an address no longer polled: its meter may have moved)
             if s == serial and self._polled(a):
                 return 3
-        nb = {}
-        for a, s in b.items():  # (a full table drops the addresses no longer polled; the
-            # one that held this serial goes)
-            if s != serial and (len(b) < BINDINGS_MAX or self._polled(a)):
-                nb[a] = s
-        nb[m.address] = serial
-        st = self.settings
-        kept = ""
-        if st is None:
-            self._ram = nb
-        else:
-            try:  # (the bound's 1 KiB and the record's room for the other settings)
-                if not st.fits("bus_bindings", nb, _CONFIG_RESERVE):
-                    raise ValueError
-                st.set("bus_bindings", nb)  # (the next deferred configuration save)
-            except ValueError:  # (over the setting's size: long addresses and serials)
-                self._ram[m.address] = serial
-                kept = " (in RAM only: no room in the configuration)"
-        self.log.log(events.CONC_SERIAL_BOUND, 0, "bus meter %s bound to serial %s%s" % (
-            m.address, serial, kept), events.SRC_RS485, m.address[-6:])
+        ram = self._ram
+        if self.settings is None:
+            for a in [a for a, s in ram.items() if s == serial]:  # (a meter that moved)
+                del ram[a]
+        ram[m.address] = serial  # (into the settings at the cycle's end: _store)
+        self._fresh = True
+        self.log.log(events.CONC_SERIAL_BOUND, 0, "bus meter %s bound to serial %s" % (
+            m.address, serial), events.SRC_RS485, m.address[-6:])
         return 0
+
+    def _store(self):
+        # the cycle's new bindings into the settings in one change (one configuration write
+        # a cycle, not one a meter: 4 spent the write budget, and the installer's key and
+        # password writes were then refused for an hour); the table drops an address no
+        # longer polled whose serial is bound anew (a meter that moved), and when full
+        # those no longer polled; what the setting's bounds (32, 1 KiB) or the record's room
+        # for the other settings (Settings.fits) leave out stays in RAM (logged)
+        st = self.settings
+        ram = self._ram
+        if st is None or not self._fresh:
+            return
+        self._fresh = False
+        sb = st.get("bus_bindings") or {}
+        new = list(ram.values())
+        nb = {}
+        for a, s in sb.items():
+            if self._polled(a) or (s not in new and len(sb) + len(ram) <= BINDINGS_MAX):
+                nb[a] = s
+        kept = {}
+        for a, s in ram.items():
+            nb[a] = s
+            try:
+                st.check_value("bus_bindings", nb)
+                ok = st.fits("bus_bindings", nb, _CONFIG_RESERVE)
+            except ValueError:
+                ok = False
+            if not ok:
+                del nb[a]
+                kept[a] = s
+        self._ram = kept
+        if nb != sb:
+            st.set("bus_bindings", nb)  # (the next deferred configuration save)
+        if kept:
+            self.log.log(events.CONC_SERIAL_BOUND, len(kept), "%d bus meter binding(s) in "
+                         "RAM only: no room in the configuration" % len(kept),
+                         events.SRC_RS485)
 
     def _refuse(self, m, serial, why, t):
         self.refused += 1
