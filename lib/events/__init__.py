@@ -112,8 +112,8 @@ UPLINK_REVERTED = const(117)  # a broker / APN change (C.93.1 / C.93.2) that ope
 UPLINK_KEY_CHANGED = const(118)  # the uplink key (C.93.3) written on a local port: value 1
 # set, 0 cleared (the key itself is never logged); IDIS 48 "global key(s) changed"
 CONC_SERIAL_BOUND = const(119)  # a bus address bound to the serial of its first good
-# readout (uplink/concentrator.py, kept in the settings); subject: the address's last 6
-# characters
+# readout (uplink/concentrator.py, kept in the settings); value 0, subject: the address's
+# last 6 characters; value N > 0: N bindings kept in RAM only (no room in the settings)
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
