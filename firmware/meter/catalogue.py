@@ -700,21 +700,29 @@ class Catalogue:
             raise Failed("configuration not written")
 
     def _s_bus_unbind(self, v, src, obis):
+        # in flash before the ACK (a power cut never brings the replaced meter's binding
+        # back: its successor would be refused until the next visit)
+        st = self.settings
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
         c = self.concentrator
         if c is not None:  # (its bindings kept in RAM only too; an address's variants)
-            self._changed(obis, c.unbind(v), src, "bus binding removed")
-            return
-        st = self.settings
-        b = st.get("bus_bindings") or {}
-        if v == "*":
-            nb = {}
-        elif isinstance(v, str) and v in b:
-            nb = dict(b)
-            del nb[v]
+            n = c.unbind(v)
         else:
-            raise ValueError("bus address not bound")
-        st.set("bus_bindings", nb)
-        self._changed(obis, len(b) - len(nb), src, "bus binding removed")
+            b = st.get("bus_bindings") or {}
+            if v == "*":
+                nb = {}
+            elif isinstance(v, str) and v in b:
+                nb = dict(b)
+                del nb[v]
+            else:
+                raise ValueError("bus address not bound")
+            st.set("bus_bindings", nb)
+            n = len(b) - len(nb)
+        ok = st.save_now()
+        self._changed(obis, n, src, "bus binding removed")
+        if not ok:
+            raise Failed("configuration not written")
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):

@@ -688,3 +688,25 @@ async def test_a_cycle_binding_many_meters_is_one_configuration_change():
     assert changes == ["bus_bindings"], changes
     assert len(st["bus_bindings"]) == 6 and st.tick(10 ** 6, force=True)
     assert st.save_allowed(), "the budget left for the installer's writes"
+
+
+def test_an_unbind_is_in_flash_before_its_ack():
+    # W1 C.93.9 was acknowledged with the change waiting for the deferred save (2 s, or
+    # an hour with the write budget spent): a power cut then brought the replaced meter's
+    # binding back and its successor was refused until the next visit
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    log = events.EventLog(Clock())
+    st = Settings(log, Partition(dev, 0, dev.size))
+    st.settle(None)
+    st.set("bus_bindings", {"10000001": "S1", "10000002": "S2"})
+    assert st.tick(10 ** 6, force=True)
+    c, log = _conc([], ("10000001", "10000002"), None, log)
+    c.settings = st
+    for conc in (c, None):  # (through the concentrator as app.py wires it, and without)
+        _cat(st, log, conc).write("C.93.9", "1000000%d" % (1 if conc else 2),
+                                  events.SRC_OPTICAL)
+    # a power cut now: the configuration read back
+    st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
+    assert st2["bus_bindings"] == {}, st2["bus_bindings"]
