@@ -167,6 +167,7 @@ class Meter:
         self.tamper = TamperWatch(board, m, log, st)
         self.uplink = self._uplink(parts)
         self.concentrator = self._concentrator()
+        self.catalogue.concentrator = self.concentrator  # (W1 C.93.9 unbinds there)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds, clock=clock)
 
     def _profiles(self, board, parts, st, clock, log, sp):
@@ -216,7 +217,8 @@ class Meter:
         return Concentrator(b.uart_rs485, addrs, b.clock, self.log,
                             up.outbox if up is not None else None, b.serial,
                             getattr(b, "rs485_de", None),
-                            getattr(b, "concentrator_interval_s", 900), supply=self.supply)
+                            getattr(b, "concentrator_interval_s", 900), supply=self.supply,
+                            settings=self.settings)
 
     @staticmethod
     def _billing_config(board, log):

@@ -139,6 +139,13 @@ _TABLE = (
     # no code for them; DLMS keeps the APN in GPRS modem setup 0-0:25.4.0.255 attribute 2)
     ("C.93.1", K_TEXT, None, 0, _R | A_WRITE, "uplink_broker"),
     ("C.93.2", K_TEXT, None, 0, _R | A_WRITE, "uplink_apn"),
+    # the uplink key (128 bits, 32 hex digits): written on a local port only, never read;
+    # its key check value (meter/uplinkcfg.key_check) tells which key is set
+    ("C.93.3", K_TEXT, None, 0, A_WRITE, "uplink_key"),
+    ("C.93.4", K_TEXT, None, 0, _R, "uplink_key_check"),
+    # W1 of a bus address (or "*"): the concentrator's serial binding of it removed (a
+    # replaced meter; uplink/concentrator.py)
+    ("C.93.9", K_TEXT, None, 0, A_WRITE, "bus_unbind"),
 )
 # where the register entries go in the catalogue's order (after 0.2.8, as the readout has
 # them)
@@ -249,6 +256,7 @@ class Catalogue:
         self.storage = None
         self.events = None
         self.audit = None  # meter.audit.AuditTrail: changes of its PARAMS recorded (WELMEC)
+        self.concentrator = None  # uplink.concentrator.Concentrator: C.93.9 unbinds there
         self.billing = billing
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
@@ -438,6 +446,14 @@ class Catalogue:
 
     def _g_uplink_apn(self):
         return self.settings["uplink_apn"]
+
+    def _g_uplink_key_check(self):
+        from meter.uplinkcfg import key_check
+
+        try:
+            return key_check(self.settings.get("uplink_key", ""))
+        except (ValueError, TypeError):  # (a damaged stored key: the uplink refuses it)
+            return "invalid"
 
     def _g_test_mode(self):
         return self.testmode.minutes_left()
@@ -664,6 +680,47 @@ class Catalogue:
     def _s_uplink_apn(self, v, src, obis):
         self.settings.set("uplink_apn", v)
         self._changed(obis, len(v), src)
+
+    def _s_uplink_key(self, v, src, obis):
+        # a secret: never over the uplink it protects (the MQTT link is not encrypted), in
+        # flash before the ACK (a power cut never brings an old key back), logged without
+        # its value (UPLINK_KEY_CHANGED, IDIS 48)
+        if src == events.SRC_UPLINK:
+            raise Failed("uplink key: written on a local port only")
+        st = self.settings
+        st.check_value("uplink_key", v)
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        st.set("uplink_key", v)
+        ok = st.save_now()
+        self.log.log(events.UPLINK_KEY_CHANGED, 1 if v else 0, None, src, obis)
+        if not ok:
+            raise Failed("configuration not written")
+
+    def _s_bus_unbind(self, v, src, obis):
+        # in flash before the ACK (a power cut never brings the replaced meter's binding
+        # back: its successor would be refused until the next visit)
+        st = self.settings
+        if not st.save_allowed():
+            raise Failed("configuration write budget spent")
+        c = self.concentrator
+        if c is not None:  # (its bindings kept in RAM only too; an address's variants)
+            n = c.unbind(v)
+        else:
+            b = st.get("bus_bindings") or {}
+            if v == "*":
+                nb = {}
+            elif isinstance(v, str) and v in b:
+                nb = dict(b)
+                del nb[v]
+            else:
+                raise ValueError("bus address not bound")
+            st.set("bus_bindings", nb)
+            n = len(b) - len(nb)
+        ok = st.save_now()
+        self._changed(obis, n, src, "bus binding removed")
+        if not ok:
+            raise Failed("configuration not written")
 
     def _s_test_output(self, v, src, obis):
         if v not in (0, 1):

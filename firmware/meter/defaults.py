@@ -37,7 +37,14 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   factory value is the virtual board's local broker: a meter is given its head-end's at
   commissioning. ``uplink_apn`` "internet": the GPRS access point name (1..50 letters,
   digits, "-", "."; C.93.2), sent in the modem's AT+CSTT. A change takes effect at the
-  uplink's next session (firmware/uplink/task.py, docs/UPLINK.md).
+  uplink's next session (firmware/uplink/task.py, docs/UPLINK.md). ``uplink_key`` "" (none):
+  the 128-bit key (32 hex digits; C.93.3, written on a local port only, never readable)
+  that authenticates the head-end's commands (firmware/uplink/auth.py); while none is set
+  the programming password keys them (weaker: an 8-digit key can be searched offline from
+  one recorded command). ``bus_bindings`` {} : the concentrator's serial binding, bus
+  address -> the serial of its first good readout (firmware/uplink/concentrator.py): kept
+  over restarts; E2 C.93.9(address) on a local port or by the uplink's ``config`` unbinds
+  one (a replaced meter), E2 C.93.9 with no argument all.
 - ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
   (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
@@ -80,4 +87,6 @@ def config():
         "calibration": {},
         "uplink_broker": "127.0.0.1:1883",
         "uplink_apn": "internet",
+        "uplink_key": "",
+        "bus_bindings": {},
     }

@@ -49,6 +49,23 @@ _CHOICES = {"test_led": ("kWh", "kvarh")}
 _LISTS = ("readout_list", "display_list", "alt_list")
 
 
+def _json_len(v):
+    # the length of v's compact JSON (flashstore/config.py separators), piece by piece
+    import json
+
+    if isinstance(v, dict):
+        n = 1
+        for k, x in v.items():
+            n += _json_len(k) + 2 + _json_len(x)
+        return n + (not v)
+    if isinstance(v, (list, tuple)):
+        n = 1
+        for x in v:
+            n += _json_len(x) + 1
+        return n + (not v)
+    return len(json.dumps(v).encode())  # (bytes: MicroPython writes UTF-8 unescaped)
+
+
 class SealClosed(ValueError):
     """A metrological parameter was to change while the seal is closed."""
 
@@ -129,7 +146,7 @@ class Settings:
             fn = self._validators.get(key)
             if fn is not None:
                 fn(value)
-        elif key == "uplink_broker" or key == "uplink_apn":
+        elif key in ("uplink_broker", "uplink_apn", "uplink_key", "bus_bindings"):
             from meter.uplinkcfg import check  # (only a meter with an uplink loads it)
 
             check(key, value)
@@ -165,6 +182,21 @@ class Settings:
         self.changed()
         for fn in self._subs:
             fn(key)
+
+    def fits(self, key, value, reserve=0):
+        """True if the stored record (lib/flashstore/config.py: the JSON of every setting)
+        would still fit one copy of the partition, ``reserve`` bytes to spare, with ``key``
+        set to ``value`` (always without a partition). For values a bus meter's answer can
+        grow (uplink/concentrator.py): a record over its copy's capacity is never written."""
+        store = self.store
+        if store is None:
+            return True
+        n = 1  # "{" ... "}", "," between members: counted without making the record's text
+        for k, v in self._d.items():  # (4 KB in one piece: a small heap may not have it)
+            if k != key:
+                n += _json_len(k) + 2 + _json_len(v)
+        n += _json_len(key) + 2 + _json_len(value)
+        return n + reserve <= store.capacity
 
     def check(self, keys):
         """Boot: each stored value of ``keys`` a setter would refuse is replaced by its

@@ -1,19 +1,37 @@
 # The uplink's broker and APN settings: their check (meter/settings.py) and parsing.
-"""``uplink_broker`` "host:port" and ``uplink_apn`` (meter/defaults.py), kept out of
-meter/settings.py: only a meter with an uplink imports this module (at its first check)."""
+"""``uplink_broker`` "host:port", ``uplink_apn``, ``uplink_key`` and ``bus_bindings``
+(meter/defaults.py), kept out of meter/settings.py: only a meter with an uplink imports this
+module (at its first check)."""
 
 from micropython import const
 
 # the uplink's broker "host:port" and APN (firmware/uplink/task.py): at most this long
 BROKER_MAX = const(100)  # fits one IEC 62056-21 W1 value (128 characters)
 APN_MAX = const(50)  # SIM800 AT+CSTT: <apn> at most 50 bytes
+KEY_HEX = const(32)  # the uplink key: 128 bits (the size of a DLMS/COSEM AES-128 key)
+
+
+def _hex(v):
+    for c in v:
+        if not ("0" <= c <= "9" or "a" <= c <= "f" or "A" <= c <= "F"):
+            return False
+    return True
 
 
 def check(key, v):
     """Raise ValueError naming ``key`` unless ``v`` is a broker "host:port" (``key``
     "uplink_broker"; host: a DNS name or an IPv4 address of letters, digits, "-" and ".";
-    port 1..65535; at most 100 characters) or an APN ("uplink_apn": 1..50 of the same
-    characters, the labels of 3GPP TS 23.003 clause 9.1)."""
+    port 1..65535; at most 100 characters), an APN ("uplink_apn": 1..50 of the same
+    characters, the labels of 3GPP TS 23.003 clause 9.1) or an uplink key ("uplink_key":
+    32 hex digits, 128 bits, or "" for none). The value itself is never in the error (a
+    key must not reach a log or an answer)."""
+    if key == "bus_bindings":
+        _check_bindings(v)
+        return
+    if key == "uplink_key":
+        if not isinstance(v, str) or v and (len(v) != KEY_HEX or not _hex(v)):
+            raise ValueError("uplink_key: not %d hex digits (128 bits) or empty" % KEY_HEX)
+        return
     if not isinstance(v, str) or not v:
         raise ValueError("%s: empty" % key)
     apn = key == "uplink_apn"
@@ -38,3 +56,57 @@ def broker_of(text):
     """The (host, port) of a valid ``uplink_broker`` text "host:port"."""
     host, _, port = text.rpartition(":")
     return (host, int(port))
+
+
+def key_bytes(text):
+    """The 16 bytes of a valid, non-empty ``uplink_key`` text."""
+    from binascii import unhexlify
+
+    return unhexlify(text)
+
+
+def key_check(text):
+    """The key check value of an ``uplink_key`` text (C.93.4): the first 3 bytes of
+    SHA-256 (FIPS 180-4) of the key's 16 bytes as 6 lower-case hex digits, "" for none. The
+    installer and the head-end compare it to know that both hold the same key; 24 bits of a
+    hash say nothing usable about a 128-bit key. ValueError if ``text`` is no key (a
+    damaged stored value: not "" either, so it never reads as "none set")."""
+    if text == "":
+        return ""
+    check("uplink_key", text)
+    import hashlib
+    from binascii import hexlify
+
+    return hexlify(hashlib.sha256(key_bytes(text)).digest()[:3]).decode()
+
+
+BINDINGS_MAX = const(32)  # bus meters (uplink/concentrator.MAX_METERS)
+# bytes of their JSON at most (32 meters of 8-digit addresses and serials: ~700 bytes);
+# with the largest tariff plan (~3.2 KB of the record) this alone does not keep the record
+# within its 4 KiB copy (flashstore/config.py): the concentrator also asks Settings.fits
+BINDINGS_BYTES = const(1024)
+
+
+def serial_ok(s):
+    """True if ``s`` can be a meter's serial in an MQTT topic level: 1..32 letters,
+    digits, ``-``, ``_``, ``.`` (no ``+ # /``; uplink/concentrator.py)."""
+    if not isinstance(s, str) or not s or len(s) > 32:
+        return False
+    for ch in s:
+        if not ("0" <= ch <= "9" or "A" <= ch <= "Z" or "a" <= ch <= "z" or ch in "-_."):
+            return False
+    return True
+
+
+def _check_bindings(v):
+    # {bus address: serial}: the concentrator's serial binding (uplink/concentrator.py)
+    if not isinstance(v, dict) or len(v) > BINDINGS_MAX:
+        raise ValueError("bus_bindings: not an object of at most %d addresses" % BINDINGS_MAX)
+    n = 2
+    for a, s in v.items():
+        n += len(a) + len(s) + 6 if isinstance(a, str) and isinstance(s, str) else 0
+        if not serial_ok(a) or not serial_ok(s):
+            raise ValueError("bus_bindings: an address or serial is not 1..32 letters, "
+                             "digits, '-', '_', '.'")
+    if n > BINDINGS_BYTES:
+        raise ValueError("bus_bindings: more than %d bytes" % BINDINGS_BYTES)

@@ -1,12 +1,17 @@
 # The uplink's message authentication: HMAC-SHA256 of a ``config`` command (RFC 2104).
-"""Authentication of the uplink's ``config`` command (docs/UPLINK.md, firmware/uplink/task.py).
+"""Authentication of the uplink's ``config`` and ``time`` commands (docs/UPLINK.md,
+firmware/uplink/task.py).
 
 The head-end sends ``{"id", "cmd": "config", "n": N, "set": TEXT, "mac": HEX}``; ``mac`` is
 the lower- or upper-case hex of HMAC-SHA256 (RFC 2104 with SHA-256, FIPS 180-4; the test
-vectors of RFC 4231 in host_tests/unit/test_uplink_auth.py) keyed with the programming
-password (its UTF-8 bytes) over :func:`message`: ``<serial> LF <N in decimal> LF <TEXT>``
+vectors of RFC 4231 in host_tests/unit/test_uplink_auth.py) keyed with the uplink key (the
+16 bytes of setting C.93.3) or, while none is set, the programming password (its UTF-8
+bytes) over :func:`message`: ``<serial> LF <N in decimal> LF <TEXT>``
 in UTF-8. ``TEXT`` is a JSON string member carried verbatim, so re-serialising the JSON
 object (spaces, member order, escapes) cannot change the bytes that are authenticated.
+Once an uplink key is set, ``time`` is authenticated the same way: ``{"id", "cmd": "time",
+"t": T, "n": N, "mac": HEX}`` with ``TEXT`` = ``time:<T in decimal>`` (one ``n`` sequence
+for both commands; a ``config`` text is a JSON object, so neither MAC passes for the other).
 
 Written here, not taken from micropython-lib: the PyPI port ``micropython-hmac`` 3.4.2.post3
 (2017) needs ``warnings`` and a hash object with ``block_size``, ``digest_size`` and
@@ -43,9 +48,16 @@ def message(serial, n, text):
     return ("%s\n%d\n%s" % (serial, n, text)).encode()
 
 
+def mac_of(key, serial, n, text):
+    """The 32-byte MAC of a command numbered ``n`` covering ``text`` under ``key`` (bytes:
+    the 16-byte uplink key, or the password's UTF-8 bytes while no key is set)."""
+    return hmac_sha256(key, message(serial, n, text))
+
+
 def config_mac(password, serial, n, text):
-    """The 32-byte MAC of a ``config`` numbered ``n`` with the ``set`` text ``text``."""
-    return hmac_sha256(password.encode(), message(serial, n, text))
+    """The 32-byte MAC of a ``config`` numbered ``n`` with the ``set`` text ``text`` keyed
+    with the programming password (no uplink key set)."""
+    return mac_of(password.encode(), serial, n, text)
 
 
 def same_hex(mac_hex, digest):

@@ -14,11 +14,17 @@ address polled; it must be 1..32 letters, digits, ``- _ .`` (an MQTT topic level
 Serial binding (a hostile bus meter must not publish under another meter's serial): each
 polled address is bound to the serial of its first good readout. A reading is not forwarded
 when its serial differs from the one its address is bound to, is the concentrator's own, or
-is bound to another address: logged ``CONC_SERIAL_REFUSED`` (116; value 1, 2, 3 in that
-order; subject: the address's last 6 characters) and reported on ``bus`` with
+is bound to another polled address (the binding of an address no longer polled gives its
+serial up: a meter moved to a new address): logged ``CONC_SERIAL_REFUSED`` (116; value 1,
+2, 3 in that order; subject: the address's last 6 characters) and reported on ``bus`` with
 ``"error":"serial"``, once per address, reason and claimed serial (not at every poll; a good
-readout ends the episode). The binding is kept in RAM: the concentrator keeps no state
-over a restart, so after one the first serial an address reports binds it again.
+readout ends the episode). A new binding is logged ``CONC_SERIAL_BOUND`` (119; subject: the
+address's last 6 characters) and kept in the settings (``bus_bindings``, meter/defaults.py;
+a cycle's new bindings in one change at its end, written with the next deferred
+configuration save), so it holds over restarts; a replaced
+meter is accepted under its new serial after W1 C.93.9 (the address, or ``*`` for all) on a
+local port or by the uplink's authenticated ``config``. Without settings (tests) the
+binding is kept in RAM.
 
 Forwarded reading (outbox kind ``KIND_FORWARD``, JSON; ``seq`` is the concentrator's outbox
 number, the head-end de-duplicates on ``via`` + ``seq``)::
@@ -66,6 +72,7 @@ import events
 from iec62056 import client as iecc
 from ports.pump import PortStats, _set_format, _transmit  # (the port task's UART helpers)
 from ticks import ticks_diff, ticks_ms
+from meter.uplinkcfg import BINDINGS_MAX, serial_ok
 from uplink import messages as msg
 from uplink.outbox import KIND_BUS, KIND_FORWARD
 
@@ -74,6 +81,9 @@ _PREFIX = '{"meter":"'
 _QUIET_MS = 300
 _QUIET_MAX_MS = 5000
 _ITEM_MAX = 96  # characters of one forwarded [code, value, unit]
+# bytes of the configuration record a new binding leaves free (a key, a longer broker, a
+# list): bus meters' serials must not fill the record the other settings are written in
+_CONFIG_RESERVE = 256
 
 
 def check_addresses(addresses):
@@ -93,20 +103,11 @@ def check_addresses(addresses):
     return tuple(out)
 
 
-def _topic_safe(s):
-    if not s or len(s) > 32:
-        return False
-    for ch in s:
-        if not ("0" <= ch <= "9" or "A" <= ch <= "Z" or "a" <= ch <= "z" or ch in "-_."):
-            return False
-    return True
-
-
 def serial_of(readout):
     """The serial a readout is forwarded under: C.1.0, else 0.0.0, else the address."""
     for code in ("C.1.0", "0.0.0"):
         v = readout.get(code)
-        if v is not None and _topic_safe(v):
+        if v is not None and serial_ok(v):
             return v
     return readout.address
 
@@ -202,7 +203,6 @@ class _Meter:
     def __init__(self, address):
         self.address = address
         self.serial = None  # from its last good readout
-        self.bound = None  # the serial of its first good readout (forwarded only under it)
         self.refused = None  # (reason, serial) of the refusal reported (once per episode)
         self.refusals = 0  # readings not forwarded (serial refused)
         self.fails = 0  # failures in a row
@@ -218,12 +218,19 @@ class Concentrator:
     ValueError otherwise). ``clock``: the board clock (``sleep_ms``, ``rtc_ms`` or
     ``time``); ``log``: lib/events EventLog; ``outbox``: uplink.outbox.Outbox or None (then
     readings are only counted); ``serial``: the concentrator's own (``via``).
-    ``client_cfg``: keywords for ``iec62056.client.Client``."""
+    ``client_cfg``: keywords for ``iec62056.client.Client``; ``settings``: meter.settings
+    .Settings keeping the serial binding (``bus_bindings``, checked here: a damaged stored
+    table is replaced by {}, logged CONFIG_DEFAULTS) or None (kept in RAM)."""
 
     def __init__(self, uart, addresses, clock, log, outbox=None, serial="", de_pin=None,
                  interval_s=900, max_skip=95, rest_ms=1600, quiet_ms=_QUIET_MS,
-                 client_cfg=None, supply=None):
+                 client_cfg=None, supply=None, settings=None):
         self.uart = uart
+        if settings is not None:  # a damaged stored table: {} (logged CONFIG_DEFAULTS)
+            settings.check(("bus_bindings",))
+        self.settings = settings
+        self._ram = {}  # the binding without settings; with them, the bindings not in them
+        self._fresh = False  # a binding to store at the cycle's end (_store)
         self.meters = [_Meter(a) for a in check_addresses(addresses)]
         self.clock = clock
         self.log = log
@@ -293,6 +300,7 @@ class Concentrator:
         finally:
             self.busy = False
             self._format(300)
+        self._store()
         if self.outbox is not None and not self._warning():
             t0 = ticks_ms()
             self.outbox.ring.maintain(1)  # (a sector erase when one is due)
@@ -403,19 +411,119 @@ class Concentrator:
         except ValueError:  # (cannot happen: bodies are cut to the record)
             self.port.errors += 1
 
+    def bindings(self):
+        """{bus address: the serial it is bound to} (read only: a copy is written)."""
+        st = self.settings
+        if st is None:
+            return self._ram
+        b = st.get("bus_bindings") or {}
+        if self._ram:  # (bindings the settings had no room for)
+            b = dict(b)
+            b.update(self._ram)
+        return b
+
+    @staticmethod
+    def _key(b, address):
+        # the key of ``address`` in the table ``b``: the same address with or without
+        # leading zeros (iec62056 same_address: ``/?0012!`` reaches meter 12), or None
+        if address in b:
+            return address
+        for a in b:
+            if iecc.same_address(a, address):
+                return a
+        return None
+
+    def _polled(self, address):
+        for o in self.meters:
+            if iecc.same_address(o.address, address):
+                return True
+        return False
+
+    def unbind(self, address):
+        """W1 C.93.9 (meter/catalogue.py): the binding of ``address`` (str; the same address
+        with or without leading zeros) removed, or every binding for ``"*"``, from the
+        settings and from RAM (a binding there was kept only there). Returns how many were
+        removed; ValueError "bus address not bound" (nothing changed)."""
+        b = self.bindings()
+        if address == "*":
+            gone = list(b)
+        else:
+            k = self._key(b, address) if isinstance(address, str) else None
+            if k is None:
+                raise ValueError("bus address not bound")
+            gone = [k]
+        for a in gone:
+            self._ram.pop(a, None)
+        st = self.settings
+        if st is not None:
+            sb = st.get("bus_bindings") or {}
+            nb = {}
+            for a, s in sb.items():
+                if a not in gone:
+                    nb[a] = s
+            if address == "*" or len(nb) != len(sb):
+                st.set("bus_bindings", nb)
+        return len(gone)
+
     def _serial_refused(self, m, serial):
         # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else
         # why not: 1 not the serial bound to the address, 2 the concentrator's own, 3 bound
-        # to another address
+        # to another polled address
         if serial == self.serial:
             return 2
-        if m.bound is not None:
-            return 0 if serial == m.bound else 1
-        for o in self.meters:
-            if o is not m and o.bound == serial:
+        b = self.bindings()
+        k = self._key(b, m.address)
+        if k is not None:
+            return 0 if serial == b[k] else 1
+        for a, s in b.items():  # (an address no longer polled: its meter may have moved)
+            if s == serial and self._polled(a):
                 return 3
-        m.bound = serial
+        ram = self._ram
+        if self.settings is None:
+            for a in [a for a, s in ram.items() if s == serial]:  # (a meter that moved)
+                del ram[a]
+        ram[m.address] = serial  # (into the settings at the cycle's end: _store)
+        self._fresh = True
+        self.log.log(events.CONC_SERIAL_BOUND, 0, "bus meter %s bound to serial %s" % (
+            m.address, serial), events.SRC_RS485, m.address[-6:])
         return 0
+
+    def _store(self):
+        # the cycle's new bindings into the settings in one change (one configuration write
+        # a cycle, not one a meter: 4 spent the write budget, and the installer's key and
+        # password writes were then refused for an hour); the table drops an address no
+        # longer polled whose serial is bound anew (a meter that moved), and when full
+        # those no longer polled; what the setting's bounds (32, 1 KiB) or the record's room
+        # for the other settings (Settings.fits) leave out stays in RAM (logged)
+        st = self.settings
+        ram = self._ram
+        if st is None or not self._fresh:
+            return
+        self._fresh = False
+        sb = st.get("bus_bindings") or {}
+        new = list(ram.values())
+        nb = {}
+        for a, s in sb.items():
+            if self._polled(a) or (s not in new and len(sb) + len(ram) <= BINDINGS_MAX):
+                nb[a] = s
+        kept = {}
+        for a, s in ram.items():
+            nb[a] = s
+            try:
+                st.check_value("bus_bindings", nb)
+                ok = st.fits("bus_bindings", nb, _CONFIG_RESERVE)
+            except ValueError:
+                ok = False
+            if not ok:
+                del nb[a]
+                kept[a] = s
+        self._ram = kept
+        if nb != sb:
+            st.set("bus_bindings", nb)  # (the next deferred configuration save)
+        if kept:
+            self.log.log(events.CONC_SERIAL_BOUND, len(kept), "%d bus meter binding(s) in "
+                         "RAM only: no room in the configuration" % len(kept),
+                         events.SRC_RS485)
 
     def _refuse(self, m, serial, why, t):
         self.refused += 1
@@ -430,7 +538,8 @@ class Concentrator:
                      m.address[-6:])
         self._put(KIND_BUS, '{"ts":"%s","address":"%s","serial":%s,"ok":false,'
                   '"error":"serial","claimed":%s,"detail":"%s"}' % (
-                      msg.iso(t), m.address, json.dumps(m.bound), json.dumps(serial[:32]),
+                      msg.iso(t), m.address, json.dumps(self.bindings().get(m.address)),
+                      json.dumps(serial[:32]),
                       what))
 
     def _good(self, m, r, t):
@@ -478,7 +587,8 @@ class Concentrator:
 
     def stats(self):
         """Diagnostics for the board report: dict (per meter: serial, polls, ok, fails in
-        a row, cycles to skip, last error)."""
+        a row, cycles to skip, the serial it is bound to, last error)."""
+        b = self.bindings()
         return {"cycles": self.cycles, "readings": self.readings, "failures": self.failures,
                 "queued": self.queued, "overruns": self.overruns, "refused": self.refused,
                 "skipped_cycles": self.skipped_cycles, "stall_max_ms": self.stall_max_ms,
@@ -486,5 +596,5 @@ class Concentrator:
                 "rx": self.port.rx, "tx": self.port.tx, "errors": self.port.errors,
                 "meters": {m.address: {"serial": m.serial, "polls": m.polls, "ok": m.ok,
                                        "fails": m.fails, "skip": m.skip,
-                                       "bound": m.bound, "refusals": m.refusals,
+                                       "bound": b.get(m.address), "refusals": m.refusals,
                                        "last_error": m.last_error} for m in self.meters}}

@@ -41,14 +41,16 @@ queues POWER_FAIL for the next power-up.
 Commands (``cmd`` topic, JSON ``{"id": any, "cmd": ...}``), answered on ``cmd/ack`` with
 ``{"id", "cmd", "ok": true|false, ...}``: ``read`` (a reading now, at most one a minute,
 through the outbox: ``"seq"``), ``registers`` (``"values"`` in the answer), ``time``
-(``"t"``: RTC seconds since 2000-01-01 UTC; unauthenticated, so it may move the clock by
-at most ``time_sync_max_s`` (:data:`TIME_SYNC_MAX_S`, 900 s) either way, else refused and
-logged UPLINK_TIME_REFUSED: larger sets go through ``config`` 0.9.1 / 0.9.2; set through
-the catalogue's 0.9.1 (logged CLOCK_SET from SRC_UPLINK) under the uplink's own clock-set
-limit per period (lib/billing/clocklimit.py, ``Catalogue.clock_limit_uplink``: refused
-with CLOCK_SET_REFUSED), at most one per ``time_sync_s`` 3600 s of metering time, else
-``"error": "rate limited"``), ``config`` (a W1 / E2 through the catalogue, authenticated by
-an HMAC-SHA256 keyed with the programming password over a fresh sequence number, under the
+(``"t"``: RTC seconds since 2000-01-01 UTC; unauthenticated while no uplink key (C.93.3)
+is set, with one also ``"n"`` and ``"mac"`` over ``time:<t>`` as a ``config``'s; it may
+move the clock by at most ``time_sync_max_s`` (:data:`TIME_SYNC_MAX_S`, 900 s) either
+way, else refused and logged UPLINK_TIME_REFUSED: larger sets go through ``config``
+0.9.1 / 0.9.2; set through the catalogue's 0.9.1 (logged CLOCK_SET from SRC_UPLINK) under
+the uplink's own clock-set limit per period (lib/billing/clocklimit.py,
+``Catalogue.clock_limit_uplink``: refused with CLOCK_SET_REFUSED), at most one per
+``time_sync_s`` 3600 s of metering time, else ``"error": "rate limited"``), ``config`` (a
+W1 / E2 through the catalogue, authenticated by an HMAC-SHA256 keyed with the uplink key
+(or, while none is set, the programming password) over a fresh sequence number, under the
 uplink's own lockout: :meth:`Uplink._config`),
 ``relay`` (``"error": "not supported"``: no relay capability yet);
 anything else ``"error": "unknown command"``; a payload that is not a JSON object: ``"error":
@@ -460,7 +462,7 @@ class Uplink:
             out["values"] = [[c, float(v), u] for c, v, u in msg.register_values(
                 self.catalogue)]
         elif cmd == "time":
-            out.update(self._time_sync(req.get("t")))
+            out.update(self._time_sync(req.get("t"), req))
         elif cmd == "relay":
             out["ok"] = False
             out["error"] = "not supported"
@@ -561,62 +563,33 @@ class Uplink:
         ``{"obis": ..., "value": ...}`` for a W1 write (``"value"``: the W1 text) or with
         ``"action": "execute"`` an E2 (``"value"``: its argument text, optional) of ``obis``
         through the catalogue, as the optical port's; ``mac`` the hex HMAC-SHA256 keyed with
-        the programming password over ``<serial> LF <N in decimal> LF <set>`` (UTF-8,
-        uplink/auth.py); ``n`` 1..2**31 - 1, above the last accepted (``IecMap.uplink_n``,
-        recorded before the change: no replay, also after a power cut). A wrong MAC counts as
-        a wrong password under the uplink's own lockout (``IecMap.uplink_lockout``, booked
+        the uplink key (C.93.3, 16 bytes) or, while none is set, the programming password,
+        over ``<serial> LF <N in decimal> LF <set>`` (UTF-8, uplink/auth.py); ``n``
+        1..2**31 - 1, above the last accepted (``IecMap.uplink_n``, recorded before the change: no
+        replay, also after a power cut). A wrong MAC counts as a wrong password under the uplink's
+        own lockout (``IecMap.uplink_lockout``, booked
         to SRC_UPLINK; the local ports have theirs). Returns (None: done, or the error text;
         the obis or None); logs as the ports do (WRONG_PASSWORD, PROG_LOCKED,
         PW_WHILE_LOCKED, PROG_ENTER, REFUSED_*, SEALED_REFUSED; UPLINK_REPLAY,
         UPLINK_CONFIG_N; the change itself by the catalogue). A password sent in clear is
-        refused unread; the password is never echoed, logged or put in an error."""
+        refused unread; the password and the key are never echoed, logged or put in an
+        error. The uplink key itself is refused here (written on a local port only)."""
         im = self.iec_map() if self.iec_map is not None else None
         if im is None:
             return "not supported", None
         src = events.SRC_UPLINK
-        now = self.clock.time()
-        lk = im.uplink_lockout
-        left = lk.remaining(now)
-        if left:  # refused without looking at the MAC
-            if self._log_refusal():
-                im.on_event(src, "pw_while_locked", "", left, "P1")
-            return "locked (%d s)" % left, None
         n = req.get("n")
         text = req.get("set")
-        mac = req.get("mac")
-        err = None
+        bad = None
         if "password" in req:
-            err = "password: not accepted in clear; send n, set and mac (docs/UPLINK.md)"
+            bad = "password: not accepted in clear; send n, set and mac (docs/UPLINK.md)"
         elif not isinstance(text, str) or not text or len(text) > _SET_MAX:
-            err = "set: missing (the request as JSON text, at most %d characters)" % _SET_MAX
-        elif not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= N_MAX:
-            err = "n: missing or not 1..%d" % N_MAX
-        elif not isinstance(mac, str) or len(mac) != 64:
-            err = "mac: missing or not 64 hex digits (HMAC-SHA256)"
+            bad = "set: missing (the request as JSON text, at most %d characters)" % _SET_MAX
+        err = self._verify(im, n, text, req.get("mac"), bad)
         if err is not None:
-            if self._log_refusal():
-                im.on_event(src, "refused", "", 7, "P1")
             return err, None
-        if not im.settings.password_trusted:
-            # the configuration fell back (F.F.0 ERR_SECURITY): only locally, seal open
-            if self._log_refusal():
-                im.on_event(src, "sealed_refused", "", 6, "P1")
-            return "password not trusted (configuration fell back): set it locally", None
-        from uplink.auth import config_mac, same_hex
-
+        lk = im.uplink_lockout
         pw = im.password
-        if not same_hex(mac, config_mac(pw, self.serial, n, text)):
-            locked_s = lk.failure(now, src)
-            im.on_event(src, "pw_wrong", "", lk.failures, "P1")
-            if locked_s:
-                im.on_event(src, "prog_locked", "", locked_s, "P1")
-                return "wrong mac; locked (%d s)" % locked_s, None
-            return "wrong mac", None
-        if n <= im.uplink_n:  # a replay (or the head-end's counter went back)
-            if self._log_refusal():
-                self.log.log(events.UPLINK_REPLAY, n, "uplink config n %d refused: not above "
-                             "%d" % (n, im.uplink_n), src)
-            return "n: %d is not above the last accepted (%d)" % (n, im.uplink_n), None
         try:
             req = json.loads(text)
             if not isinstance(req, dict):
@@ -660,13 +633,86 @@ class Uplink:
         except ValueError as x:
             im.on_event(src, "refused", obis, 5, cmd)
             t = str(x)
-            if not t or e[C.E_SRC] == "password" or pw in t:  # (a new password: not echoed)
+            if not t or e[C.E_SRC] in ("password", "uplink_key") or pw in t:  # (not echoed)
                 t = "malformed"
             return "bad value: " + t, obis
         except C.Failed as x:
             im.on_event(src, "refused", obis, 9, cmd)
             return str(x), obis
         return None, obis
+
+    def _verify(self, im, n, text, mac, bad=None):
+        """The checks a ``config`` and (with an uplink key) a ``time`` pass before their
+        content is acted on: the uplink's lockout, ``bad`` (the caller's own check of the
+        message, an error text or None), ``n`` 1..2**31 - 1, ``mac`` 64 hex digits, the
+        key's trust, the MAC over ``<serial> LF <n> LF <text>`` (uplink/auth.py) keyed with
+        the uplink key (C.93.3) or, while none is set, the programming password (only a
+        wrong MAC under the password counts in the lockout), and ``n`` above the last
+        accepted. Returns None (authentic and fresh: the caller records ``n``
+        with ``im.accept_n`` before it changes anything) or the error text; logs every
+        refusal as :meth:`_config` says."""
+        src = events.SRC_UPLINK
+        now = self.clock.time()
+        lk = im.uplink_lockout
+        left = lk.remaining(now)
+        if left:  # refused without looking at the MAC
+            if self._log_refusal():
+                im.on_event(src, "pw_while_locked", "", left, "P1")
+            return "locked (%d s)" % left
+        err = bad
+        if err is not None:
+            pass
+        elif not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= N_MAX:
+            err = "n: missing or not 1..%d" % N_MAX
+        elif not isinstance(mac, str) or len(mac) != 64:
+            err = "mac: missing or not 64 hex digits (HMAC-SHA256)"
+        if err is not None:
+            if self._log_refusal():
+                im.on_event(src, "refused", "", 7, "P1")
+            return err
+        from uplink.auth import mac_of, same_hex
+
+        st = im.settings
+        key = st.get("uplink_key", "")
+        keyed = key != ""
+        err = None
+        if not st.password_trusted:
+            # the configuration fell back (F.F.0 ERR_SECURITY): the password and the uplink
+            # key may be an older copy's (a rotated, leaked key): only locally, seal open
+            err = "password not trusted (configuration fell back): set it locally"
+        elif keyed:
+            from meter.uplinkcfg import check, key_bytes
+
+            try:  # a stored key that is no key never falls back to the password
+                check("uplink_key", key)
+                key = key_bytes(key)
+            except ValueError:
+                err = "uplink key not usable (configuration): write it locally"
+        else:
+            key = im.password.encode()
+        if err is not None:
+            if self._log_refusal():
+                im.on_event(src, "sealed_refused", "", 6, "P1")
+            return err
+        if not same_hex(mac, mac_of(key, self.serial, n, text)):
+            if keyed:  # the uplink key: 128 bits are not searched online (offline, one
+                # recorded message suffices), so no lockout: it would only let anyone who
+                # can publish on cmd lock the head-end out; logged at most once a minute
+                if self._log_refusal():
+                    im.on_event(src, "refused", "", 7, "P1")
+                return "wrong mac"
+            locked_s = lk.failure(now, src)
+            im.on_event(src, "pw_wrong", "", lk.failures, "P1")
+            if locked_s:
+                im.on_event(src, "prog_locked", "", locked_s, "P1")
+                return "wrong mac; locked (%d s)" % locked_s
+            return "wrong mac"
+        if n <= im.uplink_n:  # a replay (or the head-end's counter went back)
+            if self._log_refusal():
+                self.log.log(events.UPLINK_REPLAY, n, "uplink config n %d refused: not above "
+                             "%d" % (n, im.uplink_n), src)
+            return "n: %d is not above the last accepted (%d)" % (n, im.uplink_n)
+        return None
 
     def _log_refusal(self):
         # a ``config`` refused before its password is looked at (locked, none, not trusted)
@@ -682,7 +728,7 @@ class Uplink:
         self._refused_at = now
         return True
 
-    def _time_sync(self, t):
+    def _time_sync(self, t, req=None):
         # the limit holds while both the ticks and the RTC say it is less than time_sync_s
         # since the last set: ticks_ms wraps at 2**30 on a board (12.4 days; a difference
         # past 2**29 reads negative, one of 2**30 + 1 s reads 1 s) and the RTC moves with
@@ -697,6 +743,16 @@ class Uplink:
                 return {"ok": False, "error": "rate limited"}
         if isinstance(t, bool) or not isinstance(t, int):  # (JSON true is the int 1 here)
             return {"ok": False, "error": "bad time: t is not RTC seconds"}
+        im = self.iec_map() if self.iec_map is not None and req is not None else None
+        if im is not None and im.settings.get("uplink_key", "") != "":
+            # with an uplink key set, a time sync is authenticated as a ``config`` is (the
+            # same n sequence; MAC over "time:<t>"): no one else can shift the tariffs
+            err = self._verify(im, req.get("n"), "time:%d" % t, req.get("mac"))
+            if err is None and not im.accept_n(req["n"]):
+                err = "n not recorded (event log): nothing done"
+            if err is not None:
+                return {"ok": False, "error": err}
+            im.uplink_lockout.success(events.SRC_UPLINK)
         # anyone who can publish on cmd can send this: a small correction only; a larger
         # set needs the authenticated ``config`` (0.9.1 / 0.9.2)
         shift = t - c.time()

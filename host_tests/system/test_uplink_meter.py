@@ -295,3 +295,64 @@ def test_broker_and_apn_written_over_the_optical_port_take_effect_at_the_next_se
     up = rep["uplink"]
     assert up["sessions"] >= 2 and up["errors"] == 0, up
     assert float(rep["sim_s"]) >= 30, rep  # one run to its end: no reboot
+
+
+def test_an_uplink_key_written_on_the_optical_port_authenticates_config_and_time():
+    # the head-end's commands were keyed with the 8-digit password (searchable offline from
+    # one recorded command) and `time` had no authentication at all: with the 128-bit key
+    # written locally (W1 C.93.3 with the iec62056-21 client), only its MACs pass
+    import hashlib
+    import hmac
+
+    import paho.mqtt.publish as pub
+
+    key = "8f0e4d1c2b3a49586776a5b4c3d2e1f0"
+    with Mosquitto() as b:
+        he = HeadEnd(b.port, "meters/SIM00001/#")
+        opt = free_port()
+        p = _start("--broker", "127.0.0.1:%d" % b.port, "--optical-tcp", opt, "--duration",
+                   40, "--start", "2016-01-01")
+        try:
+            t0 = time.monotonic()
+            while not he.by("status") and time.monotonic() - t0 < 20:
+                time.sleep(0.1)
+            got = prog(opt, "", [("W", "C.93.3", key), ("R", "C.93.4"), ("R", "C.93.3")])
+            kcv = hashlib.sha256(bytes.fromhex(key)).hexdigest()[:6]
+            assert got["W C.93.3"] == "\x06" and got["R C.93.4"] == kcv, got
+            assert key not in json.dumps(got), "the key is never read back"
+
+            def send(i, cmd):
+                cmd["id"] = i
+                pub.single("meters/SIM00001/cmd", json.dumps(cmd), qos=1,
+                           hostname="127.0.0.1", port=b.port)
+
+            def kmac(n, text):
+                return hmac.new(bytes.fromhex(key), ("SIM00001\n%d\n%s" % (n, text)).encode(),
+                                hashlib.sha256).hexdigest()
+
+            text = json.dumps({"obis": "C.90.1", "value": "12"})
+            send(0, signed_config("SIM00001", 1, {"obis": "C.90.1", "value": "11"}))
+            send(1, {"cmd": "config", "n": 2, "set": text, "mac": kmac(2, text)})
+            t = T0 + 600
+            send(2, {"cmd": "time", "t": t})
+            send(3, {"cmd": "time", "t": t, "n": 3, "mac": kmac(3, "time:%d" % t)})
+            text = json.dumps({"obis": "C.93.3", "value": "0" * 32})
+            send(4, {"cmd": "config", "n": 4, "set": text, "mac": kmac(4, text)})
+            t0 = time.monotonic()
+            while len(he.by("cmd/ack")) < 5 and time.monotonic() - t0 < 30:
+                time.sleep(0.1)
+            rep, err = _finish(p, 60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        he.stop()
+    acks = {a.get("id"): a for a in he.by("cmd/ack")}
+    assert acks[0]["error"] == "wrong mac", acks  # keyed with the password
+    assert acks[1] == {"id": 1, "cmd": "config", "n": 2, "obis": "C.90.1", "ok": True}, acks
+    assert acks[2]["ok"] is False and acks[2]["error"].startswith("n: missing"), acks[2]
+    assert acks[3] == {"id": 3, "cmd": "time", "ok": True}, acks[3]
+    assert acks[4]["error"] == "uplink key: written on a local port only", acks[4]
+    said = [x for t, x in he.messages if not t.endswith("/cmd")]
+    assert said and not [x for x in said if key.encode() in x], "the key never goes out"
+    evs = [m for m, _ in [(json.loads(x), 0) for t, x in he.messages if t.endswith("/event")]]
+    assert any(e.get("code") == 118 and e.get("value") == 1 for e in evs), evs

@@ -178,7 +178,8 @@ async def test_three_meters_forwarded_under_their_own_serials():
         kwh[d["meter"]] = d["values"][0]
     assert kwh == {"10000001": ["1.8.0", 1.5, "kWh"], "10000002": ["1.8.0", 22.25, "kWh"],
                    "10000003": ["1.8.0", 333.0, "kWh"]}, kwh
-    assert c.readings == 3 and c.failures == 0 and log.total == 0
+    assert c.readings == 3 and c.failures == 0
+    assert [e[1] for e in log.since(0)] == [events.CONC_SERIAL_BOUND] * 3, "only the bindings"
     assert all(b == 300 or b == 9600 for b in c.uart.inits)
 
 
@@ -219,7 +220,7 @@ async def test_a_meter_that_answers_again_is_reported_once():
     await c.cycle()  # 10000002 silent: 1 failure, next cycle again
     members.append(s2)
     await c.cycle()
-    evs = [(e[1], e[2]) for e in log.since(0)]
+    evs = [(e[1], e[2]) for e in log.since(0) if e[1] != events.CONC_SERIAL_BOUND]
     assert evs == [(events.CONC_NO_ANSWER, iecc.E_TIMEOUT), (events.CONC_ANSWERS_AGAIN, 1)]
     got = _drain(ob)
     bus = [json.loads(b) for _s, k, b in got if k == KIND_BUS]
@@ -421,3 +422,291 @@ async def test_a_bus_meter_cannot_publish_under_another_serial():
     claim5[0] = "10000002"
     await c.cycle()
     assert [e[2] for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED].count(1) == 2
+
+
+async def test_a_binding_holds_over_a_restart_until_it_is_removed_on_a_local_port():
+    # the binding was kept in RAM: after a restart the first serial an address reported
+    # bound it again, so a hostile bus meter polled first after a power cut published
+    # as its neighbour from then on
+    from meter.catalogue import Catalogue
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    part = Partition(dev, 0, dev.size)
+    log = events.EventLog(Clock())
+    st = Settings(log, part)
+    st.settle(None)
+    ob = _outbox()
+    claim = ["10000005"]
+    members = [_session("10000001", "0000001.500"), _liar("10000005", claim)]
+    addrs = ("10000001", "10000005")
+    c, log = _conc(members, addrs, ob, log)
+    c.settings = st
+    await c.cycle()
+    assert st["bus_bindings"] == {"10000001": "10000001", "10000005": "10000005"}
+    bound = [e[4] for e in log.records() if e[1] == events.CONC_SERIAL_BOUND]
+    assert sorted(bound) == ["000001", "000005"], bound
+    assert events.log_of(events.CONC_SERIAL_BOUND) == events.LOG_SECURITY
+    assert st.tick(10 ** 6, force=True), "written with the configuration"
+    _drain(ob)
+    # a restart: the settings are read back; the liar claims its neighbour's serial first
+    del c, st
+    st = Settings(events.EventLog(Clock()), part)
+    assert st["bus_bindings"]["10000005"] == "10000005"
+    claim[0] = "10000001"
+    c, log = _conc(members, addrs, ob)
+    c.settings = st
+    await c.cycle()
+    fwd = [json.loads(msg.with_seq(s, b)) for s, k, b in _drain(ob) if k == KIND_FORWARD]
+    assert [d["meter"] for d in fwd] == ["10000001"], fwd
+    ref = [(e[2], e[4]) for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED]
+    assert ref == [(1, "000005")], ref
+    # the meter at 10000005 replaced: unbound by W1 C.93.9 (catalogue), then bound anew
+    from energy import Registers
+
+    cat = Catalogue(Registers(256, 256, 256), None, st, None, None, Clock(), log, "SIM00001",
+                    "")
+    try:
+        cat.write("C.93.9", "10000007", events.SRC_OPTICAL)
+        raise AssertionError("an address that is not bound was unbound")
+    except ValueError as e:
+        assert str(e) == "bus address not bound", e
+    cat.write("C.93.9", "10000005", events.SRC_OPTICAL)
+    assert st["bus_bindings"] == {"10000001": "10000001"}
+    ch = [e for e in log.records() if e[1] == events.PARAM_CHANGED]
+    assert ch[-1][2] == 1 and ch[-1][4] == "C.93.9", ch
+    claim[0] = "10000007"
+    await c.cycle()
+    assert st["bus_bindings"]["10000005"] == "10000007"
+    cat.write("C.93.9", "*", events.SRC_OPTICAL)
+    assert st["bus_bindings"] == {}
+
+
+def test_bindings_are_validated_as_settings():
+    from meter.settings import Settings
+
+    st = Settings(events.EventLog(Clock()))
+    for bad in ([], {"10000001": "a/b"}, {"": "x"}, {"10000001": 5},
+                {"%08d" % i: "S%d" % i for i in range(33)}):
+        try:
+            st.set("bus_bindings", bad)
+            raise AssertionError("accepted %r" % (bad,))
+        except ValueError as e:
+            assert str(e).startswith("bus_bindings: "), e
+    st.set("bus_bindings", {"%08d" % i: "S%d" % i for i in range(32)})
+    big = {"%032d" % i: "%032d" % i for i in range(32)}  # 2.2 KB: the config slot is 4 KiB
+    try:
+        st.set("bus_bindings", big)
+        raise AssertionError("accepted")
+    except ValueError as e:
+        assert str(e) == "bus_bindings: more than 1024 bytes", e
+
+
+async def test_a_binding_the_settings_have_no_room_for_is_kept_in_ram():
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    full = {"%032d" % i: "%032d" % i for i in range(14)}
+    full["%012d" % 99] = "%012d" % 99  # 1 012 of the 1 024 bytes: 22 more do not fit
+    st.set("bus_bindings", full)
+    ob = _outbox()
+    c, log = _conc([_session("10000001", "0000001.500")], ("10000001",), ob, log)
+    c.settings = st
+    await c.cycle()
+    assert "10000001" not in st["bus_bindings"] and c.bindings()["10000001"] == "10000001"
+    assert [d for s, k, d in _drain(ob) if k == KIND_FORWARD], "forwarded all the same"
+    t = [e for e in log.records() if e[1] == events.CONC_SERIAL_BOUND]
+    assert [e[2] for e in t] == [0, 1], t  # bound; then 1 kept in RAM only (logged)
+
+
+async def test_a_damaged_stored_binding_table_is_replaced_at_boot_and_named():
+    # ``bus_bindings`` was never checked at boot: a stored value that is no table (a record
+    # of another firmware, a bad migration) raised at every poll (AttributeError: the
+    # concentrator forwarded nothing) and in the board report; a bad entry kept every new
+    # binding out of the configuration ("no room")
+    from meter import defaults
+    from meter.settings import Settings
+
+    for bad in (["10000001"], "10000001", {"10000001": 5}, {"a/b": "10000001"}, 7):
+        cfg = defaults.config()
+        cfg["bus_bindings"] = bad
+        log = events.EventLog(Clock())
+        st = Settings(log, cfg=cfg)
+        ob = _outbox()
+        clock = Clock()
+        c = K.Concentrator(Bus([_session("10000001", "0000001.500")]), ("10000001",), clock,
+                           log, ob, "SIM00001", rest_ms=0, quiet_ms=40,
+                           client_cfg={"reaction_ms": 200, "margin_ms": 100, "gap_ms": 200,
+                                       "ack_delay_ms": 20}, settings=st)
+        d = [e for e in log.records() if e[1] == events.CONFIG_DEFAULTS]
+        assert len(d) == 1, (bad, d)
+        await c.cycle()
+        assert [k for s, k, b in _drain(ob)] == [KIND_FORWARD], bad
+        assert st["bus_bindings"] == {"10000001": "10000001"}, (bad, st["bus_bindings"])
+        assert c.stats()["meters"]["10000001"]["bound"] == "10000001"
+
+
+def _largest_plan():
+    # the setting ``tou_program`` of the largest tariff plan (meter/touprog.py: 12 seasons,
+    # 12 week profiles, 7 day profiles of 128-character W1 values, 30 special days)
+    lines = [[1, n, "%d;12-31;12" % n] for n in range(1, 13)]
+    lines += [[2, w, "%d;%s" % (w, ",".join(["255"] * 7))] for w in range(1, 13)]
+    for i in range(7):
+        day = "%d;" % (249 + i) + ",".join("%02d:59:59=6" % h for h in range(12))
+        lines.append([3, 249 + i, day[:128]])
+    lines += [[4, i, "%d;2099-12-31;255" % i] for i in range(1, 31)]
+    lines.append([5, 0, "2099-12-31 23:59:59"])
+    return {"lines": lines, "active": False, "crc": 2 ** 31 - 1}
+
+
+def test_bindings_never_push_the_configuration_record_over_its_slot():
+    # the 1 KiB bound on bus_bindings assumed ~700 bytes; bus meters claiming 32-character
+    # serials fill the whole 1 KiB, and with the largest tariff plan the record (4.2 KB)
+    # no longer fit its 4 KiB copy: every later save failed (FLASH_CORRUPT), also the
+    # uplink key's and the password's ("configuration not written"), and a restart lost
+    # everything since
+    import gc
+
+    from meter.settings import Settings, _json_len
+
+    gc.collect()
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    log = events.EventLog(Clock())
+    st = Settings(log, Partition(dev, 0, dev.size))
+    st.settle(None)
+    st.set("tou_program", _largest_plan())
+    for v in ({}, [], {"a": [1, "b\u00e9", None, 1.5, {}], "c": True}, st._d["alt_list"],
+              st._d["tou_program"]["lines"][:9]):  # the record's size, counted piecewise
+        assert _json_len(v) == len(json.dumps(v, separators=(",", ":")).encode()), v
+    assert st.tick(10 ** 6, force=True)
+    addrs = tuple("%08d" % (10000001 + i) for i in range(24))
+    c, log = _conc([], addrs, None, log)
+    c.settings = st
+    for i, m in enumerate(c.meters):  # each binds at its first good readout
+        assert c._serial_refused(m, "H%031d" % i) == 0
+    c._store()  # (at the cycle's end)
+    gc.collect()  # (the save makes the record's 4 KB text twice: a 96 KiB heap)
+    assert st.tick(2 * 10 ** 6, force=True), "the record still fits its slot"
+    assert not [e for e in log.records() if e[1] == events.FLASH_CORRUPT]
+    assert 0 < len(st["bus_bindings"]) < 24 and len(c.bindings()) == 24
+    # room is left for the other settings: a key and a longer broker are still written
+    st.set("uplink_key", "ab" * 16)
+    st.set("uplink_broker", "b" * 94 + ":18830")
+    gc.collect()
+    assert st.save_now()
+    del c
+    gc.collect()
+    st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
+    assert st2["uplink_key"] == "ab" * 16 and st2["bus_bindings"] == st["bus_bindings"]
+
+
+def _cat(st, log, c=None):
+    from energy import Registers
+    from meter.catalogue import Catalogue
+
+    cat = Catalogue(Registers(256, 256, 256), None, st, None, None, Clock(), log, "SIM00001",
+                    "")
+    cat.concentrator = c  # (as firmware/app.py wires it)
+    return cat
+
+
+def test_c939_unbinds_a_binding_kept_in_ram_and_an_address_written_with_leading_zeros():
+    # W1 C.93.9 looked in the settings only: a binding kept in RAM (no room in the
+    # configuration) answered "bus address not bound" and "*" left it in place, so a
+    # replaced meter stayed refused until a restart; and "0012" (the same bus address as
+    # "12", iec62056 same_address) was "not bound" either
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    full = {"%032d" % i: "%032d" % i for i in range(14)}
+    full["%012d" % 99] = "%012d" % 99  # 1 012 of the 1 024 bytes: no room for one more
+    st.set("bus_bindings", full)
+    c, log = _conc([], ("10000001", "10000002", "12"), None, log)
+    c.settings = st
+    m1, m2, m12 = c.meters
+    assert c._serial_refused(m1, "S1") == 0 and c._serial_refused(m2, "S2") == 0
+    c._store()  # (at the cycle's end)
+    assert "10000001" not in st["bus_bindings"] and c.bindings()["10000001"] == "S1"
+    cat = _cat(st, log, c)
+    cat.write("C.93.9", "10000001", events.SRC_OPTICAL)
+    assert "10000001" not in c.bindings()
+    assert c._serial_refused(m1, "S1NEW") == 0, "the replaced meter binds anew"
+    cat.write("C.93.9", "*", events.SRC_OPTICAL)
+    assert c.bindings() == {} and st["bus_bindings"] == {}
+    assert c._serial_refused(m2, "S2NEW") == 0
+    # an address and its leading-zero form are one bus meter
+    assert c._serial_refused(m12, "S12") == 0
+    for a in ("0012", "12"):
+        assert c._serial_refused(K._Meter(a), "S12") == 0, a
+        assert c._serial_refused(K._Meter(a), "OTHER") == 1, a
+    cat.write("C.93.9", "0012", events.SRC_OPTICAL)
+    assert "12" not in c.bindings()
+    try:
+        cat.write("C.93.9", "0013", events.SRC_OPTICAL)
+        raise AssertionError("unbound")
+    except ValueError as e:
+        assert str(e) == "bus address not bound", e
+
+
+def test_a_meter_moved_to_another_address_is_not_refused_for_its_old_unpolled_one():
+    # a meter moved by the installer from a bus address no longer polled (taken out of the
+    # board's list) to a new one was refused for ever as "bound to another address": the
+    # stale binding of an address that is not polled any more held its serial
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    st.set("bus_bindings", {"10000009": "S9", "10000002": "S2"})
+    c, log = _conc([], ("10000001", "10000002"), None, log)
+    c.settings = st
+    m1, m2 = c.meters
+    assert c._serial_refused(m1, "S2") == 3, "a polled neighbour's serial stays refused"
+    assert c._serial_refused(m1, "S9") == 0
+    c._store()  # (at the cycle's end)
+    assert st["bus_bindings"] == {"10000001": "S9", "10000002": "S2"}, st["bus_bindings"]
+
+
+async def test_a_cycle_binding_many_meters_is_one_configuration_change():
+    # each first binding was its own settings change, so its own flash write (2 s apart):
+    # a concentrator's first cycle spent the configuration's write budget (4 at once, then
+    # one an hour) and the installer's uplink key and password writes right after
+    # commissioning were refused ("configuration write budget spent")
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    log = events.EventLog(Clock())
+    st = Settings(log, Partition(dev, 0, dev.size))
+    st.settle(None)
+    changes = []
+    st.subscribe(changes.append)
+    addrs = tuple("%08d" % (10000001 + i) for i in range(6))
+    c, log = _conc([_session(a, "0000001.500") for a in addrs], addrs, _outbox(), log)
+    c.settings = st
+    await c.cycle()
+    assert changes == ["bus_bindings"], changes
+    assert len(st["bus_bindings"]) == 6 and st.tick(10 ** 6, force=True)
+    assert st.save_allowed(), "the budget left for the installer's writes"
+
+
+def test_an_unbind_is_in_flash_before_its_ack():
+    # W1 C.93.9 was acknowledged with the change waiting for the deferred save (2 s, or
+    # an hour with the write budget spent): a power cut then brought the replaced meter's
+    # binding back and its successor was refused until the next visit
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    log = events.EventLog(Clock())
+    st = Settings(log, Partition(dev, 0, dev.size))
+    st.settle(None)
+    st.set("bus_bindings", {"10000001": "S1", "10000002": "S2"})
+    assert st.tick(10 ** 6, force=True)
+    c, log = _conc([], ("10000001", "10000002"), None, log)
+    c.settings = st
+    for conc in (c, None):  # (through the concentrator as app.py wires it, and without)
+        _cat(st, log, conc).write("C.93.9", "1000000%d" % (1 if conc else 2),
+                                  events.SRC_OPTICAL)
+    # a power cut now: the configuration read back
+    st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
+    assert st2["bus_bindings"] == {}, st2["bus_bindings"]

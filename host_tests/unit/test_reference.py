@@ -79,7 +79,8 @@ def _only_billing(extra):
     # tariff, VZ, end of the last period, demand 1.4/1.5/1.14, maxima 1.6.E(.T), 1.2.E; the
     # result of the last tariff plan write C.92.9 (meter/touprog.py)
     for a in extra:
-        if a in ("C.92.9", "C.93.1", "C.93.2"):  # (C.93.x: the uplink's broker and APN)
+        if a in ("C.92.9", "C.93.1", "C.93.2", "C.93.4"):  # (C.93.x: the uplink's broker,
+            # APN and key check value)
             continue
         c, d, e = a.split(".")[:3]
         assert a in ("0.0.96.14.0", "0.1.0", "0.1.2") or (

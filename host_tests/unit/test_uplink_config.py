@@ -496,3 +496,228 @@ def test_a_log_request_reads_a_bounded_number_of_records_per_round():
             got += [e[4] for e in json.loads(page)["events"] if e[2] == events.CLOCK_INVALID]
     up._range = None
     assert got == list(range(0, 300, 2)), got
+
+
+KEY = "000102030405060708090a0b0c0d0e0f"  # the uplink key of these tests (RFC 4231-style)
+
+
+def _kmac(key, serial, n, text):
+    # the head-end's MAC under a 16-byte uplink key (CPython's hmac, else the firmware's)
+    from binascii import unhexlify
+
+    k = unhexlify(key)
+    m = ("%s\n%d\n%s" % (serial, n, text)).encode()
+    try:
+        import hashlib
+        import hmac
+
+        return hmac.new(k, m, hashlib.sha256).hexdigest()
+    except ImportError:
+        from binascii import hexlify
+
+        from uplink.auth import hmac_sha256
+
+        return hexlify(hmac_sha256(k, m)).decode()
+
+
+def _kcfg(up, obis, value, key=KEY):
+    _N[0] += 1
+    n = _N[0]
+    text = json.dumps({"obis": obis, "value": value})
+    msg = {"id": 1, "cmd": "config", "n": n, "set": text, "mac": _kmac(key, up.serial, n, text)}
+    a = up._answer(json.dumps(msg).encode())
+    a.pop("n", None)
+    return a
+
+
+def _ktime(up, t, key=KEY, n=None):
+    if n is None:
+        _N[0] += 1
+        n = _N[0]
+    mac = _kmac(key, up.serial, n, "time:%d" % t) if key else None
+    req = {"id": 1, "cmd": "time", "t": t}
+    if key:
+        req.update(n=n, mac=mac)
+    return up._answer(json.dumps(req).encode())
+
+
+def test_an_uplink_key_written_locally_keys_the_macs_and_the_password_no_longer_does():
+    # the MAC was keyed with the 8-digit programming password: one recorded config let an
+    # attacker search the 10**8 passwords offline, and then own the optical port too
+    from test_protocols import _reboot
+
+    board, m, d = _meter()
+    up = m.uplink
+    said = _listen(m)
+    assert d.reader("C.93.4") == ("", None), "no key: no key check value"
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    assert _persisted(m, events.UPLINK_KEY_CHANGED)[-1][2:4] == (1, events.SRC_OPTICAL)
+    # the key check value: SHA-256 of the key's bytes, 3 bytes in hex
+    import hashlib
+    from binascii import hexlify, unhexlify
+
+    kcv = hexlify(hashlib.sha256(unhexlify(KEY)).digest()[:3]).decode()
+    assert d.reader("C.93.4") == (kcv, None)
+    a = _cfg(up, "C.90.1", "10")  # keyed with the password: refused now
+    assert a["error"] == "wrong mac", a
+    a = _kcfg(up, "C.90.1", "10")
+    assert a == {"id": 1, "cmd": "config", "obis": "C.90.1", "ok": True}, a
+    assert m.settings["scroll_ms"] == 10000
+    # the key is in flash before the ACK: after a restart it still keys the MACs
+    board, m, d = _reboot(board, m)
+    up = m.uplink
+    assert _kcfg(up, "C.90.1", "11")["ok"] is True
+    assert _cfg(up, "C.90.1", "12")["error"] == "wrong mac"
+    # cleared locally: the password keys them again
+    assert d.writer("C.93.3", "", False, events.SRC_OPTICAL) is None
+    assert _persisted(m, events.UPLINK_KEY_CHANGED)[-1][2] == 0
+    assert _cfg(up, "C.90.1", "12")["ok"] is True
+    assert KEY not in _texts(m, said) and KEY.upper() not in _texts(m, said)
+
+
+def test_the_uplink_key_is_never_read_nor_written_over_the_uplink_and_bad_keys_are_named():
+    board, m, d = _meter()
+    up = m.uplink
+    said = _listen(m)
+    try:
+        d.reader("C.93.3")
+        raise AssertionError("the key is readable")
+    except KeyError:
+        pass
+    other = "f" * 32
+    # over the uplink (the MQTT link is not encrypted): refused, also authenticated
+    a = _cfg(up, "C.93.3", other)
+    assert a["ok"] is False and a["error"] == "uplink key: written on a local port only", a
+    assert m.settings["uplink_key"] == ""
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    a = _kcfg(up, "C.93.3", other)
+    assert a["error"] == "uplink key: written on a local port only", a
+    assert m.settings["uplink_key"] == KEY
+    for bad in ("0" * 31, "0" * 33, "g" * 32, "00000000"):
+        assert d.writer("C.93.3", bad, False, events.SRC_OPTICAL) is not None, bad
+        assert m.settings["uplink_key"] == KEY
+    texts = _texts(m, said)
+    assert other not in texts and KEY not in texts
+    # the setter's own error names the rule, never the value
+    try:
+        m.settings.check_value("uplink_key", "abc")
+        raise AssertionError("accepted")
+    except ValueError as e:
+        assert str(e) == "uplink_key: not 32 hex digits (128 bits) or empty", e
+
+
+def test_with_an_uplink_key_a_time_sync_is_authenticated_and_not_replayed():
+    # {"cmd": "time"} had no authentication at all: anyone who could publish on the cmd
+    # topic moved the clock 900 s a day, enough to shift consumption between tariffs
+    board, m, d = _meter()
+    up = m.uplink
+    up.time_sync_s = 0
+    clk = board.clock
+    assert _ktime(up, clk.time() + 10, key=None)["ok"] is True, "no key: as before"
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    t0 = clk.time()
+    a = _ktime(up, t0 + 100, key=None)
+    assert a == {"id": 1, "cmd": "time", "ok": False,
+                 "error": "n: missing or not 1..2147483647"}, a
+    a = _ktime(up, t0 + 100, key="11" * 16)
+    assert a["error"] == "wrong mac", a
+    assert abs(clk.time() - t0) < 5, "not moved"
+    _N[0] += 1
+    n = _N[0]
+    a = _ktime(up, t0 + 100, n=n)
+    assert a == {"id": 1, "cmd": "time", "ok": True}, a
+    assert clk.time() - t0 >= 100
+    t1 = clk.time()
+    a = _ktime(up, t0 + 100, n=n)  # the same message again
+    assert a["ok"] is False and a["error"].startswith("n: %d is not above" % n), a
+    assert abs(clk.time() - t1) < 5
+    # a MAC of one t does not pass for another
+    _N[0] += 1
+    req = {"id": 1, "cmd": "time", "t": t1 + 50, "n": _N[0],
+           "mac": _kmac(KEY, up.serial, _N[0], "time:%d" % (t1 + 60))}
+    assert up._answer(json.dumps(req).encode())["error"] == "wrong mac"
+    # the cap holds for an authenticated sync too (larger sets: config 0.9.1)
+    a = _ktime(up, clk.time() + 3600)
+    assert a["ok"] is False and a["error"].startswith("shift 3600 s"), a
+    # wrong MACs under the key do not lock the uplink (nothing to search online; a lockout
+    # would only hand anyone on cmd a switch to shut the head-end out): a right one passes
+    for k in ("22" * 16, "33" * 16, "44" * 16):
+        _ktime(up, clk.time() + 10, key=k)
+    a = _ktime(up, clk.time() + 10)
+    assert a["ok"] is True, a
+    assert _kcfg(up, "C.90.1", "10")["ok"] is True
+
+
+def test_a_key_from_an_older_copy_of_the_configuration_is_not_trusted():
+    # a key rotated because the old one leaked: the newest configuration copy damaged
+    # (a bit flip, a cut save) brought the old key back from the other copy, and the MACs
+    # under it were accepted although the configuration fell back (the password from such
+    # a copy is not trusted: the key is as much a security parameter)
+    board, m, d = _meter()
+    old = "ff" * 16
+    assert d.writer("C.93.3", old, False, events.SRC_OPTICAL) is None
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    st = m.settings
+    store = st.store
+    m.shutdown()
+    newest = 0 if store._seq[0] > store._seq[1] else 1
+    store._flash.program(newest * store.slot_bytes + 12, b"\x00\x00\x00\x00")  # its CRC
+    board, m, d = _meter(board)
+    assert m.settings["uplink_key"] == old, "the older copy is the one loaded"
+    assert not m.settings.password_trusted
+    up = m.uplink
+    for k in (old, KEY):
+        a = _kcfg(up, "C.90.1", "10", key=k)
+        assert a["ok"] is False and a["error"].startswith("password not trusted"), a
+        a = _ktime(up, board.clock.time() + 10, key=k)
+        assert a["ok"] is False and a["error"].startswith("password not trusted"), a
+    assert m.settings["scroll_ms"] == 10000
+
+
+def test_a_corrupt_stored_key_never_falls_back_to_the_password():
+    # a stored key that is no key (a record of another firmware, a bad migration): a
+    # falsy one made the password key the MACs again and the time sync unauthenticated; a
+    # non-hex one raised inside the command (answered "bad request") and in the C.93.4 read
+    board, m, d = _meter()
+    up = m.uplink
+    up.time_sync_s = 0
+    t0 = board.clock.time()
+    for bad in (False, 0, None, [], "zz" * 16, "0" * 31, 5):
+        m.settings._d["uplink_key"] = bad  # (as a damaged record would load it)
+        a = _cfg(up, "C.90.1", "10")
+        assert a["ok"] is False and a["error"] == ("uplink key not usable (configuration): "
+                                                   "write it locally"), (bad, a)
+        a = _ktime(up, t0 + 10, key=None)  # unsigned: refused (n, mac missing)
+        assert a["ok"] is False, (bad, a)
+        a = _ktime(up, t0 + 10)
+        assert a["ok"] is False and a["error"].startswith("uplink key not usable"), (bad, a)
+        assert d.reader("C.93.4") == ("invalid", None), bad
+    assert m.settings["scroll_ms"] == 10000 and abs(board.clock.time() - t0) < 5
+    # written again locally: usable
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    assert _kcfg(up, "C.90.1", "10")["ok"] is True
+
+
+def test_with_an_uplink_key_wrong_macs_do_not_lock_the_head_end_out():
+    # with a key the uplink's lockout (3 wrong MACs: 10 min, doubling to a day) protected
+    # nothing (128 bits cannot be searched online; offline a recorded message suffices)
+    # but let anyone who can publish on cmd lock the head-end's config and, since the key,
+    # its time syncs out, again and again
+    board, m, d = _meter()
+    up = m.uplink
+    up.time_sync_s = 0
+    assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
+    clk = board.clock
+    for i in range(10):
+        assert _kcfg(up, "C.90.1", "10", key="%02x" % i * 16)["error"] == "wrong mac"
+        assert _ktime(up, clk.time() + 10, key="%02x" % i * 16)["error"] == "wrong mac"
+    assert _kcfg(up, "C.90.1", "11")["ok"] is True
+    assert _ktime(up, clk.time() + 10)["ok"] is True
+    assert not _persisted(m, events.PROG_LOCKED)
+    refused = _persisted(m, events.REFUSED_NO_PASSWORD)
+    assert refused and refused[-1][3] == events.SRC_UPLINK, refused
+    # without a key the password's lockout holds as before (10**8 passwords)
+    assert d.writer("C.93.3", "", False, events.SRC_OPTICAL) is None
+    for k in ("11111111", "22222222", "33333333"):
+        _cfg(up, "C.90.1", "12", pw=k)
+    assert _cfg(up, "C.90.1", "12")["error"].startswith("locked (")

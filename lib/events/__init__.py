@@ -109,6 +109,11 @@ CONC_SERIAL_REFUSED = const(116)  # a bus meter's reading not forwarded: its ser
 UPLINK_REVERTED = const(117)  # a broker / APN change (C.93.1 / C.93.2) that opened no
 # session within uplink.task.Uplink.broker_trial_s was undone: the last ones that did are
 # set again; value: the trial's length (s)
+UPLINK_KEY_CHANGED = const(118)  # the uplink key (C.93.3) written on a local port: value 1
+# set, 0 cleared (the key itself is never logged); IDIS 48 "global key(s) changed"
+CONC_SERIAL_BOUND = const(119)  # a bus address bound to the serial of its first good
+# readout (uplink/concentrator.py, kept in the settings); value 0, subject: the address's
+# last 6 characters; value N > 0: N bindings kept in RAM only (no room in the settings)
 
 # PROG_EXIT values
 EXIT_B0 = const(1)
@@ -161,6 +166,7 @@ NAMES = {
     UPLINK_CONFIG_N: "uplink config authenticated", UPLINK_REPLAY: "uplink config replay refused",
     CONC_SERIAL_REFUSED: "bus meter serial refused",
     UPLINK_REVERTED: "uplink broker/APN change undone: no session",
+    UPLINK_KEY_CHANGED: "uplink key changed", CONC_SERIAL_BOUND: "bus meter serial bound",
 }
 
 # Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
@@ -174,7 +180,8 @@ SECURITY_CODES = (
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
     CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
     AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED, UPLINK_TIME_REFUSED,
-    UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED, UPLINK_REVERTED,
+    UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED, UPLINK_REVERTED, UPLINK_KEY_CHANGED,
+    CONC_SERIAL_BOUND,
 )
 
 
@@ -216,6 +223,7 @@ IDIS_CODES = {
     TOU_ACTIVATED: 9,
 }
 IDIS_CODES[TOU_PROGRAMMED] = 19  # "passive TOU programmed"
+IDIS_CODES[UPLINK_KEY_CHANGED] = 48  # "global key(s) changed"
 _IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
                WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
                SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,
