@@ -204,6 +204,13 @@ class ProfileStore:
             if tag == TAG_MAIN and rec and rec[0] == lid:
                 yield rec
 
+    def records_newest(self):
+        """The main ring's records, newest first (bytes; every layout: the reader stops at
+        another one), read lazily (flashstore.ringlog.RingLog.entries_newest)."""
+        for _seq, tag, rec in self.main.entries_newest():
+            if tag == TAG_MAIN and rec:
+                yield rec
+
 
 class LoadProfile:
     """One interval profile (module docstring). ``regs``: lib.energy.Registers (the totals
@@ -511,6 +518,54 @@ class LoadProfile:
         for r in self.buf.rows():
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
+
+    def rows_since(self, cur, t_to, max_rows, tick=0):
+        """The rows captured after the newest row ending at or before ``cur`` (RTC s) that
+        end in ``cur`` < t <= ``t_to``: a list of (t, status, values), oldest first, at most
+        ``max_rows`` (the oldest of them). A generator: its value is *returned* (``rows =
+        yield from p.rows_since(...)``); with ``tick`` > 0 it yields None after every
+        ``tick`` records read. For the uplink's schedule (firmware/uplink/task.py
+        ``profile_bodies``): it reads newest first, the open record, then the main ring's
+        records back to the first one that holds a row ending at or before ``cur`` (every
+        row before it was captured before that row), so a quarter hour's read is the open
+        record and a record or two, not the ring from its oldest record (docs/BENCHMARKS.md
+        "The load profile read for the uplink"). Without a clock set back (rows in capture
+        order end in increasing times) these are exactly the rows of ``iter_rows(cur + 1,
+        t_to)``; after one, a row of the old time captured before the newest row at or
+        before ``cur`` is not read again. A record of another layout (a configuration
+        change: every older row was captured before it) ends the read too."""
+        p = self.period
+        lay = self.layout
+        out = [r for r in self.buf.rows() if cur < r[0] <= t_to]
+        if self.buf.n and self.buf.t0 <= cur:
+            return out[:max_rows]
+        if self.store is not None:
+            recs = self.store.records_newest()
+        else:
+            recs = (self._ram[i] for i in range(len(self._ram) - 1, -1, -1))
+        k = 0
+        for rec in recs:
+            if tick:
+                k += 1
+                if k >= tick:
+                    k = 0
+                    yield None
+            if rec[0] != lay.layout_id:
+                break
+            n = rec[1]
+            t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+            if t0 <= t_to and t0 + (n - 1) * p > cur:
+                try:
+                    got = [r for r in bp.decode(rec, lay) if cur < r[0] <= t_to]
+                except ValueError:
+                    got = []
+                if got:
+                    out = got + out
+                    if len(out) > max_rows:
+                        out = out[:max_rows]
+            if t0 <= cur:
+                break
+        return out[:max_rows]
 
     def p01_lines(self, t_from=None, t_to=None):
         """The VDEW readout lines (lib/billing/p01) of the rows in the range."""
