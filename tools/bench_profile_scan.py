@@ -14,9 +14,10 @@ the minimum over ``repeats`` runs, default 5):
   ``profile`` range answer): the longest stretch between two yields;
 - ``range, all rounds``: its total;
 - ``schedule``: the read ``Uplink.profile_bodies`` does now (``rows_since(cursor, to, 96,
-  32)``: newest first back to the cursor), the cursor a quarter hour back (the usual case)
-  and a day back (96 rows, e.g. after the outbox refused a day of rows): the longest round
-  and the records of the ring read."""
+  32)``: newest first back to the cursor), the cursor a quarter hour back (the usual case),
+  a day back (96 rows) and a week back (the 96 oldest of 672 rows, e.g. after the outbox
+  refused rows for a while): the longest round, all rounds, and the records of the ring
+  read (headers back to the cursor, then the records of the rows taken again)."""
 
 import sys
 import time
@@ -97,7 +98,7 @@ def main():
 
     ring._slot_record = counted
     res = []
-    for back in (900, 86400):
+    for back in (900, 86400, 7 * 86400):
         one = []
         whole = []
         for _ in range(reps):
