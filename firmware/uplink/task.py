@@ -268,13 +268,14 @@ class Uplink:
     def profile_bodies(self, t_to):
         """The rows of ``profile`` ending after the cursor and at or before ``t_to`` (RTC s),
         at most ``profile_max_rows``, packed into outbox bodies: yields (body, t of its last
-        row), and None after every ``range_scan`` records of the profile ring read (the
-        caller gives the event loop a turn). Rows whose end is not after the cursor are never
-        queued again; after the RTC was set back before the cursor, the cursor goes back to
-        the round before (the set came after it, and the interval it cut ends at a boundary
-        of the new time, flagged CLOCK_ADJUSTED): a row of the old time ending in that span
-        goes again, identical. The profile is read newest first back to the cursor
-        (meter.profile.LoadProfile.rows_since), not from its oldest record."""
+        row), and None after every ``range_scan`` records of the profile ring read and
+        before each record decoded (the caller gives the event loop a turn). Rows whose end
+        is not after the cursor are never queued again; after the RTC was set back before the
+        cursor, the cursor goes back to the round before (the set came after it, and the
+        interval it cut ends at a boundary of the new time, flagged CLOCK_ADJUSTED): a row of
+        the old time ending in that span goes again, identical. The profile is read newest
+        first back to the cursor (meter.profile.LoadProfile.rows_since), not from its oldest
+        record."""
         p = self.profile
         cur = self.profile_cursor
         if cur is None or cur > t_to:
