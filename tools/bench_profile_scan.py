@@ -4,15 +4,20 @@
 
 A load profile (meter.profile.LoadProfile, the default six channels, 15-minute rows) on a
 512 KiB NOR partition (the virtual board's profile partition) filled with ``rows`` rows
-(default 35 040: a year), then three reads, each timed (real us, unix port; the median and
+(default 35 040: a year), then these reads, each timed (real us, unix port; the median and
 the minimum over ``repeats`` runs, default 5):
 
-- ``schedule``: the rows of the last quarter hour, as ``Uplink.profile_bodies`` reads them
-  every 15 minutes (``iter_rows(from, to)``: every record's header from the oldest on, in
-  one round of the event loop);
+- ``oldest first``: the rows of the last quarter hour as ``Uplink.profile_bodies`` read them
+  every 15 minutes before session 7 (``iter_rows(from, to)``: every record's header from the
+  oldest on, in one round of the event loop);
 - ``range, one round``: the same read with ``tick`` 32 (``Uplink.range_scan``, the uplink's
   ``profile`` range answer): the longest stretch between two yields;
-- ``range, all rounds``: its total."""
+- ``range, all rounds``: its total;
+- ``schedule``: the read ``Uplink.profile_bodies`` does now (``rows_since(cursor, to, 96,
+  32)``: newest first back to the cursor), the cursor a quarter hour back (the usual case),
+  a day back (96 rows) and a week back (the 96 oldest of 672 rows, e.g. after the outbox
+  refused rows for a while): the longest round, all rounds, and the records of the ring
+  read (headers back to the cursor, then the records of the rows taken again)."""
 
 import sys
 import time
@@ -35,6 +40,24 @@ def _filled(n):
         p.interval(0, 0, 0, 900000)
         p.service()
     return p, clk.time()
+
+
+def _since(p, cur, t_to):
+    # (longest round us, all rounds us, rows) of the schedule's read
+    box = []
+
+    def run():
+        box.append((yield from p.rows_since(cur, t_to, 96, 32)))
+
+    worst = 0
+    t_all = t1 = time.ticks_us()
+    for _x in run():
+        t2 = time.ticks_us()
+        worst = max(worst, time.ticks_diff(t2, t1))
+        t1 = t2
+    t2 = time.ticks_us()
+    worst = max(worst, time.ticks_diff(t2, t1))
+    return worst, time.ticks_diff(t2, t_all), len(box[0])
 
 
 def _stats(xs):
@@ -65,11 +88,35 @@ def main():
         worst = max(worst, time.ticks_diff(t2, t1))
         longest.append(worst)
         total.append(time.ticks_diff(t2, t_all))
+    ring = p.store.main
+    slot = ring._slot_record
+    reads = [0]
+
+    def counted(s, k):
+        reads[0] += 1
+        return slot(s, k)
+
+    ring._slot_record = counted
+    res = []
+    for back in (900, 86400, 7 * 86400):
+        one = []
+        whole = []
+        for _ in range(reps):
+            reads[0] = 0
+            w, a, rows = _since(p, t_end - back, t_end)
+            one.append(w)
+            whole.append(a)
+        res.append(("schedule, %d s back: longest round" % back, one, rows, reads[0]))
+        res.append(("schedule, %d s back: all rounds" % back, whole, rows, reads[0]))
     print("rows %d, records %d, rows in the last quarter hour %d" % (n, recs, got))
-    for name, xs in (("schedule (one round)", sched), ("range, one round (tick 32)", longest),
-                     ("range, all rounds", total)):
+    for name, xs in (("oldest first (one round)", sched),
+                     ("range, one round (tick 32)", longest), ("range, all rounds", total)):
         med, lo = _stats(xs)
-        print("%-28s median %7.2f ms  min %7.2f ms" % (name, med / 1000, lo / 1000))
+        print("%-40s median %7.2f ms  min %7.2f ms" % (name, med / 1000, lo / 1000))
+    for name, xs, rows, nr in res:
+        med, lo = _stats(xs)
+        print("%-40s median %7.2f ms  min %7.2f ms  (%d rows, %d records read)" % (
+            name, med / 1000, lo / 1000, rows, nr))
 
 
 main()

@@ -154,6 +154,13 @@ def shares(part, n):
     return [Partition(part, i * k * ss, k * ss) for i in range(n)]
 
 
+def _rows_in(t0, n, p, cur, t_to):
+    """How many of the rows ending t0, t0 + p, ... t0 + (n - 1) p end in cur < t <= t_to."""
+    a = 0 if t0 > cur else (cur - t0) // p + 1
+    z = n if t0 + (n - 1) * p <= t_to else (t_to - t0) // p + 1 if t_to >= t0 else 0
+    return z - a if z > a else 0
+
+
 class ProfileStore:
     """The flash of one profile: the main ring of closed records and the tail ring that holds
     the open record again after each row (module docstring). ``part``: a flashstore.flash
@@ -203,6 +210,19 @@ class ProfileStore:
         for _seq, tag, rec in self.main.entries():
             if tag == TAG_MAIN and rec and rec[0] == lid:
                 yield rec
+
+    def records_newest(self):
+        """The main ring's records, newest first, as (ring seq, bytes) (every layout: the
+        reader stops at another one), read lazily (flashstore.ringlog.RingLog.entries_newest;
+        ``record(seq)`` reads one again)."""
+        for seq, tag, rec in self.main.entries_newest():
+            if tag == TAG_MAIN and rec:
+                yield seq, rec
+
+    def record(self, seq):
+        """The main ring's record ``seq`` (bytes), or None when it is gone."""
+        got = self.main.get(seq)
+        return got[2] if got is not None and got[1] == TAG_MAIN else None
 
 
 class LoadProfile:
@@ -511,6 +531,83 @@ class LoadProfile:
         for r in self.buf.rows():
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
+
+    def rows_since(self, cur, t_to, max_rows, tick=0):
+        """The rows captured after the newest row ending at or before ``cur`` (RTC s) that
+        end in ``cur`` < t <= ``t_to``: a list of (t, status, values), oldest first, at most
+        ``max_rows`` (the oldest of them). A generator: its value is *returned* (``rows =
+        yield from p.rows_since(...)``); with ``tick`` > 0 it yields None after every
+        ``tick`` records read and before each record decoded.
+
+        For the uplink's schedule (firmware/uplink/task.py ``profile_bodies``): newest first,
+        the open record, then the main ring's records back to the first one that holds a row
+        ending at or before ``cur`` (every row before it was captured before that row),
+        reading only their headers (first time, row count: rows are contiguous); then it
+        decodes, oldest first, only the records that hold the ``max_rows`` rows returned. A
+        quarter hour's read is the open record and a record or two, not the ring from its
+        oldest record (docs/BENCHMARKS.md "The load profile read for the uplink"). Without a
+        clock set back (rows in capture order end in increasing times) these are the rows of
+        ``iter_rows(cur + 1, t_to)``; after one, a row of the old time captured before the
+        newest row at or before ``cur`` is not read again. A record of another layout (a
+        configuration change: every older row was captured before it) ends the read too.
+        Records dropped by the ring while the read is suspended are left out (only the oldest
+        go, so the rows returned stay contiguous)."""
+        p = self.period
+        lay = self.layout
+        b = self.buf
+        keep = []  # (ring seq / RAM record / None: the open rows, rows in range), oldest first
+        total = 0
+        opened = None
+        if b.n:  # the open rows in range, copied now: a row closes them into the ring later
+            opened = [r for r in b.rows() if cur < r[0] <= t_to]
+            if opened:
+                keep.append((None, len(opened)))
+                total = len(opened)
+        if not (b.n and b.t0 <= cur):
+            st = self.store
+            if st is not None:
+                recs = st.records_newest()
+            else:
+                ram = self._ram
+                recs = ((ram[i], ram[i]) for i in range(len(ram) - 1, -1, -1))
+            k = 0
+            for h, rec in recs:
+                if tick:
+                    k += 1
+                    if k >= tick:
+                        k = 0
+                        yield None
+                if rec[0] != lay.layout_id:
+                    break
+                t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+                c = _rows_in(t0, rec[1], p, cur, t_to)
+                if c:
+                    keep.insert(0, (h, c))
+                    total += c
+                    while total - keep[-1][1] >= max_rows:  # the older ones are enough
+                        total -= keep.pop()[1]
+                if t0 <= cur:
+                    break
+        out = []
+        for h, _c in keep:
+            if h is None:
+                rows = opened
+            else:
+                rec = h if self.store is None else self.store.record(h)
+                if rec is None:
+                    continue
+                if tick:
+                    yield None  # (a record's decode a round)
+                rows = bp.decode(rec, lay)
+            try:
+                for r in rows:
+                    if cur < r[0] <= t_to:
+                        out.append(r)
+                        if len(out) >= max_rows:
+                            return out
+            except ValueError:
+                continue
+        return out
 
     def p01_lines(self, t_from=None, t_to=None):
         """The VDEW readout lines (lib/billing/p01) of the rows in the range."""

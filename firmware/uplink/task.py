@@ -270,22 +270,21 @@ class Uplink:
     def profile_bodies(self, t_to):
         """The rows of ``profile`` ending after the cursor and at or before ``t_to`` (RTC s),
         at most ``profile_max_rows``, packed into outbox bodies: yields (body, t of its last
-        row). Rows whose end is not after the cursor are never queued again; after the RTC
-        was set back before the cursor, the cursor goes back to the round before (the set came
-        after it, and the interval it cut ends at a boundary of the new time, flagged
-        CLOCK_ADJUSTED): a row of the old time ending in that span goes again, identical."""
+        row), and None after every ``range_scan`` records of the profile ring read and
+        before each record decoded (the caller gives the event loop a turn). Rows whose end
+        is not after the cursor are never queued again; after the RTC was set back before the
+        cursor, the cursor goes back to the round before (the set came after it, and the
+        interval it cut ends at a boundary of the new time, flagged CLOCK_ADJUSTED): a row of
+        the old time ending in that span goes again, identical. The profile is read newest
+        first back to the cursor (meter.profile.LoadProfile.rows_since), not from its oldest
+        record."""
         p = self.profile
         cur = self.profile_cursor
         if cur is None or cur > t_to:
             cur = self.profile_cursor = t_to - self.interval_s
-        rows = []
-        for r in p.iter_rows(cur + 1, t_to):
-            if r[0] > cur:
-                rows.append(r)
-                if len(rows) >= self.profile_max_rows:
-                    break
-        return msg.profile_bodies(msg.profile_head(p.name, p.layout), p.layout, rows,
-                                  BODY_MAX)
+        rows = yield from p.rows_since(cur, t_to, self.profile_max_rows, self.range_scan)
+        yield from msg.profile_bodies(msg.profile_head(p.name, p.layout), p.layout, rows,
+                                      BODY_MAX)
 
     def setup(self):
         """The whole start-up at once (tests, the last gasp before the task did it)."""
@@ -1001,14 +1000,20 @@ class Uplink:
                 self.outbox.put(KIND_READING, msg.reading(self.catalogue, t))
             else:  # the load profile's new rows (its task captures them within a second)
                 await c.sleep_ms(_PROFILE_LAG_MS)
-                for body, last in self.profile_bodies(t):
-                    t0 = ticks.ticks_ms()
+                t0 = ticks.ticks_ms()
+                for x in self.profile_bodies(t):
+                    if x is None:  # range_scan records of the ring read: the next round
+                        self._stall(t0, "schedule")
+                        await asyncio.sleep_ms(0)
+                        t0 = ticks.ticks_ms()
+                        continue
+                    body, last = x
                     if self.outbox.put(KIND_PROFILE, body) is None:
                         break  # (the power-fail warning: no room; the rows go next time)
                     self.profile_cursor = last
                     self._stall(t0, "schedule")
                     await asyncio.sleep_ms(0)  # one message per turn of the event loop
-                t0 = ticks.ticks_ms()
+                    t0 = ticks.ticks_ms()
             self.outbox.maintain()  # (a sector erase when one is due; none in the warning)
             self._dropped()
             self._stall(t0, "schedule")

@@ -296,6 +296,8 @@ def test_power_cut_at_every_flash_operation_of_row_writes():
         for r in new:  # and every row read back is the row that was written
             j = (r[0] - start_s) // 60 - 1
             assert r[2][0] == 3 + j and r[1] == (bp.ST_POWER_UP if j == 0 else 0), (k, r)
+        for cur in (rows0[-1][0], rows0[-1][0] - 600, start_s + 1200):  # newest first
+            assert _since(q, cur, c.time(), 96)[0] == _ref(q, cur, c.time(), 96), (k, cur)
     assert cuts >= 40, cuts
 
 
@@ -466,3 +468,154 @@ def test_a_range_read_yields_after_every_tick_records():
     a, b = T0 + 3600, T0 + 5 * 3600
     got = [r for r in p.iter_rows(a, b, 3) if r is not None]
     assert got == list(p.iter_rows(a, b)) and len(got) == 241, len(got)
+
+
+def _since(p, cur, t_to, max_rows, tick=0):
+    """(the list rows_since returns, the Nones it yielded)"""
+    box = []
+
+    def run():
+        box.append((yield from p.rows_since(cur, t_to, max_rows, tick)))
+
+    nones = 0
+    for x in run():
+        assert x is None, x
+        nones += 1
+    return box[0], nones
+
+
+def _ref(p, cur, t_to, max_rows):
+    # the rows the oldest-first read gives (no clock set back: the same rows)
+    out = []
+    for r in p.iter_rows(cur + 1, t_to):
+        out.append(r)
+        if len(out) == max_rows:
+            break
+    return out
+
+
+def _counting(p):
+    # count the main ring's record reads (slots read, valid or not)
+    ring = p.store.main
+    reads = [0]
+    slot = ring._slot_record
+
+    def counted(s, k):
+        reads[0] += 1
+        return slot(s, k)
+
+    ring._slot_record = counted
+    return reads
+
+
+def _full(sectors=6, n=1500):
+    nor, part = _nor(sectors)  # main ring 4 sectors (56 records), tail 2
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    for k in range(n):  # about 18 rows a record (up to 16 bits a channel): the ring wraps
+        clk.now += 60000
+        w = regs.whole
+        w[A_PLUS] += (k * 7919) % 60000
+        w[Q1] += (k * 1299709) % 60000
+        p.interval(0, 0, 0, 60000)
+        p.service()
+    return nor, clk, regs, p
+
+
+def test_the_schedule_reads_newest_first_only_the_records_it_needs():
+    # the uplink's quarter-hour read (rows_since, firmware/uplink/task.py profile_bodies)
+    # read every record of the ring from the oldest on (iter_rows) to find the newest rows
+    nor, clk, regs, p = _full()
+    t = clk.time()
+    recs = sum(1 for _ in p.store.records())
+    assert recs >= p.store.main.min_kept, recs
+    reads = _counting(p)
+    open_rows = p.buf.n
+    for back in (0, 1, 5, 30, 60, 100, 200, 500):
+        cur = t - 60 * back
+        reads[0] = 0
+        got, _n = _since(p, cur, t, 96)
+        n = reads[0]
+        assert got == _ref(p, cur, t, 96), back
+        assert len(got) == min(back, 96), (back, len(got))
+        # the records that hold the rows wanted, and the one with the cursor's row
+        need = 0 if back < open_rows else (back - open_rows) // 12 + 2
+        assert n <= need, (back, n, need, recs)
+    reads[0] = 0
+    assert _since(p, t - 60 * 30, t - 60 * 20, 96)[0] == _ref(p, t - 60 * 30, t - 60 * 20, 96)
+    assert sum(1 for _ in p.iter_rows(t - 59, t)) == 1 and reads[0] >= recs  # (the old way)
+
+
+def test_the_schedule_read_is_bounded_per_round_and_takes_the_oldest_rows():
+    nor, clk, regs, p = _full()
+    t = clk.time()
+    reads = _counting(p)
+    recs = sum(1 for _ in p.store.records())
+    reads[0] = 0
+    got, nones = _since(p, T0 - 86400, t, 50, 4)  # before every row: the whole ring, 4 a round
+    n = reads[0]
+    assert got == _ref(p, T0 - 86400, t, 50) and len(got) == 50, len(got)
+    # every record's header, then the two or three records that hold the 50 rows again,
+    # decoded one a round
+    assert recs < n <= recs + 3 and nones == recs // 4 + n - recs, (n, recs, nones)
+    rounds = []
+    reads[0] = 0
+
+    def run():
+        yield from p.rows_since(T0 - 86400, t, 50, 4)
+
+    for _x in run():
+        rounds.append(reads[0])
+        reads[0] = 0
+    assert max(rounds) <= 4, rounds
+    # a RAM-only profile (no partition): the same rows
+    clk2 = Clk()
+    regs2 = _regs()
+    q = _prof(clk2, regs2, None, period=60)
+    _run(q, clk2, regs2, 60 * 300, step_s=60)
+    t2 = clk2.time()
+    for back in (1, 40, 100, 250):
+        assert _since(q, t2 - 60 * back, t2, 96)[0] == _ref(q, t2 - 60 * back, t2, 96), back
+
+
+def test_the_schedule_read_skips_a_bit_flipped_record():
+    nor, clk, regs, p = _full()
+    t = clk.time()
+    ring = p.store.main
+    s = ring._newest  # the newest closed record: a payload bit flipped
+    a = s * ring.sector_size + (ring._fill[s] - 1) * ring.slot_size + 40
+    nor.image[a] ^= 0x10
+    q = _prof(Clk(t), _regs(), Partition(nor, 0, nor.size), period=60)
+    assert q.store.main.corrupt + q.store.main.torn == 1, q.store.main._summary()
+    for back in (1, 20, 40, 80):
+        cur = t - 60 * back
+        got = _since(q, cur, t, 96)[0]
+        assert got == _ref(q, cur, t, 96), (back, len(got))
+        assert all(r[0] > cur for r in got)
+
+
+def test_the_schedule_read_after_the_clock_was_set_back():
+    nor, part = _nor(8)
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=900)
+    _run(p, clk, regs, 20 * 900, step_s=10)  # rows T0+900 .. T0+18000
+    _run(p, clk, regs, 100, step_s=10)
+    clk.set_time(clk.time() - 5000)  # back to T0 + 13100: the interval ends at 15 x 900
+    _run(p, clk, regs, 400 + 900 * 2, step_s=10)  # rows 13500 (adjusted), 14400, 15300
+    rows = list(p.iter_rows())
+    ts = [r[0] - T0 for r in rows]
+    assert ts == [900 * k for k in range(1, 21)] + [13500, 14400, 15300], ts
+    assert rows[20][1] & bp.ST_CLOCK_ADJUSTED, rows[20]
+    # the round at the new 13500: the cursor (18000) went back to 12600 (profile_bodies)
+    got = _since(p, T0 + 12600, T0 + 13500, 96)[0]
+    assert got == [rows[14], rows[20]], [r[:2] for r in got]  # old 13500 again, and the new
+    # the next rounds: only the rows of the new time (the old 14400 is not read again)
+    assert _since(p, T0 + 13500, T0 + 14400, 96)[0] == [rows[21]]
+    assert _since(p, T0 + 14400, T0 + 15300, 96)[0] == [rows[22]]
+    # once closed into the main ring (a restart: the open record flushed on power down)
+    p.power_down()
+    q = _prof(Clk(T0 + 15400), _regs(), part, period=900)
+    assert _since(q, T0 + 13500, T0 + 14400, 96)[0] == [rows[21]]
+    assert _since(q, T0 + 12600, T0 + 13500, 96)[0] == [rows[14], rows[20]]

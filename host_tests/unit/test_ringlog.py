@@ -141,6 +141,7 @@ def test_cut_at_every_flash_op_never_returns_torn_records():
         log = RingLog(part, _R)
         log.mount()
         got = _counters(log)  # _unrec checks every record's content
+        assert [_unrec(e[2]) for e in log.entries_newest()] == got[::-1], "cut %d" % k
         ok, flight = st["ok"], st["flight"]
         for a in range(1, len(got)):
             assert got[a] > got[a - 1], "cut %d: order %r" % (k, got)
@@ -169,6 +170,7 @@ def test_corrupt_records_are_skipped_and_counted():
     again.mount()
     got = _counters(again)
     assert got == [i for i in range(60) if i not in (3, 17, 40)], "damaged records skipped"
+    assert [_unrec(e[2]) for e in again.entries_newest()] == got[::-1], "newest first too"
     assert again.corrupt == 3 and again.records == 57, "counted: %s" % again._summary()
 
 
@@ -350,6 +352,8 @@ def test_bit_flip_in_any_sector_header_loses_no_record():
                 assert _counters(again) == list(range(n)), "sector %d byte %d bit %d: %r" % (
                     s, byte, bit, _counters(again)[-3:])
                 assert again.salvaged > 0 and again.damaged_sectors == 1, again._summary()
+                assert [_unrec(e[2]) for e in again.entries_newest()] == list(
+                    range(n - 1, -1, -1)), "sector %d byte %d bit %d newest first" % (s, byte, bit)
                 again.append(_rec(n))
                 assert _counters(again)[-1] == n, "appends go on"
 
@@ -441,3 +445,73 @@ def test_rings_share_one_read_buffer_and_keep_compact_sector_tables():
             sizes.append(gc.mem_alloc() - m0)
         # the append record (256 - 32 bytes more) is the one slot-sized buffer left
         assert sizes[1] - sizes[0] < 2 * 224, sizes
+
+
+class _Counted:  # a flash partition that counts the reads of the ring
+    def __init__(self, part):
+        self._p = part
+        self.size = part.size
+        self.sector_size = part.sector_size
+        self.page_size = part.page_size
+        self.reads = 0
+
+    def read(self, addr, buf):
+        self.reads += 1
+        self._p.read(addr, buf)
+
+    def program(self, addr, data):
+        self._p.program(addr, data)
+
+    def erase(self, addr):
+        self._p.erase(addr)
+
+
+def test_newest_first_reads_only_the_records_it_yields():
+    # the uplink's schedule wants the last few records of a full ring (firmware/meter/
+    # profile.py rows_since): read newest first, not every record from the oldest on
+    dev, part = _dev(sectors=8)
+    flash = _Counted(part)
+    log = RingLog(flash, _R)
+    log.mount()
+    for i in range(500):  # wrapped: 31 slots (30 records) a sector, 210 records kept
+        log.append(_rec(i), tag=i % 5)
+    old = [e[0] for e in log.entries()]  # (sequence numbers only: a 96 KiB device heap)
+    assert len(old) >= log.min_kept and old[-1] == 500, len(old)
+    back = [e[0] for e in log.entries_newest()]
+    assert back == old[::-1], "the reverse of entries()"
+    k = 0
+    for seq, tag, rec in log.entries_newest():  # the content and tags too
+        i = _unrec(rec)
+        assert seq == i + 1 and tag == i % 5, (seq, tag, i)
+        k += 1
+    assert k == len(old)
+    for want in (1, 3, 29, 31, 95):
+        flash.reads = 0
+        got = []
+        for e in log.entries_newest():
+            got.append(_unrec(e[2]))
+            if len(got) == want:
+                break
+        assert got == list(range(499, 499 - want, -1)), got
+        assert flash.reads == want, "%d records: %d reads" % (want, flash.reads)
+    flash.reads = 0
+    assert sum(1 for _ in log.entries()) == len(old) and flash.reads >= len(old)
+
+
+def test_newest_first_with_appends_and_erases_while_suspended():
+    # a reader suspended across rounds of the event loop while the ring is appended to and
+    # its oldest sectors erased: no record newer than its start, numbers only go down
+    dev, part = _dev(sectors=4)
+    log = RingLog(part, _R)
+    log.mount()
+    for i in range(100):
+        log.append(_rec(i))
+    it = log.entries_newest()
+    first = [_unrec(next(it)[2]) for _ in range(3)]
+    assert first == [99, 98, 97], first
+    for i in range(100, 160):  # two sectors more: the oldest ones erased and reused
+        log.append(_rec(i))
+    rest = [_unrec(e[2]) for e in it]
+    got = first + rest
+    assert all(got[a] > got[a + 1] for a in range(len(got) - 1)), got
+    assert rest and max(rest) < 97 and all(x >= 0 for x in rest), rest

@@ -789,6 +789,48 @@ class RingLog(SectorRing):
                 if r is not None:
                     yield r[0], r[1], r[3]
 
+    def _before(self, hi, lo, s):
+        """The sector read after sector ``s`` (first sequence number ``hi``:``lo``, 16-bit
+        halves) in :meth:`entries_newest`: the one with the largest (first sequence number,
+        sector) below ``(hi, lo, s)``, or -1. One pass over the per-sector table, small ints
+        only, no list."""
+        best = -1
+        bh = bl = 0
+        fh = self._first_hi
+        fl = self._first_lo
+        for i in range(self.sectors):
+            h = fh[i]
+            if h < 0 or h > hi:
+                continue
+            lw = fl[i]
+            if h == hi and (lw > lo or (lw == lo and i >= s)):
+                continue
+            if best < 0 or h > bh or (h == bh and (lw > bl or (lw == bl and i > best))):
+                best = i
+                bh = h
+                bl = lw
+        return best
+
+    def entries_newest(self):
+        """Yield ``(seq, tag, record bytes)`` for every valid record, newest first: the
+        reverse of :meth:`entries` (a record numbered out of order, possible only in a
+        damaged ring, is left out). Lazy: a reader that wants the last few records stops
+        after them and reads only their slots (the sectors are taken in turn, one pass over
+        the per-sector table each, instead of sorting them all first). Records appended
+        while the generator is suspended are not yielded, and sequence numbers only go
+        down (a sector erased and reused meanwhile is not read twice)."""
+        top = self.next_seq()  # (the records there are at this call)
+        s = self._before(0x10000, 0, 0)
+        while s >= 0:
+            hi = self._first_hi[s]
+            lo = self._first_lo[s]
+            for k in range(self._fill[s] - 1, 0, -1):
+                r = self._slot_record(s, k)
+                if r is not None and r[0] < top:
+                    top = r[0]
+                    yield r[0], r[1], r[3]
+            s = self._before(hi, lo, s)
+
     def __iter__(self):
         for _seq, _tag, rec in self.entries():
             yield rec
