@@ -362,3 +362,36 @@ def test_watchdog_period_is_a_quarter_of_the_hardware_timeout():
     assert Supervisor(Hw(2000), None, log).feed_period_ms() == 1000
     assert Supervisor(Hw(32000), None, log).feed_period_ms() == 2000
     assert Supervisor(Model(), None, log).feed_period_ms() == 5000
+
+
+def test_wake_ends_a_real_time_sleep_early():
+    # a real board's clock sleeps with asyncio.sleep_ms (the task keyed in the run queue):
+    # set() brings it forward as Task.cancel would, without the CancelledError
+    class Real:
+        def sleep_ms(self, ms):
+            return asyncio.sleep_ms(ms)
+
+    import ticks
+
+    w = Wake()
+    out = []
+
+    async def waiter():
+        w.clear()
+        t0 = ticks.ticks_ms()
+        await w.wait_ms(Real(), 60000)
+        out.append(ticks.ticks_diff(ticks.ticks_ms(), t0))
+        w.clear()
+        await w.wait_ms(Real(), 30)  # times out
+        out.append(ticks.ticks_diff(ticks.ticks_ms(), t0))
+
+    async def main():
+        t = asyncio.create_task(waiter())
+        await asyncio.sleep_ms(20)
+        w.set()
+        await asyncio.sleep_ms(200)
+        return t
+
+    t = asyncio.run(main())
+    assert t.done() and len(out) == 2, out
+    assert out[0] < 1000 and out[1] >= out[0] + 25, out
