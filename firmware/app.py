@@ -37,6 +37,7 @@ from tasks import storage as storage_tasks
 from tasks.display import DisplayTask
 from tasks.supervisor import Supervisor
 from tasks.tamper import TamperWatch
+from tasks.wake import Wake
 
 
 class Meter:
@@ -169,6 +170,7 @@ class Meter:
         self.concentrator = self._concentrator()
         self.catalogue.concentrator = self.concentrator  # (W1 C.93.9 unbinds there)
         self.supervisor = Supervisor(board.wdt, m, log, self.update_status_leds, clock=clock)
+        self.wakes = (Wake(), Wake())  # housekeeping, profile: set at a clock set
 
     def _profiles(self, board, parts, st, clock, log, sp):
         """The interval load profiles (meter/profile.py) on the ``profile`` partition, started
@@ -247,6 +249,12 @@ class Meter:
         self.tariffs.clock_set()
         self.demand.clock_set(old, new)
         self.billing.clock_set(new)
+        # the RTC deadlines re-planned (issue 12): the profile boundary, the flood windows,
+        # the stamp the power-fail record advances from
+        if self.storage is not None:
+            self.storage.stamp()
+        for w in self.wakes:
+            w.set()
 
     def _setting_changed(self, key):
         if key == "meter_constant":
@@ -329,11 +337,14 @@ class Meter:
                     self.storage, b, self.log, self.events, self._on_warning))
         uptime = storage_tasks.Uptime(b.clock)
         sp("housekeeping", lambda: storage_tasks.housekeeping(
-            self.settings, self.events, b.clock, uptime, storage=self.storage))
+            self.settings, self.events, b.clock, uptime, storage=self.storage,
+            wake=self.wakes[0]))
         sp("tamper", self.tamper.run)
-        sp("profile", lambda: profile_task.run(self.profiles, b.clock))
-        sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply,
-                                               getattr(b, "btn_demand_reset", None)))
+        sp("profile", lambda: profile_task.run(self.profiles, b.clock, self.wakes[1]))
+        sp("billing", lambda: billing_task.run(self.billing, b.clock, self.supply))
+        btn = getattr(b, "btn_demand_reset", None)
+        if btn is not None:
+            sp("demand-button", lambda: billing_task.button(self.billing, btn))
         self._ports(sp)
         if self.uplink is not None:
             sp("uplink", self.uplink.run)

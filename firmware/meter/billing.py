@@ -80,6 +80,7 @@ class Billing:
         self._ram = []  # snapshots kept in RAM (no partition)
         self._state_due = False
         self._events = []  # (code, value, src) to log from the task
+        self.on_due = None  # callable(): something for service() (wakes the billing task)
         self.snaps = None
         self.states = None
         self.status = None
@@ -200,15 +201,23 @@ class Billing:
     def interval(self, ea, er, es, dt):
         """One metering interval (hot path: a comparison unless a period ends)."""
         tf = self.tariffs
-        if tf.warn:  # power-fail warning: nothing but the commit (meter/tariffs.py)
-            return
-        t = tf.t
-        if t >= self.next_end:
-            self.close(self.next_end, period.REASON_SCHEDULE, events.SRC_METER)
-            self._next(t)
-        if self.demand.dirty:
-            self.demand.dirty = False
-            self._state_due = True
+        if not tf.warn:  # power-fail warning: nothing but the commit (meter/tariffs.py)
+            t = tf.t
+            if t >= self.next_end:
+                self.close(self.next_end, period.REASON_SCHEDULE, events.SRC_METER)
+                self._next(t)
+            if self.demand.dirty:
+                self.demand.dirty = False
+                self._state_due = True
+        if self.on_due is not None and self.pending():
+            self.on_due()
+
+    def pending(self):
+        """True if :meth:`service` has something to log or write (allocation-free: the step
+        asks it, and wakes the billing task only then: issue 12)."""
+        tf = self.tariffs
+        return bool(self._events or self._pending or self._state_due or tf.dst_changes
+                    or tf.activations or (tf.fix and not tf.warn))
 
     # -- closing a period ------------------------------------------------------------------
 
@@ -268,7 +277,8 @@ class Billing:
 
     def service(self, urgent=False):
         """Log what the consumers noted, write pending snapshots and the state (the billing
-        task, every second; at shutdown). Never raises: a flash error is logged."""
+        task, when the step finds something :meth:`pending`; at shutdown). Never raises: a
+        flash error is logged."""
         tf = self.tariffs
         if tf.fix and not tf.warn:  # the totals were cleared (cold start) or written
             tf.reconcile(tf.active)

@@ -33,6 +33,7 @@ class EventStore:
         self._clock = clock
         self._supply = supply
         self.fault = None  # None, "foreign" or "write": why the logs take no records
+        self.on_pending = None  # callable(): an event counted for a summary (housekeeping)
         self.unsaved = 0  # events not persisted during a power-fail warning (no slot)
         rings = []
         for o, ln in events.log_spans(0, part.size, part.sector_size):
@@ -116,6 +117,8 @@ class EventStore:
                 self._persist(t, code, value, src, subj)
                 if self.fault == "write":  # written again: the episode is over
                     self.fault = None
+            elif self.on_pending is not None:  # counted: a summary falls due later
+                self.on_pending()
         except Exception as e:  # storage trouble must never stop metering
             sp = self._supply
             if sp is not None and sp.warning:  # no prepared slot left: kept in RAM only
@@ -140,6 +143,10 @@ class EventStore:
         except Exception:
             return False
         return True
+
+    def due_t(self):
+        """RTC second at which :meth:`tick` next writes a summary, or None (none counted)."""
+        return self.limit.next_due(self._clock.time())
 
     def tick(self, force=False):
         """Write the flood summaries that are due (all of them with ``force``)."""

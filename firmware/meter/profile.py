@@ -260,6 +260,11 @@ class LoadProfile:
         self._vals = [0] * m
         self._armed = False
         self.due = False
+        self.on_due = None  # callable(): the step took a snapshot (wakes the profile task)
+        self._bad_m = False  # a step saw the metrology untrusted (latched for service)
+        self._bad_c = False  # a step saw the RTC invalid
+        self._att = None  # Metering.attempts at the last service (a chip restart between)
+        self._has_valid = hasattr(clock, "rtc_valid")
         self._deadline = 0
         self.tb = 0  # RTC s of the next boundary (the end of the interval in progress)
         self._st = 0  # status bits of the interval in progress
@@ -276,6 +281,11 @@ class LoadProfile:
     def interval(self, ea, er, es, dt):
         """Consumer of the metering step: at the first step that reaches the boundary, copy
         the totals' whole units into the snapshot. Allocation-free, small ints only."""
+        m = self.metering
+        if m is not None and not m.ok:
+            self._bad_m = True  # (the task no longer samples it every second: latched)
+        if self._has_valid and not self.clock.rtc_valid:
+            self._bad_c = True
         if self._armed:
             c = self.clock
             if c.ticks_diff(c.ticks_ms(), self._deadline) >= 0:
@@ -285,6 +295,9 @@ class LoadProfile:
                     s[i] = w[i]
                 self._armed = False
                 self.due = True
+                cb = self.on_due
+                if cb is not None:
+                    cb()
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -315,6 +328,8 @@ class LoadProfile:
                 self.buf.add(t, s, v)
         self._take_base(self.regs.whole)
         self._st = st
+        self._ref_t = now  # (clock jumps are measured from boot on)
+        self._ref_ms = self.clock.ticks_ms()
         self._arm(now)
         if rows and rows[-1][0] >= self.tb:
             # a restored row ends at or after the boundary armed (a clock set backwards)
@@ -354,15 +369,32 @@ class LoadProfile:
 
     # -- the task ---------------------------------------------------------------------------
 
+    def wait_ms(self):
+        """Milliseconds of the metering clock until :meth:`service` must look without a
+        step's snapshot: a boundary no step reached (chip down) is captured ``_JUMP_S`` after
+        it (the profile task sleeps until then or until the step's ``on_due``)."""
+        c = self.clock
+        if not self._armed:
+            return 1000
+        return c.ticks_diff(self._deadline, c.ticks_ms()) + _JUMP_S * 1000
+
     def service(self):
-        """Once a second of metering time (the profile task): turn a snapshot into a row,
-        capture a boundary no step reached, notice clock changes."""
+        """The profile task, after a step's snapshot, at :meth:`wait_ms` and after a clock
+        set: turn a snapshot into a row, capture a boundary no step reached, notice clock
+        changes. What the steps saw in between (metrology untrusted, a chip restart, the
+        RTC invalid) flags the interval in progress."""
         c = self.clock
         now = c.time()
         ms = c.ticks_ms()
         m = self.metering
-        if m is not None and not m.ok:
-            self._st |= bp.ST_DATA_INVALID
+        if m is not None:
+            a = getattr(m, "attempts", 0)
+            if self._bad_m or not m.ok or (self._att is not None and a != self._att):
+                self._st |= bp.ST_DATA_INVALID
+            self._att = a
+        if self._bad_c:
+            self._st |= bp.ST_CLOCK_INVALID
+        self._bad_m = self._bad_c = False
         if not getattr(c, "rtc_valid", True):
             self._st |= bp.ST_CLOCK_INVALID
         jump = False
@@ -654,6 +686,20 @@ class Profiles:
     def service(self):
         for p in self.items:
             p.service()
+
+    def set_on_due(self, cb):
+        """``cb()`` is called by the step that takes a snapshot (allocation-free)."""
+        for p in self.items:
+            p.on_due = cb
+
+    def wait_ms(self):
+        """The earliest :meth:`LoadProfile.wait_ms` (ms of the metering clock, >= 1)."""
+        best = None
+        for p in self.items:
+            d = p.wait_ms()
+            if best is None or d < best:
+                best = d
+        return 1000 if best is None else (best if best > 1 else 1)
 
     def power_down(self):
         for p in self.items:

@@ -98,6 +98,8 @@ class Settings:
         self._deferred = False
         self._budget = None  # flashstore.config.SaveBudget, with a store
         self._now_s = 0
+        self.now_s = None  # callable() -> monotonic s (the housekeeping task's uptime)
+        self.on_change = None  # callable(): a change to write (wakes the housekeeping task)
         if cfg is not None:
             self._d = cfg
         elif part is not None:
@@ -273,10 +275,35 @@ class Settings:
         """The RAM copy changed: it is written within the wear budget (:meth:`tick`)."""
         if self.store is None:
             return
+        self._clock()
         if not self._dirty:
             self._first_s = self._now_s
         self._dirty = True
         self._changed_s = self._now_s
+        if self.on_change is not None:
+            self.on_change()
+
+    def _clock(self):
+        # the monotonic seconds now (``now_s``), else those of the last tick
+        f = self.now_s
+        if f is not None:
+            self._now_s = f()
+        return self._now_s
+
+    def due_s(self, now_s):
+        """Seconds from monotonic second ``now_s`` until :meth:`tick` next tries to write
+        (0: now; a refused write waits for the wear budget), None with nothing to write. The
+        housekeeping task sleeps until then instead of ticking every second (issue 12)."""
+        if self.store is None or not self._dirty:
+            return None
+        sp = self._supply
+        if sp is not None and sp.warning:
+            return 1  # (the warning's end is looked at every second)
+        d = min(self._changed_s + self.CONFIG_DELAY_S,
+                self._first_s + self.CONFIG_MAX_DELAY_S) - now_s
+        if d > 0:
+            return d
+        return max(1, self._budget.wait_s(now_s)) if self._budget is not None else 1
 
     def tick(self, now_s, force=False):
         """Write a changed configuration if it is due at ``now_s`` (monotonic seconds of the
@@ -301,7 +328,7 @@ class Settings:
 
     def save_allowed(self):
         """True if :meth:`save_now` would be allowed by the wear budget now."""
-        return self.store is None or not self._budget.wait_s(self._now_s)
+        return self.store is None or not self._budget.wait_s(self._clock())
 
     def save_now(self):
         """Write the configuration at once, spending one write of the wear budget (the

@@ -196,7 +196,10 @@ class Storage:
         self._mono_s = 0
         self._mono_ms = 0
         self._last_ms = clock.ticks_ms()
-        self._t = [0, 0]  # RTC seconds at the last stamp, two 16-bit halves
+        self._t = [0, 0]  # RTC seconds for the next record, two 16-bit halves
+        self._t_lo = self._t_hi = 0  # RTC seconds at the last stamp, 16-bit halves
+        self._t_ms = clock.ticks_ms()  # the metering clock's ticks at the last stamp
+        self.on_warning = None  # callable(): the warning began (wakes housekeeping)
         self._steps = [0, 0]
         self._buf = bytearray(self.payload_size)
         self._pf_ok = False
@@ -246,11 +249,27 @@ class Storage:
         return self._mono_s
 
     def stamp(self):
-        """Cache the RTC seconds and the step count for the payload (outside the power-fail
-        path: on a 32-bit port the RTC value itself is a long int from 2034 on)."""
-        t = self.clock.time()
-        self._t[0] = t & 0xFFFF
-        self._t[1] = (t >> 16) & 0xFFFF
+        """Cache the RTC seconds with the metering clock's ticks for the payload (outside
+        the power-fail path: on a 32-bit port the RTC value itself is a long int from 2034
+        on). Called by every periodic commit, the housekeeping task (at least hourly) and a
+        clock set; the power-fail record's stamp is this one advanced by the whole seconds of
+        ticks since (:meth:`_advance`), so it needs no per-second refresh."""
+        c = self.clock
+        t = c.time()
+        self._t_ms = c.ticks_ms()
+        self._t_lo = t & 0xFFFF
+        self._t_hi = (t >> 16) & 0xFFFF
+        self._t[0] = self._t_lo
+        self._t[1] = self._t_hi
+
+    def _advance(self):
+        # the power-fail path: the last stamp + the whole seconds of ticks since, in 16-bit
+        # halves (small ints only, no clock read but ticks: allocation-free)
+        c = self.clock
+        d = c.ticks_diff(c.ticks_ms(), self._t_ms)
+        lo = self._t_lo + (d // 1000 if d > 0 else 0)
+        self._t[0] = lo & 0xFFFF
+        self._t[1] = (self._t_hi + (lo >> 16)) & 0xFFFF
 
     def payload(self):
         """The registers as the schema-2 record (module docstring), in a preallocated buffer
@@ -344,9 +363,11 @@ class Storage:
             self.refused += 1
             return False
         urgent = reason == journal.REASON_POWERFAIL
-        if not urgent:  # the power-fail commit reads no clock: values of the last second
+        if not urgent:  # the power-fail commit reads only ticks: the stamp advanced
             self.stamp()
             self.tick()
+        else:
+            self._advance()
         try:
             j.commit(self.payload(), reason, urgent)
         except Exception as e:  # NoSpace, flash errors: metering goes on
@@ -450,8 +471,9 @@ class Storage:
                 self.on_due()
 
     def second(self):
-        """Once a second of metering time (the housekeeping task): the RTC stamp the
-        power-fail record carries (:meth:`stamp`) and the end of a warning whose input was
-        released (:meth:`pf_active`)."""
+        """The housekeeping task (each second during a warning, else at its deadlines): the
+        RTC stamp the power-fail record advances from (:meth:`stamp`) and the end of a
+        warning whose input was released (:meth:`pf_active`). True while the warning
+        lasts."""
         self.stamp()
-        self.pf_active()
+        return self.pf_active()

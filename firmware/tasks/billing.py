@@ -1,27 +1,53 @@
 # The billing task: persists billing snapshots and the demand state, logs billing events.
 """The asyncio side of the billing functions (firmware/meter/billing.py, tariffs.py,
-demand.py): every second of metering time :meth:`Billing.service` logs what the consumers
-noted (end of billing, DST change, tariff plan activation) and writes the pending snapshot
-and state records into the ``billing`` partition, then erases ahead (``maintain``) unless a
-power-fail warning is on (nothing erases then). The demand-reset button (``btn``, 1 =
-pressed, the board's ``btn_demand_reset``; a sealable button on the meter's front, like the
-Focus AX's) closes a period on its rising edge, under the same reset lockout as E2 C.91.5.
+demand.py).
+
+- :func:`run`: :meth:`Billing.service` logs what the consumers noted (end of billing, DST
+  change, tariff plan activation) and writes the pending snapshot and state records into the
+  ``billing`` partition, then erases ahead (``maintain``) unless a power-fail warning is on
+  (nothing erases then). It sleeps until the metering step finds something pending
+  (``Billing.on_due``, a tasks.wake.Wake set in the heap-locked step: a few wake-ups an
+  hour, at the demand periods' ends, instead of one a second: issue 12), at most
+  :data:`MAX_SLEEP_MS`.
+- :func:`button`: the demand-reset button (``btn``, 1 = pressed, the board's
+  ``btn_demand_reset``; a sealable button on the meter's front, like the Focus AX's) closes
+  a period on its rising edge, under the same reset lockout as E2 C.91.5. Sampled every
+  :data:`BUTTON_MS` of real time (asyncio, as the display's buttons): a press of a human's
+  length (>= 0.2 s) is seen on a real board and on the virtual board at any ``--speed``,
+  without a wake-up per simulated second.
 """
 
+import asyncio
+
 import events
+from tasks.wake import Wake
+
+MAX_SLEEP_MS = 3600000  # the longest sleep without a step's note (ms of the board clock)
+BUTTON_MS = 100  # the demand-reset button's sampling period (real time)
 
 
-async def run(billing, clock, supply=None, btn=None):
-    """Serve ``billing`` (meter.billing.Billing) forever."""
-    was = 0
+async def run(billing, clock, supply=None, wake=None):
+    """Serve ``billing`` (meter.billing.Billing) forever; ``wake``: a tasks.wake.Wake the
+    caller may also set (None: one of its own)."""
+    w = wake if wake is not None else Wake()
+    billing.on_due = w.set
+    w.clear()
     while True:
-        await clock.sleep_ms(1000)
-        if btn is not None:
-            v = btn.value()
-            if v and not was:
-                billing.demand_reset(events.SRC_LOCAL)
-            was = v
+        await w.wait_ms(clock, MAX_SLEEP_MS)
+        w.clear()
         warn = supply is not None and supply.warning
         billing.service(urgent=warn)
         if not warn:
             billing.maintain()
+
+
+async def button(billing, btn, period_ms=BUTTON_MS):
+    """Sample the demand-reset button ``btn`` every ``period_ms`` of real time; its rising
+    edge is a demand reset (``Billing.demand_reset``, source SRC_LOCAL)."""
+    was = 0
+    while True:
+        await asyncio.sleep_ms(period_ms)
+        v = btn.value()
+        if v and not was:
+            billing.demand_reset(events.SRC_LOCAL)
+        was = v

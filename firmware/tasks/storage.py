@@ -7,9 +7,15 @@
 - :func:`power_fail_watch`: waits for the power-fail interrupt, then (once per rising edge)
   the urgent commit (one page program), the test LED restarted to show what it owes at once,
   POWER_FAIL and the event logs' flood summaries (urgent appends), in that order;
-- :func:`housekeeping`: every second of metering time, the deferred configuration write
-  (Settings.tick, under its wear budget), the event logs' flood summaries and the storage's
-  second (``Storage.second``: the RTC stamp of the power-fail record, a warning's end).
+- :func:`housekeeping`: the deferred configuration write (Settings.tick, under its wear
+  budget), the event logs' flood summaries and ``Storage.second`` (the RTC stamp the
+  power-fail record advances from, a warning's end), on deadlines instead of every second
+  (issue 12): it sleeps until the write is due (``Settings.due_s``), the earliest flood
+  window ends (``EventStore.due_t``) or at most :data:`MAX_SLEEP_S`; a change of the
+  configuration, an event counted for a summary, a power-fail warning (then every second
+  until it ends) and a clock set (``wake``) wake it early. It keeps the whole seconds of its
+  first wake-up (the uptime's), so every check falls on the second the per-second task
+  made it.
 """
 
 import asyncio
@@ -60,11 +66,14 @@ async def power_fail_watch(storage, board, log, eventstore=None, on_warning=None
             log.log(events.POWER_FAIL)
             if eventstore is not None:
                 eventstore.tick(True)
+            if storage.on_warning is not None:  # housekeeping: each second until it ends
+                storage.on_warning()
 
 
 class Uptime:
     """Whole seconds of the metering clock since boot, counted with ``ticks_diff`` (so the
-    12.4-day wrap of a real port's ``ticks_ms`` changes nothing)."""
+    12.4-day wrap of a real port's ``ticks_ms`` changes nothing, as long as it is updated at
+    least every few days: the housekeeping task does it at least hourly)."""
 
     def __init__(self, clock):
         self._clock = clock
@@ -80,14 +89,49 @@ class Uptime:
             self._last = c.ticks_add(self._last, k * 1000)
         return self.s
 
+    def ms_until(self, n):
+        """Milliseconds from now until ``n`` (>= 1) whole seconds past the last update."""
+        c = self._clock
+        return c.ticks_diff(c.ticks_add(self._last, n * 1000), c.ticks_ms())
 
-async def housekeeping(settings, eventstore, clock, uptime, period_ms=1000, storage=None):
-    """Every second of metering time: the deferred configuration write, the event logs'
-    flood summaries and ``storage.second()`` (meter.storage.Storage or None)."""
+
+MAX_SLEEP_S = 3600  # the longest sleep of the housekeeping task (the stamp, the uptime)
+
+
+async def housekeeping(settings, eventstore, clock, uptime, period_ms=1000, storage=None,
+                       wake=None):
+    """The deferred configuration write, the event logs' flood summaries and
+    ``storage.second()`` (meter.storage.Storage or None), at their deadlines (module
+    docstring); ``period_ms``: the cadence during a power-fail warning; ``wake``: a
+    tasks.wake.Wake the caller sets at a clock set (None: one of its own)."""
+    w = wake if wake is not None else Wake()
+    settings.now_s = uptime.update
+    settings.on_change = w.set
+    if eventstore is not None:
+        eventstore.on_pending = w.set
+    if storage is not None:
+        storage.on_warning = w.set
+    w.clear()
+    ms = period_ms
     while True:
-        await clock.sleep_ms(period_ms)
-        if storage is not None:
-            storage.second()
-        settings.tick(uptime.update())
+        await w.wait_ms(clock, ms)
+        w.clear()
+        now = uptime.update()
+        warn = storage.second() if storage is not None else False
+        settings.tick(now)
         if eventstore is not None:
             eventstore.tick()
+        if warn:
+            ms = period_ms
+            continue
+        n = MAX_SLEEP_S
+        d = settings.due_s(now)
+        if d is not None and d < n:
+            n = d
+        if eventstore is not None:
+            t = eventstore.due_t()
+            if t is not None:
+                e = t - clock.time()
+                if e < n:
+                    n = e
+        ms = uptime.ms_until(n if n > 1 else 1)

@@ -11,10 +11,11 @@ logged and the watchdog is no longer fed, so the MCU resets (a restart is the on
 left); on a board without a watchdog (the virtual board) the meter goes on without that
 task.
 
-The watchdog (:meth:`Supervisor.watchdog`, every second of the board clock) is fed only on
+The watchdog (:meth:`Supervisor.watchdog`, every 1-2 s of the board clock on a real board:
+a quarter of the hardware timeout; every 5 s with the virtual board's model) is fed only on
 proof of progress: the metering task completed a read interval, or made a power-up attempt
 of a faulty chip (``Metering.attempts``), within the last 10 s, and no task was given up.
-Each second it also calls ``tick`` (the status LEDs; an exception there is logged once per
+Each period it also calls ``tick`` (the status LEDs; an exception there is logged once per
 episode as TASK_DIED, value 0, and never ends the watchdog task). Limit: a task that hangs
 without dying (awaits forever) is noticed only if it is the metering task.
 
@@ -22,7 +23,7 @@ Time base: every supervision deadline (the progress window, the watchdog and sta
 period, the restart pause, the give-up window) is a heartbeat of the firmware's tasks and is
 measured on ``clock``, the board clock the tasks themselves sleep on. On a real board that
 clock is real time (``boards.board.MonotonicClock``), so the hardware watchdog is fed every
-real second, well inside its timeout (RP2040 <= 8.3 s). On the virtual board it is the
+2 real seconds, well inside its timeout (RP2040 <= 8.3 s). On the virtual board it is the
 simulated clock, whose watchdog is a model (``NullWDT``): the supervisor then sees the same
 simulated seconds at any ``--speed`` (max, 1, 7200, 0.5), so a fast run no longer showed
 the boot-time red status LED for thousands of simulated seconds, nor fed a watchdog once per
@@ -40,6 +41,9 @@ WINDOW_MS = 600000
 _PAUSE_MS = 1000
 _PAUSE_MAX_MS = 60000
 _PROGRESS_MS = 10000
+_FEED_MIN_MS = 1000  # a hardware watchdog (``wdt.timeout_ms``): fed every timeout / 4,
+_FEED_MAX_MS = 2000  # within 1..2 s of board time (RP2040, STM32: 8 s -> 2 s)
+MODEL_FEED_MS = 5000  # a watchdog without a timeout (NullWDT, the virtual board's model)
 
 
 class _RealTime:
@@ -125,9 +129,21 @@ class Supervisor:
             await clock.sleep_ms(pause)
             pause = min(2 * pause, _PAUSE_MAX_MS)
 
-    async def watchdog(self, period_ms=1000):
-        """Every ``period_ms`` of the clock: feed the watchdog on proof of progress (module
-        docstring) and run ``tick``."""
+    def feed_period_ms(self):
+        """The watchdog task's period (ms of the board clock): a quarter of a hardware
+        watchdog's ``timeout_ms``, within 1..2 s; :data:`MODEL_FEED_MS` for a watchdog without
+        a timeout (the virtual board's model: no wake-up per simulated second, issue 12; a
+        stuck metering task still starves it within _PROGRESS_MS + 5 s)."""
+        t = getattr(self.wdt, "timeout_ms", None)
+        if t is None:
+            return MODEL_FEED_MS
+        return min(_FEED_MAX_MS, max(_FEED_MIN_MS, t // 4))
+
+    async def watchdog(self, period_ms=None):
+        """Every ``period_ms`` of the clock (None: :meth:`feed_period_ms`): feed the watchdog
+        on proof of progress (module docstring) and run ``tick``."""
+        if period_ms is None:
+            period_ms = self.feed_period_ms()
         m = self.metering
         clock = self.clock
         last_steps = last_tries = -1

@@ -535,3 +535,44 @@ def test_lcd_reads_the_demand_items_without_allocating():
     assert get() == 13800000 and meter.display.item("1.2.0")[1]() == 27600000
     mx.value[0] = 14000000  # read live, not captured when the item was made
     assert get() == 14000000
+
+def test_wake_ends_a_clock_sleep_without_allocating():
+    # issue 12 (session 7): the profile, billing and housekeeping tasks sleep on the board
+    # clock to their deadline (Wake.wait_ms); the heap-locked step ends the sleep early
+    from boards.sim.clock import VirtualClock
+    from tasks.wake import Wake
+
+    clock = VirtualClock(speed=0)
+    w = Wake()
+    seen = []
+
+    async def waiter():
+        for _ in range(10):
+            w.clear()
+            await w.wait_ms(clock, 3600000)
+            seen.append(clock.ticks_ms())
+
+    async def main():
+        t = asyncio.create_task(waiter())
+        for _i in range(10):
+            await clock.sleep_ms(1000)
+            if MICROPYTHON:
+                import micropython
+
+                micropython.heap_lock()
+            try:
+                w.set()  # as the step does
+                w.set()
+            finally:
+                if MICROPYTHON:
+                    import micropython
+
+                    micropython.heap_unlock()
+        await clock.sleep_ms(10)
+        clock.stopped = True
+        await asyncio.sleep_ms(0)
+        return t
+
+    t = asyncio.run(main())
+    assert seen == [1000 * (i + 1) for i in range(10)], seen
+    assert t.done()

@@ -182,6 +182,10 @@ def test_intervals_allocate_nothing_inside_a_tariff_window():
     cons = (tf, dm, bl)
     ts = [t + k for k in range(1, 301)]
     _step(regs, clock, cons, 1000)
+    from tasks.wake import Wake
+
+    wake = Wake()
+    bl.on_due = wake.set  # the billing task's wake-up: pending() asked in every step
     if MICROPYTHON:
         import micropython
 

@@ -486,6 +486,19 @@ class RateLimit:
                 return True
         return False
 
+    def next_due(self, now):
+        """RTC second at which :meth:`due` next returns a summary (<= ``now``: already), or
+        None while nothing is counted (the housekeeping task sleeps until then)."""
+        best = None
+        for i in range(self._used):
+            if self._sup[i]:
+                if now < self._start[i]:
+                    return now  # (a clock set backwards ends the window)
+                e = self._start[i] + self._win[i]
+                if best is None or e < best:
+                    best = e
+        return best
+
     def due(self, now, force=False):
         """List of ``(code, count, src, subject bytes)`` summaries whose window has ended (all
         of them with ``force``, e.g. at shutdown); each is returned once."""
