@@ -83,6 +83,7 @@ for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A,
 _MASKS = (0, 0xFF, 0xFFFF, 0xFFFFFF)  # by register width in bytes (1..3)
 
 FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
+_STEADY = ("dead0", "deadff", "misclocked", "irqstuck")
 ONE_SHOT = ("reset", "bitflip", "rstread")  # act once when set (the attribute reads None after)
 
 _DEFAULTS = {
@@ -149,7 +150,7 @@ class ADE7953Model:
         self._now = now_ms
         self.v_mv = v_mv
         self.f_mhz = f_mhz
-        self._fault = None
+        self.fault = None  # the fault in force (a name from FAULTS) or None: set_fault()
         self.flip_addr = 0x222
         self.flip_bit = 14
         self._flip = False
@@ -167,16 +168,18 @@ class ADE7953Model:
         self.unlocked_120 = False
         self._out = 0
         self.power_on()
-        self.fault = fault
+        self.set_fault(fault)
 
-    @property
-    def fault(self):
-        """The fault in force (a name from :data:`FAULTS`) or None."""
-        return self._fault
-
-    @fault.setter
-    def fault(self, name):
+    # (``fault`` is a plain attribute, not a property: a class with a property makes every
+    # attribute store on its instances look the class up first, ~0.2 us each on the unix
+    # port, and the SPI path stores ~13 per frame. A name assigned directly is checked and
+    # acted on at the next SPI frame or IRQ read.)
+    def set_fault(self, name):
+        """Inject fault ``name`` (from :data:`FAULTS`) or None (no fault). The one-shot ones
+        (:data:`ONE_SHOT`) act now and leave ``fault`` None. Raises ValueError for an unknown
+        name."""
         if name is not None and name not in FAULTS:
+            self.fault = None
             raise ValueError("unknown ADE7953 fault %r" % (name,))
         if name == "reset":
             self.inject_reset()
@@ -188,7 +191,7 @@ class ADE7953Model:
             self._advance()
             self._regs[0x004] &= ~0x40  # read-with-reset off: reads return running totals
             name = None
-        self._fault = name
+        self.fault = name
 
     # -- reset and power -------------------------------------------------------------------
 
@@ -224,7 +227,9 @@ class ADE7953Model:
     def irq_pin(self):
         """IRQ pin level: 0 (asserted) when an enabled interrupt is pending (DS p.50)."""
         self._ready()
-        if self._fault == "irqstuck":
+        if self.fault is not None and self.fault not in _STEADY:
+            self.set_fault(self.fault)  # assigned directly: act on it now
+        if self.fault == "irqstuck":
             return 0
         return 0 if (self._irqstata & self._regs[0x22C]) else 1
 
@@ -419,7 +424,7 @@ class ADE7953Model:
             v = self._irqstata
             if base == 0x22E:
                 self._irqstata = 0
-            if self._fault == "irqstuck":
+            if self.fault == "irqstuck":
                 v |= 0x3F
         elif kind == 3:  # VPEAK, RSTVPEAK, IAPEAK, RSTIAPEAK, IBPEAK, RSTIBPEAK
             self._advance()
@@ -483,11 +488,69 @@ class ADE7953Model:
             self._pos = 0
             self._n = 0
 
+    def cs(self, level=None):
+        """The CS pin as ``machine.Pin.value``: ``cs()`` reads the level (1 idle), ``cs(v)``
+        drives it; only a change is an edge (:meth:`select`). One call per edge: the board
+        wires it as the pin's ``value`` (boards/sim/hw.ChipSelect, the SPI hot path)."""
+        if level is None:
+            return 0 if self._sel else 1
+        if level:
+            if self._sel:
+                if self._cmd == 0 and self._n and self._pos >= 3 + self._n:
+                    self.writes += 1
+                    self.write_reg(self._addr, self._wdata)
+                self._sel = False
+                self._pos = 0
+                self._n = 0
+        elif not self._sel:
+            self._sel = True
+            self._pos = 0
+
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
-        if self._sel and self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf):
-            self._frame(wbuf, rbuf)  # a whole frame in one call (what the driver does)
+        ln = len(wbuf)
+        if self._sel and self._pos == 0 and ln >= 3 and len(rbuf) >= ln:
+            # a whole frame in one call (what the driver does), byte for byte the same as
+            # the byte path below
+            a = (wbuf[0] << 8) | wbuf[1]
+            n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
+            self._addr = a
+            self._n = n
+            cmd = self._cmd = wbuf[2] & 0x80
+            self._wdata = 0
+            if (cmd and ln == 3 + n and self.fault is None and self._ready_at is None
+                    and not self._flip):
+                # a read as the driver frames it, no fault: _read_cmd and read_reg inlined
+                self.reads += 1
+                base = a - 0x100 if n == 4 else a
+                kind = _KIND.get(base, 0)
+                if kind == 4:  # LAST_*: not recorded themselves
+                    v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
+                    v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
+                else:
+                    if kind == 0 and n != 4:  # a stored register (CONFIG, LCYCMODE, ...)
+                        v = self._regs.get(base, 0) & _MASKS[n]
+                    else:
+                        v = self.read_reg(a)
+                    last = self._last
+                    last[0] = 0x35
+                    last[1] = a
+                    last[2] = v
+                self._val = self._out = v
+                rbuf[0] = rbuf[1] = rbuf[2] = 0
+                if n == 3:
+                    rbuf[3] = (v >> 16) & 0xFF
+                    rbuf[4] = (v >> 8) & 0xFF
+                    rbuf[5] = v & 0xFF
+                else:
+                    for k in range(n):
+                        rbuf[3 + k] = (v >> (8 * (n - 1 - k))) & 0xFF
+                self._pos = ln
+                return
+            self._frame(wbuf, rbuf, a, n, cmd, ln)
             return
+        if self.fault is not None and self.fault not in _STEADY:
+            self.set_fault(self.fault)  # assigned directly: act on it now
         if not self._sel:
             for i in range(len(rbuf)):
                 rbuf[i] = 0xFF if self.fault == "deadff" else 0
@@ -541,40 +604,13 @@ class ADE7953Model:
             v ^= 1 << self.flip_bit  # corrupted on the wire only
         self._out = v
 
-    def _frame(self, wbuf, rbuf):
-        # transfer() of a whole frame (header + data), byte for byte the same as the slow path
-        a = (wbuf[0] << 8) | wbuf[1]
-        n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
-        self._addr = a
-        self._n = n
-        cmd = self._cmd = wbuf[2] & 0x80
-        self._wdata = 0
-        fault = self._fault
-        ln = len(wbuf)
-        if cmd and fault is None and ln == 3 + n and self._ready_at is None and not self._flip:
-            # a read as the driver frames it, no fault: _read_cmd and read_reg inlined
-            self.reads += 1
-            base = a - 0x100 if n == 4 else a
-            if _KIND.get(base, 0) == 4:  # LAST_*: not recorded themselves
-                v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
-                v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
-            else:
-                v = self.read_reg(a)
-                last = self._last
-                last[0] = 0x35
-                last[1] = a
-                last[2] = v
-            self._val = self._out = v
-            rbuf[0] = rbuf[1] = rbuf[2] = 0
-            if n == 3:
-                rbuf[3] = (v >> 16) & 0xFF
-                rbuf[4] = (v >> 8) & 0xFF
-                rbuf[5] = v & 0xFF
-            else:
-                for k in range(n):
-                    rbuf[3 + k] = (v >> (8 * (n - 1 - k))) & 0xFF
-            self._pos = ln
-            return
+    def _frame(self, wbuf, rbuf, a, n, cmd, ln):
+        # transfer() of a whole frame (header + data) other than a plain read, byte for byte
+        # the same as the byte path (header already decoded by transfer())
+        fault = self.fault
+        if fault is not None and fault not in _STEADY:
+            self.set_fault(fault)  # assigned directly: act on it now
+            fault = self.fault
         idle = 0xFF if fault == "deadff" else 0
         rbuf[0] = rbuf[1] = rbuf[2] = idle
         m = ln - 3 if ln - 3 < n else n

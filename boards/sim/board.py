@@ -17,7 +17,7 @@ import time
 from boards.board import NullWDT, RGBLed, partitions
 from boards.sim.ade7953_model import ADE7953Model
 from boards.sim.clock import EPOCH_2016, VirtualClock
-from boards.sim.hw import SimPin, SimSPI
+from boards.sim.hw import ChipSelect, SimPin, SimSPI
 from boards.sim.options import (USAGE, HelpRequested, Options,  # noqa: F401 (the board's API)
                                 UsageError, load_tariffs, opening, parse_args, regular)
 from boards.sim.parts import board_lcd, CutGuard, NoNOR, NullLCD
@@ -63,7 +63,7 @@ class SimBoard:
         self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
                                 fault=None if o.fault_at is not None else o.fault,
                                 neutral_ratio_pct=o.neutral_pct)
-        self.ade_cs = SimPin("ADE_CS", 1, on_change=self.ade.select)
+        self.ade_cs = ChipSelect("ADE_CS", self.ade)
         self.ade_spi = SimSPI(self.ade)
         self.ade_irq = SimPin("ADE_IRQ", source=self.ade.irq_pin)
         self.ade_reset = SimPin("ADE_RESET", 1, on_change=self.ade.reset_pin)
@@ -350,7 +350,7 @@ class SimBoard:
 
     async def _inject_fault(self):
         await self.clock.sleep_ms(int(self.opts.fault_at * 1000))
-        self.ade.fault = self.opts.fault
+        self.ade.set_fault(self.opts.fault)
 
     def report(self, meter, power_lost=False):
         """At the end of a run (orderly or power lost): persist the RTC, refresh the status

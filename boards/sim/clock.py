@@ -91,6 +91,26 @@ class _Park:
         raise self.exc
 
 
+class _Yield:
+    # MicroPython: the driver's ``await asyncio.sleep_ms(0)`` without asyncio's bookkeeping
+    # (the same push: the current task back on the run queue, keyed now, behind whatever is
+    # already due); one per clock, nothing allocated per await
+    def __init__(self):
+        self.exc = StopIteration()
+        self.armed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.armed:
+            self.armed = False
+            _core._task_queue.push(_core.cur_task)
+            return None
+        self.exc.__traceback__ = None
+        raise self.exc
+
+
 class VirtualClock:
     """Board clock of the virtual board (interface: boards/board.py). ``speed``: simulated
     seconds per wall second (> 0), or 0 for as fast as possible. ``start``: RTC at t = 0
@@ -108,13 +128,18 @@ class VirtualClock:
         self._wall_acc = 0  # wall ms since t = 0, accumulated (wrap-safe for long runs)
         self._waiters = []  # CPython: [due_ms, seq, event], sorted by (due, seq)
         self._seq = 0
-        # MicroPython: parked tasks in preallocated tables sorted by due (ties: first come),
-        # _n of them; grown (doubled) only when more tasks sleep at once than ever before
+        # MicroPython: parked tasks in preallocated tables used as a ring sorted by due
+        # (ties: first come): _n of them from index _h (capacity a power of two, _mask + 1);
+        # grown (doubled) only when more tasks sleep at once than ever before. A release
+        # takes the head, a sleep usually lands at the tail: no shifting either way.
         self._due = None
         self._dues = [0] * 16
         self._tasks = [None] * 16
+        self._h = 0
+        self._mask = 15
         self._n = 0
         self._parker = _Park(self) if _MP else None
+        self._yield = _Yield() if _MP else None
         self._driver = None
         self.stopped = False
         self.releases = 0  # sleepers released (diagnostic)
@@ -152,16 +177,26 @@ class VirtualClock:
         n = self._n
         ds = self._dues
         ts = self._tasks
-        if n == len(ds):
-            ds.extend([0] * n)
-            ts.extend([None] * n)
+        if n > self._mask:  # full: unroll the ring into tables twice the size
+            h = self._h
+            self._dues = ds = ds[h:] + ds[:h] + [0] * n
+            self._tasks = ts = ts[h:] + ts[:h] + [None] * n
+            self._h = 0
+            self._mask = 2 * n - 1
+        h = self._h
+        mask = self._mask
+        j = (h + n) & mask
         i = n
-        while i > 0 and ds[i - 1] > due:
-            ds[i] = ds[i - 1]
-            ts[i] = ts[i - 1]
+        while i > 0:
+            k = (j - 1) & mask
+            if ds[k] <= due:
+                break
+            ds[j] = ds[k]
+            ts[j] = ts[k]
+            j = k
             i -= 1
-        ds[i] = due
-        ts[i] = task
+        ds[j] = due
+        ts[j] = task
         self._n = n + 1
         task.data = self  # Task.cancel() calls self.remove(task), then reschedules it
 
@@ -170,12 +205,16 @@ class VirtualClock:
         n = self._n
         ts = self._tasks
         ds = self._dues
+        h = self._h
+        mask = self._mask
         for i in range(n):
-            if ts[i] is task:
+            if ts[(h + i) & mask] is task:
                 for j in range(i, n - 1):
-                    ds[j] = ds[j + 1]
-                    ts[j] = ts[j + 1]
-                ts[n - 1] = None
+                    a = (h + j) & mask
+                    b = (a + 1) & mask
+                    ds[a] = ds[b]
+                    ts[a] = ts[b]
+                ts[(h + n - 1) & mask] = None
                 self._n = n - 1
                 return
 
@@ -184,21 +223,18 @@ class VirtualClock:
         if self._parker is None:
             ws = self._waiters
             return ws[0][0] if ws else None
-        return self._dues[0] if self._n else None
+        return self._dues[self._h] if self._n else None
 
     def _release_head(self):
         if self._parker is None:
             self._waiters.pop(0)[2].set()
             return
+        h = self._h
         ts = self._tasks
-        ds = self._dues
-        t = ts[0]
-        n = self._n - 1
-        for j in range(n):
-            ds[j] = ds[j + 1]
-            ts[j] = ts[j + 1]
-        ts[n] = None
-        self._n = n
+        t = ts[h]
+        ts[h] = None
+        self._h = (h + 1) & self._mask
+        self._n -= 1
         t.data = None
         _core._task_queue.push(t)
 
@@ -243,6 +279,9 @@ class VirtualClock:
         return n + 1 if n < left else n
 
     async def _drive(self):
+        if self._yield is not None and self.speed == 0:
+            await self._drive_max()
+            return
         while True:
             await asyncio.sleep_ms(0)  # every runnable task runs before we look
             if self.stopped:
@@ -262,6 +301,38 @@ class VirtualClock:
                 self._now = due
             self.releases += 1
             self._release_head()
+        self._driver = None
+
+    async def _drive_max(self):
+        # MicroPython at --speed max: _drive's loop with the speed test, _others_runnable,
+        # _head and _release_head inlined (one pass per release, the hot path of a run)
+        y = self._yield
+        ticks_ms = time.ticks_ms
+        ticks_diff = time.ticks_diff
+        while True:
+            y.armed = True
+            await y  # every runnable task runs before we look
+            if self.stopped:
+                break
+            q = _core._task_queue  # (a new event loop replaces the queue)
+            t = q.peek()
+            if t is not None and ticks_diff(t.ph_key, ticks_ms()) <= 0:
+                continue  # others runnable
+            if not self._n:
+                await asyncio.sleep_ms(1)
+                continue
+            h = self._h
+            ts = self._tasks
+            due = self._dues[h]
+            if due > self._now:
+                self._now = due
+            self.releases += 1
+            t = ts[h]
+            ts[h] = None
+            self._h = (h + 1) & self._mask
+            self._n -= 1
+            t.data = None
+            q.push(t)
         self._driver = None
 
     # -- RTC -----------------------------------------------------------------------------

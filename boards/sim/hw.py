@@ -4,6 +4,7 @@
 ``SimPin``: ``value([v])``, ``on()``, ``off()``, ``__call__``; an output counts rising edges
 (``rises``) and can notify a callback; an input reads a level set by the board's control
 channel, or a callable (e.g. the ADE7953 model's IRQ line).
+``ChipSelect``: a SimPin whose ``value`` is a device model's ``cs`` method.
 ``SimSPI``: ``write_readinto(wbuf, rbuf)``, ``write(buf)``, ``readinto(buf, write=0)``
 forwarding bytes to a device model's ``transfer(wbuf, rbuf)`` while its CS pin is low.
 """
@@ -56,6 +57,16 @@ class SimPin:
     def irq(self, handler=None, trigger=None):
         """machine.Pin.irq stand-in: ``handler(pin)`` on rising edges of an input."""
         self._irq = handler
+
+
+class ChipSelect(SimPin):
+    """A chip-select output wired straight to a device model: ``value`` is the model's own
+    ``cs(level=None)`` (read the level, or drive it; a change is an edge), so a driver's
+    ``cs.value(0)`` is one call (the SPI hot path: two edges per frame). No edge count."""
+
+    def __init__(self, name, device):
+        SimPin.__init__(self, name, 1)
+        self.value = device.cs
 
 
 class SimSPI:

@@ -132,7 +132,7 @@ def test_read_energy_checks_every_word_against_the_chip_echo():
             clock.now += 1000
             model.flip_addr = addr
             model.flip_bit = bit
-            model.fault = "bitflip"
+            model.set_fault("bitflip")
             assert model.fault is None, "one-shot"
             assert drv.read_energy() == ade7953.READ_ECHO, (hex(addr), bit)
             clock.now += 1000
@@ -148,7 +148,7 @@ def test_bus_faults_mid_run_caught_by_the_config_readback():
         clock, model, drv = started([(0, -2 * KW, -KW)])
         clock.now += 1000
         assert drv.read_energy() == ade7953.READ_OK
-        model.fault = fault
+        model.set_fault(fault)
         clock.now += 1000
         assert drv.read_energy() == ade7953.READ_CONFIG, fault
         if fault == "misclocked":
@@ -254,7 +254,7 @@ def test_over_range_clips_keeps_sign_and_flags():
 
 def test_verify_detects_lost_configuration():
     clock, model, drv = started([(0, 0, 0)])
-    model.fault = "dead0"
+    model.set_fault("dead0")
     try:
         drv.verify()
         assert False, "dead bus not detected"

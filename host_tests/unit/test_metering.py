@@ -129,7 +129,7 @@ def test_dead_chip_logged_once_and_recovers():
         clock.now += 1000
     assert m.log.count(events.METROLOGY_FAULT) == 1, m.log.entries()
     assert "0x00" in m.fault
-    model.fault = None
+    model.set_fault(None)
     assert run(start_chip(m))
     assert not m.ok and m.fault, "trusted only after a plausible interval"
     _steps(m, clock, 1)
@@ -145,7 +145,7 @@ async def _run_with(rows, fault, at_s, secs, v_mv=230000):
     await clock.sleep_ms(at_s * 1000 - 1)
     before = m.regs.snapshot()
     if fault:
-        model.fault = fault
+        model.set_fault(fault)
     await clock.sleep_ms(secs * 1000 - at_s * 1000 + 1)
     after = m.regs.snapshot()
     task.cancel()
@@ -164,14 +164,14 @@ async def test_fault_mid_run_keeps_registers():
     task = asyncio.create_task(loop.run(m))
     await clock.sleep_ms(30000)
     before = m.regs.snapshot()
-    model.fault = "deadff"
+    model.set_fault("deadff")
     await clock.sleep_ms(15000)
     during = m.regs.snapshot()
     assert not m.ok and m.fault, "fault seen"
     for k in before:
         assert during[k] >= before[k], (k, before[k], during[k])
     assert during["2.8.0"] == 0, "0xFF garbage must not register as export"
-    model.fault = None
+    model.set_fault(None)
     model.inject_reset()
     await clock.sleep_ms(15000)
     after = m.regs.snapshot()

@@ -223,3 +223,41 @@ async def test_a_cancelled_sleeper_leaves_the_table():
     assert order == [(10, "b"), (20, "b")], order
     if _MP:
         assert clock._n == 0, clock._n
+
+
+
+async def _many(event_path):
+    # 10 tasks, then (the ring's head has moved on) 30 more: the table grows while wrapped;
+    # periods with ties and overtakes; one task cancelled mid-run
+    clock = VirtualClock(0)
+    if event_path:
+        clock._parker = clock._yield = None  # the sorted list, an Event per sleep: reference
+    order = []
+    tasks = []
+    for k in range(40):
+        st = tuple((k * 7 + j * 13) % 29 + (k % 3) for j in range(6))
+        tasks.append(asyncio.create_task(_chain(clock, order, "t%02d" % k, st)))
+        if k == 9:
+            await clock.sleep_ms(3)
+    await clock.sleep_ms(20)
+    tasks[17].cancel()
+    for t in tasks:
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
+    clock.stopped = True
+    await asyncio.sleep_ms(0)
+    return clock, order
+
+
+async def test_many_waiters_wrap_and_grow_the_table_in_deadline_order():
+    # the parked-task ring (MicroPython) wakes 40 tasks in the same order as the plain
+    # sorted list of (deadline, first come)
+    clock, order = await _many(False)
+    _c, want = await _many(True)
+    assert len(order) > 200 and order == want, (len(order), len(want))
+    assert all(order[i][0] <= order[i + 1][0] for i in range(len(order) - 1))
+    if _MP:
+        assert clock._n == 0 and all(t is None for t in clock._tasks), clock._n
+        assert len(clock._tasks) == 64, len(clock._tasks)

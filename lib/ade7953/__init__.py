@@ -317,21 +317,25 @@ class ADE7953:
 
     def _word(self, addr):
         # one read frame; the register's bits as sent, unsigned (allocation-free)
-        n = width(addr)
+        # (unrolled: the metering read is 10 of these a second; width() inlined)
+        n = 1 if (addr == VERSION or addr == EX_REF) else ((addr >> 8) & 0x3) + 1
         tx = self._tx
         tx[0] = addr >> 8
         tx[1] = addr & 0xFF
         tx[2] = 0x80
-        for i in range(3, 3 + n):
-            tx[i] = 0
-        rx = self._rx
-        self._cs.value(0)
+        tx[3] = tx[4] = tx[5] = tx[6] = 0
+        cs = self._cs
+        cs.value(0)
         self._spi.write_readinto(self._txv[n], self._rxv[n])
-        self._cs.value(1)
-        v = 0
-        for i in range(3, 3 + n):
-            v = (v << 8) | rx[i]
-        return v
+        cs.value(1)
+        rx = self._rx
+        if n == 3:
+            return (rx[3] << 16) | (rx[4] << 8) | rx[5]
+        if n == 2:
+            return (rx[3] << 8) | rx[4]
+        if n == 1:
+            return rx[3]
+        return (((((rx[3] << 8) | rx[4]) << 8) | rx[5]) << 8) | rx[6]
 
     def read(self, addr):
         """Read register ``addr``; returns int (sign-extended for signed registers)."""
