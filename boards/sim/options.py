@@ -56,7 +56,7 @@ Load profile (firmware/meter/profile.py)
   --profile-period S capture period of load profile 1 (P.01): 60, 300, 600,
                      900 (default), 1800 or 3600 s
   --profile-channels C  its channels, comma-separated (default
-                     1.29,2.29,3.29,4.29,1.5,32.7; see docs/ARCHITECTURE.md)
+                     1.29,2.29,3.29,4.29,1.5,32.7; see docs/PERSISTENCE.md)
   --profile-csv PATH at exit write the load profile as CSV to PATH (profiles
                      2 and 3, if configured, to PATH.p02.csv, PATH.p03.csv)
 

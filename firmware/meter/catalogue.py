@@ -43,7 +43,7 @@ writable/executable entry), ``Sealed`` (seal closed), ``ValueError`` (bad value)
 (the action failed), ``Unavailable`` (a KeyError: no value yet, e.g. instantaneous values
 before the first reading).
 
-Billing (with ``billing=``, meter.billing.Billing; docs/ARCHITECTURE.md): the tariff
+Billing (with ``billing=``, meter.billing.Billing; docs/BILLING.md): the tariff
 registers of the tariffs the plan uses (1.8.E, 2.8.E, E = 1..``billing.tariffs_used``; the
 banks beyond and the net per tariff have no entry: RAM), the active
 tariff 0.0.96.14.0, the billing period counter 0.1.0 (VZ) and the time of the last end

@@ -65,7 +65,7 @@ ST_POWER_DOWN | ST_POWER_UP. If it starts later, the provisional row stays, the 
 outage are missing (a new header in the P.01 readout), and the first interval after the
 restart carries ST_POWER_UP with the energy since the restart. A loss of supply without the
 warning loses the row in progress (and the journal loses what it had not committed: the
-rows then hold energy the registers lost; docs/ARCHITECTURE.md "Persistence").
+rows then hold energy the registers lost; docs/PERSISTENCE.md).
 """
 
 from micropython import const

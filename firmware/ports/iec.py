@@ -25,7 +25,7 @@ firmware/uplink/task.py) has a lockout of its own with the same parameters
 (:attr:`IecMap.uplink_lockout`), so wrong MACs from the head-end never lock the local ports
 and a guesser at the optical port never locks the uplink. Rights end with B0, any sign-on on
 the port, the link (``Session.link_lost``) and ``OPTICAL_INACTIVITY_MS`` /
-``RS485_INACTIVITY_MS`` without a valid message (docs/ARCHITECTURE.md, session-rights rule).
+``RS485_INACTIVITY_MS`` without a valid message (docs/PORTS.md, session-rights rule).
 When the configuration fell back (F.F.0 ERR_SECURITY) and the password is the factory one, P1
 needs the open seal (ER06 otherwise). Every refusal is logged with its port and the address
 concerned (REFUSED_*, SEALED_REFUSED, WRONG_PASSWORD, PW_WHILE_LOCKED; lib/events), every
@@ -106,7 +106,7 @@ _EXITS = {"B0": events.EXIT_B0, "timeout": events.EXIT_TIMEOUT, "link": events.E
           "sign-on": events.EXIT_SIGN_ON}
 
 # RS-485: a bus master answers within the ACK timeout or its dialogue is over (the rights
-# rule, docs/ARCHITECTURE.md): programming mode ends after 3 s without a valid message there,
+# rule, docs/PORTS.md): programming mode ends after 3 s without a valid message there,
 # after the class 23 default of 120 s on the optical port (an operator with a hand-held unit)
 RS485_INACTIVITY_MS = 3000
 OPTICAL_INACTIVITY_MS = 120000

@@ -98,7 +98,7 @@ def test_loads_above_the_gate_register():
 def test_loads_at_the_gate_fall_in_the_documented_band():
     # the gate compares count - 1 LSB (a strict lower bound of the energy): at the threshold
     # itself (2.30 W) nothing registers, between 2.41 and 2.56 W part, from 2.56 W all
-    # (docs/ARCHITECTURE.md, "Starting current / no-load")
+    # (docs/METROLOGY.md, "Starting current / no-load")
     got = []
     for mw in (2300, 2400, 2500):
         clock, model, m = _meter([(0, mw, 0)])

@@ -1,5 +1,5 @@
 # ADE7953 single-phase energy metering IC: SPI driver.
-# Facts: ADE7953 data sheet Rev. C (DS), pages cited inline; see docs/ARCHITECTURE.md.
+# Facts: ADE7953 data sheet Rev. C (DS), pages cited inline; see docs/METROLOGY.md.
 """ADE7953 driver over SPI (data sheet Rev. C).
 
 Framing (DS p.52): CS low for the whole frame; 2 address bytes MSB first, one command byte
@@ -32,7 +32,7 @@ Over-range (DS p.46-47 peak, overcurrent and overvoltage detection; IRQSTATA bit
 below the spread): the current peak above 106 A (75 A rms for a sine) or the voltage peak above
 425 V (300 V rms) sets OIA / OV, latched until the next RSTIRQSTATA read. Beyond full scale the
 ADC clips, so the energies read are those of the clipped waveforms: bounded, of the right
-sign, below the true energy (docs/ARCHITECTURE.md, "Metrology choices").
+sign, below the true energy (docs/METROLOGY.md).
 
 Overflow bound (DS p.25-26: 206 900 LSB/s at full-scale V and I with xWGAIN = 0x400000, the
 24-bit register holds +/-8 388 607 LSB):

@@ -1,6 +1,6 @@
 """Billing core (issue 10): pure, board-independent functions for time of use, demand, load
-profiles and billing periods. Not wired into the firmware yet; see docs/ARCHITECTURE.md
-("Billing core (not yet wired)").
+profiles and billing periods, wired into the firmware by firmware/meter/ (tariffs, demand,
+billing, profile); see docs/BILLING.md.
 
 Modules (import them directly, e.g. ``from billing import tou``; this file imports nothing so
 that a device loads only what it uses):

@@ -5,7 +5,7 @@ Pulse output: k imp/kWh (default 1000, i.e. one pulse per Wh) clocked from integ
 with the residue carried over (never from instantaneous power), as IEC 62052-11 / 62053-21
 expect a test output consistent with the register: a counter on the LED equals
 :attr:`PulseOutput.total` (so the LED is dark, not steadily lit, in no-load: a steady light
-would count as one more pulse; see docs/ARCHITECTURE.md). Pulse ON time 40 ms (Elster A100C
+would count as one more pulse; see docs/METROLOGY.md). Pulse ON time 40 ms (Elster A100C
 at 1000 imp/kWh); the maximum rate at 60 A x 264.5 V is 15.9 kW * 1000 / 3.6e6 = 4.4 Hz, at
 the chip's clipped limit (twice 31.15 kVA) 17.3 Hz.
 

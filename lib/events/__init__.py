@@ -169,7 +169,7 @@ NAMES = {
     UPLINK_KEY_CHANGED: "uplink key changed", CONC_SERIAL_BOUND: "bus meter serial bound",
 }
 
-# Logs (IDIS-style split, protocols in docs/ARCHITECTURE.md): each code goes to one log; the
+# Logs (IDIS-style split, docs/PERSISTENCE.md "Event logs"): each code goes to one log; the
 # security log (fraud detection and the audit trail of legally relevant changes) is stored
 # apart so that a flood in the standard log never overwrites it.
 LOG_STANDARD = const(0)

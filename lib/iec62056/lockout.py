@@ -13,7 +13,7 @@ the optical port also closes the RS-485 port, and the other way round; the uplin
   within ``window_s`` (24 h) of earlier ones lasts twice as long as the one before it, at
   most ``max_s`` (24 h): a guessing robot gets about 8 lockouts (and 24 wrong passwords) on
   the first day and 1 a day after that, whatever the ports and restarts, which also bounds the
-  flash records the lockout costs (docs/ARCHITECTURE.md).
+  flash records the lockout costs (docs/PORTS.md).
 - The count of wrong passwords is cleared when a lockout ends, and by a right password for
   the wrong ones made on the same port only: each port books its own (``port(p)`` gives a
   session its port's view). A bus master that logs in on RS-485 between an optical guesser's

@@ -44,7 +44,7 @@ the bus and an unaddressed request would make them all answer at once. Set it Tr
 only when the bus is wired point to point to a single meter. A request for another address
 puts a session in IDENT back to IDLE (the bus master is talking to another meter).
 
-Programming rights (the session rule, docs/ARCHITECTURE.md): a right P1 gives rights to this
+Programming rights (the session rule, docs/PORTS.md): a right P1 gives rights to this
 session only, and they end, with the session back in IDLE at 300 Bd, at the first of: B0/B1;
 any sign-on request ``/?...!`` on the port, to any address (one for this meter is answered
 as a new sign-on, without rights); :meth:`Session.link_lost` (the port task calls it when the
