@@ -6,12 +6,13 @@ the sum. A few run the virtual board at --speed max and use a whole core each. T
 collected once (``pytest --collect-only -q``), then dealt into ``--jobs`` groups (default 5),
 longest first into the lightest group (LPT), by the weights in ``--weights``: a JSON file of
 test id -> ``[wall s, CPU s]`` (or a bare wall s; a test not listed counts ``--default`` s of
-wall and no CPU). A test whose CPU is at least ``--cpu-share`` (0.5) of its wall is
-CPU-bound: those are dealt first and only into the first ``--cores`` groups (default the
-machine's CPU count), so that no more CPU-bound tests run at once than there are cores;
-the waiting tests then fill every group. Each group runs in its own ``pytest -q`` process and
-keeps the collection order inside it. No pytest plug-in is needed for a run (pytest-xdist is
-not in requirements-dev.txt).
+wall and no CPU). A test whose CPU is at least ``--cpu-share`` (0.5) of its wall, or at
+least ``--cpu-min`` (10) s, is CPU-bound (on a loaded machine a --speed max test waits for
+a core: its recorded wall grows, its CPU does not). The CPU-bound tests are dealt first and
+only into the first ``--cores`` groups (default the machine's CPU count), so that no more of
+them run at once than there are cores; the waiting tests then fill every group. Each group
+runs in its own ``pytest -q`` process and keeps the collection order inside it. No pytest
+plug-in is needed for a run (pytest-xdist is not in requirements-dev.txt).
 
 Ports: each process gets ``TEST_PORT_SLOT`` = k and ``TEST_PORT_SLOTS`` = jobs in its
 environment; host_tests/system/ports.py then hands it only free ports with
@@ -26,8 +27,8 @@ ran in this parallel run) and CPU seconds (the pytest process and the processes 
 reaped), and write them to FILE as the weights for the next runs; ``make system-durations``
 regenerates host_tests/system/durations.json so.
 
-Usage: python tools/ptest.py [--jobs N] [--cores N] [--cpu-share F] [--weights FILE]
-       [--default S] [--record FILE] DIR [pytest args...]
+Usage: python tools/ptest.py [--jobs N] [--cores N] [--cpu-share F] [--cpu-min S]
+       [--weights FILE] [--default S] [--record FILE] DIR [pytest args...]
 """
 
 import argparse
@@ -60,17 +61,21 @@ def weight(weights, t, default):
     return float(w), 0.0
 
 
-def deal(ids, weights, jobs, default, cores=None, share=0.5):
+def deal(ids, weights, jobs, default, cores=None, share=0.5, cpu_min=10.0):
     """``jobs`` groups ``(estimated wall s, [test ids])``: the CPU-bound tests (CPU >=
-    ``share`` x wall) longest first into the lightest of the first ``cores`` groups, then the
-    others longest first into the lightest group of all (LPT); each group keeps the collection
-    order inside it (fixtures and module set-up stay together). ``cores`` None (or >= jobs):
-    every test may go to any group."""
+    ``share`` x wall, or >= ``cpu_min`` s: weights recorded on a loaded machine stretch a
+    CPU-bound test's wall, not its CPU) longest first into the lightest of the first
+    ``cores`` groups, then the others longest first into the lightest group of all (LPT);
+    each group keeps the collection order inside it (fixtures and module set-up stay
+    together). ``cores`` None (or >= jobs): every test may go to any group."""
     order = {t: i for i, t in enumerate(ids)}
     groups = [[0.0, []] for _ in range(jobs)]
     lanes = groups if cores is None or cores >= jobs else groups[:max(1, cores)]
-    busy = [t for t in ids if weight(weights, t, default)[1] >= share *
-            weight(weights, t, default)[0] > 0]
+    def bound(t):
+        w, c = weight(weights, t, default)
+        return c > 0 and (c >= share * w or c >= cpu_min)
+
+    busy = [t for t in ids if bound(t)]
     rest = [t for t in ids if t not in set(busy)]
     for pool, ts in ((lanes, busy), (groups, rest)):
         for t in sorted(ts, key=lambda t: -weight(weights, t, default)[0]):
@@ -99,6 +104,7 @@ def main(argv=None):
     ap.add_argument("--cores", type=int, default=int(os.environ.get("SYSTEM_CORES", "0"))
                     or os.cpu_count() or 1)
     ap.add_argument("--cpu-share", type=float, default=0.5)
+    ap.add_argument("--cpu-min", type=float, default=10.0)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--default", type=float, default=3.0)
     ap.add_argument("--record", default=None, metavar="FILE")
@@ -115,7 +121,7 @@ def main(argv=None):
     if a.weights and os.path.exists(a.weights):
         with open(a.weights) as f:
             weights = json.load(f)
-    groups = deal(ids, weights, a.jobs, a.default, a.cores, a.cpu_share)
+    groups = deal(ids, weights, a.jobs, a.default, a.cores, a.cpu_share, a.cpu_min)
     tmp = tempfile.mkdtemp(prefix="ptest-")
     rec = [os.path.join(tmp, "group%d.jsonl" % k) for k in range(len(groups))]
     if a.record:

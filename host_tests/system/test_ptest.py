@@ -59,6 +59,10 @@ def test_cpu_bound_tests_only_in_as_many_groups_as_cores():
     spread = ptest.deal(ids, w, 4, 1.0)
     assert len([1 for _w, ts in spread if any("cpu" in t for t in ts)]) == 3, spread
     assert ptest.weight(w, "b.py::w3", 3.0) == (30.0, 0.0)
+    # recorded under load: 12 s of CPU in 150 s of wall is CPU-bound all the same
+    w2 = dict(w, **{"b.py::w1": [150, 12]})
+    loaded = ptest.deal(ids, w2, 4, 1.0, cores=2)
+    assert "b.py::w1" in loaded[0][1] + loaded[1][1], loaded
     assert ptest.weight(w, "x.py::new", 3.0) == (3.0, 0.0)
 
 
