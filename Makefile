@@ -48,8 +48,9 @@ unit-micropython: $(STAMP) uplink-lib
 unit-cpython: $(STAMP) uplink-lib
 	$(BIN)/python -m pytest -q host_tests/unit
 
-# In SYSTEM_JOBS (default 3) pytest processes side by side, dealt by the durations in
-# host_tests/system/durations.json (tools/ptest.py; most system tests wait on real time).
+# In SYSTEM_JOBS (default 5) pytest processes side by side, dealt by the wall and CPU
+# seconds in host_tests/system/durations.json (tools/ptest.py; most system tests wait on real
+# time; the CPU-bound ones go only into SYSTEM_CORES (default: the CPU count) processes).
 # SYSTEM_JOBS=1 runs them in one process.
 system: $(STAMP) uplink-lib uplink-broker
 	$(BIN)/python tools/ptest.py --weights host_tests/system/durations.json host_tests/system

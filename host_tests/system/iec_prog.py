@@ -7,7 +7,8 @@ order, then B0.
     -> {"pw": "\\x06", "W C.91.3": "\\x06", "E C.91.1": "\\x06", "R C.91.1": "2"}
 
 A W1 / E2 answers the ACK (``"\\x06"``) or the error data (``"(ER05)"`` as the client reads
-it); an R1 the value. An exception ends the dialogue as ``"error"``."""
+it); an R1 the value; a step repeated in the dialogue is keyed ``"R F.F.0 #2"``, ``#3``...
+An exception ends the dialogue as ``"error"``."""
 
 import json
 import subprocess
@@ -29,7 +30,11 @@ try:
         address="", value=pw)).to_bytes())
     out["pw"] = c._recv_ack()
     for s in steps:
-        k = s[0] + " " + s[1]
+        k = name = s[0] + " " + s[1]
+        n = 1
+        while k in out:  # the same step again: "R F.F.0 #2"
+            n += 1
+            k = "%s #%d" % (name, n)
         if s[0] == "R":
             out[k] = c.read_single_value(s[1]).value
             continue

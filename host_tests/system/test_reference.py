@@ -31,6 +31,7 @@ import subprocess
 import time
 
 import ports
+import pytest
 from simrun import MICROPYTHON, MPYPATH, ROOT, sim_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -151,23 +152,40 @@ def observe(tmp):
     }
 
 
+def _compare(got, ref, run):
+    for k in ref[run]:
+        g = got[k]
+        if k == "registers":  # plus the tariff banks (issue 10): one tariff by default
+            g = {c: v for c, v in g.items() if c in ref[run][k]}
+            for c, v in got[k].items():
+                if c not in ref[run][k]:
+                    want = ref[run][k][c[:-1] + "0"] if c.endswith(".1") else 0
+                    assert c.split(".")[0] in ("1", "2", "16") and v == want, (run, c, v)
+        assert g == ref[run][k], (run, k, g, ref[run][k])
+
+
+def _reference():
+    with open(REF) as f:
+        return json.load(f)
+
+
+def test_registers_of_a_day_identical_to_the_reference():
+    """The day of the bundled household + PV load at --speed max (CPU-bound: a test of its
+    own so that it runs beside the readout below in the system stage, issue 12)."""
+    if os.environ.get("REFERENCE_CAPTURE"):
+        pytest.skip("REFERENCE_CAPTURE: the readout test below captures every observation")
+    _compare(_run("--speed", "max", "--duration", 86400), _reference(), "day")
+
+
 def test_registers_and_readout_identical_to_the_reference(tmp_path):
-    got = observe(tmp_path)
+    """The four-quadrant run's registers, and the optical readout of its flash image."""
     cap = os.environ.get("REFERENCE_CAPTURE")
     if cap:
         with open(cap, "w") as f:
-            json.dump(got, f, indent=1, sort_keys=True)
+            json.dump(observe(tmp_path), f, indent=1, sort_keys=True)
         return
-    with open(REF) as f:
-        ref = json.load(f)
-    for run in ("day", "four_quadrant"):
-        for k in ref[run]:
-            g = got[run][k]
-            if k == "registers":  # plus the tariff banks (issue 10): one tariff by default
-                g = {c: v for c, v in g.items() if c in ref[run][k]}
-                for c, v in got[run][k].items():
-                    if c not in ref[run][k]:
-                        want = ref[run][k][c[:-1] + "0"] if c.endswith(".1") else 0
-                        assert c.split(".")[0] in ("1", "2", "16") and v == want, (run, c, v)
-            assert g == ref[run][k], (run, k, g, ref[run][k])
-    assert got["optical"] == ref["optical"], (got["optical"], ref["optical"])
+    ref = _reference()
+    _compare(_run("--load", FOUR_Q, "--speed", "max", "--duration", 1260), ref,
+             "four_quadrant")
+    got = _readout(tmp_path)
+    assert got == ref["optical"], (got, ref["optical"])

@@ -1,13 +1,19 @@
 """Billing functions on the virtual board (issue 10 part A), against independent
 computations on CPython (python-dateutil's tz, rrule and easter; exact trace integrals).
 
-The main test meters two weeks (2016-03-21 .. 2016-04-04 UTC) with a two-rate plan in
+The main tests meter two weeks (2016-03-21 .. 2016-04-04 UTC) with a two-rate plan in
 Central European time: T2 06:00-22:00 local on working days, T1 otherwise and all day on
 the weekend, Good Friday and Easter Monday (movable holidays, Easter 2016 = 27 March, the
 day DST begins), block demand 15 min, billing period end on the 1st at 00:00 local
-(= 2016-03-31 22:00 UTC). Three runs on one flash image: a power cut (power-fail warning,
-no hold-up) on Thursday 24 March 10:00:10 UTC, two hours and three minutes off, a run that
-stops exactly at the period end, then on to 4 April.
+(= 2016-03-31 22:00 UTC). The two weeks are four tests, each on its own flash image from
+its own start date (the RTC set with --start), so that the system stage runs them side by
+side (issue 12; they were one test of three runs on one image, ~1.2 million simulated s in
+a row): together they cover every second of the two weeks but for the outages, and each
+checks its registers and tariff split against the independent integral of its own time.
+Part 1: working days and a power cut (Thursday 24 March 10:00:10 UTC, two hours and three
+minutes off); part 2: Good Friday, the weekend and the change to summer time; part 3: Easter
+Monday and working days in summer time; part 4: a second power cut (31 March), a run that
+stops exactly at the period end, then on to 4 April on the same image.
 """
 
 import datetime as dt
@@ -54,8 +60,8 @@ def power(k):
     some days, and four peaks placed where the maxima must be found."""
     start = T0 + dt.timedelta(seconds=k * BLOCK)
     loc = start.astimezone(BERLIN)
-    peaks = {(3, 23, 10, 0): 9000, (3, 26, 23, 0): 7000, (4, 1, 10, 0): 8500,
-             (4, 2, 15, 0): 9500}
+    peaks = {(3, 23, 10, 0): 9000, (3, 26, 23, 0): 7000, (3, 31, 10, 0): 9000,
+             (3, 31, 23, 0): 7000, (4, 1, 10, 0): 8500, (4, 2, 15, 0): 9500}
     p = peaks.get((loc.month, loc.day, loc.hour, loc.minute))
     if p is not None:
         return p
@@ -170,69 +176,157 @@ def _check_sums(regs):
 
 CUT = dt.datetime(2016, 3, 24, 10, 0, 10, tzinfo=UTC)
 OFF = 7380
-BACK = CUT + dt.timedelta(seconds=OFF)
 PEND = dt.datetime(2016, 3, 31, 22, tzinfo=UTC)  # 1 April 00:00 CEST
 END = dt.datetime(2016, 4, 4, tzinfo=UTC)
+# the two weeks in four parts, each on its own flash image from its own start date, so that
+# they run side by side in the system stage (issue 12); together they cover every second
+# of 2016-03-21 .. 2016-04-04 UTC but for the two outages
+PART_B = dt.datetime(2016, 3, 25, tzinfo=UTC)  # Good Friday (01:00 local)
+PART_C = dt.datetime(2016, 3, 28, tzinfo=UTC)  # Easter Monday (02:00 local, summer time)
+PART_D = dt.datetime(2016, 3, 31, tzinfo=UTC)
+CUT_D = dt.datetime(2016, 3, 31, 10, 0, 10, tzinfo=UTC)
 
 
-def run_legs(tmp_path):
-    """The three runs on one flash image; returns their JSON summaries."""
-    img = str(tmp_path / "meter.img")
+def _plan(tmp_path):
     plan = str(tmp_path / "plan.json")
     with open(plan, "w") as f:
         json.dump(PLAN, f)
-    cut, off, back, pend, end = CUT, OFF, BACK, PEND, END
-    legs = []
-    # run 1: from T0 to the power cut (warning, supply gone at once)
-    tr = str(tmp_path / "l1.csv")
-    write_trace(tr, T0, cut)
-    d1 = sim_json("--load", tr, "--flash", img, "--start", "2016-03-21T00:00:00Z",
-                  "--tariffs", plan, "--speed", "max", "--duration", 400000,
-                  "--power-fail-at", int((cut - T0).total_seconds()), "--holdup-ms", 0,
-                  timeout=1500)
-    assert d1["power_lost"] and d1["rtc_s"] == rtc(cut), (d1["rtc_s"], rtc(cut))
-    legs.append(d1)
-    # run 2: power back 2 h 3 min later, until exactly the end of the billing period
-    tr = str(tmp_path / "l2.csv")
-    write_trace(tr, back, pend)
-    d2 = sim_json("--load", tr, "--flash", img, "--off-time", off, "--tariffs", plan,
-                  "--speed", "max", "--duration", int((pend - back).total_seconds()),
-                  timeout=1500)
-    assert d2["rtc_s"] == rtc(pend)
-    legs.append(d2)
-    # run 3: on to 4 April
-    tr = str(tmp_path / "l3.csv")
-    write_trace(tr, pend, end)
-    d3 = sim_json("--load", tr, "--flash", img, "--off-time", 0, "--tariffs", plan,
-                  "--speed", "max", "--duration", int((end - pend).total_seconds()),
-                  timeout=1500)
-    assert d3["rtc_s"] == rtc(end)
-    legs.append(d3)
-    return legs
+    return plan
 
 
-def test_two_weeks_dst_holiday_month_end_and_power_cut(tmp_path):
-    check_legs(*run_legs(tmp_path))
+def run_from(tmp_path, start, stops):
+    """Runs on one fresh flash image from ``start``: ``stops`` is a list of (kind, until,
+    off): kind "cut" = a power-fail warning at ``until`` (supply gone at once), "stop" = the
+    run ends exactly at ``until``; ``off`` = seconds the mains was off before the run
+    (None for the first). Returns the runs' JSON summaries and the covered spans."""
+    img = str(tmp_path / "meter.img")
+    plan = _plan(tmp_path)
+    legs, spans = [], []
+    for i, (kind, until, off) in enumerate(stops):
+        tr = str(tmp_path / ("l%d.csv" % i))
+        write_trace(tr, start, until)
+        if off is None:
+            when = ["--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        else:
+            when = ["--off-time", off]
+        dur = int((until - start).total_seconds())
+        if kind == "cut":
+            args = ["--duration", dur + 400000, "--power-fail-at", dur, "--holdup-ms", 0]
+        else:
+            args = ["--duration", dur]
+        d = sim_json("--load", tr, "--flash", img, *when, "--tariffs", plan, "--speed",
+                     "max", *args, timeout=1500)
+        assert d["rtc_s"] == rtc(until), (i, d["rtc_s"], rtc(until))
+        assert bool(d.get("power_lost")) == (kind == "cut"), (i, kind)
+        _check_sums(d["registers"])  # at every stop, the power cut included: exact sums
+        legs.append(d)
+        if spans and spans[-1][1] == start:  # a restart with no outage: one span
+            spans[-1] = (spans[-1][0], until)
+        else:
+            spans.append((start, until))
+        nxt = i + 1 < len(stops) and stops[i + 1][2]
+        start = until + dt.timedelta(seconds=nxt or 0)
+    return legs, spans
 
 
-def check_legs(d1, d2, d3):
-    """Every check of the two-week run (split from the runs so that a failure can be
-    examined on saved summaries)."""
-    cut, back, pend, end = CUT, BACK, PEND, END
-    legs = [d1, d2, d3]
-    for d in legs:  # at every stop, the power cut included: exact sums to the mWh
-        _check_sums(d["registers"])
-
-    # registers and tariff split against the independent integral over the covered time
-    want, blocks, switches = expected([(T0, cut), (back, end)])
-    assert switches >= 10, switches  # the plan switched often enough to mean something
-    got = d3["registers"]
+def check_registers(d, spans):
+    """The registers and their tariff split against the independent integral over the
+    covered ``spans``; returns (expected mWh, blocks, tariff switches)."""
+    want, blocks, switches = expected(spans)
+    got = d["registers"]
     for k, v in want.items():
         # the registers' calibration quantisation (relative < 2e-7, lsb_per_unit_q8), and
         # < 1 mWh per switch where the readout's next mWh falls (meter/tariffs.py)
         tol = 5 + 2e-7 * v + (switches if k[-1] != "0" else 0)
         assert abs(_mwh(got[k]) - v) <= tol, (k, got[k], v / 1000.0, tol)
-    assert want["1.8.1"] > 10000000 and want["1.8.2"] > 10000000 and want["2.8.1"] > 0
+    return want, blocks, switches
+
+
+def check_maxima(got, want):
+    """Maximum demand 1.6.0..1.6.6 [W, RTC s] against the independent {E: (W, time)}; a
+    tariff that was never in force has no maximum."""
+    for e in range(7):
+        got_w, got_t = got["1.6.%d" % e]
+        if e in want:
+            w, t = want[e]
+            assert abs(got_w - w) <= 1 and got_t == t, (e, got_w, got_t, w, t)
+        else:
+            assert got_w == 0 and got_t == 0, (e, got_w, got_t)
+
+
+def test_two_weeks_a_power_cut_on_working_days(tmp_path):
+    """Part 1 of the two weeks (Mon 21 .. Thu 24 March 2016, winter time, working days, T2
+    06:00-22:00 local): a power cut (the power-fail warning, no hold-up) on Thursday 24 March
+    10:00:10 UTC, two hours and three minutes off, then on to 25 March 00:00 UTC. Checks:
+    exact tariff sums at both stops, registers and tariff split (both tariffs switched
+    twice a day, PV export in T2) against the independent integral over both runs, and the
+    maxima per tariff with their times (the 9 kW peak of Wednesday 10:00 local, before the
+    cut) kept across the cut."""
+    (_d1, d2), spans = run_from(tmp_path, T0, [("cut", CUT, None), ("stop", PART_B, OFF)])
+    want, blocks, switches = check_registers(d2, spans)
+    assert switches >= 8, switches  # the plan switched often enough to mean something
+    assert want["1.8.1"] > 10000000 and want["1.8.2"] > 10000000 and want["2.8.2"] > 0, want
+    mx = maxima(blocks, rtc(T0), rtc(PART_B))
+    check_maxima(d2["billing"]["max_demand"], mx)
+    assert mx[0] == mx[2] and mx[0][0] == 9000 and mx[1][0] < 9000, mx
+    assert d2["billing"]["vz"] == 0 and d2["billing"]["active_tariff"] == 1  # 01:00 local
+
+
+def test_two_weeks_good_friday_weekend_and_dst(tmp_path):
+    """Part 2 of the two weeks (25 .. 28 March 2016 00:00 UTC): Good Friday (a movable
+    holiday, Easter - 2 days), the weekend with the 7 kW peak of Saturday 23:00 local, and
+    Easter Sunday 27 March, the day summer time begins (01:00 UTC). Checks: the whole part
+    is tariff 1 (holiday, weekend; no switch, no T2 maximum) against the independent
+    calendar (dateutil easter, rrule), registers and split (PV export on Sunday in T1)
+    against the integral, the maxima, and the DST change logged (event 103)."""
+    (d,), spans = run_from(tmp_path, PART_B, [("stop", PART_C, None)])
+    want, blocks, switches = check_registers(d, spans)
+    assert switches == 0 and want["1.8.2"] == 0 and want["2.8.2"] == 0, (switches, want)
+    assert want["1.8.1"] > 10000000 and want["2.8.1"] > 0, want
+    mx = maxima(blocks, rtc(PART_B), rtc(PART_C))
+    check_maxima(d["billing"]["max_demand"], mx)
+    assert mx[0] == mx[1] and mx[1][0] == 7000 and 2 not in mx, mx
+    codes = [(c, v) for _t, c, v in d["events"]]
+    assert (103, 1) in codes, codes  # DST_CHANGED
+
+
+def test_two_weeks_easter_monday_in_summer_time(tmp_path):
+    """Part 3 of the two weeks (28 .. 31 March 2016 00:00 UTC, summer time): Easter Monday
+    (Easter + 1 day) is tariff 1 all day though a Monday, then Tuesday and Wednesday switch
+    at 06:00 and 22:00 local = 04:00 and 20:00 UTC. Checks: registers and tariff split
+    against the independent integral (tz for the local time, dateutil easter for the
+    holiday), T2 only from Tuesday on, and the maxima per tariff with their times."""
+    (d,), spans = run_from(tmp_path, PART_C, [("stop", PART_D, None)])
+    want, blocks, switches = check_registers(d, spans)
+    assert switches == 4, switches  # Tue and Wed, twice each: none on Easter Monday
+    assert want["1.8.1"] > 10000000 and want["1.8.2"] > 10000000 and want["2.8.2"] > 0, want
+    mon = expected([(PART_C, dt.datetime(2016, 3, 28, 22, tzinfo=UTC))])[0]
+    assert mon["1.8.2"] == 0 and mon["1.8.1"] > 0, mon  # Easter Monday 02:00-24:00 local
+    mx = maxima(blocks, rtc(PART_C), rtc(PART_D))
+    check_maxima(d["billing"]["max_demand"], mx)
+    assert mx[2][1] > rtc(dt.datetime(2016, 3, 29, 4, tzinfo=UTC)), mx  # a working day
+    assert d["billing"]["vz"] == 0
+
+
+def test_two_weeks_power_cut_then_billing_period_end_and_april(tmp_path):
+    """Part 4 of the two weeks (31 March 00:00 UTC .. Monday 4 April 2016 00:00 UTC, summer
+    time), three runs on one flash image as the meter lives them: a power cut (warning, no
+    hold-up) on Thursday 31 March 10:00:10 UTC after the 9 kW T2 peak of 10:00 local, two
+    hours and three minutes off, a run that stops exactly at the end of the billing period
+    (1 April 00:00 local = 31 March 22:00 UTC) after the 7 kW T1 peak of 23:00 local, then
+    on to 4 April with the April peaks (Friday 1 April 10:00 local 8.5 kW in T2, Saturday
+    15:00 local 9.5 kW in T1). Checks: exact sums at every stop, registers and split
+    against the independent integral, the snapshot VZ 1 at the period end (the registers of
+    that instant, the March maxima per tariff with their times, the one from before the
+    cut included; DST in force; event 100), not closed a second time after the restart,
+    the cumulative maxima, the April maxima, the last block demand, the thermal demand
+    (independent exponential) and the active tariff at the end."""
+    (_d1, d2, d3), spans = run_from(tmp_path, PART_D, [
+        ("cut", CUT_D, None), ("stop", PEND, OFF), ("stop", END, 0)])
+    pend, end = PEND, END
+    want, blocks, switches = check_registers(d3, spans)
+    assert switches >= 4, switches
+    assert want["1.8.1"] > 10000000 and want["1.8.2"] > 10000000 and want["2.8.1"] > 0, want
 
     # the billing period: VZ 1, snapshot = the registers at the period end (run 2's end)
     b2 = d2["billing"]
@@ -250,17 +344,15 @@ def check_legs(d1, d2, d3):
     assert b3["snapshots"][0] == snap
 
     # maximum demand per tariff with time stamps: March in the snapshot, April now
-    march = maxima(blocks, rtc(T0), rtc(pend))
+    march = maxima(blocks, rtc(PART_D), rtc(pend))
     for e in (0, 1, 2):
         w, t = march[e]
         got_w, got_t = snap["max_w"]["1.6.%d" % e]
         assert abs(got_w - w) <= 1 and got_t == t, (e, got_w, got_t, w, t)
     assert march[0][0] == 9000 and march[1][0] == 7000, march
+    assert march[2][1] < rtc(CUT_D) < march[1][1], march  # one before the cut, one after
     april = maxima(blocks, rtc(pend), rtc(end))
-    for e in (0, 1, 2):
-        w, t = april[e]
-        got_w, got_t = b3["max_demand"]["1.6.%d" % e]
-        assert abs(got_w - w) <= 1 and got_t == t, (e, got_w, got_t, w, t)
+    check_maxima(b3["max_demand"], april)
     assert april[0] == (9500, april[1][1]) and april[2][0] == 8500, april
     for e in (0, 1, 2):  # cumulative maxima: the March maxima added at the reset
         assert b3["cum_demand"]["1.2.%d" % e] == snap["cum_w"]["1.2.%d" % e], b3
@@ -272,9 +364,9 @@ def check_legs(d1, d2, d3):
     th = thermal([(pend, end)], end)
     assert abs(b3["demand"]["thermal"] - th) <= 1, (b3["demand"]["thermal"], th)
 
-    # events: the DST change and the end of billing were logged (run 2)
+    # events: the end of billing was logged (run 2)
     codes = [(c, v) for _t, c, v in d2["events"]]
-    assert (103, 1) in codes and (100, 1) in codes, codes  # DST_CHANGED, BILLING_END
+    assert (100, 1) in codes, codes  # BILLING_END
     assert b3["active_tariff"] == 1  # Monday 4 April 02:00 local
 
 

@@ -3,13 +3,13 @@
 exactly ``--duration``), and the battery-backed RTC survives restarts (issue 7, items 5
 and 6)."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from iec_prog import prog
 from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace, sim_json
 from test_iec_client import _free_port
 
@@ -139,34 +139,6 @@ def test_start_sets_the_rtc_iso_or_seconds(tmp_path):
     assert out["rtc_s"] == 86405, out["rtc_s"]
 
 
-SET_CLOCK = r'''
-import json, sys
-from iec62056_21.client import Iec6205621Client
-from iec62056_21 import messages
-
-port, addr = int(sys.argv[1]), sys.argv[2]
-c = Iec6205621Client.with_tcp_transport(address=("127.0.0.1", port), device_address=addr)
-c.transport.socket.settimeout(10.0)
-c.connect()
-out = {}
-try:
-    c.access_programming_mode()
-    m = messages.CommandMessage("P", 1, messages.DataSet(address="", value="00000000"))
-    c.transport.send(m.to_bytes())
-    out["pw"] = "ACK" if c._recv_ack() == "\x06" else "?"
-    out["before"] = c.read_single_value("F.F.0").value
-    for a, v in (("0.9.2", "250601"), ("0.9.1", "120000")):
-        c.transport.send(messages.CommandMessage.for_single_write(a, v).to_bytes())
-        out[a] = "ACK" if c._recv_ack() == "\x06" else "?"
-    out["after"] = c.read_single_value("F.F.0").value
-    c.send_break()
-except Exception as e:
-    out["error"] = "%s %s" % (type(e).__name__, e)
-c.disconnect()
-print(json.dumps(out))
-'''
-
-
 def test_flat_battery_clock_invalid_logged_flagged_until_set(tmp_path):
     img = str(tmp_path / "nor.img")
     sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 60)
@@ -191,17 +163,13 @@ def test_flat_battery_clock_invalid_logged_flagged_until_set(tmp_path):
     try:
         time.sleep(1.0)
         assert p.poll() is None, p.communicate()[0]
-        script = tmp_path / "set_clock.py"
-        script.write_text(SET_CLOCK)
-        r = subprocess.run([sys.executable, "-I", str(script), str(port), "CLK00001"],
-                           capture_output=True, text=True, timeout=90)
-        assert r.returncode == 0, r.stderr[-2000:]
-        got = json.loads(r.stdout.strip().splitlines()[-1])
+        got = prog(port, "CLK00001", [("R", "F.F.0"), ("W", "0.9.2", "250601"),
+                                      ("W", "0.9.1", "120000"), ("R", "F.F.0")])
     finally:
         p.terminate()
         p.communicate(timeout=10)
-    assert got.get("pw") == "ACK" and got["0.9.2"] == "ACK" and got["0.9.1"] == "ACK", got
-    assert int(got["before"], 16) & 0x10 and not int(got["after"], 16) & 0x10, got
+    assert "error" not in got and got["pw"] == got["W 0.9.2"] == got["W 0.9.1"] == "\x06", got
+    assert int(got["R F.F.0"], 16) & 0x10 and not int(got["R F.F.0 #2"], 16) & 0x10, got
     after = sim_json("--load", FOUR_Q, "--speed", "max", "--flash", img, "--duration", 0,
                      "--off-time", 0)
     assert after["rtc_valid"] and CLOCK_INVALID not in [e[1] for e in after["events"]]
