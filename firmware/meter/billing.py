@@ -260,8 +260,8 @@ class Billing:
             left = mx.last_reset + mx.lockout_s - t
             self.log.log(events.DEMAND_RESET_REFUSED, left, "demand reset locked out", src,
                          "C.91.5")
-        else:
-            self.service()
+        else:  # (urgent during a power-fail warning: nothing erases while the supply goes)
+            self.service(urgent=self.tariffs.warn)
         return snap
 
     def lockout_left(self):
