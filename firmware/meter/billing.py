@@ -81,6 +81,7 @@ class Billing:
         self._state_due = False
         self._events = []  # (code, value, src) to log from the task
         self.on_due = None  # callable(): something for service() (wakes the billing task)
+        self._owed = False  # an urgent append (power-fail warning): maintain() after it
         self.snaps = None
         self.states = None
         self.status = None
@@ -214,10 +215,11 @@ class Billing:
 
     def pending(self):
         """True if :meth:`service` has something to log or write (allocation-free: the step
-        asks it, and wakes the billing task only then: issue 12)."""
+        asks it, and wakes the billing task only then: issue 12). Also True after a
+        warning's urgent append until :meth:`maintain` (the erase-ahead it held back)."""
         tf = self.tariffs
         return bool(self._events or self._pending or self._state_due or tf.dst_changes
-                    or tf.activations or (tf.fix and not tf.warn))
+                    or tf.activations or ((tf.fix or self._owed) and not tf.warn))
 
     # -- closing a period ------------------------------------------------------------------
 
@@ -311,6 +313,8 @@ class Billing:
                 self._write(self.states, self.state_record(), _STATE_TAG, urgent)
 
     def _write(self, ring, rec, tag, urgent):
+        if urgent:  # no erase now: the erase-ahead is owed once the warning ends (pending)
+            self._owed = True
         try:
             ring.append(rec, tag, urgent)
         except Exception as e:  # noqa: BLE001  (a flash failure must not stop metering)
@@ -330,6 +334,7 @@ class Billing:
     def maintain(self):
         """Erase ahead in both rings (not during a power-fail warning: the caller checks).
         Allocation-free when nothing is to erase (the task's every second)."""
+        self._owed = False
         ring = self.snaps  # (no tuple of the two rings: a heap object every second)
         if ring is not None and not ring.blocked and ring.needs_maintenance():
             ring.maintain(1)

@@ -5,7 +5,8 @@ demand.py).
 - :func:`run`: :meth:`Billing.service` logs what the consumers noted (end of billing, DST
   change, tariff plan activation) and writes the pending snapshot and state records into the
   ``billing`` partition, then erases ahead (``maintain``) unless a power-fail warning is on
-  (nothing erases then). It sleeps until the metering step finds something pending
+  (nothing erases then; the erase held back makes ``pending()`` true once it ends). It
+  sleeps until the metering step finds something pending
   (``Billing.on_due``, a tasks.wake.Wake set in the heap-locked step: a few wake-ups an
   hour, at the demand periods' ends, instead of one a second: issue 12), at most
   :data:`MAX_SLEEP_MS`.

@@ -36,3 +36,38 @@ def test_a_demand_reset_during_a_power_fail_warning_erases_nothing():
     bl.service()
     bl.maintain()
     assert bl.vz == 80 and bl.snapshot(80) is not None
+
+
+def test_the_erase_ahead_held_back_by_a_warning_wakes_the_billing_task_when_it_ends():
+    # urgent appends never erase: a warning without a cut (the supply came back) leaves the
+    # ring with no prepared sector; the billing task sleeps until the step finds something
+    # pending, so the step must find the erase owed (it slept up to an hour: a second warning
+    # meanwhile had no room for its snapshot)
+    from boards.sim.norflash import NORFlash
+    from civil import seconds
+    from flashstore.flash import Partition
+
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)
+    regs, clock, tf, dm, bl, log, sp = _meter(seconds(2026, 3, 10, 12),
+                                             part=Partition(dev, 0, dev.size))
+    bl.service()  # (what boot noted)
+    due = []
+    bl.on_due = lambda: due.append(clock.t)
+    sp.warning = True
+    _step(regs, clock, (tf, dm, bl), 1000)
+    n = 0
+    while not bl.states.needs_maintenance():
+        bl._state_due = True  # (a state record the billing task writes during the warning)
+        bl.service(urgent=True)
+        n += 1
+        assert n < 100
+    sp.warning = False
+    del due[:]
+    _step(regs, clock, (tf, dm, bl), 1000)
+    assert due, "the step did not wake the billing task for the erase-ahead owed"
+    bl.service()  # the billing task: service, then maintain (no warning)
+    bl.maintain()
+    assert not bl.states.needs_maintenance() and not bl.snaps.needs_maintenance()
+    del due[:]
+    _step(regs, clock, (tf, dm, bl), 1000)
+    assert not due, "woken again with nothing owed"
