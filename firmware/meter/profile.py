@@ -264,6 +264,8 @@ class LoadProfile:
         self._bad_m = False  # a step saw the metrology untrusted (latched for service)
         self._bad_c = False  # a step saw the RTC invalid
         self._att = None  # Metering.attempts at the last service (a chip restart between)
+        self._has_att = hasattr(metering, "attempts")
+        self._due_st = 0  # what the steps saw up to the snapshot: the status of its row
         self._has_valid = hasattr(clock, "rtc_valid")
         self._deadline = 0
         self.tb = 0  # RTC s of the next boundary (the end of the interval in progress)
@@ -293,6 +295,18 @@ class LoadProfile:
                 s = self._snap
                 for i in range(COUNT):
                     s[i] = w[i]
+                # what was seen up to the snapshot flags the row it ends; what service()
+                # samples later (the task runs after this step) flags the next one
+                st = bp.ST_DATA_INVALID if self._bad_m else 0
+                if self._has_att:
+                    a = m.attempts
+                    if self._att is not None and a != self._att:
+                        st = bp.ST_DATA_INVALID
+                    self._att = a
+                if self._bad_c:
+                    st |= bp.ST_CLOCK_INVALID
+                self._due_st = st
+                self._bad_m = self._bad_c = False
                 self._armed = False
                 self.due = True
                 cb = self.on_due
@@ -381,11 +395,28 @@ class LoadProfile:
     def service(self):
         """The profile task, after a step's snapshot, at :meth:`wait_ms` and after a clock
         set: turn a snapshot into a row, capture a boundary no step reached, notice clock
-        changes. What the steps saw in between (metrology untrusted, a chip restart, the
-        RTC invalid) flags the interval in progress."""
+        changes. What the steps saw up to the snapshot (metrology untrusted, a chip restart,
+        the RTC invalid) flags the row it ends; what they saw after it, and the state sampled
+        here (the task runs after the step), flags the interval in progress."""
         c = self.clock
         now = c.time()
         ms = c.ticks_ms()
+        jump = False
+        if self._ref_t is not None:
+            exp = self._ref_t + c.ticks_diff(ms, self._ref_ms) // 1000
+            jump = now - exp > _JUMP_S or exp - now > _JUMP_S
+        self._ref_t = now
+        self._ref_ms = ms
+        if self.due:
+            self.due = False
+            self._st |= self._due_st  # (the steps' flags up to the snapshot)
+            self._due_st = 0
+            self._capture(self.tb, self._snap)
+            if not jump:
+                self.tb += self.period
+                self._set_deadline()
+        # sampled now: the interval in progress (a boundary no step reached is captured
+        # below with it)
         m = self.metering
         if m is not None:
             a = getattr(m, "attempts", 0)
@@ -397,18 +428,6 @@ class LoadProfile:
         self._bad_m = self._bad_c = False
         if not getattr(c, "rtc_valid", True):
             self._st |= bp.ST_CLOCK_INVALID
-        jump = False
-        if self._ref_t is not None:
-            exp = self._ref_t + c.ticks_diff(ms, self._ref_ms) // 1000
-            jump = now - exp > _JUMP_S or exp - now > _JUMP_S
-        self._ref_t = now
-        self._ref_ms = ms
-        if self.due:
-            self.due = False
-            self._capture(self.tb, self._snap)
-            if not jump:
-                self.tb += self.period
-                self._set_deadline()
         if jump:
             self._st |= bp.ST_CLOCK_ADJUSTED
             self._arm(now)
@@ -513,6 +532,8 @@ class LoadProfile:
         in progress closed with ST_POWER_DOWN, provisionally (module docstring)."""
         if self.due:  # a boundary the task has not served yet
             self.due = False
+            self._st |= self._due_st
+            self._due_st = 0
             self._capture(self.tb, self._snap)
             self.tb += self.period
             self._set_deadline()

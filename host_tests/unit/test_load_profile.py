@@ -121,9 +121,9 @@ def test_status_bits_fault_clock_set_dst_invalid_clock():
     met.ok = True
     _run(p, clk, regs, 890)  # 01:15: fault in the interval
     clk.rtc_valid = False
-    _run(p, clk, regs, 900)  # 01:30: clock not trusted
-    clk.rtc_valid = True
-    _run(p, clk, regs, 300)
+    _run(p, clk, regs, 899)  # 01:30: clock not trusted
+    clk.rtc_valid = True  # (before the boundary: what the task samples after it flags the next)
+    _run(p, clk, regs, 301)
     clk.set_time(clk.time() + 3600)  # the clock set forward by an hour at 01:35 UTC
     _run(p, clk, regs, 2000)
     rows = list(p.iter_rows())
