@@ -15,7 +15,7 @@ async def run(profiles, clock, wake=None):
     caller may also set (a clock set), None: one of its own."""
     w = wake if wake is not None else Wake()
     profiles.set_on_due(w.set)
-    w.clear()
+    # (not cleared here: a clock set while the supervisor's restart pause ran is served)
     while True:
         await w.wait_ms(clock, profiles.wait_ms())
         w.clear()

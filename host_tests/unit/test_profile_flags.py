@@ -53,3 +53,44 @@ def test_an_rtc_found_invalid_right_after_a_boundary_flags_the_next_row():
     st = _rows(p, t0)
     assert st[1800] == 0, st
     assert st[2700] == bp.ST_CLOCK_INVALID, st
+
+
+def test_a_clock_set_while_the_profile_task_was_down_is_served_when_it_restarts():
+    # the supervisor restarts a task that died after a pause (1..60 s); a clock set in that
+    # pause sets the task's Wake (app._clock_set): the restarted task cleared it and slept to
+    # the old boundary, so the row was stamped on the old time and the re-plan came a period
+    # late
+    import asyncio
+
+    from boards.sim.clock import VirtualClock
+    from tasks import profile as profile_task
+    from tasks.wake import Wake
+
+    clock = VirtualClock(speed=0)
+
+    class Profiles:
+        n = 0
+
+        def set_on_due(self, cb):
+            pass
+
+        def wait_ms(self):
+            return 900000
+
+        def service(self):
+            self.n += 1
+
+    ps = Profiles()
+    w = Wake()
+    w.set()  # the clock set, during the pause
+
+    async def main():
+        t = asyncio.create_task(profile_task.run(ps, clock, w))
+        await clock.sleep_ms(1000)
+        n = ps.n
+        t.cancel()
+        clock.stopped = True
+        await asyncio.sleep_ms(0)
+        return n
+
+    assert asyncio.run(main()) == 1
