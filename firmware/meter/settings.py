@@ -334,11 +334,14 @@ class Settings:
         """Write the configuration at once, spending one write of the wear budget (the
         password and the meter constant: their ACK must survive a power cut). True when
         written (or there is no config partition: RAM only, a documented limit); False when
-        the budget is spent (nothing written, the change stays due) or the flash failed
-        (logged)."""
+        the budget is spent or a power-fail warning is on (nothing written, the change stays
+        due: a save erases a sector) or the flash failed (logged)."""
         if self.store is None:
             return True
         self.changed()
+        sp = self._supply
+        if sp is not None and sp.warning:
+            return False
         if not self._budget.take(self._now_s):
             return False
         return self._write()

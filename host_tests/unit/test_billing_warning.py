@@ -71,3 +71,32 @@ def test_the_erase_ahead_held_back_by_a_warning_wakes_the_billing_task_when_it_e
     del due[:]
     _step(regs, clock, (tf, dm, bl), 1000)
     assert not due, "woken again with nothing owed"
+
+
+def test_an_immediate_configuration_write_during_a_warning_erases_nothing():
+    # save_now (password, meter constant, TOU plan, C.93.9: written before the ACK) erased
+    # a configuration sector during a power-fail warning; Settings.tick never does
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from meter.settings import Settings
+
+    class Clock:
+        def time(self):
+            return 800000000
+
+    class Supply:
+        warning = False
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256)
+    sp = Supply()
+    st = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size), supply=sp)
+    st.settle(None)
+    st.set("readout_list", ["1.8.0"])
+    sp.warning = True
+    before = dev.erases
+    ok = st.save_now()
+    assert dev.erases == before, "a configuration sector erased during the warning"
+    assert not ok, "refused: the supply may go (the caller answers 'not written')"
+    assert not st.tick(10 ** 6)  # (held until the warning ends)
+    sp.warning = False
+    assert st.tick(10 ** 6), "still due: written after the warning"
