@@ -603,8 +603,10 @@ class LoadProfile:
         ``iter_rows(cur + 1, t_to)``; after one, a row of the old time captured before the
         newest row at or before ``cur`` is not read again. A record of another layout (a
         configuration change: every older row was captured before it) ends the read too.
-        Records dropped by the ring while the read is suspended are left out (only the oldest
-        go, so the rows returned stay contiguous)."""
+        Records dropped by the ring while the read is suspended are left out: the ring drops
+        its oldest, but the decode pass also goes oldest first, so a ring that wraps faster
+        than the read leaves a gap of the rows dropped meanwhile (each row keeps its time;
+        they are gone from flash either way)."""
         p = self.period
         lay = self.layout
         b = self.buf
