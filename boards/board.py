@@ -98,6 +98,9 @@ class RGBLed:
         return (self.r.value(), self.g.value(), self.b.value())
 
 
+ANCHOR_MS = 3600000  # MonotonicClock.seconds_since re-reads the RTC every hour of ticks
+
+
 class MonotonicClock:
     """Clock of a real board: time.ticks_ms and asyncio.sleep_ms; RTC via time.time().
 
@@ -114,6 +117,10 @@ class MonotonicClock:
         self._sleep = asyncio.sleep_ms
         self._off = epoch_offset
         self._adjust = 0
+        self._a_base = None  # seconds_since(): the anchor's base, ticks, RTC s - base
+        self._a_ms = 0
+        self._a_rel = 0
+        self._a_prev = None
         self.rtc_valid = True
         self.rtc_note = ""
         self.on_set = None  # see when_set()
@@ -151,8 +158,35 @@ class MonotonicClock:
     def time(self):
         return int(self._time.time()) - self._off + self._adjust
 
+    def seconds_since(self, base):
+        """RTC seconds since ``base`` (RTC s): ``time() - base`` without a long int each call.
+        A 32-bit port's ``time.time()`` is a long int from 2034-01-10 (2**30 s), so this
+        reads the RTC only at an anchor (a new ``base``, a set, every
+        :data:`ANCHOR_MS` of ticks) and counts ``ticks_ms`` whole seconds from it in between:
+        a small int while the result is. It lags ``time() - base`` by less than 1 s (the
+        anchor's sub-second phase is unknown) plus the tick/RTC crystal drift since the
+        anchor (50 ppm: 0.18 s an hour), and never goes back for the same ``base`` (a
+        re-anchor that would go back holds the value until the RTC passes it)."""
+        tm = self._time
+        ms = tm.ticks_ms()
+        d = tm.ticks_diff(ms, self._a_ms)
+        if base != self._a_base or not 0 <= d < ANCHOR_MS:
+            if base != self._a_base:
+                self._a_base = base
+                self._a_prev = None
+            self._a_ms = ms
+            self._a_rel = self.time() - base  # (allocates from 2034: once an anchor)
+            d = 0
+        r = self._a_rel + d // 1000
+        p = self._a_prev
+        if p is not None and r < p:
+            return p
+        self._a_prev = r
+        return r
+
     def set_time(self, secs):
         self._adjust += secs - self.time()
+        self._a_base = None
         self._was_set()
 
 
@@ -197,6 +231,7 @@ class RtcClock(MonotonicClock):
         t = civil(secs)
         self._rtc.datetime((t[0], t[1], t[2], t[6] + self._wd0, t[3], t[4], t[5], 0))
         self._adjust = 0
+        self._a_base = None
         self._was_set()
 
 

@@ -43,6 +43,7 @@ from billing import period
 from energy import A_MINUS, A_PLUS
 from flashstore.flash import Partition
 from flashstore.ringlog import RingLog
+from meter.tariffs import rel
 
 _STATE_TAG = const(1)
 STATE_SIZE = const(240)
@@ -93,6 +94,8 @@ class Billing:
             st2 = self.states.mount()
             self.status = st2 if st1 in ("ok", "blank") else st1
         self.next_end = 0
+        self._nb = self._ne = None  # tariffs' base and next_end of _ne_r (interval)
+        self._ne_r = 0
 
     # -- boot ------------------------------------------------------------------------------
 
@@ -203,8 +206,14 @@ class Billing:
         """One metering interval (hot path: a comparison unless a period ends)."""
         tf = self.tariffs
         if not tf.warn:  # power-fail warning: nothing but the commit (meter/tariffs.py)
-            t = tf.t
-            if t >= self.next_end:
+            if tf.base is not self._nb or self.next_end is not self._ne:
+                # the next end relative to the tariffs' base: small ints every interval
+                # (RTC s are long ints from 2034 on a 32-bit port); once per period or rebase
+                self._nb = tf.base
+                self._ne = self.next_end
+                self._ne_r = rel(self.next_end, tf.base)
+            if tf.s >= self._ne_r:
+                t = tf.now()
                 self.close(self.next_end, period.REASON_SCHEDULE, events.SRC_METER)
                 self._next(t)
             if self.demand.dirty:
@@ -290,7 +299,7 @@ class Billing:
             self.log.log(code, value, None, src, "0.1.0")
         if tf.dst_changes:
             tf.dst_changes = 0
-            self.log.log(events.DST_CHANGED, 1 if self.zone.is_dst(tf.t) else 0)
+            self.log.log(events.DST_CHANGED, 1 if self.zone.is_dst(tf.now()) else 0)
         if tf.activations:
             tf.activations = 0
             self.log.log(events.TOU_ACTIVATED, 0)

@@ -22,14 +22,20 @@ consumer (a sub-period that ends with a billing period is captured first). Units
   thermal value decays over the outage. Clock sets: ``clock_set(old, new)`` (the sub-period
   ends at the set, see billing.demand).
 
-Allocation: a feed that closes nothing is comparisons and adds; the thermal step is small-int
-arithmetic below about 100 kW (T = 15 min); a capture (once per sub-period) computes a few
-small ints. ``dirty`` is set at each capture: the billing task persists :meth:`state`.
+Allocation: an interval inside the open sub-period is small-int comparisons and adds: its
+time is the tariffs' ``s`` (seconds since their ``base``, meter/tariffs.py) compared with the
+sub-period's end relative to that base, and the window and thermal parts get its energy
+without a time (``add``); their last feed time (an absolute RTC s, a long int from 2034 on
+a 32-bit port) is set when it is next needed (``_sync``: a capture, a power or clock event,
+:meth:`state`). The thermal step is small-int arithmetic below about 100 kW (T = 15 min); a
+capture (once per sub-period) computes a few small ints. ``dirty`` is set at each capture:
+the billing task persists :meth:`state`.
 """
 
 import struct
 
 from billing.demand import Maxima, ThermalDemand, WindowDemand
+from meter.tariffs import rel
 
 _HEAD = "<BBH"  # version, 0, length of the window state
 
@@ -45,34 +51,65 @@ class Demand:
         self.thermal = ThermalDemand(cfg.thermal_period_s)
         self.dirty = False
         self.captures = 0
+        self._base = None  # the tariffs' base of _s and _end_r (None: the next feed is timed)
+        self._s = 0  # the last interval's end, s after _base
+        self._end_r = 0  # the open sub-period's end, s after _base
+        self._stale = False  # intervals fed without a time since the last timed feed
 
     def interval(self, ea, er, es, dt):
-        """One metering interval (hot path)."""
+        """One metering interval (hot path; allocation-free inside a sub-period)."""
         tf = self.tariffs
         if tf.warn:  # power-fail warning: skipped (meter/tariffs.py)
             return
-        t = tf.t
         e = tf.da
+        s = tf.s
+        n = (dt + 500) // 1000
+        if tf.base is self._base and self._s <= s < self._end_r:
+            self.window.add(e)  # inside the open sub-period, not at its end
+            if n > 0:
+                self.thermal.add(e, n)
+            self._s = s
+            self._stale = True
+            return
+        self._sync()
+        t = tf.base + s
         if self.window.feed(t, e, tf.prev):
             self.dirty = True
             self.captures += 1
-        s = (dt + 500) // 1000
-        if s > 0:
-            self.thermal.feed(t, e, tf.prev, s)
+        if n > 0:
+            self.thermal.feed(t, e, tf.prev, n)
+        self._base = tf.base
+        self._s = s
+        self._end_r = rel(self.window.end(), tf.base)
+
+    def _sync(self):
+        # give the window and the thermal part the time of the last interval fed untimed
+        if self._stale:
+            self._stale = False
+            t = self._base + self._s
+            self.window.touch(t)
+            self.thermal.touch(t)
+        self._base = None
 
     def power_up(self, t):
         """Power back at ``t`` (RTC s) after a restore (or the first start)."""
+        self._sync()
         self.window.power_up(t, self.tariffs.active)
         self.thermal.power_up(t)
 
     def clock_set(self, old, new):
         """The RTC was set from ``old`` to ``new`` (RTC s)."""
+        self._sync()
         if self.window.clock_set(old, new, self.tariffs.active):
             self.dirty = True
         self.thermal.clock_set(old, new)
 
     def state(self):
         """The persisted state: header, the window (with the maxima), the thermal part."""
+        if self._stale:
+            b = self._base
+            self._sync()
+            self._base = b  # (the untimed feeds may go on: the window's time is current)
         w = self.window.state()
         return struct.pack(_HEAD, 1, 0, len(w)) + w + self.thermal.state()
 
@@ -84,5 +121,7 @@ class Demand:
         v, _z, n = struct.unpack_from(_HEAD, b, 0)
         if v != 1 or 4 + n + 16 > len(b):
             raise ValueError("demand state: version %d / length %d" % (v, n))
+        self._base = None
+        self._stale = False
         self.window.restore(b[4:4 + n])
         self.thermal.restore(b[4 + n:4 + n + 16])

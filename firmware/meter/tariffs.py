@@ -23,14 +23,22 @@ Time: the RTC (``clock.time()``, UTC s) at the end of the interval; the interval
 ``[t - round(dt / 1000 ms), t)``. The calendar is in local time (``billing.localtime.Zone``);
 :class:`billing.tariff.TariffClock` caches the window to the next switch or DST change.
 
+**31-bit small ints.** RTC seconds are long ints from 2034-01-10 (2^30 s) on a 32-bit port.
+So the time of an interval is kept as ``base`` (RTC s, any int, set at boot, at a clock set
+and at most every :data:`_REL_MAX` s) plus ``s``, the small-int seconds since it, read with
+the board clock's ``seconds_since(base)`` (allocation-free: boards/board.py; a clock without
+it: ``time() - base``). Each interval compares ``s`` with the tariff window and the next DST
+transition relative to ``base`` (computed once per window); the absolute time (``now()``)
+is formed only at a switch, a DST change, a rebase or a straddling interval. The demand and
+billing consumers read ``s`` / ``base`` the same way (meter/demand.py, meter/billing.py).
+Checked to 2^32 s (2136) on an emulated 32-bit core (tools/emu/step_probe.py).
+
 **Power-fail warning** (``supply.warning``, meter/supply.py): the intervals metered during
-the warning are committed one by one on an allocation-free path, and RTC seconds may be long
-ints (>= 2^30 from 2034 on a 32-bit port). So during the warning the clock is not read: the
-increments go to the tariff of the last normal interval (a switch inside the at most 10 s of
-a warning is attributed to the tariff before it), and ``warn`` tells the demand and billing
-consumers to skip the interval (its energy is not in any demand value: never an
-overestimate). Outside the warning, from 2034 on a 32-bit port, reading the RTC allocates
-its long int each interval (about 16 bytes a second for the collector, no heap lock there).
+the warning are committed one by one on an allocation-free path, so the clock is not read:
+the increments go to the tariff of the last normal interval (a switch inside the at most 10
+s of a warning is attributed to the tariff before it), and ``warn`` tells the demand and
+billing consumers to skip the interval (its energy is not in any demand value: never an
+overestimate).
 
 Allocation: none per interval while the tariff does not change (comparisons, small-int
 adds, the mWh fraction by three base-10 long-division steps so that nothing exceeds 2^28);
@@ -49,6 +57,15 @@ from billing.tariff import TariffClock
 
 TARIFF_Q8 = 256000  # tariff banks count whole mWh (lib/energy tariff_q8)
 _JUMP_WH = const(10000)  # more than any interval (31 kW full scale x 79.6 s = 690 Wh)
+_REL_MAX = const(0x10000000)  # seconds after ``base`` before a rebase (2^28 s, 8.5 years)
+_BIG = const(0x20000000)  # a relative time clamped to +-2^29 stays a small int
+
+
+def rel(v, base):
+    """``v - base`` clamped to +-2^29 (a small int; v, base: RTC s, any ints). Allocates when
+    they are long ints: once per boundary, not per interval."""
+    d = v - base
+    return _BIG if d > _BIG else -_BIG if d < -_BIG else d
 
 
 def _frac_milli(r, d):
@@ -68,9 +85,11 @@ class Tariffs:
     TARIFF_Q8``); ``clock``: ``time()`` RTC seconds; ``cfg``: billing.config.Config;
     ``lpw``: the totals' chip LSB per Wh x 256; ``log``: lib.events.EventLog or None.
 
-    After each interval: ``t`` (RTC s, end), ``da`` / ``dm`` (mWh of A+ / A- in it, the
-    totals' readout increments), ``active`` (tariff in force at ``t``), ``prev`` (the
-    tariff of the interval). ``dst_changes`` counts DST transitions seen (logged by the
+    After each interval: ``base`` + ``s`` (RTC s, its end: :meth:`now`; ``s`` a small
+    int), ``da`` / ``dm`` (mWh of A+ / A- in it, the totals' readout increments),
+    ``active`` (tariff in force at its end), ``prev`` (the tariff of the interval).
+    ``dst``: DST in force at its end (the LCD's annunciator). ``dst_changes`` counts DST
+    transitions seen (logged by the
     billing task)."""
 
     def __init__(self, regs, clock, cfg, lpw, log=None, supply=None):
@@ -82,20 +101,39 @@ class Tariffs:
         self.log = log
         self.tc = TariffClock(cfg.calendar, cfg.zone, 1, self._activated)
         self._d = lpw
-        self.t = clock.time()
-        self.active = self.tc.tariff(self.t)
+        self._since = getattr(clock, "seconds_since", None)
+        t = clock.time()
+        self.base = t  # RTC s; the end of the last interval is base + s
+        self.s = 0
+        self.active = self.tc.tariff(t)
         self.prev = self.active
         self.da = 0
         self.dm = 0
         self.activations = 0
         self._acc = [0] * 7  # split scratch (mWh per tariff)
         self._accm = [0] * 7
-        tr = self.zone.next_transition(self.t)
+        tr = self.zone.next_transition(t)
         self._next_tr = -1 if tr is None else tr
         self.dst_changes = 0
         self.jumps = 0
         self.fix = False
+        self._cache()
         self.resync()
+
+    def now(self):
+        """RTC s at the end of the last interval (``base + s``: a long int from 2034 on a
+        32-bit port, so not for the per-interval path)."""
+        return self.base + self.s
+
+    def _cache(self):
+        # the tariff window [lo, hi) and the next DST transition, relative to base
+        tc = self.tc
+        b = self.base
+        self._lo_r = rel(tc._lo, b)
+        self._hi_r = rel(tc._hi, b)
+        self._tr_r = _BIG if self._next_tr < 0 else rel(self._next_tr, b)
+        self._tcn = tc.recomputes  # (the window another caller made is not this one's)
+        self.dst = self.zone.is_dst(b + self.s)  # (a transition is a boundary: exact)
 
     def _activated(self, utc):
         self.activations += 1  # passive plan now active (IDIS 9: logged by the billing task)
@@ -164,8 +202,27 @@ class Tariffs:
                 r.add_tariff(self.active, -dm, 0, 0)
             return
         self.warn = False
-        t = self.clock.time()
-        t0 = t - (dt + 500) // 1000
+        f = self._since
+        s = f(self.base) if f is not None else self.clock.time() - self.base
+        s0 = s - (dt + 500) // 1000
+        tc = self.tc
+        if self._lo_r <= s0 and s < self._hi_r and s < self._tr_r and s < _REL_MAX and \
+                tc.recomputes == self._tcn:
+            tar = tc._t  # the whole interval in the cached window: small ints only
+            if da:
+                r.add_tariff(tar, da, 0, 0)
+            if dm:
+                r.add_tariff(tar, -dm, 0, 0)
+            self.prev = self.active = tar
+            self.s = s
+            return
+        self._boundary(s, s0, da, dm)
+
+    def _boundary(self, s, s0, da, dm):
+        # a switch, a DST change, a rebase or a clock jump: absolute times (allocates)
+        r = self.regs
+        t = self.base + s
+        t0 = self.base + s0
         tc = self.tc
         tar = tc.tariff(t0 if t0 < t else t)
         if t <= tc._hi or t0 >= t:  # the whole interval in the cached tariff window
@@ -177,11 +234,16 @@ class Tariffs:
             self._split(t0, t, da, dm)
         self.prev = tar
         self.active = tc.tariff(t)
-        self.t = t
         if t >= self._next_tr >= 0:
             self.dst_changes += 1
             tr = self.zone.next_transition(t)
             self._next_tr = -1 if tr is None else tr
+        if -_REL_MAX < s < _REL_MAX:
+            self.s = s
+        else:  # a rebase (every 8.5 years, or the clock far from base)
+            self.base = t
+            self.s = 0
+        self._cache()
 
     def _split(self, t0, t, da, dm):
         acc = self._acc
@@ -206,4 +268,6 @@ class Tariffs:
         self.active = tc.tariff(t)
         tr = self.zone.next_transition(t)
         self._next_tr = -1 if tr is None else tr
-        self.t = t
+        self.base = t
+        self.s = 0
+        self._cache()

@@ -328,7 +328,7 @@ class DisplayTask:
         m = self.metering
         tar = self.tariff  # the active tariff (meter.tariffs.Tariffs), else T1
         f = lcd.tariff_ann(tar.active) if tar is not None else lcd.ANN_T1
-        if tar is not None and tar.zone.is_dst(tar.t):  # (comparisons: the year is cached)
+        if tar is not None and tar.dst:  # (set at each switch and DST change)
             f |= lcd.ANN_DST
         inst = m.instant_milli
         if inst is not None and not m.no_load:

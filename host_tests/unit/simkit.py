@@ -20,6 +20,8 @@ class ManualClock:
         self.now = 0
         self._s0 = t0
         self._ms0 = 0
+        self._sb = None
+        self._sd = 0
         self.rtc_valid = True
 
     def ticks_ms(self):
@@ -34,12 +36,20 @@ class ManualClock:
     def time(self):
         return self._s0 + (self.now + self._ms0) // 1000
 
+    def seconds_since(self, base):
+        # time() - base without a long int (the board clocks' interface, boards/board.py)
+        if base != self._sb:
+            self._sb = base
+            self._sd = self._s0 - base
+        return self._sd + (self.now + self._ms0) // 1000
+
     def rtc_ms(self):
         return self._s0 * 1000 + self.now + self._ms0
 
     def set_time(self, s):
         self._s0 = s
         self._ms0 = -self.now
+        self._sb = None
         self.rtc_valid = True
 
     async def sleep_ms(self, ms):

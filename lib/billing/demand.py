@@ -234,6 +234,22 @@ class WindowDemand:
             return False
         return self._feed_slow(t, e, tariff)
 
+    def add(self, e):
+        """Energy ``e`` of an interval that ends inside the open sub-period, before its end,
+        fed without its time (31-bit small ints: the caller compares its own relative time
+        with :meth:`end`); :meth:`touch` then gives the time of the last such interval
+        before any call with a time. Small-int adds only."""
+        self._acc += e
+
+    def touch(self, t):
+        """The last interval fed (:meth:`add`) ended at ``t`` (RTC s)."""
+        if self._end is not None and t >= self._last:
+            self._last = t
+
+    def end(self):
+        """The end of the open sub-period (RTC s; None before the first feed)."""
+        return self._end
+
     def _feed_slow(self, t, e, tariff):
         if self._end is None:
             self._start(t)
@@ -458,6 +474,17 @@ class ThermalDemand:
         self._last = t
         if self.maxima is not None:
             self.maxima.offer(self.value, t, tariff)
+
+    def add(self, e, dt=1):
+        """:meth:`feed` without the time (the caller gives it with :meth:`touch` before any
+        call with a time); only without maxima (a maximum needs its time)."""
+        if self.maxima is not None:
+            raise ValueError("thermal demand with maxima: feed with the time")
+        self._steps(e * 3600 // dt, dt)
+
+    def touch(self, t):
+        """The last interval fed (:meth:`add`) ended at ``t`` (RTC s)."""
+        self._last = t
 
     def power_down(self, t):
         """Power failing at ``t``."""
