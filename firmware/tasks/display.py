@@ -73,6 +73,29 @@ def _text_render(ident, text_fn, ann=0):
     return render
 
 
+def _watts_render(ident, get):
+    """A render(frame) item showing ``get()`` (mW) in whole W, the W computed once per new
+    value: a cumulative maximum demand (1.2.x) passes 2**30 mW (1 074 kW of summed maxima,
+    ~6.4 years of monthly 14 kW maxima), a long int on a 32-bit port, and ``v // 1000`` at
+    every 250-ms refresh would allocate; the value object only changes at a demand reset."""
+    ann = lcd.unit_ann("W")
+    seen = [None, 0]  # the last mW object read, its whole W
+
+    def render(frame):
+        frame.ident = ident
+        try:
+            v = get()
+            if v is not seen[0]:
+                seen[1] = v // 1000
+                seen[0] = v
+            lcd.format_units(frame, seen[1], lcd.DIGITS, True)
+        except Exception:  # a broken getter must not stop the display
+            lcd.format_text(frame, "Err")
+        frame.ann = ann
+
+    return render
+
+
 def _ident(obis):
     # the identifier shown for a code: "NT" for the net register, else the code
     return "NT" if obis == "16.8.0" else obis
@@ -210,6 +233,8 @@ class DisplayTask:
         if k == C.K_INSTANT:
             return (code, cat.milli_getter(code), e[C.E_DEC], 0, e[C.E_UNIT])
         if k == C.K_DEMAND:  # mW, shown in whole W (the glass has W, not kW)
+            if e[C.E_SRC][:5] == "b:cum":
+                return _watts_render(code, cat.getter(code))
             return (code, cat.getter(code), 0, 0, "W")
         if k == C.K_SEGMENTS:
             return lcd.render_segment_test

@@ -223,15 +223,27 @@ def format_value(frame, value_milli, decimals, digits=DIGITS, leading_zeros=Fals
     """
     if decimals < 0 or decimals > 3:
         raise ValueError("lcd: decimals must be 0..3")
-    if digits < 1 or digits > DIGITS:
-        raise ValueError("lcd: digits must be 1..8")
-    cells = frame.cells
-    first = DIGITS - digits
     v = value_milli
     neg = v < 0
     if neg:
         v = -v
-    v //= _SCALE[decimals]
+    return _format(frame, v // _SCALE[decimals], neg, decimals, digits, leading_zeros)
+
+
+def format_units(frame, value, digits=DIGITS, leading_zeros=False):
+    """:func:`format_value` of a whole number of the displayed unit (not thousandths), no
+    decimals: for a value whose thousandths would pass 2**30 (a long int on a 32-bit port),
+    e.g. the cumulative maximum demand in W. Allocation-free for small ints."""
+    neg = value < 0
+    return _format(frame, -value if neg else value, neg, 0, digits, leading_zeros)
+
+
+def _format(frame, v, neg, decimals, digits, leading_zeros):
+    # v >= 0: the digits to show, the last ``decimals`` of them after the point
+    if digits < 1 or digits > DIGITS:
+        raise ValueError("lcd: digits must be 1..8")
+    cells = frame.cells
+    first = DIGITS - digits
     if v == 0:
         neg = False  # -0.0004 shown with 3 decimals is 0.000, not -0.000
     n = 1
