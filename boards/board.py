@@ -171,11 +171,12 @@ class MonotonicClock:
         ms = tm.ticks_ms()
         d = tm.ticks_diff(ms, self._a_ms)
         if base != self._a_base or not 0 <= d < ANCHOR_MS:
+            rel = self.time() - base  # (allocates from 2034: once an anchor)
             if base != self._a_base:
                 self._a_base = base
                 self._a_prev = None
             self._a_ms = ms
-            self._a_rel = self.time() - base  # (allocates from 2034: once an anchor)
+            self._a_rel = rel
             d = 0
         r = self._a_rel + d // 1000
         p = self._a_prev
