@@ -204,6 +204,10 @@ class Storage:
         self._buf = bytearray(self.payload_size)
         self._pf_ok = False
         self._pf_urgent = False
+        # urgent commits used prepared slots: the erase-ahead is owed as soon as the warning
+        # ends (the step wakes the storage task: a dip without a cut must not leave it to
+        # the next periodic commit, 300 s on, when the next warning may find no slot)
+        self.owed = False
         self._pf_commit_cb = self._pf_commit  # bound once: none made on the power-fail path
 
     def migrations(self):
@@ -281,6 +285,9 @@ class Storage:
         return pack(self._buf, self.registers, self._t, s)
 
     def maintain(self):
+        """The journal's erase-ahead (at most one sector erase; never during the warning:
+        the caller checks)."""
+        self.owed = False
         try:
             self.journal.maintain()
         except Exception as e:  # flash trouble must never stop metering
@@ -381,6 +388,7 @@ class Storage:
         self.commits += 1
         if urgent:
             self.powerfail_commits += 1
+            self.owed = True
         return True
 
     def format_journal(self):
@@ -464,10 +472,12 @@ class Storage:
             if cb is not None:
                 cb()
         elif self.on_due is not None and not self.journal.blocked:
-            # a periodic commit due (period elapsed, or 200 Wh unsaved): wake the storage
-            # task, which commits right after this step (comparisons only: allocation-free)
+            # a periodic commit due (period elapsed, or 200 Wh unsaved), or the erase-ahead
+            # owed after a warning: wake the storage task, which commits or erases right
+            # after this step (comparisons only: allocation-free)
             self.tick()
-            if self.policy.due(self._mono_s, journal.REASON_PERIODIC, self.unsaved_wh()):
+            if self.owed or self.policy.due(self._mono_s, journal.REASON_PERIODIC,
+                                            self.unsaved_wh()):
                 self.on_due()
 
     def second(self):

@@ -4,6 +4,9 @@
 - :func:`commits`: the register commit when the policy says so (lib/flashstore/journal.
   CommitPolicy), followed by ``maintain()``; woken by the metering step that finds it due
   (``Storage.on_due``), not every second (issue 12: ~12 wake-ups an hour instead of 3 600);
+  also when a power-fail warning has ended without a cut (``Storage.owed``): its urgent
+  commits used prepared slots, erased ahead again at once (``maintain()``), not at the next
+  periodic commit;
 - :func:`power_fail_watch`: waits for the power-fail interrupt, then (once per rising edge)
   the urgent commit (one page program), the test LED restarted to show what it owes at once,
   POWER_FAIL and the event logs' flood summaries (urgent appends), in that order;
@@ -42,6 +45,8 @@ async def commits(storage):
             continue  # no periodic commit, no erase while the supply may go
         if storage.policy.due(storage.mono_s, journal.REASON_PERIODIC, storage.unsaved_wh()):
             storage.commit(journal.REASON_PERIODIC)
+            storage.maintain()
+        elif storage.owed:  # a warning ended without a cut: prepare its slots again now
             storage.maintain()
 
 

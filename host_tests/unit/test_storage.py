@@ -986,3 +986,66 @@ def test_foreign_event_logs_are_flagged_once_and_formatted_by_the_sealed_command
     m.log.log(events.SEAL_CLOSED, 77, None, events.SRC_LOCAL)  # the security log too
     got = [(d[1], d[2]) for d in _meter(board).events.persisted()]
     assert (events.STORAGE_FORMATTED, -2) in got and (events.SEAL_CLOSED, 77) in got, got
+
+
+async def test_warnings_that_end_without_a_cut_get_their_erase_ahead_at_once():
+    # a power-fail warning commits every interval urgently (no erase) for up to 10 s; one
+    # that ends without a cut (a dip) left the journal's erase-ahead to the next periodic
+    # commit, 300 s later: three dips in that time used up the prepared slots and the next
+    # urgent commit (a real cut's) found none (NoSpace: the energy since the last commit
+    # lost). The step now wakes the storage task when a warning has ended with the
+    # erase-ahead owed.
+    import asyncio
+
+    from boards.sim.norflash import NORFlash
+    from energy import Registers
+    from meter.supply import Supply
+
+    from tasks.storage import commits
+
+    class _M:
+        steps = 0
+
+        def finish(self, cb):
+            cb()
+
+    class _Pin:
+        v = 0
+
+        def value(self):
+            return self.v
+
+    regs = Registers(25600, 25600, 25600)
+    clock = _WrapClock(10 ** 6, 10 ** 9, regs)
+    dev = NORFlash(16 * 4096)
+    sp = Supply()
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
+                        events.EventLog(clock), supply=sp)
+    pin = s.power_fail = _Pin()
+    s.restore()
+    task = asyncio.create_task(commits(s))
+    await asyncio.sleep_ms(0)
+    ready = s.journal.ready_slots()
+    low = ready
+
+    async def second():
+        clock.now += 1000
+        regs.whole[0] += 1
+        s.interval(0, 0, 0, 1000)  # the step's storage consumer
+        for _ in range(3):
+            await asyncio.sleep_ms(0)
+
+    for _dip in range(6):  # a dip every 30 s, each a 10-s warning that ends without a cut
+        pin.v = 1
+        assert s.power_fail_begin()
+        for _ in range(9):
+            await second()
+        low = min(low, s.journal.ready_slots())
+        pin.v = 0
+        for _ in range(21):
+            await second()
+    pin.v = 1  # then a real cut: its urgent commit finds a prepared slot
+    ok = s.power_fail_begin()
+    task.cancel()
+    assert ok and s.write_errors == 0, (s.write_errors, s.last_text)
+    assert low >= ready - 10, (low, ready)  # each dip's erase-ahead done before the next
