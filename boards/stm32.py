@@ -130,6 +130,13 @@ class Inverted:
     def __call__(self):
         return self.value()
 
+    def irq(self, handler=None, trigger=None):
+        """``machine.Pin.irq`` of the pin (the port's default trigger, either edge, unless
+        given: the demand-reset button's edge latch, firmware/tasks/billing.py)."""
+        if trigger is None:
+            return self._pin.irq(handler)
+        return self._pin.irq(handler, trigger)
+
 
 class Board:
     """The meter on a NUCLEO-F411RE: every attribute of :mod:`boards.board`.

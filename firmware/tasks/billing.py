@@ -13,9 +13,12 @@ demand.py).
 - :func:`button`: the demand-reset button (``btn``, 1 = pressed, the board's
   ``btn_demand_reset``; a sealable button on the meter's front, like the Focus AX's) closes
   a period on its rising edge, under the same reset lockout as E2 C.91.5. Sampled every
-  :data:`BUTTON_MS` of real time (asyncio, as the display's buttons): a press of a human's
-  length (>= 0.2 s) is seen on a real board and on the virtual board at any ``--speed``,
-  without a wake-up per simulated second.
+  :data:`BUTTON_MS` of real time (asyncio, as the display's buttons), without a wake-up per
+  simulated second; where the pin has ``irq`` (machine.Pin, the virtual board's SimPin) an
+  edge interrupt also latches a change between two samples, so a press shorter than the
+  sampling period, or one made while a flash erase (up to 400 ms) delayed the sampling, is
+  not missed. The button is debounced in hardware (an RC filter: one edge per press and
+  release); an edge latched within one sample of the last level seen pressed is its release.
 """
 
 import asyncio
@@ -42,13 +45,33 @@ async def run(billing, clock, supply=None, wake=None):
             billing.maintain()
 
 
+class _Latch:
+    """An edge seen by the pin interrupt since the last sample (ISR-safe: a flag)."""
+
+    def __init__(self):
+        self.hit = False
+
+    def set(self, _pin):
+        self.hit = True
+
+
 async def button(billing, btn, period_ms=BUTTON_MS):
-    """Sample the demand-reset button ``btn`` every ``period_ms`` of real time; its rising
-    edge is a demand reset (``Billing.demand_reset``, source SRC_LOCAL)."""
+    """Sample the demand-reset button ``btn`` every ``period_ms`` of real time, with the
+    edges its ``irq`` latches in between (module docstring); a press is a demand reset
+    (``Billing.demand_reset``, source SRC_LOCAL)."""
+    latch = _Latch()
+    irq = getattr(btn, "irq", None)
+    if irq is not None:
+        try:
+            irq(latch.set)  # (the port's default trigger: either edge)
+        except Exception:  # no interrupt for this pin (an EXTI line taken): sampling only
+            pass
     was = 0
     while True:
         await asyncio.sleep_ms(period_ms)
         v = btn.value()
-        if v and not was:
+        edge = latch.hit
+        latch.hit = False
+        if (v or edge) and not was:  # pressed now, or pressed and released in between
             billing.demand_reset(events.SRC_LOCAL)
-        was = v
+        was = 1 if v or edge else 0  # (an edge after a press seen: its release)

@@ -312,6 +312,59 @@ def test_demand_reset_button_press_of_02_s_real_time():
     assert b.resets == [events.SRC_LOCAL, events.SRC_LOCAL], b.resets
 
 
+def test_demand_reset_button_press_shorter_than_the_sampling_is_latched():
+    # session 8: a press made and released between two samples (shorter than 100 ms, or
+    # while a flash erase held the loop) was missed; the pin's edge interrupt latches it.
+    # A both-edge interrupt (machine.Pin's default) latches the release too: not a press.
+    from boards.sim.hw import SimPin
+
+    class EdgePin:
+        v = 0
+        handler = None
+
+        def value(self):
+            return self.v
+
+        def irq(self, handler=None, trigger=None):
+            self.handler = handler
+
+        def set(self, v):
+            self.v = v
+            self.handler(self)
+
+    class Billing:
+        def __init__(self):
+            self.resets = 0
+
+        def demand_reset(self, src):
+            self.resets += 1
+
+    async def run(pin, b, steps):
+        t = asyncio.create_task(billing_task.button(b, pin, 40))
+        for v, ms in steps:
+            await asyncio.sleep_ms(ms)
+            if v is not None:
+                v()
+        t.cancel()
+        await asyncio.sleep_ms(0)
+
+    sim = SimPin("BTN_MDRESET")  # the virtual board's button: rising edges
+    b = Billing()
+    def press():  # never seen by a sample
+        sim.set_input(1)
+        sim.set_input(0)
+
+    asyncio.run(run(sim, b, [(None, 100), (press, 0), (None, 100), (press, 0),
+                             (None, 100)]))
+    assert b.resets == 2, b.resets
+    e = EdgePin()
+    b = Billing()
+    asyncio.run(run(e, b, [(None, 100), (lambda: e.set(1), 0), (None, 150),  # held: seen
+                           (lambda: e.set(0), 0), (None, 150),  # its release edge
+                           (lambda: (e.set(1), e.set(0)), 0), (None, 150)]))  # a short one
+    assert b.resets == 2, b.resets
+
+
 def test_wake_ends_a_clock_sleep_early():
     from boards.sim.clock import VirtualClock
 
