@@ -316,6 +316,11 @@ def test_an_uplink_key_written_on_the_optical_port_authenticates_config_and_time
             t0 = time.monotonic()
             while not he.by("status") and time.monotonic() - t0 < 20:
                 time.sleep(0.1)
+            # a trivial key (all zeros) is refused as any bad value: the answer is an error
+            # message (STX ... (ER05), the unit test reads the code), not the ACK; none set
+            got = prog(opt, "", [("W", "C.93.3", "0" * 32)])
+            assert got["W C.93.3"] == "\x02", got
+            assert prog(opt, "", [("R", "C.93.4")])["R C.93.4"] == "", "no key set"
             got = prog(opt, "", [("W", "C.93.3", key), ("R", "C.93.4"), ("R", "C.93.3")])
             kcv = hashlib.sha256(bytes.fromhex(key)).hexdigest()[:6]
             assert got["W C.93.3"] == "\x06" and got["R C.93.4"] == kcv, got
