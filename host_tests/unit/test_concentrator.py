@@ -591,14 +591,15 @@ def test_bindings_never_push_the_configuration_record_over_its_slot():
     assert not [e for e in log.records() if e[1] == events.FLASH_CORRUPT]
     assert 0 < len(st["bus_bindings"]) < 24 and len(c.bindings()) == 24
     # room is left for the other settings: a key and a longer broker are still written
-    st.set("uplink_key", "ab41c7d09e3f5a2b6c8d7e9f0a1b2c3d")
+    key = "ab41c7d09e3f5a2b6c8d7e9f0a1b2c3d"
+    st.set("uplink_key", key)
     st.set("uplink_broker", "b" * 94 + ":18830")
     gc.collect()
     assert st.save_now()
     del c
     gc.collect()
     st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
-    assert st2["uplink_key"] == "ab41c7d09e3f5a2b6c8d7e9f0a1b2c3d" and st2["bus_bindings"] == st["bus_bindings"]
+    assert st2["uplink_key"] == key and st2["bus_bindings"] == st["bus_bindings"]
 
 
 def _cat(st, log, c=None):
