@@ -44,7 +44,8 @@ METROLOGICAL = ("meter_constant", "calibration")
 
 # user settings a setter may change: key -> (lo, hi) for ints, a tuple of str for choices
 _INTS = {"scroll_ms": (1000, 255000), "test_mode_minutes": (1, 255),
-         "energy_decimals": (0, 3), "meter_constant": (1, 100000)}
+         "energy_decimals": (0, 3), "meter_constant": (1, 100000),
+         "uplink_seq_floor": (0, 2147483647)}
 _CHOICES = {"test_led": ("kWh", "kvarh")}
 _LISTS = ("readout_list", "display_list", "alt_list")
 

@@ -619,3 +619,89 @@ def test_the_schedule_read_after_the_clock_was_set_back():
     q = _prof(Clk(T0 + 15400), _regs(), part, period=900)
     assert _since(q, T0 + 13500, T0 + 14400, 96)[0] == [rows[21]]
     assert _since(q, T0 + 12600, T0 + 13500, 96)[0] == [rows[14], rows[20]]
+
+
+def _ranged(p, a, b, tick=32, reads=None):
+    """(rows of range_rows, most records read between two yields)"""
+    rows = []
+    most = k0 = 0
+    for r in p.range_rows(a, b, tick):
+        if r is None:
+            if reads is not None:
+                most = max(most, reads[0] - k0)
+                k0 = reads[0]
+            continue
+        rows.append(r)
+    if reads is not None:
+        most = max(most, reads[0] - k0)
+    return rows, most
+
+
+def test_a_range_answer_reads_only_the_records_of_its_range():
+    # the uplink's profile range answer read the ring from its oldest record (iter_rows), 32
+    # records a round: a range of the last hours passed over the whole ring first
+    nor, clk, regs, p = _full()  # a wrapped ring of 60-s rows
+    t = clk.time()
+    recs = sum(1 for _ in p.store.records())
+    reads = _counting(p)
+    p.store.bucket = 4  # (a small ring: 40 records; the meter's 730 have buckets of 16)
+    first = min(r[0] for r in p.iter_rows())
+    for a, b in ((t - 1800, t), (t - 60 * 400, t - 60 * 300), (first - 600, first + 600),
+                 (first, t), (0, t + 10**6), (t + 60, t + 6000), (first - 900, first - 60),
+                 (t - 60 * 700, t - 60 * 699)):
+        want = list(p.iter_rows(a, b))
+        reads[0] = 0
+        got, most = _ranged(p, a, b, 4, reads)
+        assert got == want, (a - t, b - t, len(got), len(want))
+        assert most <= 4, most  # bounded work a round
+    # the index is kept up as rows are written: the same answers, and a recent range (the
+    # last half hour) reads the record or two that hold it, not the ring
+    for k in range(40):
+        _run(p, clk, regs, 60, step_s=60)
+        t = clk.time()
+        reads[0] = 0
+        got, _m = _ranged(p, t - 1800, t, 32, reads)
+        n = reads[0]
+        assert got == list(p.iter_rows(t - 1800, t)) and len(got) == 31, (k, len(got))
+        assert n <= 2 * 4, (k, n, recs)  # (at most two buckets)
+    reads[0] = 0
+    list(p.iter_rows(t - 1800, t))
+    assert reads[0] >= recs  # (the old way: every record)
+    # after a restart the index is built again (the uplink does it at its start)
+    p.power_down()
+    q = _prof(Clk(t + 30), _regs(), Partition(nor, 0, nor.size), period=60)
+    for a, b in ((t - 1800, t), (0, t + 60), (first + 6000, first + 9000)):
+        assert _ranged(q, a, b)[0] == list(q.iter_rows(a, b)), (a - t, b - t)
+
+
+def test_a_range_answer_after_the_clock_was_set_back_is_the_same():
+    # rows of the old time far back in the ring (older buckets than the new time's): a read
+    # that stopped at the first record ending before the range would miss them
+    nor, part = _nor(8)  # main ring 6 sectors, ~90 records
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    _run(p, clk, regs, 60 * 600, step_s=60)  # rows T0+60 .. T0+36000
+    clk.set_time(clk.time() - 86400)  # a day back: every later row ends before the old ones
+    _run(p, clk, regs, 60 * 900, step_s=60)
+    clk.set_time(clk.time() + 86400 - 3600)  # forward again, into the old time's span
+    _run(p, clk, regs, 60 * 400, step_s=60)
+    rows = list(p.iter_rows())
+    ts = [r[0] for r in rows]
+    assert ts != sorted(ts) and min(ts) < T0 < max(ts), "not in time order"
+    old = [r for r in rows[:600] if r[0] > T0 + 7200]
+    assert old and old[0][0] < rows[-1][0], "old-time rows ahead of newer ones"
+    reads = _counting(p)
+    for a, b in ((T0 + 7200, T0 + 9000), (T0 - 86400, T0), (T0 + 30000, T0 + 40000),
+                 (T0 - 50000, T0 + 50000), (T0 + 35000, T0 + 36000), (0, 2**30),
+                 (T0 - 60000, T0 - 59000)):
+        want = list(p.iter_rows(a, b))
+        reads[0] = 0
+        got, most = _ranged(p, a, b, 8, reads)
+        assert got == want, (a - T0, b - T0, len(got), len(want))
+        assert most <= 8, most
+    # a RAM-only profile: the rows of iter_rows too
+    q = _prof(Clk(), _regs(), None, period=60)
+    _run(q, q.clock, q.regs, 60 * 200, step_s=60)
+    t = q.clock.time()
+    assert _ranged(q, t - 3000, t)[0] == list(q.iter_rows(t - 3000, t))

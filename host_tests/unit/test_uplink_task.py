@@ -208,6 +208,9 @@ class _Prof:  # meter.profile.LoadProfile's reading side over a list of rows
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
 
+    def range_rows(self, t_from, t_to, tick=0):
+        return self.iter_rows(t_from, t_to, tick)
+
     def rows_since(self, cur, t_to, max_rows, tick=0):
         # newest first back to the newest row at or before cur (a row read per tick unit)
         out = []
