@@ -116,6 +116,33 @@ def serial_ok(s):
     return True
 
 
+def bind_table(table, text, own=None):
+    """The binding table ``table`` ({bus address: serial}) with the pre-binding ``text``
+    "ADDRESS=SERIAL" (W1 C.93.9, docs/UPLINK.md "Serial binding") set: a new dict, the
+    address's old binding (also written with other leading zeros) replaced. ValueError
+    naming what is wrong: not ADDRESS=SERIAL of 1..32 letters, digits, ``- _ .`` each; the
+    serial ``own`` (the concentrator's); a serial bound to another address (unbind that one
+    first: a serial is one meter)."""
+    from iec62056.codec import same_address
+
+    a, eq, s = text.partition("=") if isinstance(text, str) else ("", "", "")
+    if not eq or not serial_ok(a) or not serial_ok(s):
+        raise ValueError("bus binding: not ADDRESS=SERIAL, each 1..32 letters, digits, "
+                         "'-', '_', '.'")
+    if s == own:
+        raise ValueError("bus binding: %s is the concentrator's own serial" % s)
+    nb = {}
+    for k, v in table.items():
+        if same_address(k, a):
+            continue
+        if v == s:
+            raise ValueError("bus binding: serial %s is bound to address %s: unbind it "
+                             "first" % (s, k))
+        nb[k] = v
+    nb[a] = s
+    return nb
+
+
 def _check_bindings(v):
     # {bus address: serial}: the concentrator's serial binding (uplink/concentrator.py)
     if not isinstance(v, dict) or len(v) > BINDINGS_MAX:

@@ -736,3 +736,16 @@ def test_with_an_uplink_key_wrong_macs_do_not_lock_the_head_end_out():
     for k in ("11111111", "22222222", "33333333"):
         _cfg(up, "C.90.1", "12", pw=k)
     assert _cfg(up, "C.90.1", "12")["error"].startswith("locked (")
+
+
+def test_a_bus_pre_binding_is_written_on_the_optical_port():
+    # W1 C.93.9(ADDRESS=SERIAL) through the port's writer (docs/UPLINK.md "Serial binding"):
+    # the binding is in the settings before the concentrator's first poll; a bad one is ER05
+    board, m, d = _meter()
+    assert d.writer("C.93.9", "10000005=10000077", False, events.SRC_OPTICAL) is None
+    assert m.settings["bus_bindings"] == {"10000005": "10000077"}
+    assert d.writer("C.93.9", "10000006=10000077", False, events.SRC_OPTICAL) is not None
+    assert d.writer("C.93.9", "10000006=", False, events.SRC_OPTICAL) is not None
+    assert m.settings["bus_bindings"] == {"10000005": "10000077"}
+    assert d.writer("C.93.9", "10000005", False, events.SRC_OPTICAL) is None  # unbound
+    assert m.settings["bus_bindings"] == {}
