@@ -46,7 +46,7 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   over restarts; E2 C.93.9(address) on a local port or by the uplink's ``config`` unbinds
   one (a replaced meter), E2 C.93.9 with no argument all. ``uplink_seq_floor`` 0: not
   written by anyone but the uplink: every outbox ``seq`` used so far is below it (reserved
-  512 at a time, firmware/uplink/outbox.py), so an outbox formatted or damaged goes on
+  1024 at a time, firmware/uplink/outbox.py), so an outbox formatted or damaged goes on
   above it and no number is used twice.
 - ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
   (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).

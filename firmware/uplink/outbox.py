@@ -30,15 +30,16 @@ Sequence floor. ``seq`` comes from the ring itself, so an outbox formatted (a fo
 unreadable partition) would start again at 1, and a bit flip in its newest record (sent,
 not yet marked) would hand that number out again: the head-end would discard the new
 messages as duplicates. So the owner keeps a persistent floor (the setting
-``uplink_seq_floor``): every seq used is below it, reserved ``SEQ_BLOCK`` (512) at a time
+``uplink_seq_floor``): every seq used is below it, reserved ``SEQ_BLOCK`` (1024) at a time
 (:attr:`reserve` is called, and must have put the new floor in flash, before a number at or
-above the floor is used: one configuration write per 512 messages, about five days). A mount
+above the floor is used: one configuration write per 1024 messages, about nine days at 15-
+minute reporting, outside the configuration's wear budget). A mount
 that formatted the ring or found it blank or unreadable, or a written slot after its newest
 valid record that does not read (``RingLog.tail_damaged``: a bit flip, a cut append) goes on
 at the floor: the numbers skipped are in ``skipped`` (first, last; the uplink logs
 UPLINK_SEQ_SKIPPED and so tells the head-end that no message carries them). Not covered: a
-number used during the power-fail warning (no configuration write then) or while the
-configuration's write budget is spent, if the outbox is lost before the next reservation.
+number used during the power-fail warning (no configuration write then) or without a
+configuration partition, if the outbox is lost before the next reservation.
 
 Power cut: each append is one record program (two pages); the ring's own rules (lib/
 flashstore/ringlog.py) make a cut at any flash operation leave every earlier record valid and
@@ -62,7 +63,7 @@ KIND_PROFILE = const(6)  # load-profile rows (meters/<serial>/profile)
 KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)
-SEQ_BLOCK = const(512)  # seqs reserved by one write of the floor
+SEQ_BLOCK = const(1024)  # seqs reserved by one write of the floor
 
 
 class Outbox:

@@ -269,14 +269,15 @@ class Uplink:
 
     def _reserve_seq(self, floor):
         # the outbox reserves seqs below ``floor``: True once the floor is in flash (one
-        # configuration write per outbox.SEQ_BLOCK messages; the write budget may defer it:
-        # then it stays in RAM for the next save and the outbox asks again at its next put)
+        # configuration write per outbox.SEQ_BLOCK messages, outside the wear budget: the
+        # first message of a new meter must not take one of the installer's writes; not
+        # during the power-fail warning: the outbox asks again at its next put)
         st = self.settings
         try:
             st.set("uplink_seq_floor", floor)
         except ValueError:  # (past 2**31 - 1: a meter's life holds fewer messages)
             return False
-        return st.store is not None and st.save_allowed() and st.save_now()
+        return st.store is not None and st.save_now(False)
 
     def _profile_start(self):
         # the cursor is in the outbox: the newest profile message's last row (a power cut

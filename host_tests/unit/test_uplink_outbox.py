@@ -376,7 +376,7 @@ def test_a_bit_flip_in_the_newest_sent_record_never_hands_its_seq_out_again():
     # without damage a restart goes on contiguously (no number skipped)
     ob3 = _floored(part, fl)
     assert ob3.skipped is None and ob3.put(KIND_READING, _body(11)) == 2 + SEQ_BLOCK
-    # a reservation that could not be written (the configuration's write budget): the
+    # a reservation that could not be written (a power-fail warning, a flash fault): the
     # message still goes, and the next put asks again
     fl.ok = False
     ob3.floor = ob3.next_seq  # (its block used up)
