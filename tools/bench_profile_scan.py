@@ -17,7 +17,11 @@ the minimum over ``repeats`` runs, default 5):
   32)``: newest first back to the cursor), the cursor a quarter hour back (the usual case),
   a day back (96 rows) and a week back (the 96 oldest of 672 rows, e.g. after the outbox
   refused rows for a while): the longest round, all rounds, and the records of the ring
-  read (headers back to the cursor, then the records of the rows taken again)."""
+  read (headers back to the cursor, then the records of the rows taken again);
+- the ``profile`` range answer's time index (``ProfileStore.index_steps``, built once a
+  start) and ranges of the last day, the last week and the first week of the ring, read
+  oldest first (``iter_rows``, before) and through the index (``range_rows``, after): the
+  longest round, all rounds, the records read."""
 
 import sys
 import time
@@ -108,6 +112,44 @@ def main():
             whole.append(a)
         res.append(("schedule, %d s back: longest round" % back, one, rows, reads[0]))
         res.append(("schedule, %d s back: all rounds" % back, whole, rows, reads[0]))
+    # the range answer (Uplink's ``profile`` command) through the time index: its build
+    # (once a start, by the uplink's start-up), then ranges of the last day / week and one
+    # of the first week, each with iter_rows (before) and range_rows (after)
+    reads[0] = 0
+    build = []
+    t1 = time.ticks_us()
+    for _x in p.store.index_steps(32):
+        t2 = time.ticks_us()
+        build.append(time.ticks_diff(t2, t1))
+        t1 = t2
+    build.append(time.ticks_diff(time.ticks_us(), t1))
+    res.append(("index build: longest round", [max(build)], len(build), reads[0]))
+    res.append(("index build: all rounds", [sum(build)], len(build), reads[0]))
+    t_first = t_end - 900 * (n - 1)
+    for name, a, b in (("range, the last day", t_end - 86400 + 1, t_end),
+                       ("range, the last week", t_end - 7 * 86400 + 1, t_end),
+                       ("range, the first week", t_first, t_first + 7 * 86400 - 1)):
+        for how in ("iter_rows", "range_rows"):
+            one = []
+            whole = []
+            for _ in range(reps):
+                reads[0] = 0
+                fn = p.iter_rows if how == "iter_rows" else p.range_rows
+                worst = rows = 0
+                t_all = t1 = time.ticks_us()
+                for r in fn(a, b, 32):
+                    if r is None:
+                        t2 = time.ticks_us()
+                        worst = max(worst, time.ticks_diff(t2, t1))
+                        t1 = t2
+                    else:
+                        rows += 1
+                t2 = time.ticks_us()
+                worst = max(worst, time.ticks_diff(t2, t1))
+                one.append(worst)
+                whole.append(time.ticks_diff(t2, t_all))
+            res.append(("%s, %s: longest round" % (name, how), one, rows, reads[0]))
+            res.append(("%s, %s: all rounds" % (name, how), whole, rows, reads[0]))
     print("rows %d, records %d, rows in the last quarter hour %d" % (n, recs, got))
     for name, xs in (("oldest first (one round)", sched),
                      ("range, one round (tick 32)", longest), ("range, all rounds", total)):
@@ -115,7 +157,7 @@ def main():
         print("%-40s median %7.2f ms  min %7.2f ms" % (name, med / 1000, lo / 1000))
     for name, xs, rows, nr in res:
         med, lo = _stats(xs)
-        print("%-40s median %7.2f ms  min %7.2f ms  (%d rows, %d records read)" % (
+        print("%-52s median %7.2f ms  min %7.2f ms  (%d rows, %d records read)" % (
             name, med / 1000, lo / 1000, rows, nr))
 
 

@@ -699,11 +699,24 @@ class Catalogue:
 
     def _s_bus_unbind(self, v, src, obis):
         # in flash before the ACK (a power cut never brings the replaced meter's binding
-        # back: its successor would be refused until the next visit)
+        # back: its successor would be refused until the next visit); "ADDRESS=SERIAL"
+        # binds instead (a pre-binding, before the first poll: uplinkcfg.bind_table)
         st = self.settings
         if not st.save_allowed():
             raise Failed("configuration write budget spent")
         c = self.concentrator
+        if isinstance(v, str) and "=" in v:
+            if c is not None:
+                c.bind(v)
+            else:
+                from meter.uplinkcfg import bind_table
+
+                st.set("bus_bindings", bind_table(st.get("bus_bindings") or {}, v))
+            ok = st.save_now()
+            self._changed(obis, 1, src, "bus binding " + v)
+            if not ok:
+                raise Failed("configuration not written")
+            return
         if c is not None:  # (its bindings kept in RAM only too; an address's variants)
             n = c.unbind(v)
         else:

@@ -86,6 +86,7 @@ TAG_TAIL = const(2)
 MAX_PROFILES = const(3)
 RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
 _JUMP_S = const(2)  # an RTC step beyond this (against the metering clock) is a clock change
+_BUCKET = const(16)  # ring records per entry of the time index (ProfileStore)
 
 # ident -> (kind, sources (register indices) or instant key, unit, decimals, scale)
 CHANNELS = {
@@ -164,7 +165,14 @@ def _rows_in(t0, n, p, cur, t_to):
 class ProfileStore:
     """The flash of one profile: the main ring of closed records and the tail ring that holds
     the open record again after each row (module docstring). ``part``: a flashstore.flash
-    partition of at least 4 sectors; ``layout``: lib/billing/profile.Layout."""
+    partition of at least 4 sectors; ``layout``: lib/billing/profile.Layout.
+
+    Time index (for :meth:`LoadProfile.range_rows`, built by :meth:`index_steps`, then kept
+    up by :meth:`write`): per bucket of ``bucket`` (16) ring sequence numbers, the earliest and
+    the latest row end of its records of this layout (RTC s), in three arrays of one entry
+    per 16 slots of the ring (~1.5 KB for 512 KiB). Min and max per bucket, not an order:
+    it stays true after the RTC was set back (rows then not in time order). A bucket's
+    entry may still cover records the ring dropped (a superset: only more is read)."""
 
     def __init__(self, part, layout):
         ss = part.sector_size
@@ -176,10 +184,16 @@ class ProfileStore:
         self.main = ringlog.RingLog(Partition(part, 0, (n - nt) * ss), layout.payload)
         self.tail = ringlog.RingLog(Partition(part, (n - nt) * ss, nt * ss), layout.payload)
         self.status = None
+        self.bucket = _BUCKET  # ring records per entry of the time index (set before a build)
+        self._ib = None  # the time index: bucket held by each entry (-1: none)
+        self._lo = self._hi = None  # its earliest / latest row end, RTC s
+        self.indexed = False  # the index covers the whole ring (index_steps ran to its end)
 
     def mount(self):
         """Scan both rings; returns (the main ring's status, the rows of the open record to
         restore: list of (t, status, values), oldest first)."""
+        self.indexed = False
+        self._ib = None
         st = self.main.mount()
         self.tail.mount()
         self.status = st
@@ -200,9 +214,71 @@ class ProfileStore:
     def write(self, closed, open_rec, urgent):
         """A closed record (or None) to the main ring, then the open record to the tail."""
         if closed is not None:
+            seq = self.main.next_seq()  # (urgent appends return None)
             self.main.append(closed, TAG_MAIN, urgent)
+            if self._ib is not None:
+                self._note(seq, closed)
         if open_rec is not None:
             self.tail.append(open_rec, TAG_TAIL, urgent)
+
+    def _note(self, seq, rec):
+        # the time index learns record ``seq`` (bytes; other layouts are not noted)
+        lay = self.layout
+        if not rec or rec[0] != lay.layout_id:
+            return
+        t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+        end = t0 + (rec[1] - 1) * lay.period
+        b = seq // self.bucket
+        i = b % len(self._ib)
+        if self._ib[i] != b:
+            self._ib[i] = b
+            self._lo[i] = t0
+            self._hi[i] = end
+        else:
+            if t0 < self._lo[i]:
+                self._lo[i] = t0
+            if end > self._hi[i]:
+                self._hi[i] = end
+
+    def index_steps(self, tick=32):
+        """Build the time index (class docstring) unless it is built: one pass over the main
+        ring, oldest first, yielding None after every ``tick`` records read (a caller on
+        the event loop reads ``tick`` a round). Records appended meanwhile are noted by
+        :meth:`write`."""
+        if self.indexed:
+            return
+        from array import array
+
+        r = self.main
+        nb = r.sectors * r.slots_per_sector // self.bucket + 2  # > the live sequence span
+        self._ib = array("i", [-1] * nb)
+        self._lo = array("i", [0] * nb)
+        self._hi = array("i", [0] * nb)
+        k = 0
+        for seq, tag, rec in r.entries():
+            if tag == TAG_MAIN:
+                self._note(seq, rec)
+            k += 1
+            if tick and k >= tick:
+                k = 0
+                yield None
+        self.indexed = True
+
+    def buckets(self, t_from, t_to):
+        """The sequence numbers of the buckets (their first record's) whose rows may end in
+        ``t_from`` <= t <= ``t_to``, oldest first (the built index; RAM only). Evaluated
+        lazily: a record appended meanwhile is in a later bucket or in the same one."""
+        ib = self._ib
+        nb = len(ib)
+        z = self.bucket
+        b = (self.main.next_seq() - 1) // z - nb + 1
+        if b < 0:
+            b = 0
+        while b <= (self.main.next_seq() - 1) // z:
+            i = b % nb
+            if ib[i] == b and self._lo[i] <= t_to and self._hi[i] >= t_from:
+                yield b * z
+            b += 1
 
     def records(self):
         """The main ring's records of this layout, oldest first (bytes)."""
@@ -583,6 +659,54 @@ class LoadProfile:
                 continue
         for r in self.buf.rows():
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
+                yield r
+
+    def range_rows(self, t_from, t_to, tick=32):
+        """The rows of :meth:`iter_rows` ``(t_from, t_to, tick)`` (every row ending in
+        ``t_from`` <= t <= ``t_to``, in capture order, None yielded between shares of
+        ``tick`` records read), read through the store's time index (ProfileStore): only the
+        buckets of 16 records whose rows may end in the range are read, oldest first, then
+        the open record. For the uplink's ``profile`` range answer: a range of the last days
+        on a year's ring reads a bucket or two, not all ~730 from the oldest (docs/BENCHMARKS.md
+        "The load profile read for the uplink"). The index is built at the first call after a
+        start (one pass over the ring, ``tick`` records a round; ``Uplink`` starts it at its
+        start-up) and kept up by every row written. Exact after the RTC was set back (a
+        bucket's earliest and latest row end, not an order) and across the ring's wrap."""
+        st = self.store
+        if st is None:
+            yield from self.iter_rows(t_from, t_to, tick)
+            return
+        yield from st.index_steps(tick)
+        lid = self.layout.layout_id
+        p = self.period
+        ring = st.main
+        k = 0
+        for b in st.buckets(t_from, t_to):
+            for seq in range(b, b + st.bucket):
+                if seq >= ring.next_seq():
+                    break
+                got = ring.get(seq)
+                if tick:
+                    k += 1
+                    if k >= tick:
+                        k = 0
+                        yield None
+                if got is None or got[1] != TAG_MAIN:
+                    continue
+                rec = got[2]
+                if not rec or rec[0] != lid:
+                    continue
+                t0 = rec[2] | rec[3] << 8 | rec[4] << 16 | rec[5] << 24
+                if t0 > t_to or t0 + (rec[1] - 1) * p < t_from:
+                    continue
+                try:
+                    for r in bp.decode(rec, self.layout):
+                        if t_from <= r[0] <= t_to:
+                            yield r
+                except ValueError:
+                    continue
+        for r in self.buf.rows():
+            if t_from <= r[0] <= t_to:
                 yield r
 
     def rows_since(self, cur, t_to, max_rows, tick=0):

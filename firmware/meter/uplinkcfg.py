@@ -18,19 +18,37 @@ def _hex(v):
     return True
 
 
+def _trivial(v):
+    # why the 32 hex digits ``v`` are a key anyone would try first, or None: the 16 bytes
+    # all equal (zeros, 0xFF, ...) or a pattern of 2, 4 or 8 bytes repeated (e.g.
+    # 0123456789abcdef twice); a random 128-bit key is one of them with p < 2**-63
+    a = v.lower()
+    if a == a[:2] * 16:
+        return "all 16 bytes equal"
+    for n in (4, 8, 16):  # hex digits of the repeated pattern
+        if a == a[:n] * (32 // n):
+            return "%d-byte pattern repeated" % (n // 2)
+    return None
+
+
 def check(key, v):
     """Raise ValueError naming ``key`` unless ``v`` is a broker "host:port" (``key``
     "uplink_broker"; host: a DNS name or an IPv4 address of letters, digits, "-" and ".";
     port 1..65535; at most 100 characters), an APN ("uplink_apn": 1..50 of the same
     characters, the labels of 3GPP TS 23.003 clause 9.1) or an uplink key ("uplink_key":
-    32 hex digits, 128 bits, or "" for none). The value itself is never in the error (a
-    key must not reach a log or an answer)."""
+    32 hex digits, 128 bits, or "" for none; a trivial key, the 16 bytes all equal or a
+    pattern of 2, 4 or 8 bytes repeated, is refused: ``uplink_key: trivial key (all 16
+    bytes equal): write 128 random bits``). The value itself is never in the error (a key
+    must not reach a log or an answer)."""
     if key == "bus_bindings":
         _check_bindings(v)
         return
     if key == "uplink_key":
         if not isinstance(v, str) or v and (len(v) != KEY_HEX or not _hex(v)):
             raise ValueError("uplink_key: not %d hex digits (128 bits) or empty" % KEY_HEX)
+        why = _trivial(v) if v else None
+        if why is not None:
+            raise ValueError("uplink_key: trivial key (%s): write 128 random bits" % why)
         return
     if not isinstance(v, str) or not v:
         raise ValueError("%s: empty" % key)
@@ -96,6 +114,33 @@ def serial_ok(s):
         if not ("0" <= ch <= "9" or "A" <= ch <= "Z" or "a" <= ch <= "z" or ch in "-_."):
             return False
     return True
+
+
+def bind_table(table, text, own=None):
+    """The binding table ``table`` ({bus address: serial}) with the pre-binding ``text``
+    "ADDRESS=SERIAL" (W1 C.93.9, docs/UPLINK.md "Serial binding") set: a new dict, the
+    address's old binding (also written with other leading zeros) replaced. ValueError
+    naming what is wrong: not ADDRESS=SERIAL of 1..32 letters, digits, ``- _ .`` each; the
+    serial ``own`` (the concentrator's); a serial bound to another address (unbind that one
+    first: a serial is one meter)."""
+    from iec62056.codec import same_address
+
+    a, eq, s = text.partition("=") if isinstance(text, str) else ("", "", "")
+    if not eq or not serial_ok(a) or not serial_ok(s):
+        raise ValueError("bus binding: not ADDRESS=SERIAL, each 1..32 letters, digits, "
+                         "'-', '_', '.'")
+    if s == own:
+        raise ValueError("bus binding: %s is the concentrator's own serial" % s)
+    nb = {}
+    for k, v in table.items():
+        if same_address(k, a):
+            continue
+        if v == s:
+            raise ValueError("bus binding: serial %s is bound to address %s: unbind it "
+                             "first" % (s, k))
+        nb[k] = v
+    nb[a] = s
+    return nb
 
 
 def _check_bindings(v):

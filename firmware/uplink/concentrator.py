@@ -72,7 +72,7 @@ import events
 from iec62056 import client as iecc
 from ports.pump import PortStats, _set_format, _transmit  # (the port task's UART helpers)
 from ticks import ticks_diff, ticks_ms
-from meter.uplinkcfg import BINDINGS_MAX, serial_ok
+from meter.uplinkcfg import BINDINGS_MAX, bind_table, serial_ok
 from uplink import messages as msg
 from uplink.outbox import KIND_BUS, KIND_FORWARD
 
@@ -464,6 +464,27 @@ class Concentrator:
             if address == "*" or len(nb) != len(sb):
                 st.set("bus_bindings", nb)
         return len(gone)
+
+    def bind(self, text):
+        """W1 C.93.9(ADDRESS=SERIAL) (meter/catalogue.py): the pre-binding of a bus address
+        to the serial its meter must report, set before the first poll (a replaced meter:
+        after the unbind, an impostor polled first would otherwise bind the address). Into
+        the settings (the catalogue saves them before the ACK), the address's RAM-only
+        binding dropped. ValueError naming what is wrong (meter.uplinkcfg.bind_table; "no
+        room in the configuration")."""
+        bind_table(self.bindings(), text, self.serial)  # (against RAM-only bindings too)
+        a = text.partition("=")[0]
+        for k in [k for k in self._ram if iecc.same_address(k, a)]:
+            del self._ram[k]
+        st = self.settings
+        if st is None:
+            self._ram[a] = text.partition("=")[2]
+            return
+        nb = bind_table(st.get("bus_bindings") or {}, text, self.serial)
+        st.check_value("bus_bindings", nb)
+        if not st.fits("bus_bindings", nb, _CONFIG_RESERVE):
+            raise ValueError("bus binding: no room in the configuration")
+        st.set("bus_bindings", nb)
 
     def _serial_refused(self, m, serial):
         # 0: ``serial`` may be forwarded for ``m`` (bound at its first good readout), else

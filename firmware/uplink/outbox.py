@@ -26,6 +26,21 @@ full the oldest sector goes (7 records at once): messages not yet acknowledged t
 it are counted in ``dropped``, reported by ``take_dropped()`` (the uplink logs UPLINK_DROPPED
 and sends an event), and the next message sent is the oldest one left.
 
+Sequence floor. ``seq`` comes from the ring itself, so an outbox formatted (a foreign or
+unreadable partition) would start again at 1, and a bit flip in its newest record (sent,
+not yet marked) would hand that number out again: the head-end would discard the new
+messages as duplicates. So the owner keeps a persistent floor (the setting
+``uplink_seq_floor``): every seq used is below it, reserved ``SEQ_BLOCK`` (1024) at a time
+(:attr:`reserve` is called, and must have put the new floor in flash, before a number at or
+above the floor is used: one configuration write per 1024 messages, about nine days at 15-
+minute reporting, outside the configuration's wear budget). A mount
+that formatted the ring or found it blank or unreadable, or a written slot after its newest
+valid record that does not read (``RingLog.tail_damaged``: a bit flip, a cut append) goes on
+at the floor: the numbers skipped are in ``skipped`` (first, last; the uplink logs
+UPLINK_SEQ_SKIPPED and so tells the head-end that no message carries them). Not covered: a
+number used during the power-fail warning (no configuration write then) or without a
+configuration partition, if the outbox is lost before the next reservation.
+
 Power cut: each append is one record program (two pages); the ring's own rules (lib/
 flashstore/ringlog.py) make a cut at any flash operation leave every earlier record valid and
 the interrupted one absent. During the power-fail warning (meter/supply.py ``Supply``) appends
@@ -37,7 +52,7 @@ import struct
 
 from micropython import const
 
-from flashstore.ringlog import NoSpace, RingLog
+from flashstore.ringlog import STATUS_OK, NoSpace, RingLog
 
 KIND_READING = const(1)
 KIND_EVENT = const(2)
@@ -48,6 +63,7 @@ KIND_PROFILE = const(6)  # load-profile rows (meters/<serial>/profile)
 KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)
+SEQ_BLOCK = const(1024)  # seqs reserved by one write of the floor
 
 
 class Outbox:
@@ -73,6 +89,10 @@ class Outbox:
         self.status = None
         self.mounted = False
         self._newest = {}  # kind -> ring seq of its newest record (newest())
+        self.floor = 0  # every seq used is below it (persisted by the owner; set before mount)
+        self.reserve = None  # callable(new floor) -> True once it is in flash (the owner's)
+        self.skipped = None  # (first, last) seqs skipped at mount (formatted / damaged ring)
+        self._skip = None  # the same, until the acknowledgements pass over it
 
     def mount(self):
         """Scan the partition: the next seq, what is acknowledged, what is owed. A foreign
@@ -91,6 +111,9 @@ class Outbox:
         self.mounted = False
         yield from r.mount_steps()
         st = r.status
+        # a ring formatted, blank, unreadable, or whose newest records do not read: the
+        # newest seq used may be gone with them
+        lost = r.blocked or st != STATUS_OK or r.tail_damaged()
         if r.blocked:
             r.format()
         marked = 0
@@ -144,9 +167,22 @@ class Outbox:
                 self.dropped += b - a + 1
                 self._drop_new += b - a + 1
                 self._drop_range = (a if self._drop_range is None else self._drop_range[0], b)
+        self.skipped = self._skip = None
+        if lost and self.floor > self.next_seq:  # on above every number ever used
+            self.skipped = self._skip = (self.next_seq, self.floor - 1)
+            self.next_seq = self.floor
+            self._over_skip()
         self._peeked = None
         self.status = st
         self.mounted = True
+
+    def _over_skip(self):
+        # the acknowledgements reached the skipped numbers: no message has them
+        s = self._skip
+        if s is not None and self.acked >= s[0] - 1:
+            if self.acked < s[1]:
+                self.acked = s[1]
+            self._skip = None
 
     def pending(self):
         """Messages not yet acknowledged (int)."""
@@ -162,12 +198,15 @@ class Outbox:
         if n > BODY_MAX:
             raise ValueError("outbox message of %d bytes (at most %d)" % (n, BODY_MAX))
         seq = self.next_seq
+        urgent = self.supply is not None and self.supply.warning
+        if seq >= self.floor and self.reserve is not None and not urgent:
+            if self.reserve(seq + SEQ_BLOCK):  # (in flash before the number is used)
+                self.floor = seq + SEQ_BLOCK
         rec = self._rec
         struct.pack_into("<IH", rec, 0, seq, n)
         rec[6:6 + n] = body
         for i in range(6 + n, RECORD_SIZE):
             rec[i] = 0
-        urgent = self.supply is not None and self.supply.warning
         r = self.ring
         rs = r.next_seq()
         try:
@@ -248,6 +287,7 @@ class Outbox:
         """The broker acknowledged message ``seq`` (the one :meth:`peek` gave)."""
         if seq > self.acked:
             self.acked = seq
+        self._over_skip()
         self._peeked = None  # the next peek skips what is acknowledged
         if self.acked - self._marked >= self.ack_every or (self.pending() == 0
                                                             and self.acked > self._marked):

@@ -204,6 +204,10 @@ class Uplink:
         self._broker_set = False  # uplink_broker written: it replaces ``broker`` (a board's
         if settings is not None:  # override stays until then)
             settings.subscribe(self._on_setting)
+            # the outbox's seq floor (uplink/outbox.py): above every number ever used
+            settings.check(("uplink_seq_floor",))
+            outbox.floor = settings.get("uplink_seq_floor", 0)
+            outbox.reserve = self._reserve_seq
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -245,6 +249,15 @@ class Uplink:
         self.manager = link.manager
         self.net = net
         self._profile_start()
+        sk = self.outbox.skipped
+        if sk is not None:  # formatted or damaged: on above the floor (no number twice)
+            n = sk[1] - sk[0] + 1
+            self.log.log(events.UPLINK_SEQ_SKIPPED, n if n < 0x3FFFFFFF else 0x3FFFFFFF,
+                         "outbox lost: seq %d..%d not used" % sk)
+        st = getattr(self.profile, "store", None)
+        if st is not None:  # the time index of the profile range answers, built now
+            for _ in st.index_steps(self.range_scan):  # (range_scan records a turn)
+                yield 6
         yield 6
         try:  # the MQTT client's modules now, not in the first session's round
             import modem.mqtt  # noqa: F401
@@ -253,6 +266,18 @@ class Uplink:
         self.ready = True
         if self._ready_ev is not None:
             self._ready_ev.set()
+
+    def _reserve_seq(self, floor):
+        # the outbox reserves seqs below ``floor``: True once the floor is in flash (one
+        # configuration write per outbox.SEQ_BLOCK messages, outside the wear budget: the
+        # first message of a new meter must not take one of the installer's writes; not
+        # during the power-fail warning: the outbox asks again at its next put)
+        st = self.settings
+        try:
+            st.set("uplink_seq_floor", floor)
+        except ValueError:  # (past 2**31 - 1: a meter's life holds fewer messages)
+            return False
+        return st.store is not None and st.save_now(False)
 
     def _profile_start(self):
         # the cursor is in the outbox: the newest profile message's last row (a power cut
@@ -511,7 +536,7 @@ class Uplink:
             lay = p.layout
             head = ('{"id":' + idj + ',"cmd":"profile","ok":true,"page":',
                     "," + msg.profile_head(p.name, lay)[1:])
-            return self._pages(head, p.iter_rows(t_from, t_to, self.range_scan),
+            return self._pages(head, p.range_rows(t_from, t_to, self.range_scan),
                                lambda r: msg.profile_row(lay, r[0], r[1], r[2]))
         name = req.get("log")
         if not isinstance(name, str) or name not in _LOGS:  # (a list is unhashable)

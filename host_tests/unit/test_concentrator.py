@@ -591,14 +591,15 @@ def test_bindings_never_push_the_configuration_record_over_its_slot():
     assert not [e for e in log.records() if e[1] == events.FLASH_CORRUPT]
     assert 0 < len(st["bus_bindings"]) < 24 and len(c.bindings()) == 24
     # room is left for the other settings: a key and a longer broker are still written
-    st.set("uplink_key", "ab" * 16)
+    key = "ab41c7d09e3f5a2b6c8d7e9f0a1b2c3d"
+    st.set("uplink_key", key)
     st.set("uplink_broker", "b" * 94 + ":18830")
     gc.collect()
     assert st.save_now()
     del c
     gc.collect()
     st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
-    assert st2["uplink_key"] == "ab" * 16 and st2["bus_bindings"] == st["bus_bindings"]
+    assert st2["uplink_key"] == key and st2["bus_bindings"] == st["bus_bindings"]
 
 
 def _cat(st, log, c=None):
@@ -710,3 +711,58 @@ def test_an_unbind_is_in_flash_before_its_ack():
     # a power cut now: the configuration read back
     st2 = Settings(events.EventLog(Clock()), Partition(dev, 0, dev.size))
     assert st2["bus_bindings"] == {}, st2["bus_bindings"]
+
+
+async def test_a_pre_binding_written_before_the_first_poll_refuses_an_impostor():
+    # after an unbind (a replaced meter) the first meter to answer at the address bound it:
+    # an impostor polled first took the new meter's place. W1 C.93.9(ADDRESS=SERIAL) binds
+    # the address to the serial the installer read off the new meter, before the first poll
+    from meter.settings import Settings
+
+    dev = NORFlash(2 * 4096, sector_size=4096, page_size=256, strict=True)
+    part = Partition(dev, 0, dev.size)
+    log = events.EventLog(Clock())
+    st = Settings(log, part)
+    st.settle(None)
+    st.set("bus_bindings", {"10000001": "10000001", "10000005": "10000005"})
+    claim = ["10000099"]  # the impostor at the replaced meter's address
+    addrs = ("10000001", "10000005")
+    ob = _outbox()
+    c, log = _conc([_session("10000001", "0000001.500"), _liar("10000005", claim)], addrs,
+                   ob, log)
+    c.settings = st
+    cat = _cat(st, log, c)
+    cat.write("C.93.9", "10000005=10000077", events.SRC_OPTICAL)  # the new meter's serial
+    assert st["bus_bindings"] == {"10000001": "10000001", "10000005": "10000077"}
+    ch = [e for e in log.records() if e[1] == events.PARAM_CHANGED]
+    assert ch[-1][2] == 1 and ch[-1][4] == "C.93.9", ch
+    st2 = Settings(events.EventLog(Clock()), part)  # in flash before the ACK
+    assert st2["bus_bindings"]["10000005"] == "10000077", st2["bus_bindings"]
+    await c.cycle()
+    fwd = [json.loads(msg.with_seq(s, b)) for s, k, b in _drain(ob) if k == KIND_FORWARD]
+    assert [d["meter"] for d in fwd] == ["10000001"], fwd
+    ref = [(e[2], e[4]) for e in log.records() if e[1] == events.CONC_SERIAL_REFUSED]
+    assert ref == [(1, "000005")], ref
+    claim[0] = "10000077"  # the new meter answers
+    await c.cycle()
+    fwd = [json.loads(msg.with_seq(s, b)) for s, k, b in _drain(ob) if k == KIND_FORWARD]
+    assert sorted(d["meter"] for d in fwd) == ["10000001", "10000077"], fwd
+    # leading zeros name the same address; bad pre-bindings are refused, naming why
+    cat.write("C.93.9", "0010000005=10000078", events.SRC_OPTICAL)
+    assert st["bus_bindings"] == {"10000001": "10000001", "0010000005": "10000078"}
+    for text, err in (("10000009=10000001", "bus binding: serial 10000001 is bound to "
+                       "address 10000001: unbind it first"),
+                      ("10000009=SIM00001", "bus binding: SIM00001 is the concentrator's "
+                       "own serial"),
+                      ("=10000001", "bus binding: not ADDRESS=SERIAL"),
+                      ("10000009=", "bus binding: not ADDRESS=SERIAL"),
+                      ("1000 0009=S1", "bus binding: not ADDRESS=SERIAL")):
+        try:
+            cat.write("C.93.9", text, events.SRC_OPTICAL)
+            raise AssertionError("accepted: " + text)
+        except ValueError as e:
+            assert str(e).startswith(err), (text, str(e))
+    assert st["bus_bindings"] == {"10000001": "10000001", "0010000005": "10000078"}
+    # a meter that is no concentrator keeps the table for one (its settings only)
+    _cat(st, log, None).write("C.93.9", "10000002=S2", events.SRC_OPTICAL)
+    assert st["bus_bindings"]["10000002"] == "S2"

@@ -619,3 +619,105 @@ def test_the_schedule_read_after_the_clock_was_set_back():
     q = _prof(Clk(T0 + 15400), _regs(), part, period=900)
     assert _since(q, T0 + 13500, T0 + 14400, 96)[0] == [rows[21]]
     assert _since(q, T0 + 12600, T0 + 13500, 96)[0] == [rows[14], rows[20]]
+
+
+def _same(p, a, b, tick=32):
+    """The rows of range_rows compared one by one with iter_rows's (streamed: a device's heap
+    holds no list of a ring's rows); returns how many."""
+    want = p.iter_rows(a, b)
+    n = 0
+    for r in p.range_rows(a, b, tick):
+        if r is None:
+            continue
+        w = next(want, None)
+        assert r == w, (a, b, n, r, w)
+        n += 1
+    assert next(want, None) is None, (a, b, n, "rows missing")
+    return n
+
+
+def _cost(p, a, b, tick, reads):
+    """(rows, records read, most records read between two yields) of range_rows alone."""
+    n = most = k0 = 0
+    reads[0] = 0
+    for r in p.range_rows(a, b, tick):
+        if r is None:
+            most = max(most, reads[0] - k0)
+            k0 = reads[0]
+            continue
+        n += 1
+    return n, reads[0], max(most, reads[0] - k0)
+
+
+def test_a_range_answer_reads_only_the_records_of_its_range():
+    # the uplink's profile range answer read the ring from its oldest record (iter_rows), 32
+    # records a round: a range of the last hours passed over the whole ring first
+    nor, clk, regs, p = _full()  # a wrapped ring of 60-s rows
+    t = clk.time()
+    recs = sum(1 for _ in p.store.records())
+    reads = _counting(p)
+    p.store.bucket = 4  # (a small ring: 40 records; the meter's 730 have buckets of 16)
+    first = min(r[0] for r in p.iter_rows())
+    for a, b in ((t - 1800, t), (t - 60 * 400, t - 60 * 300), (first - 600, first + 600),
+                 (first, t), (0, t + 10**6), (t + 60, t + 6000), (first - 900, first - 60),
+                 (t - 60 * 700, t - 60 * 699)):
+        n = _same(p, a, b, 4)
+        assert _cost(p, a, b, 4, reads)[0] == n
+        assert _cost(p, a, b, 4, reads)[2] <= 4, (a - t, b - t)  # bounded work a round
+    # the index is kept up as rows are written: the same answers, and a recent range (the
+    # last half hour) reads the record or two that hold it, not the ring
+    for k in range(40):
+        _run(p, clk, regs, 60, step_s=60)
+        t = clk.time()
+        n, nr, _m = _cost(p, t - 1800, t, 32, reads)
+        assert n == 31 and _same(p, t - 1800, t) == 31, (k, n)
+        assert nr <= 2 * 4, (k, nr, recs)  # (at most two buckets)
+    reads[0] = 0
+    for _r in p.iter_rows(t - 1800, t):
+        pass
+    assert reads[0] >= recs  # (the old way: every record)
+    # after a restart the index is built again (the uplink does it at its start)
+    p.power_down()
+    q = _prof(Clk(t + 30), _regs(), Partition(nor, 0, nor.size), period=60)
+    for a, b in ((t - 1800, t), (0, t + 60), (first + 6000, first + 9000)):
+        _same(q, a, b)
+
+
+def test_a_range_answer_after_the_clock_was_set_back_is_the_same():
+    # rows of the old time far back in the ring (older buckets than the new time's): a read
+    # that stopped at the first record ending before the range would miss them
+    nor, part = _nor(8)  # main ring 6 sectors, ~90 records
+    clk = Clk()
+    regs = _regs()
+    p = _prof(clk, regs, part, period=60)
+    _run(p, clk, regs, 60 * 600, step_s=60)  # rows T0+60 .. T0+36000
+    clk.set_time(clk.time() - 86400)  # a day back: every later row ends before the old ones
+    _run(p, clk, regs, 60 * 900, step_s=60)
+    clk.set_time(clk.time() + 86400 - 3600)  # forward again, into the old time's span
+    _run(p, clk, regs, 60 * 400, step_s=60)
+    k = 0
+    back = False
+    prev = lo = hi = old = None
+    for r in p.iter_rows():
+        t = r[0]
+        back = back or (prev is not None and t < prev)
+        lo = t if lo is None or t < lo else lo
+        hi = t if hi is None or t > hi else hi
+        if k < 600 and old is None and t > T0 + 7200:
+            old = t
+        prev = t
+        k += 1
+    assert back and lo < T0 < hi, "not in time order"
+    assert old is not None and old < prev, "old-time rows ahead of newer ones"
+    reads = _counting(p)
+    for a, b in ((T0 + 7200, T0 + 9000), (T0 - 86400, T0), (T0 + 30000, T0 + 40000),
+                 (T0 - 50000, T0 + 50000), (T0 + 35000, T0 + 36000), (0, 2**30),
+                 (T0 - 60000, T0 - 59000)):
+        n = _same(p, a, b, 8)
+        assert n == _cost(p, a, b, 8, reads)[0], (a - T0, b - T0)
+        assert _cost(p, a, b, 8, reads)[2] <= 8, (a - T0, b - T0)  # bounded work a round
+    # a RAM-only profile: the rows of iter_rows too
+    q = _prof(Clk(), _regs(), None, period=60)
+    _run(q, q.clock, q.regs, 60 * 200, step_s=60)
+    t = q.clock.time()
+    assert _same(q, t - 3000, t) == 51  # (both ends in)

@@ -593,9 +593,24 @@ def test_the_uplink_key_is_never_read_nor_written_over_the_uplink_and_bad_keys_a
     a = _kcfg(up, "C.93.3", other)
     assert a["error"] == "uplink key: written on a local port only", a
     assert m.settings["uplink_key"] == KEY
+    ER05 = d.writer("C.93.3", "g" * 32, False, events.SRC_OPTICAL)
     for bad in ("0" * 31, "0" * 33, "g" * 32, "00000000"):
         assert d.writer("C.93.3", bad, False, events.SRC_OPTICAL) is not None, bad
         assert m.settings["uplink_key"] == KEY
+    # a trivial key (all zeros, one byte repeated, a short pattern repeated) is the first
+    # an attacker tries: refused by name, the key in force stays
+    for bad, why in (("0" * 32, "all 16 bytes equal"), ("FF" * 16, "all 16 bytes equal"),
+                     ("a5" * 16, "all 16 bytes equal"), ("0f1e" * 8, "2-byte pattern repeated"),
+                     ("deadbeef" * 4, "4-byte pattern repeated"),
+                     ("0123456789abcdef" * 2, "8-byte pattern repeated")):
+        err = d.writer("C.93.3", bad, False, events.SRC_OPTICAL)  # the port's ER05
+        assert err == ER05 and m.settings["uplink_key"] == KEY, (bad, err)
+        try:
+            m.settings.check_value("uplink_key", bad)
+            raise AssertionError("accepted: " + bad)
+        except ValueError as e:
+            want = "uplink_key: trivial key (%s): write 128 random bits" % why
+            assert str(e) == want, (bad, str(e))
     texts = _texts(m, said)
     assert other not in texts and KEY not in texts
     # the setter's own error names the rule, never the value
@@ -654,7 +669,7 @@ def test_a_key_from_an_older_copy_of_the_configuration_is_not_trusted():
     # under it were accepted although the configuration fell back (the password from such
     # a copy is not trusted: the key is as much a security parameter)
     board, m, d = _meter()
-    old = "ff" * 16
+    old = "5f3c9a0e71d2b8466a1e0c93d7f25b84"
     assert d.writer("C.93.3", old, False, events.SRC_OPTICAL) is None
     assert d.writer("C.93.3", KEY, False, events.SRC_OPTICAL) is None
     st = m.settings
@@ -682,7 +697,7 @@ def test_a_corrupt_stored_key_never_falls_back_to_the_password():
     up = m.uplink
     up.time_sync_s = 0
     t0 = board.clock.time()
-    for bad in (False, 0, None, [], "zz" * 16, "0" * 31, 5):
+    for bad in (False, 0, None, [], "zz" * 16, "0" * 31, 5, "0" * 32):  # (32: trivial)
         m.settings._d["uplink_key"] = bad  # (as a damaged record would load it)
         a = _cfg(up, "C.90.1", "10")
         assert a["ok"] is False and a["error"] == ("uplink key not usable (configuration): "
@@ -721,3 +736,16 @@ def test_with_an_uplink_key_wrong_macs_do_not_lock_the_head_end_out():
     for k in ("11111111", "22222222", "33333333"):
         _cfg(up, "C.90.1", "12", pw=k)
     assert _cfg(up, "C.90.1", "12")["error"].startswith("locked (")
+
+
+def test_a_bus_pre_binding_is_written_on_the_optical_port():
+    # W1 C.93.9(ADDRESS=SERIAL) through the port's writer (docs/UPLINK.md "Serial binding"):
+    # the binding is in the settings before the concentrator's first poll; a bad one is ER05
+    board, m, d = _meter()
+    assert d.writer("C.93.9", "10000005=10000077", False, events.SRC_OPTICAL) is None
+    assert m.settings["bus_bindings"] == {"10000005": "10000077"}
+    assert d.writer("C.93.9", "10000006=10000077", False, events.SRC_OPTICAL) is not None
+    assert d.writer("C.93.9", "10000006=", False, events.SRC_OPTICAL) is not None
+    assert m.settings["bus_bindings"] == {"10000005": "10000077"}
+    assert d.writer("C.93.9", "10000005", False, events.SRC_OPTICAL) is None  # unbound
+    assert m.settings["bus_bindings"] == {}

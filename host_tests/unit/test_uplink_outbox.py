@@ -301,3 +301,87 @@ def test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts():
             k, sorted(gone), owed)
         nxt = ob.put(KIND_EVENT, _body(99))
         assert nxt not in st["content"], "cut %d: seq %d again" % (k, nxt)
+
+
+class _Floor:
+    """The owner's persisted seq floor (the uplink keeps it in the setting uplink_seq_floor)."""
+
+    def __init__(self):
+        self.v = 0
+        self.writes = 0
+        self.ok = True
+
+    def reserve(self, floor):
+        if not self.ok:
+            return False
+        self.v = floor
+        self.writes += 1
+        return True
+
+
+def _floored(part, fl, **kw):
+    ob = Outbox(part, **kw)
+    ob.floor = fl.v
+    ob.reserve = fl.reserve
+    ob.mount()
+    return ob
+
+
+def test_a_formatted_or_erased_outbox_goes_on_above_every_seq_used():
+    # seq came from the ring alone: a formatted outbox started again at 1, and the head-end
+    # discarded the new messages as duplicates of the old ones
+    from uplink.outbox import SEQ_BLOCK
+
+    for how in ("erased", "garbage"):
+        dev, part = _dev(sectors=4)
+        fl = _Floor()
+        ob = _floored(part, fl)
+        assert [ob.put(KIND_READING, _body(i)) for i in range(10)] == list(range(1, 11))
+        assert fl.writes == 1 and fl.v == 1 + SEQ_BLOCK, "reserved before seq 1 was used"
+        for s in range(1, 8):
+            ob.ack(s)
+        if how == "erased":
+            for a in range(0, dev.size, 4096):
+                dev.erase(a)
+        else:  # an unreadable partition (another firmware's data, a damaged chip)
+            for i in range(dev.size):
+                dev.image[i] = (i * 131 + 7) & 0xFF
+        ob2 = _floored(part, fl)
+        assert ob2.skipped == (1, SEQ_BLOCK), (how, ob2.skipped)
+        assert ob2.pending() == 0 and ob2.peek() is None, how
+        assert ob2.put(KIND_READING, _body(11)) == 1 + SEQ_BLOCK, how
+        assert fl.v == 1 + 2 * SEQ_BLOCK and fl.writes == 2, how
+        assert _owed(ob2) == [1 + SEQ_BLOCK], how
+
+
+def test_a_bit_flip_in_the_newest_sent_record_never_hands_its_seq_out_again():
+    # the newest message, sent but not yet marked, lost to a bit flip: the next start took
+    # its number for the next message (the head-end discarded that one as a duplicate)
+    from uplink.outbox import SEQ_BLOCK
+
+    dev, part = _dev(sectors=4)
+    fl = _Floor()
+    ob = _floored(part, fl)
+    for i in range(10):
+        ob.put(KIND_READING, _body(i))
+    for s in range(1, 10):  # 10 is sent, its PUBACK not in (no marker: ack_every 16)
+        ob.ack(s)
+    r = ob.ring
+    dev.image[r._head * r.sector_size + (r._slot - 1) * r.slot_size + 20] ^= 0x10
+    ob2 = _floored(part, fl)
+    assert ob2.skipped == (10, SEQ_BLOCK), ob2.skipped
+    assert _owed(ob2) == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # again, with their own seq
+    assert ob2.pending() == 0
+    assert ob2.put(KIND_READING, _body(10)) == 1 + SEQ_BLOCK
+    # without damage a restart goes on contiguously (no number skipped)
+    ob3 = _floored(part, fl)
+    assert ob3.skipped is None and ob3.put(KIND_READING, _body(11)) == 2 + SEQ_BLOCK
+    # a reservation that could not be written (a power-fail warning, a flash fault): the
+    # message still goes, and the next put asks again
+    fl.ok = False
+    ob3.floor = ob3.next_seq  # (its block used up)
+    w = fl.writes
+    assert ob3.put(KIND_READING, _body(0)) == 3 + SEQ_BLOCK and ob3.floor == 3 + SEQ_BLOCK
+    fl.ok = True
+    assert ob3.put(KIND_READING, _body(1)) == 4 + SEQ_BLOCK
+    assert ob3.floor == fl.v == 4 + 2 * SEQ_BLOCK and fl.writes == w + 1

@@ -28,6 +28,10 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  ("flashmem", 32 * 1024, _NOR32),
                  "test_a_broker_that_opens_no_session_is_undone_after_the_trial":
                  ("flashmem", 32 * 1024, _NOR32),
+                 "test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice":
+                 ("flashmem", 48 * 1024, "a 16 and a 32 KiB NOR-flash image (test "
+                  "fixtures) have no room outside the heap: the core has 128 KiB of SRAM "
+                  "in all"),
                  "test_the_config_command_sets_them_through_the_catalogue":
                  "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
                  "board builds no modem and no uplink without them); the QEMU port has no "
@@ -303,3 +307,61 @@ def test_a_broker_that_opens_no_session_is_undone_after_the_trial():
         r.advance(120000)
     assert st["uplink_apn"] == "m2m.example" and up._trial is None
     assert len([e for e in up.log.since(0) if e[1] == events.UPLINK_REVERTED]) == 1
+
+
+def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
+    # seq came from the outbox alone: formatted (a foreign or unreadable partition) it began
+    # again at 1, and a bit flip in its newest record (sent, not marked) gave that number to
+    # the next message: the head-end discarded them as duplicates. The floor is a setting.
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from test_uplink_task import _Board, _Cat
+    from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
+    from uplink.task import Uplink
+
+    cdev = NORFlash(4 * 4096)  # the configuration partition
+    odev = NORFlash(8 * 4096)  # the outbox partition
+
+    def boot():
+        st = Settings(events.EventLog(_Clock()), Partition(cdev, 0, cdev.size))
+        r = Rig(peer=MiniBroker())
+        b = _Board(r)
+        log = events.EventLog(b.clock)
+        up = Uplink(b, _Cat(), log, Outbox(Partition(odev, 0, odev.size)), "SIM00001",
+                    ("broker", 1883), link=r.link, settings=st)
+        up.setup()
+        return up, log, st
+
+    up, log, st = boot()
+    ob = up.outbox
+    for _ in range(4):  # the installer's writes at commissioning spent the write budget
+        st.save_now()
+    assert not st.save_allowed()
+    assert [ob.put(KIND_READING, '{"n":%d}' % i) for i in range(5)] == [1, 2, 3, 4, 5]
+    st2 = Settings(events.EventLog(_Clock()), Partition(cdev, 0, cdev.size))
+    assert st2["uplink_seq_floor"] == 1 + SEQ_BLOCK, "in flash before seq 1 went out"
+    ids = set(range(1, 6))
+    # the outbox partition unreadable (another firmware's data): formatted at the start
+    for i in range(odev.size):
+        odev.image[i] = (i * 131 + 7) & 0xFF
+    up, log, st = boot()
+    assert log.count(events.UPLINK_SEQ_SKIPPED) == 1, log.entries()
+    seq = up.outbox.put(KIND_READING, '{"n":6}')
+    assert seq not in ids and seq > 5, seq
+    ids.add(seq)
+    # the newest record, sent but not marked, bit-flipped: its number is not used again
+    ob = up.outbox
+    while ob.peek() is not None:  # (the skip event and the reading: sent and acknowledged)
+        ob.ack(ob.peek()[0])
+    last = ob.put(KIND_READING, '{"n":7}')
+    ids.add(last)
+    r = ob.ring
+    odev.image[r._head * r.sector_size + (r._slot - 1) * r.slot_size + 20] ^= 0x10
+    up, log, st = boot()
+    assert log.count(events.UPLINK_SEQ_SKIPPED) == 1, log.entries()
+    seq = up.outbox.put(KIND_READING, '{"n":8}')
+    assert seq not in ids and seq > last, (seq, sorted(ids))
+    # a clean restart goes on contiguously
+    up, log, st = boot()
+    assert log.count(events.UPLINK_SEQ_SKIPPED) == 0
+    assert up.outbox.put(KIND_READING, '{"n":9}') == seq + 1

@@ -208,6 +208,9 @@ class _Prof:  # meter.profile.LoadProfile's reading side over a list of rows
             if (t_from is None or r[0] >= t_from) and (t_to is None or r[0] <= t_to):
                 yield r
 
+    def range_rows(self, t_from, t_to, tick=0):
+        return self.iter_rows(t_from, t_to, tick)
+
     def rows_since(self, cur, t_to, max_rows, tick=0):
         # newest first back to the newest row at or before cur (a row read per tick unit)
         out = []
@@ -340,6 +343,36 @@ def test_the_scheduled_profile_read_reads_the_newest_records_not_the_ring():
             rounds.append(reads[0])
             reads[0] = 0
     assert rounds and max(rounds) <= up.range_scan, rounds
+
+
+def test_a_profile_range_answer_reads_the_records_of_its_range_not_the_ring():
+    # the range answer read the ring from its oldest record, 32 a round (iter_rows): a
+    # range of the last half hour passed over the whole ring first
+    from test_load_profile import _counting, _full
+    from uplink import messages as msg
+
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
+                                                               8 * 4096)),
+                "SIM00001", ("broker", 1883), link=r.link)
+    _nor, clk, _regs, p = _full()  # a wrapped ring of 60-s rows, 40 records
+    p.store.bucket = 4  # (a small ring; the meter's buckets are 16 records)
+    up.profile = p
+    up.setup()  # (builds the time index)
+    recs = sum(1 for _ in p.store.records())
+    reads = _counting(p)
+    t = clk.time()
+    for back, most in ((30, 8), (100, 12)):
+        want = [msg.iso(x[0]) for x in p.iter_rows(t - 60 * back, t)]
+        reads[0] = 0
+        req = {"id": 1, "cmd": "profile", "from": t - 60 * back, "to": t}
+        assert up._answer(json.dumps(req).encode()) is None
+        pages = [json.loads(pg) for pg in up._range if pg]  # (b"": a round of reading)
+        up._range = None
+        got = [x[0] for pg in pages for x in pg["rows"]]
+        assert got == want and len(got) == back + 1, (back, len(got))
+        assert reads[0] <= most < recs, (back, reads[0], recs)
 
 
 class _YearProf(_Prof):  # rows made as they are read: a year of 15-min rows, no list

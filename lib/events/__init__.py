@@ -72,6 +72,8 @@ TASK_FAILED = const(81)  # a task died too often: not restarted, the watchdog re
 # 90..99: the uplink (issue 11; firmware/uplink/)
 UPLINK_DROPPED = const(90)  # outbox full: unacknowledged messages dropped (value: how many)
 UPLINK_EVENTS_SKIPPED = const(91)  # an event flood: events not queued one by one (value: n)
+UPLINK_SEQ_SKIPPED = const(92)  # the outbox was formatted or damaged: its seq goes on above the
+# persisted floor (value: the numbers skipped, at most 2**30 - 1; no message carries them)
 
 # 224..231: the audit trail of metrological and billing parameters (firmware/meter/audit.py)
 AUDIT_FULL = const(224)  # no room left: further parameter changes refused (value: entries)
@@ -155,6 +157,7 @@ NAMES = {
     AUDIT_CLEARED: "audit trail cleared",
     UPLINK_DROPPED: "uplink outbox full: oldest dropped",
     UPLINK_EVENTS_SKIPPED: "uplink: events not sent one by one",
+    UPLINK_SEQ_SKIPPED: "uplink outbox lost: seq numbers skipped",
     BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
     DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
     TOU_ACTIVATED: "passive tariff plan activated",

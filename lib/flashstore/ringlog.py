@@ -868,6 +868,19 @@ class RingLog(SectorRing):
                 return r[0], r[1], r[3]
         return None
 
+    def tail_damaged(self):
+        """True when the last scan found a slot written after the newest valid record that
+        does not read (a cut append, or the newest record lost to a bit flip), or no valid
+        record beside damaged ones: the newest sequence number written may be unknown."""
+        s = self._newest
+        if s < 0:
+            return bool(self.corrupt or self.torn or self.dirty_sectors
+                        or self.damaged_sectors)
+        if self._fill[s] > self._best_slot + 1:
+            return True
+        n = (s + 1) % self.sectors  # (the sector the next append goes to)
+        return n != s and self._first_hi[n] < 0 and self._fill[n] > 1
+
     def newest(self):
         """(seq, tag, record bytes) of the newest record, or None when empty."""
         if self._newest < 0:
