@@ -113,6 +113,14 @@ STATUS_FOREIGN = "foreign"
 # one per ring): a read's view is used and copied out before the method returns, and the
 # power-fail path (appends) never reads. Grown to the largest read; salvaging shrinks it back.
 _rbuf = bytearray(0)
+# 0xFF bytes to compare slots with, and views of them by length (SectorRing._blank): shared by
+# every ring like _rbuf (a scan uses them within one call)
+_ff = b""
+_blanks = {}
+# CRC-32 register of an append, two 16-bit halves: shared by every ring, as an append runs to
+# its end without yielding (no await; the power-fail interrupt only sets a flag, the urgent
+# commit runs in a task: firmware/tasks/storage.py)
+_crc = array("H", (0, 0))
 
 
 def _zeros(code, n):
@@ -199,6 +207,13 @@ class SectorRing:
     Raises ValueError on impossible geometry.
     """
 
+    # RAM (issue 12): a MicroPython instance keeps its attributes in a hash table that grows
+    # through 29, 37, 47, 59 slots of 8 bytes; a ring keeps at most 37 (one per ring of the
+    # meter: the journal, the event, billing, audit and profile rings). So the kind is a class
+    # attribute (set on the instance only for another kind, a bare SectorRing in tests), the
+    # page size and RingLog's sizes are properties, the scan's best record one list.
+    _kind = 0
+
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
         ss = flash.sector_size
         n = flash.size // ss
@@ -210,27 +225,23 @@ class SectorRing:
         if n < 2 or not 1 <= reserve < n:
             raise ValueError("need >= 2 sectors and 1 <= reserve < sectors")
         self._flash = flash
-        self._kind = kind
+        if kind != self._kind:
+            self._kind = kind
         self._max = payload_max
         self._log = log
         self.sector_size = ss
-        self.page_size = flash.page_size
         self.slot_size = slot
         self.slots_per_sector = ss // slot
         self.sectors = n
         self.reserve = reserve
+        # the record being appended (and a sector header being programmed: _format)
         self._rec = bytearray(slot)
-        self._recmv = memoryview(self._rec)
-        self._hdr = bytearray(_HDR)
-        self._hdrmv = memoryview(self._hdr)
         # views made once, so that an append of the configured size allocates nothing
         need = _HDR + payload_max
-        self._v_hdr = self._recmv[0:12]
-        self._v_body = self._recmv[_HDR:need]
+        mv = memoryview(self._rec)
+        self._v_hdr = mv[0:12]
+        self._v_body = mv[_HDR:need]
         self._chunks = self._split(need)
-        self._crc = [0, 0]  # CRC-32 register of an append, two 16-bit halves
-        self._ff = b""  # 0xFF bytes to compare with, shared by the views in _blanks
-        self._blanks = {}
         self._state = bytearray(n)
         # per sector: slot size (<= half a sector), slots used, first sequence number as two
         # 16-bit halves (hi -1: no valid record), erase count (u32 of the header)
@@ -244,9 +255,7 @@ class SectorRing:
         self._head = n - 1
         self._slot = self.slots_per_sector
         self._newest = -1
-        self._best_slot = 0
-        self._best = [-1, -1, 0]  # scan: newest [seq, sector, slot]
-        self._scan_best = -1
+        self._best = [-1, -1, 0]  # the last scan's newest record: [seq (-1: none), sector, slot]
         self._seq_lo = 1  # next sequence number, as two 16-bit halves (small ints)
         self._seq_hi = 0
         self._mounted = False
@@ -257,17 +266,23 @@ class SectorRing:
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
 
+    @property
+    def page_size(self):
+        """Bytes per page program (the flash's)."""
+        return self._flash.page_size
+
     # ---- helpers ------------------------------------------------------------------------
     def _split(self, need):
         """[(offset, view)] of the record's first ``need`` bytes cut at page boundaries."""
         p = self.page_size
+        mv = memoryview(self._rec)
         if self.slot_size <= p:
-            return [(0, self._recmv[0:need])]
+            return [(0, mv[0:need])]
         out = []
         i = 0
         while i < need:
             c = min(p, need - i)
-            out.append((i, self._recmv[i : i + c]))
+            out.append((i, mv[i : i + c]))
             i += c
         return out
 
@@ -279,13 +294,14 @@ class SectorRing:
         """``n`` bytes of 0xFF: a view of one shared buffer, kept per size. (Salvaging probes
         many slot sizes: a bytes object per size added up to ~90 KB on 16 KiB sectors with
         16-byte rows, a MemoryError at boot on a device.)"""
-        b = self._blanks.get(n)
+        global _ff, _blanks
+        b = _blanks.get(n)
         if b is None:
-            if len(self._ff) < n:
-                self._ff = b"\xff" * n
-                self._blanks = {}  # the views of the shorter buffer go with it
-            b = memoryview(self._ff)[:n]
-            self._blanks[n] = b
+            if len(_ff) < n:
+                _ff = b"\xff" * n
+                _blanks = {}  # the views of the shorter buffer go with it
+            b = memoryview(_ff)[:n]
+            _blanks[n] = b
         return b
 
     def _read(self, addr, n):
@@ -417,12 +433,12 @@ class SectorRing:
         Returns the newest record's sequence number (-1: none)."""
         for _ in self._scan_steps():
             pass
-        return self._scan_best
+        return self._best[0]
 
     def _scan_steps(self):
         """:meth:`_scan` as a generator that yields after each sector (a caller on an event
-        loop reads one sector per turn); the result is then in ``_scan_best``."""
-        global _rbuf
+        loop reads one sector per turn); the result is then in ``_best``."""
+        global _rbuf, _ff, _blanks
         self._mounted = False
         self.records = self.torn = self.corrupt = self.salvaged = 0
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
@@ -463,17 +479,16 @@ class SectorRing:
                 continue  # header only, our geometry: READY (another slot size: erase first)
             if st == _READY:
                 self._state[s] = _USED
-        best_seq, best_sec, best_slot = self._best
+        best_seq, best_sec, _slot = self._best
         if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
-            self._blanks = {}
-            self._ff = b""
+            _blanks = {}
+            _ff = b""
             if len(_rbuf) > self.slot_size:
                 _rbuf = bytearray(self.slot_size)
         self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
         self.newest_damaged = False
         if best_seq >= 0:
             self._newest = best_sec
-            self._best_slot = best_slot
             self._head = best_sec
             self._set_seq(best_seq + 1)
             if self._state[best_sec] == _DAMAGED:
@@ -485,12 +500,10 @@ class SectorRing:
                 self._slot = self.slots_per_sector
         else:
             self._newest = -1
-            self._best_slot = 0
             self._head = self.sectors - 1  # a virtual full head: the first record goes to 0
             self._slot = self.slots_per_sector
             self._set_seq(1)
         self._mounted = True
-        self._scan_best = best_seq
 
     def _set_seq(self, seq):
         self._seq_lo = seq & 0xFFFF
@@ -514,11 +527,12 @@ class SectorRing:
 
     # ---- sector preparation -------------------------------------------------------------
     def _format(self, s, erases):
-        h = self._hdr
+        # built in the record buffer: no append is under way (they prepare before they build)
+        h = self._rec
         struct.pack_into(_HFMT, h, 0, _SEC_M0, _SEC_M1, FORMAT, self._kind, erases,
                          self.slot_size, 0)
-        struct.pack_into("<I", h, 12, binascii.crc32(self._hdrmv[0:12]))
-        self._flash.program(s * self.sector_size, h)
+        struct.pack_into("<I", h, 12, binascii.crc32(self._v_hdr))
+        self._flash.program(s * self.sector_size, memoryview(h)[0:_HDR])
 
     def _prepare(self, s):
         """Make sector ``s`` READY: erase unless blank, then program its header."""
@@ -677,9 +691,9 @@ class SectorRing:
             body = self._v_body
             chunks = self._chunks
         else:
-            body = self._recmv[_HDR : _HDR + n]
+            body = memoryview(r)[_HDR : _HDR + n]
             chunks = self._split(_HDR + n)
-        c = self._crc
+        c = _crc
         c[0] = 0xFFFF
         c[1] = 0xFFFF
         crc32_feed(c, self._v_hdr)
@@ -731,13 +745,28 @@ class RingLog(SectorRing):
     Call ``mount()`` once before ``append()`` or iteration.
     """
 
+    _kind = KIND_RINGLOG
+    _auto = True  # (an instance attribute only when False: RAM, see SectorRing)
+
     def __init__(self, flash, record_size, reserve=1, log=None, auto_maintain=True):
         SectorRing.__init__(self, flash, KIND_RINGLOG, record_size, reserve, log)
-        self.record_size = record_size
-        self._auto = auto_maintain
-        k = self.slots_per_sector - 1
-        self.capacity = (self.sectors - reserve) * k
-        self.min_kept = (self.sectors - reserve - 1) * k + 1
+        if not auto_maintain:
+            self._auto = False
+
+    @property
+    def record_size(self):
+        """Bytes per record (int)."""
+        return self._max
+
+    @property
+    def capacity(self):
+        """The most records the log holds (int)."""
+        return (self.sectors - self.reserve) * (self.slots_per_sector - 1)
+
+    @property
+    def min_kept(self):
+        """The fewest of the newest records the log always keeps (int)."""
+        return (self.sectors - self.reserve - 1) * (self.slots_per_sector - 1) + 1
 
     def mount(self):
         """Scan the partition; return the status (STATUS_OK/BLANK/CORRUPT/FOREIGN).
@@ -753,7 +782,7 @@ class RingLog(SectorRing):
         mounts a large ring one sector per turn: ``for _ in ring.mount_steps(): await
         asyncio.sleep_ms(0)``); ``status`` is set when it ends. Not mounted meanwhile."""
         yield from self._scan_steps()
-        best = self._scan_best
+        best = self._best[0]
         if self._blocked:
             self.status = STATUS_FOREIGN
         elif best >= 0:
