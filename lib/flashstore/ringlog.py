@@ -211,7 +211,8 @@ class SectorRing:
     # through 29, 37, 47, 59 slots of 8 bytes; a ring keeps at most 37 (one per ring of the
     # meter: the journal, the event, billing, audit and profile rings). So the kind is a class
     # attribute (set on the instance only for another kind, a bare SectorRing in tests), the
-    # page size and RingLog's sizes are properties, the scan's best record one list.
+    # page size the flash's, RingLog's capacity and min_kept properties, the scan's best record
+    # one list.
     _kind = 0
 
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
@@ -266,15 +267,10 @@ class SectorRing:
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
 
-    @property
-    def page_size(self):
-        """Bytes per page program (the flash's)."""
-        return self._flash.page_size
-
     # ---- helpers ------------------------------------------------------------------------
     def _split(self, need):
         """[(offset, view)] of the record's first ``need`` bytes cut at page boundaries."""
-        p = self.page_size
+        p = self._flash.page_size
         mv = memoryview(self._rec)
         if self.slot_size <= p:
             return [(0, mv[0:need])]
@@ -314,7 +310,7 @@ class SectorRing:
         return mv
 
     def _valid_ssz(self, ssz):
-        p = self.page_size
+        p = self._flash.page_size
         return _HDR < ssz <= self.sector_size // 2 and (p % ssz == 0 or ssz % p == 0)
 
     def _sizes(self, s, hint):
@@ -324,7 +320,7 @@ class SectorRing:
         out = [self.slot_size]
         if hint != self.slot_size and self._valid_ssz(hint):
             out.append(hint)
-        p = self.page_size
+        p = self._flash.page_size
         base = s * self.sector_size
         for d in range(_HDR + 1, self.sector_size // 2 + 1):
             if d in out or not (p % d == 0 or d % p == 0):
@@ -715,9 +711,9 @@ class SectorRing:
     def append_cost(self, payload_len):
         """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""
         need = _HDR + payload_len
-        if self.slot_size <= self.page_size:
+        if self.slot_size <= self._flash.page_size:
             return 1, need
-        return (need + self.page_size - 1) // self.page_size, need
+        return (need + self._flash.page_size - 1) // self._flash.page_size, need
 
     def _slot_record(self, s, k):
         """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
@@ -752,11 +748,6 @@ class RingLog(SectorRing):
         SectorRing.__init__(self, flash, KIND_RINGLOG, record_size, reserve, log)
         if not auto_maintain:
             self._auto = False
-
-    @property
-    def record_size(self):
-        """Bytes per record (int)."""
-        return self._max
 
     @property
     def capacity(self):
@@ -801,8 +792,8 @@ class RingLog(SectorRing):
         when no prepared slot is left). Raises ValueError on a wrong size, StorageError when
         not mounted or write-protected.
         """
-        if len(record) != self.record_size:
-            raise ValueError("record must be %d bytes" % self.record_size)
+        if len(record) != self._max:  # the record size
+            raise ValueError("record must be %d bytes" % self._max)
         seq = self._append(record, tag, 0, urgent)
         if self._auto and not urgent and self.needs_maintenance():
             self.maintain(1)
