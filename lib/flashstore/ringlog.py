@@ -212,8 +212,9 @@ class SectorRing:
     # meter: the journal, the event, billing, audit and profile rings). So the kind is a class
     # attribute (set on the instance only for another kind, a bare SectorRing in tests), the
     # page size the flash's, RingLog's capacity and min_kept properties, the scan's best record
-    # one list.
+    # one list; the log callable too is a class attribute unless one is given.
     _kind = 0
+    _log = None
 
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
         ss = flash.sector_size
@@ -229,7 +230,8 @@ class SectorRing:
         if kind != self._kind:
             self._kind = kind
         self._max = payload_max
-        self._log = log
+        if log is not None:
+            self._log = log
         self.sector_size = ss
         self.slot_size = slot
         self.slots_per_sector = ss // slot
@@ -247,7 +249,7 @@ class SectorRing:
         # per sector: slot size (<= half a sector), slots used, first sequence number as two
         # 16-bit halves (hi -1: no valid record), erase count (u32 of the header)
         self._ssz = _zeros("H" if ss <= 0x1FFFE else "I", n)
-        self._fill = _zeros("H", n)
+        self._fill = _zeros("B" if ss // (_HDR + 1) < 256 else "H", n)  # (slots > 16 bytes)
         self._first_hi = _zeros("i", n)
         for i in range(n):
             self._first_hi[i] = -1
