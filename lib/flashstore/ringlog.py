@@ -247,14 +247,15 @@ class SectorRing:
         self._chunks = self._split(need)
         self._state = bytearray(n)
         # per sector: slot size (<= half a sector), slots used, first sequence number as two
-        # 16-bit halves (hi -1: no valid record), erase count (u32 of the header)
+        # 16-bit halves (hi -1: no valid record); the erase counts stay in the sector headers
+        # (read again when a sector is prepared: RAM, issue 12), only their maximum here
         self._ssz = _zeros("H" if ss <= 0x1FFFE else "I", n)
         self._fill = _zeros("B" if ss // (_HDR + 1) < 256 else "H", n)  # (slots > 16 bytes)
         self._first_hi = _zeros("i", n)
         for i in range(n):
             self._first_hi[i] = -1
         self._first_lo = _zeros("H", n)
-        self._erases = _zeros("I", n)
+        self._emax = 0
         self._head = n - 1
         self._slot = self.slots_per_sector
         self._newest = -1
@@ -442,11 +443,13 @@ class SectorRing:
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
         self._best = [-1, -1, 0]
+        self._emax = 0
         for s in range(self.sectors):
             if s:
                 yield s
             st, ssz, er = self._sector_header(s)
-            self._erases[s] = er
+            if er > self._emax:
+                self._emax = er
             self._ssz[s] = 0
             self._first_hi[s] = -1
             self._fill[s] = 0
@@ -532,11 +535,23 @@ class SectorRing:
         struct.pack_into("<I", h, 12, binascii.crc32(self._v_hdr))
         self._flash.program(s * self.sector_size, memoryview(h)[0:_HDR])
 
+    def _header_erases(self, s):
+        """The erase count in the header of sector ``s`` as read from the flash, or -1 when
+        the header is not valid (magic, CRC-32)."""
+        h = self._read(s * self.sector_size, _HDR)
+        if h[0] != _SEC_M0 or h[1] != _SEC_M1:
+            return -1
+        if binascii.crc32(h[0:12]) != struct.unpack_from("<I", h, 12)[0]:
+            return -1
+        return struct.unpack_from("<I", h, 4)[0]
+
     def _prepare(self, s):
-        """Make sector ``s`` READY: erase unless blank, then program its header."""
+        """Make sector ``s`` READY: erase unless blank, then program its header (erase count:
+        the sector's own + 1, or the ring's highest + 1 when its header is not known)."""
         st = self._state[s]
-        known = st == _READY or st == _USED
-        er = self._erases[s] if known else max(self._erases)
+        er = self._header_erases(s) if st == _READY or st == _USED else -1
+        if er < 0:
+            er = self._emax
         self._state[s] = _DIRTY
         self._first_hi[s] = -1
         self._fill[s] = 0
@@ -547,7 +562,8 @@ class SectorRing:
         self._state[s] = _READY
         self._ssz[s] = self.slot_size
         self._fill[s] = 1
-        self._erases[s] = er
+        if er > self._emax:
+            self._emax = er
 
     def maintain(self, max_erases=1):
         """Prepare the ``reserve`` sectors ahead of the head; return the number of erases.
@@ -631,9 +647,11 @@ class SectorRing:
     def wear(self):
         """Erase count of each sector as recorded in the sector headers (list of ints).
 
-        Counts of sectors whose header was lost (torn erase) continue from the ring's maximum.
+        Read from the flash (one header read per sector); 0 for a sector without a valid
+        header (blank, torn erase). Such a sector continues from the ring's maximum when it is
+        prepared.
         """
-        return list(self._erases)
+        return [max(0, self._header_erases(s)) for s in range(self.sectors)]
 
     def _first_seq(self, s):
         """First sequence number in sector ``s`` (int), or -1 if it holds no valid record."""
