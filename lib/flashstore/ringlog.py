@@ -93,8 +93,8 @@ _SEC_M0 = const(0x53)  # "S"
 _SEC_M1 = const(0x52)  # "R"
 _REC_M0 = const(0x52)  # "R"
 _REC_M1 = const(0x43)  # "C"
-_HFMT = "<BBBBIHH"  # sector header bytes 0..11, CRC-32 follows at 12
-_RFMT = "<BBBBHHHH"  # record header bytes 0..11: the u32 sequence number as two u16 halves
+_HFMT = const("<BBBBIHH")  # sector header bytes 0..11, CRC-32 follows at 12
+_RFMT = const("<BBBBHHHH")  # record header bytes 0..11: the u32 sequence number as two u16 halves
 
 # sector states
 _BLANK = const(0)  # all 0xFF, no header: needs only a header program
