@@ -237,10 +237,11 @@ class SectorRing:
         self.slots_per_sector = ss // slot
         self.sectors = n
         self.reserve = reserve
-        # the record being appended (and a sector header being programmed: _format)
-        self._rec = bytearray(slot)
-        # views made once, so that an append of the configured size allocates nothing
+        # the record being appended (and a sector header being programmed: _format): the
+        # record's bytes only, not its slot's (only they are programmed)
         need = _HDR + payload_max
+        self._rec = bytearray(need)
+        # views made once, so that an append of the configured size allocates nothing
         mv = memoryview(self._rec)
         self._v_hdr = mv[0:12]
         self._v_body = mv[_HDR:need]
