@@ -247,10 +247,11 @@ class SectorRing:
         self._v_body = mv[_HDR:need]
         self._chunks = self._split(need)
         self._state = bytearray(n)
-        # per sector: slot size (<= half a sector), slots used, first sequence number as two
-        # 16-bit halves (hi -1: no valid record); the erase counts stay in the sector headers
-        # (read again when a sector is prepared: RAM, issue 12), only their maximum here
-        self._ssz = _zeros("H" if ss <= 0x1FFFE else "I", n)
+        # per sector: slots used, first sequence number as two 16-bit halves (hi -1: no valid
+        # record); the slot size only where it is not ours (a sector salvaged or written with
+        # another payload size: {sector: bytes}); the erase counts stay in the sector headers
+        # (read again when a sector is prepared), only their maximum here (RAM, issue 12)
+        self._odd = {}
         self._fill = _zeros("B" if ss // (_HDR + 1) < 256 else "H", n)  # (slots > 16 bytes)
         self._first_hi = _zeros("i", n)
         for i in range(n):
@@ -451,7 +452,7 @@ class SectorRing:
             st, ssz, er = self._sector_header(s)
             if er > self._emax:
                 self._emax = er
-            self._ssz[s] = 0
+            self._odd.pop(s, None)
             self._first_hi[s] = -1
             self._fill[s] = 0
             self._state[s] = st
@@ -473,7 +474,8 @@ class SectorRing:
                     continue
                 self._state[s] = _DAMAGED
                 self.damaged_sectors += 1
-            self._ssz[s] = ssz
+            if ssz != self.slot_size:
+                self._odd[s] = ssz
             n = self._scan_slots(s, ssz)
             if st == _DIRTY:
                 self.salvaged += n
@@ -496,7 +498,7 @@ class SectorRing:
             if self._state[best_sec] == _DAMAGED:
                 self.newest_damaged = True
                 self._slot = self.slots_per_sector  # its header proves nothing: no appends
-            elif self._ssz[best_sec] == self.slot_size:
+            elif best_sec not in self._odd:
                 self._slot = self._fill[best_sec]
             else:  # written with another geometry: continue in the next sector
                 self._slot = self.slots_per_sector
@@ -561,7 +563,7 @@ class SectorRing:
             er += 1
         self._format(s, er)
         self._state[s] = _READY
-        self._ssz[s] = self.slot_size
+        self._odd.pop(s, None)
         self._fill[s] = 1
         if er > self._emax:
             self._emax = er
@@ -738,7 +740,7 @@ class SectorRing:
 
     def _slot_record(self, s, k):
         """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
-        ssz = self._ssz[s]
+        ssz = self._odd.get(s, self.slot_size)
         mv = self._read(s * self.sector_size + k * ssz, ssz)
         seq = self._check(mv, ssz)
         if seq < 0:
