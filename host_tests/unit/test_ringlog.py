@@ -531,3 +531,27 @@ def test_a_ring_keeps_at_most_37_attributes():
         assert len(r.__dict__) <= 37, sorted(r.__dict__)
         assert r.capacity == 3 * (r.slots_per_sector - 1), r.capacity
         assert r.min_kept == 2 * (r.slots_per_sector - 1) + 1, r.min_kept
+
+
+def test_erase_counts_live_in_the_headers():
+    # RAM (issue 12): the ring keeps no per-sector erase counts; each is read back from the
+    # sector's header when the sector is prepared, and a sector whose header was lost
+    # continues from the ring's highest count, as when they were kept in RAM
+    dev, part = _dev(sectors=4, ss=1024, page=256)
+    log = RingLog(part, 60)
+    log.mount()
+    for i in range(log.capacity * 3):  # three laps: every sector erased
+        log.append(bytes([i & 0xFF]) * 60)
+    w = log.wear()
+    assert w == dev.erase_counts and min(w) >= 1, (w, dev.erase_counts)
+    head = log.position()[0]
+    s = (head + 2) % 4  # neither the head nor the reserve ahead of it
+    dev.program(s * 1024, bytes(16))  # its header lost (bits programmed to 0)
+    again = RingLog(part, 60)
+    assert again.mount() == STATUS_OK and again.damaged_sectors == 1, again._summary()
+    assert again.wear()[s] == 0, "no valid header: no count"
+    top = max(w)
+    while again.position()[0] != s:
+        again.append(bytes(60))
+    assert again.wear()[s] == top + 1, (again.wear(), top)
+    assert dev.erase_counts[s] == w[s] + 1, "erased once more"
