@@ -322,7 +322,6 @@ class LoadProfile:
         self.zone = zone if zone is not None else Zone()
         self.supply = supply
         self.log = log
-        self.period = lay.period
         m = lay.nch
         self._kind = [CHANNELS[c[0]][0] for c in lay.channels]
         self._src = [CHANNELS[c[0]][1] for c in lay.channels]
@@ -408,7 +407,7 @@ class LoadProfile:
         if rows:
             last = rows[-1]
             if last[1] & bp.ST_POWER_DOWN and last[0] > now and \
-                    last[0] - now <= self.period:
+                    last[0] - now <= self.layout.period:
                 rows = rows[:-1]  # restarted within the interval: the row is completed later
                 st |= last[1]
                 for k in range(self.layout.nch):
@@ -443,7 +442,7 @@ class LoadProfile:
 
     def _arm(self, now):
         """Arm the boundary after RTC second ``now``."""
-        p = self.period
+        p = self.layout.period
         tb = (now // p + 1) * p
         self.tb = tb
         self._set_deadline()
@@ -489,7 +488,7 @@ class LoadProfile:
             self._due_st = 0
             self._capture(self.tb, self._snap)
             if not jump:
-                self.tb += self.period
+                self.tb += self.layout.period
                 self._set_deadline()
         # sampled now: the interval in progress (a boundary no step reached is captured
         # below with it)
@@ -515,7 +514,7 @@ class LoadProfile:
             for i in range(COUNT):
                 self._snap[i] = w[i]
             self._capture(self.tb, self._snap)
-            self.tb += self.period
+            self.tb += self.layout.period
             k += 1
         if k:
             if now >= self.tb:
@@ -526,7 +525,7 @@ class LoadProfile:
     def _values(self, w, provisional=False):
         """The channel values of the interval ending now, from the whole units ``w``."""
         v = self._vals
-        p = self.period
+        p = self.layout.period
         bad = False
         for k in range(self.layout.nch):
             kind = self._kind[k]
@@ -611,7 +610,7 @@ class LoadProfile:
             self._st |= self._due_st
             self._due_st = 0
             self._capture(self.tb, self._snap)
-            self.tb += self.period
+            self.tb += self.layout.period
             self._set_deadline()
         tb = self.tb
         if self._prov == tb:
@@ -635,7 +634,7 @@ class LoadProfile:
         records read, ``None`` is yielded (the uplink's ``profile`` answer reads at most
         ``tick`` records a round: a range with no row in a full 512 KiB ring is ~2 000
         record reads, not one round of the event loop)."""
-        p = self.period
+        p = self.layout.period
         lay = self.layout
         recs = self.store.records() if self.store is not None else self._ram
         k = 0
@@ -678,7 +677,7 @@ class LoadProfile:
             return
         yield from st.index_steps(tick)
         lid = self.layout.layout_id
-        p = self.period
+        p = self.layout.period
         ring = st.main
         k = 0
         for b in st.buckets(t_from, t_to):
@@ -731,7 +730,7 @@ class LoadProfile:
         its oldest, but the decode pass also goes oldest first, so a ring that wraps faster
         than the read leaves a gap of the rows dropped meanwhile (each row keeps its time;
         they are gone from flash either way)."""
-        p = self.period
+        p = self.layout.period
         lay = self.layout
         b = self.buf
         keep = []  # (ring seq / RAM record / None: the open rows, rows in range), oldest first

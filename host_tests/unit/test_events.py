@@ -140,3 +140,24 @@ def test_rate_limit_per_code_and_quiet_resets_window():
     assert adm(t) and adm(t) and not adm(t + 1), "...then the base window again"
     assert adm(t + 60)
     assert adm(t - 1000), "clock set back: a new window"
+
+
+def test_names_answer_like_a_dict():
+    # NAMES and IDIS_CODES are constant tuples of pairs behind a Table (RAM, issue 12): the
+    # dict API their readers use (get, [], in, len, iteration over the codes)
+    n = E.NAMES
+    assert n.get(E.POWER_UP) == "power up" and n[E.CLOCK_SET] == "clock set"
+    assert n.get(254) is None and n.get(254, "event 254") == "event 254"
+    assert E.POWER_FAIL in n and 254 not in n
+    try:
+        n[254]
+        raise AssertionError("no KeyError")
+    except KeyError:
+        pass
+    codes = list(n)
+    assert len(codes) == len(n) == len(set(codes)), "one name per code"
+    assert E.idis_code(E.POWER_FAIL) == 1 and E.idis_code(E.UPLINK_KEY_CHANGED) == 48
+    assert E.idis_code(E.NO_LOAD_START) == 128 + E.NO_LOAD_START
+    assert E.idis_log(E.MAGNET_ON) == E.IDIS_FRAUD and E.idis_log(E.OVER_RANGE_END) == 4
+    assert E.idis_log(E.PROG_ENTER) == E.IDIS_COMMUNICATION
+    assert E.idis_log(E.POWER_UP) == E.IDIS_STANDARD

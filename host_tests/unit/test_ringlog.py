@@ -430,8 +430,9 @@ def test_rings_share_one_read_buffer_and_keep_compact_sector_tables():
         assert a.get(sa)[2] == ra and b.get(sb)[2] == rb
     assert got_a[-1] == bytes([39]) * 200 and got_b[-1] == bytes([139]) * 200
     assert a.min_kept <= len(got_a) == len(got_b) <= a.capacity, len(got_a)
-    for t in (a._fill, a._first_lo, a._ssz):  # 2 bytes a sector
-        assert len(bytes(t)) == 2 * len(t) == 2 * a.sectors
+    assert len(bytes(a._first_lo)) == 2 * a.sectors  # 2 bytes a sector
+    assert not a._odd, "a slot size per sector only where it is not the ring's"
+    assert len(bytes(a._fill)) == a.sectors  # slots used: one byte (<= 1024 // 17 slots)
     if hasattr(gc, "mem_alloc"):  # MicroPython: a second mounted ring takes no read buffer
         rings = []
         sizes = []
@@ -515,3 +516,42 @@ def test_newest_first_with_appends_and_erases_while_suspended():
     got = first + rest
     assert all(got[a] > got[a + 1] for a in range(len(got) - 1)), got
     assert rest and max(rest) < 97 and all(x >= 0 for x in rest), rest
+
+
+def test_a_ring_keeps_at_most_37_attributes():
+    # RAM (issue 12): MicroPython keeps an instance's attributes in a hash table of 29, 37,
+    # 47, 59... slots of 8 bytes, filled before it grows; a meter holds ~9 rings, which had 51
+    # attributes each (a 59-slot table). Class attributes (kind, auto-maintain), properties
+    # (capacity, min_kept) and state shared by every ring keep a ring within 37.
+    _d, part = _dev(sectors=4, ss=1024, page=256)
+    for r in (RingLog(part, 60), RingLog(part, 60, auto_maintain=False)):
+        assert len(r.__dict__) <= 37, sorted(r.__dict__)
+        r.mount()
+        r.append(bytes(60))
+        assert len(r.__dict__) <= 37, sorted(r.__dict__)
+        assert r.capacity == 3 * (r.slots_per_sector - 1), r.capacity
+        assert r.min_kept == 2 * (r.slots_per_sector - 1) + 1, r.min_kept
+
+
+def test_erase_counts_live_in_the_headers():
+    # RAM (issue 12): the ring keeps no per-sector erase counts; each is read back from the
+    # sector's header when the sector is prepared, and a sector whose header was lost
+    # continues from the ring's highest count, as when they were kept in RAM
+    dev, part = _dev(sectors=4, ss=1024, page=256)
+    log = RingLog(part, 60)
+    log.mount()
+    for i in range(log.capacity * 3):  # three laps: every sector erased
+        log.append(bytes([i & 0xFF]) * 60)
+    w = log.wear()
+    assert w == dev.erase_counts and min(w) >= 1, (w, dev.erase_counts)
+    head = log.position()[0]
+    s = (head + 2) % 4  # neither the head nor the reserve ahead of it
+    dev.program(s * 1024, bytes(16))  # its header lost (bits programmed to 0)
+    again = RingLog(part, 60)
+    assert again.mount() == STATUS_OK and again.damaged_sectors == 1, again._summary()
+    assert again.wear()[s] == 0, "no valid header: no count"
+    top = max(w)
+    while again.position()[0] != s:
+        again.append(bytes(60))
+    assert again.wear()[s] == top + 1, (again.wear(), top)
+    assert dev.erase_counts[s] == w[s] + 1, "erased once more"

@@ -124,53 +124,92 @@ EXIT_LINK = const(3)  # the link ended (TCP peer closed or replaced, bus connect
 EXIT_SIGN_ON = const(4)  # a sign-on request (any address) on the port
 EXIT_IDLE = const(5)  # the line stayed idle beyond the port's rights limit
 
-NAMES = {
-    POWER_UP: "power up", METROLOGY_FAULT: "metrology fault", METROLOGY_OK: "metrology ok",
-    CHIP_RESET: "metering chip reset", ENERGY_OVERFLOW: "energy register overflow",
-    NO_LOAD_START: "no-load start", NO_LOAD_END: "no-load end", FLASH_BLANK: "flash blank",
-    FLASH_CORRUPT: "flash record corrupt", CONFIG_DEFAULTS: "configuration defaults used",
-    PROG_ENTER: "programming mode entered", PROG_EXIT: "programming mode left",
-    WRONG_PASSWORD: "wrong password", PROG_LOCKED: "programming locked",
-    SEALED_REFUSED: "refused: seal closed", PARAM_CHANGED: "parameter changed",
-    TEST_MODE_ON: "test mode on", TEST_MODE_OFF: "test mode off", POWER_FAIL: "power fail",
-    CLOCK_SET: "clock set",
-    STORAGE_RECOVERED: "journal recovered from damaged sectors",
-    STORAGE_FOREIGN: "journal of another format: writes refused",
-    STORAGE_MIGRATED: "journal migrated from an older schema",
-    STORAGE_FORMATTED: "journal formatted", STORAGE_WRITE_FAILED: "journal write failed",
-    ENERGY_IMPLAUSIBLE: "implausible energy dropped", OVER_RANGE_START: "over-range start",
-    OVER_RANGE_END: "over-range end",
-    CLOCK_INVALID: "clock invalid",
-    PW_WHILE_LOCKED: "password during lockout", REFUSED_NO_PASSWORD: "refused: no password",
-    REFUSED_NOT_WRITABLE: "refused: not writable", REFUSED_VALUE: "refused: bad value",
-    REFUSED_UNKNOWN: "refused: unknown address", REFUSED_UNSUPPORTED: "refused: unsupported",
-    REFUSED_FAILED: "refused: execution failed", SEAL_OPEN: "seal opened",
-    SEAL_CLOSED: "seal closed", COVER_OPEN: "meter cover opened",
-    COVER_CLOSED: "meter cover closed", TCOVER_OPEN: "terminal cover opened",
-    TCOVER_CLOSED: "terminal cover closed", MAGNET_ON: "magnetic field detected",
-    MAGNET_OFF: "magnetic field gone", NEUTRAL_IMBALANCE: "neutral current imbalance",
-    NEUTRAL_OK: "neutral current balanced", CONFIG_FALLBACK: "configuration copy damaged",
-    SECURITY_FALLBACK: "password not trusted", CONFIG_DEFERRED: "configuration save deferred",
-    TASK_DIED: "task died", TASK_FAILED: "task failed: watchdog reset",
-    PROG_LOCK_KEPT: "lockout carried over a restart",
-    AUDIT_FULL: "audit trail full", AUDIT_REFUSED: "refused: audit trail full",
-    AUDIT_CLEARED: "audit trail cleared",
-    UPLINK_DROPPED: "uplink outbox full: oldest dropped",
-    UPLINK_EVENTS_SKIPPED: "uplink: events not sent one by one",
-    UPLINK_SEQ_SKIPPED: "uplink outbox lost: seq numbers skipped",
-    BILLING_END: "end of billing period", DEMAND_RESET: "demand reset",
-    DEMAND_RESET_REFUSED: "demand reset refused: lockout", DST_CHANGED: "DST change",
-    TOU_ACTIVATED: "passive tariff plan activated",
-    CLOCK_SET_REFUSED: "clock set refused: limit per period",
-    TOU_PROGRAMMED: "passive tariff plan programmed", TOU_REFUSED: "tariff plan refused",
-    CONC_NO_ANSWER: "bus meter not read", CONC_ANSWERS_AGAIN: "bus meter read again",
-    CONC_OVERRUN: "bus polling cycle overrun",
-    UPLINK_TIME_REFUSED: "uplink time sync refused: shift too large",
-    UPLINK_CONFIG_N: "uplink config authenticated", UPLINK_REPLAY: "uplink config replay refused",
-    CONC_SERIAL_REFUSED: "bus meter serial refused",
-    UPLINK_REVERTED: "uplink broker/APN change undone: no session",
-    UPLINK_KEY_CHANGED: "uplink key changed", CONC_SERIAL_BOUND: "bus meter serial bound",
-}
+
+
+class Table:
+    """A read-only mapping over a constant tuple of (key, value) pairs, e.g. ``NAMES``: ``get``,
+    ``[]`` (KeyError), ``in``, ``len`` and iteration over the keys, like the dict it replaces
+    (without its RAM: the pairs stay in flash when frozen). A linear search (~80 pairs: a
+    readout, a message or a dump, never the metering step); allocates nothing but the
+    iterator of a ``for`` over it."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def get(self, key, default=None):
+        for k, v in self.pairs:
+            if k == key:
+                return v
+        return default
+
+    def __getitem__(self, key):
+        for k, v in self.pairs:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        for k, _v in self.pairs:
+            if k == key:
+                return True
+        return False
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __iter__(self):
+        for k, _v in self.pairs:
+            yield k
+
+
+# The name of each code (uplink messages, tools/events_dump.py): a constant tuple of (code,
+# name) pairs, kept in flash when frozen (a dict literal is built in RAM at import: ~0.8 KB,
+# issue 12), read through a Table, which answers like the dict it replaced.
+NAMES = Table((
+    (POWER_UP, "power up"), (METROLOGY_FAULT, "metrology fault"), (METROLOGY_OK, "metrology ok"),
+    (CHIP_RESET, "metering chip reset"), (ENERGY_OVERFLOW, "energy register overflow"),
+    (NO_LOAD_START, "no-load start"), (NO_LOAD_END, "no-load end"), (FLASH_BLANK, "flash blank"),
+    (FLASH_CORRUPT, "flash record corrupt"), (CONFIG_DEFAULTS, "configuration defaults used"),
+    (PROG_ENTER, "programming mode entered"), (PROG_EXIT, "programming mode left"),
+    (WRONG_PASSWORD, "wrong password"), (PROG_LOCKED, "programming locked"),
+    (SEALED_REFUSED, "refused: seal closed"), (PARAM_CHANGED, "parameter changed"),
+    (TEST_MODE_ON, "test mode on"), (TEST_MODE_OFF, "test mode off"), (POWER_FAIL, "power fail"),
+    (CLOCK_SET, "clock set"), (STORAGE_RECOVERED, "journal recovered from damaged sectors"),
+    (STORAGE_FOREIGN, "journal of another format: writes refused"),
+    (STORAGE_MIGRATED, "journal migrated from an older schema"),
+    (STORAGE_FORMATTED, "journal formatted"), (STORAGE_WRITE_FAILED, "journal write failed"),
+    (ENERGY_IMPLAUSIBLE, "implausible energy dropped"), (OVER_RANGE_START, "over-range start"),
+    (OVER_RANGE_END, "over-range end"), (CLOCK_INVALID, "clock invalid"),
+    (PW_WHILE_LOCKED, "password during lockout"), (REFUSED_NO_PASSWORD, "refused: no password"),
+    (REFUSED_NOT_WRITABLE, "refused: not writable"), (REFUSED_VALUE, "refused: bad value"),
+    (REFUSED_UNKNOWN, "refused: unknown address"), (REFUSED_UNSUPPORTED, "refused: unsupported"),
+    (REFUSED_FAILED, "refused: execution failed"), (SEAL_OPEN, "seal opened"),
+    (SEAL_CLOSED, "seal closed"), (COVER_OPEN, "meter cover opened"),
+    (COVER_CLOSED, "meter cover closed"), (TCOVER_OPEN, "terminal cover opened"),
+    (TCOVER_CLOSED, "terminal cover closed"), (MAGNET_ON, "magnetic field detected"),
+    (MAGNET_OFF, "magnetic field gone"), (NEUTRAL_IMBALANCE, "neutral current imbalance"),
+    (NEUTRAL_OK, "neutral current balanced"), (CONFIG_FALLBACK, "configuration copy damaged"),
+    (SECURITY_FALLBACK, "password not trusted"), (CONFIG_DEFERRED, "configuration save deferred"),
+    (TASK_DIED, "task died"), (TASK_FAILED, "task failed: watchdog reset"),
+    (PROG_LOCK_KEPT, "lockout carried over a restart"), (AUDIT_FULL, "audit trail full"),
+    (AUDIT_REFUSED, "refused: audit trail full"), (AUDIT_CLEARED, "audit trail cleared"),
+    (UPLINK_DROPPED, "uplink outbox full: oldest dropped"),
+    (UPLINK_EVENTS_SKIPPED, "uplink: events not sent one by one"),
+    (UPLINK_SEQ_SKIPPED, "uplink outbox lost: seq numbers skipped"),
+    (BILLING_END, "end of billing period"), (DEMAND_RESET, "demand reset"),
+    (DEMAND_RESET_REFUSED, "demand reset refused: lockout"), (DST_CHANGED, "DST change"),
+    (TOU_ACTIVATED, "passive tariff plan activated"),
+    (CLOCK_SET_REFUSED, "clock set refused: limit per period"),
+    (TOU_PROGRAMMED, "passive tariff plan programmed"), (TOU_REFUSED, "tariff plan refused"),
+    (CONC_NO_ANSWER, "bus meter not read"), (CONC_ANSWERS_AGAIN, "bus meter read again"),
+    (CONC_OVERRUN, "bus polling cycle overrun"),
+    (UPLINK_TIME_REFUSED, "uplink time sync refused: shift too large"),
+    (UPLINK_CONFIG_N, "uplink config authenticated"),
+    (UPLINK_REPLAY, "uplink config replay refused"),
+    (CONC_SERIAL_REFUSED, "bus meter serial refused"),
+    (UPLINK_REVERTED, "uplink broker/APN change undone: no session"),
+    (UPLINK_KEY_CHANGED, "uplink key changed"), (CONC_SERIAL_BOUND, "bus meter serial bound"),
+))
 
 # Logs (IDIS-style split, docs/PERSISTENCE.md "Event logs"): each code goes to one log; the
 # security log (fraud detection and the audit trail of legally relevant changes) is stored
@@ -217,23 +256,17 @@ IDIS_COMMUNICATION = const(5)
 IDIS_POWER_FAILURE = const(97)
 IDIS_LOGS = (IDIS_STANDARD, IDIS_FRAUD, IDIS_DISCONNECTOR, IDIS_POWER_QUALITY,
              IDIS_COMMUNICATION, IDIS_POWER_FAILURE)
-IDIS_CODES = {
-    POWER_FAIL: 1, POWER_UP: 2, CLOCK_SET: 5, CLOCK_INVALID: 6, FLASH_CORRUPT: 14,
-    METROLOGY_FAULT: 16, CHIP_RESET: 16, ENERGY_IMPLAUSIBLE: 16, TASK_FAILED: 15,
-    PARAM_CHANGED: 47, CONFIG_DEFAULTS: 47, TCOVER_OPEN: 40, TCOVER_CLOSED: 41,
-    MAGNET_ON: 42, MAGNET_OFF: 43, COVER_OPEN: 44, COVER_CLOSED: 45, WRONG_PASSWORD: 46,
-    PW_WHILE_LOCKED: 46, PROG_LOCKED: 46, SEALED_REFUSED: 46, DST_CHANGED: 3,
-    TOU_ACTIVATED: 9,
-}
-IDIS_CODES[TOU_PROGRAMMED] = 19  # "passive TOU programmed"
-IDIS_CODES[UPLINK_KEY_CHANGED] = 48  # "global key(s) changed"
-_IDIS_FRAUD = (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
-               WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
-               SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,
-               SECURITY_FALLBACK, PROG_LOCK_KEPT, UPLINK_REPLAY, CONC_SERIAL_REFUSED)
-_IDIS_PQ = (OVER_RANGE_START, OVER_RANGE_END)
-_IDIS_COMM = (PROG_ENTER, PROG_EXIT, REFUSED_NOT_WRITABLE, REFUSED_VALUE, REFUSED_UNKNOWN,
-              REFUSED_UNSUPPORTED, REFUSED_FAILED)
+# (code, IDIS code) pairs: a constant tuple in flash, read through a Table (RAM, as NAMES)
+IDIS_CODES = Table((
+    (POWER_FAIL, 1), (POWER_UP, 2), (CLOCK_SET, 5), (CLOCK_INVALID, 6), (FLASH_CORRUPT, 14),
+    (METROLOGY_FAULT, 16), (CHIP_RESET, 16), (ENERGY_IMPLAUSIBLE, 16), (TASK_FAILED, 15),
+    (PARAM_CHANGED, 47), (CONFIG_DEFAULTS, 47), (TCOVER_OPEN, 40), (TCOVER_CLOSED, 41),
+    (MAGNET_ON, 42), (MAGNET_OFF, 43), (COVER_OPEN, 44), (COVER_CLOSED, 45),
+    (WRONG_PASSWORD, 46), (PW_WHILE_LOCKED, 46), (PROG_LOCKED, 46), (SEALED_REFUSED, 46),
+    (DST_CHANGED, 3), (TOU_ACTIVATED, 9),
+    (TOU_PROGRAMMED, 19),  # "passive TOU programmed"
+    (UPLINK_KEY_CHANGED, 48),  # "global key(s) changed"
+))
 
 
 def idis_code(code):
@@ -243,12 +276,17 @@ def idis_code(code):
 
 def idis_log(code):
     """The IDIS log (IDIS_STANDARD, IDIS_FRAUD, IDIS_POWER_QUALITY, IDIS_COMMUNICATION) that
-    reports our ``code`` (the disconnector log stays empty until a relay is fitted)."""
-    if code in _IDIS_FRAUD:
+    reports our ``code`` (the disconnector log stays empty until a relay is fitted). The
+    codes of each log are constant tuples in the function (in flash, no global: RAM)."""
+    if code in (TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, COVER_OPEN, COVER_CLOSED,
+                WRONG_PASSWORD, PW_WHILE_LOCKED, PROG_LOCKED, SEALED_REFUSED, SEAL_OPEN,
+                SEAL_CLOSED, NEUTRAL_IMBALANCE, NEUTRAL_OK, REFUSED_NO_PASSWORD,
+                SECURITY_FALLBACK, PROG_LOCK_KEPT, UPLINK_REPLAY, CONC_SERIAL_REFUSED):
         return IDIS_FRAUD
-    if code in _IDIS_PQ:
+    if code in (OVER_RANGE_START, OVER_RANGE_END):
         return IDIS_POWER_QUALITY
-    if code in _IDIS_COMM:
+    if code in (PROG_ENTER, PROG_EXIT, REFUSED_NOT_WRITABLE, REFUSED_VALUE, REFUSED_UNKNOWN,
+                REFUSED_UNSUPPORTED, REFUSED_FAILED):
         return IDIS_COMMUNICATION
     return IDIS_STANDARD
 

@@ -92,6 +92,8 @@ class Journal(ringlog.SectorRing):
     ``dirty_sectors``, ``damaged_sectors``, ``foreign_sectors``, ``foreign_records``.
     """
 
+    _kind = ringlog.KIND_JOURNAL  # (a class attribute: RAM, see SectorRing)
+
     def __init__(self, flash, payload_size, schema=1, reserve=1, log=None, migrations=None):
         ringlog.SectorRing.__init__(self, flash, ringlog.KIND_JOURNAL, payload_size, reserve, log)
         if not 0 <= schema <= 255:
@@ -137,7 +139,7 @@ class Journal(ringlog.SectorRing):
                 self.status = STATUS_BLANK
                 self._say("journal: blank flash: registers start from zero; " + self._summary())
             return None
-        r = self._slot_record(self._newest, self._best_slot)
+        r = self._slot_record(self._newest, self._best[2])
         if r is None:  # only if the flash changed under the scan
             raise StorageError("newest record changed during recovery")
         seq, tag, aux, payload = r

@@ -93,8 +93,8 @@ _SEC_M0 = const(0x53)  # "S"
 _SEC_M1 = const(0x52)  # "R"
 _REC_M0 = const(0x52)  # "R"
 _REC_M1 = const(0x43)  # "C"
-_HFMT = "<BBBBIHH"  # sector header bytes 0..11, CRC-32 follows at 12
-_RFMT = "<BBBBHHHH"  # record header bytes 0..11: the u32 sequence number as two u16 halves
+_HFMT = const("<BBBBIHH")  # sector header bytes 0..11, CRC-32 follows at 12
+_RFMT = const("<BBBBHHHH")  # record header bytes 0..11: the u32 sequence number as two u16 halves
 
 # sector states
 _BLANK = const(0)  # all 0xFF, no header: needs only a header program
@@ -113,6 +113,14 @@ STATUS_FOREIGN = "foreign"
 # one per ring): a read's view is used and copied out before the method returns, and the
 # power-fail path (appends) never reads. Grown to the largest read; salvaging shrinks it back.
 _rbuf = bytearray(0)
+# 0xFF bytes to compare slots with, and views of them by length (SectorRing._blank): shared by
+# every ring like _rbuf (a scan uses them within one call)
+_ff = b""
+_blanks = {}
+# CRC-32 register of an append, two 16-bit halves: shared by every ring, as an append runs to
+# its end without yielding (no await; the power-fail interrupt only sets a flag, the urgent
+# commit runs in a task: firmware/tasks/storage.py)
+_crc = array("H", (0, 0))
 
 
 def _zeros(code, n):
@@ -199,6 +207,15 @@ class SectorRing:
     Raises ValueError on impossible geometry.
     """
 
+    # RAM (issue 12): a MicroPython instance keeps its attributes in a hash table that grows
+    # through 29, 37, 47, 59 slots of 8 bytes; a ring keeps at most 37 (one per ring of the
+    # meter: the journal, the event, billing, audit and profile rings). So the kind is a class
+    # attribute (set on the instance only for another kind, a bare SectorRing in tests), the
+    # page size the flash's, RingLog's capacity and min_kept properties, the scan's best record
+    # one list; the log callable too is a class attribute unless one is given.
+    _kind = 0
+    _log = None
+
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
         ss = flash.sector_size
         n = flash.size // ss
@@ -210,43 +227,41 @@ class SectorRing:
         if n < 2 or not 1 <= reserve < n:
             raise ValueError("need >= 2 sectors and 1 <= reserve < sectors")
         self._flash = flash
-        self._kind = kind
+        if kind != self._kind:
+            self._kind = kind
         self._max = payload_max
-        self._log = log
+        if log is not None:
+            self._log = log
         self.sector_size = ss
-        self.page_size = flash.page_size
         self.slot_size = slot
         self.slots_per_sector = ss // slot
         self.sectors = n
         self.reserve = reserve
-        self._rec = bytearray(slot)
-        self._recmv = memoryview(self._rec)
-        self._hdr = bytearray(_HDR)
-        self._hdrmv = memoryview(self._hdr)
-        # views made once, so that an append of the configured size allocates nothing
+        # the record being appended (and a sector header being programmed: _format): the
+        # record's bytes only, not its slot's (only they are programmed)
         need = _HDR + payload_max
-        self._v_hdr = self._recmv[0:12]
-        self._v_body = self._recmv[_HDR:need]
+        self._rec = bytearray(need)
+        # views made once, so that an append of the configured size allocates nothing
+        mv = memoryview(self._rec)
+        self._v_hdr = mv[0:12]
+        self._v_body = mv[_HDR:need]
         self._chunks = self._split(need)
-        self._crc = [0, 0]  # CRC-32 register of an append, two 16-bit halves
-        self._ff = b""  # 0xFF bytes to compare with, shared by the views in _blanks
-        self._blanks = {}
         self._state = bytearray(n)
-        # per sector: slot size (<= half a sector), slots used, first sequence number as two
-        # 16-bit halves (hi -1: no valid record), erase count (u32 of the header)
-        self._ssz = _zeros("H" if ss <= 0x1FFFE else "I", n)
-        self._fill = _zeros("H", n)
+        # per sector: slots used, first sequence number as two 16-bit halves (hi -1: no valid
+        # record); the slot size only where it is not ours (a sector salvaged or written with
+        # another payload size: {sector: bytes}); the erase counts stay in the sector headers
+        # (read again when a sector is prepared), only their maximum here (RAM, issue 12)
+        self._odd = {}
+        self._fill = _zeros("B" if ss // (_HDR + 1) < 256 else "H", n)  # (slots > 16 bytes)
         self._first_hi = _zeros("i", n)
         for i in range(n):
             self._first_hi[i] = -1
         self._first_lo = _zeros("H", n)
-        self._erases = _zeros("I", n)
+        self._emax = 0
         self._head = n - 1
         self._slot = self.slots_per_sector
         self._newest = -1
-        self._best_slot = 0
-        self._best = [-1, -1, 0]  # scan: newest [seq, sector, slot]
-        self._scan_best = -1
+        self._best = [-1, -1, 0]  # the last scan's newest record: [seq (-1: none), sector, slot]
         self._seq_lo = 1  # next sequence number, as two 16-bit halves (small ints)
         self._seq_hi = 0
         self._mounted = False
@@ -260,14 +275,15 @@ class SectorRing:
     # ---- helpers ------------------------------------------------------------------------
     def _split(self, need):
         """[(offset, view)] of the record's first ``need`` bytes cut at page boundaries."""
-        p = self.page_size
+        p = self._flash.page_size
+        mv = memoryview(self._rec)
         if self.slot_size <= p:
-            return [(0, self._recmv[0:need])]
+            return [(0, mv[0:need])]
         out = []
         i = 0
         while i < need:
             c = min(p, need - i)
-            out.append((i, self._recmv[i : i + c]))
+            out.append((i, mv[i : i + c]))
             i += c
         return out
 
@@ -279,13 +295,14 @@ class SectorRing:
         """``n`` bytes of 0xFF: a view of one shared buffer, kept per size. (Salvaging probes
         many slot sizes: a bytes object per size added up to ~90 KB on 16 KiB sectors with
         16-byte rows, a MemoryError at boot on a device.)"""
-        b = self._blanks.get(n)
+        global _ff, _blanks
+        b = _blanks.get(n)
         if b is None:
-            if len(self._ff) < n:
-                self._ff = b"\xff" * n
-                self._blanks = {}  # the views of the shorter buffer go with it
-            b = memoryview(self._ff)[:n]
-            self._blanks[n] = b
+            if len(_ff) < n:
+                _ff = b"\xff" * n
+                _blanks = {}  # the views of the shorter buffer go with it
+            b = memoryview(_ff)[:n]
+            _blanks[n] = b
         return b
 
     def _read(self, addr, n):
@@ -298,7 +315,7 @@ class SectorRing:
         return mv
 
     def _valid_ssz(self, ssz):
-        p = self.page_size
+        p = self._flash.page_size
         return _HDR < ssz <= self.sector_size // 2 and (p % ssz == 0 or ssz % p == 0)
 
     def _sizes(self, s, hint):
@@ -308,7 +325,7 @@ class SectorRing:
         out = [self.slot_size]
         if hint != self.slot_size and self._valid_ssz(hint):
             out.append(hint)
-        p = self.page_size
+        p = self._flash.page_size
         base = s * self.sector_size
         for d in range(_HDR + 1, self.sector_size // 2 + 1):
             if d in out or not (p % d == 0 or d % p == 0):
@@ -417,23 +434,25 @@ class SectorRing:
         Returns the newest record's sequence number (-1: none)."""
         for _ in self._scan_steps():
             pass
-        return self._scan_best
+        return self._best[0]
 
     def _scan_steps(self):
         """:meth:`_scan` as a generator that yields after each sector (a caller on an event
-        loop reads one sector per turn); the result is then in ``_scan_best``."""
-        global _rbuf
+        loop reads one sector per turn); the result is then in ``_best``."""
+        global _rbuf, _ff, _blanks
         self._mounted = False
         self.records = self.torn = self.corrupt = self.salvaged = 0
         self.blank_sectors = self.dirty_sectors = self.damaged_sectors = 0
         self.foreign_sectors = self.foreign_records = 0
         self._best = [-1, -1, 0]
+        self._emax = 0
         for s in range(self.sectors):
             if s:
                 yield s
             st, ssz, er = self._sector_header(s)
-            self._erases[s] = er
-            self._ssz[s] = 0
+            if er > self._emax:
+                self._emax = er
+            self._odd.pop(s, None)
             self._first_hi[s] = -1
             self._fill[s] = 0
             self._state[s] = st
@@ -455,7 +474,8 @@ class SectorRing:
                     continue
                 self._state[s] = _DAMAGED
                 self.damaged_sectors += 1
-            self._ssz[s] = ssz
+            if ssz != self.slot_size:
+                self._odd[s] = ssz
             n = self._scan_slots(s, ssz)
             if st == _DIRTY:
                 self.salvaged += n
@@ -463,34 +483,31 @@ class SectorRing:
                 continue  # header only, our geometry: READY (another slot size: erase first)
             if st == _READY:
                 self._state[s] = _USED
-        best_seq, best_sec, best_slot = self._best
+        best_seq, best_sec, _slot = self._best
         if self.damaged_sectors or self.dirty_sectors:  # drop what salvaging grew
-            self._blanks = {}
-            self._ff = b""
+            _blanks = {}
+            _ff = b""
             if len(_rbuf) > self.slot_size:
                 _rbuf = bytearray(self.slot_size)
         self._blocked = self.foreign_sectors > 0 or self.foreign_records > 0
         self.newest_damaged = False
         if best_seq >= 0:
             self._newest = best_sec
-            self._best_slot = best_slot
             self._head = best_sec
             self._set_seq(best_seq + 1)
             if self._state[best_sec] == _DAMAGED:
                 self.newest_damaged = True
                 self._slot = self.slots_per_sector  # its header proves nothing: no appends
-            elif self._ssz[best_sec] == self.slot_size:
+            elif best_sec not in self._odd:
                 self._slot = self._fill[best_sec]
             else:  # written with another geometry: continue in the next sector
                 self._slot = self.slots_per_sector
         else:
             self._newest = -1
-            self._best_slot = 0
             self._head = self.sectors - 1  # a virtual full head: the first record goes to 0
             self._slot = self.slots_per_sector
             self._set_seq(1)
         self._mounted = True
-        self._scan_best = best_seq
 
     def _set_seq(self, seq):
         self._seq_lo = seq & 0xFFFF
@@ -514,17 +531,30 @@ class SectorRing:
 
     # ---- sector preparation -------------------------------------------------------------
     def _format(self, s, erases):
-        h = self._hdr
+        # built in the record buffer: no append is under way (they prepare before they build)
+        h = self._rec
         struct.pack_into(_HFMT, h, 0, _SEC_M0, _SEC_M1, FORMAT, self._kind, erases,
                          self.slot_size, 0)
-        struct.pack_into("<I", h, 12, binascii.crc32(self._hdrmv[0:12]))
-        self._flash.program(s * self.sector_size, h)
+        struct.pack_into("<I", h, 12, binascii.crc32(self._v_hdr))
+        self._flash.program(s * self.sector_size, memoryview(h)[0:_HDR])
+
+    def _header_erases(self, s):
+        """The erase count in the header of sector ``s`` as read from the flash, or -1 when
+        the header is not valid (magic, CRC-32)."""
+        h = self._read(s * self.sector_size, _HDR)
+        if h[0] != _SEC_M0 or h[1] != _SEC_M1:
+            return -1
+        if binascii.crc32(h[0:12]) != struct.unpack_from("<I", h, 12)[0]:
+            return -1
+        return struct.unpack_from("<I", h, 4)[0]
 
     def _prepare(self, s):
-        """Make sector ``s`` READY: erase unless blank, then program its header."""
+        """Make sector ``s`` READY: erase unless blank, then program its header (erase count:
+        the sector's own + 1, or the ring's highest + 1 when its header is not known)."""
         st = self._state[s]
-        known = st == _READY or st == _USED
-        er = self._erases[s] if known else max(self._erases)
+        er = self._header_erases(s) if st == _READY or st == _USED else -1
+        if er < 0:
+            er = self._emax
         self._state[s] = _DIRTY
         self._first_hi[s] = -1
         self._fill[s] = 0
@@ -533,9 +563,10 @@ class SectorRing:
             er += 1
         self._format(s, er)
         self._state[s] = _READY
-        self._ssz[s] = self.slot_size
+        self._odd.pop(s, None)
         self._fill[s] = 1
-        self._erases[s] = er
+        if er > self._emax:
+            self._emax = er
 
     def maintain(self, max_erases=1):
         """Prepare the ``reserve`` sectors ahead of the head; return the number of erases.
@@ -619,9 +650,11 @@ class SectorRing:
     def wear(self):
         """Erase count of each sector as recorded in the sector headers (list of ints).
 
-        Counts of sectors whose header was lost (torn erase) continue from the ring's maximum.
+        Read from the flash (one header read per sector); 0 for a sector without a valid
+        header (blank, torn erase). Such a sector continues from the ring's maximum when it is
+        prepared.
         """
-        return list(self._erases)
+        return [max(0, self._header_erases(s)) for s in range(self.sectors)]
 
     def _first_seq(self, s):
         """First sequence number in sector ``s`` (int), or -1 if it holds no valid record."""
@@ -677,9 +710,9 @@ class SectorRing:
             body = self._v_body
             chunks = self._chunks
         else:
-            body = self._recmv[_HDR : _HDR + n]
+            body = memoryview(r)[_HDR : _HDR + n]
             chunks = self._split(_HDR + n)
-        c = self._crc
+        c = _crc
         c[0] = 0xFFFF
         c[1] = 0xFFFF
         crc32_feed(c, self._v_hdr)
@@ -701,13 +734,13 @@ class SectorRing:
     def append_cost(self, payload_len):
         """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""
         need = _HDR + payload_len
-        if self.slot_size <= self.page_size:
+        if self.slot_size <= self._flash.page_size:
             return 1, need
-        return (need + self.page_size - 1) // self.page_size, need
+        return (need + self._flash.page_size - 1) // self._flash.page_size, need
 
     def _slot_record(self, s, k):
         """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
-        ssz = self._ssz[s]
+        ssz = self._odd.get(s, self.slot_size)
         mv = self._read(s * self.sector_size + k * ssz, ssz)
         seq = self._check(mv, ssz)
         if seq < 0:
@@ -731,13 +764,23 @@ class RingLog(SectorRing):
     Call ``mount()`` once before ``append()`` or iteration.
     """
 
+    _kind = KIND_RINGLOG
+    _auto = True  # (an instance attribute only when False: RAM, see SectorRing)
+
     def __init__(self, flash, record_size, reserve=1, log=None, auto_maintain=True):
         SectorRing.__init__(self, flash, KIND_RINGLOG, record_size, reserve, log)
-        self.record_size = record_size
-        self._auto = auto_maintain
-        k = self.slots_per_sector - 1
-        self.capacity = (self.sectors - reserve) * k
-        self.min_kept = (self.sectors - reserve - 1) * k + 1
+        if not auto_maintain:
+            self._auto = False
+
+    @property
+    def capacity(self):
+        """The most records the log holds (int)."""
+        return (self.sectors - self.reserve) * (self.slots_per_sector - 1)
+
+    @property
+    def min_kept(self):
+        """The fewest of the newest records the log always keeps (int)."""
+        return (self.sectors - self.reserve - 1) * (self.slots_per_sector - 1) + 1
 
     def mount(self):
         """Scan the partition; return the status (STATUS_OK/BLANK/CORRUPT/FOREIGN).
@@ -753,7 +796,7 @@ class RingLog(SectorRing):
         mounts a large ring one sector per turn: ``for _ in ring.mount_steps(): await
         asyncio.sleep_ms(0)``); ``status`` is set when it ends. Not mounted meanwhile."""
         yield from self._scan_steps()
-        best = self._scan_best
+        best = self._best[0]
         if self._blocked:
             self.status = STATUS_FOREIGN
         elif best >= 0:
@@ -772,8 +815,8 @@ class RingLog(SectorRing):
         when no prepared slot is left). Raises ValueError on a wrong size, StorageError when
         not mounted or write-protected.
         """
-        if len(record) != self.record_size:
-            raise ValueError("record must be %d bytes" % self.record_size)
+        if len(record) != self._max:  # the record size
+            raise ValueError("record must be %d bytes" % self._max)
         seq = self._append(record, tag, 0, urgent)
         if self._auto and not urgent and self.needs_maintenance():
             self.maintain(1)
@@ -876,7 +919,7 @@ class RingLog(SectorRing):
         if s < 0:
             return bool(self.corrupt or self.torn or self.dirty_sectors
                         or self.damaged_sectors)
-        if self._fill[s] > self._best_slot + 1:
+        if self._fill[s] > self._best[2] + 1:  # (the last scan's newest slot)
             return True
         n = (s + 1) % self.sectors  # (the sector the next append goes to)
         return n != s and self._first_hi[n] < 0 and self._fill[n] > 1

@@ -257,10 +257,11 @@ def import_order(mods):
     return order
 
 
-def probe_modules(board, sim_s, flash):
-    """[(module, bytes, loaded by a running meter)] in import order, after a build."""
+def probe_modules(board, sim_s, flash, elf=None):
+    """[(module, bytes, loaded by a running meter)] in import order, after a build (or on
+    ``elf``, an image built before from this checkout's modules)."""
     order = import_order(source_modules())
-    elf = emu.build(board)
+    elf = elf or emu.build(board)
     out = emu.run_code(board, elf, MODS_CODE % (order,), timeout=900, icount=0)
     errs = re.findall(r"ERR (\S+) (.*)", out)
     if errs:
@@ -337,7 +338,7 @@ def main():
                     help="the RAM of each device module instead (see the docstring)")
     a = ap.parse_args()
     if a.modules:
-        print_modules(probe_modules(a.board, a.sim_s, a.flash), a.board, a.sim_s, a.flash)
+        print_modules(probe_modules(a.board, a.sim_s, a.flash, a.elf), a.board, a.sim_s, a.flash)
         return 0
     names = device_modules()
     elf = a.elf or emu.build(a.board)
