@@ -550,66 +550,74 @@ class ADE7953Model:
 
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
-        ln = len(wbuf)
-        if self._sel and self._pos == 0 and ln >= 3 and len(rbuf) >= ln:
-            # a whole frame in one call (what the driver does), byte for byte the same as
-            # the byte path below
-            a = (wbuf[0] << 8) | wbuf[1]
-            n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
-            cmd = wbuf[2] & 0x80
-            if (cmd and ln == 3 + n and self.fault is None and self._ready_at is None
-                    and not self._flip):
-                # a read as the driver frames it, no fault: _read_cmd and read_reg inlined
-                # for what the metering read asks every second (_FAST); the rest through
-                # read_reg. (_addr, _wdata and _out matter only within a frame or for a
-                # write: a whole read frame leaves them to the next frame's header.)
-                self.reads += 1
-                c = _FAST.get(a, 7 if n != 4 else 0)
-                if c == 7:  # a stored register (CONFIG, LCYCMODE, ...)
-                    v = self._regs.get(a, 0) & _MASKS[n]
-                elif c <= 3 and c:  # AENERGYA, RENERGYA, APENERGYA (24 bit)
-                    if self._now() > self._t:
-                        self._advance()
-                    reg = self._reg
-                    v = reg[c - 1]
-                    if self._regs[0x004] & 0x40:  # LCYCMODE.RSTREAD: read with reset
-                        reg[c - 1] = 0
-                    v &= 0xFFFFFF
-                elif c == 4 or c == 5:  # IRQSTATA, RSTIRQSTATA (24 bit)
-                    if self._now() > self._t:
-                        self._advance()
-                    v = self._irqstata
-                    if c == 5:
-                        self._irqstata = 0
-                    v &= 0xFFFFFF
-                elif c >= 10:  # LAST_*: not recorded themselves
-                    v = self._last[c - 10]
-                    v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
-                else:
-                    v = self.read_reg(a)
-                if c < 10:
-                    last = self._last
-                    last[0] = 0x35
-                    last[1] = a
-                    last[2] = v
-                self._n = n
-                self._cmd = cmd
-                rbuf[0] = rbuf[1] = rbuf[2] = 0
-                if n == 3:
-                    rbuf[3] = (v >> 16) & 0xFF
-                    rbuf[4] = (v >> 8) & 0xFF
-                    rbuf[5] = v & 0xFF
-                else:
-                    for k in range(n):
-                        rbuf[3 + k] = (v >> (8 * (n - 1 - k))) & 0xFF
-                self._pos = ln
-                return
-            self._addr = a
-            self._n = n
-            self._cmd = cmd
-            self._wdata = 0
-            self._frame(wbuf, rbuf, a, n, cmd, ln)
+        # (few locals on purpose: on MicroPython a call whose locals and stack exceed 11
+        # words gets its frame from the heap, and this is 10 calls per simulated second)
+        if not (self._sel and self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf)):
+            self._bytes(wbuf, rbuf)
             return
+        # a whole frame in one call (what the driver does), byte for byte the same as the
+        # byte path (_bytes)
+        a = (wbuf[0] << 8) | wbuf[1]
+        n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
+        if not (wbuf[2] & 0x80 and len(wbuf) == 3 + n and self.fault is None
+                and self._ready_at is None and not self._flip):
+            self._frame(wbuf, rbuf)
+            return
+        # a read as the driver frames it, no fault: _read_cmd and read_reg inlined for what
+        # the metering read asks every second (_FAST); the rest through read_reg. (_addr,
+        # _wdata and _out matter only within a frame or for a write: a whole read frame
+        # leaves them to the next frame's header.)
+        self.reads += 1
+        c = _FAST.get(a, 7)
+        if c == 7 and n == 4:
+            c = 0  # (32 bit: read_reg sign-extends the 0x3xx aliases)
+        if c == 7:  # a stored register (CONFIG, LCYCMODE, ...)
+            v = self._regs.get(a, 0) & _MASKS[n]
+        elif c <= 3 and c:  # AENERGYA, RENERGYA, APENERGYA (24 bit)
+            if self._now() > self._t:
+                self._advance()
+            v = self._reg[c - 1]
+            if self._regs[0x004] & 0x40:  # LCYCMODE.RSTREAD: read with reset
+                self._reg[c - 1] = 0
+            v &= 0xFFFFFF
+        elif c == 4 or c == 5:  # IRQSTATA, RSTIRQSTATA (24 bit)
+            if self._now() > self._t:
+                self._advance()
+            v = self._irqstata
+            if c == 5:
+                self._irqstata = 0
+            v &= 0xFFFFFF
+        elif c >= 10:  # LAST_*: not recorded themselves
+            v = self._last[c - 10]
+            v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
+        else:
+            v = self.read_reg(a)
+        if c < 10:
+            c = self._last
+            c[0] = 0x35
+            c[1] = a
+            c[2] = v
+        self._n = n
+        self._cmd = 0x80
+        rbuf[0] = rbuf[1] = rbuf[2] = 0
+        if n == 3:
+            rbuf[3] = (v >> 16) & 0xFF
+            rbuf[4] = (v >> 8) & 0xFF
+            rbuf[5] = v & 0xFF
+        elif n == 2:
+            rbuf[3] = (v >> 8) & 0xFF
+            rbuf[4] = v & 0xFF
+        elif n == 1:
+            rbuf[3] = v & 0xFF
+        else:
+            rbuf[3] = (v >> 24) & 0xFF
+            rbuf[4] = (v >> 16) & 0xFF
+            rbuf[5] = (v >> 8) & 0xFF
+            rbuf[6] = v & 0xFF
+        self._pos = 3 + n
+
+    def _bytes(self, wbuf, rbuf):
+        # transfer() byte by byte: any split of a frame, CS high, a frame already started
         if self.fault is not None and self.fault not in _STEADY:
             self.set_fault(self.fault)  # assigned directly: act on it now
         if not self._sel:
@@ -665,9 +673,16 @@ class ADE7953Model:
             v ^= 1 << self.flip_bit  # corrupted on the wire only
         self._out = v
 
-    def _frame(self, wbuf, rbuf, a, n, cmd, ln):
+    def _frame(self, wbuf, rbuf):
         # transfer() of a whole frame (header + data) other than a plain read, byte for byte
-        # the same as the byte path (header already decoded by transfer())
+        # the same as the byte path
+        ln = len(wbuf)
+        a = (wbuf[0] << 8) | wbuf[1]
+        n = _width(a)
+        cmd = self._cmd = wbuf[2] & 0x80
+        self._addr = a
+        self._n = n
+        self._wdata = 0
         fault = self.fault
         if fault is not None and fault not in _STEADY:
             self.set_fault(fault)  # assigned directly: act on it now
