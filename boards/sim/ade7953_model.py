@@ -339,7 +339,12 @@ class ADE7953Model:
             p, q, nxt = trace.at(t)
             end = now if (nxt is None or nxt > now) else nxt
             dt = end - t
-            m = self._measure(p, q)
+            m = self._meas_key  # (the cache test of _measure, saving the call)
+            if (m is not None and m[0] == p and m[1] == q and m[2] == self.v_mv
+                    and m[3] == self.neutral_ratio_pct):
+                m = self._meas
+            else:
+                m = self._measure(p, q)
             p = m[0]  # (one by one: a multiple assignment of more than 3 builds a tuple)
             q = m[1]
             s = m[2]
