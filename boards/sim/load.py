@@ -235,7 +235,6 @@ class LoadTrace:
         raw = self._f.rawline(MAX_LINE + 1)
         if not raw:
             return None
-        self._line += 1
         # the common row (three whole numbers, time increasing) straight from the bytes:
         # a str per field made the start-up of a run about half a second slower (every new
         # str is first looked up among the interned names); any other row, valid or not,
@@ -247,11 +246,13 @@ class LoadTrace:
                 p = _whole_milli(f[1])
                 q = _whole_milli(f[2])
                 if t is not None and p is not None and q is not None and t > self._last_t:
+                    self._line += 1
                     self._last_t = t
                     return (t, p, q)
-        line = raw.decode()
+        line = raw.decode()  # (UnicodeError: the constructor names the line after _line)
         if len(line) > MAX_LINE + 1:
             line = line[:MAX_LINE + 1]
+        self._line += 1
         if len(line) > MAX_LINE:
             self._length(line)
         f = line.rstrip("\r\n").split(",")
