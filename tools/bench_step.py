@@ -88,12 +88,12 @@ def main():
     print("Metering.step(), fake bus: %.1f us (median of 5 x %d)" % (us, n))
 
     from boards.sim.ade7953_model import ADE7953Model
-    from boards.sim.hw import SimPin, SimSPI
+    from boards.sim.hw import ChipSelect, SimSPI
     from simkit import StepTrace, run
 
     clock = ManualClock()
     model = ADE7953Model(StepTrace([(0, 1000000, 200000)]), clock.ticks_ms)
-    m = meter(SimSPI(model), SimPin("CS", 1, on_change=model.select), clock)
+    m = meter(SimSPI(model), ChipSelect("CS", model), clock)  # (wired as boards/sim/board.py)
     from tasks.metering import start_chip
 
     run(start_chip(m))

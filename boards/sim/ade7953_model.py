@@ -82,6 +82,17 @@ for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A,
 
 _MASKS = (0, 0xFF, 0xFFFF, 0xFFFFFF)  # by register width in bytes (1..3)
 
+# transfer()'s plain reads by the frame's address (the 0x3xx aliases included): 1..3
+# AENERGYA / RENERGYA / APENERGYA (24 bit, the read-with-reset ones), 4 IRQSTATA, 5
+# RSTIRQSTATA, 10 LAST_OP, 11 LAST_ADD, 12 LAST_RWDATA_x (10 + index in _last), 0 the rest of
+# _KIND (through read_reg); an address not listed is a stored register (7) unless 32 bit
+# (0: read_reg sign-extends)
+_FAST = {0x21E: 1, 0x220: 2, 0x222: 3, 0x22D: 4, 0x22E: 5, 0x0FD: 10, 0x1FE: 11}
+for _a in _KIND:
+    for _b in (_a, _a + 0x100) if 0x200 <= _a < 0x300 else (_a,):
+        if _b not in _FAST:
+            _FAST[_b] = 12 if _KIND[_a] == 4 and _b in _LAST else 0
+
 FAULTS = ("dead0", "deadff", "misclocked", "irqstuck", "reset", "bitflip", "rstread")
 _STEADY = ("dead0", "deadff", "misclocked", "irqstuck")
 ONE_SHOT = ("reset", "bitflip", "rstread")  # act once when set (the attribute reads None after)
@@ -202,7 +213,7 @@ class ADE7953Model:
         self._ready_at = self._now() + 40
         self._t = self._now()
         self._scale_key = None
-        self._cfg = None  # cached (scale, no-load thresholds); cleared on register writes
+        self._cfg = None  # cached (scales, no-load thresholds, OVLVL, OILVL); None after writes
         self._acc = [0, 0, 0]  # exact residues of P, Q, S (units: LSB * _den)
         self._reg = [0, 0, 0]  # AENERGYA, RENERGYA, APENERGYA counts
         self._meas_key = None
@@ -302,54 +313,90 @@ class ADE7953Model:
         self._meas = (pm, qm, sm) + pk + (rv, ri, _clip(xb)[1])
         return self._meas
 
-    def _peaks(self, pk):
-        # peak detection and the over-range flags (DS p.46-47)
-        peak = self._peak
-        for i in range(3):
-            if pk[3 + i] > peak[i]:
-                peak[i] = pk[3 + i]
-        if pk[4] > self._regs[0x225]:
-            self._irqstata |= 1 << 13  # OIA
-        if pk[3] > self._regs[0x224]:
-            self._irqstata |= 1 << 16  # OV
-
     def _advance(self):
+        # integrate the trace from _t to now into the accumulators (module docstring):
+        # per trace segment the measured powers (_measure), the peaks and the over-range
+        # flags (DS p.46-47); then whole counts move from the exact residues to the
+        # registers, with the wrap and its flag (DS p.25)
         now = self._now()
         t = self._t
         if now <= t or self._ready_at is not None:
             self._t = now if now > t else t
             return
-        if self._cfg is None:
-            self._cfg = (self._scale(), (self._nl_mw(0x203, 1), self._nl_mw(0x204, 2),
-                                         self._nl_mw(0x205, 4)))
-        (k, den), nl = self._cfg
+        cfg = self._cfg
+        if cfg is None:  # (cleared by every register write)
+            g = self._regs
+            (k, den) = self._scale()
+            cfg = self._cfg = (k[0], k[1], k[2], den[0], den[1], den[2], self._nl_mw(0x203, 1),
+                               self._nl_mw(0x204, 2), self._nl_mw(0x205, 4), g[0x224],
+                               g[0x225])
+        k0, k1, k2, d0, d1, d2, nl0, nl1, nl2, ovlvl, oilvl = cfg
         acc = self._acc
-        trace_at = self._trace.at
+        peak = self._peak
+        trace = self._trace  # (not ``trace.at`` in a local: a bound method is an allocation)
+        irq = 0
         while t < now:
-            p, q, nxt = trace_at(t)
+            p, q, nxt = trace.at(t)
             end = now if (nxt is None or nxt > now) else nxt
             dt = end - t
-            m = self._measure(p, q)
-            p, q, s = m[0], m[1], m[2]
-            self._peaks(m)
-            if (p if p >= 0 else -p) >= nl[0]:
-                acc[0] += p * dt * k[0]
-            if (q if q >= 0 else -q) >= nl[1]:
-                acc[1] += q * dt * k[1]
-            if s >= nl[2]:
-                acc[2] += s * dt * k[2]
+            m = self._meas_key  # (the cache test of _measure, saving the call)
+            if (m is not None and m[0] == p and m[1] == q and m[2] == self.v_mv
+                    and m[3] == self.neutral_ratio_pct):
+                m = self._meas
+            else:
+                m = self._measure(p, q)
+            p = m[0]  # (one by one: a multiple assignment of more than 3 builds a tuple)
+            q = m[1]
+            s = m[2]
+            pv = m[3]
+            pa = m[4]
+            pb = m[5]
+            # peak detection and the over-range flags
+            if pv > peak[0]:
+                peak[0] = pv
+            if pa > peak[1]:
+                peak[1] = pa
+            if pb > peak[2]:
+                peak[2] = pb
+            if pa > oilvl:
+                irq |= 1 << 13  # OIA
+            if pv > ovlvl:
+                irq |= 1 << 16  # OV
+            if (p if p >= 0 else -p) >= nl0:
+                acc[0] += p * dt * k0
+            if (q if q >= 0 else -q) >= nl1:
+                acc[1] += q * dt * k1
+            if s >= nl2:
+                acc[2] += s * dt * k2
             t = end
         self._t = now
         reg = self._reg
-        for i in range(3):
-            c = acc[i] // den[i]
-            if c:
-                acc[i] -= c * den[i]
-                r = reg[i] + c
-                if r > 0x7FFFFF or r < -0x800000:
-                    r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
-                    self._irqstata |= 1 << (3 + i)  # AEOFA, VAREOFA, VAEOFA
-                reg[i] = r
+        c = acc[0] // d0
+        if c:
+            acc[0] -= c * d0
+            r = reg[0] + c
+            if r > 0x7FFFFF or r < -0x800000:
+                r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
+                irq |= 1 << 3  # AEOFA
+            reg[0] = r
+        c = acc[1] // d1
+        if c:
+            acc[1] -= c * d1
+            r = reg[1] + c
+            if r > 0x7FFFFF or r < -0x800000:
+                r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
+                irq |= 1 << 4  # VAREOFA
+            reg[1] = r
+        c = acc[2] // d2
+        if c:
+            acc[2] -= c * d2
+            r = reg[2] + c
+            if r > 0x7FFFFF or r < -0x800000:
+                r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
+                irq |= 1 << 5  # VAEOFA
+            reg[2] = r
+        if irq:
+            self._irqstata |= irq
 
     # -- instantaneous values ----------------------------------------------------------------
 
@@ -508,47 +555,74 @@ class ADE7953Model:
 
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
-        ln = len(wbuf)
-        if self._sel and self._pos == 0 and ln >= 3 and len(rbuf) >= ln:
-            # a whole frame in one call (what the driver does), byte for byte the same as
-            # the byte path below
-            a = (wbuf[0] << 8) | wbuf[1]
-            n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
-            self._addr = a
-            self._n = n
-            cmd = self._cmd = wbuf[2] & 0x80
-            self._wdata = 0
-            if (cmd and ln == 3 + n and self.fault is None and self._ready_at is None
-                    and not self._flip):
-                # a read as the driver frames it, no fault: _read_cmd and read_reg inlined
-                self.reads += 1
-                base = a - 0x100 if n == 4 else a
-                kind = _KIND.get(base, 0)
-                if kind == 4:  # LAST_*: not recorded themselves
-                    v = self._last[0 if base == 0x0FD else (1 if base == 0x1FE else 2)]
-                    v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
-                else:
-                    if kind == 0 and n != 4:  # a stored register (CONFIG, LCYCMODE, ...)
-                        v = self._regs.get(base, 0) & _MASKS[n]
-                    else:
-                        v = self.read_reg(a)
-                    last = self._last
-                    last[0] = 0x35
-                    last[1] = a
-                    last[2] = v
-                self._val = self._out = v
-                rbuf[0] = rbuf[1] = rbuf[2] = 0
-                if n == 3:
-                    rbuf[3] = (v >> 16) & 0xFF
-                    rbuf[4] = (v >> 8) & 0xFF
-                    rbuf[5] = v & 0xFF
-                else:
-                    for k in range(n):
-                        rbuf[3 + k] = (v >> (8 * (n - 1 - k))) & 0xFF
-                self._pos = ln
-                return
-            self._frame(wbuf, rbuf, a, n, cmd, ln)
+        # (few locals on purpose: on MicroPython a call whose locals and stack exceed 11
+        # words gets its frame from the heap, and this is 10 calls per simulated second)
+        if not (self._sel and self._pos == 0 and len(wbuf) >= 3 and len(rbuf) >= len(wbuf)):
+            self._bytes(wbuf, rbuf)
             return
+        # a whole frame in one call (what the driver does), byte for byte the same as the
+        # byte path (_bytes)
+        a = (wbuf[0] << 8) | wbuf[1]
+        n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
+        if not (wbuf[2] & 0x80 and len(wbuf) == 3 + n and self.fault is None
+                and self._ready_at is None and not self._flip):
+            self._frame(wbuf, rbuf)
+            return
+        # a read as the driver frames it, no fault: _read_cmd and read_reg inlined for what
+        # the metering read asks every second (_FAST); the rest through read_reg. (_addr,
+        # _wdata and _out matter only within a frame or for a write: a whole read frame
+        # leaves them to the next frame's header.)
+        self.reads += 1
+        c = _FAST.get(a, 7)
+        if c == 7 and n == 4:
+            c = 0  # (32 bit: read_reg sign-extends the 0x3xx aliases)
+        if c == 7:  # a stored register (CONFIG, LCYCMODE, ...)
+            v = self._regs.get(a, 0) & _MASKS[n]
+        elif c <= 3 and c:  # AENERGYA, RENERGYA, APENERGYA (24 bit)
+            if self._now() > self._t:
+                self._advance()
+            v = self._reg[c - 1]
+            if self._regs[0x004] & 0x40:  # LCYCMODE.RSTREAD: read with reset
+                self._reg[c - 1] = 0
+            v &= 0xFFFFFF
+        elif c == 4 or c == 5:  # IRQSTATA, RSTIRQSTATA (24 bit)
+            if self._now() > self._t:
+                self._advance()
+            v = self._irqstata
+            if c == 5:
+                self._irqstata = 0
+            v &= 0xFFFFFF
+        elif c >= 10:  # LAST_*: not recorded themselves
+            v = self._last[c - 10]
+            v &= 0xFFFFFFFF if n == 4 else _MASKS[n]
+        else:
+            v = self.read_reg(a)
+        if c < 10:
+            c = self._last
+            c[0] = 0x35
+            c[1] = a
+            c[2] = v
+        self._n = n
+        self._cmd = 0x80
+        rbuf[0] = rbuf[1] = rbuf[2] = 0
+        if n == 3:
+            rbuf[3] = (v >> 16) & 0xFF
+            rbuf[4] = (v >> 8) & 0xFF
+            rbuf[5] = v & 0xFF
+        elif n == 2:
+            rbuf[3] = (v >> 8) & 0xFF
+            rbuf[4] = v & 0xFF
+        elif n == 1:
+            rbuf[3] = v & 0xFF
+        else:
+            rbuf[3] = (v >> 24) & 0xFF
+            rbuf[4] = (v >> 16) & 0xFF
+            rbuf[5] = (v >> 8) & 0xFF
+            rbuf[6] = v & 0xFF
+        self._pos = 3 + n
+
+    def _bytes(self, wbuf, rbuf):
+        # transfer() byte by byte: any split of a frame, CS high, a frame already started
         if self.fault is not None and self.fault not in _STEADY:
             self.set_fault(self.fault)  # assigned directly: act on it now
         if not self._sel:
@@ -604,9 +678,16 @@ class ADE7953Model:
             v ^= 1 << self.flip_bit  # corrupted on the wire only
         self._out = v
 
-    def _frame(self, wbuf, rbuf, a, n, cmd, ln):
+    def _frame(self, wbuf, rbuf):
         # transfer() of a whole frame (header + data) other than a plain read, byte for byte
-        # the same as the byte path (header already decoded by transfer())
+        # the same as the byte path
+        ln = len(wbuf)
+        a = (wbuf[0] << 8) | wbuf[1]
+        n = _width(a)
+        cmd = self._cmd = wbuf[2] & 0x80
+        self._addr = a
+        self._n = n
+        self._wdata = 0
         fault = self.fault
         if fault is not None and fault not in _STEADY:
             self.set_fault(fault)  # assigned directly: act on it now

@@ -173,32 +173,36 @@ class VirtualClock:
         self._driver = asyncio.create_task(self._drive())
 
     def _park(self, task, due):
-        # insert after every waiter due at or before ``due`` (ties: first come)
-        n = self._n
+        # insert after every waiter due at or before ``due`` (ties: first come); a free
+        # slot holds None, and there is one before the head once _grow has made room (few
+        # locals on purpose: on MicroPython a frame above 11 words is heap-allocated at
+        # every call, and this is every sleep)
+        if self._n > self._mask:
+            self._grow()
         ds = self._dues
         ts = self._tasks
-        if n > self._mask:  # full: unroll the ring into tables twice the size
-            h = self._h
-            self._dues = ds = ds[h:] + ds[:h] + [0] * n
-            self._tasks = ts = ts[h:] + ts[:h] + [None] * n
-            self._h = 0
-            self._mask = 2 * n - 1
-        h = self._h
-        mask = self._mask
-        j = (h + n) & mask
-        i = n
-        while i > 0:
-            k = (j - 1) & mask
-            if ds[k] <= due:
+        m = self._mask
+        j = (self._h + self._n) & m
+        while True:
+            k = (j - 1) & m
+            if ts[k] is None or ds[k] <= due:
                 break
             ds[j] = ds[k]
             ts[j] = ts[k]
             j = k
-            i -= 1
         ds[j] = due
         ts[j] = task
-        self._n = n + 1
+        self._n += 1
         task.data = self  # Task.cancel() calls self.remove(task), then reschedules it
+
+    def _grow(self):
+        # full: unroll the ring into tables twice the size
+        n = self._n
+        h = self._h
+        self._dues = self._dues[h:] + self._dues[:h] + [0] * n
+        self._tasks = self._tasks[h:] + self._tasks[:h] + [None] * n
+        self._h = 0
+        self._mask = 2 * n - 1
 
     def remove(self, task):
         """A parked task was cancelled (asyncio's Task.cancel): out of the table."""

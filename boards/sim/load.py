@@ -80,6 +80,18 @@ def _parse_milli(text):
     return -v if c == "-" else v
 
 
+def _whole_milli(b):
+    """``_parse_milli`` of an optionally signed whole number given as bytes; None for anything
+    else (then the row is read as text)."""
+    c = b[:1]
+    if c == b"-" or c == b"+":
+        b = b[1:]
+    if b and not b.strip(b"0123456789"):
+        v = int(b) * 1000
+        return -v if c == b"-" else v
+    return None
+
+
 def _frac(s):
     """Unsigned ``whole.frac`` (either part may be empty, not both) in thousandths, or None."""
     dot = s.find(".")
@@ -134,6 +146,11 @@ class _Lines:
         self._pos = 0
 
     def readline(self, limit):
+        text = self.rawline(limit).decode()
+        return text if len(text) <= limit else text[:limit]
+
+    def rawline(self, limit):
+        """The bytes that :meth:`readline` decodes (at least ``limit`` characters' worth)."""
         most = 4 * limit + 8  # bytes that hold at least ``limit`` characters
         while True:
             i = self._buf.find(b"\n", self._pos)
@@ -151,8 +168,7 @@ class _Lines:
                     end -= 1
             chunk = self._buf[p:end]
             self._pos = end
-        text = chunk.decode()
-        return text if len(text) <= limit else text[:limit]
+        return chunk
 
     def seek(self, _pos):
         self._f.seek(0)
@@ -216,9 +232,26 @@ class LoadTrace:
     def _row(self):
         """Read the next data row as (t_ms, p_mw, q_mvar), or None at the end of the file."""
         # Kept small (see _parse_milli); every error message is built in _bad().
-        line = self._f.readline(MAX_LINE + 1)
-        if not line:
+        raw = self._f.rawline(MAX_LINE + 1)
+        if not raw:
             return None
+        # the common row (three whole numbers, time increasing) straight from the bytes:
+        # a str per field made the start-up of a run about half a second slower (every new
+        # str is first looked up among the interned names); any other row, valid or not,
+        # as text below (the same values, the same errors)
+        if len(raw) <= MAX_LINE:
+            f = raw.rstrip(b"\r\n").split(b",")
+            if len(f) == _NFIELDS:
+                t = _whole_milli(f[0])
+                p = _whole_milli(f[1])
+                q = _whole_milli(f[2])
+                if t is not None and p is not None and q is not None and t > self._last_t:
+                    self._line += 1
+                    self._last_t = t
+                    return (t, p, q)
+        line = raw.decode()  # (UnicodeError: the constructor names the line after _line)
+        if len(line) > MAX_LINE + 1:
+            line = line[:MAX_LINE + 1]
         self._line += 1
         if len(line) > MAX_LINE:
             self._length(line)

@@ -378,26 +378,31 @@ class Metering:
         """Read the instantaneous values (:attr:`instant_milli`) if a real second passed
         since the last read (or ``force``). Allocation-free in steady state (the dict is
         updated in place); over range it computes P, Q, S in floats."""
+        # (the read in _read_instant: this check runs after every step, and a frame above 11
+        # words is heap-allocated at every call on MicroPython)
         w = ticks.ticks_ms()
         if force or self._inst_wall is None or ticks.ticks_diff(w, self._inst_wall) >= 1000:
             self._inst_wall = w
-            ade = self.ade
-            ade.read_instant()
-            v = self._inst_d
-            ade.instant_into(v)
-            self._inst_or = self.over_range and self._e_dt > 0
-            if self._inst_or:
-                # beyond full scale the instantaneous registers are not to be trusted (they
-                # may saturate or wrap): P, Q, S are the last interval's mean, from the counts
-                # the registers took, so the display never shows an import as export
-                c = ade.cal
-                k = 3.6e9 / self._e_dt  # (Wh per ms -> mW)
-                v["P"] = int(self._e_a * c.wh_per_lsb * k)
-                v["Q"] = int(self._e_r * c.varh_per_lsb * k)
-                v["S"] = int(self._e_s * c.vah_per_lsb * k)
-            self.instant_milli = v
-            n = self.instant_seq
-            self.instant_seq = n + 1 if n < 0x1FFFFFFF else 0
+            self._read_instant()
+
+    def _read_instant(self):
+        ade = self.ade
+        ade.read_instant()
+        v = self._inst_d
+        ade.instant_into(v)
+        self._inst_or = self.over_range and self._e_dt > 0
+        if self._inst_or:
+            # beyond full scale the instantaneous registers are not to be trusted (they
+            # may saturate or wrap): P, Q, S are the last interval's mean, from the counts
+            # the registers took, so the display never shows an import as export
+            c = ade.cal
+            k = 3.6e9 / self._e_dt  # (Wh per ms -> mW)
+            v["P"] = int(self._e_a * c.wh_per_lsb * k)
+            v["Q"] = int(self._e_r * c.varh_per_lsb * k)
+            v["S"] = int(self._e_s * c.vah_per_lsb * k)
+        self.instant_milli = v
+        n = self.instant_seq
+        self.instant_seq = n + 1 if n < 0x1FFFFFFF else 0
 
     def instant_value(self, key):
         """One instantaneous quantity of the last refresh in SI units (float: V, A, W, var,
@@ -448,6 +453,10 @@ class Metering:
     def serve(self, done=True):
         """Execute the pending requests (the metering task, between steps); ``done``: call
         each request's ``done`` callback."""
+        if self._req:  # (the loop in _serve: this runs before every step, see refresh_instant)
+            self._serve(done)
+
+    def _serve(self, done):
         while self._req:
             _kind, src, cb = self._req.pop(0)
             self.regs.clear()

@@ -361,3 +361,31 @@ def test_the_trace_is_read_in_blocks_not_byte_by_byte():
         os.remove(path)
     # two passes (validation, then the run) of ~size / 1024 blocks each
     assert reads[0] <= 2 * (size // 1024 + 3), (reads[0], size)
+
+
+def test_rows_read_from_bytes_keep_their_values_and_line_numbers():
+    # rows of whole numbers are parsed from the bytes, others as text: the same values
+    # (signs, leading zeros, fractions, CRLF) and every error names its own line (a row
+    # that is not UTF-8 was named by the next line number once)
+    t, path = _open("t_s,p_w,q_var\r\n0,+0100,-007\r\n1.5,2.25,-3\r\n3,-4,5\r\n")
+    try:
+        assert t.at(0) == (100000, -7000, 1500)
+        assert t.at(1500) == (2250, -3000, 3000)
+        assert t.at(3000) == (-4000, 5000, None)
+    finally:
+        t.close()
+        _remove(path)
+    path = _tmp_path()
+    with open(path, "wb") as f:
+        f.write(b"t_s,p_w,q_var\n0,100,0\n5,1\xe90,0\n")
+    try:
+        LoadTrace(path)
+        raise AssertionError("accepted")
+    except LoadError as e:
+        assert ":3: not a text file" in str(e), str(e)
+    finally:
+        _remove(path)
+    for text, line in (("t_s,p_w,q_var\n0,1,1\n0,2,2\n", 3), ("t_s,p_w,q_var\n0,1,1\n5,x,2\n", 3),
+                       ("t_s,p_w,q_var\n0,1,1\n5,1\n7,1,1\n", 3)):
+        msg = _error_of(text)
+        assert (":%d:" % line) in msg, msg

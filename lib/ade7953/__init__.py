@@ -504,17 +504,17 @@ class ADE7953:
         makes each read one interval: without it every read would repeat the total); else
         READ_ECHO, READ_CONFIG or READ_RESET, and the counts must not be used (they are
         still set, for the log). Ten SPI frames."""
-        echo = LAST_RWDATA_24
+        # (no more locals: a frame above 11 words is heap-allocated at every call)
         a = self._word(AENERGYA)
-        bad = self._word(echo) != a
+        bad = self._word(LAST_RWDATA_24) != a
         r = self._word(RENERGYA)
-        if self._word(echo) != r:
+        if self._word(LAST_RWDATA_24) != r:
             bad = True
         s = self._word(APENERGYA)
-        if self._word(echo) != s:
+        if self._word(LAST_RWDATA_24) != s:
             bad = True
         st = self._word(RSTIRQSTATA)
-        if self._word(echo) != st:
+        if self._word(LAST_RWDATA_24) != st:
             bad = True
         cfg = self._word(CONFIG)
         lcyc = self._word(LCYCMODE)

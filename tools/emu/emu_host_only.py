@@ -18,6 +18,9 @@ HOST_ONLY = {
     "test_load.test_the_trace_is_read_in_blocks_not_byte_by_byte":
         ("ramdisk", 512 * _KB, "writes a trace file bigger than a 16 KiB RAM disk"),
     "test_sim_control": _TCP % "real TCP clients of boards/sim/control.py on 127.0.0.1",
+    "test_alloc.test_virtual_board_metering_read_allocates_nothing":
+        "the virtual board's ADE7953 model (the simulator, on the 64-bit unix port) keeps "
+        "exact energy residues (products up to ~2^50): long ints on a 32-bit core",
     "test_iec_session.test_port_task_ends_rights_when_the_tcp_client_changes":
         _TCP % "two TCP clients in turn on the virtual board's optical-port UART",
     "test_iec_session.test_bus_uart_reconnection_is_a_new_link":
