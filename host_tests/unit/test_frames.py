@@ -1,0 +1,166 @@
+"""The functions a metering step calls every second get their frames on the C stack: on
+MicroPython a Python function whose state (arguments, locals and value stack, plus 3 words
+per active ``try``) passes 11 machine words gets it from the heap at every call
+(py/objfun.c ``VM_MAX_STATE_ON_STACK``) and frees it on return. ``heap_lock()`` cannot see
+this (the call falls back to the C stack when the heap is locked), nor can
+``gc.mem_alloc()`` (the block is free again after the call): ``micropython.mem_total()``
+(the bytes ever allocated; the unix port has it, MICROPY_MEM_STATS) does. Each such
+allocation is a heap search every second and may start a garbage collection inside the
+step. Skipped where ``mem_total`` is missing (CPython, the emulated cores' builds)."""
+
+from simkit import MICROPYTHON
+
+
+def _meter_total():
+    if not MICROPYTHON:
+        return None
+    import micropython
+
+    return getattr(micropython, "mem_total", None)
+
+
+def _allocated(fn, calls=200, before=None):
+    """Bytes allocated by ``calls`` calls of ``fn`` (``before()`` run first each time, not
+    counted); None without ``mem_total``."""
+    total = _meter_total()
+    if total is None:
+        return None
+    import gc
+
+    fn()  # warm: caches, bound methods, first-call state
+    gc.collect()
+    gc.disable()
+    try:
+        n = 0
+        for _ in range(calls):
+            if before is not None:
+                before()
+            t0 = total()
+            fn()
+            n += total() - t0
+    finally:
+        gc.enable()
+    return n
+
+
+def _consumers():
+    from ade7953 import Calibration
+    from billing import config
+    from energy import Registers, lsb_per_unit_q8
+
+    import events
+    from meter.billing import Billing
+    from meter.demand import Demand
+    from meter.tariffs import TARIFF_Q8, Tariffs
+    from simkit import ManualClock
+
+    lpw = lsb_per_unit_q8(Calibration().wh_per_lsb)
+    cfg = config.Config()
+    regs = Registers(lpw, lpw, lpw, 1, 2, TARIFF_Q8)
+    clock = ManualClock()
+    log = events.EventLog(clock)
+    tf = Tariffs(regs, clock, cfg, lpw, log)
+    dm = Demand(cfg, tf)
+    bl = Billing(regs, tf, dm, cfg, clock, log)
+    tf.reconcile()
+    bl.boot()
+    return regs, clock, tf, dm, bl
+
+
+def test_billing_consumers_of_the_step_allocate_no_frame():
+    # Tariffs.interval had 26 words of state (208 B on the heap each second on a 64-bit
+    # port), Demand.interval 16, Billing.interval 12, Registers.add_tariff 12
+    regs, clock, tf, dm, bl = _consumers()
+
+    def second():
+        clock.now += 1000
+        regs.add(20000, 300, 20000)
+
+    for _ in range(3):
+        second()
+        for c in (tf, dm, bl):
+            c.interval(20000, 300, 20000, 1000)
+    got = []
+    for c in (tf, dm, bl):
+        def one(c=c):
+            c.interval(20000, 300, 20000, 1000)
+
+        def pre(c=c):
+            second()
+            if c is not tf:  # the others read what the tariffs' interval noted
+                tf.interval(20000, 300, 20000, 1000)
+
+        got.append(_allocated(one, before=pre))
+    got.append(_allocated(lambda: regs.add_tariff(1, 20, 3, 20)))
+    if got[0] is None:
+        return
+    assert got == [0, 0, 0, 0], got  # tariffs, demand, billing, add_tariff
+
+
+def test_storage_step_consumer_allocates_no_frame():
+    # Storage.interval (the step's storage consumer: the periodic-commit check) had 13
+    from boards.sim.norflash import NORFlash
+    from energy import Registers
+    from flashstore.flash import Partition
+
+    import events
+    from meter import storage
+    from meter.supply import Supply
+    from simkit import ManualClock
+
+    class _M:
+        steps = 0
+
+        def finish(self, cb):
+            cb()
+
+    class _Wake:
+        n = 0
+
+        def set(self):
+            self.n += 1
+
+    regs = Registers(25600, 25600, 25600)
+    clock = ManualClock()
+    dev = NORFlash(16 * 4096)
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
+                        events.EventLog(clock), supply=Supply())
+    s.restore()
+    w = _Wake()
+    s.on_due = w.set
+
+    def pre():
+        clock.now += 1000
+
+    got = _allocated(lambda: s.interval(0, 0, 0, 1000), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_board_clock_seconds_since_allocates_no_frame():
+    # boards/board.py MonotonicClock.seconds_since (each interval on a real board) had 12
+    from boards.board import MonotonicClock
+
+    class _Time:
+        tk = 0
+
+        def ticks_ms(self):
+            return self.tk
+
+        def ticks_diff(self, a, b):
+            return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+        def time(self):
+            return 1000 + self.tk // 1000
+
+    clk = MonotonicClock(0)
+    tm = clk._time = _Time()
+
+    def pre():
+        tm.tk += 1000
+
+    got = _allocated(lambda: clk.seconds_since(500), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
