@@ -164,3 +164,25 @@ def test_board_clock_seconds_since_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_load_profiles_step_consumer_allocates_no_frame():
+    # meter/profile.py Profiles.interval had 16 words (its for loop takes 4), each
+    # LoadProfile.interval 18
+    from energy import Registers
+    from meter.profile import Profiles
+    from simkit import ManualClock
+    from simkit import MeterStub as Met
+
+    clk = ManualClock(t0=10 ** 8)
+    ps = Profiles(Registers(25600, 25600, 25600), Met(), clk,
+                  [{"period_s": 900, "channels": ["1.29", "2.29"]}] * 2)
+    ps.start()
+
+    def pre():
+        clk.now += 1000
+
+    got = _allocated(lambda: ps.interval(1, 2, 3, 1000), calls=100, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
