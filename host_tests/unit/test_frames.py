@@ -186,3 +186,41 @@ def test_load_profiles_step_consumer_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_tamper_poll_allocates_no_frame():
+    # tasks/tamper.py TamperWatch.poll runs every 50 ms: 17 words (its for loop and try),
+    # and the neutral check of each new reading 15
+    import events
+    from simkit import ManualClock
+    from tasks.tamper import TamperWatch
+
+    class _Pin:
+        v = 0
+
+        def value(self):
+            return self.v
+
+    class _Board:
+        seal = _Pin()
+        cover = _Pin()
+        terminal_cover = _Pin()
+        magnet = _Pin()
+
+    class _Met:
+        instant_seq = 0
+        instant_milli = {"I": 5000, "IN": 4990}
+
+    met = _Met()
+    w = TamperWatch(_Board(), met, events.EventLog(ManualClock()), {}, samples=3)
+    w.poll(0)
+    ms = [0]
+
+    def pre():
+        ms[0] += 50
+        met.instant_seq = (met.instant_seq + 1) & 0xFFFF  # a new reading each poll
+
+    got = _allocated(lambda: w.poll(ms[0]), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
