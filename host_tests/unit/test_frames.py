@@ -224,3 +224,35 @@ def test_tamper_poll_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_test_led_pulse_allocates_no_frame():
+    # lib/energy/pulse.py PulseTrain.show_now (each pulse of the test LED: tens a second at
+    # full load) had 19 words
+    from energy.pulse import PulseTrain
+    from simkit import ManualClock
+
+    class _Led:
+        v = 0
+
+        def value(self, v=None):
+            if v is not None:
+                self.v = v
+            return self.v
+
+    class _Owed:
+        due = 10 ** 6
+
+    clk = ManualClock()
+    tr = PulseTrain(clk, 1000, 10)
+    led = _Led()
+    o = _Owed()
+
+    def pre():
+        clk.now += 37  # one pulse due now and then two
+        tr.show_wait(o.due)
+
+    got = _allocated(lambda: tr.show_now(led, o, "due"), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
