@@ -4,9 +4,9 @@ per active ``try``) passes 11 machine words gets it from the heap at every call
 (py/objfun.c ``VM_MAX_STATE_ON_STACK``) and frees it on return. ``heap_lock()`` cannot see
 this (the call falls back to the C stack when the heap is locked), nor can
 ``gc.mem_alloc()`` (the block is free again after the call): ``micropython.mem_total()``
-(the bytes ever allocated; the unix port has it, MICROPY_MEM_STATS) does. Each such
-allocation is a heap search every second and may start a garbage collection inside the
-step. Skipped where ``mem_total`` is missing (CPython, the emulated cores' builds)."""
+(the bytes ever allocated, MICROPY_MEM_STATS: the unix port and the emulated cores' qemu
+port have it) does. Each such allocation is a heap search every second and may start a
+garbage collection inside the step. Skipped where ``mem_total`` is missing (CPython)."""
 
 from simkit import MICROPYTHON
 
@@ -115,7 +115,8 @@ def test_storage_step_consumer_allocates_no_frame():
             cb()
 
     class _Wake:
-        n = 0
+        def __init__(self):
+            self.n = 0
 
         def set(self):
             self.n += 1
@@ -233,7 +234,8 @@ def test_test_led_pulse_allocates_no_frame():
     from simkit import ManualClock
 
     class _Led:
-        v = 0
+        def __init__(self):
+            self.v = 0
 
         def value(self, v=None):
             if v is not None:
@@ -241,7 +243,8 @@ def test_test_led_pulse_allocates_no_frame():
             return self.v
 
     class _Owed:
-        due = 10 ** 6
+        def __init__(self):
+            self.due = 10 ** 6
 
     clk = ManualClock()
     tr = PulseTrain(clk, 1000, 10)
