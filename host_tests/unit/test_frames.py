@@ -259,3 +259,34 @@ def test_test_led_pulse_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_lcd_driver_show_allocates_no_frame():
+    # lib/lcd/ht1621.py HT1621.show (each new LCD frame on a real board, up to 4 a second):
+    # show 14 words, image 17, _set_bits 16 (once per lit cell)
+    import lcd
+    from lcd.ht1621 import HT1621
+
+    class _Pin:
+        def __init__(self):
+            self.v = 0
+
+        def value(self, v=None):
+            if v is None:
+                return self.v
+            self.v = v
+
+    h = HT1621(_Pin(), _Pin(), _Pin())
+    f = lcd.Frame()
+    f.ident = "1.8.0"
+    f.ann = lcd.ANN_T1
+    n = [0]
+
+    def pre():
+        n[0] = (n[0] + 1234567) & 0xFFFFFF  # another value each frame
+        lcd.format_value(f, n[0], 3)
+
+    got = _allocated(lambda: h.show(f), calls=100, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
