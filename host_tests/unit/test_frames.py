@@ -290,3 +290,27 @@ def test_lcd_driver_show_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_lcd_refresh_allocates_no_frame():
+    # lib/lcd Display.render (each 250-ms refresh): Display._render 17 words (its try),
+    # format_value 14, _format 19
+    import lcd
+
+    class _Box:
+        def __init__(self):
+            self.v = -1234567
+
+        def get(self):
+            return self.v
+
+    b = _Box()
+    d = lcd.Display(auto=[("1.8.0", b.get, 3, lcd.ANN_IMPORT, "kWh")])
+
+    def pre():
+        b.v = (b.v + 7654321) & 0xFFFFFF  # another value each refresh
+
+    got = _allocated(d.render, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
