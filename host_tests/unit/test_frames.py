@@ -123,7 +123,7 @@ def test_storage_step_consumer_allocates_no_frame():
 
     regs = Registers(25600, 25600, 25600)
     clock = ManualClock()
-    dev = NORFlash(16 * 4096)
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)  # (NETDUINO2's heap)
     s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
                         events.EventLog(clock), supply=Supply())
     s.restore()
