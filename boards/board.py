@@ -167,23 +167,28 @@ class MonotonicClock:
         anchor's sub-second phase is unknown) plus the tick/RTC crystal drift since the
         anchor (50 ppm: 0.18 s an hour), and never goes back for the same ``base`` (a
         re-anchor that would go back holds the value until the RTC passes it)."""
-        tm = self._time
-        ms = tm.ticks_ms()
-        d = tm.ticks_diff(ms, self._a_ms)
+        ms = self._time.ticks_ms()
+        d = self._time.ticks_diff(ms, self._a_ms)
         if base != self._a_base or not 0 <= d < ANCHOR_MS:
-            rel = self.time() - base  # (allocates from 2034: once an anchor)
-            if base != self._a_base:
-                self._a_base = base
-                self._a_prev = None
-            self._a_ms = ms
-            self._a_rel = rel
-            d = 0
-        r = self._a_rel + d // 1000
+            d = self._anchor(base, ms)
+        d = self._a_rel + d // 1000
         p = self._a_prev
-        if p is not None and r < p:
+        if p is not None and d < p:
             return p
-        self._a_prev = r
-        return r
+        self._a_prev = d
+        return d
+
+    def _anchor(self, base, ms):
+        # read the RTC (allocates from 2034: once an anchor) before any state changes (a
+        # MemoryError leaves the anchor as it was); a frame apart from seconds_since's
+        # (11 machine words at most, else MicroPython allocates it at every call)
+        rel = self.time() - base
+        if base != self._a_base:
+            self._a_base = base
+            self._a_prev = None
+        self._a_ms = ms
+        self._a_rel = rel
+        return 0
 
     def set_time(self, secs):
         self._adjust += secs - self.time()

@@ -11,7 +11,12 @@ resume allocated. Counting starts after ``--warm S`` simulated seconds (default 
 start-up, first readings, buffers grown once).
 
 Usage: MICROPYPATH=.frozen:.frozen-lib:firmware:lib:. .venv/bin/micropython tools/bench_alloc.py
-       [--warm S] SIM-OPTIONS...   (prints a table and a JSON line)
+       [--total] [--warm S] SIM-OPTIONS...   (prints a table and a JSON line)
+``--total`` counts ``micropython.mem_total()`` (every byte allocated, also what is freed
+before the resume ends) instead of ``gc.mem_alloc()``: it sees the frames MicroPython takes
+from the heap for each call of a function with more than 11 machine words of locals and
+stack (py/objfun.c VM_MAX_STATE_ON_STACK, freed on return: mem_alloc and heap_lock miss
+them).
 (.frozen-lib is made by ``make uplink-lib``: without umqtt the uplink row counts the uplink's
 failed imports, retried every round; --no-uplink leaves the uplink out.)
 
@@ -26,6 +31,7 @@ import time
 sys.path.insert(0, "firmware")
 
 _stats = {}  # name -> [bytes, resumes]
+_meter = gc.mem_alloc  # or micropython.mem_total (--total)
 _state = {"clock": None, "warm_ms": 60000, "wall0": None, "sim0": None}
 
 
@@ -48,7 +54,7 @@ class _Measured:
             st["sim0"] = clock.ticks_ms()
             st["wall0"] = time.ticks_ms()
         gc.disable()  # (only while a task runs: the meter's start-up needs collections)
-        a = gc.mem_alloc()
+        a = _meter()
         try:
             return fn(arg)
         finally:
@@ -57,7 +63,7 @@ class _Measured:
                 s = _stats.get(self.name)
                 if s is None:
                     s = _stats[self.name] = [0, 0]
-                s[0] += gc.mem_alloc() - a
+                s[0] += _meter() - a
                 s[1] += 1
 
     def __next__(self):
@@ -74,7 +80,13 @@ class _Measured:
 
 
 def main():
+    global _meter
     argv = sys.argv[1:]
+    if argv[:1] == ["--total"]:
+        import micropython
+
+        _meter = micropython.mem_total
+        argv = argv[1:]
     if len(argv) >= 2 and argv[0] == "--warm":
         _state["warm_ms"] = int(float(argv[1]) * 1000)
         argv = argv[2:]

@@ -203,24 +203,33 @@ class Billing:
     # -- the consumer ----------------------------------------------------------------------
 
     def interval(self, ea, er, es, dt):
-        """One metering interval (hot path: a comparison unless a period ends)."""
+        """One metering interval (hot path: a comparison unless a period ends; small
+        frames: meter/tariffs.py ``interval``)."""
         tf = self.tariffs
         if not tf.warn:  # power-fail warning: nothing but the commit (meter/tariffs.py)
             if tf.base is not self._nb or self.next_end is not self._ne:
-                # the next end relative to the tariffs' base: small ints every interval
-                # (RTC s are long ints from 2034 on a 32-bit port); once per period or rebase
-                self._nb = tf.base
-                self._ne = self.next_end
-                self._ne_r = rel(self.next_end, tf.base)
+                self._relative()
             if tf.s >= self._ne_r:
-                t = tf.now()
-                self.close(self.next_end, period.REASON_SCHEDULE, events.SRC_METER)
-                self._next(t)
+                self._scheduled()
             if self.demand.dirty:
                 self.demand.dirty = False
                 self._state_due = True
         if self.on_due is not None and self.pending():
             self.on_due()
+
+    def _relative(self):
+        # the next end relative to the tariffs' base: small ints every interval (RTC s are
+        # long ints from 2034 on a 32-bit port); once per period or rebase
+        tf = self.tariffs
+        self._nb = tf.base
+        self._ne = self.next_end
+        self._ne_r = rel(self.next_end, tf.base)
+
+    def _scheduled(self):
+        # the billing period ends (its scheduled end passed in this interval)
+        t = self.tariffs.now()
+        self.close(self.next_end, period.REASON_SCHEDULE, events.SRC_METER)
+        self._next(t)
 
     def pending(self):
         """True if :meth:`service` has something to log or write (allocation-free: the step

@@ -57,29 +57,36 @@ class Demand:
         self._stale = False  # intervals fed without a time since the last timed feed
 
     def interval(self, ea, er, es, dt):
-        """One metering interval (hot path; allocation-free inside a sub-period)."""
+        """One metering interval (hot path; allocation-free inside a sub-period; small
+        frames: meter/tariffs.py ``interval``)."""
         tf = self.tariffs
         if tf.warn:  # power-fail warning: skipped (meter/tariffs.py)
             return
-        e = tf.da
-        s = tf.s
+        if tf.base is self._base and self._s <= tf.s < self._end_r:
+            self._inside(tf.da, tf.s, dt)  # not at its end
+        else:
+            self._timed(tf, (dt + 500) // 1000)
+
+    def _inside(self, e, s, dt):
+        # an interval inside the open sub-period: its energy without its time
         n = (dt + 500) // 1000
-        if tf.base is self._base and self._s <= s < self._end_r:
-            self.window.add(e)  # inside the open sub-period, not at its end
-            if n > 0:
-                self.thermal.add(e, n)
-            self._s = s
-            self._stale = True
-            return
+        self.window.add(e)
+        if n > 0:
+            self.thermal.add(e, n)
+        self._s = s
+        self._stale = True
+
+    def _timed(self, tf, n):
+        # an interval that ends the open sub-period (or the first one, or after an event)
         self._sync()
-        t = tf.base + s
-        if self.window.feed(t, e, tf.prev):
+        t = tf.base + tf.s
+        if self.window.feed(t, tf.da, tf.prev):
             self.dirty = True
             self.captures += 1
         if n > 0:
-            self.thermal.feed(t, e, tf.prev, n)
+            self.thermal.feed(t, tf.da, tf.prev, n)
         self._base = tf.base
-        self._s = s
+        self._s = tf.s
         self._end_r = rel(self.window.end(), tf.base)
 
     def _sync(self):

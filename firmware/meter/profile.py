@@ -358,35 +358,42 @@ class LoadProfile:
     def interval(self, ea, er, es, dt):
         """Consumer of the metering step: at the first step that reaches the boundary, copy
         the totals' whole units into the snapshot. Allocation-free, small ints only."""
+        self.second()
+
+    def second(self):
+        """:meth:`interval` without its arguments (small frames: MicroPython heap-allocates,
+        at every call, a frame of more than 11 machine words, meter/tariffs.py)."""
         m = self.metering
         if m is not None and not m.ok:
             self._bad_m = True  # (the task no longer samples it every second: latched)
         if self._has_valid and not self.clock.rtc_valid:
             self._bad_c = True
-        if self._armed:
-            c = self.clock
-            if c.ticks_diff(c.ticks_ms(), self._deadline) >= 0:
-                w = self.regs.whole
-                s = self._snap
-                for i in range(COUNT):
-                    s[i] = w[i]
-                # what was seen up to the snapshot flags the row it ends; what service()
-                # samples later (the task runs after this step) flags the next one
-                st = bp.ST_DATA_INVALID if self._bad_m else 0
-                if self._has_att:
-                    a = m.attempts
-                    if self._att is not None and a != self._att:
-                        st = bp.ST_DATA_INVALID
-                    self._att = a
-                if self._bad_c:
-                    st |= bp.ST_CLOCK_INVALID
-                self._due_st = st
-                self._bad_m = self._bad_c = False
-                self._armed = False
-                self.due = True
-                cb = self.on_due
-                if cb is not None:
-                    cb()
+        if self._armed and self.clock.ticks_diff(self.clock.ticks_ms(), self._deadline) >= 0:
+            self._take()
+
+    def _take(self):
+        # the boundary reached: the snapshot of the totals, the row's status, the task woken
+        w = self.regs.whole
+        s = self._snap
+        for i in range(COUNT):
+            s[i] = w[i]
+        # what was seen up to the snapshot flags the row it ends; what service() samples
+        # later (the task runs after this step) flags the next one
+        st = bp.ST_DATA_INVALID if self._bad_m else 0
+        if self._has_att:
+            a = self.metering.attempts
+            if self._att is not None and a != self._att:
+                st = bp.ST_DATA_INVALID
+            self._att = a
+        if self._bad_c:
+            st |= bp.ST_CLOCK_INVALID
+        self._due_st = st
+        self._bad_m = self._bad_c = False
+        self._armed = False
+        self.due = True
+        cb = self.on_due
+        if cb is not None:
+            cb()
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -821,9 +828,13 @@ class Profiles:
                                   NAMES[i]) for i, c in enumerate(cfgs)]
 
     def interval(self, ea, er, es, dt):
-        """Consumer of the metering step (allocation-free)."""
-        for p in self.items:
-            p.interval(ea, er, es, dt)
+        """Consumer of the metering step (allocation-free; small frames: a ``for`` loop
+        takes 4 words of the 11 a frame may have before MicroPython heap-allocates it)."""
+        self._second(self.items)
+
+    def _second(self, items):
+        for p in items:
+            p.second()
 
     def start(self):
         for p in self.items:

@@ -472,13 +472,17 @@ class Storage:
             if cb is not None:
                 cb()
         elif self.on_due is not None and not self.journal.blocked:
-            # a periodic commit due (period elapsed, or 200 Wh unsaved), or the erase-ahead
-            # owed after a warning: wake the storage task, which commits or erases right
-            # after this step (comparisons only: allocation-free)
-            self.tick()
-            if self.owed or self.policy.due(self._mono_s, journal.REASON_PERIODIC,
-                                            self.unsaved_wh()):
-                self.on_due()
+            self._wake_if_due()
+
+    def _wake_if_due(self):
+        # a periodic commit due (period elapsed, or 200 Wh unsaved), or the erase-ahead
+        # owed after a warning: wake the storage task, which commits or erases right after
+        # this step (comparisons only: allocation-free; a frame apart from interval's:
+        # meter/tariffs.py ``interval``)
+        self.tick()
+        if self.owed or self.policy.due(self._mono_s, journal.REASON_PERIODIC,
+                                        self.unsaved_wh()):
+            self.on_due()
 
     def second(self):
         """The housekeeping task (each second during a warning, else at its deadlines): the

@@ -167,13 +167,25 @@ class Tariffs:
         return out[0], out[1]
 
     def interval(self, ea, er, es, dt):
-        """One metering interval (hot path; allocation-free without a switch in it)."""
+        """One metering interval (hot path; allocation-free without a switch in it).
+
+        Split in small functions: MicroPython allocates on the heap, at every call, the
+        frame of a function whose locals and stack pass 11 machine words (py/objfun.c
+        ``VM_MAX_STATE_ON_STACK``; host_tests/unit/test_frames.py)."""
+        self._deltas()
+        sp = self.supply
+        if sp is not None and sp.warning:  # no clock, no time arithmetic (module docstring)
+            self.warn = True
+            self._put(self.active)
+            return
+        self.warn = False
+        self._timed((dt + 500) // 1000)
+
+    def _deltas(self):
+        # da / dm: mWh of A+ / A- since the last interval, from the totals' readout
         r = self.regs
-        d = self._d
-        w = r.whole[A_PLUS]
-        wm = r.whole[A_MINUS]
-        dw = w - self._wa
-        dwm = wm - self._wm
+        dw = r.whole[A_PLUS] - self._wa
+        dwm = r.whole[A_MINUS] - self._wm
         if dw < 0 or dwm < 0 or dw > _JUMP_WH or dwm > _JUMP_WH:
             # cleared (cold start) or written from outside the metering (a test): taken as
             # the new reference (no long int from the jump); the billing task reconciles
@@ -181,42 +193,36 @@ class Tariffs:
             self.jumps += 1
             self.fix = True
             self.resync()
-            da = dm = 0
-        else:
-            q = _frac_milli(r.res[A_PLUS], d)
-            da = dw * 1000 + q - self._qa
-            self._qa = q
-            q = _frac_milli(r.res[A_MINUS], d)
-            dm = dwm * 1000 + q - self._qm
-            self._qm = q
-            self._wa = w
-            self._wm = wm
-        self.da = da
-        self.dm = dm
-        sp = self.supply
-        if sp is not None and sp.warning:  # no clock, no time arithmetic (module docstring)
-            self.warn = True
-            if da:
-                r.add_tariff(self.active, da, 0, 0)
-            if dm:
-                r.add_tariff(self.active, -dm, 0, 0)
+            self.da = self.dm = 0
             return
-        self.warn = False
+        q = _frac_milli(r.res[A_PLUS], self._d)
+        self.da = dw * 1000 + q - self._qa
+        self._qa = q
+        q = _frac_milli(r.res[A_MINUS], self._d)
+        self.dm = dwm * 1000 + q - self._qm
+        self._qm = q
+        self._wa += dw
+        self._wm += dwm
+
+    def _put(self, tar):
+        # the interval's da / dm to tariff ``tar``
+        if self.da:
+            self.regs.add_tariff(tar, self.da, 0, 0)
+        if self.dm:
+            self.regs.add_tariff(tar, -self.dm, 0, 0)
+
+    def _timed(self, n):
+        # the interval of ``n`` s ends at base + s: in the cached window, or a boundary
         f = self._since
         s = f(self.base) if f is not None else self.clock.time() - self.base
-        s0 = s - (dt + 500) // 1000
-        tc = self.tc
-        if self._lo_r <= s0 and s < self._hi_r and s < self._tr_r and s < _REL_MAX and \
-                tc.recomputes == self._tcn:
-            tar = tc._t  # the whole interval in the cached window: small ints only
-            if da:
-                r.add_tariff(tar, da, 0, 0)
-            if dm:
-                r.add_tariff(tar, -dm, 0, 0)
-            self.prev = self.active = tar
+        if self._lo_r <= s - n and s < self._hi_r and s < self._tr_r and s < _REL_MAX and \
+                self.tc.recomputes == self._tcn:
+            f = self.tc._t  # the whole interval in the cached window: small ints only
+            self._put(f)
+            self.prev = self.active = f
             self.s = s
             return
-        self._boundary(s, s0, da, dm)
+        self._boundary(s, s - n, self.da, self.dm)
 
     def _boundary(self, s, s0, da, dm):
         # a switch, a DST change, a rebase or a clock jump: absolute times (allocates)

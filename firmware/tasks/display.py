@@ -452,22 +452,28 @@ class DisplayTask:
             if self._n_down == 1:
                 self._t_down = now
             elif self.mode != MODE_TEST:
-                held = ticks.ticks_diff(now, self._t_down)
-                d = self.display
-                if held >= HOLD_DIAG_MS and self._prompt < 2:
-                    self._prompt = 2
-                    d.text_frame("", "dIAG", now)
-                    self._dirty = True
-                elif HOLD_ALT_MS <= held < HOLD_DIAG_MS and self._prompt < 1:
-                    self._prompt = 1
-                    d.text_frame("", "ALt", now, lcd.ANN_ALT)
-                    self._dirty = True
+                self._held(now)
             return
         n = self._n_down
         self._n_down = 0
         self._prompt = 0
         if n >= 2:
             self._release(ticks.ticks_diff(now, self._t_down), now)
+
+    def _held(self, now):
+        # the button held: the prompt of the mode its release will select (a frame apart
+        # from _scan_button's, polled 20 times a second: 11 machine words at most, else
+        # MicroPython heap-allocates it at every call)
+        held = ticks.ticks_diff(now, self._t_down)
+        d = self.display
+        if held >= HOLD_DIAG_MS and self._prompt < 2:
+            self._prompt = 2
+            d.text_frame("", "dIAG", now)
+            self._dirty = True
+        elif HOLD_ALT_MS <= held < HOLD_DIAG_MS and self._prompt < 1:
+            self._prompt = 1
+            d.text_frame("", "ALt", now, lcd.ANN_ALT)
+            self._dirty = True
 
     def _release(self, held, now):
         d = self.display

@@ -34,6 +34,14 @@ INPUTS = (
 )
 
 
+def _read(pin):
+    # 1 / 0: the input's level; -1: unreadable (a small frame: TamperWatch._sample)
+    try:
+        return 1 if pin.value() else 0
+    except Exception:
+        return -1
+
+
 class TamperWatch:
     """Debounced input edges and neutral imbalance, as events. ``board``: its ``seal``,
     ``cover``, ``terminal_cover`` and ``magnet`` inputs (absent ones are skipped);
@@ -103,18 +111,23 @@ class TamperWatch:
         if not self._booted:
             self.boot()
         for p in self._pins:
-            try:
-                v = 1 if p[0].value() else 0
-            except Exception:
-                continue
-            if v == p[3]:
-                p[4] = 0
-                continue
-            p[4] += 1
-            if p[4] >= self.samples:
-                p[4] = 0
-                self._edge(p, v)
+            self._sample(p)
         self._neutral(now_ms)
+
+    def _sample(self, p):
+        # one read of input ``p`` (a frame apart from poll's: MicroPython heap-allocates, at
+        # every call, a frame of more than 11 machine words, and a for loop and a try take
+        # 4 and 3 of them)
+        v = _read(p[0])
+        if v < 0:
+            return
+        if v == p[3]:
+            p[4] = 0
+            return
+        p[4] += 1
+        if p[4] >= self.samples:
+            p[4] = 0
+            self._edge(p, v)
 
     def imbalance_pct(self, inst):
         """(I - IN) in % of the larger current (float, signed), or None below the minimum
@@ -151,11 +164,19 @@ class TamperWatch:
             return  # evaluated once per new reading (each real second)
         self._inst = inst
         self._seq = seq
+        self._check(now_ms, inst)
+
+    def _check(self, now_ms, inst):
+        # a new reading: an imbalance episode starts, goes on or ends
         bad = self._imbalanced(inst)
         if bad == self.neutral:
             self._n_since = None
             return
-        pct = self.imbalance_pct(inst)  # (only while an episode may start or end)
+        self._episode(now_ms, inst, bad)
+
+    def _episode(self, now_ms, inst, bad):
+        # the level differs from the one logged: an episode may start or end
+        pct = self.imbalance_pct(inst)
         if self._n_since is None:
             self._n_since = now_ms
             self._n_pct = pct

@@ -610,3 +610,22 @@ def test_control_channel_commands():
             assert c.command(bad).startswith("ERR"), bad
     finally:
         c.close()
+
+
+def test_button_scan_allocates_no_frame():
+    # _scan_button runs at every 50-ms poll: 12 machine words of frame (taken from the heap
+    # at every call by MicroPython, py/objfun.c VM_MAX_STATE_ON_STACK), also while held
+    from test_frames import _allocated
+
+    meter, d, dev, t = _booted()
+    now = [t]
+    d._btn.set_input(1)
+    d._scan_button(t)  # pressed: the press time taken
+
+    def pre():
+        now[0] += 5  # held, short of the alternate list's prompt
+
+    got = _allocated(lambda: d._scan_button(now[0]), calls=100, before=pre)
+    if got is None:
+        return
+    assert got == 0, got

@@ -152,23 +152,24 @@ class Registers:
         skipped. Allocation-free. The caller splits an interval between tariffs exactly
         (lib/billing/tariff.TariffClock.split), so the tariff banks sum to the totals to
         within one residue per register."""
-        w = self.tariff_width
-        b = COUNT + (tariff - 1) * w
+        # (no local for the width: the frame stays within 11 words, else MicroPython
+        # allocates it at every call: py/objfun.c VM_MAX_STATE_ON_STACK)
+        b = COUNT + (tariff - 1) * self.tariff_width
         if e_apparent < 0:
             e_apparent = -e_apparent
         if e_active >= 0:
             self._add(b + A_PLUS, e_active)
-            if w > Q4:
+            if self.tariff_width > Q4:
                 self._add(b + (Q1 if e_reactive >= 0 else Q4),
                           e_reactive if e_reactive >= 0 else -e_reactive)
-            if w > S_EXPORT:
+            if self.tariff_width > S_EXPORT:
                 self._add(b + S_IMPORT, e_apparent)
         else:
             self._add(b + A_MINUS, -e_active)
-            if w > Q4:
+            if self.tariff_width > Q4:
                 self._add(b + (Q2 if e_reactive >= 0 else Q3),
                           e_reactive if e_reactive >= 0 else -e_reactive)
-            if w > S_EXPORT:
+            if self.tariff_width > S_EXPORT:
                 self._add(b + S_EXPORT, e_apparent)
 
     def _frac(self, i):

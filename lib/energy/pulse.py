@@ -122,20 +122,27 @@ class PulseTrain:
     def show_now(self, led, owner=None, attr=None):
         """Second half of :meth:`show` (after the wait): the pulses due, the last one left
         ON; returns how many. Allocation-free."""
-        clock = self._clock
-        period = self._period
-        now = clock.ticks_ms()
-        w = self._w
-        nn = self._n
-        j = self._j
-        k = 0  # further pulses already due: shown at once
-        while j + k + 1 < nn and clock.ticks_diff(now, clock.ticks_add(
-                w, (j + k + 1) * period // nn)) >= 0:
+        k = self._due_now()  # further pulses already due: shown at once
+        n = k
+        while n >= 0:  # (then the next one, left ON)
             self._pulse(led, owner, attr)
-            k += 1
-        self._pulse(led, owner, attr)
-        self._j = j + k + 1
+            n -= 1
+        self._j += k + 1
         return k + 1
+
+    # (small frames: MicroPython heap-allocates, at every call, the frame of a function
+    # whose locals and stack pass 11 machine words, py/objfun.c VM_MAX_STATE_ON_STACK)
+    def _due_now(self):
+        # how many pulses after the next one are due now
+        now = self._clock.ticks_ms()
+        j = self._j + 1
+        while j < self._n and self._clock.ticks_diff(now, self._at(j)) >= 0:
+            j += 1
+        return j - self._j - 1
+
+    def _at(self, i):
+        # ticks when pulse ``i`` of the window is due
+        return self._clock.ticks_add(self._w, i * self._period // self._n)
 
     def _pulse(self, led, owner, attr):
         # one pulse, left ON; taken off owner.attr in straight-line code (class doc)

@@ -207,6 +207,10 @@ class Frame:
                 and self.ident == other.ident and self.cells == other.cells)
 
 
+_LZ = const(0x10)  # _format's mode: digits (1..8) | leading zeros | negative
+_NEG = const(0x20)
+
+
 def format_value(frame, value_milli, decimals, digits=DIGITS, leading_zeros=False):
     """Write an integer given in thousandths into the rightmost ``digits`` cells of ``frame``.
 
@@ -223,59 +227,87 @@ def format_value(frame, value_milli, decimals, digits=DIGITS, leading_zeros=Fals
     """
     if decimals < 0 or decimals > 3:
         raise ValueError("lcd: decimals must be 0..3")
-    v = value_milli
-    neg = v < 0
-    if neg:
-        v = -v
-    return _format(frame, v // _SCALE[decimals], neg, decimals, digits, leading_zeros)
+    if digits < 1 or digits > DIGITS:
+        raise ValueError("lcd: digits must be 1..8")
+    # (the options packed in ``digits`` and no other local: this frame and _format's stay
+    # within 11 machine words, else MicroPython heap-allocates them at every call, py/objfun.c
+    # VM_MAX_STATE_ON_STACK; 4 refreshes a second)
+    if leading_zeros:
+        digits |= _LZ
+    if value_milli < 0:
+        return _format(frame, -value_milli // _SCALE[decimals], decimals, digits | _NEG)
+    return _format(frame, value_milli // _SCALE[decimals], decimals, digits)
 
 
 def format_units(frame, value, digits=DIGITS, leading_zeros=False):
     """:func:`format_value` of a whole number of the displayed unit (not thousandths), no
     decimals: for a value whose thousandths would pass 2**30 (a long int on a 32-bit port),
     e.g. the cumulative maximum demand in W. Allocation-free for small ints."""
-    neg = value < 0
-    return _format(frame, -value if neg else value, neg, 0, digits, leading_zeros)
-
-
-def _format(frame, v, neg, decimals, digits, leading_zeros):
-    # v >= 0: the digits to show, the last ``decimals`` of them after the point
     if digits < 1 or digits > DIGITS:
         raise ValueError("lcd: digits must be 1..8")
-    cells = frame.cells
-    first = DIGITS - digits
+    if leading_zeros:
+        digits |= _LZ
+    if value < 0:
+        return _format(frame, -value, 0, digits | _NEG)
+    return _format(frame, value, 0, digits)
+
+
+def _format(frame, v, decimals, mode):
+    # v >= 0: the digits to show, the last ``decimals`` of them after the point
     if v == 0:
-        neg = False  # -0.0004 shown with 3 decimals is 0.000, not -0.000
-    n = 1
-    t = v // 10
-    while t:
-        n += 1
-        t //= 10
-    if n <= decimals:
-        n = decimals + 1
-    sign = 1 if neg else 0
-    if n + sign > digits:
-        for i in range(first, DIGITS):
-            cells[i] = _MINUS
+        mode &= ~_NEG  # -0.0004 shown with 3 decimals is 0.000, not -0.000
+    n = _width(v, decimals)
+    if mode & _NEG:
+        n += 1  # the sign's cell
+    if n > mode & 0xF:
+        _dashes(frame.cells, DIGITS - (mode & 0xF))
         return False
-    count = digits - sign if leading_zeros else n
-    units = DIGITS - 1 - decimals
+    if mode & _LZ:
+        n = mode & 0xF
+    if mode & _NEG:
+        n -= 1  # the digits: the field less the sign
+    n = _digits(frame.cells, v, decimals, n)  # (now the cell left of them)
+    _pad(frame.cells, n, mode)
+    return True
+
+
+def _width(v, decimals):
+    # digits shown for v >= 0: at least one before the point
+    n = 1
+    v //= 10
+    while v:
+        n += 1
+        v //= 10
+    return n if n > decimals else decimals + 1
+
+
+def _dashes(cells, first):
+    while first < DIGITS:
+        cells[first] = _MINUS
+        first += 1
+
+
+def _digits(cells, v, decimals, count):
+    # the ``count`` last digits of v right-aligned, the point after the units digit; returns
+    # the cell left of them
     i = DIGITS - 1
     while count:
-        seg = _SEGS[v % 10]
+        cells[i] = _SEGS[v % 10] | (SEG_DP if decimals and i == DIGITS - 1 - decimals else 0)
         v //= 10
-        if i == units and decimals:
-            seg |= SEG_DP
-        cells[i] = seg
         i -= 1
         count -= 1
-    if neg:
+    return i
+
+
+def _pad(cells, i, mode):
+    # the sign left of the digits, the rest of the field blank
+    if mode & _NEG:
         cells[i] = _MINUS
         i -= 1
-    while i >= first:
+    mode = DIGITS - (mode & 0xF)  # (the field's first cell)
+    while i >= mode:
         cells[i] = 0
         i -= 1
-    return True
 
 
 def format_text(frame, text, right=False):
@@ -410,6 +442,16 @@ def _norm_item(item):
     if decimals < 0 or decimals > 3:
         raise ValueError("lcd: decimals of %r must be 0..3" % ident)
     return (ident, getter, decimals, ann | unit_ann(unit))
+
+
+_ERR = object()  # _read: the getter raised
+
+
+def _read(get):
+    try:
+        return get()
+    except Exception:
+        return _ERR
 
 
 class Display:
@@ -575,21 +617,24 @@ class Display:
             return
         if self.index >= len(lst):
             self.index = 0
-        ident, get, dec, ann = lst[self.index]
-        if ident is None:
-            f.clear()
-            get(f)
-        else:
-            f.ident = ident
-            f.all_on = False
-            try:
-                v = get()
-            except Exception:  # a broken getter must not stop the display
-                format_text(f, "Err")
-            else:
-                format_value(f, v, dec, DIGITS, self.leading_zeros)
-            f.ann = ann
+        self._item(f, lst[self.index])
         f.ann |= self.flags
+
+    def _item(self, f, it):
+        # it: (ident, getter, decimals, ann), ident None: a render(frame) callable (a frame
+        # apart from _render's: 11 machine words at most, else heap-allocated at each call)
+        if it[0] is None:
+            f.clear()
+            it[1](f)
+            return
+        f.ident = it[0]
+        f.all_on = False
+        v = _read(it[1])
+        if v is _ERR:  # a broken getter must not stop the display
+            format_text(f, "Err")
+        else:
+            format_value(f, v, it[2], DIGITS, self.leading_zeros)
+        f.ann = it[3]
 
     def _commit(self):
         f = self.frame

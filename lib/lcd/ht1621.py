@@ -91,6 +91,29 @@ def build_segmap(entries):
     return bytes(out)
 
 
+def _fill(buf, v):
+    i = 0
+    while i < _RAM_SIZE:
+        buf[i] = v
+        i += 1
+
+
+def _first_diff(ram, shadow):
+    # the first address whose nibble differs from the shadow (_RAM_SIZE: none)
+    lo = 0
+    while lo < _RAM_SIZE and ram[lo] == shadow[lo]:
+        lo += 1
+    return lo
+
+
+def _end_diff(ram, shadow):
+    # one past the last address that differs (some address differs)
+    hi = _RAM_SIZE
+    while ram[hi - 1] == shadow[hi - 1]:
+        hi -= 1
+    return hi
+
+
 class HT1621:
     """HT1621 on three Pin-like objects (``value(v)``), configured as outputs by the board.
 
@@ -204,65 +227,78 @@ class HT1621:
             s[i] = r[i]
         self._valid = True
 
+    # (small frames: MicroPython heap-allocates, at every call, the frame of a function
+    # whose arguments, locals and stack pass 11 machine words, py/objfun.c
+    # VM_MAX_STATE_ON_STACK; a for loop takes 4 of them: while loops here)
     def image(self, frame):
         """Build the RAM image of ``frame`` (an lcd.Frame) with the segment map; returns the
         internal bytearray(32) (one nibble per address; do not keep it)."""
         ram = self._ram
         if frame.all_on:
-            for i in range(_RAM_SIZE):
-                ram[i] = 0x0F
+            _fill(ram, 0x0F)
             return ram
-        for i in range(_RAM_SIZE):
-            ram[i] = 0
-        cells = frame.cells
-        for d in range(DIGITS):
-            c = cells[d]
-            if c:
-                self._set_bits(c, d * 8, 8)
+        _fill(ram, 0)
+        self._cells(frame.cells)
         if frame.ident is not self._ident:
             ident_cells(frame.ident, self._icells)
             self._ident = frame.ident
-        ic = self._icells
-        for k in range(_IDENT_CELLS):
-            if ic[k]:
-                self._set_bits(ic[k], _IDENT_BASE + k * 8, 8)
-        a = frame.ann
-        if a:
-            self._set_bits(a, _ANN_BASE, _ANN_BITS)
+        self._idents()
+        if frame.ann:
+            self._set_bits(frame.ann, _ANN_BASE, _ANN_BITS)
         return ram
 
+    def _cells(self, cells):
+        d = 0
+        while d < DIGITS:
+            if cells[d]:
+                self._set_bits(cells[d], d * 8, 8)
+            d += 1
+
+    def _idents(self):
+        ic = self._icells
+        k = 0
+        while k < _IDENT_CELLS:
+            if ic[k]:
+                self._set_bits(ic[k], _IDENT_BASE + k * 8, 8)
+            k += 1
+
     def _set_bits(self, bits, base, n):
-        ram = self._ram
-        m = self._map
-        for s in range(n):
+        s = 0
+        while s < n:
             if bits & (1 << s):
-                b = m[base + s]
-                if b != NC:
-                    ram[b >> 2] |= 1 << (b & 3)
+                self._set_bit(base + s)
+            s += 1
+
+    def _set_bit(self, i):
+        b = self._map[i]
+        if b != NC:
+            self._ram[b >> 2] |= 1 << (b & 3)
 
     def show(self, frame, force=False):
         """Show an lcd.Frame: builds the RAM image and writes the changed address range in one
         successive-address write (everything on the first call or with ``force``, e.g. a
         periodic refresh against disturbed RAM). Returns the number of addresses written."""
         ram = self.image(frame)
-        s = self._shadow
         if force or not self._valid:
-            lo, hi = 0, _RAM_SIZE
-        else:
             lo = 0
-            while lo < _RAM_SIZE and ram[lo] == s[lo]:
-                lo += 1
+            hi = _RAM_SIZE
+        else:
+            lo = _first_diff(ram, self._shadow)
             if lo == _RAM_SIZE:
                 return 0
-            hi = _RAM_SIZE
-            while ram[hi - 1] == s[hi - 1]:
-                hi -= 1
-        self._cs.value(0)
-        self._bits(0b101, 3)
-        self._bits(lo, 6)
-        for i in range(lo, hi):
-            self._nibble(ram[i])
-        self._cs.value(1)
+            hi = _end_diff(ram, self._shadow)
+        self._write(lo, hi)
         self.writes += 1
         self._store(lo, hi)
         return hi - lo
+
+    def _write(self, lo, hi):
+        # RAM addresses [lo, hi) of the image, one successive-address write
+        self._cs.value(0)
+        self._bits(0b101, 3)
+        self._bits(lo, 6)
+        i = lo
+        while i < hi:
+            self._nibble(self._ram[i])
+            i += 1
+        self._cs.value(1)

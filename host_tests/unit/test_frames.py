@@ -1,0 +1,316 @@
+"""The functions a metering step calls every second get their frames on the C stack: on
+MicroPython a Python function whose state (arguments, locals and value stack, plus 3 words
+per active ``try``) passes 11 machine words gets it from the heap at every call
+(py/objfun.c ``VM_MAX_STATE_ON_STACK``) and frees it on return. ``heap_lock()`` cannot see
+this (the call falls back to the C stack when the heap is locked), nor can
+``gc.mem_alloc()`` (the block is free again after the call): ``micropython.mem_total()``
+(the bytes ever allocated, MICROPY_MEM_STATS: the unix port and the emulated cores' qemu
+port have it) does. Each such allocation is a heap search every second and may start a
+garbage collection inside the step. Skipped where ``mem_total`` is missing (CPython)."""
+
+from simkit import MICROPYTHON
+
+
+def _meter_total():
+    if not MICROPYTHON:
+        return None
+    import micropython
+
+    return getattr(micropython, "mem_total", None)
+
+
+def _allocated(fn, calls=200, before=None):
+    """Bytes allocated by ``calls`` calls of ``fn`` (``before()`` run first each time, not
+    counted); None without ``mem_total``."""
+    total = _meter_total()
+    if total is None:
+        return None
+    import gc
+
+    fn()  # warm: caches, bound methods, first-call state
+    gc.collect()
+    gc.disable()
+    try:
+        n = 0
+        for _ in range(calls):
+            if before is not None:
+                before()
+            t0 = total()
+            fn()
+            n += total() - t0
+    finally:
+        gc.enable()
+    return n
+
+
+def _consumers():
+    from ade7953 import Calibration
+    from billing import config
+    from energy import Registers, lsb_per_unit_q8
+
+    import events
+    from meter.billing import Billing
+    from meter.demand import Demand
+    from meter.tariffs import TARIFF_Q8, Tariffs
+    from simkit import ManualClock
+
+    lpw = lsb_per_unit_q8(Calibration().wh_per_lsb)
+    cfg = config.Config()
+    regs = Registers(lpw, lpw, lpw, 1, 2, TARIFF_Q8)
+    clock = ManualClock()
+    log = events.EventLog(clock)
+    tf = Tariffs(regs, clock, cfg, lpw, log)
+    dm = Demand(cfg, tf)
+    bl = Billing(regs, tf, dm, cfg, clock, log)
+    tf.reconcile()
+    bl.boot()
+    return regs, clock, tf, dm, bl
+
+
+def test_billing_consumers_of_the_step_allocate_no_frame():
+    # Tariffs.interval had 26 words of state (208 B on the heap each second on a 64-bit
+    # port), Demand.interval 16, Billing.interval 12, Registers.add_tariff 12
+    regs, clock, tf, dm, bl = _consumers()
+
+    def second():
+        clock.now += 1000
+        regs.add(20000, 300, 20000)
+
+    for _ in range(3):
+        second()
+        for c in (tf, dm, bl):
+            c.interval(20000, 300, 20000, 1000)
+    got = []
+    for c in (tf, dm, bl):
+        def one(c=c):
+            c.interval(20000, 300, 20000, 1000)
+
+        def pre(c=c):
+            second()
+            if c is not tf:  # the others read what the tariffs' interval noted
+                tf.interval(20000, 300, 20000, 1000)
+
+        got.append(_allocated(one, before=pre))
+    got.append(_allocated(lambda: regs.add_tariff(1, 20, 3, 20)))
+    if got[0] is None:
+        return
+    assert got == [0, 0, 0, 0], got  # tariffs, demand, billing, add_tariff
+
+
+def test_storage_step_consumer_allocates_no_frame():
+    # Storage.interval (the step's storage consumer: the periodic-commit check) had 13
+    from boards.sim.norflash import NORFlash
+    from energy import Registers
+    from flashstore.flash import Partition
+
+    import events
+    from meter import storage
+    from meter.supply import Supply
+    from simkit import ManualClock
+
+    class _M:
+        steps = 0
+
+        def finish(self, cb):
+            cb()
+
+    class _Wake:
+        def __init__(self):
+            self.n = 0
+
+        def set(self):
+            self.n += 1
+
+    regs = Registers(25600, 25600, 25600)
+    clock = ManualClock()
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)  # (NETDUINO2's heap)
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
+                        events.EventLog(clock), supply=Supply())
+    s.restore()
+    w = _Wake()
+    s.on_due = w.set
+
+    def pre():
+        clock.now += 1000
+
+    got = _allocated(lambda: s.interval(0, 0, 0, 1000), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_board_clock_seconds_since_allocates_no_frame():
+    # boards/board.py MonotonicClock.seconds_since (each interval on a real board) had 12
+    from boards.board import MonotonicClock
+
+    class _Time:
+        tk = 0
+
+        def ticks_ms(self):
+            return self.tk
+
+        def ticks_diff(self, a, b):
+            return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+        def time(self):
+            return 1000 + self.tk // 1000
+
+    clk = MonotonicClock(0)
+    tm = clk._time = _Time()
+
+    def pre():
+        tm.tk += 1000
+
+    got = _allocated(lambda: clk.seconds_since(500), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_load_profiles_step_consumer_allocates_no_frame():
+    # meter/profile.py Profiles.interval had 16 words (its for loop takes 4), each
+    # LoadProfile.interval 18
+    from energy import Registers
+    from meter.profile import Profiles
+    from simkit import ManualClock
+    from simkit import MeterStub as Met
+
+    clk = ManualClock(t0=10 ** 8)
+    ps = Profiles(Registers(25600, 25600, 25600), Met(), clk,
+                  [{"period_s": 900, "channels": ["1.29", "2.29"]}] * 2)
+    ps.start()
+
+    def pre():
+        clk.now += 1000
+
+    got = _allocated(lambda: ps.interval(1, 2, 3, 1000), calls=100, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_tamper_poll_allocates_no_frame():
+    # tasks/tamper.py TamperWatch.poll runs every 50 ms: 17 words (its for loop and try),
+    # and the neutral check of each new reading 15
+    import events
+    from simkit import ManualClock
+    from tasks.tamper import TamperWatch
+
+    class _Pin:
+        v = 0
+
+        def value(self):
+            return self.v
+
+    class _Board:
+        seal = _Pin()
+        cover = _Pin()
+        terminal_cover = _Pin()
+        magnet = _Pin()
+
+    class _Met:
+        instant_seq = 0
+        instant_milli = {"I": 5000, "IN": 4990}
+
+    met = _Met()
+    w = TamperWatch(_Board(), met, events.EventLog(ManualClock()), {}, samples=3)
+    w.poll(0)
+    ms = [0]
+
+    def pre():
+        ms[0] += 50
+        met.instant_seq = (met.instant_seq + 1) & 0xFFFF  # a new reading each poll
+
+    got = _allocated(lambda: w.poll(ms[0]), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_test_led_pulse_allocates_no_frame():
+    # lib/energy/pulse.py PulseTrain.show_now (each pulse of the test LED: tens a second at
+    # full load) had 19 words
+    from energy.pulse import PulseTrain
+    from simkit import ManualClock
+
+    class _Led:
+        def __init__(self):
+            self.v = 0
+
+        def value(self, v=None):
+            if v is not None:
+                self.v = v
+            return self.v
+
+    class _Owed:
+        def __init__(self):
+            self.due = 10 ** 6
+
+    clk = ManualClock()
+    tr = PulseTrain(clk, 1000, 10)
+    led = _Led()
+    o = _Owed()
+
+    def pre():
+        clk.now += 37  # one pulse due now and then two
+        tr.show_wait(o.due)
+
+    got = _allocated(lambda: tr.show_now(led, o, "due"), before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_lcd_driver_show_allocates_no_frame():
+    # lib/lcd/ht1621.py HT1621.show (each new LCD frame on a real board, up to 4 a second):
+    # show 14 words, image 17, _set_bits 16 (once per lit cell)
+    import lcd
+    from lcd.ht1621 import HT1621
+
+    class _Pin:
+        def __init__(self):
+            self.v = 0
+
+        def value(self, v=None):
+            if v is None:
+                return self.v
+            self.v = v
+
+    h = HT1621(_Pin(), _Pin(), _Pin())
+    f = lcd.Frame()
+    f.ident = "1.8.0"
+    f.ann = lcd.ANN_T1
+    n = [0]
+
+    def pre():
+        n[0] = (n[0] + 1234567) & 0xFFFFFF  # another value each frame
+        lcd.format_value(f, n[0], 3)
+
+    got = _allocated(lambda: h.show(f), calls=100, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_lcd_refresh_allocates_no_frame():
+    # lib/lcd Display.render (each 250-ms refresh): Display._render 17 words (its try),
+    # format_value 14, _format 19
+    import lcd
+
+    class _Box:
+        def __init__(self):
+            self.v = -1234567
+
+        def get(self):
+            return self.v
+
+    b = _Box()
+    d = lcd.Display(auto=[("1.8.0", b.get, 3, lcd.ANN_IMPORT, "kWh")])
+
+    def pre():
+        b.v = (b.v + 7654321) & 0xFFFFFF  # another value each refresh
+
+    got = _allocated(d.render, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
