@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MPY    := $(BIN)/micropython
+# the virtual board's heap: the 1 MiB NOR image and the firmware compiled from source
+# (host_tests/system/simrun.py SIM_HEAP says why the port's 2 MiB default is too tight)
+SIM_HEAP ?= 4m
 STAMP  := $(VENV)/.installed
 # MICROPYPATH replaces the default path: .frozen first, or `import asyncio` fails.
 MPYPATH := .frozen:.frozen-lib:firmware:lib:.
@@ -22,7 +25,7 @@ $(STAMP): requirements-dev.txt
 setup: $(STAMP)
 
 sim: $(STAMP) uplink-lib
-	MICROPYPATH=$(MPYPATH) $(MPY) firmware/main.py $(ARGS)
+	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=$(SIM_HEAP) firmware/main.py $(ARGS)
 
 test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test pico-test
 	@echo "make test: all checks passed"

@@ -33,7 +33,7 @@ BILLING = (128 * 1024, 32 * 1024)
 
 def run(args):
     env = dict(os.environ, MICROPYPATH=".frozen:firmware:lib:.")
-    p = subprocess.run([MPY, "firmware/main.py"] + [str(a) for a in args] +
+    p = subprocess.run([MPY, "-X", "heapsize=4m", "firmware/main.py"] + [str(a) for a in args] +
                        ["--json", "--quiet", "--speed", "max"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=7200)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -35,7 +35,7 @@ METERS = ("10000001", "10000002", "10000003")
 
 def _start(*args):
     env = dict(os.environ, MICROPYPATH=MPYPATH)
-    return subprocess.Popen([MICROPYTHON, "firmware/main.py", "--quiet"]
+    return subprocess.Popen([MICROPYTHON, "-X", "heapsize=4m", "firmware/main.py", "--quiet"]
                             + [str(a) for a in args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

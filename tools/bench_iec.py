@@ -69,7 +69,8 @@ def _cmd(c, t, data=None):
 class Meter:
     def __init__(self, speed, port_args):
         env = dict(os.environ, MICROPYPATH=MPYPATH)
-        self.p = subprocess.Popen([MPY, "firmware/main.py", "--quiet", "--json", "--speed",
+        self.p = subprocess.Popen([MPY, "-X", "heapsize=4m", "firmware/main.py",
+                                   "--quiet", "--json", "--speed",
                                    speed] + port_args, cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -169,7 +169,8 @@ def readout(img, start, runs, days_list=(1, 30)):
     s.close()
     env = dict(os.environ, MICROPYPATH=".frozen:firmware:lib:.")
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
-    p = subprocess.Popen([mp, "firmware/main.py", "--flash", img, "--start", str(start),
+    p = subprocess.Popen([mp, "-X", "heapsize=4m", "firmware/main.py",
+                          "--flash", img, "--start", str(start),
                           "--quiet", "--speed", "1", "--optical-tcp", str(port)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     z = Zone()

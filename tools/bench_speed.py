@@ -33,7 +33,8 @@ DAY = "boards/sim/loads/household_pv_2016.csv"
 def run(load, speed, duration):
     env = dict(os.environ, MICROPYPATH=".frozen:firmware:lib:.")
     t0 = time.monotonic()
-    p = subprocess.run([MPY, "firmware/main.py", "--load", load, "--speed", speed,
+    p = subprocess.run([MPY, "-X", "heapsize=4m", "firmware/main.py",
+                        "--load", load, "--speed", speed,
                         "--duration", str(duration), "--json", "--quiet", "--no-flash"],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - t0

@@ -66,8 +66,9 @@ def session_bytes(serial):
 
 def run_sim(port, *args):
     env = dict(os.environ, MICROPYPATH=MPYPATH)
-    cmd = [os.path.join(ROOT, ".venv", "bin", "micropython"), "firmware/main.py", "--quiet",
-           "--json", "--speed", "max", "--broker", "127.0.0.1:%d" % port] + [str(a) for a in args]
+    cmd = [os.path.join(ROOT, ".venv", "bin", "micropython"), "-X", "heapsize=4m",
+           "firmware/main.py", "--quiet", "--json", "--speed", "max",
+           "--broker", "127.0.0.1:%d" % port] + [str(a) for a in args]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1]
     return json.loads(line)

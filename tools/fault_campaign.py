@@ -40,7 +40,8 @@ TIMES = (7200, 20000, 36000, 43201)
 
 def run(load, kind, at, duration):
     """One run of the meter with ``kind`` injected at ``at`` s; the JSON report (dict)."""
-    cmd = [MPY, "firmware/main.py", "--load", load, "--speed", "max", "--duration",
+    cmd = [MPY, "-X", "heapsize=4m", "firmware/main.py",
+           "--load", load, "--speed", "max", "--duration",
            str(duration), "--json", "--quiet"]
     if kind:
         cmd += ["--fault", kind, "--fault-at", str(at)]

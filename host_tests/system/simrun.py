@@ -9,9 +9,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
 MPYPATH = ".frozen:.frozen-lib:firmware:lib:."
+# The virtual board's heap (unix port, 64-bit objects): it holds the 1 MiB NOR-flash image and
+# the firmware compiled from source at import. The port's default (2 MiB) left ~10 % free at
+# boot, and a checkout's path changed the fragmentation enough for an 8 KB block of the
+# compiler to fail (MemoryError at boot); the Makefile's `sim` uses the same size.
+SIM_HEAP = "4m"
 
 
-def run_sim(*args, timeout=300, heapsize=None):
+def run_sim(*args, timeout=300, heapsize=SIM_HEAP):
     """Run firmware/main.py on the unix port; returns (returncode, stdout, stderr)."""
     cmd = [MICROPYTHON]
     if heapsize:

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from simrun import MICROPYTHON, MPYPATH, ROOT
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
 from test_iec_client import Hub, _client, _free_port
 
 import fuzz_iec
@@ -90,7 +90,8 @@ def test_fuzz_running_meter_on_both_ports(tmp_path):
     port = _free_port()
     env = dict(os.environ, MICROPYPATH=MPYPATH)
     t0 = time.monotonic()
-    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--quiet", "--speed", "10", "--load",
+    p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
+                          "--quiet", "--speed", "10", "--load",
                           str(load), "--optical-tcp", str(port), "--rs485-bus",
                           "127.0.0.1:%d" % hub.port, "--serial", addr, "--json",
                           "--heap-every", "1", "--no-uplink"], cwd=ROOT, env=env,

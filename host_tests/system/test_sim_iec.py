@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from simrun import MICROPYTHON, MPYPATH, ROOT
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
 from test_iec_client import Hub, _client, _free_port
 
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
@@ -49,7 +49,8 @@ print(json.dumps(out))
 class Firmware:
     def __init__(self, *args):
         env = dict(os.environ, MICROPYPATH=MPYPATH)
-        self.p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", FOUR_Q, "--quiet",
+        self.p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
+                                   "--load", FOUR_Q, "--quiet",
                                    "--speed", "10"] + [str(a) for a in args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         time.sleep(1.0)

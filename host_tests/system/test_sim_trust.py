@@ -22,7 +22,7 @@ import struct
 import subprocess
 import time
 
-from simrun import MICROPYTHON, MPYPATH, ROOT
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
 from test_iec_client import Hub, _free_port
 
 import events_dump
@@ -58,7 +58,8 @@ def error(code):
 class Firmware:
     def __init__(self, *args, speed="10", load=FOUR_Q):
         env = dict(os.environ, MICROPYPATH=MPYPATH)
-        self.p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--load", load, "--quiet",
+        self.p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
+                                   "--load", load, "--quiet",
                                    "--speed", speed] + [str(a) for a in args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.0)

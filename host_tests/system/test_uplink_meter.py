@@ -9,7 +9,7 @@ import time
 
 from broker import Mosquitto, Subscriber, free_port
 from iec_prog import prog
-from simrun import MICROPYTHON, MPYPATH, ROOT
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
 
 Q = 900  # s: the reading interval
 T0 = 504921600  # 2016-01-01 00:00:00 UTC in RTC seconds
@@ -17,7 +17,8 @@ T0 = 504921600  # 2016-01-01 00:00:00 UTC in RTC seconds
 
 def _start(*args):
     env = dict(os.environ, MICROPYPATH=MPYPATH)
-    return subprocess.Popen([MICROPYTHON, "firmware/main.py", "--quiet", "--json"]
+    return subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
+                             "--quiet", "--json"]
                             + [str(a) for a in args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
