@@ -11,7 +11,7 @@ from boards.sim.ade7953_model import FAULTS, ONE_SHOT
 
 DEFAULT_LOAD = "boards/sim/loads/household_pv_2016.csv"
 
-USAGE = """usage: make sim ARGS="[options]"  (micropython -X heapsize=4m firmware/main.py ...)
+USAGE = """usage: make sim ARGS="[options]"  (micropython firmware/main.py [options])
 
 Metering and time
   --load FILE        load trace CSV t_s,p_w,q_var

@@ -290,8 +290,11 @@ def test_bit_flip_in_newest_config_copy_is_flagged_not_silent(tmp_path):
         f.seek(64 * 1024)
         slots = [f.read(4096), f.read(4096)]
         seqs = [struct.unpack_from("<I", s, 4)[0] for s in slots]
-        assert sorted(seqs) == [1, 2], seqs  # defaults (first boot), then the new password
-        newest = seqs.index(2)
+        # defaults (first boot), the uplink's seq floor reserved for its first message (a
+        # configuration write of its own, docs/UPLINK.md; before the client signs on), then
+        # the new password: the newest copy holds the password, the other the factory one
+        assert sorted(seqs) == [2, 3], seqs
+        newest = seqs.index(3)
         f.seek(64 * 1024 + newest * 4096 + 30)
         b = f.read(1)
         f.seek(64 * 1024 + newest * 4096 + 30)
