@@ -360,11 +360,11 @@ def test_the_models_whole_frames_answer_as_its_byte_path():
     faults = M.FAULTS + (None, None, None, None)
     for seed in (1, 2, 3):
         now = [0]
-        a = M.ADE7953Model(StepTrace(rows), lambda: now[0])
-        b = M.ADE7953Model(StepTrace(rows), lambda: now[0])
+        a = M.ADE7953Model(StepTrace(rows), lambda now=now: now[0])
+        b = M.ADE7953Model(StepTrace(rows), lambda now=now: now[0])
         x = [seed * 0x9E3779B1 & 0xFFFFFFFF]
 
-        def rnd(n):  # xorshift32: the same sequence on both interpreters
+        def rnd(n, x=x):  # xorshift32: the same sequence on both interpreters
             v = x[0]
             v ^= (v << 13) & 0xFFFFFFFF
             v ^= v >> 17
