@@ -252,8 +252,9 @@ class ProfileStore:
         r = self.main
         nb = r.sectors * r.slots_per_sector // self.bucket + 2  # > the live sequence span
         self._ib = array("i", [-1] * nb)
-        self._lo = array("i", [0] * nb)
-        self._hi = array("i", [0] * nb)
+        # (unsigned: RTC seconds reach 2**31 in 2068, the clock is settable to 2099)
+        self._lo = array("I", [0] * nb)
+        self._hi = array("I", [0] * nb)
         k = 0
         for seq, tag, rec in r.entries():
             if tag == TAG_MAIN:

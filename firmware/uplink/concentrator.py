@@ -474,16 +474,18 @@ class Concentrator:
         room in the configuration")."""
         bind_table(self.bindings(), text, self.serial)  # (against RAM-only bindings too)
         a = text.partition("=")[0]
+        st = self.settings
+        nb = None
+        if st is not None:  # (checked before anything changes: a refused write keeps all)
+            nb = bind_table(st.get("bus_bindings") or {}, text, self.serial)
+            st.check_value("bus_bindings", nb)
+            if not st.fits("bus_bindings", nb, _CONFIG_RESERVE):
+                raise ValueError("bus binding: no room in the configuration")
         for k in [k for k in self._ram if iecc.same_address(k, a)]:
             del self._ram[k]
-        st = self.settings
         if st is None:
             self._ram[a] = text.partition("=")[2]
             return
-        nb = bind_table(st.get("bus_bindings") or {}, text, self.serial)
-        st.check_value("bus_bindings", nb)
-        if not st.fits("bus_bindings", nb, _CONFIG_RESERVE):
-            raise ValueError("bus binding: no room in the configuration")
         st.set("bus_bindings", nb)
 
     def _serial_refused(self, m, serial):

@@ -83,8 +83,8 @@ def _when(req, key):
     v = req.get(key)
     if v is None:
         raise ValueError("%s: missing" % key)
-    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 0x7FFFFFFF:
-        return v
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 3155760000:
+        return v  # (2000 .. 2099: the RTC's range, meter/catalogue.py _s_clock)
     try:
         return msg.iso_secs(v)
     except (ValueError, TypeError):

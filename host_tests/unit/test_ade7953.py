@@ -325,3 +325,90 @@ def test_neutral_channel_b_scenario():
     drv.read_instant()
     v = drv.instant_values()
     assert abs(v["I"] - 10.0) < 0.01 and abs(v["IN"] - 6.0) < 0.01, (v["I"], v["IN"])
+
+
+def _model_frame(m, wbuf, bytewise):
+    # one SPI frame with CS low: whole (the model's fast path for plain reads) or byte by
+    # byte (its byte path, _bytes); the MISO bytes
+    rbuf = bytearray(len(wbuf))
+    m.select(0)
+    if bytewise:
+        one = bytearray(1)
+        for i in range(len(wbuf)):
+            m.transfer(wbuf[i:i + 1], one)
+            rbuf[i] = one[0]
+    else:
+        m.transfer(wbuf, rbuf)
+    m.select(1)
+    return bytes(rbuf)
+
+
+def test_the_models_whole_frames_answer_as_its_byte_path():
+    # boards/sim/ade7953_model.py answers a whole read frame without read_reg (_FAST): the
+    # same MISO bytes and the same chip state (LAST_OP/LAST_ADD/LAST_RWDATA, energy
+    # registers read with reset, IRQSTATA, peaks, faults) as the byte path, frame by frame,
+    # for random frames mixed with faults set mid-run (also assigned directly), chip resets,
+    # the RESET pin and writes (RSTREAD on/off, SWRST, aliases, read-only registers)
+    from boards.sim import ade7953_model as M
+    from simkit import StepTrace
+
+    rows = [(0, 1500000, 300000), (5000, -2000000, 100000), (9000, 4000000, -800000),
+            (15000, 0, 0), (20000, 3000000, 0)]
+    addrs = sorted(set(list(M._FAST) + [0x004, 0x102, 0x107, 0x22C, 0x120, 0x0FE, 0x31E,
+                                        0x320, 0x32D, 0x32E, 0x3FF, 0x800, 0x702, 0x224,
+                                        0x324, 0x21C, 0x31C, 0x226, 0x227]))
+    faults = M.FAULTS + (None, None, None, None)
+    for seed in (1, 2, 3):
+        now = [0]
+        a = M.ADE7953Model(StepTrace(rows), lambda now=now: now[0])
+        b = M.ADE7953Model(StepTrace(rows), lambda now=now: now[0])
+        x = [seed * 0x9E3779B1 & 0xFFFFFFFF]
+
+        def rnd(n, x=x):  # xorshift32: the same sequence on both interpreters
+            v = x[0]
+            v ^= (v << 13) & 0xFFFFFFFF
+            v ^= v >> 17
+            v ^= (v << 5) & 0xFFFFFFFF
+            x[0] = v
+            return v % n
+
+        for step in range(700):
+            r = rnd(100)
+            if r < 5:
+                f = faults[rnd(len(faults))]
+                direct = rnd(2)
+                for m in (a, b):
+                    if direct:
+                        m.fault = f
+                    else:
+                        m.set_fault(f)
+            elif r < 7:
+                a.inject_reset()
+                b.inject_reset()
+            elif r < 8:
+                lvl = rnd(2)
+                a.reset_pin(lvl)
+                b.reset_pin(lvl)
+            elif r < 20:
+                now[0] += (0, 1, 7, 40, 100, 1000)[rnd(6)]
+            else:
+                addr = addrs[rnd(len(addrs))]
+                n = 1 if addr in (0x702, 0x800) else ((addr >> 8) & 3) + 1
+                w = bytearray([addr >> 8, addr & 0xFF, 0x80] + [0] * n)
+                if r < 30:  # a write
+                    w[2] = 0
+                    for k in range(n):
+                        w[3 + k] = rnd(256)
+                    if addr == 0x004:
+                        w[3] = (0x40, 0x00, 0x44)[rnd(3)]
+                    elif addr == 0x102 and rnd(5):
+                        w[3] &= 0x7F  # (SWRST now and then only)
+                ra = _model_frame(a, w, False)
+                rb = _model_frame(b, w, True)
+                assert ra == rb, (seed, step, hex(addr), w[2], ra, rb, a.fault)
+            sa = (a._last, a._reg, a._irqstata, a._regs, a._acc, a._peak, a.fault,
+                  a._ready_at, a.reads, a.writes)
+            sb = (b._last, b._reg, b._irqstata, b._regs, b._acc, b._peak, b.fault,
+                  b._ready_at, b.reads, b.writes)
+            assert sa == sb, (seed, step, [(i, sa[i], sb[i]) for i in range(len(sa))
+                                           if sa[i] != sb[i]])

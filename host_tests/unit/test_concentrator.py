@@ -766,3 +766,30 @@ async def test_a_pre_binding_written_before_the_first_poll_refuses_an_impostor()
     # a meter that is no concentrator keeps the table for one (its settings only)
     _cat(st, log, None).write("C.93.9", "10000002=S2", events.SRC_OPTICAL)
     assert st["bus_bindings"]["10000002"] == "S2"
+
+
+def test_a_refused_pre_binding_keeps_the_binding_kept_in_ram():
+    # W1 C.93.9(ADDRESS=SERIAL) dropped the address's RAM-only binding (no room in the
+    # configuration) before the settings refused the new table (over 1 KiB): the write was
+    # answered with an error, but the address was left unbound, so the next meter to answer
+    # there (an impostor) bound it
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    full = {"%032d" % i: "%032d" % i for i in range(14)}
+    full["%012d" % 99] = "%012d" % 99  # 1 012 of the 1 024 bytes: no room for one more
+    st.set("bus_bindings", full)
+    c, log = _conc([], ("10000001",), None, log)
+    c.settings = st
+    m1 = c.meters[0]
+    assert c._serial_refused(m1, "S1") == 0
+    c._store()
+    assert "10000001" not in st["bus_bindings"] and c.bindings()["10000001"] == "S1"
+    try:
+        _cat(st, log, c).write("C.93.9", "10000001=S1NEW", events.SRC_OPTICAL)
+        raise AssertionError("accepted over 1 KiB")
+    except ValueError as e:
+        assert "1024 bytes" in str(e), e
+    assert st["bus_bindings"] == full and c.bindings()["10000001"] == "S1", c.bindings()
+    assert c._serial_refused(m1, "IMPOSTOR") == 1, "the address stays bound"

@@ -161,3 +161,23 @@ def test_names_answer_like_a_dict():
     assert E.idis_log(E.MAGNET_ON) == E.IDIS_FRAUD and E.idis_log(E.OVER_RANGE_END) == 4
     assert E.idis_log(E.PROG_ENTER) == E.IDIS_COMMUNICATION
     assert E.idis_log(E.POWER_UP) == E.IDIS_STANDARD
+
+
+def test_rate_limit_with_the_rtc_past_2068():
+    # RTC seconds >= 2**31 (2068-01-19 on; the clock is settable to 2099): the window starts
+    # were kept in array("i"): OverflowError at the first event on CPython, and on
+    # MicroPython a wrapped (negative) start, so that every event opened a new window and a
+    # flood was written record by record (no summaries)
+    for t0 in (2**31 - 30, 2**31 + 5, 3155760000 - 3 * 86400):
+        lim = E.RateLimit(burst=3, window_s=60, max_window_s=86400)
+        written, summaries = _flood(lim, E.SEALED_REFUSED, 1054, t0, 0)  # in one second
+        assert written == 3 and summaries == [(t0, 1051)], (t0, written, summaries)
+        lim = E.RateLimit(burst=3, window_s=60, max_window_s=86400)
+        n = 2 * 86400 // 2
+        written, summaries = _flood(lim, E.REFUSED_NOT_WRITABLE, n, t0, 2)
+        assert written + sum(k for _t, k in summaries) == n
+        assert written + len(summaries) <= 4 * 14, (t0, written, len(summaries))
+    # a clock set back ends the window
+    lim = E.RateLimit(burst=1, window_s=60)
+    assert lim.admit(E.SEAL_OPEN, 2**31 + 100) and not lim.admit(E.SEAL_OPEN, 2**31 + 101)
+    assert lim.admit(E.SEAL_OPEN, 2**31 + 50), "clock set back: a new window"

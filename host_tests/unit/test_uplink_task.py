@@ -794,3 +794,24 @@ def test_a_power_fail_the_last_gasp_could_not_store_is_sent_from_the_log():
     up.forward_events()
     body = ob.newest(KIND_EVENT)
     assert body is not None and json.loads(body)["code"] == events.POWER_FAIL, body
+
+
+def test_a_range_in_rtc_seconds_past_2068_is_answered():
+    # the RTC is settable up to 2099 (meter/catalogue.py _s_clock: < 3155760000 s), but a
+    # range bound in RTC seconds was refused from 2**31 - 1 on (2068-01-19) ("is not
+    # YYYY-MM-DDTHH:MM:SSZ (UTC) or RTC seconds"), the same instant as ISO text accepted
+    r = Rig(peer=MiniBroker())
+    b = _Board(r)
+    up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
+                                                               8 * 4096)),
+                "SIM00001", ("broker", 1883), link=r.link)
+    up.setup()
+    from uplink import messages as msg
+
+    up.profile = _YearProf(96)
+    for a, z in ((2**31 - 1, 2**31 + 900), (3155760000 - 900, 3155760000 - 1)):
+        p = _ranged(up, {"id": 1, "cmd": "profile", "from": a, "to": z})
+        q = _ranged(up, {"id": 1, "cmd": "profile", "from": msg.iso(a), "to": msg.iso(z)})
+        assert p == q and p[0]["ok"] and p[0]["rows"] == [], (a, p, q)
+    a = up._answer(b'{"id":2,"cmd":"profile","from":3155760000,"to":3155760001}')
+    assert a is not None and a["ok"] is False and a["error"].startswith("from: 3155760000")

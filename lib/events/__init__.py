@@ -467,7 +467,9 @@ class RateLimit:
         self._slot = bytearray(256)  # code -> slot + 1 (0: none yet)
         self._code = bytearray(slots)
         self._used = 0
-        self._start = array("i", [0] * slots)
+        # window starts, RTC s: unsigned (2**31 is reached in 2068, the clock is settable to
+        # 2099; array "i" overflowed there, and wrapped silently on MicroPython)
+        self._start = array("I", [0] * slots)
         self._win = array("i", [0] * slots)
         self._sup = array("i", [0] * slots)
         self._n = bytearray(slots)  # records in the window (saturates at 255)
@@ -492,7 +494,7 @@ class RateLimit:
                 self._used += 1
             self._slot[code] = i + 1
             self._code[i] = code
-            self._start[i] = now
+            self._start[i] = now if now > 0 else 0  # (RTC s; unsigned, see __init__)
             self._win[i] = self.window_s
             self._n[i] = 1
             return True
@@ -503,7 +505,7 @@ class RateLimit:
                 self._win[i] = w if w < self.max_window_s else self.max_window_s
             else:
                 self._win[i] = self.window_s
-            self._start[i] = now
+            self._start[i] = now if now > 0 else 0
             self._n[i] = 1
             self._grow[i] = 0
             return True
