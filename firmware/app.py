@@ -198,9 +198,14 @@ class Meter:
         from uplink.task import Uplink
 
         ob = Outbox(parts["outbox"], self.supply)  # mounted by the uplink task, in steps
+        floor = None
+        if "uplink_seq" in parts:  # the seq floor (uplink/seqfloor.py; older layouts: none)
+            from uplink.seqfloor import SeqFloor
+
+            floor = SeqFloor(parts["uplink_seq"], self.log, self.supply)
         up = Uplink(b, self.catalogue, self.log, ob, b.serial, getattr(b, "broker", None),
                     supply=self.supply, modem_cfg=getattr(b, "modem_cfg", None),
-                    settings=self.settings)
+                    settings=self.settings, floor=floor)
         up.profile = self.profiles.get("P.01")  # its rows go out on the schedule
         up.events_store = self.events  # the ``log`` command's logbook
         up.iec_map = self.iec_map  # ``config``: the password, the uplink's own lockout

@@ -176,6 +176,7 @@ class SimBoard:
     FLASH_SIZE = 1024 * 1024
     FLASH_LAYOUT = {"journal": (0, 64 * 1024), "config": (64 * 1024, 8 * 1024),
                     "events": (72 * 1024, 32 * 1024),
+                    "uplink_seq": (104 * 1024, 8 * 1024),  # the outbox's seq floor
                     "audit": (240 * 1024, 16 * 1024),  # the parameter audit trail
                     "billing": (128 * 1024, 32 * 1024),  # billing periods, demand state
                     "profile": (256 * 1024, 512 * 1024),  # load profiles

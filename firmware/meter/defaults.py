@@ -44,10 +44,7 @@ Units: currents mA, voltages V, times ms, meter constant imp/kWh.
   one recorded command). ``bus_bindings`` {} : the concentrator's serial binding, bus
   address -> the serial of its first good readout (firmware/uplink/concentrator.py): kept
   over restarts; E2 C.93.9(address) on a local port or by the uplink's ``config`` unbinds
-  one (a replaced meter), E2 C.93.9 with no argument all. ``uplink_seq_floor`` 0: not
-  written by anyone but the uplink: every outbox ``seq`` used so far is below it (reserved
-  1024 at a time, firmware/uplink/outbox.py), so an outbox formatted or damaged goes on
-  above it and no number is used twice.
+  one (a replaced meter), E2 C.93.9 with no argument all.
 - ``tou_program`` (absent by default): the passive tariff plan written over IEC 62056-21
   (firmware/meter/touprog.py: its pieces, its CRC, whether it was activated).
 - Metrological parameters, writable only with the seal open (Settings.set_sealed):
@@ -92,5 +89,4 @@ def config():
         "uplink_apn": "internet",
         "uplink_key": "",
         "bus_bindings": {},
-        "uplink_seq_floor": 0,
     }

@@ -44,8 +44,7 @@ METROLOGICAL = ("meter_constant", "calibration")
 
 # user settings a setter may change: key -> (lo, hi) for ints, a tuple of str for choices
 _INTS = {"scroll_ms": (1000, 255000), "test_mode_minutes": (1, 255),
-         "energy_decimals": (0, 3), "meter_constant": (1, 100000),
-         "uplink_seq_floor": (0, 2147483647)}
+         "energy_decimals": (0, 3), "meter_constant": (1, 100000)}
 _CHOICES = {"test_led": ("kWh", "kvarh")}
 _LISTS = ("readout_list", "display_list", "alt_list")
 
@@ -331,21 +330,19 @@ class Settings:
         """True if :meth:`save_now` would be allowed by the wear budget now."""
         return self.store is None or not self._budget.wait_s(self._clock())
 
-    def save_now(self, budget=True):
+    def save_now(self):
         """Write the configuration at once, spending one write of the wear budget (the
         password and the meter constant: their ACK must survive a power cut). True when
         written (or there is no config partition: RAM only, a documented limit); False when
         the budget is spent or a power-fail warning is on (nothing written, the change stays
-        due: a save erases a sector) or the flash failed (logged). ``budget=False``: a write
-        its caller bounds itself, not counted (the uplink's seq floor, one per 1024
-        messages: it must not take the installer's writes at commissioning)."""
+        due: a save erases a sector) or the flash failed (logged)."""
         if self.store is None:
             return True
         self.changed()
         sp = self._supply
         if sp is not None and sp.warning:
             return False
-        if budget and not self._budget.take(self._now_s):
+        if not self._budget.take(self._now_s):
             return False
         return self._write()
 

@@ -29,17 +29,18 @@ and sends an event), and the next message sent is the oldest one left.
 Sequence floor. ``seq`` comes from the ring itself, so an outbox formatted (a foreign or
 unreadable partition) would start again at 1, and a bit flip in its newest record (sent,
 not yet marked) would hand that number out again: the head-end would discard the new
-messages as duplicates. So the owner keeps a persistent floor (the setting
-``uplink_seq_floor``): every seq used is below it, reserved ``SEQ_BLOCK`` (1024) at a time
-(:attr:`reserve` is called, and must have put the new floor in flash, before a number at or
-above the floor is used: one configuration write per 1024 messages, about nine days at 15-
-minute reporting, outside the configuration's wear budget). A mount
+messages as duplicates. So the owner keeps a persistent floor (uplink/seqfloor.py, a
+two-copy record of its own, not the configuration): every seq used is below it, reserved
+``SEQ_BLOCK`` (1024) at a time (:attr:`reserve` is called, and must have put the new floor
+in flash, before a number at or above the floor is used: one write per 1024 messages, about
+nine days at 15-minute reporting). A mount
 that formatted the ring or found it blank or unreadable, or a written slot after its newest
 valid record that does not read (``RingLog.tail_damaged``: a bit flip, a cut append) goes on
 at the floor: the numbers skipped are in ``skipped`` (first, last; the uplink logs
 UPLINK_SEQ_SKIPPED and so tells the head-end that no message carries them). Not covered: a
-number used during the power-fail warning (no configuration write then) or without a
-configuration partition, if the outbox is lost before the next reservation.
+number used during the power-fail warning (no flash write then) or without the floor's
+partition (``uplink_seq``, boards' layouts), if the outbox is lost before the next
+reservation.
 
 Power cut: each append is one record program (two pages); the ring's own rules (lib/
 flashstore/ringlog.py) make a cut at any flash operation leave every earlier record valid and

@@ -109,13 +109,15 @@ class Uplink:
     round without a command or range answer pending (:meth:`_reconfigure`): the session
     ends cleanly (retained offline status, DISCONNECT), the modem takes the new APN
     (``Manager.set_apn``: CIPSHUT and the PDP context again, no power cycle) and the next
-    session goes to the new broker; no reboot."""
+    session goes to the new broker; no reboot. ``floor`` (uplink.seqfloor.SeqFloor or None):
+    the outbox's seq floor in flash (none: seq comes from the outbox alone)."""
 
     time_sync_max_s = TIME_SYNC_MAX_S  # s, either way (the ``time`` command)
 
     def __init__(self, board, catalogue, log, outbox, serial, broker, interval_s=900,
                  keepalive_s=120, max_block_ms=5000, time_sync_s=3600, apn="internet",
-                 modem_cfg=None, supply=None, link=None, idle=None, settings=None):
+                 modem_cfg=None, supply=None, link=None, idle=None, settings=None,
+                 floor=None):
         if settings is not None:
             from meter.uplinkcfg import broker_of
 
@@ -204,10 +206,9 @@ class Uplink:
         self._broker_set = False  # uplink_broker written: it replaces ``broker`` (a board's
         if settings is not None:  # override stays until then)
             settings.subscribe(self._on_setting)
-            # the outbox's seq floor (uplink/outbox.py): above every number ever used
-            settings.check(("uplink_seq_floor",))
-            outbox.floor = settings.get("uplink_seq_floor", 0)
-            outbox.reserve = self._reserve_seq
+        if floor is not None:  # the outbox's seq floor (uplink/seqfloor.py)
+            outbox.floor = floor.value
+            outbox.reserve = floor.reserve
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -266,18 +267,6 @@ class Uplink:
         self.ready = True
         if self._ready_ev is not None:
             self._ready_ev.set()
-
-    def _reserve_seq(self, floor):
-        # the outbox reserves seqs below ``floor``: True once the floor is in flash (one
-        # configuration write per outbox.SEQ_BLOCK messages, outside the wear budget: the
-        # first message of a new meter must not take one of the installer's writes; not
-        # during the power-fail warning: the outbox asks again at its next put)
-        st = self.settings
-        try:
-            st.set("uplink_seq_floor", floor)
-        except ValueError:  # (past 2**31 - 1: a meter's life holds fewer messages)
-            return False
-        return st.store is not None and st.save_now(False)
 
     def _profile_start(self):
         # the cursor is in the outbox: the newest profile message's last row (a power cut

@@ -290,11 +290,10 @@ def test_bit_flip_in_newest_config_copy_is_flagged_not_silent(tmp_path):
         f.seek(64 * 1024)
         slots = [f.read(4096), f.read(4096)]
         seqs = [struct.unpack_from("<I", s, 4)[0] for s in slots]
-        # defaults (first boot), the uplink's seq floor reserved for its first message (a
-        # configuration write of its own, docs/UPLINK.md; before the client signs on), then
-        # the new password: the newest copy holds the password, the other the factory one
-        assert sorted(seqs) == [2, 3], seqs
-        newest = seqs.index(3)
+        # defaults (first boot), then the new password (the uplink's seq floor is not in the
+        # configuration: uplink/seqfloor.py)
+        assert sorted(seqs) == [1, 2], seqs
+        newest = seqs.index(2)
         f.seek(64 * 1024 + newest * 4096 + 30)
         b = f.read(1)
         f.seek(64 * 1024 + newest * 4096 + 30)

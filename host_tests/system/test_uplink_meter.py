@@ -368,7 +368,7 @@ def test_an_outbox_lost_between_two_runs_never_hands_a_seq_out_twice():
     # seq came from the outbox alone: an outbox partition found unreadable at power-up
     # (another firmware's data, a damaged chip) was formatted and began again at 1, so the
     # head-end took the new messages for duplicates of the first run's and discarded them.
-    # The seq floor is in the configuration (uplink_seq_floor): run B goes on above it.
+    # The seq floor is in its own record (uplink/seqfloor.py): run B goes on above it.
     with Mosquitto() as b:
         he = HeadEnd(b.port, "meters/SIM00001/#")
         img = tempfile.mktemp(prefix="uplink.", dir="/tmp")

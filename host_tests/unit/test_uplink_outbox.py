@@ -304,7 +304,7 @@ def test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts():
 
 
 class _Floor:
-    """The owner's persisted seq floor (the uplink keeps it in the setting uplink_seq_floor)."""
+    """The owner's persisted seq floor (the uplink keeps it in uplink/seqfloor.py)."""
 
     def __init__(self):
         self.v = 0

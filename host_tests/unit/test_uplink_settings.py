@@ -312,14 +312,17 @@ def test_a_broker_that_opens_no_session_is_undone_after_the_trial():
 def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
     # seq came from the outbox alone: formatted (a foreign or unreadable partition) it began
     # again at 1, and a bit flip in its newest record (sent, not marked) gave that number to
-    # the next message: the head-end discarded them as duplicates. The floor is a setting.
+    # the next message: the head-end discarded them as duplicates. The floor is a record of
+    # its own (uplink/seqfloor.py), not a setting.
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
     from test_uplink_task import _Board, _Cat
     from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
+    from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink
 
     cdev = NORFlash(4 * 4096)  # the configuration partition
+    fdev = NORFlash(2 * 4096)  # the floor's partition (uplink_seq)
     odev = NORFlash(8 * 4096)  # the outbox partition
 
     def boot():
@@ -327,8 +330,9 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
         r = Rig(peer=MiniBroker())
         b = _Board(r)
         log = events.EventLog(b.clock)
+        fl = SeqFloor(Partition(fdev, 0, fdev.size), log)
         up = Uplink(b, _Cat(), log, Outbox(Partition(odev, 0, odev.size)), "SIM00001",
-                    ("broker", 1883), link=r.link, settings=st)
+                    ("broker", 1883), link=r.link, settings=st, floor=fl)
         up.setup()
         return up, log, st
 
@@ -338,8 +342,8 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
         st.save_now()
     assert not st.save_allowed()
     assert [ob.put(KIND_READING, '{"n":%d}' % i) for i in range(5)] == [1, 2, 3, 4, 5]
-    st2 = Settings(events.EventLog(_Clock()), Partition(cdev, 0, cdev.size))
-    assert st2["uplink_seq_floor"] == 1 + SEQ_BLOCK, "in flash before seq 1 went out"
+    fl2 = SeqFloor(Partition(fdev, 0, fdev.size), events.EventLog(_Clock()))
+    assert fl2.value == 1 + SEQ_BLOCK, "in flash before seq 1 went out"
     ids = set(range(1, 6))
     # the outbox partition unreadable (another firmware's data): formatted at the start
     for i in range(odev.size):
@@ -365,3 +369,66 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
     up, log, st = boot()
     assert log.count(events.UPLINK_SEQ_SKIPPED) == 0
     assert up.outbox.put(KIND_READING, '{"n":9}') == seq + 1
+
+
+def test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted():
+    # The floor's write is unattended and recurring (one per 1024 messages). Kept in the
+    # configuration, a power cut during it made the next boot take the other copy and
+    # distrust the password (ERR_SECURITY: the head-end's config and time refused until a
+    # visit). Now: a cut at each of its flash operations leaves the configuration untouched,
+    # and the floor read at the next boot is above every number used.
+    from boards.sim.norflash import NORFlash, PowerCut
+    from flashstore.flash import Partition
+    from test_uplink_task import _Board, _Cat
+    from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
+    from uplink.seqfloor import SeqFloor
+    from uplink.task import Uplink
+
+    # one flash holds the three partitions, as on the virtual board (one cut stops them all)
+    dev = NORFlash(14 * 4096)
+    cpart = Partition(dev, 0, 4 * 4096)
+    fpart = Partition(dev, 4 * 4096, 2 * 4096)
+    opart = Partition(dev, 6 * 4096, 8 * 4096)
+
+    def boot():
+        st = Settings(events.EventLog(_Clock()), cpart)
+        r = Rig(peer=MiniBroker())
+        b = _Board(r)
+        log = events.EventLog(b.clock)
+        up = Uplink(b, _Cat(), log, Outbox(opart), "SIM00001", ("broker", 1883),
+                    link=r.link, settings=st, floor=SeqFloor(fpart, log))
+        up.setup()
+        return up, log, st
+
+    up, log, st = boot()
+    assert st.store.status == "blank -> defaults"
+    st.set("password", "12345678")
+    assert st.save_now()
+    used = [up.outbox.put(KIND_READING, '{"n":0}')]  # reserves 1 + SEQ_BLOCK
+    img = bytes(dev.image)
+    cuts = 0
+    for k in range(1, 40):
+        dev.image[:] = img
+        dev.power_on()
+        up, log, st = boot()
+        ob = up.outbox
+        ob.next_seq = 1 + SEQ_BLOCK  # (as after 1024 messages) the next put reserves first
+        ops = dev.ops
+        dev.cut_at_op(k)
+        try:
+            seq = ob.put(KIND_READING, '{"n":1}')
+        except PowerCut:
+            seq = None
+        if not dev.dead:  # the reservation and the append took fewer than k operations
+            dev.cut_at_op(0)
+            assert k > dev.ops - ops and seq == 1 + SEQ_BLOCK, (k, seq)
+            break
+        cuts += 1
+        dev.power_on()
+        up, log, st = boot()
+        assert st.store.status == "ok", (k, st.store.status, st.store.detail)
+        assert st["password"] == "12345678" and not st.config_error(), k
+        assert up.outbox.floor in (1 + SEQ_BLOCK, 1 + 2 * SEQ_BLOCK), (k, up.outbox.floor)
+        n = up.outbox.put(KIND_READING, '{"n":2}')
+        assert n > max(used) and (seq is None or n != seq), (k, n, seq)
+    assert cuts >= 3, cuts  # the floor's erase and programs, then the append
