@@ -29,9 +29,12 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  "test_a_broker_that_opens_no_session_is_undone_after_the_trial":
                  ("flashmem", 32 * 1024, _NOR32),
                  "test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice":
-                 ("flashmem", 48 * 1024, "a 16 and a 32 KiB NOR-flash image (test "
+                 ("flashmem", 56 * 1024, "a 16, an 8 and a 32 KiB NOR-flash image (test "
                   "fixtures) have no room outside the heap: the core has 128 KiB of SRAM "
                   "in all"),
+                 "test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted":
+                 ("flashmem", 56 * 1024, "a 56 KiB NOR-flash image (a test fixture) has no "
+                  "room outside the heap: the core has 128 KiB of SRAM in all"),
                  "test_the_config_command_sets_them_through_the_catalogue":
                  "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
                  "board builds no modem and no uplink without them); the QEMU port has no "
