@@ -371,6 +371,9 @@ class ADE7953Model:
             t = end
         self._t = now
         reg = self._reg
+        # the three accumulators unrolled on purpose: this runs every simulated second, and
+        # a loop or a helper would cost a heap-allocated frame or a call each (BENCHMARKS,
+        # "Simulator speed (session 8)")
         c = acc[0] // d0
         if c:
             acc[0] -= c * d0
