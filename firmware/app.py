@@ -10,6 +10,7 @@ values checked, clock trust, register journal restore, the configuration settled
 
 import asyncio
 import gc
+import sys
 
 import events
 from ade7953 import ADE7953, Calibration
@@ -394,16 +395,50 @@ class Meter:
             self.events.tick(force=True)
 
 
+_HEAP_LOCKED = ("stopped by Ctrl-C inside a garbage collection, which leaves MicroPython's "
+                "heap locked: no orderly shutdown and no report; the flash holds the last "
+                "commit, as after a power cut (the virtual board stops safely with the control "
+                "channel's 'stop' or at --duration)\n")
+
+
+def _say(text):  # (stderr; a test replaces it: MicroPython's sys.stderr cannot be)
+    sys.stderr.write(text)
+
+
+def _heap_usable():
+    try:
+        bytearray(8)
+        return True
+    except MemoryError:
+        return False
+
+
 def run(board):
-    """Entry used by main.py: run the meter on ``board`` (blocking)."""
+    """Entry used by main.py: run the meter on ``board`` (blocking) until the board's
+    duration ends, the board stops it (the virtual board's ``stop``: the main task is
+    cancelled at an await and shuts down in order) or Ctrl-C; then the board's report.
+
+    On the unix port Ctrl-C is raised at once wherever the interpreter is
+    (MICROPY_ASYNC_KBD_INTR). Landing inside a garbage collection it leaves the collector's
+    lock set, so nothing can be allocated any more: then a line saying so goes to stderr
+    and the KeyboardInterrupt is raised again, without a shutdown or report that would only
+    end in "MemoryError: heap is locked"."""
     meter = Meter(board)
+    usable = True
     try:
         asyncio.run(meter.main(board.duration_ms() if hasattr(board, "duration_ms") else None))
     except KeyboardInterrupt:
+        usable = _heap_usable()
+        if not usable:
+            _say(_HEAP_LOCKED)
+            raise
         meter.shutdown()
+    except asyncio.CancelledError:
+        pass  # the board's stop(): Meter.main has shut down in its finally
     finally:
-        asyncio.new_event_loop()
-        rep = getattr(board, "report", None)
-        if rep is not None:
-            rep(meter)
+        if usable:
+            asyncio.new_event_loop()
+            rep = getattr(board, "report", None)
+            if rep is not None:
+                rep(meter)
     return meter

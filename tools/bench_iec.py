@@ -18,13 +18,12 @@ on the virtual board (CPython driver; the meter runs on the MicroPython unix por
 2. Reply latency of R1 single reads (``R1 1.8.0()``) in programming mode while the same
    process meters at ``--speed max``, against the ideal: reaction time 200 ms + the reply's
    wire time; the same at ``--speed 1`` for reference. The metering speed reached during the
-   run comes from the ``--json`` line printed at SIGINT.
+   run comes from the ``--json`` line printed at the control channel's ``stop``.
 """
 
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -69,13 +68,18 @@ def _cmd(c, t, data=None):
 class Meter:
     def __init__(self, speed, port_args):
         env = dict(os.environ, MICROPYPATH=MPYPATH)
+        self.ctl = _free_port()
         self.p = subprocess.Popen([MPY, "-X", "heapsize=4m", "firmware/main.py",
-                                   "--quiet", "--json", "--speed",
-                                   speed] + port_args, cwd=ROOT, env=env,
+                                   "--quiet", "--json", "--speed", speed, "--control-tcp",
+                                   str(self.ctl)] + port_args, cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def stop(self):
-        self.p.send_signal(signal.SIGINT)
+        # the control channel's stop, not SIGINT: the unix port raises Ctrl-C wherever the
+        # interpreter is, and inside a garbage collection it leaves the heap locked (no report)
+        with socket.create_connection(("127.0.0.1", self.ctl), timeout=10) as s:
+            s.sendall(b"stop\n")
+            s.recv(16)
         out, err = self.p.communicate(timeout=60)
         lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
         return json.loads(lines[-1]) if lines else {"stderr": err.decode()[-2000:]}

@@ -274,6 +274,7 @@ class SimBoard:
         import asyncio
 
         self._meter = meter
+        self._main = asyncio.current_task()  # (called from Meter.main: stop() cancels it)
         t = [asyncio.create_task(self._sampler())]
         if self.opts.heap_every:
             t.append(asyncio.create_task(self._heap_log()))
@@ -290,6 +291,19 @@ class SimBoard:
         if self.rtc_file is not None:
             t.append(asyncio.create_task(self._rtc_keeper()))
         return t
+
+    def stop(self):
+        """End the run as ``--duration`` would (control channel ``stop``): the meter's main
+        task is cancelled at its next await, shuts down in order (last interval, commit,
+        held-back writes) and the summary and ``--json`` line follow. Unlike Ctrl-C, which
+        the unix port raises at once wherever the interpreter is (MICROPY_ASYNC_KBD_INTR:
+        inside a garbage collection it leaves the heap locked), this stops at a safe point.
+        Returns False before the meter has started."""
+        m = getattr(self, "_main", None)
+        if m is None:
+            return False
+        m.cancel()
+        return True
 
     def lcd_text(self):
         """The LCD's last frame as lib.lcd.frame_text (control channel ``lcd``)."""

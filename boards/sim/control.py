@@ -25,6 +25,11 @@ Inputs (the board's Pin-like inputs, 1 = active; the firmware polls or gets an i
 ``magnet on|off``              magnetic-field sensor
 ``power-fail``                 assert the power-fail input; power goes ``--holdup-ms`` (metering
                                time) later and the process ends as in ``--power-fail-at``
+``stop``                       end the run in order, as at the end of ``--duration`` (the
+                               summary and the ``--json`` line follow; the process exits 0).
+                               Scripts should stop a run this way rather than with Ctrl-C
+                               (SIGINT), which the unix port raises wherever the interpreter
+                               is: inside a garbage collection it leaves the heap locked
 =============================  =====================================================
 
 Buttons (NAME): ``scroll`` (``btn_scroll``), ``demand`` (``btn_demand_reset``).
@@ -74,7 +79,7 @@ def _button(name):
         if n == name:
             return attr
     return None
-HELP = ("press hold down release seal test cover tcover magnet power-fail lcd leds inputs "
+HELP = ("press hold down release seal test cover tcover magnet power-fail stop lcd leds inputs "
         "network modem uplink help")
 # modem reg WORD -> +CGREG stat (3GPP TS 27.007 10.1.20); auto: the model's own
 _REG = {"home": 1, "roaming": 5, "denied": 3, "searching": 2, "auto": None}
@@ -275,6 +280,10 @@ class ControlServer:
                         return "ERR usage: %s %s|%s" % (cmd, on, off)
                     getattr(b, attr).set_input(1 if args[0] == on else 0)
                     return "OK"
+            if cmd == "stop":
+                if args:
+                    return "ERR usage: stop"
+                return "OK" if b.stop() else "ERR the meter has not started"
             if cmd == "power-fail":
                 asyncio.create_task(self._power_fail())
                 return "OK"

@@ -27,6 +27,27 @@ def run_sim(*args, timeout=300, heapsize=SIM_HEAP):
     return p.returncode, p.stdout, p.stderr
 
 
+def stop_sim(p, control_port, timeout=60):
+    """End the sim process ``p`` (started with ``--control-tcp control_port``) in order with the
+    control channel's ``stop``, as its ``--duration`` would: the shutdown, the summary and the
+    ``--json`` line follow. Returns ``p.communicate()``. (Not SIGINT: the unix port raises
+    Ctrl-C wherever the interpreter is, and inside a garbage collection that leaves the heap
+    locked, so the report ends in "MemoryError: heap is locked"; see firmware/app.py run().)
+    Raises AssertionError naming the reply if the channel refuses."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", control_port), timeout=10) as s:
+        s.sendall(b"stop\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            d = s.recv(64)
+            if not d:
+                break
+            reply += d
+    assert reply == b"OK\n", ("control channel stop", reply)
+    return p.communicate(timeout=timeout)
+
+
 def sim_json(*args, **kw):
     rc, out, err = run_sim(*(list(args) + ["--json", "--quiet"]), **kw)
     assert rc == 0, (rc, err[-2000:])

@@ -5,21 +5,20 @@
    (iec62056.session.Session over ports.iec.IecMap) on a fake clock;
 2. 2 x 2 500 frames through the real ports of a running firmware process, the optical TCP port
    and the RS-485 hub at the same time, while it meters a constant load at --speed 10. Before
-   and after, the PyPI client ``iec62056-21`` reads both ports; Ctrl-C (SIGINT) then ends the
-   process, whose ``--json`` line has the port counters, the registers and a heap log
+   and after, the PyPI client ``iec62056-21`` reads both ports; the control channel's ``stop``
+   then ends the process, whose ``--json`` line has the port counters, the registers and a heap log
    (``--heap-every 1``: gc.collect() + gc.mem_alloc() each wall second).
 """
 
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import threading
 import time
 
-from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, stop_sim
 from test_iec_client import Hub, _client, _free_port
 
 import fuzz_iec
@@ -88,13 +87,15 @@ def test_fuzz_running_meter_on_both_ports(tmp_path):
     addr = fuzz_iec.DEFAULT_ADDRESS
     hub = Hub(0).start()
     port = _free_port()
+    ctl = _free_port()
     env = dict(os.environ, MICROPYPATH=MPYPATH)
     t0 = time.monotonic()
     p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
                           "--quiet", "--speed", "10", "--load",
                           str(load), "--optical-tcp", str(port), "--rs485-bus",
                           "127.0.0.1:%d" % hub.port, "--serial", addr, "--json",
-                          "--heap-every", "1", "--no-uplink"], cwd=ROOT, env=env,
+                          "--heap-every", "1", "--no-uplink", "--control-tcp", str(ctl)],
+                         cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     results = {}
     try:
@@ -129,14 +130,15 @@ def test_fuzz_running_meter_on_both_ports(tmp_path):
         after = _both_readouts(tmp_path, ports, addr)
         final = time.monotonic() - t0
         time.sleep(2.5)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        out, err = stop_sim(p, ctl, timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
             p.communicate()
         hub.stop()
-    rep = json.loads(out.decode().strip().splitlines()[-1])
+    lines = out.decode().strip().splitlines()
+    assert lines and lines[-1].startswith("{"), (out.decode()[-4000:], err.decode()[-4000:])
+    rep = json.loads(lines[-1])
     for name in ("optical", "rs485"):
         assert results[name]["frames"] >= 2500, results
         st = rep["ports"][name]

@@ -6,11 +6,10 @@ difference, to the Wh), against the trace's independent integral (each interval)
 the --profile-csv export, and for the status bits and headers the cut leaves."""
 
 import os
-import signal
 import subprocess
 
 from ports import free_port
-from simrun import MICROPYTHON, MPYPATH, ROOT, integral, read_trace, sim_json
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, integral, read_trace, sim_json, stop_sim
 
 from bench_profile import read_profile  # noqa: I001  (tools/ is on the path once simrun is in)
 
@@ -42,9 +41,11 @@ def test_profile_over_a_power_cut_read_with_p01(tmp_path):
     assert end2 % 900 == 0 and end2 == T0 + PF_AT + OFF + DUR2, (end2, DUR2)
     assert r2["profile"]["P.01"]["lost"] == 0, r2["profile"]
     port = free_port()
+    ctl = free_port()
     env = dict(os.environ, MICROPYPATH=MPYPATH)
-    p = subprocess.Popen([MICROPYTHON, "firmware/main.py", "--flash", img, "--off-time", "0",
-                          "--quiet", "--speed", "1", "--load", LOAD, "--optical-tcp", str(port)],
+    p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
+                          "--flash", img, "--off-time", "0", "--quiet", "--speed", "1",
+                          "--load", LOAD, "--optical-tcp", str(port), "--control-tcp", str(ctl)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         day = "0260303000000;0260304000000"
@@ -52,8 +53,12 @@ def test_profile_over_a_power_cut_read_with_p01(tmp_path):
             port, [(5, "P.01(;)"), (6, "P.01(%s)" % day), (5, "P.01(0300101000000;)"),
                    (5, "P.02(;)"), (5, "P.98.97(;)")])
     finally:
-        p.send_signal(signal.SIGINT)
-        p.communicate(timeout=60)
+        try:
+            stop_sim(p, ctl)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     lay = layout_of({"period_s": 900, "channels": ["1.29", "2.29", "3.29", "4.29", "1.5",
                                                    "32.7"]})
     zone = Zone()

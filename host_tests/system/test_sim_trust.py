@@ -22,7 +22,7 @@ import struct
 import subprocess
 import time
 
-from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, stop_sim
 from test_iec_client import Hub, _free_port
 
 import events_dump
@@ -58,6 +58,10 @@ def error(code):
 class Firmware:
     def __init__(self, *args, speed="10", load=FOUR_Q):
         env = dict(os.environ, MICROPYPATH=MPYPATH)
+        args = list(args)
+        if "--control-tcp" not in args:  # (stop() uses it)
+            args += ["--control-tcp", _free_port()]
+        self.ctl = int(args[args.index("--control-tcp") + 1])
         self.p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + SIM_HEAP, "firmware/main.py",
                                    "--load", load, "--quiet",
                                    "--speed", speed] + [str(a) for a in args], cwd=ROOT, env=env,
@@ -66,10 +70,14 @@ class Firmware:
         assert self.p.poll() is None, self.p.communicate()
 
     def stop(self, orderly=True):
-        """SIGINT: an orderly shutdown (held-back writes and flood summaries written);
-        otherwise SIGTERM, which ends the process at once (a power cut without warning)."""
-        self.p.send_signal(signal.SIGINT if orderly else signal.SIGTERM)
-        out, err = self.p.communicate(timeout=20)
+        """The control channel's ``stop``: an orderly shutdown (held-back writes and flood
+        summaries written); otherwise SIGTERM, which ends the process at once (a power cut
+        without warning)."""
+        if orderly:
+            out, err = stop_sim(self.p, self.ctl, timeout=20)
+        else:
+            self.p.send_signal(signal.SIGTERM)
+            out, err = self.p.communicate(timeout=20)
         return out.decode(), err.decode()
 
 

@@ -18,6 +18,8 @@ HOST_ONLY = {
     "test_load.test_the_trace_is_read_in_blocks_not_byte_by_byte":
         ("ramdisk", 512 * _KB, "writes a trace file bigger than a 16 KiB RAM disk"),
     "test_sim_control": _TCP % "real TCP clients of boards/sim/control.py on 127.0.0.1",
+    "test_sim_stop.test_the_control_channels_stop_command":
+        _TCP % "boards/sim/control.py listens on 127.0.0.1",
     "test_alloc.test_virtual_board_metering_read_allocates_nothing":
         "the virtual board's ADE7953 model (the simulator, on the 64-bit unix port) keeps "
         "exact energy residues (products up to ~2^50): long ints on a 32-bit core",
@@ -93,6 +95,7 @@ HOST_ONLY = {
     "test_iec_fuzz.test_checks_can_fail": ("flashmem", 1024 * _KB, _NOR),
     # every test below builds a meter on the virtual board (its 1 MiB NOR image)
     "test_storage": ("flashmem", 1024 * _KB, _NOR),
+    "test_sim_stop": ("flashmem", 1024 * _KB, _NOR),
     "test_audit": ("flashmem", 1024 * _KB, _NOR),
     "test_logbook": ("flashmem", 1024 * _KB, _NOR),
     # load profiles on NOR images of 24..96 KiB (two at once in the power-cut campaign)
