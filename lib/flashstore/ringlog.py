@@ -540,19 +540,22 @@ class SectorRing:
 
     def _header_erases(self, s):
         """The erase count in the header of sector ``s`` as read from the flash, or -1 when
-        the header is not valid (magic, CRC-32)."""
+        the header is not valid (magic, CRC-32) or of another ``FORMAT`` (its fields may mean
+        something else)."""
         h = self._read(s * self.sector_size, _HDR)
-        if h[0] != _SEC_M0 or h[1] != _SEC_M1:
+        if h[0] != _SEC_M0 or h[1] != _SEC_M1 or h[2] != FORMAT:
             return -1
         if binascii.crc32(h[0:12]) != struct.unpack_from("<I", h, 12)[0]:
             return -1
         return struct.unpack_from("<I", h, 4)[0]
 
-    def _prepare(self, s):
+    def _prepare(self, s, er=-1):
         """Make sector ``s`` READY: erase unless blank, then program its header (erase count:
-        the sector's own + 1, or the ring's highest + 1 when its header is not known)."""
+        ``er`` (>= 0) or the sector's own, + 1 for the erase; the ring's highest + 1 when its
+        header is not known)."""
         st = self._state[s]
-        er = self._header_erases(s) if st == _READY or st == _USED else -1
+        if er < 0 and (st == _READY or st == _USED):
+            er = self._header_erases(s)
         if er < 0:
             er = self._emax
         self._state[s] = _DIRTY
@@ -632,12 +635,27 @@ class SectorRing:
         """Erase and format every sector (all records lost); clears a write protection.
 
         Blocks for one sector erase per sector (W25Q16JV: 16 x 45 ms typ, 400 ms max). A cut
-        leaves the sectors not yet erased as they were: a foreign image stays foreign."""
+        leaves the sectors not yet erased as they were: a foreign image stays foreign.
+
+        Erase counts: each sector's header count (of this ``FORMAT``, any kind of ring) + 1,
+        the one erase it gets. A sector without one (blank, torn, other format) gets the
+        highest count found before the format + 1 (counts of a ring erased in rotation lie
+        within one of each other), never the running maximum: one sector after the other
+        took the one before's + 1, and a format of 63 sectors added up to 63 erases to each
+        that never happened. A cut during the format costs the header of at most the sector
+        under erase: its count is then estimated as above at the next format or preparation
+        (within one or two of the erases it had: the torn erase counted or not)."""
         self._mounted = True
         self._blocked = False
+        top = self._emax
         for s in range(self.sectors):
+            e = self._header_erases(s)
+            if e > top:
+                top = e
+        for s in range(self.sectors):
+            e = self._header_erases(s)  # (sectors after s are not touched yet)
             self._state[s] = _DIRTY
-            self._prepare(s)
+            self._prepare(s, e if e >= 0 else top)
         self._newest = -1
         self._head = self.sectors - 1
         self._slot = self.slots_per_sector
