@@ -47,7 +47,11 @@ GP25    -      on-board LED                not used by the meter
 
 MCP23017 (I2C0, address 0x20: A2..A0 = GND; RESET to 3V3; INTA to GP10, open-drain,
 INTA/INTB mirrored). Inputs use the internal 100 kOhm pull-ups; IPOL inverts the active-low
-ones so that every input reads 1 = active:
+ones so that every input reads 1 = active. The demand-reset button's ``irq`` latches its
+edges between two samples of firmware/tasks/billing.py (a press shorter than the 100-ms
+sampling, or during a flash erase) from the expander's INTFB, read whenever GP10 shows the
+interrupt asserted (lib/mcp23017: INT is shared by every input, so its edge alone would take
+a cover opened for a press):
 
 ========  ================  =================================================================
 port      signal            wiring, meaning of 1
@@ -228,7 +232,8 @@ class Board:
         if expander:
             try:
                 i2c = I2C(0, scl=Pin(_I2C_SCL), sda=Pin(_I2C_SDA), freq=400_000)
-                self.expander = MCP23017(i2c, _XP_ADDR, _XB_INPUTS, _XB_INVERT)
+                self.expander = MCP23017(i2c, _XP_ADDR, _XB_INPUTS, _XB_INVERT,
+                                         self.expander_int)
             except OSError as e:
                 self.notes.append("MCP23017 not found at 0x%02x (%r): buttons, tamper inputs "
                                   "and status LEDs are inert" % (_XP_ADDR, e))

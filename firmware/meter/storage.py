@@ -87,19 +87,54 @@ def payload_size(k):
 def pack(buf, registers, t, steps):
     """Write the schema-2 record of ``registers`` (lib.energy.Registers), RTC seconds ``t``
     and ``steps`` into ``buf`` (bytearray of :func:`payload_size` bytes). Allocation-free
-    when ``t`` and ``steps`` are given as (lo, hi) 16-bit halves."""
-    w = registers.whole
-    struct.pack_into(_HEAD, buf, 0, registers.tariffs, registers.tariff_width, 0, t[0], t[1],
-                     steps[0], steps[1])
-    o = _HEAD_SIZE
-    for i in range(len(w)):
-        struct.pack_into("<I", buf, o, w[i])
-        o += 4
-    r = registers.res
-    for i in range(len(r)):
-        struct.pack_into("<I", buf, o, r[i])
-        o += 4
+    when ``t`` and ``steps`` are given as (lo, hi) 16-bit halves, and its frames stay on the
+    C stack (at most 11 words each: host_tests/unit/test_frames.py)."""
+    buf[0] = registers.tariffs
+    buf[1] = registers.tariff_width
+    buf[2] = 0
+    buf[3] = 0
+    _pack_halves(buf, t, steps)
+    o = _pack_words(buf, _HEAD_SIZE, registers.whole)
+    _pack_words(buf, o, registers.res)
     return buf
+
+
+def _pack_halves(buf, t, steps):
+    # bytes 4..11 of the head: the RTC seconds and the steps, two u16 halves each
+    struct.pack_into("<HH", buf, 4, t[0], t[1])
+    struct.pack_into("<HH", buf, 8, steps[0], steps[1])
+
+
+def _pack_words(buf, o, words):
+    # ``words`` as u32 from offset ``o`` on; returns the offset after them (a while loop:
+    # a for loop's iterator takes 4 words of the frame)
+    i = 0
+    while i < len(words):
+        struct.pack_into("<I", buf, o, words[i])
+        o += 4
+        i += 1
+    return o
+
+
+class _Catch:
+    """``with catch:`` keeps the exception (an Exception) the block raised in ``error``
+    (None: none) and goes on after the block. The periodic commit's ``try: ... except
+    Exception as e`` kept two exception-stack entries (6 words) in its frame: 18 words, so
+    MicroPython took it from the heap at every commit (py/objfun.c
+    ``VM_MAX_STATE_ON_STACK``, 11 words); a ``with`` keeps one."""
+
+    def __init__(self):
+        self.error = None  # (in the instance now: a first store under heap_lock() raised)
+
+    def __enter__(self):
+        self.error = None
+        return self
+
+    def __exit__(self, t, e, tb):
+        if isinstance(e, Exception):
+            self.error = e
+            return True
+        return False  # (none, or KeyboardInterrupt / SystemExit: on its way)
 
 
 def unpack(p):
@@ -209,6 +244,8 @@ class Storage:
         # the next periodic commit, 300 s on, when the next warning may find no slot)
         self.owed = False
         self._pf_commit_cb = self._pf_commit  # bound once: none made on the power-fail path
+        self._catch = _Catch()  # the journal's exception of a commit (commit())
+        self._reason = journal.REASON_PERIODIC  # of the commit under way (_put)
 
     def migrations(self):
         """{schema: converter} for lib/flashstore/journal.Journal: schema 1 and our own
@@ -365,8 +402,7 @@ class Storage:
     def commit(self, reason=journal.REASON_PERIODIC):
         """Commit the registers (REASON_POWERFAIL: urgent, allocation-free). Returns True if
         written; never raises (module docstring)."""
-        j = self.journal
-        if j.blocked:
+        if self.journal.blocked:
             self.refused += 1
             return False
         urgent = reason == journal.REASON_POWERFAIL
@@ -375,9 +411,9 @@ class Storage:
             self.tick()
         else:
             self._advance()
-        try:
-            j.commit(self.payload(), reason, urgent)
-        except Exception as e:  # NoSpace, flash errors: metering goes on
+        self._reason = reason
+        e = self._put_caught()
+        if e is not None:  # NoSpace, flash errors: metering goes on
             self._failed(reason, e)
             return False
         self._failing = False
@@ -390,6 +426,18 @@ class Storage:
             self.powerfail_commits += 1
             self.owed = True
         return True
+
+    # (commit() in three frames of at most 11 words each: on the C stack, test_frames.py)
+    def _put_caught(self):
+        # the record into the journal: None, or the exception it raised
+        c = self._catch
+        with c:
+            self._put()
+        return c.error
+
+    def _put(self):
+        r = self._reason
+        self.journal.commit(self.payload(), r, r == journal.REASON_POWERFAIL)
 
     def format_journal(self):
         """Sealed E2 C.91.8 (the caller checks the seal): format a write-protected (foreign)

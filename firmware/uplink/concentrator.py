@@ -470,10 +470,19 @@ class Concentrator:
         to the serial its meter must report, set before the first poll (a replaced meter:
         after the unbind, an impostor polled first would otherwise bind the address). Into
         the settings (the catalogue saves them before the ACK), the address's RAM-only
-        binding dropped. ValueError naming what is wrong (meter.uplinkcfg.bind_table; "no
-        room in the configuration")."""
+        binding dropped. ValueError naming what is wrong (meter.uplinkcfg.bind_table; an
+        address this concentrator does not poll; "no room in the configuration").
+
+        An address not polled is refused, not kept: a binding acts only on an address
+        polled, the list of addresses is the board's (fixed until a restart), and a full
+        table gives such bindings up first (``_store``). Accepted, a mistyped address left
+        the replaced meter's address unbound (an impostor polled first took it) while the
+        installer saw the write acknowledged."""
         bind_table(self.bindings(), text, self.serial)  # (against RAM-only bindings too)
         a = text.partition("=")[0]
+        if not self._polled(a):
+            raise ValueError("bus binding: address %s is not polled by this concentrator"
+                             % a)
         st = self.settings
         nb = None
         if st is not None:  # (checked before anything changes: a refused write keeps all)

@@ -30,17 +30,19 @@ Sequence floor. ``seq`` comes from the ring itself, so an outbox formatted (a fo
 unreadable partition) would start again at 1, and a bit flip in its newest record (sent,
 not yet marked) would hand that number out again: the head-end would discard the new
 messages as duplicates. So the owner keeps a persistent floor (uplink/seqfloor.py, a
-two-copy record of its own, not the configuration): every seq used is below it, reserved
-``SEQ_BLOCK`` (1024) at a time (:attr:`reserve` is called, and must have put the new floor
-in flash, before a number at or above the floor is used: one write per 1024 messages, about
-nine days at 15-minute reporting). A mount
-that formatted the ring or found it blank or unreadable, or a written slot after its newest
-valid record that does not read (``RingLog.tail_damaged``: a bit flip, a cut append) goes on
-at the floor: the numbers skipped are in ``skipped`` (first, last; the uplink logs
+two-copy record of its own, not the configuration): every seq used is below ``limit``, the
+floor both copies cover, reserved ``SEQ_BLOCK`` (1024) at a time through :attr:`reserve`
+(one write per 1024 messages, about ten days at 15-minute reporting). A put reserves when
+its seq comes within ``SEQ_MARGIN`` (256) of ``limit``, so the floor is in flash long before
+a number near it is used: during the power-fail warning nothing is written (a reservation
+erases a sector), and the messages put then use the margin. A mount that formatted the ring
+or found it blank or unreadable, or a written slot after its newest valid record that does
+not read (``RingLog.tail_damaged``: a bit flip, a cut append) goes on at ``floor`` (the
+newest floor in flash): the numbers skipped are in ``skipped`` (first, last; the uplink logs
 UPLINK_SEQ_SKIPPED and so tells the head-end that no message carries them). Not covered: a
-number used during the power-fail warning (no flash write then) or without the floor's
-partition (``uplink_seq``, boards' layouts), if the outbox is lost before the next
-reservation.
+number used past ``limit`` (more than 256 messages during power-fail warnings since the last
+other message, or reservations failing: a broken ``uplink_seq`` partition) or without the
+floor's partition (boards' layouts), if the outbox is lost before the next reservation.
 
 Power cut: each append is one record program (two pages); the ring's own rules (lib/
 flashstore/ringlog.py) make a cut at any flash operation leave every earlier record valid and
@@ -65,6 +67,7 @@ KIND_ACK = const(9)
 RECORD_SIZE = const(496)
 BODY_MAX = const(490)
 SEQ_BLOCK = const(1024)  # seqs reserved by one write of the floor
+SEQ_MARGIN = const(256)  # a put this close to ``limit`` reserves (the warning's messages)
 
 
 class Outbox:
@@ -90,8 +93,9 @@ class Outbox:
         self.status = None
         self.mounted = False
         self._newest = {}  # kind -> ring seq of its newest record (newest())
-        self.floor = 0  # every seq used is below it (persisted by the owner; set before mount)
-        self.reserve = None  # callable(new floor) -> True once it is in flash (the owner's)
+        self.floor = 0  # the newest floor in flash: a lost ring goes on there (set before mount)
+        self.limit = 0  # every seq used is below it: both copies of the floor cover it
+        self.reserve = None  # callable(new floor) -> the new limit once in flash, or None
         self.skipped = None  # (first, last) seqs skipped at mount (formatted / damaged ring)
         self._skip = None  # the same, until the acknowledgements pass over it
 
@@ -200,9 +204,8 @@ class Outbox:
             raise ValueError("outbox message of %d bytes (at most %d)" % (n, BODY_MAX))
         seq = self.next_seq
         urgent = self.supply is not None and self.supply.warning
-        if seq >= self.floor and self.reserve is not None and not urgent:
-            if self.reserve(seq + SEQ_BLOCK):  # (in flash before the number is used)
-                self.floor = seq + SEQ_BLOCK
+        if self.reserve is not None and not urgent:
+            self._cover(seq)
         rec = self._rec
         struct.pack_into("<IH", rec, 0, seq, n)
         rec[6:6 + n] = body
@@ -221,6 +224,19 @@ class Outbox:
             self._cursor = rs
         self._check_dropped()
         return seq
+
+    def _cover(self, seq):
+        # raise the floor in flash (both copies) well before ``seq`` reaches it: at most two
+        # writes (the first message, or after a damaged copy: the second copy written too)
+        for _ in range(2):
+            if seq + SEQ_MARGIN < self.limit:
+                return
+            f = self.floor if self.floor > seq else seq
+            got = self.reserve(f + SEQ_BLOCK)  # (in flash before the number is used)
+            if got is None:  # not written: asked again at the next message
+                return
+            self.floor = f + SEQ_BLOCK
+            self.limit = got
 
     def newest(self, kind):
         """The body (bytes) of the newest message of ``kind`` still in the ring (sent or

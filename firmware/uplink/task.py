@@ -208,6 +208,7 @@ class Uplink:
             settings.subscribe(self._on_setting)
         if floor is not None:  # the outbox's seq floor (uplink/seqfloor.py)
             outbox.floor = floor.value
+            outbox.limit = floor.safe
             outbox.reserve = floor.reserve
 
     # -- start-up --------------------------------------------------------------------------

@@ -134,6 +134,50 @@ def check_expander(b, model):
     print("expander ok")
 
 
+def check_demand_button(b, model):
+    """The demand-reset button on the MCP23017 latches a press shorter than the sampling
+    (tasks/billing.py button: 100 ms; it was sampled only, so a short press was lost) from
+    INTFB, and a change of another input on the shared INT line (GP10) is no press."""
+    import asyncio
+
+    from tasks.billing import button
+
+    class _Billing:
+        n = 0
+
+        def demand_reset(self, src):
+            self.n += 1
+
+    bl = _Billing()
+    machine.Pin.SOURCES[10] = lambda: 0 if model.pending else 1  # INTA, open drain
+    model.pins_b = up = 0x27  # buttons up, covers fitted, no field
+    press = up & ~(1 << 1)  # GPB1 to GND
+
+    async def drive():
+        t = asyncio.create_task(button(bl, b.btn_demand_reset, 40))
+        await asyncio.sleep_ms(60)
+        assert bl.n == 0
+        model.set_pins(press)  # pressed and released between two samples
+        model.set_pins(up)
+        await asyncio.sleep_ms(80)
+        assert bl.n == 1, "a press shorter than the sampling is a demand reset"
+        model.set_pins(up | 1 << 3)  # the main cover opened: INT falls, INTFB names GPB3
+        await asyncio.sleep_ms(80)
+        model.set_pins(up)
+        await asyncio.sleep_ms(80)
+        assert bl.n == 1, "another input's change is no press"
+        model.set_pins(press)  # held over several samples: one demand reset
+        await asyncio.sleep_ms(130)
+        model.set_pins(up)
+        await asyncio.sleep_ms(130)
+        assert bl.n == 2, bl.n
+        t.cancel()
+
+    asyncio.run(drive())
+    del machine.Pin.SOURCES[10]
+    print("demand-reset button latch ok")
+
+
 def check_flash(b, mode):
     assert b.flash_mode == mode, (b.flash_mode, mode)
     dev = b.flash
@@ -196,6 +240,7 @@ def main():
     assert len(os.listdir("/meterdata")) == 96
     check_flash(b, "file")
     check_expander(b, model)
+    check_demand_button(b, model)
     check_pio_uart(b)
     # watchdog starts at the first feed
     assert not machine.WDT.made

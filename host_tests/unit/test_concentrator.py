@@ -793,3 +793,29 @@ def test_a_refused_pre_binding_keeps_the_binding_kept_in_ram():
         assert "1024 bytes" in str(e), e
     assert st["bus_bindings"] == full and c.bindings()["10000001"] == "S1", c.bindings()
     assert c._serial_refused(m1, "IMPOSTOR") == 1, "the address stays bound"
+
+
+def test_a_pre_binding_of_an_address_not_polled_is_refused_naming_it():
+    # W1 C.93.9(10000050=10000077), the address mistyped for 10000005: acknowledged and
+    # kept, it bound an address never polled (inert), and the replaced meter's address
+    # stayed unbound: the first meter to answer there (an impostor) bound it
+    from meter.settings import Settings
+
+    log = events.EventLog(Clock())
+    st = Settings(log)
+    st.set("bus_bindings", {"10000001": "10000001"})
+    c, log = _conc([], ("10000001", "10000005"), None, log)
+    c.settings = st
+    cat = _cat(st, log, c)
+    try:
+        cat.write("C.93.9", "10000050=10000077", events.SRC_OPTICAL)
+        raise AssertionError("a binding of an address not polled accepted")
+    except ValueError as e:
+        assert str(e) == ("bus binding: address 10000050 is not polled by this "
+                          "concentrator"), e
+    assert st["bus_bindings"] == {"10000001": "10000001"}, st["bus_bindings"]
+    assert not [e for e in log.records() if e[1] == events.PARAM_CHANGED]
+    # the polled address (also with leading zeros) is bound
+    cat.write("C.93.9", "0010000005=10000077", events.SRC_OPTICAL)
+    assert st["bus_bindings"]["0010000005"] == "10000077", st["bus_bindings"]
+    assert c._serial_refused(c.meters[1], "10000099") == 1, "the impostor refused"

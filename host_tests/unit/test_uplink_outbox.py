@@ -304,24 +304,28 @@ def test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts():
 
 
 class _Floor:
-    """The owner's persisted seq floor (the uplink keeps it in uplink/seqfloor.py)."""
+    """The owner's persisted seq floor (the uplink keeps it in uplink/seqfloor.py): two
+    copies, a write over the older; ``safe`` is the older copy's floor."""
 
     def __init__(self):
         self.v = 0
+        self.safe = 0
         self.writes = 0
         self.ok = True
 
     def reserve(self, floor):
         if not self.ok:
-            return False
+            return None
+        self.safe = self.v
         self.v = floor
         self.writes += 1
-        return True
+        return self.safe
 
 
 def _floored(part, fl, **kw):
     ob = Outbox(part, **kw)
     ob.floor = fl.v
+    ob.limit = fl.safe
     ob.reserve = fl.reserve
     ob.mount()
     return ob
@@ -337,7 +341,8 @@ def test_a_formatted_or_erased_outbox_goes_on_above_every_seq_used():
         fl = _Floor()
         ob = _floored(part, fl)
         assert [ob.put(KIND_READING, _body(i)) for i in range(10)] == list(range(1, 11))
-        assert fl.writes == 1 and fl.v == 1 + SEQ_BLOCK, "reserved before seq 1 was used"
+        # reserved before seq 1 was used, in both copies (two writes)
+        assert fl.writes == 2 and fl.v == 1 + 2 * SEQ_BLOCK and ob.limit == 1 + SEQ_BLOCK
         for s in range(1, 8):
             ob.ack(s)
         if how == "erased":
@@ -347,17 +352,19 @@ def test_a_formatted_or_erased_outbox_goes_on_above_every_seq_used():
             for i in range(dev.size):
                 dev.image[i] = (i * 131 + 7) & 0xFF
         ob2 = _floored(part, fl)
-        assert ob2.skipped == (1, SEQ_BLOCK), (how, ob2.skipped)
+        assert ob2.skipped == (1, 2 * SEQ_BLOCK), (how, ob2.skipped)
         assert ob2.pending() == 0 and ob2.peek() is None, how
-        assert ob2.put(KIND_READING, _body(11)) == 1 + SEQ_BLOCK, how
-        assert fl.v == 1 + 2 * SEQ_BLOCK and fl.writes == 2, how
-        assert _owed(ob2) == [1 + SEQ_BLOCK], how
+        assert ob2.put(KIND_READING, _body(11)) == 1 + 2 * SEQ_BLOCK, how
+        # both copies above it again
+        assert fl.v == 1 + 4 * SEQ_BLOCK and ob2.limit == 1 + 3 * SEQ_BLOCK, how
+        assert fl.writes == 4, how
+        assert _owed(ob2) == [1 + 2 * SEQ_BLOCK], how
 
 
 def test_a_bit_flip_in_the_newest_sent_record_never_hands_its_seq_out_again():
     # the newest message, sent but not yet marked, lost to a bit flip: the next start took
     # its number for the next message (the head-end discarded that one as a duplicate)
-    from uplink.outbox import SEQ_BLOCK
+    from uplink.outbox import SEQ_BLOCK, SEQ_MARGIN
 
     dev, part = _dev(sectors=4)
     fl = _Floor()
@@ -369,19 +376,20 @@ def test_a_bit_flip_in_the_newest_sent_record_never_hands_its_seq_out_again():
     r = ob.ring
     dev.image[r._head * r.sector_size + (r._slot - 1) * r.slot_size + 20] ^= 0x10
     ob2 = _floored(part, fl)
-    assert ob2.skipped == (10, SEQ_BLOCK), ob2.skipped
+    assert ob2.skipped == (10, 2 * SEQ_BLOCK), ob2.skipped
     assert _owed(ob2) == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # again, with their own seq
     assert ob2.pending() == 0
-    assert ob2.put(KIND_READING, _body(10)) == 1 + SEQ_BLOCK
+    assert ob2.put(KIND_READING, _body(10)) == 1 + 2 * SEQ_BLOCK
     # without damage a restart goes on contiguously (no number skipped)
     ob3 = _floored(part, fl)
-    assert ob3.skipped is None and ob3.put(KIND_READING, _body(11)) == 2 + SEQ_BLOCK
+    assert ob3.skipped is None and ob3.put(KIND_READING, _body(11)) == 2 + 2 * SEQ_BLOCK
     # a reservation that could not be written (a power-fail warning, a flash fault): the
     # message still goes, and the next put asks again
     fl.ok = False
-    ob3.floor = ob3.next_seq  # (its block used up)
+    ob3.next_seq = ob3.limit - SEQ_MARGIN  # (near the end of the block covered)
     w = fl.writes
-    assert ob3.put(KIND_READING, _body(0)) == 3 + SEQ_BLOCK and ob3.floor == 3 + SEQ_BLOCK
+    s = ob3.next_seq
+    assert ob3.put(KIND_READING, _body(0)) == s and fl.writes == w
     fl.ok = True
-    assert ob3.put(KIND_READING, _body(1)) == 4 + SEQ_BLOCK
-    assert ob3.floor == fl.v == 4 + 2 * SEQ_BLOCK and fl.writes == w + 1
+    assert ob3.put(KIND_READING, _body(1)) == s + 1 and fl.writes == w + 1
+    assert ob3.limit == s + SEQ_MARGIN + SEQ_BLOCK

@@ -35,6 +35,14 @@ EMU_HOST_ONLY = {"test_w1_in_programming_mode_sets_both_and_logs_the_change":
                  "test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted":
                  ("flashmem", 56 * 1024, "a 56 KiB NOR-flash image (a test fixture) has no "
                   "room outside the heap: the core has 128 KiB of SRAM in all"),
+                 "test_a_floor_crossed_during_the_power_fail_warning_is_not_used_again":
+                 ("flashmem", 56 * 1024, "a 16, an 8 and a 32 KiB NOR-flash image (test "
+                  "fixtures) have no room outside the heap: the core has 128 KiB of SRAM "
+                  "in all"),
+                 "test_the_older_floor_copy_covers_every_seq_when_the_newer_is_damaged":
+                 ("flashmem", 56 * 1024, "a 16, an 8 and a 32 KiB NOR-flash image (test "
+                  "fixtures) have no room outside the heap: the core has 128 KiB of SRAM "
+                  "in all"),
                  "test_the_config_command_sets_them_through_the_catalogue":
                  "needs sockets (the uplink's SIM800 model bridges to real TCP: the virtual "
                  "board builds no modem and no uplink without them); the QEMU port has no "
@@ -346,7 +354,8 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
     assert not st.save_allowed()
     assert [ob.put(KIND_READING, '{"n":%d}' % i) for i in range(5)] == [1, 2, 3, 4, 5]
     fl2 = SeqFloor(Partition(fdev, 0, fdev.size), events.EventLog(_Clock()))
-    assert fl2.value == 1 + SEQ_BLOCK, "in flash before seq 1 went out"
+    # in flash before seq 1 went out, in both copies (the first message writes both)
+    assert fl2.value == 1 + 2 * SEQ_BLOCK and fl2.safe == 1 + SEQ_BLOCK, (fl2.value, fl2.safe)
     ids = set(range(1, 6))
     # the outbox partition unreadable (another firmware's data): formatted at the start
     for i in range(odev.size):
@@ -407,7 +416,7 @@ def test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted():
     assert st.store.status == "blank -> defaults"
     st.set("password", "12345678")
     assert st.save_now()
-    used = [up.outbox.put(KIND_READING, '{"n":0}')]  # reserves 1 + SEQ_BLOCK
+    used = [up.outbox.put(KIND_READING, '{"n":0}')]  # reserves 1 + SEQ_BLOCK, 1 + 2 blocks
     img = bytes(dev.image)
     cuts = 0
     for k in range(1, 40):
@@ -431,7 +440,92 @@ def test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted():
         up, log, st = boot()
         assert st.store.status == "ok", (k, st.store.status, st.store.detail)
         assert st["password"] == "12345678" and not st.config_error(), k
-        assert up.outbox.floor in (1 + SEQ_BLOCK, 1 + 2 * SEQ_BLOCK), (k, up.outbox.floor)
+        assert up.outbox.floor in (1 + 2 * SEQ_BLOCK, 1 + 3 * SEQ_BLOCK), (k, up.outbox.floor)
         n = up.outbox.put(KIND_READING, '{"n":2}')
         assert n > max(used) and (seq is None or n != seq), (k, n, seq)
     assert cuts >= 3, cuts  # the floor's erase and programs, then the append
+
+
+class _Supply:
+    warning = False
+
+
+def _floor_rig():
+    # the configuration, the floor's partition and the outbox, as the meter wires them
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from test_uplink_task import _Board, _Cat
+    from uplink.outbox import Outbox
+    from uplink.seqfloor import SeqFloor
+    from uplink.task import Uplink
+
+    cdev, fdev, odev = NORFlash(4 * 4096), NORFlash(2 * 4096), NORFlash(8 * 4096)
+    sup = _Supply()
+
+    def boot():
+        st = Settings(events.EventLog(_Clock()), Partition(cdev, 0, cdev.size))
+        r = Rig(peer=MiniBroker())
+        b = _Board(r)
+        log = events.EventLog(b.clock)
+        fl = SeqFloor(Partition(fdev, 0, fdev.size), log, sup)
+        up = Uplink(b, _Cat(), log, Outbox(Partition(odev, 0, odev.size), supply=sup),
+                    "SIM00001", ("broker", 1883), link=r.link, settings=st, floor=fl)
+        up.setup()
+        return up, log
+
+    def garble():  # the outbox partition unreadable at the next start (foreign data)
+        for i in range(odev.size):
+            odev.image[i] = (i * 131 + 7) & 0xFF
+
+    return boot, garble, fdev, sup
+
+
+def test_a_floor_crossed_during_the_power_fail_warning_is_not_used_again():
+    # The reservation is skipped during the power-fail warning (it erases a sector), but the
+    # urgent messages were still numbered at and above the floor in flash: with the outbox
+    # then lost, the next start went on at that floor and gave the same numbers to new
+    # messages (the head-end discarded them as duplicates). Now a put reserves SEQ_MARGIN
+    # ahead, so the warning's messages use numbers the floor already covers.
+    from uplink.outbox import KIND_EVENT, KIND_READING
+
+    boot, garble, fdev, sup = _floor_rig()
+    up, log = boot()
+    ob = up.outbox
+    used = [ob.put(KIND_READING, '{"n":0}')]
+    ob.next_seq = ob.floor - 1  # (as after the messages up to just below the floor)
+    used.append(ob.put(KIND_READING, '{"n":1}'))
+    sup.warning = True  # the supply collapsing: the last messages are urgent
+    for i in range(3):
+        used.append(ob.put(KIND_EVENT, '{"n":%d}' % (2 + i)))
+    assert None not in used and len(set(used)) == 5, used
+    sup.warning = False  # power lost; the outbox found unreadable at the next start
+    garble()
+    up, log = boot()
+    assert log.count(events.UPLINK_SEQ_SKIPPED) == 1, log.entries()
+    seq = up.outbox.put(KIND_READING, '{"n":9}')
+    assert seq > max(used), (seq, used)
+
+
+def test_the_older_floor_copy_covers_every_seq_when_the_newer_is_damaged():
+    # The double fault: the outbox lost and the newer copy of the floor damaged (a bit
+    # flip). The older copy's floor was the previous reservation, below the numbers used
+    # since: they were handed out again. Now every number used is below both copies.
+    import struct
+
+    from uplink.outbox import KIND_READING
+
+    boot, garble, fdev, sup = _floor_rig()
+    up, log = boot()
+    ob = up.outbox
+    used = [ob.put(KIND_READING, '{"n":0}')]
+    for i in range(3):  # three blocks used up, each reservation at its time
+        ob.next_seq = ob.floor
+        used.append(ob.put(KIND_READING, '{"n":%d}' % (i + 1)))
+    seqs = [struct.unpack_from("<I", fdev.image, a + 4)[0] for a in (0, 4096)]
+    newer = 0 if seqs[0] > seqs[1] else 4096
+    fdev.image[newer + 17] ^= 0x04  # a bit flip in the newer copy's JSON
+    garble()
+    up, log = boot()
+    assert log.count(events.FLASH_CORRUPT) == 1, log.entries()  # (the floor's copy)
+    seq = up.outbox.put(KIND_READING, '{"n":9}')
+    assert seq > max(used), (seq, used)

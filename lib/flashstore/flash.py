@@ -95,6 +95,7 @@ class BlockDeviceFlash:
         self.page_size = page_size
         self._ff = b"\xff" * page_size
         self._page = bytearray(self._ff)  # all 0xFF between operations (program())
+        self._used = 0  # bytes of _page a partial program wrote (_page_fill)
         self._verify = verify_erase
 
     def read(self, addr, buf):
@@ -112,30 +113,50 @@ class BlockDeviceFlash:
             i += chunk
 
     def program(self, addr, data):
-        """Program ``data`` (inside one page) at ``addr`` as one whole-page write."""
+        """Program ``data`` (inside one page) at ``addr`` as one whole-page write.
+
+        In frames of at most 11 words (the power-fail and periodic commits' path: a larger
+        one comes from the heap at every call on MicroPython, py/objfun.c
+        ``VM_MAX_STATE_ON_STACK``; host_tests/unit/test_frames.py)."""
         n = len(data)
         if n == 0:
             return
         p = self.page_size
         if addr < 0 or addr + n > self.size or addr // p != (addr + n - 1) // p:
             raise ValueError("program out of range or crossing a page boundary")
-        ss = self.sector_size
-        start = addr - addr % p
         if n == p:
-            r = self._bdev.writeblocks(start // ss, data, start % ss)
+            self._write(addr, data)  # (a whole page: written as it is)
         else:
-            # ``_page`` is all 0xFF between programs. Byte by byte, not pg[o:o + n] = data:
-            # a slice object is a heap allocation on MicroPython < 1.26, and this is the
-            # power-fail path (allocation-free, host_tests/unit/test_journal.py)
-            pg = self._page
-            o = addr - start
-            for i in range(n):
-                pg[o + i] = data[i]
-            try:
-                r = self._bdev.writeblocks(start // ss, pg, start % ss)
-            finally:
-                for i in range(o, o + n):
-                    pg[i] = 0xFF
+            self._page_fill(addr % p, data)
+            self._write_page(addr - addr % p)
+
+    def _page_fill(self, o, data):
+        # ``data`` at offset ``o`` of ``_page`` (all 0xFF between programs), byte by byte,
+        # not pg[o:o + n] = data: a slice object is a heap allocation on MicroPython < 1.26,
+        # and this is the power-fail path (allocation-free, host_tests/unit/test_journal.py)
+        pg = self._page
+        for i in range(len(data)):
+            pg[o + i] = data[i]
+        self._used = o + len(data)  # (bytes 0 .. _used - 1 are set back to 0xFF after)
+
+    def _write_page(self, start):
+        # ``_page`` at ``start``, then all 0xFF again whatever happens
+        try:
+            self._write(start)
+        finally:
+            self._page_clear()
+
+    def _page_clear(self):
+        pg = self._page
+        for i in range(self._used):
+            pg[i] = 0xFF
+
+    def _write(self, start, buf=None):
+        # ``buf`` (default ``_page``) at ``start``, one page
+        if buf is None:
+            buf = self._page
+        ss = self.sector_size
+        r = self._bdev.writeblocks(start // ss, buf, start % ss)
         if r:
             raise FlashError("writeblocks returned %r" % r)
 

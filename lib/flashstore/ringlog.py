@@ -160,12 +160,10 @@ def crc32_feed(st, data):
     32-bit port (checked with heap_lock in host_tests/unit/test_ringlog.py)."""
     lo = st[0]
     hi = st[1]
-    tlo = _TLO
-    thi = _THI
-    for b in data:
-        i = (lo ^ b) & 0xFF
-        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[i]
-        hi = (hi >> 8) ^ thi[i]
+    for k in range(len(data)):  # (11 words of frame: kept on the C stack, test_frames.py)
+        i = (lo ^ data[k]) & 0xFF
+        lo = _TLO[i] ^ (lo >> 8) ^ ((hi & 0xFF) << 8)
+        hi = _THI[i] ^ (hi >> 8)
     st[0] = lo
     st[1] = hi
 
@@ -540,19 +538,22 @@ class SectorRing:
 
     def _header_erases(self, s):
         """The erase count in the header of sector ``s`` as read from the flash, or -1 when
-        the header is not valid (magic, CRC-32)."""
+        the header is not valid (magic, CRC-32) or of another ``FORMAT`` (its fields may mean
+        something else)."""
         h = self._read(s * self.sector_size, _HDR)
-        if h[0] != _SEC_M0 or h[1] != _SEC_M1:
+        if h[0] != _SEC_M0 or h[1] != _SEC_M1 or h[2] != FORMAT:
             return -1
         if binascii.crc32(h[0:12]) != struct.unpack_from("<I", h, 12)[0]:
             return -1
         return struct.unpack_from("<I", h, 4)[0]
 
-    def _prepare(self, s):
+    def _prepare(self, s, er=-1):
         """Make sector ``s`` READY: erase unless blank, then program its header (erase count:
-        the sector's own + 1, or the ring's highest + 1 when its header is not known)."""
+        ``er`` (>= 0) or the sector's own, + 1 for the erase; the ring's highest + 1 when its
+        header is not known)."""
         st = self._state[s]
-        er = self._header_erases(s) if st == _READY or st == _USED else -1
+        if er < 0 and (st == _READY or st == _USED):
+            er = self._header_erases(s)
         if er < 0:
             er = self._emax
         self._state[s] = _DIRTY
@@ -632,12 +633,27 @@ class SectorRing:
         """Erase and format every sector (all records lost); clears a write protection.
 
         Blocks for one sector erase per sector (W25Q16JV: 16 x 45 ms typ, 400 ms max). A cut
-        leaves the sectors not yet erased as they were: a foreign image stays foreign."""
+        leaves the sectors not yet erased as they were: a foreign image stays foreign.
+
+        Erase counts: each sector's header count (of this ``FORMAT``, any kind of ring) + 1,
+        the one erase it gets. A sector without one (blank, torn, other format) gets the
+        highest count found before the format + 1 (counts of a ring erased in rotation lie
+        within one of each other), never the running maximum: one sector after the other
+        took the one before's + 1, and a format of 63 sectors added up to 63 erases to each
+        that never happened. A cut during the format costs the header of at most the sector
+        under erase: its count is then estimated as above at the next format or preparation
+        (within one or two of the erases it had: the torn erase counted or not)."""
         self._mounted = True
         self._blocked = False
+        top = self._emax
         for s in range(self.sectors):
+            e = self._header_erases(s)
+            if e > top:
+                top = e
+        for s in range(self.sectors):
+            e = self._header_erases(s)  # (sectors after s are not touched yet)
             self._state[s] = _DIRTY
-            self._prepare(s)
+            self._prepare(s, e if e >= 0 else top)
         self._newest = -1
         self._head = self.sectors - 1
         self._slot = self.slots_per_sector
@@ -672,64 +688,116 @@ class SectorRing:
     # ---- append -------------------------------------------------------------------------
     def _append(self, payload, tag, aux, urgent):
         """Program one record; returns the sequence number, or None if ``urgent`` (the
-        power-fail path builds no int that could be long on a 32-bit port)."""
+        power-fail path builds no int that could be long on a 32-bit port).
+
+        Cut into steps of at most 11 words of frame each (arguments, locals, value stack:
+        tools/frame_words.py), so that MicroPython keeps each call's state on the C stack:
+        a larger frame comes from the heap at every call (py/objfun.c
+        ``VM_MAX_STATE_ON_STACK``), and this one had 31 words (host_tests/unit/test_frames.py).
+        """
         if not self._mounted:
             raise StorageError("mount/recover the ring before writing")
         if self._blocked:
             raise StorageError("foreign image: writes blocked until format()")
-        n = len(payload)
-        if n > self._max:
+        if len(payload) > self._max:
             raise ValueError("payload larger than %d bytes" % self._max)
         if self._slot >= self.slots_per_sector:
-            nxt = (self._head + 1) % self.sectors
+            self._next_sector(urgent)
+        self._build(payload, tag, aux)
+        self._program(len(payload))
+        if urgent:
+            return None
+        r = self._rec
+        return (r[6] | r[7] << 8) << 16 | r[5] << 8 | r[4]
+
+    def _next_sector(self, urgent):
+        # the head moves on to the next sector, prepared now unless ``urgent`` (NoSpace)
+        nxt = (self._head + 1) % self.sectors
+        if self._state[nxt] != _READY:
+            if urgent:
+                raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
+            self.maintain(1)
             if self._state[nxt] != _READY:
-                if urgent:
-                    raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
-                self.maintain(1)
-                if self._state[nxt] != _READY:
-                    raise NoSpace("cannot prepare the next sector")
-            self._head = nxt
-            self._slot = 1
-            self._state[nxt] = _USED
-        head = self._head
+                raise NoSpace("cannot prepare the next sector")
+        self._head = nxt
+        self._slot = 1
+        self._state[nxt] = _USED
+
+    def _build(self, payload, tag, aux):
+        # the record in ``_rec``: payload, header (with the next sequence number), CRC-32
+        self._copy(payload)
+        r = self._rec
+        r[0] = _REC_M0
+        r[1] = _REC_M1
+        r[2] = FORMAT
+        r[3] = tag
+        self._take_seq()
+        n = len(payload)
+        r[8] = n & 0xFF
+        r[9] = n >> 8
+        r[10] = aux & 0xFF
+        r[11] = aux >> 8
+        self._seal(n)
+
+    def _copy(self, payload):
+        # byte by byte: a slice assignment r[a:b] = payload builds its slice object on the
+        # heap on MicroPython < 1.26 (e.g. 1.25 on the emulated cores, tools/emu)
+        r = self._rec
+        for i in range(len(payload)):
+            r[_HDR + i] = payload[i]
+
+    def _take_seq(self):
+        # the next sequence number into the record header (bytes 4..7, u32 LE); never
+        # reused, even if the program fails
+        r = self._rec
         lo = self._seq_lo
         hi = self._seq_hi
-        # never reuse a sequence number, even if this program fails
+        r[4] = lo & 0xFF
+        r[5] = lo >> 8
+        r[6] = hi & 0xFF
+        r[7] = hi >> 8
         if lo == 0xFFFF:
             self._seq_lo = 0
             self._seq_hi = (hi + 1) & 0xFFFF
         else:
             self._seq_lo = lo + 1
-        r = self._rec
-        # byte by byte: a slice assignment r[a:b] = payload builds its slice object on the
-        # heap on MicroPython < 1.26 (e.g. 1.25 on the emulated cores, tools/emu)
-        for i in range(n):
-            r[_HDR + i] = payload[i]
-        struct.pack_into(_RFMT, r, 0, _REC_M0, _REC_M1, FORMAT, tag, lo, hi, n, aux)
-        if n == self._max:
-            body = self._v_body
-            chunks = self._chunks
-        else:
-            body = memoryview(r)[_HDR : _HDR + n]
-            chunks = self._split(_HDR + n)
+
+    def _seal(self, n):
+        # the CRC-32 of header bytes 0..11 and the ``n``-byte payload into bytes 12..15
         c = _crc
         c[0] = 0xFFFF
         c[1] = 0xFFFF
         crc32_feed(c, self._v_hdr)
-        crc32_feed(c, body)
-        struct.pack_into("<HH", r, 12, c[0] ^ 0xFFFF, c[1] ^ 0xFFFF)
-        addr = head * self.sector_size + self._slot * self.slot_size
-        self._slot += 1  # the slot is used even if the program is cut
-        self._fill[head] = self._slot
-        for off, view in chunks:
-            self._flash.program(addr + off, view)
+        crc32_feed(c, self._v_body if n == self._max else memoryview(self._rec)[_HDR:_HDR + n])
+        r = self._rec
+        v = c[0] ^ 0xFFFF
+        r[12] = v & 0xFF
+        r[13] = v >> 8
+        v = c[1] ^ 0xFFFF
+        r[14] = v & 0xFF
+        r[15] = v >> 8
+
+    def _program(self, n):
+        # the record of an ``n``-byte payload into the head's next slot
+        head = self._head
+        self._write(head * self.sector_size + self._slot * self.slot_size,
+                    self._chunks if n == self._max else self._split(_HDR + n))
         self._newest = head
         if self._first_hi[head] < 0:
-            self._first_hi[head] = hi
-            self._first_lo[head] = lo
-        if urgent:
-            return None
-        return (hi << 16) | lo
+            r = self._rec
+            self._first_hi[head] = r[6] | r[7] << 8
+            self._first_lo[head] = r[4] | r[5] << 8
+
+    def _write(self, addr, chunks):
+        # the head's next slot (at ``addr``) taken, then programmed, one program per page of
+        # the record (a while loop: a for loop's iterator takes 4 words of the frame)
+        self._slot += 1  # the slot is used even if the program is cut
+        self._fill[self._head] = self._slot
+        i = 0
+        while i < len(chunks):
+            c = chunks[i]
+            self._flash.program(addr + c[0], c[1])
+            i += 1
 
     def append_cost(self, payload_len):
         """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""

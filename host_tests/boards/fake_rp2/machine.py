@@ -117,9 +117,26 @@ class MCPModel:
         self.reg = bytearray(0x16)
         self.reg[0] = self.reg[1] = 0xFF
         self.pins_b = 0x27  # buttons up, Hall high, cover/seal switches closed to GND
+        self.pending = False  # an interrupt not yet cleared: INT low
 
     def gpio_b(self):
         return (self.pins_b ^ self.reg[0x03]) & self.reg[0x01]
+
+    def set_pins(self, v):
+        """Port B's pins change to ``v``: a change of an input enabled in GPINTENB while no
+        interrupt is pending sets INTFB and INTCAPB and asserts INT (DS20001952C 3.6)."""
+        changed = (v ^ self.pins_b) & self.reg[0x05] & self.reg[0x01]
+        self.pins_b = v
+        if changed and not self.pending:
+            self.reg[0x0F] = changed
+            self.reg[0x11] = self.gpio_b()
+            self.pending = True
+
+    def read(self, reg):
+        if reg in (0x11, 0x13):  # INTCAPB or GPIOB read: the interrupt cleared
+            self.pending = False
+            self.reg[0x0F] = 0
+        return self.gpio_b() if reg == 0x13 else self.reg[reg]
 
 
 class I2C:
@@ -138,7 +155,7 @@ class I2C:
         dev = I2C.DEVICES.get(addr)
         if dev is None:
             raise OSError(19)
-        buf[0] = dev.gpio_b() if reg == 0x13 else dev.reg[reg]
+        buf[0] = dev.read(reg)
 
 
 class RTC:
