@@ -219,6 +219,25 @@ def test_crc32_in_16_bit_halves_equals_binascii():
     assert high > 100, "most CRCs have a top bit set: the case that allocates on 32 bits"
 
 
+
+def test_crc32_tables_are_constant_tuples_of_the_polynomial():
+    # every entry against the bitwise definition; tuples of constants stay in flash when
+    # frozen (two arrays built at import cost 1 KB of device RAM, issue 12)
+    from flashstore import ringlog
+
+    assert type(ringlog._TLO) is tuple and type(ringlog._THI) is tuple
+    assert len(ringlog._TLO) == len(ringlog._THI) == 256
+    for i in range(256):
+        lo, hi = i, 0
+        for _ in range(8):
+            c = lo & 1
+            lo = (lo >> 1) | ((hi & 1) << 15)
+            hi >>= 1
+            if c:
+                lo ^= 0x8320
+                hi ^= 0xEDB8
+        assert (ringlog._TLO[i], ringlog._THI[i]) == (lo, hi), "entry %d" % i
+
 def test_crc32_feed_allocates_nothing():
     import micropython
 
