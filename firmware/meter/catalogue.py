@@ -261,6 +261,9 @@ class Catalogue:
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
         self.clock_limit_uplink = None  # the same rule, the uplink's own budget (SRC_UPLINK)
+        # callable() -> ClockLimit: each of the two built at its first set (RAM: most meters
+        # never have their clock set over a port; the budget is rebuilt then anyway)
+        self.make_clock_limit = None
         self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         self.make_touprog = None  # callable(obis) -> TouProgram: built at the first C.92.x
         used = registers.tariffs if billing is None else billing.tariffs_used
@@ -521,8 +524,16 @@ class Catalogue:
         # budget of its own: its sets never use up the local ports' (an unauthenticated
         # ``time`` could otherwise block a technician's sets for the day)
         up = src == events.SRC_UPLINK
+        if not (up or src in (events.SRC_OPTICAL, events.SRC_RS485)):
+            return self._s_clock
         lim = self.clock_limit_uplink if up else self.clock_limit
-        if lim is None or not (up or src in (events.SRC_OPTICAL, events.SRC_RS485)):
+        if lim is None and self.make_clock_limit is not None:
+            lim = self.make_clock_limit()
+            if up:
+                self.clock_limit_uplink = lim
+            else:
+                self.clock_limit = lim
+        if lim is None:
             return self._s_clock
         if not isinstance(secs, int) or not 0 <= secs < 3155760000:
             raise ValueError("RTC seconds out of range")
