@@ -216,7 +216,7 @@ class Settings:
         from flashstore import config  # (only with a config partition)
 
         self._budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
-        store = config.ConfigStore(part, self._defaults())
+        store = config.ConfigStore(part, defaults.config)  # (made when needed, not kept)
         self.store = store
         cfg, st = store.load()
         self.status = st
@@ -231,7 +231,7 @@ class Settings:
 
     def _defaults(self):
         # the factory settings, made afresh when needed (a boot's fallback, an invalid value
-        # replaced): not kept, the config store holds its own copy (RAM, issue 12)
+        # replaced): not kept (RAM, issue 12; nor by the config store)
         return defaults.config()
 
     def _fallback(self, cfg, copies, text):
