@@ -267,27 +267,27 @@ class Catalogue:
         self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         self.make_touprog = None  # callable(obis) -> TouProgram: built at the first C.92.x
         used = registers.tariffs if billing is None else billing.tariffs_used
-        order = []
         ent = {}
-        for i in range(len(_TABLE)):
-            if i == _ENERGY_AT:
-                for obis, unit, sel in registers.codes():
-                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
-                        continue  # banks the plan does not use, net per tariff: no entry
-                    order.append(obis)
-                    ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
-                if billing is not None:
-                    for row in _BILLING_TABLE:
-                        order.append(row[0])
-                        ent[row[0]] = row
-            row = _TABLE[i]
-            order.append(row[0])
-            ent[row[0]] = row
+        for e in self._order(used):
+            ent[e[E_OBIS]] = e
         self._ent = ent
-        self.order = tuple(order)
         settings.validator("readout_list", self._check_readout)
         settings.validator("display_list", lambda v: self.check_list(v, A_SHOW, True))
         settings.validator("alt_list", lambda v: self.check_list(v, A_SHOW, False))
+
+    def _order(self, used):
+        # every entry in the catalogue's order (the readout's): the static rows, and after
+        # 0.2.8 the registers (of the tariff banks 1..``used``) and the billing entries
+        for i in range(len(_TABLE)):
+            if i == _ENERGY_AT:
+                for obis, unit, sel in self.registers.codes():
+                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
+                        continue  # banks the plan does not use, net per tariff: no entry
+                    yield (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
+                if self.billing is not None:
+                    for row in _BILLING_TABLE:
+                        yield row
+            yield _TABLE[i]
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -299,8 +299,11 @@ class Catalogue:
         return e
 
     def codes(self, access):
-        """Codes (catalogue order) whose entries have every bit of ``access``."""
-        return [c for c in self.order if self._ent[c][E_ACCESS] & access == access]
+        """Codes (catalogue order) whose entries have every bit of ``access``. (The order is
+        made again at each call, not kept: RAM, issue 12.)"""
+        ent = self._ent
+        return [e[E_OBIS] for e in self._order(self.registers.tariffs) if e[E_OBIS] in ent
+                and ent[e[E_OBIS]][E_ACCESS] & access == access]
 
     def check_list(self, codes, access, billing=False):
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
