@@ -464,7 +464,9 @@ class RateLimit:
         self.window_s = window_s
         self.max_window_s = max_window_s
         self.burst_for = burst_for if burst_for is not None else {}
-        self._slot = bytearray(256)  # code -> slot + 1 (0: none yet)
+        # a bit per code seen; its slot is found among the codes of the slots in use
+        # (:meth:`_slot_of`: no 256-byte code -> slot table, RAM, issue 12)
+        self._seen = bytearray(32)
         self._code = bytearray(slots)
         self._used = 0
         # window starts, RTC s: unsigned (2**31 is reached in 2068, the clock is settable to
@@ -478,21 +480,34 @@ class RateLimit:
         self._subj = bytearray(6 * slots)
         self.suppressed = 0  # total counted and not recorded one by one (since boot)
 
+    def _slot_of(self, code):
+        # the slot of a code seen before: its own, else the last one (which the codes beyond
+        # ``slots`` share; only its code byte is the latest of them)
+        c = self._code
+        last = len(c) - 1
+        for i in range(self._used if self._used < last else last):
+            if c[i] == code:
+                return i
+        return last
+
     def pending(self, code):
         """Events of ``code`` counted and not yet in a summary record."""
-        i = self._slot[code & 0xFF]
-        return self._sup[i - 1] if i else 0
+        code &= 0xFF
+        if not self._seen[code >> 3] & (1 << (code & 7)):
+            return 0
+        return self._sup[self._slot_of(code)]
 
     def admit(self, code, now, src=0, subj=None):
         """True: record this event now. False: it was counted for a summary. Summaries that
         became due are returned by :meth:`due` (call it first)."""
         code &= 0xFF
-        i = self._slot[code] - 1
-        if i < 0:
+        if self._seen[code >> 3] & (1 << (code & 7)):
+            i = self._slot_of(code)
+        else:
+            self._seen[code >> 3] |= 1 << (code & 7)
             i = self._used if self._used < len(self._code) else len(self._code) - 1
             if self._used < len(self._code):
                 self._used += 1
-            self._slot[code] = i + 1
             self._code[i] = code
             self._start[i] = now if now > 0 else 0  # (RTC s; unsigned, see __init__)
             self._win[i] = self.window_s
