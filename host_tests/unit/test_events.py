@@ -132,6 +132,20 @@ def test_rate_limit_codes_beyond_its_slots_share_the_last_one():
     assert lim.admit(2, 61) and not lim.admit(2, 62) and lim.admit(4, 67)
 
 
+def test_rate_limit_windows_double_up_to_the_maximum():
+    # (a doubling count per slot since session 9, not the window itself: the same windows)
+    lim = E.RateLimit(burst=1, window_s=100, max_window_s=60)  # a first window above the cap
+    assert lim.admit(1, 0) and not lim.admit(1, 1)
+    assert lim.admit(1, 100) and not lim.admit(1, 101) and not lim.admit(1, 159)
+    assert lim.admit(1, 160) and not lim.admit(1, 161) and lim.admit(1, 220), "capped at 60 s"
+    lim = E.RateLimit(burst=1, window_s=60, max_window_s=1000)
+    t = 0
+    for w in (60, 120, 240, 480, 960, 1000, 1000):
+        assert lim.admit(2, t) and not lim.admit(2, t + 1) and not lim.admit(2, t + w - 1), w
+        t += w
+    assert lim.next_due(t - 1) == t and lim.pending(2) == 2 * 7
+
+
 def test_rate_limit_per_code_and_quiet_resets_window():
     lim = E.RateLimit(burst=2, window_s=60, burst_for={E.WRONG_PASSWORD: 5})
     assert [lim.admit(E.WRONG_PASSWORD, 0) for _ in range(6)] == [True] * 5 + [False]
