@@ -82,9 +82,9 @@ _DEMAND = const(1)
 _SAMPLE = const(2)
 
 TAG_MAIN = const(1)
-TAG_TAIL = const(2)
-MAX_PROFILES = const(3)
-RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
+_TAG_TAIL = const(2)
+_MAX_PROFILES = const(3)
+_RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
 _JUMP_S = const(2)  # an RTC step beyond this (against the metering clock) is a clock change
 _BUCKET = const(16)  # ring records per entry of the time index (ProfileStore)
 
@@ -162,8 +162,8 @@ def configs(value):
     """The validated list of profile configurations (``value`` None: :data:`DEFAULT`)."""
     if value is None:
         value = DEFAULT
-    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_PROFILES:
-        raise ValueError("load_profiles: 1..%d profiles, got %r" % (MAX_PROFILES, value))
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= _MAX_PROFILES:
+        raise ValueError("load_profiles: 1..%d profiles, got %r" % (_MAX_PROFILES, value))
     for i, c in enumerate(value):
         layout_of(c, i)
     return value
@@ -220,7 +220,7 @@ class ProfileStore:
         self.status = st
         last = self.main.newest()
         tail = self.tail.newest()
-        if tail is None or tail[1] != TAG_TAIL:
+        if tail is None or tail[1] != _TAG_TAIL:
             return st, []
         if last is not None and bytes(last[2]) == bytes(tail[2]):
             return st, []  # the open record was closed into the main ring
@@ -240,7 +240,7 @@ class ProfileStore:
             if self._ib is not None:
                 self._note(seq, closed)
         if open_rec is not None:
-            self.tail.append(open_rec, TAG_TAIL, urgent)
+            self.tail.append(open_rec, _TAG_TAIL, urgent)
 
     def _note(self, seq, rec):
         # the time index learns record ``seq`` (bytes; other layouts are not noted)
@@ -608,10 +608,10 @@ class LoadProfile:
 
     def _persist(self, closed):
         s = self.store
-        if s is None:  # RAM only: the last RAM_RECORDS closed records are kept
+        if s is None:  # RAM only: the last _RAM_RECORDS closed records are kept
             if closed is not None:
                 self._ram.append(closed)
-                if len(self._ram) > RAM_RECORDS:
+                if len(self._ram) > _RAM_RECORDS:
                     self._ram.pop(0)
             return
         sp = self.supply
