@@ -128,57 +128,66 @@ def _zeros(code, n):
     return array(code, [0] * n)
 
 
-# CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) table as two 16-bit halves, so that no
-# intermediate value of an append exceeds 16 bits (see "Small ints" above): entry i is the
-# register after 8 shifts of i, low and high half. Constant tuples: in flash when frozen (no
-# RAM; they were two 512-byte arrays built at import, issue 12); test_ringlog checks them.
-_TLO = (
-    0x0000, 0x3096, 0x612C, 0x51BA, 0xC419, 0xF48F, 0xA535, 0x95A3, 0x8832, 0xB8A4, 0xE91E, 0xD988,
-    0x4C2B, 0x7CBD, 0x2D07, 0x1D91, 0x1064, 0x20F2, 0x7148, 0x41DE, 0xD47D, 0xE4EB, 0xB551, 0x85C7,
-    0x9856, 0xA8C0, 0xF97A, 0xC9EC, 0x5C4F, 0x6CD9, 0x3D63, 0x0DF5, 0x20C8, 0x105E, 0x41E4, 0x7172,
-    0xE4D1, 0xD447, 0x85FD, 0xB56B, 0xA8FA, 0x986C, 0xC9D6, 0xF940, 0x6CE3, 0x5C75, 0x0DCF, 0x3D59,
-    0x30AC, 0x003A, 0x5180, 0x6116, 0xF4B5, 0xC423, 0x9599, 0xA50F, 0xB89E, 0x8808, 0xD9B2, 0xE924,
-    0x7C87, 0x4C11, 0x1DAB, 0x2D3D, 0x4190, 0x7106, 0x20BC, 0x102A, 0x8589, 0xB51F, 0xE4A5, 0xD433,
-    0xC9A2, 0xF934, 0xA88E, 0x9818, 0x0DBB, 0x3D2D, 0x6C97, 0x5C01, 0x51F4, 0x6162, 0x30D8, 0x004E,
-    0x95ED, 0xA57B, 0xF4C1, 0xC457, 0xD9C6, 0xE950, 0xB8EA, 0x887C, 0x1DDF, 0x2D49, 0x7CF3, 0x4C65,
-    0x6158, 0x51CE, 0x0074, 0x30E2, 0xA541, 0x95D7, 0xC46D, 0xF4FB, 0xE96A, 0xD9FC, 0x8846, 0xB8D0,
-    0x2D73, 0x1DE5, 0x4C5F, 0x7CC9, 0x713C, 0x41AA, 0x1010, 0x2086, 0xB525, 0x85B3, 0xD409, 0xE49F,
-    0xF90E, 0xC998, 0x9822, 0xA8B4, 0x3D17, 0x0D81, 0x5C3B, 0x6CAD, 0x8320, 0xB3B6, 0xE20C, 0xD29A,
-    0x4739, 0x77AF, 0x2615, 0x1683, 0x0B12, 0x3B84, 0x6A3E, 0x5AA8, 0xCF0B, 0xFF9D, 0xAE27, 0x9EB1,
-    0x9344, 0xA3D2, 0xF268, 0xC2FE, 0x575D, 0x67CB, 0x3671, 0x06E7, 0x1B76, 0x2BE0, 0x7A5A, 0x4ACC,
-    0xDF6F, 0xEFF9, 0xBE43, 0x8ED5, 0xA3E8, 0x937E, 0xC2C4, 0xF252, 0x67F1, 0x5767, 0x06DD, 0x364B,
-    0x2BDA, 0x1B4C, 0x4AF6, 0x7A60, 0xEFC3, 0xDF55, 0x8EEF, 0xBE79, 0xB38C, 0x831A, 0xD2A0, 0xE236,
-    0x7795, 0x4703, 0x16B9, 0x262F, 0x3BBE, 0x0B28, 0x5A92, 0x6A04, 0xFFA7, 0xCF31, 0x9E8B, 0xAE1D,
-    0xC2B0, 0xF226, 0xA39C, 0x930A, 0x06A9, 0x363F, 0x6785, 0x5713, 0x4A82, 0x7A14, 0x2BAE, 0x1B38,
-    0x8E9B, 0xBE0D, 0xEFB7, 0xDF21, 0xD2D4, 0xE242, 0xB3F8, 0x836E, 0x16CD, 0x265B, 0x77E1, 0x4777,
-    0x5AE6, 0x6A70, 0x3BCA, 0x0B5C, 0x9EFF, 0xAE69, 0xFFD3, 0xCF45, 0xE278, 0xD2EE, 0x8354, 0xB3C2,
-    0x2661, 0x16F7, 0x474D, 0x77DB, 0x6A4A, 0x5ADC, 0x0B66, 0x3BF0, 0xAE53, 0x9EC5, 0xCF7F, 0xFFE9,
-    0xF21C, 0xC28A, 0x9330, 0xA3A6, 0x3605, 0x0693, 0x5729, 0x67BF, 0x7A2E, 0x4AB8, 0x1B02, 0x2B94,
-    0xBE37, 0x8EA1, 0xDF1B, 0xEF8D,
+# CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) table: entry i is the register after 8
+# shifts of i, here as its four bytes (_T0 the lowest), so that no intermediate value of an
+# append exceeds 16 bits (see "Small ints" above). Bytes constants: in flash when frozen (two
+# 512-byte arrays built at import were 1 KB of RAM, issue 12; a tuple of the 16-bit halves
+# would be frozen as long-int objects, which allocate in arithmetic); test_ringlog checks them.
+_T0 = (  # bits 0..7
+    b"\x00\x96\x2c\xba\x19\x8f\x35\xa3\x32\xa4\x1e\x88\x2b\xbd\x07\x91\x64\xf2\x48\xde\x7d\xeb\x51"
+    b"\xc7\x56\xc0\x7a\xec\x4f\xd9\x63\xf5\xc8\x5e\xe4\x72\xd1\x47\xfd\x6b\xfa\x6c\xd6\x40\xe3\x75"
+    b"\xcf\x59\xac\x3a\x80\x16\xb5\x23\x99\x0f\x9e\x08\xb2\x24\x87\x11\xab\x3d\x90\x06\xbc\x2a\x89"
+    b"\x1f\xa5\x33\xa2\x34\x8e\x18\xbb\x2d\x97\x01\xf4\x62\xd8\x4e\xed\x7b\xc1\x57\xc6\x50\xea\x7c"
+    b"\xdf\x49\xf3\x65\x58\xce\x74\xe2\x41\xd7\x6d\xfb\x6a\xfc\x46\xd0\x73\xe5\x5f\xc9\x3c\xaa\x10"
+    b"\x86\x25\xb3\x09\x9f\x0e\x98\x22\xb4\x17\x81\x3b\xad\x20\xb6\x0c\x9a\x39\xaf\x15\x83\x12\x84"
+    b"\x3e\xa8\x0b\x9d\x27\xb1\x44\xd2\x68\xfe\x5d\xcb\x71\xe7\x76\xe0\x5a\xcc\x6f\xf9\x43\xd5\xe8"
+    b"\x7e\xc4\x52\xf1\x67\xdd\x4b\xda\x4c\xf6\x60\xc3\x55\xef\x79\x8c\x1a\xa0\x36\x95\x03\xb9\x2f"
+    b"\xbe\x28\x92\x04\xa7\x31\x8b\x1d\xb0\x26\x9c\x0a\xa9\x3f\x85\x13\x82\x14\xae\x38\x9b\x0d\xb7"
+    b"\x21\xd4\x42\xf8\x6e\xcd\x5b\xe1\x77\xe6\x70\xca\x5c\xff\x69\xd3\x45\x78\xee\x54\xc2\x61\xf7"
+    b"\x4d\xdb\x4a\xdc\x66\xf0\x53\xc5\x7f\xe9\x1c\x8a\x30\xa6\x05\x93\x29\xbf\x2e\xb8\x02\x94\x37"
+    b"\xa1\x1b\x8d"
 )
-_THI = (
-    0x0000, 0x7707, 0xEE0E, 0x9909, 0x076D, 0x706A, 0xE963, 0x9E64, 0x0EDB, 0x79DC, 0xE0D5, 0x97D2,
-    0x09B6, 0x7EB1, 0xE7B8, 0x90BF, 0x1DB7, 0x6AB0, 0xF3B9, 0x84BE, 0x1ADA, 0x6DDD, 0xF4D4, 0x83D3,
-    0x136C, 0x646B, 0xFD62, 0x8A65, 0x1401, 0x6306, 0xFA0F, 0x8D08, 0x3B6E, 0x4C69, 0xD560, 0xA267,
-    0x3C03, 0x4B04, 0xD20D, 0xA50A, 0x35B5, 0x42B2, 0xDBBB, 0xACBC, 0x32D8, 0x45DF, 0xDCD6, 0xABD1,
-    0x26D9, 0x51DE, 0xC8D7, 0xBFD0, 0x21B4, 0x56B3, 0xCFBA, 0xB8BD, 0x2802, 0x5F05, 0xC60C, 0xB10B,
-    0x2F6F, 0x5868, 0xC161, 0xB666, 0x76DC, 0x01DB, 0x98D2, 0xEFD5, 0x71B1, 0x06B6, 0x9FBF, 0xE8B8,
-    0x7807, 0x0F00, 0x9609, 0xE10E, 0x7F6A, 0x086D, 0x9164, 0xE663, 0x6B6B, 0x1C6C, 0x8565, 0xF262,
-    0x6C06, 0x1B01, 0x8208, 0xF50F, 0x65B0, 0x12B7, 0x8BBE, 0xFCB9, 0x62DD, 0x15DA, 0x8CD3, 0xFBD4,
-    0x4DB2, 0x3AB5, 0xA3BC, 0xD4BB, 0x4ADF, 0x3DD8, 0xA4D1, 0xD3D6, 0x4369, 0x346E, 0xAD67, 0xDA60,
-    0x4404, 0x3303, 0xAA0A, 0xDD0D, 0x5005, 0x2702, 0xBE0B, 0xC90C, 0x5768, 0x206F, 0xB966, 0xCE61,
-    0x5EDE, 0x29D9, 0xB0D0, 0xC7D7, 0x59B3, 0x2EB4, 0xB7BD, 0xC0BA, 0xEDB8, 0x9ABF, 0x03B6, 0x74B1,
-    0xEAD5, 0x9DD2, 0x04DB, 0x73DC, 0xE363, 0x9464, 0x0D6D, 0x7A6A, 0xE40E, 0x9309, 0x0A00, 0x7D07,
-    0xF00F, 0x8708, 0x1E01, 0x6906, 0xF762, 0x8065, 0x196C, 0x6E6B, 0xFED4, 0x89D3, 0x10DA, 0x67DD,
-    0xF9B9, 0x8EBE, 0x17B7, 0x60B0, 0xD6D6, 0xA1D1, 0x38D8, 0x4FDF, 0xD1BB, 0xA6BC, 0x3FB5, 0x48B2,
-    0xD80D, 0xAF0A, 0x3603, 0x4104, 0xDF60, 0xA867, 0x316E, 0x4669, 0xCB61, 0xBC66, 0x256F, 0x5268,
-    0xCC0C, 0xBB0B, 0x2202, 0x5505, 0xC5BA, 0xB2BD, 0x2BB4, 0x5CB3, 0xC2D7, 0xB5D0, 0x2CD9, 0x5BDE,
-    0x9B64, 0xEC63, 0x756A, 0x026D, 0x9C09, 0xEB0E, 0x7207, 0x0500, 0x95BF, 0xE2B8, 0x7BB1, 0x0CB6,
-    0x92D2, 0xE5D5, 0x7CDC, 0x0BDB, 0x86D3, 0xF1D4, 0x68DD, 0x1FDA, 0x81BE, 0xF6B9, 0x6FB0, 0x18B7,
-    0x8808, 0xFF0F, 0x6606, 0x1101, 0x8F65, 0xF862, 0x616B, 0x166C, 0xA00A, 0xD70D, 0x4E04, 0x3903,
-    0xA767, 0xD060, 0x4969, 0x3E6E, 0xAED1, 0xD9D6, 0x40DF, 0x37D8, 0xA9BC, 0xDEBB, 0x47B2, 0x30B5,
-    0xBDBD, 0xCABA, 0x53B3, 0x24B4, 0xBAD0, 0xCDD7, 0x54DE, 0x23D9, 0xB366, 0xC461, 0x5D68, 0x2A6F,
-    0xB40B, 0xC30C, 0x5A05, 0x2D02,
+_T1 = (  # bits 8..15
+    b"\x00\x30\x61\x51\xc4\xf4\xa5\x95\x88\xb8\xe9\xd9\x4c\x7c\x2d\x1d\x10\x20\x71\x41\xd4\xe4\xb5"
+    b"\x85\x98\xa8\xf9\xc9\x5c\x6c\x3d\x0d\x20\x10\x41\x71\xe4\xd4\x85\xb5\xa8\x98\xc9\xf9\x6c\x5c"
+    b"\x0d\x3d\x30\x00\x51\x61\xf4\xc4\x95\xa5\xb8\x88\xd9\xe9\x7c\x4c\x1d\x2d\x41\x71\x20\x10\x85"
+    b"\xb5\xe4\xd4\xc9\xf9\xa8\x98\x0d\x3d\x6c\x5c\x51\x61\x30\x00\x95\xa5\xf4\xc4\xd9\xe9\xb8\x88"
+    b"\x1d\x2d\x7c\x4c\x61\x51\x00\x30\xa5\x95\xc4\xf4\xe9\xd9\x88\xb8\x2d\x1d\x4c\x7c\x71\x41\x10"
+    b"\x20\xb5\x85\xd4\xe4\xf9\xc9\x98\xa8\x3d\x0d\x5c\x6c\x83\xb3\xe2\xd2\x47\x77\x26\x16\x0b\x3b"
+    b"\x6a\x5a\xcf\xff\xae\x9e\x93\xa3\xf2\xc2\x57\x67\x36\x06\x1b\x2b\x7a\x4a\xdf\xef\xbe\x8e\xa3"
+    b"\x93\xc2\xf2\x67\x57\x06\x36\x2b\x1b\x4a\x7a\xef\xdf\x8e\xbe\xb3\x83\xd2\xe2\x77\x47\x16\x26"
+    b"\x3b\x0b\x5a\x6a\xff\xcf\x9e\xae\xc2\xf2\xa3\x93\x06\x36\x67\x57\x4a\x7a\x2b\x1b\x8e\xbe\xef"
+    b"\xdf\xd2\xe2\xb3\x83\x16\x26\x77\x47\x5a\x6a\x3b\x0b\x9e\xae\xff\xcf\xe2\xd2\x83\xb3\x26\x16"
+    b"\x47\x77\x6a\x5a\x0b\x3b\xae\x9e\xcf\xff\xf2\xc2\x93\xa3\x36\x06\x57\x67\x7a\x4a\x1b\x2b\xbe"
+    b"\x8e\xdf\xef"
+)
+_T2 = (  # bits 16..23
+    b"\x00\x07\x0e\x09\x6d\x6a\x63\x64\xdb\xdc\xd5\xd2\xb6\xb1\xb8\xbf\xb7\xb0\xb9\xbe\xda\xdd\xd4"
+    b"\xd3\x6c\x6b\x62\x65\x01\x06\x0f\x08\x6e\x69\x60\x67\x03\x04\x0d\x0a\xb5\xb2\xbb\xbc\xd8\xdf"
+    b"\xd6\xd1\xd9\xde\xd7\xd0\xb4\xb3\xba\xbd\x02\x05\x0c\x0b\x6f\x68\x61\x66\xdc\xdb\xd2\xd5\xb1"
+    b"\xb6\xbf\xb8\x07\x00\x09\x0e\x6a\x6d\x64\x63\x6b\x6c\x65\x62\x06\x01\x08\x0f\xb0\xb7\xbe\xb9"
+    b"\xdd\xda\xd3\xd4\xb2\xb5\xbc\xbb\xdf\xd8\xd1\xd6\x69\x6e\x67\x60\x04\x03\x0a\x0d\x05\x02\x0b"
+    b"\x0c\x68\x6f\x66\x61\xde\xd9\xd0\xd7\xb3\xb4\xbd\xba\xb8\xbf\xb6\xb1\xd5\xd2\xdb\xdc\x63\x64"
+    b"\x6d\x6a\x0e\x09\x00\x07\x0f\x08\x01\x06\x62\x65\x6c\x6b\xd4\xd3\xda\xdd\xb9\xbe\xb7\xb0\xd6"
+    b"\xd1\xd8\xdf\xbb\xbc\xb5\xb2\x0d\x0a\x03\x04\x60\x67\x6e\x69\x61\x66\x6f\x68\x0c\x0b\x02\x05"
+    b"\xba\xbd\xb4\xb3\xd7\xd0\xd9\xde\x64\x63\x6a\x6d\x09\x0e\x07\x00\xbf\xb8\xb1\xb6\xd2\xd5\xdc"
+    b"\xdb\xd3\xd4\xdd\xda\xbe\xb9\xb0\xb7\x08\x0f\x06\x01\x65\x62\x6b\x6c\x0a\x0d\x04\x03\x67\x60"
+    b"\x69\x6e\xd1\xd6\xdf\xd8\xbc\xbb\xb2\xb5\xbd\xba\xb3\xb4\xd0\xd7\xde\xd9\x66\x61\x68\x6f\x0b"
+    b"\x0c\x05\x02"
+)
+_T3 = (  # bits 24..31
+    b"\x00\x77\xee\x99\x07\x70\xe9\x9e\x0e\x79\xe0\x97\x09\x7e\xe7\x90\x1d\x6a\xf3\x84\x1a\x6d\xf4"
+    b"\x83\x13\x64\xfd\x8a\x14\x63\xfa\x8d\x3b\x4c\xd5\xa2\x3c\x4b\xd2\xa5\x35\x42\xdb\xac\x32\x45"
+    b"\xdc\xab\x26\x51\xc8\xbf\x21\x56\xcf\xb8\x28\x5f\xc6\xb1\x2f\x58\xc1\xb6\x76\x01\x98\xef\x71"
+    b"\x06\x9f\xe8\x78\x0f\x96\xe1\x7f\x08\x91\xe6\x6b\x1c\x85\xf2\x6c\x1b\x82\xf5\x65\x12\x8b\xfc"
+    b"\x62\x15\x8c\xfb\x4d\x3a\xa3\xd4\x4a\x3d\xa4\xd3\x43\x34\xad\xda\x44\x33\xaa\xdd\x50\x27\xbe"
+    b"\xc9\x57\x20\xb9\xce\x5e\x29\xb0\xc7\x59\x2e\xb7\xc0\xed\x9a\x03\x74\xea\x9d\x04\x73\xe3\x94"
+    b"\x0d\x7a\xe4\x93\x0a\x7d\xf0\x87\x1e\x69\xf7\x80\x19\x6e\xfe\x89\x10\x67\xf9\x8e\x17\x60\xd6"
+    b"\xa1\x38\x4f\xd1\xa6\x3f\x48\xd8\xaf\x36\x41\xdf\xa8\x31\x46\xcb\xbc\x25\x52\xcc\xbb\x22\x55"
+    b"\xc5\xb2\x2b\x5c\xc2\xb5\x2c\x5b\x9b\xec\x75\x02\x9c\xeb\x72\x05\x95\xe2\x7b\x0c\x92\xe5\x7c"
+    b"\x0b\x86\xf1\x68\x1f\x81\xf6\x6f\x18\x88\xff\x66\x11\x8f\xf8\x61\x16\xa0\xd7\x4e\x39\xa7\xd0"
+    b"\x49\x3e\xae\xd9\x40\x37\xa9\xde\x47\x30\xbd\xca\x53\x24\xba\xcd\x54\x23\xb3\xc4\x5d\x2a\xb4"
+    b"\xc3\x5a\x2d"
 )
 
 
@@ -190,12 +199,14 @@ def crc32_feed(st, data):
     32-bit port (checked with heap_lock in host_tests/unit/test_ringlog.py)."""
     lo = st[0]
     hi = st[1]
-    tlo = _TLO
-    thi = _THI
+    t0 = _T0
+    t1 = _T1
+    t2 = _T2
+    t3 = _T3
     for b in data:
         i = (lo ^ b) & 0xFF
-        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[i]
-        hi = (hi >> 8) ^ thi[i]
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ t0[i] ^ (t1[i] << 8)
+        hi = (hi >> 8) ^ t2[i] ^ (t3[i] << 8)
     st[0] = lo
     st[1] = hi
 
