@@ -177,9 +177,11 @@ class DisplayTask:
         self._tm = testmode.changes
         # the alternate, diagnostic and test lists are built when shown and dropped after
         # (RAM: ~110 B of getter closures per item; issue 12)
-        normal = self.build_list(settings["display_list"])
-        self.display = lcd.Display(auto=normal, hold_ms=settings.get("scroll_ms", 10000),
-                                   return_ms=0, ticks_diff=ticks.ticks_diff)
+        self.display = lcd.Display(hold_ms=settings.get("scroll_ms", 10000), return_ms=0,
+                                   ticks_diff=ticks.ticks_diff)
+        # the normal list by its codes: only the item shown is held (lcd.Display make=)
+        self.display.set_items(lcd.LIST_AUTO, settings["display_list"], self.item)
+        self.display.render()
         self._version = swid.VERSION
         self._boot = _BOOT_SEG
         self._boot_t = None
@@ -199,7 +201,7 @@ class DisplayTask:
     def _setting_changed(self, key):
         d = self.display
         if key == "display_list":
-            d.set_items(lcd.LIST_AUTO, self.build_list(self.settings[key]))
+            d.set_items(lcd.LIST_AUTO, self.settings[key], self.item)
         elif key == "alt_list":
             if self.mode == MODE_ALT:  # else built when the list is entered
                 d.set_items(lcd.LIST_ALT, self.build_list(self.settings[key]))
