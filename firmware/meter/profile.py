@@ -345,9 +345,9 @@ class LoadProfile:
         self.supply = supply
         self.log = log
         m = lay.nch
-        self._kind = [channel(c[0])[0] for c in lay.channels]
-        self._src = [channel(c[0])[1] for c in lay.channels]
-        self._scale = [channel(c[0])[4] for c in lay.channels]
+        self._kind = tuple(channel(c[0])[0] for c in lay.channels)  # (tuples: RAM)
+        self._src = tuple(channel(c[0])[1] for c in lay.channels)
+        self._scale = tuple(channel(c[0])[4] for c in lay.channels)
         self.buf = bp.ProfileBuffer(lay, max_rows)
         self.store = ProfileStore(part, lay) if part is not None else None
         self._ram = []  # closed records without a partition
