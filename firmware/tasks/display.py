@@ -254,8 +254,9 @@ class DisplayTask:
     def _hist_item(self, e):
         # a value of a closed billing period, X*VZ / X*VZ-n (meter/billing.py historical):
         # identifier "X.vz" (the period's VZ as 2 digits: "1.8.0.26" takes the glass's 5
-        # identifier cells, the points merged), the value read once per close (a snapshot
-        # never changes: no flash read per refresh), dashes while the period does not exist
+        # identifier cells, the points merged), the value read once per close while the item
+        # is held (a snapshot never changes: no flash read per refresh; the normal list makes
+        # its item each time it is reached), dashes while the period does not exist
         bl = self.catalogue.billing
         code = e[C.E_SRC]
         base, _s, rel = code.partition("*")
