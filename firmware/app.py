@@ -15,7 +15,6 @@ import sys
 import events
 from ade7953 import ADE7953, Calibration
 from billing import config as billing_config
-from billing.clocklimit import ClockLimit
 from energy import Registers, lsb_per_unit_q8
 from energy.pulse import NoLoadGate
 from meter.audit import AuditTrail
@@ -124,12 +123,9 @@ class Meter:
         if tp is not None:
             tp.audit = self.audit
         bl.on_tou_activated = self._tou_activated
-        # sets of the clock over the local ports per period (seal closed; billing config)
-        cat.clock_limit = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
-                                     tf.zone, bc.schedule)
-        # the uplink's sets (``time``, ``config``): the same rule, a budget of their own
-        cat.clock_limit_uplink = ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s,
-                                            bc.clock_period, tf.zone, bc.schedule)
+        # sets of the clock over the local ports per period (seal closed; billing config),
+        # and the uplink's (``time``, ``config``: the same rule, a budget of their own)
+        cat.make_clock_limit = self._make_clock_limit
         st.check(("test_mode_minutes", "display_list", "alt_list"))
         st.subscribe(self._setting_changed)
         self.display = DisplayTask(board.lcd, cat, st, self.testmode, self.status, m,
@@ -245,6 +241,14 @@ class Meter:
         tp.tariffs = getattr(self, "tariffs", None)
         tp.audit = getattr(self, "audit", None)
         return tp
+
+    def _make_clock_limit(self):
+        # built at the first set of the clock over a port (imported then: RAM, issue 12)
+        from billing.clocklimit import ClockLimit
+
+        bc = self._bc
+        return ClockLimit(bc.clock_max_sets, bc.clock_max_shift_s, bc.clock_period,
+                          self.tariffs.zone, bc.schedule)
 
     def _tou_activated(self):
         if self.touprog is not None:  # a plan written over IEC: remember it is active

@@ -58,8 +58,8 @@ kept (R1 only: not in the catalogue's order).
 Adding a quantity: one entry in ``_TABLE`` (or, for a register, nothing here: the energy
 entries are made from the register layout, lib/energy.Registers.codes) plus its source.
 RAM: the static rows are one constant tuple (in flash when frozen) and are the entries
-themselves; the catalogue holds one dict from code to entry and the register rows it made;
-reads dispatch on the kind and allocate only what the value itself needs.
+themselves, found by a search; the catalogue holds only the register rows it made (a dict by
+code); reads dispatch on the kind and allocate only what the value itself needs.
 """
 
 from micropython import const
@@ -261,43 +261,67 @@ class Catalogue:
         self.on_clock_set = None  # callable(old, new): the billing consumers re-align
         self.clock_limit = None  # billing.clocklimit.ClockLimit: local ports' sets per period
         self.clock_limit_uplink = None  # the same rule, the uplink's own budget (SRC_UPLINK)
+        # callable() -> ClockLimit: each of the two built at its first set (RAM: most meters
+        # never have their clock set over a port; the budget is rebuilt then anyway)
+        self.make_clock_limit = None
         self.touprog = None  # meter.touprog.TouProgram: C.92.x, the tariff plan over IEC
         self.make_touprog = None  # callable(obis) -> TouProgram: built at the first C.92.x
         used = registers.tariffs if billing is None else billing.tariffs_used
-        order = []
         ent = {}
-        for i in range(len(_TABLE)):
-            if i == _ENERGY_AT:
-                for obis, unit, sel in registers.codes():
-                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
-                        continue  # banks the plan does not use, net per tariff: no entry
-                    order.append(obis)
-                    ent[obis] = (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
-                if billing is not None:
-                    for row in _BILLING_TABLE:
-                        order.append(row[0])
-                        ent[row[0]] = row
-            row = _TABLE[i]
-            order.append(row[0])
-            ent[row[0]] = row
-        self._ent = ent
-        self.order = tuple(order)
+        for e in self._order(used):
+            if e[E_KIND] == K_ENERGY:
+                ent[e[E_OBIS]] = e
+        self._ent = ent  # the register rows (the static ones are searched: _row)
         settings.validator("readout_list", self._check_readout)
         settings.validator("display_list", lambda v: self.check_list(v, A_SHOW, True))
         settings.validator("alt_list", lambda v: self.check_list(v, A_SHOW, False))
+
+    def _order(self, used):
+        # every entry in the catalogue's order (the readout's): the static rows, and after
+        # 0.2.8 the registers (of the tariff banks 1..``used``) and the billing entries
+        for i in range(len(_TABLE)):
+            if i == _ENERGY_AT:
+                for obis, unit, sel in self.registers.codes():
+                    if sel >> 4 > used or (sel >> 4 and sel & 15 == NET):
+                        continue  # banks the plan does not use, net per tariff: no entry
+                    yield (obis, K_ENERGY, "k" + unit, 3, _RS, sel)
+                if self.billing is not None:
+                    for row in _BILLING_TABLE:
+                        yield row
+            yield _TABLE[i]
+
+    def _row(self, obis, need=False):
+        # the entry of ``obis``: a register row the catalogue made, else a static row found in
+        # the constant tables (no dict of every code in RAM, issue 12); None (``need``:
+        # KeyError) when there is none
+        e = self._ent.get(obis)
+        if e is None:
+            for row in _TABLE:
+                if row[E_OBIS] == obis:
+                    return row
+            if self.billing is not None:
+                for row in _BILLING_TABLE:
+                    if row[E_OBIS] == obis:
+                        return row
+            if need:
+                raise KeyError(obis)
+        return e
 
     # -- lookup ----------------------------------------------------------------------------
 
     def entry(self, obis):
         """The entry tuple of ``obis`` (module docstring, fields ``E_*``) or None."""
-        e = self._ent.get(obis)
+        e = self._row(obis)
         if e is None and self.billing is not None and "*" in obis:
             return _hist_entry(obis)
         return e
 
     def codes(self, access):
-        """Codes (catalogue order) whose entries have every bit of ``access``."""
-        return [c for c in self.order if self._ent[c][E_ACCESS] & access == access]
+        """Codes (catalogue order) whose entries have every bit of ``access``. (The order is
+        made again at each call, not kept: RAM, issue 12.)"""
+        ent = self._ent
+        return [e[E_OBIS] for e in self._order(self.registers.tariffs)
+                if (e[E_KIND] != K_ENERGY or e[E_OBIS] in ent) and e[E_ACCESS] & access == access]
 
     def check_list(self, codes, access, billing=False):
         """Raise ValueError (naming the problem) unless ``codes`` is a list of 1..64 codes
@@ -313,7 +337,7 @@ class Catalogue:
         if access == A_SHOW and self.billing is not None:
             from meter.billing import show_code as hist  # X*VZ, X&VZ-n: closed periods
         for c in codes:
-            e = self._ent.get(c) if isinstance(c, str) else None
+            e = self._row(c) if isinstance(c, str) else None
             if e is None and hist is not None and isinstance(c, str) and hist(c):
                 continue
             if e is None and access == A_SHOW and event_code(c):
@@ -325,7 +349,7 @@ class Catalogue:
     def _check_readout(self, codes):
         self.check_list(codes, A_READ)
         for c in codes:
-            if self._ent[c][E_KIND] == K_LIST:
+            if self._row(c)[E_KIND] == K_LIST:
                 raise ValueError("%s is a list, not a readout value" % c)
 
     # -- reading ---------------------------------------------------------------------------
@@ -359,7 +383,7 @@ class Catalogue:
     def getter(self, obis):
         """A callable returning the value of ``obis`` (made once, e.g. for an LCD list
         item); KeyError if unknown."""
-        e = self._ent[obis]
+        e = self._row(obis, True)
         k = e[E_KIND]
         if k == K_ENERGY:
             milli = self.registers.milli
@@ -387,7 +411,7 @@ class Catalogue:
         Metering.instant_milli keeps it; Unavailable before the first reading), for readers
         that refresh every second (the LCD): no float allocated."""
         m = self.metering
-        key = self._ent[obis][E_SRC]
+        key = self._row(obis, True)[E_SRC]
 
         def inst():
             v = m.instant_milli
@@ -402,7 +426,7 @@ class Catalogue:
         truncated towards zero; lib/energy Registers.units), a small int on a 32-bit port up
         to 1.07 GWh where the mWh of :meth:`read` pass 2^30 at 1.07 MWh."""
         units = self.registers.units
-        sel = self._ent[obis][E_SRC]
+        sel = self._row(obis, True)[E_SRC]
         return lambda: units(sel)
 
     def _g_serial(self):
@@ -467,7 +491,7 @@ class Catalogue:
     # -- writing ---------------------------------------------------------------------------
 
     def _target(self, obis, bit, seal_open):
-        e = self._ent.get(obis)
+        e = self._row(obis)
         fn = None
         if e is not None and e[E_ACCESS] & bit:
             fn = getattr(self, ("_x_" if bit == A_EXEC else "_s_") + e[E_SRC], None)
@@ -483,7 +507,8 @@ class Catalogue:
         parameter of the audit trail (meter/audit.py) is recorded with its old and new
         value, and refused (Failed, logged AUDIT_REFUSED) while the trail is full."""
         fn = self._target(obis, A_WRITE, seal_open)
-        if self._ent[obis][E_SRC] == "clock":
+        e = self._row(obis)
+        if e[E_SRC] == "clock":
             fn = self._clock_gate(value, src, seal_open, obis)
         au = self.audit
         if au is None or obis not in au.params:
@@ -492,7 +517,6 @@ class Catalogue:
         if au.full:
             self.log.log(events.AUDIT_REFUSED, au.used, None, src, obis)
             raise Failed("audit trail full: read it out (R5 P.99) and clear it (E2 C.91.7)")
-        e = self._ent[obis]
         old = self.value(e)
         fn(value, src, obis)
         au.record(obis, old, self.value(e), src)
@@ -521,8 +545,16 @@ class Catalogue:
         # budget of its own: its sets never use up the local ports' (an unauthenticated
         # ``time`` could otherwise block a technician's sets for the day)
         up = src == events.SRC_UPLINK
+        if not (up or src in (events.SRC_OPTICAL, events.SRC_RS485)):
+            return self._s_clock
         lim = self.clock_limit_uplink if up else self.clock_limit
-        if lim is None or not (up or src in (events.SRC_OPTICAL, events.SRC_RS485)):
+        if lim is None and self.make_clock_limit is not None:
+            lim = self.make_clock_limit()
+            if up:
+                self.clock_limit_uplink = lim
+            else:
+                self.clock_limit = lim
+        if lim is None:
             return self._s_clock
         if not isinstance(secs, int) or not 0 <= secs < 3155760000:
             raise ValueError("RTC seconds out of range")

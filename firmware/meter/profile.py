@@ -73,7 +73,7 @@ from micropython import const
 import events
 from billing import profile as bp
 from billing.localtime import Zone
-from energy import A_MINUS, A_PLUS, COUNT, Q1, Q2, Q3, Q4, S_EXPORT, S_IMPORT
+from energy import COUNT
 from flashstore import ringlog
 from flashstore.flash import Partition
 
@@ -82,29 +82,50 @@ _DEMAND = const(1)
 _SAMPLE = const(2)
 
 TAG_MAIN = const(1)
-TAG_TAIL = const(2)
-MAX_PROFILES = const(3)
-RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
+_TAG_TAIL = const(2)
+_MAX_PROFILES = const(3)
+_RAM_RECORDS = const(4)  # closed records kept in RAM by a profile without a partition
 _JUMP_S = const(2)  # an RTC step beyond this (against the metering clock) is a clock change
 _BUCKET = const(16)  # ring records per entry of the time index (ProfileStore)
 
-# ident -> (kind, sources (register indices) or instant key, unit, decimals, scale)
-CHANNELS = {
-    "1.29": (_ENERGY, (A_PLUS,), "kWh", 3, 1),
-    "2.29": (_ENERGY, (A_MINUS,), "kWh", 3, 1),
-    "3.29": (_ENERGY, (Q1, Q2), "kvarh", 3, 1),
-    "4.29": (_ENERGY, (Q3, Q4), "kvarh", 3, 1),
-    "5.29": (_ENERGY, (Q1,), "kvarh", 3, 1),
-    "6.29": (_ENERGY, (Q2,), "kvarh", 3, 1),
-    "7.29": (_ENERGY, (Q3,), "kvarh", 3, 1),
-    "8.29": (_ENERGY, (Q4,), "kvarh", 3, 1),
-    "9.29": (_ENERGY, (S_IMPORT,), "kVAh", 3, 1),
-    "10.29": (_ENERGY, (S_EXPORT,), "kVAh", 3, 1),
-    "1.5": (_DEMAND, (A_PLUS,), "kW", 3, 1),
-    "2.5": (_DEMAND, (A_MINUS,), "kW", 3, 1),
-    "32.7": (_SAMPLE, "V", "V", 1, 10),
-    "14.7": (_SAMPLE, "f", "Hz", 2, 100),
-}
+# lib/energy's register indices, as constants of this module so that CHANNELS is a constant
+# tuple (in flash when frozen; a dict of tuples of the imported names held ~0.8 KB of RAM,
+# issue 12); test_load_profile checks them against lib/energy
+_A_PLUS = const(0)
+_A_MINUS = const(1)
+_Q1 = const(2)
+_Q2 = const(3)
+_Q3 = const(4)
+_Q4 = const(5)
+_S_IMPORT = const(6)
+_S_EXPORT = const(7)
+
+# (ident, (kind, sources (register indices) or instant key, unit, decimals, scale))
+CHANNELS = (
+    ("1.29", (_ENERGY, (_A_PLUS,), "kWh", 3, 1)),
+    ("2.29", (_ENERGY, (_A_MINUS,), "kWh", 3, 1)),
+    ("3.29", (_ENERGY, (_Q1, _Q2), "kvarh", 3, 1)),
+    ("4.29", (_ENERGY, (_Q3, _Q4), "kvarh", 3, 1)),
+    ("5.29", (_ENERGY, (_Q1,), "kvarh", 3, 1)),
+    ("6.29", (_ENERGY, (_Q2,), "kvarh", 3, 1)),
+    ("7.29", (_ENERGY, (_Q3,), "kvarh", 3, 1)),
+    ("8.29", (_ENERGY, (_Q4,), "kvarh", 3, 1)),
+    ("9.29", (_ENERGY, (_S_IMPORT,), "kVAh", 3, 1)),
+    ("10.29", (_ENERGY, (_S_EXPORT,), "kVAh", 3, 1)),
+    ("1.5", (_DEMAND, (_A_PLUS,), "kW", 3, 1)),
+    ("2.5", (_DEMAND, (_A_MINUS,), "kW", 3, 1)),
+    ("32.7", (_SAMPLE, "V", "V", 1, 10)),
+    ("14.7", (_SAMPLE, "f", "Hz", 2, 100)),
+)
+
+
+def channel(ident):
+    """The description of channel ``ident`` (:data:`CHANNELS`), or None."""
+    for c, d in CHANNELS:
+        if c == ident:
+            return d
+    return None
+
 
 DEFAULT = ({"period_s": 900, "channels": ["1.29", "2.29", "3.29", "4.29", "1.5", "32.7"]},)
 NAMES = ("P.01", "P.02", "P.03")
@@ -120,11 +141,11 @@ def layout_of(cfg, index=0):
     chans = cfg.get("channels")
     if not isinstance(chans, (list, tuple)) or not chans:
         raise ValueError("load_profiles[%d].channels: %r is not a list of %s" % (
-            index, chans, "/".join(sorted(CHANNELS))))
+            index, chans, "/".join(sorted(c for c, _d in CHANNELS))))
     spec = []
     lid = period & 0xFF
     for i, c in enumerate(chans):
-        d = CHANNELS.get(c)
+        d = channel(c)
         if d is None:
             raise ValueError("load_profiles[%d].channels[%d]: unknown channel %r" % (index, i, c))
         spec.append((c, d[2], d[3], bp.UNSIGNED))
@@ -141,8 +162,8 @@ def configs(value):
     """The validated list of profile configurations (``value`` None: :data:`DEFAULT`)."""
     if value is None:
         value = DEFAULT
-    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_PROFILES:
-        raise ValueError("load_profiles: 1..%d profiles, got %r" % (MAX_PROFILES, value))
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= _MAX_PROFILES:
+        raise ValueError("load_profiles: 1..%d profiles, got %r" % (_MAX_PROFILES, value))
     for i, c in enumerate(value):
         layout_of(c, i)
     return value
@@ -199,7 +220,7 @@ class ProfileStore:
         self.status = st
         last = self.main.newest()
         tail = self.tail.newest()
-        if tail is None or tail[1] != TAG_TAIL:
+        if tail is None or tail[1] != _TAG_TAIL:
             return st, []
         if last is not None and bytes(last[2]) == bytes(tail[2]):
             return st, []  # the open record was closed into the main ring
@@ -219,7 +240,7 @@ class ProfileStore:
             if self._ib is not None:
                 self._note(seq, closed)
         if open_rec is not None:
-            self.tail.append(open_rec, TAG_TAIL, urgent)
+            self.tail.append(open_rec, _TAG_TAIL, urgent)
 
     def _note(self, seq, rec):
         # the time index learns record ``seq`` (bytes; other layouts are not noted)
@@ -324,9 +345,9 @@ class LoadProfile:
         self.supply = supply
         self.log = log
         m = lay.nch
-        self._kind = [CHANNELS[c[0]][0] for c in lay.channels]
-        self._src = [CHANNELS[c[0]][1] for c in lay.channels]
-        self._scale = [CHANNELS[c[0]][4] for c in lay.channels]
+        self._kind = tuple(channel(c[0])[0] for c in lay.channels)  # (tuples: RAM)
+        self._src = tuple(channel(c[0])[1] for c in lay.channels)
+        self._scale = tuple(channel(c[0])[4] for c in lay.channels)
         self.buf = bp.ProfileBuffer(lay, max_rows)
         self.store = ProfileStore(part, lay) if part is not None else None
         self._ram = []  # closed records without a partition
@@ -587,10 +608,10 @@ class LoadProfile:
 
     def _persist(self, closed):
         s = self.store
-        if s is None:  # RAM only: the last RAM_RECORDS closed records are kept
+        if s is None:  # RAM only: the last _RAM_RECORDS closed records are kept
             if closed is not None:
                 self._ram.append(closed)
-                if len(self._ram) > RAM_RECORDS:
+                if len(self._ram) > _RAM_RECORDS:
                     self._ram.pop(0)
             return
         sp = self.supply

@@ -89,7 +89,6 @@ class Settings:
         self.status = None  # lib/flashstore/config STATUS_* of the load, None without one
         self.errors = 0  # F.F.0 bits latched by a fallback (ERR_CONFIG, ERR_SECURITY)
         self.password_trusted = True
-        self._dflt = None  # the factory settings, made when needed (_defaults)
         self._dirty = False
         self._changed_s = 0
         self._first_s = 0
@@ -217,7 +216,7 @@ class Settings:
         from flashstore import config  # (only with a config partition)
 
         self._budget = config.SaveBudget(self.CONFIG_BURST, self.CONFIG_REFILL_S)
-        store = config.ConfigStore(part, self._defaults())
+        store = config.ConfigStore(part, defaults.config)  # (made when needed, not kept)
         self.store = store
         cfg, st = store.load()
         self.status = st
@@ -231,11 +230,9 @@ class Settings:
         return cfg
 
     def _defaults(self):
-        # (one copy, kept once made: the config store holds it; RAM-only settings need it
-        # only to replace an invalid value)
-        if self._dflt is None:
-            self._dflt = defaults.config()
-        return self._dflt
+        # the factory settings, made afresh when needed (a boot's fallback, an invalid value
+        # replaced): not kept (RAM, issue 12; nor by the config store)
+        return defaults.config()
 
     def _fallback(self, cfg, copies, text):
         dflt = self._defaults()

@@ -177,9 +177,11 @@ class DisplayTask:
         self._tm = testmode.changes
         # the alternate, diagnostic and test lists are built when shown and dropped after
         # (RAM: ~110 B of getter closures per item; issue 12)
-        normal = self.build_list(settings["display_list"])
-        self.display = lcd.Display(auto=normal, hold_ms=settings.get("scroll_ms", 10000),
-                                   return_ms=0, ticks_diff=ticks.ticks_diff)
+        self.display = lcd.Display(hold_ms=settings.get("scroll_ms", 10000), return_ms=0,
+                                   ticks_diff=ticks.ticks_diff)
+        # the normal list by its codes: only the item shown is held (lcd.Display make=)
+        self.display.set_items(lcd.LIST_AUTO, settings["display_list"], self.item)
+        self.display.render()
         self._version = swid.VERSION
         self._boot = _BOOT_SEG
         self._boot_t = None
@@ -199,7 +201,7 @@ class DisplayTask:
     def _setting_changed(self, key):
         d = self.display
         if key == "display_list":
-            d.set_items(lcd.LIST_AUTO, self.build_list(self.settings[key]))
+            d.set_items(lcd.LIST_AUTO, self.settings[key], self.item)
         elif key == "alt_list":
             if self.mode == MODE_ALT:  # else built when the list is entered
                 d.set_items(lcd.LIST_ALT, self.build_list(self.settings[key]))
@@ -252,8 +254,9 @@ class DisplayTask:
     def _hist_item(self, e):
         # a value of a closed billing period, X*VZ / X*VZ-n (meter/billing.py historical):
         # identifier "X.vz" (the period's VZ as 2 digits: "1.8.0.26" takes the glass's 5
-        # identifier cells, the points merged), the value read once per close (a snapshot
-        # never changes: no flash read per refresh), dashes while the period does not exist
+        # identifier cells, the points merged), the value read once per close while the item
+        # is held (a snapshot never changes: no flash read per refresh; the normal list makes
+        # its item each time it is reached), dashes while the period does not exist
         bl = self.catalogue.billing
         code = e[C.E_SRC]
         base, _s, rel = code.partition("*")

@@ -100,9 +100,9 @@ class Supervisor:
         return t
 
     async def _guard(self, name, fn):
-        pause = self.pause_ms
-        clock = self.clock
-        first = None  # clock time of the first death in the current window
+        # few locals: one such frame is held for the run per task (RAM, issue 12); a death
+        # is counted by _died
+        st = None  # [clock time of the window's first death, deaths in it, pause ms]
         while True:
             try:
                 await fn()
@@ -111,23 +111,31 @@ class Supervisor:
                 raise
             except Exception as e:  # any failure of the task is supervised
                 why = repr(e)
-            n = self.deaths[name] = self.deaths[name] + 1
-            now = clock.ticks_ms()
-            # (< 0: more than 2**29 ms ago on a board clock wrapping at 2**30, not "within")
-            d = 0 if first is None else clock.ticks_diff(now, first)
-            if first is None or d > self.window_ms or d < 0:
-                first = now
-                window = 1
-                pause = self.pause_ms
-            else:
-                window += 1
-            self.log.log(events.TASK_DIED, n, "task %s died: %s" % (name, why))
-            if window >= self.max_deaths:
-                self.failed = name
-                self.log.log(events.TASK_FAILED, n, "task %s given up: watchdog reset" % name)
-                return
-            await clock.sleep_ms(pause)
-            pause = min(2 * pause, _PAUSE_MAX_MS)
+            st = self._died(name, why, st)
+            if st is None:
+                return  # given up
+            await self.clock.sleep_ms(st[2])
+
+    def _died(self, name, why, st):
+        # task ``name`` died (``why``): logged; the window and the restart pause in ``st``
+        # (None before its first death), the pause doubling within a window; None when the
+        # task is given up
+        n = self.deaths[name] = self.deaths[name] + 1
+        clock = self.clock
+        now = clock.ticks_ms()
+        # (< 0: more than 2**29 ms ago on a board clock wrapping at 2**30, not "within")
+        d = 0 if st is None else clock.ticks_diff(now, st[0])
+        if st is None or d > self.window_ms or d < 0:
+            st = [now, 1, self.pause_ms]
+        else:
+            st[1] += 1
+            st[2] = min(2 * st[2], _PAUSE_MAX_MS)
+        self.log.log(events.TASK_DIED, n, "task %s died: %s" % (name, why))
+        if st[1] >= self.max_deaths:
+            self.failed = name
+            self.log.log(events.TASK_FAILED, n, "task %s given up: watchdog reset" % name)
+            return None
+        return st
 
     def feed_period_ms(self):
         """The watchdog task's period (ms of the board clock): a quarter of a hardware

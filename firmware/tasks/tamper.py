@@ -25,12 +25,14 @@ import asyncio
 import events
 import ticks
 
-# (board attribute, event when it becomes active, event when it becomes inactive)
+# (board attribute, event when it becomes active, event when it becomes inactive): the
+# events by their lib/events names, so that this is a constant tuple (in flash when frozen:
+# RAM, issue 12)
 INPUTS = (
-    ("seal", events.SEAL_OPEN, events.SEAL_CLOSED),
-    ("cover", events.COVER_OPEN, events.COVER_CLOSED),
-    ("terminal_cover", events.TCOVER_OPEN, events.TCOVER_CLOSED),
-    ("magnet", events.MAGNET_ON, events.MAGNET_OFF),
+    ("seal", "SEAL_OPEN", "SEAL_CLOSED"),
+    ("cover", "COVER_OPEN", "COVER_CLOSED"),
+    ("terminal_cover", "TCOVER_OPEN", "TCOVER_CLOSED"),
+    ("magnet", "MAGNET_ON", "MAGNET_OFF"),
 )
 
 
@@ -62,7 +64,8 @@ class TamperWatch:
             pin = getattr(board, name, None)
             if pin is not None:
                 # level, candidate run, changes, name
-                self._pins.append([pin, on, off, 0, 0, 0, name])
+                self._pins.append([pin, getattr(events, on), getattr(events, off), 0, 0, 0,
+                                   name])
         self.neutral_pct = settings.get("neutral_pct", 12.5)
         self.neutral_min_a = settings.get("neutral_min_a", 0.25)
         # the same as integers for the check once a second (no float allocated): the

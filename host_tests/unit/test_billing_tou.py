@@ -76,7 +76,7 @@ def test_default_plan_is_one_tariff():
     for t in (0, _at(2026, 3, 29, 2, 30), _at(2099, 12, 31, 23, 59, 59)):
         assert cal.tariff_at(t) == 1
         assert cal.next_switch(t) == (t // 86400 + 1) * 86400
-    assert tou.load(json.dumps(tou.DEFAULT)).tariff_at(12345) == 1
+    assert tou.load(json.loads(tou.DEFAULT)).tariff_at(12345) == 1  # the parsed dict
 
 
 def test_season_week_day_resolution():

@@ -45,6 +45,26 @@ def test_blank_gives_defaults_and_says_so():
     assert cs.load()[0] == DEFAULTS, "defaults are handed out as copies"
 
 
+def test_defaults_from_a_callable_are_made_at_each_use_not_kept():
+    # (RAM: the settings' factory defaults are made when needed, issue 12)
+    made = []
+
+    def dflt():
+        made.append(1)
+        return {"meter_const": 1000, "cal": {"v_gain": 1.0, "i_gain": 1.0}, "display": ["1.8.0"]}
+
+    dev, part = _dev()
+    cs = ConfigStore(part, dflt)
+    assert not made, "nothing made (nor kept) at construction"
+    cfg, st = cs.load()
+    assert st == STATUS_BLANK and cfg == DEFAULTS and len(made) == 1
+    cfg["display"].append("x")
+    assert cs.load()[0] == DEFAULTS and len(made) == 2, "a new dict at each use"
+    cs.save({"meter_const": 500})
+    cfg, st = ConfigStore(part, dflt).load()
+    assert st == STATUS_OK and cfg["cal"] == DEFAULTS["cal"] and cfg["meter_const"] == 500
+
+
 def test_save_load_roundtrip_alternates_copies():
     dev, part = _dev(sectors=4)  # two sectors per copy
     cs = ConfigStore(part, DEFAULTS)

@@ -15,13 +15,8 @@ import test_display as td
 # tools/emu: the whole meter (and the sim board's flash image) (tools/emu/emu_host_only.py)
 _NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
         "outside the heap: the core has 128 KiB of SRAM in all")
-_BIG = ("the whole meter (billing functions, load profiles, audit trail) with the virtual "
-        "board's models exceeds a 96 KiB heap")
 EMU_HOST_ONLY = {"test_history_on_the_alternate_list": ("flashmem", 1024 * 1024, _NOR),
-                 "test_last_events_on_the_alternate_list": ("flashmem", 1024 * 1024, _NOR),
-                 "test_history_codes_written_over_iec_and_bad_ones_refused":
-                     ("heap", 128 * 1024, _BIG),
-                 "test_last_events_none_yet_and_bad_codes": ("heap", 128 * 1024, _BIG)}
+                 "test_last_events_on_the_alternate_list": ("flashmem", 1024 * 1024, _NOR)}
 
 
 def _meter(alt, flash=True):

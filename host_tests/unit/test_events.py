@@ -116,6 +116,36 @@ def test_rate_limit_accounts_for_every_event_with_few_records():
     assert len(day2) <= 2, ("one window a day once grown", summaries[-4:])
 
 
+def test_rate_limit_codes_beyond_its_slots_share_the_last_one():
+    # (the slots are found by a search since session 9, no 256-byte table: the same rule)
+    lim = E.RateLimit(burst=1, window_s=60, slots=3)
+    assert lim.admit(1, 0) and lim.admit(2, 0) and lim.admit(3, 0)
+    assert lim.admit(4, 0), "a code beyond: the last slot, a new window"
+    assert not lim.admit(3, 1) and not lim.admit(4, 2) and not lim.admit(1, 3)
+    assert not lim.admit(2, 4) and not lim.admit(2, 5)
+    assert (lim.pending(1), lim.pending(2), lim.pending(3), lim.pending(4)) == (1, 2, 2, 2)
+    assert lim.pending(9) == 0 and lim.pending(256 + 2) == 2
+    assert lim.admit(5, 6), "a fifth code: the last slot again, a new window"
+    assert not lim.admit(3, 7) and lim.pending(4) == lim.pending(5) == 3
+    assert sorted((c, k) for c, k, _s, _j in lim.due(60)) == [(1, 1), (2, 2)]
+    assert lim.due(66) == [(5, 3, 0, b"\xff" * 6)], "the last slot: its newest code"
+    assert lim.admit(2, 61) and not lim.admit(2, 62) and lim.admit(4, 67)
+
+
+def test_rate_limit_windows_double_up_to_the_maximum():
+    # (a doubling count per slot since session 9, not the window itself: the same windows)
+    lim = E.RateLimit(burst=1, window_s=100, max_window_s=60)  # a first window above the cap
+    assert lim.admit(1, 0) and not lim.admit(1, 1)
+    assert lim.admit(1, 100) and not lim.admit(1, 101) and not lim.admit(1, 159)
+    assert lim.admit(1, 160) and not lim.admit(1, 161) and lim.admit(1, 220), "capped at 60 s"
+    lim = E.RateLimit(burst=1, window_s=60, max_window_s=1000)
+    t = 0
+    for w in (60, 120, 240, 480, 960, 1000, 1000):
+        assert lim.admit(2, t) and not lim.admit(2, t + 1) and not lim.admit(2, t + w - 1), w
+        t += w
+    assert lim.next_due(t - 1) == t and lim.pending(2) == 2 * 7
+
+
 def test_rate_limit_per_code_and_quiet_resets_window():
     lim = E.RateLimit(burst=2, window_s=60, burst_for={E.WRONG_PASSWORD: 5})
     assert [lim.admit(E.WRONG_PASSWORD, 0) for _ in range(6)] == [True] * 5 + [False]

@@ -192,18 +192,18 @@ def test_a_new_quantity_is_one_catalogue_entry_plus_its_source():
 
     row = ("9.7.0", C.K_INSTANT, "VA", 1, C.A_READ, "S")
     saved = C._TABLE
-    C._TABLE = saved + (row,)
+    C._TABLE = saved + (row,)  # (the catalogue searches its table at each lookup)
     try:
         m = _meter()
+        _instant(m.metering, {"V": 230.0, "I": 2.0, "IN": 2.0, "P": 440.0, "Q": 130.0,
+                              "S": 458.8, "PF": 0.96, "f": 50.0, "angle": 16.0})
+        iec = m.iec_map()
+        assert iec.reader("9.7.0") == ("458.8", "VA")
+        assert iec.writer("C.90.3", "1.8.0,9.7.0", True) is None
+        assert [(a, v) for a, v, _u in iec.readout()][1] == ("9.7.0", "458.8")
+        assert iec.writer("C.90.4", "1.8.0,9.7.0", True) is not None, "not for the LCD"
     finally:
         C._TABLE = saved
-    _instant(m.metering, {"V": 230.0, "I": 2.0, "IN": 2.0, "P": 440.0, "Q": 130.0,
-                          "S": 458.8, "PF": 0.96, "f": 50.0, "angle": 16.0})
-    iec = m.iec_map()
-    assert iec.reader("9.7.0") == ("458.8", "VA")
-    assert iec.writer("C.90.3", "1.8.0,9.7.0", True) is None
-    assert [(a, v) for a, v, _u in iec.readout()][1] == ("9.7.0", "458.8")
-    assert iec.writer("C.90.4", "1.8.0,9.7.0", True) is not None, "not for the LCD"
 
 
 def _manifest(path, pkg_dir, packages, modules_, includes):

@@ -36,3 +36,11 @@ def test_the_port_maps_refusal_codes_are_the_sessions():
         assert got == code, (exc, got, code)
     assert P.IecMap._run(None, lambda a, v, s, o: None, "C.90.1", 5, True,
                          events.SRC_OPTICAL) is None
+
+
+def test_the_meter_builds_its_clock_set_limits_at_the_first_set():
+    # billing.clocklimit (module and two instances, ~0.6 KB) is imported and built at the
+    # first set of the clock over a port (test_clock_limit: the flood test), not by app
+    import app
+
+    assert not hasattr(app, "ClockLimit")

@@ -490,6 +490,32 @@ def test_ticks_wrap():
     assert d.index == 1, "10 s across the wrap"
 
 
+def test_a_list_by_keys_holds_only_the_item_shown():
+    # (RAM, issue 12: the LCD task's normal list; each item is a getter closure)
+    made = []
+
+    def make(k):
+        made.append(k)
+        return (k, lambda: 1000, 3, 0, "kWh")
+
+    d = Display(hold_ms=1000)
+    d.set_items(LIST_AUTO, ["1.8.0", "2.8.0", "3.8.0"], make)
+    assert made == ["1.8.0", "2.8.0", "3.8.0"] and d.items(LIST_AUTO) == 3, "checked when set"
+    del made[:]
+    d.tick(0)
+    d.tick(10)
+    assert made == ["1.8.0"] and d.frame.ident == "1.8.0", made
+    d.tick(1000)
+    d.tick(1500)
+    assert made == ["1.8.0", "2.8.0"] and d.frame.ident == "2.8.0", "made once while shown"
+    try:
+        d.set_items(LIST_AUTO, ["x"], lambda k: (k, 5, 3, 0, ""))
+        raise AssertionError("a bad item accepted")
+    except ValueError:
+        pass
+    assert d.frame.ident == "2.8.0" and d.items(LIST_AUTO) == 3, "the list kept"
+
+
 def test_hot_path_allocation_free():
     box = [1000]
     items = [("1.8.0", lambda: box[0], 3, ANN_IMPORT, "kWh"),

@@ -747,3 +747,21 @@ def test_a_range_answer_with_the_rtc_past_2068():
     q = _prof(Clk(t + 30), _regs(), Partition(nor, 0, nor.size), period=60)
     for a, b in ((t - 1800, t), (0, t + 60), (2**31 - 600, 2**31 + 600)):
         assert _same(q, a, b) > 0, (a - t1, b - t1)
+
+
+def test_channel_table_is_constant_and_names_lib_energys_registers():
+    # CHANNELS names lib/energy's register indices through constants of its own (a constant
+    # tuple, in flash when frozen: RAM, issue 12): each energy and demand channel's sources
+    import energy
+    from meter import profile
+
+    want = {"1.29": (energy.A_PLUS,), "2.29": (energy.A_MINUS,), "3.29": (energy.Q1, energy.Q2),
+            "4.29": (energy.Q3, energy.Q4), "5.29": (energy.Q1,), "6.29": (energy.Q2,),
+            "7.29": (energy.Q3,), "8.29": (energy.Q4,), "9.29": (energy.S_IMPORT,),
+            "10.29": (energy.S_EXPORT,), "1.5": (energy.A_PLUS,), "2.5": (energy.A_MINUS,)}
+    assert type(profile.CHANNELS) is tuple
+    for c, d in profile.CHANNELS:
+        assert profile.channel(c) is d
+        if c in want:
+            assert d[1] == want.pop(c), c
+    assert not want and profile.channel("99.29") is None

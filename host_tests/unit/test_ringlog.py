@@ -219,6 +219,23 @@ def test_crc32_in_16_bit_halves_equals_binascii():
     assert high > 100, "most CRCs have a top bit set: the case that allocates on 32 bits"
 
 
+
+def test_crc32_tables_are_bytes_of_the_polynomial():
+    # every entry against the bitwise definition; bytes constants stay in flash when frozen
+    # (two arrays built at import cost 1 KB of device RAM, issue 12), and their items are
+    # small ints on any port (a frozen tuple of ints above 0x1FFF holds long-int objects)
+    from flashstore import ringlog
+
+    tabs = (ringlog._T0, ringlog._T1, ringlog._T2, ringlog._T3)
+    assert all(type(t) is bytes and len(t) == 256 for t in tabs)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+        got = tabs[0][i] | tabs[1][i] << 8 | tabs[2][i] << 16 | tabs[3][i] << 24
+        assert got == c, "entry %d" % i
+
+
 def test_crc32_feed_allocates_nothing():
     import micropython
 

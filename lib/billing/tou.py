@@ -48,8 +48,8 @@ Configuration (JSON text or the parsed dict) mirrors the DLMS attributes: keys
 ``activate_passive_calendar_time`` (``"YYYY-MM-DD HH:MM[:SS]"`` or null) and
 ``special_days_table`` (list of entries). Errors raise ValueError naming the field, e.g.
 ``day_profile_table_active[1].day_schedule[2].start_time: '25:00' is not HH:MM[:SS]``.
-``DEFAULT`` is the default plan: one season from 01-01, every day profile 1, tariff 1 from
-00:00, no special days.
+``DEFAULT`` is the default plan (JSON text): one season from 01-01, every day profile 1,
+tariff 1 from 00:00, no special days.
 """
 
 from micropython import const
@@ -78,18 +78,16 @@ _FIXED = const(0)
 _WESTERN = const(1)
 _ORTHODOX = const(2)
 
-DEFAULT = {
-    "calendar_name_active": "default",
-    "season_profile_active": [
-        {"season_profile_name": "all year", "season_start": "01-01", "week_name": "week"}],
-    "week_profile_table_active": [
-        {"week_profile_name": "week", "monday": 1, "tuesday": 1, "wednesday": 1,
-         "thursday": 1, "friday": 1, "saturday": 1, "sunday": 1}],
-    "day_profile_table_active": [
-        {"day_id": 1, "day_schedule": [{"start_time": "00:00", "script_selector": 1}]}],
-    "activate_passive_calendar_time": None,
-    "special_days_table": [],
-}
+# the default plan as JSON text (:func:`load` takes both): a str constant stays in flash when
+# frozen, where the dict with its lists and dicts held ~0.5 KB of RAM for good (issue 12)
+DEFAULT = (
+    '{"calendar_name_active": "default", "season_profile_active": [{"season_profile_name": '
+    '"all year", "season_start": "01-01", "week_name": "week"}], "week_profile_table_active": '
+    '[{"week_profile_name": "week", "monday": 1, "tuesday": 1, "wednesday": 1, "thursday": 1, '
+    '"friday": 1, "saturday": 1, "sunday": 1}], "day_profile_table_active": [{"day_id": 1, '
+    '"day_schedule": [{"start_time": "00:00", "script_selector": 1}]}], '
+    '"activate_passive_calendar_time": null, "special_days_table": []}'
+)
 
 
 # ---- field parsers (each raises ValueError naming the field) ------------------------------

@@ -464,13 +464,15 @@ class RateLimit:
         self.window_s = window_s
         self.max_window_s = max_window_s
         self.burst_for = burst_for if burst_for is not None else {}
-        self._slot = bytearray(256)  # code -> slot + 1 (0: none yet)
+        # a bit per code seen; its slot is found among the codes of the slots in use
+        # (:meth:`_slot_of`: no 256-byte code -> slot table, RAM, issue 12)
+        self._seen = bytearray(32)
         self._code = bytearray(slots)
         self._used = 0
         # window starts, RTC s: unsigned (2**31 is reached in 2068, the clock is settable to
         # 2099; array "i" overflowed there, and wrapped silently on MicroPython)
         self._start = array("I", [0] * slots)
-        self._win = array("i", [0] * slots)
+        self._dbl = bytearray(slots)  # times the window doubled (:meth:`_window`)
         self._sup = array("i", [0] * slots)
         self._n = bytearray(slots)  # records in the window (saturates at 255)
         self._grow = bytearray(slots)  # the last window had to suppress
@@ -478,33 +480,56 @@ class RateLimit:
         self._subj = bytearray(6 * slots)
         self.suppressed = 0  # total counted and not recorded one by one (since boot)
 
+    def _slot_of(self, code):
+        # the slot of a code seen before: its own, else the last one (which the codes beyond
+        # ``slots`` share; only its code byte is the latest of them)
+        c = self._code
+        last = len(c) - 1
+        for i in range(self._used if self._used < last else last):
+            if c[i] == code:
+                return i
+        return last
+
+    def _window(self, i):
+        # slot i's window, s: ``window_s``, doubled _dbl[i] times up to ``max_window_s`` (a
+        # byte per slot, not an int array: RAM, issue 12)
+        k = self._dbl[i]
+        if not k:
+            return self.window_s
+        w = self.window_s << k
+        return w if w < self.max_window_s else self.max_window_s
+
     def pending(self, code):
         """Events of ``code`` counted and not yet in a summary record."""
-        i = self._slot[code & 0xFF]
-        return self._sup[i - 1] if i else 0
+        code &= 0xFF
+        if not self._seen[code >> 3] & (1 << (code & 7)):
+            return 0
+        return self._sup[self._slot_of(code)]
 
     def admit(self, code, now, src=0, subj=None):
         """True: record this event now. False: it was counted for a summary. Summaries that
         became due are returned by :meth:`due` (call it first)."""
         code &= 0xFF
-        i = self._slot[code] - 1
-        if i < 0:
+        if self._seen[code >> 3] & (1 << (code & 7)):
+            i = self._slot_of(code)
+        else:
+            self._seen[code >> 3] |= 1 << (code & 7)
             i = self._used if self._used < len(self._code) else len(self._code) - 1
             if self._used < len(self._code):
                 self._used += 1
-            self._slot[code] = i + 1
             self._code[i] = code
             self._start[i] = now if now > 0 else 0  # (RTC s; unsigned, see __init__)
-            self._win[i] = self.window_s
+            self._dbl[i] = 0
             self._n[i] = 1
             return True
-        if now - self._start[i] >= self._win[i] or now < self._start[i]:
+        if now - self._start[i] >= self._window(i) or now < self._start[i]:
             # a new window; it doubles while the previous one had to suppress
             if self._grow[i] or self._sup[i]:
-                w = self._win[i] * 2
-                self._win[i] = w if w < self.max_window_s else self.max_window_s
+                k = self._dbl[i]
+                if k == 0 or self._window(i) < self.max_window_s:
+                    self._dbl[i] = k + 1
             else:
-                self._win[i] = self.window_s
+                self._dbl[i] = 0
             self._start[i] = now if now > 0 else 0
             self._n[i] = 1
             self._grow[i] = 0
@@ -524,7 +549,7 @@ class RateLimit:
         """True if :meth:`due` would return a summary (allocation-free: the once-a-second
         check of firmware/meter/eventstore.py)."""
         for i in range(self._used):
-            if self._sup[i] and (force or now - self._start[i] >= self._win[i]
+            if self._sup[i] and (force or now - self._start[i] >= self._window(i)
                                  or now < self._start[i]):
                 return True
         return False
@@ -537,7 +562,7 @@ class RateLimit:
             if self._sup[i]:
                 if now < self._start[i]:
                     return now  # (a clock set backwards ends the window)
-                e = self._start[i] + self._win[i]
+                e = self._start[i] + self._window(i)
                 if best is None or e < best:
                     best = e
         return best
@@ -548,7 +573,7 @@ class RateLimit:
         out = []
         for i in range(self._used):
             n = self._sup[i]
-            if n and (force or now - self._start[i] >= self._win[i] or now < self._start[i]):
+            if n and (force or now - self._start[i] >= self._window(i) or now < self._start[i]):
                 out.append((self._code[i], n, self._src[i],
                             bytes(self._subj[6 * i : 6 * i + 6])))
                 self._sup[i] = 0

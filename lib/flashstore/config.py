@@ -78,7 +78,8 @@ class ConfigStore:
     """Two-copy, CRC-checked configuration record.
 
     ``flash``: flash interface with an even number (>= 2) of sectors; ``defaults``: dict of
-    JSON-encodable values (returned, as a deep copy, whenever stored data cannot be used);
+    JSON-encodable values (returned, as a deep copy, whenever stored data cannot be used), or
+    a callable returning a new such dict at each call (then none is kept: RAM, issue 12);
     ``version``: int 0..65535, bump it when the meaning of a key changes; ``migrate``: callable
     ``(old_dict, old_version) -> dict`` or None; ``validate``: callable ``(dict) -> bool`` or
     None (e.g. calibration ranges); a copy that fails it is treated as corrupt; ``log``:
@@ -92,7 +93,7 @@ class ConfigStore:
         if not 0 <= version <= 0xFFFF:
             raise ValueError("version must be 0..65535")
         self._flash = flash
-        self._defaults = _copy(defaults)
+        self._defaults = defaults if callable(defaults) else _copy(defaults)
         self.version = version
         self._migrate = migrate
         self._validate = validate
@@ -108,6 +109,11 @@ class ConfigStore:
         self.copies = 0
         self.seq = 0
         self.stored_version = None
+
+    def _fresh(self):
+        # a new copy of the defaults
+        d = self._defaults
+        return d() if callable(d) else _copy(d)
 
     def _say(self, msg):
         if self._log is not None:
@@ -186,7 +192,7 @@ class ConfigStore:
                 status = STATUS_BLANK  # nothing was ever committed (first save cut at most)
             else:
                 status = STATUS_CORRUPT
-            return self._done(_copy(self._defaults), status, notes)
+            return self._done(self._fresh(), status, notes)
         i = valid[0]
         if len(valid) == 2 and self._seq[1] > self._seq[0]:
             i = 1
@@ -195,10 +201,10 @@ class ConfigStore:
         self.stored_version = ver
         notes = "using %s (seq %d, version %d); %s" % (names[i], seq, ver, notes)
         if ver > self.version:
-            return self._done(_copy(self._defaults), STATUS_NEWER, notes)
+            return self._done(self._fresh(), STATUS_NEWER, notes)
         if ver < self.version:
             if self._migrate is None:
-                return self._done(_copy(self._defaults), STATUS_OLD_DEFAULTS,
+                return self._done(self._fresh(), STATUS_OLD_DEFAULTS,
                                   notes + "; no migration")
             try:
                 obj = self._migrate(obj, ver)
@@ -207,7 +213,7 @@ class ConfigStore:
                 if self._validate is not None and not self._validate(obj):
                     raise ValueError("migrated config fails validation")
             except Exception as e:
-                return self._done(_copy(self._defaults), STATUS_OLD_DEFAULTS,
+                return self._done(self._fresh(), STATUS_OLD_DEFAULTS,
                                   notes + "; migration failed: %r" % (e,))
             cfg, missing = self._merge(obj)
             return self._done(cfg, STATUS_MIGRATED, notes + missing)
@@ -219,7 +225,7 @@ class ConfigStore:
         return self._done(cfg, status, notes + missing)
 
     def _merge(self, obj):
-        cfg = _copy(self._defaults)
+        cfg = self._fresh()
         missing = [k for k in cfg if k not in obj]
         for k in obj:
             cfg[k] = obj[k]

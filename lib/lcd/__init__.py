@@ -476,7 +476,8 @@ class Display:
     Use: call :meth:`tick` with a ms clock (``board.clock.ticks_ms()``) every few hundred ms; it
     re-reads the current value and returns True when ``frame`` changed, then
     ``lcd.show(display.frame)``. ``tick`` and value rendering allocate nothing (one preallocated
-    frame), provided the getters do not and values are small ints.
+    frame), provided the getters do not and values are small ints; in a list set by keys
+    (:meth:`set_items` with ``make``) a step to the next item makes that item.
     """
 
     def __init__(self, auto=(), alt=(), test=(), hold_ms=10000, return_ms=30000,
@@ -487,6 +488,9 @@ class Display:
         self._prev = Frame()
         self._prev.ann = -1  # differs from any frame: the first tick reports a change
         self._lists = [[], [], []]
+        self._make = [None, None, None]  # per list: make(key) -> item, or None (items held)
+        self._cur = None  # the item made for the one shown (lists with ``make``)
+        self._cur_at = -1  # list_id * 256 + index it was made for
         self.set_items(LIST_AUTO, auto)
         self.set_items(LIST_ALT, alt)
         self.set_items(LIST_TEST, test)
@@ -501,11 +505,22 @@ class Display:
         self._diff = ticks_diff or _ticks_diff
         self._render()
 
-    def set_items(self, which, items):
-        """Replace list ``which`` (LIST_AUTO/LIST_ALT/LIST_TEST) with ``items`` (validated)."""
+    def set_items(self, which, items, make=None):
+        """Replace list ``which`` (LIST_AUTO/LIST_ALT/LIST_TEST) with ``items`` (validated).
+        With ``make``, ``items`` are keys and ``make(key)`` makes each one's item: each is
+        made and checked here, then only the one shown is held, made again when it is
+        reached (RAM: a getter closure each; a step to the next item allocates then)."""
         if which < 0 or which > LIST_TEST:
             raise ValueError("lcd: unknown list %r" % which)
-        self._lists[which] = [_norm_item(it) for it in items]
+        if make is None:
+            self._lists[which] = [_norm_item(it) for it in items]
+        else:
+            for k in items:
+                _norm_item(make(k))
+            self._lists[which] = list(items)
+        self._make[which] = make
+        self._cur = None
+        self._cur_at = -1
         if which == getattr(self, "list_id", LIST_AUTO):
             self.index = 0
 
@@ -617,7 +632,16 @@ class Display:
             return
         if self.index >= len(lst):
             self.index = 0
-        self._item(f, lst[self.index])
+        it = lst[self.index]
+        mk = self._make[self.list_id]
+        if mk is not None:
+            at = self.list_id * 256 + self.index
+            if self._cur_at != at:
+                self._cur = None  # (the previous one is garbage before the next is made)
+                self._cur = _norm_item(mk(it))
+                self._cur_at = at
+            it = self._cur
+        self._item(f, it)
         f.ann |= self.flags
 
     def _item(self, f, it):

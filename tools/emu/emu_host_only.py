@@ -77,16 +77,6 @@ HOST_ONLY = {
         ("heap", 128 * _KB, "the whole meter with the billing functions (issue 10) plus the "
          "virtual board's ADE7953 model and trace run out of a 96 KiB heap (MemoryError in "
          "the model, so no pulse)"),
-    "test_display.test_only_the_list_shown_holds_items_in_ram":
-        ("heap", 128 * _KB, "the whole meter on the virtual board, its diagnostic and test "
-         "lists built in turn, in a 96 KiB heap: ~2 KB short since session 8 (the per-second "
-         "functions split to keep their frames off the heap added module RAM; lowest free "
-         "after a test 35 552 -> 33 472 B); runs on MPS2_AN385"),
-    "test_display.test_dst_annunciator_while_summer_time":
-        ("heap", 128 * _KB, "two whole meters on the virtual board in turn (billing with a "
-         "DST rule, then without) in a 96 KiB heap: MemoryError at the second's catalogue in "
-         "the full run since session 8 (see test_only_the_list_shown_holds_items_in_ram); "
-         "runs on MPS2_AN385"),
     "test_load.test_bundled_household_pv_year": _YEAR,
     "test_load.test_bundled_household_year": _YEAR,
     "test_load.test_year_trace_heap_footprint": _YEAR,
