@@ -354,3 +354,33 @@ def test_virtual_chip_metering_read_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+
+
+def test_metering_step_allocates_no_frame():
+    # Metering.step had 25 words of state (and _implausible 12): two heap-allocated frames
+    # every second, on the device as on the virtual board; now split (step, _check,
+    # _implausible, _accept / _drop_interval, _feed)
+    from energy import Registers, lsb_per_unit_q8
+    from energy.pulse import NoLoadGate
+
+    import events
+    from meter.metering import Metering
+    from meter.testoutput import TestOutput
+
+    clock, model, drv = _virtual_chip()
+    cal = drv.cal
+    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+    m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), clock,
+                 events.EventLog(clock), consumers=(TestOutput(cal, 1000),))
+    m.chip_up(clock.ticks_ms())
+
+    def pre():
+        clock.now += 1000
+
+    pre()
+    assert m.step() == 0
+    got = _allocated(m.step, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+    assert m.step() == 0 and m.regs.snapshot()["1.8.0"] > 0
