@@ -384,3 +384,35 @@ def test_metering_step_allocates_no_frame():
         return
     assert got == 0, got
     assert m.step() == 0 and m.regs.snapshot()["1.8.0"] > 0
+
+
+async def test_virtual_clock_turns_allocate_no_frame():
+    # at --speed max each turn of MicroPython's asyncio loop polled for I/O in a frame of
+    # more than 11 words (asyncio's IOQueue.wait_io_event: 144 B a turn on the unix port),
+    # several turns per simulated second; boards/sim/clock.py skips the poll when there is
+    # no stream and no time to wait
+    import asyncio
+
+    from boards.sim.clock import VirtualClock
+
+    total = _meter_total()
+    clk = VirtualClock(speed=0)
+    got = []
+    woke = [0]
+
+    async def sleeper():
+        while True:
+            await clk.sleep_ms(1000)
+            woke[0] += 1
+
+    for _ in range(4):
+        asyncio.create_task(sleeper())
+    await clk.sleep_ms(5000)  # (warm: the clock's tables grown)
+    t0 = total() if total is not None else 0
+    await clk.sleep_ms(50000)
+    if total is not None:
+        got.append(total() - t0)
+    clk.stopped = True
+    assert woke[0] >= 4 * 54, woke  # every sleeper woke every simulated second
+    if got:
+        assert got[0] == 0, got
