@@ -317,89 +317,109 @@ class ADE7953Model:
         # integrate the trace from _t to now into the accumulators (module docstring):
         # per trace segment the measured powers (_measure), the peaks and the over-range
         # flags (DS p.46-47); then whole counts move from the exact residues to the
-        # registers, with the wrap and its flag (DS p.25)
+        # registers, with the wrap and its flag (DS p.25). (Split in four so that no frame
+        # passes 11 words: a larger one is heap-allocated at every call, and this runs every
+        # simulated second; BENCHMARKS "Session 9: speed".)
         now = self._now()
         t = self._t
         if now <= t or self._ready_at is not None:
             self._t = now if now > t else t
             return
-        cfg = self._cfg
-        if cfg is None:  # (cleared by every register write)
-            g = self._regs
-            (k, den) = self._scale()
-            cfg = self._cfg = (k[0], k[1], k[2], den[0], den[1], den[2], self._nl_mw(0x203, 1),
-                               self._nl_mw(0x204, 2), self._nl_mw(0x205, 4), g[0x224],
-                               g[0x225])
-        k0, k1, k2, d0, d1, d2, nl0, nl1, nl2, ovlvl, oilvl = cfg
-        acc = self._acc
-        peak = self._peak
-        trace = self._trace  # (not ``trace.at`` in a local: a bound method is an allocation)
-        irq = 0
+        if self._cfg is None:  # (cleared by every register write)
+            self._configure()
         while t < now:
-            p, q, nxt = trace.at(t)
-            end = now if (nxt is None or nxt > now) else nxt
-            dt = end - t
-            m = self._meas_key  # (the cache test of _measure, saving the call)
-            if (m is not None and m[0] == p and m[1] == q and m[2] == self.v_mv
-                    and m[3] == self.neutral_ratio_pct):
-                m = self._meas
-            else:
-                m = self._measure(p, q)
-            p = m[0]  # (one by one: a multiple assignment of more than 3 builds a tuple)
-            q = m[1]
-            s = m[2]
-            pv = m[3]
-            pa = m[4]
-            pb = m[5]
-            # peak detection and the over-range flags
-            if pv > peak[0]:
-                peak[0] = pv
-            if pa > peak[1]:
-                peak[1] = pa
-            if pb > peak[2]:
-                peak[2] = pb
-            if pa > oilvl:
-                irq |= 1 << 13  # OIA
-            if pv > ovlvl:
-                irq |= 1 << 16  # OV
-            if (p if p >= 0 else -p) >= nl0:
-                acc[0] += p * dt * k0
-            if (q if q >= 0 else -q) >= nl1:
-                acc[1] += q * dt * k1
-            if s >= nl2:
-                acc[2] += s * dt * k2
+            r = self._trace.at(t)
+            end = r[2]
+            if end is None or end > now:
+                end = now
+            self._segment(r[0], r[1], end - t)
             t = end
         self._t = now
+        self._carry()
+
+    def _configure(self):
+        # the cached (k P, k Q, k S, den P, den Q, den S, no-load P, Q, S, OVLVL, OILVL)
+        g = self._regs
+        (k, den) = self._scale()
+        self._cfg = (k[0], k[1], k[2], den[0], den[1], den[2], self._nl_mw(0x203, 1),
+                     self._nl_mw(0x204, 2), self._nl_mw(0x205, 4), g[0x224], g[0x225])
+
+    def _segment(self, p, q, dt):
+        # one trace segment of ``dt`` ms at (p mW, q mvar): peaks, over-range flags, energy
+        m = self._meas_key  # (the cache test of _measure, saving the call)
+        if (m is not None and m[0] == p and m[1] == q and m[2] == self.v_mv
+                and m[3] == self.neutral_ratio_pct):
+            m = self._meas
+        else:
+            m = self._measure(p, q)
+        peak = self._peak
+        p = m[3]  # (the peaks one by one: a multiple assignment of more than 3 builds a tuple)
+        if p > peak[0]:
+            peak[0] = p
+        if p > self._cfg[9]:
+            self._irqstata |= 1 << 16  # OV
+        p = m[4]
+        if p > peak[1]:
+            peak[1] = p
+        if p > self._cfg[10]:
+            self._irqstata |= 1 << 13  # OIA
+        p = m[5]
+        if p > peak[2]:
+            peak[2] = p
+        self._accrue(m, dt)
+
+    def _accrue(self, m, dt):
+        # the segment's P, Q, S (m[0..2]) times dt into the exact residues, each above its
+        # no-load threshold (module docstring)
+        cfg = self._cfg
+        acc = self._acc
+        x = m[0]
+        if (x if x >= 0 else -x) >= cfg[6]:
+            x = x * dt * cfg[0]
+            acc[0] += x
+        x = m[1]
+        if (x if x >= 0 else -x) >= cfg[7]:
+            x = x * dt * cfg[1]
+            acc[1] += x
+        x = m[2]
+        if x >= cfg[8]:
+            x = x * dt * cfg[2]
+            acc[2] += x
+
+    def _carry(self):
+        # whole counts from the residues to the registers, with the wrap and its flag (DS
+        # p.25); the three unrolled on purpose (a loop or a helper: a larger frame or a call
+        # each)
+        acc = self._acc
         reg = self._reg
-        # the three accumulators unrolled on purpose: this runs every simulated second, and
-        # a loop or a helper would cost a heap-allocated frame or a call each (BENCHMARKS,
-        # "Simulator speed (session 8)")
-        c = acc[0] // d0
+        cfg = self._cfg
+        c = acc[0] // cfg[3]
         if c:
-            acc[0] -= c * d0
+            r = c * cfg[3]
+            acc[0] -= r
             r = reg[0] + c
             if r > 0x7FFFFF or r < -0x800000:
                 r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
-                irq |= 1 << 3  # AEOFA
+                self._irqstata |= 1 << 3  # AEOFA
             reg[0] = r
-        c = acc[1] // d1
+        c = acc[1] // cfg[4]
         if c:
-            acc[1] -= c * d1
+            r = c * cfg[4]
+            acc[1] -= r
             r = reg[1] + c
             if r > 0x7FFFFF or r < -0x800000:
                 r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
-                irq |= 1 << 4  # VAREOFA
+                self._irqstata |= 1 << 4  # VAREOFA
             reg[1] = r
-        c = acc[2] // d2
+        c = acc[2] // cfg[5]
         if c:
-            acc[2] -= c * d2
+            r = c * cfg[5]
+            acc[2] -= r
             r = reg[2] + c
             if r > 0x7FFFFF or r < -0x800000:
                 r = ((r + 0x800000) & 0xFFFFFF) - 0x800000
-                irq |= 1 << 5  # VAEOFA
+                self._irqstata |= 1 << 5  # VAEOFA
             reg[2] = r
-        if irq:
-            self._irqstata |= irq
 
     # -- instantaneous values ----------------------------------------------------------------
 

@@ -67,6 +67,28 @@ else:
         return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
+def _lean_io_wait():
+    """At every turn of its loop MicroPython's asyncio polls for I/O
+    (``asyncio.core._io_queue.wait_io_event(dt)``), a function whose frame passes 11 words, so
+    it is heap-allocated at every call: 144 B a turn on the unix port, several turns per
+    simulated second. With no stream registered (``map`` empty) and no time to wait (dt 0)
+    that poll has nothing to find: this wraps the current loop's queue so that such a turn
+    skips it (the same tasks run in the same order); any other turn polls as before. Sim
+    only (the --speed max driver installs it); a new event loop has a new queue, unwrapped.
+    A no-op where asyncio has no such queue (CPython, another MicroPython)."""
+    q = getattr(_core, "_io_queue", None) if _MP else None
+    if q is None or not hasattr(q, "map") or "wait_io_event" in getattr(q, "__dict__", {}):
+        return
+    poll = q.wait_io_event  # (the bound method, made once)
+    m = q.map
+
+    def wait_io_event(dt):
+        if dt or m:
+            poll(dt)
+
+    q.wait_io_event = wait_io_event
+
+
 class _Park:
     # MicroPython: the awaitable of VirtualClock.sleep_ms, one per clock (no allocation per
     # sleep, as asyncio's own SingletonGenerator). sleep_ms() sets ``clock._due`` and returns
@@ -310,6 +332,7 @@ class VirtualClock:
     async def _drive_max(self):
         # MicroPython at --speed max: _drive's loop with the speed test, _others_runnable,
         # _head and _release_head inlined (one pass per release, the hot path of a run)
+        _lean_io_wait()
         y = self._yield
         ticks_ms = time.ticks_ms
         ticks_diff = time.ticks_diff

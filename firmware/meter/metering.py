@@ -225,75 +225,119 @@ class Metering:
     def step(self):
         """One read interval ending now (hot path, allocation-free on every path, the drop
         included). Returns 0, or the DROP_* reason when the interval was dropped."""
-        ade = self.ade
+        # (in five parts so that no frame passes 11 words: a larger one is heap-allocated at
+        # every call; docs/BENCHMARKS.md "Session 9: speed")
         clock = self.clock
         t0 = clock.ticks_ms()
-        code = ade.read_energy()
+        code = self.ade.read_energy()
         now = clock.ticks_ms()  # after the reads: the counts end at or before now
         dt = clock.ticks_diff(now, self._last_ms)
         self._last_ms = now
-        # each word covers from its read last time to its read now: within dt plus the
-        # previous reads' duration; two words' windows differ by at most both durations
-        skew = clock.ticks_diff(now, t0)
-        span = dt + self._skew
-        pair = skew + self._skew
-        self._skew = skew
-        st = self.steps  # (not (st + 1) & mask: st + 1 = 2^30 is itself a long int)
-        self.steps = 0 if st >= 0x3FFFFFFF else st + 1
-        ea = ade.e_active
-        er = ade.e_reactive
-        es = ade.e_apparent
+        t0 = clock.ticks_diff(now, t0)  # the reads' duration
+        if self.steps >= 0x3FFFFFFF:  # (not (steps + 1) & mask: 2^30 is itself a long int)
+            self.steps = 0
+        else:
+            self.steps += 1
         if not code:
-            if ade.overflow:
-                es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
-                ea = _unwrap(ea, es)
-                er = _unwrap(er, es)
-            code = self._implausible(ea, er, es, span, pair)
-            if not code and ade.overflow:  # a repaired wrap (a refused one is the drop)
-                self._ovf = ade.overflow
-                self._pend |= _P_OVERFLOW
+            code = self._check(dt, t0)
         if code:
-            self.drop = code
-            self._d_ea = ea
-            self._d_er = er
-            self._d_es = es
-            self._d_dt = dt
-            self.drops += 1
-            self.ok = False
-            return code
-        self._over_range(ade.over_range, es, span, now)
-        self._e_a = ea  # the last plausible interval (for the display while over range)
-        self._e_r = er
+            self._skew = t0
+            return self._drop_interval(code, dt)
+        self._accept(dt, t0)
+        return 0
+
+    def _check(self, span, pair):
+        # the counts just read, a flagged wrap repaired in the driver's e_* (module
+        # docstring): 0 if physically possible, else DROP_*. Each word covers from its read
+        # last time to its read now: within dt (``span`` on entry) plus the previous reads'
+        # duration; two words' windows differ by at most both durations (``pair`` on entry:
+        # this read's)
+        span += self._skew
+        pair += self._skew
+        ade = self.ade
+        if ade.overflow:
+            es = ade.e_apparent
+            es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
+            ade.e_apparent = es
+            ade.e_active = _unwrap(ade.e_active, es)
+            ade.e_reactive = _unwrap(ade.e_reactive, es)
+        es = self._implausible(span, pair)
+        if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
+            self._ovf = ade.overflow
+            self._pend |= _P_OVERFLOW
+        return es
+
+    def _drop_interval(self, code, dt):
+        ade = self.ade
+        self.drop = code
+        self._d_ea = ade.e_active
+        self._d_er = ade.e_reactive
+        self._d_es = ade.e_apparent
+        self._d_dt = dt
+        self.drops += 1
+        self.ok = False
+        return code
+
+    def _accept(self, dt, skew):
+        # a plausible interval of ``dt`` ms (the reads took ``skew`` ms): over-range, the
+        # no-load gate, the registers, the consumers
+        ade = self.ade
+        es = self._skew
+        self._skew = skew
+        skew = dt + es  # (the span, as in _check)
+        es = ade.e_apparent
+        self._over_range(ade.over_range, es, skew, self._last_ms)
+        self._e_a = ade.e_active  # the last plausible interval (for the display while over
+        self._e_r = ade.e_reactive  # range)
         self._e_s = es
         self._e_dt = dt
         if self.gate.passes(es, dt):
             if self.no_load:
                 self.no_load = False
-            self.regs.add(ea, er, es)
+            self.regs.add(ade.e_active, ade.e_reactive, es)
+            self._feed(True)
         else:
             if not self.no_load:
                 self.no_load = True
-            ea = er = es = 0
-        for c in self.consumers:
-            c.interval(ea, er, es, dt)
-        return 0
+            self._feed(False)
 
-    def _implausible(self, ea, er, es, span, pair):
-        # 0 if the counts are physically possible (module docstring), else DROP_*; ``span``:
-        # ms the words can cover, ``pair``: ms by which two words' windows can differ
+    def _feed(self, passed):
+        # each consumer gets the interval (_e_*), or zeros when the gate refused it
+        cs = self.consumers
+        n = len(cs)
+        i = 0
+        while i < n:
+            if passed:
+                cs[i].interval(self._e_a, self._e_r, self._e_s, self._e_dt)
+            else:
+                cs[i].interval(0, 0, 0, self._e_dt)
+            i += 1
+
+    def _implausible(self, span, pair):
+        # 0 if the counts just read (the driver's e_*) are physically possible (module
+        # docstring), else DROP_*; ``span``: ms the words can cover, ``pair``: ms by which
+        # two words' windows can differ
         if span > _DT_MAX:
             span = _DT_MAX
         if pair > _DT_MAX:
             pair = _DT_MAX
         lim = self._lim_ms * (span + _SLACK_MS) if span >= 0 else 0
-        if ea < 0:
-            ea = -ea
-        if er < 0:
-            er = -er
-        if es < 0 or es > lim or ea > lim or er > lim:
+        ade = self.ade
+        span = ade.e_apparent
+        if span < 0 or span > lim:
             return DROP_RANGE
-        slack = self._lim_ms * (pair + 1)
-        if ea > _mul_q10(es, self._ka) + slack or er > _mul_q10(es, self._kr) + slack:
+        x = ade.e_active
+        if (x if x >= 0 else -x) > lim:
+            return DROP_RANGE
+        x = ade.e_reactive
+        if (x if x >= 0 else -x) > lim:
+            return DROP_RANGE
+        pair = self._lim_ms * (pair + 1)  # (the slack)
+        x = ade.e_active
+        if (x if x >= 0 else -x) > _mul_q10(span, self._ka) + pair:
+            return DROP_RATIO
+        x = ade.e_reactive
+        if (x if x >= 0 else -x) > _mul_q10(span, self._kr) + pair:
             return DROP_RATIO
         return 0
 

@@ -10,6 +10,12 @@ garbage collection inside the step. Skipped where ``mem_total`` is missing (CPyt
 
 from simkit import MICROPYTHON
 
+EMU_HOST_ONLY = {
+    "test_virtual_chip_metering_read_allocates_no_frame":
+        "the virtual board's ADE7953 model (the simulator, on the 64-bit unix port) keeps "
+        "exact energy residues (products up to ~2^50): long ints on a 32-bit core",
+}
+
 
 def _meter_total():
     if not MICROPYTHON:
@@ -378,3 +384,120 @@ def test_periodic_and_power_fail_commits_allocate_no_frame():
     if got[0] is None:
         return
     assert got == [0, 0], got  # periodic, power-fail
+
+
+class _Steady:
+    # one row of load for ever, the same tuple at every call (as boards/sim/load.LoadTrace
+    # answers within a row)
+    def __init__(self):
+        self.row = (2300000, 400000, None)
+
+    def at(self, t):
+        return self.row
+
+
+def _virtual_chip():
+    from ade7953 import ADE7953
+
+    from boards.sim.ade7953_model import ADE7953Model
+    from boards.sim.hw import ChipSelect, SimSPI
+    from simkit import ManualClock, run
+
+    clock = ManualClock()
+    model = ADE7953Model(_Steady(), clock.ticks_ms)
+    drv = ADE7953(SimSPI(model), ChipSelect("CS", model))
+    run(drv.begin(clock.sleep_ms))
+    return clock, model, drv
+
+
+def test_virtual_chip_metering_read_allocates_no_frame():
+    # the virtual board's ADE7953 model integrated the trace every simulated second in one
+    # function of 47 words (_advance: ~420 B from the heap each second on a 64-bit port)
+    clock, model, drv = _virtual_chip()
+
+    def pre():
+        clock.now += 1000
+
+    pre()
+    assert drv.read_energy() == 0  # (the first integration builds the chip's cached scales)
+    got = _allocated(drv.read_energy, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
+
+def test_metering_step_allocates_no_frame():
+    # Metering.step had 25 words of state (and _implausible 12): two heap-allocated frames
+    # every second, on the device as on the virtual board; now split (step, _check,
+    # _implausible, _accept / _drop_interval, _feed). The driver answers fixed counts (no
+    # chip model: it runs on the 32-bit cores too)
+    from ade7953 import ADE7953
+    from energy import Registers, lsb_per_unit_q8
+    from energy.pulse import NoLoadGate
+
+    import events
+    from boards.sim.hw import SimPin
+    from meter.metering import Metering
+    from meter.testoutput import TestOutput
+    from simkit import ManualClock
+
+    class _Counts(ADE7953):
+        # 2.3 kW, 400 var for a second at the reference calibration (DS p.25)
+        def read_energy(self):
+            self.e_active = 15275
+            self.e_reactive = 2656
+            self.e_apparent = 15504
+            self.irq_status = self.overflow = self.over_range = 0
+            return 0
+
+    clock = ManualClock()
+    drv = _Counts(None, SimPin("CS", 1))
+    cal = drv.cal
+    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+    m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), clock,
+                 events.EventLog(clock), consumers=(TestOutput(cal, 1000),))
+    m.chip_up(clock.ticks_ms())
+
+    def pre():
+        clock.now += 1000
+
+    pre()
+    assert m.step() == 0
+    got = _allocated(m.step, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+    pre()
+    assert m.step() == 0 and m.regs.snapshot()["1.8.0"] > 0
+
+
+async def test_virtual_clock_turns_allocate_no_frame():
+    # at --speed max each turn of MicroPython's asyncio loop polled for I/O in a frame of
+    # more than 11 words (asyncio's IOQueue.wait_io_event: 144 B a turn on the unix port),
+    # several turns per simulated second; boards/sim/clock.py skips the poll when there is
+    # no stream and no time to wait
+    import asyncio
+
+    from boards.sim.clock import VirtualClock
+
+    total = _meter_total()
+    clk = VirtualClock(speed=0)
+    got = []
+    woke = [0]
+
+    async def sleeper():
+        while True:
+            await clk.sleep_ms(1000)
+            woke[0] += 1
+
+    for _ in range(4):
+        asyncio.create_task(sleeper())
+    await clk.sleep_ms(5000)  # (warm: the clock's tables grown)
+    t0 = total() if total is not None else 0
+    await clk.sleep_ms(50000)
+    if total is not None:
+        got.append(total() - t0)
+    clk.stopped = True
+    assert woke[0] >= 4 * 54, woke  # every sleeper woke every simulated second
+    if got:
+        assert got[0] == 0, got
