@@ -150,6 +150,14 @@ def test_a_new_code_never_takes_another_codes_count_for_its_summary():
     assert lim.pending(1) == 0 and lim.admit(1, t + 61), "code 1 gave its slot: a new one"
     assert not lim.admit(E.CLOCK_SET, t + 62) and lim.pending(E.CLOCK_SET) == 1
     assert [(c, k) for c, k, _s, _j in lim.due(t + 200)] == [(E.CLOCK_SET, 1)]
+    # a code whose flood ended (its summary written) is idle once quiet for the longest
+    # window after its own: every code that ever flooded kept its slot for good
+    lim = E.RateLimit(burst=1, window_s=60, max_window_s=120, slots=2)
+    assert lim.admit(E.SEAL_OPEN, 0) and not lim.admit(E.SEAL_OPEN, 1)
+    assert [(c, k) for c, k, _s, _j in lim.due(60)] == [(E.SEAL_OPEN, 1)]
+    assert lim.admit(E.WRONG_PASSWORD, 300) and not lim.admit(E.WRONG_PASSWORD, 301)
+    assert lim.admit(E.CLOCK_SET, 330)
+    assert [(c, k) for c, k, _s, _j in lim.due(360)] == [(E.WRONG_PASSWORD, 1)]
 
 
 def test_rate_limit_windows_double_up_to_the_maximum():

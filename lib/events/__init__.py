@@ -491,15 +491,19 @@ class RateLimit:
         return last
 
     def _idle(self, now):
-        # every slot taken: one whose code is idle (nothing counted, its last window
-        # suppressed nothing and is over: a fresh slot would behave the same) is given to
-        # the new code; else the last one, shared. (The shared slot's summary carries its
-        # newest code: sharing it while another code's count waited relabelled that count,
-        # a flood of one code reported under the next new code's name.)
+        # every slot taken: one whose code is idle (nothing counted and its window over; if
+        # that window had to suppress, over for ``max_window_s`` more: a flood that paused
+        # a day starts again at ``window_s``) is given to the new code; else the last one,
+        # shared. (The shared slot's summary carries its newest code: sharing it while
+        # another code's count waited relabelled that count, a flood of one code reported
+        # under the next new code's name.)
         last = len(self._code) - 1
         for i in range(last + 1):
-            if not (self._sup[i] or self._grow[i]) and (
-                    now - self._start[i] >= self._window(i) or now < self._start[i]):
+            if self._sup[i]:
+                continue
+            d = now - self._start[i]
+            w = self._window(i)
+            if d < 0 or d >= (w + self.max_window_s if self._grow[i] else w):
                 if i < last:
                     c = self._code[i]
                     self._seen[c >> 3] &= ~(1 << (c & 7)) & 0xFF
