@@ -550,6 +550,10 @@ class Catalogue:
         lim = self.clock_limit_uplink if up else self.clock_limit
         if lim is None and self.make_clock_limit is not None:
             lim = self.make_clock_limit()
+            # the period's sets from the audit trail before it is kept: a read that raised
+            # (a flash error, memory short) must not leave a budget that counted none
+            self._clock_restore(lim, up)
+            lim.restored = True
             if up:
                 self.clock_limit_uplink = lim
             else:
@@ -558,9 +562,9 @@ class Catalogue:
             return self._s_clock
         if not isinstance(secs, int) or not 0 <= secs < 3155760000:
             raise ValueError("RTC seconds out of range")
-        if not lim.restored:
-            lim.restored = True
+        if not lim.restored:  # (marked once done: a read that raised is done again)
             self._clock_restore(lim, up)
+            lim.restored = True
         old = self.clock.time()
         valid = getattr(self.clock, "rtc_valid", True)
         why = 0 if seal_open else lim.check(old, secs, valid)

@@ -28,6 +28,10 @@ every number used even while one copy is missing). The price: two writes at the 
 message (blank partition) and after a damaged copy, and up to two blocks (2048 numbers)
 skipped by an outbox lost, not one; the u32 seq (< 2**31) lasts 68 years at a message a second.
 
+Each save is read back (both copies): a program that did not take (worn or faulty NOR cells
+report nothing) reserves nothing, and the next save goes over the copy that did not take
+again, never over the one left.
+
 Wear: one erase of a 4 KiB sector per reservation, the two copies in turn: 40 a year is 20
 erases per sector a year (NOR flash: >= 100 000 cycles).
 """
@@ -69,22 +73,33 @@ class SeqFloor:
         copy. Returns the new :attr:`safe` (int: the copy kept, the previous floor; 0 when
         it was blank or damaged, then reserve again), or None (nothing reserved: the outbox
         asks again at its next message) past the range, during the power-fail warning, or
-        when the flash failed."""
+        when the flash failed (raised, or the copy read back is not the one written)."""
         if not 0 <= floor <= _MAX:
             return None
         sp = self._supply
         if sp is not None and sp.warning:
             return None
         prev = self.value if self._copies else 0  # the copy not overwritten
+        store = self._store
         try:
-            self._store.save({"floor": floor, "prev": prev})
+            store.save({"floor": floor, "prev": prev})
+            # read back: a NOR program that did not take (worn or faulty cells; the chip
+            # reports nothing) is no reservation, and the store learns which copy is left
+            # (it overwrote that one, the only valid one, at the next save)
+            ok = store.load()[0].get("floor") == floor
         except Exception:  # a failing partition must not stop the uplink (no floor: asked again)
+            ok = False
+        if not ok:
             if self._copies == 2:  # the older copy is gone with the erase
                 self._copies = 1
             self.safe = 0
             return None
         if self._copies < 2:
             self._copies += 1
+        if store.copies < self._copies:  # (the other copy found damaged by the read back)
+            self._copies = store.copies
+        if self._copies < 2:
+            prev = 0
         self.value = floor
         self.safe = prev
         return prev

@@ -130,3 +130,40 @@ def test_hostile_flood_of_clock_sets_over_the_optical_port():
     assert data.writer("0.9.1", _hhmmss(clk.time() + 5), True, events.SRC_RS485) == 9
     # the uplink's head-end synchronisation is not a local port: not limited
     m.catalogue.write("0.9.1", clk.time() + 5, events.SRC_UPLINK)
+
+
+def test_a_budget_not_rebuilt_is_not_taken_for_a_fresh_one():
+    # The budget of the period is rebuilt from the audit trail at the first set over a
+    # port (since session 9 also built then). A read of the trail that failed (a flash
+    # read error, or memory running short for the first set) left the budget marked
+    # rebuilt with none of the period's sets counted: the next sets were allowed again.
+    import test_storage as ts  # the whole meter on the virtual board
+    from meter.audit import AuditTrail
+
+    board = ts._board(T0)
+    m = ts._meter(board)
+    data = m.iec_map()
+    clk = board.clock
+    for _ in range(4):  # the period's four sets
+        assert data.writer("0.9.1", _hhmmss(clk.time() + 5), True, events.SRC_OPTICAL) is None
+    au = AuditTrail(board.partitions["audit"], clk, m.log)  # a restart: built at first set
+    m.catalogue.audit = au
+    m.catalogue.clock_limit = None
+    fail = [True]
+    entries = au.entries
+
+    def flaky():
+        if fail[0]:
+            fail[0] = False
+            raise OSError(5)  # EIO: the flash read failed once
+        return entries()
+
+    au.entries = flaky
+    try:
+        got = data.writer("0.9.1", _hhmmss(clk.time() + 5), True, events.SRC_OPTICAL)
+    except OSError:
+        got = "raised"
+    assert got is not None, "the clock was set without its budget"
+    t = clk.time()
+    assert data.writer("0.9.1", _hhmmss(clk.time() + 5), True, events.SRC_OPTICAL) == 9
+    assert clk.time() - t < 5, "a fifth set in the period"

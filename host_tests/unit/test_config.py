@@ -127,6 +127,37 @@ def test_cut_at_every_flash_op_keeps_old_or_new_config():
         assert ConfigStore(part, DEFAULTS).load() == (_cfg(9), STATUS_OK), "cut %d: save" % k
 
 
+def test_a_program_that_did_not_take_never_costs_the_other_copy():
+    # A worn or faulty NOR chip can leave a program undone without a word (no program-fail
+    # status). The save was taken as done, and the next one erased the older copy by
+    # sequence number: the only valid one. Two saves on such a chip lost the configuration
+    # (the meter fell back to the factory password, ERR_SECURITY, until a visit). Now a save
+    # reads its copy back: FlashError, and the next save goes over the same slot again.
+    from flashstore.flash import FlashError
+
+    class Worn(Partition):
+        dead = False
+
+        def program(self, addr, data):
+            if not self.dead:
+                Partition.program(self, addr, data)
+
+    dev = NORFlash(2 * 1024, sector_size=1024, page_size=256, strict=True)
+    part = Worn(dev, 0, dev.size)
+    cs = ConfigStore(part, DEFAULTS)
+    cs.load()
+    assert cs.save(_cfg(1)) == 1 and cs.save(_cfg(2)) == 2
+    part.dead = True
+    for i in (3, 4, 5):
+        assert _raises(FlashError, cs.save, _cfg(i)), i
+    cfg, st = ConfigStore(part, DEFAULTS).load()
+    assert st in (STATUS_OK, STATUS_ONE_BAD) and cfg == _cfg(2), (st, cfg.get("n"))
+    part.dead = False  # (a program that takes again: both copies again)
+    assert cs.save(_cfg(6)) == 3 and cs.save(_cfg(7)) == 4
+    cfg, st = ConfigStore(part, DEFAULTS).load()
+    assert st == STATUS_OK and cfg == _cfg(7), (st, cfg.get("n"))
+
+
 def test_one_corrupt_copy_is_reported_and_the_other_used():
     dev, part = _dev()
     cs = ConfigStore(part, DEFAULTS)

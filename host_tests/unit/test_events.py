@@ -132,6 +132,34 @@ def test_rate_limit_codes_beyond_its_slots_share_the_last_one():
     assert lim.admit(2, 61) and not lim.admit(2, 62) and lim.admit(4, 67)
 
 
+def test_a_new_code_never_takes_another_codes_count_for_its_summary():
+    # A long-running meter has seen more codes than the limit has slots (48 slots, about a
+    # hundred codes). Every further code shared the last slot and took it over: the count
+    # of a flood of the code there (wrong passwords) came out in a summary under the name
+    # of the next new code (a clock set), and the flood was hidden. Now a new code takes
+    # the slot of a code that is idle (its window over, nothing counted).
+    lim = E.RateLimit(burst=1, window_s=60, slots=4)
+    assert lim.admit(1, 0) and lim.admit(2, 0) and lim.admit(3, 0)  # weeks ago
+    t = 86400 * 30
+    assert lim.admit(E.WRONG_PASSWORD, t)  # the fourth code: the last slot
+    for k in range(50):
+        assert not lim.admit(E.WRONG_PASSWORD, t + 1 + k)
+    assert lim.admit(E.CLOCK_SET, t + 55), "a new code, recorded"
+    assert lim.pending(E.WRONG_PASSWORD) == 50 and lim.pending(E.CLOCK_SET) == 0
+    assert [(c, k) for c, k, _s, _j in lim.due(t + 60)] == [(E.WRONG_PASSWORD, 50)]
+    assert lim.pending(1) == 0 and lim.admit(1, t + 61), "code 1 gave its slot: a new one"
+    assert not lim.admit(E.CLOCK_SET, t + 62) and lim.pending(E.CLOCK_SET) == 1
+    assert [(c, k) for c, k, _s, _j in lim.due(t + 200)] == [(E.CLOCK_SET, 1)]
+    # a code whose flood ended (its summary written) is idle once quiet for the longest
+    # window after its own: every code that ever flooded kept its slot for good
+    lim = E.RateLimit(burst=1, window_s=60, max_window_s=120, slots=2)
+    assert lim.admit(E.SEAL_OPEN, 0) and not lim.admit(E.SEAL_OPEN, 1)
+    assert [(c, k) for c, k, _s, _j in lim.due(60)] == [(E.SEAL_OPEN, 1)]
+    assert lim.admit(E.WRONG_PASSWORD, 300) and not lim.admit(E.WRONG_PASSWORD, 301)
+    assert lim.admit(E.CLOCK_SET, 330)
+    assert [(c, k) for c, k, _s, _j in lim.due(360)] == [(E.WRONG_PASSWORD, 1)]
+
+
 def test_rate_limit_windows_double_up_to_the_maximum():
     # (a doubling count per slot since session 9, not the window itself: the same windows)
     lim = E.RateLimit(burst=1, window_s=100, max_window_s=60)  # a first window above the cap

@@ -516,6 +516,39 @@ def test_a_list_by_keys_holds_only_the_item_shown():
     assert d.frame.ident == "2.8.0" and d.items(LIST_AUTO) == 3, "the list kept"
 
 
+def test_a_list_by_keys_survives_an_item_not_made():
+    # A step to the next item makes it (a closure): under memory pressure the make raised
+    # after the item shown was dropped, and the index it had been made for was kept. The
+    # scroll then came back to that index (a list of two) and the display drew no item:
+    # the LCD task died at each tick until the list was set again.
+    fail = [False]
+
+    def make(k):
+        if fail[0]:
+            raise MemoryError("memory allocation failed")
+        return (k, lambda: 1000, 3, 0, "kWh")
+
+    d = Display(hold_ms=1000)
+    d.set_items(LIST_AUTO, ["1.8.0", "2.8.0"], make)
+    d.tick(0)
+    assert d.frame.ident == "1.8.0"
+    fail[0] = True
+    try:
+        d.tick(1000)  # the step to 2.8.0: not made
+    except MemoryError:
+        pass
+    for t in (2000, 2100):  # back to 1.8.0 at the next step: made again, or refused alike
+        try:
+            d.tick(t)
+        except MemoryError:
+            pass
+    fail[0] = False
+    d.tick(2200)
+    d.tick(3000)
+    d.tick(4000)
+    assert d.frame.ident in ("1.8.0", "2.8.0"), d.frame.ident
+
+
 def test_hot_path_allocation_free():
     box = [1000]
     items = [("1.8.0", lambda: box[0], 3, ANN_IMPORT, "kWh"),

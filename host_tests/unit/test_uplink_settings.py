@@ -529,3 +529,46 @@ def test_the_older_floor_copy_covers_every_seq_when_the_newer_is_damaged():
     assert log.count(events.FLASH_CORRUPT) == 1, log.entries()  # (the floor's copy)
     seq = up.outbox.put(KIND_READING, '{"n":9}')
     assert seq > max(used), (seq, used)
+
+
+def test_a_floor_program_that_did_not_take_never_costs_the_copy_left():
+    # A worn or faulty NOR chip can leave a program undone without a word (no program-fail
+    # status). The floor's save was taken as done: its read-back was never made, the copy
+    # written was blank, and the next reservation overwrote the older copy, the only valid
+    # one. With the outbox lost as well (a double fault) the next start went on at 1 and
+    # handed every number out again. Now the save is read back: no reservation is taken
+    # for one that did not take, and the copy left is never the one overwritten.
+    from boards.sim.norflash import NORFlash
+    from flashstore.flash import Partition
+    from uplink.outbox import KIND_READING, Outbox
+    from uplink.seqfloor import SeqFloor
+
+    class Worn(Partition):  # programs that do not take, once ``dead`` (erases still do)
+        dead = False
+
+        def program(self, addr, data):
+            if not self.dead:
+                Partition.program(self, addr, data)
+
+    fdev, odev = NORFlash(2 * 4096), NORFlash(8 * 4096)
+    fpart = Worn(fdev, 0, fdev.size)
+
+    def boot():
+        log = events.EventLog(_Clock())
+        fl = SeqFloor(fpart, log)
+        ob = Outbox(Partition(odev, 0, odev.size))
+        ob.floor, ob.limit, ob.reserve = fl.value, fl.safe, fl.reserve
+        ob.mount()
+        return ob
+
+    ob = boot()
+    used = [ob.put(KIND_READING, '{"n":0}')]
+    fpart.dead = True  # the floor's cells worn out
+    assert ob.floor == 2049 and ob.limit == 1025, (ob.floor, ob.limit)
+    for i, n in enumerate((1024, 1800)):  # (as after that many messages) each reserves
+        ob.next_seq = n
+        used.append(ob.put(KIND_READING, '{"n":%d}' % (i + 1)))
+    for i in range(odev.size):  # the outbox lost too (foreign data at the next start)
+        odev.image[i] = (i * 131 + 7) & 0xFF
+    seq = boot().put(KIND_READING, '{"n":9}')
+    assert seq not in used, (seq, used)

@@ -453,8 +453,8 @@ class RateLimit:
     about ``12 * (burst + 1)`` records on the first day of a flood and ``burst + 1`` a day
     after that. Times are RTC seconds (int); a clock set backwards ends the window.
     ``burst_for``: dict code -> burst overriding the default. State is preallocated for
-    ``slots`` codes (codes beyond share the last slot), so a flood allocates nothing that
-    stays.
+    ``slots`` codes (a code beyond takes the slot of an idle code, else shares the last
+    slot), so a flood allocates nothing that stays.
     """
 
     def __init__(self, burst=3, window_s=60, max_window_s=86400, burst_for=None, slots=48):
@@ -490,6 +490,26 @@ class RateLimit:
                 return i
         return last
 
+    def _idle(self, now):
+        # every slot taken: one whose code is idle (nothing counted and its window over; if
+        # that window had to suppress, over for ``max_window_s`` more: a flood that paused
+        # a day starts again at ``window_s``) is given to the new code; else the last one,
+        # shared. (The shared slot's summary carries its newest code: sharing it while
+        # another code's count waited relabelled that count, a flood of one code reported
+        # under the next new code's name.)
+        last = len(self._code) - 1
+        for i in range(last + 1):
+            if self._sup[i]:
+                continue
+            d = now - self._start[i]
+            w = self._window(i)
+            if d < 0 or d >= (w + self.max_window_s if self._grow[i] else w):
+                if i < last:
+                    c = self._code[i]
+                    self._seen[c >> 3] &= ~(1 << (c & 7)) & 0xFF
+                return i
+        return last
+
     def _window(self, i):
         # slot i's window, s: ``window_s``, doubled _dbl[i] times up to ``max_window_s`` (a
         # byte per slot, not an int array: RAM, issue 12)
@@ -514,9 +534,11 @@ class RateLimit:
             i = self._slot_of(code)
         else:
             self._seen[code >> 3] |= 1 << (code & 7)
-            i = self._used if self._used < len(self._code) else len(self._code) - 1
-            if self._used < len(self._code):
+            i = self._used
+            if i < len(self._code):
                 self._used += 1
+            else:
+                i = self._idle(now)
             self._code[i] = code
             self._start[i] = now if now > 0 else 0  # (RTC s; unsigned, see __init__)
             self._dbl[i] = 0

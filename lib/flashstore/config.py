@@ -49,6 +49,8 @@ import struct
 
 from micropython import const
 
+from flashstore.flash import FlashError
+
 FORMAT = const(1)
 _HDR = const(16)
 _M0 = const(0x43)  # "C"
@@ -244,8 +246,10 @@ class ConfigStore:
         """Write ``cfg`` (a JSON-encodable dict) over the older copy; return its sequence number.
 
         Erases one slot (``slot_bytes / sector_size`` sector erases), then programs the JSON
-        and the header last (``load()`` runs first if it has not, to find the older copy). Raises
-        ValueError if ``cfg`` is not a dict or its JSON exceeds ``capacity`` bytes.
+        and the header last (``load()`` runs first if it has not, to find the older copy), and
+        reads the copy back. Raises ValueError if ``cfg`` is not a dict or its JSON exceeds
+        ``capacity`` bytes; flashstore.flash.FlashError if the copy does not read back (the
+        next save goes over it again, never over the other copy).
         """
         if not isinstance(cfg, dict):
             raise ValueError("config must be a dict")
@@ -286,6 +290,13 @@ class ConfigStore:
             c = min(_HDR - i, p - (base + i) % p)
             f.program(base + i, memoryview(h)[i : i + c])
             i += c
+        # read back: a NOR program that did not take (worn or faulty cells; the chip reports
+        # nothing) must not pass for a copy, or the next save erases the only valid one
+        got = self._read_slot(target)
+        if got[0] != _VALID or got[1] != seq:
+            st[target] = got[0] if got[0] != _VALID else _BAD
+            raise FlashError("config copy %s did not read back (flash program failed)"
+                             % "AB"[target])
         st[target] = _VALID
         self._seq[target] = seq
         self.seq = seq

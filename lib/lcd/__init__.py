@@ -638,6 +638,7 @@ class Display:
             at = self.list_id * 256 + self.index
             if self._cur_at != at:
                 self._cur = None  # (the previous one is garbage before the next is made)
+                self._cur_at = -1  # (until made: a make that raised is tried again)
                 self._cur = _norm_item(mk(it))
                 self._cur_at = at
             it = self._cur
