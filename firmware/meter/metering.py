@@ -4,7 +4,8 @@ calls it every period is firmware/tasks/metering.py).
 
 Every ``period_ms`` of metering time (default 1 000 ms; refused above half the overflow bound
 from lib.ade7953.ADE7953.max_read_interval_ms) :meth:`Metering.step` reads the channel-A
-accumulators with reset, fixes a detected 24-bit wrap, checks that the interval is physically
+accumulators with reset, fixes a 24-bit wrap of each accumulator whose own IRQSTATA flag
+(AEOFA, VAREOFA, VAEOFA, DS p.50) reports one, checks that the interval is physically
 plausible, applies the no-load / starting-current gate, adds the interval to the registers
 and fans it out to a fixed tuple of consumers: ``consumer.interval(ea, er, es, dt)`` with the
 interval's active, reactive and apparent counts (chip LSB; zeros when the gate is closed) and
@@ -69,6 +70,10 @@ _DT_MAX = const(1 << 19)  # ms; bounds are computed for at most this interval (8
 _SLACK_MS = const(2)
 _TOL_Q10 = const(1088)  # 1 + 1/16, in 1/1024
 _OR_HOLD_MS = const(60000)
+# IRQSTATA overflow flags, one per accumulator (DS p.50)
+_AEOFA = const(1 << 3)
+_VAREOFA = const(1 << 4)
+_VAEOFA = const(1 << 5)
 
 # Why an interval was dropped (event value). 1..3 are lib.ade7953.READ_* codes.
 DROP_ECHO = READ_ECHO  # a word differs from the chip's own record (MISO corruption)
@@ -255,17 +260,34 @@ class Metering:
         span += self._skew
         pair += self._skew
         ade = self.ade
-        if ade.overflow:
-            es = ade.e_apparent
-            es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
-            ade.e_apparent = es
-            ade.e_active = _unwrap(ade.e_active, es)
-            ade.e_reactive = _unwrap(ade.e_reactive, es)
+        es = ade.overflow
+        if es:
+            self._repair(es, pair)
         es = self._implausible(span, pair)
         if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
             self._ovf = ade.overflow
             self._pend |= _P_OVERFLOW
         return es
+
+    def _repair(self, ovf, pair):
+        # undo the wrap of each accumulator whose own flag is set in ``ovf`` (AEOFA, VAREOFA,
+        # VAEOFA: IRQSTATA bits 3, 4, 5, DS p.25 and p.50), in the driver's e_*; the others
+        # are left alone (a wrap of S alone must not add 2^24 to P or Q, nor one of P alone
+        # to S). P and Q are bounded as in _implausible's ratio check (``pair``: its ms)
+        ade = self.ade
+        es = ade.e_apparent
+        if ovf & _VAEOFA:
+            es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
+            ade.e_apparent = es
+        if pair > _DT_MAX:
+            pair = _DT_MAX
+        pair = self._lim_ms * (pair + 1)  # (the slack)
+        if ovf & _AEOFA:
+            x = _mul_q10(es, self._ka) + pair
+            ade.e_active = _unwrap(ade.e_active, x)
+        if ovf & _VAREOFA:
+            x = _mul_q10(es, self._kr) + pair
+            ade.e_reactive = _unwrap(ade.e_reactive, x)
 
     def _drop_interval(self, code, dt):
         ade = self.ade

@@ -540,3 +540,43 @@ def test_small_int_bounds():
     assert ((1 << 25) >> 10) * max(m._ka, m._kr) < 1 << 30
     assert m._fs_ms * (1 << 19) < 1 << 30
     assert 65535 * m.gate._q16 < 1 << 30
+
+
+def test_a_wrap_of_one_accumulator_changes_only_that_one():
+    # IRQSTATA has a flag per accumulator (AEOFA, VAREOFA, VAEOFA, DS p.50); a wrap of S and
+    # Q alone (a reactive load read 230 s late: S and Q past 2^24 LSB, P not) once added
+    # 2^24 LSB (701 Wh) to A+, and a late read at 0 W invented that much active energy
+    for p in (0, KW, -KW):
+        clock, model, m = _meter([(0, p, 15 * KW)])
+        assert run(start_chip(m))
+        t0 = clock.now
+        clock.now += 230000
+        m.after_step(m.step())
+        h = (clock.now - t0) / 3.6e6
+        a = _milli(m, "1.8.0") + _milli(m, "2.8.0")
+        assert abs(a / 1000 - abs(p) / 1000 * h) < 0.01, (p, a)
+        assert abs(_milli(m, "5.8.0" if p >= 0 else "6.8.0") / 1000 - 15000 * h) < 0.01, p
+        assert m.log.count(events.ENERGY_OVERFLOW) == 1 and m.drops == 0, p
+
+
+def test_a_wrap_of_p_alone_leaves_s_alone():
+    # P a little above S in LSB (the three gains calibrated apart, PF 1): AENERGYA wrapped
+    # (AEOFA), APENERGYA did not. S once got 2^24 LSB added; and P's bound is the ratio
+    # check's S x (1 + 1/16), not S, else the wrapped P (negative) would count as export
+    clock, drv, m = _fixed({})
+    regs = m.regs
+    table = drv._spi.regs
+    p = 8400000
+    s = 8350000
+    table[0x21E] = p & 0xFFFFFF  # 24 bits: reads back as p - 2^24
+    table[0x220] = 0
+    table[0x222] = s
+    table[0x22E] = 1 << 3  # AEOFA
+    before = _lsb_q8(regs)
+    clock.now += 100000
+    assert _locked(m.step) == 0
+    after = _lsb_q8(regs)
+    grew = [after[k] - before[k] for k in range(COUNT)]
+    assert grew[0] == p << 8 and grew[1] == 0, grew
+    assert grew[6] == s << 8 and grew[7] == 0, grew
+    assert m._ovf == 1 << 3
