@@ -262,8 +262,9 @@ class Metering:
         ade = self.ade
         es = ade.overflow
         if es:
-            self._repair(es, pair)
-        es = self._implausible(span, pair)
+            es = self._repair(es, pair)
+        if not es:
+            es = self._implausible(span, pair)
         if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
             self._ovf = ade.overflow
             self._pend |= _P_OVERFLOW
@@ -273,7 +274,8 @@ class Metering:
         # undo the wrap of each accumulator whose own flag is set in ``ovf`` (AEOFA, VAREOFA,
         # VAEOFA: IRQSTATA bits 3, 4, 5, DS p.25 and p.50), in the driver's e_*; the others
         # are left alone (a wrap of S alone must not add 2^24 to P or Q, nor one of P alone
-        # to S). P and Q are bounded as in _implausible's ratio check (``pair``: its ms)
+        # to S). P and Q are bounded as in _implausible's ratio check (``pair``: its ms);
+        # a flagged P or Q that no wrap brings within that bound is DROP_RATIO (0 if none)
         ade = self.ade
         es = ade.e_apparent
         if ovf & _VAEOFA:
@@ -284,10 +286,17 @@ class Metering:
         pair = self._lim_ms * (pair + 1)  # (the slack)
         if ovf & _AEOFA:
             x = _mul_q10(es, self._ka) + pair
-            ade.e_active = _unwrap(ade.e_active, x)
+            x = _unwrap(ade.e_active, x)
+            if x == ade.e_active:
+                return DROP_RATIO
+            ade.e_active = x
         if ovf & _VAREOFA:
             x = _mul_q10(es, self._kr) + pair
-            ade.e_reactive = _unwrap(ade.e_reactive, x)
+            x = _unwrap(ade.e_reactive, x)
+            if x == ade.e_reactive:
+                return DROP_RATIO
+            ade.e_reactive = x
+        return 0
 
     def _drop_interval(self, code, dt):
         ade = self.ade

@@ -580,3 +580,22 @@ def test_a_wrap_of_p_alone_leaves_s_alone():
     assert grew[0] == p << 8 and grew[1] == 0, grew
     assert grew[6] == s << 8 and grew[7] == 0, grew
     assert m._ovf == 1 << 3
+
+
+def test_a_flagged_wrap_that_fits_no_bound_is_dropped():
+    # AEOFA set, but P +- 2^24 is far beyond what S allows (S did not wrap): the counts
+    # contradict each other, nothing registers (once S got 2^24 added and P 2^24 with it)
+    clock, drv, m = _fixed({})
+    regs = m.regs
+    table = drv._spi.regs
+    table[0x21E] = 3000000
+    table[0x220] = 0
+    table[0x222] = 5000000
+    table[0x22E] = 1 << 3  # AEOFA
+    before = _lsb_q8(regs)
+    clock.now += 100000
+    assert _locked(m.step) == DROP_RATIO
+    assert _lsb_q8(regs) == before
+    m.after_step(DROP_RATIO)
+    assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
+    assert m.log.count(events.ENERGY_OVERFLOW) == 0
