@@ -34,7 +34,9 @@ interval in ms):
    chip's own error (< 0.1 % P/Q, < 0.2 % rms, DS p.4); the constant term the 1-LSB
    quantisation of each count and the offset between the words' windows (they are read
    one after the other: at most the two intervals' read durations r' and r apart; about
-   0.5 ms on a device, more on a virtual board whose clock runs during the reads).
+   0.5 ms on a device, more on a virtual board whose clock runs during the reads);
+   a count whose wrap flag is set is checked after the repair, and one that no +-2^24
+   brings within this bound fails it.
 
 An interval failing any of these is dropped whole: the registers and pulse outputs hold,
 the drop is logged once per episode (CHIP_RESET for a restart, METROLOGY_FAULT for a bus or
