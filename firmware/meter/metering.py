@@ -268,8 +268,10 @@ class Metering:
         if not es:
             es = self._implausible(span, pair)
         if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
-            self._ovf = ade.overflow
-            self._pend |= _P_OVERFLOW
+            es = self._circle(pair)
+            if not es:
+                self._ovf = ade.overflow
+                self._pend |= _P_OVERFLOW
         return es
 
     def _repair(self, ovf, pair):
@@ -299,6 +301,28 @@ class Metering:
                 return DROP_RATIO
             ade.e_reactive = x
         return 0
+
+    def _circle(self, pair):
+        # after a repaired wrap that passed _implausible (``pair``: its ms): DROP_RATIO when
+        # P^2 + Q^2 > (S (1 + 1/16))^2 in calibrated units, else 0. The chip's VA is VRMS x
+        # IRMS (DS p.31), never below that (Cauchy-Schwarz: P and Q are the current's
+        # products with the voltage and with the voltage shifted 90 degrees). An S that
+        # wrapped twice is repaired one 2^24 short, and P or Q then passes the ratio check
+        # with the wrong sign: this catches it. In 1/1024 of the ratio check's bounds
+        # (rounded down: never stricter than exact), small ints only
+        if pair > _DT_MAX:
+            pair = _DT_MAX
+        pair = self._lim_ms * (pair + 1)  # (the slack)
+        es = self.ade.e_apparent
+        x = (_mul_q10(es, self._ka) + pair) >> 10
+        y = self.ade.e_active
+        x = (y if y >= 0 else -y) // (x + 1)
+        es = (_mul_q10(es, self._kr) + pair) >> 10
+        y = self.ade.e_reactive
+        y = (y if y >= 0 else -y) // (es + 1)
+        if x > 1024 or y > 1024:
+            return DROP_RATIO  # (not reached: _implausible checked each alone)
+        return DROP_RATIO if x * x + y * y > 1 << 20 else 0
 
     def _drop_interval(self, code, dt):
         ade = self.ade

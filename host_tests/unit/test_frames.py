@@ -474,8 +474,8 @@ def test_metering_step_allocates_no_frame():
 
 def test_metering_wrap_repair_allocates_no_frame():
     # the step when the chip flags a wrap of each accumulator (AEOFA, VAREOFA, VAEOFA): the
-    # repair (Metering._repair) runs in the step too. Counts of 2.3 kW, 400 var read as if
-    # each 24-bit register had wrapped once (a stalled read at full scale)
+    # repair (Metering._repair, _circle) runs in the step too. P, Q, S of 10 000 000,
+    # 13 000 000 and 16 792 720 LSB, each 24-bit register wrapped once (a stalled read)
     from ade7953 import ADE7953
     from energy import Registers, lsb_per_unit_q8
     from energy.pulse import NoLoadGate
@@ -487,8 +487,8 @@ def test_metering_wrap_repair_allocates_no_frame():
 
     class _Wrapped(ADE7953):
         def read_energy(self):
-            self.e_active = 15275
-            self.e_reactive = -2656
+            self.e_active = 10000000 - (1 << 24)
+            self.e_reactive = 13000000 - (1 << 24)
             self.e_apparent = 15504
             self.irq_status = self.overflow = 0x38
             self.over_range = 0

@@ -599,3 +599,19 @@ def test_a_flagged_wrap_that_fits_no_bound_is_dropped():
     m.after_step(DROP_RATIO)
     assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
     assert m.log.count(events.ENERGY_OVERFLOW) == 0
+
+
+def test_a_double_wrap_of_s_does_not_turn_export_into_import():
+    # 20.5 kVA exporting (-15 kW, -14 kvar) read 230 s late: S passed 2^24 + 2^23 LSB
+    # (wrapped twice), repaired one 2^24 short; P and Q then fitted the ratio check with
+    # the wrong sign (A+ 447 Wh, Q1 511 varh, instead of A- 958 Wh, Q3 894 varh). P^2 + Q^2
+    # above S^2 refuses the interval: energy lost, never billed the wrong way
+    for p, q in ((-15 * KW, -14 * KW), (14 * KW, -15 * KW)):
+        clock, model, m = _meter([(0, p, q)])
+        assert run(start_chip(m))
+        clock.now += 230000
+        assert m.step() == DROP_RATIO, p
+        m.after_step(DROP_RATIO)
+        for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0"):
+            assert _milli(m, k) == 0, (p, k, _milli(m, k))
+        assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
