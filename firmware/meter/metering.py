@@ -35,8 +35,11 @@ interval in ms):
    quantisation of each count and the offset between the words' windows (they are read
    one after the other: at most the two intervals' read durations r' and r apart; about
    0.5 ms on a device, more on a virtual board whose clock runs during the reads);
-   a count whose wrap flag is set is checked after the repair, and one that no +-2^24
-   brings within this bound fails it.
+   a count whose wrap flag is set is checked after the repair: one that no +-2^24 brings
+   within this bound, or both do (no unique repair: the direction unknown), fails it, and
+   so does a repaired interval with P^2 + Q^2 > (S x (1 + 1/16))^2 (VA is VRMS x IRMS:
+   an S that wrapped twice is repaired one 2^24 short). A repair assumes one wrap per
+   read: S below 1.5 x 2^24 LSB, i.e. a read less than ~3 x the overflow bound late.
 
 An interval failing any of these is dropped whole: the registers and pulse outputs hold,
 the drop is logged once per episode (CHIP_RESET for a restart, METROLOGY_FAULT for a bus or
@@ -99,16 +102,14 @@ _P_OR_END = const(4)
 
 
 def _unwrap(c, limit):
-    """Undo one 24-bit wrap of count ``c`` given |true value| <= ``limit``: of the candidates
-    c, c + 2^24, c - 2^24 within the limit, the largest magnitude (the flag says it wrapped)."""
-    best = c
-    cand = c + _WRAP
-    if -limit <= cand <= limit and abs(cand) > abs(best):
-        best = cand
-    cand = c - _WRAP
-    if -limit <= cand <= limit and abs(cand) > abs(best):
-        best = cand
-    return best
+    """Undo one 24-bit wrap of count ``c`` (its register's wrap flag is set) given |true
+    value| <= ``limit``: the one of c + 2^24, c - 2^24 within the limit; ``c`` itself when
+    neither is, or both are (no unique repair: the caller drops the interval rather than
+    guess the direction)."""
+    a = c + _WRAP <= limit
+    if (c - _WRAP >= -limit) == a:
+        return c
+    return c + _WRAP if a else c - _WRAP
 
 
 def _mul_q10(x, m):
@@ -265,8 +266,7 @@ class Metering:
         es = ade.overflow
         if es:
             es = self._repair(es, pair)
-        if not es:
-            es = self._implausible(span, pair)
+        es = self._implausible(span, pair) or es  # (its reason first)
         if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
             es = self._circle(pair)
             if not es:
@@ -279,11 +279,12 @@ class Metering:
         # VAEOFA: IRQSTATA bits 3, 4, 5, DS p.25 and p.50), in the driver's e_*; the others
         # are left alone (a wrap of S alone must not add 2^24 to P or Q, nor one of P alone
         # to S). P and Q are bounded as in _implausible's ratio check (``pair``: its ms);
-        # a flagged P or Q that no wrap brings within that bound is DROP_RATIO (0 if none)
+        # a flagged P or Q that no wrap, or both, bring within that bound is DROP_RATIO (0
+        # if none)
         ade = self.ade
         es = ade.e_apparent
         if ovf & _VAEOFA:
-            es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
+            es += _WRAP  # (S >= 0: one wrap up, whichever sign the word reads with)
             ade.e_apparent = es
         if pair > _DT_MAX:
             pair = _DT_MAX

@@ -544,13 +544,13 @@ def test_small_int_bounds():
 
 def test_a_wrap_of_one_accumulator_changes_only_that_one():
     # IRQSTATA has a flag per accumulator (AEOFA, VAREOFA, VAEOFA, DS p.50); a wrap of S and
-    # Q alone (a reactive load read 230 s late: S and Q past 2^24 LSB, P not) once added
-    # 2^24 LSB (701 Wh) to A+, and a late read at 0 W invented that much active energy
+    # Q alone (a reactive load read 160 s late: S and Q near 2^24 LSB, P not) once added
+    # 2^24 LSB (701 Wh) to A+: a late read at 0 W invented that much active energy
     for p in (0, KW, -KW):
         clock, model, m = _meter([(0, p, 15 * KW)])
         assert run(start_chip(m))
         t0 = clock.now
-        clock.now += 230000
+        clock.now += 160000
         m.after_step(m.step())
         h = (clock.now - t0) / 3.6e6
         a = _milli(m, "1.8.0") + _milli(m, "2.8.0")
@@ -615,3 +615,23 @@ def test_a_double_wrap_of_s_does_not_turn_export_into_import():
         for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0"):
             assert _milli(m, k) == 0, (p, k, _milli(m, k))
         assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
+
+
+def test_a_wrap_that_fits_either_way_is_dropped_not_guessed():
+    # -19.1 kW, -11.8 kvar (a 21 kW, 13 kvar export, clipped) read 130 s late: P wrapped
+    # once, and both P - 2^24 (the true export) and P + 2^24 (an import) fit below S: the
+    # larger was taken, 713 Wh billed as A+. No unique repair: the interval is dropped
+    clock, model, m = _meter([(0, -21 * KW, -13 * KW)])
+    assert run(start_chip(m))
+    clock.now += 130000
+    assert m.step() == DROP_RATIO
+    m.after_step(DROP_RATIO)
+    for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0"):
+        assert _milli(m, k) == 0, (k, _milli(m, k))
+    # read 80 s late, P and S wrapped once and each has one repair: kept
+    clock, model, m = _meter([(0, -21 * KW, -13 * KW)])
+    assert run(start_chip(m))
+    clock.now += 80000
+    assert m.step() == 0 and m._ovf == 0x28, m._ovf
+    assert _milli(m, "1.8.0") == 0
+    assert abs(_milli(m, "2.8.0") / 1000 - model._meas[0] * -80 / 3.6e6) < 0.01
