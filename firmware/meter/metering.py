@@ -4,7 +4,8 @@ calls it every period is firmware/tasks/metering.py).
 
 Every ``period_ms`` of metering time (default 1 000 ms; refused above half the overflow bound
 from lib.ade7953.ADE7953.max_read_interval_ms) :meth:`Metering.step` reads the channel-A
-accumulators with reset, fixes a detected 24-bit wrap, checks that the interval is physically
+accumulators with reset, fixes a 24-bit wrap of each accumulator whose own IRQSTATA flag
+(AEOFA, VAREOFA, VAEOFA, DS p.50) reports one, checks that the interval is physically
 plausible, applies the no-load / starting-current gate, adds the interval to the registers
 and fans it out to a fixed tuple of consumers: ``consumer.interval(ea, er, es, dt)`` with the
 interval's active, reactive and apparent counts (chip LSB; zeros when the gate is closed) and
@@ -33,7 +34,12 @@ interval in ms):
    chip's own error (< 0.1 % P/Q, < 0.2 % rms, DS p.4); the constant term the 1-LSB
    quantisation of each count and the offset between the words' windows (they are read
    one after the other: at most the two intervals' read durations r' and r apart; about
-   0.5 ms on a device, more on a virtual board whose clock runs during the reads).
+   0.5 ms on a device, more on a virtual board whose clock runs during the reads);
+   a count whose wrap flag is set is checked after the repair: one that no +-2^24 brings
+   within this bound, or both do (no unique repair: the direction unknown), fails it, and
+   so does a repaired interval with P^2 + Q^2 > (S x (1 + 1/16))^2 (VA is VRMS x IRMS:
+   an S that wrapped twice is repaired one 2^24 short). A repair assumes one wrap per
+   read: S below 1.5 x 2^24 LSB, i.e. a read less than ~3 x the overflow bound late.
 
 An interval failing any of these is dropped whole: the registers and pulse outputs hold,
 the drop is logged once per episode (CHIP_RESET for a restart, METROLOGY_FAULT for a bus or
@@ -69,6 +75,10 @@ _DT_MAX = const(1 << 19)  # ms; bounds are computed for at most this interval (8
 _SLACK_MS = const(2)
 _TOL_Q10 = const(1088)  # 1 + 1/16, in 1/1024
 _OR_HOLD_MS = const(60000)
+# IRQSTATA overflow flags, one per accumulator (DS p.50)
+_AEOFA = const(1 << 3)
+_VAREOFA = const(1 << 4)
+_VAEOFA = const(1 << 5)
 
 # Why an interval was dropped (event value). 1..3 are lib.ade7953.READ_* codes.
 DROP_ECHO = READ_ECHO  # a word differs from the chip's own record (MISO corruption)
@@ -92,16 +102,14 @@ _P_OR_END = const(4)
 
 
 def _unwrap(c, limit):
-    """Undo one 24-bit wrap of count ``c`` given |true value| <= ``limit``: of the candidates
-    c, c + 2^24, c - 2^24 within the limit, the largest magnitude (the flag says it wrapped)."""
-    best = c
-    cand = c + _WRAP
-    if -limit <= cand <= limit and abs(cand) > abs(best):
-        best = cand
-    cand = c - _WRAP
-    if -limit <= cand <= limit and abs(cand) > abs(best):
-        best = cand
-    return best
+    """Undo one 24-bit wrap of count ``c`` (its register's wrap flag is set) given |true
+    value| <= ``limit``: the one of c + 2^24, c - 2^24 within the limit; ``c`` itself when
+    neither is, or both are (no unique repair: the caller drops the interval rather than
+    guess the direction)."""
+    a = c + _WRAP <= limit
+    if (c - _WRAP >= -limit) == a:
+        return c
+    return c + _WRAP if a else c - _WRAP
 
 
 def _mul_q10(x, m):
@@ -255,17 +263,67 @@ class Metering:
         span += self._skew
         pair += self._skew
         ade = self.ade
-        if ade.overflow:
-            es = ade.e_apparent
-            es = _unwrap(es, _WRAP * 4) if es >= 0 else es + _WRAP
-            ade.e_apparent = es
-            ade.e_active = _unwrap(ade.e_active, es)
-            ade.e_reactive = _unwrap(ade.e_reactive, es)
-        es = self._implausible(span, pair)
+        es = ade.overflow
+        if es:
+            es = self._repair(es, pair)
+        es = self._implausible(span, pair) or es  # (its reason first)
         if not es and ade.overflow:  # a repaired wrap (a refused one is the drop)
-            self._ovf = ade.overflow
-            self._pend |= _P_OVERFLOW
+            es = self._circle(pair)
+            if not es:
+                self._ovf = ade.overflow
+                self._pend |= _P_OVERFLOW
         return es
+
+    def _repair(self, ovf, pair):
+        # undo the wrap of each accumulator whose own flag is set in ``ovf`` (AEOFA, VAREOFA,
+        # VAEOFA: IRQSTATA bits 3, 4, 5, DS p.25 and p.50), in the driver's e_*; the others
+        # are left alone (a wrap of S alone must not add 2^24 to P or Q, nor one of P alone
+        # to S). P and Q are bounded as in _implausible's ratio check (``pair``: its ms);
+        # a flagged P or Q that no wrap, or both, bring within that bound is DROP_RATIO (0
+        # if none)
+        ade = self.ade
+        es = ade.e_apparent
+        if ovf & _VAEOFA:
+            es += _WRAP  # (S >= 0: one wrap up, whichever sign the word reads with)
+            ade.e_apparent = es
+        if pair > _DT_MAX:
+            pair = _DT_MAX
+        pair = self._lim_ms * (pair + 1)  # (the slack)
+        if ovf & _AEOFA:
+            x = _mul_q10(es, self._ka) + pair
+            x = _unwrap(ade.e_active, x)
+            if x == ade.e_active:
+                return DROP_RATIO
+            ade.e_active = x
+        if ovf & _VAREOFA:
+            x = _mul_q10(es, self._kr) + pair
+            x = _unwrap(ade.e_reactive, x)
+            if x == ade.e_reactive:
+                return DROP_RATIO
+            ade.e_reactive = x
+        return 0
+
+    def _circle(self, pair):
+        # after a repaired wrap that passed _implausible (``pair``: its ms): DROP_RATIO when
+        # P^2 + Q^2 > (S (1 + 1/16))^2 in calibrated units, else 0. The chip's VA is VRMS x
+        # IRMS (DS p.31), never below that (Cauchy-Schwarz: P and Q are the current's
+        # products with the voltage and with the voltage shifted 90 degrees). An S that
+        # wrapped twice is repaired one 2^24 short, and P or Q then passes the ratio check
+        # with the wrong sign: this catches it. In 1/1024 of the ratio check's bounds
+        # (rounded down: never stricter than exact), small ints only
+        if pair > _DT_MAX:
+            pair = _DT_MAX
+        pair = self._lim_ms * (pair + 1)  # (the slack)
+        es = self.ade.e_apparent
+        x = (_mul_q10(es, self._ka) + pair) >> 10
+        y = self.ade.e_active
+        x = (y if y >= 0 else -y) // (x + 1)
+        es = (_mul_q10(es, self._kr) + pair) >> 10
+        y = self.ade.e_reactive
+        y = (y if y >= 0 else -y) // (es + 1)
+        if x > 1024 or y > 1024:
+            return DROP_RATIO  # (not reached: _implausible checked each alone)
+        return DROP_RATIO if x * x + y * y > 1 << 20 else 0
 
     def _drop_interval(self, code, dt):
         ade = self.ade

@@ -471,6 +471,47 @@ def test_metering_step_allocates_no_frame():
     assert m.step() == 0 and m.regs.snapshot()["1.8.0"] > 0
 
 
+
+def test_metering_wrap_repair_allocates_no_frame():
+    # the step when the chip flags a wrap of each accumulator (AEOFA, VAREOFA, VAEOFA): the
+    # repair (Metering._repair, _circle) runs in the step too. P, Q, S of 10 000 000,
+    # 13 000 000 and 16 792 720 LSB, each 24-bit register wrapped once (a stalled read)
+    from ade7953 import ADE7953
+    from energy import Registers, lsb_per_unit_q8
+    from energy.pulse import NoLoadGate
+
+    import events
+    from boards.sim.hw import SimPin
+    from meter.metering import Metering
+    from simkit import ManualClock
+
+    class _Wrapped(ADE7953):
+        def read_energy(self):
+            self.e_active = 10000000 - (1 << 24)
+            self.e_reactive = 13000000 - (1 << 24)
+            self.e_apparent = 15504
+            self.irq_status = self.overflow = 0x38
+            self.over_range = 0
+            return 0
+
+    clock = ManualClock()
+    drv = _Wrapped(None, SimPin("CS", 1))
+    cal = drv.cal
+    lpw = lsb_per_unit_q8(cal.wh_per_lsb)
+    m = Metering(drv, Registers(lpw, lpw, lpw), NoLoadGate(cal.vah_per_lsb), clock,
+                 events.EventLog(clock))
+    m.chip_up(clock.ticks_ms())
+
+    def pre():
+        clock.now += 100000  # (time enough for a count of 2^24 + 15 504 LSB)
+
+    pre()
+    assert m.step() == 0 and drv.e_apparent == 15504 + (1 << 24), drv.e_apparent
+    got = _allocated(m.step, before=pre)
+    if got is None:
+        return
+    assert got == 0, got
+
 async def test_virtual_clock_turns_allocate_no_frame():
     # at --speed max each turn of MicroPython's asyncio loop polled for I/O in a frame of
     # more than 11 words (asyncio's IOQueue.wait_io_event: 144 B a turn on the unix port),

@@ -540,3 +540,98 @@ def test_small_int_bounds():
     assert ((1 << 25) >> 10) * max(m._ka, m._kr) < 1 << 30
     assert m._fs_ms * (1 << 19) < 1 << 30
     assert 65535 * m.gate._q16 < 1 << 30
+
+
+def test_a_wrap_of_one_accumulator_changes_only_that_one():
+    # IRQSTATA has a flag per accumulator (AEOFA, VAREOFA, VAEOFA, DS p.50); a wrap of S and
+    # Q alone (a reactive load read 160 s late: S and Q near 2^24 LSB, P not) once added
+    # 2^24 LSB (701 Wh) to A+: a late read at 0 W invented that much active energy
+    for p in (0, KW, -KW):
+        clock, model, m = _meter([(0, p, 15 * KW)])
+        assert run(start_chip(m))
+        t0 = clock.now
+        clock.now += 160000
+        m.after_step(m.step())
+        h = (clock.now - t0) / 3.6e6
+        a = _milli(m, "1.8.0") + _milli(m, "2.8.0")
+        assert abs(a / 1000 - abs(p) / 1000 * h) < 0.01, (p, a)
+        assert abs(_milli(m, "5.8.0" if p >= 0 else "6.8.0") / 1000 - 15000 * h) < 0.01, p
+        assert m.log.count(events.ENERGY_OVERFLOW) == 1 and m.drops == 0, p
+
+
+def test_a_wrap_of_p_alone_leaves_s_alone():
+    # P a little above S in LSB (the three gains calibrated apart, PF 1): AENERGYA wrapped
+    # (AEOFA), APENERGYA did not. S once got 2^24 LSB added; and P's bound is the ratio
+    # check's S x (1 + 1/16), not S, else the wrapped P (negative) would count as export
+    clock, drv, m = _fixed({})
+    regs = m.regs
+    table = drv._spi.regs
+    p = 8400000
+    s = 8350000
+    table[0x21E] = p & 0xFFFFFF  # 24 bits: reads back as p - 2^24
+    table[0x220] = 0
+    table[0x222] = s
+    table[0x22E] = 1 << 3  # AEOFA
+    before = _lsb_q8(regs)
+    clock.now += 100000
+    assert _locked(m.step) == 0
+    after = _lsb_q8(regs)
+    grew = [after[k] - before[k] for k in range(COUNT)]
+    assert grew[0] == p << 8 and grew[1] == 0, grew
+    assert grew[6] == s << 8 and grew[7] == 0, grew
+    assert m._ovf == 1 << 3
+
+
+def test_a_flagged_wrap_that_fits_no_bound_is_dropped():
+    # AEOFA set, but P +- 2^24 is far beyond what S allows (S did not wrap): the counts
+    # contradict each other, nothing registers (once S got 2^24 added and P 2^24 with it)
+    clock, drv, m = _fixed({})
+    regs = m.regs
+    table = drv._spi.regs
+    table[0x21E] = 3000000
+    table[0x220] = 0
+    table[0x222] = 5000000
+    table[0x22E] = 1 << 3  # AEOFA
+    before = _lsb_q8(regs)
+    clock.now += 100000
+    assert _locked(m.step) == DROP_RATIO
+    assert _lsb_q8(regs) == before
+    m.after_step(DROP_RATIO)
+    assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
+    assert m.log.count(events.ENERGY_OVERFLOW) == 0
+
+
+def test_a_double_wrap_of_s_does_not_turn_export_into_import():
+    # 20.5 kVA exporting (-15 kW, -14 kvar) read 230 s late: S passed 2^24 + 2^23 LSB
+    # (wrapped twice), repaired one 2^24 short; P and Q then fitted the ratio check with
+    # the wrong sign (A+ 447 Wh, Q1 511 varh, instead of A- 958 Wh, Q3 894 varh). P^2 + Q^2
+    # above S^2 refuses the interval: energy lost, never billed the wrong way
+    for p, q in ((-15 * KW, -14 * KW), (14 * KW, -15 * KW)):
+        clock, model, m = _meter([(0, p, q)])
+        assert run(start_chip(m))
+        clock.now += 230000
+        assert m.step() == DROP_RATIO, p
+        m.after_step(DROP_RATIO)
+        for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0"):
+            assert _milli(m, k) == 0, (p, k, _milli(m, k))
+        assert m.log.count(events.ENERGY_IMPLAUSIBLE) == 1
+
+
+def test_a_wrap_that_fits_either_way_is_dropped_not_guessed():
+    # -19.1 kW, -11.8 kvar (a 21 kW, 13 kvar export, clipped) read 130 s late: P wrapped
+    # once, and both P - 2^24 (the true export) and P + 2^24 (an import) fit below S: the
+    # larger was taken, 713 Wh billed as A+. No unique repair: the interval is dropped
+    clock, model, m = _meter([(0, -21 * KW, -13 * KW)])
+    assert run(start_chip(m))
+    clock.now += 130000
+    assert m.step() == DROP_RATIO
+    m.after_step(DROP_RATIO)
+    for k in ("1.8.0", "2.8.0", "5.8.0", "6.8.0", "7.8.0", "8.8.0"):
+        assert _milli(m, k) == 0, (k, _milli(m, k))
+    # read 80 s late, P and S wrapped once and each has one repair: kept
+    clock, model, m = _meter([(0, -21 * KW, -13 * KW)])
+    assert run(start_chip(m))
+    clock.now += 80000
+    assert m.step() == 0 and m._ovf == 0x28, m._ovf
+    assert _milli(m, "1.8.0") == 0
+    assert abs(_milli(m, "2.8.0") / 1000 - model._meas[0] * -80 / 3.6e6) < 0.01
