@@ -121,6 +121,30 @@ class ConfigStore:
         if self._log is not None:
             self._log(msg)
 
+    def _reads_back(self, i, seq, n, crc):
+        """True if slot ``i`` holds the header of ``seq`` (``n`` bytes of JSON) and its CRC-32
+        ``crc`` over header and JSON, read in 256-byte pieces: no copy of the record is made
+        (the largest, ~4 KB, is saved on a 96 KiB heap, where a second copy and its parse
+        did not fit)."""
+        base = i * self.slot_bytes
+        h = self._hdr
+        self._flash.read(base, h)
+        m0, m1, fmt, _r, s, _v, ln = struct.unpack_from(_HFMT, h, 0)
+        if m0 != _M0 or m1 != _M1 or fmt != FORMAT or s != seq or ln != n:
+            return False
+        if struct.unpack_from("<I", h, 12)[0] != crc:
+            return False
+        c = binascii.crc32(memoryview(h)[0:12])
+        buf = bytearray(256)
+        off = 0
+        while off < n:
+            k = min(256, n - off)
+            mv = memoryview(buf)[:k]
+            self._flash.read(base + _HDR + off, mv)
+            c = binascii.crc32(mv, c)
+            off += k
+        return c == crc
+
     def _read_slot(self, i):
         """(state, seq, version, dict or None) of slot ``i``."""
         base = i * self.slot_bytes
@@ -292,9 +316,9 @@ class ConfigStore:
             i += c
         # read back: a NOR program that did not take (worn or faulty cells; the chip reports
         # nothing) must not pass for a copy, or the next save erases the only valid one
-        got = self._read_slot(target)
-        if got[0] != _VALID or got[1] != seq:
-            st[target] = got[0] if got[0] != _VALID else _BAD
+        crc = struct.unpack_from("<I", h, 12)[0]
+        data = mv = None  # (the record's text is not needed any more: room for the check)
+        if not self._reads_back(target, seq, n, crc):
             raise FlashError("config copy %s did not read back (flash program failed)"
                              % "AB"[target])
         st[target] = _VALID

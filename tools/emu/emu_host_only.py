@@ -86,6 +86,8 @@ HOST_ONLY = {
     # every test below builds a meter on the virtual board (its 1 MiB NOR image)
     "test_storage": ("flashmem", 1024 * _KB, _NOR),
     "test_sim_stop": ("flashmem", 1024 * _KB, _NOR),
+    "test_clock_limit.test_a_budget_not_rebuilt_is_not_taken_for_a_fresh_one":
+        ("flashmem", 1024 * _KB, _NOR),
     "test_audit": ("flashmem", 1024 * _KB, _NOR),
     "test_logbook": ("flashmem", 1024 * _KB, _NOR),
     # load profiles on NOR images of 24..96 KiB (two at once in the power-cut campaign)
