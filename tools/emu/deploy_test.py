@@ -36,16 +36,17 @@ print('CRC', swid.checksum())
 print('MAIN', os.stat('/main.py')[6])  # size: no read buffer (.mpy code in the heap)
 print('LIB', len(os.listdir('/lib')))
 # the whole app from .mpy last, on a collected heap (its bytecode is in the heap: 165-177 KB
-# of the 192 KiB since session 8; imported first with the checks' objects beside it, it
-# failed: docs/BENCHMARKS.md "All of session 8 merged")
+# of the 192 KiB in session 8; imported first with the checks' objects beside it, it
+# failed: docs/BENCHMARKS.md "All of session 8 merged"; compiled -O3 since session 9)
 del ade7953, boards, swid
 gc.collect()
 f0 = gc.mem_free()
 try:
     import app
     print('APP', app.__file__, 'free', f0, '->', gc.mem_free())
-except MemoryError:
-    print('APP MemoryError, free before', f0)
+except MemoryError as e:
+    print('APP MemoryError, free before', f0, 'now', gc.mem_free())
+    sys.print_exception(e)
 """
 
 
