@@ -18,9 +18,9 @@ import subprocess
 import threading
 import time
 
+from iecraw import Client, cmd
 from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, stop_sim
 from test_iec_client import Hub, _client, _free_port
-from test_sim_trust import Client, cmd
 
 import fuzz_iec
 

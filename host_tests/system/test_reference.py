@@ -26,18 +26,17 @@ observations to ``path`` instead of comparing (how the reference was made).
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 
 import ports
+from iecraw import ACK, ETX, STX, Client, bcc, cmd
 import pytest
 from simrun import MICROPYTHON, MPYPATH, ROOT, sim_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "reference_before_issue8.json")
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
-SOH, STX, ETX, EOT, ACK = 1, 2, 3, 4, 6
 PARAMS = ("0.3.0", "C.90.1", "C.90.3", "C.90.4", "C.90.5", "C.5.0", "C.91.1", "C.91.3",
           "C.91.4", "F.F.0", "1.8.0", "16.8.0")
 
@@ -47,56 +46,6 @@ def _run(*args):
     return {k: out[k] for k in ("registers", "pulses", "led_kwh_flashes", "led_kvarh_flashes",
                                 "commits", "error_flags", "events", "sim_s", "storage",
                                 "fault")}
-
-
-def _bcc(body):
-    x = 0
-    for c in body:
-        x ^= c
-    return x & 0x7F
-
-
-def _cmd(c, t, data):
-    body = bytes((ord(c), 0x30 + t, STX)) + data.encode() + bytes((ETX,))
-    return bytes((SOH,)) + body + bytes((_bcc(body),))
-
-
-class _Link:
-    def __init__(self, port):
-        t0 = time.time()
-        while True:
-            try:
-                self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                if time.time() - t0 > 20:
-                    raise
-                time.sleep(0.2)
-
-    def read(self, timeout=5.0):
-        """One message: an identification line, ACK/NAK, or a SOH/STX block with its BCC."""
-        buf = bytearray()
-        end = time.time() + timeout
-        while time.time() < end:
-            self.s.settimeout(max(0.01, end - time.time()))
-            try:
-                d = self.s.recv(1)
-            except socket.timeout:
-                break
-            if not d:
-                break
-            buf.extend(d)
-            if len(buf) == 1 and buf[0] == ACK:
-                break
-            if buf[0] == 0x2F and buf.endswith(b"\r\n"):
-                break
-            if buf[0] in (STX, SOH) and len(buf) >= 3 and buf[-2] in (ETX, EOT):
-                break
-        return bytes(buf)
-
-    def x(self, data, timeout=5.0):
-        self.s.sendall(data)
-        return self.read(timeout)
 
 
 def _normal(text):
@@ -116,25 +65,25 @@ def _readout(tmp):
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = {}
     try:
-        link = _Link(port)
+        link = Client(port, wait=20)
         ident = link.x(b"/?!\r\n")
         out["ident"] = ident.decode()
         time.sleep(0.05)
         frame = link.x(b"\x06050\r\n", 10.0)
         assert frame[:1] == bytes((STX,)) and frame[-2] == ETX, frame
-        assert _bcc(frame[1:-1]) == frame[-1], "readout BCC"
+        assert bcc(frame[1:-1]) == frame[-1], "readout BCC"
         out["readout"] = _normal(frame[1:-2].decode()).split("\r\n")
         link.s.close()
         time.sleep(1.8)  # the readout hold (1.5 s) ends the session
-        link = _Link(port)
+        link = Client(port, wait=20)
         link.x(b"/?!\r\n")
         time.sleep(0.05)
         p0 = link.x(b"\x06051\r\n")
         assert p0[:3] == b"\x01P0", p0
-        assert link.x(_cmd("P", 1, "(00000000)")) == bytes((ACK,))
+        assert link.x(cmd("P", 1, "(00000000)")) == bytes((ACK,))
         reads = {}
         for a in PARAMS:
-            r = link.x(_cmd("R", 1, a + "()"))
+            r = link.x(cmd("R", 1, a + "()"))
             reads[a] = _normal(r[1:-2].decode())
         out["r1"] = reads
         link.s.close()

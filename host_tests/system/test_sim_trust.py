@@ -22,6 +22,7 @@ import struct
 import subprocess
 import time
 
+from iecraw import Client, cmd, error
 from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, stop_sim
 from test_iec_client import Hub, _free_port
 
@@ -30,29 +31,7 @@ import events_dump
 import events as E
 
 FOUR_Q = os.path.join(ROOT, "boards/sim/loads/four_quadrant.csv")
-SOH, STX, ETX, EOT, ACK, NAK = 1, 2, 3, 4, 6, 0x15
 CONFIG_SECTORS = (16, 17)  # boards/sim/board.py: config partition at 64..72 KiB
-
-
-def bcc(body):
-    x = 0
-    for c in body:
-        x ^= c
-    return x & 0x7F
-
-
-def cmd(c, t, data=None):
-    body = bytearray((ord(c), 0x30 + t))
-    if data is not None:
-        body.append(STX)
-        body.extend(data.encode())
-    body.append(ETX)
-    return bytes((SOH,)) + bytes(body) + bytes((bcc(body),))
-
-
-def error(code):
-    body = b"(ER%02d)" % code + bytes((ETX,))
-    return bytes((STX,)) + body + bytes((bcc(body),))
 
 
 class Firmware:
@@ -79,63 +58,6 @@ class Firmware:
             self.p.send_signal(signal.SIGTERM)
             out, err = self.p.communicate(timeout=20)
         return out.decode(), err.decode()
-
-
-class Client:
-    """Raw mode C bytes over a TCP connection (the optical port, or a member of the bus)."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
-
-    def drain(self):
-        self.s.setblocking(False)
-        try:
-            while self.s.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
-        self.s.setblocking(True)
-
-    def read(self, timeout=3.0):
-        """One message from the meter (ident line, ACK/NAK, a SOH/STX block), b'' if none."""
-        buf = bytearray()
-        end = time.time() + timeout
-        while time.time() < end:
-            self.s.settimeout(max(0.01, end - time.time()))
-            try:
-                d = self.s.recv(1)
-            except socket.timeout:
-                break
-            if not d:
-                break
-            buf.extend(d)
-            b0 = buf[0]
-            if len(buf) == 1 and b0 in (ACK, NAK):
-                return bytes(buf)
-            if b0 == 0x2F and buf.endswith(b"\r\n"):
-                return bytes(buf)
-            if b0 in (STX, SOH) and len(buf) >= 3 and buf[-2] in (ETX, EOT):
-                return bytes(buf)
-            if b0 not in (ACK, NAK, 0x2F, STX, SOH):
-                buf = bytearray()  # someone else's bytes on the bus
-        return bytes(buf)
-
-    def x(self, data, timeout=3.0):
-        self.drain()
-        self.s.sendall(data)
-        return self.read(timeout)
-
-    def prog(self, addr="", pw="00000000"):
-        """Sign on, programming mode, P1; returns the answer to P1."""
-        ident = self.x(b"/?" + addr.encode() + b"!\r\n")
-        assert ident.startswith(b"/OMF5"), ident
-        time.sleep(0.05)
-        p0 = self.x(b"\x06051\r\n")
-        assert p0.startswith(b"\x01P0"), p0
-        return self.x(cmd("P", 1, "(%s)" % pw))
-
-    def close(self):
-        self.s.close()
 
 
 def _logs(img):
