@@ -27,6 +27,22 @@ def run_sim(*args, timeout=300, heapsize=SIM_HEAP):
     return p.returncode, p.stdout, p.stderr
 
 
+def control(port, line, timeout=10):
+    """Send one command ``line`` to a sim's control channel (``--control-tcp port``) and
+    return its one-line reply, stripped."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(line.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            d = s.recv(512)
+            if not d:
+                break
+            reply += d
+    return reply.decode().strip()
+
+
 def stop_sim(p, control_port, timeout=60):
     """End the sim process ``p`` (started with ``--control-tcp control_port``) in order with the
     control channel's ``stop``, as its ``--duration`` would: the shutdown, the summary and the
@@ -34,17 +50,8 @@ def stop_sim(p, control_port, timeout=60):
     Ctrl-C wherever the interpreter is, and inside a garbage collection that leaves the heap
     locked, so the report ends in "MemoryError: heap is locked"; see firmware/app.py run().)
     Raises AssertionError naming the reply if the channel refuses."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", control_port), timeout=10) as s:
-        s.sendall(b"stop\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            d = s.recv(64)
-            if not d:
-                break
-            reply += d
-    assert reply == b"OK\n", ("control channel stop", reply)
+    reply = control(control_port, "stop")
+    assert reply == "OK", ("control channel stop", reply)
     return p.communicate(timeout=timeout)
 
 

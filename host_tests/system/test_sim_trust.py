@@ -17,13 +17,12 @@ tools/events_dump.py (the persisted event records) and the NOR model's ``.wear``
 
 import os
 import signal
-import socket
 import struct
 import subprocess
 import time
 
 from iecraw import Client, cmd, error
-from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, stop_sim
+from simrun import MICROPYTHON, MPYPATH, ROOT, SIM_HEAP, control, stop_sim
 from test_iec_client import Hub, _free_port
 
 import events_dump
@@ -191,18 +190,6 @@ def test_lockout_is_shared_by_the_local_ports_and_survives_a_restart(tmp_path):
 # item 12
 
 
-def _control(port, line):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
-        c.sendall(line.encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            d = c.recv(512)
-            if not d:
-                break
-            buf += d
-    return buf.decode().strip()
-
-
 def test_bit_flip_in_newest_config_copy_is_flagged_not_silent(tmp_path):
     img = str(tmp_path / "flash.img")
     port = _free_port()
@@ -245,7 +232,7 @@ def test_bit_flip_in_newest_config_copy_is_flagged_not_silent(tmp_path):
         alarm = ""
         t0 = time.time()
         while "ALARM" not in alarm and time.time() - t0 < 15:
-            alarm = _control(ctl, "lcd")
+            alarm = control(ctl, "lcd")
             time.sleep(0.3)
         assert "ALARM" in alarm, alarm
     finally:
@@ -307,7 +294,7 @@ def test_seal_covers_magnet_and_neutral_are_persisted(tmp_path):
     try:
         for line in ("seal open", "seal closed", "cover open", "cover closed", "tcover open",
                      "tcover closed", "magnet on", "magnet off"):
-            assert _control(ctl, line) == "OK"
+            assert control(ctl, line) == "OK"
             time.sleep(0.4)
         time.sleep(12)  # the neutral imbalance must last 10 s
     finally:
