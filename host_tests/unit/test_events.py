@@ -125,11 +125,42 @@ def test_rate_limit_codes_beyond_its_slots_share_the_last_one():
     assert not lim.admit(2, 4) and not lim.admit(2, 5)
     assert (lim.pending(1), lim.pending(2), lim.pending(3), lim.pending(4)) == (1, 2, 2, 2)
     assert lim.pending(9) == 0 and lim.pending(256 + 2) == 2
-    assert lim.admit(5, 6), "a fifth code: the last slot again, a new window"
+    assert lim.admit(5, 6), "a fifth code: recorded; the last slot's count is kept"
     assert not lim.admit(3, 7) and lim.pending(4) == lim.pending(5) == 3
-    assert sorted((c, k) for c, k, _s, _j in lim.due(60)) == [(1, 1), (2, 2)]
-    assert lim.due(66) == [(5, 3, 0, b"\xff" * 6)], "the last slot: its newest code"
+    # the last slot counted codes 3 and 4: its summary names neither (nor 5)
+    assert sorted((c, k) for c, k, _s, _j in lim.due(60)) == [(1, 1), (2, 2),
+                                                              (E.FLOOD_MIXED, 3)]
+    assert lim.due(66) == []
     assert lim.admit(2, 61) and not lim.admit(2, 62) and lim.admit(4, 67)
+
+
+def test_the_shared_slot_never_reports_a_flood_under_another_codes_name():
+    # every slot busy (48 codes flooding in a day on a meter; 2 here): the codes beyond
+    # share the last slot. A flood of one code there, then a new code: its summary was
+    # written under the newest code's name (a wrong-password flood reported as clock sets).
+    lim = E.RateLimit(burst=1, window_s=60, slots=2)
+    t = 1000
+    assert lim.admit(E.COVER_OPEN, t) and not lim.admit(E.COVER_OPEN, t + 1)
+    assert lim.admit(E.WRONG_PASSWORD, t)
+    for k in range(40):
+        assert not lim.admit(E.WRONG_PASSWORD, t + 2 + k)
+    assert lim.admit(E.CLOCK_SET, t + 45), "a new code's first event: recorded"
+    assert not lim.admit(E.CLOCK_SET, t + 46)  # counted with the passwords
+    out = sorted((c, k, j) for c, k, _s, j in lim.due(t + 60))
+    assert out == [(E.COVER_OPEN, 1, b"\xff" * 6), (E.FLOOD_MIXED, 41, b"\xff" * 6)], out
+    assert E.log_of(E.FLOOD_MIXED) == E.LOG_SECURITY and E.NAMES[E.FLOOD_MIXED]
+    # one code alone in the shared slot keeps its name
+    lim = E.RateLimit(burst=1, window_s=60, slots=2)
+    assert lim.admit(E.COVER_OPEN, t) and not lim.admit(E.COVER_OPEN, t + 1)
+    assert lim.admit(E.WRONG_PASSWORD, t) and not lim.admit(E.WRONG_PASSWORD, t + 1)
+    assert sorted((c, k) for c, k, _s, _j in lim.due(t + 60)) == sorted([
+        (E.COVER_OPEN, 1), (E.WRONG_PASSWORD, 1)])
+    # mixed once: the next window of that slot, one code again, is named again
+    lim = E.RateLimit(burst=1, window_s=60, slots=1)
+    assert lim.admit(1, 0) and lim.admit(2, 1) and not lim.admit(1, 2)
+    assert [(c, k) for c, k, _s, _j in lim.due(61)] == [(E.FLOOD_MIXED, 1)]
+    assert lim.admit(2, 200) and not lim.admit(2, 201)
+    assert [(c, k) for c, k, _s, _j in lim.due(10 ** 6)] == [(2, 1)]
 
 
 def test_a_new_code_never_takes_another_codes_count_for_its_summary():

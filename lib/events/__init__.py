@@ -65,6 +65,8 @@ SECURITY_FALLBACK = const(68)  # password not trusted: factory password needs th
 CONFIG_DEFERRED = const(69)  # configuration save held back by the wear budget; value: s
 PROG_LOCK_KEPT = const(70)  # the latest lockout, re-recorded at power-up so that no flood can
 # push it out of the ring: t = its start (not the time of writing), value = its length, s
+FLOOD_MIXED = const(71)  # a flood summary of several codes at once (value: events counted):
+# the flood limiter's shared slot (RateLimit: more codes active than slots) never names one
 
 # 80..89: supervision of the firmware's tasks (issue 8; firmware/tasks/supervisor.py)
 TASK_DIED = const(80)  # a task ended with an exception (or returned); value: its deaths so far
@@ -191,7 +193,8 @@ NAMES = Table((
     (NEUTRAL_OK, "neutral current balanced"), (CONFIG_FALLBACK, "configuration copy damaged"),
     (SECURITY_FALLBACK, "password not trusted"), (CONFIG_DEFERRED, "configuration save deferred"),
     (TASK_DIED, "task died"), (TASK_FAILED, "task failed: watchdog reset"),
-    (PROG_LOCK_KEPT, "lockout carried over a restart"), (AUDIT_FULL, "audit trail full"),
+    (PROG_LOCK_KEPT, "lockout carried over a restart"),
+    (FLOOD_MIXED, "events of several codes counted"), (AUDIT_FULL, "audit trail full"),
     (AUDIT_REFUSED, "refused: audit trail full"), (AUDIT_CLEARED, "audit trail cleared"),
     (UPLINK_DROPPED, "uplink outbox full: oldest dropped"),
     (UPLINK_EVENTS_SKIPPED, "uplink: events not sent one by one"),
@@ -220,7 +223,7 @@ SECURITY_CODES = (
     PROG_ENTER, PROG_EXIT, WRONG_PASSWORD, PROG_LOCKED, SEALED_REFUSED, PARAM_CHANGED, CLOCK_SET,
     PW_WHILE_LOCKED, REFUSED_NO_PASSWORD, SEAL_OPEN, SEAL_CLOSED, COVER_OPEN, COVER_CLOSED,
     TCOVER_OPEN, TCOVER_CLOSED, MAGNET_ON, MAGNET_OFF, NEUTRAL_IMBALANCE, NEUTRAL_OK,
-    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, AUDIT_FULL, AUDIT_REFUSED,
+    CONFIG_FALLBACK, SECURITY_FALLBACK, PROG_LOCK_KEPT, FLOOD_MIXED, AUDIT_FULL, AUDIT_REFUSED,
     AUDIT_CLEARED, CLOCK_SET_REFUSED, TOU_PROGRAMMED, TOU_REFUSED, UPLINK_TIME_REFUSED,
     UPLINK_CONFIG_N, UPLINK_REPLAY, CONC_SERIAL_REFUSED, UPLINK_REVERTED, UPLINK_KEY_CHANGED,
     CONC_SERIAL_BOUND,
@@ -454,7 +457,9 @@ class RateLimit:
     after that. Times are RTC seconds (int); a clock set backwards ends the window.
     ``burst_for``: dict code -> burst overriding the default. State is preallocated for
     ``slots`` codes (a code beyond takes the slot of an idle code, else shares the last
-    slot), so a flood allocates nothing that stays.
+    slot), so a flood allocates nothing that stays. A summary of the shared slot whose count
+    holds events of more than one code is written under FLOOD_MIXED (in the security log),
+    never under one of those codes: a flood is never reported under another code's name.
     """
 
     def __init__(self, burst=3, window_s=60, max_window_s=86400, burst_for=None, slots=48):
@@ -479,6 +484,7 @@ class RateLimit:
         self._src = bytearray(slots)
         self._subj = bytearray(6 * slots)
         self.suppressed = 0  # total counted and not recorded one by one (since boot)
+        self._mix = 0  # the last (shared) slot's count holds events of more than one code
 
     def _slot_of(self, code):
         # the slot of a code seen before: its own, else the last one (which the codes beyond
@@ -539,6 +545,9 @@ class RateLimit:
                 self._used += 1
             else:
                 i = self._idle(now)
+                if self._sup[i]:  # the shared slot, another code's count waiting: kept
+                    self._mix = 1  # (its summary is FLOOD_MIXED from now on)
+                    return True
             self._code[i] = code
             self._start[i] = now if now > 0 else 0  # (RTC s; unsigned, see __init__)
             self._dbl[i] = 0
@@ -560,6 +569,8 @@ class RateLimit:
             self._n[i] += 1
             return True
         self._sup[i] += 1
+        if self._code[i] != code:  # (only the shared last slot holds other codes)
+            self._mix = 1
         self._src[i] = src
         j = 6 * i
         for k in range(6):
@@ -596,8 +607,12 @@ class RateLimit:
         for i in range(self._used):
             n = self._sup[i]
             if n and (force or now - self._start[i] >= self._window(i) or now < self._start[i]):
-                out.append((self._code[i], n, self._src[i],
-                            bytes(self._subj[6 * i : 6 * i + 6])))
+                if self._mix and i == len(self._code) - 1:  # several codes' count: no subject
+                    self._mix = 0
+                    out.append((FLOOD_MIXED, n, self._src[i], b"\xff" * 6))
+                else:
+                    out.append((self._code[i], n, self._src[i],
+                                bytes(self._subj[6 * i : 6 * i + 6])))
                 self._sup[i] = 0
                 self._grow[i] = 1
         return out
