@@ -9,4 +9,4 @@ if options.board in ("pico", "all"):
 if options.board in ("stm32", "all"):
     _mods += ["stm32.py", "stm32_flash.py", "file_blocks.py"]
 for _m in sorted(set(_mods)):
-    module("boards/" + _m, base_path="..")
+    module("boards/" + _m, base_path="..", opt=3)

@@ -2,10 +2,12 @@
 # The application (firmware/): the wiring (app.py), the domain (meter/), the tasks (tasks/)
 # and the ports (ports/); main.py, the entry that picks the board, unless with_main=False.
 # The libraries are lib/manifest.py, the boards boards/manifest.py.
+# opt=3 (as in every device manifest): no line-number tables (~7 % of the bytecode; device
+# code has no assert), as tools/deploy.py compiles the .mpy files.
 options.defaults(with_main=True)
 
-module("app.py")
+module("app.py", opt=3)
 if options.with_main:
-    module("main.py")
+    module("main.py", opt=3)
 for _p in ("meter", "tasks", "ports", "uplink"):
-    package(_p)
+    package(_p, opt=3)

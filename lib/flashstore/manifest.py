@@ -11,4 +11,4 @@ metadata(
 
 # every module of the package but this manifest (the manifest tool runs from this folder)
 _files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
-package("flashstore", files=_files, base_path="..")
+package("flashstore", files=_files, base_path="..", opt=3)

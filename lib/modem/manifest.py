@@ -12,4 +12,4 @@ metadata(
 
 # every module of the package but this manifest (the manifest tool runs from this folder)
 _files = sorted(n for n in os.listdir(".") if n.endswith(".py") and n != "manifest.py")
-package("modem", files=_files, base_path="..")
+package("modem", files=_files, base_path="..", opt=3)

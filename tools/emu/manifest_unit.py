@@ -8,7 +8,7 @@ import os
 
 include("$(MPY_DIR)/extmod/asyncio")
 include("../../manifest.py", with_main=False, port_modules=False)
-package("boards/sim", base_path="../..")
+package("boards/sim", base_path="../..", opt=3)  # (as the device code)
 # every host_tests/unit module but those whose every test is host-only on this board
 # ($EMU_NOT_FROZEN, tools/emu/emu.py not_frozen(): the image has room for the rest only)
 _skip = os.environ.get("EMU_NOT_FROZEN", "").split()
