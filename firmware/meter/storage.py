@@ -181,6 +181,7 @@ def from_schema_1(p, tariffs=0, width=0):
 FAULT_FOREIGN = "foreign"
 FAULT_CORRUPT = "corrupt"
 FAULT_WRITE = "write"
+FAULT_READBACK = "readback"
 
 
 class Storage:
@@ -223,7 +224,9 @@ class Storage:
         self.refused = 0
         self.write_errors = 0
         self.fault = None
-        self._failing = False
+        # the episodes under way, an event logged once each: 1 STORAGE_WRITE_FAILED (until a
+        # commit succeeds), 2 STORAGE_READBACK (until a commit takes at its first program)
+        self._failing = 0
         self.last_text = ""
         self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
         # monotonic seconds for the commit policy, from ticks_diff: a real port's ticks_ms
@@ -332,11 +335,29 @@ class Storage:
 
     def _failed(self, reason, e):
         self.write_errors += 1
-        if self.fault is None:
+        if self.fault is None or self.fault == FAULT_READBACK:
             self.fault = FAULT_WRITE
-        if not self._failing:  # once per episode (until a commit succeeds)
-            self._failing = True
+        if not self._failing & 1:  # once per episode (until a commit succeeds)
+            self._failing |= 1
             self.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
+
+    def _retried(self, reason):
+        # the record is committed, but a program did not read back first (worn or faulty
+        # flash cells): STORAGE_READBACK once per episode (until a commit takes at its first
+        # program), naming where; ERR_STORAGE meanwhile
+        self._failing &= 2  # (the write episode is over: committed)
+        if self.fault is None or self.fault == FAULT_WRITE:
+            self.fault = FAULT_READBACK
+        if self._failing & 2:
+            return
+        self._failing |= 2
+        j = self.journal
+        a = j.bad_at
+        self.log.log(events.STORAGE_READBACK, a, "journal: a record did not read back at "
+                     "sector %d slot %d (offset %d; reason %d): written again, %d "
+                     "programs did not take so far" % (a // j.sector_size, a % j.sector_size
+                                                       // j.slot_size, a, reason,
+                                                       j.bad_writes))
 
     def restore(self):
         """Recover at boot (module docstring); returns the journal status string
@@ -412,11 +433,17 @@ class Storage:
         else:
             self._advance()
         self._reason = reason
+        bad = self.journal.bad_writes
         e = self._put_caught()
-        if e is not None:  # NoSpace, flash errors: metering goes on
-            self._failed(reason, e)
+        if e is not None:  # NoSpace, flash errors (a record that never read back): metering
+            self._failed(reason, e)  # goes on
             return False
-        self._failing = False
+        if self.journal.bad_writes != bad:  # committed, but a program did not take first
+            self._retried(reason)
+        else:
+            self._failing = 0  # (both episodes over)
+            if self.fault == FAULT_READBACK:
+                self.fault = None
         if self.fault == FAULT_WRITE:
             self.fault = None
         self.policy.mark(self._mono_s)

@@ -94,7 +94,7 @@ def test_commit_and_recover_roundtrip():
     assert _raises(ValueError, k.commit, b"short"), "payload size is fixed"
 
 
-def test_power_fail_commit_is_one_program_no_erase_no_read():
+def test_power_fail_commit_is_one_program_no_erase_and_its_read_back():
     dev, part = _dev()
     cf = _Counting(part)
     j = Journal(cf, _P)
@@ -105,7 +105,8 @@ def test_power_fail_commit_is_one_program_no_erase_no_read():
         r0, p0, e0 = cf.reads, dev.programs, dev.erases
         j.commit(_enc((i, i, i)), REASON_POWERFAIL, urgent=True)
         assert dev.programs - p0 == 1, "one page program per urgent commit"
-        assert dev.erases == e0 and cf.reads == r0, "no erase and no read on the urgent path"
+        # the only reads: the record read back in 16-byte pieces (40 bytes: 0, 16, 24)
+        assert dev.erases == e0 and cf.reads == r0 + 3, "no erase, 3 reads on the urgent path"
         j.maintain()
 
 
@@ -119,6 +120,10 @@ class _RawBdev:
 
     def readblocks(self, block, buf, offset=0):
         a = block * self.bs + offset
+        if len(buf) <= 16:  # (a commit's read-back, on the power-fail path: no slice)
+            for i in range(len(buf)):
+                buf[i] = self.img[a + i]
+            return
         buf[:] = self.img[a : a + len(buf)]
 
     def writeblocks(self, block, buf, offset=0):

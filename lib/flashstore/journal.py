@@ -104,6 +104,16 @@ class Journal(ringlog.SectorRing):
         self.seq = 0
         self.found_schema = None
         self.found_reason = None
+        self.bad_writes = 0  # programs that did not read back (records and sector headers)
+        self.bad_at = -1  # the partition address of the last one (-1: none)
+
+    def _took(self, addr, n):
+        # every record and sector header is read back (module docstring, "Read-back")
+        if self._reads_back(addr, n):
+            return True
+        self.bad_writes += 1
+        self.bad_at = addr
+        return False
 
     def refuse(self, why):
         """Treat the recovered journal as foreign (``why``: text for the log line): the

@@ -104,6 +104,8 @@ _DIRTY = const(3)  # needs an erase, holds no valid record
 _FOREIGN = const(4)  # valid header of another format/kind/geometry
 _DAMAGED = const(5)  # header unreadable but valid records inside (salvaged): erase in turn
 
+_RETRIES = const(2)  # a record that did not read back is written again at most this often
+
 STATUS_OK = "ok"
 STATUS_BLANK = "blank"
 STATUS_CORRUPT = "corrupt"
@@ -121,6 +123,9 @@ _blanks = {}
 # its end without yielding (no await; the power-fail interrupt only sets a flag, the urgent
 # commit runs in a task: firmware/tasks/storage.py)
 _crc = array("H", (0, 0))
+# an append's read-back (the register journal's, lib/flashstore/journal.py): 16 bytes of the
+# slot at a time, compared with the record; shared by every ring like _crc
+_vb = bytearray(_HDR)
 
 
 def _zeros(code, n):
@@ -602,6 +607,10 @@ class SectorRing:
             self._flash.erase(s * self.sector_size)
             er += 1
         self._format(s, er)
+        if not self._took(s * self.sector_size, _HDR):  # (stays DIRTY: erased again next)
+            from flashstore.flash import FlashError
+
+            raise FlashError("sector %d header did not read back" % s)
         self._state[s] = _READY
         self._odd.pop(s, None)
         self._fill[s] = 1
@@ -742,12 +751,74 @@ class SectorRing:
             raise ValueError("payload larger than %d bytes" % self._max)
         if self._slot >= self.slots_per_sector:
             self._next_sector(urgent)
-        self._build(payload, tag, aux)
-        self._program(len(payload))
+        self._copy(payload)
+        if not self._attempt(len(payload), tag, aux):
+            self._again(tag, aux, urgent)
         if urgent:
             return None
         r = self._rec
         return (r[6] | r[7] << 8) << 16 | r[5] << 8 | r[4]
+
+    def _attempt(self, n, tag, aux):
+        # the record of the ``n``-byte payload in the buffer (header: the next sequence
+        # number, CRC-32) into the head's next slot; True if it took (:meth:`_took`)
+        self._build(n, tag, aux)
+        return self._program(n)
+
+    def _again(self, tag, aux, urgent):
+        # the record did not read back (a program that did not take: worn or faulty NOR
+        # cells, the chip reports nothing): it is not committed. Written again as a new record
+        # (the next sequence number) in the next slot, or the next sector's first as
+        # _next_sector allows (urgent: a prepared one only), at most _RETRIES times (urgent:
+        # once, the supply is going: one more page program); then FlashError. The slot that
+        # did not take stays used and fails its CRC at the next scan. The payload stays in
+        # the buffer (a sector header built there takes only its first 16 bytes).
+        n = self._rec[8] | self._rec[9] << 8
+        k = 1 if urgent else _RETRIES
+        while k > 0:
+            if self._slot >= self.slots_per_sector:
+                self._next_sector(urgent)
+            if self._attempt(n, tag, aux):
+                return
+            k -= 1
+        self._not_taken(urgent)
+
+    def _not_taken(self, urgent):
+        from flashstore.flash import FlashError  # (a failure path: no RAM for it otherwise)
+
+        raise FlashError("record did not read back at sector %d slot %d after %d attempts"
+                         % (self._head, self._slot - 1, 1 + (1 if urgent else _RETRIES)))
+
+    def _took(self, addr, n):
+        """True if the ``n`` bytes just programmed at ``addr`` hold what was programmed (the
+        first ``n`` bytes of the record buffer). This ring does not read back (True); the
+        register journal does (lib/flashstore/journal.py)."""
+        return True
+
+    def _reads_back(self, addr, n):
+        """True if the ``n`` (>= 16) bytes at ``addr`` equal the first ``n`` of the record
+        buffer: read in 16-byte pieces (the last one overlapping the one before), compared
+        byte by byte: no copy of the record, no allocation, frames of at most 11 words."""
+        b = _vb
+        o = 0
+        while o < n:
+            if o + _HDR > n:
+                o = n - _HDR
+            self._flash.read(addr + o, b)
+            if not self._same(b, o):
+                return False
+            o += _HDR
+        return True
+
+    def _same(self, b, o):
+        # ``b`` (16 bytes) equals the record buffer from offset ``o`` on
+        r = self._rec
+        i = 0
+        while i < _HDR:
+            if b[i] != r[o + i]:
+                return False
+            i += 1
+        return True
 
     def _next_sector(self, urgent):
         # the head moves on to the next sector, prepared now unless ``urgent`` (NoSpace)
@@ -762,16 +833,15 @@ class SectorRing:
         self._slot = 1
         self._state[nxt] = _USED
 
-    def _build(self, payload, tag, aux):
-        # the record in ``_rec``: payload, header (with the next sequence number), CRC-32
-        self._copy(payload)
+    def _build(self, n, tag, aux):
+        # the record in ``_rec`` over the ``n``-byte payload there (:meth:`_copy`): header
+        # (with the next sequence number), CRC-32
         r = self._rec
         r[0] = _REC_M0
         r[1] = _REC_M1
         r[2] = FORMAT
         r[3] = tag
         self._take_seq()
-        n = len(payload)
         r[8] = n & 0xFF
         r[9] = n >> 8
         r[10] = aux & 0xFF
@@ -817,10 +887,19 @@ class SectorRing:
         r[15] = v >> 8
 
     def _program(self, n):
-        # the record of an ``n``-byte payload into the head's next slot
+        # the record of an ``n``-byte payload into the head's next slot; True if it took
+        # (only then is it the newest: maintain() never erases the sector of the last record
+        # that took, whatever the head passed over since)
         head = self._head
-        self._write(head * self.sector_size + self._slot * self.slot_size,
-                    self._chunks if n == self._max else self._split(_HDR + n))
+        addr = head * self.sector_size + self._slot * self.slot_size
+        self._write(addr, self._chunks if n == self._max else self._split(_HDR + n))
+        if not self._took(addr, _HDR + n):
+            return False
+        self._newest_in(head)
+        return True
+
+    def _newest_in(self, head):
+        # the record in the buffer took in sector ``head``: the newest
         self._newest = head
         if self._first_hi[head] < 0:
             r = self._rec
