@@ -822,16 +822,37 @@ class SectorRing:
 
     def _next_sector(self, urgent):
         # the head moves on to the next sector, prepared now unless ``urgent`` (NoSpace)
-        nxt = (self._head + 1) % self.sectors
-        if self._state[nxt] != _READY:
+        if self._state[(self._head + 1) % self.sectors] != _READY:
             if urgent:
                 raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
-            self.maintain(1)
-            if self._state[nxt] != _READY:
-                raise NoSpace("cannot prepare the next sector")
+            self._prepare_next()
+        nxt = (self._head + 1) % self.sectors
         self._head = nxt
         self._slot = 1
         self._state[nxt] = _USED
+
+    def _prepare_next(self):
+        # the sector after the head prepared now (an erase). Passed over (the head moves onto
+        # it, full): the sector of the newest record when the head went round the ring
+        # since (every sector between holds only records that did not take, so the oldest of
+        # them is erased, never the newest record), and a sector that could not be prepared
+        # (its header did not take: worn cells; left DIRTY, tried again in turn). Raises the
+        # last error, or NoSpace, when no sector can be prepared.
+        err = None
+        for _ in range(self.sectors):
+            nxt = (self._head + 1) % self.sectors
+            if nxt != self._newest:
+                try:
+                    self.maintain(1)
+                except Exception as e:  # (FlashError, an I/O error of the device)
+                    err = e
+                if self._state[nxt] == _READY:
+                    return
+                if self._state[nxt] != _DIRTY:
+                    break  # (not mounted, write-protected)
+            self._head = nxt
+            self._slot = self.slots_per_sector
+        raise err or NoSpace("cannot prepare the next sector")
 
     def _build(self, n, tag, aux):
         # the record in ``_rec`` over the ``n``-byte payload there (:meth:`_copy`): header

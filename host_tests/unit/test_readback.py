@@ -1,0 +1,214 @@
+# The register journal reads back what it programs (lib/flashstore/ringlog.py
+# SectorRing._took, lib/flashstore/journal.Journal._took): worn or faulty NOR cells leave a
+# program undone without a word (the W25Q16JV's status registers have no program-fail bit),
+# modelled at the board boundary by boards/sim/norflash.NORFlash.wear_out. Before, the
+# journal counted such a record as committed: nothing was flagged until a restart fell back
+# to the last record that took, and the energy since was lost (the power-fail commit too).
+import binascii
+import struct
+
+from boards.sim.norflash import NORFlash, PowerCut
+from flashstore.flash import FlashError, Partition
+from flashstore.journal import (
+    REASON_PERIODIC,
+    REASON_POWERFAIL,
+    STATUS_OK,
+    Journal,
+    NoSpace,
+)
+
+_P = 24
+
+
+def _enc(i):
+    return struct.pack("<QQQ", i, 2 * i, 3 * i)
+
+
+def _dec(b):
+    return None if b is None else struct.unpack("<QQQ", b)[0]
+
+
+def _dev(sectors=4, ss=1024, seed=0):
+    dev = NORFlash(sectors * ss, sector_size=ss, page_size=256, seed=seed, strict=True)
+    return dev, Partition(dev, 0, dev.size)
+
+
+def _journal(part):
+    j = Journal(part, _P)
+    j.recover()
+    j.maintain()
+    return j
+
+
+def _next_slot(j):
+    """Partition address of the slot the next record goes to (head full: the next sector's
+    first)."""
+    s, slot, _n = j.position()
+    if slot >= j.slots_per_sector:
+        s = (s + 1) % j.sectors
+        slot = 1
+    return s * j.sector_size + slot * j.slot_size
+
+
+def _raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc:
+        return True
+    return False
+
+
+def _recovered(part):
+    k = Journal(part, _P)
+    return _dec(k.recover()), k
+
+
+def test_a_record_that_did_not_take_is_written_again_in_the_next_slot():
+    dev, part = _dev()
+    j = _journal(part)
+    for i in range(1, 4):
+        j.commit(_enc(i))
+    a = _next_slot(j)
+    dev.wear_out(a + 16 + 4, 1, 0x01)  # one bit of the payload (0 in _enc(4)) stays 1
+    p0 = dev.programs
+    seq = j.commit(_enc(4))
+    got, k = _recovered(part)
+    assert got == 4, "the commit is on the flash: %r" % got
+    assert seq == 5 and k.seq == 5, "written again as a new record: %r %r" % (seq, k.seq)
+    assert dev.programs == p0 + 2, "one more page program"
+    assert j.bad_writes == 1 and j.bad_at == a, (j.bad_writes, j.bad_at)
+    assert k.torn + k.corrupt == 1, "the slot that did not take fails its CRC"
+    assert j.commit(_enc(5)) == 6 and _recovered(part)[0] == 5, "and the journal goes on"
+
+
+def test_the_power_fail_commit_tries_once_more_and_allocates_nothing():
+    import micropython
+
+    dev, part = _dev()
+    j = _journal(part)
+    j.commit(_enc(1))
+    dev.wear_out(_next_slot(j), 16)  # the next slot's header cells: nothing of it takes
+    p = _enc(2)
+
+    def urgent():
+        micropython.heap_lock()
+        try:
+            j.commit(p, REASON_POWERFAIL, True)
+        finally:
+            micropython.heap_unlock()
+
+    p0 = dev.programs
+    urgent()  # (MemoryError if the read-back or the retry allocated)
+    assert dev.programs == p0 + 2 and _recovered(part)[0] == 2, "retried once: taken"
+    # two slots that do not take: one retry only (the supply is going), then FlashError;
+    # the record that took before is the one recovered
+    dev.wear_out(_next_slot(j), 2 * j.slot_size)
+    p0 = dev.programs
+    assert _raises(FlashError, j.commit, _enc(3), REASON_POWERFAIL, True)
+    assert dev.programs == p0 + 2, "two programs at most: %d" % (dev.programs - p0)
+    assert _recovered(part)[0] == 2
+    # a periodic commit tries three times (two retries)
+    dev.wear_out(_next_slot(j), 2 * j.slot_size)
+    p0 = dev.programs
+    assert j.commit(_enc(4)) is not None and dev.programs == p0 + 3
+    assert _recovered(part)[0] == 4
+
+
+def test_a_chip_where_every_write_fails_keeps_the_last_record_that_took():
+    # Every program fails from some day on. The head goes on through the ring (a slot per
+    # attempt, every sector erased in turn) but never erases the sector of the last record
+    # that took; before, each commit passed for taken and the ring erased that sector once
+    # round: the restart found no record (registers from zero).
+    dev, part = _dev()
+    j = _journal(part)
+    for i in range(1, 6):
+        j.commit(_enc(i))
+    dev.wear_out(0, dev.size)
+    failed = 0
+    for i in range(6, 6 + 3 * j.sectors * j.slots_per_sector):
+        for urgent in (False, True):
+            try:
+                j.commit(_enc(i), REASON_POWERFAIL if urgent else REASON_PERIODIC, urgent)
+            except (FlashError, NoSpace):
+                failed += 1
+        try:
+            j.maintain()
+        except FlashError:
+            pass
+    got, k = _recovered(part)
+    assert got == 5 and k.status == STATUS_OK, "the last record that took: %r" % got
+    assert failed == 2 * 3 * j.sectors * j.slots_per_sector, "no commit passed for taken"
+    # the cells heal (or were replaced): the journal goes on without a restart
+    dev.worn = []
+    assert j.commit(_enc(100)) is not None and _recovered(part)[0] == 100
+
+
+def test_a_sector_whose_header_does_not_take_is_passed_over():
+    dev, part = _dev()
+    j = _journal(part)
+    per = j.slots_per_sector - 1
+    for i in range(1, per + 1):  # sector 0 full, sector 1 prepared by maintain()
+        j.commit(_enc(i))
+    dev.wear_out(2 * j.sector_size, 16)  # sector 2's header cells
+    for i in range(per + 1, 3 * per + 1):  # through sector 1 and on
+        j.commit(_enc(i))
+        try:
+            j.maintain()
+        except FlashError:
+            pass
+    got, k = _recovered(part)
+    assert got == 3 * per, got
+    assert j.position()[0] == 3, "sector 2 passed over: %r" % (j.position(),)
+
+
+def test_no_record_that_did_not_take_in_part_passes_its_crc():
+    # A half-good record (the header took, part of the payload or CRC did not; or any
+    # single cell of it) never reads as valid: the scan's check (CRC-32 over header and
+    # payload, lib/flashstore/ringlog.py) rejects every such image.
+    dev, part = _dev(sectors=2)
+    j = _journal(part)
+    a = _next_slot(j)
+    j.commit(_enc(0x0123456789))
+    n = 16 + _P
+    good = bytearray(n)
+    part.read(a, good)
+    ssz = j.slot_size
+    rec = bytearray(b"\xff" * ssz)
+    assert j._check(memoryview(good), n) >= 0
+
+    def bad(img):
+        rec[0:n] = img
+        return j._check(memoryview(rec), ssz) < 0
+
+    for cut in range(n):  # the first ``cut`` bytes took, the rest stayed erased
+        assert bad(good[0:cut] + b"\xff" * (n - cut)), "prefix %d" % cut
+    for i in range(n):  # one cell that did not take: any bits of one byte stuck at 1
+        zeros = ~good[i] & 0xFF
+        m = zeros
+        while m:
+            img = bytearray(good)
+            img[i] |= m
+            assert bad(img), "byte %d mask %02x" % (i, m)
+            m = (m - 1) & zeros
+    crc = binascii.crc32(good[16:n], binascii.crc32(good[0:12]))
+    assert crc == struct.unpack_from("<I", good, 12)[0]
+
+
+def test_a_cut_during_the_retry_never_loses_or_invents_a_register():
+    # The first program did not take and the power goes during the retry's program: the
+    # restart finds the record before (or the retry's, had its program completed), never
+    # anything else, and the journal goes on after it.
+    for seed in range(12):
+        dev, part = _dev(seed=seed)
+        j = _journal(part)
+        for i in range(1, 4):
+            j.commit(_enc(i))
+        dev.wear_out(_next_slot(j), 1, 0x80)  # the record's first magic byte
+        dev.cut_at_op(2)  # the first program, then the retry's, cut
+        assert _raises(PowerCut, j.commit, _enc(4), REASON_POWERFAIL, True)
+        dev.power_on()
+        got, k = _recovered(part)
+        assert got in (3, 4), "seed %d: %r" % (seed, got)
+        k.maintain()
+        k.commit(_enc(5))
+        assert _recovered(part)[0] == 5, "seed %d" % seed
