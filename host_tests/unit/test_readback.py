@@ -8,13 +8,13 @@ import binascii
 import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
-from flashstore.flash import FlashError, Partition
+from flashstore.flash import Partition
 from flashstore.journal import (
     REASON_PERIODIC,
     REASON_POWERFAIL,
     STATUS_OK,
     Journal,
-    NoSpace,
+    StorageError,
 )
 
 _P = 24
@@ -100,11 +100,11 @@ def test_the_power_fail_commit_tries_once_more_and_allocates_nothing():
     p0 = dev.programs
     urgent()  # (MemoryError if the read-back or the retry allocated)
     assert dev.programs == p0 + 2 and _recovered(part)[0] == 2, "retried once: taken"
-    # two slots that do not take: one retry only (the supply is going), then FlashError;
+    # two slots that do not take: one retry only (the supply is going), then StorageError;
     # the record that took before is the one recovered
     dev.wear_out(_next_slot(j), 2 * j.slot_size)
     p0 = dev.programs
-    assert _raises(FlashError, j.commit, _enc(3), REASON_POWERFAIL, True)
+    assert _raises(StorageError, j.commit, _enc(3), REASON_POWERFAIL, True)
     assert dev.programs == p0 + 2, "two programs at most: %d" % (dev.programs - p0)
     assert _recovered(part)[0] == 2
     # a periodic commit tries three times (two retries)
@@ -129,11 +129,11 @@ def test_a_chip_where_every_write_fails_keeps_the_last_record_that_took():
         for urgent in (False, True):
             try:
                 j.commit(_enc(i), REASON_POWERFAIL if urgent else REASON_PERIODIC, urgent)
-            except (FlashError, NoSpace):
+            except StorageError:  # (NoSpace too)
                 failed += 1
         try:
             j.maintain()
-        except FlashError:
+        except StorageError:
             pass
     got, k = _recovered(part)
     assert got == 5 and k.status == STATUS_OK, "the last record that took: %r" % got
@@ -154,7 +154,7 @@ def test_a_sector_whose_header_does_not_take_is_passed_over():
         j.commit(_enc(i))
         try:
             j.maintain()
-        except FlashError:
+        except StorageError:
             pass
     got, k = _recovered(part)
     assert got == 3 * per, got

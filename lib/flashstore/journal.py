@@ -93,6 +93,7 @@ class Journal(ringlog.SectorRing):
     """
 
     _kind = ringlog.KIND_JOURNAL  # (a class attribute: RAM, see SectorRing)
+    _readback = True  # every record and sector header read back (module docstring)
 
     def __init__(self, flash, payload_size, schema=1, reserve=1, log=None, migrations=None):
         ringlog.SectorRing.__init__(self, flash, ringlog.KIND_JOURNAL, payload_size, reserve, log)
@@ -106,14 +107,6 @@ class Journal(ringlog.SectorRing):
         self.found_reason = None
         self.bad_writes = 0  # programs that did not read back (records and sector headers)
         self.bad_at = -1  # the partition address of the last one (-1: none)
-
-    def _took(self, addr, n):
-        # every record and sector header is read back (module docstring, "Read-back")
-        if self._reads_back(addr, n):
-            return True
-        self.bad_writes += 1
-        self.bad_at = addr
-        return False
 
     def refuse(self, why):
         """Treat the recovered journal as foreign (``why``: text for the log line): the

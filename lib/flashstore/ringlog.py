@@ -257,6 +257,7 @@ class SectorRing:
     # one list; the log callable too is a class attribute unless one is given.
     _kind = 0
     _log = None
+    _readback = False  # each record and sector header read back (the journal: True)
 
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
         ss = flash.sector_size
@@ -608,9 +609,8 @@ class SectorRing:
             er += 1
         self._format(s, er)
         if not self._took(s * self.sector_size, _HDR):  # (stays DIRTY: erased again next)
-            from flashstore.flash import FlashError
-
-            raise FlashError("sector %d header did not read back" % s)
+            raise StorageError("sector %d header did not read back (flash program failed)"
+                               % s)
         self._state[s] = _READY
         self._odd.pop(s, None)
         self._fill[s] = 1
@@ -752,72 +752,61 @@ class SectorRing:
         if self._slot >= self.slots_per_sector:
             self._next_sector(urgent)
         self._copy(payload)
-        if not self._attempt(len(payload), tag, aux):
+        self._build(len(payload), tag, aux)
+        if not self._program(len(payload)):
             self._again(tag, aux, urgent)
         if urgent:
             return None
         r = self._rec
         return (r[6] | r[7] << 8) << 16 | r[5] << 8 | r[4]
 
-    def _attempt(self, n, tag, aux):
-        # the record of the ``n``-byte payload in the buffer (header: the next sequence
-        # number, CRC-32) into the head's next slot; True if it took (:meth:`_took`)
-        self._build(n, tag, aux)
-        return self._program(n)
-
     def _again(self, tag, aux, urgent):
         # the record did not read back (a program that did not take: worn or faulty NOR
         # cells, the chip reports nothing): it is not committed. Written again as a new record
         # (the next sequence number) in the next slot, or the next sector's first as
         # _next_sector allows (urgent: a prepared one only), at most _RETRIES times (urgent:
-        # once, the supply is going: one more page program); then FlashError. The slot that
-        # did not take stays used and fails its CRC at the next scan. The payload stays in
-        # the buffer (a sector header built there takes only its first 16 bytes).
-        n = self._rec[8] | self._rec[9] << 8
+        # once, the supply is going: one more page program); then StorageError. The slot
+        # that did not take stays used and fails its CRC at the next scan. The payload stays
+        # in the buffer (a sector header built there takes its first 16 bytes).
+        n = self._rec[8] | self._rec[9] << 8  # (its length, from the header just built)
         k = 1 if urgent else _RETRIES
         while k > 0:
             if self._slot >= self.slots_per_sector:
                 self._next_sector(urgent)
-            if self._attempt(n, tag, aux):
+            self._build(n, tag, aux)
+            if self._program(n):
                 return
             k -= 1
-        self._not_taken(urgent)
-
-    def _not_taken(self, urgent):
-        from flashstore.flash import FlashError  # (a failure path: no RAM for it otherwise)
-
-        raise FlashError("record did not read back at sector %d slot %d after %d attempts"
-                         % (self._head, self._slot - 1, 1 + (1 if urgent else _RETRIES)))
+        raise StorageError("record did not read back at sector %d slot %d (flash program "
+                           "failed)" % (self._head, self._slot - 1))
 
     def _took(self, addr, n):
-        """True if the ``n`` bytes just programmed at ``addr`` hold what was programmed (the
-        first ``n`` bytes of the record buffer). This ring does not read back (True); the
-        register journal does (lib/flashstore/journal.py)."""
-        return True
+        """True if the ``n`` bytes just programmed at ``addr`` hold the first ``n`` of the
+        record buffer; always for a ring without ``_readback`` (the register journal reads
+        back, lib/flashstore/journal.py: ``bad_writes`` counts the programs that did not take
+        and ``bad_at`` has the address of the last)."""
+        if not self._readback or self._reads_back(addr, n):
+            return True
+        self.bad_writes += 1
+        self.bad_at = addr
+        return False
 
     def _reads_back(self, addr, n):
-        """True if the ``n`` (>= 16) bytes at ``addr`` equal the first ``n`` of the record
-        buffer: read in 16-byte pieces (the last one overlapping the one before), compared
-        byte by byte: no copy of the record, no allocation, frames of at most 11 words."""
+        # the ``n`` (>= 16) bytes at ``addr`` equal the record buffer's first ``n``: read in
+        # 16-byte pieces (the last one overlapping the one before), compared byte by byte: no
+        # copy of the record, no allocation, a frame of 11 words
         b = _vb
         o = 0
         while o < n:
             if o + _HDR > n:
                 o = n - _HDR
             self._flash.read(addr + o, b)
-            if not self._same(b, o):
-                return False
+            i = 0
+            while i < _HDR:
+                if b[i] != self._rec[o + i]:
+                    return False
+                i += 1
             o += _HDR
-        return True
-
-    def _same(self, b, o):
-        # ``b`` (16 bytes) equals the record buffer from offset ``o`` on
-        r = self._rec
-        i = 0
-        while i < _HDR:
-            if b[i] != r[o + i]:
-                return False
-            i += 1
         return True
 
     def _next_sector(self, urgent):
@@ -825,34 +814,15 @@ class SectorRing:
         if self._state[(self._head + 1) % self.sectors] != _READY:
             if urgent:
                 raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
-            self._prepare_next()
+            from flashstore import worn  # (maintain() keeps one prepared: rare)
+
+            e = worn.prepare_next(self)
+            if e is not True:
+                raise e or NoSpace("cannot prepare the next sector")
         nxt = (self._head + 1) % self.sectors
         self._head = nxt
         self._slot = 1
         self._state[nxt] = _USED
-
-    def _prepare_next(self):
-        # the sector after the head prepared now (an erase). Passed over (the head moves onto
-        # it, full): the sector of the newest record when the head went round the ring
-        # since (every sector between holds only records that did not take, so the oldest of
-        # them is erased, never the newest record), and a sector that could not be prepared
-        # (its header did not take: worn cells; left DIRTY, tried again in turn). Raises the
-        # last error, or NoSpace, when no sector can be prepared.
-        err = None
-        for _ in range(self.sectors):
-            nxt = (self._head + 1) % self.sectors
-            if nxt != self._newest:
-                try:
-                    self.maintain(1)
-                except Exception as e:  # (FlashError, an I/O error of the device)
-                    err = e
-                if self._state[nxt] == _READY:
-                    return
-                if self._state[nxt] != _DIRTY:
-                    break  # (not mounted, write-protected)
-            self._head = nxt
-            self._slot = self.slots_per_sector
-        raise err or NoSpace("cannot prepare the next sector")
 
     def _build(self, n, tag, aux):
         # the record in ``_rec`` over the ``n``-byte payload there (:meth:`_copy`): header
@@ -908,24 +878,19 @@ class SectorRing:
         r[15] = v >> 8
 
     def _program(self, n):
-        # the record of an ``n``-byte payload into the head's next slot; True if it took
-        # (only then is it the newest: maintain() never erases the sector of the last record
-        # that took, whatever the head passed over since)
+        # the record of an ``n``-byte payload (:meth:`_build`) into the head's next slot;
+        # True if it took (only then is it the newest: maintain() never erases the sector of
+        # the last record that took, whatever the head passed over since)
         head = self._head
         addr = head * self.sector_size + self._slot * self.slot_size
         self._write(addr, self._chunks if n == self._max else self._split(_HDR + n))
         if not self._took(addr, _HDR + n):
             return False
-        self._newest_in(head)
-        return True
-
-    def _newest_in(self, head):
-        # the record in the buffer took in sector ``head``: the newest
         self._newest = head
         if self._first_hi[head] < 0:
-            r = self._rec
-            self._first_hi[head] = r[6] | r[7] << 8
-            self._first_lo[head] = r[4] | r[5] << 8
+            self._first_hi[head] = self._rec[6] | self._rec[7] << 8
+            self._first_lo[head] = self._rec[4] | self._rec[5] << 8
+        return True
 
     def _write(self, addr, chunks):
         # the head's next slot (at ``addr``) taken, then programmed, one program per page of
