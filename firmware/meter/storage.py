@@ -32,12 +32,16 @@ due, so the commit holds that step's interval), each followed by ``maintain()`` 
 one sector erase, never on the power-fail path); a power-up whose journal holds the
 registers starts the period (no copy at each power-up: a flickering supply would cost a
 record per cycle); urgent on the power-fail warning
-(:meth:`power_fail_begin`: the partial interval read, then one page program, no erase, no read
-and no allocation; the board's hold-up time must cover it, docs/BENCHMARKS.md), and then
-every interval as it registers while the warning lasts (:meth:`interval`, a consumer of the
-metering step; firmware/meter/supply.py). A commit never raises: a failure is logged
-(STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write") until a
-commit succeeds.
+(:meth:`power_fail_begin`: the partial interval read, then one page program and its
+read-back, no erase and no allocation; the board's hold-up time must cover it, with one
+retry, docs/BENCHMARKS.md), and then every interval as it registers while the warning
+lasts (:meth:`interval`, a consumer of the metering step; firmware/meter/supply.py). A
+commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write") until a
+commit succeeds. Each record is read back (lib/flashstore/journal.py "Read-back"): one that
+did not take (worn flash cells) is not counted as committed and is written again in the next
+slot; when that retry takes, STORAGE_READBACK is logged once per episode (value: the
+partition offset of the slot that did not take; the text names sector and slot) and
+ERR_STORAGE shows (``fault`` "readback") until a commit takes at its first program.
 
 The record (journal payload schema ``SCHEMA`` = 2, little endian), for a register layout of
 ``n`` tariff banks of ``w`` registers (lib/energy: k = 8 + n * w registers, totals first)::
@@ -193,7 +197,8 @@ class Storage:
 
     ``status``: the journal's status string after :meth:`restore` (``ok``, ``blank``,
     ``corrupt``, ``foreign``; ``ok`` also once a migration was rewritten). ``fault``: None, or
-    why F.F.0 shows ERR_STORAGE (FAULT_FOREIGN, FAULT_CORRUPT, FAULT_WRITE). Counters:
+    why F.F.0 shows ERR_STORAGE (FAULT_FOREIGN, FAULT_CORRUPT, FAULT_WRITE,
+    FAULT_READBACK; the journal's ``bad_writes`` counts the programs that did not take). Counters:
     ``commits``, ``powerfail_commits``, ``refused`` (commits not attempted on a foreign
     journal), ``write_errors``.
     """
@@ -509,8 +514,9 @@ class Storage:
 
     def power_fail_commit(self):
         """The urgent commit: the partial metering interval is read, then committed (one
-        page program: no erase, no read, no allocation), and only then is what the step
-        noted logged. Returns True if written."""
+        page program and its read-back, a second program if the first did not take: no
+        erase, no allocation), and only then is what the step noted logged. Returns True if
+        written."""
         self._pf_ok = False
         self._pf_urgent = True  # (the step's own interval: committed once, below)
         try:

@@ -21,11 +21,23 @@ What the firmware calls (in this order):
    ``if policy.due(now_s, REASON_PERIODIC, unsaved_wh)``: ``j.commit(payload,
    REASON_PERIODIC)``, ``policy.mark(now_s)``, then ``j.maintain()`` (at most one erase:
    W25Q16JV tSE max 400 ms; nothing to do for 30 of 31 commits with 128-byte slots).
-3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase, no read,
-   one page program (payload <= page_size - 16 bytes), no allocation (no int >= 2**30 on the
-   way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left
-   (only possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
-   between; ``j.ready_slots()`` tells).
+3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase,
+   one page program (payload <= page_size - 16 bytes) and its read-back, no allocation (no
+   int >= 2**30 on the way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no
+   prepared slot is left (only possible after more than ``slots_per_sector - 1`` urgent
+   commits with no maintain() in between; ``j.ready_slots()`` tells).
+
+Read-back. Every record and sector header is read back after its program (16-byte pieces
+compared with what was programmed: lib/flashstore/ringlog.py ``SectorRing._took``): worn or
+faulty NOR cells can leave a program undone without a word (the W25Q16JV's status registers
+have no program-fail bit). A record that did not take is not committed: it is written again
+as a new record (the next sequence number) in the next slot, or the next prepared sector's
+first, at most twice (``urgent``: once, one more page program), else StorageError. Its slot
+fails the CRC at the next scan, so recovery never picks it. ``bad_writes`` counts the
+programs that did not take and ``bad_at`` has the partition address of the last (the caller
+logs it: firmware/meter/storage.py, event STORAGE_READBACK). Only a record that took becomes
+the newest, so ``maintain()`` never erases the sector of the last record that took; a
+sector whose header does not take is passed over (lib/flashstore/worn.py).
 
 Versions. Two numbers are stored in every record: the record layout (``ringlog.FORMAT``, 1)
 and the payload *schema* (the record's tag, 0..255): the journal format version the caller
@@ -176,10 +188,11 @@ class Journal(ringlog.SectorRing):
         None when ``urgent``.
 
         ``reason``: REASON_* (0..65535) stored with the record. ``urgent=True`` (power-fail
-        path): never erases or reads, one page program, allocates nothing; raises NoSpace when
-        no prepared slot is left. Without ``urgent`` a missing prepared sector is erased
-        inline (one erase). Raises ValueError on a wrong payload size, StorageError when not
-        recovered or write-protected (foreign).
+        path): never erases, one page program and its read-back (a second one if the first
+        did not take), allocates nothing; raises NoSpace when no prepared slot is left.
+        Without ``urgent`` a missing prepared sector is erased inline (one erase). Raises
+        ValueError on a wrong payload size, StorageError when not recovered or write-protected
+        (foreign) or when the record never read back (module docstring, "Read-back").
         """
         if len(payload) != self.payload_size:
             raise ValueError("payload must be %d bytes" % self.payload_size)

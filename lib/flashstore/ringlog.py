@@ -36,8 +36,12 @@ Rules that make it safe against a power cut at any program or erase:
   ``maintain()`` (or in a non-urgent append that finds no prepared sector), never on the sector
   holding the newest valid record, and only on the ``reserve`` sectors ahead of the head, so
   sectors are erased in strict rotation: every sector gets the same number of erases (+-1).
-- ``urgent=True`` appends never erase and never read: one page program per record (records up
-  to ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
+- ``urgent=True`` appends never erase: one page program per record (records up to
+  ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
+- A ring with ``_readback`` (the register journal, lib/flashstore/journal.py "Read-back")
+  reads back every record and sector header it programs; a record that did not take is not
+  the newest and is written again in the next slot (urgent: once), a header that did not take
+  leaves its sector dirty.
 
 Damaged sector headers (bit flips after the fact). A record proves itself: its own magic,
 format, CRC-32 and sequence number. So a sector whose header is unreadable (bad magic or CRC)
@@ -113,7 +117,8 @@ STATUS_FOREIGN = "foreign"
 
 # The read buffer, shared by every ring (RAM, issue 12: one slot-sized buffer per meter, not
 # one per ring): a read's view is used and copied out before the method returns, and the
-# power-fail path (appends) never reads. Grown to the largest read; salvaging shrinks it back.
+# power-fail path (appends) never reads into it (the read-back has _vb). Grown to the
+# largest read; salvaging shrinks it back.
 _rbuf = bytearray(0)
 # 0xFF bytes to compare slots with, and views of them by length (SectorRing._blank): shared by
 # every ring like _rbuf (a scan uses them within one call)
@@ -814,11 +819,15 @@ class SectorRing:
         if self._state[(self._head + 1) % self.sectors] != _READY:
             if urgent:
                 raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
-            from flashstore import worn  # (maintain() keeps one prepared: rare)
+            nxt = (self._head + 1) % self.sectors
+            if nxt != self._newest and self._state[nxt] != _DIRTY:
+                self.maintain(1)  # (e.g. the first append of a ring mounted blank)
+            if self._state[nxt] != _READY:  # (a header that did not take leaves it DIRTY)
+                from flashstore import worn  # (rare: loaded on first use)
 
-            e = worn.prepare_next(self)
-            if e is not True:
-                raise e or NoSpace("cannot prepare the next sector")
+                e = worn.prepare_next(self)
+                if e is not True:
+                    raise e or NoSpace("cannot prepare the next sector")
         nxt = (self._head + 1) % self.sectors
         self._head = nxt
         self._slot = 1
