@@ -34,14 +34,15 @@ registers starts the period (no copy at each power-up: a flickering supply would
 record per cycle); urgent on the power-fail warning
 (:meth:`power_fail_begin`: the partial interval read, then one page program and its
 read-back, no erase and no allocation; the board's hold-up time must cover it, with one
-retry, docs/BENCHMARKS.md), and then every interval as it registers while the warning
-lasts (:meth:`interval`, a consumer of the metering step; firmware/meter/supply.py). A
-commit never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write") until a
-commit succeeds. Each record is read back (lib/flashstore/journal.py "Read-back"): one that
-did not take (worn flash cells) is not counted as committed and is written again in the next
-slot; when that retry takes, STORAGE_READBACK is logged once per episode (value: the
-partition offset of the slot that did not take; the text names sector and slot) and
-ERR_STORAGE shows (``fault`` "readback") until a commit takes at its first program.
+retry, docs/BENCHMARKS.md), and then every interval as it registers while the warning lasts
+(:meth:`interval`, a consumer of the metering step; firmware/meter/supply.py). A commit
+never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
+ERR_STORAGE (``fault`` "write") until a commit succeeds. Each record is read back
+(lib/flashstore/journal.py "Read-back"): one that did not take (worn flash cells) is not
+counted as committed and is written again in the next slot; when that retry takes,
+STORAGE_READBACK is logged once per episode (value: the partition offset of the slot that
+did not take; the text names sector and slot) and ERR_STORAGE shows (``fault`` "readback")
+until a commit takes at its first program.
 
 The record (journal payload schema ``SCHEMA`` = 2, little endian), for a register layout of
 ``n`` tariff banks of ``w`` registers (lib/energy: k = 8 + n * w registers, totals first)::
