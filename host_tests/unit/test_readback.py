@@ -1,5 +1,5 @@
 # The register journal reads back what it programs (lib/flashstore/ringlog.py
-# SectorRing._took, lib/flashstore/journal.Journal._took): worn or faulty NOR cells leave a
+# SectorRing._reads_back, on for the journal only): worn or faulty NOR cells leave a
 # program undone without a word (the W25Q16JV's status registers have no program-fail bit),
 # modelled at the board boundary by boards/sim/norflash.NORFlash.wear_out. Before, the
 # journal counted such a record as committed: nothing was flagged until a restart fell back
@@ -212,3 +212,18 @@ def test_a_cut_during_the_retry_never_loses_or_invents_a_register():
         k.maintain()
         k.commit(_enc(5))
         assert _recovered(part)[0] == 5, "seed %d" % seed
+
+
+def test_block_device_reads_inside_and_across_blocks():
+    # BlockDeviceFlash.read: a read inside one block goes straight to readblocks (the
+    # read-back's 16-byte pieces, allocation-free); one across blocks is split
+    from flashstore.flash import BlockDeviceFlash
+
+    dev = NORFlash(4 * 256, sector_size=256, page_size=64)
+    for i in range(dev.size):
+        dev.image[i] = (i * 7 + 3) & 0xFF
+    f = BlockDeviceFlash(dev, page_size=64)
+    for a, n in ((0, 16), (240, 16), (250, 12), (10, 700), (0, 1024), (255, 1)):
+        b = bytearray(n)
+        f.read(a, b)
+        assert b == dev.image[a:a + n], (a, n)

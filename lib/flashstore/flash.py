@@ -105,21 +105,12 @@ class BlockDeviceFlash:
         if addr < 0 or addr + len(buf) > self.size:
             raise ValueError("read out of range")
         ss = self.sector_size
-        if addr // ss != (addr + len(buf) - 1) // ss:
-            self._read_split(addr, buf)
+        k = ss - addr % ss  # (bytes left in this block)
+        if k < len(buf):  # this block's part, then the rest
+            self.read(addr, memoryview(buf)[:k])
+            self.read(addr + k, memoryview(buf)[k:])
         else:
             self._bdev.readblocks(addr // ss, buf, addr % ss)
-
-    def _read_split(self, addr, buf):
-        n = len(buf)
-        ss = self.sector_size
-        mv = memoryview(buf)
-        i = 0
-        while i < n:
-            a = addr + i
-            chunk = min(n - i, ss - a % ss)
-            self._bdev.readblocks(a // ss, mv[i : i + chunk], a % ss)
-            i += chunk
 
     def program(self, addr, data):
         """Program ``data`` (inside one page) at ``addr`` as one whole-page write.

@@ -28,7 +28,7 @@ What the firmware calls (in this order):
    commits with no maintain() in between; ``j.ready_slots()`` tells).
 
 Read-back. Every record and sector header is read back after its program (16-byte pieces
-compared with what was programmed: lib/flashstore/ringlog.py ``SectorRing._took``): worn or
+compared with what was programmed: lib/flashstore/ringlog.py ``SectorRing._reads_back``): worn or
 faulty NOR cells can leave a program undone without a word (the W25Q16JV's status registers
 have no program-fail bit). A record that did not take is not committed: it is written again
 as a new record (the next sequence number) in the next slot, or the next prepared sector's

@@ -613,7 +613,7 @@ class SectorRing:
             self._flash.erase(s * self.sector_size)
             er += 1
         self._format(s, er)
-        if not self._took(s * self.sector_size, _HDR):  # (stays DIRTY: erased again next)
+        if not self._reads_back(s * self.sector_size, _HDR):  # (stays DIRTY: erased next)
             raise StorageError("sector %d header did not read back (flash program failed)"
                                % s)
         self._state[s] = _READY
@@ -716,15 +716,6 @@ class SectorRing:
         self.status = STATUS_BLANK
         self._say("storage: partition formatted, all records erased")
 
-    def wear(self):
-        """Erase count of each sector as recorded in the sector headers (list of ints).
-
-        Read from the flash (one header read per sector); 0 for a sector without a valid
-        header (blank, torn erase). Such a sector continues from the ring's maximum when it is
-        prepared.
-        """
-        return [max(0, self._header_erases(s)) for s in range(self.sectors)]
-
     def _first_seq(self, s):
         """First sequence number in sector ``s`` (int), or -1 if it holds no valid record."""
         hi = self._first_hi[s]
@@ -785,21 +776,14 @@ class SectorRing:
         raise StorageError("record did not read back at sector %d slot %d (flash program "
                            "failed)" % (self._head, self._slot - 1))
 
-    def _took(self, addr, n):
-        """True if the ``n`` bytes just programmed at ``addr`` hold the first ``n`` of the
-        record buffer; always for a ring without ``_readback`` (the register journal reads
-        back, lib/flashstore/journal.py: ``bad_writes`` counts the programs that did not take
-        and ``bad_at`` has the address of the last)."""
-        if not self._readback or self._reads_back(addr, n):
-            return True
-        self.bad_writes += 1
-        self.bad_at = addr
-        return False
-
     def _reads_back(self, addr, n):
-        # the ``n`` (>= 16) bytes at ``addr`` equal the record buffer's first ``n``: read in
-        # 16-byte pieces (the last one overlapping the one before), compared byte by byte: no
-        # copy of the record, no allocation, a frame of 11 words
+        # the ``n`` (>= 16) bytes just programmed at ``addr`` equal the record buffer's first
+        # ``n`` (a ring with ``_readback``; else True): read in 16-byte pieces (the last one
+        # overlapping the one before), compared byte by byte: no copy of the record, no
+        # allocation, a frame of 11 words. If not, ``bad_writes`` counts it and ``bad_at``
+        # keeps ``addr`` (the register journal's attributes, lib/flashstore/journal.py).
+        if not self._readback:
+            return True
         b = _vb
         o = 0
         while o < n:
@@ -809,6 +793,8 @@ class SectorRing:
             i = 0
             while i < _HDR:
                 if b[i] != self._rec[o + i]:
+                    self.bad_writes += 1
+                    self.bad_at = addr
                     return False
                 i += 1
             o += _HDR
@@ -893,7 +879,7 @@ class SectorRing:
         head = self._head
         addr = head * self.sector_size + self._slot * self.slot_size
         self._write(addr, self._chunks if n == self._max else self._split(_HDR + n))
-        if not self._took(addr, _HDR + n):
+        if not self._reads_back(addr, _HDR + n):
             return False
         self._newest = head
         if self._first_hi[head] < 0:

@@ -1,6 +1,7 @@
 """What a sector ring does when a flash program did not take (worn or faulty NOR cells: the
 chip reports nothing, only the read-back of lib/flashstore/ringlog.py tells). Imported on
-first use: none of it is needed while the flash takes every program (RAM)."""
+first use: none of it is needed while the flash takes every program (RAM). And the wear
+diagnostic of a ring (:func:`wear`)."""
 
 _READY = 1  # (lib/flashstore/ringlog.py sector states)
 _DIRTY = 3
@@ -35,3 +36,11 @@ def prepare_next(ring):
         ring._head = nxt
         ring._slot = ring.slots_per_sector
     return err
+
+
+def wear(ring):
+    """Erase count of each sector of ``ring`` as recorded in the sector headers (list of
+    ints). Read from the flash (one header read per sector); 0 for a sector without a valid
+    header (blank, torn erase). Such a sector continues from the ring's maximum when it is
+    prepared."""
+    return [max(0, ring._header_erases(s)) for s in range(ring.sectors)]
