@@ -340,30 +340,31 @@ class Storage:
             self._failed(journal.REASON_PERIODIC, e)
 
     def _failed(self, reason, e):
+        # ``e``: why the commit (or erase-ahead) failed. None: the record is committed, but a
+        # program did not read back first (worn or faulty flash cells): STORAGE_READBACK
+        # once per episode (until a commit takes at its first program), naming where;
+        # ERR_STORAGE meanwhile
+        if e is None:
+            self._failing &= 2  # (the write episode is over: committed)
+            if self.fault is None or self.fault == FAULT_WRITE:
+                self.fault = FAULT_READBACK
+            if self._failing & 2:
+                return
+            self._failing |= 2
+            j = self.journal
+            a = j.bad_at
+            self.log.log(events.STORAGE_READBACK, a, "journal: a record did not read back at "
+                         "sector %d slot %d (offset %d; reason %d): written again, %d "
+                         "programs did not take so far" % (
+                             a // j.sector_size, a % j.sector_size // j.slot_size, a, reason,
+                             j.bad_writes))
+            return
         self.write_errors += 1
         if self.fault is None or self.fault == FAULT_READBACK:
             self.fault = FAULT_WRITE
         if not self._failing & 1:  # once per episode (until a commit succeeds)
             self._failing |= 1
             self.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
-
-    def _retried(self, reason):
-        # the record is committed, but a program did not read back first (worn or faulty
-        # flash cells): STORAGE_READBACK once per episode (until a commit takes at its first
-        # program), naming where; ERR_STORAGE meanwhile
-        self._failing &= 2  # (the write episode is over: committed)
-        if self.fault is None or self.fault == FAULT_WRITE:
-            self.fault = FAULT_READBACK
-        if self._failing & 2:
-            return
-        self._failing |= 2
-        j = self.journal
-        a = j.bad_at
-        self.log.log(events.STORAGE_READBACK, a, "journal: a record did not read back at "
-                     "sector %d slot %d (offset %d; reason %d): written again, %d "
-                     "programs did not take so far" % (a // j.sector_size, a % j.sector_size
-                                                       // j.slot_size, a, reason,
-                                                       j.bad_writes))
 
     def restore(self):
         """Recover at boot (module docstring); returns the journal status string
@@ -445,7 +446,7 @@ class Storage:
             self._failed(reason, e)  # goes on
             return False
         if self.journal.bad_writes != bad:  # committed, but a program did not take first
-            self._retried(reason)
+            self._failed(reason, None)
         else:
             self._failing = 0  # (both episodes over)
             if self.fault == FAULT_READBACK:

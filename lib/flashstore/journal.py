@@ -105,7 +105,6 @@ class Journal(ringlog.SectorRing):
     """
 
     _kind = ringlog.KIND_JOURNAL  # (a class attribute: RAM, see SectorRing)
-    _readback = True  # every record and sector header read back (module docstring)
 
     def __init__(self, flash, payload_size, schema=1, reserve=1, log=None, migrations=None):
         ringlog.SectorRing.__init__(self, flash, ringlog.KIND_JOURNAL, payload_size, reserve, log)
@@ -200,7 +199,9 @@ class Journal(ringlog.SectorRing):
 
     def commit_cost(self):
         """(page programs, bytes programmed) of one commit: the power-fail budget."""
-        return self.append_cost(self.payload_size)
+        need = 16 + self.payload_size  # (record header + payload; slots hold whole pages)
+        p = self._flash.page_size
+        return (1 if self.slot_size <= p else (need + p - 1) // p), need
 
 
 class CommitPolicy:

@@ -38,7 +38,7 @@ Rules that make it safe against a power cut at any program or erase:
   sectors are erased in strict rotation: every sector gets the same number of erases (+-1).
 - ``urgent=True`` appends never erase: one page program per record (records up to
   ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
-- A ring with ``_readback`` (the register journal, lib/flashstore/journal.py "Read-back")
+- The register journal (``KIND_JOURNAL``, lib/flashstore/journal.py "Read-back")
   reads back every record and sector header it programs; a record that did not take is not
   the newest and is written again in the next slot (urgent: once), a header that did not take
   leaves its sector dirty.
@@ -262,7 +262,6 @@ class SectorRing:
     # one list; the log callable too is a class attribute unless one is given.
     _kind = 0
     _log = None
-    _readback = False  # each record and sector header read back (the journal: True)
 
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
         ss = flash.sector_size
@@ -778,11 +777,11 @@ class SectorRing:
 
     def _reads_back(self, addr, n):
         # the ``n`` (>= 16) bytes just programmed at ``addr`` equal the record buffer's first
-        # ``n`` (a ring with ``_readback``; else True): read in 16-byte pieces (the last one
-        # overlapping the one before), compared byte by byte: no copy of the record, no
+        # ``n`` (the register journal; any other ring: True): read in 16-byte pieces (the last
+        # one overlapping the one before), compared byte by byte: no copy of the record, no
         # allocation, a frame of 11 words. If not, ``bad_writes`` counts it and ``bad_at``
         # keeps ``addr`` (the register journal's attributes, lib/flashstore/journal.py).
-        if not self._readback:
+        if self._kind != KIND_JOURNAL:
             return True
         b = _vb
         o = 0
@@ -897,13 +896,6 @@ class SectorRing:
             c = chunks[i]
             self._flash.program(addr + c[0], c[1])
             i += 1
-
-    def append_cost(self, payload_len):
-        """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""
-        need = _HDR + payload_len
-        if self.slot_size <= self._flash.page_size:
-            return 1, need
-        return (need + self._flash.page_size - 1) // self._flash.page_size, need
 
     def _slot_record(self, s, k):
         """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
