@@ -37,6 +37,7 @@ for _p in (os.path.join(ROOT, "host_tests", "shim"), os.path.join(ROOT, "lib"), 
 
 from boards.sim.norflash import NORFlash  # noqa: E402
 from flashstore.flash import Partition  # noqa: E402
+from flashstore.worn import position  # noqa: E402
 from flashstore.journal import (  # noqa: E402
     DEFAULT_MAX_UNSAVED_WH,
     DEFAULT_PERIOD_S,
@@ -203,7 +204,7 @@ def salvage_reads(payload, sectors):
     for damage in (False, True):
         d = dev.copy()
         if damage:
-            d.image[j.position()[0] * 4096 + 4] ^= 1
+            d.image[position(j)[0] * 4096 + 4] ^= 1
         c = _CountingReads(Partition(d, 0, d.size))
         k = Journal(c, payload)
         k.recover()

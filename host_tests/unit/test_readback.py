@@ -9,6 +9,7 @@ import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
 from flashstore.flash import Partition
+from flashstore.worn import position
 from flashstore.journal import (
     REASON_PERIODIC,
     REASON_POWERFAIL,
@@ -43,7 +44,7 @@ def _journal(part):
 def _next_slot(j):
     """Partition address of the slot the next record goes to (head full: the next sector's
     first)."""
-    s, slot, _n = j.position()
+    s, slot, _n = position(j)
     if slot >= j.slots_per_sector:
         s = (s + 1) % j.sectors
         slot = 1
@@ -158,7 +159,7 @@ def test_a_sector_whose_header_does_not_take_is_passed_over():
             pass
     got, k = _recovered(part)
     assert got == 3 * per, got
-    assert j.position()[0] == 3, "sector 2 passed over: %r" % (j.position(),)
+    assert position(j)[0] == 3, "sector 2 passed over: %r" % (position(j),)
 
 
 def test_no_record_that_did_not_take_in_part_passes_its_crc():

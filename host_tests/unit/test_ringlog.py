@@ -4,7 +4,7 @@ import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
 from flashstore.flash import Partition
-from flashstore.worn import wear
+from flashstore.worn import position, wear
 from flashstore.ringlog import (
     STATUS_BLANK,
     STATUS_FOREIGN,
@@ -259,7 +259,7 @@ def _set_next_seq(dev, part, log, seq):
     appends."""
     import binascii
 
-    s, slot, _n = log.position()
+    s, slot, _n = position(log)
     a = s * log.sector_size + (slot - 1) * log.slot_size
     rec = bytearray(log.slot_size)
     part.read(a, rec)
@@ -288,7 +288,7 @@ def test_urgent_appends_use_only_small_ints_across_the_31_bit_limit():
     log = RingLog(part, 60, auto_maintain=False)
     log.mount()
     log.maintain()
-    assert log.position()[2] == (1 << 30) - 5, "next sequence near the limit"
+    assert position(log)[2] == (1 << 30) - 5, "next sequence near the limit"
     spy = smallint.Spy()
     rets = []
     stored = []
@@ -567,14 +567,14 @@ def test_erase_counts_live_in_the_headers():
         log.append(bytes([i & 0xFF]) * 60)
     w = wear(log)
     assert w == dev.erase_counts and min(w) >= 1, (w, dev.erase_counts)
-    head = log.position()[0]
+    head = position(log)[0]
     s = (head + 2) % 4  # neither the head nor the reserve ahead of it
     dev.program(s * 1024, bytes(16))  # its header lost (bits programmed to 0)
     again = RingLog(part, 60)
     assert again.mount() == STATUS_OK and again.damaged_sectors == 1, again._summary()
     assert wear(again)[s] == 0, "no valid header: no count"
     top = max(w)
-    while again.position()[0] != s:
+    while position(again)[0] != s:
         again.append(bytes(60))
     assert wear(again)[s] == top + 1, (wear(again), top)
     assert dev.erase_counts[s] == w[s] + 1, "erased once more"

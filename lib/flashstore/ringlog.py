@@ -724,10 +724,6 @@ class SectorRing:
         """Sequence number the next record gets (int)."""
         return (self._seq_hi << 16) | self._seq_lo
 
-    def position(self):
-        """(head sector, next slot, next sequence number), for diagnostics."""
-        return self._head, self._slot, self.next_seq()
-
     # ---- append -------------------------------------------------------------------------
     def _append(self, payload, tag, aux, urgent):
         """Program one record; returns the sequence number, or None if ``urgent`` (the

@@ -1,7 +1,7 @@
 """What a sector ring does when a flash program did not take (worn or faulty NOR cells: the
 chip reports nothing, only the read-back of lib/flashstore/ringlog.py tells). Imported on
-first use: none of it is needed while the flash takes every program (RAM). And the wear
-diagnostic of a ring (:func:`wear`)."""
+first use: none of it is needed while the flash takes every program (RAM). And the
+diagnostics of a ring (:func:`wear`, :func:`position`): tests and tools."""
 
 _READY = 1  # (lib/flashstore/ringlog.py sector states)
 _DIRTY = 3
@@ -44,3 +44,8 @@ def wear(ring):
     header (blank, torn erase). Such a sector continues from the ring's maximum when it is
     prepared."""
     return [max(0, ring._header_erases(s)) for s in range(ring.sectors)]
+
+
+def position(ring):
+    """(head sector, next slot, next sequence number) of ``ring``, for diagnostics."""
+    return ring._head, ring._slot, ring.next_seq()
