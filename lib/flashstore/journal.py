@@ -122,9 +122,6 @@ class Journal(ringlog.SectorRing):
     def refuse(self, why):
         """Treat the recovered journal as foreign (``why``: text for the log line): the
         owner found the newest payload unusable (e.g. its content contradicts its schema)."""
-        self._refuse(why)
-
-    def _refuse(self, why):
         self.block()
         self.status = STATUS_FOREIGN
         self._say("journal: FAULT foreign journal (%s): writes blocked until format(); "
@@ -142,7 +139,7 @@ class Journal(ringlog.SectorRing):
         self.seq = 0
         self.found_schema = self.found_reason = None
         if self._blocked:
-            self._refuse("sectors or records of another format or ring kind")
+            self.refuse("sectors or records of another format or ring kind")
             return None
         if best < 0:
             if self.corrupt or self.dirty_sectors:
@@ -166,16 +163,16 @@ class Journal(ringlog.SectorRing):
             fn = self.migrations.get(tag)
             if fn is None:
                 if tag == self.schema:
-                    self._refuse("schema %d with %d-byte payload" % (tag, len(payload)))
+                    self.refuse("schema %d with %d-byte payload" % (tag, len(payload)))
                 else:
-                    self._refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
+                    self.refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
                 return None
             try:
                 payload = fn(payload)
                 if len(payload) != self.payload_size:
                     raise ValueError("migrated payload has %d bytes" % len(payload))
             except Exception as e:  # a converter's error must not stop the boot
-                self._refuse("schema %d not convertible: %s" % (tag, e))
+                self.refuse("schema %d not convertible: %s" % (tag, e))
                 return None
             self.status = STATUS_MIGRATED
         self._say("journal: %s: seq %d schema %d reason %d; %s"
