@@ -107,6 +107,8 @@ _USED = const(2)  # header valid, records written
 _DIRTY = const(3)  # needs an erase, holds no valid record
 _FOREIGN = const(4)  # valid header of another format/kind/geometry
 _DAMAGED = const(5)  # header unreadable but valid records inside (salvaged): erase in turn
+_WORN = const(6)  # its header did not read back this run (worn cells): passed over, not
+# erased again until the next scan (lib/flashstore/worn.py)
 
 _RETRIES = const(2)  # a record that did not read back is written again at most this often
 
@@ -612,7 +614,8 @@ class SectorRing:
             self._flash.erase(s * self.sector_size)
             er += 1
         self._format(s, er)
-        if not self._reads_back(s * self.sector_size, _HDR):  # (stays DIRTY: erased next)
+        if not self._reads_back(s * self.sector_size, _HDR):
+            self._state[s] = _WORN
             raise StorageError("sector %d header did not read back (flash program failed)"
                                % s)
         self._state[s] = _READY
@@ -640,7 +643,7 @@ class SectorRing:
             st = self._state[s]
             if st == _READY:
                 continue
-            if s == self._newest:
+            if s == self._newest or st == _WORN:
                 break
             if st != _BLANK:
                 if done >= max_erases:
@@ -803,7 +806,7 @@ class SectorRing:
             nxt = (self._head + 1) % self.sectors
             if nxt != self._newest and self._state[nxt] != _DIRTY:
                 self.maintain(1)  # (e.g. the first append of a ring mounted blank)
-            if self._state[nxt] != _READY:  # (a header that did not take leaves it DIRTY)
+            if self._state[nxt] != _READY:  # (a header that did not take: _WORN)
                 from flashstore import worn  # (rare: loaded on first use)
 
                 e = worn.prepare_next(self)

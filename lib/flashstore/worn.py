@@ -5,6 +5,7 @@ diagnostics of a ring (:func:`wear`, :func:`position`): tests and tools."""
 
 _READY = 1  # (lib/flashstore/ringlog.py sector states)
 _DIRTY = 3
+_WORN = 6
 
 
 def prepare_next(ring):
@@ -12,16 +13,16 @@ def prepare_next(ring):
     prepared; one erase). Passed over (the head moves onto it, full): the sector of the
     newest record when the head went round the ring since (every sector between holds only
     records that did not take, so the oldest of them is erased, never the newest record),
-    and a sector that could not be prepared (its header did not take; left dirty, tried
-    again in turn). At most two sectors are tried (two erases: W25Q16JV tSE max 400 ms
-    each, a stall of the caller). Returns True, or when no sector could be prepared the last
-    error (None: none raised; the caller raises NoSpace)."""
+    and a sector that could not be prepared (its header did not take: not erased again
+    until the next scan, i.e. the next start). At most two sectors are tried (two erases:
+    W25Q16JV tSE max 400 ms each, a stall of the caller). Returns True, or when no sector
+    could be prepared the last error (None: none raised; the caller raises NoSpace)."""
     err = None
     n = ring.sectors
     tries = 2
     for _ in range(n):
         nxt = (ring._head + 1) % n
-        if nxt != ring._newest:
+        if nxt != ring._newest and ring._state[nxt] != _WORN:
             if tries == 0:
                 break
             tries -= 1
@@ -31,7 +32,7 @@ def prepare_next(ring):
                 err = e
             if ring._state[nxt] == _READY:
                 return True
-            if ring._state[nxt] != _DIRTY:
+            if ring._state[nxt] != _DIRTY and ring._state[nxt] != _WORN:
                 break  # (not mounted, write-protected)
         ring._head = nxt
         ring._slot = ring.slots_per_sector
