@@ -239,3 +239,51 @@ def test_block_device_reads_inside_and_across_blocks():
         b = bytearray(n)
         f.read(a, b)
         assert b == dev.image[a:a + n], (a, n)
+
+
+def test_storage_flags_a_write_that_did_not_take_and_keeps_metering():
+    # Storage (firmware/meter/storage.py) on the virtual board: a commit whose
+    # first program did not take is committed by the retry, STORAGE_READBACK names the slot
+    # (once per episode), F.F.0 shows ERR_STORAGE until a commit takes at once. A chip
+    # where every program fails: no commit is counted, STORAGE_WRITE_FAILED once, and a
+    # restart gets the last registers that took, never fewer.
+    import events
+    from flashstore import journal
+    from meter import storage
+    from meter.status import ERR_STORAGE
+    from test_storage import _board, _jpart, _meter
+
+    board = _board()
+    m = _meter(board)
+    s = m.storage
+    nor = board.nor
+    j = s.journal
+    m.registers.whole[0] = 1000
+    assert s.commit(journal.REASON_PERIODIC)
+    a = _next_slot(j)
+    nor.wear_out(a + 16 + 12, 4)  # (partition 0 = chip 0) the first register's cells
+    m.registers.whole[0] = 1001
+    c0 = s.commits
+    assert s.commit(journal.REASON_PERIODIC) and s.commits == c0 + 1
+    assert m.log.count(events.STORAGE_READBACK) == 1, "logged"
+    ev = [e for e in m.log.entries() if e[1] == events.STORAGE_READBACK][0]
+    assert ev[2] == a, "the value names the slot: %r" % (ev,)
+    assert s.fault == storage.FAULT_READBACK and m.status.error_flags() & ERR_STORAGE
+    k = journal.Journal(_jpart(board), s.payload_size, schema=storage.SCHEMA)
+    assert struct.unpack_from("<I", k.recover(), 12)[0] == 1001, "the retry holds it"
+    m.registers.whole[0] = 1002
+    assert s.commit(journal.REASON_PERIODIC) and s.fault is None, "a clean commit ends it"
+    assert not m.status.error_flags() & ERR_STORAGE
+    # every cell of the journal worn: nothing more is counted as committed
+    nor.wear_out(0, 64 * 1024)
+    for i in range(40):
+        m.registers.whole[0] = 1003 + i
+        assert not s.commit(journal.REASON_POWERFAIL if i % 2 else journal.REASON_PERIODIC)
+        s.maintain()
+    assert s.fault == storage.FAULT_WRITE and m.status.error_flags() & ERR_STORAGE
+    assert m.log.count(events.STORAGE_WRITE_FAILED) == 1, "once per episode"
+    assert m.log.count(events.STORAGE_READBACK) == 1
+    m = None
+    board.nor.worn = []  # (the restart reads; no more writes are tried here)
+    m2 = _meter(board)
+    assert m2.registers.whole[0] == 1002, "the last that took: %r" % m2.registers.whole[0]
