@@ -16,6 +16,11 @@ Semantics (what the storage layer may rely on, and nothing more):
   would need a 0 bit to become 1 raises ValueError too (it catches callers that program over
   data they did not erase).
 - ``read(addr, buf)``: fills ``buf`` from ``addr``.
+- Worn cells: ``wear_out(addr, n, mask=0xFF)`` makes the bits ``mask`` of the ``n`` bytes
+  from ``addr`` stop programming: they stay 1 (an erase still sets them), and the program
+  returns as if it had worked, as a worn or faulty NOR cell does (the W25Q16JV's status
+  registers have no program-fail bit: only a read-back tells). ``worn`` lists the
+  ``(start, end, mask)`` ranges; ``worn = []`` heals the chip.
 - Counters: ``ops`` (program + erase operations attempted), ``programs``, ``erases``,
   ``bytes_programmed``, and ``erase_counts`` (a list, erases per sector).
 
@@ -108,6 +113,7 @@ class NORFlash:
         self.erases = 0
         self.bytes_programmed = 0
         self.on_op = None
+        self.worn = []  # (start, end, mask): bits that no longer program (wear_out)
         self._cut_in = 0  # ops left until the armed cut (0 = not armed)
         self._dead = False
         self._f = None
@@ -196,6 +202,7 @@ class NORFlash:
         c.programs = self.programs
         c.erases = self.erases
         c.bytes_programmed = self.bytes_programmed
+        c.worn = list(self.worn)
         return c
 
     # ---- the flash interface ------------------------------------------------------------
@@ -206,6 +213,11 @@ class NORFlash:
         n = len(buf)
         if addr < 0 or addr + n > self.size:
             raise ValueError("read out of range")
+        if n <= 16:  # (the journal's read-back, on the power-fail path: no slice objects)
+            img = self.image
+            for i in range(n):
+                buf[i] = img[addr + i]
+            return
         buf[:] = self._mv[addr : addr + n]
 
     def program(self, addr, data):
@@ -226,13 +238,45 @@ class NORFlash:
         self._begin(OP_PROGRAM, addr, data)
         self.programs += 1
         self.bytes_programmed += n
+        worn = self.worn
         if self._cut_now():
-            self._torn(addr, data, None)
+            self._torn(addr, self._worn_data(addr, data) if worn else data, None)
             self._persist(addr, n)
             raise PowerCut("power cut during program at %d" % addr)
-        for i in range(n):
-            img[addr + i] &= data[i]
+        if worn:  # (allocation-free: the power-fail path's read-back is tested on it)
+            for i in range(n):
+                img[addr + i] &= data[i] | self._stuck(addr + i)
+        else:
+            for i in range(n):
+                img[addr + i] &= data[i]
         self._persist(addr, n)
+
+    def wear_out(self, addr, n, mask=0xFF):
+        """The bits ``mask`` of the ``n`` bytes from ``addr`` no longer program (worn cells:
+        module docstring); they read 1 after every erase."""
+        if addr < 0 or n < 1 or addr + n > self.size or not 0 < mask <= 0xFF:
+            raise ValueError("worn range outside the chip, or an empty mask")
+        self.worn.append((addr, addr + n, mask))
+
+    def _stuck(self, a):
+        # the bits of byte ``a`` that no longer program
+        m = 0
+        for lo, hi, mask in self.worn:
+            if lo <= a < hi:
+                m |= mask
+        return m
+
+    def _worn_data(self, addr, data):
+        # ``data`` with the worn bits set (they stay 1): a new buffer only if one is worn here
+        out = None
+        for lo, hi, mask in self.worn:
+            if lo >= addr + len(data) or hi <= addr:
+                continue
+            if out is None:
+                out = bytearray(data)
+            for a in range(max(lo, addr), min(hi, addr + len(data))):
+                out[a - addr] |= mask
+        return data if out is None else out
 
     def erase(self, addr):
         """Set the sector starting at ``addr`` (sector-aligned, else ValueError) to 0xFF."""

@@ -22,7 +22,8 @@ with F.F.0, 0 = no error). Every bit in ``ALARM_MASK`` also lights the LCD ALARM
          (the board clock's ``rtc_valid``, boards/board.py; set by IEC W1 0.9.1/0.9.2)
   0x0020 storage: the register journal could not be restored or written: it holds records
          of another format (writes refused until E2 C.91.8), held no valid record at boot,
-         or the last commit failed (firmware/meter/storage.Storage.fault); or the persisted
+         or the last commit failed or took only at its retry, a record that did not read
+         back (firmware/meter/storage.Storage.fault); or the persisted
          event logs take no records: another format (until E2 C.91.8) or a failed write
          (firmware/meter/eventstore.EventStore.fault)
   0x0040 security: a security parameter (password) came from a damaged or older copy, or

@@ -32,12 +32,17 @@ due, so the commit holds that step's interval), each followed by ``maintain()`` 
 one sector erase, never on the power-fail path); a power-up whose journal holds the
 registers starts the period (no copy at each power-up: a flickering supply would cost a
 record per cycle); urgent on the power-fail warning
-(:meth:`power_fail_begin`: the partial interval read, then one page program, no erase, no read
-and no allocation; the board's hold-up time must cover it, docs/BENCHMARKS.md), and then
-every interval as it registers while the warning lasts (:meth:`interval`, a consumer of the
-metering step; firmware/meter/supply.py). A commit never raises: a failure is logged
-(STORAGE_WRITE_FAILED, once per episode) and sets ERR_STORAGE (``fault`` "write") until a
-commit succeeds.
+(:meth:`power_fail_begin`: the partial interval read, then one page program and its
+read-back, no erase and no allocation; the board's hold-up time must cover it, with one
+retry, docs/BENCHMARKS.md), and then every interval as it registers while the warning lasts
+(:meth:`interval`, a consumer of the metering step; firmware/meter/supply.py). A commit
+never raises: a failure is logged (STORAGE_WRITE_FAILED, once per episode) and sets
+ERR_STORAGE (``fault`` "write") until a commit succeeds. Each record is read back
+(lib/flashstore/journal.py "Read-back"): one that did not take (worn flash cells) is not
+counted as committed and is written again in the next slot; when that retry takes,
+STORAGE_READBACK is logged once per episode (value: the partition offset of the slot that
+did not take; the text names sector and slot) and ERR_STORAGE shows (``fault`` "readback")
+until a commit takes at its first program.
 
 The record (journal payload schema ``SCHEMA`` = 2, little endian), for a register layout of
 ``n`` tariff banks of ``w`` registers (lib/energy: k = 8 + n * w registers, totals first)::
@@ -181,6 +186,7 @@ def from_schema_1(p, tariffs=0, width=0):
 FAULT_FOREIGN = "foreign"
 FAULT_CORRUPT = "corrupt"
 FAULT_WRITE = "write"
+FAULT_READBACK = "readback"
 
 
 class Storage:
@@ -192,7 +198,8 @@ class Storage:
 
     ``status``: the journal's status string after :meth:`restore` (``ok``, ``blank``,
     ``corrupt``, ``foreign``; ``ok`` also once a migration was rewritten). ``fault``: None, or
-    why F.F.0 shows ERR_STORAGE (FAULT_FOREIGN, FAULT_CORRUPT, FAULT_WRITE). Counters:
+    why F.F.0 shows ERR_STORAGE (FAULT_FOREIGN, FAULT_CORRUPT, FAULT_WRITE,
+    FAULT_READBACK; the journal's ``bad_writes`` counts the programs that did not take). Counters:
     ``commits``, ``powerfail_commits``, ``refused`` (commits not attempted on a foreign
     journal), ``write_errors``.
     """
@@ -223,7 +230,9 @@ class Storage:
         self.refused = 0
         self.write_errors = 0
         self.fault = None
-        self._failing = False
+        # the episodes under way, an event logged once each: 1 STORAGE_WRITE_FAILED (until a
+        # commit succeeds), 2 STORAGE_READBACK (until a commit takes at its first program)
+        self._failing = 0
         self.last_text = ""
         self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
         # monotonic seconds for the commit policy, from ticks_diff: a real port's ticks_ms
@@ -331,11 +340,30 @@ class Storage:
             self._failed(journal.REASON_PERIODIC, e)
 
     def _failed(self, reason, e):
+        # ``e``: why the commit (or erase-ahead) failed. None: the record is committed, but a
+        # program did not read back first (worn or faulty flash cells): STORAGE_READBACK
+        # once per episode (until a commit takes at its first program), naming where;
+        # ERR_STORAGE meanwhile
+        if e is None:
+            self._failing &= 2  # (the write episode is over: committed)
+            if self.fault is None or self.fault == FAULT_WRITE:
+                self.fault = FAULT_READBACK
+            if self._failing & 2:
+                return
+            self._failing |= 2
+            j = self.journal
+            a = j.bad_at
+            self.log.log(events.STORAGE_READBACK, a, "journal: a record did not read back at "
+                         "sector %d slot %d (offset %d; reason %d): written again, %d "
+                         "programs did not take so far" % (
+                             a // j.sector_size, a % j.sector_size // j.slot_size, a, reason,
+                             j.bad_writes))
+            return
         self.write_errors += 1
-        if self.fault is None:
+        if self.fault is None or self.fault == FAULT_READBACK:
             self.fault = FAULT_WRITE
-        if not self._failing:  # once per episode (until a commit succeeds)
-            self._failing = True
+        if not self._failing & 1:  # once per episode (until a commit succeeds)
+            self._failing |= 1
             self.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
 
     def restore(self):
@@ -412,11 +440,17 @@ class Storage:
         else:
             self._advance()
         self._reason = reason
+        bad = self.journal.bad_writes
         e = self._put_caught()
-        if e is not None:  # NoSpace, flash errors: metering goes on
-            self._failed(reason, e)
+        if e is not None:  # NoSpace, flash errors (a record that never read back): metering
+            self._failed(reason, e)  # goes on
             return False
-        self._failing = False
+        if self.journal.bad_writes != bad:  # committed, but a program did not take first
+            self._failed(reason, None)
+        else:
+            self._failing = 0  # (both episodes over)
+            if self.fault == FAULT_READBACK:
+                self.fault = None
         if self.fault == FAULT_WRITE:
             self.fault = None
         self.policy.mark(self._mono_s)
@@ -482,8 +516,9 @@ class Storage:
 
     def power_fail_commit(self):
         """The urgent commit: the partial metering interval is read, then committed (one
-        page program: no erase, no read, no allocation), and only then is what the step
-        noted logged. Returns True if written."""
+        page program and its read-back, a second program if the first did not take: no
+        erase, no allocation), and only then is what the step noted logged. Returns True if
+        written."""
         self._pf_ok = False
         self._pf_urgent = True  # (the step's own interval: committed once, below)
         try:

@@ -20,6 +20,7 @@ import time
 from boards.sim.norflash import OP_PROGRAM, NORFlash, PowerCut
 from flashstore.config import STATUS_OK, STATUS_ONE_BAD, ConfigStore
 from flashstore.flash import Partition
+from flashstore.worn import position
 from flashstore.journal import REASON_PERIODIC, REASON_POWERFAIL, STATUS_BLANK, Journal
 from flashstore.ringlog import RingLog
 
@@ -280,7 +281,7 @@ def test_cut_at_every_flash_op_then_a_bit_flip_in_the_newest_journal_header():
         fork.power_on()
         j = Journal(_parts(fork)[1], PAYLOAD)
         if j.recover() is not None and not getattr(j, "newest_damaged", False):
-            s = j.position()[0]
+            s = position(j)[0]
             fork.image[JRN_OFF + s * SS + k % 16] ^= 1 << (k % 8)
             stats["salvaged"] += 1
         check_image(fork, script.st, "cut+flip at op %d" % k, cont=k % 2 == 0)

@@ -324,22 +324,33 @@ def test_lcd_refresh_allocates_no_frame():
 
 class _Bdev:
     """A block device with the extended interface (rp2.Flash, pyb.Flash) that counts its
-    writes and reads back erased (the commit path never reads; its frames are the firmware's
-    only: a model that keeps the bytes would add its own)."""
+    writes and keeps only the last page written: a commit reads back the page it has just
+    written (each record and sector header: lib/flashstore/ringlog.py), anything else reads
+    erased. Frames of at most 11 words: the model allocates nothing of its own."""
 
     def __init__(self, blocks):
         self.blocks = blocks
         self.writes = 0
+        self.page = bytearray(b"\xff" * 256)
+        self.at = -256  # the address of the page written last
 
     def ioctl(self, op, arg):
         return {1: 0, 4: self.blocks, 5: 4096, 6: 0}.get(op, 0)
 
     def readblocks(self, block, buf, offset=0):
-        for i in range(len(buf)):
-            buf[i] = 0xFF
+        o = block * 4096 + offset - self.at
+        i = 0
+        while i < len(buf):
+            buf[i] = self.page[o + i] if 0 <= o + i < 256 else 0xFF
+            i += 1
 
     def writeblocks(self, block, buf, offset=0):
         self.writes += 1
+        self.at = block * 4096 + offset
+        i = 0
+        while i < 256:
+            self.page[i] = buf[i]
+            i += 1
 
 
 def test_periodic_and_power_fail_commits_allocate_no_frame():

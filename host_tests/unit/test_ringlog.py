@@ -4,6 +4,7 @@ import struct
 
 from boards.sim.norflash import NORFlash, PowerCut
 from flashstore.flash import Partition
+from flashstore.worn import position, wear
 from flashstore.ringlog import (
     STATUS_BLANK,
     STATUS_FOREIGN,
@@ -258,7 +259,7 @@ def _set_next_seq(dev, part, log, seq):
     appends."""
     import binascii
 
-    s, slot, _n = log.position()
+    s, slot, _n = position(log)
     a = s * log.sector_size + (slot - 1) * log.slot_size
     rec = bytearray(log.slot_size)
     part.read(a, rec)
@@ -287,7 +288,7 @@ def test_urgent_appends_use_only_small_ints_across_the_31_bit_limit():
     log = RingLog(part, 60, auto_maintain=False)
     log.mount()
     log.maintain()
-    assert log.position()[2] == (1 << 30) - 5, "next sequence near the limit"
+    assert position(log)[2] == (1 << 30) - 5, "next sequence near the limit"
     spy = smallint.Spy()
     rets = []
     stored = []
@@ -564,18 +565,18 @@ def test_erase_counts_live_in_the_headers():
     log.mount()
     for i in range(log.capacity * 3):  # three laps: every sector erased
         log.append(bytes([i & 0xFF]) * 60)
-    w = log.wear()
+    w = wear(log)
     assert w == dev.erase_counts and min(w) >= 1, (w, dev.erase_counts)
-    head = log.position()[0]
+    head = position(log)[0]
     s = (head + 2) % 4  # neither the head nor the reserve ahead of it
     dev.program(s * 1024, bytes(16))  # its header lost (bits programmed to 0)
     again = RingLog(part, 60)
     assert again.mount() == STATUS_OK and again.damaged_sectors == 1, again._summary()
-    assert again.wear()[s] == 0, "no valid header: no count"
+    assert wear(again)[s] == 0, "no valid header: no count"
     top = max(w)
-    while again.position()[0] != s:
+    while position(again)[0] != s:
         again.append(bytes(60))
-    assert again.wear()[s] == top + 1, (again.wear(), top)
+    assert wear(again)[s] == top + 1, (wear(again), top)
     assert dev.erase_counts[s] == w[s] + 1, "erased once more"
 
 
@@ -589,12 +590,12 @@ def test_format_adds_one_erase_to_each_sector_and_keeps_the_counts():
     for i in range(log.capacity * 3):  # three laps
         log.append(bytes([i & 0xFF]) * 60)
     base.erase_counts[2] += 5  # (a sector with more wear: kept, not levelled away)
-    assert log.wear() != base.erase_counts
+    assert wear(log) != base.erase_counts
     base.erase_counts[2] -= 5
-    assert log.wear() == base.erase_counts, (log.wear(), base.erase_counts)
+    assert wear(log) == base.erase_counts, (wear(log), base.erase_counts)
     for _ in range(2):
         log.format()
-        assert log.wear() == base.erase_counts, (log.wear(), base.erase_counts)
+        assert wear(log) == base.erase_counts, (wear(log), base.erase_counts)
     assert RingLog(part, 60).mount() == STATUS_BLANK
     # a cut at every flash operation of a format: each header read back keeps its count;
     # the one the cut tore is estimated from the highest (within one here: the counts of a
@@ -619,7 +620,7 @@ def test_format_adds_one_erase_to_each_sector_and_keeps_the_counts():
         r = RingLog(p, 60)
         r.mount()
         r.format()
-        w = r.wear()
+        w = wear(r)
         true = dev.erase_counts
         off = [s for s in range(4) if w[s] != true[s]]
         assert len(off) <= 1, (k, w, true)

@@ -35,6 +35,8 @@ STORAGE_MIGRATED = const(42)  # journal of an older schema converted (value: old
 STORAGE_FORMATTED = const(43)  # foreign journal formatted by E2 C.91.8 (value: old schema;
 # -2: the event logs)
 STORAGE_WRITE_FAILED = const(44)  # a commit or erase failed (value: commit reason)
+STORAGE_READBACK = const(45)  # a journal record did not read back (worn flash), written again
+# (value: the partition offset of the slot that did not take)
 ENERGY_IMPLAUSIBLE = const(21)  # interval dropped: counts beyond the chip's limit or
 # |P|,|Q| > S (value: firmware/metering.DROP_*; a bus fault is METROLOGY_FAULT with the same)
 OVER_RANGE_START = const(22)  # current / voltage / power beyond the measuring range (value: cause)
@@ -180,6 +182,7 @@ NAMES = Table((
     (STORAGE_FOREIGN, "journal of another format: writes refused"),
     (STORAGE_MIGRATED, "journal migrated from an older schema"),
     (STORAGE_FORMATTED, "journal formatted"), (STORAGE_WRITE_FAILED, "journal write failed"),
+    (STORAGE_READBACK, "journal record did not read back: written again"),
     (ENERGY_IMPLAUSIBLE, "implausible energy dropped"), (OVER_RANGE_START, "over-range start"),
     (OVER_RANGE_END, "over-range end"), (CLOCK_INVALID, "clock invalid"),
     (PW_WHILE_LOCKED, "password during lockout"), (REFUSED_NO_PASSWORD, "refused: no password"),

@@ -99,18 +99,18 @@ class BlockDeviceFlash:
         self._verify = verify_erase
 
     def read(self, addr, buf):
-        """Fill ``buf`` from ``addr``; split at block boundaries."""
-        n = len(buf)
-        if addr < 0 or addr + n > self.size:
+        """Fill ``buf`` from ``addr``; split at block boundaries. A read inside one block
+        (the register journal's read-back of each record, lib/flashstore/ringlog.py) makes
+        no view and has a frame of at most 11 words: allocation-free."""
+        if addr < 0 or addr + len(buf) > self.size:
             raise ValueError("read out of range")
         ss = self.sector_size
-        mv = memoryview(buf)
-        i = 0
-        while i < n:
-            a = addr + i
-            chunk = min(n - i, ss - a % ss)
-            self._bdev.readblocks(a // ss, mv[i : i + chunk], a % ss)
-            i += chunk
+        k = ss - addr % ss  # (bytes left in this block)
+        if k < len(buf):  # this block's part, then the rest
+            self.read(addr, memoryview(buf)[:k])
+            self.read(addr + k, memoryview(buf)[k:])
+        else:
+            self._bdev.readblocks(addr // ss, buf, addr % ss)
 
     def program(self, addr, data):
         """Program ``data`` (inside one page) at ``addr`` as one whole-page write.

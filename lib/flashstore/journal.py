@@ -21,11 +21,23 @@ What the firmware calls (in this order):
    ``if policy.due(now_s, REASON_PERIODIC, unsaved_wh)``: ``j.commit(payload,
    REASON_PERIODIC)``, ``policy.mark(now_s)``, then ``j.maintain()`` (at most one erase:
    W25Q16JV tSE max 400 ms; nothing to do for 30 of 31 commits with 128-byte slots).
-3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase, no read,
-   one page program (payload <= page_size - 16 bytes), no allocation (no int >= 2**30 on the
-   way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no prepared slot is left
-   (only possible after more than ``slots_per_sector - 1`` urgent commits with no maintain() in
-   between; ``j.ready_slots()`` tells).
+3. Power-fail warning: ``j.commit(payload, REASON_POWERFAIL, urgent=True)``: no erase,
+   one page program (payload <= page_size - 16 bytes) and its read-back, no allocation (no
+   int >= 2**30 on the way, see lib/flashstore/ringlog.py); raises ``NoSpace`` at once if no
+   prepared slot is left (only possible after more than ``slots_per_sector - 1`` urgent
+   commits with no maintain() in between; ``j.ready_slots()`` tells).
+
+Read-back. Every record and sector header is read back after its program (16-byte pieces
+compared with what was programmed: lib/flashstore/ringlog.py ``SectorRing._reads_back``): worn or
+faulty NOR cells can leave a program undone without a word (the W25Q16JV's status registers
+have no program-fail bit). A record that did not take is not committed: it is written again
+as a new record (the next sequence number) in the next slot, or the next prepared sector's
+first, at most twice (``urgent``: once, one more page program), else StorageError. Its slot
+fails the CRC at the next scan, so recovery never picks it. ``bad_writes`` counts the
+programs that did not take and ``bad_at`` has the partition address of the last (the caller
+logs it: firmware/meter/storage.py, event STORAGE_READBACK). Only a record that took becomes
+the newest, so ``maintain()`` never erases the sector of the last record that took; a
+sector whose header does not take is passed over (lib/flashstore/worn.py).
 
 Versions. Two numbers are stored in every record: the record layout (``ringlog.FORMAT``, 1)
 and the payload *schema* (the record's tag, 0..255): the journal format version the caller
@@ -104,13 +116,12 @@ class Journal(ringlog.SectorRing):
         self.seq = 0
         self.found_schema = None
         self.found_reason = None
+        self.bad_writes = 0  # programs that did not read back (records and sector headers)
+        self.bad_at = -1  # the partition address of the last one (-1: none)
 
     def refuse(self, why):
         """Treat the recovered journal as foreign (``why``: text for the log line): the
         owner found the newest payload unusable (e.g. its content contradicts its schema)."""
-        self._refuse(why)
-
-    def _refuse(self, why):
         self.block()
         self.status = STATUS_FOREIGN
         self._say("journal: FAULT foreign journal (%s): writes blocked until format(); "
@@ -128,7 +139,7 @@ class Journal(ringlog.SectorRing):
         self.seq = 0
         self.found_schema = self.found_reason = None
         if self._blocked:
-            self._refuse("sectors or records of another format or ring kind")
+            self.refuse("sectors or records of another format or ring kind")
             return None
         if best < 0:
             if self.corrupt or self.dirty_sectors:
@@ -152,16 +163,16 @@ class Journal(ringlog.SectorRing):
             fn = self.migrations.get(tag)
             if fn is None:
                 if tag == self.schema:
-                    self._refuse("schema %d with %d-byte payload" % (tag, len(payload)))
+                    self.refuse("schema %d with %d-byte payload" % (tag, len(payload)))
                 else:
-                    self._refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
+                    self.refuse("unknown payload schema %d, ours is %d" % (tag, self.schema))
                 return None
             try:
                 payload = fn(payload)
                 if len(payload) != self.payload_size:
                     raise ValueError("migrated payload has %d bytes" % len(payload))
             except Exception as e:  # a converter's error must not stop the boot
-                self._refuse("schema %d not convertible: %s" % (tag, e))
+                self.refuse("schema %d not convertible: %s" % (tag, e))
                 return None
             self.status = STATUS_MIGRATED
         self._say("journal: %s: seq %d schema %d reason %d; %s"
@@ -173,10 +184,11 @@ class Journal(ringlog.SectorRing):
         None when ``urgent``.
 
         ``reason``: REASON_* (0..65535) stored with the record. ``urgent=True`` (power-fail
-        path): never erases or reads, one page program, allocates nothing; raises NoSpace when
-        no prepared slot is left. Without ``urgent`` a missing prepared sector is erased
-        inline (one erase). Raises ValueError on a wrong payload size, StorageError when not
-        recovered or write-protected (foreign).
+        path): never erases, one page program and its read-back (a second one if the first
+        did not take), allocates nothing; raises NoSpace when no prepared slot is left.
+        Without ``urgent`` a missing prepared sector is erased inline (one erase). Raises
+        ValueError on a wrong payload size, StorageError when not recovered or write-protected
+        (foreign) or when the record never read back (module docstring, "Read-back").
         """
         if len(payload) != self.payload_size:
             raise ValueError("payload must be %d bytes" % self.payload_size)
@@ -184,7 +196,9 @@ class Journal(ringlog.SectorRing):
 
     def commit_cost(self):
         """(page programs, bytes programmed) of one commit: the power-fail budget."""
-        return self.append_cost(self.payload_size)
+        need = 16 + self.payload_size  # (record header + payload; slots hold whole pages)
+        p = self._flash.page_size
+        return (1 if self.slot_size <= p else (need + p - 1) // p), need
 
 
 class CommitPolicy:

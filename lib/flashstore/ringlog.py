@@ -36,8 +36,12 @@ Rules that make it safe against a power cut at any program or erase:
   ``maintain()`` (or in a non-urgent append that finds no prepared sector), never on the sector
   holding the newest valid record, and only on the ``reserve`` sectors ahead of the head, so
   sectors are erased in strict rotation: every sector gets the same number of erases (+-1).
-- ``urgent=True`` appends never erase and never read: one page program per record (records up
-  to ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
+- ``urgent=True`` appends never erase: one page program per record (records up to
+  ``page_size - 16`` bytes), or they raise :class:`NoSpace` at once.
+- The register journal (``KIND_JOURNAL``, lib/flashstore/journal.py "Read-back")
+  reads back every record and sector header it programs; a record that did not take is not
+  the newest and is written again in the next slot (urgent: once), a header that did not take
+  leaves its sector dirty.
 
 Damaged sector headers (bit flips after the fact). A record proves itself: its own magic,
 format, CRC-32 and sequence number. So a sector whose header is unreadable (bad magic or CRC)
@@ -103,6 +107,10 @@ _USED = const(2)  # header valid, records written
 _DIRTY = const(3)  # needs an erase, holds no valid record
 _FOREIGN = const(4)  # valid header of another format/kind/geometry
 _DAMAGED = const(5)  # header unreadable but valid records inside (salvaged): erase in turn
+_WORN = const(6)  # its header did not read back this run (worn cells): passed over, not
+# erased again until the next scan (lib/flashstore/worn.py)
+
+_RETRIES = const(2)  # a record that did not read back is written again at most this often
 
 STATUS_OK = "ok"
 STATUS_BLANK = "blank"
@@ -111,7 +119,8 @@ STATUS_FOREIGN = "foreign"
 
 # The read buffer, shared by every ring (RAM, issue 12: one slot-sized buffer per meter, not
 # one per ring): a read's view is used and copied out before the method returns, and the
-# power-fail path (appends) never reads. Grown to the largest read; salvaging shrinks it back.
+# power-fail path (appends) never reads into it (the read-back has _vb). Grown to the
+# largest read; salvaging shrinks it back.
 _rbuf = bytearray(0)
 # 0xFF bytes to compare slots with, and views of them by length (SectorRing._blank): shared by
 # every ring like _rbuf (a scan uses them within one call)
@@ -121,6 +130,9 @@ _blanks = {}
 # its end without yielding (no await; the power-fail interrupt only sets a flag, the urgent
 # commit runs in a task: firmware/tasks/storage.py)
 _crc = array("H", (0, 0))
+# an append's read-back (the register journal's, lib/flashstore/journal.py): 16 bytes of the
+# slot at a time, compared with the record; shared by every ring like _crc
+_vb = bytearray(_HDR)
 
 
 def _zeros(code, n):
@@ -602,6 +614,10 @@ class SectorRing:
             self._flash.erase(s * self.sector_size)
             er += 1
         self._format(s, er)
+        if not self._reads_back(s * self.sector_size, _HDR):
+            self._state[s] = _WORN
+            raise StorageError("sector %d header did not read back (flash program failed)"
+                               % s)
         self._state[s] = _READY
         self._odd.pop(s, None)
         self._fill[s] = 1
@@ -627,7 +643,7 @@ class SectorRing:
             st = self._state[s]
             if st == _READY:
                 continue
-            if s == self._newest:
+            if s == self._newest or st == _WORN:
                 break
             if st != _BLANK:
                 if done >= max_erases:
@@ -702,15 +718,6 @@ class SectorRing:
         self.status = STATUS_BLANK
         self._say("storage: partition formatted, all records erased")
 
-    def wear(self):
-        """Erase count of each sector as recorded in the sector headers (list of ints).
-
-        Read from the flash (one header read per sector); 0 for a sector without a valid
-        header (blank, torn erase). Such a sector continues from the ring's maximum when it is
-        prepared.
-        """
-        return [max(0, self._header_erases(s)) for s in range(self.sectors)]
-
     def _first_seq(self, s):
         """First sequence number in sector ``s`` (int), or -1 if it holds no valid record."""
         hi = self._first_hi[s]
@@ -719,10 +726,6 @@ class SectorRing:
     def next_seq(self):
         """Sequence number the next record gets (int)."""
         return (self._seq_hi << 16) | self._seq_lo
-
-    def position(self):
-        """(head sector, next slot, next sequence number), for diagnostics."""
-        return self._head, self._slot, self.next_seq()
 
     # ---- append -------------------------------------------------------------------------
     def _append(self, payload, tag, aux, urgent):
@@ -742,36 +745,87 @@ class SectorRing:
             raise ValueError("payload larger than %d bytes" % self._max)
         if self._slot >= self.slots_per_sector:
             self._next_sector(urgent)
-        self._build(payload, tag, aux)
-        self._program(len(payload))
+        self._copy(payload)
+        self._build(len(payload), tag, aux)
+        if not self._program(len(payload)):
+            self._again(tag, aux, urgent)
         if urgent:
             return None
         r = self._rec
         return (r[6] | r[7] << 8) << 16 | r[5] << 8 | r[4]
 
+    def _again(self, tag, aux, urgent):
+        # the record did not read back (a program that did not take: worn or faulty NOR
+        # cells, the chip reports nothing): it is not committed. Written again as a new record
+        # (the next sequence number) in the next slot, or the next sector's first as
+        # _next_sector allows (urgent: a prepared one only), at most _RETRIES times (urgent:
+        # once, the supply is going: one more page program); then StorageError. The slot
+        # that did not take stays used and fails its CRC at the next scan. The payload stays
+        # in the buffer (a sector header built there takes its first 16 bytes).
+        n = self._rec[8] | self._rec[9] << 8  # (its length, from the header just built)
+        k = 1 if urgent else _RETRIES
+        while k > 0:
+            if self._slot >= self.slots_per_sector:
+                self._next_sector(urgent)
+            self._build(n, tag, aux)
+            if self._program(n):
+                return
+            k -= 1
+        raise StorageError("record did not read back at sector %d slot %d (flash program "
+                           "failed)" % (self._head, self._slot - 1))
+
+    def _reads_back(self, addr, n):
+        # the ``n`` (>= 16) bytes just programmed at ``addr`` equal the record buffer's first
+        # ``n`` (the register journal; any other ring: True): read in 16-byte pieces (the last
+        # one overlapping the one before), compared byte by byte: no copy of the record, no
+        # allocation, a frame of 11 words. If not, ``bad_writes`` counts it and ``bad_at``
+        # keeps ``addr`` (the register journal's attributes, lib/flashstore/journal.py).
+        if self._kind != KIND_JOURNAL:
+            return True
+        b = _vb
+        o = 0
+        while o < n:
+            if o + _HDR > n:
+                o = n - _HDR
+            self._flash.read(addr + o, b)
+            i = 0
+            while i < _HDR:
+                if b[i] != self._rec[o + i]:
+                    self.bad_writes += 1
+                    self.bad_at = addr
+                    return False
+                i += 1
+            o += _HDR
+        return True
+
     def _next_sector(self, urgent):
         # the head moves on to the next sector, prepared now unless ``urgent`` (NoSpace)
-        nxt = (self._head + 1) % self.sectors
-        if self._state[nxt] != _READY:
+        if self._state[(self._head + 1) % self.sectors] != _READY:
             if urgent:
                 raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
-            self.maintain(1)
-            if self._state[nxt] != _READY:
-                raise NoSpace("cannot prepare the next sector")
+            nxt = (self._head + 1) % self.sectors
+            if nxt != self._newest and self._state[nxt] != _DIRTY:
+                self.maintain(1)  # (e.g. the first append of a ring mounted blank)
+            if self._state[nxt] != _READY:  # (a header that did not take: _WORN)
+                from flashstore import worn  # (rare: loaded on first use)
+
+                e = worn.prepare_next(self)
+                if e is not True:
+                    raise e or NoSpace("cannot prepare the next sector")
+        nxt = (self._head + 1) % self.sectors
         self._head = nxt
         self._slot = 1
         self._state[nxt] = _USED
 
-    def _build(self, payload, tag, aux):
-        # the record in ``_rec``: payload, header (with the next sequence number), CRC-32
-        self._copy(payload)
+    def _build(self, n, tag, aux):
+        # the record in ``_rec`` over the ``n``-byte payload there (:meth:`_copy`): header
+        # (with the next sequence number), CRC-32
         r = self._rec
         r[0] = _REC_M0
         r[1] = _REC_M1
         r[2] = FORMAT
         r[3] = tag
         self._take_seq()
-        n = len(payload)
         r[8] = n & 0xFF
         r[9] = n >> 8
         r[10] = aux & 0xFF
@@ -817,15 +871,19 @@ class SectorRing:
         r[15] = v >> 8
 
     def _program(self, n):
-        # the record of an ``n``-byte payload into the head's next slot
+        # the record of an ``n``-byte payload (:meth:`_build`) into the head's next slot;
+        # True if it took (only then is it the newest: maintain() never erases the sector of
+        # the last record that took, whatever the head passed over since)
         head = self._head
-        self._write(head * self.sector_size + self._slot * self.slot_size,
-                    self._chunks if n == self._max else self._split(_HDR + n))
+        addr = head * self.sector_size + self._slot * self.slot_size
+        self._write(addr, self._chunks if n == self._max else self._split(_HDR + n))
+        if not self._reads_back(addr, _HDR + n):
+            return False
         self._newest = head
         if self._first_hi[head] < 0:
-            r = self._rec
-            self._first_hi[head] = r[6] | r[7] << 8
-            self._first_lo[head] = r[4] | r[5] << 8
+            self._first_hi[head] = self._rec[6] | self._rec[7] << 8
+            self._first_lo[head] = self._rec[4] | self._rec[5] << 8
+        return True
 
     def _write(self, addr, chunks):
         # the head's next slot (at ``addr``) taken, then programmed, one program per page of
@@ -837,13 +895,6 @@ class SectorRing:
             c = chunks[i]
             self._flash.program(addr + c[0], c[1])
             i += 1
-
-    def append_cost(self, payload_len):
-        """(page programs, bytes programmed) of one append of ``payload_len`` bytes."""
-        need = _HDR + payload_len
-        if self.slot_size <= self._flash.page_size:
-            return 1, need
-        return (need + self._flash.page_size - 1) // self._flash.page_size, need
 
     def _slot_record(self, s, k):
         """(seq, tag, aux, payload bytes) of sector ``s`` slot ``k``, or None if invalid."""
