@@ -5,6 +5,7 @@
 options.defaults(with_main=True)
 
 module("app.py")
+module("preload.py")  # the boot-time import order (main, on a device)
 if options.with_main:
     module("main.py")
 for _p in ("meter", "tasks", "ports", "uplink"):
