@@ -8,7 +8,14 @@ Then the whole app is imported from the .mpy files as a device boots (firmware/p
 order, a collection after each module) on a fresh heap, once per layout in PADS (0..4 KB
 allocated and kept before it): each must import and leave a free block of MIN_BLOCK or more.
 
-    .venv/bin/python tools/emu/deploy_test.py
+``--run-s S`` (a measurement, not in ``make test``): then boot a whole meter from the .mpy
+files as firmware/main.py does (preload, the virtual board, ``app.Meter``, every task) and run
+S simulated seconds at 1 kW, reporting the heap at each stage and the lowest free heap (a
+collection every simulated minute). ``--heap-kib K``: an MPS2_AN385 image with a K KiB heap
+(its own build folder) instead of 192 KiB, to find what heap a .mpy deployment needs
+(docs/BENCHMARKS.md "Deploy: the boot's import order").
+
+    .venv/bin/python tools/emu/deploy_test.py [--heap-kib K] [--run-s S]
 
 Prints ``N passed, N failed``; exits non-zero on a failure. The emulated firmware has the
 project's modules frozen in too: the check puts /lib ahead of them on sys.path.
@@ -68,15 +75,68 @@ except MemoryError as e:
     sys.print_exception(e)
 micropython.mem_info()
 """
+# the whole meter from the .mpy files on the virtual board (its models frozen in the image:
+# boards.sim is not deployed); the preload first, as firmware/main.py on a device
+RUN_CHECK = """
+import emu_blockdev, gc, sys, asyncio
+emu_blockdev.mount_ram_root()
+sys.path[:] = ['/lib', '.frozen']
+gc.collect()
+f0 = gc.mem_free()
+try:
+    import preload
+    preload.load()
+    del sys.modules['preload'], preload
+    gc.collect()
+    f1 = gc.mem_free()
+    sys.path[:] = ['.frozen', '/lib']
+    import emu
+    from boards.sim import norflash
+    from boards.sim.board import Options, SimBoard
+    from simkit import StepTrace
+    norflash.set_image_allocator(emu.flashmem)
+    import app
+    o = Options()
+    o.quiet = True
+    o.speed = 0.0
+    board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
+    gc.collect()
+    f2 = gc.mem_free()
+    m = app.Meter(board)
+    gc.collect()
+    f3 = gc.mem_free()
+    low = [f3]
+    async def sampler():
+        while True:
+            await board.clock.sleep_ms(60000)
+            gc.collect()
+            low[0] = min(low[0], gc.mem_free())
+    board.tasks = lambda meter: [asyncio.create_task(sampler())]
+    asyncio.run(m.main(%d * 1000))
+    gc.collect()
+    print('RUN', app.__file__, sys.modules['meter.metering'].__file__, 'heap', f0,
+          'free after preload', f1, 'after the board', f2, 'after Meter()', f3, 'lowest', low[0],
+          '1.8.0', m.registers.whole[0], 'Wh')
+except MemoryError as e:
+    print('RUN MemoryError, free', gc.mem_free())
+    sys.print_exception(e)
+"""
 
 
 def main():
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--heap-kib", type=int, default=0, help="an image with this heap size")
+    ap.add_argument("--run-s", type=int, default=0, help="then run a whole meter this long")
+    a = ap.parse_args()
     if not os.path.exists(MPREMOTE):
         subprocess.run([sys.executable, "-m", "venv", os.path.join(emu.EMU_DIR, "tools-venv")],
                        check=True)
         subprocess.run([os.path.join(emu.EMU_DIR, "tools-venv", "bin", "pip"), "install", "-q",
                         "--disable-pip-version-check", "mpremote==1.29.0"], check=True)
-    elf = emu.build("MPS2_AN385")
+    elf = (emu.build("MPS2_AN385", tag="-heap%d" % a.heap_kib, heap=a.heap_kib * 1024)
+           if a.heap_kib else emu.build("MPS2_AN385"))
     q = subprocess.Popen(["qemu-system-arm", "-machine", "mps2-an385", "-display", "none",
                           "-monitor", "none", "-serial", "pty", "-semihosting", "-kernel", elf],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -143,6 +203,12 @@ def main():
                 sys.stdout.write("".join("  | " + ln + "\n" for ln in out.splitlines()))
         print("largest free block after the import: %d..%d B over %d layouts" % (
             min(blocks), max(blocks), len(blocks)))
+        if a.run_s:
+            r = subprocess.run(mp + ["exec", RUN_CHECK % a.run_s], timeout=600 + a.run_s // 10,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            sys.stdout.write("".join("  | " + ln + "\n" for ln in r.stdout.splitlines()))
+            check("RUN /lib/app.mpy /lib/meter/metering.mpy" in r.stdout,
+                  "a whole meter from the .mpy files ran %d simulated s" % a.run_s)
     finally:
         q.kill()
         q.wait()
