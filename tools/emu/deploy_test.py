@@ -89,6 +89,7 @@ try:
     del sys.modules['preload'], preload
     gc.collect()
     f1 = gc.mem_free()
+    print('STAGE free after preload', f1)
     sys.path[:] = ['.frozen', '/lib']
     import emu
     from boards.sim import norflash
@@ -102,9 +103,11 @@ try:
     board = SimBoard(o, trace=StepTrace([(0, 1000000, 0)]))
     gc.collect()
     f2 = gc.mem_free()
+    print('STAGE free after the board', f2)
     m = app.Meter(board)
     gc.collect()
     f3 = gc.mem_free()
+    print('STAGE free after Meter()', f3)
     low = [f3]
     async def sampler():
         while True:
