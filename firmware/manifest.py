@@ -5,8 +5,8 @@
 options.defaults(with_main=True)
 
 module("app.py")
-module("preload.py")  # the boot-time import order (main, on a device)
 if options.with_main:
     module("main.py")
+    module("preload.py")  # the boot's import order (main's, on a device)
 for _p in ("meter", "tasks", "ports", "uplink"):
     package(_p)
