@@ -9,7 +9,7 @@ in the heap, and its load leaves garbage (the file object, its buffers, growing 
 and the next modules' bytecode filled the holes it left: MPS2_AN385's 192 KiB heap ended with
 50 KB free in pieces of at most 2 KB, and 4 KB allocated before the import made it fail
 (MemoryError) with 48 KB free. Loaded in this order the same heap keeps its free memory in one
-block of 20-24 KB (docs/BENCHMARKS.md "Deploy: the boot's import order";
+block of 19.9-24 KB (docs/BENCHMARKS.md "Deploy: the boot's import order";
 tools/emu/deploy_test.py). With the application frozen into the firmware (the real
 deployment) the bytecode is in flash and the collections only cost a few milliseconds.
 
