@@ -35,7 +35,19 @@ def _board():
         sys.exit(2)
 
 
+def _preload():
+    """A device: the application's code first, leaves first, with a collection after each
+    module (firmware/preload.py: a heap holding .mpy bytecode stays in one piece); the list
+    is dropped after."""
+    import preload
+
+    preload.load()
+    del sys.modules["preload"]
+
+
 def main():
+    if sys.platform in ("rp2", "pyboard", "stm32"):
+        _preload()
     board = _board()
     import app
 

@@ -9,5 +9,6 @@ options.defaults(with_main=True)
 module("app.py", opt=3)
 if options.with_main:
     module("main.py", opt=3)
+    module("preload.py", opt=3)  # the boot's import order (main's, on a device)
 for _p in ("meter", "tasks", "ports", "uplink"):
     package(_p, opt=3)

@@ -13,6 +13,11 @@ firmware), ``cp firmware/main.py :main.py`` (the port runs /main.py at boot), th
 reset. The board's MicroPython must read .mpy version 6.3 (MicroPython 1.23
 or later).
 
+Modules loaded from .mpy files keep their bytecode in the heap: a whole meter needs ~210 KB
+of heap that way (firmware/main.py imports them in firmware/preload.py's order so that the
+heap stays in one piece), more than an RP2040's MicroPython has; there this is a development
+path, and a meter runs the frozen firmware (``make firmware BOARD=RPI_PICO``; README).
+
 The committed ./package.json lists the same modules as .py sources with paths relative to
 the repository, for ``mpremote mip install ./package.json`` from a checkout (a test keeps it
 in step with the files: host_tests/unit/test_package_json.py).

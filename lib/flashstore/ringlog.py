@@ -133,6 +133,14 @@ _crc = array("H", (0, 0))
 # an append's read-back (the register journal's, lib/flashstore/journal.py): 16 bytes of the
 # slot at a time, compared with the record; shared by every ring like _crc
 _vb = bytearray(_HDR)
+# The record buffer of an append (and of a sector header being programmed, ``_format``),
+# shared like _crc by every ring whose record fits in it (RAM, issue 12: the meter's rings need
+# 32-256 bytes each, 1 248 in all; one buffer of the largest does): an append builds, seals
+# and programs its record within one call, and a ring's views of it are made once, so the
+# append still allocates nothing. Made by the first ring; a larger record (the uplink's
+# outbox, 512 bytes) has its own buffer.
+_SHARED_REC = const(256)
+_srec = None
 
 
 def _zeros(code, n):
@@ -266,6 +274,7 @@ class SectorRing:
     _log = None
 
     def __init__(self, flash, kind, payload_max, reserve=1, log=None):
+        global _srec
         ss = flash.sector_size
         n = flash.size // ss
         if not 0 < payload_max <= 0xFFFF - _HDR:
@@ -289,7 +298,12 @@ class SectorRing:
         # the record being appended (and a sector header being programmed: _format): the
         # record's bytes only, not its slot's (only they are programmed)
         need = _HDR + payload_max
-        self._rec = bytearray(need)
+        if need <= _SHARED_REC:
+            if _srec is None:
+                _srec = bytearray(_SHARED_REC)
+            self._rec = _srec
+        else:
+            self._rec = bytearray(need)
         # views made once, so that an append of the configured size allocates nothing
         mv = memoryview(self._rec)
         self._v_hdr = mv[0:12]

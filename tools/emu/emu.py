@@ -165,8 +165,10 @@ def build_dir(board):
     return os.path.join(EMU_DIR, "build", board)
 
 
-def build(board, extra_tests=None, tag=""):
-    b = BOARDS[board]
+def build(board, extra_tests=None, tag="", heap=None):
+    """Build the image of ``board`` (``heap``: another GC heap size in bytes, in its own build
+    folder named with ``tag``, e.g. to measure what a larger board needs)."""
+    b = dict(BOARDS[board], heap=heap) if heap else BOARDS[board]
     src = mp_src()
     patch_qemu_port(src)
     bdir = build_dir(board) + tag
