@@ -44,9 +44,6 @@ HOST_ONLY = {
         "reads the repository's files (package.json, firmware/, lib/, boards/)",
     "test_layout.test_no_import_cycle_in_firmware_or_lib":
         "reads the repository's source files (every import of firmware/ and lib/)",
-    "test_ringlog_shared":
-        ("flashmem", 1 * _KB, "kept out of NETDUINO2's image: its 1 MiB of flash overflowed by "
-         "496 B with it (session 10); runs on MPS2_AN385"),
     "test_preload.test_preload_order_is_the_module_level_import_order":
         "reads the repository's source files (the module-level imports of firmware/ and lib/)",
     "test_preload.test_preload_order_check_sees_submodules_and_packages":
