@@ -329,3 +329,28 @@ def test_an_intermittent_chip_logs_one_readback_episode_not_a_flood():
     board.nor.wear_out(_next_slot(j) + 16, 4)  # a new episode: logged again
     assert s.commit(journal.REASON_PERIODIC)
     assert m.log.count(events.STORAGE_READBACK) == 2
+
+
+def test_a_two_sector_ring_keeps_a_second_copy_when_a_cell_decays_at_rest():
+    # The STM32 boards' journal has 2 sectors. The first record in the new head sector took
+    # (it read back), then maintain() erased the other sector at once: the registers lived
+    # in that one record. A cell of it that decays at rest (charge loss: a 0 reads 1) left
+    # no valid record: the restart started the registers from zero. maintain() now keeps
+    # the sector of the record before while the head sector holds only the newest (an
+    # erase that the head needs, full, still goes ahead).
+    dev, part = _dev(sectors=2)
+    j = _journal(part)
+    per = j.slots_per_sector - 1
+    for i in range(1, per + 2):  # sector 0 full, the last record in sector 1's slot 1
+        j.commit(_enc(i))
+        j.maintain()
+    assert position(j)[:2] == (1, 2), position(j)
+    dev.image[j.sector_size + j.slot_size + 16] |= 0x04  # a bit of its payload decays
+    got, k = _recovered(part)
+    assert got == per, "the record before: %r" % got
+    k.maintain()
+    for i in range(per + 2, 3 * per + 3):  # the ring goes on, each sector erased in turn
+        k.commit(_enc(i))
+        k.maintain()
+    assert _recovered(part)[0] == 3 * per + 2
+    assert abs(dev.erase_counts[0] - dev.erase_counts[1]) <= 1, dev.erase_counts
