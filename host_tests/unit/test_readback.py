@@ -354,3 +354,37 @@ def test_a_two_sector_ring_keeps_a_second_copy_when_a_cell_decays_at_rest():
         k.maintain()
     assert _recovered(part)[0] == 3 * per + 2
     assert abs(dev.erase_counts[0] - dev.erase_counts[1]) <= 1, dev.erase_counts
+
+
+def test_a_two_sector_ring_tries_a_worn_sector_again_rather_than_stall_for_good():
+    # The STM32 boards' journal has 2 sectors. One header program that did not take (a
+    # transient: the cells work again) made the other sector WORN until the next start; the
+    # head, full, had nowhere to go: every commit failed (NoSpace) for as long as the meter
+    # ran (months: a power cut then restored registers that old). The worn sector is now
+    # tried again when no other sector can be prepared, once in 12 such commits (an hour
+    # of periodic commits: a dead sector costs one erase an hour, not one a commit).
+    dev, part = _dev(sectors=2)
+    j = _journal(part)
+    per = j.slots_per_sector - 1
+    for i in range(1, per + 3):  # sector 0 full, two records in sector 1
+        j.commit(_enc(i))
+        if i < per + 2:
+            j.maintain()
+    dev.wear_out(0, 16)  # sector 0's header cells
+    assert _raises(StorageError, j.maintain), "sector 0's header did not take: worn"
+    dev.worn = []  # (a transient)
+    e0 = dev.erase_counts[0]
+    ok = []
+    for i in range(per + 3, per + 3 + per + 30):
+        try:
+            j.commit(_enc(i))
+            ok.append(i)
+        except StorageError:
+            pass
+        try:
+            j.maintain()
+        except StorageError:
+            pass
+    assert ok and ok[-1] == per + 2 + per + 30, "writes again: %r" % ok[-3:]
+    assert _recovered(part)[0] == ok[-1]
+    assert dev.erase_counts[0] - e0 <= 3, dev.erase_counts
