@@ -345,8 +345,8 @@ class Storage:
     def _failed(self, reason, e):
         # ``e``: why the commit (or erase-ahead) failed. None: the record is committed, but a
         # program did not read back first (worn or faulty flash cells): STORAGE_READBACK
-        # once per episode (until a commit takes at its first program), naming where;
-        # ERR_STORAGE meanwhile
+        # once per episode (until 12 commits in a row take at their first program), naming
+        # where; ERR_STORAGE meanwhile
         if e is None:
             self._failing &= 2  # (the write episode is over: committed; a run broken)
             if self.fault is None or self.fault == FAULT_WRITE:

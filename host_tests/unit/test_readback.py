@@ -244,7 +244,7 @@ def test_block_device_reads_inside_and_across_blocks():
 def test_storage_flags_a_write_that_did_not_take_and_keeps_metering():
     # Storage (firmware/meter/storage.py) on the virtual board: a commit whose
     # first program did not take is committed by the retry, STORAGE_READBACK names the slot
-    # (once per episode), F.F.0 shows ERR_STORAGE until a commit takes at once. A chip
+    # (once per episode), F.F.0 shows ERR_STORAGE until 12 commits take at once. A chip
     # where every program fails: no commit is counted, STORAGE_WRITE_FAILED once, and a
     # restart gets the last registers that took, never fewer.
     import events
