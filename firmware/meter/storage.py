@@ -42,7 +42,8 @@ ERR_STORAGE (``fault`` "write") until a commit succeeds. Each record is read bac
 counted as committed and is written again in the next slot; when that retry takes,
 STORAGE_READBACK is logged once per episode (value: the partition offset of the slot that
 did not take; the text names sector and slot) and ERR_STORAGE shows (``fault`` "readback")
-until a commit takes at its first program.
+until 12 commits in a row take at their first program (a chip that fails now and then is one
+episode, not an event every few commits).
 
 The record (journal payload schema ``SCHEMA`` = 2, little endian), for a register layout of
 ``n`` tariff banks of ``w`` registers (lib/energy: k = 8 + n * w registers, totals first)::
@@ -231,7 +232,9 @@ class Storage:
         self.write_errors = 0
         self.fault = None
         # the episodes under way, an event logged once each: 1 STORAGE_WRITE_FAILED (until a
-        # commit succeeds), 2 STORAGE_READBACK (until a commit takes at its first program)
+        # commit succeeds), 2 STORAGE_READBACK (until 12 commits in a row take at their first
+        # program: an intermittent chip is one episode, not an event every few commits);
+        # bits 2..: that run of commits so far
         self._failing = 0
         self.last_text = ""
         self._saved = [0, 0]  # A+ and A- (Wh) at the last commit
@@ -342,10 +345,10 @@ class Storage:
     def _failed(self, reason, e):
         # ``e``: why the commit (or erase-ahead) failed. None: the record is committed, but a
         # program did not read back first (worn or faulty flash cells): STORAGE_READBACK
-        # once per episode (until a commit takes at its first program), naming where;
-        # ERR_STORAGE meanwhile
+        # once per episode (until 12 commits in a row take at their first program), naming
+        # where; ERR_STORAGE meanwhile
         if e is None:
-            self._failing &= 2  # (the write episode is over: committed)
+            self._failing &= 2  # (the write episode is over: committed; a run broken)
             if self.fault is None or self.fault == FAULT_WRITE:
                 self.fault = FAULT_READBACK
             if self._failing & 2:
@@ -362,6 +365,7 @@ class Storage:
         self.write_errors += 1
         if self.fault is None or self.fault == FAULT_READBACK:
             self.fault = FAULT_WRITE
+        self._failing &= 3  # (a read-back episode's run of clean commits broken)
         if not self._failing & 1:  # once per episode (until a commit succeeds)
             self._failing |= 1
             self.log.log(events.STORAGE_WRITE_FAILED, reason, "journal: %s" % e)
@@ -447,12 +451,15 @@ class Storage:
             return False
         if self.journal.bad_writes != bad:  # committed, but a program did not take first
             self._failed(reason, None)
-        else:
-            self._failing = 0  # (both episodes over)
-            if self.fault == FAULT_READBACK:
-                self.fault = None
+        elif self._failing:  # took at once: the write episode is over, the read-back one
+            # after 12 in a row (an hour of periodic commits: __init__)
+            self._failing = (self._failing & ~1) + 4 if self._failing & 2 else 0
+            if self._failing >= 2 + 4 * 12:
+                self._failing = 0
+                if self.fault == FAULT_READBACK:
+                    self.fault = None
         if self.fault == FAULT_WRITE:
-            self.fault = None
+            self.fault = FAULT_READBACK if self._failing & 2 else None
         self.policy.mark(self._mono_s)
         self._mark_saved()
         self.commits += 1

@@ -645,7 +645,9 @@ class SectorRing:
         blocks for one sector erase (W25Q16JV tSE typ 45 ms, max 400 ms); at most
         ``max_erases`` erases are done per call. Blank sectors need only a header program.
         Never erases the sector holding the newest valid record (so a sector is erased only
-        when every valid record in it is older than the newest). Does nothing on a
+        when every valid record in it is older than the newest), and in the register
+        journal not while that record is the only one of the head sector that took, unless
+        the head is full (the record before it is kept: a second copy). Does nothing on a
         write-protected (foreign) image or before mounting.
         """
         if not self._mounted or self._blocked:
@@ -662,6 +664,12 @@ class SectorRing:
             if st != _BLANK:
                 if done >= max_erases:
                     break
+                h = self._newest
+                if (h == self._head and self._slot < self.slots_per_sector
+                        and self._kind == KIND_JOURNAL
+                        and self._first_seq(h) == self.next_seq() - 1):
+                    break  # (the head's only record that took is the newest: the record
+                    # before is kept, a second copy should a cell decay; a 2-sector ring)
                 done += 1
             self._prepare(s)
         return done
