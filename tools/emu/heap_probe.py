@@ -6,7 +6,8 @@
     python3 tools/emu/heap_probe.py --modules [--board NETDUINO2] [--sim-s 300]
 
 Builds the unit-test image (tools/emu/emu.py) and runs on it, under ``-icount shift=0``:
-every device module of this checkout (firmware/ without main.py, lib/ without the billing
+every device module of this checkout (firmware/ without main.py and preload.py, frozen only
+with main; lib/ without the billing
 and modem cores, which the firmware does not import yet) imported one by one; then
 ``app.Meter`` on the virtual board without flash (``--flash``: with its 1 MiB NOR image,
 outside the heap on MPS2_AN385: every ring log, the journal, settings, audit) and a constant
@@ -139,7 +140,7 @@ def device_modules(root=ROOT):
             dirnames[:] = sorted(d for d in dirnames if d[0] not in "._" and not (
                 rel == "." and d in ("billing", "modem")))
             for f in sorted(files):
-                if not f.endswith(".py") or f in ("manifest.py", "main.py"):
+                if not f.endswith(".py") or f in ("manifest.py", "main.py", "preload.py"):
                     continue
                 parts = ([] if rel == "." else rel.split("/")) + [f[:-3]]
                 if parts[-1] == "__init__":
@@ -196,7 +197,7 @@ def source_modules(root=ROOT):
             dirnames[:] = sorted(d for d in dirnames if d[0] not in "._")
             rel = os.path.relpath(dirpath, base).replace(os.sep, "/")
             for f in sorted(files):
-                if not f.endswith(".py") or f in ("manifest.py", "main.py"):
+                if not f.endswith(".py") or f in ("manifest.py", "main.py", "preload.py"):
                     continue
                 parts = ([] if rel == "." else rel.split("/")) + [f[:-3]]
                 if parts[-1] == "__init__":
