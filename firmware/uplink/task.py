@@ -161,6 +161,8 @@ class Uplink:
         self._ping = None  # (link ms, client pongs) of the PINGREQ not answered yet
         self._pf = getattr(board, "power_fail", None)  # the power-fail input (a Pin) or None
         self._pf_seen = 1  # its level at the last step: 0 -> 1 inside a blocking wait aborts it
+        self._led_pins = getattr(board, "uplink_leds", None)
+        self._led_a = self._led_b = None  # the signal and modem colours last shown on them
         self._cmds = []
         self._ev_seen = 0  # the boot's events (POWER_UP, ...) go out too
         self._last_tx = 0
@@ -388,12 +390,21 @@ class Uplink:
             time.sleep(0.001)
 
     def _leds(self, now):
-        leds = getattr(self.board, "uplink_leds", None)
-        if leds and self.manager is not None:
-            a, b = self.manager.leds(now)
-            leds[0].set(*a)
-            if len(leds) > 1:
-                leds[1].set(*b)
+        # the pins are written when a colour changes (Manager.led_update sets its constant
+        # colour tuples: no allocation at a round)
+        leds = self._led_pins
+        m = self.manager
+        if leds and m is not None:
+            m.led_update(now)
+            if m.led_sig is not self._led_a or m.led_mod is not self._led_b:
+                self._led_set(leds, m.led_sig, m.led_mod)
+
+    def _led_set(self, leds, a, b):
+        self._led_a = a
+        self._led_b = b
+        leds[0].set(a[0], a[1], a[2])
+        if len(leds) > 1:
+            leds[1].set(b[0], b[1], b[2])
 
     # -- MQTT session --------------------------------------------------------------------
 
@@ -959,46 +970,59 @@ class Uplink:
 
     def step(self):
         """One synchronous round: pump the modem, events, session; returns ms until the
-        modem needs the next round."""
+        modem needs the next round. Without a session and with nothing new (the meter out
+        of coverage or the broker unreachable: a retry every few minutes, for days) a round
+        allocates nothing, frames included (test_uplink_alloc)."""
         if not self.ready:
             self.setup()
-        m = self.manager
-        link = self.link
         t0 = ticks.ticks_ms()
         pf = self._pf
         self._pf_seen = 1 if pf is None else pf.value()
         self._where = "modem"
-        w = link.service()
-        now = link.now()
-        self.forward_events()
+        w = self.link.service()
+        now = self.link.now()
+        if self.log.total != self._ev_seen:
+            self.forward_events()
         if self._reconf and not self._cmds and self._range is None:
             self._reconfigure(now)  # (after the answer to the command that changed it)
-        tr = self._trial
-        if tr is not None and not self.session and ticks.ticks_diff(
-                now, tr) >= self.broker_trial_s * 1000:
-            self._revert()
+        if self._trial is not None and not self.session:
+            self._trial_check(now)
         if not self.session:
-            if m.connected and m.gen != m.claimed:
-                try:
-                    self._open_session(now)
-                except Exception as e:  # refused, timed out, the link dropped
-                    self._end_session(e)
-            elif not m.connected and m.target is None:
-                r = self._retry_at
-                if r is None or ticks.ticks_diff(now, r) >= 0:
-                    self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
-                    m.open(self.broker[0], self.broker[1], now)
+            self._no_session(now)
         else:
-            try:
-                self._round(now)
-            except Exception as e:
-                self._end_session(e)
+            self._in_session(now)
         self._leds(now)
         d = ticks.ticks_diff(ticks.ticks_ms(), t0)
         if d > self.stall_max_ms:
             self.stall_max_ms = d
             self.stall_where = self._where
         return w
+
+    def _trial_check(self, now):
+        if ticks.ticks_diff(now, self._trial) >= self.broker_trial_s * 1000:
+            self._revert()
+
+    def _no_session(self, now):
+        m = self.manager
+        if m.connected and m.gen != m.claimed:
+            self._try_open(now)
+        elif not m.connected and m.target is None:
+            r = self._retry_at
+            if r is None or ticks.ticks_diff(now, r) >= 0:
+                self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
+                m.open(self.broker[0], self.broker[1], now)
+
+    def _try_open(self, now):
+        try:
+            self._open_session(now)
+        except Exception as e:  # refused, timed out, the link dropped
+            self._end_session(e)
+
+    def _in_session(self, now):
+        try:
+            self._round(now)
+        except Exception as e:
+            self._end_session(e)
 
     async def schedule(self):
         """Readings on the quarter hours (metering time, the RTC)."""

@@ -155,6 +155,7 @@ HOST_ONLY = {
     "test_uplink_outbox.test_power_cut_at_every_flash_op_loses_nothing_and_duplicates_keep_their_seq":
         ("flashmem", 32 * _KB, _NOR32),
     "test_uplink_task": ("flashmem", 32 * _KB, _NOR32),
+    "test_uplink_alloc": ("flashmem", 32 * _KB, _NOR32),
     "test_uplink_outbox.test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts":
         ("flashmem", 16 * _KB, "a 16 KiB NOR-flash image per power cut (a test fixture) has "
          "no room outside the heap: a new one for each of ~200 cuts fragments a 96 KiB heap"),
