@@ -184,7 +184,8 @@ class Manager:
                 raise ValueError("unknown setting " + k)
             c[k] = cfg[k]
         self.eng = AtEngine(urc=profile.urc_kind, on_urc=self._on_urc, on_done=self._on_done,
-                            max_line=c["max_line"], max_data=profile.max_read)
+                            max_line=c["max_line"], max_data=profile.max_read,
+                            one_result=True)  # (a result is done with in _step)
         self._tx = bytearray(c["tx_cap"])
         self._txn = 0
         self._rx = bytearray(c["rx_cap"])
@@ -224,7 +225,8 @@ class Manager:
         self._epoch = 0
         self._cmd_epoch = -1
         self._res = None
-        self._queue = []
+        self._queue = ()  # the commands of a sequence state; the next is _queue[_qi]
+        self._qi = 0
         self._deadline = 0
         self._next = 0
         self._presses = 0
@@ -435,7 +437,8 @@ class Manager:
     def _goto(self, st, now):
         self.state = st
         self._epoch += 1
-        self._queue = []
+        self._queue = ()
+        self._qi = 0
         self._res = None
         self._entered = now
         self._next = now
@@ -580,12 +583,15 @@ class Manager:
                 self._event("reboot", "echo")
                 self._fail("reboot", L_MODEM, now)
 
+    def _queued(self):
+        return self._qi < len(self._queue)
+
     def _run_queue(self, now):
         # next command of a sequence state; True when the queue is empty
-        if not self._queue:
+        if self._qi >= len(self._queue):
             return True
-        if not self.eng.busy and self._submit(self._queue[0], now):
-            self._queue.pop(0)
+        if not self.eng.busy and self._submit(self._queue[self._qi], now):
+            self._qi += 1
         return False
 
     def _tick(self, st, now):
@@ -661,14 +667,15 @@ class Manager:
             self._submit(self.profile.sim_query(), now)
 
     def _tick_register(self, now):
-        if self._queue:
+        if self._queued():
             self._run_queue(now)
         elif not self.eng.busy and ticks_diff(now, self._next) >= 0:
             if ticks_diff(now, self._deadline) >= 0:
                 self._fail("no_network", L_RETRY, now)
                 return
             self._next = ticks_add(now, self.cfg["reg_poll_ms"])
-            self._queue = [self.profile.csq()] + self.profile.reg_queries()
+            self._queue = self.profile.reg_polls()  # (made once: no allocation a poll)
+            self._qi = 0
             self._run_queue(now)
 
     def _tick_link(self, st, now):
@@ -692,7 +699,7 @@ class Manager:
         elif busy or self._cmd_epoch == self._epoch:
             return  # (ATTACH, CONNECTING, CLOSING, POWER_DOWN: one command at a time)
         elif st == ATTACH:
-            if not self._queue:
+            if not self._queued():
                 self._submit(self.profile.attach_query(), now)
         elif st == CONNECTING:
             if self._close_first:
@@ -777,7 +784,7 @@ class Manager:
         elif st == INIT:
             if not res.ok:
                 self._fail("init", L_POWER, now)
-            elif not self._queue:
+            elif not self._queued():
                 self.eng.echo_seen = False
                 self._modem_off = False
                 self._goto(SIM, now)
@@ -824,7 +831,7 @@ class Manager:
         elif st == PDP:
             if not res.ok:
                 self._fail("pdp", L_PDP, now)
-            elif not self._queue:
+            elif not self._queued():
                 if p.pdp_ok(res):
                     self.ip = res.final
                     self._goto(READY, now)
