@@ -763,20 +763,35 @@ class Manager:
                 self.rssi, self.ber = v
 
     def _result(self, st, res, now):
-        p = self.profile
-        tag = res.cmd.tag
+        # (a dispatch with a small frame: the whole table in one function took its frame
+        # from the heap at every answer)
         s = res.status
         if s == R_TIMEOUT and st != PROBE and st != SYNC and st != POWER_DOWN:
-            self._tmo_row += 1
-            if self._tmo_row >= 2:
-                self._fail("timeout:" + str(tag), L_POWER, now)  # it answers nothing
-            elif tag == "csq" and st == CONNECTED:
-                pass  # one lost answer to a signal query does not break the link
-            else:
-                self._fail("timeout:" + str(tag), res.cmd.level, now)
+            self._timed_out(st, res, now)
             return
         if s != R_TIMEOUT:
             self._tmo_row = 0
+        if st <= SIM:
+            self._result_up(st, res, now)
+        elif st <= PDP:
+            self._result_net(st, res, now)
+        else:
+            self._result_link(st, res, now)
+
+    def _timed_out(self, st, res, now):
+        tag = res.cmd.tag
+        self._tmo_row += 1
+        if self._tmo_row >= 2:
+            self._fail("timeout:" + str(tag), L_POWER, now)  # it answers nothing
+        elif tag == "csq" and st == CONNECTED:
+            pass  # one lost answer to a signal query does not break the link
+        else:
+            self._fail("timeout:" + str(tag), res.cmd.level, now)
+
+    def _result_up(self, st, res, now):
+        # PROBE, SYNC, INIT, SIM
+        p = self.profile
+        tag = res.cmd.tag
         if st == PROBE or st == SYNC:
             if res.ok:
                 self._presses = 0
@@ -804,18 +819,16 @@ class Manager:
                     self._submit(p.pin_cmd(self.pin), now)
                 else:
                     self._fail("sim_pin", L_POWER, now)
-        elif st == REGISTER:
+
+    def _result_net(self, st, res, now):
+        # REGISTER, ATTACH, PDP
+        p = self.profile
+        tag = res.cmd.tag
+        if st == REGISTER:
             if tag == "csq":
                 self._csq_result(res)
             elif tag == "creg" or tag == "cgreg":
-                v = -1
-                for ln in res.lines:
-                    v = parse_reg(ln)
-                if tag == "creg":
-                    self.creg = v
-                else:
-                    self.cgreg = v
-                    self._registration(now)
+                self._reg_result(tag, res, now)
         elif st == ATTACH:
             if tag == "cgatt?":
                 if res.ok and p.attached(res):
@@ -837,14 +850,27 @@ class Manager:
                     self._goto(READY, now)
                 else:
                     self._fail("pdp", L_PDP, now)
-        elif st == READY:
+
+    def _reg_result(self, tag, res, now):
+        ln = res.lines
+        v = parse_reg(ln[-1]) if ln else -1  # (the last +CREG line, if several)
+        if tag == "creg":
+            self.creg = v
+        else:
+            self.cgreg = v
+            self._registration(now)
+
+    def _result_link(self, st, res, now):
+        # READY, CONNECTING, CONNECTED, CLOSING, POWER_DOWN
+        tag = res.cmd.tag
+        if st == READY:
             if tag == "csq":
                 self._csq_result(res)
         elif st == CONNECTING:
             if tag == "close":
                 self._close_first = False  # ERROR / CME: it was not open (G6.7)
             elif tag == "open":
-                if s == R_FINAL:
+                if res.status == R_FINAL:
                     self._connected(now)
                 else:
                     self._close_first = True
@@ -854,16 +880,7 @@ class Manager:
                 if not self._sent(res):
                     self._fail("send", L_RETRY, now)
             elif tag == "read":
-                r = p.read_result(res)
-                if r is None:
-                    self._fail("read", L_RETRY, now)
-                    return
-                data, more = r
-                k = len(data)
-                if k:
-                    self._rx[self._rxn:self._rxn + k] = data
-                    self._rxn += k
-                self._rx_flag = more and k > 0  # "more" with nothing read: poll instead
+                self._read_result(res, now)
             elif tag == "csq":
                 self._csq_result(res)
         elif st == CLOSING:
@@ -873,11 +890,23 @@ class Manager:
                 self._goto(READY, now)  # CLOSE OK, or ERROR: it was not open (G6.7)
         elif st == POWER_DOWN:
             self._power_cycled(now)
-            if s == R_FINAL:
+            if res.status == R_FINAL:
                 self._goto(OFF_WAIT, now)
             else:  # no answer: the key switches it off (or on; PROBE finds out)
                 self._after_press = OFF_WAIT
                 self._goto(PRESS, now)
+
+    def _read_result(self, res, now):
+        r = self.profile.read_result(res)
+        if r is None:
+            self._fail("read", L_RETRY, now)
+            return
+        data, more = r
+        k = len(data)
+        if k:
+            self._rx[self._rxn:self._rxn + k] = data
+            self._rxn += k
+        self._rx_flag = more and k > 0  # "more" with nothing read: poll instead
 
     def _sent(self, res):
         # drop the bytes a send delivered; on failure drop them all (the link is gone)
