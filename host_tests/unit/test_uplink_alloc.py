@@ -287,3 +287,34 @@ def test_a_registration_poll_allocates_little():
     polls = (r.model.commands - c0) // 3
     assert polls == 10 and r.m.state == M.REGISTER, (polls, r.m.state_name)
     assert n <= 1000 * polls, n // polls
+
+
+_COUNTERS = ("rx_bytes", "tx_bytes", "lines", "urcs", "echoes", "stray", "garbage",
+             "overlong", "late", "timeouts", "data_dropped", "lines_dropped", "commands")
+
+
+def test_the_modem_counters_stay_small_ints_for_years():
+    # the engine counts every byte and line (a network search sends ~3.5 MB a day of
+    # queries and answers; a module babbling at 115 200 baud passes 2**30 garbage bytes in
+    # a day): past 2**30 each count was a long int on a 32-bit core (an allocation at
+    # every line). They wrap at 2**30 now, as the link's byte counts do
+    r, up, b = _rig("noreg")
+    top = (1 << 30) - 1
+    e = r.m.eng
+    for name in _COUNTERS:
+        setattr(e, name, top)
+    r.link.rx_bytes = r.link.tx_bytes = top
+    t_end = r.clock.t + 60000
+    while r.clock.t < t_end:
+        w = up.step()
+        r.clock.advance(w if 0 < w < 20 else 20)
+        if r.clock.t % 5000 == 0:
+            r.model.garbage(40)  # noise between the answers
+            r.model.inject(b"\r\nRING\r\n" + b"x" * 300 + b"\r\n")  # a URC, an overlong line
+    # (each passed 2**30 and wrapped: the noise, the URC and the overlong line came)
+    assert e.commands < 1000 and e.rx_bytes < 1 << 20 and e.garbage < 1 << 20, e.garbage
+    assert e.overlong < 100 and e.urcs < 100 and r.link.rx_bytes < 1 << 20, e.overlong
+    for name in _COUNTERS + ("_link_rx", "_link_tx"):
+        v = getattr(r.link, name[6:] + "_bytes") if name.startswith("_link") else \
+            getattr(e, name)
+        assert 0 <= v < 1 << 30, (name, v)

@@ -73,6 +73,7 @@ R_FAIL = const(7)  # one of the command's own failure finals (SEND FAIL, CONNECT
 R_NO_CARRIER = const(8)  # NO CARRIER / BUSY / NO ANSWER / NO DIALTONE
 
 _GT = const(0x3E)  # '>'
+_WRAP = const(0x3FFFFFFF)  # the counters wrap at 2**30: small ints on a 32-bit core
 
 
 class Command:
@@ -224,7 +225,9 @@ class AtEngine:
     ``on_urc(kind, line)`` and ``on_done(result)`` are called from ``feed``/``poll``.
     Counters (ints): ``rx_bytes``, ``tx_bytes``, ``lines``, ``urcs``, ``echoes``, ``stray``,
     ``garbage``, ``overlong``, ``late``, ``timeouts``, ``data_dropped``, ``lines_dropped``,
-    ``commands``."""
+    ``commands``, each wrapping at 2**30 (small ints on a 32-bit core: a module babbling
+    at 115 200 baud would pass 2**30 garbage bytes in a day, and then every count
+    allocated a long int)."""
 
     def __init__(self, urc=None, on_urc=None, on_done=None, max_line=256, max_data=1460,
                  max_lines=8, drain_ms=200, max_drain_ms=2000, one_result=False):
@@ -289,7 +292,7 @@ class AtEngine:
             self._res = r
         self._raw = 0
         self._dn = 0
-        self.commands += 1
+        self.commands = (self.commands + 1) & _WRAP
         self._out.append(cmd.wire if cmd.wire is not None else cmd.text + b"\r")
         if cmd.payload is not None:
             self.phase = PROMPT
@@ -308,7 +311,7 @@ class AtEngine:
         if not self._out:
             return None
         b = self._out.pop(0)
-        self.tx_bytes += len(b)
+        self.tx_bytes = (self.tx_bytes + len(b)) & _WRAP
         return b
 
     def feed(self, data, now):
@@ -318,7 +321,7 @@ class AtEngine:
         if not isinstance(data, bytes):
             data = bytes(data)
         n = len(data)
-        self.rx_bytes += n
+        self.rx_bytes = (self.rx_bytes + n) & _WRAP
         self._last_rx = now
         i = 0
         while i < n:
@@ -354,7 +357,7 @@ class AtEngine:
             self._data[self._dn:self._dn + c] = data[i:i + c]
             self._dn += c
         if k > c:
-            self.data_dropped += k - c
+            self.data_dropped = (self.data_dropped + (k - c)) & _WRAP
             self._res.truncated = True
         self._raw -= k
         if not self._raw:
@@ -366,7 +369,7 @@ class AtEngine:
         ph = self.phase
         if ph == WAIT or ph == PROMPT:
             if ticks_diff(now, self._deadline) >= 0:
-                self.timeouts += 1
+                self.timeouts = (self.timeouts + 1) & _WRAP
                 self._raw = 0
                 self._drain_start = now
                 self._last_rx = now
@@ -400,7 +403,7 @@ class AtEngine:
 
     def _line_end(self, now):
         if self._long:
-            self.overlong += 1
+            self.overlong = (self.overlong + 1) & _WRAP
             self._long = False
             self._ln = 0
             return
@@ -412,7 +415,7 @@ class AtEngine:
         a = 0
         while a < n and (buf[a] <= 0x20 or buf[a] > 0x7E):
             if buf[a] != 0x20:
-                self.garbage += 1
+                self.garbage = (self.garbage + 1) & _WRAP
             a += 1
         while n > a and buf[n - 1] == 0x20:
             n -= 1
@@ -425,13 +428,13 @@ class AtEngine:
 
     def _classify(self, line, now):
         # (split in small functions: each frame on the C stack, no heap at a line)
-        self.lines += 1
+        self.lines = (self.lines + 1) & _WRAP
         ph = self.phase
         if ph == DRAIN:
             if self._urc is not None and self._urc(line):
                 self._emit_urc(line)
             else:
-                self.late += 1
+                self.late = (self.late + 1) & _WRAP
             return
         cmd = self._cmd
         if cmd is not None and self._own(line, now):
@@ -442,13 +445,14 @@ class AtEngine:
         st = _final_of(line)
         if cmd is None:
             if _printable(line):
-                self.stray += 1
+                self.stray = (self.stray + 1) & _WRAP
             else:
-                self.garbage += 1
+                self.garbage = (self.garbage + 1) & _WRAP
             self.last_stray = line
         elif st:
             if ph == PROMPT and st == R_OK:
-                self.late += 1  # an OK cannot answer a send that has had no prompt yet
+                # an OK cannot answer a send that has had no prompt yet
+                self.late = (self.late + 1) & _WRAP
             else:
                 self._final(cmd, st, line)
         else:
@@ -470,7 +474,7 @@ class AtEngine:
         # the command's echo, prompt or binary header, or its own text: True
         cmd = self._cmd
         if line == cmd.text:
-            self.echoes += 1
+            self.echoes = (self.echoes + 1) & _WRAP
             self.echo_seen = True
             return True
         if self.phase == PROMPT and line[0] == _GT:
@@ -512,10 +516,10 @@ class AtEngine:
         if len(r.lines) < self.max_lines:
             r.lines.append(line)
         else:
-            self.lines_dropped += 1
+            self.lines_dropped = (self.lines_dropped + 1) & _WRAP
 
     def _emit_urc(self, line):
-        self.urcs += 1
+        self.urcs = (self.urcs + 1) & _WRAP
         if self.on_urc is not None:
             self.on_urc(self._urc(line), line)
 
