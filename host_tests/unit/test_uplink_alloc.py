@@ -318,3 +318,35 @@ def test_the_modem_counters_stay_small_ints_for_years():
         v = getattr(r.link, name[6:] + "_bytes") if name.startswith("_link") else \
             getattr(e, name)
         assert 0 <= v < 1 << 30, (name, v)
+
+
+def test_an_idle_session_allocates_little():
+    # a session up with nothing to send (the meter's usual state between quarter hours):
+    # every round took 5 frames from the heap (the session round's try, Outbox.peek's scan,
+    # the manager's connected tick: ~700 B a round on the unix port, 35 KB per simulated
+    # second). Now an idle round allocates nothing; what is left is the receive poll every
+    # 10 s (its answer) and the CSQ every minute, ~70 B per simulated second
+    if not MICROPYTHON:
+        return
+    try:
+        from micropython import mem_total
+    except ImportError:
+        return
+    import gc
+
+    r, up, b = _rig("session")
+    while not (up.session and up._phase == 2 and up.outbox.pending() == 0):
+        w = up.step()
+        r.clock.advance(w if 0 < w < 20 else 20)
+    model = r.link.uart
+    u = r.link.uart = _Metered(model, mem_total)
+    gc.collect()
+    t0 = mem_total()
+    t_end = r.clock.t + 60000
+    while r.clock.t < t_end:
+        w = up.step()
+        r.clock.advance(w if 0 < w < 20 else 20)
+    n = mem_total() - t0 - u.bytes
+    r.link.uart = model
+    assert up.session and up.errors == 0, up.stats()
+    assert n <= 12000, n  # a simulated minute: 6 receive polls, a CSQ

@@ -724,28 +724,43 @@ class Manager:
             self._submit(self.profile.close(), now)
 
     def _connected_tick(self, now, busy):
-        c = self.cfg
+        # (split: each frame on the C stack, no heap at an idle round of a session)
         if (self.failures or self.since_power) and ticks_diff(now, self._connected_at) >= \
-                c["stable_ms"]:
+                self.cfg["stable_ms"]:
             self.failures = 0
             self.since_power = 0
         if busy or self._cmd_epoch == self._epoch:
             return
-        p = self.profile
         if self._txn:
-            k = self._txn if self._txn < p.max_send else p.max_send
-            self._submit(p.send(bytes(self._tx[:k])), now)
-            return
-        room = len(self._rx) - self._rxn
+            self._send_next(now)
+        elif not self._read_due(now) and ticks_diff(now, self._csq_next) >= 0:
+            self._csq_next = ticks_add(now, self.cfg["csq_ms"])
+            self._submit(self.profile.csq(), now)
+
+    def _send_next(self, now):
+        p = self.profile
+        k = self._txn if self._txn < p.max_send else p.max_send
+        self._submit(p.send(bytes(self._tx[:k])), now)
+
+    def _read_due(self, now):
+        # a receive poll when due (announced data, a blocked reader, the idle poll): True
+        if len(self._rx) <= self._rxn:
+            return False
         due = ticks_diff(now, self._next)
-        if room > 0 and (self._rx_flag or (self.want_read and due >= 0)
-                         or due >= c["rx_idle_poll_ms"] - c["rx_poll_ms"]):
-            self._next = ticks_add(now, c["rx_poll_ms"])
-            self._submit(p.read(room if room < p.max_read else p.max_read), now)
-            return
-        if ticks_diff(now, self._csq_next) >= 0:
-            self._csq_next = ticks_add(now, c["csq_ms"])
-            self._submit(p.csq(), now)
+        if self._rx_flag or (self.want_read and due >= 0) or due >= self._idle_gap():
+            self._read_now(now)
+            return True
+        return False
+
+    def _idle_gap(self):
+        c = self.cfg
+        return c["rx_idle_poll_ms"] - c["rx_poll_ms"]
+
+    def _read_now(self, now):
+        self._next = ticks_add(now, self.cfg["rx_poll_ms"])
+        room = len(self._rx) - self._rxn
+        p = self.profile
+        self._submit(p.read(room if room < p.max_read else p.max_read), now)
 
     def _power_cycled(self, now):
         self.power_cycles += 1

@@ -133,16 +133,12 @@ def parse_reg(line):
 
 
 def parse_int_field(line, prefix, index=0):
-    """Field ``index`` of ``<prefix> a,b,c`` as int, or -1."""
+    """Field ``index`` of ``<prefix> a,b,c`` as a non-negative int, or -1 (none there, or
+    not a number). No slice, no exception: it parses every read's answer."""
     if not line.startswith(prefix):
         return -1
-    f = line[len(prefix):].split(b",")
-    if index >= len(f):
-        return -1
-    try:
-        return int(f[index])
-    except ValueError:
-        return -1
+    a = field_at(line, len(prefix), index)
+    return -1 if a < 0 else uint_in(line, a, field_end(line, a))
 
 
 def is_ipv4(line):
