@@ -296,9 +296,10 @@ class Outbox:
 
     def peek(self):
         """The oldest unacknowledged message: (seq, kind, body bytes), or None."""
-        if self._peeked is None:
-            self._peeked = self._next_message()
-        return self._peeked
+        p = self._peeked
+        if p is None and self.pending() > 0:  # (none owed: no scan, no frame on the heap)
+            p = self._peeked = self._next_message()
+        return p
 
     def ack(self, seq):
         """The broker acknowledged message ``seq`` (the one :meth:`peek` gave)."""

@@ -97,6 +97,25 @@ N_MAX = 0x7FFFFFFF  # the largest ``n`` of a ``config`` (an event value, 31 bits
 _SET_MAX = 600  # characters of a ``config``'s ``set`` text
 
 
+class _SessionEnd:
+    """``with``: an Exception raised in the block ends the session (``Uplink._end_session``)
+    and is not raised further. A ``try: ... except Exception as e`` keeps two exception-stack
+    entries (6 words) in the frame, which then came from the heap at every round
+    (py/objfun.c ``VM_MAX_STATE_ON_STACK``); a ``with`` keeps one."""
+
+    def __init__(self, up):
+        self.up = up
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, t, e, tb):
+        if isinstance(e, Exception):
+            self.up._end_session(e)
+            return True
+        return False  # (none, or KeyboardInterrupt / SystemExit: on its way)
+
+
 class Uplink:
     """``board``: ``uart_modem``, ``modem_pwrkey``, ``clock`` (and optional ``uplink_leds``);
     ``catalogue``, ``log`` (lib.events.EventLog), ``outbox`` (uplink.outbox.Outbox),
@@ -161,6 +180,9 @@ class Uplink:
         self._ping = None  # (link ms, client pongs) of the PINGREQ not answered yet
         self._pf = getattr(board, "power_fail", None)  # the power-fail input (a Pin) or None
         self._pf_seen = 1  # its level at the last step: 0 -> 1 inside a blocking wait aborts it
+        self._catch = _SessionEnd(self)  # a session round's exception ends the session
+        self._led_pins = getattr(board, "uplink_leds", None)
+        self._led_a = self._led_b = None  # the signal and modem colours last shown on them
         self._cmds = []
         self._ev_seen = 0  # the boot's events (POWER_UP, ...) go out too
         self._last_tx = 0
@@ -388,12 +410,21 @@ class Uplink:
             time.sleep(0.001)
 
     def _leds(self, now):
-        leds = getattr(self.board, "uplink_leds", None)
-        if leds and self.manager is not None:
-            a, b = self.manager.leds(now)
-            leds[0].set(*a)
-            if len(leds) > 1:
-                leds[1].set(*b)
+        # the pins are written when a colour changes (Manager.led_update sets its constant
+        # colour tuples: no allocation at a round)
+        leds = self._led_pins
+        m = self.manager
+        if leds and m is not None:
+            m.led_update(now)
+            if m.led_sig is not self._led_a or m.led_mod is not self._led_b:
+                self._led_set(leds, m.led_sig, m.led_mod)
+
+    def _led_set(self, leds, a, b):
+        self._led_a = a
+        self._led_b = b
+        leds[0].set(a[0], a[1], a[2])
+        if len(leds) > 1:
+            leds[1].set(b[0], b[1], b[2])
 
     # -- MQTT session --------------------------------------------------------------------
 
@@ -789,74 +820,95 @@ class Uplink:
         return {"ok": True}
 
     def _round(self, now):
-        """One synchronous round of the session (raises on a socket/protocol error)."""
+        """One synchronous round of the session (raises on a socket/protocol error). An
+        idle round (nothing owed, no command) allocates nothing, frames included: each
+        kind of work in a helper of its own."""
+        if self._phase < 2:
+            self._open_round()
+            return
+        if self._range is not None:  # a page of a range answer per round
+            self._range_round(now)
+        elif self._cmds:  # one answer per round
+            self._command_round(now)
+        elif self.outbox.peek() is not None:
+            self._publish_round(now)
+        elif ticks.ticks_diff(now, self._last_tx) >= self.keepalive_s * 1000:
+            self._ping_round(now)
+        if self.manager.rx_available():
+            self._where = "receive"
+            self.client.check_msg()
+        if self._ping is not None:
+            self._ping_check(now)
+
+    def _open_round(self):
+        # one round trip per round after CONNECT: the online status, then SUBSCRIBE
         c = self.client
         if self._phase == 0:
             self._where = "online"
             c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
             self._phase = 1
-            return
-        if self._phase == 1:
+        else:
             self._where = "subscribe"
             c.subscribe(self.t_cmd.encode(), qos=1)
             self._phase = 2
-            return
-        m = self.outbox.peek()
-        if self._range is not None:  # a page of a range answer per round
-            self._where = "range"
-            page = next(self._range, None)
-            if page is None:
-                self._range = None
-            elif page:  # (b"": records scanned, no page yet)
-                c.publish(self.t_ack.encode(), page, qos=1)
-                self._last_tx = now
-        elif self._cmds:  # one answer per round
-            self._where = "command"
-            try:
-                ans = self._answer(self._cmds.pop(0))
-                ans = None if ans is None else json.dumps(ans).encode()
-            except Exception:  # (a request the checks missed: refused; an exception here
-                # ended the session, and a retained request then ended every session)
-                ans = b'{"ok":false,"error":"bad request"}'
-            if ans is not None:
-                c.publish(self.t_ack.encode(), ans, qos=1)
-                self._last_tx = now
-        elif m is not None:
-            self._where = "publish"
-            seq, kind, body = m
-            t0 = ticks.ticks_ms()
-            c.publish(self._topic(kind, body), msg.with_seq(seq, body), qos=1)
-            self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
-            self.outbox.ack(seq)
-            self._fails = 0  # (progress: the next failure backs off from the start)
-            self._delivered()
-            if self._drain is not None and self.outbox.pending() == 0:
-                self.drain_end = ticks.ticks_ms()
-                self.drains.append((self._drain[1], ticks.ticks_diff(self.drain_end,
-                                                                      self._drain[0])))
-                self._drain = None
-            self.sent += 1
+
+    def _range_round(self, now):
+        self._where = "range"
+        page = next(self._range, None)
+        if page is None:
+            self._range = None
+        elif page:  # (b"": records scanned, no page yet)
+            self.client.publish(self.t_ack.encode(), page, qos=1)
             self._last_tx = now
-        elif ticks.ticks_diff(now, self._last_tx) >= self.keepalive_s * 1000:
-            self._where = "ping"
-            c.ping()  # after a keepalive of silence (the broker waits 1.5 x, MQTT 3.1.2.10)
-            self.pings += 1
+
+    def _command_round(self, now):
+        self._where = "command"
+        try:
+            ans = self._answer(self._cmds.pop(0))
+            ans = None if ans is None else json.dumps(ans).encode()
+        except Exception:  # (a request the checks missed: refused; an exception here
+            # ended the session, and a retained request then ended every session)
+            ans = b'{"ok":false,"error":"bad request"}'
+        if ans is not None:
+            self.client.publish(self.t_ack.encode(), ans, qos=1)
             self._last_tx = now
-            if self._ping is None:
-                self._ping = (now, c.pongs)
-        if self.manager.rx_available():
-            self._where = "receive"
-            c.check_msg()
+
+    def _publish_round(self, now):
+        self._where = "publish"
+        seq, kind, body = self.outbox.peek()
+        t0 = ticks.ticks_ms()
+        self.client.publish(self._topic(kind, body), msg.with_seq(seq, body), qos=1)
+        self.tx_ms += ticks.ticks_diff(ticks.ticks_ms(), t0)
+        self.outbox.ack(seq)
+        self._fails = 0  # (progress: the next failure backs off from the start)
+        self._delivered()
+        if self._drain is not None and self.outbox.pending() == 0:
+            self.drain_end = ticks.ticks_ms()
+            self.drains.append((self._drain[1], ticks.ticks_diff(self.drain_end,
+                                                                  self._drain[0])))
+            self._drain = None
+        self.sent += 1
+        self._last_tx = now
+
+    def _ping_round(self, now):
+        self._where = "ping"
+        c = self.client
+        c.ping()  # after a keepalive of silence (the broker waits 1.5 x, MQTT 3.1.2.10)
+        self.pings += 1
+        self._last_tx = now
+        if self._ping is None:
+            self._ping = (now, c.pongs)
+
+    def _ping_check(self, now):
         p = self._ping
-        if p is not None:
-            if c.pongs != p[1]:
-                self._ping = None
-            elif ticks.ticks_diff(now, p[0]) >= self.keepalive_s * 500:
-                # no PINGRESP in half a keepalive: a link black-holed on the way (the modem
-                # still says CONNECTED) kept a dead session "up" for good, commands unread;
-                # the client closes the connection (MQTT 3.1.1 3.1.2.10)
-                self._where = "ping"
-                raise OSError(errno.ETIMEDOUT)
+        if self.client.pongs != p[1]:
+            self._ping = None
+        elif ticks.ticks_diff(now, p[0]) >= self.keepalive_s * 500:
+            # no PINGRESP in half a keepalive: a link black-holed on the way (the modem
+            # still says CONNECTED) kept a dead session "up" for good, commands unread;
+            # the client closes the connection (MQTT 3.1.1 3.1.2.10)
+            self._where = "ping"
+            raise OSError(errno.ETIMEDOUT)
 
     def _topic(self, kind, body):
         # a bus meter's reading goes under its own serial (uplink/concentrator.py)
@@ -959,46 +1011,57 @@ class Uplink:
 
     def step(self):
         """One synchronous round: pump the modem, events, session; returns ms until the
-        modem needs the next round."""
+        modem needs the next round. Without a session and with nothing new (the meter out
+        of coverage or the broker unreachable: a retry every few minutes, for days) a round
+        allocates nothing, frames included (test_uplink_alloc)."""
         if not self.ready:
             self.setup()
-        m = self.manager
-        link = self.link
         t0 = ticks.ticks_ms()
         pf = self._pf
         self._pf_seen = 1 if pf is None else pf.value()
         self._where = "modem"
-        w = link.service()
-        now = link.now()
-        self.forward_events()
+        w = self.link.service()
+        now = self.link.now()
+        if self.log.total != self._ev_seen:
+            self.forward_events()
         if self._reconf and not self._cmds and self._range is None:
             self._reconfigure(now)  # (after the answer to the command that changed it)
-        tr = self._trial
-        if tr is not None and not self.session and ticks.ticks_diff(
-                now, tr) >= self.broker_trial_s * 1000:
-            self._revert()
+        if self._trial is not None and not self.session:
+            self._trial_check(now)
         if not self.session:
-            if m.connected and m.gen != m.claimed:
-                try:
-                    self._open_session(now)
-                except Exception as e:  # refused, timed out, the link dropped
-                    self._end_session(e)
-            elif not m.connected and m.target is None:
-                r = self._retry_at
-                if r is None or ticks.ticks_diff(now, r) >= 0:
-                    self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
-                    m.open(self.broker[0], self.broker[1], now)
+            self._no_session(now)
         else:
-            try:
-                self._round(now)
-            except Exception as e:
-                self._end_session(e)
+            self._in_session(now)
         self._leds(now)
         d = ticks.ticks_diff(ticks.ticks_ms(), t0)
         if d > self.stall_max_ms:
             self.stall_max_ms = d
             self.stall_where = self._where
         return w
+
+    def _trial_check(self, now):
+        if ticks.ticks_diff(now, self._trial) >= self.broker_trial_s * 1000:
+            self._revert()
+
+    def _no_session(self, now):
+        m = self.manager
+        if m.connected and m.gen != m.claimed:
+            self._try_open(now)
+        elif not m.connected and m.target is None:
+            r = self._retry_at
+            if r is None or ticks.ticks_diff(now, r) >= 0:
+                self._retry_at = None  # (cleared: a deadline kept for 6 days would wrap)
+                m.open(self.broker[0], self.broker[1], now)
+
+    def _try_open(self, now):
+        try:
+            self._open_session(now)
+        except Exception as e:  # refused, timed out, the link dropped
+            self._end_session(e)
+
+    def _in_session(self, now):
+        with self._catch:  # (a ``with``: one exception-stack entry, the frame on the stack)
+            self._round(now)
 
     async def schedule(self):
         """Readings on the quarter hours (metering time, the RTC)."""

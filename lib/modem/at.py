@@ -73,6 +73,7 @@ R_FAIL = const(7)  # one of the command's own failure finals (SEND FAIL, CONNECT
 R_NO_CARRIER = const(8)  # NO CARRIER / BUSY / NO ANSWER / NO DIALTONE
 
 _GT = const(0x3E)  # '>'
+_WRAP = const(0x3FFFFFFF)  # the counters wrap at 2**30: small ints on a 32-bit core
 
 
 class Command:
@@ -92,21 +93,40 @@ class Command:
     - ``tag``: free for the caller (the manager's step name).
     """
 
+    # the defaults as class attributes: an instance holds only what differs (each instance
+    # attribute is a slot of its dict, grown as they are set)
+    prefix = None
+    finals = ()
+    fails = ()
+    ok_final = True
+    line_final = False
+    payload = None
+    prompt_ms = 2000
+    binary = None
+    wire = None  # text + CR, kept by a Command made once and used again (modem.profile)
+
     def __init__(self, text, timeout_ms=1000, prefix=None, finals=(), fails=(), ok_final=True,
                  line_final=False, payload=None, prompt_ms=2000, binary=None, level=0,
                  tag=None):
         self.text = text
         self.timeout_ms = timeout_ms
-        self.prefix = prefix
-        self.finals = finals
-        self.fails = fails
-        self.ok_final = ok_final
-        self.line_final = line_final
-        self.payload = payload
-        self.prompt_ms = prompt_ms
-        self.binary = binary
         self.level = level
         self.tag = tag
+        if prefix is not None:
+            self.prefix = prefix
+        if finals:
+            self.finals = finals
+        if fails:
+            self.fails = fails
+        if not ok_final:
+            self.ok_final = False
+        if line_final:
+            self.line_final = True
+        if payload is not None:
+            self.payload = payload
+            self.prompt_ms = prompt_ms
+        if binary is not None:
+            self.binary = binary
 
 
 class Result:
@@ -114,7 +134,13 @@ class Result:
     numeric, 0 otherwise); ``final`` the line that ended it (bytes or None on timeout);
     ``lines`` its information lines (list of bytes); ``data`` the raw bytes read after a
     binary header (bytes or None); ``truncated`` True when data bytes were dropped;
-    ``ok_seen`` an intermediate OK arrived (``ok_final=False`` commands)."""
+    ``ok_seen`` an intermediate OK arrived (``ok_final=False`` commands). With the engine's
+    ``one_result`` the object is the same for every command: read it before the next
+    submit."""
+
+    data = None  # (class defaults: an instance's dict holds only what is set)
+    truncated = False
+    ok_seen = False
 
     def __init__(self, cmd, status, final=None, code=0):
         self.cmd = cmd
@@ -122,6 +148,14 @@ class Result:
         self.final = final
         self.code = code
         self.lines = []
+
+    def reset(self, cmd):
+        """As new for ``cmd`` (AtEngine ``one_result``; the lines list is emptied, kept)."""
+        self.cmd = cmd
+        self.status = 0
+        self.final = None
+        self.code = 0
+        self.lines.clear()
         self.data = None
         self.truncated = False
         self.ok_seen = False
@@ -139,6 +173,46 @@ def _printable(line):
     return True
 
 
+def _eol(data, i):
+    # index of the first CR or LF at or after i, -1 when none
+    cr = data.find(b"\r", i)
+    if cr < 0:
+        return data.find(b"\n", i)
+    lf = data.find(b"\n", i, cr)
+    return cr if lf < 0 else lf
+
+
+def _starts(line, prefixes):
+    for f in prefixes:
+        if line.startswith(f):
+            return True
+    return False
+
+
+def _final_of(line):
+    # the generic final result code of a line (R_*), 0 when it is none
+    c0 = line[0]
+    if line == b"OK":
+        return R_OK
+    if c0 == 0x45 and line == b"ERROR":
+        return R_ERROR
+    if c0 == 0x2B and line.startswith(b"+CME ERROR:"):
+        return R_CME
+    if c0 == 0x2B and line.startswith(b"+CMS ERROR:"):
+        return R_CMS
+    if line == b"NO CARRIER" or line == b"BUSY" or line == b"NO ANSWER" \
+            or line == b"NO DIALTONE":
+        return R_NO_CARRIER
+    return 0
+
+
+def _code_of(st, line):
+    # the number of a +CME / +CMS ERROR (-1 when not numeric), else 0
+    if st == R_CME or st == R_CMS:
+        return _int_or(line[11:].strip(), -1)
+    return 0
+
+
 def _int_or(b, default):
     try:
         return int(b)
@@ -151,10 +225,16 @@ class AtEngine:
     ``on_urc(kind, line)`` and ``on_done(result)`` are called from ``feed``/``poll``.
     Counters (ints): ``rx_bytes``, ``tx_bytes``, ``lines``, ``urcs``, ``echoes``, ``stray``,
     ``garbage``, ``overlong``, ``late``, ``timeouts``, ``data_dropped``, ``lines_dropped``,
-    ``commands``."""
+    ``commands``, each wrapping at 2**30 (small ints on a 32-bit core: a module babbling
+    at 115 200 baud would pass 2**30 garbage bytes in a day, and then every count
+    allocated a long int)."""
 
     def __init__(self, urc=None, on_urc=None, on_done=None, max_line=256, max_data=1460,
-                 max_lines=8, drain_ms=200, max_drain_ms=2000):
+                 max_lines=8, drain_ms=200, max_drain_ms=2000, one_result=False):
+        # one_result: one Result object for every command, reset at each submit (a caller
+        # that is done with a result before it submits the next: modem.manager), so a
+        # command's answer allocates no Result
+        self._one = Result(None, 0) if one_result else None
         self._urc = urc
         self.on_urc = on_urc
         self.on_done = on_done
@@ -204,11 +284,16 @@ class AtEngine:
         if self.phase != IDLE:
             return False
         self._cmd = cmd
-        self._res = Result(cmd, 0)
+        r = self._one
+        if r is None:
+            self._res = Result(cmd, 0)
+        else:
+            r.reset(cmd)
+            self._res = r
         self._raw = 0
         self._dn = 0
-        self.commands += 1
-        self._out.append(cmd.text + b"\r")
+        self.commands = (self.commands + 1) & _WRAP
+        self._out.append(cmd.wire if cmd.wire is not None else cmd.text + b"\r")
         if cmd.payload is not None:
             self.phase = PROMPT
             self._deadline = ticks_add(now, cmd.prompt_ms)
@@ -226,7 +311,7 @@ class AtEngine:
         if not self._out:
             return None
         b = self._out.pop(0)
-        self.tx_bytes += len(b)
+        self.tx_bytes = (self.tx_bytes + len(b)) & _WRAP
         return b
 
     def feed(self, data, now):
@@ -236,10 +321,9 @@ class AtEngine:
         if not isinstance(data, bytes):
             data = bytes(data)
         n = len(data)
-        self.rx_bytes += n
+        self.rx_bytes = (self.rx_bytes + n) & _WRAP
         self._last_rx = now
         i = 0
-        cr = lf = -2  # next CR / LF at or after i; -1 = none left in data, -2 = unknown
         while i < n:
             if self._skip_lf:
                 self._skip_lf = False
@@ -247,49 +331,45 @@ class AtEngine:
                     i += 1
                     continue
             if self._raw:
-                k = self._raw if self._raw < n - i else n - i
-                room = self.max_data - self._dn
-                c = k if k < room else room
-                if c > 0:
-                    self._data[self._dn:self._dn + c] = data[i:i + c]
-                    self._dn += c
-                if k > c:
-                    self.data_dropped += k - c
-                    self._res.truncated = True
-                self._raw -= k
-                i += k
-                if not self._raw:
-                    self._res.data = bytes(self._data[:self._dn])
+                i = self._raw_in(data, i, n)
                 continue
-            if cr != -1 and cr < i:
-                cr = data.find(b"\r", i)
-            if lf != -1 and lf < i:
-                lf = data.find(b"\n", i)
-            if cr == -1:
-                j = lf
-            elif lf == -1 or cr < lf:
-                j = cr
-            else:
-                j = lf
-            end = n if j < 0 else j
-            if end > i:
-                self._append(data, i, end)
+            j = _eol(data, i)
             if j < 0:
+                if n > i:
+                    self._append(data, i, n)
                 if self.phase == PROMPT and self._ln and self._line[0] == _GT and not self._long:
                     self._ln = 0
                     self._prompt(now)
                 break
+            if j > i:
+                self._append(data, i, j)
             i = j + 1
             self._line_end(now)
             if self._raw and data[j] == 0x0D:
                 self._skip_lf = True
+
+    def _raw_in(self, data, i, n):
+        # raw data bytes after a binary header, from data[i:]; returns the index after them
+        k = self._raw if self._raw < n - i else n - i
+        room = self.max_data - self._dn
+        c = k if k < room else room
+        if c > 0:
+            self._data[self._dn:self._dn + c] = data[i:i + c]
+            self._dn += c
+        if k > c:
+            self.data_dropped = (self.data_dropped + (k - c)) & _WRAP
+            self._res.truncated = True
+        self._raw -= k
+        if not self._raw:
+            self._res.data = bytes(self._data[:self._dn])
+        return i + k
 
     def poll(self, now):
         """Timeouts and the end of a drain."""
         ph = self.phase
         if ph == WAIT or ph == PROMPT:
             if ticks_diff(now, self._deadline) >= 0:
-                self.timeouts += 1
+                self.timeouts = (self.timeouts + 1) & _WRAP
                 self._raw = 0
                 self._drain_start = now
                 self._last_rx = now
@@ -323,7 +403,7 @@ class AtEngine:
 
     def _line_end(self, now):
         if self._long:
-            self.overlong += 1
+            self.overlong = (self.overlong + 1) & _WRAP
             self._long = False
             self._ln = 0
             return
@@ -335,102 +415,111 @@ class AtEngine:
         a = 0
         while a < n and (buf[a] <= 0x20 or buf[a] > 0x7E):
             if buf[a] != 0x20:
-                self.garbage += 1
+                self.garbage = (self.garbage + 1) & _WRAP
             a += 1
         while n > a and buf[n - 1] == 0x20:
             n -= 1
         if a >= n:
             return
-        self._classify(bytes(buf[a:n]), now)
+        if n - a == 2 and buf[a] == 0x4F and buf[a + 1] == 0x4B:
+            self._classify(b"OK", now)  # (the commonest line: the constant, no copy)
+        else:
+            self._classify(bytes(buf[a:n]), now)
 
     def _classify(self, line, now):
-        self.lines += 1
+        # (split in small functions: each frame on the C stack, no heap at a line)
+        self.lines = (self.lines + 1) & _WRAP
         ph = self.phase
-        cmd = self._cmd
         if ph == DRAIN:
             if self._urc is not None and self._urc(line):
                 self._emit_urc(line)
             else:
-                self.late += 1
+                self.late = (self.late + 1) & _WRAP
             return
-        if cmd is not None:
-            if line == cmd.text:
-                self.echoes += 1
-                self.echo_seen = True
-                return
-            if ph == PROMPT and line[0] == _GT:
-                self._prompt(now)
-                return
-            p = cmd.prefix
-            if cmd.binary is not None and p is not None and line.startswith(p):
-                k = cmd.binary(line)
-                if k >= 0:
-                    self._keep(line)
-                    self._dn = 0
-                    self._raw = k
-                    if not k:
-                        self._res.data = b""
-                    return
-            for f in cmd.fails:
-                if line.startswith(f):
-                    self._finish(R_FAIL, line, 0, IDLE)
-                    return
-            for f in cmd.finals:
-                if line.startswith(f):
-                    self._finish(R_FINAL, line, 0, IDLE)
-                    return
-            if p is not None and line.startswith(p):
-                self._keep(line)
-                return
+        cmd = self._cmd
+        if cmd is not None and self._own(line, now):
+            return
         if self._urc is not None and self._urc(line):
             self._emit_urc(line)
             return
-        st = 0
-        code = 0
-        c0 = line[0]
-        if line == b"OK":
-            st = R_OK
-        elif c0 == 0x45 and line == b"ERROR":
-            st = R_ERROR
-        elif c0 == 0x2B and line.startswith(b"+CME ERROR:"):
-            st = R_CME
-            code = _int_or(line[11:].strip(), -1)
-        elif c0 == 0x2B and line.startswith(b"+CMS ERROR:"):
-            st = R_CMS
-            code = _int_or(line[11:].strip(), -1)
-        elif (line == b"NO CARRIER" or line == b"BUSY" or line == b"NO ANSWER"
-              or line == b"NO DIALTONE"):
-            st = R_NO_CARRIER
+        st = _final_of(line)
         if cmd is None:
             if _printable(line):
-                self.stray += 1
+                self.stray = (self.stray + 1) & _WRAP
             else:
-                self.garbage += 1
+                self.garbage = (self.garbage + 1) & _WRAP
             self.last_stray = line
-            return
-        if st:
+        elif st:
             if ph == PROMPT and st == R_OK:
-                self.late += 1  # an OK cannot answer a send that has had no prompt yet
-            elif st == R_OK and not cmd.ok_final:
-                self._res.ok_seen = True
+                # an OK cannot answer a send that has had no prompt yet
+                self.late = (self.late + 1) & _WRAP
             else:
-                self._finish(st, line, code, IDLE)
-            return
-        if cmd.line_final:
-            self._keep(line)
-            self._finish(R_OK, line, 0, IDLE)
-            return
+                self._final(cmd, st, line)
+        else:
+            self._info(cmd, line)
+
+    def _info(self, cmd, line):
+        # an information line of the command (with line_final, its answer)
         self._keep(line)
+        if cmd.line_final:
+            self._finish(R_OK, line, 0, IDLE)
+
+    def _final(self, cmd, st, line):
+        if st == R_OK and not cmd.ok_final:
+            self._res.ok_seen = True
+        else:
+            self._finish(st, line, _code_of(st, line), IDLE)
+
+    def _own(self, line, now):
+        # the command's echo, prompt or binary header, or its own text: True
+        cmd = self._cmd
+        if line == cmd.text:
+            self.echoes = (self.echoes + 1) & _WRAP
+            self.echo_seen = True
+            return True
+        if self.phase == PROMPT and line[0] == _GT:
+            self._prompt(now)
+            return True
+        if cmd.binary is not None and cmd.prefix is not None \
+                and line.startswith(cmd.prefix) and self._header(cmd, line):
+            return True
+        return self._own_text(cmd, line)
+
+    def _header(self, cmd, line):
+        # a binary header: the next k bytes are raw data (True), or an ordinary line
+        k = cmd.binary(line)
+        if k < 0:
+            return False
+        self._keep(line)
+        self._dn = 0
+        self._raw = k
+        if not k:
+            self._res.data = b""
+        return True
+
+    def _own_text(self, cmd, line):
+        # its own failure / success finals, or its information text: True
+        if _starts(line, cmd.fails):
+            self._finish(R_FAIL, line, 0, IDLE)
+            return True
+        if _starts(line, cmd.finals):
+            self._finish(R_FINAL, line, 0, IDLE)
+            return True
+        p = cmd.prefix
+        if p is not None and line.startswith(p):
+            self._keep(line)
+            return True
+        return False
 
     def _keep(self, line):
         r = self._res
         if len(r.lines) < self.max_lines:
             r.lines.append(line)
         else:
-            self.lines_dropped += 1
+            self.lines_dropped = (self.lines_dropped + 1) & _WRAP
 
     def _emit_urc(self, line):
-        self.urcs += 1
+        self.urcs = (self.urcs + 1) & _WRAP
         if self.on_urc is not None:
             self.on_urc(self._urc(line), line)
 

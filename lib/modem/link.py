@@ -44,7 +44,7 @@ class Link:
         if n:
             data = u.read(n if n < self.max_read else self.max_read)
             if data:
-                self.rx_bytes += len(data)
+                self.rx_bytes = (self.rx_bytes + len(data)) & 0x3FFFFFFF  # (31-bit)
                 m.feed(data, now)
         m.poll(now)
         self._flush()
@@ -65,7 +65,7 @@ class Link:
             k = self.uart.write(b)
             if k is None:
                 k = 0
-            self.tx_bytes += k
+            self.tx_bytes = (self.tx_bytes + k) & 0x3FFFFFFF
             if k < len(b):
                 self._pend = b[k:]
                 return

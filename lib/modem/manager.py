@@ -139,6 +139,14 @@ def _text(line):
     return "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in line[:40])
 
 
+def _sooner(t, now, best):
+    # min(best, ms from now to tick t); t None: best
+    if t is None:
+        return best
+    d = ticks_diff(t, now)
+    return d if d < best else best
+
+
 def _default_rand(n):
     import random
 
@@ -176,7 +184,8 @@ class Manager:
                 raise ValueError("unknown setting " + k)
             c[k] = cfg[k]
         self.eng = AtEngine(urc=profile.urc_kind, on_urc=self._on_urc, on_done=self._on_done,
-                            max_line=c["max_line"], max_data=profile.max_read)
+                            max_line=c["max_line"], max_data=profile.max_read,
+                            one_result=True)  # (a result is done with in _step)
         self._tx = bytearray(c["tx_cap"])
         self._txn = 0
         self._rx = bytearray(c["rx_cap"])
@@ -216,7 +225,8 @@ class Manager:
         self._epoch = 0
         self._cmd_epoch = -1
         self._res = None
-        self._queue = []
+        self._queue = ()  # the commands of a sequence state; the next is _queue[_qi]
+        self._qi = 0
         self._deadline = 0
         self._next = 0
         self._presses = 0
@@ -228,6 +238,7 @@ class Manager:
         self.claimed = -1
         self._now = 0
         self._entered = 0
+        self.led_sig = self.led_mod = _DARK  # the status LEDs' colours (led_update)
 
     # -- caller API --------------------------------------------------------------------------
 
@@ -335,25 +346,28 @@ class Manager:
         return self.eng.tx()
 
     def wake_ms(self, now):
-        """ms until the next timer needs ``poll`` (0..1000)."""
-        best = 1000
+        """ms until the next timer needs ``poll`` (0..1000). Allocates nothing (no tuple, a
+        frame on the C stack: it runs at every round of the uplink task)."""
+        best = _sooner(self.eng.deadline(), now, 1000)
+        if self._timed():
+            best = _sooner(self._deadline, now, best)
+        best = _sooner(self._next_due(), now, best)
+        return best if best > 0 else 0
+
+    def _next_due(self):
         # the next command of a polling state goes out only when the engine is free: while
         # a command is in flight its deadline (or its answer) is the next thing to wait for
         # (a ``_next`` already passed would otherwise say 0 for the whole command: a caller
         # pumping at wake_ms spun through every AT probe, docs/BENCHMARKS.md)
-        nxt = self._next if self._next_used() and not self.eng.busy else None
-        if nxt is not None and self.state == CONNECTED and not self.want_read \
-                and not self._rx_flag and not self._txn:
+        if not self._next_used() or self.eng.busy:
+            return None
+        if self.state == CONNECTED and not self.want_read and not self._rx_flag \
+                and not self._txn:
             # idle link: the next receive poll is the idle one (a sooner wake would find
             # nothing to do, and a caller pumping at wake_ms would spin)
             c = self.cfg
-            nxt = ticks_add(nxt, c["rx_idle_poll_ms"] - c["rx_poll_ms"])
-        for t in (self.eng.deadline(), self._deadline if self._timed() else None, nxt):
-            if t is not None:
-                d = ticks_diff(t, now)
-                if d < best:
-                    best = d
-        return best if best > 0 else 0
+            return ticks_add(self._next, c["rx_idle_poll_ms"] - c["rx_poll_ms"])
+        return self._next
 
     def backoff_ms(self, n):
         """Delay before the retry after the n-th consecutive failure (see module doc)."""
@@ -370,29 +384,35 @@ class Manager:
 
     def leds(self, now):
         """(signal rgb, modem rgb): tuples of 0/1 for the two status LEDs."""
+        self.led_update(now)
+        return self.led_sig, self.led_mod
+
+    def led_update(self, now):
+        """Set ``led_sig`` / ``led_mod`` (the tuples :meth:`leds` returns) without
+        allocating (the uplink task's round calls it 50 times a second)."""
         blink = ((now // 500) & 1) == 0
         st = self.state
         if st >= REGISTER and st <= CLOSING or (st == BACKOFF and self._resume >= REGISTER):
             sig = signal.BAND_RGB[signal.csq_band(self.rssi)]
         else:
             sig = _DARK
+        self.led_sig = sig
         if self._warn_at is not None and ticks_diff(now, self._warn_at) < _WARN_MS:
-            return sig, (_MAGENTA if blink else _DARK)
-        if st == OFF or st == OFF_WAIT:
-            mod = _DARK
+            self.led_mod = _MAGENTA if blink else _DARK
+        elif st == OFF or st == OFF_WAIT:
+            self.led_mod = _DARK
         elif st == CONNECTED:
-            mod = _GREEN
+            self.led_mod = _GREEN
         elif st == READY or st == CLOSING:
-            mod = _AMBER
+            self.led_mod = _AMBER
         elif st >= REGISTER and st <= CONNECTING:
-            mod = _AMBER if blink else _DARK
+            self.led_mod = _AMBER if blink else _DARK
         elif st == BACKOFF and self.reason in ("sim", "sim_pin", "pin"):
-            mod = _RED
+            self.led_mod = _RED
         elif st == BACKOFF or st == SIM:
-            mod = _RED if blink else _DARK
+            self.led_mod = _RED if blink else _DARK
         else:
-            mod = _BLUE if blink else _DARK
-        return sig, mod
+            self.led_mod = _BLUE if blink else _DARK
 
     @property
     def band(self):
@@ -417,7 +437,8 @@ class Manager:
     def _goto(self, st, now):
         self.state = st
         self._epoch += 1
-        self._queue = []
+        self._queue = ()
+        self._qi = 0
         self._res = None
         self._entered = now
         self._next = now
@@ -562,75 +583,108 @@ class Manager:
                 self._event("reboot", "echo")
                 self._fail("reboot", L_MODEM, now)
 
+    def _queued(self):
+        return self._qi < len(self._queue)
+
     def _run_queue(self, now):
         # next command of a sequence state; True when the queue is empty
-        if not self._queue:
+        if self._qi >= len(self._queue):
             return True
-        if not self.eng.busy and self._submit(self._queue[0], now):
-            self._queue.pop(0)
+        if not self.eng.busy and self._submit(self._queue[self._qi], now):
+            self._qi += 1
         return False
 
     def _tick(self, st, now):
-        c = self.cfg
-        busy = self.eng.busy
+        # one dispatch with a small frame (each state's work in a helper of its own: the
+        # whole ladder in one function took its frame from the heap at every round, 176 B
+        # on the unix port, also in BACKOFF where the meter waits for days without network)
+        if st == BACKOFF:
+            if ticks_diff(now, self._deadline) >= 0:
+                self._after_backoff(now)
+        elif st == CONNECTED:
+            self._connected_tick(now, self.eng.busy)
+        elif st == PROBE or st == SYNC:
+            self._tick_sync(st, now)
+        elif st == REGISTER:
+            self._tick_register(now)
+        elif st == SIM:
+            self._tick_sim(now)
+        elif st <= BOOT or st == OFF_WAIT:
+            self._tick_power(st, now)
+        else:
+            self._tick_link(st, now)
+
+    def _tick_power(self, st, now):
+        # OFF, PRESS, BOOT, OFF_WAIT: the key and the waits around it
         if st == OFF:
             if self._want:
                 self._presses = 0
                 self._goto(PROBE, now)
-        elif st == PROBE or st == SYNC:
-            if ticks_diff(now, self._deadline) >= 0 and not busy:
-                if st == PROBE:
-                    self._after_press = BOOT
-                    self._goto(PRESS, now)
-                elif self._baud_i + 1 < len(self.bauds):
-                    self._baud_i += 1
-                    self.baud = self.bauds[self._baud_i]
-                    self._goto(SYNC, now)
-                elif self._presses < 2:
-                    self._baud_i = 0
-                    self.baud = self.bauds[0]
-                    self._after_press = BOOT
-                    self._goto(PRESS, now)
-                else:
-                    self._presses = 0
-                    self._fail("no_response", L_POWER, now)
-            elif not busy and ticks_diff(now, self._next) >= 0:
-                self._next = ticks_add(now, c["sync_try_ms"])
-                self._submit(self.profile.sync(c["sync_try_ms"]), now)
+        elif ticks_diff(now, self._deadline) < 0:
+            return
         elif st == PRESS:
-            if ticks_diff(now, self._deadline) >= 0:
-                self.pwrkey = 0
-                if self._after_press == BOOT:
-                    self._modem_off = False
-                    self._goto(BOOT, now)
-                else:
-                    self._goto(OFF_WAIT, now)
+            self.pwrkey = 0
+            if self._after_press == BOOT:
+                self._modem_off = False
+                self._goto(BOOT, now)
+            else:
+                self._goto(OFF_WAIT, now)
         elif st == BOOT:
-            if ticks_diff(now, self._deadline) >= 0:
+            self._goto(SYNC, now)
+        elif st == OFF_WAIT:
+            self._goto(PROBE if self._want else OFF, now)
+
+    def _tick_sync(self, st, now):
+        # PROBE, SYNC: ``AT`` every sync_try_ms until the deadline, then the next step
+        busy = self.eng.busy
+        if ticks_diff(now, self._deadline) >= 0 and not busy:
+            if st == PROBE:
+                self._after_press = BOOT
+                self._goto(PRESS, now)
+            elif self._baud_i + 1 < len(self.bauds):
+                self._baud_i += 1
+                self.baud = self.bauds[self._baud_i]
                 self._goto(SYNC, now)
-        elif st == INIT or st == PDP:
+            elif self._presses < 2:
+                self._baud_i = 0
+                self.baud = self.bauds[0]
+                self._after_press = BOOT
+                self._goto(PRESS, now)
+            else:
+                self._presses = 0
+                self._fail("no_response", L_POWER, now)
+        elif not busy and ticks_diff(now, self._next) >= 0:
+            ms = self.cfg["sync_try_ms"]
+            self._next = ticks_add(now, ms)
+            self._submit(self.profile.sync(ms), now)
+
+    def _tick_sim(self, now):
+        if not self.eng.busy and ticks_diff(now, self._next) >= 0:
+            if ticks_diff(now, self._deadline) >= 0:
+                self._fail("sim", L_POWER, now)
+                return
+            self._next = ticks_add(now, self.cfg["sim_poll_ms"])
+            self._submit(self.profile.sim_query(), now)
+
+    def _tick_register(self, now):
+        if self._queued():
             self._run_queue(now)
-        elif st == SIM:
-            if not busy and ticks_diff(now, self._next) >= 0:
-                if ticks_diff(now, self._deadline) >= 0:
-                    self._fail("sim", L_POWER, now)
-                    return
-                self._next = ticks_add(now, c["sim_poll_ms"])
-                self._submit(self.profile.sim_query(), now)
-        elif st == REGISTER:
-            if self._queue:
-                self._run_queue(now)
-            elif not busy and ticks_diff(now, self._next) >= 0:
-                if ticks_diff(now, self._deadline) >= 0:
-                    self._fail("no_network", L_RETRY, now)
-                    return
-                self._next = ticks_add(now, c["reg_poll_ms"])
-                self._queue = [self.profile.csq()] + self.profile.reg_queries()
-                self._run_queue(now)
-        elif st == ATTACH:
-            if not busy and not self._queue and self._cmd_epoch != self._epoch:
-                self._submit(self.profile.attach_query(), now)
-        elif st == READY:
+        elif not self.eng.busy and ticks_diff(now, self._next) >= 0:
+            if ticks_diff(now, self._deadline) >= 0:
+                self._fail("no_network", L_RETRY, now)
+                return
+            self._next = ticks_add(now, self.cfg["reg_poll_ms"])
+            self._queue = self.profile.reg_polls()  # (made once: no allocation a poll)
+            self._qi = 0
+            self._run_queue(now)
+
+    def _tick_link(self, st, now):
+        # INIT, PDP, ATTACH, READY, CONNECTING, CLOSING, POWER_DOWN
+        if st == INIT or st == PDP:
+            self._run_queue(now)
+            return
+        busy = self.eng.busy
+        if st == READY:
             if not self._want and self.target is None:
                 self._goto(POWER_DOWN, now)
             elif self._re_pdp:  # a new APN (set_apn): the context again, no failure
@@ -638,62 +692,75 @@ class Manager:
             elif self.target is not None:
                 self._goto(CONNECTING, now)
             elif not busy and ticks_diff(now, self._next) >= 0:
-                self._next = ticks_add(now, c["csq_ms"])
+                self._next = ticks_add(now, self.cfg["csq_ms"])
                 self._submit(self.profile.csq(), now)
+        elif st == CONNECTING and self.target is None:
+            self._goto(READY, now)
+        elif busy or self._cmd_epoch == self._epoch:
+            return  # (ATTACH, CONNECTING, CLOSING, POWER_DOWN: one command at a time)
+        elif st == ATTACH:
+            if not self._queued():
+                self._submit(self.profile.attach_query(), now)
         elif st == CONNECTING:
-            if self.target is None:
-                self._goto(READY, now)
-            elif not busy and self._cmd_epoch != self._epoch:
-                if self._close_first:
-                    self._submit(self.profile.close(), now)
-                else:
-                    self._submit(self.profile.open(self.target[0], self.target[1]), now)
-        elif st == CONNECTED:
-            self._connected_tick(now, busy)
+            if self._close_first:
+                self._submit(self.profile.close(), now)
+            else:
+                self._submit(self.profile.open(self.target[0], self.target[1]), now)
         elif st == CLOSING:
-            if not busy and self._cmd_epoch != self._epoch:
-                if self._txn:  # what the socket wrote before close() still goes out
-                    k = self._txn if self._txn < self.profile.max_send else self.profile.max_send
-                    self._submit(self.profile.send(bytes(self._tx[:k])), now)
-                else:
-                    self._submit(self.profile.close(), now)
-        elif st == BACKOFF:
-            if ticks_diff(now, self._deadline) >= 0:
-                self._after_backoff(now)
+            self._closing_tick(now)
         elif st == POWER_DOWN:
-            if not busy and self._cmd_epoch != self._epoch:
-                if self._modem_off:
-                    self._power_cycled(now)
-                    self._goto(OFF_WAIT, now)
-                else:
-                    self._submit(self.profile.power_off(), now)
-        elif st == OFF_WAIT:
-            if ticks_diff(now, self._deadline) >= 0:
-                self._goto(PROBE if self._want else OFF, now)
+            if self._modem_off:
+                self._power_cycled(now)
+                self._goto(OFF_WAIT, now)
+            else:
+                self._submit(self.profile.power_off(), now)
+
+    def _closing_tick(self, now):
+        if self._txn:  # what the socket wrote before close() still goes out
+            p = self.profile
+            k = self._txn if self._txn < p.max_send else p.max_send
+            self._submit(p.send(bytes(self._tx[:k])), now)
+        else:
+            self._submit(self.profile.close(), now)
 
     def _connected_tick(self, now, busy):
-        c = self.cfg
+        # (split: each frame on the C stack, no heap at an idle round of a session)
         if (self.failures or self.since_power) and ticks_diff(now, self._connected_at) >= \
-                c["stable_ms"]:
+                self.cfg["stable_ms"]:
             self.failures = 0
             self.since_power = 0
         if busy or self._cmd_epoch == self._epoch:
             return
-        p = self.profile
         if self._txn:
-            k = self._txn if self._txn < p.max_send else p.max_send
-            self._submit(p.send(bytes(self._tx[:k])), now)
-            return
-        room = len(self._rx) - self._rxn
+            self._send_next(now)
+        elif not self._read_due(now) and ticks_diff(now, self._csq_next) >= 0:
+            self._csq_next = ticks_add(now, self.cfg["csq_ms"])
+            self._submit(self.profile.csq(), now)
+
+    def _send_next(self, now):
+        p = self.profile
+        k = self._txn if self._txn < p.max_send else p.max_send
+        self._submit(p.send(bytes(self._tx[:k])), now)
+
+    def _read_due(self, now):
+        # a receive poll when due (announced data, a blocked reader, the idle poll): True
+        if len(self._rx) <= self._rxn:
+            return False
         due = ticks_diff(now, self._next)
-        if room > 0 and (self._rx_flag or (self.want_read and due >= 0)
-                         or due >= c["rx_idle_poll_ms"] - c["rx_poll_ms"]):
-            self._next = ticks_add(now, c["rx_poll_ms"])
-            self._submit(p.read(room if room < p.max_read else p.max_read), now)
-            return
-        if ticks_diff(now, self._csq_next) >= 0:
-            self._csq_next = ticks_add(now, c["csq_ms"])
-            self._submit(p.csq(), now)
+        if self._rx_flag or (self.want_read and due >= 0) or due >= self._idle_gap():
+            self._read_now(now)
+            return True
+        return False
+
+    def _idle_gap(self):
+        c = self.cfg
+        return c["rx_idle_poll_ms"] - c["rx_poll_ms"]
+
+    def _read_now(self, now):
+        self._next = ticks_add(now, self.cfg["rx_poll_ms"])
+        room = len(self._rx) - self._rxn
+        p = self.profile
+        self._submit(p.read(room if room < p.max_read else p.max_read), now)
 
     def _power_cycled(self, now):
         self.power_cycles += 1
@@ -711,20 +778,35 @@ class Manager:
                 self.rssi, self.ber = v
 
     def _result(self, st, res, now):
-        p = self.profile
-        tag = res.cmd.tag
+        # (a dispatch with a small frame: the whole table in one function took its frame
+        # from the heap at every answer)
         s = res.status
         if s == R_TIMEOUT and st != PROBE and st != SYNC and st != POWER_DOWN:
-            self._tmo_row += 1
-            if self._tmo_row >= 2:
-                self._fail("timeout:" + str(tag), L_POWER, now)  # it answers nothing
-            elif tag == "csq" and st == CONNECTED:
-                pass  # one lost answer to a signal query does not break the link
-            else:
-                self._fail("timeout:" + str(tag), res.cmd.level, now)
+            self._timed_out(st, res, now)
             return
         if s != R_TIMEOUT:
             self._tmo_row = 0
+        if st <= SIM:
+            self._result_up(st, res, now)
+        elif st <= PDP:
+            self._result_net(st, res, now)
+        else:
+            self._result_link(st, res, now)
+
+    def _timed_out(self, st, res, now):
+        tag = res.cmd.tag
+        self._tmo_row += 1
+        if self._tmo_row >= 2:
+            self._fail("timeout:" + str(tag), L_POWER, now)  # it answers nothing
+        elif tag == "csq" and st == CONNECTED:
+            pass  # one lost answer to a signal query does not break the link
+        else:
+            self._fail("timeout:" + str(tag), res.cmd.level, now)
+
+    def _result_up(self, st, res, now):
+        # PROBE, SYNC, INIT, SIM
+        p = self.profile
+        tag = res.cmd.tag
         if st == PROBE or st == SYNC:
             if res.ok:
                 self._presses = 0
@@ -732,7 +814,7 @@ class Manager:
         elif st == INIT:
             if not res.ok:
                 self._fail("init", L_POWER, now)
-            elif not self._queue:
+            elif not self._queued():
                 self.eng.echo_seen = False
                 self._modem_off = False
                 self._goto(SIM, now)
@@ -752,18 +834,16 @@ class Manager:
                     self._submit(p.pin_cmd(self.pin), now)
                 else:
                     self._fail("sim_pin", L_POWER, now)
-        elif st == REGISTER:
+
+    def _result_net(self, st, res, now):
+        # REGISTER, ATTACH, PDP
+        p = self.profile
+        tag = res.cmd.tag
+        if st == REGISTER:
             if tag == "csq":
                 self._csq_result(res)
             elif tag == "creg" or tag == "cgreg":
-                v = -1
-                for ln in res.lines:
-                    v = parse_reg(ln)
-                if tag == "creg":
-                    self.creg = v
-                else:
-                    self.cgreg = v
-                    self._registration(now)
+                self._reg_result(tag, res, now)
         elif st == ATTACH:
             if tag == "cgatt?":
                 if res.ok and p.attached(res):
@@ -779,20 +859,33 @@ class Manager:
         elif st == PDP:
             if not res.ok:
                 self._fail("pdp", L_PDP, now)
-            elif not self._queue:
+            elif not self._queued():
                 if p.pdp_ok(res):
                     self.ip = res.final
                     self._goto(READY, now)
                 else:
                     self._fail("pdp", L_PDP, now)
-        elif st == READY:
+
+    def _reg_result(self, tag, res, now):
+        ln = res.lines
+        v = parse_reg(ln[-1]) if ln else -1  # (the last +CREG line, if several)
+        if tag == "creg":
+            self.creg = v
+        else:
+            self.cgreg = v
+            self._registration(now)
+
+    def _result_link(self, st, res, now):
+        # READY, CONNECTING, CONNECTED, CLOSING, POWER_DOWN
+        tag = res.cmd.tag
+        if st == READY:
             if tag == "csq":
                 self._csq_result(res)
         elif st == CONNECTING:
             if tag == "close":
                 self._close_first = False  # ERROR / CME: it was not open (G6.7)
             elif tag == "open":
-                if s == R_FINAL:
+                if res.status == R_FINAL:
                     self._connected(now)
                 else:
                     self._close_first = True
@@ -802,16 +895,7 @@ class Manager:
                 if not self._sent(res):
                     self._fail("send", L_RETRY, now)
             elif tag == "read":
-                r = p.read_result(res)
-                if r is None:
-                    self._fail("read", L_RETRY, now)
-                    return
-                data, more = r
-                k = len(data)
-                if k:
-                    self._rx[self._rxn:self._rxn + k] = data
-                    self._rxn += k
-                self._rx_flag = more and k > 0  # "more" with nothing read: poll instead
+                self._read_result(res, now)
             elif tag == "csq":
                 self._csq_result(res)
         elif st == CLOSING:
@@ -821,11 +905,23 @@ class Manager:
                 self._goto(READY, now)  # CLOSE OK, or ERROR: it was not open (G6.7)
         elif st == POWER_DOWN:
             self._power_cycled(now)
-            if s == R_FINAL:
+            if res.status == R_FINAL:
                 self._goto(OFF_WAIT, now)
             else:  # no answer: the key switches it off (or on; PROBE finds out)
                 self._after_press = OFF_WAIT
                 self._goto(PRESS, now)
+
+    def _read_result(self, res, now):
+        r = self.profile.read_result(res)
+        if r is None:
+            self._fail("read", L_RETRY, now)
+            return
+        data, more = r
+        k = len(data)
+        if k:
+            self._rx[self._rxn:self._rxn + k] = data
+            self._rxn += k
+        self._rx_flag = more and k > 0  # "more" with nothing read: poll instead
 
     def _sent(self, res):
         # drop the bytes a send delivered; on failure drop them all (the link is gone)

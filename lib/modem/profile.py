@@ -61,13 +61,62 @@ REG_ROAMING = const(5)
 def match_table(line, prefixes, suffixes):
     """Kind from ``prefixes`` ((bytes, kind), ...) by line start, then ``suffixes`` by line
     end; 0 when nothing matches."""
-    for p, k in prefixes:
-        if line.startswith(p):
-            return k
-    for s, k in suffixes:
-        if line.endswith(s):
-            return k
+    k = _by_start(line, prefixes)
+    return k if k else _by_end(line, suffixes)
+
+
+def _by_start(line, table):
+    for e in table:
+        if line.startswith(e[0]):
+            return e[1]
     return 0
+
+
+def _by_end(line, table):
+    for e in table:
+        if line.endswith(e[0]):
+            return e[1]
+    return 0
+
+
+def uint_in(line, a, b):
+    """The decimal number in ``line[a:b]`` (spaces around it and one ``+`` allowed, as
+    ``int()`` takes them), -1 when there is none or anything else is there. Allocates
+    nothing (``int(line[a:b])`` made a slice and raised ValueError on junk)."""
+    while a < b and line[a] == 0x20:
+        a += 1
+    while b > a and line[b - 1] == 0x20:
+        b -= 1
+    if a < b and line[a] == 0x2B:
+        a += 1
+    if a >= b or b - a > 9:  # (9 digits: a small int on a 32-bit core)
+        return -1
+    v = 0
+    while a < b:
+        c = line[a] - 0x30
+        if c < 0 or c > 9:
+            return -1
+        v = v * 10 + c
+        a += 1
+    return v
+
+
+def field_at(line, start, index):
+    """Where comma-separated field ``index`` of ``line[start:]`` begins, -1 when there are
+    fewer fields (it ends at the next comma or the line's end: :func:`field_end`)."""
+    a = start
+    while index > 0:
+        a = line.find(b",", a)
+        if a < 0:
+            return -1
+        a += 1
+        index -= 1
+    return a
+
+
+def field_end(line, a):
+    b = line.find(b",", a)
+    return len(line) if b < 0 else b
 
 
 def parse_reg(line):
@@ -76,25 +125,20 @@ def parse_reg(line):
     i = line.find(b":")
     if i < 0:
         return -1
-    f = line[i + 1:].split(b",")
-    try:
-        st = int(f[1] if len(f) > 1 else f[0])
-    except ValueError:
-        return -1
+    a = field_at(line, i + 1, 1)
+    if a < 0:  # one field: the URC form
+        a = i + 1
+    st = uint_in(line, a, field_end(line, a))
     return st if 0 <= st <= 5 else -1
 
 
 def parse_int_field(line, prefix, index=0):
-    """Field ``index`` of ``<prefix> a,b,c`` as int, or -1."""
+    """Field ``index`` of ``<prefix> a,b,c`` as a non-negative int, or -1 (none there, or
+    not a number). No slice, no exception: it parses every read's answer."""
     if not line.startswith(prefix):
         return -1
-    f = line[len(prefix):].split(b",")
-    if index >= len(f):
-        return -1
-    try:
-        return int(f[index])
-    except ValueError:
-        return -1
+    a = field_at(line, len(prefix), index)
+    return -1 if a < 0 else uint_in(line, a, field_end(line, a))
 
 
 def is_ipv4(line):
@@ -114,6 +158,13 @@ def is_ipv4(line):
     return True
 
 
+def _kept(text, timeout_ms, prefix, level, tag):
+    # a query made once and sent again (its bytes on the wire made once too)
+    c = Command(text, timeout_ms, prefix=prefix, level=level, tag=tag)
+    c.wire = text + b"\r"
+    return c
+
+
 def _quote(s):
     # AT string parameter: no quotes, CR or LF inside (they would end or break the command)
     if isinstance(s, str):
@@ -131,9 +182,19 @@ class Profile:
     max_send = 1460  # bytes per send command
     max_read = 1460  # bytes per read command
 
+    # The queries a waiting state repeats (AT every 300 ms, +CPIN? every second, +CSQ /
+    # +CREG? / +CGREG? every 2 s while registering, +CSQ every minute when up) are made once
+    # and kept: a Command was ~940 B of allocation each time (unix port), ~3 KB a second
+    # for a meter searching for a network. Nothing changes a Command after it is made
+    # (``send``/``read``, which set ``arg``, make theirs each time).
+    _sync = _sim = _csq = _regs = _att = None
+
     def sync(self, timeout_ms=300):
         """``AT``: autobaud sync / probe (SIM800: repeat every 200-300 ms up to 10 s)."""
-        return Command(b"AT", timeout_ms, level=L_POWER, tag="sync")
+        c = self._sync
+        if c is None or c.timeout_ms != timeout_ms:
+            c = self._sync = _kept(b"AT", timeout_ms, None, L_POWER, "sync")
+        return c
 
     def init_cmds(self):
         """Factory defaults (leftover echo/CIPMUX/CIPMODE settings break drivers, G6.2), echo
@@ -143,20 +204,37 @@ class Profile:
                 Command(b"AT+CMEE=1", 1000, level=L_POWER, tag="init")]
 
     def sim_query(self):
-        return Command(b"AT+CPIN?", 5000, prefix=b"+CPIN:", level=L_RETRY, tag="sim")
+        c = self._sim
+        if c is None:
+            c = self._sim = _kept(b"AT+CPIN?", 5000, b"+CPIN:", L_RETRY, "sim")
+        return c
 
     def pin_cmd(self, pin):
         return Command(b"AT+CPIN=" + _quote(pin), 5000, level=L_POWER, tag="pin")
 
     def csq(self):
-        return Command(b"AT+CSQ", 1000, prefix=b"+CSQ:", level=L_RETRY, tag="csq")
+        c = self._csq
+        if c is None:
+            c = self._csq = _kept(b"AT+CSQ", 1000, b"+CSQ:", L_RETRY, "csq")
+        return c
 
     def reg_queries(self):
         return [Command(b"AT+CREG?", 1000, prefix=b"+CREG:", level=L_RETRY, tag="creg"),
                 Command(b"AT+CGREG?", 1000, prefix=b"+CGREG:", level=L_RETRY, tag="cgreg")]
 
+    def reg_polls(self):
+        """The registration poll, made once: ``csq()`` and the two of ``reg_queries()``."""
+        q = self._regs
+        if q is None:
+            q = self._regs = (self.csq(), _kept(b"AT+CREG?", 1000, b"+CREG:", L_RETRY, "creg"),
+                              _kept(b"AT+CGREG?", 1000, b"+CGREG:", L_RETRY, "cgreg"))
+        return q
+
     def attach_query(self):
-        return Command(b"AT+CGATT?", 1000, prefix=b"+CGATT:", level=L_RETRY, tag="cgatt?")
+        c = self._att
+        if c is None:
+            c = self._att = _kept(b"AT+CGATT?", 1000, b"+CGATT:", L_RETRY, "cgatt?")
+        return c
 
     def attach(self):
         return Command(b"AT+CGATT=1", 75000, level=L_PDP, tag="cgatt")

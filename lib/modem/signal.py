@@ -19,6 +19,8 @@ rssi     dBm           band        LED (r, g, b)
 
 from micropython import const
 
+from modem.profile import uint_in
+
 UNKNOWN = const(0)
 LOW = const(1)
 FAIR = const(2)
@@ -50,14 +52,11 @@ def parse_csq(line):
     """``b"+CSQ: <rssi>,<ber>"`` -> (rssi, ber) ints, or None when malformed."""
     if not line.startswith(b"+CSQ:"):
         return None
-    parts = line[5:].split(b",")
-    if len(parts) != 2:
+    a = line.find(b",", 5)
+    if a < 0 or line.find(b",", a + 1) >= 0:  # exactly two fields
         return None
-    try:
-        rssi = int(parts[0])
-        ber = int(parts[1])
-    except ValueError:
-        return None
+    rssi = uint_in(line, 5, a)
+    ber = uint_in(line, a + 1, len(line))
     if rssi < 0 or rssi > 99 or ber < 0 or ber > 99:
         return None
     return rssi, ber

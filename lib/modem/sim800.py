@@ -135,10 +135,20 @@ class Sim800(Profile):
             return parse_int_field(f, b"DATA ACCEPT:", 1) == res.cmd.arg
         return True
 
+    _rd = None  # the last read command (an idle link asks for max_read every time)
+
     def read(self, n):
+        c = self._rd
+        if c is None or c.arg != n:
+            c = self._rd = self._read(n)
+        return c
+
+    @staticmethod
+    def _read(n):
         c = Command(b"AT+CIPRXGET=2,0," + str(n).encode(), 5000, prefix=b"+CIPRXGET: 2,",
                     binary=_rxget_len, level=L_RETRY, tag="read")
         c.arg = n
+        c.wire = c.text + b"\r"
         return c
 
     @staticmethod

@@ -1,8 +1,9 @@
 # Unit tests that cannot run on the emulated MCU cores, each with the reason (frozen into the
 # emu firmware; tools/emu/emu_unit.py reports every one by name as "host-only: reason").
 # Key: "module.test" or a whole "module". Value: the reason, or ("heap" | "ramdisk" |
-# "flashmem", smallest size in bytes, reason) for a test that runs where the heap, the RAM disk
-# or the out-of-heap memory for NOR-flash images (emu.flashmem) is at least that big. A key
+# "flashmem" | "flash", smallest size in bytes, reason) for a test that runs where the heap,
+# the RAM disk, the out-of-heap memory for NOR-flash images (emu.flashmem) or the image's
+# flash is at least that big. A key
 # that matches no test fails the run (stale entry). A test module may also define
 # EMU_HOST_ONLY = {"test_x": reason}.
 _NOR = ("the virtual board's 1 MiB NOR-flash image (a flash chip on a device) has no room "
@@ -164,6 +165,11 @@ HOST_ONLY = {
     "test_uplink_outbox.test_power_cut_at_every_flash_op_loses_nothing_and_duplicates_keep_their_seq":
         ("flashmem", 32 * _KB, _NOR32),
     "test_uplink_task": ("flashmem", 32 * _KB, _NOR32),
+    "test_uplink_alloc": ("flashmem", 32 * _KB, _NOR32),
+    "test_modem_model": ("flash", 2048 * _KB, "tests the virtual board's SIM800 model "
+                         "(boards/sim/modem.py: the simulator, not device code); the 1 MiB "
+                         "image holds the firmware and the device code's tests (it overflowed "
+                         "by 808 B in session 10)"),
     "test_uplink_outbox.test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts":
         ("flashmem", 16 * _KB, "a 16 KiB NOR-flash image per power cut (a test fixture) has "
          "no room outside the heap: a new one for each of ~200 cuts fragments a 96 KiB heap"),
