@@ -166,10 +166,6 @@ HOST_ONLY = {
         ("flashmem", 32 * _KB, _NOR32),
     "test_uplink_task": ("flashmem", 32 * _KB, _NOR32),
     "test_uplink_alloc": ("flashmem", 32 * _KB, _NOR32),
-    "test_modem_model": ("flash", 2048 * _KB, "tests the virtual board's SIM800 model "
-                         "(boards/sim/modem.py: the simulator, not device code); the 1 MiB "
-                         "image holds the firmware and the device code's tests (it overflowed "
-                         "by 808 B in session 10)"),
     "test_uplink_outbox.test_power_cut_at_every_flash_op_of_a_wrapping_outbox_keeps_its_accounts":
         ("flashmem", 16 * _KB, "a 16 KiB NOR-flash image per power cut (a test fixture) has "
          "no room outside the heap: a new one for each of ~200 cuts fragments a 96 KiB heap"),
