@@ -369,25 +369,23 @@ class ADE7953Model:
         p = m[5]
         if p > peak[2]:
             peak[2] = p
-        self._accrue(m, dt)
-
-    def _accrue(self, m, dt):
         # the segment's P, Q, S (m[0..2]) times dt into the exact residues, each above its
-        # no-load threshold (module docstring)
-        cfg = self._cfg
-        acc = self._acc
-        x = m[0]
-        if (x if x >= 0 else -x) >= cfg[6]:
-            x = x * dt * cfg[0]
-            acc[0] += x
-        x = m[1]
-        if (x if x >= 0 else -x) >= cfg[7]:
-            x = x * dt * cfg[1]
-            acc[1] += x
-        x = m[2]
-        if x >= cfg[8]:
-            x = x * dt * cfg[2]
-            acc[2] += x
+        # no-load threshold (module docstring); q: the cached configuration, peak: the
+        # residues (was _accrue: a call less every simulated second, the frame the same)
+        q = self._cfg
+        peak = self._acc
+        p = m[0]
+        if (p if p >= 0 else -p) >= q[6]:
+            p = p * dt * q[0]
+            peak[0] += p
+        p = m[1]
+        if (p if p >= 0 else -p) >= q[7]:
+            p = p * dt * q[1]
+            peak[1] += p
+        p = m[2]
+        if p >= q[8]:
+            p = p * dt * q[2]
+            peak[2] += p
 
     def _carry(self):
         # whole counts from the residues to the registers, with the wrap and its flag (DS
