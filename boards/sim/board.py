@@ -62,7 +62,7 @@ class SimBoard:
         self.trace = trace
         self.ade = ADE7953Model(self.trace, self.clock.ticks_ms, v_mv=int(o.voltage * 1000),
                                 fault=None if o.fault_at is not None else o.fault,
-                                neutral_ratio_pct=o.neutral_pct)
+                                neutral_ratio_pct=o.neutral_pct, clock=self.clock)
         self.ade_cs = ChipSelect("ADE_CS", self.ade)
         self.ade_spi = SimSPI(self.ade)
         self.ade_irq = SimPin("ADE_IRQ", source=self.ade.irq_pin)

@@ -152,7 +152,9 @@ class Metering:
         self._fs_ms = (ENERGY_RATE_FULL_SCALE * cal.avagain + den - 1) // den  # LSB/ms at fs
         self.fault = None  # text of the current metrology fault, or None
         self.ok = False  # metrology trusted: chip up and the last interval plausible
-        self._up = False  # chip configured since the last fault (intervals are read)
+        # chip configured since the last fault (intervals are read); a plain attribute, not
+        # a property: the metering task reads it every step (a property is a call)
+        self.up = False
         # steps done, modulo 2^30 (a small int on a 32-bit port: at 1 s per step the count
         # would pass 2^30 after 34 years, and the increment in the heap-locked step allocate)
         self.steps = 0
@@ -193,7 +195,7 @@ class Metering:
             self.log.log(events.METROLOGY_FAULT, 0, str(e))
         self.fault = str(e)
         self.ok = False
-        self._up = False
+        self.up = False
         self._attempted()
 
     def _attempted(self):
@@ -203,7 +205,7 @@ class Metering:
     def chip_up(self, t0):
         """The chip was configured and its first read (started at ticks ``t0``) discarded:
         intervals are read from now on."""
-        self._up = True
+        self.up = True
         self._attempted()
         if self.fault is None:
             self.log.log(events.METROLOGY_OK, 0, "ADE7953 configured")
@@ -216,11 +218,6 @@ class Metering:
         """Metering-clock ticks at the end of the last read."""
         return self._last_ms
 
-    @property
-    def up(self):
-        """True while the chip is configured (intervals are read)."""
-        return self._up
-
     def read_failed(self, e):
         """A read raised ADE7953Error mid-run: logged once per episode, chip down."""
         if self.fault is None:
@@ -228,7 +225,7 @@ class Metering:
                          0, str(e))
         self.fault = str(e)
         self.ok = False
-        self._up = False
+        self.up = False
 
     def step(self):
         """One read interval ending now (hot path, allocation-free on every path, the drop
@@ -446,7 +443,8 @@ class Metering:
         """What follows a :meth:`step` outside the hot path (it allocates): log what the
         step noted, then for a dropped interval (``code`` != 0) log it once per episode and
         mark the chip for re-initialisation, else end a fault episode (METROLOGY_OK)."""
-        self.log_pending()
+        if self._pend:  # (log_pending's own test: a call less every step)
+            self.log_pending()
         if code:
             self._dropped(code)
         elif not self.ok:
@@ -465,7 +463,7 @@ class Metering:
             self.log.log(ev, code, text)
         self.fault = text
         self.ok = False
-        self._up = False
+        self.up = False
 
     def _recovered(self):
         self.log.log(events.METROLOGY_OK, 0, "metrology ok after: %s" % self.fault)
@@ -531,7 +529,7 @@ class Metering:
             n = len(self._req)
             self.regs.clear()
         code = -1
-        if self._up and self.ok:
+        if self.up and self.ok:
             code = self.step()
         if commit is not None:
             commit()

@@ -111,15 +111,15 @@ def test_reset_between_the_reads_is_caught():
     # the chip restarts after AENERGYA was read: every later word is the fresh chip's
     clock, model, drv = started([(0, KW, 0)])
     clock.now += 1000
-    real = drv._word
+    real = drv._w24  # (read_energy's 24-bit frames: ``frame`` as sent)
 
-    def word(addr):
-        v = real(addr)
-        if addr == ade7953.AENERGYA:
+    def word(frame):
+        v = real(frame)
+        if (frame[0] << 8) | frame[1] == ade7953.AENERGYA:
             model.inject_reset()
         return v
 
-    drv._word = word
+    drv._w24 = word
     assert drv.read_energy() == ade7953.READ_RESET
 
 

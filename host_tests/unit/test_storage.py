@@ -805,7 +805,7 @@ def _chip_up(m, table):
     t.update(table)
     m.ade._spi = _Bus(t)
     mt = m.metering
-    mt._up = True
+    mt.up = True
     mt.ok = True
     mt._last_ms = m.board.clock.ticks_ms()
 

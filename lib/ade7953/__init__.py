@@ -337,6 +337,17 @@ class ADE7953:
             return rx[3]
         return (((((rx[3] << 8) | rx[4]) << 8) | rx[5]) << 8) | rx[6]
 
+    def _w24(self, frame):
+        # one 24-bit read frame: ``frame`` is its 6 bytes as sent (address, read command,
+        # zeros: a constant of read_energy, no stores into _tx), the word unsigned
+        # (allocation-free; the metering read is 8 of these a second)
+        cs = self._cs
+        cs.value(0)
+        self._spi.write_readinto(frame, self._rxv[3])
+        cs.value(1)
+        rx = self._rx
+        return (rx[3] << 16) | (rx[4] << 8) | rx[5]
+
     def read(self, addr):
         """Read register ``addr``; returns int (sign-extended for signed registers)."""
         v = self._word(addr)
@@ -505,16 +516,18 @@ class ADE7953:
         READ_ECHO, READ_CONFIG or READ_RESET, and the counts must not be used (they are
         still set, for the log). Ten SPI frames."""
         # (no more locals: a frame above 11 words is heap-allocated at every call)
-        a = self._word(AENERGYA)
-        bad = self._word(LAST_RWDATA_24) != a
-        r = self._word(RENERGYA)
-        if self._word(LAST_RWDATA_24) != r:
+        # (the 24-bit frames as constants: AENERGYA 0x21E, LAST_RWDATA_24 0x2FF, RENERGYA
+        # 0x220, APENERGYA 0x222, RSTIRQSTATA 0x22E, each + read command 0x80 + 3 zeros)
+        a = self._w24(b"\x02\x1e\x80\x00\x00\x00")
+        bad = self._w24(b"\x02\xff\x80\x00\x00\x00") != a
+        r = self._w24(b"\x02\x20\x80\x00\x00\x00")
+        if self._w24(b"\x02\xff\x80\x00\x00\x00") != r:
             bad = True
-        s = self._word(APENERGYA)
-        if self._word(LAST_RWDATA_24) != s:
+        s = self._w24(b"\x02\x22\x80\x00\x00\x00")
+        if self._w24(b"\x02\xff\x80\x00\x00\x00") != s:
             bad = True
-        st = self._word(RSTIRQSTATA)
-        if self._word(LAST_RWDATA_24) != st:
+        st = self._w24(b"\x02\x2e\x80\x00\x00\x00")
+        if self._w24(b"\x02\xff\x80\x00\x00\x00") != st:
             bad = True
         cfg = self._word(CONFIG)
         lcyc = self._word(LCYCMODE)

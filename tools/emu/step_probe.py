@@ -61,7 +61,7 @@ def probe(start, wh, steps, warm):
     meter.tariffs.resync()
     meter.tariffs.reconcile()
     m.ok = True
-    m._up = True
+    m.up = True
     m._last_ms = clock.ticks_ms()
     cons = m.consumers
     m.consumers = ()
