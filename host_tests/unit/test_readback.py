@@ -173,6 +173,32 @@ def test_a_sector_whose_header_does_not_take_is_passed_over():
     assert _recovered(part)[0] == 5 * per and dev.erase_counts[2] == 0, dev.erase_counts
 
 
+def test_the_power_fail_commit_lands_past_a_worn_sector_ahead():
+    # A sector ahead whose header did not take (WORN) stopped maintain(), and the urgent
+    # append needs the next sector prepared: once periodic commits had filled the head, a
+    # power-fail commit got NoSpace (up to one commit period of energy lost) until the
+    # next periodic commit passed over the worn sector. Now maintain() prepares past it
+    # and the appends pass over it.
+    dev, part = _dev()
+    j = _journal(part)
+    per = j.slots_per_sector - 1
+    dev.wear_out(2 * j.sector_size, 16)  # sector 2's header cells
+    for i in range(1, 2 * per + 1):  # sectors 0 and 1 full; maintain() meets sector 2
+        j.commit(_enc(i))
+        try:
+            j.maintain()
+        except StorageError:
+            pass
+    assert not j.needs_maintenance(), "sector 3 prepared past the worn one"
+    assert j.ready_slots() == j.slots_per_sector - 1, j.ready_slots()
+    j.commit(_enc(999), REASON_POWERFAIL, True)  # (NoSpace before)
+    assert position(j)[0] == 3, position(j)
+    assert _recovered(part)[0] == 999
+    j.commit(_enc(1000))
+    j.maintain()
+    assert _recovered(part)[0] == 1000 and dev.erase_counts[2] == 0, dev.erase_counts
+
+
 def test_no_record_that_did_not_take_in_part_passes_its_crc():
     # A half-good record (the header took, part of the payload or CRC did not; or any
     # single cell of it) never reads as valid: the scan's check (CRC-32 over header and

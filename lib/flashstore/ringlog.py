@@ -639,7 +639,8 @@ class SectorRing:
             self._emax = er
 
     def maintain(self, max_erases=1):
-        """Prepare the ``reserve`` sectors ahead of the head; return the number of erases.
+        """Prepare the ``reserve`` sectors ahead of the head (a WORN sector, whose header did
+        not take this run, is passed over and not counted); return the number of erases.
 
         Call at a quiet time (after a periodic commit, at boot after recovery). Each erase
         blocks for one sector erase (W25Q16JV tSE typ 45 ms, max 400 ms); at most
@@ -653,13 +654,18 @@ class SectorRing:
         if not self._mounted or self._blocked:
             return 0
         done = 0
-        n = self.sectors
-        for i in range(1, self.reserve + 1):
-            s = (self._head + i) % n
+        k = 0  # reserve sectors seen (a WORN one is passed over, as the appends pass it)
+        for i in range(1, self.sectors):
+            s = (self._head + i) % self.sectors
             st = self._state[s]
+            if st == _WORN:
+                continue
+            k += 1
+            if k > self.reserve:
+                break
             if st == _READY:
                 continue
-            if s == self._newest or st == _WORN:
+            if s == self._newest:
                 break
             if st != _BLANK:
                 if done >= max_erases:
@@ -678,10 +684,17 @@ class SectorRing:
         """True if ``maintain()`` has work to do (a reserve sector is not prepared)."""
         if not self._mounted or self._blocked:
             return False
-        for i in range(1, self.reserve + 1):
+        k = 0
+        for i in range(1, self.sectors):
             s = (self._head + i) % self.sectors
-            if self._state[s] != _READY and s != self._newest:
+            st = self._state[s]
+            if st == _WORN:  # (passed over)
+                continue
+            if st != _READY and s != self._newest:
                 return True
+            k += 1
+            if k >= self.reserve:
+                break
         return False
 
     def ready_slots(self):
@@ -692,6 +705,8 @@ class SectorRing:
         free = sps - self._slot if self._slot < sps else 0
         for i in range(1, self.sectors):
             s = (self._head + i) % self.sectors
+            if self._state[s] == _WORN:
+                continue  # (passed over by the appends)
             if self._state[s] != _READY:
                 break
             free += sps - 1
@@ -822,6 +837,8 @@ class SectorRing:
 
     def _next_sector(self, urgent):
         # the head moves on to the next sector, prepared now unless ``urgent`` (NoSpace)
+        if self._state[(self._head + 1) % self.sectors] == _WORN:
+            self._pass_worn()
         if self._state[(self._head + 1) % self.sectors] != _READY:
             if urgent:
                 raise NoSpace("no pre-erased sector left: call maintain() at a quiet time")
@@ -838,6 +855,19 @@ class SectorRing:
         self._head = nxt
         self._slot = 1
         self._state[nxt] = _USED
+
+    def _pass_worn(self):
+        # the sectors after the head whose header did not take (WORN), up to a prepared one:
+        # the head passes over them as over full sectors (a power-fail append lands in the
+        # prepared sector after a worn one; maintain() prepares past them). None prepared:
+        # the head stays (the caller's rules: NoSpace when urgent, else worn.prepare_next)
+        n = self.sectors
+        s = (self._head + 1) % n
+        while self._state[s] == _WORN and s != self._head:
+            s = (s + 1) % n
+        if self._state[s] == _READY and s != self._head:
+            self._head = (s - 1) % n
+            self._slot = self.slots_per_sector
 
     def _build(self, n, tag, aux):
         # the record in ``_rec`` over the ``n``-byte payload there (:meth:`_copy`): header
