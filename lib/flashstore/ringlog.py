@@ -138,7 +138,12 @@ _vb = bytearray(_HDR)
 # 32-256 bytes each, 1 248 in all; one buffer of the largest does): an append builds, seals
 # and programs its record within one call, and a ring's views of it are made once, so the
 # append still allocates nothing. Made by the first ring; a larger record (the uplink's
-# outbox, 512 bytes) has its own buffer.
+# outbox, 512 bytes) has its own buffer. So no ring may run inside another's operation: the
+# rings call nothing outside flashstore while they hold a record (``log`` only keeps text).
+# A test that checks a forked image from inside a flash operation (the NOR model's
+# ``on_op``) is a second meter: its rings need a buffer of their own (set ``_srec`` to None
+# around them: host_tests/system/test_flash_campaign.py); sharing this one, they overwrite
+# the record being programmed (a header of another kind: the journal "foreign").
 _SHARED_REC = const(256)
 _srec = None
 
