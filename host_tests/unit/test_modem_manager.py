@@ -530,3 +530,23 @@ def test_wake_ms_while_a_command_is_in_flight_waits_for_it():
     assert r.m.state == M.READY, r.m.state_name
     assert spins == 0, (spins, rounds)
     assert rounds < r.clock.t // 10, (rounds, r.clock.t)  # about one round per 20 ms
+
+
+def test_the_voltage_warning_colour_ends_for_good():
+    # The warning's time was kept: 2**29 ms (6.2 days) after an under-voltage warning
+    # ticks_diff(now, warned) turned negative, below the 60 s, and the modem LED blinked
+    # magenta again, in alternate 6.2-day windows (found by the session-10 adversarial review)
+    from ticks import ticks_add
+
+    m = M.Manager(Sim800())
+    m._now = 1000
+    m._on_urc(m.profile.urc_kind(b"UNDER-VOLTAGE WARNNING"), b"UNDER-VOLTAGE WARNNING")
+    m.led_update(1000)
+    assert m.led_mod == M._MAGENTA, "the warning shown"
+    for dt in (61000, (1 << 29) + 1000, (1 << 29) + 86400000):
+        now = ticks_add(1000, dt)
+        seen = []
+        for k in (0, 500):
+            m.led_update(now + k)
+            seen.append(m.led_mod)
+        assert M._MAGENTA not in seen, dt

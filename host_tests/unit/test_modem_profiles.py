@@ -123,3 +123,28 @@ def test_shared_parsers():
     r, _ = run(p, p.attach_query(), b"\r\n+CGATT: 1\r\n\r\nOK\r\n")
     assert p.attached(r)
     assert p.pin_cmd("1234").text == b'AT+CPIN="1234"'
+
+
+def test_a_cr_flipped_to_white_space_does_not_fail_a_send():
+    # A CR (0x0D) with one bit flipped is a form feed (0x0C) or a tab (0x09); the LF still
+    # ends the line, so that byte stays at its end. int() skipped it; the in-place parser of
+    # session 10 (profile.uint_in) took only spaces: the send counted as failed and the
+    # manager dropped the link and its queued bytes (tools/fuzz_at.py --seed 3; found by the
+    # adversarial review of that change)
+    from modem.signal import parse_csq
+
+    p = Sim800()
+    got = []
+    e = A.AtEngine(urc=p.urc_kind, on_done=got.append)
+    e.submit(p.send(b"abc"), 0)
+    e.tx()
+    e.feed(b"> ", 0)
+    e.feed(b"\r\nDATA ACCEPT:0,3\x0c\n", 10)
+    assert p.sent(got[-1]), got[-1].final
+    got.clear()
+    e.submit(p.read(1460), 20)
+    e.feed(b"\r\n+CIPRXGET: 2,0,3,0\t\nabc\r\nOK\r\n", 30)
+    assert p.read_result(got[-1]) == (b"abc", False), got[-1].lines
+    assert parse_csq(b"+CSQ: 17,0\x0c") == (17, 0)
+    assert PR.parse_int_field(b"+CGATT: 1\t", b"+CGATT:") == 1
+    assert PR.uint_in(b" \t12\x0b ", 0, 6) == 12 and PR.uint_in(b"1\x0e", 0, 2) == -1

@@ -397,7 +397,9 @@ class Manager:
         else:
             sig = _DARK
         self.led_sig = sig
-        if self._warn_at is not None and ticks_diff(now, self._warn_at) < _WARN_MS:
+        if self._warn_at is not None and ticks_diff(now, self._warn_at) >= _WARN_MS:
+            self._warn_at = None  # (over for good: 2**29 ms on, ticks_diff turns negative)
+        if self._warn_at is not None:
             self.led_mod = _MAGENTA if blink else _DARK
         elif st == OFF or st == OFF_WAIT:
             self.led_mod = _DARK

@@ -80,12 +80,12 @@ def _by_end(line, table):
 
 
 def uint_in(line, a, b):
-    """The decimal number in ``line[a:b]`` (spaces around it and one ``+`` allowed, as
+    """The decimal number in ``line[a:b]`` (white space around it and one ``+`` allowed, as
     ``int()`` takes them), -1 when there is none or anything else is there. Allocates
     nothing (``int(line[a:b])`` made a slice and raised ValueError on junk)."""
-    while a < b and line[a] == 0x20:
-        a += 1
-    while b > a and line[b - 1] == 0x20:
+    while a < b and (line[a] == 0x20 or 0x09 <= line[a] <= 0x0D):  # (int()'s white space:
+        a += 1  # a CR with one bit flipped is a tab or a form feed before the LF)
+    while b > a and (line[b - 1] == 0x20 or 0x09 <= line[b - 1] <= 0x0D):
         b -= 1
     if a < b and line[a] == 0x2B:
         a += 1
