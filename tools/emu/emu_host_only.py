@@ -92,6 +92,8 @@ HOST_ONLY = {
     # every test below builds a meter on the virtual board (its 1 MiB NOR image)
     "test_readback.test_storage_flags_a_write_that_did_not_take_and_keeps_metering":
         ("flashmem", 1024 * _KB, _NOR),
+    "test_readback.test_an_intermittent_chip_logs_one_readback_episode_not_a_flood":
+        ("flashmem", 1024 * _KB, _NOR),
     "test_storage": ("flashmem", 1024 * _KB, _NOR),
     "test_sim_stop": ("flashmem", 1024 * _KB, _NOR),
     "test_clock_limit.test_a_budget_not_rebuilt_is_not_taken_for_a_fresh_one":
