@@ -1,25 +1,7 @@
 # Ring log (lib/flashstore/ringlog.py): the record buffer shared by the rings (RAM, issue 12).
-# A module of its own: kept out of NETDUINO2's image (tools/emu/emu_host_only.py).
-import struct
-
-from boards.sim.norflash import NORFlash
-from flashstore.flash import Partition
+# (A module of its own, with test_ringlog's fixtures.)
 from flashstore.ringlog import STATUS_BLANK, STATUS_OK, RingLog
-
-
-def _rec(i):
-    return struct.pack("<II", i, (i * 2654435761) & 0xFFFFFFFF)
-
-
-def _unrec(b):
-    i, chk = struct.unpack("<II", b)
-    assert chk == (i * 2654435761) & 0xFFFFFFFF, "record %d content intact" % i
-    return i
-
-
-def _dev(sectors=4, ss=1024, page=256, seed=0):
-    dev = NORFlash(sectors * ss, sector_size=ss, page_size=page, seed=seed, strict=True)
-    return dev, Partition(dev, 0, dev.size)
+from test_ringlog import _dev, _rec, _unrec
 
 
 def test_rings_share_one_record_buffer_and_appends_interleave():
