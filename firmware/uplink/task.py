@@ -9,18 +9,18 @@ Two supervised tasks (firmware/app.py spawns them):
 - :meth:`Uplink.run` (real time, every ``period_ms`` 20 ms or sooner when the modem needs
   it): pumps the modem (``Link.service``); when the TCP link to the broker is up, connects
   MQTT (clean session, keepalive ``keepalive_s`` 120 s, last will: retained
-  ``{"state":"offline"}`` on ``status``), publishes the retained ``{"state":"online"}``,
-  subscribes to ``cmd`` (QoS 1); then each round: answers the commands received, sends the
-  oldest unacknowledged outbox message (QoS 1: acknowledged in the outbox at its PUBACK),
-  pings when nothing was sent for half the keepalive, reads what the broker sent
-  (non-blocking). Any socket or protocol error ends the session (the manager recovers the
-  link with its backoff, lib/modem/manager.py); the outbox keeps what was not acknowledged.
-  A session ended with the link still up (CONNACK refused, SUBACK failure, no PUBACK, a
-  PINGREQ not answered within half a keepalive, MQTT 3.1.1 3.1.2.10) gets its next link
-  after the manager's backoff too (``Manager.backoff_ms`` of the failures in a row, reset
-  by a PUBACK or a session that lasted ``stable_ms``): no reconnect storm.
-  New events of the meter's log go into the outbox; the status LEDs ``uplink_leds``
-  (signal, modem) show ``Manager.leds``.
+  ``{"state":"offline"}`` on ``status``), subscribes to ``cmd`` (QoS 1), then publishes the
+  retained ``{"state":"online"}`` (online means listening); then each round: answers the
+  commands received, sends the oldest unacknowledged outbox message (QoS 1: acknowledged in
+  the outbox at its PUBACK), pings when nothing was sent for half the keepalive, reads what
+  the broker sent (non-blocking). Any socket or protocol error ends the session (the manager
+  recovers the link with its backoff, lib/modem/manager.py); the outbox keeps what was not
+  acknowledged. A session ended with the link still up (CONNACK refused, SUBACK failure, no
+  PUBACK, a PINGREQ not answered within half a keepalive, MQTT 3.1.1 3.1.2.10) gets its next
+  link after the manager's backoff too (``Manager.backoff_ms`` of the failures in a row,
+  reset by a PUBACK or a session that lasted ``stable_ms``): no reconnect storm. New events
+  of the meter's log go into the outbox; the status LEDs ``uplink_leds`` (signal, modem)
+  show ``Manager.leds``.
 - :meth:`Uplink.schedule` (metering time, the board clock): at every multiple of
   ``interval_s`` (900 s: the quarter hours, aligned to the RTC), with a load profile
   (``profile``, meter.profile.LoadProfile P.01) its rows that ended since the last one
@@ -841,15 +841,18 @@ class Uplink:
             self._ping_check(now)
 
     def _open_round(self):
-        # one round trip per round after CONNECT: the online status, then SUBSCRIBE
+        # one round trip per round after CONNECT: SUBSCRIBE, then the online status (a
+        # head-end that sends a command once it sees "online" must find the meter listening:
+        # the broker drops a QoS 1 command published before the SUBSCRIBE took, MQTT 3.1.1
+        # 3.3.5; with the status first the CI head-end's first commands were lost)
         c = self.client
         if self._phase == 0:
-            self._where = "online"
-            c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
-            self._phase = 1
-        else:
             self._where = "subscribe"
             c.subscribe(self.t_cmd.encode(), qos=1)
+            self._phase = 1
+        else:
+            self._where = "online"
+            c.publish(self.t_status.encode(), b'{"state":"online"}', retain=True, qos=1)
             self._phase = 2
 
     def _range_round(self, now):

@@ -449,6 +449,11 @@ def test_large_writes_are_split_into_1460_byte_sends():
         assert r.clock.t - t0 < 10000
     assert got == blob
     assert r.sent(b"AT+CIPSEND=0,1460") == 1 and r.sent(b"AT+CIPSEND=0,588") == 1
+    # the answers were taken: the engine's reused Result no longer holds a read's data or
+    # a send's command with its payload (1.5 KB kept alive between commands before)
+    r.run_until(lambda: not r.m.eng.busy, 5000)
+    one = r.m.eng._one
+    assert one.data is None and one.cmd is None and one.lines == [], (one.data, one.cmd)
 
 
 def test_stop_powers_down():

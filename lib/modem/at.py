@@ -76,6 +76,15 @@ _GT = const(0x3E)  # '>'
 _WRAP = const(0x3FFFFFFF)  # the counters wrap at 2**30: small ints on a 32-bit core
 
 
+def wrap_add(a, n):
+    """``(a + n) mod 2**30`` for counters ``0 <= a <= 0x3FFFFFFF``, ``0 <= n <= 0x3FFFFFFF``,
+    with no long int on the way: ``(a + n) & 0x3FFFFFFF`` passes through 2**30 and more, a
+    long int (a heap allocation, MemoryError under ``heap_lock``) on a 31-bit small-int
+    core. (A ``+ 1`` counter is ``a + 1 if a < _WRAP else 0`` inline.)"""
+    r = _WRAP - n
+    return a + n if a <= r else a - r - 1
+
+
 class Command:
     """One AT command and how its answer looks.
 
@@ -173,13 +182,6 @@ def _printable(line):
     return True
 
 
-def _eol(data, i):
-    # index of the first CR or LF at or after i, -1 when none
-    cr = data.find(b"\r", i)
-    if cr < 0:
-        return data.find(b"\n", i)
-    lf = data.find(b"\n", i, cr)
-    return cr if lf < 0 else lf
 
 
 def _starts(line, prefixes):
@@ -292,7 +294,7 @@ class AtEngine:
             self._res = r
         self._raw = 0
         self._dn = 0
-        self.commands = (self.commands + 1) & _WRAP
+        self.commands = self.commands + 1 if self.commands < _WRAP else 0
         self._out.append(cmd.wire if cmd.wire is not None else cmd.text + b"\r")
         if cmd.payload is not None:
             self.phase = PROMPT
@@ -301,6 +303,15 @@ class AtEngine:
             self.phase = WAIT
             self._deadline = ticks_add(now, cmd.timeout_ms)
         return True
+
+    def taken(self, res):
+        """The answer ``res`` has been read: with ``one_result`` what it holds (a read's
+        data, up to ``max_data`` B; the command with its payload; the lines) would stay
+        alive until the next command ends; dropped now, unless ``res`` is already the
+        pending command's again (a new command submitted while its answer was read)."""
+        if res is not self._res:
+            res.data = res.cmd = res.final = None
+            res.lines.clear()
 
     def send_raw(self, data):
         """Queue bytes to write as they are (e.g. the ``AT`` autobaud sync or an ESC)."""
@@ -311,7 +322,7 @@ class AtEngine:
         if not self._out:
             return None
         b = self._out.pop(0)
-        self.tx_bytes = (self.tx_bytes + len(b)) & _WRAP
+        self.tx_bytes = wrap_add(self.tx_bytes, len(b))
         return b
 
     def feed(self, data, now):
@@ -321,9 +332,10 @@ class AtEngine:
         if not isinstance(data, bytes):
             data = bytes(data)
         n = len(data)
-        self.rx_bytes = (self.rx_bytes + n) & _WRAP
+        self.rx_bytes = wrap_add(self.rx_bytes, n)
         self._last_rx = now
         i = 0
+        cr = -2  # the next CR at or after i (-1: none left in data; -2: not looked for)
         while i < n:
             if self._skip_lf:
                 self._skip_lf = False
@@ -333,7 +345,16 @@ class AtEngine:
             if self._raw:
                 i = self._raw_in(data, i, n)
                 continue
-            j = _eol(data, i)
+            # the first CR or LF at or after i (-1: none). The CR found is kept while it lies
+            # ahead: searched again at every line, a chunk of LF-only lines cost O(n^2)
+            if cr != -1 and cr < i:
+                cr = data.find(b"\r", i)
+            if cr < 0:
+                j = data.find(b"\n", i)
+            else:
+                j = data.find(b"\n", i, cr)
+                if j < 0:
+                    j = cr
             if j < 0:
                 if n > i:
                     self._append(data, i, n)
@@ -357,7 +378,7 @@ class AtEngine:
             self._data[self._dn:self._dn + c] = data[i:i + c]
             self._dn += c
         if k > c:
-            self.data_dropped = (self.data_dropped + (k - c)) & _WRAP
+            self.data_dropped = wrap_add(self.data_dropped, k - c)
             self._res.truncated = True
         self._raw -= k
         if not self._raw:
@@ -369,7 +390,7 @@ class AtEngine:
         ph = self.phase
         if ph == WAIT or ph == PROMPT:
             if ticks_diff(now, self._deadline) >= 0:
-                self.timeouts = (self.timeouts + 1) & _WRAP
+                self.timeouts = self.timeouts + 1 if self.timeouts < _WRAP else 0
                 self._raw = 0
                 self._drain_start = now
                 self._last_rx = now
@@ -403,7 +424,7 @@ class AtEngine:
 
     def _line_end(self, now):
         if self._long:
-            self.overlong = (self.overlong + 1) & _WRAP
+            self.overlong = self.overlong + 1 if self.overlong < _WRAP else 0
             self._long = False
             self._ln = 0
             return
@@ -415,7 +436,7 @@ class AtEngine:
         a = 0
         while a < n and (buf[a] <= 0x20 or buf[a] > 0x7E):
             if buf[a] != 0x20:
-                self.garbage = (self.garbage + 1) & _WRAP
+                self.garbage = self.garbage + 1 if self.garbage < _WRAP else 0
             a += 1
         while n > a and buf[n - 1] == 0x20:
             n -= 1
@@ -428,13 +449,13 @@ class AtEngine:
 
     def _classify(self, line, now):
         # (split in small functions: each frame on the C stack, no heap at a line)
-        self.lines = (self.lines + 1) & _WRAP
+        self.lines = self.lines + 1 if self.lines < _WRAP else 0
         ph = self.phase
         if ph == DRAIN:
             if self._urc is not None and self._urc(line):
                 self._emit_urc(line)
             else:
-                self.late = (self.late + 1) & _WRAP
+                self.late = self.late + 1 if self.late < _WRAP else 0
             return
         cmd = self._cmd
         if cmd is not None and self._own(line, now):
@@ -445,14 +466,14 @@ class AtEngine:
         st = _final_of(line)
         if cmd is None:
             if _printable(line):
-                self.stray = (self.stray + 1) & _WRAP
+                self.stray = self.stray + 1 if self.stray < _WRAP else 0
             else:
-                self.garbage = (self.garbage + 1) & _WRAP
+                self.garbage = self.garbage + 1 if self.garbage < _WRAP else 0
             self.last_stray = line
         elif st:
             if ph == PROMPT and st == R_OK:
                 # an OK cannot answer a send that has had no prompt yet
-                self.late = (self.late + 1) & _WRAP
+                self.late = self.late + 1 if self.late < _WRAP else 0
             else:
                 self._final(cmd, st, line)
         else:
@@ -474,7 +495,7 @@ class AtEngine:
         # the command's echo, prompt or binary header, or its own text: True
         cmd = self._cmd
         if line == cmd.text:
-            self.echoes = (self.echoes + 1) & _WRAP
+            self.echoes = self.echoes + 1 if self.echoes < _WRAP else 0
             self.echo_seen = True
             return True
         if self.phase == PROMPT and line[0] == _GT:
@@ -516,10 +537,10 @@ class AtEngine:
         if len(r.lines) < self.max_lines:
             r.lines.append(line)
         else:
-            self.lines_dropped = (self.lines_dropped + 1) & _WRAP
+            self.lines_dropped = self.lines_dropped + 1 if self.lines_dropped < _WRAP else 0
 
     def _emit_urc(self, line):
-        self.urcs = (self.urcs + 1) & _WRAP
+        self.urcs = self.urcs + 1 if self.urcs < _WRAP else 0
         if self.on_urc is not None:
             self.on_urc(self._urc(line), line)
 

@@ -14,6 +14,8 @@ apply the PWRKEY level and the baud rate. ``run()`` is the asyncio task that cal
 
 import ticks
 
+from modem.at import wrap_add
+
 
 class Link:
     def __init__(self, uart, pwrkey, manager, ticks_ms=None, max_read=512):
@@ -44,7 +46,7 @@ class Link:
         if n:
             data = u.read(n if n < self.max_read else self.max_read)
             if data:
-                self.rx_bytes = (self.rx_bytes + len(data)) & 0x3FFFFFFF  # (31-bit)
+                self.rx_bytes = wrap_add(self.rx_bytes, len(data))  # (mod 2**30, no long int)
                 m.feed(data, now)
         m.poll(now)
         self._flush()
@@ -65,7 +67,7 @@ class Link:
             k = self.uart.write(b)
             if k is None:
                 k = 0
-            self.tx_bytes = (self.tx_bytes + k) & 0x3FFFFFFF
+            self.tx_bytes = wrap_add(self.tx_bytes, k)
             if k < len(b):
                 self._pend = b[k:]
                 return

@@ -574,6 +574,7 @@ class Manager:
             self._res = None
             if res is not None:
                 self._result(st, res, now)
+                self.eng.taken(res)
             if self.state == st:
                 self._tick(st, now)
             if self.state == st and self._res is None:
