@@ -265,6 +265,7 @@ class AtEngine:
         self._long = False
         self._raw = 0
         self._skip_lf = False
+        self._cr = -2
         self._dn = 0
         self._out = []
         self._deadline = now
@@ -335,7 +336,7 @@ class AtEngine:
         self.rx_bytes = wrap_add(self.rx_bytes, n)
         self._last_rx = now
         i = 0
-        cr = -2  # the next CR at or after i (-1: none left in data; -2: not looked for)
+        self._cr = -2  # (the next CR at or after i, -1: none left in data, -2: not looked for)
         while i < n:
             if self._skip_lf:
                 self._skip_lf = False
@@ -345,16 +346,7 @@ class AtEngine:
             if self._raw:
                 i = self._raw_in(data, i, n)
                 continue
-            # the first CR or LF at or after i (-1: none). The CR found is kept while it lies
-            # ahead: searched again at every line, a chunk of LF-only lines cost O(n^2)
-            if cr != -1 and cr < i:
-                cr = data.find(b"\r", i)
-            if cr < 0:
-                j = data.find(b"\n", i)
-            else:
-                j = data.find(b"\n", i, cr)
-                if j < 0:
-                    j = cr
+            j = self._eol(data, i)
             if j < 0:
                 if n > i:
                     self._append(data, i, n)
@@ -368,6 +360,20 @@ class AtEngine:
             self._line_end(now)
             if self._raw and data[j] == 0x0D:
                 self._skip_lf = True
+
+    def _eol(self, data, i):
+        # the first CR or LF at or after i (-1: none). The CR found is kept while it lies
+        # ahead: searched again at every line, a chunk of LF-only lines cost O(n^2). (Not
+        # in feed: one more local there and its frame no longer fits the C stack's 11
+        # words, VM_MAX_STATE_ON_STACK: a heap block at every chunk.)
+        cr = self._cr
+        if cr != -1 and cr < i:
+            cr = data.find(b"\r", i)
+            self._cr = cr
+        if cr < 0:
+            return data.find(b"\n", i)
+        j = data.find(b"\n", i, cr)
+        return cr if j < 0 else j
 
     def _raw_in(self, data, i, n):
         # raw data bytes after a binary header, from data[i:]; returns the index after them
