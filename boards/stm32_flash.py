@@ -80,44 +80,67 @@ class F4Sectors:
     unlocks/locks the same controller) can never interleave with it; outside an erase that
     window is a few tens of microseconds. The ART data cache is reset (with DCEN cleared, as
     RM0383 requires) after each operation so that reads see the new contents.
+
+    Allocation-free on the journal's paths (a page program inside one block, a read of at
+    most 32 bytes inside one block: the power-fail commit and its read-back): no views or
+    slices, every frame within the 11 words MicroPython keeps on the C stack (py/objfun.c
+    ``VM_MAX_STATE_ON_STACK``; a larger one is heap-allocated at every call), and no long
+    int: FLASH_CR's LOCK bit (bit 31) is read as a 1-bit field of a word read
+    (``uctypes.struct`` with a native layout, made once), not ``stm.mem32[FLASH_CR]``, which
+    is a long int on a 31-bit small-int core (host_tests/boards/smoke_stm32.py counts it).
+    Raises ValueError outside the partition, OSError(EIO) on a controller error.
     """
 
     def __init__(self, sectors, block_size):
         self._sec = sectors
         self._bs = block_size
+        # FLASH_CR bit 31 (LOCK), a 32-bit access (NATIVE: BF fields of a word)
+        self._cr = uctypes.struct(_CR, {"LOCK": uctypes.BFUINT32 | 31 << uctypes.BF_POS
+                                        | 1 << uctypes.BF_LEN}, uctypes.NATIVE)
+        self._a = 0  # the operation's address, value and width (0: erase), set before _op
+        self._v = 0
+        self._w = 0
 
-    def _op(self, cr, addr, value, width):
-        """One flash operation: program ``value`` (``width`` 1 or 2 bytes) at ``addr``, or,
-        with ``width`` 0, start the sector erase set up in ``cr``. Raises OSError(EIO) on a
-        controller error."""
-        locked = stm.mem32[_CR] & _CR_LOCK  # big-int read: allocate before the critical part
+    def _op(self, cr):
+        """One flash operation with ``cr`` in FLASH_CR: program ``_v`` (``_w`` 1 or 2
+        bytes) at ``_a``, or, with ``_w`` 0, start the sector erase set up in ``cr``.
+        True on a controller error. (No ``try``: its handler takes a frame past 11 words,
+        heap-allocated at every call; nothing in ``_run`` raises, its errors are returned,
+        so the controller is locked and interrupts are enabled again on every path.)"""
         st = machine.disable_irq()
-        try:
-            self._wait()
-            if locked:
-                stm.mem32[_KEYR] = _KEY1
-                stm.mem32[_KEYR] = _KEY2
-            stm.mem32[_SR] = _SR_ERR | _SR_EOP
-            stm.mem32[_CR] = cr
-            if width == 2:
-                stm.mem16[addr] = value
-            elif width == 1:
-                stm.mem8[addr] = value
-            else:
-                stm.mem32[_CR] = cr | _CR_STRT  # the CPU stalls here until the erase ends
-            self._wait()
-        finally:
-            stm.mem32[_CR] = _CR_LOCK
-            machine.enable_irq(st)
+        e = self._run(cr)
+        stm.mem32[_CR] = _CR_LOCK
+        machine.enable_irq(st)
+        return e
+
+    def _run(self, cr):
+        # the unlock-operate sequence (RM0383 3.5.1, 3.5.4); interrupts off, locked after;
+        # True on a controller error
+        if self._wait():
+            return True
+        if self._cr.LOCK:
+            stm.mem32[_KEYR] = _KEY1
+            stm.mem32[_KEYR] = _KEY2
+        stm.mem32[_SR] = _SR_ERR | _SR_EOP
+        stm.mem32[_CR] = cr
+        w = self._w
+        if w == 2:
+            stm.mem16[self._a] = self._v
+        elif w == 1:
+            stm.mem8[self._a] = self._v
+        else:
+            stm.mem32[_CR] = cr | _CR_STRT  # the CPU stalls here until the erase ends
+        return self._wait()
 
     def _wait(self):
+        # until not busy; True (the error flags cleared) on a controller error
         while stm.mem32[_SR] & _SR_BSY:
             pass
-        sr = stm.mem32[_SR]
-        if sr & _SR_ERR:
+        if stm.mem32[_SR] & _SR_ERR:
             stm.mem32[_SR] = _SR_ERR
             stm.mem32[_CR] = 0
-            raise OSError(5)  # EIO
+            return True
+        return False
 
     def _reset_dcache(self):
         acr = stm.mem32[_ACR]
@@ -134,10 +157,25 @@ class F4Sectors:
         return self._sec[block][1] + offset
 
     def readblocks(self, block, buf, offset=0):
+        if len(buf) > 32 or offset + len(buf) > self._bs:
+            self._read_span(block, buf, offset)
+            return
+        a = self._addr(block, offset, len(buf))
+        self._peek(a, buf)  # (a record's piece: byte reads, no view)
+
+    def _peek(self, a, buf):
+        i = 0
+        n = len(buf)
+        while i < n:
+            buf[i] = stm.mem8[a + i]
+            i += 1
+
+    def _read_span(self, block, buf, offset):
+        # a larger read (it may span blocks): through views of the flash (allocates)
         mv = memoryview(buf)
         n = len(mv)
         i = 0
-        while i < n:  # a full-block read may span blocks
+        while i < n:
             a = offset + i
             b = block + a // self._bs
             o = a % self._bs
@@ -146,11 +184,22 @@ class F4Sectors:
             i += k
 
     def writeblocks(self, block, buf, offset=None):
-        mv = memoryview(buf)
-        if offset is None:
-            for b in range(len(mv) // self._bs):
-                self.ioctl(6, block + b)
+        if offset is None:  # (the simple interface: whole blocks, erased first)
+            self._erase_blocks(block, len(buf) // self._bs)
             offset = 0
+        if offset + len(buf) > self._bs:
+            self._write_span(block, buf, offset)
+            return
+        a = self._addr(block, offset, len(buf))  # (a page inside one block)
+        self._program(a, buf)
+
+    def _erase_blocks(self, block, n):
+        for b in range(n):
+            self.ioctl(6, block + b)
+
+    def _write_span(self, block, buf, offset):
+        # a write across blocks: each block's part (allocates: views)
+        mv = memoryview(buf)
         n = len(mv)
         i = 0
         while i < n:
@@ -161,23 +210,44 @@ class F4Sectors:
             self._program(self._addr(b, o, k), mv[i:i + k])
             i += k
 
-    def _program(self, addr, mv):
-        n = len(mv)
+    def _program(self, addr, buf):
+        # ``buf`` at flash address ``addr``, then the data cache reset on every path
+        # (errors returned, not raised, up to here: no ``try``, see _op)
+        e = self._units(addr, buf)
+        self._reset_dcache()
+        if e:
+            raise OSError(5)  # EIO
+
+    def _units(self, addr, buf):
+        # True at the first controller error
         i = 0
-        try:
-            while i < n:
-                a = addr + i
-                if not a & 1 and i + 1 < n:
-                    hw = mv[i] | mv[i + 1] << 8
-                    if hw != 0xFFFF:
-                        self._op(_CR_PG | _CR_PSIZE_X16, a, hw, 2)
-                    i += 2
-                else:
-                    if mv[i] != 0xFF:
-                        self._op(_CR_PG | _CR_PSIZE_X8, a, mv[i], 1)
-                    i += 1
-        finally:
-            self._reset_dcache()
+        while i < len(buf):
+            k = self._unit(addr + i, buf, i)
+            if not k:
+                return True
+            i += k
+        return False
+
+    def _unit(self, a, buf, i):
+        # one program at ``a`` from buf[i]: a half-word where aligned, else a byte; 0xFF
+        # skipped. Returns the bytes consumed (2 or 1), 0 on a controller error
+        if not a & 1 and i + 1 < len(buf):
+            v = buf[i] | buf[i + 1] << 8
+            if v != 0xFFFF:
+                self._a = a
+                self._v = v
+                self._w = 2
+                if self._op(_CR_PG | _CR_PSIZE_X16):
+                    return 0
+            return 2
+        v = buf[i]
+        if v != 0xFF:
+            self._a = a
+            self._v = v
+            self._w = 1
+            if self._op(_CR_PG | _CR_PSIZE_X8):
+                return 0
+        return 1
 
     def ioctl(self, op, arg=0):
         if op == 4:
@@ -186,10 +256,11 @@ class F4Sectors:
             return self._bs
         if op == 6:
             self._addr(arg, 0, 0)
-            try:
-                self._op(_CR_SER | _CR_PSIZE_X32 | self._sec[arg][0] << 3, 0, 0, 0)
-            finally:
-                self._reset_dcache()
+            self._w = 0
+            e = self._op(_CR_SER | _CR_PSIZE_X32 | self._sec[arg][0] << 3)
+            self._reset_dcache()
+            if e:
+                raise OSError(5)  # EIO
         return 0
 
 

@@ -18,7 +18,60 @@ def put_fs(blocks):
     vfs.VfsFat.mkfs(dev)
 
 
+class _LeanMem:
+    """An allocation-free ``stm.mem*`` (every register reads 0: not busy, no error, data
+    cache off) that refuses a word read of FLASH_CR: on a 31-bit small-int core its LOCK
+    bit (31) makes that a long int, a heap allocation at every program."""
+
+    def __getitem__(self, addr):
+        assert addr != SF._CR, "FLASH_CR read as a word"
+        return 0
+
+    def __setitem__(self, addr, v):
+        pass
+
+
+class _LeanStm:
+    mem8 = _LeanMem()
+    mem16 = _LeanMem()
+    mem32 = _LeanMem()
+
+
+class _Locked:
+    LOCK = 1
+
+
+def check_power_fail_path_allocates_nothing():
+    """A page program inside one block and a 16-byte read-back (the journal's power-fail
+    commit) through F4Sectors allocate nothing: no views, no slices, no heap-allocated
+    frames (micropython.mem_total: the bytes ever allocated)."""
+    import micropython
+
+    total = getattr(micropython, "mem_total", None)
+    if total is None:
+        return
+    f4 = SF.F4Sectors(SF._SECTORS, SF.FLASH_BLOCK)
+    f4._cr = _Locked()
+    real = SF.stm
+    SF.stm = _LeanStm
+    try:
+        page = bytearray(range(256))
+        piece = bytearray(16)
+        f4.writeblocks(1, page, 512)  # (warm: first-call state)
+        f4.readblocks(1, piece, 512)
+        t0 = total()
+        f4.writeblocks(1, page, 768)
+        f4.writeblocks(0, page, 3)  # (an odd offset: bytes and half-words)
+        f4.readblocks(1, piece, 768)
+        f4.readblocks(0, piece, 16383 - 15)
+        n = total() - t0
+    finally:
+        SF.stm = real
+    assert n == 0, "%d bytes allocated on the power-fail path" % n
+
+
 def main():
+    check_power_fail_path_allocates_nothing()
     machine.UART.EXIST = (2, 6)  # stock NUCLEO_F411RE firmware
     # 1. stock 64 KiB filesystem: no data partition
     put_fs(128)
@@ -66,6 +119,47 @@ def main():
     assert stm.MEM[0x10000 + 256:0x10000 + 512] == bytes(range(256))
     assert stm.C.locked and stm.C.sr & 0x1F2 == 0
     assert stm.C.dcache_resets > 0
+    # a controller error (WRPERR: the sector write-protected) in the middle of a page:
+    # OSError(EIO), the controller locked and the interrupts enabled again, the data cache
+    # reset; the next program works
+    class _Irq:
+        off = 0
+
+        @staticmethod
+        def disable_irq():
+            _Irq.off += 1
+            return 7
+
+        @staticmethod
+        def enable_irq(st):
+            assert st == 7
+            _Irq.off -= 1
+
+    real_prog, real_machine = stm._prog, SF.machine
+    n_prog = [0]
+
+    def failing(addr, v, width):
+        n_prog[0] += 1
+        if n_prog[0] == 5:
+            stm.C.sr |= 1 << 4  # WRPERR
+            return
+        real_prog(addr, v, width)
+
+    stm._prog = failing
+    SF.machine = _Irq
+    resets = stm.C.dcache_resets
+    try:
+        dev.program(16384 + 1024, bytes(range(1, 33)))
+        raise AssertionError("a controller error was not raised")
+    except OSError as e:
+        assert e.args[0] == 5, e
+    finally:
+        stm._prog, SF.machine = real_prog, real_machine
+    assert stm.C.locked and _Irq.off == 0 and stm.C.dcache_resets > resets
+    assert stm.C.sr & 0x1F2 == 0, "error flags cleared"
+    dev.program(16384 + 1280, b"\x11\x22")
+    dev.read(16384 + 1280, rd)
+    assert rd == b"\x11\x22\xff", rd
     # journal on the two sectors
     j = journal.Journal(dev, 40)
     assert j.recover() is None

@@ -137,7 +137,33 @@ mem16 = _Mem(2)
 mem32 = _Mem(4)
 
 
+class _Struct:
+    """``uctypes.struct`` of bitfields on a 32-bit register (NATIVE layout): each field a
+    word read through ``mem32``, shifted and masked, as moductypes.c does."""
+
+    def __init__(self, addr, desc):
+        self._addr = addr
+        self._desc = desc
+
+    def __getattr__(self, name):
+        d = self.__dict__["_desc"][name]
+        pos = (d >> FakeUctypes.BF_POS) & 31
+        n = (d >> FakeUctypes.BF_LEN) & 31
+        assert d & FakeUctypes.BFUINT32 and not d & 0xFFFF, "only BFUINT32 fields at offset 0"
+        return (mem32[self.__dict__["_addr"]] >> pos) & ((1 << n) - 1)
+
+
 class FakeUctypes:
+    NATIVE = 2
+    BF_POS = 17
+    BF_LEN = 22
+    BFUINT32 = 1 << 29  # (a flag bit of its own in this fake; decoded above)
+
+    @staticmethod
+    def struct(addr, desc, layout=0):
+        assert layout == FakeUctypes.NATIVE, "a register: native layout (one word access)"
+        return _Struct(addr, desc)
+
     @staticmethod
     def bytearray_at(addr, n):
         return MEM[addr - BASE:addr - BASE + n]  # a copy is enough for reads
