@@ -76,6 +76,15 @@ def _copy(obj):
     return json.loads(json.dumps(obj))
 
 
+def _loads(data):
+    # JSON from a bytearray of UTF-8: in place where json.loads takes a buffer, else (an
+    # older MicroPython: str or bytes only) through a decoded copy
+    try:
+        return json.loads(data)
+    except TypeError:
+        return json.loads(bytes(data).decode())
+
+
 class ConfigStore:
     """Two-copy, CRC-checked configuration record.
 
@@ -165,15 +174,20 @@ class ConfigStore:
         m0, m1, fmt, _r, seq, ver, ln = struct.unpack_from(_HFMT, h, 0)
         if m0 != _M0 or m1 != _M1 or fmt != FORMAT or ln > self.capacity:
             return _BAD, 0, 0, None
+        # one copy of the text (~4 KB at most in use), parsed where it was read: json.loads
+        # takes a bytearray (MicroPython >= 1.20: the buffer protocol; CPython: bytes-like,
+        # UTF-8). bytes(data).decode() made two more contiguous copies of it, and on a 96
+        # KiB heap three blocks of 3.9 KB met fragmentation at boot (MemoryError)
         data = bytearray(ln)
         self._flash.read(base + _HDR, data)
         crc = struct.unpack_from("<I", h, 12)[0]
         if binascii.crc32(data, binascii.crc32(memoryview(h)[0:12])) != crc:
             return _BAD, 0, 0, None
         try:
-            obj = json.loads(bytes(data).decode())
+            obj = _loads(data)
         except (ValueError, UnicodeError):
             return _BAD, 0, 0, None
+        data = None
         if not isinstance(obj, dict):
             return _BAD, 0, 0, None
         return _VALID, seq, ver, obj
