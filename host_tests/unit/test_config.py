@@ -267,3 +267,39 @@ def test_save_budget_bounds_writes():
     assert not b.take(5) and b.take(3605), "a clock that went back blocks one period, not 11 d"
     b2 = SaveBudget(1, 3600)
     assert b2.take(100) and not b2.take(50) and b2.take(3650), "accrual restarts at 50"
+
+
+def test_a_large_record_is_parsed_from_the_one_copy_read():
+    # a ~3.9 KB record (24 bus bindings) was read into a bytearray, copied to bytes and
+    # decoded to a str: three contiguous blocks of its size at boot, which fragmentation on
+    # a 96 KiB heap refused now and then (MemoryError). Now json.loads parses the very
+    # bytearray the text was read into (no copy), on MicroPython as on CPython
+    import json
+
+    from flashstore import config as C
+
+    dev, part = _dev(sectors=2, ss=8192)
+    big = {"bindings": {"%08d" % (10000000 + i): "%08d" % (10000000 + i) for i in range(24)},
+           "pad": "x" * 3000, "n": list(range(20))}
+    cs = ConfigStore(part, {"n": []})
+    cs.load()
+    cs.save(big)
+    seen = []
+
+    class _Json:
+        dumps = staticmethod(json.dumps)
+
+        @staticmethod
+        def loads(x):
+            seen.append((type(x), len(x)))
+            return json.loads(x)
+
+    C.json = _Json
+    try:
+        cfg, st = ConfigStore(part, {"n": []}).load()
+    finally:
+        C.json = json
+    n = len(json.dumps(big, separators=(",", ":")))
+    assert st == STATUS_OK and cfg == big, st
+    assert n > 3500 and (bytearray, n) in seen, (seen, n)
+    assert all(t is not str and t is not bytes for t, k in seen if k == n), seen

@@ -182,6 +182,17 @@ def _printable(line):
     return True
 
 
+def _eol(data, i):
+    # index of the first CR or LF at or after i, -1 when none. (The CR search runs to the
+    # chunk's end at every line: O(n^2) for n LF-only lines in one chunk, bounded by the
+    # chunk, which the Link caps at max_read 512 B a round: 512 LFs 0.34 ms on the unix
+    # port, the same as a search bounded to 300 B, which cost every normal line 18 % more;
+    # docs/BENCHMARKS.md "Session 11")
+    cr = data.find(b"\r", i)
+    if cr < 0:
+        return data.find(b"\n", i)
+    lf = data.find(b"\n", i, cr)
+    return cr if lf < 0 else lf
 
 
 def _starts(line, prefixes):
@@ -265,7 +276,6 @@ class AtEngine:
         self._long = False
         self._raw = 0
         self._skip_lf = False
-        self._cr = -2
         self._dn = 0
         self._out = []
         self._deadline = now
@@ -336,7 +346,6 @@ class AtEngine:
         self.rx_bytes = wrap_add(self.rx_bytes, n)
         self._last_rx = now
         i = 0
-        self._cr = -2  # (the next CR at or after i, -1: none left in data, -2: not looked for)
         while i < n:
             if self._skip_lf:
                 self._skip_lf = False
@@ -346,7 +355,7 @@ class AtEngine:
             if self._raw:
                 i = self._raw_in(data, i, n)
                 continue
-            j = self._eol(data, i)
+            j = _eol(data, i)
             if j < 0:
                 if n > i:
                     self._append(data, i, n)
@@ -360,20 +369,6 @@ class AtEngine:
             self._line_end(now)
             if self._raw and data[j] == 0x0D:
                 self._skip_lf = True
-
-    def _eol(self, data, i):
-        # the first CR or LF at or after i (-1: none). The CR found is kept while it lies
-        # ahead: searched again at every line, a chunk of LF-only lines cost O(n^2). (Not
-        # in feed: one more local there and its frame no longer fits the C stack's 11
-        # words, VM_MAX_STATE_ON_STACK: a heap block at every chunk.)
-        cr = self._cr
-        if cr != -1 and cr < i:
-            cr = data.find(b"\r", i)
-            self._cr = cr
-        if cr < 0:
-            return data.find(b"\n", i)
-        j = data.find(b"\n", i, cr)
-        return cr if j < 0 else j
 
     def _raw_in(self, data, i, n):
         # raw data bytes after a binary header, from data[i:]; returns the index after them

@@ -79,11 +79,6 @@ HOST_ONLY = {
     "test_billing_warning.test_the_erase_ahead_held_back_by_a_warning_wakes_the_billing_task_when_it_ends":
         ("flashmem", 32 * _KB, "a 32 KiB NOR-flash image (the billing partition) has no room "
          "outside the heap: the core has 128 KiB of SRAM in all"),
-    "test_concentrator.test_bindings_never_push_the_configuration_record_over_its_slot":
-        ("heap", 128 * _KB, "at the edge of a 96 KiB heap: the configuration record with 24 "
-         "bus bindings (~3.9 KB) is read in one piece by flashstore.config, which fragmentation "
-         "refuses now and then after the module's earlier meters (MemoryError in the full "
-         "NETDUINO2 run of session 10, passes alone); MPS2_AN385 runs it"),
     "test_pulse.test_led_task_shows_every_pulse":
         ("heap", 128 * _KB, "the whole meter with the billing functions (issue 10) plus the "
          "virtual board's ADE7953 model and trace run out of a 96 KiB heap (MemoryError in "
