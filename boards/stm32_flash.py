@@ -158,7 +158,7 @@ class F4Sectors:
 
     def readblocks(self, block, buf, offset=0):
         if len(buf) > 32 or offset + len(buf) > self._bs:
-            self._read_span(block, buf, offset)
+            self._span(block, buf, offset, False)
             return
         a = self._addr(block, offset, len(buf))
         self._peek(a, buf)  # (a record's piece: byte reads, no view)
@@ -170,25 +170,12 @@ class F4Sectors:
             buf[i] = stm.mem8[a + i]
             i += 1
 
-    def _read_span(self, block, buf, offset):
-        # a larger read (it may span blocks): through views of the flash (allocates)
-        mv = memoryview(buf)
-        n = len(mv)
-        i = 0
-        while i < n:
-            a = offset + i
-            b = block + a // self._bs
-            o = a % self._bs
-            k = min(self._bs - o, n - i)
-            mv[i:i + k] = uctypes.bytearray_at(self._addr(b, o, k), k)
-            i += k
-
     def writeblocks(self, block, buf, offset=None):
         if offset is None:  # (the simple interface: whole blocks, erased first)
             self._erase_blocks(block, len(buf) // self._bs)
             offset = 0
         if offset + len(buf) > self._bs:
-            self._write_span(block, buf, offset)
+            self._span(block, buf, offset, True)
             return
         a = self._addr(block, offset, len(buf))  # (a page inside one block)
         self._program(a, buf)
@@ -197,8 +184,9 @@ class F4Sectors:
         for b in range(n):
             self.ioctl(6, block + b)
 
-    def _write_span(self, block, buf, offset):
-        # a write across blocks: each block's part (allocates: views)
+    def _span(self, block, buf, offset, write):
+        # a larger read, or a transfer across blocks: each block's part through views
+        # (allocates; not the journal's paths)
         mv = memoryview(buf)
         n = len(mv)
         i = 0
@@ -207,7 +195,10 @@ class F4Sectors:
             b = block + a // self._bs
             o = a % self._bs
             k = min(self._bs - o, n - i)
-            self._program(self._addr(b, o, k), mv[i:i + k])
+            if write:
+                self._program(self._addr(b, o, k), mv[i:i + k])
+            else:
+                mv[i:i + k] = uctypes.bytearray_at(self._addr(b, o, k), k)
             i += k
 
     def _program(self, addr, buf):
@@ -233,21 +224,20 @@ class F4Sectors:
         # skipped. Returns the bytes consumed (2 or 1), 0 on a controller error
         if not a & 1 and i + 1 < len(buf):
             v = buf[i] | buf[i + 1] << 8
-            if v != 0xFFFF:
-                self._a = a
-                self._v = v
-                self._w = 2
-                if self._op(_CR_PG | _CR_PSIZE_X16):
-                    return 0
+            if v != 0xFFFF and self._put(a, v, 2):
+                return 0
             return 2
         v = buf[i]
-        if v != 0xFF:
-            self._a = a
-            self._v = v
-            self._w = 1
-            if self._op(_CR_PG | _CR_PSIZE_X8):
-                return 0
+        if v != 0xFF and self._put(a, v, 1):
+            return 0
         return 1
+
+    def _put(self, a, v, w):
+        # program ``v`` (``w`` bytes: 2 or 1, x16 or x8 parallelism) at ``a``; True on error
+        self._a = a
+        self._v = v
+        self._w = w
+        return self._op(_CR_PG | (_CR_PSIZE_X16 if w == 2 else _CR_PSIZE_X8))
 
     def ioctl(self, op, arg=0):
         if op == 4:
