@@ -25,7 +25,7 @@ import sys
 sys.path.insert(0, "host_tests/unit")
 
 import micropython  # noqa: E402
-from modemkit import MiniBroker, Rig, add_frozen_lib  # noqa: E402
+from modemkit import MiniBroker, Rig, UplinkBoard, add_frozen_lib  # noqa: E402
 
 add_frozen_lib()
 
@@ -36,27 +36,6 @@ from uplink.outbox import KIND_READING, Outbox  # noqa: E402
 from uplink.task import Uplink  # noqa: E402
 
 _mt = micropython.mem_total
-
-
-class _Clock:
-    def __init__(self):
-        self.t = 0
-
-    def time(self):
-        return 504921600 + self.t // 1000
-
-    def ticks_ms(self):
-        return self.t
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class _Board:
-    def __init__(self, rig):
-        self.uart_modem = rig.model
-        self.modem_pwrkey = rig.model.pwrkey
-        self.clock = _Clock()
 
 
 class _Refusing(MiniBroker):
@@ -97,7 +76,7 @@ class _Metered:
 
 def run(cond, hours):
     r = Rig(peer=_Refusing() if cond == "connack" else MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     ob.mount()
     up = Uplink(b, None, EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,

@@ -58,6 +58,36 @@ class Clock:
         self.t = (self.t + ms) & 0x3FFFFFFF
 
 
+class UplinkClock:
+    """The board clock an Uplink reads (``time``, ``ticks_ms``, ``ticks_diff``), ``t`` ms
+    from 2016-01-01 00:00:00 UTC, set by the test."""
+
+    def __init__(self):
+        self.t = 0
+
+    def time(self):
+        return 504921600 + self.t // 1000
+
+    def ticks_ms(self):
+        return self.t
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+
+class UplinkBoard:
+    """The board an Uplink needs: the rig's SIM800 model as ``uart_modem`` and its
+    ``modem_pwrkey``, an :class:`UplinkClock`; ``leds``: the (signal, modem) status LEDs,
+    or none."""
+
+    def __init__(self, rig, leds=None):
+        self.uart_modem = rig.model
+        self.modem_pwrkey = rig.model.pwrkey
+        self.clock = UplinkClock()
+        if leds is not None:
+            self.uplink_leds = leds
+
+
 class Peer:
     """In-memory TCP peer: what the modem sends lands in ``inbox``; ``reply(b)`` queues
     bytes for the modem; ``hangup()`` closes from the far end."""

@@ -10,7 +10,7 @@ The SIM800 model (boards/sim/modem.py, the board) is swapped for a silent UART d
 measured wait, so what is counted is the firmware's: ``Uplink.step`` -> ``Link.service`` ->
 ``Manager.poll`` / ``wake_ms`` / ``leds``. Skipped where ``mem_total`` is missing (CPython)."""
 
-from modemkit import MICROPYTHON, MiniBroker, Rig, add_frozen_lib
+from modemkit import MICROPYTHON, MiniBroker, Rig, UplinkBoard, add_frozen_lib
 
 add_frozen_lib()
 
@@ -23,20 +23,6 @@ from uplink.outbox import KIND_READING, Outbox  # noqa: E402
 from uplink.task import Uplink  # noqa: E402
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 0
-
-    def time(self):
-        return 504921600 + self.t // 1000
-
-    def ticks_ms(self):
-        return self.t
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
 class _Pin:
     def __init__(self):
         self.v = 0
@@ -47,14 +33,6 @@ class _Pin:
             return self.v
         self.v = v
         self.writes += 1
-
-
-class _Board:
-    def __init__(self, rig):
-        self.uart_modem = rig.model
-        self.modem_pwrkey = rig.model.pwrkey
-        self.clock = _Clock()
-        self.uplink_leds = (RGBLed(_Pin(), _Pin(), _Pin()), RGBLed(_Pin(), _Pin(), _Pin()))
 
 
 class _Silent:
@@ -87,7 +65,7 @@ class _Refusing(MiniBroker):  # CONNACK 5: not authorised
 
 def _rig(condition):
     r = Rig(peer=_Refusing() if condition == "connack" else MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r, (RGBLed(_Pin(), _Pin(), _Pin()), RGBLed(_Pin(), _Pin(), _Pin())))
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     ob.mount()
     up = Uplink(b, None, EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,

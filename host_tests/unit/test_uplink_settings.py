@@ -179,7 +179,8 @@ def _on(broker, topic):
 def _uplink(settings):
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
-    from test_uplink_task import _Board, _Cat
+    from modemkit import UplinkBoard as _Board
+    from test_uplink_task import _Cat
     from uplink.outbox import Outbox
     from uplink.task import Uplink
 
@@ -327,7 +328,8 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
     # its own (uplink/seqfloor.py), not a setting.
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
-    from test_uplink_task import _Board, _Cat
+    from modemkit import UplinkBoard as _Board
+    from test_uplink_task import _Cat
     from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink
@@ -391,7 +393,8 @@ def test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted():
     # and the floor read at the next boot is above every number used.
     from boards.sim.norflash import NORFlash, PowerCut
     from flashstore.flash import Partition
-    from test_uplink_task import _Board, _Cat
+    from modemkit import UplinkBoard as _Board
+    from test_uplink_task import _Cat
     from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink
@@ -454,7 +457,8 @@ def _floor_rig():
     # the configuration, the floor's partition and the outbox, as the meter wires them
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
-    from test_uplink_task import _Board, _Cat
+    from modemkit import UplinkBoard as _Board
+    from test_uplink_task import _Cat
     from uplink.outbox import Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink

@@ -3,7 +3,7 @@
 # (+PDP: DEACT) keeps what was not acknowledged, commands answered, relay refused.
 import json
 
-from modemkit import MiniBroker, Rig, add_frozen_lib
+from modemkit import MiniBroker, Rig, UplinkBoard, UplinkClock, add_frozen_lib
 
 add_frozen_lib()
 
@@ -12,27 +12,6 @@ from events import EventLog  # noqa: E402
 from flashstore.flash import Partition  # noqa: E402
 from uplink.outbox import KIND_READING, Outbox  # noqa: E402
 from uplink.task import Uplink  # noqa: E402
-
-
-class _Clock:
-    def __init__(self):
-        self.t = 0
-
-    def time(self):
-        return 504921600 + self.t // 1000
-
-    def ticks_ms(self):
-        return self.t
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-
-class _Board:
-    def __init__(self, rig):
-        self.uart_modem = rig.model
-        self.modem_pwrkey = rig.model.pwrkey
-        self.clock = _Clock()
 
 
 class _Cat:  # the two registers a reading needs (catalogue shape: codes/entry/value)
@@ -52,7 +31,7 @@ class _Cat:  # the two registers a reading needs (catalogue shape: codes/entry/v
 def _rig():
     broker = MiniBroker()
     r = Rig(peer=broker)
-    b = _Board(r)
+    b = UplinkBoard(r)
     log = EventLog(b.clock)
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     ob.mount()
@@ -153,7 +132,7 @@ def test_start_up_comes_in_steps_and_nothing_is_queued_before_the_outbox_is_moun
 
     broker = MiniBroker()
     r = Rig(peer=broker)
-    b = _Board(r)
+    b = UplinkBoard(r)
     log = EventLog(b.clock)
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
@@ -247,7 +226,7 @@ def test_profile_rows_go_once_with_a_cursor_that_survives_a_restart():
     from uplink.outbox import BODY_MAX, KIND_PROFILE
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     part = Partition(NORFlash(8 * 4096), 0, 8 * 4096)
 
     def boot(rows):
@@ -296,7 +275,7 @@ def test_profile_rows_go_once_with_a_cursor_that_survives_a_restart():
 
 def test_profile_rows_per_round_are_bounded():
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     rows = [_row(k) for k in range(1, 301)]
     up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
                                                                8 * 4096)),
@@ -315,7 +294,7 @@ def test_the_scheduled_profile_read_reads_the_newest_records_not_the_ring():
     from test_load_profile import _counting, _full
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
                                                                8 * 4096)),
                 "SIM00001", ("broker", 1883), link=r.link)
@@ -352,7 +331,7 @@ def test_a_profile_range_answer_reads_the_records_of_its_range_not_the_ring():
     from uplink import messages as msg
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
                                                                8 * 4096)),
                 "SIM00001", ("broker", 1883), link=r.link)
@@ -410,7 +389,7 @@ def test_profile_and_log_ranges_are_paged_bounded_and_bad_arguments_refused():
     import events
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
                                                                8 * 4096)),
                 "SIM00001", ("broker", 1883), link=r.link)
@@ -484,7 +463,7 @@ def test_profile_and_log_ranges_are_paged_bounded_and_bad_arguments_refused():
     assert a == {"id": 3, "cmd": "profile", "ok": False, "error": "no load profile"}, a
 
 
-class _WrapClock(_Clock):  # a board's: ticks_ms wraps at 2**30 (MicroPython, 32-bit port)
+class _WrapClock(UplinkClock):  # a board's: ticks_ms wraps at 2**30 (MicroPython, 32-bit port)
     def ticks_ms(self):
         return self.t & ((1 << 30) - 1)
 
@@ -502,7 +481,7 @@ def _bare(clock):
 
 def test_time_command_refuses_a_boolean():
     # JSON true is an int in Python: {"t": true} set the RTC to 2000-01-01T00:00:01
-    up = _bare(_Clock())
+    up = _bare(UplinkClock())
     up.catalogue.written = None
     a = up._answer(b'{"id":1,"cmd":"time","t":true}')
     assert a["ok"] is False and "bad time" in a["error"], a
@@ -550,7 +529,7 @@ def test_a_retained_command_bigger_than_the_receive_buffer_does_not_end_every_se
     # sent the message again at the next SUBSCRIBE, so nothing else was ever delivered
     broker = _RetainedBig()
     r = Rig(peer=broker)
-    b = _Board(r)
+    b = UplinkBoard(r)
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     ob.mount()
     up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
@@ -580,7 +559,7 @@ def test_a_retained_malformed_range_request_is_refused_not_ending_every_session(
     # ended, the broker handed the retained message to the next one, and so on for ever
     broker = _RetainedPoison()
     r = Rig(peer=broker)
-    b = _Board(r)
+    b = UplinkBoard(r)
     ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
     ob.mount()
     up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
@@ -599,7 +578,7 @@ def test_a_retained_malformed_range_request_is_refused_not_ending_every_session(
 def test_read_requests_are_limited_so_a_flood_cannot_wear_the_outbox_flash():
     # each "read" is an outbox record (a flash program; a sector erase every 7): a head-end
     # asking a few times a second would wear the partition's sectors out in months
-    c = _Clock()
+    c = UplinkClock()
     up = _bare(c)
     up.outbox.mount()
     a = up._answer(b'{"id":1,"cmd":"read"}')
@@ -623,7 +602,7 @@ def test_an_erase_at_a_quiet_time_after_a_brownout_reports_the_messages_it_drops
     from meter.supply import Supply
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     sp = Supply()
     log = EventLog(b.clock)
     ob = Outbox(Partition(NORFlash(4 * 4096), 0, 4 * 4096), supply=sp)
@@ -776,7 +755,7 @@ def test_a_power_fail_the_last_gasp_could_not_store_is_sent_from_the_log():
     from uplink.outbox import KIND_EVENT
 
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     sp = Supply()
     log = EventLog(b.clock)
     ob = Outbox(Partition(NORFlash(4 * 4096), 0, 4 * 4096), supply=sp)
@@ -801,7 +780,7 @@ def test_a_range_in_rtc_seconds_past_2068_is_answered():
     # range bound in RTC seconds was refused from 2**31 - 1 on (2068-01-19) ("is not
     # YYYY-MM-DDTHH:MM:SSZ (UTC) or RTC seconds"), the same instant as ISO text accepted
     r = Rig(peer=MiniBroker())
-    b = _Board(r)
+    b = UplinkBoard(r)
     up = Uplink(b, _Cat(), EventLog(b.clock), Outbox(Partition(NORFlash(8 * 4096), 0,
                                                                8 * 4096)),
                 "SIM00001", ("broker", 1883), link=r.link)
