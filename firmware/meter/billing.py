@@ -214,7 +214,10 @@ class Billing:
             if self.demand.dirty:
                 self.demand.dirty = False
                 self._state_due = True
-        if self.on_due is not None and self.pending():
+        # (pending() inlined: a call less each second, issue 12)
+        if self.on_due is not None and (
+                self._events or self._pending or self._state_due or tf.dst_changes
+                or tf.activations or ((tf.fix or self._owed) and not tf.warn)):
             self.on_due()
 
     def _relative(self):
@@ -234,7 +237,8 @@ class Billing:
     def pending(self):
         """True if :meth:`service` has something to log or write (allocation-free: the step
         asks it, and wakes the billing task only then: issue 12). Also True after a
-        warning's urgent append until :meth:`maintain` (the erase-ahead it held back)."""
+        warning's urgent append until :meth:`maintain` (the erase-ahead it held back).
+        :meth:`interval` tests the same inline (a call less each second): keep them alike."""
         tf = self.tariffs
         return bool(self._events or self._pending or self._state_due or tf.dst_changes
                     or tf.activations or ((tf.fix or self._owed) and not tf.warn))

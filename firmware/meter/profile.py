@@ -840,7 +840,14 @@ class LoadProfile:
 class Profiles:
     """The meter's interval profiles (1..3 :class:`LoadProfile`), a step consumer as one.
     ``cfgs``: the ``load_profiles`` setting (None: :data:`DEFAULT`); ``part``: the board's
-    ``profile`` partition or None; the rest as :class:`LoadProfile`."""
+    ``profile`` partition or None; the rest as :class:`LoadProfile`.
+
+    The step calls :meth:`LoadProfile.second` only once the earliest boundary armed is
+    reached (issue 12: 3 calls a second instead of 5); the flags it latches every second
+    (the metrology untrusted, the RTC invalid) are latched here meanwhile (:meth:`_latch`).
+    That boundary is taken again after every call that can change one (:meth:`start`,
+    :meth:`service`, :meth:`power_down` and the step's own): the items are driven through
+    this object."""
 
     def __init__(self, regs, metering, clock, cfgs=None, part=None, zone=None, supply=None,
                  log=None):
@@ -848,23 +855,63 @@ class Profiles:
         parts = shares(part, len(cfgs)) if part is not None else [None] * len(cfgs)
         self.items = [LoadProfile(regs, metering, clock, c, parts[i], zone, supply, log,
                                   NAMES[i]) for i, c in enumerate(cfgs)]
+        self._m = metering
+        self._clock = clock
+        self._hv = hasattr(clock, "rtc_valid")
+        self._armed = False  # a boundary armed: _due_ms, the earliest (metering ticks)
+        self._due_ms = 0
 
     def interval(self, ea, er, es, dt):
         """Consumer of the metering step (allocation-free; small frames: a ``for`` loop
         takes 4 words of the 11 a frame may have before MicroPython heap-allocates it)."""
-        self._second(self.items)
+        m = self._m
+        if m is not None and not m.ok or self._hv and not self._clock.rtc_valid:
+            self._latch(self.items)
+        if self._armed:
+            m = self._clock
+            if m.ticks_diff(m.ticks_ms(), self._due_ms) >= 0:
+                self._second(self.items)
+
+    def _latch(self, items):
+        # what LoadProfile.second latches (the metrology untrusted, the RTC invalid), for
+        # each profile (one metering, one clock)
+        bm = self._m is not None and not self._m.ok
+        bc = self._hv and not self._clock.rtc_valid
+        i = 0
+        while i < len(items):
+            if bm:
+                items[i]._bad_m = True
+            if bc:
+                items[i]._bad_c = True
+            i += 1
 
     def _second(self, items):
         for p in items:
             p.second()
+        self._earliest(items)
+
+    def _earliest(self, items):
+        # the earliest boundary armed (LoadProfile._deadline) into _armed / _due_ms (a
+        # while loop: a for loop's iterator takes 4 words of the frame)
+        self._armed = False
+        i = 0
+        while i < len(items):
+            p = items[i]
+            if p._armed and (not self._armed
+                             or self._clock.ticks_diff(p._deadline, self._due_ms) < 0):
+                self._due_ms = p._deadline
+                self._armed = True
+            i += 1
 
     def start(self):
         for p in self.items:
             p.start()
+        self._earliest(self.items)
 
     def service(self):
         for p in self.items:
             p.service()
+        self._earliest(self.items)
 
     def set_on_due(self, cb):
         """``cb()`` is called by the step that takes a snapshot (allocation-free)."""
@@ -883,6 +930,7 @@ class Profiles:
     def power_down(self):
         for p in self.items:
             p.power_down()
+        self._earliest(self.items)
 
     def get(self, name):
         """The profile read as ``name`` ("P.01".."P.03"), or None."""

@@ -218,7 +218,10 @@ class Tariffs:
         if self._lo_r <= s - n and s < self._hi_r and s < self._tr_r and s < _REL_MAX and \
                 self.tc.recomputes == self._tcn:
             f = self.tc._t  # the whole interval in the cached window: small ints only
-            self._put(f)
+            if self.da:  # (_put inlined: a call less each second, issue 12)
+                self.regs.add_tariff(f, self.da, 0, 0)
+            if self.dm:
+                self.regs.add_tariff(f, -self.dm, 0, 0)
             self.prev = self.active = f
             self.s = s
             return

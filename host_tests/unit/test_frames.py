@@ -143,6 +143,18 @@ def test_storage_step_consumer_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+    # a journal committed: most steps skip the policy until its deadline (issue 12, session
+    # 11), the others ask it and take the next deadline (CommitPolicy.quiet_s / quiet_wh)
+    s.commit()
+    w.n = 0
+
+    def pre_wh():
+        clock.now += 1000
+        regs.whole[0] += 1
+
+    got = _allocated(lambda: s.interval(1, 0, 1, 1000), calls=400, before=pre_wh)
+    assert got == 0, got
+    assert w.n > 0, "the period's end asked the policy and woke the task"
 
 
 def test_board_clock_seconds_since_allocates_no_frame():
@@ -177,7 +189,7 @@ def test_load_profiles_step_consumer_allocates_no_frame():
     # meter/profile.py Profiles.interval had 16 words (its for loop takes 4), each
     # LoadProfile.interval 18
     from energy import Registers
-    from meter.profile import Profiles
+    from meter.profile import LoadProfile, Profiles
     from simkit import ManualClock
     from simkit import MeterStub as Met
 
@@ -193,6 +205,34 @@ def test_load_profiles_step_consumer_allocates_no_frame():
     if got is None:
         return
     assert got == 0, got
+    # the flags latched without LoadProfile.second, and the boundary's step (the snapshot,
+    # the next earliest boundary: issue 12, session 11)
+    met = ps.items[0].metering
+    n = [0]
+
+    def pre_bad():
+        clk.now += 1000
+        n[0] += 1
+        met.ok = n[0] % 7 != 3
+        clk.rtc_valid = n[0] % 11 != 5
+
+    got = _allocated(lambda: ps.interval(1, 2, 3, 1000), calls=600, before=pre_bad)
+    met.ok = clk.rtc_valid = True
+    assert got == 0, got
+    # the boundary's step: no more than each profile's own snapshot (LoadProfile._take's
+    # frame, heap-allocated once a period: 136 bytes on the 64-bit unix port)
+    got = _allocated(lambda: ps.interval(1, 2, 3, 1000), calls=300, before=pre)
+    assert ps.items[0].due, "a boundary was reached"
+    clk1 = ManualClock(t0=10 ** 8)
+    lp = LoadProfile(Registers(25600, 25600, 25600), Met(), clk1,
+                     {"period_s": 900, "channels": ["1.29", "2.29"]})
+    lp.start()
+
+    def pre1():
+        clk1.now += 1000
+
+    one = _allocated(lambda: lp.interval(1, 2, 3, 1000), calls=900, before=pre1)
+    assert lp.due and got <= 2 * one, (got, one)
 
 
 def test_tamper_poll_allocates_no_frame():

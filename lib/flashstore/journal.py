@@ -87,6 +87,7 @@ STATUS_MIGRATED = "migrated"
 DEFAULT_PERIOD_S = const(300)
 _DEFAULT_MIN_GAP_S = const(10)
 DEFAULT_MAX_UNSAVED_WH = const(200)
+_NO_WH = const(1 << 29)  # CommitPolicy.quiet_wh: no unsaved-energy bound (a small int)
 
 
 class Journal(ringlog.SectorRing):
@@ -265,6 +266,27 @@ class CommitPolicy:
         if age >= self.period_s:
             return unsaved_wh is None or unsaved_wh > 0
         return False
+
+    def quiet_wh(self, now_s):
+        """See :meth:`quiet_s`: the unsaved energy (Wh, below 2**29: a small int) from which
+        ``due()`` may say yes again."""
+        m = self.max_unsaved_wh
+        wh = _NO_WH if m is None or m > _NO_WH else m
+        if self._last is not None and now_s - self._last >= self.period_s and wh > 1:
+            wh = 1  # (the period is over: any energy makes the commit due)
+        return wh
+
+    def quiet_s(self, now_s, unsaved_wh):
+        """After ``due(now_s, REASON_PERIODIC, unsaved_wh)`` said False: ``s`` such that
+        ``due(t, REASON_PERIODIC, u)`` stays False for every ``t < now_s + s`` and
+        ``u < quiet_wh(now_s)``, until the next :meth:`mark` or ``due()`` for another reason
+        (a caller may skip the question until then: meter/storage.py asks each second).
+        0: ask at the next check. Two calls, not a tuple: the step allocates nothing."""
+        last = self._last
+        if last is None or self._pending or unsaved_wh >= self.quiet_wh(now_s):
+            return 0
+        age = now_s - last
+        return self.period_s - age if age < self.period_s else self.period_s
 
     def mark(self, now_s):
         """Record a commit made at ``now_s`` (any reason); clears a pending event."""

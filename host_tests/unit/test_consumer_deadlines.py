@@ -1,0 +1,204 @@
+"""The step consumers that skip their per-second question until a deadline (issue 12, session
+11): meter/storage.py asks the commit policy only once the metering clock reaches the next
+periodic deadline or the unsaved energy its bound (CommitPolicy.quiet_s / quiet_wh), and
+meter/profile.py Profiles calls LoadProfile.second only at the earliest armed boundary
+(latching the metrology / RTC flags itself meanwhile). Each is checked against the
+question asked every second, as before. Both interpreters."""
+
+import events
+from billing import profile as bp
+from boards.sim.norflash import NORFlash
+from energy import A_MINUS, A_PLUS, Registers
+from flashstore import journal
+from flashstore.flash import Partition
+from meter import storage
+from meter.profile import LoadProfile, Profiles
+from meter.supply import Supply
+from simkit import ManualClock
+from simkit import MeterStub as Met
+
+
+class _Lcg:
+    # a small deterministic generator (the same on both interpreters)
+    def __init__(self, seed):
+        self.x = seed
+
+    def below(self, n):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.x >> 8) % n
+
+
+class _M:
+    steps = 0
+
+    def finish(self, cb):
+        cb()
+
+
+def _storage(period_s=300):
+    regs = Registers(25600, 25600, 25600)
+    clock = ManualClock()
+    dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)  # (NETDUINO2's heap)
+    s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
+                        events.EventLog(clock), period_s=period_s, supply=Supply())
+    s.restore()
+    return s, regs, clock
+
+
+def _task(s):
+    # tasks/storage.py commits, woken by the step
+    s.stamp()
+    s.tick()
+    if s.policy.due(s.mono_s, journal.REASON_PERIODIC, s.unsaved_wh()):
+        s.commit(journal.REASON_PERIODIC)
+        s.maintain()
+    elif s.owed:
+        s.maintain()
+
+
+def _differential(period_s, drift, keep=False):
+    # steps of 1000 ms +- 3 (+ ``drift`` ms every 5th: the ms phase of the steps against the
+    # monotonic seconds sweeps the whole second); returns the commits made, and with ``keep``
+    # a list of (step, why) of them (a short list: the emulated cores' heap)
+    s, regs, clock = _storage(period_s)
+    t0 = clock.ticks_ms()
+    woken = []
+    s.on_due = lambda: woken.append(1)
+    rnd = _Lcg(7)
+    commits = []  # (second, reason: "energy" / "other")
+    for i in range(4000):
+        clock.now += 1000 + rnd.below(7) - 3 + (drift if i % 5 == 0 else 0)
+        phase = i // 500 % 4
+        wh = (0, 1, 7, rnd.below(10))[phase]  # idle, light, heavy (the 200 Wh bound), mixed
+        regs.whole[A_PLUS] += wh
+        if i % 97 == 5 and phase:
+            regs.whole[A_MINUS] += 3
+        # what the step asked every second before: the monotonic seconds are the ticks
+        # since construction, whole (Storage.tick adds them up exactly)
+        mono = (clock.now - t0) // 1000
+        u = s.unsaved_wh()
+        want = s.owed or s.policy.due(mono, journal.REASON_PERIODIC, u)
+        del woken[:]
+        s.interval(wh, 0, wh, 1000)
+        assert bool(woken) == bool(want), (i, mono, u, s.owed)
+        if woken:
+            n = s.commits
+            _task(s)
+            if s.commits != n and keep:
+                commits.append((i, "energy" if u >= 200 else "other"))
+        if i % 1013 == 800:  # a warning's urgent commit: the erase-ahead owed next step
+            s.commit(journal.REASON_POWERFAIL)
+    return commits if keep else s.commits
+
+
+def test_storage_wakes_its_task_at_the_very_steps_the_policy_asked_each_second_would():
+    for period_s, drift in ((60, 37), (60, -41), (300, 0), (7, 13)):
+        assert _differential(period_s, drift)
+    commits = _differential(300, 0, True)
+    heavy = [i for i, why in commits if why == "energy" and 1000 <= i < 1500]
+    assert len(heavy) > 10, commits
+    for k in range(1, len(heavy)):  # 7 Wh a second: 203 Wh unsaved at the 29th step
+        assert heavy[k] - heavy[k - 1] == 29, heavy
+    idle = [i for i, _w in commits if 0 < i < 500]
+    assert idle == [], idle  # nothing to save: no periodic commit
+    assert [i for i, _w in commits if 500 <= i < 510] == [500], commits  # the first Wh
+
+
+def test_storage_step_skips_the_policy_between_deadlines():
+    # the point of it: most steps do not ask (no tick, no policy call)
+    s, regs, clock = _storage()
+    asked = []
+    due = s.policy.due
+
+    def counted(*a):
+        asked.append(1)
+        return due(*a)
+
+    s.policy.due = counted
+    s.on_due = lambda: _task(s)
+    for i in range(1000):
+        clock.now += 1000
+        regs.whole[A_PLUS] += 1 if i % 3 == 0 else 0  # (below the 200 Wh bound a period)
+        s.interval(1, 0, 1, 1000)
+    # the boot's commit (blank journal), then the period's: each commit's next step asks
+    # again (_FORCE), the periodic deadline once more; the task's own question each time
+    assert s.commits == 4, s.commits
+    assert len(asked) <= 4 * s.commits, len(asked)
+
+
+def _pair(cfgs, clk, regs, met):
+    new = Profiles(regs, met, clk, cfgs)
+    old = [LoadProfile(regs, met, clk, c, name="P.0%d" % (i + 1)) for i, c in enumerate(cfgs)]
+    new.start()
+    for p in old:
+        p.start()
+    return new, old
+
+
+def test_profiles_take_flag_and_arm_as_each_profile_asked_each_second_did():
+    clk = ManualClock(t0=10 ** 8)
+    regs = Registers(25600, 25600, 25600)
+    met = Met()
+    cfgs = [{"period_s": 60, "channels": ["1.29", "2.29"]},
+            {"period_s": 900, "channels": ["1.29", "1.5"]}]
+    new, old = _pair(cfgs, clk, regs, met)
+    due = []
+    new.set_on_due(lambda: due.append(1))
+    rnd = _Lcg(3)
+    for i in range(3 * 3600):
+        clk.now += 1000
+        regs.whole[A_PLUS] += rnd.below(5)
+        # a metrology fault of a step or a few (between boundaries, never at one served by
+        # the task: only the latch carries it to the row), the RTC invalid for a while
+        met.ok = not (i % 700 == 333 or 1500 <= i < 1503)
+        clk.rtc_valid = not (4000 <= i < 4002)
+        if i == 6000:
+            clk.set_time(clk.time() + 45)  # a clock set (the app wakes the profile task)
+        new.interval(1, 0, 1, 1000)
+        for p in old:
+            p.interval(1, 0, 1, 1000)
+        if due or i == 6000:
+            del due[:]
+            new.service()
+            for p in old:
+                p.service()
+    new.power_down()
+    for p in old:
+        p.power_down()
+    got = [list(p.iter_rows()) for p in new.items]
+    want = [list(p.iter_rows()) for p in old]
+    assert got == want
+    flags = [r[1] for r in got[1]]
+    assert any(f & bp.ST_DATA_INVALID for f in flags), flags
+    assert any(f & bp.ST_CLOCK_INVALID for f in flags), flags
+    assert any(f & bp.ST_CLOCK_ADJUSTED for f in flags), flags
+
+
+def test_profiles_latch_a_fault_between_boundaries_into_the_row_it_ends():
+    clk = ManualClock(t0=10 ** 8)  # (boundaries at +800 s, +1700 s)
+    regs = Registers(25600, 25600, 25600)
+    met = Met()
+    new = Profiles(regs, met, clk, [{"period_s": 900, "channels": ["1.29"]}])
+    new.start()
+    new.set_on_due(new.service)  # the profile task, right after the step
+    for i in range(2 * 900):
+        clk.now += 1000
+        regs.whole[A_PLUS] += 1
+        met.ok = i != 1200  # one bad step inside the second interval
+        new.interval(1, 0, 1, 1000)
+    rows = list(new.items[0].iter_rows())
+    assert [r[1] & bp.ST_DATA_INVALID for r in rows[-2:]] == [0, bp.ST_DATA_INVALID], rows
+
+
+def test_commit_policy_quiet_gives_the_time_and_energy_its_answer_holds():
+    p = journal.CommitPolicy(period_s=300, min_gap_s=10, max_unsaved_wh=200)
+    assert p.quiet_s(0, 0) == 0, "no commit yet: due at once"
+    p.mark(100)
+    assert (p.quiet_s(150, 50), p.quiet_wh(150)) == (250, 200)
+    assert p.quiet_s(105, 250) == 0, "the bound reached within the gap: ask each second"
+    assert (p.quiet_s(400, 0), p.quiet_wh(400)) == (300, 1), "period over: any Wh"
+    assert not p.due(105, journal.REASON_TARIFF)  # within the gap: pending
+    assert p.quiet_s(106, 0) == 0
+    q = journal.CommitPolicy(max_unsaved_wh=None)
+    q.mark(0)
+    assert (q.quiet_s(10, 5), q.quiet_wh(10)) == (290, 1 << 29)
