@@ -64,9 +64,21 @@ _SR_EOP = const(1 << 0)
 _ACR_DCEN = const(1 << 10)
 _ACR_DCRST = const(1 << 12)
 
+def _reset_dcache():
+    # the ART data cache reset, with DCEN cleared first (RM0383 3.4.2)
+    acr = stm.mem32[_ACR]
+    if acr & _ACR_DCEN:
+        off = acr & ~_ACR_DCEN
+        stm.mem32[_ACR] = off
+        stm.mem32[_ACR] = off | _ACR_DCRST
+        stm.mem32[_ACR] = off
+        stm.mem32[_ACR] = acr
+
+
 class _Critical:
     """``with``: interrupts off (``machine.disable_irq``); at the end, however it ends,
-    FLASH_CR locked and interrupts on again (F4Sectors._op)."""
+    FLASH_CR locked and interrupts on again (F4Sectors._op); ended by an exception, the
+    data cache reset too (the caller's reset after the operation is skipped then)."""
 
     def __init__(self):
         self.st = 0
@@ -77,6 +89,8 @@ class _Critical:
     def __exit__(self, t, e, tb):
         stm.mem32[_CR] = _CR_LOCK
         machine.enable_irq(self.st)
+        if t is not None:
+            _reset_dcache()
 
 
 class F4Sectors:
@@ -159,13 +173,7 @@ class F4Sectors:
         return False
 
     def _reset_dcache(self):
-        acr = stm.mem32[_ACR]
-        if acr & _ACR_DCEN:
-            off = acr & ~_ACR_DCEN
-            stm.mem32[_ACR] = off
-            stm.mem32[_ACR] = off | _ACR_DCRST
-            stm.mem32[_ACR] = off
-            stm.mem32[_ACR] = acr
+        _reset_dcache()
 
     def _addr(self, block, offset, n):
         if block < 0 or block >= len(self._sec) or offset < 0 or offset + n > self._bs:

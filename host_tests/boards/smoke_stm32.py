@@ -172,12 +172,14 @@ def check_edges(f4):
     def interrupted(addr):
         if addr - stm.FLASH == stm.FLASH_SR:
             polls[0] += 1
-            if polls[0] == 2:  # (the poll after the operation: the controller unlocked)
+            if polls[0] == 3:  # (the poll after the operation: the controller unlocked)
+                assert not stm.C.locked and _Irq.off == 1
                 raise KeyboardInterrupt
         return real_r(addr)
 
     for op in ("program", "erase"):
         polls[0] = 0
+        resets = stm.C.dcache_resets
         stm._reg_read = interrupted
         try:
             if op == "program":
@@ -191,6 +193,7 @@ def check_edges(f4):
             stm._reg_read = real_r
         assert _Irq.off == 0, "%s: interrupts left disabled" % op
         assert stm.C.locked, "%s: FLASH_CR left unlocked" % op
+        assert stm.C.dcache_resets > resets, "%s: the data cache not reset" % op
     SF.machine = real_machine
     # a controller error at an erase: EIO, locked, interrupts on, the data cache reset
     real_w = stm._reg_write
