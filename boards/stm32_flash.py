@@ -64,6 +64,35 @@ _SR_EOP = const(1 << 0)
 _ACR_DCEN = const(1 << 10)
 _ACR_DCRST = const(1 << 12)
 
+def _reset_dcache():
+    # the ART data cache reset, with DCEN cleared first (RM0383 3.4.2)
+    acr = stm.mem32[_ACR]
+    if acr & _ACR_DCEN:
+        off = acr & ~_ACR_DCEN
+        stm.mem32[_ACR] = off
+        stm.mem32[_ACR] = off | _ACR_DCRST
+        stm.mem32[_ACR] = off
+        stm.mem32[_ACR] = acr
+
+
+class _Critical:
+    """``with``: interrupts off (``machine.disable_irq``); at the end, however it ends,
+    FLASH_CR locked and interrupts on again (F4Sectors._op); ended by an exception, the
+    data cache reset too (the caller's reset after the operation is skipped then)."""
+
+    def __init__(self):
+        self.st = 0
+
+    def __enter__(self):
+        self.st = machine.disable_irq()
+
+    def __exit__(self, t, e, tb):
+        stm.mem32[_CR] = _CR_LOCK
+        machine.enable_irq(self.st)
+        if t is not None:
+            _reset_dcache()
+
+
 class F4Sectors:
     """Block device (extended interface, NOR semantics) on whole STM32F4 flash sectors,
     programmed through the FLASH registers (RM0383 program and erase sequences) instead of
@@ -97,6 +126,7 @@ class F4Sectors:
         # FLASH_CR bit 31 (LOCK), a 32-bit access (NATIVE: BF fields of a word)
         self._cr = uctypes.struct(_CR, {"LOCK": uctypes.BFUINT32 | 31 << uctypes.BF_POS
                                         | 1 << uctypes.BF_LEN}, uctypes.NATIVE)
+        self._crit = _Critical()
         self._a = 0  # the operation's address, value and width (0: erase), set before _op
         self._v = 0
         self._w = 0
@@ -104,14 +134,14 @@ class F4Sectors:
     def _op(self, cr):
         """One flash operation with ``cr`` in FLASH_CR: program ``_v`` (``_w`` 1 or 2
         bytes) at ``_a``, or, with ``_w`` 0, start the sector erase set up in ``cr``.
-        True on a controller error. (No ``try``: its handler takes a frame past 11 words,
-        heap-allocated at every call; nothing in ``_run`` raises, its errors are returned,
-        so the controller is locked and interrupts are enabled again on every path.)"""
-        st = machine.disable_irq()
-        e = self._run(cr)
-        stm.mem32[_CR] = _CR_LOCK
-        machine.enable_irq(st)
-        return e
+        True on a controller error (returned, not raised). Interrupts off, then FLASH_CR
+        locked and interrupts on again on every way out: a ``with`` (_Critical), since an
+        exception can still come from inside (a KeyboardInterrupt pending from before
+        disable_irq is raised at the first jump of the polling loop; without it the board
+        stayed with interrupts off and the controller unlocked). (Not ``try``/``finally``:
+        its frame is 12 words, heap-allocated at every call; the ``with`` keeps 10.)"""
+        with self._crit:
+            return self._run(cr)
 
     def _run(self, cr):
         # the unlock-operate sequence (RM0383 3.5.1, 3.5.4); interrupts off, locked after;
@@ -143,13 +173,7 @@ class F4Sectors:
         return False
 
     def _reset_dcache(self):
-        acr = stm.mem32[_ACR]
-        if acr & _ACR_DCEN:
-            off = acr & ~_ACR_DCEN
-            stm.mem32[_ACR] = off
-            stm.mem32[_ACR] = off | _ACR_DCRST
-            stm.mem32[_ACR] = off
-            stm.mem32[_ACR] = acr
+        _reset_dcache()
 
     def _addr(self, block, offset, n):
         if block < 0 or block >= len(self._sec) or offset < 0 or offset + n > self._bs:

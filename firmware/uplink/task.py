@@ -438,7 +438,7 @@ class Uplink:
         return c
 
     def _open_session(self, now):
-        # one round trip per round: CONNECT, then (in _round) the online status, SUBSCRIBE
+        # one round trip per round: CONNECT, then (in _round) SUBSCRIBE, the online status
         c = self.client = self._client()
         self._where = "connect"
         c.connect()
@@ -474,8 +474,14 @@ class Uplink:
                 pass
 
     def _on_msg(self, topic, payload):
-        if len(self._cmds) < 8:
-            self._cmds.append(bytes(payload))
+        # a command already waiting is not queued twice: a retained one is handed over
+        # again at every SUBSCRIBE, and a session that ended before answering it (its
+        # online status unacknowledged: the command comes while that waits for its PUBACK)
+        # kept the first copy, so the next session answered it twice (a QoS 1 redelivery
+        # likewise)
+        p = bytes(payload)
+        if len(self._cmds) < 8 and p not in self._cmds:
+            self._cmds.append(p)
 
     def _answer(self, raw):
         try:

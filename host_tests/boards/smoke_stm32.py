@@ -70,6 +70,156 @@ def check_power_fail_path_allocates_nothing():
     assert n == 0, "%d bytes allocated on the power-fail path" % n
 
 
+class _Irq:
+    """``machine``'s disable_irq/enable_irq, counted: ``off`` is 0 with interrupts on."""
+    off = 0
+
+    @staticmethod
+    def disable_irq():
+        _Irq.off += 1
+        return 7
+
+    @staticmethod
+    def enable_irq(st):
+        assert st == 7
+        _Irq.off -= 1
+
+
+def check_edges(f4):
+    """F4Sectors at its edges (blocks 0 and 1 erased first): odd offsets and lengths, a page
+    ending on a half-word boundary, reads of 32 and 33 bytes and across the blocks, a
+    transfer across the blocks, the simple interface (offset None), the controller already
+    unlocked (no key written: a second KEY1 is a bus fault on the F4, RM0383 3.5.1), and an
+    exception inside the critical part (a KeyboardInterrupt pending from before disable_irq
+    is raised at the first jump of the polling loop): interrupts on and FLASH_CR locked
+    again on every path."""
+    f4.ioctl(6, 0)
+    f4.ioctl(6, 1)
+    bs = SF.FLASH_BLOCK
+    ref = bytearray(b"\xff" * (2 * bs))
+
+    def put(block, data, off):
+        f4.writeblocks(block, data, off)
+        a = block * bs + off
+        for i, v in enumerate(data):
+            ref[a + i] &= v
+
+    def same(block, off, n):
+        got = bytearray(n)
+        f4.readblocks(block, got, off)
+        a = block * bs + off
+        assert got == ref[a:a + n], (block, off, n, bytes(got), bytes(ref[a:a + n]))
+
+    put(0, b"\x01\x02\x03\x04", 1)  # byte, half-word, byte: ends on a half-word boundary
+    put(0, b"\x10\x20\x30", 8)  # half-word, then a lone last byte at an even address
+    put(0, b"\xa5", 15)
+    put(0, b"\x00\xff\x00", 21)  # (a 0xFF byte in a half-word: only 1 -> 0 bits)
+    put(0, bytes(range(40, 73)), 100)  # 33 bytes
+    put(0, bytes(range(200, 212)), bs - 5)  # across the blocks: 5 in block 0, 7 in 1
+    put(1, bytes(range(7)), bs - 7)  # the last byte of block 1
+    for off, n in ((0, 32), (0, 33), (1, 32), (1, 33), (99, 34), (bs - 32, 32),
+                   (bs - 33, 33), (bs - 5, 12), (bs - 1, 2), (7, 1), (0, 0)):
+        same(0, off, n)
+    same(1, bs - 7, 7)
+    same(0, bs, 20)  # block 0 at offset bs: block 1's start (a transfer past one block)
+    for bad in ((1, bs - 3, 4), (2, 0, 1), (0, -1, 4), (1, bs, 1)):
+        try:
+            f4.readblocks(bad[0], bytearray(bad[2]), bad[1])
+            raise AssertionError("outside the partition accepted: %r" % (bad,))
+        except ValueError:
+            pass
+    try:
+        f4.ioctl(6, 2)
+        raise AssertionError("erase of block 2 accepted")
+    except ValueError:
+        pass
+    # the simple interface: both blocks erased, then programmed
+    whole = bytearray(2 * bs)
+    for i in range(0, 2 * bs, 97):
+        whole[i] = i & 0xFF
+    e0 = len(stm.C.erases)
+    f4.writeblocks(0, whole)
+    assert stm.C.erases[e0:] == [3, 4], stm.C.erases[e0:]
+    back = bytearray(2 * bs)
+    f4.readblocks(0, back)
+    assert back == whole
+    f4.ioctl(6, 0)
+    f4.ioctl(6, 1)
+    # already unlocked (e.g. left so by other code): no key written
+    keys = [0]
+    real_w = stm._reg_write
+
+    def no_keys(addr, v):
+        if addr - stm.FLASH == stm.FLASH_KEYR:
+            keys[0] += 1
+            assert stm.C.locked, "KEYR written while unlocked: a bus fault"
+        real_w(addr, v)
+
+    stm._reg_write = no_keys
+    try:
+        stm.C.locked = False
+        f4.writeblocks(0, b"\x5a\x5a", 0)
+        assert keys[0] == 0 and stm.C.locked
+        f4.writeblocks(0, b"\x5a\x5a", 2)
+        assert keys[0] == 2, keys  # locked again after the last: KEY1, KEY2
+    finally:
+        stm._reg_write = real_w
+    # an exception inside the critical part, at the program and at the erase
+    real_r, real_machine = stm._reg_read, SF.machine
+    SF.machine = _Irq
+    polls = [0]
+
+    def interrupted(addr):
+        if addr - stm.FLASH == stm.FLASH_SR:
+            polls[0] += 1
+            if polls[0] == 3:  # (the poll after the operation: the controller unlocked)
+                assert not stm.C.locked and _Irq.off == 1
+                raise KeyboardInterrupt
+        return real_r(addr)
+
+    for op in ("program", "erase"):
+        polls[0] = 0
+        resets = stm.C.dcache_resets
+        stm._reg_read = interrupted
+        try:
+            if op == "program":
+                f4.writeblocks(1, b"\x01\x02", 64)
+            else:
+                f4.ioctl(6, 1)
+            raise AssertionError("the interrupt was lost")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stm._reg_read = real_r
+        assert _Irq.off == 0, "%s: interrupts left disabled" % op
+        assert stm.C.locked, "%s: FLASH_CR left unlocked" % op
+        assert stm.C.dcache_resets > resets, "%s: the data cache not reset" % op
+    SF.machine = real_machine
+    # a controller error at an erase: EIO, locked, interrupts on, the data cache reset
+    real_w = stm._reg_write
+
+    def wrp(addr, v):
+        real_w(addr, v)
+        if addr - stm.FLASH == stm.FLASH_CR and v & (1 << 16):
+            stm.C.sr |= 1 << 4  # WRPERR
+
+    stm._reg_write = wrp
+    SF.machine = _Irq
+    resets = stm.C.dcache_resets
+    try:
+        f4.ioctl(6, 0)
+        raise AssertionError("an erase error was not raised")
+    except OSError as e:
+        assert e.args[0] == 5, e
+    finally:
+        stm._reg_write, SF.machine = real_w, real_machine
+    assert stm.C.locked and _Irq.off == 0 and stm.C.dcache_resets > resets
+    assert stm.C.sr & 0x1F2 == 0
+    f4.ioctl(6, 0)
+    f4.ioctl(6, 1)
+    print("F4Sectors edges ok")
+
+
 def main():
     check_power_fail_path_allocates_nothing()
     machine.UART.EXIST = (2, 6)  # stock NUCLEO_F411RE firmware
@@ -186,6 +336,7 @@ def main():
     assert S.Board(modem_on_uart2=True).clock.rtc_valid, "VBAT kept: RTC trusted"
     stm.backup_reset()
     assert not S.Board(modem_on_uart2=True).clock.rtc_valid, "VBAT lost: RTC invalid"
+    check_edges(f4)
     # 3. the whole meter: /flash mounted (the config record's two files), journal on sectors
     # 3..4 (blank again), the ADE7953 model on SPI1 (CS PB6, IRQ PA8, RESET PB10)
     dev.erase(0)

@@ -794,3 +794,69 @@ def test_a_range_in_rtc_seconds_past_2068_is_answered():
         assert p == q and p[0]["ok"] and p[0]["rows"] == [], (a, p, q)
     a = up._answer(b'{"id":2,"cmd":"profile","from":3155760000,"to":3155760001}')
     assert a is not None and a["ok"] is False and a["error"].startswith("from: 3155760000")
+
+
+class _RetainedCmd(MiniBroker):
+    # a retained command on cmd, handed over right after the SUBACK (as mosquitto does:
+    # the SUBACK first, then the retained messages); ``mute_status``: so many online
+    # statuses not acknowledged (the link black-holed just then)
+    mute_status = 0
+
+    def _packet(self, t, body):
+        if t >> 4 == 3 and body[2:2 + ((body[0] << 8) | body[1])].endswith(b"/status") \
+                and self.mute_status:
+            self.mute_status -= 1
+            self.ack = False
+            super()._packet(t, body)
+            self.ack = True
+            return
+        super()._packet(t, body)
+        if t >> 4 == 8:
+            topic = b"meters/SIM00001/cmd"
+            pay = b'{"id":5,"cmd":"registers"}'
+            n = 2 + len(topic) + 2 + len(pay)
+            self.reply(bytes((0x33, n, 0, len(topic))) + topic + b"\x00\x09" + pay)
+
+
+def _answers(broker, i):
+    return [k for k, p in enumerate(broker.payloads) if b'"ok"' in p and
+            json.loads(p).get("id") == i]
+
+
+def test_a_command_retained_for_the_subscription_is_answered_once_after_online():
+    # SUBSCRIBE first, then the online status (a head-end sends commands once it sees
+    # online): a retained command comes right after the SUBACK, while the online status
+    # waits for its PUBACK (umqtt.simple hands a PUBLISH to the callback inside that wait).
+    # It is answered once, after "online"; with the online status not acknowledged (the
+    # session ends there) the next session answers the copy it is handed again, once
+    broker = _RetainedCmd()
+    r = Rig(peer=broker)
+    b = UplinkBoard(r)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    r.m.open("broker", 1883, 0)
+    _run(r, up, lambda: up.session and _answers(broker, 5), 600000)
+    for _ in range(50):
+        up.step()
+        r.advance(10)
+    got = _answers(broker, 5)
+    online = broker.payloads.index(b'{"state":"online"}')
+    assert len(got) == 1 and online < got[0], (got, online, broker.payloads)
+    assert broker.topics[online] == b"meters/SIM00001/status" and up.sessions == 1
+    # the next session's online status is not acknowledged: it ends holding the command
+    # it was handed; the one after is handed it again
+    broker.mute_status = 1
+    r.model.network_down("deact")
+    _run(r, up, lambda: not up.session, 600000)
+    r.model.network_up()
+    n0 = len(broker.payloads)
+    _run(r, up, lambda: up.sessions == 3 and up._phase == 2, 1200000)
+    _run(r, up, lambda: not up._cmds, 60000)
+    for _ in range(50):
+        up.step()
+        r.advance(10)
+    late = [k for k in _answers(broker, 5) if k >= n0]
+    assert len(late) == 1, (late, up.stats(), broker.payloads[n0:])
+    assert up.errors >= 2, up.stats()
