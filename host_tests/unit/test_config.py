@@ -337,7 +337,8 @@ def test_a_crc_valid_record_that_is_no_utf8_json_object_is_corrupt_on_both_runti
     deep = b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}"
     utf16 = bytes(b for c in b'{"a":1}' for b in (c, 0))  # (MicroPython's encode: UTF-8)
     for text in (b'{"a":"\xff"}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}\x00', b'{"a":1}\x00x',
-                 b'{"a":"x\x00y"}', utf16, b"[1,2]", b'"s"', b"1", b"null", b"", b"{"):
+                 b'{"a":"x\x00y"}', utf16, b"[1,2]", b'"s"', b"1", b"null", b"", b"{",
+                 b'{"a":1', b'{"a":1} '):
         _raw(dev, 0, text, 9)
         cfg, st = ConfigStore(part, DEFAULTS).load()
         assert st == STATUS_ONE_BAD and cfg == _cfg(2), (text[:20], st)

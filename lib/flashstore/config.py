@@ -183,11 +183,12 @@ class ConfigStore:
         crc = struct.unpack_from("<I", h, 12)[0]
         if binascii.crc32(data, binascii.crc32(memoryview(h)[0:12])) != crc:
             return _BAD, 0, 0, None
-        if not ln or data[0] != 0x7B or b"\x00" in data:
-            # json.dumps of a dict: "{" first, no NUL byte. Anything else is no record of
-            # ours, whatever each runtime's json.loads would make of it: CPython's guesses
-            # the encoding of bytes (a UTF-8 BOM skipped, UTF-16/32 decoded), MicroPython's
-            # stops at a NUL; both refuse it alike here
+        if ln < 2 or data[0] != 0x7B or data[ln - 1] != 0x7D or b"\x00" in data:
+            # json.dumps of a dict: "{" first, "}" last, no NUL byte. Anything else is no
+            # record of ours, whatever each runtime's json.loads would make of it: CPython's
+            # guesses the encoding of bytes (a UTF-8 BOM skipped, UTF-16/32 decoded),
+            # MicroPython's stops at a NUL, and 1.25's (the emulated cores') takes "{" for
+            # {}; all refuse it alike here
             return _BAD, 0, 0, None
         try:
             obj = _loads(data)
