@@ -35,9 +35,10 @@ class _M:
         cb()
 
 
-def _storage(period_s=300):
+def _storage(period_s=300, clk=ManualClock, t0=0):
     regs = Registers(25600, 25600, 25600)
-    clock = ManualClock()
+    clock = clk()
+    clock.now = t0
     dev = NORFlash(32 * 1024, sector_size=4096, page_size=256)  # (NETDUINO2's heap)
     s = storage.Storage(Partition(dev, 0, dev.size), regs, _M(), clock,
                         events.EventLog(clock), period_s=period_s, supply=Supply())
@@ -56,12 +57,28 @@ def _task(s):
         s.maintain()
 
 
-def _differential(period_s, drift, keep=False):
+class _WrapClock(ManualClock):
+    # a 32-bit port's ticks_ms: wraps at 2**30 ms (12.4 days); ``now`` runs on unwrapped
+    def ticks_ms(self):
+        return self.now & 0x3FFFFFFF
+
+    def ticks_diff(self, a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+    def ticks_add(self, a, b):
+        return (a + b) & 0x3FFFFFFF
+
+
+def _differential(period_s, drift, keep=False, t0=0):
     # steps of 1000 ms +- 3 (+ ``drift`` ms every 5th: the ms phase of the steps against the
     # monotonic seconds sweeps the whole second); returns the commits made, and with ``keep``
-    # a list of (step, why) of them (a short list: the emulated cores' heap)
-    s, regs, clock = _storage(period_s)
-    t0 = clock.ticks_ms()
+    # a list of (step, why) of them (a short list: the emulated cores' heap). ``t0``: the
+    # ticks at boot (near 2**30: the wrap of a 32-bit port within the run). The reference
+    # is a policy of its own, marked at each commit with the seconds of the step before it
+    # (what the step's tick each second left): the power-fail commit's mark included
+    s, regs, clock = _storage(period_s, _WrapClock, t0)
+    ref = journal.CommitPolicy(period_s=period_s)
+    t0 = clock.now
     woken = []
     s.on_due = lambda: woken.append(1)
     rnd = _Lcg(7)
@@ -77,23 +94,28 @@ def _differential(period_s, drift, keep=False):
         # since construction, whole (Storage.tick adds them up exactly)
         mono = (clock.now - t0) // 1000
         u = s.unsaved_wh()
-        want = s.owed or s.policy.due(mono, journal.REASON_PERIODIC, u)
+        want = s.owed or ref.due(mono, journal.REASON_PERIODIC, u)
         del woken[:]
         s.interval(wh, 0, wh, 1000)
         assert bool(woken) == bool(want), (i, mono, u, s.owed)
         if woken:
             n = s.commits
             _task(s)
-            if s.commits != n and keep:
-                commits.append((i, "energy" if u >= 200 else "other"))
+            if s.commits != n:
+                ref.mark(mono)
+                if keep:
+                    commits.append((i, "energy" if u >= 200 else "other"))
         if i % 1013 == 800:  # a warning's urgent commit: the erase-ahead owed next step
-            s.commit(journal.REASON_POWERFAIL)
+            assert s.commit(journal.REASON_POWERFAIL)
+            ref.mark(mono)
+            assert s.policy._last == mono, (i, s.policy._last, mono)
     return commits if keep else s.commits
 
 
 def test_storage_wakes_its_task_at_the_very_steps_the_policy_asked_each_second_would():
-    for period_s, drift in ((60, 37), (60, -41), (300, 0), (7, 13)):
-        assert _differential(period_s, drift)
+    for period_s, drift, t0 in ((60, 37, 0), (60, -41, 0), (300, 0, 0), (7, 13, 0),
+                                (300, 11, (1 << 30) - 1700 * 1000), (60, -7, (1 << 30) - 900)):
+        assert _differential(period_s, drift, t0=t0)
     commits = _differential(300, 0, True)
     heavy = [i for i, why in commits if why == "energy" and 1000 <= i < 1500]
     assert len(heavy) > 10, commits
@@ -102,6 +124,30 @@ def test_storage_wakes_its_task_at_the_very_steps_the_policy_asked_each_second_w
     idle = [i for i, _w in commits if 0 < i < 500]
     assert idle == [], idle  # nothing to save: no periodic commit
     assert [i for i, _w in commits if 500 <= i < 510] == [500], commits  # the first Wh
+
+
+def test_storage_warning_without_a_cut_keeps_the_periodic_schedule():
+    # a dip: the urgent commit marks the policy with the seconds of the last step (as the
+    # step's tick each second left them), not those of the policy's last question (the
+    # first step after the boot's commit here: the next periodic commit came 199 s early)
+    s, regs, clock = _storage(300)
+    s.on_due = lambda: woken.append(1)
+    woken = []
+    commits = []
+    for i in range(1, 1000):
+        clock.now += 1000
+        regs.whole[A_PLUS] += i % 2  # 150 Wh a period: the period's commits, not the bound
+        s.interval(1, 0, 1, 1000)
+        if woken:
+            del woken[:]
+            n = s.commits
+            _task(s)
+            if s.commits != n:
+                commits.append(i)
+        if i == 200:  # (no power-fail input: the warning ends at the next step)
+            assert s.power_fail_begin() and s.owed
+            assert s.policy._last == 200, s.policy._last
+    assert commits == [1, 500, 800], commits
 
 
 def test_storage_step_skips_the_policy_between_deadlines():
