@@ -85,6 +85,8 @@ def _differential(period_s, drift, keep=False, t0=0):
     commits = []  # (second, reason: "energy" / "other")
     for i in range(4000):
         clock.now += 1000 + rnd.below(7) - 3 + (drift if i % 5 == 0 else 0)
+        if i % 211 == 100:
+            clock.now += 4000 + rnd.below(3000)  # a stalled loop: one step of 5..8 s
         phase = i // 500 % 4
         wh = (0, 1, 7, rnd.below(10))[phase]  # idle, light, heavy (the 200 Wh bound), mixed
         regs.whole[A_PLUS] += wh
