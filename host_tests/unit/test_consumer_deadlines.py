@@ -152,6 +152,28 @@ def test_storage_warning_without_a_cut_keeps_the_periodic_schedule():
     assert commits == [1, 500, 800], commits
 
 
+def test_storage_deadline_before_the_ticks_wrap_reached_by_a_step_past_both():
+    # the periodic deadline 1.5 s before a 32-bit port's ticks wrap, a stalled step of 5 s
+    # from before it to after the wrap: the deadline is reached (ticks_diff), not 12.4 days
+    # away (a plain ``<`` on the wrapped ticks)
+    t0 = (1 << 30) - 301 * 1000 - 1500
+    s, regs, clock = _storage(300, _WrapClock, t0)
+    woken = []
+    s.on_due = lambda: woken.append(1)
+    commits = []
+    for i in range(1, 320):
+        clock.now += 5000 if i == 300 else 1000
+        regs.whole[A_PLUS] += i % 2  # (below the 200 Wh bound: the period's commit)
+        s.interval(1, 0, 1, 1000)
+        if woken:
+            del woken[:]
+            n = s.commits
+            _task(s)
+            if s.commits != n:
+                commits.append((i, clock.ticks_ms()))
+    assert commits == [(1, t0 + 1000), (300, 1500)], commits
+
+
 def test_storage_step_skips_the_policy_between_deadlines():
     # the point of it: most steps do not ask (no tick, no policy call)
     s, regs, clock = _storage()
@@ -250,3 +272,48 @@ def test_commit_policy_quiet_gives_the_time_and_energy_its_answer_holds():
     q = journal.CommitPolicy(max_unsaved_wh=None)
     q.mark(0)
     assert (q.quiet_s(10, 5), q.quiet_wh(10)) == (290, 1 << 29)
+
+
+def test_profiles_across_the_ticks_wrap_with_stalls_and_three_periods():
+    # three periods at once (the earliest boundary cached over all), a 32-bit port's ticks
+    # wrapping mid-run, stalled steps of 5..8 s past a boundary, metrology / RTC faults and
+    # clock sets at random: rows and wake-ups as each profile asked each second
+    clk = _WrapClock(t0=10 ** 8 + 7)
+    clk.now = (1 << 30) - 900 * 1000
+    regs = Registers(25600, 25600, 25600)
+    met = Met()
+    cfgs = [{"period_s": 60, "channels": ["1.29", "2.29"]},
+            {"period_s": 900, "channels": ["1.29", "1.5"]},
+            {"period_s": 300, "channels": ["1.29"]}]
+    new, old = _pair(cfgs, clk, regs, met)
+    due = []
+    new.set_on_due(lambda: due.append(1))
+    for p in old:
+        p.on_due = lambda: due.append(2)
+    rnd = _Lcg(11)
+    for i in range(2500):
+        r = rnd.below(200)
+        clk.now += 1000 + rnd.below(11) - 5 + (4000 + rnd.below(4000) if r == 0 else 0)
+        regs.whole[A_PLUS] += rnd.below(5)
+        met.ok = rnd.below(300) != 0
+        clk.rtc_valid = rnd.below(500) != 0
+        if r == 1:
+            clk.set_time(clk.time() + rnd.below(200) - 100)
+        new.interval(1, 0, 1, 1000)
+        for p in old:
+            p.interval(1, 0, 1, 1000)
+        assert 1 not in due or 2 in due, i  # (both or neither: each wake as before)
+        assert 2 not in due or 1 in due, i
+        if due or r == 1 or rnd.below(50) == 0:
+            del due[:]
+            new.service()
+            for p in old:
+                p.service()
+        if i % 1100 == 700:  # a warning: the interval in progress closed provisionally
+            new.power_down()
+            for p in old:
+                p.power_down()
+    got = [list(p.iter_rows()) for p in new.items]
+    want = [list(p.iter_rows()) for p in old]
+    assert got == want
+    assert len(got[0]) > 30, len(got[0])
