@@ -252,6 +252,7 @@ class Storage:
         # ask at the next step (a commit, the boot)
         self._due_ms = self._last_ms
         self._wh_lim = _FORCE
+        self._step_ms = self._last_ms  # the metering clock's ticks at the last step (interval)
         self._t = [0, 0]  # RTC seconds for the next record, two 16-bit halves
         self._t_lo = self._t_hi = 0  # RTC seconds at the last stamp, 16-bit halves
         self._t_ms = clock.ticks_ms()  # the metering clock's ticks at the last stamp
@@ -305,6 +306,20 @@ class Storage:
         if ms > 0:
             self._mono_s += ms // 1000
             self._mono_ms = ms % 1000
+
+    def _catch_up(self):
+        # the power-fail path (no clock read but ticks): the monotonic seconds as of the last
+        # step outside the warning, as the step's tick each second left them before the
+        # step skipped the policy (issue 12): the urgent commit's policy.mark(), so a warning
+        # without a cut leaves the periodic schedule where asking each second left it (a
+        # stale mono_s, up to a period old, made the next periodic commit early)
+        c = self.clock
+        d = c.ticks_diff(self._step_ms, self._last_ms)
+        if d > 0:
+            d += self._mono_ms
+            self._last_ms = self._step_ms
+            self._mono_s += d // 1000
+            self._mono_ms = d % 1000
 
     @property
     def mono_s(self):
@@ -452,6 +467,7 @@ class Storage:
             self.stamp()
             self.tick()
         else:
+            self._catch_up()
             self._advance()
         self._reason = reason
         bad = self.journal.bad_writes
@@ -576,7 +592,9 @@ class Storage:
             # quiet_s): most steps end here (issue 12: 3 calls a second instead of 8; the
             # arguments reused as locals: a frame of 11 words at most, on the C stack)
             sp = self.clock
-            if sp.ticks_diff(sp.ticks_ms(), self._due_ms) < 0:
+            es = sp.ticks_ms()
+            self._step_ms = es  # (the power-fail commit's monotonic seconds: _catch_up)
+            if sp.ticks_diff(es, self._due_ms) < 0:
                 ea = self.registers.whole
                 er = self._saved
                 if (ea[A_PLUS] - er[0]) + (ea[A_MINUS] - er[1]) < self._wh_lim:
