@@ -88,6 +88,55 @@ class UplinkBoard:
             self.uplink_leds = leds
 
 
+class UplinkCatalogue:
+    """The two registers a reading needs, in the catalogue's shape (``codes``, ``entry``,
+    ``value``; ``write`` keeps what was written in ``written``)."""
+
+    def codes(self, access):
+        return ["1.8.0", "2.8.0"]
+
+    def entry(self, code):
+        return (code, 1, "kWh", 3, 1, 0)
+
+    def value(self, e):
+        return 12345 if e[0] == "1.8.0" else 0
+
+    def write(self, obis, value, src):
+        self.written = (obis, value, src)
+
+
+def run_uplink(r, up, cond, max_ms=60000):
+    """Step the uplink ``up`` on the rig ``r`` (10 ms a round) until ``cond()``;
+    AssertionError past ``max_ms``."""
+    t0 = r.clock.t
+    while not cond():
+        up.step()
+        r.advance(10)
+        assert r.clock.t - t0 < max_ms, "not reached: %s %r" % (r.m.state_name, up.stats())
+
+
+def uplink_rig():
+    """An Uplink (serial SIM00001, broker ("broker", 1883)) on a SIM800 model rig with a
+    :class:`MiniBroker`, an 8 x 4 KiB NOR outbox and an event log; the link opened.
+    Returns ``(rig, broker, uplink, outbox, log)``."""
+    from boards.sim.norflash import NORFlash
+    from events import EventLog
+    from flashstore.flash import Partition
+    from uplink.outbox import Outbox
+    from uplink.task import Uplink
+
+    broker = MiniBroker()
+    r = Rig(peer=broker)
+    b = UplinkBoard(r)
+    log = EventLog(b.clock)
+    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
+    ob.mount()
+    up = Uplink(b, UplinkCatalogue(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
+                idle=lambda: r.clock.advance(2))
+    r.m.open("broker", 1883, 0)
+    return r, broker, up, ob, log
+
+
 class Peer:
     """In-memory TCP peer: what the modem sends lands in ``inbox``; ``reply(b)`` queues
     bytes for the modem; ``hangup()`` closes from the far end."""

@@ -240,7 +240,8 @@ def test_hostile_requests_are_refused_by_name():
 
 
 def test_config_round_trip_over_mqtt_never_echoes_the_password():
-    from test_uplink_task import _rig, _run
+    from modemkit import run_uplink as _run
+    from modemkit import uplink_rig as _rig
 
     board, m, d = _meter()
     r, broker, up, ob, log = _rig()

@@ -180,7 +180,7 @@ def _uplink(settings):
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
     from modemkit import UplinkBoard as _Board
-    from test_uplink_task import _Cat
+    from modemkit import UplinkCatalogue as _Cat
     from uplink.outbox import Outbox
     from uplink.task import Uplink
 
@@ -196,7 +196,7 @@ def _uplink(settings):
 
 
 def test_uplink_reconnects_cleanly_to_a_new_broker_and_apn():
-    from test_uplink_task import _run
+    from modemkit import run_uplink as _run
 
     st = Settings(events.EventLog(_Clock()))
     r, broker, up, ob = _uplink(st)
@@ -227,7 +227,7 @@ def test_uplink_reconnects_cleanly_to_a_new_broker_and_apn():
 def test_a_new_apn_keeps_the_boards_broker_override():
     # the board's broker (--broker) overrides the setting at start-up: a change of the APN
     # alone reconnects to the same broker; a change of the broker setting then replaces it
-    from test_uplink_task import _run
+    from modemkit import run_uplink as _run
 
     st = Settings(events.EventLog(_Clock()))  # uplink_broker: the default 127.0.0.1:1883
     r, broker, up, ob = _uplink(st)  # (the board's broker: ("broker", 1883))
@@ -243,7 +243,7 @@ def test_a_new_apn_keeps_the_boards_broker_override():
 
 
 def test_a_change_waits_for_the_answer_of_the_command_that_made_it():
-    from test_uplink_task import _run
+    from modemkit import run_uplink as _run
 
     st = Settings(events.EventLog(_Clock()))
     r, broker, up, ob = _uplink(st)
@@ -293,7 +293,7 @@ def test_a_broker_that_opens_no_session_is_undone_after_the_trial():
     # a config of C.93.1 with a mistyped host (or the meter's own address) was applied for
     # good: the meter never reached a broker again and the head-end could not set it back
     # (a site visit per meter); now the change is on trial until a session opens with it
-    from test_uplink_task import _run
+    from modemkit import run_uplink as _run
 
     st = Settings(events.EventLog(_Clock()))
     r, broker, up, ob = _uplink(st)
@@ -329,7 +329,7 @@ def test_an_outbox_formatted_or_bit_flipped_never_hands_a_seq_out_twice():
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
     from modemkit import UplinkBoard as _Board
-    from test_uplink_task import _Cat
+    from modemkit import UplinkCatalogue as _Cat
     from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink
@@ -394,7 +394,7 @@ def test_a_power_cut_in_the_seq_floors_write_leaves_the_configuration_trusted():
     from boards.sim.norflash import NORFlash, PowerCut
     from flashstore.flash import Partition
     from modemkit import UplinkBoard as _Board
-    from test_uplink_task import _Cat
+    from modemkit import UplinkCatalogue as _Cat
     from uplink.outbox import KIND_READING, SEQ_BLOCK, Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink
@@ -458,7 +458,7 @@ def _floor_rig():
     from boards.sim.norflash import NORFlash
     from flashstore.flash import Partition
     from modemkit import UplinkBoard as _Board
-    from test_uplink_task import _Cat
+    from modemkit import UplinkCatalogue as _Cat
     from uplink.outbox import Outbox
     from uplink.seqfloor import SeqFloor
     from uplink.task import Uplink

@@ -4,6 +4,9 @@
 import json
 
 from modemkit import MiniBroker, Rig, UplinkBoard, UplinkClock, add_frozen_lib
+from modemkit import UplinkCatalogue as _Cat
+from modemkit import run_uplink as _run
+from modemkit import uplink_rig as _rig
 
 add_frozen_lib()
 
@@ -12,41 +15,6 @@ from events import EventLog  # noqa: E402
 from flashstore.flash import Partition  # noqa: E402
 from uplink.outbox import KIND_READING, Outbox  # noqa: E402
 from uplink.task import Uplink  # noqa: E402
-
-
-class _Cat:  # the two registers a reading needs (catalogue shape: codes/entry/value)
-    def codes(self, access):
-        return ["1.8.0", "2.8.0"]
-
-    def entry(self, code):
-        return (code, 1, "kWh", 3, 1, 0)
-
-    def value(self, e):
-        return 12345 if e[0] == "1.8.0" else 0
-
-    def write(self, obis, value, src):
-        self.written = (obis, value, src)
-
-
-def _rig():
-    broker = MiniBroker()
-    r = Rig(peer=broker)
-    b = UplinkBoard(r)
-    log = EventLog(b.clock)
-    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
-    ob.mount()
-    up = Uplink(b, _Cat(), log, ob, "SIM00001", ("broker", 1883), link=r.link,
-                idle=lambda: r.clock.advance(2))
-    r.m.open("broker", 1883, 0)
-    return r, broker, up, ob, log
-
-
-def _run(r, up, cond, max_ms=60000):
-    t0 = r.clock.t
-    while not cond():
-        up.step()
-        r.advance(10)
-        assert r.clock.t - t0 < max_ms, "not reached: %s %r" % (r.m.state_name, up.stats())
 
 
 def _seqs(broker):
