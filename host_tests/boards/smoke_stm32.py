@@ -271,20 +271,7 @@ def main():
     assert stm.C.dcache_resets > 0
     # a controller error (WRPERR: the sector write-protected) in the middle of a page:
     # OSError(EIO), the controller locked and the interrupts enabled again, the data cache
-    # reset; the next program works
-    class _Irq:
-        off = 0
-
-        @staticmethod
-        def disable_irq():
-            _Irq.off += 1
-            return 7
-
-        @staticmethod
-        def enable_irq(st):
-            assert st == 7
-            _Irq.off -= 1
-
+    # reset; the next program works (_Irq: the interrupts counted)
     real_prog, real_machine = stm._prog, SF.machine
     n_prog = [0]
 

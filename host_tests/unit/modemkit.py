@@ -115,17 +115,18 @@ def run_uplink(r, up, cond, max_ms=60000):
         assert r.clock.t - t0 < max_ms, "not reached: %s %r" % (r.m.state_name, up.stats())
 
 
-def uplink_rig():
-    """An Uplink (serial SIM00001, broker ("broker", 1883)) on a SIM800 model rig with a
-    :class:`MiniBroker`, an 8 x 4 KiB NOR outbox and an event log; the link opened.
-    Returns ``(rig, broker, uplink, outbox, log)``."""
+def uplink_rig(broker=None):
+    """An Uplink (serial SIM00001, broker ("broker", 1883)) on a SIM800 model rig with
+    ``broker`` (a :class:`MiniBroker` by default), an 8 x 4 KiB NOR outbox and an event log;
+    the link opened. Returns ``(rig, broker, uplink, outbox, log)``."""
     from boards.sim.norflash import NORFlash
     from events import EventLog
     from flashstore.flash import Partition
     from uplink.outbox import Outbox
     from uplink.task import Uplink
 
-    broker = MiniBroker()
+    if broker is None:
+        broker = MiniBroker()
     r = Rig(peer=broker)
     b = UplinkBoard(r)
     log = EventLog(b.clock)

@@ -495,14 +495,7 @@ def test_a_retained_command_bigger_than_the_receive_buffer_does_not_end_every_se
     # umqtt.simple reads a PUBLISH's payload in one read(n): with n past the modem's 2 KiB
     # receive buffer it never came, the read timed out and ended the session; the broker
     # sent the message again at the next SUBSCRIBE, so nothing else was ever delivered
-    broker = _RetainedBig()
-    r = Rig(peer=broker)
-    b = UplinkBoard(r)
-    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
-    ob.mount()
-    up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
-                idle=lambda: r.clock.advance(2))
-    r.m.open("broker", 1883, 0)
+    r, broker, up, ob, _log = _rig(_RetainedBig())
     for i in range(5):
         ob.put(KIND_READING, '{"n":%d}' % i)
     _run(r, up, lambda: up.session and ob.pending() == 0, 600000)
@@ -797,14 +790,7 @@ def test_a_command_retained_for_the_subscription_is_answered_once_after_online()
     # waits for its PUBACK (umqtt.simple hands a PUBLISH to the callback inside that wait).
     # It is answered once, after "online"; with the online status not acknowledged (the
     # session ends there) the next session answers the copy it is handed again, once
-    broker = _RetainedCmd()
-    r = Rig(peer=broker)
-    b = UplinkBoard(r)
-    ob = Outbox(Partition(NORFlash(8 * 4096), 0, 8 * 4096))
-    ob.mount()
-    up = Uplink(b, _Cat(), EventLog(b.clock), ob, "SIM00001", ("broker", 1883), link=r.link,
-                idle=lambda: r.clock.advance(2))
-    r.m.open("broker", 1883, 0)
+    r, broker, up, ob, _log = _rig(_RetainedCmd())
     _run(r, up, lambda: up.session and _answers(broker, 5), 600000)
     for _ in range(50):
         up.step()
