@@ -57,6 +57,16 @@ def _task(s):
         s.maintain()
 
 
+def _woken_commit(s, woken):
+    # the task run if the step woke it; True if it committed
+    if not woken:
+        return False
+    del woken[:]
+    n = s.commits
+    _task(s)
+    return s.commits != n
+
+
 class _WrapClock(ManualClock):
     # a 32-bit port's ticks_ms: wraps at 2**30 ms (12.4 days); ``now`` runs on unwrapped
     def ticks_ms(self):
@@ -140,12 +150,8 @@ def test_storage_warning_without_a_cut_keeps_the_periodic_schedule():
         clock.now += 1000
         regs.whole[A_PLUS] += i % 2  # 150 Wh a period: the period's commits, not the bound
         s.interval(1, 0, 1, 1000)
-        if woken:
-            del woken[:]
-            n = s.commits
-            _task(s)
-            if s.commits != n:
-                commits.append(i)
+        if _woken_commit(s, woken):
+            commits.append(i)
         if i == 200:  # (no power-fail input: the warning ends at the next step)
             assert s.power_fail_begin() and s.owed
             assert s.policy._last == 200, s.policy._last
@@ -165,12 +171,8 @@ def test_storage_deadline_before_the_ticks_wrap_reached_by_a_step_past_both():
         clock.now += 5000 if i == 300 else 1000
         regs.whole[A_PLUS] += i % 2  # (below the 200 Wh bound: the period's commit)
         s.interval(1, 0, 1, 1000)
-        if woken:
-            del woken[:]
-            n = s.commits
-            _task(s)
-            if s.commits != n:
-                commits.append((i, clock.ticks_ms()))
+        if _woken_commit(s, woken):
+            commits.append((i, clock.ticks_ms()))
     assert commits == [(1, t0 + 1000), (300, 1500)], commits
 
 
