@@ -53,6 +53,7 @@ LAST_RWDATA keeps the true value), ``'rstread'`` (LCYCMODE.RSTREAD cleared, as b
 write: reads stop resetting the accumulators).
 """
 
+import micropython
 import math
 
 from micropython import const
@@ -316,6 +317,7 @@ class ADE7953Model:
         self._meas = (pm, qm, sm) + pk + (rv, ri, _clip(xb)[1])
         return self._meas
 
+    @micropython.native
     def _advance(self):
         # integrate the trace from _t to now into the accumulators (module docstring):
         # per trace segment the measured powers (_measure), the peaks and the over-range
@@ -347,6 +349,7 @@ class ADE7953Model:
         self._cfg = (k[0], k[1], k[2], den[0], den[1], den[2], self._nl_mw(0x203, 1),
                      self._nl_mw(0x204, 2), self._nl_mw(0x205, 4), g[0x224], g[0x225])
 
+    @micropython.native
     def _segment(self, p, q, dt):
         # one trace segment of ``dt`` ms at (p mW, q mvar): peaks, over-range flags, energy
         m = self._meas_key  # (the cache test of _measure, saving the call)
@@ -387,6 +390,7 @@ class ADE7953Model:
             p = p * dt * q[2]
             peak[2] += p
 
+    @micropython.native
     def _carry(self):
         # whole counts from the residues to the registers, with the wrap and its flag (DS
         # p.25); the three unrolled on purpose (a loop or a helper: a larger frame or a call
@@ -559,6 +563,7 @@ class ADE7953Model:
             self._pos = 0
             self._n = 0
 
+    @micropython.native
     def cs(self, level=None):
         """The CS pin as ``machine.Pin.value``: ``cs()`` reads the level (1 idle), ``cs(v)``
         drives it; only a change is an edge (:meth:`select`). One call per edge: the board
@@ -577,6 +582,7 @@ class ADE7953Model:
             self._sel = True
             self._pos = 0
 
+    @micropython.native
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
         # (few locals on purpose: on MicroPython a call whose locals and stack exceed 11

@@ -41,6 +41,8 @@ the battery-backed RTC across runs: boards/sim/rtc.py.
 import asyncio
 import time
 
+import micropython
+
 # 2016-01-01 00:00:00 UTC in seconds since 2000-01-01: the bundled load's first row.
 EPOCH_2016 = 504921600
 # Longest real-time wait of the driver before it looks again for an earlier deadline (a
@@ -67,27 +69,54 @@ else:
         return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
-def _lean_io_wait():
-    """At every turn of its loop MicroPython's asyncio polls for I/O
-    (``asyncio.core._io_queue.wait_io_event(dt)``), a function whose frame passes 11 words, so
-    it is heap-allocated at every call: 144 B a turn on the unix port, several turns per
-    simulated second. With no stream registered (``map`` empty) and no time to wait (dt 0)
-    that poll has nothing to find: this wraps the current loop's queue so that such a turn
-    skips it (the same tasks run in the same order); any other turn polls as before. Sim
-    only (the --speed max driver installs it); a new event loop has a new queue, unwrapped.
-    A no-op where asyncio has no such queue (CPython, another MicroPython)."""
+_idle = None  # MicroPython at --speed max: the clock whose sleepers the idle hook releases
+_hooked = None  # the asyncio I/O queue that carries the idle hook
+
+
+def _hook_idle():
+    """MicroPython's asyncio calls ``asyncio.core._io_queue.wait_io_event(dt)`` at every turn
+    of its loop, with dt = 0 when a task is due now and dt > 0 (ms until the first real-time
+    sleeper is due) when nothing is runnable. This replaces that method of the current queue
+    once with a hook: at an idle turn (dt != 0) it releases the next sleeper of the clock in
+    :data:`_idle` (time jumps to its deadline; streams, if any are registered, are polled
+    first without waiting, and a task they make runnable runs before the release); any
+    other turn polls as asyncio would, and skips the poll when it has nothing to find (no
+    stream registered, no time to wait: the original's frame is heap-allocated at every
+    call, 144 B a turn on the unix port). So a release costs one turn of the loop (the
+    released task's), not two (a driver task's and the released task's). True when the
+    hook is on the current queue (a new event loop has a new queue: hooked at the next
+    check); False where asyncio has no such queue or someone else replaced the method."""
+    global _hooked
     q = getattr(_core, "_io_queue", None) if _MP else None
-    if q is None or not hasattr(q, "map") or "wait_io_event" in getattr(q, "__dict__", {}):
-        return None
+    if q is None or not hasattr(q, "map"):
+        return False
+    if q is _hooked:
+        return True
+    if "wait_io_event" in getattr(q, "__dict__", {}):
+        return False
     poll = q.wait_io_event  # (the bound method, made once)
     m = q.map
+    tq = _core._task_queue
 
+    @micropython.native
     def wait_io_event(dt):
+        # (three names closed over, no more: a closure call with more than five words of
+        # arguments and cells allocates them, py/objclosure.c)
+        c = _idle
+        if dt and c is not None and c._n and not c.stopped:
+            if m:
+                poll(0)
+                t = tq.peek()
+                if t is not None and time.ticks_diff(t.ph_key, time.ticks_ms()) <= 0:
+                    return  # a stream woke a task: it runs first
+            c._release()
+            return
         if dt or m:
             poll(dt)
 
     q.wait_io_event = wait_io_event
-    return q, wait_io_event, m
+    _hooked = q
+    return True
 
 
 class _Park:
@@ -109,26 +138,6 @@ class _Park:
         if due is not None:
             c._due = None
             c._park(_core.cur_task, due)
-            return None
-        self.exc.__traceback__ = None
-        raise self.exc
-
-
-class _Yield:
-    # MicroPython: the driver's ``await asyncio.sleep_ms(0)`` without asyncio's bookkeeping
-    # (the same push: the current task back on the run queue, keyed now, behind whatever is
-    # already due); one per clock, nothing allocated per await
-    def __init__(self):
-        self.exc = StopIteration()
-        self.armed = False
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.armed:
-            self.armed = False
-            _core._task_queue.push(_core.cur_task)
             return None
         self.exc.__traceback__ = None
         raise self.exc
@@ -162,7 +171,6 @@ class VirtualClock:
         self._mask = 15
         self._n = 0
         self._parker = _Park(self) if _MP else None
-        self._yield = _Yield() if _MP else None
         self._driver = None
         self.stopped = False
         self.releases = 0  # sleepers released (diagnostic)
@@ -314,13 +322,16 @@ class VirtualClock:
         return n + 1 if n < left else n
 
     async def _drive(self):
-        if self._yield is not None and self.speed == 0:
-            await self._drive_max()
-            return
+        if not (self._parker is not None and self.speed == 0 and await self._drive_idle()):
+            await self._drive_loop()
+        self._driver = None
+
+    async def _drive_loop(self):
+        # every speed, both interpreters: one turn of its own per release
         while True:
             await asyncio.sleep_ms(0)  # every runnable task runs before we look
             if self.stopped:
-                break
+                return
             if _others_runnable():
                 continue
             due = self._head()
@@ -336,54 +347,43 @@ class VirtualClock:
                 self._now = due
             self.releases += 1
             self._release_head()
-        self._driver = None
 
-    async def _drive_max(self):
-        # MicroPython at --speed max: _drive's loop with the speed test, _others_runnable,
-        # _head and _release_head inlined (one pass per release, the hot path of a run)
-        # lean: (the I/O queue, its wrapped poll, its stream map) or None. While this driver
-        # waits on the run queue keyed now (``await y``), every turn of asyncio's loop has
-        # dt = 0, so with no stream registered the wrapper would do nothing: then the poll
-        # is ``abs`` (a C call, nothing allocated) instead of a Python call, several a
-        # simulated second; the wrapper again whenever a stream is registered, the driver
-        # sleeps on real time or ends (a real wait then)
-        lean = _lean_io_wait()
-        y = self._yield
-        ticks_ms = time.ticks_ms
-        ticks_diff = time.ticks_diff
+    async def _drive_idle(self):
+        # MicroPython at --speed max: the idle hook (_hook_idle) releases this clock's
+        # sleepers; this task only keeps a sleeper on asyncio's run queue (its loop ends
+        # once every task is parked off it) and looks every _CHUNK_MS of wall time for a
+        # stop or a new event loop. False (nothing done) when another running clock holds
+        # the hook or the hook cannot go in: then _drive_loop drives this one
+        global _idle
         try:
-            while True:
-                if lean is not None:
-                    lean[0].wait_io_event = lean[1] if lean[2] else abs
-                y.armed = True
-                await y  # every runnable task runs before we look
-                if self.stopped:
-                    break
-                q = _core._task_queue  # (a new event loop replaces the queue)
-                t = q.peek()
-                if t is not None and ticks_diff(t.ph_key, ticks_ms()) <= 0:
-                    continue  # others runnable
-                if not self._n:
-                    if lean is not None:
-                        lean[0].wait_io_event = lean[1]
-                    await asyncio.sleep_ms(1)
-                    continue
-                h = self._h
-                ts = self._tasks
-                due = self._dues[h]
-                if due > self._now:
-                    self._now = due
-                self.releases += 1
-                t = ts[h]
-                ts[h] = None
-                self._h = (h + 1) & self._mask
-                self._n -= 1
-                t.data = None
-                q.push(t)
-        finally:  # (ended or cancelled: a real wait again)
-            if lean is not None:
-                lean[0].wait_io_event = lean[1]
-        self._driver = None
+            while not self.stopped:
+                if _idle is None or _idle is self or _idle.stopped:
+                    if _hook_idle():
+                        _idle = self
+                if _idle is not self:
+                    return False
+                await asyncio.sleep_ms(_CHUNK_MS)
+        finally:  # (ended or cancelled)
+            if _idle is self:
+                _idle = None
+        return True
+
+    @micropython.native
+    def _release(self):
+        # the idle hook's release: time to the head's deadline, the head back on the run
+        # queue (MicroPython)
+        h = self._h
+        ts = self._tasks
+        due = self._dues[h]
+        if due > self._now:
+            self._now = due
+        self.releases += 1
+        t = ts[h]
+        ts[h] = None
+        self._h = (h + 1) & self._mask
+        self._n -= 1
+        t.data = None
+        _core._task_queue.push(t)
 
     # -- RTC -----------------------------------------------------------------------------
 

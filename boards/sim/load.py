@@ -170,6 +170,21 @@ class _Lines:
             self._pos = end
         return chunk
 
+    def whole_lines(self):
+        """The whole lines in the buffer (a block read first if it holds none) as one bytes
+        object without the last line end, and its offset in the buffer; the read position
+        moves past them. (None, 0) when no whole line is left (the end of the file, or a
+        last line without a line end: :meth:`rawline` reads that)."""
+        i = self._buf.find(b"\n", self._pos)
+        if i < 0 and not self._eof:
+            self._more()
+        i = self._buf.rfind(b"\n", self._pos)
+        if i < 0:
+            return None, 0
+        p = self._pos
+        self._pos = i + 1
+        return self._buf[p:i], p
+
     def seek(self, _pos):
         self._f.seek(0)
         self._buf = b""
@@ -291,12 +306,56 @@ class LoadTrace:
         if first is None:
             self._line += 1  # the line where the first row should be
             raise self._error("no data rows after the header")
-        n = 1
-        while self._row() is not None:
-            n += 1
+        n = 1 + self._scan()
         self.rows = n
         self.first_ms = first[0]
         self._duration = self._last_t
+
+    def _scan(self):
+        # the rows after the first to the end (the constructor's check): the plain ones (three
+        # whole numbers, no "+", time increasing: as _row takes them from the bytes, the same
+        # values) a block of lines at a time; any other line, valid or not, through _row
+        # from its start (its values, its errors, its line number). Returns the rows read.
+        # (At every start: 35 135 rows of the bundled year, 3.4 us each through _row.)
+        f = self._f
+        n = 0
+        while True:
+            blk, p = f.whole_lines()
+            if blk is None:
+                if self._row() is None:
+                    return n
+                n += 1
+                continue
+            last = self._last_t
+            k = 0  # plain rows taken from this block
+            for ln in blk.split(b"\n"):
+                t = -1
+                c = ln.rstrip(b"\r")
+                if len(ln) < MAX_LINE and not c.strip(b"0123456789,-"):
+                    c = c.split(b",")
+                    if len(c) == _NFIELDS:
+                        try:
+                            t = int(c[0]) * 1000
+                            int(c[1])
+                            int(c[2])
+                        except ValueError:
+                            t = -1
+                if t <= last:  # (also t = -1: not plain)
+                    self._line += k
+                    self._last_t = last
+                    n += k
+                    f._pos = p  # back to this line's start
+                    if self._row() is None:  # (not reached: a line end follows it)
+                        return n
+                    n += 1
+                    break
+                last = t
+                k += 1
+                p += len(ln) + 1
+            else:
+                self._line += k
+                self._last_t = last
+                n += k
 
     def _restart(self):
         """Seek to the first row: the segment before it is (0, 0) up to first_ms."""

@@ -87,13 +87,10 @@ class TestLed:
             if n <= 0:
                 train.idle()
                 led.value(0)
-                # until a metering step leaves pulses owed (not every period: issue 12), then
-                # from 1 ms past that step's period boundary, as the periodic wake-up was
+                # until a metering step leaves pulses owed (not every period: issue 12); the
+                # window of those pulses starts at that step
                 owed.clear()
                 await owed.wait()
-                r = clock.ticks_ms() % period
-                if r < 1:
-                    await clock.sleep_ms(1 - r)
                 continue
             # each pulse is taken off the owed count as it goes ON: shown, whatever happens
             # (PulseTrain.show and release, without a coroutine object per pulse)
