@@ -132,6 +132,7 @@ class _Park:
     def __iter__(self):
         return self
 
+    @micropython.native
     def __next__(self):
         c = self.clock
         due = c._due
@@ -182,19 +183,24 @@ class VirtualClock:
         self.ticks_diff = self.ticks_diff
         self.ticks_add = self.ticks_add
         self.sleep_ms = self.sleep_ms
+        self.seconds_since = self.seconds_since
 
     # -- metering time -------------------------------------------------------------------
 
+    @micropython.native
     def ticks_ms(self):
         """Simulated ms since t = 0 (an int; never wraps)."""
         return self._now
 
+    @micropython.native
     def ticks_diff(self, a, b):
         return a - b
 
+    @micropython.native
     def ticks_add(self, a, b):
         return a + b
 
+    @micropython.native
     def sleep_ms(self, ms):
         """``await clock.sleep_ms(ms)``: sleep ``ms`` simulated milliseconds (< 0 counts as
         0). On MicroPython nothing is allocated per sleep (a parked task in preallocated
@@ -211,6 +217,7 @@ class VirtualClock:
             self._wall_last = time.ticks_ms()  # t = 0: the wall anchor
         self._driver = asyncio.create_task(self._drive())
 
+    @micropython.native
     def _park(self, task, due):
         # insert after every waiter due at or before ``due`` (ties: first come); a free
         # slot holds None, and there is one before the head once _grow has made room (few
@@ -387,13 +394,21 @@ class VirtualClock:
 
     # -- RTC -----------------------------------------------------------------------------
 
+    @micropython.native
     def rtc_ms(self):
         """RTC reading in ms since 2000-01-01 00:00:00 UTC."""
         return self._rtc0 + self._now
 
+    @micropython.native
     def time(self):
         """RTC reading in whole seconds since 2000-01-01 00:00:00 UTC."""
-        return self.rtc_ms() // 1000
+        return (self._rtc0 + self._now) // 1000
+
+    @micropython.native
+    def seconds_since(self, base):
+        """RTC seconds since ``base`` (RTC s): exactly ``time() - base`` (boards/board.py's
+        interface; the firmware's per-second reader, meter/tariffs.py)."""
+        return (self._rtc0 + self._now) // 1000 - base
 
     def set_time(self, secs):
         """Set the RTC to ``secs`` (s since 2000-01-01 UTC) now; the clock is valid again."""

@@ -389,3 +389,48 @@ def test_rows_read_from_bytes_keep_their_values_and_line_numbers():
                        ("t_s,p_w,q_var\n0,1,1\n5,1\n7,1,1\n", 3)):
         msg = _error_of(text)
         assert (":%d:" % line) in msg, msg
+
+
+class _RowByRow(LoadTrace):
+    # the constructor's check one row at a time through _row (the reference of _scan)
+    def _scan(self):
+        n = 0
+        while self._row() is not None:
+            n += 1
+        return n
+
+
+def _outcome(cls, path):
+    try:
+        t = cls(path)
+    except LoadError as e:
+        return "error", str(e)
+    try:
+        return "ok", t.rows, t.first_ms, t.duration_ms, [t.at(k * 7000) for k in range(0, 400, 13)]
+    finally:
+        t.close()
+
+
+def test_the_block_check_agrees_with_the_row_check():
+    # the constructor checks plain rows a block of lines at a time (_scan) and every other
+    # line through _row: the same rows, values, errors and line numbers as _row alone, for
+    # an odd line (valid or not) first, inside a block, around a block's end and last
+    odd = ("+T,5,5", "T.5,5,5", "T,+5,5", "T,5,-0", "T,005,5", "T,5,5\r\r", "00T,5,5", "",
+           "\r", "T,5", "T,5,5,5", "T-,5,5", "--T,5,5", "-,5,5", "T,-,5", "T,5,5-", "T,,5",
+           "1,5,5", "P,5,5", "-T,5,5", "T,5,5 ", "1_0,5,5", "T,5,e5", "T,5,\xe9", "L198", "L199",
+           "L200")
+    for where in (1, 50, 85, 86, 87, 119):
+        for o in odd:
+            rows = ["%d,%d,%d" % (k * 7, k % 50 - 25, k * 3) for k in range(120)]
+            t = str(where * 7 - 2)  # between the rows around it
+            if o.startswith("L"):  # a line of that many characters, its end left out
+                o = t + ",5," + "9" * (int(o[1:]) - len(t) - 3)
+            rows[where] = o.replace("T", t).replace("P", str(where * 7 - 7))
+            for end in ("\n", ""):
+                path = _write(_HEAD + "\n".join(rows) + end)
+                try:
+                    got = _outcome(LoadTrace, path)
+                    want = _outcome(_RowByRow, path)
+                    assert got == want, (where, o, end, got, want)
+                finally:
+                    _remove(path)
