@@ -51,11 +51,16 @@ low); one-shot, the attribute reads None afterwards: ``'reset'`` (restart now, a
 default bit 14 of APENERGYA, inverted on MISO in the next read of that register; the chip's
 LAST_RWDATA keeps the true value), ``'rstread'`` (LCYCMODE.RSTREAD cleared, as by a stray
 write: reads stop resetting the accumulators).
+
+Speed: the SPI path the metering read takes ten times a simulated second (``cs``,
+``transfer``) and the energy integration are compiled by MicroPython's native emitter
+(``@micropython.native``; the same results, about a fifth less CPU for a read; docs/
+BENCHMARKS.md issue 12, "Session 12").
 """
 
-import micropython
 import math
 
+import micropython
 from micropython import const
 
 _VFS_MV = const(354000)

@@ -26,9 +26,17 @@ ports, the control channel) are idle from this clock's point of view while they 
 
 Idle detection: MicroPython's asyncio keeps every runnable task in ``asyncio.core._task_queue``,
 keyed by the wall tick at which it may run (sleepers on real time carry a future key, tasks
-waiting for an Event or for I/O are not in it). After yielding, the driver peeks at the queue:
-empty, or the head due in the future, means idle. Under CPython (host tests) the event loop's
-ready queue is checked instead.
+waiting for an Event or for I/O are not in it). At ``--speed max`` its loop tells us itself:
+it asks the I/O queue to wait (``wait_io_event(dt)``) with dt = 0 while a task is due and dt
+> 0 when none is, and a hook there releases the next sleeper (:func:`_hook_idle`; one turn of
+the loop per release). Otherwise (``--speed N``, a second clock running at once) a driver
+task yields and peeks at the queue: empty, or the head due in the future, means idle. Under
+CPython (host tests) the event loop's ready queue is checked instead.
+
+Speed: the hot paths (sleep, park, release, the tick readers) are compiled by MicroPython's
+native emitter (``@micropython.native``: machine code for the unix port, and for the
+emulated Cortex-M3 cores that freeze this package); the device modules stay bytecode
+(tools/mpy_check.py).
 
 RTC: ``time()`` is the RTC, seconds since 2000-01-01 00:00:00 UTC: its reading at t = 0
 (``start``, or ``start_ms`` for sub-second precision) plus the simulated time; ``set_time(s)``
@@ -69,23 +77,40 @@ else:
         return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
-_idle = None  # MicroPython at --speed max: the clock whose sleepers the idle hook releases
+_idle = []  # MicroPython at --speed max: the clocks whose sleepers the idle hook releases
+_turn = [0]  # the one of them whose turn is next (round robin)
 _hooked = None  # the asyncio I/O queue that carries the idle hook
+
+
+@micropython.native
+def _release_one():
+    # the idle hook's release: the next sleeper of the first clock in _idle from _turn on
+    # that has one (each clock in turn, so that none starves another); False if none has
+    n = len(_idle)
+    i = _turn[0]
+    for k in range(n):
+        c = _idle[(i + k) % n]
+        if c._n and not c.stopped:
+            _turn[0] = (i + k + 1) % n
+            c._release()
+            return True
+    return False
 
 
 def _hook_idle():
     """MicroPython's asyncio calls ``asyncio.core._io_queue.wait_io_event(dt)`` at every turn
-    of its loop, with dt = 0 when a task is due now and dt > 0 (ms until the first real-time
-    sleeper is due) when nothing is runnable. This replaces that method of the current queue
-    once with a hook: at an idle turn (dt != 0) it releases the next sleeper of the clock in
-    :data:`_idle` (time jumps to its deadline; streams, if any are registered, are polled
-    first without waiting, and a task they make runnable runs before the release); any
-    other turn polls as asyncio would, and skips the poll when it has nothing to find (no
-    stream registered, no time to wait: the original's frame is heap-allocated at every
-    call, 144 B a turn on the unix port). So a release costs one turn of the loop (the
-    released task's), not two (a driver task's and the released task's). True when the
-    hook is on the current queue (a new event loop has a new queue: hooked at the next
-    check); False where asyncio has no such queue or someone else replaced the method."""
+    of its loop, with dt = 0 when a task is due now and dt != 0 (ms until the first
+    real-time sleeper is due, or -1: none) when nothing is runnable. This replaces that
+    method of the current queue once with a hook: at an idle turn it releases one sleeper of
+    a clock in :data:`_idle` (that clock's time jumps to its deadline; streams, if any are
+    registered, are polled first without waiting, and a task they make runnable runs before
+    any release); any other turn polls as asyncio would, and skips the poll when it has
+    nothing to find (no stream registered, no time to wait: the original's frame is
+    heap-allocated at every call, 144 B a turn on the unix port). So a release costs one
+    turn of the loop (the released task's), not two (a driver task's and the released
+    task's). True when the hook is on the current queue (a new event loop has a new queue:
+    hooked at the next check); False where asyncio has no such queue or someone else
+    replaced the method."""
     global _hooked
     q = getattr(_core, "_io_queue", None) if _MP else None
     if q is None or not hasattr(q, "map"):
@@ -102,15 +127,14 @@ def _hook_idle():
     def wait_io_event(dt):
         # (three names closed over, no more: a closure call with more than five words of
         # arguments and cells allocates them, py/objclosure.c)
-        c = _idle
-        if dt and c is not None and c._n and not c.stopped:
+        if dt and _idle:
             if m:
                 poll(0)
                 t = tq.peek()
                 if t is not None and time.ticks_diff(t.ph_key, time.ticks_ms()) <= 0:
                     return  # a stream woke a task: it runs first
-            c._release()
-            return
+            if _release_one():
+                return
         if dt or m:
             poll(dt)
 
@@ -359,20 +383,17 @@ class VirtualClock:
         # MicroPython at --speed max: the idle hook (_hook_idle) releases this clock's
         # sleepers; this task only keeps a sleeper on asyncio's run queue (its loop ends
         # once every task is parked off it) and looks every _CHUNK_MS of wall time for a
-        # stop or a new event loop. False (nothing done) when another running clock holds
-        # the hook or the hook cannot go in: then _drive_loop drives this one
-        global _idle
+        # stop or a new event loop. False (nothing done) when the hook cannot go in: then
+        # _drive_loop drives this clock
+        if not _hook_idle():
+            return False
+        _idle.append(self)
         try:
             while not self.stopped:
-                if _idle is None or _idle is self or _idle.stopped:
-                    if _hook_idle():
-                        _idle = self
-                if _idle is not self:
-                    return False
                 await asyncio.sleep_ms(_CHUNK_MS)
+                _hook_idle()
         finally:  # (ended or cancelled)
-            if _idle is self:
-                _idle = None
+            _idle.remove(self)
         return True
 
     @micropython.native

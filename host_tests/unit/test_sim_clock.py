@@ -261,3 +261,40 @@ async def test_many_waiters_wrap_and_grow_the_table_in_deadline_order():
     if _MP:
         assert clock._n == 0 and all(t is None for t in clock._tasks), clock._n
         assert len(clock._tasks) == 64, len(clock._tasks)
+
+
+async def test_two_clocks_at_max_speed_run_side_by_side():
+    # MicroPython releases sleepers from asyncio's idle turn (boards/sim/clock.py
+    # _hook_idle), one clock after the other: neither starves the other, each meets every
+    # deadline exactly, and time stands still on both while a task is runnable. (Under
+    # CPython each clock has a driver task that yields until nothing else is runnable: two
+    # of them never see that, so one clock at a time there.)
+    if not hasattr(asyncio, "core"):
+        return
+    a = VirtualClock(0)
+    b = VirtualClock(0)
+    la, lb, out = [], [], []
+    ta = asyncio.create_task(_ticker(a, la, 3, 200))
+    tb = asyncio.create_task(_ticker(b, lb, 7, 100))
+    await asyncio.sleep_ms(0)
+    t0 = (a.ticks_ms(), b.ticks_ms())
+    await _busy_then_read(a, 20, out)
+    assert (a.ticks_ms(), b.ticks_ms()) == t0, "time ran while a task was runnable"
+    await ta
+    assert len(lb) == 100, len(lb)  # (turn about: b's 100 sleeps ended before a's 200)
+    await tb
+    assert la == [3 * k for k in range(1, 201)], la
+    assert lb == [7 * k for k in range(1, 101)], lb
+    a.stopped = b.stopped = True
+
+
+async def test_a_stopped_clock_hands_over_to_the_next():
+    # a run stops its clock (Meter.main) and a clock started after it in the same process
+    # (the next test, the next run) takes over at once, its stopped forerunner still
+    # waiting to notice the stop
+    for k in range(3):
+        c = VirtualClock(0)
+        log = []
+        await _ticker(c, log, 1000, 50)
+        assert log == [1000 * j for j in range(1, 51)], (k, log)
+        c.stopped = True
