@@ -77,19 +77,32 @@ else:
         return bool(getattr(asyncio.get_event_loop(), "_ready", ()))
 
 
-_idle = []  # MicroPython at --speed max: the clocks whose sleepers the idle hook releases
-_turn = [0]  # the one of them whose turn is next (round robin)
-_hooked = None  # the asyncio I/O queue that carries the idle hook
+_turn = [0]  # the clock whose turn is next at the idle hook (round robin)
+
+
+async def _keep(idle):
+    # MicroPython at --speed max: a sleeper on asyncio's run queue while a clock is in
+    # ``idle`` (asyncio's loop ends once every task is parked off its queue). It holds no
+    # clock, and ``idle`` belongs to the loop's I/O queue: the hook drops a stopped clock at
+    # the next turn, and a new event loop drops the old queue with its list, so nothing of
+    # this module keeps a stopped run's clock, its parked tasks and their meter alive (the
+    # next test builds a whole meter at once: 96 KiB heap on the emulated NETDUINO2)
+    q = _core._io_queue
+    try:
+        while idle:
+            await asyncio.sleep_ms(_CHUNK_MS)
+    finally:
+        q.vc_kept = False
 
 
 @micropython.native
-def _release_one():
-    # the idle hook's release: the next sleeper of the first clock in _idle from _turn on
+def _release_one(idle):
+    # the idle hook's release: the next sleeper of the first clock in ``idle`` from _turn on
     # that has one (each clock in turn, so that none starves another); False if none has
-    n = len(_idle)
+    n = len(idle)
     i = _turn[0]
     for k in range(n):
-        c = _idle[(i + k) % n]
+        c = idle[(i + k) % n]
         if c._n and not c.stopped:
             _turn[0] = (i + k + 1) % n
             c._release()
@@ -102,45 +115,52 @@ def _hook_idle():
     of its loop, with dt = 0 when a task is due now and dt != 0 (ms until the first
     real-time sleeper is due, or -1: none) when nothing is runnable. This replaces that
     method of the current queue once with a hook: at an idle turn it releases one sleeper of
-    a clock in :data:`_idle` (that clock's time jumps to its deadline; streams, if any are
-    registered, are polled first without waiting, and a task they make runnable runs before
-    any release); any other turn polls as asyncio would, and skips the poll when it has
-    nothing to find (no stream registered, no time to wait: the original's frame is
-    heap-allocated at every call, 144 B a turn on the unix port). So a release costs one
-    turn of the loop (the released task's), not two (a driver task's and the released
-    task's). True when the hook is on the current queue (a new event loop has a new queue:
-    hooked at the next check); False where asyncio has no such queue or someone else
-    replaced the method."""
-    global _hooked
+    a clock in the queue's ``vc_idle`` list (that clock's time jumps to its deadline;
+    streams, if any are registered, are polled first without waiting, and a task they make
+    runnable runs before any release); any other turn polls as asyncio would, and skips the
+    poll when it has nothing to find (no stream registered, no time to wait: the original's
+    frame is heap-allocated at every call, 144 B a turn on the unix port). So a release
+    costs one turn of the loop (the released task's), not two (a driver task's and the
+    released task's). Returns that list (a new event loop has a new queue: hooked at its
+    first clock), or None where asyncio has no such queue or someone else replaced the
+    method."""
     q = getattr(_core, "_io_queue", None) if _MP else None
     if q is None or not hasattr(q, "map"):
-        return False
-    if q is _hooked:
-        return True
+        return None
+    idle = getattr(q, "vc_idle", None)
+    if idle is not None:
+        return idle
     if "wait_io_event" in getattr(q, "__dict__", {}):
-        return False
+        return None
     poll = q.wait_io_event  # (the bound method, made once)
     m = q.map
     tq = _core._task_queue
+    idle = []
 
     @micropython.native
     def wait_io_event(dt):
-        # (three names closed over, no more: a closure call with more than five words of
+        # (four names closed over, no more: a closure call with more than five words of
         # arguments and cells allocates them, py/objclosure.c)
-        if dt and _idle:
+        i = len(idle)
+        while i:  # a stopped clock leaves at the next turn (_keep)
+            i -= 1
+            if idle[i].stopped:
+                idle.pop(i)._driver = None
+        if dt and idle:
             if m:
                 poll(0)
                 t = tq.peek()
                 if t is not None and time.ticks_diff(t.ph_key, time.ticks_ms()) <= 0:
                     return  # a stream woke a task: it runs first
-            if _release_one():
+            if _release_one(idle):
                 return
         if dt or m:
             poll(dt)
 
     q.wait_io_event = wait_io_event
-    _hooked = q
-    return True
+    q.vc_idle = idle
+    q.vc_kept = False  # (True while a _keep task runs)
+    return idle
 
 
 class _Park:
@@ -239,6 +259,14 @@ class VirtualClock:
     def _start(self):
         if self._wall_last is None:
             self._wall_last = time.ticks_ms()  # t = 0: the wall anchor
+        idle = _hook_idle() if self._parker is not None and self.speed == 0 else None
+        if idle is not None:
+            idle.append(self)  # released by the idle hook (_hook_idle)
+            if not _core._io_queue.vc_kept:
+                _core._io_queue.vc_kept = True
+                asyncio.create_task(_keep(idle))
+            self._driver = True
+            return
         self._driver = asyncio.create_task(self._drive())
 
     @micropython.native
@@ -353,8 +381,9 @@ class VirtualClock:
         return n + 1 if n < left else n
 
     async def _drive(self):
-        if not (self._parker is not None and self.speed == 0 and await self._drive_idle()):
-            await self._drive_loop()
+        # every speed, both interpreters (MicroPython at --speed max: the idle hook instead,
+        # when it can go in): one turn of its own per release
+        await self._drive_loop()
         self._driver = None
 
     async def _drive_loop(self):
@@ -378,23 +407,6 @@ class VirtualClock:
                 self._now = due
             self.releases += 1
             self._release_head()
-
-    async def _drive_idle(self):
-        # MicroPython at --speed max: the idle hook (_hook_idle) releases this clock's
-        # sleepers; this task only keeps a sleeper on asyncio's run queue (its loop ends
-        # once every task is parked off it) and looks every _CHUNK_MS of wall time for a
-        # stop or a new event loop. False (nothing done) when the hook cannot go in: then
-        # _drive_loop drives this clock
-        if not _hook_idle():
-            return False
-        _idle.append(self)
-        try:
-            while not self.stopped:
-                await asyncio.sleep_ms(_CHUNK_MS)
-                _hook_idle()
-        finally:  # (ended or cancelled)
-            _idle.remove(self)
-        return True
 
     @micropython.native
     def _release(self):

@@ -298,3 +298,20 @@ async def test_a_stopped_clock_hands_over_to_the_next():
         await _ticker(c, log, 1000, 50)
         assert log == [1000 * j for j in range(1, 51)], (k, log)
         c.stopped = True
+
+
+async def test_a_stopped_clock_leaves_the_idle_hook_at_the_next_turn():
+    # a run stops its clock (Meter.main, the tests) and the next builds a whole meter at
+    # once: after one turn of the loop nothing of the clock module's may hold the stopped
+    # clock (and so its parked tasks and their meter: MemoryError in the next test on the
+    # emulated NETDUINO2's 96 KiB heap when the release task held it for 20 ms of wall time)
+    if not hasattr(asyncio, "core"):
+        return
+    q = asyncio.core._io_queue
+    c = VirtualClock(0)
+    await c.sleep_ms(10)
+    assert c in q.vc_idle and q.vc_kept
+    c.stopped = True
+    await asyncio.sleep_ms(0)
+    assert c not in q.vc_idle
+    # (and a new event loop drops the old queue, its list and its keeper with it)
