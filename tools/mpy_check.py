@@ -10,13 +10,16 @@ stay bytecode: one .mpy for every port (tools/deploy.py).
 """
 
 import argparse
+import re
 import os
 import subprocess
 import sys
 import tempfile
 
-NATIVE = ("@micropython.native", "@micropython.viper")
-SIM = os.path.join("boards", "sim") + os.sep
+# a decorator line (not a mention in a comment or a docstring)
+NATIVE = re.compile(r"^[ \t]*@micropython\.(native|viper)\b", re.M)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = os.path.join("boards", "sim") + os.sep  # (relative to ROOT, wherever the paths given)
 NATIVE_ARCHS = ("x64", "armv7m")  # the unix port, the emulated Cortex-M3 cores
 
 
@@ -35,8 +38,8 @@ def main():
     with tempfile.TemporaryDirectory() as out:
         for i, f in enumerate(files):
             with open(f) as fh:
-                native = any(d in fh.read() for d in NATIVE)
-            if native and not os.path.normpath(f).startswith(SIM):
+                native = NATIVE.search(fh.read()) is not None
+            if native and not os.path.relpath(os.path.abspath(f), ROOT).startswith(SIM):
                 bad += 1
                 print("mpy-cross FAILED:", f, "native code outside %s (device modules stay "
                       "bytecode: one .mpy for every port)" % SIM)

