@@ -383,8 +383,10 @@ class VirtualClock:
     async def _drive(self):
         # every speed, both interpreters (MicroPython at --speed max: the idle hook instead,
         # when it can go in): one turn of its own per release
-        await self._drive_loop()
-        self._driver = None
+        try:
+            await self._drive_loop()
+        finally:  # (ended, or cancelled from outside: the next sleep starts one again)
+            self._driver = None
 
     async def _drive_loop(self):
         # every speed, both interpreters: one turn of its own per release

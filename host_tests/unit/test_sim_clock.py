@@ -315,3 +315,89 @@ async def test_a_stopped_clock_leaves_the_idle_hook_at_the_next_turn():
     await asyncio.sleep_ms(0)
     assert c not in q.vc_idle
     # (and a new event loop drops the old queue, its list and its keeper with it)
+
+
+def test_a_loop_ended_with_its_clock_running_leaves_nothing_to_the_next():
+    # a run that ends in an error (or Ctrl-C) leaves its clock running, tasks parked on it;
+    # the next event loop (app.run, tools/mptest.py: asyncio.new_event_loop) and a clock
+    # started there must never resume those tasks of the finished run
+    if not hasattr(asyncio, "core"):
+        return
+    a = VirtualClock(0)
+    la = []
+
+    async def first():
+        asyncio.create_task(_ticker(a, la, 10, 1000))
+        await a.sleep_ms(25)
+        raise ValueError("the run ends in an error")
+
+    try:
+        asyncio.run(first())
+    except ValueError:
+        pass
+    asyncio.new_event_loop()
+    assert la == [10, 20], la
+    b = VirtualClock(0)
+    lb = []
+    asyncio.run(_ticker(b, lb, 7, 20))
+    asyncio.new_event_loop()
+    assert lb == [7 * k for k in range(1, 21)], lb
+    assert la == [10, 20], ("a task of the finished run ran in the next loop", la)
+    b.stopped = True
+
+
+def test_a_finished_run_leaves_nothing_of_it_reachable():
+    # a run ends (Meter.main: its tasks cancelled, its clock stopped), then a new event loop:
+    # nothing of that run may stay reachable (the emulated cores run several meters in one
+    # heap: tools/emu; tools/emu/heap_probe.py measures what a run leaves)
+    if not hasattr(asyncio, "core"):
+        return
+    import gc
+
+    def run():
+        c = VirtualClock(0)
+
+        async def holder(parked):
+            big = bytearray(400000)  # (the run's state)
+            while True:
+                await c.sleep_ms(1000)
+                big[0] = (big[0] + 1) & 255
+
+        async def main():
+            t = asyncio.create_task(holder(False))
+            asyncio.create_task(holder(True))  # left parked on the stopped clock
+            await c.sleep_ms(5000)
+            t.cancel()
+            c.stopped = True
+
+        asyncio.run(main())
+        asyncio.new_event_loop()
+
+    gc.collect()
+    b0 = gc.mem_alloc()
+    run()
+    gc.collect()
+    left = gc.mem_alloc() - b0
+    assert left < 200000, ("a finished run's tasks still reachable", left)
+
+
+async def test_a_cancelled_driver_is_replaced_at_the_next_sleep():
+    # the clock's driver task cancelled from outside (a harness cancelling every task): the
+    # clock must not hang for good; the next sleep on it starts a driver again, and the
+    # sleepers parked meanwhile wake in deadline order. (--speed N: a driver task on both
+    # interpreters; at --speed max MicroPython's clocks have none, the idle hook releases)
+    clock = VirtualClock(1000)
+    log = []
+    t = asyncio.create_task(_ticker(clock, log, 10, 5))
+    await clock.sleep_ms(15)
+    clock._driver.cancel()
+    await asyncio.sleep_ms(30)
+
+    async def sleep():
+        await clock.sleep_ms(100)
+
+    await asyncio.wait_for(sleep(), 5)  # (no driver: TimeoutError, not a hang)
+    assert clock.ticks_ms() == 115, clock.ticks_ms()
+    assert log == [10, 20, 30, 40, 50], log
+    await t
+    clock.stopped = True
