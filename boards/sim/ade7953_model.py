@@ -52,10 +52,12 @@ default bit 14 of APENERGYA, inverted on MISO in the next read of that register;
 LAST_RWDATA keeps the true value), ``'rstread'`` (LCYCMODE.RSTREAD cleared, as by a stray
 write: reads stop resetting the accumulators).
 
-Speed: the SPI path the metering read takes ten times a simulated second (``cs``,
-``transfer``) and the energy integration are compiled by MicroPython's native emitter
-(``@micropython.native``; the same results, about a fifth less CPU for a read; docs/
-BENCHMARKS.md issue 12, "Session 12").
+Speed: the SPI path the metering read takes ten times a simulated second and the energy
+integration are machine code on MicroPython: ``cs`` and the integration by the native
+emitter (``@micropython.native``), ``transfer`` by viper (``@micropython.viper``: the frame's
+bytes, address and word as machine ints, words of at most 24 bits; 32-bit reads go the
+bytecode way). The same results; a read costs about a third less than as bytecode (docs/
+BENCHMARKS.md issue 12, "Session 12" and "Session 13").
 """
 
 import math
@@ -87,6 +89,14 @@ for _a in (0x21A, 0x21B, 0x21C, 0x210, 0x211, 0x212, 0x213, 0x214, 0x215, 0x10A,
     _KIND[_a] = 5
 
 _MASKS = (0, 0xFF, 0xFFFF, 0xFFFFFF)  # by register width in bytes (1..3)
+_ONE = 1  # (not const: transfer adds it to the ``reads`` object as an object)
+_NONE = None  # (viper compares objects with objects only: ``x is _NONE`` there)
+
+try:  # viper's pointer cast (a built-in inside @micropython.viper only); on CPython and in
+    ptr8  # noqa: B018  a bytecode build, the buffer itself indexes the same
+except NameError:
+    def ptr8(buf):
+        return buf
 
 # transfer()'s plain reads by the frame's address (the 0x3xx aliases included): 1..3
 # AENERGYA / RENERGYA / APENERGYA (24 bit, the read-with-reset ones), 4 IRQSTATA, 5
@@ -587,83 +597,78 @@ class ADE7953Model:
             self._sel = True
             self._pos = 0
 
-    @micropython.native
+    @micropython.viper
     def transfer(self, wbuf, rbuf):
         """Clock ``len(wbuf)`` bytes while CS is low; MISO bytes go to ``rbuf``."""
-        # (few locals on purpose: on MicroPython a call whose locals and stack exceed 11
-        # words gets its frame from the heap, and this is 10 calls per simulated second)
-        v = len(wbuf)
-        if not (self._sel and self._pos == 0 and v >= 3 and len(rbuf) >= v):
+        # (viper: the frame's bytes, the address and the word are machine ints, so only the
+        # attribute accesses and calls below cost interpreter work; ~10 frames a simulated
+        # second. Words of at most 24 bits here: a 32-bit read goes through _frame, as do
+        # writes, faults and split frames through _bytes, so a 32-bit core's signed machine
+        # word never holds one)
+        v = int(len(wbuf))
+        if not (self._sel and int(self._pos) == 0 and v >= 3 and int(len(rbuf)) >= v):
             self._bytes(wbuf, rbuf)
             return
-        # a whole frame in one call (what the driver does), byte for byte the same as the
-        # byte path (_bytes)
-        a = (wbuf[0] << 8) | wbuf[1]
+        w = ptr8(wbuf)
+        a = (w[0] << 8) | w[1]
         n = 1 if (a == 0x702 or a == 0x800) else ((a >> 8) & 3) + 1  # _width
-        if not (wbuf[2] & 0x80 and v == 3 + n and self.fault is None
-                and self._ready_at is None and not self._flip):
+        if not (w[2] & 0x80 and v == 3 + n and n != 4 and self.fault is _NONE
+                and self._ready_at is _NONE and not self._flip):
             self._frame(wbuf, rbuf)
             return
         # a read as the driver frames it, no fault: _read_cmd and read_reg inlined for what
-        # the metering read asks every second (_FAST); the rest through read_reg. (_addr,
-        # _wdata and _out matter only within a frame or for a write: a whole read frame
-        # leaves them to the next frame's header.)
-        self.reads += 1
-        # (the metering read's words without the dict: LAST_RWDATA_24, AENERGYA, RENERGYA,
-        # APENERGYA, RSTIRQSTATA; the same codes as _FAST)
-        if a == 0x2FF:
+        # the metering read asks every second (the codes of _FAST; the rest through
+        # read_reg). (_addr, _wdata and _out matter only within a frame or for a write: a
+        # whole read frame leaves them to the next frame's header.)
+        self.reads = self.reads + _ONE  # (an object sum: no 31-bit wrap on a 32-bit core)
+        if a == 0x2FF:  # LAST_RWDATA_24, AENERGYA, RENERGYA, APENERGYA, RSTIRQSTATA
             c = 12
-        elif 0x21E <= a <= 0x222 and not a & 1:
+        elif a == 0x21E or a == 0x220 or a == 0x222:
             c = (a - 0x21C) >> 1
         elif a == 0x22E:
             c = 5
         else:
-            c = _FAST.get(a, 7)
-        if c == 7 and n == 4:
-            c = 0  # (32 bit: read_reg sign-extends the 0x3xx aliases)
+            c = int(_FAST.get(a, 7))
         if c == 7:  # a stored register (CONFIG, LCYCMODE, ...)
-            v = self._regs.get(a, 0) & _MASKS[n]
-        elif c <= 3 and c:  # AENERGYA, RENERGYA, APENERGYA (24 bit)
-            if (self._now() if self._clk is None else self._clk._now) > self._t:
+            v = int(self._regs.get(a, 0)) & ((1 << (n << 3)) - 1)
+        elif c <= 5 and c:  # AENERGYA, RENERGYA, APENERGYA; IRQSTATA, RSTIRQSTATA
+            k = self._clk
+            if (self._now() if k is _NONE else k._now) > self._t:
                 self._advance()
-            v = self._reg[c - 1]
-            if self._regs[0x004] & 0x40:  # LCYCMODE.RSTREAD: read with reset
-                self._reg[c - 1] = 0
-            v &= 0xFFFFFF
-        elif c == 4 or c == 5:  # IRQSTATA, RSTIRQSTATA (24 bit)
-            if (self._now() if self._clk is None else self._clk._now) > self._t:
-                self._advance()
-            v = self._irqstata
-            if c == 5:
-                self._irqstata = 0
+            if c <= 3:
+                k = self._reg
+                v = int(k[c - 1])
+                if int(self._regs[0x004]) & 0x40:  # LCYCMODE.RSTREAD: read with reset
+                    k[c - 1] = 0
+            else:
+                v = int(self._irqstata)
+                if c == 5:
+                    self._irqstata = 0
             v &= 0xFFFFFF
         elif c >= 10:  # LAST_*: not recorded themselves
-            v = self._last[c - 10]
-            v &= 0xFFFFFF if n == 3 else (0xFFFFFFFF if n == 4 else _MASKS[n])
+            v = int(self._last[c - 10]) & ((1 << (n << 3)) - 1)
         else:
-            v = self.read_reg(a)
+            v = int(self.read_reg(a))
         if c < 10:
-            c = self._last
-            c[0] = 0x35
-            c[1] = a
-            c[2] = v
+            k = self._last
+            k[0] = 0x35
+            k[1] = a
+            k[2] = v
         self._n = n
         self._cmd = 0x80
-        rbuf[0] = rbuf[1] = rbuf[2] = 0
+        w = ptr8(rbuf)
+        w[0] = 0
+        w[1] = 0
+        w[2] = 0
         if n == 3:
-            rbuf[3] = (v >> 16) & 0xFF
-            rbuf[4] = (v >> 8) & 0xFF
-            rbuf[5] = v & 0xFF
+            w[3] = (v >> 16) & 0xFF
+            w[4] = (v >> 8) & 0xFF
+            w[5] = v & 0xFF
         elif n == 2:
-            rbuf[3] = (v >> 8) & 0xFF
-            rbuf[4] = v & 0xFF
-        elif n == 1:
-            rbuf[3] = v & 0xFF
+            w[3] = (v >> 8) & 0xFF
+            w[4] = v & 0xFF
         else:
-            rbuf[3] = (v >> 24) & 0xFF
-            rbuf[4] = (v >> 16) & 0xFF
-            rbuf[5] = (v >> 8) & 0xFF
-            rbuf[6] = v & 0xFF
+            w[3] = v & 0xFF
         self._pos = 3 + n
 
     def _bytes(self, wbuf, rbuf):
