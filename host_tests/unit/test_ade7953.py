@@ -412,3 +412,41 @@ def test_the_models_whole_frames_answer_as_its_byte_path():
                   b._ready_at, b.reads, b.writes)
             assert sa == sb, (seed, step, [(i, sa[i], sb[i]) for i in range(len(sa))
                                            if sa[i] != sb[i]])
+
+
+def test_the_models_viper_path_takes_a_32_bit_word_after_it():
+    # boards/sim/ade7953_model.transfer is viper code (machine ints: 32 bits signed on the
+    # emulated Cortex-M3): after a 32-bit read of a negative energy word (0x31E, sign-
+    # extended: 0xFFxxxxxx in LAST_RWDATA) the 24-bit LAST_RWDATA read (0x2FF) goes through
+    # that path and must answer the low 24 bits, the 32-bit one (0x3FF) all of them, as the
+    # byte path does; with RSTREAD off the word stays (no reset on read)
+    from boards.sim import ade7953_model as M
+    from simkit import StepTrace
+
+    now = [0]
+    models = [M.ADE7953Model(StepTrace([(0, -3000000, -500000)]), lambda: now[0])
+              for _ in range(2)]
+    now[0] = 100  # past the 40 ms power-up
+    for m in models:
+        m.irq_pin()
+    answers = []
+    for bytewise, m in ((False, models[0]), (True, models[1])):
+        now[0] = 100
+        # RSTREAD off (LCYCMODE 0x004 = 0): the accumulators keep counting
+        assert _model_frame(m, bytearray([0x00, 0x04, 0x00, 0x00]), bytewise) == bytes(4)
+        got = []
+        for t, addr in ((1100, 0x31E), (1100, 0x2FF), (1100, 0x3FF), (2100, 0x21E),
+                        (2100, 0x2FF), (2100, 0x320), (2100, 0x2FF), (2100, 0x3FF)):
+            now[0] = t
+            n = ((addr >> 8) & 3) + 1
+            got.append(_model_frame(m, bytearray([addr >> 8, addr & 0xFF, 0x80] + [0] * n),
+                                    bytewise))
+        answers.append(got)
+    assert answers[0] == answers[1]
+    word32 = answers[0][0]
+    assert word32[3] == 0xFF  # negative: sign-extended to 32 bits
+    assert answers[0][1][3:] == word32[4:]  # LAST_RWDATA_24: its low 24 bits
+    assert answers[0][2][3:] == word32[3:]  # LAST_RWDATA_32: all of it
+    assert answers[0][4][3:] == answers[0][3][3:]  # after a 24-bit read: that word
+    a, b = models
+    assert (a._last, a._reg, a.reads) == (b._last, b._reg, b.reads)
