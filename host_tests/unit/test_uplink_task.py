@@ -814,3 +814,79 @@ def test_a_command_retained_for_the_subscription_is_answered_once_after_online()
     late = [k for k in _answers(broker, 5) if k >= n0]
     assert len(late) == 1, (late, up.stats(), broker.payloads[n0:])
     assert up.errors >= 2, up.stats()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_task_waits_for_the_blink_edges_not_20_ms_while_nothing_is_due():
+    # Uplink.run ran a round every 20 ms of real time while the broker was out of reach
+    # (a backoff of up to 15 min, for days): 50 rounds a second of nothing. Now a round
+    # waits for the manager's next deadline or the status LEDs' next blink edge (500 ms),
+    # and 20 ms only while a command is in flight (its answer is due); the session still
+    # comes up once the broker takes it, and every message goes. (Counted as the rounds go,
+    # not listed: 32 KiB flash image and 192 KiB heap on the emulated cores.)
+    import asyncio
+
+    from modem.manager import BLINK_MS
+
+    r, broker, up, ob, log = _rig()
+    br = r.peer = _Refusing()
+    ob.put(KIND_READING, '{"n":1}')
+    n = {"all": 0, "busy": 0, "idle": 0, "edge": 0}
+    bad = []  # (t, ms, busy) of a wait too long for its state
+    real = asyncio.sleep_ms
+    end = [600000]
+
+    async def sleep_ms(ms):
+        m = up.manager
+        busy = m is not None and m.eng.busy
+        n["all"] += 1
+        if busy:
+            n["busy"] += 1
+            if ms > 20:
+                bad.append((r.clock.t, ms, busy))
+        elif not up.session and ms > 0:
+            n["idle"] += 1
+            if (r.clock.t + ms) % BLINK_MS == 0:
+                n["edge"] += 1
+            if ms > BLINK_MS:
+                bad.append((r.clock.t, ms, busy))
+        r.clock.advance(ms)
+        if r.clock.t >= end[0] or n["all"] > 200000:
+            raise _Stop
+        await real(0)
+
+    async def main():
+        asyncio.sleep_ms = sleep_ms
+        try:
+            await up.run()
+        except _Stop:
+            pass
+        finally:
+            asyncio.sleep_ms = real
+
+    asyncio.run(main())
+    assert 3 <= len(r.connects) <= 10, (len(r.connects), up.stats())  # refused, retried
+    assert not bad, bad[:5]
+    assert n["busy"] > 0 and n["idle"] > 100, n
+    # at a blink edge, unless the manager's deadline came sooner
+    assert n["edge"] >= n["idle"] * 9 // 10, n
+    # 10 minutes of backoff: ~2 rounds a second, not 50 (30 000 rounds)
+    assert n["all"] < 600 * 3 + n["busy"], n
+    br.connack = br.suback = 0  # the broker's configuration fixed
+    end[0] = r.clock.t + 1200000
+
+    async def until_sent():
+        asyncio.sleep_ms = sleep_ms
+        try:
+            t = asyncio.create_task(up.run())
+            while not (up.session and ob.pending() == 0):
+                await real(0)
+            t.cancel()
+        finally:
+            asyncio.sleep_ms = real
+
+    asyncio.run(until_sent())
+    assert _seqs(br) == [1], _seqs(br)

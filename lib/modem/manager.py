@@ -101,6 +101,8 @@ from modem.profile import (
     parse_reg,
 )
 
+BLINK_MS = const(500)  # half period of the status LEDs' blink (led_update)
+
 OFF = const(0)
 PROBE = const(1)
 PRESS = const(2)
@@ -390,7 +392,7 @@ class Manager:
     def led_update(self, now):
         """Set ``led_sig`` / ``led_mod`` (the tuples :meth:`leds` returns) without
         allocating (the uplink task's round calls it 50 times a second)."""
-        blink = ((now // 500) & 1) == 0
+        blink = ((now // BLINK_MS) & 1) == 0
         st = self.state
         if st >= REGISTER and st <= CLOSING or (st == BACKOFF and self._resume >= REGISTER):
             sig = signal.BAND_RGB[signal.csq_band(self.rssi)]
