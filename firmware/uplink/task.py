@@ -1016,7 +1016,9 @@ class Uplink:
         period, modem.manager.BLINK_MS, 500 ms), whichever comes first:
         2 rounds a second instead of 50 while the meter waits for coverage or its broker
         (backoff up to 15 min, for days). The modem's unsolicited lines wait meanwhile in
-        the UART's receive buffer (1 KiB on the boards: 89 ms of 115 200 Bd at full rate)."""
+        the UART's receive buffer (1 KiB on the boards: 89 ms of 115 200 Bd at full rate);
+        a round that left bytes there (more than ``Link.max_read``) or a short write
+        pending (``Link.backlog``) has the next in ``period_ms``."""
         for _ in self._boot:  # the start-up, one step per turn of the event loop
             await asyncio.sleep_ms(0)
         m = self.manager
@@ -1027,8 +1029,8 @@ class Uplink:
             w = self.step()
             if self.session:
                 d = 0 if self.outbox.pending() else period_ms
-            elif m.eng.busy:
-                d = period_ms
+            elif m.eng.busy or self.link.backlog:
+                d = period_ms  # (an answer due; or bytes left in the UART / a short write)
             else:
                 d = idle_ms - self.link.now() % idle_ms
             await asyncio.sleep_ms(w if w < d else d)

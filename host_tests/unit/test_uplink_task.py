@@ -890,3 +890,49 @@ def test_the_task_waits_for_the_blink_edges_not_20_ms_while_nothing_is_due():
 
     asyncio.run(until_sent())
     assert _seqs(br) == [1], _seqs(br)
+
+
+def test_the_task_comes_back_at_once_for_bytes_left_in_the_uart():
+    # A round reads at most Link.max_read (512 B) of what the modem UART holds. Rounds
+    # 500 ms apart while nothing was due left the rest there for half a second a round:
+    # 1 KiB a second drained, while the modem may send 11.5 KiB a second (115 200 Bd) and
+    # the boards' receive buffer holds 1 KiB: lines lost. Bytes still in the UART (or a
+    # short write still pending) after a round are due: the next round comes in 20 ms.
+    import asyncio
+
+    r, broker, up, ob, log = _rig()
+    r.peer = _Refusing()
+    seen = {"fed": False, "rounds": 0}
+    bad = []  # (t, ms, bytes left) of a wait too long
+
+    real = asyncio.sleep_ms
+
+    async def sleep_ms(ms):
+        m = up.manager
+        idle = m is not None and not m.eng.busy and not up.session
+        if not seen["fed"] and idle and m.state_name == "READY" and up._retry_at is not None:
+            seen["fed"] = True  # a burst of 2 KiB of blank lines, nothing due otherwise
+            r.model._ready.extend(b"\r\n" * 1024)
+        elif seen["fed"]:
+            left = len(r.model._ready)
+            if left and ms > 20:
+                bad.append((r.clock.t, ms, left))
+            seen["rounds"] += 1
+        r.clock.advance(ms)
+        if seen["rounds"] > 8 or r.clock.t > 600000:
+            raise _Stop
+        await real(0)
+
+    async def main():
+        asyncio.sleep_ms = sleep_ms
+        try:
+            await up.run()
+        except _Stop:
+            pass
+        finally:
+            asyncio.sleep_ms = real
+
+    asyncio.run(main())
+    assert seen["fed"], up.stats()
+    assert not bad, bad
+    assert len(r.model._ready) == 0, len(r.model._ready)

@@ -8,8 +8,10 @@ the AT engine's deadlines use).
 ``service()`` does one round: read what the UART holds (at most ``max_read`` bytes per
 round, default 512, so a babbling modem cannot starve the caller), feed it, poll the
 timers, write what the engine queued (a short write keeps the rest for the next round) and
-apply the PWRKEY level and the baud rate. ``run()`` is the asyncio task that calls it every
-``period_ms`` (default 20) or sooner when a timer is due.
+apply the PWRKEY level and the baud rate; ``backlog`` says bytes were left either way
+(a caller pacing its rounds by ``wake_ms`` alone would leave them for its idle period).
+``run()`` is the asyncio task that calls it every ``period_ms`` (default 20) or sooner
+when a timer is due.
 """
 
 import ticks
@@ -29,6 +31,7 @@ class Link:
         self._key = None
         self.rx_bytes = 0
         self.tx_bytes = 0
+        self.backlog = False  # bytes left after the last round (see service)
 
     def now(self):
         return self.ticks_ms()
@@ -50,6 +53,9 @@ class Link:
                 m.feed(data, now)
         m.poll(now)
         self._flush()
+        # due at once whatever the manager's timers say: more than max_read received (the
+        # rest still in the UART) or a short write (the rest in _pend)
+        self.backlog = (n is not None and n > self.max_read) or self._pend is not None
         if self.pwrkey is not None and m.pwrkey != self._key:
             self._key = m.pwrkey
             self.pwrkey.value(m.pwrkey)
