@@ -620,6 +620,8 @@ class ADE7953Model:
         # the metering read asks every second (the codes of _FAST; the rest through
         # read_reg). (_addr, _wdata and _out matter only within a frame or for a write: a
         # whole read frame leaves them to the next frame's header.)
+        rbuf[0] = 0  # (an object store: a read-only rbuf raises TypeError here, before any
+        # state changes, as machine.SPI and the byte path do; ptr8 would write into it)
         self.reads = self.reads + _ONE  # (an object sum: no 31-bit wrap on a 32-bit core)
         if a == 0x2FF:  # LAST_RWDATA_24, AENERGYA, RENERGYA, APENERGYA, RSTIRQSTATA
             c = 12

@@ -450,3 +450,31 @@ def test_the_models_viper_path_takes_a_32_bit_word_after_it():
     assert answers[0][4][3:] == answers[0][3][3:]  # after a 24-bit read: that word
     a, b = models
     assert (a._last, a._reg, a.reads) == (b._last, b._reg, b.reads)
+
+
+def test_the_models_fast_read_refuses_a_read_only_buffer_as_the_byte_path_does():
+    # machine.SPI.write_readinto raises TypeError for a read-only rbuf (bytes, a memoryview
+    # of bytes), as does the model's byte path; its viper path wrote through ptr8 (a read
+    # buffer's address) into the bytes object, so a driver that passed one worked on
+    # MicroPython (and changed a bytes object, maybe a shared constant) and failed on
+    # CPython and on the board. Now it refuses it before the frame changes any state.
+    from boards.sim import ade7953_model as M
+    from simkit import StepTrace
+
+    now = [5000]
+    m = M.ADE7953Model(StepTrace([(0, 1500000, 300000)]), lambda: now[0])
+    now[0] += 1000  # (the chip's start-up over: plain reads take the fast path)
+    _model_frame(m, bytes([0x01, 0x02, 0x80, 0, 0]), False)  # LAST_ADD: 0x102
+    reads = m.reads
+    frame = bytes([0x01, 0xFE, 0x80, 0, 0])  # LAST_ADD (16 bit): the fast path
+    for rbuf in (bytes(5), memoryview(bytes(5))):
+        m.select(0)
+        try:
+            m.transfer(frame, rbuf)
+            raised = False
+        except TypeError:
+            raised = True
+        m.select(1)
+        assert raised and bytes(rbuf) == bytes(5), (type(rbuf), bytes(rbuf))
+        assert m.reads == reads, (m.reads, reads)
+    assert _model_frame(m, frame, False) == b"\x00\x00\x00\x01\x02"  # (a bytearray: as ever)
