@@ -936,3 +936,48 @@ def test_the_task_comes_back_at_once_for_bytes_left_in_the_uart():
     assert seen["fed"], up.stats()
     assert not bad, bad
     assert len(r.model._ready) == 0, len(r.model._ready)
+
+
+class _ShortUart:
+    """A UART that holds ``rx`` to read and takes at most ``room`` bytes a write."""
+
+    def __init__(self, rx, room):
+        self.rx = bytearray(rx)
+        self.room = room
+        self.out = bytearray()
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, n):
+        d = bytes(self.rx[:n])
+        self.rx = self.rx[n:]
+        return d
+
+    def write(self, b):
+        k = len(b) if len(b) < self.room else self.room
+        self.out.extend(b[:k])
+        return k
+
+
+def test_the_links_backlog_says_bytes_were_left_either_way():
+    # Link.backlog (what Uplink.run comes back for in period_ms): more than max_read in
+    # the UART after a round, or the rest of a short write; False once both are gone
+    from modem.at import Command
+    from modem.link import Link
+    from modemkit import Rig
+
+    r = Rig()  # (the manager off: nothing of its own to send)
+    u = _ShortUart(b"\r\n" * 300, 1000)  # 600 B: 512 read a round
+    k = Link(u, None, r.m, ticks_ms=r.clock)
+    k.service()
+    assert k.backlog and len(u.rx) == 88, (k.backlog, len(u.rx))
+    k.service()
+    assert not k.backlog and not u.rx, (k.backlog, len(u.rx))
+    u.room = 2  # a short write: the rest waits in _pend
+    assert r.m.eng.submit(Command(b"AT+CSQ"), r.clock.t)
+    k.service()
+    assert k.backlog and bytes(u.out) == b"AT", (k.backlog, bytes(u.out))
+    u.room = 100
+    k.service()
+    assert not k.backlog and bytes(u.out) == b"AT+CSQ\r", (k.backlog, bytes(u.out))
