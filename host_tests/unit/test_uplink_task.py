@@ -820,6 +820,25 @@ class _Stop(Exception):
     pass
 
 
+def _run_task(up, sleep_ms):
+    # Uplink.run with asyncio.sleep_ms replaced by ``sleep_ms`` (the test's: it advances the
+    # rig's clock, and raises _Stop to end the run)
+    import asyncio
+
+    real = asyncio.sleep_ms
+
+    async def main():
+        asyncio.sleep_ms = sleep_ms
+        try:
+            await up.run()
+        except _Stop:
+            pass
+        finally:
+            asyncio.sleep_ms = real
+
+    asyncio.run(main())
+
+
 def test_the_task_waits_for_the_blink_edges_not_20_ms_while_nothing_is_due():
     # Uplink.run ran a round every 20 ms of real time while the broker was out of reach
     # (a backoff of up to 15 min, for days): 50 rounds a second of nothing. Now a round
@@ -858,16 +877,7 @@ def test_the_task_waits_for_the_blink_edges_not_20_ms_while_nothing_is_due():
             raise _Stop
         await real(0)
 
-    async def main():
-        asyncio.sleep_ms = sleep_ms
-        try:
-            await up.run()
-        except _Stop:
-            pass
-        finally:
-            asyncio.sleep_ms = real
-
-    asyncio.run(main())
+    _run_task(up, sleep_ms)
     assert 3 <= len(r.connects) <= 10, (len(r.connects), up.stats())  # refused, retried
     assert not bad, bad[:5]
     assert n["busy"] > 0 and n["idle"] > 100, n
@@ -923,16 +933,7 @@ def test_the_task_comes_back_at_once_for_bytes_left_in_the_uart():
             raise _Stop
         await real(0)
 
-    async def main():
-        asyncio.sleep_ms = sleep_ms
-        try:
-            await up.run()
-        except _Stop:
-            pass
-        finally:
-            asyncio.sleep_ms = real
-
-    asyncio.run(main())
+    _run_task(up, sleep_ms)
     assert seen["fed"], up.stats()
     assert not bad, bad
     assert len(r.model._ready) == 0, len(r.model._ready)
